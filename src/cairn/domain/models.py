@@ -1,0 +1,126 @@
+"""The registry's values: frozen dataclasses that every layer passes around."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from cairn.errors import InvalidParameter
+
+T = TypeVar("T")
+
+
+class VersionStatus(StrEnum):
+    PENDING = "PENDING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class Stage(StrEnum):
+    """MLflow-style stages, kept for compatibility. Input is case-insensitive."""
+
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+    @classmethod
+    def parse(cls, value: object) -> Stage:
+        if isinstance(value, str):
+            for stage in cls:
+                if stage.value.lower() == value.strip().lower():
+                    return stage
+        allowed = ", ".join(repr(s.value) for s in cls)
+        raise InvalidParameter(f"stage {value!r} is not one of {allowed} (any case)")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    name: str
+    description: str
+    tags: Mapping[str, str]
+    aliases: Mapping[str, int]
+    latest_version: int | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    name: str
+    version: int
+    status: VersionStatus
+    description: str
+    tags: Mapping[str, str]
+    params: Mapping[str, str]
+    metrics: Mapping[str, float]
+    aliases: tuple[str, ...]
+    stage: Stage
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    status_message: str = ""
+    semver: str | None = None
+    source: str | None = None
+    run_id: str | None = None
+    run_link: str | None = None
+    files: tuple[FileEntry, ...] = ()
+    size: int = 0
+    digest: str | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AliasEvent:
+    """One move of an alias: ``from_version`` None means created, ``to_version`` None deleted."""
+
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is making a call. Authentication (a later layer) fills this in."""
+
+    name: str
+    is_admin: bool = False
+
+
+SYSTEM = Actor("system", is_admin=True)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSpec:
+    """What a caller supplies to create a version (validated by the service)."""
+
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    semver: str | None = None
+    source: str | None = None
+    run_id: str | None = None
+    run_link: str | None = None
+    files: tuple[FileEntry, ...] = ()

@@ -1,0 +1,165 @@
+"""Names: registered models, aliases, tag/param/metric keys, semantic versions.
+
+Pure rules, no I/O. A model name is case-preserving for display, but its identity is
+``name_key(name)``: NFKC-normalised and case-folded. Names that mix scripts (a Cyrillic
+``а`` inside a Latin word) are refused, so no two models can look alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from confusable_homoglyphs import categories as _categories
+
+from cairn.errors import InvalidParameter
+
+MAX_NAME_LENGTH = 256
+MAX_ALIAS_LENGTH = 255
+MAX_KEY_LENGTH = 250
+MAX_TAG_VALUE_LENGTH = 5000
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_DESCRIPTION_LENGTH = 65536
+MAX_SOURCE_LENGTH = 2048
+MAX_RUN_ID_LENGTH = 256
+MAX_ENTRIES = 200  # tags, params or metrics in one request
+
+_PUNCT = frozenset("._-")
+# Script mixes that are normal writing (UTS #39 "highly restrictive"); any other mix is refused.
+_SCRIPT_MIXES = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+_ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_RESERVED_ALIAS_RE = re.compile(r"(latest|v\d+)", re.IGNORECASE)
+_SEMVER_RE = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
+)
+
+
+def _describe(ch: str) -> str:
+    return f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"
+
+
+def validate_model_name(name: object) -> str:
+    """Return ``name`` unchanged if it is a valid registered model name, else raise."""
+    if not isinstance(name, str):
+        raise InvalidParameter("model name must be a string")
+    if not name:
+        raise InvalidParameter("model name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidParameter(
+            f"model name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
+        )
+    if name != name.strip():
+        raise InvalidParameter(f"model name {name!r} has leading or trailing white space")
+    if ".." in name:
+        raise InvalidParameter(f"model name {name!r} contains '..'")
+    if "  " in name:
+        raise InvalidParameter(f"model name {name!r} contains two spaces in a row")
+    for ch in name:
+        if ch in "/:":
+            raise InvalidParameter(
+                f"model name {name!r} contains {ch!r}, which would break models:/ URIs; "
+                "use letters, digits, '.', '_', '-' and single spaces"
+            )
+        if ch == " " or ch in _PUNCT or ch.isalnum():
+            continue
+        category = unicodedata.category(ch)
+        if category[0] in "CZ":
+            raise InvalidParameter(
+                f"model name {name!r} contains the invisible or control character {_describe(ch)}"
+            )
+        raise InvalidParameter(
+            f"model name {name!r} contains {ch!r}; use letters, digits, '.', '_', '-' "
+            "and single spaces"
+        )
+    if unicodedata.normalize("NFKC", name) != unicodedata.normalize("NFC", name):
+        raise InvalidParameter(
+            f"model name {name!r} contains compatibility characters (such as full-width "
+            "letters or ligatures); write it with plain characters"
+        )
+    scripts = _categories.unique_aliases(name) - {"COMMON", "INHERITED"}
+    if len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_MIXES):
+        raise InvalidParameter(
+            f"model name {name!r} mixes scripts ({', '.join(sorted(scripts))}); "
+            "a name must be written in one script so it cannot imitate another"
+        )
+    return name
+
+
+def name_key(name: str) -> str:
+    """The identity of a name: two names with the same key are the same model."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def validate_alias(alias: object) -> str:
+    if not isinstance(alias, str) or not alias:
+        raise InvalidParameter("alias must be a non-empty string")
+    if len(alias) > MAX_ALIAS_LENGTH:
+        raise InvalidParameter(f"alias is {len(alias)} characters long; the limit is 255")
+    if not _ALIAS_RE.fullmatch(alias):
+        raise InvalidParameter(
+            f"alias {alias!r} is not valid; use letters, digits, '_' and '-', "
+            "starting with a letter"
+        )
+    if _RESERVED_ALIAS_RE.fullmatch(alias):
+        raise InvalidParameter(
+            f"alias {alias!r} is reserved ('latest' and 'v<digits>' name versions)"
+        )
+    return alias
+
+
+def alias_key(alias: str) -> str:
+    return alias.lower()
+
+
+def validate_key(kind: str, key: object) -> str:
+    """Validate a tag, param or metric key (``kind`` names which, for messages)."""
+    if not isinstance(key, str) or not key:
+        raise InvalidParameter(f"{kind} key must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameter(
+            f"{kind} key {key[:40]!r}… is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}"
+        )
+    for ch in key:
+        if unicodedata.category(ch)[0] == "C":
+            raise InvalidParameter(f"{kind} key {key!r} contains the character {_describe(ch)}")
+    return key
+
+
+def validate_text(kind: str, value: object, limit: int, *, allow_newlines: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{kind} must be a string")
+    if len(value) > limit:
+        raise InvalidParameter(f"{kind} is {len(value)} characters long; the limit is {limit}")
+    if "\x00" in value:
+        raise InvalidParameter(f"{kind} contains a NUL character")
+    if not allow_newlines and any(unicodedata.category(ch)[0] == "C" for ch in value):
+        raise InvalidParameter(f"{kind} contains a control character")
+    return value
+
+
+def validate_semver(value: object) -> str:
+    if not isinstance(value, str) or not _SEMVER_RE.fullmatch(value):
+        raise InvalidParameter(
+            f"semver {value!r} is not a semantic version such as '1.4.0' or '2.0.0-rc.1'"
+        )
+    return value
+
+
+def semver_sort_key(value: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+    """Order semantic versions by SemVer 2.0 precedence (build metadata ignored)."""
+    match = _SEMVER_RE.fullmatch(value)
+    if match is None:
+        raise InvalidParameter(f"semver {value!r} is not a semantic version")
+    major, minor, patch, pre, _build = match.groups()
+    if pre is None:
+        return (int(major), int(minor), int(patch), 1, ())
+    parts: list[tuple[int, int | str]] = [
+        (0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")
+    ]
+    return (int(major), int(minor), int(patch), 0, tuple(parts))

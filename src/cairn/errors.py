@@ -1,0 +1,128 @@
+"""Cairn's one exception tree.
+
+Every error a caller can see is one of these. Each class carries the MLflow-style
+``error_code`` and the HTTP status it maps to; the HTTP client maps codes back to
+the same classes, so local and remote callers catch the same exceptions::
+
+    CairnError                      INTERNAL_ERROR            500
+    ├── InvalidParameter            INVALID_PARAMETER_VALUE   400
+    │   └── InvalidFilter           INVALID_PARAMETER_VALUE   400  (+ position)
+    ├── AlreadyExists               RESOURCE_ALREADY_EXISTS   400  (as in MLflow)
+    ├── NotFound                    RESOURCE_DOES_NOT_EXIST   404
+    ├── Conflict                    RESOURCE_CONFLICT         409
+    ├── PayloadTooLarge             REQUEST_LIMIT_EXCEEDED    413
+    ├── Unauthenticated             UNAUTHENTICATED           401
+    ├── PermissionDenied            PERMISSION_DENIED         403
+    ├── RateLimited                 REQUEST_LIMIT_EXCEEDED    429
+    ├── SchemaMismatch              INVALID_STATE             500  (database newer than code)
+    └── Unavailable                 TEMPORARILY_UNAVAILABLE   503
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CairnError(Exception):
+    """Base of every Cairn error."""
+
+    error_code: ClassVar[str] = "INTERNAL_ERROR"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+class InvalidParameter(CairnError):
+    error_code = "INVALID_PARAMETER_VALUE"
+    http_status = 400
+
+
+class InvalidFilter(InvalidParameter):
+    """A search filter that does not parse; ``position`` is the 0-based offset."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        if position is not None:
+            message = f"{message} (at position {position})"
+        super().__init__(message)
+        self.position = position
+
+
+class AlreadyExists(CairnError):
+    error_code = "RESOURCE_ALREADY_EXISTS"
+    http_status = 400
+
+
+class NotFound(CairnError):
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+    http_status = 404
+
+
+class Conflict(CairnError):
+    error_code = "RESOURCE_CONFLICT"
+    http_status = 409
+
+
+class PayloadTooLarge(CairnError):
+    error_code = "REQUEST_LIMIT_EXCEEDED"
+    http_status = 413
+
+
+class Unauthenticated(CairnError):
+    error_code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(CairnError):
+    error_code = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class RateLimited(CairnError):
+    error_code = "REQUEST_LIMIT_EXCEEDED"
+    http_status = 429
+
+
+class SchemaMismatch(CairnError):
+    error_code = "INVALID_STATE"
+    http_status = 500
+
+
+class Unavailable(CairnError):
+    error_code = "TEMPORARILY_UNAVAILABLE"
+    http_status = 503
+
+
+_BY_STATUS_AND_CODE: dict[tuple[int, str], type[CairnError]] = {
+    (cls.http_status, cls.error_code): cls
+    for cls in (
+        CairnError,
+        InvalidParameter,
+        AlreadyExists,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        Unauthenticated,
+        PermissionDenied,
+        RateLimited,
+        SchemaMismatch,
+        Unavailable,
+    )
+}
+
+
+def error_from_response(status: int, error_code: str | None, message: str) -> CairnError:
+    """Rebuild the exception a server raised from its status and error body."""
+    cls = _BY_STATUS_AND_CODE.get((status, error_code or ""))
+    if cls is None:
+        for (s, _), candidate in _BY_STATUS_AND_CODE.items():
+            if s == status:
+                cls = candidate
+                break
+    if cls is None:
+        cls = CairnError
+    return cls(message)

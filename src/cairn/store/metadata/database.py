@@ -1,0 +1,163 @@
+"""Engines and transactions for SQLite and PostgreSQL.
+
+``Database.write(fn)`` and ``Database.read(fn)`` run ``fn(session)`` in one transaction
+and commit (or roll back) it. Writes that lose a race the database can detect
+(SQLite busy, PostgreSQL serialization failure or deadlock) are retried a bounded number
+of times; every vendor error is translated to a Cairn error here, so nothing above
+``store/`` sees SQLAlchemy or a driver.
+
+SQLite: WAL, a busy timeout, foreign keys on, case-sensitive LIKE (as on PostgreSQL),
+and write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue on
+the database lock instead of failing at commit. Reads use plain ``BEGIN`` and never
+block writers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from cairn.errors import CairnError, Conflict, Unavailable
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 8
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+class Database:
+    """One metadata database: a write engine and a read engine over the same URL."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url: URL = make_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
+            self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
+        elif self.dialect == "postgresql":
+            if self.url.drivername == "postgresql":
+                self.url = self.url.set(drivername="postgresql+psycopg")
+            engine = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                echo=echo,
+            )
+            self._writer = self._reader = engine
+        else:
+            raise CairnError(
+                f"backend URI scheme {self.url.drivername!r} is not supported; "
+                "use sqlite:///PATH or postgresql://USER@HOST/DB"
+            )
+
+    @property
+    def engine(self) -> Engine:
+        return self._writer
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        self._reader.dispose()
+
+    def write(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in a write transaction, retrying races the database reports."""
+        return self._run(self._writer, fn)
+
+    def read(self, fn: Callable[[Session], T]) -> T:
+        return self._run(self._reader, fn)
+
+    def _run(self, engine: Engine, fn: Callable[[Session], T]) -> T:
+        delay = 0.002
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with _session(engine) as session:
+                    return fn(session)
+            except (OperationalError, IntegrityError, DBAPIError) as exc:
+                if attempt < MAX_ATTEMPTS and _is_retryable(exc):
+                    time.sleep(delay * (1 + random.random()))  # noqa: S311 (jitter, not crypto)
+                    delay = min(delay * 2, 0.25)
+                    continue
+                raise translate(exc) from exc
+        raise Unavailable("the database stayed busy; try again")  # pragma: no cover
+
+    def ping(self) -> None:
+        """Raise ``Unavailable`` unless the database answers."""
+        try:
+            with self._reader.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
+
+
+@contextmanager
+def _session(engine: Engine) -> Iterator[Session]:
+    session = Session(engine, expire_on_commit=False, autoflush=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
+    engine = create_engine(
+        url,
+        echo=echo,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA case_sensitive_like=ON")
+        cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    if _sqlstate(exc) in _RETRYABLE_PG:
+        return True
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def translate(exc: DBAPIError) -> CairnError:
+    """Turn a database error that escaped a store into a Cairn error."""
+    if isinstance(exc, IntegrityError):
+        return Conflict("the change conflicts with a concurrent change; try again")
+    if _is_retryable(exc):
+        return Unavailable("the database is busy; try again")
+    if isinstance(exc, OperationalError):
+        return Unavailable(f"metadata database unavailable: {exc.orig}")
+    return CairnError(f"metadata database error: {exc.orig}")
