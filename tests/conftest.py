@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from cairn.app import create_app
+from cairn.client.base import BaseClient
+from cairn.client.http import HttpClient
+from cairn.client.local import LocalClient
 from cairn.service.registry import RegistryService
+from cairn.settings import Settings
 from cairn.store.metadata import migrate
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.schema import metadata
@@ -100,3 +110,64 @@ def db(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def service(db: Database) -> RegistryService:
     return RegistryService(db)
+
+
+# -- the application, the SDK in both modes, and a live server --------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", backend_uri=db_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    application.state.service.db.dispose()
+
+
+@pytest.fixture
+def api(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(params=["http", "local"])
+def client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[BaseClient]:
+    """The SDK, once over HTTP (against the real app) and once in-process on a directory."""
+    if request.param == "http":
+        test_client: TestClient = request.getfixturevalue("api")
+        sdk: BaseClient = HttpClient("http://testserver", http_client=test_client)
+    else:
+        sdk = LocalClient(settings.data_dir, backend_uri=settings.backend_uri)
+    yield sdk
+    sdk.close()
+
+
+class LiveServer:
+    def __init__(self, app: FastAPI) -> None:
+        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The real app behind a real uvicorn on a loopback port; yields its base URL."""
+    with LiveServer(app) as url:
+        yield url

@@ -60,7 +60,7 @@ def validate_model_name(name: object) -> str:
         raise InvalidParameter(f"model name {name!r} contains '..'")
     if "  " in name:
         raise InvalidParameter(f"model name {name!r} contains two spaces in a row")
-    for ch in name:
+    for i, ch in enumerate(name):
         if ch in "/:":
             raise InvalidParameter(
                 f"model name {name!r} contains {ch!r}, which would break models:/ URIs; "
@@ -69,6 +69,8 @@ def validate_model_name(name: object) -> str:
         if ch == " " or ch in _PUNCT or ch.isalnum():
             continue
         category = unicodedata.category(ch)
+        if category in ("Mn", "Mc") and i > 0 and name[i - 1].isalpha():
+            continue  # a combining mark on a letter (a decomposed é)
         if category[0] in "CZ":
             raise InvalidParameter(
                 f"model name {name!r} contains the invisible or control character {_describe(ch)}"

@@ -28,10 +28,15 @@ from sqlalchemy.orm import Session
 from cairn.errors import CairnError, Conflict, Unavailable
 
 T = TypeVar("T")
+Tx = Session  # what a transaction function receives; services name it without importing SQLAlchemy
 
 MAX_ATTEMPTS = 8
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+class RetryTransaction(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by a store inside a transaction to have the whole transaction run again."""
 
 
 class Database:
@@ -82,6 +87,12 @@ class Database:
             try:
                 with _session(engine) as session:
                     return fn(session)
+            except RetryTransaction:
+                if attempt < MAX_ATTEMPTS:
+                    time.sleep(delay * (1 + random.random()))  # noqa: S311
+                    delay = min(delay * 2, 0.25)
+                    continue
+                raise Unavailable("a concurrent request kept conflicting; try again") from None
             except (OperationalError, IntegrityError, DBAPIError) as exc:
                 if attempt < MAX_ATTEMPTS and _is_retryable(exc):
                     time.sleep(delay * (1 + random.random()))  # noqa: S311 (jitter, not crypto)

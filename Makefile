@@ -1,0 +1,37 @@
+# Cairn's commands. Every target creates .venv from pyproject.toml on first use.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.PHONY: install serve test check bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the server on http://127.0.0.1:8080 with ./cairn-data (SQLite + local blobs).
+serve: $(STAMP)
+	$(BIN)/cairn server $(ARGS)
+
+## The test suite: every metadata test on SQLite and on PostgreSQL (127.0.0.1:5432).
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+## Lint, format, types, layering.
+check: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## Benchmarks against the peers named in the issues; results in benchmarks/RESULTS.md.
+bench: $(STAMP)
+	bash benchmarks/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

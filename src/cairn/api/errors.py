@@ -1,0 +1,59 @@
+"""The one place where errors become HTTP responses: ``{"error_code", "message"}``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from cairn.errors import CairnError
+
+_HTTP_CODES = {
+    404: "ENDPOINT_NOT_FOUND",
+    405: "ENDPOINT_NOT_FOUND",
+    413: "REQUEST_LIMIT_EXCEEDED",
+    415: "BAD_REQUEST",
+}
+
+
+def error_response(status: int, error_code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error_code": error_code, "message": message}, status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        kind = error.get("type", "")
+        if kind == "extra_forbidden":
+            parts.append(f"unknown field '{where}'")
+        elif kind == "missing":
+            parts.append(f"missing value for required parameter '{where}'")
+        elif kind == "json_invalid":
+            parts.append("the request body is not valid JSON")
+        else:
+            parts.append(f"'{where}': {error.get('msg', 'invalid value')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CairnError)
+    async def _cairn(_request: Request, exc: CairnError) -> JSONResponse:
+        return error_response(exc.http_status, exc.error_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, "INVALID_PARAMETER_VALUE", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+        message = str(exc.detail) if exc.detail else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such endpoint"
+        return error_response(exc.status_code, code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}")

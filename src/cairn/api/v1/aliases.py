@@ -1,0 +1,88 @@
+"""``/api/v1/models/{name}/aliases``, ``/api/v1/resolve`` and ``/api/v1/search``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from starlette.responses import JSONResponse, Response
+
+from cairn.api.deps import Caller, Service, json
+from cairn.api.v1.models import OrderBy
+from cairn.api.v1.schemas import AliasHistory, AliasSet, VersionOut, VersionPage
+from cairn.domain.codec import alias_event_to_json, version_to_json
+from cairn.domain.uris import ModelRef
+
+router = APIRouter(tags=["aliases"])
+
+
+@router.put("/models/{name}/aliases/{alias}", response_model=VersionOut)
+def set_alias(
+    name: str, alias: str, body: AliasSet, service: Service, actor: Caller
+) -> JSONResponse:
+    version = service.set_alias(actor, name, alias, body.version, expect=body.expect)
+    return json(version_to_json(version))
+
+
+@router.get("/models/{name}/aliases/{alias}", response_model=VersionOut)
+def resolve_alias(
+    name: str, alias: str, service: Service, actor: Caller, as_of: datetime | None = None
+) -> JSONResponse:
+    """The version ``alias`` points at now, or pointed at ``as_of`` (RFC 3339)."""
+    return json(version_to_json(service.resolve(actor, ModelRef(name, alias=alias), as_of=as_of)))
+
+
+@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+def delete_alias(name: str, alias: str, service: Service, actor: Caller) -> Response:
+    service.delete_alias(actor, name, alias)
+    return Response(status_code=204)
+
+
+@router.get("/models/{name}/aliases/{alias}/history", response_model=AliasHistory)
+def alias_history(
+    name: str, alias: str, service: Service, actor: Caller, limit: int | None = None
+) -> JSONResponse:
+    events = service.alias_history(actor, name, alias, limit=limit)
+    return json({"events": [alias_event_to_json(e) for e in events]})
+
+
+@router.get("/models/{name}/alias-history", response_model=AliasHistory)
+def model_alias_history(
+    name: str, service: Service, actor: Caller, limit: int | None = None
+) -> JSONResponse:
+    events = service.alias_history(actor, name, None, limit=limit)
+    return json({"events": [alias_event_to_json(e) for e in events]})
+
+
+@router.get("/resolve", response_model=VersionOut)
+def resolve(
+    uri: str, service: Service, actor: Caller, as_of: datetime | None = None
+) -> JSONResponse:
+    """Resolve ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or ``models:/NAME/latest``."""
+    return json(version_to_json(service.resolve(actor, uri, as_of=as_of)))
+
+
+@router.get("/search/versions", response_model=VersionPage, tags=["search"])
+def search_versions(
+    service: Service,
+    actor: Caller,
+    filter: str | None = None,  # noqa: A002
+    order_by: OrderBy = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+    include_deleted: bool = False,
+) -> JSONResponse:
+    page = service.search_versions(
+        actor,
+        filter,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+        include_deleted=include_deleted,
+    )
+    return json(
+        {
+            "versions": [version_to_json(v) for v in page.items],
+            "next_page_token": page.next_page_token,
+        }
+    )

@@ -1,0 +1,92 @@
+"""``/api/v1/models``: registered models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from starlette.responses import JSONResponse, Response
+
+from cairn.api.deps import Caller, Service, json
+from cairn.api.v1.schemas import ModelCreate, ModelOut, ModelPage, ModelRename, ModelUpdate, TagValue
+from cairn.domain.codec import model_to_json
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+OrderBy = Annotated[list[str] | None, Query()]
+
+
+@router.post("", status_code=201, response_model=ModelOut)
+def create_model(
+    body: ModelCreate, service: Service, actor: Caller, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    model = service.create_model(
+        actor,
+        body.name,
+        description=body.description,
+        tags=body.tags,
+        idempotency_key=idempotency_key,
+    )
+    return json(model_to_json(model), 201)
+
+
+@router.get("", response_model=ModelPage)
+def list_models(
+    service: Service,
+    actor: Caller,
+    filter: str | None = None,  # noqa: A002
+    order_by: OrderBy = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+    include_deleted: bool = False,
+) -> JSONResponse:
+    page = service.search_models(
+        actor,
+        filter,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+        include_deleted=include_deleted,
+    )
+    return json(
+        {"models": [model_to_json(m) for m in page.items], "next_page_token": page.next_page_token}
+    )
+
+
+@router.get("/{name}", response_model=ModelOut)
+def get_model(name: str, service: Service, actor: Caller) -> JSONResponse:
+    return json(model_to_json(service.get_model(actor, name)))
+
+
+@router.patch("/{name}", response_model=ModelOut)
+def update_model(name: str, body: ModelUpdate, service: Service, actor: Caller) -> JSONResponse:
+    return json(model_to_json(service.update_model(actor, name, description=body.description)))
+
+
+@router.post("/{name}/rename", response_model=ModelOut)
+def rename_model(name: str, body: ModelRename, service: Service, actor: Caller) -> JSONResponse:
+    return json(model_to_json(service.rename_model(actor, name, body.new_name)))
+
+
+@router.delete("/{name}", status_code=204)
+def delete_model(name: str, service: Service, actor: Caller) -> Response:
+    service.delete_model(actor, name)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/restore", response_model=ModelOut)
+def restore_model(name: str, service: Service, actor: Caller) -> JSONResponse:
+    return json(model_to_json(service.restore_model(actor, name)))
+
+
+@router.put("/{name}/tags/{key}", response_model=ModelOut)
+def set_model_tag(
+    name: str, key: str, body: TagValue, service: Service, actor: Caller
+) -> JSONResponse:
+    return json(model_to_json(service.set_model_tag(actor, name, key, body.value)))
+
+
+@router.delete("/{name}/tags/{key}", response_model=ModelOut)
+def delete_model_tag(name: str, key: str, service: Service, actor: Caller) -> JSONResponse:
+    return json(model_to_json(service.delete_model_tag(actor, name, key)))

@@ -1,0 +1,136 @@
+"""Request and response shapes of the native API (``/api/v1``).
+
+Requests forbid unknown fields: a client cannot set what the API does not name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelCreate(Strict):
+    name: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelUpdate(Strict):
+    description: str | None = None
+
+
+class ModelRename(Strict):
+    new_name: str
+
+
+class TagValue(Strict):
+    value: str
+
+
+class FileIn(Strict):
+    path: str
+    size: int = Field(ge=0)
+    digest: str
+
+
+class VersionCreate(Strict):
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    semver: str | None = None
+    source: str | None = None
+    run_id: str | None = None
+    run_link: str | None = None
+
+
+class VersionUpdate(Strict):
+    description: str | None = None
+    semver: str | None = None
+
+
+class StageTransition(Strict):
+    stage: str
+    archive_existing_versions: bool = False
+
+
+class AliasSet(Strict):
+    version: int = Field(ge=1)
+    expect: int | None = Field(
+        None, ge=0, description="Version the alias must point at now; 0: it must not exist."
+    )
+
+
+class FileOut(BaseModel):
+    path: str
+    size: int
+    digest: str
+
+
+class ModelOut(BaseModel):
+    name: str
+    description: str
+    tags: dict[str, str]
+    aliases: dict[str, int]
+    latest_version: int | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    deleted_at: datetime | None = None
+
+
+class VersionOut(BaseModel):
+    name: str
+    version: int
+    status: str
+    status_message: str
+    description: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]
+    aliases: list[str]
+    stage: str
+    semver: str | None
+    source: str | None
+    run_id: str | None
+    run_link: str | None
+    files: list[FileOut]
+    size: int
+    digest: str | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    deleted_at: datetime | None = None
+
+
+class ModelPage(BaseModel):
+    models: list[ModelOut]
+    next_page_token: str | None = None
+
+
+class VersionPage(BaseModel):
+    versions: list[VersionOut]
+    next_page_token: str | None = None
+
+
+class AliasEventOut(BaseModel):
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str | None
+    at: datetime
+
+
+class AliasHistory(BaseModel):
+    events: list[AliasEventOut]
+
+
+class ErrorOut(BaseModel):
+    error_code: str
+    message: str

@@ -1,0 +1,65 @@
+"""``create_app(settings)``: builds the database, the service and the web application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+
+from cairn import __version__
+from cairn.api.errors import error_response, install_error_handlers
+from cairn.api.middleware import BodyLimit, SecurityHeaders
+from cairn.api.v1 import aliases, models, versions
+from cairn.errors import CairnError
+from cairn.service.factory import build_service
+from cairn.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    service = build_service(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.db.dispose()
+
+    app = FastAPI(
+        title="Cairn",
+        version=__version__,
+        summary="A model registry: versioned, verified, auditable models.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (models.router, versions.router, aliases.router):
+        app.include_router(router, prefix="/api/v1")
+
+    @app.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"])
+    def ready() -> JSONResponse:
+        """Ready: the metadata database answers."""
+        try:
+            service.ping()
+        except CairnError as exc:
+            return error_response(503, exc.error_code, exc.message)
+        return JSONResponse({"status": "ready"})
+
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings come from ``CAIRN_*`` variables."""
+    return create_app(Settings())

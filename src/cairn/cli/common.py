@@ -1,0 +1,50 @@
+"""What every command shares: the client from global options, and k=v parsing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cairn.client import Client
+from cairn.client.base import BaseClient
+from cairn.errors import InvalidParameter
+
+Json = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def client(ctx: typer.Context) -> BaseClient:
+    """The client for ``--uri``/``--token``, opened once per command."""
+    state = ctx.find_root().obj
+    if state.get("client") is None:
+        state["client"] = Client(state["uri"], token=state["token"])
+    opened: BaseClient = state["client"]
+    return opened
+
+
+def parse_pairs(kind: str, items: list[str] | None) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidParameter(f"{kind} {item!r} is not of the form KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def parse_metrics(items: list[str] | None) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for key, value in parse_pairs("metric", items).items():
+        try:
+            metrics[key] = float(value)
+        except ValueError:
+            raise InvalidParameter(f"metric {key}={value!r}: the value is not a number") from None
+    return metrics
+
+
+def confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Abort()

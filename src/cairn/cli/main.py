@@ -1,0 +1,82 @@
+"""The ``cairn`` command. Thin over ``cairn.Client``; one handler turns errors into one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from cairn import __version__
+from cairn.cli import aliases, models, server, versions
+from cairn.cli.output import err
+from cairn.client import DEFAULT_URI
+from cairn.errors import CairnError
+
+app = typer.Typer(
+    name="cairn",
+    help="Cairn: a model registry. Versions you can always recover, with the trail that made them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models.app, name="models")
+app.add_typer(versions.app, name="versions")
+app.add_typer(aliases.app, name="alias")
+app.add_typer(server.db_app, name="db")
+app.command("server")(server.server)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cairn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    uri: Annotated[
+        str,
+        typer.Option(
+            envvar="CAIRN_URI", help="Server (http://…) or local data directory.", show_default=True
+        ),
+    ] = DEFAULT_URI,
+    token: Annotated[
+        str | None, typer.Option(envvar="CAIRN_TOKEN", help="API token.", show_default=False)
+    ] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    ctx.obj = {"uri": uri, "token": token, "debug": debug, "quiet": quiet, "client": None}
+    ctx.call_on_close(lambda: ctx.obj["client"] and ctx.obj["client"].close())
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv or os.environ.get("CAIRN_DEBUG") == "1"
+    try:
+        app(standalone_mode=False)
+    except CairnError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error[/red] ({exc.error_code}): {exc.message}", highlight=False)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        err.print(f"[red]error[/red]: {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(1)

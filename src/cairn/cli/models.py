@@ -1,0 +1,96 @@
+"""``cairn models``: registered models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cairn.cli.common import Json, Yes, client, confirm, parse_pairs
+from cairn.cli.output import message, show_model, show_models
+
+app = typer.Typer(help="Create, read, change and delete registered models.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str, typer.Option(help="Markdown description.")] = "",
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeatable.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Register a new model NAME."""
+    model = client(ctx).create_model(name, description=description, tags=parse_pairs("tag", tag))
+    show_model(model, as_json)
+
+
+@app.command("get")
+def get(ctx: typer.Context, name: str, as_json: Json = False) -> None:
+    """Show one registered model."""
+    show_model(client(ctx).get_model(name), as_json)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    filter: Annotated[str | None, typer.Option(help="e.g. \"name LIKE 'risk.%'\".")] = None,  # noqa: A002
+    order_by: Annotated[list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")] = None,
+    max_results: Annotated[int | None, typer.Option(help="Page size (1-1000).")] = None,
+    page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
+    include_deleted: Annotated[bool, typer.Option(help="Show soft-deleted models too.")] = False,
+    as_json: Json = False,
+) -> None:
+    """List registered models, optionally filtered."""
+    page = client(ctx).search_models(
+        filter,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+        include_deleted=include_deleted,
+    )
+    show_models(page.items, as_json, page.next_page_token)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Change a model's description."""
+    show_model(client(ctx).update_model(name, description=description), as_json)
+
+
+@app.command("rename")
+def rename(ctx: typer.Context, name: str, new_name: str, as_json: Json = False) -> None:
+    """Rename NAME to NEW_NAME (versions and aliases follow)."""
+    show_model(client(ctx).rename_model(name, new_name), as_json)
+
+
+@app.command("tag")
+def tag(ctx: typer.Context, name: str, key_value: str, as_json: Json = False) -> None:
+    """Set a tag: cairn models tag NAME KEY=VALUE."""
+    ((key, value),) = parse_pairs("tag", [key_value]).items()
+    show_model(client(ctx).set_model_tag(name, key, value), as_json)
+
+
+@app.command("untag")
+def untag(ctx: typer.Context, name: str, key: str, as_json: Json = False) -> None:
+    """Delete a tag."""
+    show_model(client(ctx).delete_model_tag(name, key), as_json)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: str, yes: Yes = False) -> None:
+    """Soft-delete a model and its versions (restore brings them back)."""
+    confirm(f"Delete registered model {name!r}?", yes)
+    client(ctx).delete_model(name)
+    message(f"deleted {name!r} (cairn models restore {name!r} brings it back)")
+
+
+@app.command("restore")
+def restore(ctx: typer.Context, name: str, as_json: Json = False) -> None:
+    """Restore a soft-deleted model."""
+    show_model(client(ctx).restore_model(name), as_json)

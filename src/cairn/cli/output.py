@@ -1,0 +1,124 @@
+"""How the CLI prints: data on stdout (tables, or the API's JSON with --json), messages on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cairn.domain.codec import alias_event_to_json, model_to_json, version_to_json
+from cairn.domain.models import AliasEvent, ModelVersion, RegisteredModel
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def show_model(model: RegisteredModel, as_json: bool) -> None:
+    if as_json:
+        print_json(model_to_json(model))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("name", model.name)
+    table.add_row("description", model.description)
+    table.add_row("latest version", str(model.latest_version or "-"))
+    table.add_row("aliases", _pairs({f"@{a}": v for a, v in model.aliases.items()}))
+    table.add_row("tags", _pairs(dict(model.tags)))
+    table.add_row("created", f"{_when(model.created_at)} by {model.created_by or '?'}")
+    table.add_row("updated", _when(model.updated_at))
+    if model.deleted_at:
+        table.add_row("deleted", _when(model.deleted_at))
+    out.print(table)
+
+
+def show_models(models: Sequence[RegisteredModel], as_json: bool, token: str | None) -> None:
+    if as_json:
+        print_json([model_to_json(m) for m in models])
+        return
+    table = Table("name", "latest", "aliases", "tags", "updated")
+    for m in models:
+        aliases = " ".join(f"@{a}={v}" for a, v in m.aliases.items())
+        table.add_row(m.name, str(m.latest_version or "-"), aliases, _pairs(dict(m.tags)),
+                      _when(m.updated_at))
+    out.print(table)
+    _more(token)
+
+
+def show_version(version: ModelVersion, as_json: bool) -> None:
+    if as_json:
+        print_json(version_to_json(version))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("model", version.name)
+    table.add_row("version", str(version.version))
+    table.add_row("status", version.status.value + (f" ({version.status_message})"
+                                                    if version.status_message else ""))
+    table.add_row("stage", version.stage.value)
+    table.add_row("aliases", " ".join(f"@{a}" for a in version.aliases))
+    if version.semver:
+        table.add_row("semver", version.semver)
+    table.add_row("description", version.description)
+    table.add_row("params", _pairs(dict(version.params)))
+    table.add_row("metrics", _pairs(dict(version.metrics)))
+    table.add_row("tags", _pairs(dict(version.tags)))
+    for label, value in (("source", version.source), ("run id", version.run_id),
+                         ("run link", version.run_link)):
+        if value:
+            table.add_row(label, value)
+    table.add_row("files", f"{len(version.files)} ({version.size} bytes)")
+    if version.digest:
+        table.add_row("digest", version.digest)
+    table.add_row("created", f"{_when(version.created_at)} by {version.created_by or '?'}")
+    if version.deleted_at:
+        table.add_row("deleted", _when(version.deleted_at))
+    out.print(table)
+
+
+def show_versions(versions: Sequence[ModelVersion], as_json: bool, token: str | None) -> None:
+    if as_json:
+        print_json([version_to_json(v) for v in versions])
+        return
+    table = Table("model", "version", "status", "stage", "aliases", "metrics", "created")
+    for v in versions:
+        table.add_row(v.name, str(v.version), v.status.value, v.stage.value,
+                      " ".join(f"@{a}" for a in v.aliases), _pairs(dict(v.metrics)),
+                      _when(v.created_at))
+    out.print(table)
+    _more(token)
+
+
+def show_alias_events(events: Iterable[AliasEvent], as_json: bool) -> None:
+    events = list(events)
+    if as_json:
+        print_json([alias_event_to_json(e) for e in events])
+        return
+    table = Table("when", "alias", "from", "to", "by")
+    for e in events:
+        table.add_row(_when(e.at), f"@{e.alias}", str(e.from_version or "-"),
+                      str(e.to_version or "(deleted)"), e.actor or "?")
+    out.print(table)
+
+
+def _more(token: str | None) -> None:
+    if token:
+        err.print(f"[dim]more results: --page-token {token}[/dim]")
+
+
+def message(text: str) -> None:
+    err.print(text)

@@ -1,0 +1,123 @@
+"""``cairn server`` and ``cairn db``: run the registry, manage its database."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cairn.cli.output import message
+from cairn.errors import InvalidParameter
+from cairn.settings import Settings
+
+db_app = typer.Typer(help="The metadata database: migrate, inspect.", no_args_is_help=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(
+                ipaddress.ip_address(info[4][0]).is_loopback
+                for info in socket.getaddrinfo(host, None)
+            )
+        except OSError:
+            return False
+
+
+def _settings(**flags: object) -> Settings:
+    """Settings from CAIRN_* variables, with the flags that were given on top."""
+    return Settings(**{k: v for k, v in flags.items() if v is not None})
+
+
+def server(
+    host: Annotated[str | None, typer.Option(help="Bind address [env CAIRN_HOST; 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env CAIRN_PORT; 8080].")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory [env CAIRN_DATA_DIR; ./cairn-data].")
+    ] = None,
+    backend_uri: Annotated[
+        str | None,
+        typer.Option(help="Metadata DB: sqlite:///PATH or postgresql://… [env CAIRN_BACKEND_URI]."),
+    ] = None,
+    artifacts_uri: Annotated[
+        str | None, typer.Option(help="Blob store: file://PATH or s3://BUCKET/PREFIX.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [env CAIRN_WORKERS; 1].")] = None,
+) -> None:
+    """Run the Cairn server (API, docs at /docs)."""
+    import uvicorn
+
+    from cairn.service.factory import build_service
+
+    settings = _settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        backend_uri=backend_uri,
+        artifacts_uri=artifacts_uri,
+        workers=workers,
+    )
+    if not _is_loopback(settings.host):
+        raise InvalidParameter(
+            f"refusing to bind {settings.host}: this build has no authentication yet, so Cairn "
+            "serves only loopback (127.0.0.1, ::1)"
+        )
+    build_service(settings).db.dispose()  # migrate once, before any worker starts
+    for key, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            os.environ[f"CAIRN_{key.upper()}"] = str(value)
+    os.environ["CAIRN_DATA_DIR"] = str(settings.data_dir.resolve())
+    message(
+        f"Cairn on http://{settings.host}:{settings.port} (data: {settings.data_dir.resolve()}, "
+        f"metadata: {settings.resolved_backend_uri().split('@')[-1]}, workers: {settings.workers})"
+    )
+    uvicorn.run(
+        "cairn.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+    )
+
+
+@db_app.command("upgrade")
+def upgrade(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+    backend_uri: Annotated[str | None, typer.Option(help="Metadata database URI.")] = None,
+) -> None:
+    """Migrate the metadata database to this version of Cairn."""
+    from cairn.store.metadata import migrate
+    from cairn.store.metadata.database import Database
+
+    settings = _settings(data_dir=data_dir, backend_uri=backend_uri)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_backend_uri())
+    migrate.upgrade(db)
+    message(f"database at revision {migrate.current_revision(db)}")
+    db.dispose()
+
+
+@db_app.command("current")
+def current(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+    backend_uri: Annotated[str | None, typer.Option(help="Metadata database URI.")] = None,
+) -> None:
+    """Print the database's schema revision and this code's newest."""
+    from cairn.store.metadata import migrate
+    from cairn.store.metadata.database import Database
+
+    settings = _settings(data_dir=data_dir, backend_uri=backend_uri)
+    db = Database(settings.resolved_backend_uri())
+    typer.echo(f"{migrate.current_revision(db) or '(empty)'} (code: {migrate.head_revision()})")
+    db.dispose()

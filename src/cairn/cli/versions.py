@@ -1,0 +1,170 @@
+"""``cairn versions``: model versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from cairn.cli.common import Json, Yes, client, confirm, parse_metrics, parse_pairs
+from cairn.cli.output import message, show_version, show_versions
+from cairn.domain.uris import parse_model_uri
+
+app = typer.Typer(help="Create, find, change and delete model versions.", no_args_is_help=True)
+
+OrderBy = Annotated[list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")]
+MaxResults = Annotated[int | None, typer.Option(help="Page size (1-1000).")]
+PageToken = Annotated[str | None, typer.Option(help="Continue a previous listing.")]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str,
+    param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeatable.")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="KEY=NUMBER; repeatable.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeatable.")] = None,
+    description: Annotated[str, typer.Option(help="Markdown description.")] = "",
+    semver: Annotated[str | None, typer.Option(help="Semantic version label, e.g. 1.4.0.")] = None,
+    source: Annotated[str | None, typer.Option(help="Where it came from (opaque text).")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Training run id (opaque text).")] = None,
+    run_link: Annotated[str | None, typer.Option(help="Link to the run (opaque text).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create the next version of model NAME (metadata only; `cairn push` uploads files)."""
+    version = client(ctx).create_version(
+        name,
+        description=description,
+        params=parse_pairs("param", param),
+        metrics=parse_metrics(metric),
+        tags=parse_pairs("tag", tag),
+        semver=semver,
+        source=source,
+        run_id=run_id,
+        run_link=run_link,
+    )
+    show_version(version, as_json)
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context,
+    model_uri: str,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="For models:/NAME@ALIAS: the version it pointed at then (UTC if no zone).",
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Show the version a URI names: models:/NAME/3, models:/NAME@ALIAS, models:/NAME/latest."""
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    show_version(client(ctx).resolve(model_uri, as_of=as_of), as_json)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    name: str,
+    order_by: OrderBy = None,
+    max_results: MaxResults = None,
+    page_token: PageToken = None,
+    include_deleted: Annotated[bool, typer.Option(help="Show soft-deleted versions.")] = False,
+    as_json: Json = False,
+) -> None:
+    """List the versions of model NAME, newest first."""
+    page = client(ctx).list_versions(
+        name,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+        include_deleted=include_deleted,
+    )
+    show_versions(page.items, as_json, page.next_page_token)
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    filter: str,  # noqa: A002
+    order_by: OrderBy = None,
+    max_results: MaxResults = None,
+    page_token: PageToken = None,
+    as_json: Json = False,
+) -> None:
+    """Search versions of all models: "metrics.auc >= 0.9 AND tags.team = 'risk'"."""
+    page = client(ctx).search_versions(
+        filter, order_by=order_by, max_results=max_results, page_token=page_token
+    )
+    show_versions(page.items, as_json, page.next_page_token)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    model_uri: str,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    semver: Annotated[str | None, typer.Option(help="Semantic version label.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Change a version's description or semantic version label."""
+    target = client(ctx).resolve(model_uri)
+    updated = client(ctx).update_version(
+        target.name, target.version, description=description, semver=semver
+    )
+    show_version(updated, as_json)
+
+
+@app.command("tag")
+def tag(ctx: typer.Context, model_uri: str, key_value: str, as_json: Json = False) -> None:
+    """Set a tag on a version: cairn versions tag models:/NAME/3 KEY=VALUE."""
+    ((key, value),) = parse_pairs("tag", [key_value]).items()
+    target = client(ctx).resolve(model_uri)
+    show_version(client(ctx).set_version_tag(target.name, target.version, key, value), as_json)
+
+
+@app.command("untag")
+def untag(ctx: typer.Context, model_uri: str, key: str, as_json: Json = False) -> None:
+    """Delete a tag from a version."""
+    target = client(ctx).resolve(model_uri)
+    show_version(client(ctx).delete_version_tag(target.name, target.version, key), as_json)
+
+
+@app.command("stage")
+def stage(
+    ctx: typer.Context,
+    model_uri: str,
+    stage: Annotated[str, typer.Argument(help="None, Staging, Production or Archived.")],
+    archive_existing: Annotated[
+        bool, typer.Option(help="Archive the other versions in that stage.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Move a version to an MLflow-style stage."""
+    target = client(ctx).resolve(model_uri)
+    moved = client(ctx).transition_stage(
+        target.name, target.version, stage, archive_existing_versions=archive_existing
+    )
+    show_version(moved, as_json)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, model_uri: str, yes: Yes = False) -> None:
+    """Soft-delete a version (its aliases are removed; restore brings it back)."""
+    target = client(ctx).resolve(model_uri)
+    confirm(f"Delete version {target.version} of {target.name!r}?", yes)
+    client(ctx).delete_version(target.name, target.version)
+    message(f"deleted version {target.version} of {target.name!r}")
+
+
+@app.command("restore")
+def restore(ctx: typer.Context, model_uri: str, as_json: Json = False) -> None:
+    """Restore a soft-deleted version: models:/NAME/VERSION."""
+    ref = parse_model_uri(model_uri)
+    if ref.version is None:
+        raise typer.BadParameter("restore needs models:/NAME/VERSION")
+    show_version(client(ctx).restore_version(ref.name, ref.version), as_json)

@@ -1,0 +1,307 @@
+"""The SDK over HTTP. Imports only ``domain``, ``errors`` and httpx.
+
+Creates carry an ``Idempotency-Key`` the client makes up, so a create retried after a
+dropped connection cannot make a second model or version. Idempotent calls (and creates,
+thanks to the key) are retried on connection errors and 502/503/504 with backoff.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cairn.client.base import BaseClient
+from cairn.domain.codec import (
+    alias_event_from_json,
+    format_time,
+    model_from_json,
+    version_from_json,
+)
+from cairn.domain.models import AliasEvent, ModelVersion, Page, RegisteredModel
+from cairn.domain.uris import parse_version_number
+from cairn.errors import CairnError, Unavailable, error_from_response
+
+RETRY_STATUSES = {502, 503, 504}
+MAX_ATTEMPTS = 5
+
+
+def _seg(value: object) -> str:
+    return quote(str(value), safe="")
+
+
+class HttpClient(BaseClient):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        token: str | None = None,
+        http_client: httpx.Client | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.uri = uri.rstrip("/")
+        headers = {"User-Agent": "cairn-sdk"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if http_client is not None:
+            self._http = http_client
+            self._http.headers.update(headers)
+            self._owns_http = False
+        else:
+            self._http = httpx.Client(base_url=self.uri, headers=headers, timeout=timeout)
+            self._owns_http = True
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # -- transport ---------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        url = "/api/v1" + path
+        query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
+        delay = 0.1
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                response = self._http.request(
+                    method, url, json=json, params=query, headers=headers
+                )
+            except httpx.TransportError as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+                    return self._decode(response)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise Unavailable(f"cannot reach Cairn at {self.uri}")  # pragma: no cover
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success:
+            return body
+        if isinstance(body, dict) and "message" in body:
+            raise error_from_response(
+                response.status_code, body.get("error_code"), str(body["message"])
+            )
+        raise CairnError(f"HTTP {response.status_code} from server: {response.text[:200]}")
+
+    @staticmethod
+    def _key(idempotency_key: str | None) -> dict[str, str]:
+        return {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+
+    def _models_page(self, body: Any) -> Page[RegisteredModel]:
+        return Page([model_from_json(m) for m in body["models"]], body.get("next_page_token"))
+
+    def _versions_page(self, body: Any) -> Page[ModelVersion]:
+        return Page([version_from_json(v) for v in body["versions"]], body.get("next_page_token"))
+
+    # -- registered models -------------------------------------------------------------
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> RegisteredModel:
+        body = {"name": name, "description": description, "tags": dict(tags or {})}
+        return model_from_json(
+            self._request("POST", "/models", json=body, headers=self._key(idempotency_key))
+        )
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return model_from_json(self._request("GET", f"/models/{_seg(name)}"))
+
+    def search_models(
+        self,
+        filter: str | None = None,  # noqa: A002
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[RegisteredModel]:
+        params = {
+            "filter": filter,
+            "order_by": list(order_by) if order_by else None,
+            "max_results": max_results,
+            "page_token": page_token,
+            "include_deleted": include_deleted,
+        }
+        return self._models_page(self._request("GET", "/models", params=params))
+
+    def update_model(self, name: str, *, description: str | None = None) -> RegisteredModel:
+        body = {"description": description}
+        return model_from_json(self._request("PATCH", f"/models/{_seg(name)}", json=body))
+
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        body = {"new_name": new_name}
+        return model_from_json(self._request("POST", f"/models/{_seg(name)}/rename", json=body))
+
+    def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
+        path = f"/models/{_seg(name)}/tags/{_seg(key)}"
+        return model_from_json(self._request("PUT", path, json={"value": value}))
+
+    def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
+        return model_from_json(
+            self._request("DELETE", f"/models/{_seg(name)}/tags/{_seg(key)}")
+        )
+
+    def delete_model(self, name: str) -> None:
+        self._request("DELETE", f"/models/{_seg(name)}")
+
+    def restore_model(self, name: str) -> RegisteredModel:
+        return model_from_json(self._request("POST", f"/models/{_seg(name)}/restore"))
+
+    # -- versions ----------------------------------------------------------------------
+    def create_version(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        semver: str | None = None,
+        source: str | None = None,
+        run_id: str | None = None,
+        run_link: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelVersion:
+        body = {
+            "description": description,
+            "tags": dict(tags or {}),
+            "params": dict(params or {}),
+            "metrics": dict(metrics or {}),
+            "semver": semver,
+            "source": source,
+            "run_id": run_id,
+            "run_link": run_link,
+        }
+        path = f"/models/{_seg(name)}/versions"
+        return version_from_json(
+            self._request("POST", path, json=body, headers=self._key(idempotency_key))
+        )
+
+    def get_version(self, name: str, version: int | str) -> ModelVersion:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}"
+        return version_from_json(self._request("GET", path))
+
+    def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion:
+        params = {"uri": uri, "as_of": format_time(as_of)}
+        return version_from_json(self._request("GET", "/resolve", params=params))
+
+    def list_versions(
+        self,
+        name: str,
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ModelVersion]:
+        params = {
+            "order_by": list(order_by) if order_by else None,
+            "max_results": max_results,
+            "page_token": page_token,
+            "include_deleted": include_deleted,
+        }
+        path = f"/models/{_seg(name)}/versions"
+        return self._versions_page(self._request("GET", path, params=params))
+
+    def search_versions(
+        self,
+        filter: str | None = None,  # noqa: A002
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ModelVersion]:
+        params = {
+            "filter": filter,
+            "order_by": list(order_by) if order_by else None,
+            "max_results": max_results,
+            "page_token": page_token,
+            "include_deleted": include_deleted,
+        }
+        return self._versions_page(self._request("GET", "/search/versions", params=params))
+
+    def update_version(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        description: str | None = None,
+        semver: str | None = None,
+    ) -> ModelVersion:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}"
+        body = {"description": description, "semver": semver}
+        return version_from_json(self._request("PATCH", path, json=body))
+
+    def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}/tags/{_seg(key)}"
+        return version_from_json(self._request("PUT", path, json={"value": value}))
+
+    def delete_version_tag(self, name: str, version: int | str, key: str) -> ModelVersion:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}/tags/{_seg(key)}"
+        return version_from_json(self._request("DELETE", path))
+
+    def transition_stage(
+        self,
+        name: str,
+        version: int | str,
+        stage: str,
+        *,
+        archive_existing_versions: bool = False,
+    ) -> ModelVersion:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}/stage"
+        body = {"stage": stage, "archive_existing_versions": archive_existing_versions}
+        return version_from_json(self._request("POST", path, json=body))
+
+    def delete_version(self, name: str, version: int | str) -> None:
+        self._request("DELETE", f"/models/{_seg(name)}/versions/{_seg(version)}")
+
+    def restore_version(self, name: str, version: int | str) -> ModelVersion:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}/restore"
+        return version_from_json(self._request("POST", path))
+
+    # -- aliases -----------------------------------------------------------------------
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, expect: int | None = None
+    ) -> ModelVersion:
+        path = f"/models/{_seg(name)}/aliases/{_seg(alias)}"
+        body = {"version": parse_version_number(version), "expect": expect}
+        return version_from_json(self._request("PUT", path, json=body))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._request("DELETE", f"/models/{_seg(name)}/aliases/{_seg(alias)}")
+
+    def alias_history(
+        self, name: str, alias: str | None = None, *, limit: int | None = None
+    ) -> list[AliasEvent]:
+        if alias is None:
+            path = f"/models/{_seg(name)}/alias-history"
+        else:
+            path = f"/models/{_seg(name)}/aliases/{_seg(alias)}/history"
+        body = self._request("GET", path, params={"limit": limit})
+        return [alias_event_from_json(e) for e in body["events"]]

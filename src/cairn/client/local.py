@@ -1,0 +1,214 @@
+"""The SDK in-process on a data directory: no server, same methods, same exceptions.
+
+Imported only when ``cairn.Client`` is given a directory; it pulls in the service layer
+(and so SQLAlchemy) lazily, keeping the HTTP client light.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from cairn.service.factory import build_service
+from cairn.client.base import BaseClient
+from cairn.domain.models import (
+    Actor,
+    AliasEvent,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    VersionSpec,
+)
+from cairn.settings import Settings
+
+
+def _local_actor() -> Actor:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = "local"
+    return Actor(f"local:{user}", is_admin=True)
+
+
+class LocalClient(BaseClient):
+    """Owner access to a data directory, as the user who can read its files."""
+
+    def __init__(self, data_dir: str | Path, *, backend_uri: str | None = None) -> None:
+        settings = Settings(data_dir=Path(data_dir), backend_uri=backend_uri)
+        self._service = build_service(settings)
+        self._actor = _local_actor()
+
+    def close(self) -> None:
+        self._service.db.dispose()
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> RegisteredModel:
+        return self._service.create_model(
+            self._actor, name, description=description, tags=tags, idempotency_key=idempotency_key
+        )
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self._service.get_model(self._actor, name)
+
+    def search_models(
+        self,
+        filter: str | None = None,  # noqa: A002
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[RegisteredModel]:
+        return self._service.search_models(
+            self._actor,
+            filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=include_deleted,
+        )
+
+    def update_model(self, name: str, *, description: str | None = None) -> RegisteredModel:
+        return self._service.update_model(self._actor, name, description=description)
+
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        return self._service.rename_model(self._actor, name, new_name)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
+        return self._service.set_model_tag(self._actor, name, key, value)
+
+    def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
+        return self._service.delete_model_tag(self._actor, name, key)
+
+    def delete_model(self, name: str) -> None:
+        self._service.delete_model(self._actor, name)
+
+    def restore_model(self, name: str) -> RegisteredModel:
+        return self._service.restore_model(self._actor, name)
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        semver: str | None = None,
+        source: str | None = None,
+        run_id: str | None = None,
+        run_link: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelVersion:
+        spec = VersionSpec(
+            description=description,
+            tags=dict(tags or {}),
+            params=dict(params or {}),
+            metrics=dict(metrics or {}),
+            semver=semver,
+            source=source,
+            run_id=run_id,
+            run_link=run_link,
+        )
+        return self._service.create_version(
+            self._actor, name, spec, idempotency_key=idempotency_key
+        )
+
+    def get_version(self, name: str, version: int | str) -> ModelVersion:
+        return self._service.get_version(self._actor, name, version)
+
+    def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion:
+        return self._service.resolve(self._actor, uri, as_of=as_of)
+
+    def list_versions(
+        self,
+        name: str,
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ModelVersion]:
+        return self._service.list_versions(
+            self._actor,
+            name,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=include_deleted,
+        )
+
+    def search_versions(
+        self,
+        filter: str | None = None,  # noqa: A002
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ModelVersion]:
+        return self._service.search_versions(
+            self._actor,
+            filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=include_deleted,
+        )
+
+    def update_version(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        description: str | None = None,
+        semver: str | None = None,
+    ) -> ModelVersion:
+        return self._service.update_version(
+            self._actor, name, version, description=description, semver=semver
+        )
+
+    def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
+        return self._service.set_version_tag(self._actor, name, version, key, value)
+
+    def delete_version_tag(self, name: str, version: int | str, key: str) -> ModelVersion:
+        return self._service.delete_version_tag(self._actor, name, version, key)
+
+    def transition_stage(
+        self,
+        name: str,
+        version: int | str,
+        stage: str,
+        *,
+        archive_existing_versions: bool = False,
+    ) -> ModelVersion:
+        return self._service.transition_stage(
+            self._actor, name, version, stage, archive_existing_versions=archive_existing_versions
+        )
+
+    def delete_version(self, name: str, version: int | str) -> None:
+        self._service.delete_version(self._actor, name, version)
+
+    def restore_version(self, name: str, version: int | str) -> ModelVersion:
+        return self._service.restore_version(self._actor, name, version)
+
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, expect: int | None = None
+    ) -> ModelVersion:
+        return self._service.set_alias(self._actor, name, alias, version, expect=expect)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._service.delete_alias(self._actor, name, alias)
+
+    def alias_history(
+        self, name: str, alias: str | None = None, *, limit: int | None = None
+    ) -> list[AliasEvent]:
+        return self._service.alias_history(self._actor, name, alias, limit=limit)

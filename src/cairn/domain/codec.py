@@ -1,0 +1,140 @@
+"""Domain values to and from the native API's JSON.
+
+One codec for the server (responses), the HTTP client (parsing them) and the CLI's
+``--json`` (printing local results exactly as the API would).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cairn.domain.models import (
+    AliasEvent,
+    FileEntry,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    VersionStatus,
+)
+
+
+def format_time(value: datetime | None) -> str | None:
+    """RFC 3339, UTC, microseconds, ``Z`` suffix."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _time(value: str) -> datetime:
+    parsed = parse_time(value)
+    assert parsed is not None
+    return parsed
+
+
+def model_to_json(m: RegisteredModel) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "description": m.description,
+        "tags": dict(m.tags),
+        "aliases": dict(m.aliases),
+        "latest_version": m.latest_version,
+        "created_at": format_time(m.created_at),
+        "updated_at": format_time(m.updated_at),
+        "created_by": m.created_by,
+        "deleted_at": format_time(m.deleted_at),
+    }
+
+
+def model_from_json(d: dict[str, Any]) -> RegisteredModel:
+    return RegisteredModel(
+        name=d["name"],
+        description=d["description"],
+        tags=dict(d["tags"]),
+        aliases={k: int(v) for k, v in d["aliases"].items()},
+        latest_version=d["latest_version"],
+        created_at=_time(d["created_at"]),
+        updated_at=_time(d["updated_at"]),
+        created_by=d.get("created_by"),
+        deleted_at=parse_time(d.get("deleted_at")),
+    )
+
+
+def version_to_json(v: ModelVersion) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "version": v.version,
+        "status": v.status.value,
+        "status_message": v.status_message,
+        "description": v.description,
+        "tags": dict(v.tags),
+        "params": dict(v.params),
+        "metrics": dict(v.metrics),
+        "aliases": list(v.aliases),
+        "stage": v.stage.value,
+        "semver": v.semver,
+        "source": v.source,
+        "run_id": v.run_id,
+        "run_link": v.run_link,
+        "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in v.files],
+        "size": v.size,
+        "digest": v.digest,
+        "created_at": format_time(v.created_at),
+        "updated_at": format_time(v.updated_at),
+        "created_by": v.created_by,
+        "deleted_at": format_time(v.deleted_at),
+    }
+
+
+def version_from_json(d: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(
+        name=d["name"],
+        version=int(d["version"]),
+        status=VersionStatus(d["status"]),
+        status_message=d.get("status_message", ""),
+        description=d["description"],
+        tags=dict(d["tags"]),
+        params=dict(d["params"]),
+        metrics={k: float(v) for k, v in d["metrics"].items()},
+        aliases=tuple(d["aliases"]),
+        stage=Stage(d["stage"]),
+        semver=d.get("semver"),
+        source=d.get("source"),
+        run_id=d.get("run_id"),
+        run_link=d.get("run_link"),
+        files=tuple(FileEntry(f["path"], int(f["size"]), f["digest"]) for f in d["files"]),
+        size=int(d["size"]),
+        digest=d.get("digest"),
+        created_at=_time(d["created_at"]),
+        updated_at=_time(d["updated_at"]),
+        created_by=d.get("created_by"),
+        deleted_at=parse_time(d.get("deleted_at")),
+    )
+
+
+def alias_event_to_json(e: AliasEvent) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "alias": e.alias,
+        "from_version": e.from_version,
+        "to_version": e.to_version,
+        "actor": e.actor,
+        "at": format_time(e.at),
+    }
+
+
+def alias_event_from_json(d: dict[str, Any]) -> AliasEvent:
+    return AliasEvent(
+        name=d["name"],
+        alias=d["alias"],
+        from_version=d["from_version"],
+        to_version=d["to_version"],
+        actor=d.get("actor"),
+        at=_time(d["at"]),
+    )

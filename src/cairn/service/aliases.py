@@ -1,0 +1,105 @@
+"""Use cases on aliases: set or move (with an optional precondition), delete, history."""
+
+from __future__ import annotations
+
+from cairn.domain import names
+from cairn.domain.models import Actor, AliasEvent, ModelVersion, VersionStatus
+from cairn.domain.uris import parse_version_number
+from cairn.errors import Conflict, InvalidParameter, NotFound
+from cairn.service.base import ServiceBase
+from cairn.store.metadata.aliases_store import AliasStore
+from cairn.store.metadata.clock import to_datetime
+from cairn.store.metadata.database import Tx
+from cairn.store.metadata.loaders import load_versions
+from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.versions_store import VersionStore
+
+
+class AliasesService(ServiceBase):
+    def set_alias(
+        self,
+        actor: Actor,
+        name: str,
+        alias: str,
+        version: int | str,
+        *,
+        expect: int | None = None,
+    ) -> ModelVersion:
+        """Point ``alias`` at ``version``.
+
+        ``expect`` is a precondition: the version the alias points at now, or 0 for
+        "the alias must not exist yet". A mismatch is a ``Conflict`` and changes nothing.
+        """
+        names.validate_model_name(name)
+        names.validate_alias(alias)
+        number = parse_version_number(version)
+        if expect is not None and (isinstance(expect, bool) or expect < 0):
+            raise InvalidParameter("expect must be a version number, or 0 for 'not set yet'")
+
+        def run(s: Tx) -> ModelVersion:
+            model = ModelStore(s).get_live(name, lock=True)
+            row = VersionStore(s).get(model.id, name, number)
+            if row.status != VersionStatus.READY.value:
+                raise InvalidParameter(
+                    f"version {number} of {name!r} is {row.status}; only READY versions "
+                    "can carry an alias"
+                )
+            aliases = AliasStore(s)
+            if expect is not None:
+                current = aliases.find(model.id, alias, lock=True)
+                actual = 0 if current is None else int(current.version)
+                if actual != expect:
+                    now_at = "is not set" if actual == 0 else f"points at version {actual}"
+                    raise Conflict(
+                        f"alias {alias!r} of {name!r} {now_at}, not "
+                        f"{'unset' if expect == 0 else f'version {expect}'} as expected; "
+                        "nothing was changed"
+                    )
+            now = self.clock()
+            aliases.set(model.id, alias, number, actor.name, now)
+            ModelStore(s).update(model.id, now)
+            return load_versions(s, [row.id])[0]
+
+        return self.db.write(run)
+
+    def delete_alias(self, actor: Actor, name: str, alias: str) -> None:
+        names.validate_model_name(name)
+        names.validate_alias(alias)
+
+        def run(s: Tx) -> None:
+            model = ModelStore(s).get_live(name, lock=True)
+            now = self.clock()
+            if AliasStore(s).delete(model.id, alias, actor.name, now) is None:
+                raise NotFound(f"registered model {name!r} has no alias {alias!r}")
+            ModelStore(s).update(model.id, now)
+
+        self.db.write(run)
+
+    def alias_history(
+        self, actor: Actor, name: str, alias: str | None = None, *, limit: int | None = None
+    ) -> list[AliasEvent]:
+        """Every move of ``alias`` (or of all the model's aliases), newest first."""
+        names.validate_model_name(name)
+        if alias is not None:
+            names.validate_alias(alias)
+        cap = self.limits.max_alias_history
+        count = cap if limit is None else limit
+        if isinstance(count, bool) or not 1 <= count <= cap:
+            raise InvalidParameter(f"limit must be between 1 and {cap}")
+
+        def run(s: Tx) -> list[AliasEvent]:
+            model = ModelStore(s).get_live(name)
+            rows = AliasStore(s).history(model.id, alias, count)
+            return [
+                AliasEvent(
+                    name=model.name,
+                    alias=r.alias,
+                    from_version=r.from_version,
+                    to_version=r.to_version,
+                    actor=r.actor,
+                    at=to_datetime(r.at),
+                )
+                for r in rows
+            ]
+
+        return self.db.read(run)

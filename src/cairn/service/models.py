@@ -1,0 +1,167 @@
+"""Use cases on registered models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from cairn.domain import names
+from cairn.domain.filters import parse_filter, parse_order_by
+from cairn.domain.models import Actor, Page, RegisteredModel
+from cairn.errors import NotFound
+from cairn.service.base import ServiceBase
+from cairn.service.validation import clean_page_size, clean_tags, fingerprint
+from cairn.store.metadata.database import Tx
+from cairn.store.metadata.idempotency_store import IdempotencyStore
+from cairn.store.metadata.loaders import load_models
+from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.search import search_model_ids
+
+MODEL_ORDER_FIELDS = {"name", "created_at", "updated_at"}
+
+
+class ModelsService(ServiceBase):
+    def create_model(
+        self,
+        actor: Actor,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> RegisteredModel:
+        names.validate_model_name(name)
+        names.validate_text("description", description, names.MAX_DESCRIPTION_LENGTH)
+        clean = clean_tags("tag", tags, names.MAX_TAG_VALUE_LENGTH)
+
+        def run(s: Tx) -> RegisteredModel:
+            now = self.clock()
+            claim = None
+            if idempotency_key is not None:
+                store = IdempotencyStore(s)
+                claim = store.claim(
+                    idempotency_key,
+                    actor.name,
+                    "create_model",
+                    fingerprint(name, description, clean),
+                    now,
+                )
+                if claim.replay_model_id is not None:
+                    return load_models(s, [claim.replay_model_id])[0]
+            models = ModelStore(s)
+            model_id = models.insert(name, description, actor.name, now)
+            models.set_tags(model_id, clean)
+            if claim is not None:
+                IdempotencyStore(s).record(claim, model_id)
+            return load_models(s, [model_id])[0]
+
+        return self.db.write(run)
+
+    def get_model(self, actor: Actor, name: str) -> RegisteredModel:
+        names.validate_model_name(name)
+        return self.db.read(lambda s: load_models(s, [self._live_model(s, name).id])[0])
+
+    def update_model(
+        self, actor: Actor, name: str, *, description: str | None = None
+    ) -> RegisteredModel:
+        names.validate_model_name(name)
+        values: dict[str, object] = {}
+        if description is not None:
+            values["description"] = names.validate_text(
+                "description", description, names.MAX_DESCRIPTION_LENGTH
+            )
+
+        def run(s: Tx) -> RegisteredModel:
+            row = self._live_model(s, name, lock=True)
+            ModelStore(s).update(row.id, self.clock(), **values)
+            return load_models(s, [row.id])[0]
+
+        return self.db.write(run)
+
+    def rename_model(self, actor: Actor, name: str, new_name: str) -> RegisteredModel:
+        names.validate_model_name(name)
+        names.validate_model_name(new_name)
+
+        def run(s: Tx) -> RegisteredModel:
+            row = self._live_model(s, name, lock=True)
+            ModelStore(s).rename(row.id, name, new_name, self.clock())
+            return load_models(s, [row.id])[0]
+
+        return self.db.write(run)
+
+    def set_model_tag(self, actor: Actor, name: str, key: str, value: str) -> RegisteredModel:
+        names.validate_model_name(name)
+        clean = clean_tags("tag", {key: value}, names.MAX_TAG_VALUE_LENGTH)
+
+        def run(s: Tx) -> RegisteredModel:
+            row = self._live_model(s, name, lock=True)
+            store = ModelStore(s)
+            store.set_tags(row.id, clean)
+            store.update(row.id, self.clock())
+            return load_models(s, [row.id])[0]
+
+        return self.db.write(run)
+
+    def delete_model_tag(self, actor: Actor, name: str, key: str) -> RegisteredModel:
+        names.validate_model_name(name)
+        names.validate_key("tag", key)
+
+        def run(s: Tx) -> RegisteredModel:
+            row = self._live_model(s, name, lock=True)
+            store = ModelStore(s)
+            if not store.delete_tag(row.id, key):
+                raise NotFound(f"registered model {name!r} has no tag {key!r}")
+            store.update(row.id, self.clock())
+            return load_models(s, [row.id])[0]
+
+        return self.db.write(run)
+
+    def delete_model(self, actor: Actor, name: str) -> None:
+        """Soft delete: the model and its versions disappear until restored."""
+        names.validate_model_name(name)
+
+        def run(s: Tx) -> None:
+            row = self._live_model(s, name, lock=True)
+            now = self.clock()
+            ModelStore(s).update(row.id, now, deleted_at=now)
+
+        self.db.write(run)
+
+    def restore_model(self, actor: Actor, name: str) -> RegisteredModel:
+        names.validate_model_name(name)
+
+        def run(s: Tx) -> RegisteredModel:
+            store = ModelStore(s)
+            row = store.find_deleted(name)
+            if row is None:
+                raise NotFound(f"no deleted registered model {name!r} to restore")
+            store.restore(row.id, row.name, self.clock())
+            return load_models(s, [row.id])[0]
+
+        return self.db.write(run)
+
+    def search_models(
+        self,
+        actor: Actor,
+        filter: str | None = None,  # noqa: A002 (the public parameter name)
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[RegisteredModel]:
+        expr = parse_filter(filter or "", "models")
+        order = parse_order_by(list(order_by or []), MODEL_ORDER_FIELDS)
+        size = clean_page_size(max_results, self.limits.default_page)
+
+        def run(s: Tx) -> Page[RegisteredModel]:
+            ids, token = search_model_ids(
+                s,
+                expr=expr,
+                order_by=order,
+                max_results=size,
+                page_token=page_token,
+                include_deleted=include_deleted,
+            )
+            return Page(load_models(s, ids), token)
+
+        return self.db.read(run)

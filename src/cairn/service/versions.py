@@ -1,0 +1,280 @@
+"""Use cases on model versions: create, read, update, stages, delete and restore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from cairn.domain import names
+from cairn.domain.filters import parse_filter, parse_order_by
+from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, VersionStatus
+from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
+from cairn.errors import InvalidParameter, NotFound
+from cairn.service.base import ServiceBase
+from cairn.service.validation import clean_page_size, clean_spec, clean_tags, fingerprint
+from cairn.store.metadata.aliases_store import AliasStore
+from cairn.store.metadata.clock import from_datetime
+from cairn.store.metadata.database import Tx
+from cairn.store.metadata.idempotency_store import IdempotencyStore
+from cairn.store.metadata.loaders import load_versions
+from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.search import search_version_ids
+from cairn.store.metadata.versions_store import VersionStore
+
+VERSION_ORDER_FIELDS = {"name", "version", "created_at", "updated_at"}
+
+
+class VersionsService(ServiceBase):
+    def create_version(
+        self,
+        actor: Actor,
+        name: str,
+        spec: VersionSpec | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> ModelVersion:
+        """Allocate the next number and store the version, in one transaction."""
+        names.validate_model_name(name)
+        spec = clean_spec(spec or VersionSpec())
+
+        def run(s: Tx) -> ModelVersion:
+            now = self.clock()
+            claim = None
+            if idempotency_key is not None:
+                claim = IdempotencyStore(s).claim(
+                    idempotency_key, actor.name, "create_version", fingerprint(name, spec), now
+                )
+                if claim.replay_model_id is not None and claim.replay_version is not None:
+                    return self._load(s, claim.replay_model_id, name, claim.replay_version)
+            models = ModelStore(s)
+            model = models.get_live(name)
+            number = models.allocate_version(model.id, now)
+            status = VersionStatus.PENDING if spec.files else VersionStatus.READY
+            VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
+            if claim is not None:
+                IdempotencyStore(s).record(claim, model.id, number)
+            return self._load(s, model.id, name, number)
+
+        return self.db.write(run)
+
+    def get_version(self, actor: Actor, name: str, version: int | str) -> ModelVersion:
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+        return self.db.read(lambda s: self._load(s, self._live_model(s, name).id, name, number))
+
+    def resolve(
+        self, actor: Actor, ref: ModelRef | str, *, as_of: datetime | None = None
+    ) -> ModelVersion:
+        """The version a ``models:/`` URI names; aliases may be resolved as of a past time."""
+        if isinstance(ref, str):
+            ref = parse_model_uri(ref)
+        if as_of is not None and ref.alias is None:
+            raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
+
+        def run(s: Tx) -> ModelVersion:
+            model = self._live_model(s, ref.name)
+            if ref.version is not None:
+                return self._load(s, model.id, ref.name, ref.version)
+            if ref.latest:
+                number = VersionStore(s).latest_ready(model.id)
+                if number is None:
+                    raise NotFound(f"registered model {ref.name!r} has no READY version")
+                return self._load(s, model.id, ref.name, number)
+            assert ref.alias is not None
+            aliases = AliasStore(s)
+            if as_of is None:
+                row = aliases.find(model.id, ref.alias)
+                found = None if row is None else int(row.version)
+            else:
+                event = aliases.as_of(model.id, ref.alias, from_datetime(as_of))
+                found = None if event is None else event.to_version
+            if found is None:
+                when = "" if as_of is None else f" at {as_of.isoformat()}"
+                raise NotFound(f"registered model {ref.name!r} has no alias {ref.alias!r}{when}")
+            return self._load(s, model.id, ref.name, int(found), allow_deleted=as_of is not None)
+
+        return self.db.read(run)
+
+    def update_version(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        *,
+        description: str | None = None,
+        semver: str | None = None,
+    ) -> ModelVersion:
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+        values: dict[str, object] = {}
+        if description is not None:
+            values["description"] = names.validate_text(
+                "description", description, names.MAX_DESCRIPTION_LENGTH
+            )
+        if semver is not None:
+            values["semver"] = names.validate_semver(semver)
+
+        def run(s: Tx) -> ModelVersion:
+            model = self._live_model(s, name)
+            row = VersionStore(s).get(model.id, name, number)
+            VersionStore(s).update(row.id, self.clock(), **values)
+            return self._load(s, model.id, name, number)
+
+        return self.db.write(run)
+
+    def set_version_tag(
+        self, actor: Actor, name: str, version: int | str, key: str, value: str
+    ) -> ModelVersion:
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+        clean = clean_tags("tag", {key: value}, names.MAX_TAG_VALUE_LENGTH)
+
+        def run(s: Tx) -> ModelVersion:
+            model = self._live_model(s, name)
+            store = VersionStore(s)
+            row = store.get(model.id, name, number)
+            store.set_tags(row.id, clean)
+            store.update(row.id, self.clock())
+            return self._load(s, model.id, name, number)
+
+        return self.db.write(run)
+
+    def delete_version_tag(
+        self, actor: Actor, name: str, version: int | str, key: str
+    ) -> ModelVersion:
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+        names.validate_key("tag", key)
+
+        def run(s: Tx) -> ModelVersion:
+            model = self._live_model(s, name)
+            store = VersionStore(s)
+            row = store.get(model.id, name, number)
+            if not store.delete_tag(row.id, key):
+                raise NotFound(f"version {number} of {name!r} has no tag {key!r}")
+            store.update(row.id, self.clock())
+            return self._load(s, model.id, name, number)
+
+        return self.db.write(run)
+
+    def transition_stage(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        stage: str | Stage,
+        *,
+        archive_existing_versions: bool = False,
+    ) -> ModelVersion:
+        """MLflow-style stage move; optionally archive the others in the target stage."""
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+        target = Stage.parse(stage)
+        if archive_existing_versions and target not in (Stage.STAGING, Stage.PRODUCTION):
+            raise InvalidParameter(
+                "archive_existing_versions applies only when moving to Staging or Production"
+            )
+
+        def run(s: Tx) -> ModelVersion:
+            model = self._live_model(s, name, lock=True)
+            store = VersionStore(s)
+            row = store.get(model.id, name, number)
+            now = self.clock()
+            store.update(row.id, now, stage=target.value)
+            if archive_existing_versions:
+                store.archive_stage(model.id, target, number, now)
+            ModelStore(s).update(model.id, now)
+            return self._load(s, model.id, name, number)
+
+        return self.db.write(run)
+
+    def delete_version(self, actor: Actor, name: str, version: int | str) -> None:
+        """Soft delete: hidden, its aliases removed (with history); the number is never reused."""
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def run(s: Tx) -> None:
+            model = self._live_model(s, name, lock=True)
+            row = VersionStore(s).get(model.id, name, number)
+            now = self.clock()
+            AliasStore(s).delete_for_version(model.id, number, actor.name, now)
+            VersionStore(s).update(row.id, now, deleted_at=now)
+
+        self.db.write(run)
+
+    def restore_version(self, actor: Actor, name: str, version: int | str) -> ModelVersion:
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def run(s: Tx) -> ModelVersion:
+            model = self._live_model(s, name, lock=True)
+            row = VersionStore(s).get(model.id, name, number, deleted=True)
+            VersionStore(s).update(row.id, self.clock(), deleted_at=None)
+            return self._load(s, model.id, name, number)
+
+        return self.db.write(run)
+
+    def list_versions(
+        self,
+        actor: Actor,
+        name: str,
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ModelVersion]:
+        names.validate_model_name(name)
+        order = parse_order_by(list(order_by or ["version DESC"]), VERSION_ORDER_FIELDS)
+        size = clean_page_size(max_results, self.limits.default_page)
+
+        def run(s: Tx) -> Page[ModelVersion]:
+            model = self._live_model(s, name)
+            ids, token = search_version_ids(
+                s,
+                expr=None,
+                order_by=order,
+                max_results=size,
+                page_token=page_token,
+                model_id=model.id,
+                include_deleted=include_deleted,
+            )
+            return Page(load_versions(s, ids), token)
+
+        return self.db.read(run)
+
+    def search_versions(
+        self,
+        actor: Actor,
+        filter: str | None = None,  # noqa: A002 (the public parameter name)
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ModelVersion]:
+        expr = parse_filter(filter or "", "versions")
+        order = parse_order_by(list(order_by or []), VERSION_ORDER_FIELDS)
+        size = clean_page_size(max_results, self.limits.default_page)
+
+        def run(s: Tx) -> Page[ModelVersion]:
+            ids, token = search_version_ids(
+                s,
+                expr=expr,
+                order_by=order,
+                max_results=size,
+                page_token=page_token,
+                include_deleted=include_deleted,
+            )
+            return Page(load_versions(s, ids), token)
+
+        return self.db.read(run)
+
+    @staticmethod
+    def _load(
+        s: Tx, model_id: int, name: str, number: int, *, allow_deleted: bool = False
+    ) -> ModelVersion:
+        row = VersionStore(s).find(model_id, number)
+        if row is None or (row.deleted_at is not None and not allow_deleted):
+            raise NotFound(f"version {number} of model {name!r} does not exist")
+        return load_versions(s, [row.id])[0]

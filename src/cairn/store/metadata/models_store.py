@@ -1,0 +1,139 @@
+"""Registered models: rows, tags and the per-model version counter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cairn.domain.names import name_key
+from cairn.errors import AlreadyExists, NotFound
+from cairn.store.metadata.schema import model_tags, registered_models
+
+M = registered_models
+
+
+class ModelStore:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def find_live(self, name: str) -> Row[Any] | None:
+        return self.s.execute(
+            select(M).where(M.c.name_key == name_key(name), M.c.deleted_at.is_(None))
+        ).first()
+
+    def get_live(self, name: str, *, lock: bool = False) -> Row[Any]:
+        query = select(M).where(M.c.name_key == name_key(name), M.c.deleted_at.is_(None))
+        if lock:
+            query = query.with_for_update()
+        row = self.s.execute(query).first()
+        if row is None:
+            raise NotFound(f"registered model {name!r} does not exist")
+        return row
+
+    def get_by_id(self, model_id: int) -> Row[Any]:
+        row = self.s.execute(select(M).where(M.c.id == model_id)).first()
+        if row is None:
+            raise NotFound(f"registered model #{model_id} does not exist")
+        return row
+
+    def find_deleted(self, name: str) -> Row[Any] | None:
+        """The most recently deleted model of that name, if any."""
+        return self.s.execute(
+            select(M)
+            .where(M.c.name_key == name_key(name), M.c.deleted_at.is_not(None))
+            .order_by(M.c.deleted_at.desc(), M.c.id.desc())
+            .limit(1)
+        ).first()
+
+    def insert(self, name: str, description: str, created_by: str | None, now: int) -> int:
+        if self.find_live(name) is not None:
+            raise AlreadyExists(f"registered model {name!r} already exists")
+        try:
+            with self.s.begin_nested():
+                model_id = self.s.execute(
+                    insert(M)
+                    .values(
+                        name=name,
+                        name_key=name_key(name),
+                        description=description,
+                        created_at=now,
+                        updated_at=now,
+                        created_by=created_by,
+                    )
+                    .returning(M.c.id)
+                ).scalar_one()
+        except IntegrityError as exc:  # a concurrent create won the race
+            raise AlreadyExists(f"registered model {name!r} already exists") from exc
+        return int(model_id)
+
+    def update(self, model_id: int, now: int, **values: object) -> None:
+        self.s.execute(update(M).where(M.c.id == model_id).values(updated_at=now, **values))
+
+    def rename(self, model_id: int, old: str, new: str, now: int) -> None:
+        existing = self.find_live(new)
+        if existing is not None and existing.id != model_id:
+            raise AlreadyExists(f"registered model {new!r} already exists")
+        try:
+            with self.s.begin_nested():
+                self.update(model_id, now, name=new, name_key=name_key(new))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"registered model {new!r} already exists") from exc
+
+    def restore(self, model_id: int, name: str, now: int) -> None:
+        if self.find_live(name) is not None:
+            raise AlreadyExists(
+                f"cannot restore {name!r}: a live model of that name exists; rename it first"
+            )
+        try:
+            with self.s.begin_nested():
+                self.update(model_id, now, deleted_at=None)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"registered model {name!r} already exists") from exc
+
+    def allocate_version(self, model_id: int, now: int) -> int:
+        """Take the next version number: the counter row is the lock (no MAX()+1)."""
+        number = self.s.execute(
+            update(M)
+            .where(M.c.id == model_id)
+            .values(last_version=M.c.last_version + 1, updated_at=now)
+            .returning(M.c.last_version)
+        ).scalar_one()
+        return int(number)
+
+    def set_tags(self, model_id: int, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        rows = [{"model_id": model_id, "key": k, "value": v} for k, v in tags.items()]
+        self.s.execute(upsert(self.s, model_tags, rows, ["model_id", "key"], ["value"]))
+
+    def delete_tag(self, model_id: int, key: str) -> bool:
+        result = self.s.execute(
+            delete(model_tags).where(model_tags.c.model_id == model_id, model_tags.c.key == key)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def count_live(self) -> int:
+        return int(
+            self.s.execute(select(func.count()).where(M.c.deleted_at.is_(None))).scalar_one()
+        )
+
+
+def upsert(
+    session: Session,
+    table: Any,
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    update_columns: list[str],
+) -> Any:
+    """An INSERT … ON CONFLICT DO UPDATE for either engine."""
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update_columns}
+    )

@@ -1,0 +1,128 @@
+"""Model versions: rows and their tags, params, metrics and file manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from cairn.domain.digests import manifest_digest
+from cairn.domain.models import Stage, VersionSpec, VersionStatus
+from cairn.errors import NotFound
+from cairn.store.metadata.models_store import upsert
+from cairn.store.metadata.schema import (
+    model_versions,
+    version_files,
+    version_metrics,
+    version_params,
+    version_tags,
+)
+
+V = model_versions
+
+
+class VersionStore:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def insert(
+        self,
+        model_id: int,
+        version: int,
+        spec: VersionSpec,
+        status: VersionStatus,
+        created_by: str | None,
+        now: int,
+    ) -> int:
+        version_id = self.s.execute(
+            insert(V)
+            .values(
+                model_id=model_id,
+                version=version,
+                status=status.value,
+                stage=Stage.NONE.value,
+                description=spec.description,
+                semver=spec.semver,
+                source=spec.source,
+                run_id=spec.run_id,
+                run_link=spec.run_link,
+                digest=manifest_digest(spec.files),
+                size=sum(f.size for f in spec.files),
+                created_at=now,
+                updated_at=now,
+                created_by=created_by,
+            )
+            .returning(V.c.id)
+        ).scalar_one()
+        version_id = int(version_id)
+        self.set_entries(version_tags, version_id, spec.tags)
+        self.set_entries(version_params, version_id, spec.params)
+        self.set_entries(version_metrics, version_id, spec.metrics)
+        if spec.files:
+            self.s.execute(
+                insert(version_files),
+                [
+                    {"version_id": version_id, "path": f.path, "size": f.size, "digest": f.digest}
+                    for f in spec.files
+                ],
+            )
+        return version_id
+
+    def set_entries(self, table: Any, version_id: int, entries: Mapping[str, object]) -> None:
+        if not entries:
+            return
+        rows = [{"version_id": version_id, "key": k, "value": v} for k, v in entries.items()]
+        self.s.execute(upsert(self.s, table, rows, ["version_id", "key"], ["value"]))
+
+    def delete_entry(self, table: Any, version_id: int, key: str) -> bool:
+        result = self.s.execute(
+            delete(table).where(table.c.version_id == version_id, table.c.key == key)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_tags(self, version_id: int, tags: Mapping[str, str]) -> None:
+        self.set_entries(version_tags, version_id, tags)
+
+    def delete_tag(self, version_id: int, key: str) -> bool:
+        return self.delete_entry(version_tags, version_id, key)
+
+    def find(self, model_id: int, version: int) -> Row[Any] | None:
+        return self.s.execute(
+            select(V).where(V.c.model_id == model_id, V.c.version == version)
+        ).first()
+
+    def get(self, model_id: int, name: str, version: int, *, deleted: bool = False) -> Row[Any]:
+        """A live version (or, with ``deleted=True``, a soft-deleted one)."""
+        row = self.find(model_id, version)
+        if row is None or (row.deleted_at is not None) != deleted:
+            state = "deleted " if deleted else ""
+            raise NotFound(f"{state}version {version} of model {name!r} does not exist")
+        return row
+
+    def latest_ready(self, model_id: int) -> int | None:
+        value = self.s.execute(
+            select(func.max(V.c.version)).where(
+                V.c.model_id == model_id,
+                V.c.status == VersionStatus.READY.value,
+                V.c.deleted_at.is_(None),
+            )
+        ).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    def update(self, version_id: int, now: int, **values: object) -> None:
+        self.s.execute(update(V).where(V.c.id == version_id).values(updated_at=now, **values))
+
+    def archive_stage(self, model_id: int, stage: Stage, keep_version: int, now: int) -> None:
+        """Move every other live version in ``stage`` to Archived."""
+        self.s.execute(
+            update(V)
+            .where(
+                V.c.model_id == model_id,
+                V.c.stage == stage.value,
+                V.c.version != keep_version,
+                V.c.deleted_at.is_(None),
+            )
+            .values(stage=Stage.ARCHIVED.value, updated_at=now)
+        )

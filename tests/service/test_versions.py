@@ -1,0 +1,160 @@
+"""Model versions through the service, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from cairn.domain.digests import EMPTY_DIGEST
+from cairn.domain.models import Actor, Stage, VersionSpec, VersionStatus
+from cairn.errors import Conflict, InvalidParameter, NotFound
+from cairn.service.registry import RegistryService
+
+ALICE = Actor("alice")
+
+
+@pytest.fixture
+def model(service: RegistryService) -> str:
+    service.create_model(ALICE, "fraud")
+    return "fraud"
+
+
+def test_create_version_with_metadata(service: RegistryService, model: str) -> None:
+    spec = VersionSpec(
+        description="first",
+        tags={"team": "risk"},
+        params={"lr": "0.1"},
+        metrics={"auc": 0.93, "n": 10},
+        semver="1.0.0",
+        source="s3://bucket/elsewhere/model",
+        run_id="abc123",
+        run_link="https://tracking.example/runs/abc123",
+    )
+    v = service.create_version(ALICE, model, spec)
+    assert (v.name, v.version, v.status, v.stage) == ("fraud", 1, VersionStatus.READY, Stage.NONE)
+    assert v.params == {"lr": "0.1"}
+    assert v.metrics == {"auc": 0.93, "n": 10.0}
+    assert v.source == "s3://bucket/elsewhere/model"
+    assert v.digest is not None and v.digest.startswith("sha256:")
+    assert v.size == 0 and v.files == ()
+    assert v.created_by == "alice"
+    assert service.get_version(ALICE, model, "1") == v
+    assert service.get_model(ALICE, model).latest_version == 1
+
+
+def test_version_numbers_are_dense_and_never_reused(service: RegistryService, model: str) -> None:
+    assert [service.create_version(ALICE, model).version for _ in range(3)] == [1, 2, 3]
+    service.delete_version(ALICE, model, 3)
+    assert service.create_version(ALICE, model).version == 4
+    with pytest.raises(NotFound):
+        service.get_version(ALICE, model, 3)
+
+
+def test_version_of_missing_model(service: RegistryService) -> None:
+    with pytest.raises(NotFound, match="does not exist"):
+        service.create_version(ALICE, "ghost")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        VersionSpec(metrics={"auc": math.nan}),
+        VersionSpec(metrics={"auc": math.inf}),
+        VersionSpec(metrics={"auc": "high"}),  # type: ignore[dict-item]
+        VersionSpec(params={"lr": 0.1}),  # type: ignore[dict-item]
+        VersionSpec(semver="1.0"),
+        VersionSpec(run_id="a\nb"),
+        VersionSpec(params={"": "x"}),
+        VersionSpec(tags={"k" * 251: "x"}),
+    ],
+)
+def test_bad_version_input_changes_nothing(
+    service: RegistryService, model: str, spec: VersionSpec
+) -> None:
+    with pytest.raises(InvalidParameter):
+        service.create_version(ALICE, model, spec)
+    assert service.create_version(ALICE, model).version == 1  # no number was consumed
+
+
+def test_update_and_tags(service: RegistryService, model: str) -> None:
+    service.create_version(ALICE, model)
+    v = service.update_version(ALICE, model, 1, description="better", semver="1.2.3-rc.1")
+    assert (v.description, v.semver) == ("better", "1.2.3-rc.1")
+    assert service.set_version_tag(ALICE, model, 1, "k", "v").tags == {"k": "v"}
+    assert service.delete_version_tag(ALICE, model, 1, "k").tags == {}
+    with pytest.raises(NotFound):
+        service.delete_version_tag(ALICE, model, 1, "k")
+
+
+def test_stages_with_archive_existing(service: RegistryService, model: str) -> None:
+    for _ in range(3):
+        service.create_version(ALICE, model)
+    service.transition_stage(ALICE, model, 1, "production")
+    service.transition_stage(ALICE, model, 2, "STAGING")
+    v3 = service.transition_stage(ALICE, model, 3, "Production", archive_existing_versions=True)
+    assert v3.stage is Stage.PRODUCTION
+    assert service.get_version(ALICE, model, 1).stage is Stage.ARCHIVED
+    assert service.get_version(ALICE, model, 2).stage is Stage.STAGING
+    with pytest.raises(InvalidParameter, match="not one of"):
+        service.transition_stage(ALICE, model, 1, "Prod")
+    with pytest.raises(InvalidParameter):
+        service.transition_stage(ALICE, model, 1, "Archived", archive_existing_versions=True)
+
+
+def test_delete_removes_aliases_and_restore_brings_version_back(
+    service: RegistryService, model: str
+) -> None:
+    service.create_version(ALICE, model)
+    service.set_alias(ALICE, model, "prod", 1)
+    service.delete_version(ALICE, model, 1)
+    assert service.get_model(ALICE, model).aliases == {}
+    assert service.get_model(ALICE, model).latest_version is None
+    with pytest.raises(NotFound):
+        service.resolve(ALICE, "models:/fraud@prod")
+    restored = service.restore_version(ALICE, model, 1)
+    assert restored.deleted_at is None and restored.aliases == ()
+    with pytest.raises(NotFound):
+        service.restore_version(ALICE, model, 1)  # not deleted any more
+
+
+def test_list_versions_newest_first_and_deleted_hidden(
+    service: RegistryService, model: str
+) -> None:
+    for _ in range(5):
+        service.create_version(ALICE, model)
+    service.delete_version(ALICE, model, 2)
+    page = service.list_versions(ALICE, model)
+    assert [v.version for v in page.items] == [5, 4, 3, 1]
+    page = service.list_versions(ALICE, model, include_deleted=True, order_by=["version ASC"])
+    assert [v.version for v in page.items] == [1, 2, 3, 4, 5]
+
+
+def test_resolve_uris(service: RegistryService, model: str) -> None:
+    for _ in range(3):
+        service.create_version(ALICE, model)
+    service.set_alias(ALICE, model, "champion", 2)
+    assert service.resolve(ALICE, "models:/fraud/3").version == 3
+    assert service.resolve(ALICE, "models:/FRAUD@Champion").version == 2
+    assert service.resolve(ALICE, "models:/fraud/latest").version == 3
+    assert service.resolve(ALICE, "models:/fraud@latest").version == 3
+    with pytest.raises(InvalidParameter):
+        service.resolve(ALICE, "runs:/abc/model")
+    with pytest.raises(NotFound):
+        service.resolve(ALICE, "models:/fraud/9")
+
+
+def test_idempotent_create_version(service: RegistryService, model: str) -> None:
+    spec = VersionSpec(params={"lr": "0.1"})
+    first = service.create_version(ALICE, model, spec, idempotency_key="req-1")
+    again = service.create_version(ALICE, model, spec, idempotency_key="req-1")
+    assert again.version == first.version == 1
+    assert service.create_version(ALICE, model).version == 2
+    with pytest.raises(Conflict):
+        service.create_version(ALICE, model, VersionSpec(), idempotency_key="req-1")
+
+
+def test_empty_manifest_digest_is_stable(service: RegistryService, model: str) -> None:
+    a = service.create_version(ALICE, model)
+    b = service.create_version(ALICE, model)
+    assert a.digest == b.digest != EMPTY_DIGEST
