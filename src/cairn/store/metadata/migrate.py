@@ -17,6 +17,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, text
 
 from alembic import command
@@ -57,7 +58,7 @@ def upgrade(db: Database) -> None:
     script = ScriptDirectory.from_config(_config())
     with _migration_lock(db), db.engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-        if current is not None and script.get_revision(current) is None:
+        if current is not None and not _known(script, current):
             raise SchemaMismatch(_mismatch_message(current, script.get_current_head()))
         if current == script.get_current_head():
             return
@@ -66,12 +67,16 @@ def upgrade(db: Database) -> None:
         conn.commit()
 
 
-def _mismatch_message(current: str | None, head: str | None) -> str:
-    known = ScriptDirectory.from_config(_config()).get_revision
+def _known(script: ScriptDirectory, revision: str) -> bool:
     try:
-        is_known = current is not None and known(current) is not None
-    except Exception:  # alembic raises for unknown ids
-        is_known = False
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _mismatch_message(current: str | None, head: str | None) -> str:
+    script = ScriptDirectory.from_config(_config())
+    is_known = current is not None and _known(script, current)
     if current is None:
         return (
             "the metadata database has no Cairn schema; run `cairn db upgrade` or start the server"

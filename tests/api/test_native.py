@@ -1,0 +1,144 @@
+"""The native HTTP API (/api/v1) against the real app, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+JSON = {"content-type": "application/json"}
+
+
+def error(response: Any) -> tuple[int, str]:
+    body = response.json()
+    assert set(body) == {"error_code", "message"}, body
+    assert body["message"]
+    return response.status_code, body["error_code"]
+
+
+def test_health_ready_and_openapi(api: TestClient) -> None:
+    assert api.get("/health").json() == {"status": "ok"}
+    assert api.get("/ready").json() == {"status": "ready"}
+    spec = api.get("/api/v1/openapi.json").json()
+    assert "/api/v1/models/{name}/versions" in spec["paths"]
+    assert api.get("/docs").status_code == 200
+
+
+def test_model_and_version_shapes(api: TestClient) -> None:
+    r = api.post("/api/v1/models", json={"name": "fraud", "tags": {"team": "risk"}})
+    assert r.status_code == 201
+    model = r.json()
+    assert set(model) >= {
+        "name", "description", "tags", "aliases", "latest_version", "created_at", "updated_at"
+    }
+    assert model["created_at"].endswith("Z")
+    r = api.post("/api/v1/models/fraud/versions", json={"metrics": {"auc": 0.9}})
+    assert r.status_code == 201
+    version = r.json()
+    assert version["version"] == 1 and isinstance(version["version"], int)
+    assert set(version) >= {
+        "name", "version", "status", "description", "tags", "params", "metrics", "aliases",
+        "stage", "created_at", "updated_at", "created_by", "files", "size", "digest",
+    }
+    assert api.get("/api/v1/models/fraud").json()["latest_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("GET", "/api/v1/models/nope", None, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("GET", "/api/v1/models/m/versions/9", None, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("GET", "/api/v1/models/m/versions/abc", None, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/v1/models/m/aliases/nope", None, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("GET", "/api/v1/models/m/aliases/nope/history", None, 200, None),
+        ("POST", "/api/v1/models", {"name": "m"}, 400, "RESOURCE_ALREADY_EXISTS"),
+        ("POST", "/api/v1/models", {"name": "a/b"}, 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/v1/models", {"name": "x", "created_by": "root"}, 400,
+         "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/v1/models/m/versions", {"version": 7}, 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/v1/models/m/versions", {"metrics": {"a": "x"}}, 400,
+         "INVALID_PARAMETER_VALUE"),
+        ("PUT", "/api/v1/models/m/aliases/prod", {"version": 1, "expect": 5}, 409,
+         "RESOURCE_CONFLICT"),
+        ("PUT", "/api/v1/models/m/aliases/latest", {"version": 1}, 400,
+         "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/v1/search/versions?filter=name%20%3D", None, 400,
+         "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/v1/models?max_results=5000", None, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/v1/models?page_token=garbage", None, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/v1/resolve?uri=runs:/x/model", None, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/v1/nothing-here", None, 404, "ENDPOINT_NOT_FOUND"),
+        ("DELETE", "/api/v1/search/versions", None, 405, "ENDPOINT_NOT_FOUND"),
+    ],
+)
+def test_error_shape_for_every_route_family(
+    api: TestClient, method: str, path: str, body: Any, status: int, code: str | None
+) -> None:
+    api.post("/api/v1/models", json={"name": "m"})
+    api.post("/api/v1/models/m/versions", json={})
+    r = api.request(method, path, json=body)
+    if code is None:
+        assert r.status_code == status
+        return
+    assert error(r) == (status, code)
+
+
+def test_malformed_json_and_wrong_types(api: TestClient) -> None:
+    r = api.post("/api/v1/models", content=b"{not json", headers=JSON)
+    assert error(r) == (400, "INVALID_PARAMETER_VALUE")
+    r = api.post("/api/v1/models", json={"name": 5})
+    assert error(r) == (400, "INVALID_PARAMETER_VALUE")
+    r = api.post("/api/v1/models", json=["name"])
+    assert error(r) == (400, "INVALID_PARAMETER_VALUE")
+
+
+def test_oversized_body_is_413_before_anything_changes(api: TestClient) -> None:
+    big = {"name": "big", "description": "x" * (2 << 20)}
+    r = api.post("/api/v1/models", json=big)
+    assert error(r) == (413, "REQUEST_LIMIT_EXCEEDED")
+    assert api.get("/api/v1/models/big").status_code == 404
+
+
+def test_filter_error_points_at_position(api: TestClient) -> None:
+    r = api.get("/api/v1/search/versions", params={"filter": "metrics.auc >> 0.5"})
+    assert error(r) == (400, "INVALID_PARAMETER_VALUE")
+    assert "position 13" in r.json()["message"]  # the second ">"
+
+
+def test_idempotency_key_header(api: TestClient) -> None:
+    api.post("/api/v1/models", json={"name": "m"})
+    headers = {"Idempotency-Key": "abc-123"}
+    first = api.post("/api/v1/models/m/versions", json={}, headers=headers).json()
+    again = api.post("/api/v1/models/m/versions", json={}, headers=headers).json()
+    assert first["version"] == again["version"] == 1
+    r = api.post("/api/v1/models/m/versions", json={"description": "x"}, headers=headers)
+    assert error(r) == (409, "RESOURCE_CONFLICT")
+
+
+def test_alias_routes_and_as_of(api: TestClient) -> None:
+    api.post("/api/v1/models", json={"name": "m"})
+    for _ in range(2):
+        api.post("/api/v1/models/m/versions", json={})
+    assert api.put("/api/v1/models/m/aliases/prod", json={"version": 1}).status_code == 200
+    moved_at = api.get("/api/v1/models/m/aliases/prod/history").json()["events"][0]["at"]
+    api.put("/api/v1/models/m/aliases/prod", json={"version": 2, "expect": 1})
+    assert api.get("/api/v1/models/m/aliases/prod").json()["version"] == 2
+    then = api.get("/api/v1/models/m/aliases/prod", params={"as_of": moved_at})
+    assert then.json()["version"] == 1
+    assert api.get("/api/v1/resolve", params={"uri": "models:/m@prod"}).json()["version"] == 2
+    assert api.delete("/api/v1/models/m/aliases/prod").status_code == 204
+    events = api.get("/api/v1/models/m/alias-history").json()["events"]
+    assert [(e["from_version"], e["to_version"]) for e in events] == [(2, None), (1, 2), (None, 1)]
+
+
+def test_names_with_spaces_and_dots_in_paths(api: TestClient) -> None:
+    assert api.post("/api/v1/models", json={"name": "risk.fraud v2"}).status_code == 201
+    assert api.get("/api/v1/models/risk.fraud%20v2").json()["name"] == "risk.fraud v2"
+    assert api.get("/api/v1/models/RISK.FRAUD%20V2").status_code == 200
+
+
+def test_security_headers(api: TestClient) -> None:
+    r = api.get("/health")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"

@@ -1,0 +1,99 @@
+"""The ``cairn`` command end to end: against a live server over HTTP, and on a directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cairn.cli.main import app
+from cairn.settings import Settings
+
+runner = CliRunner()
+
+
+@pytest.fixture(params=["http", "local"])
+def uri(request: pytest.FixtureRequest, settings: Settings) -> str:
+    if request.param == "http":
+        return str(request.getfixturevalue("live_server"))
+    return str(settings.data_dir)
+
+
+def cairn(uri: str, *args: str) -> str:
+    result = runner.invoke(app, ["--uri", uri, *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_tour(uri: str) -> None:
+    cairn(uri, "models", "create", "fraud", "--tag", "team=risk", "--description", "Fraud")
+    out = cairn(uri, "versions", "create", "fraud", "--param", "lr=0.1", "--metric", "auc=0.93",
+                "--json")
+    assert json.loads(out)["version"] == 1
+    cairn(uri, "versions", "create", "fraud", "--metric", "auc=0.97")
+    cairn(uri, "alias", "set", "fraud", "production", "1")
+    cairn(uri, "alias", "set", "fraud", "production", "2", "--expect", "1")
+    got = json.loads(cairn(uri, "versions", "get", "models:/fraud@production", "--json"))
+    assert got["version"] == 2 and got["aliases"] == ["production"]
+    history = json.loads(cairn(uri, "alias", "history", "fraud", "production", "--json"))
+    assert [(e["from_version"], e["to_version"]) for e in history] == [(1, 2), (None, 1)]
+    listed = json.loads(cairn(uri, "models", "list", "--json"))
+    assert [m["name"] for m in listed] == ["fraud"]
+    found = json.loads(cairn(uri, "versions", "search", "metrics.auc >= 0.95", "--json"))
+    assert [v["version"] for v in found] == [2]
+    versions = json.loads(cairn(uri, "versions", "list", "fraud", "--json"))
+    assert [v["version"] for v in versions] == [2, 1]
+    cairn(uri, "versions", "stage", "models:/fraud/1", "Staging")
+    cairn(uri, "versions", "delete", "models:/fraud/1", "--yes")
+    cairn(uri, "versions", "restore", "models:/fraud/1")
+    assert "fraud" in cairn(uri, "models", "get", "fraud")
+    cairn(uri, "models", "delete", "fraud", "--yes")
+    assert json.loads(cairn(uri, "models", "list", "--json")) == []
+
+
+def test_json_matches_the_api(live_server: str) -> None:
+    import httpx
+
+    cairn(live_server, "models", "create", "m")
+    cairn(live_server, "versions", "create", "m")
+    printed = json.loads(cairn(live_server, "versions", "get", "models:/m/1", "--json"))
+    served = httpx.get(f"{live_server}/api/v1/models/m/versions/1").json()
+    assert printed == served
+
+
+def test_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cairn.cli", "--uri", str(tmp_path / "d"), "models", "get", "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "error (RESOURCE_DOES_NOT_EXIST): registered model 'nope' does not exist"
+    ]
+
+
+def test_bad_pairs_and_unreachable_server(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--uri", str(tmp_path), "versions", "create", "m", "--metric",
+                                 "auc=high"])
+    assert result.exit_code != 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "cairn.cli", "--uri", "http://127.0.0.1:9", "models", "list"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1
+    assert "cannot reach Cairn" in proc.stderr
+
+
+def test_delete_asks_without_yes(tmp_path: Path) -> None:
+    uri = str(tmp_path / "d")
+    cairn(uri, "models", "create", "m")
+    result = runner.invoke(app, ["--uri", uri, "models", "delete", "m"], input="n\n")
+    assert result.exit_code != 0
+    assert json.loads(cairn(uri, "models", "get", "m", "--json"))["name"] == "m"

@@ -1,0 +1,111 @@
+"""The SDK end to end, over HTTP against the real app and in-process on a directory.
+
+Each test runs four times: {http, local} x {SQLite, PostgreSQL}; the same calls must give
+the same results and raise the same exceptions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import cairn
+from cairn.client.base import BaseClient
+from cairn.client.http import HttpClient
+from cairn.client.local import LocalClient
+from cairn.domain.models import Stage, VersionStatus
+from cairn.errors import AlreadyExists, Conflict, InvalidFilter, InvalidParameter, NotFound
+
+
+def test_full_round_trip(client: BaseClient) -> None:
+    model = client.create_model("fraud", description="detects fraud", tags={"team": "risk"})
+    assert model.name == "fraud"
+    v1 = client.create_version("fraud", params={"lr": "0.1"}, metrics={"auc": 0.91})
+    v2 = client.create_version("fraud", metrics={"auc": 0.95}, semver="1.1.0", run_id="r2")
+    assert (v1.version, v2.version) == (1, 2)
+    assert v2.status is VersionStatus.READY
+    client.set_alias("fraud", "champion", 2)
+    assert client.resolve("models:/fraud@champion").version == 2
+    assert client.resolve("models:/fraud/latest").version == 2
+    assert client.get_version("fraud", 1).params == {"lr": "0.1"}
+    found = client.search_versions("name = 'fraud' AND metrics.auc > 0.93")
+    assert [v.version for v in found.items] == [2]
+    staged = client.transition_stage("fraud", 1, "staging")
+    assert staged.stage is Stage.STAGING
+    client.update_model("fraud", description="better")
+    client.set_model_tag("fraud", "owner", "ana")
+    got = client.get_model("fraud")
+    assert got.description == "better"
+    assert got.tags == {"team": "risk", "owner": "ana"}
+    assert got.aliases == {"champion": 2}
+    client.rename_model("fraud", "fraud-v2")
+    assert client.resolve("models:/fraud-v2@champion").version == 2
+
+
+def test_same_exceptions_both_modes(client: BaseClient) -> None:
+    client.create_model("m")
+    with pytest.raises(AlreadyExists):
+        client.create_model("M")
+    with pytest.raises(NotFound):
+        client.get_model("ghost")
+    with pytest.raises(NotFound):
+        client.get_version("m", 1)
+    with pytest.raises(InvalidParameter):
+        client.create_model("bad/name")
+    with pytest.raises(InvalidParameter) as info:
+        client.search_versions("tags.team = ")
+    assert "position" in info.value.message
+    assert not isinstance(info.value, InvalidFilter) or info.value.position is not None
+    client.create_version("m")
+    client.set_alias("m", "prod", 1)
+    with pytest.raises(Conflict):
+        client.set_alias("m", "prod", 1, expect=0)
+
+
+def test_pagination_iterators(client: BaseClient) -> None:
+    for i in range(5):
+        client.create_model(f"p{i}")
+        client.create_version(f"p{i}")
+    assert [m.name for m in client.iter_models(max_results=2)] == [f"p{i}" for i in range(5)]
+    versions = list(client.iter_versions("name LIKE 'p%'", max_results=2))
+    assert sorted(v.name for v in versions) == [f"p{i}" for i in range(5)]
+
+
+def test_delete_restore_and_history(client: BaseClient) -> None:
+    client.create_model("m")
+    client.create_version("m")
+    client.create_version("m")
+    client.set_alias("m", "prod", 1)
+    client.set_alias("m", "prod", 2)
+    t = client.alias_history("m", "prod")[1].at
+    assert client.resolve("models:/m@prod", as_of=t).version == 1
+    client.delete_version("m", 2)
+    with pytest.raises(NotFound):
+        client.resolve("models:/m@prod")
+    assert client.restore_version("m", 2).version == 2
+    client.delete_model("m")
+    with pytest.raises(NotFound):
+        client.get_model("m")
+    assert client.restore_model("m").latest_version == 2
+    assert client.alias_history("m")[0].to_version is None
+
+
+def test_as_of_before_anything_existed(client: BaseClient) -> None:
+    client.create_model("m")
+    client.create_version("m")
+    client.set_alias("m", "prod", 1)
+    with pytest.raises(NotFound):
+        client.resolve("models:/m@prod", as_of=datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def test_client_factory_picks_the_mode(tmp_path: Path) -> None:
+    remote = cairn.Client("http://127.0.0.1:9")
+    assert isinstance(remote, HttpClient)
+    remote.close()
+    local = cairn.Client(tmp_path / "data")
+    assert isinstance(local, LocalClient)
+    assert local.search_models().items == []
+    local.close()
+    assert (tmp_path / "data" / "cairn.db").exists()

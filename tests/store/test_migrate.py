@@ -1,0 +1,42 @@
+"""Migrations on both engines: empty → head, idempotent, newer-than-code refused."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from cairn.errors import SchemaMismatch
+from cairn.service.registry import RegistryService
+from cairn.settings import Settings
+from cairn.store.metadata import migrate
+from cairn.store.metadata.database import Database
+
+
+def test_database_is_at_head_and_upgrade_is_idempotent(db: Database) -> None:
+    assert migrate.current_revision(db) == migrate.head_revision()
+    migrate.upgrade(db)
+    migrate.check_schema(db)
+
+
+def test_newer_database_is_refused(db: Database) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    with pytest.raises(SchemaMismatch, match="newer Cairn"):
+        migrate.upgrade(db)
+    with pytest.raises(SchemaMismatch):
+        migrate.check_schema(db)
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE alembic_version SET version_num = :v"), {"v": migrate.head_revision()}
+        )
+
+
+def test_empty_sqlite_database_is_created_on_first_use(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from cairn.service.factory import build_service
+
+    data = Path(str(tmp_path)) / "fresh"
+    service: RegistryService = build_service(Settings(data_dir=data))
+    assert migrate.current_revision(service.db) == migrate.head_revision()
+    service.db.dispose()
