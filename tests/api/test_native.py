@@ -30,7 +30,13 @@ def test_model_and_version_shapes(api: TestClient) -> None:
     assert r.status_code == 201
     model = r.json()
     assert set(model) >= {
-        "name", "description", "tags", "aliases", "latest_version", "created_at", "updated_at"
+        "name",
+        "description",
+        "tags",
+        "aliases",
+        "latest_version",
+        "created_at",
+        "updated_at",
     }
     assert model["created_at"].endswith("Z")
     r = api.post("/api/v1/models/fraud/versions", json={"metrics": {"auc": 0.9}})
@@ -38,8 +44,21 @@ def test_model_and_version_shapes(api: TestClient) -> None:
     version = r.json()
     assert version["version"] == 1 and isinstance(version["version"], int)
     assert set(version) >= {
-        "name", "version", "status", "description", "tags", "params", "metrics", "aliases",
-        "stage", "created_at", "updated_at", "created_by", "files", "size", "digest",
+        "name",
+        "version",
+        "status",
+        "description",
+        "tags",
+        "params",
+        "metrics",
+        "aliases",
+        "stage",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "files",
+        "size",
+        "digest",
     }
     assert api.get("/api/v1/models/fraud").json()["latest_version"] == 1
 
@@ -54,17 +73,30 @@ def test_model_and_version_shapes(api: TestClient) -> None:
         ("GET", "/api/v1/models/m/aliases/nope/history", None, 200, None),
         ("POST", "/api/v1/models", {"name": "m"}, 400, "RESOURCE_ALREADY_EXISTS"),
         ("POST", "/api/v1/models", {"name": "a/b"}, 400, "INVALID_PARAMETER_VALUE"),
-        ("POST", "/api/v1/models", {"name": "x", "created_by": "root"}, 400,
-         "INVALID_PARAMETER_VALUE"),
+        (
+            "POST",
+            "/api/v1/models",
+            {"name": "x", "created_by": "root"},
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
         ("POST", "/api/v1/models/m/versions", {"version": 7}, 400, "INVALID_PARAMETER_VALUE"),
-        ("POST", "/api/v1/models/m/versions", {"metrics": {"a": "x"}}, 400,
-         "INVALID_PARAMETER_VALUE"),
-        ("PUT", "/api/v1/models/m/aliases/prod", {"version": 1, "expect": 5}, 409,
-         "RESOURCE_CONFLICT"),
-        ("PUT", "/api/v1/models/m/aliases/latest", {"version": 1}, 400,
-         "INVALID_PARAMETER_VALUE"),
-        ("GET", "/api/v1/search/versions?filter=name%20%3D", None, 400,
-         "INVALID_PARAMETER_VALUE"),
+        (
+            "POST",
+            "/api/v1/models/m/versions",
+            {"metrics": {"a": "x"}},
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            "PUT",
+            "/api/v1/models/m/aliases/prod",
+            {"version": 1, "expect": 5},
+            409,
+            "RESOURCE_CONFLICT",
+        ),
+        ("PUT", "/api/v1/models/m/aliases/latest", {"version": 1}, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/v1/search/versions?filter=name%20%3D", None, 400, "INVALID_PARAMETER_VALUE"),
         ("GET", "/api/v1/models?max_results=5000", None, 400, "INVALID_PARAMETER_VALUE"),
         ("GET", "/api/v1/models?page_token=garbage", None, 400, "INVALID_PARAMETER_VALUE"),
         ("GET", "/api/v1/resolve?uri=runs:/x/model", None, 400, "INVALID_PARAMETER_VALUE"),

@@ -31,8 +31,9 @@ def cairn(uri: str, *args: str) -> str:
 
 def test_tour(uri: str) -> None:
     cairn(uri, "models", "create", "fraud", "--tag", "team=risk", "--description", "Fraud")
-    out = cairn(uri, "versions", "create", "fraud", "--param", "lr=0.1", "--metric", "auc=0.93",
-                "--json")
+    out = cairn(
+        uri, "versions", "create", "fraud", "--param", "lr=0.1", "--metric", "auc=0.93", "--json"
+    )
     assert json.loads(out)["version"] == 1
     cairn(uri, "versions", "create", "fraud", "--metric", "auc=0.97")
     cairn(uri, "alias", "set", "fraud", "production", "1")
@@ -80,12 +81,15 @@ def test_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
 
 
 def test_bad_pairs_and_unreachable_server(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["--uri", str(tmp_path), "versions", "create", "m", "--metric",
-                                 "auc=high"])
+    result = runner.invoke(
+        app, ["--uri", str(tmp_path), "versions", "create", "m", "--metric", "auc=high"]
+    )
     assert result.exit_code != 0
     proc = subprocess.run(
         [sys.executable, "-m", "cairn.cli", "--uri", "http://127.0.0.1:9", "models", "list"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert "cannot reach Cairn" in proc.stderr

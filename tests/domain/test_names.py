@@ -58,7 +58,8 @@ def test_key_is_idempotent(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["fraud", "risk.fraud-detector", "Model_1", "modèle", "модель", "模型", "日本語モデル", "a b"]
+    "name",
+    ["fraud", "risk.fraud-detector", "Model_1", "modèle", "модель", "模型", "日本語モデル", "a b"],
 )
 def test_good_names(name: str) -> None:
     assert validate_model_name(name) == name
@@ -91,8 +92,19 @@ def test_aliases() -> None:
 
 
 def test_semver_precedence() -> None:
-    ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-               "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.10.0", "2.0.0"]
+    ordered = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.10.0",
+        "2.0.0",
+    ]
     assert sorted(ordered, key=semver_sort_key) == ordered
     for bad in ("1.0", "01.0.0", "1.0.0-", "v1.0.0"):
         with pytest.raises(InvalidParameter):

@@ -23,8 +23,17 @@ def test_parse(uri: str, ref: ModelRef) -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    ["runs:/x/model", "models:/fraud", "models:/fraud/0", "models:/fraud/-1", "models:/a/b/1",
-     "models:/fraud@v2", "models:/fraud/abc", "models://fraud/1", "models:/fraud/１"],
+    [
+        "runs:/x/model",
+        "models:/fraud",
+        "models:/fraud/0",
+        "models:/fraud/-1",
+        "models:/a/b/1",
+        "models:/fraud@v2",
+        "models:/fraud/abc",
+        "models://fraud/1",
+        "models:/fraud/１",
+    ],
 )
 def test_refused(uri: str) -> None:
     with pytest.raises(InvalidParameter):

@@ -6,6 +6,7 @@ from threads in one process and from several processes at once.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,7 +55,7 @@ def test_threads_racing_on_one_alias_leave_a_consistent_history(service: Registr
         list(pool.map(move, range(1, 9)))
     events = list(reversed(service.alias_history(ACTOR, "m", "prod", limit=1000)))
     # each event starts where the previous one ended: no lost or interleaved move
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.from_version == before.to_version
     assert service.resolve(ACTOR, "models:/m@prod").version == events[-1].to_version
 

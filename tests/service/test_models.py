@@ -39,8 +39,19 @@ def test_unicode_normal_forms_are_the_same_name(service: RegistryService) -> Non
 
 @pytest.mark.parametrize(
     "bad",
-    ["a/b", "a:b", "a..b", " lead", "trail ", "two  spaces", "nul\x00", "zw\u200bsp", "", "x" * 257,
-     "fr\u0430ud"],  # the last mixes a Cyrillic а into Latin
+    [
+        "a/b",
+        "a:b",
+        "a..b",
+        " lead",
+        "trail ",
+        "two  spaces",
+        "nul\x00",
+        "zw\u200bsp",
+        "",
+        "x" * 257,
+        "fr\u0430ud",
+    ],  # the last mixes a Cyrillic а into Latin
 )
 def test_bad_names_are_refused_and_change_nothing(service: RegistryService, bad: str) -> None:
     with pytest.raises(InvalidParameter):

@@ -14,7 +14,7 @@ SECURITY_HEADERS = [
 ]
 
 
-class _TooLarge(Exception):  # noqa: N818
+class _TooLarge(Exception):
     pass
 
 
@@ -30,10 +30,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for key, value in scope.get("headers", []):
-            if key == b"content-length":
-                if not value.isdigit() or int(value) > self.limit:
-                    await self._refuse(send)
-                    return
+            if key == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await self._refuse(send)
+                return
         seen = 0
         started = False
 

@@ -34,8 +34,10 @@ def get(ctx: typer.Context, name: str, as_json: Json = False) -> None:
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    filter: Annotated[str | None, typer.Option(help="e.g. \"name LIKE 'risk.%'\".")] = None,  # noqa: A002
-    order_by: Annotated[list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")] = None,
+    filter: Annotated[str | None, typer.Option(help="e.g. \"name LIKE 'risk.%'\".")] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")
+    ] = None,
     max_results: Annotated[int | None, typer.Option(help="Page size (1-1000).")] = None,
     page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
     include_deleted: Annotated[bool, typer.Option(help="Show soft-deleted models too.")] = False,

@@ -1,4 +1,4 @@
-"""How the CLI prints: data on stdout (tables, or the API's JSON with --json), messages on stderr."""
+"""How the CLI prints: data on stdout (tables, or the API's JSON), messages on stderr."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def show_models(models: Sequence[RegisteredModel], as_json: bool, token: str | N
     table = Table("name", "latest", "aliases", "tags", "updated")
     for m in models:
         aliases = " ".join(f"@{a}={v}" for a, v in m.aliases.items())
-        table.add_row(m.name, str(m.latest_version or "-"), aliases, _pairs(dict(m.tags)),
-                      _when(m.updated_at))
+        table.add_row(
+            m.name, str(m.latest_version or "-"), aliases, _pairs(dict(m.tags)), _when(m.updated_at)
+        )
     out.print(table)
     _more(token)
 
@@ -67,8 +68,10 @@ def show_version(version: ModelVersion, as_json: bool) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("model", version.name)
     table.add_row("version", str(version.version))
-    table.add_row("status", version.status.value + (f" ({version.status_message})"
-                                                    if version.status_message else ""))
+    table.add_row(
+        "status",
+        version.status.value + (f" ({version.status_message})" if version.status_message else ""),
+    )
     table.add_row("stage", version.stage.value)
     table.add_row("aliases", " ".join(f"@{a}" for a in version.aliases))
     if version.semver:
@@ -77,8 +80,11 @@ def show_version(version: ModelVersion, as_json: bool) -> None:
     table.add_row("params", _pairs(dict(version.params)))
     table.add_row("metrics", _pairs(dict(version.metrics)))
     table.add_row("tags", _pairs(dict(version.tags)))
-    for label, value in (("source", version.source), ("run id", version.run_id),
-                         ("run link", version.run_link)):
+    for label, value in (
+        ("source", version.source),
+        ("run id", version.run_id),
+        ("run link", version.run_link),
+    ):
         if value:
             table.add_row(label, value)
     table.add_row("files", f"{len(version.files)} ({version.size} bytes)")
@@ -96,9 +102,15 @@ def show_versions(versions: Sequence[ModelVersion], as_json: bool, token: str | 
         return
     table = Table("model", "version", "status", "stage", "aliases", "metrics", "created")
     for v in versions:
-        table.add_row(v.name, str(v.version), v.status.value, v.stage.value,
-                      " ".join(f"@{a}" for a in v.aliases), _pairs(dict(v.metrics)),
-                      _when(v.created_at))
+        table.add_row(
+            v.name,
+            str(v.version),
+            v.status.value,
+            v.stage.value,
+            " ".join(f"@{a}" for a in v.aliases),
+            _pairs(dict(v.metrics)),
+            _when(v.created_at),
+        )
     out.print(table)
     _more(token)
 
@@ -110,8 +122,13 @@ def show_alias_events(events: Iterable[AliasEvent], as_json: bool) -> None:
         return
     table = Table("when", "alias", "from", "to", "by")
     for e in events:
-        table.add_row(_when(e.at), f"@{e.alias}", str(e.from_version or "-"),
-                      str(e.to_version or "(deleted)"), e.actor or "?")
+        table.add_row(
+            _when(e.at),
+            f"@{e.alias}",
+            str(e.from_version or "-"),
+            str(e.to_version or "(deleted)"),
+            e.actor or "?",
+        )
     out.print(table)
 
 

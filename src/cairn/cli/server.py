@@ -6,7 +6,7 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,11 +34,14 @@ def _is_loopback(host: str) -> bool:
 
 def _settings(**flags: object) -> Settings:
     """Settings from CAIRN_* variables, with the flags that were given on top."""
-    return Settings(**{k: v for k, v in flags.items() if v is not None})
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    return Settings(**given)
 
 
 def server(
-    host: Annotated[str | None, typer.Option(help="Bind address [env CAIRN_HOST; 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [env CAIRN_HOST; 127.0.0.1].")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port [env CAIRN_PORT; 8080].")] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Data directory [env CAIRN_DATA_DIR; ./cairn-data].")
@@ -50,7 +53,9 @@ def server(
     artifacts_uri: Annotated[
         str | None, typer.Option(help="Blob store: file://PATH or s3://BUCKET/PREFIX.")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [env CAIRN_WORKERS; 1].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [env CAIRN_WORKERS; 1].")
+    ] = None,
 ) -> None:
     """Run the Cairn server (API, docs at /docs)."""
     import uvicorn

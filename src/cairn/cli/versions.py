@@ -90,7 +90,7 @@ def list_(
 @app.command("search")
 def search(
     ctx: typer.Context,
-    filter: str,  # noqa: A002
+    filter: str,
     order_by: OrderBy = None,
     max_results: MaxResults = None,
     page_token: PageToken = None,

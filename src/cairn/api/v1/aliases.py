@@ -66,7 +66,7 @@ def resolve(
 def search_versions(
     service: Service,
     actor: Caller,
-    filter: str | None = None,  # noqa: A002
+    filter: str | None = None,
     order_by: OrderBy = None,
     max_results: int | None = None,
     page_token: str | None = None,

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Header, Query
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
-from cairn.api.v1.schemas import ModelCreate, ModelOut, ModelPage, ModelRename, ModelUpdate, TagValue
+from cairn.api.v1.schemas import (
+    ModelCreate,
+    ModelOut,
+    ModelPage,
+    ModelRename,
+    ModelUpdate,
+    TagValue,
+)
 from cairn.domain.codec import model_to_json
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -35,7 +42,7 @@ def create_model(
 def list_models(
     service: Service,
     actor: Caller,
-    filter: str | None = None,  # noqa: A002
+    filter: str | None = None,
     order_by: OrderBy = None,
     max_results: int | None = None,
     page_token: str | None = None,

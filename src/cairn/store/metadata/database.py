@@ -35,7 +35,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
-class RetryTransaction(Exception):  # noqa: N818 (a signal, not an error)
+class RetryTransaction(Exception):
     """Raised by a store inside a transaction to have the whole transaction run again."""
 
 

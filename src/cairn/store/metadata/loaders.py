@@ -36,7 +36,9 @@ V = model_versions
 M = registered_models
 
 
-def _entries(session: Session, table: Any, owner: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def _entries(
+    session: Session, table: Any, owner: str, ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
     grouped: dict[int, dict[str, Any]] = defaultdict(dict)
     if ids:
         owner_col = getattr(table.c, owner)
@@ -63,8 +65,8 @@ def load_models(session: Session, model_ids: Sequence[int]) -> list[RegisteredMo
         .order_by(aliases.c.model_id, aliases.c.alias_key)
     ):
         alias_map[model_id][alias] = version
-    latest = dict(
-        session.execute(  # type: ignore[arg-type]
+    latest: dict[int, int] = dict(
+        session.execute(
             select(V.c.model_id, func.max(V.c.version))
             .where(
                 V.c.model_id.in_(model_ids),
@@ -74,9 +76,7 @@ def load_models(session: Session, model_ids: Sequence[int]) -> list[RegisteredMo
             .group_by(V.c.model_id)
         ).all()
     )
-    return [
-        _model(rows[i], tags[i], alias_map[i], latest.get(i)) for i in model_ids if i in rows
-    ]
+    return [_model(rows[i], tags[i], alias_map[i], latest.get(i)) for i in model_ids if i in rows]
 
 
 def _model(
@@ -112,8 +112,12 @@ def load_versions(session: Session, version_ids: Sequence[int]) -> list[ModelVer
     metrics = _entries(session, version_metrics, "version_id", version_ids)
     files: dict[int, list[FileEntry]] = defaultdict(list)
     for vid, path, size, digest in session.execute(
-        select(version_files.c.version_id, version_files.c.path, version_files.c.size,
-               version_files.c.digest)
+        select(
+            version_files.c.version_id,
+            version_files.c.path,
+            version_files.c.size,
+            version_files.c.digest,
+        )
         .where(version_files.c.version_id.in_(version_ids))
         .order_by(version_files.c.version_id, version_files.c.path)
     ):
