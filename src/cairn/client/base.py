@@ -32,7 +32,7 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def search_models(
         self,
-        filter: str | None = None,  # noqa: A002
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,
@@ -95,7 +95,7 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def search_versions(
         self,
-        filter: str | None = None,  # noqa: A002
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,
@@ -162,7 +162,7 @@ class BaseClient(abc.ABC):
         self.close()
 
     # -- pagination helpers ------------------------------------------------------------
-    def iter_models(self, filter: str | None = None, **kwargs: object) -> Iterator[RegisteredModel]:  # noqa: A002
+    def iter_models(self, filter: str | None = None, **kwargs: object) -> Iterator[RegisteredModel]:
         token: str | None = None
         while True:
             page = self.search_models(filter, page_token=token, **kwargs)  # type: ignore[arg-type]
@@ -171,7 +171,7 @@ class BaseClient(abc.ABC):
                 return
             token = page.next_page_token
 
-    def iter_versions(self, filter: str | None = None, **kwargs: object) -> Iterator[ModelVersion]:  # noqa: A002
+    def iter_versions(self, filter: str | None = None, **kwargs: object) -> Iterator[ModelVersion]:
         token: str | None = None
         while True:
             page = self.search_versions(filter, page_token=token, **kwargs)  # type: ignore[arg-type]

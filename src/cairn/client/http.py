@@ -75,9 +75,7 @@ class HttpClient(BaseClient):
         delay = 0.1
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                response = self._http.request(
-                    method, url, json=json, params=query, headers=headers
-                )
+                response = self._http.request(method, url, json=json, params=query, headers=headers)
             except httpx.TransportError as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
@@ -133,7 +131,7 @@ class HttpClient(BaseClient):
 
     def search_models(
         self,
-        filter: str | None = None,  # noqa: A002
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,
@@ -162,9 +160,7 @@ class HttpClient(BaseClient):
         return model_from_json(self._request("PUT", path, json={"value": value}))
 
     def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
-        return model_from_json(
-            self._request("DELETE", f"/models/{_seg(name)}/tags/{_seg(key)}")
-        )
+        return model_from_json(self._request("DELETE", f"/models/{_seg(name)}/tags/{_seg(key)}"))
 
     def delete_model(self, name: str) -> None:
         self._request("DELETE", f"/models/{_seg(name)}")
@@ -230,7 +226,7 @@ class HttpClient(BaseClient):
 
     def search_versions(
         self,
-        filter: str | None = None,  # noqa: A002
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from cairn.service.factory import build_service
 from cairn.client.base import BaseClient
 from cairn.domain.models import (
     Actor,
@@ -21,6 +20,7 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.service.factory import build_service
 from cairn.settings import Settings
 
 
@@ -60,7 +60,7 @@ class LocalClient(BaseClient):
 
     def search_models(
         self,
-        filter: str | None = None,  # noqa: A002
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,
@@ -148,7 +148,7 @@ class LocalClient(BaseClient):
 
     def search_versions(
         self,
-        filter: str | None = None,  # noqa: A002
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,

@@ -142,7 +142,7 @@ class ModelsService(ServiceBase):
     def search_models(
         self,
         actor: Actor,
-        filter: str | None = None,  # noqa: A002 (the public parameter name)
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,

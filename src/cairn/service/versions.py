@@ -246,7 +246,7 @@ class VersionsService(ServiceBase):
     def search_versions(
         self,
         actor: Actor,
-        filter: str | None = None,  # noqa: A002 (the public parameter name)
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,

@@ -55,9 +55,7 @@ class AliasStore:
         current = self.find(model_id, alias, lock=True)
         if current is None:
             return None
-        self.s.execute(
-            delete(A).where(A.c.model_id == model_id, A.c.alias_key == alias_key(alias))
-        )
+        self.s.execute(delete(A).where(A.c.model_id == model_id, A.c.alias_key == alias_key(alias)))
         self._record(model_id, current.alias, int(current.version), None, actor, now)
         return int(current.version)
 
