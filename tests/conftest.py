@@ -26,6 +26,7 @@ from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
 from cairn.service.registry import RegistryService
+from cairn.store.blobs.local import LocalBlobStore
 from cairn.settings import Settings
 from cairn.store.metadata import migrate
 from cairn.store.metadata.database import Database
@@ -108,16 +109,21 @@ def db(db_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def service(db: Database) -> RegistryService:
-    return RegistryService(db)
+def blob_root(tmp_path: Path) -> Path:
+    return tmp_path / "blobs"
+
+
+@pytest.fixture
+def service(db: Database, blob_root: Path) -> RegistryService:
+    return RegistryService(db, LocalBlobStore(blob_root))
 
 
 # -- the application, the SDK in both modes, and a live server --------------------------
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", backend_uri=db_url)
+def settings(tmp_path: Path, db_url: str, blob_root: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", backend_uri=db_url, artifacts_uri=str(blob_root))
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse
 
 from cairn import __version__
 from cairn.api.errors import error_response, install_error_handlers
-from cairn.api.middleware import BodyLimit, SecurityHeaders
-from cairn.api.v1 import aliases, models, versions
+from cairn.api.middleware import BodyLimit, SecurityHeaders, is_upload_path
+from cairn.api.v1 import aliases, artifacts, models, versions
 from cairn.errors import CairnError
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (models.router, versions.router, aliases.router):
+    for router in (models.router, versions.router, aliases.router, artifacts.router):
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/health", tags=["operations"])
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return error_response(503, exc.error_code, exc.message)
         return JSONResponse({"status": "ready"})
 
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, streamed=is_upload_path)
     app.add_middleware(SecurityHeaders)
     return app
 

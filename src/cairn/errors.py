@@ -15,6 +15,7 @@ the same classes, so local and remote callers catch the same exceptions::
     ├── PermissionDenied            PERMISSION_DENIED         403
     ├── RateLimited                 REQUEST_LIMIT_EXCEEDED    429
     ├── SchemaMismatch              INVALID_STATE             500  (database newer than code)
+    ├── DataCorrupted               DATA_LOSS                 500  (stored bytes fail their digest)
     └── Unavailable                 TEMPORARILY_UNAVAILABLE   503
 """
 
@@ -92,6 +93,11 @@ class SchemaMismatch(CairnError):
     http_status = 500
 
 
+class DataCorrupted(CairnError):
+    error_code = "DATA_LOSS"
+    http_status = 500
+
+
 class Unavailable(CairnError):
     error_code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
@@ -110,6 +116,7 @@ _BY_STATUS_AND_CODE: dict[tuple[int, str], type[CairnError]] = {
         PermissionDenied,
         RateLimited,
         SchemaMismatch,
+        DataCorrupted,
         Unavailable,
     )
 }

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from cairn.domain.models import Actor, VersionSpec
 from cairn.service.registry import RegistryService
+from cairn.store.blobs.local import LocalBlobStore
 from cairn.store.metadata.database import Database
 
 ACTOR = Actor("load")
@@ -60,20 +62,22 @@ def test_threads_racing_on_one_alias_leave_a_consistent_history(service: Registr
     assert service.resolve(ACTOR, "models:/m@prod").version == events[-1].to_version
 
 
-def _worker(url: str, count: int) -> list[int]:
+def _worker(url: str, blob_root: str, count: int) -> list[int]:
     db = Database(url)
-    service = RegistryService(db)
+    service = RegistryService(db, LocalBlobStore(Path(blob_root)))
     try:
         return [service.create_version(ACTOR, "hot").version for _ in range(count)]
     finally:
         db.dispose()
 
 
-def test_processes_allocate_dense_unique_numbers(service: RegistryService, db_url: str) -> None:
+def test_processes_allocate_dense_unique_numbers(
+    service: RegistryService, db_url: str, blob_root: Path
+) -> None:
     service.create_model(ACTOR, "hot")
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(PROCESSES) as pool:
-        batches = pool.starmap(_worker, [(db_url, PER_PROCESS)] * PROCESSES)
+        batches = pool.starmap(_worker, [(db_url, str(blob_root), PER_PROCESS)] * PROCESSES)
     total = PROCESSES * PER_PROCESS
     assert sorted(n for batch in batches for n in batch) == list(range(1, total + 1))
     assert _numbers(service, "hot") == list(range(1, total + 1))

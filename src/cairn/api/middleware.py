@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,15 +19,25 @@ class _TooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, before reading them when declared."""
+def is_upload_path(path: str) -> bool:
+    """Routes that stream file bytes: bounded by the file limits, not the JSON limit."""
+    return "/blobs/" in path or (path.startswith("/api/v1/uploads/") and path.count("/") == 4)
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before reading them when declared.
+
+    Paths for which ``streamed(path)`` is true are exempt: they stream to the blob store,
+    which enforces the declared size itself.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, streamed: Callable[[str], bool]) -> None:
         self.app = app
         self.limit = limit
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self.streamed(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         for key, value in scope.get("headers", []):
@@ -89,7 +100,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
+from cairn.store.blobs.factory import open_blob_store
 from cairn.store.metadata import migrate
 from cairn.store.metadata.database import Database
 
@@ -17,4 +18,15 @@ def build_service(settings: Settings) -> RegistryService:
         migrate.upgrade(db)
     else:
         migrate.check_schema(db)
-    return RegistryService(db, limits=Limits(default_page=settings.default_page_size))
+    blobs = open_blob_store(settings.resolved_artifacts_uri())
+    limits = Limits(
+        default_page=settings.default_page_size,
+        max_files=settings.max_files,
+        max_file_bytes=settings.max_file_bytes,
+        pending_timeout_s=settings.pending_timeout_s,
+        gc_grace_s=settings.gc_grace_s,
+        purge_deleted_after_s=None
+        if settings.purge_deleted_after_days is None
+        else int(settings.purge_deleted_after_days * 86400),
+    )
+    return RegistryService(db, blobs, limits=limits)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from cairn.domain import names
 from cairn.domain.filters import parse_filter, parse_order_by
+from cairn.domain.paths import validate_manifest
 from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, VersionStatus
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
-from cairn.errors import InvalidParameter, NotFound
+from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.base import ServiceBase
 from cairn.service.validation import clean_page_size, clean_spec, clean_tags, fingerprint
 from cairn.store.metadata.aliases_store import AliasStore
+from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.clock import from_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
@@ -36,6 +39,13 @@ class VersionsService(ServiceBase):
         """Allocate the next number and store the version, in one transaction."""
         names.validate_model_name(name)
         spec = clean_spec(spec or VersionSpec())
+        files = validate_manifest(spec.files, self.limits.max_files)
+        too_big = [f.path for f in files if f.size > self.limits.max_file_bytes]
+        if too_big:
+            raise PayloadTooLarge(
+                f"file {too_big[0]!r} is larger than the limit of {self.limits.max_file_bytes} bytes"
+            )
+        spec = replace(spec, files=files)
 
         def run(s: Tx) -> ModelVersion:
             now = self.clock()
@@ -49,7 +59,9 @@ class VersionsService(ServiceBase):
             models = ModelStore(s)
             model = models.get_live(name)
             number = models.allocate_version(model.id, now)
-            status = VersionStatus.PENDING if spec.files else VersionStatus.READY
+            digests = {f.digest for f in spec.files}
+            present = BlobIndexStore(s).present(digests, lock=True)
+            status = VersionStatus.READY if present >= digests else VersionStatus.PENDING
             VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)

@@ -40,6 +40,7 @@ class FileIn(Strict):
 
 class VersionCreate(Strict):
     description: str = ""
+    files: list[FileIn] = Field(default_factory=list, description="The manifest: path, size, digest.")
     tags: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -134,3 +135,37 @@ class AliasHistory(BaseModel):
 class ErrorOut(BaseModel):
     error_code: str
     message: str
+
+
+class VersionCreated(VersionOut):
+    missing: list[str] = Field(description="Digests to upload before the version is READY.")
+
+
+class UploadBegin(Strict):
+    digest: str
+
+
+class UploadPartOut(BaseModel):
+    offset: int
+    length: int
+    url: str
+    method: str
+
+
+class UploadTicketOut(BaseModel):
+    upload_id: str
+    digest: str
+    size: int
+    offset: int
+    parts: list[UploadPartOut] | None = None
+
+
+class BlobReceiptOut(BaseModel):
+    digest: str
+    size: int
+    stored: bool
+    version_status: str
+
+
+class FileList(BaseModel):
+    files: list[FileOut]

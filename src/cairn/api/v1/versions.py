@@ -11,17 +11,18 @@ from cairn.api.v1.schemas import (
     StageTransition,
     TagValue,
     VersionCreate,
+    VersionCreated,
     VersionOut,
     VersionPage,
     VersionUpdate,
 )
 from cairn.domain.codec import version_to_json
-from cairn.domain.models import VersionSpec
+from cairn.domain.models import FileEntry, VersionSpec
 
 router = APIRouter(prefix="/models/{name}/versions", tags=["versions"])
 
 
-@router.post("", status_code=201, response_model=VersionOut)
+@router.post("", status_code=201, response_model=VersionCreated)
 def create_version(
     name: str,
     body: VersionCreate,
@@ -38,9 +39,11 @@ def create_version(
         source=body.source,
         run_id=body.run_id,
         run_link=body.run_link,
+        files=tuple(FileEntry(f.path, f.size, f.digest) for f in body.files),
     )
     version = service.create_version(actor, name, spec, idempotency_key=idempotency_key)
-    return json(version_to_json(version), 201)
+    missing = [] if not version.files else service.missing_blobs(actor, name, version.version)
+    return json({**version_to_json(version), "missing": missing}, 201)
 
 
 @router.get("", response_model=VersionPage)

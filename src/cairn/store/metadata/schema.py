@@ -175,3 +175,32 @@ idempotency_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
+
+
+# -- artifacts (migration 0002) --------------------------------------------------------
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(71), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("verified_at", BigInteger),
+    Column("corrupt_at", BigInteger),  # set when a re-hash no longer matches
+    Index("ix_blobs_created_at", "created_at"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("upload_id", String(64), primary_key=True),
+    Column(
+        "version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("digest", String(71), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("version_id", "digest"),
+    Index("ix_uploads_digest", "digest"),
+    Index("ix_uploads_created_at", "created_at"),
+)

@@ -101,6 +101,29 @@ class VersionStore:
             raise NotFound(f"{state}version {version} of model {name!r} does not exist")
         return row
 
+    def get_by_id(self, version_id: int, *, lock: bool = False) -> Row[Any]:
+        query = select(V).where(V.c.id == version_id)
+        if lock:
+            query = query.with_for_update()
+        row = self.s.execute(query).first()
+        if row is None:
+            raise NotFound(f"model version #{version_id} does not exist")
+        return row
+
+    def purge(self, version_id: int) -> None:
+        """Remove a version's row for good (its number stays used: the counter lives on)."""
+        self.s.execute(delete(V).where(V.c.id == version_id))
+
+    def deleted_before(self, cut: int) -> list[Row[Any]]:
+        return list(self.s.execute(select(V).where(V.c.deleted_at < cut)))
+
+    def pending_before(self, cut: int) -> list[Row[Any]]:
+        return list(
+            self.s.execute(
+                select(V).where(V.c.status == VersionStatus.PENDING.value, V.c.created_at < cut)
+            )
+        )
+
     def latest_ready(self, model_id: int) -> int | None:
         value = self.s.execute(
             select(func.max(V.c.version)).where(

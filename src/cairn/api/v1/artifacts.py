@@ -1,0 +1,204 @@
+"""Files of a version: upload (whole or resumable), finalize, list, download, archive."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from cairn.api.deps import Caller, Service, json
+from cairn.api.streaming import run_with_body
+from cairn.api.v1.archive import tar_stream
+from cairn.api.v1.schemas import BlobReceiptOut, FileList, UploadBegin, UploadTicketOut, VersionOut
+from cairn.domain.artifacts import BlobReceipt, UploadTicket
+from cairn.domain.codec import version_to_json
+from cairn.errors import InvalidParameter
+
+router = APIRouter(tags=["artifacts"])
+VERSION = "/models/{name}/versions/{version}"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+DOWNLOAD_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, max-age=0",
+}
+
+
+def receipt_json(receipt: BlobReceipt) -> dict[str, object]:
+    return {
+        "digest": receipt.digest,
+        "size": receipt.size,
+        "stored": receipt.stored,
+        "version_status": receipt.version_status.value,
+    }
+
+
+def ticket_json(ticket: UploadTicket) -> dict[str, object]:
+    parts = None
+    if ticket.parts is not None:
+        parts = [
+            {"offset": p.offset, "length": p.length, "url": p.url, "method": p.method}
+            for p in ticket.parts
+        ]
+    return {
+        "upload_id": ticket.upload_id,
+        "digest": ticket.digest,
+        "size": ticket.size,
+        "offset": ticket.offset,
+        "parts": parts,
+    }
+
+
+@router.get(VERSION + "/missing", response_model=list[str])
+def missing_blobs(name: str, version: str, service: Service, actor: Caller) -> JSONResponse:
+    """Digests the server still needs before the version can become READY."""
+    return json(service.missing_blobs(actor, name, version))
+
+
+@router.put(VERSION + "/blobs/{digest}", response_model=BlobReceiptOut)
+async def put_blob(
+    name: str,
+    version: str,
+    digest: str,
+    request: Request,
+    service: Service,
+    actor: Caller,
+) -> JSONResponse:
+    """Upload one whole blob of the manifest; the body is verified against the digest."""
+    receipt = await run_with_body(
+        request, lambda chunks: service.put_blob(actor, name, version, digest, chunks)
+    )
+    return json(receipt_json(receipt))
+
+
+@router.post(VERSION + "/uploads", status_code=201, response_model=UploadTicketOut)
+def begin_upload(
+    name: str, version: str, body: UploadBegin, service: Service, actor: Caller
+) -> JSONResponse:
+    """Start, or resume, a resumable upload of one blob: answers the offset to send from."""
+    return json(ticket_json(service.begin_upload(actor, name, version, body.digest)), 201)
+
+
+@router.get("/uploads/{upload_id}", response_model=UploadTicketOut)
+def upload_status(upload_id: str, service: Service, actor: Caller) -> JSONResponse:
+    return json(ticket_json(service.upload_status(actor, upload_id)))
+
+
+@router.patch("/uploads/{upload_id}", response_model=UploadTicketOut)
+async def append_upload(
+    upload_id: str,
+    request: Request,
+    service: Service,
+    actor: Caller,
+    upload_offset: Annotated[int, Header(alias="Upload-Offset", ge=0)],
+) -> JSONResponse:
+    """Append the body at ``Upload-Offset`` (which must equal the bytes staged so far)."""
+    offset = await run_with_body(
+        request, lambda chunks: service.append_upload(actor, upload_id, upload_offset, chunks)
+    )
+    return json({"upload_id": upload_id, "offset": offset})
+
+
+@router.post("/uploads/{upload_id}/complete", response_model=BlobReceiptOut)
+def complete_upload(upload_id: str, service: Service, actor: Caller) -> JSONResponse:
+    return json(receipt_json(service.complete_upload(actor, upload_id)))
+
+
+@router.delete("/uploads/{upload_id}", status_code=204)
+def abort_upload(upload_id: str, service: Service, actor: Caller) -> Response:
+    service.abort_upload(actor, upload_id)
+    return Response(status_code=204)
+
+
+@router.post(VERSION + "/finalize", response_model=VersionOut)
+def finalize_version(name: str, version: str, service: Service, actor: Caller) -> JSONResponse:
+    """Make the version READY once every blob is there (uploads do it by themselves too)."""
+    return json(version_to_json(service.finalize_version(actor, name, version)))
+
+
+@router.get(VERSION + "/files", response_model=FileList)
+def list_files(name: str, version: str, service: Service, actor: Caller) -> JSONResponse:
+    files = service.list_files(actor, name, version)
+    return json({"files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in files]})
+
+
+@router.get(VERSION + "/files/{path:path}", response_class=Response)
+def download_file(
+    name: str,
+    version: str,
+    path: str,
+    service: Service,
+    actor: Caller,
+    range: Annotated[str | None, Header()] = None,  # noqa: A002 (the header's name)
+) -> Response:
+    """Download one file; supports a single ``Range: bytes=a-b``. Whole files are verified."""
+    entry = service.open_file(actor, name, version, path, start=0, end=0).entry
+    start, end, partial = _parse_range(range, entry.size)
+    if start >= end and entry.size > 0 and partial:
+        return Response(
+            status_code=416,
+            headers={"Content-Range": f"bytes */{entry.size}", **DOWNLOAD_HEADERS},
+        )
+    opened = service.open_file(actor, name, version, path, start=start, end=end)
+    headers = {
+        **DOWNLOAD_HEADERS,
+        "Content-Disposition": _attachment(path),
+        "Content-Length": str(end - start),
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{entry.digest}"',
+        "Digest": entry.digest,
+    }
+    if partial:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+    return StreamingResponse(
+        opened.chunks,
+        status_code=206 if partial else 200,
+        media_type="application/octet-stream",
+        headers=headers,
+    )
+
+
+@router.get(VERSION + "/archive", response_class=Response)
+def download_archive(name: str, version: str, service: Service, actor: Caller) -> Response:
+    """The whole version as one streamed, uncompressed tar archive."""
+    target = service.get_version(actor, name, version)
+    files = service.list_files(actor, name, version)
+
+    def opener(path: str) -> object:
+        return service.open_file(actor, name, version, path).chunks
+
+    filename = f"{target.name}-v{target.version}.tar"
+    return StreamingResponse(
+        tar_stream(files, opener),  # type: ignore[arg-type]
+        media_type="application/x-tar",
+        headers={**DOWNLOAD_HEADERS, "Content-Disposition": _attachment(filename)},
+    )
+
+
+def _attachment(path: str) -> str:
+    from urllib.parse import quote
+
+    base = path.rsplit("/", 1)[-1]
+    ascii_name = "".join(c if c.isascii() and c.isalnum() or c in "._-" else "_" for c in base)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
+    """(start, end exclusive, partial?) for a single-range header; ignore what we can't use."""
+    if not header:
+        return 0, size, False
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        if header.strip().startswith("bytes=") and "," in header:
+            return 0, size, False  # multiple ranges: answer with the whole file
+        raise InvalidParameter(f"Range header {header!r} is not of the form bytes=START-END")
+    first, last = match.groups()
+    if not first and not last:
+        raise InvalidParameter("Range header has neither start nor end")
+    if not first:  # suffix: the last N bytes
+        return max(size - int(last), 0), size, True
+    start = int(first)
+    end = size if not last else min(int(last) + 1, size)
+    return start, max(end, start), True

@@ -1,0 +1,63 @@
+"""Values of the artifact side: upload tickets, receipts, maintenance reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cairn.domain.models import VersionStatus
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPart:
+    """Where a client may send bytes ``[offset, offset + length)`` directly (object stores)."""
+
+    offset: int
+    length: int
+    url: str
+    method: str = "PUT"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTicket:
+    """A resumable upload: send bytes from ``offset`` on, then complete it."""
+
+    upload_id: str
+    digest: str
+    size: int
+    offset: int
+    parts: tuple[UploadPart, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlobReceipt:
+    """The answer to a finished blob upload."""
+
+    digest: str
+    size: int
+    stored: bool  # False: the bytes were already there and were not written again
+    version_status: VersionStatus
+
+
+@dataclass(frozen=True, slots=True)
+class BlobUse:
+    digest: str
+    size: int
+    versions: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    dry_run: bool
+    blobs: tuple[BlobUse, ...] = ()
+    bytes: int = 0
+    purged_versions: tuple[tuple[str, int], ...] = ()
+    failed_versions: tuple[tuple[str, int], ...] = ()
+    stale_uploads: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    checked: int
+    bytes: int
+    corrupt: tuple[BlobUse, ...] = field(default_factory=tuple)
+    missing: tuple[BlobUse, ...] = field(default_factory=tuple)

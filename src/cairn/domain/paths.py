@@ -1,0 +1,86 @@
+"""File paths inside a version: validated, opaque metadata, never server filesystem paths.
+
+A path is decoded to a fixed point first (so ``%252e%252e`` cannot hide ``..``), then
+must be relative POSIX text: no ``..`` or ``.`` segments, no empty segments, no
+backslashes, no absolute or drive paths, no NUL or control characters, no ``#`` or ``?``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from urllib.parse import unquote
+
+from cairn.domain.digests import validate_digest
+from cairn.domain.models import FileEntry
+from cairn.errors import InvalidParameter
+
+MAX_PATH_LENGTH = 1024
+MAX_SEGMENT_LENGTH = 255
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _fixed_point(value: str) -> str:
+    for _ in range(8):
+        decoded = unquote(value)
+        if decoded == value:
+            return value
+        value = decoded
+    raise InvalidParameter("file path is encoded too many times")
+
+
+def validate_file_path(path: object) -> str:
+    """Return ``path`` if it is a safe relative path inside a version, else raise."""
+    if not isinstance(path, str) or not path:
+        raise InvalidParameter("file path must be a non-empty string")
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidParameter(f"file path is longer than {MAX_PATH_LENGTH} characters")
+    decoded = _fixed_point(path)
+    if decoded != path:
+        raise InvalidParameter(f"file path {path!r} is percent-encoded; send it decoded")
+    for ch in path:
+        if unicodedata.category(ch)[0] == "C":
+            raise InvalidParameter(f"file path {path!r} contains a control character")
+    if "\\" in path:
+        raise InvalidParameter(f"file path {path!r} contains a backslash; use '/'")
+    if path.startswith("/") or _DRIVE.match(path):
+        raise InvalidParameter(f"file path {path!r} is absolute; paths are relative")
+    if "#" in path or "?" in path:
+        raise InvalidParameter(f"file path {path!r} contains '#' or '?'")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidParameter(
+                f"file path {path!r} has an empty, '.' or '..' segment; write it normalised"
+            )
+        if len(segment) > MAX_SEGMENT_LENGTH:
+            raise InvalidParameter(f"file path {path!r} has a segment over 255 characters")
+        if segment != segment.strip():
+            raise InvalidParameter(f"file path {path!r} has a segment with outer white space")
+    return path
+
+
+def validate_manifest(files: Sequence[FileEntry], max_files: int) -> tuple[FileEntry, ...]:
+    """Check every entry, and that the paths form a tree (no file is also a folder)."""
+    if len(files) > max_files:
+        raise InvalidParameter(f"{len(files)} files given; the limit is {max_files}")
+    seen: set[str] = set()
+    folded: set[str] = set()
+    for entry in files:
+        validate_file_path(entry.path)
+        validate_digest(entry.digest)
+        if isinstance(entry.size, bool) or not isinstance(entry.size, int) or entry.size < 0:
+            raise InvalidParameter(f"size of {entry.path!r} must be a non-negative integer")
+        key = unicodedata.normalize("NFC", entry.path).casefold()
+        if entry.path in seen or key in folded:
+            raise InvalidParameter(
+                f"file path {entry.path!r} appears twice (paths that differ only by case or "
+                "Unicode form would collide on many filesystems)"
+            )
+        seen.add(entry.path)
+        folded.add(key)
+    folders = {p.rsplit("/", i)[0] for p in seen for i in range(1, p.count("/") + 1)}
+    clash = sorted(folders & seen)
+    if clash:
+        raise InvalidParameter(f"{clash[0]!r} is both a file and a folder in this manifest")
+    return tuple(sorted(files, key=lambda f: f.path))

@@ -1,0 +1,272 @@
+"""Use cases on a version's bytes: upload (whole or resumable), finalize, list, read.
+
+Bytes first, rows second: the blob store verifies and makes the bytes durable, and only
+then does a transaction record the blob and, when the manifest is complete, flip the
+version to READY. A version is never READY with a missing or unverified file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cairn.domain import names
+from cairn.domain.artifacts import BlobReceipt, UploadPart, UploadTicket
+from cairn.domain.digests import validate_digest
+from cairn.domain.models import Actor, FileEntry, ModelVersion, VersionStatus
+from cairn.domain.paths import validate_file_path
+from cairn.domain.uris import parse_version_number
+from cairn.errors import Conflict, DataCorrupted, InvalidParameter, NotFound
+from cairn.service.base import ServiceBase
+from cairn.store.metadata.blob_index_store import BlobIndexStore
+from cairn.store.metadata.database import Tx
+from cairn.store.metadata.loaders import load_versions
+from cairn.store.metadata.versions_store import VersionStore
+
+PRESIGN_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedFile:
+    """A file of a version, ready to stream: ``chunks`` yields bytes ``[start, end)``."""
+
+    entry: FileEntry
+    start: int
+    end: int
+    chunks: Iterator[bytes]
+
+
+class ArtifactsService(ServiceBase):
+    # -- upload --------------------------------------------------------------------------
+    def missing_blobs(self, actor: Actor, name: str, version: int | str) -> list[str]:
+        """Digests the server still needs before the version can become READY."""
+        row = self._version_row(name, version)
+        return self.db.read(lambda s: BlobIndexStore(s).missing_for_version(row.id))
+
+    def put_blob(
+        self, actor: Actor, name: str, version: int | str, digest: str, chunks: Iterable[bytes]
+    ) -> BlobReceipt:
+        """Store one whole blob of a PENDING version's manifest, verified while streaming."""
+        row, size = self._pending_blob(name, version, digest)
+        stored = self.blobs.put(digest, size, chunks)
+        return self._record_blob(row.id, digest, size, stored)
+
+    def begin_upload(
+        self, actor: Actor, name: str, version: int | str, digest: str
+    ) -> UploadTicket:
+        """Start (or resume) a resumable upload of one blob of a PENDING version."""
+        row, size = self._pending_blob(name, version, digest)
+        existing = self.db.read(lambda s: BlobIndexStore(s).find_upload(row.id, digest))
+        if existing is not None:
+            try:
+                return self._ticket(existing.upload_id, digest, size)
+            except NotFound:  # staging vanished (purged): start over
+                self.db.write(lambda s: BlobIndexStore(s).remove_upload(existing.upload_id))
+        upload_id = self.blobs.begin_upload(digest, size)
+
+        def run(s: Tx) -> None:
+            index = BlobIndexStore(s)
+            if index.find_upload(row.id, digest) is None:
+                index.add_upload(upload_id, row.id, digest, size, self.clock())
+
+        self.db.write(run)
+        current = self.db.read(lambda s: BlobIndexStore(s).find_upload(row.id, digest))
+        if current is not None and current.upload_id != upload_id:  # a concurrent begin won
+            self.blobs.abort_upload(upload_id)
+            upload_id = current.upload_id
+        return self._ticket(upload_id, digest, size)
+
+    def upload_status(self, actor: Actor, upload_id: str) -> UploadTicket:
+        upload = self._upload_row(upload_id)
+        return self._ticket(upload_id, upload.digest, int(upload.size), presign=False)
+
+    def append_upload(
+        self, actor: Actor, upload_id: str, offset: int, chunks: Iterable[bytes]
+    ) -> int:
+        self._upload_row(upload_id)
+        return self.blobs.append(upload_id, offset, chunks)
+
+    def complete_upload(self, actor: Actor, upload_id: str) -> BlobReceipt:
+        upload = self._upload_row(upload_id)
+        try:
+            stored = self.blobs.complete_upload(upload_id)
+        except InvalidParameter:
+            if self._staging_gone(upload_id):  # bad content: the store discarded it
+                self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
+            raise
+        self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
+        return self._record_blob(upload.version_id, upload.digest, int(upload.size), stored)
+
+    def abort_upload(self, actor: Actor, upload_id: str) -> None:
+        self._upload_row(upload_id)
+        try:
+            self.blobs.abort_upload(upload_id)
+        except NotFound:
+            pass
+        self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
+
+    def finalize_version(self, actor: Actor, name: str, version: int | str) -> ModelVersion:
+        """Make a PENDING version READY if every blob is present; else say which are not."""
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def run(s: Tx) -> ModelVersion:
+            model = self._live_model(s, name)
+            row = VersionStore(s).get(model.id, name, number)
+            if row.status == VersionStatus.PENDING.value:
+                self._promote_if_complete(s, row.id)
+            return load_versions(s, [row.id])[0]
+
+        result = self.db.write(run)
+        if result.status is VersionStatus.PENDING:
+            missing = self.missing_blobs(actor, name, number)
+            raise InvalidParameter(
+                f"version {number} of {name!r} still lacks {len(missing)} blob(s), "
+                f"first {missing[0] if missing else '?'}; upload them, then finalize"
+            )
+        return result
+
+    # -- download ------------------------------------------------------------------------
+    def list_files(self, actor: Actor, name: str, version: int | str) -> tuple[FileEntry, ...]:
+        row = self._version_row(name, version)
+        return self.db.read(lambda s: load_versions(s, [row.id])[0].files)
+
+    def open_file(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        path: str,
+        *,
+        start: int = 0,
+        end: int | None = None,
+    ) -> OpenedFile:
+        """Stream a file of a READY version; a whole-file read is verified as it goes.
+
+        ``end`` is exclusive. A full read hashes the bytes and holds the last chunk back
+        until the digest matches: corrupt bytes end the stream with an error instead of
+        completing it, and the blob is marked corrupt.
+        """
+        validate_file_path(path)
+        row = self._version_row(name, version)
+        if row.status != VersionStatus.READY.value:
+            raise InvalidParameter(f"version {row.version} of {name!r} is {row.status}, not READY")
+
+        def lookup(s: Tx) -> tuple[Any, Any]:
+            index = BlobIndexStore(s)
+            entry = index.file(row.id, path)
+            return entry, None if entry is None else index.find(entry.digest)
+
+        entry, blob = self.db.read(lookup)
+        if entry is None:
+            raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
+        if blob is None or blob.corrupt_at is not None:
+            raise DataCorrupted(
+                f"the stored bytes of {path!r} ({entry.digest}) are missing or corrupt; "
+                "run `cairn verify` and re-push the file"
+            )
+        size = int(entry.size)
+        stop = size if end is None else min(end, size)
+        if start < 0 or start > stop:
+            raise InvalidParameter(f"range {start}-{stop} is outside the file's {size} bytes")
+        chunks = self.blobs.open(entry.digest, start, stop)
+        if start == 0 and stop == size:
+            chunks = self._verified(chunks, entry.digest)
+        return OpenedFile(FileEntry(path, size, entry.digest), start, stop, chunks)
+
+    def presign_file(
+        self, actor: Actor, name: str, version: int | str, path: str
+    ) -> str | None:
+        """A direct download URL from the object store, or None (local disk)."""
+        opened = self.open_file(actor, name, version, path, start=0, end=0)
+        return self.blobs.presign_get(opened.entry.digest, PRESIGN_SECONDS)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _verified(self, chunks: Iterator[bytes], digest: str) -> Iterator[bytes]:
+        hasher = hashlib.sha256()
+        held: bytes | None = None
+        for chunk in chunks:
+            hasher.update(chunk)
+            if held is not None:
+                yield held
+            held = chunk
+        if "sha256:" + hasher.hexdigest() != digest:
+            now = self.clock()
+            self.db.write(lambda s: BlobIndexStore(s).mark(digest, now, corrupt=True))
+            raise DataCorrupted(f"stored bytes of {digest} do not match their digest")
+        if held is not None:
+            yield held
+
+    def _version_row(self, name: str, version: int | str) -> Any:
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def run(s: Tx) -> Any:
+            return VersionStore(s).get(self._live_model(s, name).id, name, number)
+
+        return self.db.read(run)
+
+    def _pending_blob(self, name: str, version: int | str, digest: str) -> tuple[Any, int]:
+        validate_digest(digest)
+        row = self._version_row(name, version)
+        if row.status != VersionStatus.PENDING.value:
+            raise Conflict(
+                f"version {row.version} of {name!r} is {row.status}; blobs are uploaded only "
+                "to PENDING versions"
+            )
+        size = self.db.read(lambda s: BlobIndexStore(s).declared_size(row.id, digest))
+        if size is None:
+            raise InvalidParameter(
+                f"{digest} is not in the manifest of version {row.version} of {name!r}"
+            )
+        return row, size
+
+    def _upload_row(self, upload_id: str) -> Any:
+        if not isinstance(upload_id, str) or len(upload_id) > 64:
+            raise NotFound("no such upload")
+        upload = self.db.read(lambda s: BlobIndexStore(s).get_upload(upload_id))
+        if upload is None:
+            raise NotFound(f"upload {upload_id!r} does not exist (finished, aborted or expired)")
+        return upload
+
+    def _ticket(
+        self, upload_id: str, digest: str, size: int, *, presign: bool = True
+    ) -> UploadTicket:
+        offset = self.blobs.upload_offset(upload_id)
+        parts = self.blobs.presign_upload(upload_id, PRESIGN_SECONDS) if presign else None
+        return UploadTicket(
+            upload_id=upload_id,
+            digest=digest,
+            size=size,
+            offset=offset,
+            parts=None
+            if parts is None
+            else tuple(UploadPart(p.offset, p.length, p.url, p.method) for p in parts),
+        )
+
+    def _staging_gone(self, upload_id: str) -> bool:
+        try:
+            self.blobs.upload_offset(upload_id)
+        except NotFound:
+            return True
+        return False
+
+    def _record_blob(self, version_id: int, digest: str, size: int, stored: bool) -> BlobReceipt:
+        def run(s: Tx) -> VersionStatus:
+            BlobIndexStore(s).record(digest, size, self.clock())
+            return self._promote_if_complete(s, version_id)
+
+        status = self.db.write(run)
+        return BlobReceipt(digest=digest, size=size, stored=stored, version_status=status)
+
+    def _promote_if_complete(self, s: Tx, version_id: int) -> VersionStatus:
+        store = VersionStore(s)
+        row = store.get_by_id(version_id, lock=True)  # concurrent last blobs: one promotes
+        if row.status != VersionStatus.PENDING.value:
+            return VersionStatus(row.status)
+        if BlobIndexStore(s).missing_for_version(version_id):
+            return VersionStatus.PENDING
+        store.update(version_id, self.clock(), status=VersionStatus.READY.value)
+        return VersionStatus.READY

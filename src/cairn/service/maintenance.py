@@ -1,0 +1,143 @@
+"""Keeping the store honest: expire stuck uploads, purge, collect garbage, verify bytes.
+
+Garbage collection deletes a blob only when no version (live, soft-deleted or pending)
+and no upload refers to it, it is older than the grace period, and a re-check under the
+row lock still finds no reference; the row goes first, then the bytes. Soft-deleted
+versions keep their bytes until purged (``purge_version``, or the configured retention).
+"""
+
+from __future__ import annotations
+
+from cairn.domain import names
+from cairn.domain.artifacts import BlobUse, GcReport, VerifyReport
+from cairn.domain.models import Actor, VersionStatus
+from cairn.domain.uris import parse_version_number
+from cairn.errors import InvalidParameter, NotFound
+from cairn.service.base import ServiceBase
+from cairn.store.metadata.aliases_store import AliasStore
+from cairn.store.metadata.blob_index_store import BlobIndexStore
+from cairn.store.metadata.database import Tx
+from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.versions_store import VersionStore
+
+US = 1_000_000
+
+
+class MaintenanceService(ServiceBase):
+    def purge_version(self, actor: Actor, name: str, version: int | str) -> None:
+        """Delete a version for good; its bytes become garbage once nothing else uses them."""
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def run(s: Tx) -> None:
+            model = ModelStore(s).get_live(name, lock=True)
+            row = VersionStore(s).find(model.id, number)
+            if row is None:
+                raise NotFound(f"version {number} of model {name!r} does not exist")
+            AliasStore(s).delete_for_version(model.id, number, actor.name, self.clock())
+            VersionStore(s).purge(row.id)
+
+        self.db.write(run)
+
+    def expire_pending(self, actor: Actor) -> list[tuple[str, int]]:
+        """Versions PENDING for longer than the limit become FAILED, with the reason."""
+        now = self.clock()
+        cut = now - self.limits.pending_timeout_s * US
+
+        def run(s: Tx) -> list[tuple[str, int]]:
+            failed = []
+            store = VersionStore(s)
+            for row in store.pending_before(cut):
+                missing = BlobIndexStore(s).missing_for_version(row.id)
+                store.update(
+                    row.id,
+                    now,
+                    status=VersionStatus.FAILED.value,
+                    status_message=(
+                        f"upload did not finish within {self.limits.pending_timeout_s}s; "
+                        f"{len(missing)} blob(s) never arrived"
+                    ),
+                )
+                failed.append((ModelStore(s).get_by_id(row.model_id).name, int(row.version)))
+            return failed
+
+        return self.db.write(run)
+
+    def gc(self, actor: Actor, *, dry_run: bool = True, grace_s: int | None = None) -> GcReport:
+        """Reclaim blobs nothing refers to. Dry run by default: report, change nothing."""
+        grace = self.limits.gc_grace_s if grace_s is None else grace_s
+        if grace < 0:
+            raise InvalidParameter("grace must not be negative")
+        now = self.clock()
+        failed = [] if dry_run else self.expire_pending(actor)
+        purged = [] if dry_run else self._purge_expired(now)
+        stale = 0 if dry_run else self._drop_stale_uploads(now)
+        candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(now - grace * US))
+        reclaimed: list[BlobUse] = []
+        for row in candidates:
+            if not dry_run:
+
+                def claim(s: Tx, digest: str = row.digest) -> bool:
+                    index = BlobIndexStore(s)
+                    if not index.claim_for_deletion(digest):
+                        return False
+                    index.delete(digest)
+                    return True
+
+                if not self.db.write(claim):
+                    continue
+                self.blobs.delete(row.digest)
+            reclaimed.append(BlobUse(row.digest, int(row.size)))
+        return GcReport(
+            dry_run=dry_run,
+            blobs=tuple(reclaimed),
+            bytes=sum(b.size for b in reclaimed),
+            purged_versions=tuple(purged),
+            failed_versions=tuple(failed),
+            stale_uploads=stale,
+        )
+
+    def verify(self, actor: Actor) -> VerifyReport:
+        """Re-hash every stored blob; mark and report the ones whose bytes changed."""
+        rows = self.db.read(lambda s: BlobIndexStore(s).all_rows())
+        corrupt: list[BlobUse] = []
+        missing: list[BlobUse] = []
+        total = 0
+        for row in rows:
+            digest, size = row.digest, int(row.size)
+            total += size
+            present = self.blobs.size(digest) is not None
+            ok = present and self.blobs.verify(digest)
+            now = self.clock()
+            self.db.write(lambda s, d=digest, bad=not ok: BlobIndexStore(s).mark(d, now, corrupt=bad))
+            if not ok:
+                users = self.db.read(lambda s, d=digest: BlobIndexStore(s).users(d))
+                (corrupt if present else missing).append(BlobUse(digest, size, tuple(users)))
+        return VerifyReport(
+            checked=len(rows), bytes=total, corrupt=tuple(corrupt), missing=tuple(missing)
+        )
+
+    def _purge_expired(self, now: int) -> list[tuple[str, int]]:
+        keep = self.limits.purge_deleted_after_s
+        if keep is None:
+            return []
+
+        def run(s: Tx) -> list[tuple[str, int]]:
+            purged = []
+            for row in VersionStore(s).deleted_before(now - keep * US):
+                purged.append((ModelStore(s).get_by_id(row.model_id).name, int(row.version)))
+                VersionStore(s).purge(row.id)
+            return purged
+
+        return self.db.write(run)
+
+    def _drop_stale_uploads(self, now: int) -> int:
+        cut = now - self.limits.pending_timeout_s * US
+        stale = self.db.read(lambda s: BlobIndexStore(s).stale_uploads(cut))
+        for upload in stale:
+            try:
+                self.blobs.abort_upload(upload.upload_id)
+            except NotFound:
+                pass
+            self.db.write(lambda s, u=upload.upload_id: BlobIndexStore(s).remove_upload(u))
+        return len(stale) + self.blobs.purge_stale(self.limits.pending_timeout_s)

@@ -1,0 +1,163 @@
+"""What the metadata database knows about blobs: which are stored, verified, referenced.
+
+A ``blobs`` row is written only after the blob store holds the verified bytes (bytes
+first, rows second). Readers that rely on a blob (a version becoming READY) lock its
+row ``FOR SHARE``; garbage collection locks it ``FOR UPDATE`` and re-checks references
+in a fresh statement, so the two can never both win (PostgreSQL; SQLite serialises
+writers anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from cairn.store.metadata.schema import (
+    blobs,
+    model_versions,
+    registered_models,
+    uploads,
+    version_files,
+)
+
+_FAILED = "FAILED"
+B = blobs
+F = version_files
+U = uploads
+
+
+class BlobIndexStore:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def present(self, digests: Iterable[str], *, lock: bool = False) -> set[str]:
+        """The subset of ``digests`` stored and not known corrupt."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return set()
+        query = select(B.c.digest).where(B.c.digest.in_(wanted), B.c.corrupt_at.is_(None))
+        if lock:
+            query = query.with_for_update(read=True)
+        return set(self.s.execute(query).scalars())
+
+    def record(self, digest: str, size: int, now: int) -> None:
+        dialect = self.s.get_bind().dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(B).values(
+            digest=digest, size=size, created_at=now, verified_at=now
+        )
+        self.s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["digest"], set_={"corrupt_at": None, "verified_at": now}
+            )
+        )
+
+    def find(self, digest: str) -> Row[Any] | None:
+        return self.s.execute(select(B).where(B.c.digest == digest)).first()
+
+    def mark(self, digest: str, now: int, *, corrupt: bool) -> None:
+        values = {"corrupt_at": now} if corrupt else {"verified_at": now, "corrupt_at": None}
+        self.s.execute(update(B).where(B.c.digest == digest).values(**values))
+
+    def all_rows(self) -> list[Row[Any]]:
+        return list(self.s.execute(select(B).order_by(B.c.digest)))
+
+    def unreferenced(self, created_before: int) -> list[Row[Any]]:
+        """Blob rows no version (live, deleted or pending; not failed) refers to, older than
+        the cut."""
+        referenced = (
+            select(F.c.digest)
+            .join(model_versions, model_versions.c.id == F.c.version_id)
+            .where(F.c.digest == B.c.digest, model_versions.c.status != _FAILED)
+            .exists()
+        )
+        return list(
+            self.s.execute(
+                select(B).where(~referenced, B.c.created_at < created_before).order_by(B.c.digest)
+            )
+        )
+
+    def claim_for_deletion(self, digest: str) -> bool:
+        """Lock the row and re-check references; True if it may be deleted now."""
+        row = self.s.execute(select(B.c.digest).where(B.c.digest == digest).with_for_update())
+        if row.first() is None:
+            return False
+        return not self.is_referenced(digest)
+
+    def is_referenced(self, digest: str) -> bool:
+        used = self.s.execute(
+            select(F.c.version_id)
+            .join(model_versions, model_versions.c.id == F.c.version_id)
+            .where(F.c.digest == digest, model_versions.c.status != _FAILED)
+            .limit(1)
+        )
+        pending = self.s.execute(select(U.c.upload_id).where(U.c.digest == digest).limit(1))
+        return used.first() is not None or pending.first() is not None
+
+    def delete(self, digest: str) -> None:
+        self.s.execute(delete(B).where(B.c.digest == digest))
+
+    def users(self, digest: str, limit: int = 20) -> list[tuple[str, int]]:
+        """(model name, version) pairs whose manifest holds ``digest``."""
+        rows = self.s.execute(
+            select(registered_models.c.name, model_versions.c.version)
+            .join(model_versions, model_versions.c.id == F.c.version_id)
+            .join(registered_models, registered_models.c.id == model_versions.c.model_id)
+            .where(F.c.digest == digest)
+            .order_by(registered_models.c.name_key, model_versions.c.version)
+            .limit(limit)
+        )
+        return [(name, int(version)) for name, version in rows]
+
+    def missing_for_version(self, version_id: int) -> list[str]:
+        """Digests of the version's manifest that are not stored (or are corrupt)."""
+        stored = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.corrupt_at.is_(None))
+        rows = self.s.execute(
+            select(F.c.digest)
+            .where(F.c.version_id == version_id, ~stored.exists())
+            .distinct()
+            .order_by(F.c.digest)
+        )
+        return list(rows.scalars())
+
+    def file(self, version_id: int, path: str) -> Row[Any] | None:
+        return self.s.execute(
+            select(F).where(F.c.version_id == version_id, F.c.path == path)
+        ).first()
+
+    def declared_size(self, version_id: int, digest: str) -> int | None:
+        size = self.s.execute(
+            select(func.max(F.c.size)).where(F.c.version_id == version_id, F.c.digest == digest)
+        ).scalar_one_or_none()
+        return None if size is None else int(size)
+
+    def total(self) -> tuple[int, int]:
+        count, size = self.s.execute(select(func.count(), func.coalesce(func.sum(B.c.size), 0))).one()
+        return int(count), int(size)
+
+    # -- resumable uploads ---------------------------------------------------------------
+
+    def find_upload(self, version_id: int, digest: str) -> Row[Any] | None:
+        return self.s.execute(
+            select(U).where(U.c.version_id == version_id, U.c.digest == digest)
+        ).first()
+
+    def get_upload(self, upload_id: str) -> Row[Any] | None:
+        return self.s.execute(select(U).where(U.c.upload_id == upload_id)).first()
+
+    def add_upload(self, upload_id: str, version_id: int, digest: str, size: int, now: int) -> None:
+        self.s.execute(
+            insert(U).values(
+                upload_id=upload_id, version_id=version_id, digest=digest, size=size, created_at=now
+            )
+        )
+
+    def remove_upload(self, upload_id: str) -> None:
+        self.s.execute(delete(U).where(U.c.upload_id == upload_id))
+
+    def stale_uploads(self, created_before: int) -> list[Row[Any]]:
+        return list(self.s.execute(select(U).where(U.c.created_at < created_before)))
