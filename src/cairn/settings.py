@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     default_page_size: int = Field(100, ge=1, le=1000, description="Default max_results.")
     db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections per process.")
     migrate: bool = Field(True, description="Migrate the database to this version on start.")
-    max_file_bytes: int = Field(1 << 40, ge=1, description="Largest file in a version (413 beyond).")
+    max_file_bytes: int = Field(
+        1 << 40, ge=1, description="Largest file in a version (413 beyond)."
+    )
     max_files: int = Field(10_000, ge=1, description="Most files in one version.")
     pending_timeout_s: int = Field(
         24 * 3600, ge=60, description="A version PENDING longer than this becomes FAILED."

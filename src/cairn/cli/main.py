@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cairn import __version__
-from cairn.cli import aliases, models, server, versions
+from cairn.cli import aliases, models, server, transfer, versions
 from cairn.cli.output import err
 from cairn.client import DEFAULT_URI
 from cairn.errors import CairnError
@@ -26,6 +26,10 @@ app.add_typer(versions.app, name="versions")
 app.add_typer(aliases.app, name="alias")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
+app.command("push")(transfer.push)
+app.command("pull")(transfer.pull)
+app.command("gc")(transfer.gc)
+app.command("verify")(transfer.verify)
 
 
 def _version(value: bool) -> None:

@@ -153,12 +153,29 @@ def stage(
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, model_uri: str, yes: Yes = False) -> None:
+def delete(
+    ctx: typer.Context,
+    model_uri: str,
+    purge: Annotated[
+        bool, typer.Option(help="Delete for good: no restore; gc may then reclaim its bytes.")
+    ] = False,
+    yes: Yes = False,
+) -> None:
     """Soft-delete a version (its aliases are removed; restore brings it back)."""
-    target = client(ctx).resolve(model_uri)
-    confirm(f"Delete version {target.version} of {target.name!r}?", yes)
-    client(ctx).delete_version(target.name, target.version)
-    message(f"deleted version {target.version} of {target.name!r}")
+    ref = parse_model_uri(model_uri)
+    if purge and ref.version is not None:
+        name, number = ref.name, ref.version  # purge also reaches already-deleted versions
+    else:
+        target = client(ctx).resolve(model_uri)
+        name, number = target.name, target.version
+    what = "Purge (no restore)" if purge else "Delete"
+    confirm(f"{what} version {number} of {name!r}?", yes)
+    if purge:
+        client(ctx).purge_version(name, number)
+        message(f"purged version {number} of {name!r}")
+    else:
+        client(ctx).delete_version(name, number)
+        message(f"deleted version {number} of {name!r}")
 
 
 @app.command("restore")

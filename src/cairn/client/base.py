@@ -6,10 +6,33 @@ Both raise the same ``cairn.errors`` exceptions. Pagination helpers live here on
 from __future__ import annotations
 
 import abc
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
-from cairn.domain.models import AliasEvent, ModelVersion, Page, RegisteredModel
+from cairn.client.transfer import WORKERS, BlobCache, LocalFile, NoProgress, Progress, place, scan
+from cairn.domain.models import (
+    AliasEvent,
+    FileEntry,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    VersionSpec,
+)
+from cairn.domain.uris import parse_model_uri
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStats:
+    """What the last push or pull moved: files and bytes sent or fetched, and reused."""
+
+    files: int
+    bytes: int
+    transferred_files: int
+    transferred_bytes: int
 
 
 class BaseClient(abc.ABC):
@@ -137,6 +160,10 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def restore_version(self, name: str, version: int | str) -> ModelVersion: ...
 
+    @abc.abstractmethod
+    def purge_version(self, name: str, version: int | str) -> None:
+        """Delete a version for good (no restore); gc may then reclaim its bytes."""
+
     # -- aliases -----------------------------------------------------------------------
     @abc.abstractmethod
     def set_alias(
@@ -150,6 +177,126 @@ class BaseClient(abc.ABC):
     def alias_history(
         self, name: str, alias: str | None = None, *, limit: int | None = None
     ) -> list[AliasEvent]: ...
+
+    # -- files: primitives each mode implements ---------------------------------------
+    @abc.abstractmethod
+    def _create_with_manifest(
+        self, name: str, spec: VersionSpec, idempotency_key: str
+    ) -> tuple[ModelVersion, list[str]]:
+        """Create a version with ``spec.files``; return it and the digests still needed."""
+
+    @abc.abstractmethod
+    def _upload_blob(self, name: str, version: int, file: LocalFile, progress: Progress) -> None:
+        """Send one blob of the version's manifest (resuming where the server stopped)."""
+
+    @abc.abstractmethod
+    def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
+        """Bytes of one file from ``start`` to its end."""
+
+    @abc.abstractmethod
+    def finalize_version(self, name: str, version: int | str) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def list_files(self, name: str, version: int | str) -> list[FileEntry]: ...
+
+    # -- files: push and pull ----------------------------------------------------------
+    last_transfer: TransferStats | None = None
+
+    def push(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        semver: str | None = None,
+        source: str | None = None,
+        run_id: str | None = None,
+        run_link: str | None = None,
+        alias: str | None = None,
+        progress: Progress | None = None,
+    ) -> ModelVersion:
+        """Upload a file or folder as the next version of ``name``; send only missing bytes.
+
+        Files are hashed locally; the version is created with its manifest; the blobs the
+        server lacks go up in parallel; the version is READY when this returns. Re-running
+        an interrupted push resumes large files where the server stopped.
+        """
+        progress = progress or NoProgress()
+        files = scan(Path(path), progress)
+        spec = VersionSpec(
+            description=description,
+            tags=dict(tags or {}),
+            params=dict(params or {}),
+            metrics=dict(metrics or {}),
+            semver=semver,
+            source=source,
+            run_id=run_id,
+            run_link=run_link,
+            files=tuple(f.entry for f in files),
+        )
+        version, missing = self._create_with_manifest(name, spec, str(uuid.uuid4()))
+        wanted = set(missing)
+        todo = [f for f in {f.entry.digest: f for f in files}.values() if f.entry.digest in wanted]
+        progress.begin("uploading", sum(f.entry.size for f in todo))
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda f: self._upload_blob(name, version.version, f, progress), todo))
+        progress.end()
+        self.last_transfer = TransferStats(
+            files=len(files),
+            bytes=sum(f.entry.size for f in files),
+            transferred_files=len(todo),
+            transferred_bytes=sum(f.entry.size for f in todo),
+        )
+        version = self.finalize_version(name, version.version)
+        if alias is not None:
+            version = self.set_alias(name, alias, version.version)
+        return version
+
+    def pull(
+        self,
+        uri: str,
+        out_dir: str | Path | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Download a version's files into ``out_dir`` (default ``./NAME-vVERSION``).
+
+        Every file is verified against its digest and kept in the local cache; files are
+        placed atomically. Returns the folder.
+        """
+        parse_model_uri(uri)
+        progress = progress or NoProgress()
+        version = self.resolve(uri)
+        out = Path(out_dir) if out_dir is not None else Path(f"{version.name}-v{version.version}")
+        cache = BlobCache(Path(cache_dir) if cache_dir is not None else None)
+        unique = list({f.digest: f for f in version.files}.values())
+        missing = [f for f in unique if not cache.has(f)]
+        progress.begin("downloading", sum(f.size for f in unique))
+
+        def fill(entry: FileEntry) -> Path:
+            return cache.fill(
+                entry,
+                lambda start: self._fetch(version.name, version.version, entry.path, start),
+                progress,
+            )
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            cached = dict(zip([f.digest for f in unique], pool.map(fill, unique), strict=True))
+        progress.end()
+        out.mkdir(parents=True, exist_ok=True)
+        for entry in version.files:
+            place(cached[entry.digest], out, entry.path)
+        self.last_transfer = TransferStats(
+            files=len(version.files),
+            bytes=version.size,
+            transferred_files=len(missing),
+            transferred_bytes=sum(f.size for f in missing),
+        )
+        return out
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 (optional hook)

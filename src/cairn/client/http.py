@@ -7,9 +7,10 @@ thanks to the key) are retried on connection errors and 502/503/504 with backoff
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -17,18 +18,27 @@ from urllib.parse import quote
 import httpx
 
 from cairn.client.base import BaseClient
+from cairn.client.transfer import LocalFile, Progress, read_chunks
 from cairn.domain.codec import (
     alias_event_from_json,
     format_time,
     model_from_json,
     version_from_json,
 )
-from cairn.domain.models import AliasEvent, ModelVersion, Page, RegisteredModel
+from cairn.domain.models import (
+    AliasEvent,
+    FileEntry,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    VersionSpec,
+)
 from cairn.domain.uris import parse_version_number
-from cairn.errors import CairnError, Unavailable, error_from_response
+from cairn.errors import CairnError, Conflict, Unavailable, error_from_response
 
 RETRY_STATUSES = {502, 503, 504}
 MAX_ATTEMPTS = 5
+RESUMABLE_ABOVE = 64 << 20  # bigger files go through resumable uploads
 
 
 def _seg(value: object) -> str:
@@ -69,13 +79,22 @@ class HttpClient(BaseClient):
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: Callable[[], Iterable[bytes]] | None = None,
     ) -> Any:
+        """One API call, retried on transient failures; ``content`` makes a fresh body."""
         url = "/api/v1" + path
         query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
         delay = 0.1
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                response = self._http.request(method, url, json=json, params=query, headers=headers)
+                response = self._http.request(
+                    method,
+                    url,
+                    json=json,
+                    params=query,
+                    headers=headers,
+                    content=None if content is None else content(),
+                )
             except httpx.TransportError as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
@@ -277,9 +296,135 @@ class HttpClient(BaseClient):
     def delete_version(self, name: str, version: int | str) -> None:
         self._request("DELETE", f"/models/{_seg(name)}/versions/{_seg(version)}")
 
+    def purge_version(self, name: str, version: int | str) -> None:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}"
+        self._request("DELETE", path, params={"purge": True})
+
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{_seg(name)}/versions/{_seg(version)}/restore"
         return version_from_json(self._request("POST", path))
+
+    # -- files -------------------------------------------------------------------------
+    def _create_with_manifest(
+        self, name: str, spec: VersionSpec, idempotency_key: str
+    ) -> tuple[ModelVersion, list[str]]:
+        body = {
+            "description": spec.description,
+            "tags": dict(spec.tags),
+            "params": dict(spec.params),
+            "metrics": dict(spec.metrics),
+            "semver": spec.semver,
+            "source": spec.source,
+            "run_id": spec.run_id,
+            "run_link": spec.run_link,
+            "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in spec.files],
+        }
+        path = f"/models/{_seg(name)}/versions"
+        created = self._request("POST", path, json=body, headers=self._key(idempotency_key))
+        return version_from_json(created), list(created["missing"])
+
+    def _upload_blob(self, name: str, version: int, file: LocalFile, progress: Progress) -> None:
+        entry = file.entry
+        if entry.size <= RESUMABLE_ABOVE:
+            path = f"/models/{_seg(name)}/versions/{version}/blobs/{entry.digest}"
+            sent = [0]
+
+            def body() -> Iterator[bytes]:
+                progress.advance(-sent[0])  # a retry starts again from zero
+                sent[0] = 0
+                for chunk in read_chunks(file.source):
+                    sent[0] += len(chunk)
+                    progress.advance(len(chunk))
+                    yield chunk
+
+            headers = {
+                "Content-Length": str(entry.size),
+                "Content-Type": "application/octet-stream",
+            }
+            self._request("PUT", path, headers=headers, content=body)
+            return
+        self._upload_resumable(name, version, file, progress)
+
+    def _upload_resumable(
+        self, name: str, version: int, file: LocalFile, progress: Progress
+    ) -> None:
+        """Send a large blob in streamed PATCHes; after a failure, ask the server how much it
+        has and go on from there (a server restart included)."""
+        entry = file.entry
+        path = f"/models/{_seg(name)}/versions/{version}/uploads"
+        ticket = self._request("POST", path, json={"digest": entry.digest})
+        upload_id, offset = ticket["upload_id"], int(ticket["offset"])
+        if ticket.get("parts"):
+            self._send_parts(file, ticket["parts"], progress)
+        counted = [offset]  # what the progress bar has been told
+        progress.advance(offset)
+
+        def body(start: int) -> Iterator[bytes]:
+            for chunk in read_chunks(file.source, start):
+                counted[0] += len(chunk)
+                progress.advance(len(chunk))
+                yield chunk
+
+        def settle(server_offset: int) -> int:
+            progress.advance(server_offset - counted[0])
+            counted[0] = server_offset
+            return server_offset
+
+        attempts = 0
+        while offset < entry.size and not ticket.get("parts"):
+            start = offset
+            headers = {
+                "Upload-Offset": str(start),
+                "Content-Length": str(entry.size - start),
+                "Content-Type": "application/octet-stream",
+            }
+            try:
+                answer = self._request(
+                    "PATCH",
+                    f"/uploads/{_seg(upload_id)}",
+                    headers=headers,
+                    content=functools.partial(body, start),
+                )
+                offset = settle(int(answer["offset"]))
+            except (Conflict, Unavailable) as exc:  # cut off, or the offsets disagree
+                attempts += 1
+                if attempts >= MAX_ATTEMPTS:
+                    raise Unavailable(f"upload of {entry.path!r} keeps failing: {exc}") from exc
+                time.sleep(0.2 * attempts)
+                offset = settle(int(self._request("GET", f"/uploads/{_seg(upload_id)}")["offset"]))
+        self._request("POST", f"/uploads/{_seg(upload_id)}/complete")
+
+    def _send_parts(self, file: LocalFile, parts: list[dict[str, Any]], progress: Progress) -> None:
+        """PUT parts straight to the object store through the presigned URLs."""
+        with httpx.Client(timeout=None) as direct:  # noqa: S113 (large parts take long)
+            for part in parts:
+                offset, length = int(part["offset"]), int(part["length"])
+                with file.source.open("rb") as f:
+                    f.seek(offset)
+                    data = f.read(length)
+                response = direct.request(part.get("method", "PUT"), part["url"], content=data)
+                if not response.is_success:
+                    raise CairnError(
+                        f"object store refused part at {offset}: HTTP {response.status_code}"
+                    )
+                progress.advance(length)
+
+    def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
+        url = f"/api/v1/models/{_seg(name)}/versions/{version}/files/{quote(path)}"
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        with self._http.stream("GET", url, headers=headers) as response:
+            if not response.is_success:
+                response.read()
+                self._decode(response)
+            yield from response.iter_bytes(1 << 20)
+
+    def finalize_version(self, name: str, version: int | str) -> ModelVersion:
+        path = f"/models/{_seg(name)}/versions/{_seg(version)}/finalize"
+        return version_from_json(self._request("POST", path))
+
+    def list_files(self, name: str, version: int | str) -> list[FileEntry]:
+        body = self._request("GET", f"/models/{_seg(name)}/versions/{_seg(version)}/files")
+        return [FileEntry(f["path"], int(f["size"]), f["digest"]) for f in body["files"]]
 
     # -- aliases -----------------------------------------------------------------------
     def set_alias(

@@ -7,14 +7,17 @@ Imported only when ``cairn.Client`` is given a directory; it pulls in the servic
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from cairn.client.base import BaseClient
+from cairn.client.transfer import LocalFile, Progress, read_chunks
+from cairn.domain.artifacts import GcReport, VerifyReport
 from cairn.domain.models import (
     Actor,
     AliasEvent,
+    FileEntry,
     ModelVersion,
     Page,
     RegisteredModel,
@@ -197,6 +200,17 @@ class LocalClient(BaseClient):
     def delete_version(self, name: str, version: int | str) -> None:
         self._service.delete_version(self._actor, name, version)
 
+    def purge_version(self, name: str, version: int | str) -> None:
+        self._service.purge_version(self._actor, name, version)
+
+    def gc(self, *, dry_run: bool = True, grace_s: int | None = None) -> GcReport:
+        """Reclaim unreferenced blobs (owner access to the data directory)."""
+        return self._service.gc(self._actor, dry_run=dry_run, grace_s=grace_s)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every stored blob."""
+        return self._service.verify(self._actor)
+
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
         return self._service.restore_version(self._actor, name, version)
 
@@ -212,3 +226,25 @@ class LocalClient(BaseClient):
         self, name: str, alias: str | None = None, *, limit: int | None = None
     ) -> list[AliasEvent]:
         return self._service.alias_history(self._actor, name, alias, limit=limit)
+
+    def _create_with_manifest(
+        self, name: str, spec: VersionSpec, idempotency_key: str
+    ) -> tuple[ModelVersion, list[str]]:
+        version = self._service.create_version(
+            self._actor, name, spec, idempotency_key=idempotency_key
+        )
+        missing = self._service.missing_blobs(self._actor, name, version.version)
+        return version, missing
+
+    def _upload_blob(self, name: str, version: int, file: LocalFile, progress: Progress) -> None:
+        chunks = read_chunks(file.source, 0, progress)
+        self._service.put_blob(self._actor, name, version, file.entry.digest, chunks)
+
+    def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
+        return self._service.open_file(self._actor, name, version, path, start=start).chunks
+
+    def finalize_version(self, name: str, version: int | str) -> ModelVersion:
+        return self._service.finalize_version(self._actor, name, version)
+
+    def list_files(self, name: str, version: int | str) -> list[FileEntry]:
+        return list(self._service.list_files(self._actor, name, version))

@@ -7,6 +7,7 @@ version to READY. A version is never READY with a missing or unverified file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class ArtifactsService(ServiceBase):
     ) -> UploadTicket:
         """Start (or resume) a resumable upload of one blob of a PENDING version."""
         row, size = self._pending_blob(name, version, digest)
-        existing = self.db.read(lambda s: BlobIndexStore(s).find_upload(row.id, digest))
+        existing = self.db.read(lambda s: BlobIndexStore(s).find_model_upload(row.model_id, digest))
         if existing is not None:
             try:
                 return self._ticket(existing.upload_id, digest, size)
@@ -72,7 +73,7 @@ class ArtifactsService(ServiceBase):
                 index.add_upload(upload_id, row.id, digest, size, self.clock())
 
         self.db.write(run)
-        current = self.db.read(lambda s: BlobIndexStore(s).find_upload(row.id, digest))
+        current = self.db.read(lambda s: BlobIndexStore(s).find_model_upload(row.model_id, digest))
         if current is not None and current.upload_id != upload_id:  # a concurrent begin won
             self.blobs.abort_upload(upload_id)
             upload_id = current.upload_id
@@ -101,10 +102,8 @@ class ArtifactsService(ServiceBase):
 
     def abort_upload(self, actor: Actor, upload_id: str) -> None:
         self._upload_row(upload_id)
-        try:
+        with contextlib.suppress(NotFound):
             self.blobs.abort_upload(upload_id)
-        except NotFound:
-            pass
         self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
 
     def finalize_version(self, actor: Actor, name: str, version: int | str) -> ModelVersion:
@@ -176,9 +175,7 @@ class ArtifactsService(ServiceBase):
             chunks = self._verified(chunks, entry.digest)
         return OpenedFile(FileEntry(path, size, entry.digest), start, stop, chunks)
 
-    def presign_file(
-        self, actor: Actor, name: str, version: int | str, path: str
-    ) -> str | None:
+    def presign_file(self, actor: Actor, name: str, version: int | str, path: str) -> str | None:
         """A direct download URL from the object store, or None (local disk)."""
         opened = self.open_file(actor, name, version, path, start=0, end=0)
         return self.blobs.presign_get(opened.entry.digest, PRESIGN_SECONDS)
@@ -254,8 +251,14 @@ class ArtifactsService(ServiceBase):
         return False
 
     def _record_blob(self, version_id: int, digest: str, size: int, stored: bool) -> BlobReceipt:
+        """Record a verified blob and re-check every PENDING version that waits for it."""
+
         def run(s: Tx) -> VersionStatus:
-            BlobIndexStore(s).record(digest, size, self.clock())
+            index = BlobIndexStore(s)
+            index.record(digest, size, self.clock())
+            for other in index.pending_versions_with(digest):
+                if other != version_id:
+                    self._promote_if_complete(s, other)
             return self._promote_if_complete(s, version_id)
 
         status = self.db.write(run)

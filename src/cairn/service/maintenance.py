@@ -8,6 +8,8 @@ versions keep their bytes until purged (``purge_version``, or the configured ret
 
 from __future__ import annotations
 
+import contextlib
+
 from cairn.domain import names
 from cairn.domain.artifacts import BlobUse, GcReport, VerifyReport
 from cairn.domain.models import Actor, VersionStatus
@@ -75,18 +77,8 @@ class MaintenanceService(ServiceBase):
         candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(now - grace * US))
         reclaimed: list[BlobUse] = []
         for row in candidates:
-            if not dry_run:
-
-                def claim(s: Tx, digest: str = row.digest) -> bool:
-                    index = BlobIndexStore(s)
-                    if not index.claim_for_deletion(digest):
-                        return False
-                    index.delete(digest)
-                    return True
-
-                if not self.db.write(claim):
-                    continue
-                self.blobs.delete(row.digest)
+            if not dry_run and not self._reclaim(row.digest):
+                continue
             reclaimed.append(BlobUse(row.digest, int(row.size)))
         return GcReport(
             dry_run=dry_run,
@@ -108,14 +100,41 @@ class MaintenanceService(ServiceBase):
             total += size
             present = self.blobs.size(digest) is not None
             ok = present and self.blobs.verify(digest)
-            now = self.clock()
-            self.db.write(lambda s, d=digest, bad=not ok: BlobIndexStore(s).mark(d, now, corrupt=bad))
+            self._mark(digest, corrupt=not ok)
             if not ok:
-                users = self.db.read(lambda s, d=digest: BlobIndexStore(s).users(d))
+                users = self._users(digest)
                 (corrupt if present else missing).append(BlobUse(digest, size, tuple(users)))
         return VerifyReport(
             checked=len(rows), bytes=total, corrupt=tuple(corrupt), missing=tuple(missing)
         )
+
+    def _reclaim(self, digest: str) -> bool:
+        """Delete one blob if a re-check under its row lock finds it still unused:
+        the row first (in the transaction), then the bytes."""
+
+        def claim(s: Tx) -> bool:
+            index = BlobIndexStore(s)
+            if not index.claim_for_deletion(digest):
+                return False
+            index.delete(digest)
+            return True
+
+        if not self.db.write(claim):
+            return False
+        self.blobs.delete(digest)
+        return True
+
+    def _mark(self, digest: str, *, corrupt: bool) -> None:
+        now = self.clock()
+        self.db.write(lambda s: BlobIndexStore(s).mark(digest, now, corrupt=corrupt))
+
+    def _users(self, digest: str) -> list[tuple[str, int]]:
+        return self.db.read(lambda s: BlobIndexStore(s).users(digest))
+
+    def _drop_upload(self, upload_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.blobs.abort_upload(upload_id)
+        self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
 
     def _purge_expired(self, now: int) -> list[tuple[str, int]]:
         keep = self.limits.purge_deleted_after_s
@@ -135,9 +154,5 @@ class MaintenanceService(ServiceBase):
         cut = now - self.limits.pending_timeout_s * US
         stale = self.db.read(lambda s: BlobIndexStore(s).stale_uploads(cut))
         for upload in stale:
-            try:
-                self.blobs.abort_upload(upload.upload_id)
-            except NotFound:
-                pass
-            self.db.write(lambda s, u=upload.upload_id: BlobIndexStore(s).remove_upload(u))
+            self._drop_upload(upload.upload_id)
         return len(stale) + self.blobs.purge_stale(self.limits.pending_timeout_s)

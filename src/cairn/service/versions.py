@@ -8,8 +8,8 @@ from datetime import datetime
 
 from cairn.domain import names
 from cairn.domain.filters import parse_filter, parse_order_by
-from cairn.domain.paths import validate_manifest
 from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, VersionStatus
+from cairn.domain.paths import validate_manifest
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
 from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.base import ServiceBase
@@ -43,7 +43,8 @@ class VersionsService(ServiceBase):
         too_big = [f.path for f in files if f.size > self.limits.max_file_bytes]
         if too_big:
             raise PayloadTooLarge(
-                f"file {too_big[0]!r} is larger than the limit of {self.limits.max_file_bytes} bytes"
+                f"file {too_big[0]!r} is larger than the limit of "
+                f"{self.limits.max_file_bytes} bytes"
             )
         spec = replace(spec, files=files)
 

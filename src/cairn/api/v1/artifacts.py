@@ -131,7 +131,7 @@ def download_file(
     path: str,
     service: Service,
     actor: Caller,
-    range: Annotated[str | None, Header()] = None,  # noqa: A002 (the header's name)
+    range: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Download one file; supports a single ``Range: bytes=a-b``. Whole files are verified."""
     entry = service.open_file(actor, name, version, path, start=0, end=0).entry
@@ -181,7 +181,7 @@ def _attachment(path: str) -> str:
     from urllib.parse import quote
 
     base = path.rsplit("/", 1)[-1]
-    ascii_name = "".join(c if c.isascii() and c.isalnum() or c in "._-" else "_" for c in base)
+    ascii_name = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_" for c in base)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
 
 

@@ -40,7 +40,9 @@ class FileIn(Strict):
 
 class VersionCreate(Strict):
     description: str = ""
-    files: list[FileIn] = Field(default_factory=list, description="The manifest: path, size, digest.")
+    files: list[FileIn] = Field(
+        default_factory=list, description="The manifest: path, size, digest."
+    )
     tags: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -88,8 +88,14 @@ def update_version(
 
 
 @router.delete("/{version}", status_code=204)
-def delete_version(name: str, version: str, service: Service, actor: Caller) -> Response:
-    service.delete_version(actor, name, version)
+def delete_version(
+    name: str, version: str, service: Service, actor: Caller, purge: bool = False
+) -> Response:
+    """Soft delete (restorable); ``purge=true`` deletes for good so gc can reclaim bytes."""
+    if purge:
+        service.purge_version(actor, name, version)
+    else:
+        service.delete_version(actor, name, version)
     return Response(status_code=204)
 
 

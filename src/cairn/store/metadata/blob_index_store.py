@@ -136,7 +136,9 @@ class BlobIndexStore:
         return None if size is None else int(size)
 
     def total(self) -> tuple[int, int]:
-        count, size = self.s.execute(select(func.count(), func.coalesce(func.sum(B.c.size), 0))).one()
+        count, size = self.s.execute(
+            select(func.count(), func.coalesce(func.sum(B.c.size), 0))
+        ).one()
         return int(count), int(size)
 
     # -- resumable uploads ---------------------------------------------------------------
@@ -145,6 +147,27 @@ class BlobIndexStore:
         return self.s.execute(
             select(U).where(U.c.version_id == version_id, U.c.digest == digest)
         ).first()
+
+    def find_model_upload(self, model_id: int, digest: str) -> Row[Any] | None:
+        """An upload of ``digest`` for any version of the model (resuming a re-run push)."""
+        return self.s.execute(
+            select(U)
+            .join(model_versions, model_versions.c.id == U.c.version_id)
+            .where(model_versions.c.model_id == model_id, U.c.digest == digest)
+            .order_by(U.c.created_at)
+            .limit(1)
+        ).first()
+
+    def pending_versions_with(self, digest: str, limit: int = 1000) -> list[int]:
+        """Ids of PENDING versions whose manifest holds ``digest``."""
+        rows = self.s.execute(
+            select(model_versions.c.id)
+            .join(F, F.c.version_id == model_versions.c.id)
+            .where(F.c.digest == digest, model_versions.c.status == "PENDING")
+            .distinct()
+            .limit(limit)
+        )
+        return [int(i) for i in rows.scalars()]
 
     def get_upload(self, upload_id: str) -> Row[Any] | None:
         return self.s.execute(select(U).where(U.c.upload_id == upload_id)).first()

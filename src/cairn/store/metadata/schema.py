@@ -37,7 +37,12 @@ registered_models = Table(
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("name", String(256), nullable=False),
-    Column("name_key", String(1024), nullable=False),
+    # byte order on PostgreSQL whatever the server's locale, as on SQLite (and LIKE 'p%' uses it)
+    Column(
+        "name_key",
+        String(1024).with_variant(String(1024, collation="C"), "postgresql"),
+        nullable=False,
+    ),
     Column("description", Text, nullable=False, server_default=""),
     Column("last_version", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
@@ -194,9 +199,7 @@ uploads = Table(
     "uploads",
     metadata,
     Column("upload_id", String(64), primary_key=True),
-    Column(
-        "version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
     Column("digest", String(71), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),

@@ -41,7 +41,11 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("name", sa.String(length=256), nullable=False),
-        sa.Column("name_key", sa.String(length=1024), nullable=False),
+        sa.Column(
+            "name_key",
+            sa.String(length=1024).with_variant(sa.String(length=1024, collation="C"), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
         sa.Column("last_version", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),

@@ -1,0 +1,206 @@
+"""``cairn push``, ``cairn pull``, ``cairn gc``, ``cairn verify``: the bytes of versions."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from cairn.cli.common import Json, Yes, client, parse_metrics, parse_pairs
+from cairn.cli.output import err, message, print_json, show_version
+from cairn.errors import AlreadyExists
+
+
+class RichProgress:
+    """The transfer ``Progress`` protocol drawn as a Rich bar on stderr (thread-safe)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not enabled,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> RichProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._bar.stop()
+
+    def begin(self, description: str, total: int) -> None:
+        with self._lock:
+            self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, n: int) -> None:
+        with self._lock:
+            if self._task is not None:
+                self._bar.advance(self._task, n)
+
+    def end(self) -> None:
+        with self._lock:
+            if self._task is not None:
+                task = self._bar.tasks[-1]
+                self._bar.update(self._task, completed=task.total)
+            self._task = None
+
+
+def _quiet(ctx: typer.Context) -> bool:
+    return bool(ctx.find_root().obj.get("quiet"))
+
+
+def push(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A file or a folder (pushed recursively).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
+    alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeatable.")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="KEY=NUMBER; repeatable.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeatable.")] = None,
+    description: Annotated[str, typer.Option(help="Markdown description.")] = "",
+    semver: Annotated[str | None, typer.Option(help="Semantic version label.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Training run id (opaque text).")] = None,
+    create_model: Annotated[
+        bool, typer.Option(help="Register the model first if it does not exist.")
+    ] = True,
+    as_json: Json = False,
+) -> None:
+    """Upload files as a new version: hashes locally, sends only what the server lacks."""
+    sdk = client(ctx)
+    if create_model:
+        with contextlib.suppress(AlreadyExists):
+            sdk.create_model(model)
+    with RichProgress(not _quiet(ctx)) as progress:
+        version = sdk.push(
+            path,
+            name=model,
+            alias=alias,
+            params=parse_pairs("param", param),
+            metrics=parse_metrics(metric),
+            tags=parse_pairs("tag", tag),
+            description=description,
+            semver=semver,
+            run_id=run_id,
+            progress=progress,
+        )
+    stats = sdk.last_transfer
+    if stats is not None and not _quiet(ctx):
+        message(
+            f"pushed {version.name} version {version.version}: {stats.files} file(s), "
+            f"{stats.bytes} bytes; sent {stats.transferred_files} file(s), "
+            f"{stats.transferred_bytes} bytes (the rest was already stored)"
+        )
+    show_version(version, as_json)
+
+
+def pull(
+    ctx: typer.Context,
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME/VERSION, @ALIAS or /latest.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder to write (default ./NAME-vN).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Blob cache [env CAIRN_CACHE_DIR; ~/.cache/cairn].")
+    ] = None,
+) -> None:
+    """Download a version's files, verified, through the local cache."""
+    sdk = client(ctx)
+    with RichProgress(not _quiet(ctx)) as progress:
+        folder = sdk.pull(model_uri, out, cache_dir=cache_dir, progress=progress)
+    stats = sdk.last_transfer
+    if stats is not None and not _quiet(ctx):
+        message(
+            f"{stats.files} file(s), {stats.bytes} bytes in {folder} "
+            f"({stats.transferred_bytes} bytes downloaded, the rest from the cache)"
+        )
+    typer.echo(str(folder))
+
+
+def gc(
+    ctx: typer.Context,
+    yes: Yes = False,
+    grace: Annotated[
+        int | None, typer.Option(help="Keep unreferenced blobs younger than this (seconds).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Reclaim blobs no version uses. Dry run unless --yes."""
+    from cairn.client.local import LocalClient
+
+    sdk = client(ctx)
+    if not isinstance(sdk, LocalClient):
+        raise typer.BadParameter(
+            "gc runs on the server's data: use --uri DATA_DIR", param_hint="--uri"
+        )
+    report = sdk.gc(dry_run=not yes, grace_s=grace)
+    if as_json:
+        print_json(
+            {
+                "dry_run": report.dry_run,
+                "blobs": [{"digest": b.digest, "size": b.size} for b in report.blobs],
+                "bytes": report.bytes,
+                "purged_versions": [list(v) for v in report.purged_versions],
+                "failed_versions": [list(v) for v in report.failed_versions],
+                "stale_uploads": report.stale_uploads,
+            }
+        )
+        return
+    verb = "would reclaim" if report.dry_run else "reclaimed"
+    message(f"{verb} {len(report.blobs)} blob(s), {report.bytes} bytes")
+    if report.dry_run and report.blobs:
+        message("run again with --yes to delete them")
+
+
+def verify(ctx: typer.Context, as_json: Json = False) -> None:
+    """Re-hash every stored blob; report the ones whose bytes changed (exit 1 if any)."""
+    from cairn.client.local import LocalClient
+
+    sdk = client(ctx)
+    if not isinstance(sdk, LocalClient):
+        raise typer.BadParameter(
+            "verify runs on the server's data: use --uri DATA_DIR", param_hint="--uri"
+        )
+    report = sdk.verify()
+    bad = [*report.corrupt, *report.missing]
+    if as_json:
+        print_json(
+            {
+                "checked": report.checked,
+                "bytes": report.bytes,
+                "corrupt": [
+                    {"digest": b.digest, "versions": [list(v) for v in b.versions]}
+                    for b in report.corrupt
+                ],
+                "missing": [
+                    {"digest": b.digest, "versions": [list(v) for v in b.versions]}
+                    for b in report.missing
+                ],
+            }
+        )
+    else:
+        message(f"checked {report.checked} blob(s), {report.bytes} bytes")
+        for kind, items in (("CORRUPT", report.corrupt), ("MISSING", report.missing)):
+            for b in items:
+                users = ", ".join(f"{n} v{v}" for n, v in b.versions) or "no version"
+                message(f"{kind} {b.digest} used by {users}")
+    if bad:
+        raise typer.Exit(1)
