@@ -37,8 +37,9 @@ def push(api: TestClient, files: dict[str, bytes], name: str = "m") -> dict[str,
     created = r.json()
     by_digest = {digest(b): b for b in files.values()}
     for d in created["missing"]:
-        put = api.put(f"/api/v1/models/{name}/versions/{created['version']}/blobs/{d}",
-                      content=by_digest[d])
+        put = api.put(
+            f"/api/v1/models/{name}/versions/{created['version']}/blobs/{d}", content=by_digest[d]
+        )
         assert put.status_code == 200, put.text
     return created
 
@@ -70,8 +71,7 @@ def test_download_range_and_headers(api: TestClient) -> None:
     assert part.headers["content-range"] == f"bytes 2-9/{len(FILES['model.bin'])}"
     tail = api.get("/api/v1/models/m/versions/1/files/model.bin", headers={"Range": "bytes=-5"})
     assert tail.content == FILES["model.bin"][-5:]
-    r = api.get("/api/v1/models/m/versions/1/files/model.bin",
-                headers={"Range": "bytes=999999-"})
+    r = api.get("/api/v1/models/m/versions/1/files/model.bin", headers={"Range": "bytes=999999-"})
     assert r.status_code == 416
     r = api.get("/api/v1/models/m/versions/1/files/donn%C3%A9es/%C3%A9.txt")
     assert r.content == FILES["données/é.txt"]
@@ -90,8 +90,23 @@ def test_archive(api: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["../etc/passwd", "/abs", "a/../b", "a\\b", "C:/x", "%2e%2e/x", "%252e%252e/x", "a//b",
-     "./a", "a/./b", "nul\x00", "a\nb", "q?x", "h#x", ""],
+    [
+        "../etc/passwd",
+        "/abs",
+        "a/../b",
+        "a\\b",
+        "C:/x",
+        "%2e%2e/x",
+        "%252e%252e/x",
+        "a//b",
+        "./a",
+        "a/./b",
+        "nul\x00",
+        "a\nb",
+        "q?x",
+        "h#x",
+        "",
+    ],
 )
 def test_hostile_paths_are_refused(api: TestClient, path: str) -> None:
     api.post("/api/v1/models", json={"name": "m"})
@@ -106,10 +121,14 @@ def test_hostile_paths_are_refused(api: TestClient, path: str) -> None:
 def test_manifest_clashes_are_refused(api: TestClient) -> None:
     api.post("/api/v1/models", json={"name": "m"})
     for files in (
-        [{"path": "a", "size": 1, "digest": digest(b"x")}, {"path": "a/b", "size": 1,
-                                                            "digest": digest(b"x")}],
-        [{"path": "A.txt", "size": 1, "digest": digest(b"x")}, {"path": "a.txt", "size": 1,
-                                                                "digest": digest(b"x")}],
+        [
+            {"path": "a", "size": 1, "digest": digest(b"x")},
+            {"path": "a/b", "size": 1, "digest": digest(b"x")},
+        ],
+        [
+            {"path": "A.txt", "size": 1, "digest": digest(b"x")},
+            {"path": "a.txt", "size": 1, "digest": digest(b"x")},
+        ],
         [{"path": "a", "size": -1, "digest": digest(b"x")}],
         [{"path": "a", "size": 1, "digest": "sha256:ABC"}],
     ):
@@ -141,8 +160,10 @@ def test_mismatched_bytes_are_refused_and_leave_nothing(api: TestClient, blob_ro
 def test_resumable_upload(api: TestClient) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB
     api.post("/api/v1/models", json={"name": "m"})
-    api.post("/api/v1/models/m/versions",
-             json={"files": [{"path": "big", "size": len(data), "digest": digest(data)}]})
+    api.post(
+        "/api/v1/models/m/versions",
+        json={"files": [{"path": "big", "size": len(data), "digest": digest(data)}]},
+    )
     ticket = api.post("/api/v1/models/m/versions/1/uploads", json={"digest": digest(data)}).json()
     assert ticket["offset"] == 0
     uid = ticket["upload_id"]

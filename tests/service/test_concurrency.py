@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 

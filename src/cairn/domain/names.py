@@ -1,7 +1,7 @@
 """Names: registered models, aliases, tag/param/metric keys, semantic versions.
 
 Pure rules, no I/O. A model name is case-preserving for display, but its identity is
-``name_key(name)``: NFKC-normalised and case-folded. Names that mix scripts (a Cyrillic
+``name_key(name)``: NFKC-normalised and case-folded (see there). Names that mix scripts (a Cyrillic
 ``а`` inside a Latin word) are refused, so no two models can look alike.
 """
 
@@ -94,8 +94,12 @@ def validate_model_name(name: object) -> str:
 
 
 def name_key(name: str) -> str:
-    """The identity of a name: two names with the same key are the same model."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    """The identity of a name: two names with the same key are the same model.
+
+    NFKC, then upper-cased before case folding so that case pairs that fold apart
+    (Turkish dotless ``ı`` and ``I``) still meet, then NFKC again so the key is stable.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).upper().casefold())
 
 
 def validate_alias(alias: object) -> str:
