@@ -10,6 +10,7 @@ import getpass
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, Progress, read_chunks
@@ -39,7 +40,10 @@ class LocalClient(BaseClient):
     """Owner access to a data directory, as the user who can read its files."""
 
     def __init__(self, data_dir: str | Path, *, backend_uri: str | None = None) -> None:
-        settings = Settings(data_dir=Path(data_dir), backend_uri=backend_uri)
+        overrides: dict[str, Any] = {"data_dir": Path(data_dir)}
+        if backend_uri is not None:  # else CAIRN_BACKEND_URI or the SQLite file in data_dir
+            overrides["backend_uri"] = backend_uri
+        settings = Settings(**overrides)
         self._service = build_service(settings)
         self._actor = _local_actor()
 
