@@ -26,8 +26,8 @@ from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
 from cairn.service.registry import RegistryService
-from cairn.store.blobs.local import LocalBlobStore
 from cairn.settings import Settings
+from cairn.store.blobs.local import LocalBlobStore
 from cairn.store.metadata import migrate
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.schema import metadata

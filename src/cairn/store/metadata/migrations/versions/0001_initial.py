@@ -43,7 +43,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=256), nullable=False),
         sa.Column(
             "name_key",
-            sa.String(length=1024).with_variant(sa.String(length=1024, collation="C"), "postgresql"),
+            sa.String(length=1024).with_variant(
+                sa.String(length=1024, collation="C"), "postgresql"
+            ),
             nullable=False,
         ),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
