@@ -1,0 +1,174 @@
+"""The ``BlobStore`` protocol: content-addressed, verified, resumable byte storage.
+
+A blob is named by its digest (``sha256:<64 hex>``) and nothing else. Every write path
+hashes and counts the bytes as they stream past and stores nothing unless both the size
+and the digest match what the caller declared; a blob that already exists is not written
+again. Memory stays flat whatever the blob size: bytes move as an iterable of chunks.
+
+Two ways in:
+
+* ``put(digest, size, chunks)``: one streamed request, all or nothing.
+* Resumable uploads: ``begin_upload`` → ``append`` (as many times as needed, each at the
+  offset the store reports through ``upload_offset``) → ``complete_upload``, which
+  re-hashes the staged bytes and only then makes the blob exist. An upload id is 128
+  random bits; the store keeps no state in memory, so any server process can serve
+  any call of an upload, and a restart between calls loses nothing that was
+  acknowledged.
+
+Errors are Cairn errors only: ``InvalidParameter`` (bad digest, size, range or upload id;
+content that does not match its declaration), ``NotFound`` (no such blob or upload),
+``Conflict`` (an append at the wrong offset, or racing another append), ``Unavailable``
+(the storage itself failed). Arguments are validated before any I/O.
+
+Authorisation is not this layer's business, and neither is hiding existence: ``exists``
+and ``put``'s return value reveal whether some bytes are stored. The service must only
+tell a caller about blobs that caller is allowed to reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """A stored blob, as listed by ``iter_blobs``."""
+
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    """A resumable upload in progress: what it will become and how much is staged."""
+
+    upload_id: str
+    digest: str
+    size: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPart:
+    """One URL a client may ``PUT`` the bytes ``[offset, offset + length)`` of an upload to."""
+
+    offset: int
+    length: int
+    url: str
+    method: str = "PUT"
+
+
+class BlobStore(Protocol):
+    """Persistence of verified, content-addressed blobs. See the module docstring."""
+
+    # --- blobs -------------------------------------------------------------------------
+
+    def exists(self, digest: str) -> bool:
+        """Whether the blob is stored."""
+        ...
+
+    def size(self, digest: str) -> int | None:
+        """The stored blob's size in bytes, or ``None`` when it is not stored."""
+        ...
+
+    def put(self, digest: str, size: int, chunks: Iterable[bytes]) -> bool:
+        """Stream ``chunks`` into the blob ``digest`` of ``size`` bytes.
+
+        Returns ``False`` without reading ``chunks`` when the blob already exists, ``True``
+        once the bytes are durable and verified. A size or digest mismatch raises
+        ``InvalidParameter`` and leaves nothing behind. On object stores ``chunks`` is
+        iterated inside the object-store client and must not itself call ``obstore``.
+        """
+        ...
+
+    def open(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes ``[start, end)`` of a blob, in chunks.
+
+        ``end`` defaults to (and is clamped at) the blob's size; ``start`` may equal the
+        size (no bytes). ``NotFound`` is raised by this call, not by the first ``next``
+        (except if the blob is deleted in between).
+        """
+        ...
+
+    def verify(self, digest: str) -> bool:
+        """Re-read and re-hash the stored blob; ``False`` if its bytes no longer match."""
+        ...
+
+    def delete(self, digest: str) -> None:
+        """Remove the blob; deleting a blob that is not there is not an error."""
+        ...
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every stored blob (for garbage collection and verification), in no set order."""
+        ...
+
+    # --- resumable uploads -------------------------------------------------------------
+
+    def begin_upload(self, digest: str, size: int) -> str:
+        """Start staging a blob; returns a new random upload id."""
+        ...
+
+    def upload_status(self, upload_id: str) -> UploadStatus:
+        """Declared digest and size and the staged length, or ``NotFound``."""
+        ...
+
+    def upload_offset(self, upload_id: str) -> int:
+        """How many bytes are staged: where the next ``append`` must start."""
+        ...
+
+    def append(self, upload_id: str, offset: int, chunks: Iterable[bytes]) -> int:
+        """Stage ``chunks`` at ``offset``; returns the new staged length.
+
+        ``offset`` must equal the staged length (else ``Conflict`` naming the right
+        offset). Bytes past the declared size raise ``InvalidParameter``. If ``chunks``
+        fails mid-way, what was received before the failure stays staged, so the client
+        resumes from ``upload_offset``.
+        """
+        ...
+
+    def complete_upload(self, upload_id: str) -> bool:
+        """Verify the staged bytes and make them the blob.
+
+        Fewer bytes than declared: ``InvalidParameter``, staging kept (keep appending).
+        More bytes, or the wrong digest: ``InvalidParameter``, staging removed. Returns
+        ``True`` if the blob was stored, ``False`` if it already existed (the staged bytes
+        are still verified, then discarded). The upload id is gone afterwards.
+        """
+        ...
+
+    def abort_upload(self, upload_id: str) -> None:
+        """Discard an upload and its staged bytes (``NotFound`` if there is none)."""
+        ...
+
+    def stale_uploads(self, older_than_seconds: float) -> list[str]:
+        """Ids of uploads untouched for longer than ``older_than_seconds``."""
+        ...
+
+    def purge_stale(self, older_than_seconds: float) -> int:
+        """Abort stale uploads and remove abandoned temporary files; returns how many."""
+        ...
+
+    # --- direct transfer ---------------------------------------------------------------
+
+    def presign_get(self, digest: str, expires_s: int) -> str | None:
+        """A URL that downloads the blob directly, or ``None`` if the backend has none."""
+        ...
+
+    def presign_upload(
+        self, upload_id: str, expires_s: int, part_size: int | None = None
+    ) -> list[PresignedPart] | None:
+        """URLs for the client to ``PUT`` the rest of an upload's bytes directly.
+
+        The parts cover ``[upload_offset, size)`` in ``part_size`` pieces and may be sent
+        in parallel; ``complete_upload`` then verifies them like appended bytes. ``None``
+        if the backend cannot presign (local disk: use ``append``).
+        """
+        ...
+
+    # --- health ------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` unless the store answers (local disk: and is writable)."""
+        ...

@@ -1,0 +1,386 @@
+"""Blobs on a local filesystem, under one root directory (see ``layout`` for the keys).
+
+Every write follows the durability recipe: stream into a temporary file under the same
+root while hashing, fsync it, compare size and digest, ``os.replace`` it into place,
+fsync the directory. An fsync error fails the request; it is never swallowed. The whole
+root must be one filesystem (``tmp/``, ``uploads/`` and ``blobs/`` are renamed across).
+
+Paths are walked one component at a time from the root with ``O_NOFOLLOW`` directory
+descriptors, and files are opened relative to them with ``O_NOFOLLOW``: a symbolic link
+anywhere below the root is refused, never followed (the root itself is resolved once,
+so an administrator may point it through a link). Blobs are 0o644, staging files
+0o600, directories 0o755 (all further narrowed by the umask).
+
+Concurrent appends to one upload are serialised with ``flock``; the loser gets
+``Conflict`` at once rather than waiting behind a slow client.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, suppress
+from pathlib import Path
+
+from cairn.domain.digests import validate_digest
+from cairn.errors import CairnError, Conflict, InvalidParameter, NotFound, Unavailable
+from cairn.store.blobs import layout
+from cairn.store.blobs.base import BlobInfo, PresignedPart, UploadStatus
+from cairn.store.blobs.integrity import (
+    Verifier,
+    clamp_range,
+    guarded,
+    validate_expiry,
+    validate_offset,
+    validate_older_than,
+    validate_range,
+    validate_size,
+)
+from cairn.store.blobs.localfs import CLOEXEC, DIR_FLAGS, NEW_FILE_FLAGS, open_dir, os_errors
+
+_WRITE_BUFFER = 1 << 20
+
+
+class LocalBlobStore:
+    """A ``BlobStore`` on local disk. ``root`` is created if it does not exist."""
+
+    def __init__(self, root: Path | str, *, chunk_size: int = 1 << 20) -> None:
+        self.root = Path(root).resolve()
+        self._chunk_size = chunk_size
+        with os_errors():
+            self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore({str(self.root)!r})"
+
+    # --- blobs -------------------------------------------------------------------------
+
+    def exists(self, digest: str) -> bool:
+        return self.size(digest) is not None
+
+    def size(self, digest: str) -> int | None:
+        *dirs, name = layout.key_parts(layout.blob_key(digest))
+        with os_errors():
+            try:
+                with self._dir(dirs) as d:
+                    st = os.stat(name, dir_fd=d, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+        if not stat.S_ISREG(st.st_mode):
+            raise CairnError(f"blob {digest} is stored as something other than a regular file")
+        return st.st_size
+
+    def put(self, digest: str, size: int, chunks: Iterable[bytes]) -> bool:
+        verifier = Verifier(digest, size)
+        if self.exists(digest):
+            return False
+        *dirs, name = layout.key_parts(layout.blob_key(digest))
+        tmp_name = f"put-{secrets.token_hex(16)}"
+        with os_errors(), self._dir(("tmp",), create=True) as tmp:
+            try:
+                fd = os.open(tmp_name, NEW_FILE_FLAGS, 0o600, dir_fd=tmp)
+                try:
+                    with open(fd, "wb", buffering=_WRITE_BUFFER, closefd=False) as f:
+                        for chunk in guarded(chunks):
+                            verifier.update(chunk)
+                            f.write(chunk)
+                    verifier.finish()
+                    os.fsync(fd)
+                    os.fchmod(fd, 0o644)
+                finally:
+                    os.close(fd)
+                with self._dir(dirs, create=True) as dst:
+                    os.replace(tmp_name, name, src_dir_fd=tmp, dst_dir_fd=dst)
+                    os.fsync(dst)
+            except BaseException:
+                with suppress(OSError):  # cleanup only; the original error propagates
+                    os.unlink(tmp_name, dir_fd=tmp)
+                raise
+        return True
+
+    def open(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        start, end = validate_range(start, end)
+        size = self.size(digest)
+        if size is None:
+            raise NotFound(f"blob {digest} not found")
+        return self._read(digest, *clamp_range(digest, size, start, end))
+
+    def verify(self, digest: str) -> bool:
+        size = self.size(digest)
+        if size is None:
+            raise NotFound(f"blob {digest} not found")
+        verifier = Verifier(digest, size)
+        try:
+            for chunk in verifier.wrap(self._read(digest, 0, None)):
+                del chunk
+        except InvalidParameter:
+            return False
+        return True
+
+    def delete(self, digest: str) -> None:
+        *dirs, name = layout.key_parts(layout.blob_key(digest))
+        with os_errors(), suppress(FileNotFoundError), self._dir(dirs) as d:
+            os.unlink(name, dir_fd=d)
+            os.fsync(d)
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        prefix = layout.key_parts(layout.BLOBS_PREFIX.rstrip("/"))
+        with os_errors():
+            try:
+                with self._dir(prefix) as d:
+                    fan_outs = sorted(os.listdir(d))
+            except FileNotFoundError:
+                return
+        for fan_out in fan_outs:
+            with os_errors():
+                found: list[BlobInfo] = []
+                try:
+                    with self._dir((*prefix, fan_out)) as d:
+                        for name in os.listdir(d):
+                            digest = layout.digest_from_blob_key(
+                                f"{layout.BLOBS_PREFIX}{fan_out}/{name}"
+                            )
+                            st = os.stat(name, dir_fd=d, follow_symlinks=False)
+                            if digest is not None and stat.S_ISREG(st.st_mode):
+                                found.append(BlobInfo(digest, st.st_size))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+            yield from found
+
+    # --- resumable uploads -------------------------------------------------------------
+
+    def begin_upload(self, digest: str, size: int) -> str:
+        info = json.dumps({"digest": validate_digest(digest), "size": validate_size(size)})
+        upload_id = layout.new_upload_id()
+        with os_errors(), self._dir(self._upload_dir(upload_id), create=True) as d:
+            for name, content in ((layout.UPLOAD_INFO, info.encode()), (layout.UPLOAD_DATA, b"")):
+                fd = os.open(name, NEW_FILE_FLAGS, 0o600, dir_fd=d)
+                try:
+                    os.write(fd, content)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.fsync(d)
+        return upload_id
+
+    def upload_status(self, upload_id: str) -> UploadStatus:
+        digest, size = self._load_info(upload_id)
+        return UploadStatus(upload_id, digest, size, self.upload_offset(upload_id))
+
+    def upload_offset(self, upload_id: str) -> int:
+        dirs = self._upload_dir(upload_id)
+        with os_errors(not_found=_upload_not_found(upload_id)), self._dir(dirs) as d:
+            return os.stat(layout.UPLOAD_DATA, dir_fd=d, follow_symlinks=False).st_size
+
+    def append(self, upload_id: str, offset: int, chunks: Iterable[bytes]) -> int:
+        offset = validate_offset(offset)
+        digest, size = self._load_info(upload_id)
+        with os_errors(not_found=_upload_not_found(upload_id)):
+            fd = self._open_staged(upload_id, os.O_WRONLY)
+            try:
+                current = os.fstat(fd).st_size
+                if offset != current:
+                    raise Conflict(
+                        f"upload {upload_id} has {current} bytes staged; append at offset "
+                        f"{current}, not {offset}"
+                    )
+                os.lseek(fd, current, os.SEEK_SET)
+                position = current
+                try:
+                    with open(fd, "wb", buffering=_WRITE_BUFFER, closefd=False) as f:
+                        for chunk in guarded(chunks):
+                            if position + len(chunk) > size:
+                                raise InvalidParameter(
+                                    f"upload {upload_id} was declared as {size} bytes for "
+                                    f"{digest}; appending {len(chunk)} bytes at offset "
+                                    f"{position} would exceed it"
+                                )
+                            f.write(chunk)
+                            position += len(chunk)
+                finally:
+                    os.fsync(fd)  # what was received stays staged, durably
+            finally:
+                os.close(fd)
+        return position
+
+    def complete_upload(self, upload_id: str) -> bool:
+        digest, size = self._load_info(upload_id)
+        *dirs, name = layout.key_parts(layout.blob_key(digest))
+        with os_errors(not_found=_upload_not_found(upload_id)):
+            fd = self._open_staged(upload_id, os.O_RDWR)
+            try:
+                staged = os.fstat(fd).st_size
+                if staged < size:
+                    raise InvalidParameter(
+                        f"upload {upload_id} has {staged} of {size} bytes; append the rest "
+                        f"from offset {staged}, then complete"
+                    )
+                verifier = Verifier(digest, size)
+                try:
+                    for chunk in verifier.wrap(self._pread(fd, 0, staged)):
+                        del chunk
+                except InvalidParameter:
+                    self._remove_upload(upload_id)
+                    raise
+                if self.exists(digest):
+                    self._remove_upload(upload_id)
+                    return False
+                os.fchmod(fd, 0o644)
+                os.fsync(fd)
+                with self._dir(self._upload_dir(upload_id)) as src, self._dir(dirs, True) as dst:
+                    os.replace(layout.UPLOAD_DATA, name, src_dir_fd=src, dst_dir_fd=dst)
+                    os.fsync(dst)
+            finally:
+                os.close(fd)
+        self._remove_upload(upload_id)
+        return True
+
+    def abort_upload(self, upload_id: str) -> None:
+        layout.validate_upload_id(upload_id)
+        with os_errors(not_found=_upload_not_found(upload_id)):
+            self._remove_upload(upload_id)
+
+    def stale_uploads(self, older_than_seconds: float) -> list[str]:
+        cutoff = time.time() - validate_older_than(older_than_seconds)
+        stale = []
+        with os_errors():
+            try:
+                with self._dir(("uploads",)) as d:
+                    names = os.listdir(d)
+            except FileNotFoundError:
+                return []
+            for name in sorted(names):
+                if layout.upload_id_from_key(f"{layout.UPLOADS_PREFIX}{name}/") is None:
+                    continue
+                try:
+                    with self._dir(self._upload_dir(name)) as u:
+                        touched = max(
+                            [os.fstat(u).st_mtime]
+                            + [
+                                os.stat(n, dir_fd=u, follow_symlinks=False).st_mtime
+                                for n in os.listdir(u)
+                            ]
+                        )
+                except FileNotFoundError:
+                    continue
+                if touched < cutoff:
+                    stale.append(name)
+        return stale
+
+    def purge_stale(self, older_than_seconds: float) -> int:
+        cutoff = time.time() - validate_older_than(older_than_seconds)
+        purged = 0
+        for upload_id in self.stale_uploads(older_than_seconds):
+            with suppress(NotFound):
+                self.abort_upload(upload_id)
+                purged += 1
+        with os_errors():
+            try:
+                with self._dir(("tmp",)) as d:
+                    for name in os.listdir(d):
+                        st = os.stat(name, dir_fd=d, follow_symlinks=False)
+                        if name.startswith("put-") and st.st_mtime < cutoff:
+                            with suppress(FileNotFoundError):
+                                os.unlink(name, dir_fd=d)
+                                purged += 1
+            except FileNotFoundError:
+                pass
+        return purged
+
+    # --- direct transfer and health ----------------------------------------------------
+
+    def presign_get(self, digest: str, expires_s: int) -> str | None:
+        validate_digest(digest)
+        validate_expiry(expires_s)
+        return None
+
+    def presign_upload(
+        self, upload_id: str, expires_s: int, part_size: int | None = None
+    ) -> list[PresignedPart] | None:
+        layout.validate_upload_id(upload_id)
+        validate_expiry(expires_s)
+        return None
+
+    def check(self) -> None:
+        try:
+            for dirs in (("tmp",), ("uploads",), layout.key_parts("blobs/sha256")):
+                with self._dir(dirs, create=True):
+                    pass
+                if not os.access(self.root.joinpath(*dirs), os.W_OK | os.X_OK):
+                    raise PermissionError(errno.EACCES, "not writable", "/".join(dirs))
+        except (OSError, CairnError) as exc:
+            raise Unavailable(f"local blob store at {self.root} is not usable: {exc}") from exc
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _dir(self, parts: Sequence[str], create: bool = False) -> AbstractContextManager[int]:
+        return open_dir(self.root, parts, create)
+
+    @staticmethod
+    def _upload_dir(upload_id: str) -> tuple[str, ...]:
+        return layout.key_parts(layout.upload_prefix(upload_id).rstrip("/"))
+
+    def _load_info(self, upload_id: str) -> tuple[str, int]:
+        dirs = self._upload_dir(upload_id)
+        with os_errors(not_found=_upload_not_found(upload_id)), self._dir(dirs) as d:
+            fd = os.open(layout.UPLOAD_INFO, os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC, dir_fd=d)
+            with open(fd, "rb") as f:
+                raw = f.read(4096)
+        try:
+            info = json.loads(raw)
+            return validate_digest(info["digest"]), validate_size(info["size"])
+        except (ValueError, KeyError, TypeError, InvalidParameter) as exc:
+            raise CairnError(f"upload {upload_id} has a corrupt info file") from exc
+
+    def _open_staged(self, upload_id: str, flags: int) -> int:
+        """The staged data file, opened and exclusively locked (``Conflict`` if busy)."""
+        with self._dir(self._upload_dir(upload_id)) as d:
+            fd = os.open(layout.UPLOAD_DATA, flags | os.O_NOFOLLOW | CLOEXEC, dir_fd=d)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Conflict(
+                f"upload {upload_id} is busy with another request; retry from its upload offset"
+            ) from None
+        return fd
+
+    def _remove_upload(self, upload_id: str) -> None:
+        with self._dir(("uploads",)) as uploads:
+            child = os.open(upload_id, DIR_FLAGS, dir_fd=uploads)
+            try:
+                for name in os.listdir(child):
+                    os.unlink(name, dir_fd=child)
+            finally:
+                os.close(child)
+            os.rmdir(upload_id, dir_fd=uploads)
+            os.fsync(uploads)
+
+    def _pread(self, fd: int, start: int, stop: int) -> Iterator[bytes]:
+        position = start
+        while position < stop:
+            data = os.pread(fd, min(self._chunk_size, stop - position), position)
+            if not data:
+                raise Unavailable(f"a file shrank while being read, at offset {position}")
+            position += len(data)
+            yield data
+
+    def _read(self, digest: str, start: int, end: int | None) -> Iterator[bytes]:
+        *dirs, name = layout.key_parts(layout.blob_key(digest))
+        with os_errors(not_found=f"blob {digest} not found"):
+            with self._dir(dirs) as d:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC, dir_fd=d)
+            try:
+                yield from self._pread(fd, start, os.fstat(fd).st_size if end is None else end)
+            finally:
+                os.close(fd)
+
+
+def _upload_not_found(upload_id: str) -> str:
+    return f"upload {upload_id} not found; it was completed, aborted or never begun"

@@ -1,0 +1,156 @@
+"""Blob-store fixtures: every contract test runs on local disk and on S3.
+
+The S3 half talks real HTTP to a moto server on loopback (one per test session), one
+fresh bucket per test, configured through the same ``AWS_*`` variables and
+``open_blob_store`` path production uses.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import pytest
+from moto.server import ThreadedMotoServer
+from obstore.store import S3Store
+
+from cairn.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
+
+BACKENDS = ["local", "s3"]
+PREFIX = "cairn-test"
+STAGING_PART = 256 * 1024  # small S3 staging parts, so uploads span several of them
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_client(moto_endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+
+
+@pytest.fixture
+def s3_bucket(s3_client: Any, s3_env: None) -> str:
+    name = f"cairn-{secrets.token_hex(6)}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+@dataclass
+class Harness:
+    """A backend under test plus a look behind its back (what is physically stored)."""
+
+    kind: str
+    store: BlobStore
+    stored: Callable[[], list[str]]  # every stored file/object (and pending S3 upload)
+    corrupt: Callable[[str], None]  # flip one byte of a stored blob, by key
+    broken: Callable[[], BlobStore]  # the same backend with every I/O failing
+
+
+def _local_harness(root: Path) -> Harness:
+    def stored() -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    def corrupt(key: str) -> None:
+        path = root / key
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    def broken() -> BlobStore:
+        bad_root = root.parent / f"{root.name}-broken"
+        store = LocalBlobStore(bad_root)
+        bad_root.rmdir()
+        bad_root.write_bytes(b"not a directory")
+        return store
+
+    return Harness("local", LocalBlobStore(root), stored, corrupt, broken)
+
+
+def _s3_harness(bucket: str, client: Any) -> Harness:
+    uri = f"s3://{bucket}/{PREFIX}"
+
+    def stored() -> list[str]:
+        objects = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        pending = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        keys = [o["Key"] for o in objects] + [f"(multipart) {u['Key']}" for u in pending]
+        return sorted(k.removeprefix(f"{PREFIX}/") for k in keys)
+
+    def corrupt(key: str) -> None:
+        full = f"{PREFIX}/{key}"
+        data = bytearray(client.get_object(Bucket=bucket, Key=full)["Body"].read())
+        data[len(data) // 2] ^= 0xFF
+        client.put_object(Bucket=bucket, Key=full, Body=bytes(data))
+
+    def broken() -> BlobStore:
+        return S3BlobStore(
+            S3Store(
+                bucket,
+                prefix=PREFIX,
+                endpoint="http://127.0.0.1:1",
+                region="us-east-1",
+                access_key_id="testing",
+                secret_access_key="testing",
+                client_options={"allow_http": True},
+                retry_config={
+                    "max_retries": 0,
+                    "retry_timeout": timedelta(seconds=1),
+                    "backoff": {
+                        "init_backoff": timedelta(milliseconds=1),
+                        "max_backoff": timedelta(milliseconds=1),
+                        "base": 2,
+                    },
+                },
+            )
+        )
+
+    store = S3BlobStore.from_uri(uri, staging_part_size=STAGING_PART)
+    return Harness("s3", store, stored, corrupt, broken)
+
+
+@pytest.fixture(params=BACKENDS)
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    if request.param == "local":
+        return _local_harness(tmp_path / "blobs")
+    bucket: str = request.getfixturevalue("s3_bucket")
+    return _s3_harness(bucket, request.getfixturevalue("s3_client"))
+
+
+@pytest.fixture
+def blob_store(harness: Harness) -> BlobStore:
+    return harness.store
+
+
+@pytest.fixture
+def s3_uri(s3_bucket: str) -> str:
+    return f"s3://{s3_bucket}/{PREFIX}"

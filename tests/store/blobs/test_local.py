@@ -1,0 +1,173 @@
+"""What only the local backend promises: permissions, durability, no symbolic links."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cairn.errors import CairnError, InvalidParameter, Unavailable
+from cairn.store.blobs import LocalBlobStore
+from cairn.store.blobs.layout import blob_key
+
+DATA = b"model weights" * 1000
+DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "blobs"
+
+
+@pytest.fixture
+def store(root: Path) -> LocalBlobStore:
+    return LocalBlobStore(root)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_permissions(store: LocalBlobStore, root: Path) -> None:
+    store.put(DIGEST, len(DATA), [DATA])
+    path = root / blob_key(DIGEST)
+    assert mode(path) == 0o644
+    assert mode(path.parent) == 0o755
+    assert mode(path.parent.parent) == 0o755
+
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    staged = root / "uploads" / upload_id
+    assert mode(staged / "data") == 0o600
+    assert mode(staged / "info.json") == 0o600
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_completed_upload_becomes_world_readable(store: LocalBlobStore, root: Path) -> None:
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    store.append(upload_id, 0, [DATA])
+    store.complete_upload(upload_id)
+    assert mode(root / blob_key(DIGEST)) == 0o644
+    assert files(root) == [blob_key(DIGEST)]
+
+
+def test_fsync_failure_fails_the_put_and_leaves_nothing(
+    store: LocalBlobStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(Unavailable, match="Input/output error"):
+        store.put(DIGEST, len(DATA), [DATA])
+    monkeypatch.undo()
+    assert not store.exists(DIGEST)
+    assert files(root) == []
+
+
+def test_fsync_failure_fails_the_append(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(Unavailable, match="Input/output error"):
+        store.append(upload_id, 0, [DATA])
+
+
+def test_a_linked_directory_below_the_root_is_not_followed(
+    store: LocalBlobStore, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "sha256" / DIGEST[7:9]).mkdir(parents=True)
+    (outside / "sha256" / DIGEST[7:9] / DIGEST[7:]).write_bytes(DATA)
+    (root / "blobs").symlink_to(outside, target_is_directory=True)
+
+    for call in (
+        lambda: store.size(DIGEST),
+        lambda: store.open(DIGEST),
+        lambda: store.put(DIGEST, len(DATA), [DATA]),
+        lambda: store.delete(DIGEST),
+        lambda: list(store.iter_blobs()),  # a tampered store is an error, not an empty one
+    ):
+        with pytest.raises(CairnError, match="symbolic link"):
+            call()
+    assert (outside / "sha256" / DIGEST[7:9] / DIGEST[7:]).read_bytes() == DATA
+
+
+def test_a_linked_blob_file_is_not_read(store: LocalBlobStore, root: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(DATA)
+    path = root / blob_key(DIGEST)
+    path.parent.mkdir(parents=True)
+    path.symlink_to(secret)
+    with pytest.raises(CairnError, match="regular file"):
+        store.size(DIGEST)
+    with pytest.raises(CairnError):
+        store.open(DIGEST)
+    assert list(store.iter_blobs()) == []
+
+
+def test_a_linked_root_is_resolved_once(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    store = LocalBlobStore(tmp_path / "link")
+    assert store.root == real
+    store.put(DIGEST, len(DATA), [DATA])
+    assert (real / blob_key(DIGEST)).read_bytes() == DATA
+
+
+def test_stray_files_are_not_listed_as_blobs(store: LocalBlobStore, root: Path) -> None:
+    store.put(DIGEST, len(DATA), [DATA])
+    fan_out = (root / blob_key(DIGEST)).parent
+    (fan_out / "notes.txt").write_text("x")
+    (fan_out / ("0" * 64)).write_text("wrong fan-out dir")
+    (root / "blobs" / "sha256" / "zz").mkdir()
+    assert [b.digest for b in store.iter_blobs()] == [DIGEST]
+
+
+def test_purge_removes_abandoned_temporary_files(store: LocalBlobStore, root: Path) -> None:
+    store.check()
+    old = root / "tmp" / "put-old"
+    new = root / "tmp" / "put-new"
+    old.write_bytes(b"half a blob")
+    new.write_bytes(b"a put in progress")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert store.purge_stale(600) == 1
+    assert not old.exists()
+    assert new.exists()
+
+
+def test_root_must_be_one_writable_directory(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(Unavailable):
+        LocalBlobStore(path)
+
+
+def test_presigning_is_not_offered_but_arguments_are_checked(store: LocalBlobStore) -> None:
+    assert store.presign_get(DIGEST, 60) is None
+    assert store.presign_upload("0" * 32, 60) is None
+    with pytest.raises(InvalidParameter):
+        store.presign_upload("0" * 32, 0)
