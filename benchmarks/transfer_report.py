@@ -1,0 +1,312 @@
+"""Summaries and the Markdown section of the transfer benchmark.
+
+The section sits between markers in ``benchmarks/RESULTS.md`` so a re-run replaces only
+it; other benchmarks own the rest of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BEGIN = "<!-- transfer:begin (written by benchmarks/transfer.py) -->"
+END = "<!-- transfer:end -->"
+LOOPBACK = "http-ref/curl"
+MLFLOW = "mlflow/curl"
+CAIRN_PREFIX = "cairn"
+TARGET_LOOPBACK = 0.90
+TARGET_MLFLOW = 3.0
+TARGET_RSS_MB = 150.0
+TARGET_REPUSH_FRACTION = 0.01
+
+
+@dataclass
+class Sample:
+    """One timed transfer."""
+
+    contender: str
+    label: str
+    dataset: str
+    direction: str  # push | pull
+    rep: int
+    seconds: float
+    nbytes: int
+    hash_s: float = 0.0
+    rss_idle_mb: float | None = None
+    rss_peak_mb: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Row:
+    """The median of a (data set, direction, contender) cell."""
+
+    contender: str
+    label: str
+    dataset: str
+    direction: str
+    seconds: float
+    nbytes: int
+    runs: int
+    hash_s: float
+    rss_idle_mb: float | None
+    rss_peak_mb: float | None
+
+    @property
+    def mbps(self) -> float:
+        return self.nbytes / self.seconds / 1e6
+
+    @property
+    def upload_mbps(self) -> float | None:
+        """Push rate without the hashing phase (only when there was one)."""
+        if self.hash_s <= 0 or self.seconds <= self.hash_s:
+            return None
+        return self.nbytes / (self.seconds - self.hash_s) / 1e6
+
+
+@dataclass
+class Repush:
+    """An unchanged re-push: bytes on the wire and time, against hashing the files."""
+
+    contender: str
+    total_bytes: int
+    sent_bytes: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    hash_seconds: list[float] = field(default_factory=list)
+    threads: int = 1
+
+    @property
+    def fraction(self) -> float:
+        return max(self.sent_bytes, default=0) / self.total_bytes
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def hash_median_s(self) -> float:
+        return statistics.median(self.hash_seconds)
+
+
+def summarize(samples: list[Sample]) -> list[Row]:
+    cells: dict[tuple[str, str, str], list[Sample]] = {}
+    for s in samples:
+        cells.setdefault((s.dataset, s.direction, s.contender), []).append(s)
+    rows = []
+    for (dataset, direction, contender), group in cells.items():
+        peaks = [s.rss_peak_mb for s in group if s.rss_peak_mb is not None]
+        idles = [s.rss_idle_mb for s in group if s.rss_idle_mb is not None]
+        rows.append(
+            Row(
+                contender=contender,
+                label=group[0].label,
+                dataset=dataset,
+                direction=direction,
+                seconds=statistics.median(s.seconds for s in group),
+                nbytes=group[0].nbytes,
+                runs=len(group),
+                hash_s=statistics.median(s.hash_s for s in group),
+                rss_idle_mb=statistics.median(idles) if idles else None,
+                rss_peak_mb=max(peaks) if peaks else None,
+            )
+        )
+    return rows
+
+
+def find(rows: list[Row], dataset: str, direction: str, contender: str) -> Row | None:
+    for row in rows:
+        if (row.dataset, row.direction, row.contender) == (dataset, direction, contender):
+            return row
+    return None
+
+
+def _ratio(row: Row, ref: Row | None) -> float | None:
+    return None if ref is None else row.mbps / ref.mbps
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _fmt_rss(row: Row) -> str:
+    if row.rss_peak_mb is None:
+        return "-"
+    return f"{row.rss_idle_mb or 0:.0f} → {row.rss_peak_mb:.0f}"
+
+
+def results_table(rows: list[Row], datasets: list[tuple[str, str]], order: list[str]) -> str:
+    lines = [
+        "| data | direction | contender | runs | s (median) | MB/s | x loopback HTTP "
+        "| x MLflow | server RSS MB (idle → peak) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in datasets:
+        for direction in ("push", "pull"):
+            loop = find(rows, key, direction, LOOPBACK)
+            mlflow = find(rows, key, direction, MLFLOW)
+            for contender in order:
+                row = find(rows, key, direction, contender)
+                if row is None:
+                    continue
+                speed = f"{row.mbps:.0f}"
+                if row.upload_mbps is not None:
+                    speed += f" ({row.upload_mbps:.0f} w/o hashing)"
+                lines.append(
+                    f"| {label} | {direction} | {row.label} | {row.runs} | {row.seconds:.2f} "
+                    f"| {speed} | {_fmt_ratio(_ratio(row, loop))} "
+                    f"| {_fmt_ratio(_ratio(row, mlflow))} | {_fmt_rss(row)} |"
+                )
+    return "\n".join(lines)
+
+
+@dataclass
+class Verdict:
+    target: str
+    contender: str
+    measured: str
+    ok: bool
+
+
+def verdicts(
+    rows: list[Row], datasets: list[tuple[str, str]], repushes: list[Repush]
+) -> list[Verdict]:
+    out: list[Verdict] = []
+    cairn = sorted({r.contender for r in rows if r.contender.startswith(CAIRN_PREFIX)})
+    for contender in cairn:
+        for key, label in datasets:
+            for direction in ("push", "pull"):
+                row = find(rows, key, direction, contender)
+                if row is None:
+                    continue
+                out += _rate_verdicts(rows, row, label, direction)
+                if key == datasets[0][0] and row.rss_peak_mb is not None:
+                    out.append(
+                        Verdict(
+                            f"server RSS ≤ {TARGET_RSS_MB:.0f} MB, {label} {direction}",
+                            row.label,
+                            f"{row.rss_peak_mb:.0f} MB",
+                            row.rss_peak_mb <= TARGET_RSS_MB,
+                        )
+                    )
+    for r in repushes:
+        out.append(
+            Verdict(
+                f"re-push sends ≤ {TARGET_REPUSH_FRACTION:.0%} of the bytes",
+                r.contender,
+                f"{max(r.sent_bytes, default=0):,} B = {r.fraction:.4%}",
+                r.fraction <= TARGET_REPUSH_FRACTION,
+            )
+        )
+        out.append(
+            Verdict(
+                "re-push time ≤ hashing the files",
+                r.contender,
+                f"{r.median_s:.2f} s vs {r.hash_median_s:.2f} s "
+                f"({r.median_s / r.hash_median_s:.2f}x)",
+                r.median_s <= r.hash_median_s,
+            )
+        )
+    return out
+
+
+def _rate_verdicts(rows: list[Row], row: Row, label: str, direction: str) -> list[Verdict]:
+    out = []
+    refs = ((LOOPBACK, TARGET_LOOPBACK, "loopback HTTP"), (MLFLOW, TARGET_MLFLOW, "MLflow"))
+    for ref_key, goal, name in refs:
+        ref = find(rows, row.dataset, direction, ref_key)
+        ratio = _ratio(row, ref)
+        if ratio is None or ref is None:
+            continue
+        measured = f"{row.mbps:.0f} vs {ref.mbps:.0f} MB/s = {ratio:.2f}x"
+        if row.upload_mbps is not None and name == "loopback HTTP":
+            measured += f" (w/o hashing {row.upload_mbps / ref.mbps:.2f}x)"
+        out.append(
+            Verdict(f"≥ {goal:g}x {name}, {label} {direction}", row.label, measured, ratio >= goal)
+        )
+    return out
+
+
+def verdict_table(items: Iterable[Verdict]) -> str:
+    lines = ["| target | contender | measured | met? |", "|---|---|---|---|"]
+    for v in items:
+        lines.append(
+            f"| {v.target} | {v.contender} | {v.measured} | {'yes' if v.ok else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
+def repush_lines(repushes: list[Repush]) -> list[str]:
+    lines = []
+    for r in repushes:
+        lines.append(
+            f"- **Re-push ({r.contender})** of the unchanged {r.total_bytes / 1e6:.0f} MB model "
+            f"(median of {len(r.seconds)}): sent {max(r.sent_bytes, default=0):,} bytes "
+            f"client → server ({r.fraction:.4%} of the data) in {r.median_s:.2f} s; "
+            f"sha256 of the same files on {r.threads} threads takes {r.hash_median_s:.2f} s "
+            f"(re-push / hash = {r.median_s / r.hash_median_s:.2f}x)."
+        )
+    return lines
+
+
+# --- machine -----------------------------------------------------------------------------
+
+
+def _first(path: str, prefix: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def _disk(path: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["df", "--output=source,fstype,size", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.splitlines()[-1]
+        source, fstype, size = out.split()
+        dev = Path(source).name
+        rotational = Path(f"/sys/block/{dev}/queue/rotational")
+        kind = ""
+        if rotational.exists():
+            kind = ", rotational=1 (virtio reports 1 whatever backs it)"
+            if rotational.read_text().strip() == "0":
+                kind = ", non-rotational"
+        return f"{source} ({fstype}, {size}{kind})"
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return "?"
+
+
+def machine(workdir: Path) -> str:
+    mem_kib = _first("/proc/meminfo", "MemTotal").split()[0]
+    mem = f"{int(mem_kib) / 1024 / 1024:.0f} GiB" if mem_kib.isdigit() else "?"
+    return (
+        f"{os.cpu_count()} CPUs ({_first('/proc/cpuinfo', 'model name')}), {mem} RAM, "
+        f"disk {_disk(workdir)}, Linux {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+# --- RESULTS.md --------------------------------------------------------------------------
+
+
+def splice(path: Path, section: str) -> None:
+    """Replace this benchmark's block in ``path`` (or append it), keeping everything else."""
+    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip() + "\n\n" + block
+    path.write_text(text)
