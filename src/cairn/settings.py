@@ -20,13 +20,13 @@ class Settings(BaseSettings):
         None, description="Metadata database URI; default sqlite:///<data-dir>/cairn.db."
     )
     artifacts_uri: str | None = Field(
-        None, description="Blob store URI; default file://<data-dir>/blobs."
+        None, description="Blob store URI; default file://<data-dir>/artifacts."
     )
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port the server listens on.")
     workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
     max_request_bytes: int = Field(
-        1 << 20, ge=1024, description="Largest JSON request body accepted (413 beyond)."
+        16 << 20, ge=1024, description="Largest JSON request body accepted (413 beyond)."
     )
     default_page_size: int = Field(100, ge=1, le=1000, description="Default max_results.")
     db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections per process.")
@@ -51,4 +51,4 @@ class Settings(BaseSettings):
     def resolved_artifacts_uri(self) -> str:
         if self.artifacts_uri:
             return self.artifacts_uri
-        return f"file://{(self.data_dir / 'blobs').resolve()}"
+        return f"file://{(self.data_dir / 'artifacts').resolve()}"

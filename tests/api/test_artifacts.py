@@ -201,3 +201,41 @@ def test_corrupt_blob_is_caught_by_download_and_verify(
 
     report = app.state.service.verify(SYSTEM)
     assert [b.versions for b in report.corrupt] == [(("m", 1),)]
+
+
+def test_a_lying_size_for_a_stored_digest_is_refused(api: TestClient) -> None:
+    push(api, {"config.json": b'{"a": 1, "b": [1, 2, 3]}'})
+    real = digest(b'{"a": 1, "b": [1, 2, 3]}')
+    r = api.post(
+        "/api/v1/models/m/versions",
+        json={"files": [{"path": "config.json", "size": 12, "digest": real}]},
+    )
+    assert r.status_code == 400, r.text
+    assert "bytes, not 12" in r.json()["message"]
+    assert api.get("/api/v1/models/m/versions/1/files/config.json").status_code == 200
+
+
+def test_re_push_repairs_corrupt_bytes(api: TestClient, app: Any, blob_root: Path) -> None:
+    from cairn.domain.models import SYSTEM
+
+    data = b"HELLO cairn" * 100
+    push(api, {"w": data})
+    [path] = [p for p in blob_root.rglob("*") if p.is_file() and "sha256" in p.parts]
+    path.chmod(0o644)
+    path.write_bytes(b"x" * len(data))
+    assert len(app.state.service.verify(SYSTEM).corrupt) == 1
+    again = push(api, {"w": data})  # the corrupt blob counts as missing: bytes are re-sent
+    assert again["missing"] == [digest(data)]
+    assert api.get(f"/api/v1/models/m/versions/{again['version']}").json()["status"] == "READY"
+    assert api.get("/api/v1/models/m/versions/1/files/w").content == data
+    assert app.state.service.verify(SYSTEM).corrupt == ()
+
+
+def test_archive_of_a_pending_version_is_refused(api: TestClient) -> None:
+    api.post("/api/v1/models", json={"name": "m"})
+    api.post(
+        "/api/v1/models/m/versions",
+        json={"files": [{"path": "w", "size": 1, "digest": digest(b"x")}]},
+    )
+    r = api.get("/api/v1/models/m/versions/1/archive")
+    assert r.status_code == 400 and "PENDING" in r.json()["message"]

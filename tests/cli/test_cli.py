@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,48 @@ def test_delete_asks_without_yes(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--uri", uri, "models", "delete", "m"], input="n\n")
     assert result.exit_code != 0
     assert json.loads(cairn(uri, "models", "get", "m", "--json"))["name"] == "m"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cairn.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_usage_errors_exit_2_with_clicks_message(tmp_path: Path) -> None:
+    proc = run_cli("--uri", str(tmp_path), "versions", "get")
+    assert proc.returncode == 2
+    assert "Missing argument" in proc.stderr
+
+
+def test_verify_exits_1_when_bytes_are_corrupt(tmp_path: Path) -> None:
+    data, src = tmp_path / "d", tmp_path / "w.bin"
+    src.write_bytes(b"weights" * 100)
+    assert run_cli("--uri", str(data), "--quiet", "push", str(src), "--model", "m").returncode == 0
+    assert run_cli("--uri", str(data), "verify").returncode == 0
+    [blob] = [p for p in (data / "artifacts").rglob("*") if p.is_file() and "sha256" in p.parts]
+    blob.chmod(0o644)
+    blob.write_bytes(b"X" * 700)
+    proc = run_cli("--uri", str(data), "verify")
+    assert proc.returncode == 1
+    assert "CORRUPT" in proc.stderr and "m v1" in proc.stderr
+
+
+def test_pulled_files_follow_the_umask(tmp_path: Path) -> None:
+    data, src = tmp_path / "d", tmp_path / "w.bin"
+    src.write_bytes(b"w")
+    cairn(str(data), "push", str(src), "--model", "m")
+    old = os.umask(0o022)
+    try:
+        cairn(
+            str(data),
+            "pull",
+            "models:/m/1",
+            "-o",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        )
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out" / "w.bin").stat().st_mode & 0o777 == 0o644

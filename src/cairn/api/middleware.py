@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,9 +20,12 @@ class _TooLarge(Exception):
     pass
 
 
+_UPLOAD_PATH = re.compile(r"/api/v1/(models/[^/]+/versions/[^/]+/blobs/[^/]+|uploads/[^/]+)")
+
+
 def is_upload_path(path: str) -> bool:
     """Routes that stream file bytes: bounded by the file limits, not the JSON limit."""
-    return "/blobs/" in path or (path.startswith("/api/v1/uploads/") and path.count("/") == 4)
+    return _UPLOAD_PATH.fullmatch(path) is not None
 
 
 class BodyLimit:

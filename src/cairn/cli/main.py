@@ -63,7 +63,7 @@ def root(
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("CAIRN_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except CairnError as exc:
         if debug:
             raise
@@ -74,13 +74,14 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors (typer vendors its own click) and the rest
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if debug:
             raise
         err.print(f"[red]error[/red]: {type(exc).__name__}: {exc}", highlight=False)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -40,21 +40,21 @@ def _settings(**flags: object) -> Settings:
 
 def server(
     host: Annotated[
-        str | None, typer.Option(help="Bind address [env CAIRN_HOST; 127.0.0.1].")
+        str | None, typer.Option(help="Bind address (env CAIRN_HOST, default 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env CAIRN_PORT; 8080].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env CAIRN_PORT, default 8080).")] = None,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Data directory [env CAIRN_DATA_DIR; ./cairn-data].")
+        Path | None, typer.Option(help="Data directory (env CAIRN_DATA_DIR, default ./cairn-data).")
     ] = None,
     backend_uri: Annotated[
         str | None,
-        typer.Option(help="Metadata DB: sqlite:///PATH or postgresql://… [env CAIRN_BACKEND_URI]."),
+        typer.Option(help="Metadata DB: sqlite:///PATH or postgresql://… (env CAIRN_BACKEND_URI)."),
     ] = None,
     artifacts_uri: Annotated[
         str | None, typer.Option(help="Blob store: file://PATH or s3://BUCKET/PREFIX.")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes [env CAIRN_WORKERS; 1].")
+        int | None, typer.Option(help="Worker processes (env CAIRN_WORKERS, default 1).")
     ] = None,
 ) -> None:
     """Run the Cairn server (API, docs at /docs)."""

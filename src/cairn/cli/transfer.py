@@ -119,7 +119,7 @@ def pull(
         Path | None, typer.Option("--out", "-o", help="Folder to write (default ./NAME-vN).")
     ] = None,
     cache_dir: Annotated[
-        Path | None, typer.Option(help="Blob cache [env CAIRN_CACHE_DIR; ~/.cache/cairn].")
+        Path | None, typer.Option(help="Blob cache (env CAIRN_CACHE_DIR, default ~/.cache/cairn).")
     ] = None,
 ) -> None:
     """Download a version's files, verified, through the local cache."""

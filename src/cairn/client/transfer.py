@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -182,7 +182,8 @@ def place(cached: Path, out_dir: Path, rel: str) -> Path:
     if not target.is_relative_to(out_dir.resolve()):
         raise InvalidParameter(f"file path {rel!r} would land outside {out_dir}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cairn-", suffix=".part", dir=target.parent)
+    tmp = target.parent / f".cairn-{secrets.token_hex(8)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as out, cached.open("rb") as src:
             shutil.copyfileobj(src, out, CHUNK)

@@ -51,6 +51,7 @@ class ArtifactsService(ServiceBase):
     ) -> BlobReceipt:
         """Store one whole blob of a PENDING version's manifest, verified while streaming."""
         row, size = self._pending_blob(name, version, digest)
+        self._clear_if_corrupt(digest)
         stored = self.blobs.put(digest, size, chunks)
         return self._record_blob(row.id, digest, size, stored)
 
@@ -91,6 +92,7 @@ class ArtifactsService(ServiceBase):
 
     def complete_upload(self, actor: Actor, upload_id: str) -> BlobReceipt:
         upload = self._upload_row(upload_id)
+        self._clear_if_corrupt(upload.digest)
         try:
             stored = self.blobs.complete_upload(upload_id)
         except InvalidParameter:
@@ -250,8 +252,16 @@ class ArtifactsService(ServiceBase):
             return True
         return False
 
+    def _clear_if_corrupt(self, digest: str) -> None:
+        """Bytes known to be corrupt are removed, so a new upload can replace them."""
+        row = self.db.read(lambda s: BlobIndexStore(s).find(digest))
+        if row is not None and row.corrupt_at is not None:
+            self.blobs.delete(digest)
+
     def _record_blob(self, version_id: int, digest: str, size: int, stored: bool) -> BlobReceipt:
         """Record a verified blob and re-check every PENDING version that waits for it."""
+        if not stored and self.blobs.size(digest) != size:  # pre-existing bytes, other size
+            raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
 
         def run(s: Tx) -> VersionStatus:
             index = BlobIndexStore(s)

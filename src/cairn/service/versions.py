@@ -61,7 +61,7 @@ class VersionsService(ServiceBase):
             model = models.get_live(name)
             number = models.allocate_version(model.id, now)
             digests = {f.digest for f in spec.files}
-            present = BlobIndexStore(s).present(digests, lock=True)
+            present = BlobIndexStore(s).present(spec.files, lock=True)
             status = VersionStatus.READY if present >= digests else VersionStatus.PENDING
             VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             if claim is not None:

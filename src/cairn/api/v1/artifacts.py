@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from cairn.api.v1.archive import tar_stream
 from cairn.api.v1.schemas import BlobReceiptOut, FileList, UploadBegin, UploadTicketOut, VersionOut
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
 from cairn.domain.codec import version_to_json
+from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
 
 router = APIRouter(tags=["artifacts"])
@@ -148,7 +150,7 @@ def download_file(
         "Content-Length": str(end - start),
         "Accept-Ranges": "bytes",
         "ETag": f'"{entry.digest}"',
-        "Digest": entry.digest,
+        "Repr-Digest": _repr_digest(entry.digest),
     }
     if partial:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
@@ -164,6 +166,10 @@ def download_file(
 def download_archive(name: str, version: str, service: Service, actor: Caller) -> Response:
     """The whole version as one streamed, uncompressed tar archive."""
     target = service.get_version(actor, name, version)
+    if target.status is not VersionStatus.READY:
+        raise InvalidParameter(
+            f"version {target.version} of {target.name!r} is {target.status.value}, not READY"
+        )
     files = service.list_files(actor, name, version)
 
     def opener(path: str) -> object:
@@ -175,6 +181,12 @@ def download_archive(name: str, version: str, service: Service, actor: Caller) -
         media_type="application/x-tar",
         headers={**DOWNLOAD_HEADERS, "Content-Disposition": _attachment(filename)},
     )
+
+
+def _repr_digest(digest: str) -> str:
+    """RFC 9530 ``Repr-Digest`` for a ``sha256:<hex>`` digest."""
+    raw = bytes.fromhex(digest.removeprefix("sha256:"))
+    return f"sha-256=:{base64.b64encode(raw).decode()}:"
 
 
 def _attachment(path: str) -> str:
@@ -191,8 +203,8 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
         return 0, size, False
     match = _RANGE.fullmatch(header.strip())
     if match is None:
-        if header.strip().startswith("bytes=") and "," in header:
-            return 0, size, False  # multiple ranges: answer with the whole file
+        if not header.strip().startswith("bytes=") or "," in header:
+            return 0, size, False  # another unit, or several ranges: the whole file (RFC 9110)
         raise InvalidParameter(f"Range header {header!r} is not of the form bytes=START-END")
     first, last = match.groups()
     if not first and not last:

@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from cairn.domain.models import FileEntry
+from cairn.errors import InvalidParameter
 from cairn.store.metadata.schema import (
     blobs,
     model_versions,
@@ -35,15 +37,28 @@ class BlobIndexStore:
     def __init__(self, session: Session) -> None:
         self.s = session
 
-    def present(self, digests: Iterable[str], *, lock: bool = False) -> set[str]:
-        """The subset of ``digests`` stored and not known corrupt."""
-        wanted = sorted(set(digests))
-        if not wanted:
+    def present(self, files: Iterable[FileEntry], *, lock: bool = False) -> set[str]:
+        """Digests of ``files`` that are stored, not known corrupt, and of the declared size.
+
+        A declared size that contradicts a stored blob of that digest is refused: the
+        digest fixes the content, so the manifest is wrong.
+        """
+        sizes = {f.digest: f.size for f in files}
+        if not sizes:
             return set()
-        query = select(B.c.digest).where(B.c.digest.in_(wanted), B.c.corrupt_at.is_(None))
+        query = select(B.c.digest, B.c.size).where(
+            B.c.digest.in_(sorted(sizes)), B.c.corrupt_at.is_(None)
+        )
         if lock:
             query = query.with_for_update(read=True)
-        return set(self.s.execute(query).scalars())
+        found = set()
+        for digest, size in self.s.execute(query):
+            if int(size) != sizes[digest]:
+                raise InvalidParameter(
+                    f"{digest} is {size} bytes, not {sizes[digest]} as the manifest declares"
+                )
+            found.add(digest)
+        return found
 
     def record(self, digest: str, size: int, now: int) -> None:
         dialect = self.s.get_bind().dialect.name
