@@ -9,16 +9,20 @@ missing PostgreSQL is a failure.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3  # type: ignore[import-untyped]
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from moto.server import ThreadedMotoServer
 from sqlalchemy import create_engine, text
 
 from cairn.app import create_app
@@ -177,3 +181,45 @@ def live_server(app: FastAPI) -> Iterator[str]:
     """The real app behind a real uvicorn on a loopback port; yields its base URL."""
     with LiveServer(app) as url:
         yield url
+
+
+# -- S3: a moto server speaking real HTTP on loopback -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_client(moto_endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+
+
+@pytest.fixture
+def s3_bucket(s3_client: Any, s3_env: None) -> str:
+    name = f"cairn-{secrets.token_hex(6)}"
+    s3_client.create_bucket(Bucket=name)
+    return name

@@ -39,10 +39,18 @@ def _local_actor() -> Actor:
 class LocalClient(BaseClient):
     """Owner access to a data directory, as the user who can read its files."""
 
-    def __init__(self, data_dir: str | Path, *, backend_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        backend_uri: str | None = None,
+        artifacts_uri: str | None = None,
+    ) -> None:
         overrides: dict[str, Any] = {"data_dir": Path(data_dir)}
         if backend_uri is not None:  # else CAIRN_BACKEND_URI or the SQLite file in data_dir
             overrides["backend_uri"] = backend_uri
+        if artifacts_uri is not None:  # else CAIRN_ARTIFACTS_URI or data_dir/artifacts
+            overrides["artifacts_uri"] = artifacts_uri
         settings = Settings(**overrides)
         self._service = build_service(settings)
         self._actor = _local_actor()

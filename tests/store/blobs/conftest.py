@@ -1,23 +1,19 @@
 """Blob-store fixtures: every contract test runs on local disk and on S3.
 
-The S3 half talks real HTTP to a moto server on loopback (one per test session), one
-fresh bucket per test, configured through the same ``AWS_*`` variables and
+The S3 half talks real HTTP to a moto server on loopback (``moto_endpoint`` in
+tests/conftest.py, one per test session), one fresh bucket per test, configured through the same ``AWS_*`` variables and
 ``open_blob_store`` path production uses.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
 import pytest
-from moto.server import ThreadedMotoServer
 from obstore.store import S3Store
 
 from cairn.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
@@ -25,45 +21,6 @@ from cairn.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 BACKENDS = ["local", "s3"]
 PREFIX = "cairn-test"
 STAGING_PART = 256 * 1024  # small S3 staging parts, so uploads span several of them
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_client(moto_endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@pytest.fixture
-def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
-
-
-@pytest.fixture
-def s3_bucket(s3_client: Any, s3_env: None) -> str:
-    name = f"cairn-{secrets.token_hex(6)}"
-    s3_client.create_bucket(Bucket=name)
-    return name
 
 
 @dataclass
