@@ -176,13 +176,18 @@ def measure(k: tc.Contender, ds: td.Dataset, rep: int, direction: str, out: Path
             hash_s=timing.hash_s,
             rss_idle_mb=rss.idle_mb if has_rss else None,
             rss_peak_mb=rss.peak_mb if has_rss else None,
+            server_cpu_s=rss.cpu_s if has_rss else None,
             note=timing.note,
         )
     )
     log(
         f"rep {rep} {ds.key:6} {direction} {k.key:16} {timing.seconds:7.2f} s "
         f"{ds.total / timing.seconds / 1e6:7.0f} MB/s"
-        + (f"  RSS {rss.idle_mb:.0f} → {rss.peak_mb:.0f} MB" if has_rss else "")
+        + (
+            f"  RSS {rss.idle_mb:.0f} → {rss.peak_mb:.0f} MB, server CPU {rss.cpu_s:.2f} s"
+            if has_rss
+            else ""
+        )
     )
 
 
@@ -293,7 +298,9 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         "- Servers: Cairn `cairn server --workers 1` (SQLite + local blobs), a fresh one per "
         "round; MLflow 3 `mlflow server --serve-artifacts --workers 1` (SQLite, job runner "
         "off); RSS is the serving process's (MLflow: its uvicorn process, not the launcher). "
-        "Idle → peak: VmRSS before the transfer → max of 50 ms polls and VmHWM.",
+        "Idle → peak: VmRSS before the transfer → max of 50 ms polls and VmHWM. Server CPU: "
+        "user + system seconds the serving process(es) used during the transfer (less "
+        "sensitive to other load than the wall-clock rates).",
         "",
         f"### Results (median of {reps} run(s) per cell; MB = 10^6 bytes)",
         "",

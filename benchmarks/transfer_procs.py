@@ -155,6 +155,17 @@ def tree_rss_kib(root: int) -> int:
     return sum(_status_kib(pid, "VmRSS") for pid in process_tree(root))
 
 
+def tree_cpu_s(root: int) -> float:
+    """utime + stime of the tree's processes, in seconds."""
+    ticks = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak(root: int) -> None:
     """Reset VmHWM of every process in the tree (``echo 5 > /proc/PID/clear_refs``)."""
     for pid in process_tree(root):
@@ -169,12 +180,14 @@ def max_hwm_kib(root: int) -> int:
 
 @dataclass
 class RssPeak:
-    """What the sampler saw: tree RSS before, the polled tree peak, the largest VmHWM."""
+    """What the sampler saw: tree RSS before, the polled tree peak, the largest VmHWM,
+    and the CPU time the tree used."""
 
     idle_kib: int = 0
     peak_kib: int = 0
     hwm_kib: int = 0
     samples: int = 0
+    cpu_s: float = 0.0  # user + system CPU time the tree used meanwhile
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -195,6 +208,7 @@ def sample_rss(root: int | None) -> Iterator[RssPeak]:
         return
     reset_peak(root)
     result.idle_kib = result.peak_kib = tree_rss_kib(root)
+    cpu_before = tree_cpu_s(root)
 
     def poll() -> None:
         while not result._stop.wait(SAMPLE_SECONDS):
@@ -210,6 +224,7 @@ def sample_rss(root: int | None) -> Iterator[RssPeak]:
         thread.join(5.0)
         result.peak_kib = max(result.peak_kib, tree_rss_kib(root))
         result.hwm_kib = max_hwm_kib(root)
+        result.cpu_s = tree_cpu_s(root) - cpu_before
 
 
 # --- neighbours ------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class Sample:
     hash_s: float = 0.0
     rss_idle_mb: float | None = None
     rss_peak_mb: float | None = None
+    server_cpu_s: float | None = None
     note: str = ""
 
 
@@ -56,6 +57,7 @@ class Row:
     hash_s: float
     rss_idle_mb: float | None
     rss_peak_mb: float | None
+    server_cpu_s: float | None
 
     @property
     def mbps(self) -> float:
@@ -101,6 +103,7 @@ def summarize(samples: list[Sample]) -> list[Row]:
     for (dataset, direction, contender), group in cells.items():
         peaks = [s.rss_peak_mb for s in group if s.rss_peak_mb is not None]
         idles = [s.rss_idle_mb for s in group if s.rss_idle_mb is not None]
+        cpus = [s.server_cpu_s for s in group if s.server_cpu_s is not None]
         rows.append(
             Row(
                 contender=contender,
@@ -113,6 +116,7 @@ def summarize(samples: list[Sample]) -> list[Row]:
                 hash_s=statistics.median(s.hash_s for s in group),
                 rss_idle_mb=statistics.median(idles) if idles else None,
                 rss_peak_mb=max(peaks) if peaks else None,
+                server_cpu_s=statistics.median(cpus) if cpus else None,
             )
         )
     return rows
@@ -139,11 +143,15 @@ def _fmt_rss(row: Row) -> str:
     return f"{row.rss_idle_mb or 0:.0f} → {row.rss_peak_mb:.0f}"
 
 
+def _fmt_cpu(row: Row) -> str:
+    return "-" if row.server_cpu_s is None else f"{row.server_cpu_s:.2f}"
+
+
 def results_table(rows: list[Row], datasets: list[tuple[str, str]], order: list[str]) -> str:
     lines = [
         "| data | direction | contender | runs | s (median) | MB/s | x loopback HTTP "
-        "| x MLflow | server RSS MB (idle → peak) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| x MLflow | server CPU s | server RSS MB (idle → peak) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, label in datasets:
         for direction in ("push", "pull"):
@@ -159,7 +167,7 @@ def results_table(rows: list[Row], datasets: list[tuple[str, str]], order: list[
                 lines.append(
                     f"| {label} | {direction} | {row.label} | {row.runs} | {row.seconds:.2f} "
                     f"| {speed} | {_fmt_ratio(_ratio(row, loop))} "
-                    f"| {_fmt_ratio(_ratio(row, mlflow))} | {_fmt_rss(row)} |"
+                    f"| {_fmt_ratio(_ratio(row, mlflow))} | {_fmt_cpu(row)} | {_fmt_rss(row)} |"
                 )
     return "\n".join(lines)
 

@@ -1,8 +1,8 @@
 """Blob-store fixtures: every contract test runs on local disk and on S3.
 
 The S3 half talks real HTTP to a moto server on loopback (``moto_endpoint`` in
-tests/conftest.py, one per test session), one fresh bucket per test, configured through the same ``AWS_*`` variables and
-``open_blob_store`` path production uses.
+tests/conftest.py, one per test session), one fresh bucket per test, configured
+through the same ``AWS_*`` variables and ``open_blob_store`` path production uses.
 """
 
 from __future__ import annotations
