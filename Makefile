@@ -30,8 +30,10 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 
 ## Benchmarks against the peers named in the issues; results in benchmarks/RESULTS.md.
+## registry_ops.py (Cairn vs a stock MLflow server), then transfer.py (vs cp, HTTP, MLflow proxy).
 bench: $(STAMP)
 	bash benchmarks/run.sh
+	$(BIN)/python benchmarks/transfer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
