@@ -85,6 +85,10 @@ class VersionsService(ServiceBase):
             raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
 
         def run(s: Tx) -> ModelVersion:
+            if ref.alias is not None and as_of is None:  # the hot path: one query, then load
+                version_id = AliasStore(s).resolve_version_id(ref.name, ref.alias)
+                if version_id is not None:
+                    return load_versions(s, [version_id])[0]
             model = self._live_model(s, ref.name)
             if ref.version is not None:
                 return self._load(s, model.id, ref.name, ref.version)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, and_, delete, insert, select, update
 
-from cairn.domain.names import alias_key
-from cairn.store.metadata.schema import alias_events, aliases
+from cairn.domain.names import alias_key, name_key
+from cairn.store.metadata.schema import (
+    alias_events,
+    aliases,
+    model_versions,
+    registered_models,
+)
 
 A = aliases
 E = alias_events
 
 
 class AliasStore:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Connection) -> None:
         self.s = session
 
     def find(self, model_id: int, alias: str, *, lock: bool = False) -> Row[Any] | None:
@@ -72,6 +76,28 @@ class AliasStore:
                 .order_by(A.c.alias_key)
             ).scalars()
         )
+
+    def resolve_version_id(self, name: str, alias: str) -> int | None:
+        """The id of the live version a live model's alias points at, in one query."""
+        row = self.s.execute(
+            select(model_versions.c.id)
+            .select_from(registered_models)
+            .join(A, A.c.model_id == registered_models.c.id)
+            .join(
+                model_versions,
+                and_(
+                    model_versions.c.model_id == A.c.model_id,
+                    model_versions.c.version == A.c.version,
+                ),
+            )
+            .where(
+                registered_models.c.name_key == name_key(name),
+                registered_models.c.deleted_at.is_(None),
+                A.c.alias_key == alias_key(alias),
+                model_versions.c.deleted_at.is_(None),
+            )
+        ).first()
+        return None if row is None else int(row.id)
 
     def as_of(self, model_id: int, alias: str, at: int) -> Row[Any] | None:
         """The last event of ``alias`` at or before ``at`` (None: never set by then)."""

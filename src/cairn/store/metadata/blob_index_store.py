@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from cairn.domain.models import FileEntry
 from cairn.errors import InvalidParameter
@@ -34,7 +33,7 @@ U = uploads
 
 
 class BlobIndexStore:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Connection) -> None:
         self.s = session
 
     def present(self, files: Iterable[FileEntry], *, lock: bool = False) -> set[str]:
@@ -61,7 +60,7 @@ class BlobIndexStore:
         return found
 
     def record(self, digest: str, size: int, now: int) -> None:
-        dialect = self.s.get_bind().dialect.name
+        dialect = self.s.dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(B).values(
             digest=digest, size=size, created_at=now, verified_at=now
         )

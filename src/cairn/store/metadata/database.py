@@ -20,15 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from cairn.errors import CairnError, Conflict, Unavailable
 
 T = TypeVar("T")
-Tx = Session  # what a transaction function receives; services name it without importing SQLAlchemy
+Tx = Connection  # what a transaction function receives; services name it without SQLAlchemy
 
 MAX_ATTEMPTS = 8
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,14 +73,14 @@ class Database:
         self._writer.dispose()
         self._reader.dispose()
 
-    def write(self, fn: Callable[[Session], T]) -> T:
+    def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
         return self._run(self._writer, fn)
 
-    def read(self, fn: Callable[[Session], T]) -> T:
+    def read(self, fn: Callable[[Connection], T]) -> T:
         return self._run(self._reader, fn)
 
-    def _run(self, engine: Engine, fn: Callable[[Session], T]) -> T:
+    def _run(self, engine: Engine, fn: Callable[[Connection], T]) -> T:
         delay = 0.002
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -111,16 +110,10 @@ class Database:
 
 
 @contextmanager
-def _session(engine: Engine) -> Iterator[Session]:
-    session = Session(engine, expire_on_commit=False, autoflush=False)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def _session(engine: Engine) -> Iterator[Connection]:
+    """One transaction on one pooled connection (Core: no ORM unit of work to pay for)."""
+    with engine.connect() as conn, conn.begin():
+        yield conn
 
 
 def _sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:

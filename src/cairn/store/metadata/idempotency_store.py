@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from cairn.errors import Conflict
 from cairn.store.metadata.database import RetryTransaction
@@ -30,7 +29,7 @@ class Claim:
 
 
 class IdempotencyStore:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Connection) -> None:
         self.s = session
 
     def claim(self, key: str, actor: str, operation: str, fingerprint: str, now: int) -> Claim:

@@ -1,7 +1,7 @@
 """Turn rows into domain values, a page at a time, in a fixed number of queries.
 
-Loading N versions costs six queries whatever N is (rows, tags, params, metrics, files,
-aliases): no N+1.
+Loading N versions costs at most five queries whatever N is (rows, tags and params,
+metrics, files when any, aliases): no N+1.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, and_, func, literal, select, tuple_, union_all
 
+from cairn.domain.digests import manifest_digest
 from cairn.domain.models import (
     FileEntry,
     ModelVersion,
@@ -33,11 +33,12 @@ from cairn.store.metadata.schema import (
 )
 
 V = model_versions
+EMPTY_MANIFEST = manifest_digest([])
 M = registered_models
 
 
 def _entries(
-    session: Session, table: Any, owner: str, ids: Sequence[int]
+    session: Connection, table: Any, owner: str, ids: Sequence[int]
 ) -> dict[int, dict[str, Any]]:
     grouped: dict[int, dict[str, Any]] = defaultdict(dict)
     if ids:
@@ -52,7 +53,32 @@ def _entries(
     return grouped
 
 
-def load_models(session: Session, model_ids: Sequence[int]) -> list[RegisteredModel]:
+def _tags_and_params(
+    session: Connection, ids: Sequence[int]
+) -> tuple[dict[int, dict[str, str]], dict[int, dict[str, str]]]:
+    """Tags and params of versions in one round trip (both are text key/values)."""
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
+    params: dict[int, dict[str, str]] = defaultdict(dict)
+    query = union_all(
+        select(
+            literal("t").label("kind"),
+            version_tags.c.version_id,
+            version_tags.c.key,
+            version_tags.c.value,
+        ).where(version_tags.c.version_id.in_(ids)),
+        select(
+            literal("p").label("kind"),
+            version_params.c.version_id,
+            version_params.c.key,
+            version_params.c.value,
+        ).where(version_params.c.version_id.in_(ids)),
+    )
+    for kind, owner, key, value in session.execute(query.order_by("version_id", "key")):
+        (tags if kind == "t" else params)[owner][key] = value
+    return tags, params
+
+
+def load_models(session: Connection, model_ids: Sequence[int]) -> list[RegisteredModel]:
     """RegisteredModel values for ``model_ids``, in that order."""
     if not model_ids:
         return []
@@ -95,7 +121,7 @@ def _model(
     )
 
 
-def load_versions(session: Session, version_ids: Sequence[int]) -> list[ModelVersion]:
+def load_versions(session: Connection, version_ids: Sequence[int]) -> list[ModelVersion]:
     """ModelVersion values for ``version_ids``, in that order."""
     if not version_ids:
         return []
@@ -107,21 +133,22 @@ def load_versions(session: Session, version_ids: Sequence[int]) -> list[ModelVer
             .where(V.c.id.in_(version_ids))
         )
     }
-    tags = _entries(session, version_tags, "version_id", version_ids)
-    params = _entries(session, version_params, "version_id", version_ids)
+    tags, params = _tags_and_params(session, version_ids)
     metrics = _entries(session, version_metrics, "version_id", version_ids)
     files: dict[int, list[FileEntry]] = defaultdict(list)
-    for vid, path, size, digest in session.execute(
-        select(
-            version_files.c.version_id,
-            version_files.c.path,
-            version_files.c.size,
-            version_files.c.digest,
-        )
-        .where(version_files.c.version_id.in_(version_ids))
-        .order_by(version_files.c.version_id, version_files.c.path)
-    ):
-        files[vid].append(FileEntry(path, int(size), digest))
+    with_files = [vid for vid, row in rows.items() if row.digest != EMPTY_MANIFEST]
+    if with_files:  # most registry-only versions have none: skip the query
+        for vid, path, size, digest in session.execute(
+            select(
+                version_files.c.version_id,
+                version_files.c.path,
+                version_files.c.size,
+                version_files.c.digest,
+            )
+            .where(version_files.c.version_id.in_(with_files))
+            .order_by(version_files.c.version_id, version_files.c.path)
+        ):
+            files[vid].append(FileEntry(path, int(size), digest))
     pairs = {(r.model_id, r.version) for r in rows.values()}
     alias_names: dict[tuple[int, int], list[str]] = defaultdict(list)
     if pairs:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from cairn.domain.names import name_key
 from cairn.errors import AlreadyExists, NotFound
@@ -19,7 +18,7 @@ M = registered_models
 
 
 class ModelStore:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Connection) -> None:
         self.s = session
 
     def find_live(self, name: str) -> Row[Any] | None:
@@ -116,7 +115,7 @@ class ModelStore:
         result = self.s.execute(
             delete(model_tags).where(model_tags.c.model_id == model_id, model_tags.c.key == key)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     def count_live(self) -> int:
         return int(
@@ -125,14 +124,14 @@ class ModelStore:
 
 
 def upsert(
-    session: Session,
+    session: Connection,
     table: Any,
     rows: list[dict[str, Any]],
     keys: list[str],
     update_columns: list[str],
 ) -> Any:
     """An INSERT … ON CONFLICT DO UPDATE for either engine."""
-    dialect = session.get_bind().dialect.name
+    dialect = session.dialect.name
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(rows)
     return stmt.on_conflict_do_update(
         index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update_columns}

@@ -20,8 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, FromClause, and_, or_, select
 
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter
 from cairn.errors import InvalidParameter
@@ -40,7 +39,7 @@ Column = ColumnElement[Any]
 
 
 def search_version_ids(
-    session: Session,
+    session: Connection,
     *,
     expr: Expr | None,
     order_by: Sequence[OrderKey],
@@ -84,7 +83,7 @@ def search_version_ids(
 
 
 def search_model_ids(
-    session: Session,
+    session: Connection,
     *,
     expr: Expr | None,
     order_by: Sequence[OrderKey],
@@ -130,7 +129,7 @@ def _order(
 
 
 def _page(
-    session: Session,
+    session: Connection,
     *,
     target: Target,
     source: FromClause,

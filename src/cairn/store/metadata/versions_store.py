@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
@@ -24,7 +23,7 @@ V = model_versions
 
 
 class VersionStore:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Connection) -> None:
         self.s = session
 
     def insert(
@@ -80,7 +79,7 @@ class VersionStore:
         result = self.s.execute(
             delete(table).where(table.c.version_id == version_id, table.c.key == key)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     def set_tags(self, version_id: int, tags: Mapping[str, str]) -> None:
         self.set_entries(version_tags, version_id, tags)
