@@ -7,7 +7,16 @@ from dataclasses import replace
 from datetime import datetime
 
 from cairn.domain import names
-from cairn.domain.filters import parse_filter, parse_order_by
+from cairn.domain.digests import manifest_digest
+from cairn.domain.filters import (
+    And,
+    Comparison,
+    Field,
+    OrderKey,
+    Scalar,
+    parse_filter,
+    parse_order_by,
+)
 from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, VersionStatus
 from cairn.domain.paths import validate_manifest
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
@@ -16,7 +25,7 @@ from cairn.service.base import ServiceBase
 from cairn.service.validation import clean_page_size, clean_spec, clean_tags, fingerprint
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
-from cairn.store.metadata.clock import from_datetime
+from cairn.store.metadata.clock import from_datetime, to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
 from cairn.store.metadata.loaders import load_versions
@@ -25,6 +34,37 @@ from cairn.store.metadata.search import search_version_ids
 from cairn.store.metadata.versions_store import VersionStore
 
 VERSION_ORDER_FIELDS = {"name", "version", "created_at", "updated_at"}
+
+
+def _new_version(
+    name: str, number: int, spec: VersionSpec, status: VersionStatus, actor: str, now: datetime
+) -> ModelVersion:
+    """The version just inserted, built from what was written (no read back)."""
+    files = tuple(sorted(spec.files, key=lambda f: f.path))
+    return ModelVersion(
+        name=name,
+        version=number,
+        status=status,
+        description=spec.description,
+        tags=dict(sorted(spec.tags.items())),
+        params=dict(sorted(spec.params.items())),
+        metrics=dict(sorted(spec.metrics.items())),
+        aliases=(),
+        stage=Stage.NONE,
+        created_at=now,
+        updated_at=now,
+        created_by=actor,
+        semver=spec.semver,
+        source=spec.source,
+        run_id=spec.run_id,
+        run_link=spec.run_link,
+        files=files,
+        size=sum(f.size for f in files),
+        digest=manifest_digest(files),
+    )
+
+
+LATEST_SCAN = 1000  # versions read in the one scan of latest_versions_by_stage
 
 
 class VersionsService(ServiceBase):
@@ -66,7 +106,7 @@ class VersionsService(ServiceBase):
             VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)
-            return self._load(s, model.id, name, number)
+            return _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
 
         return self.db.write(run)
 
@@ -284,6 +324,78 @@ class VersionsService(ServiceBase):
                 include_deleted=include_deleted,
             )
             return Page(load_versions(s, ids), token)
+
+        return self.db.read(run)
+
+    def latest_versions_by_stage(
+        self,
+        actor: Actor,
+        model_names: Sequence[str],
+        stages: Sequence[str | Stage] | None = None,
+    ) -> dict[str, list[ModelVersion]]:
+        """The newest READY version in each stage (all stages, or ``stages``) of each model.
+
+        MLflow's ``latest_versions``. Keyed by ``names.name_key`` of the model name, each list
+        in Stage order; models that do not exist or have no such version are left out. One
+        read transaction: a single scan of up to ``LATEST_SCAN`` versions, ordered by name
+        and newest first, settles every model it passes completely; only the models it
+        stops inside of (the ones with very many versions) cost a bounded lookup per stage.
+        """
+        for name in model_names:
+            names.validate_model_name(name)
+        wanted = tuple(Stage) if not stages else tuple(dict.fromkeys(map(Stage.parse, stages)))
+        keys = {names.name_key(name): name for name in model_names}
+        if not keys:
+            return {}
+        newest_first = (OrderKey("name"), OrderKey("version", descending=True))
+
+        def ready_in(name_values: tuple[Scalar, ...], stage_values: tuple[Scalar, ...]) -> And:
+            return And(
+                (
+                    Comparison(Field("name"), "IN", name_values),
+                    Comparison(Field("status"), "=", VersionStatus.READY.value),
+                    Comparison(Field("stage"), "IN", stage_values),
+                )
+            )
+
+        def run(s: Tx) -> dict[str, list[ModelVersion]]:
+            found: dict[tuple[str, Stage], ModelVersion] = {}
+            unsettled: list[str] = list(keys)
+            if len(keys) > 1:
+                ids, more = search_version_ids(
+                    s,
+                    expr=ready_in(tuple(keys.values()), tuple(st.value for st in wanted)),
+                    order_by=newest_first,
+                    max_results=LATEST_SCAN,
+                    page_token=None,
+                )
+                scanned = load_versions(s, ids)
+                for version in scanned:
+                    found.setdefault((names.name_key(version.name), version.stage), version)
+                # Keys compare in code-point order, as the database orders them.
+                edge = names.name_key(scanned[-1].name) if more and scanned else None
+                unsettled = [] if edge is None else [k for k in keys if k >= edge]
+            lookups: list[int] = []
+            for key in unsettled:
+                for stage in wanted:
+                    if (key, stage) in found:
+                        continue
+                    ids, _ = search_version_ids(
+                        s,
+                        expr=ready_in((keys[key],), (stage.value,)),
+                        order_by=newest_first,
+                        max_results=1,
+                        page_token=None,
+                    )
+                    lookups += ids
+            for version in load_versions(s, lookups):
+                found[(names.name_key(version.name), version.stage)] = version
+            result: dict[str, list[ModelVersion]] = {}
+            for key in keys:
+                latest = [found[(key, stage)] for stage in wanted if (key, stage) in found]
+                if latest:
+                    result[key] = latest
+            return result
 
         return self.db.read(run)
 

@@ -56,9 +56,16 @@ class VersionStore:
             .returning(V.c.id)
         ).scalar_one()
         version_id = int(version_id)
-        self.set_entries(version_tags, version_id, spec.tags)
-        self.set_entries(version_params, version_id, spec.params)
-        self.set_entries(version_metrics, version_id, spec.metrics)
+        for table, entries in (
+            (version_tags, spec.tags),
+            (version_params, spec.params),
+            (version_metrics, spec.metrics),
+        ):
+            if entries:  # a new version: nothing to conflict with, a plain multi-row insert
+                rows = [
+                    {"version_id": version_id, "key": k, "value": v} for k, v in entries.items()
+                ]
+                self.s.execute(insert(table), rows)
         if spec.files:
             self.s.execute(
                 insert(version_files),
