@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -132,15 +131,24 @@ class BlobCache:
         entry: FileEntry,
         fetch: Callable[[int], Iterator[bytes]],
         progress: Progress | None,
-    ) -> None:
-        if progress is not None:
-            progress.advance(have)
-        with partial.open("ab") as out:
+    ) -> bool:
+        """Append the rest of the file to ``partial``, hashing as it goes (the prefix a
+        previous attempt left is hashed first); True if the whole content matches."""
+        hasher = hashlib.sha256()
+        with partial.open("a+b") as out:
+            out.seek(0)
+            while have and (chunk := out.read(CHUNK)):
+                hasher.update(chunk)
+            out.seek(0, os.SEEK_END)
+            if progress is not None:
+                progress.advance(have)
             if have < entry.size:
                 for chunk in fetch(have):
+                    hasher.update(chunk)
                     out.write(chunk)
                     if progress is not None:
                         progress.advance(len(chunk))
+        return "sha256:" + hasher.hexdigest() == entry.digest
 
     def fill(
         self,
@@ -160,14 +168,12 @@ class BlobCache:
         if have > entry.size:
             partial.unlink()
             have = 0
-        self._download(partial, have, entry, fetch, progress)
-        ok = sha256_file(partial) == entry.digest
+        ok = self._download(partial, have, entry, fetch, progress)
         if not ok and have:  # the resumed prefix was bad (an old or foreign .part): once more
             partial.unlink()
             if progress is not None:
                 progress.advance(-entry.size)
-            self._download(partial, 0, entry, fetch, progress)
-            ok = sha256_file(partial) == entry.digest
+            ok = self._download(partial, 0, entry, fetch, progress)
         if not ok:
             partial.unlink()
             raise DataCorrupted(f"downloaded bytes of {entry.path!r} do not match {entry.digest}")
@@ -186,9 +192,25 @@ def place(cached: Path, out_dir: Path, rel: str) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as out, cached.open("rb") as src:
-            shutil.copyfileobj(src, out, CHUNK)
+            _copy(src.fileno(), out.fileno(), cached.stat().st_size)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _copy(src: int, dst: int, size: int) -> None:
+    """Copy in the kernel (copy_file_range: a reflink on filesystems that clone)."""
+    done = 0
+    try:
+        while done < size:
+            n = os.copy_file_range(src, dst, size - done)
+            if n == 0:
+                break
+            done += n
+    except OSError:  # another filesystem, or no kernel support: copy by hand
+        os.lseek(src, done, os.SEEK_SET)
+        os.lseek(dst, done, os.SEEK_SET)
+        while chunk := os.read(src, CHUNK):
+            os.write(dst, chunk)
