@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transfer_contenders as tc
 import transfer_data as td
 import transfer_report as tr
-from transfer_procs import busy_neighbours, sample_rss, stop_all, wait_quiet
+from transfer_procs import busy_neighbours, foreign_load, sample_rss, stop_all, wait_quiet
 from transfer_proxy import CountingProxy
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -106,7 +106,7 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument(
         "--wait-quiet",
         type=float,
-        default=0.0,
+        default=60.0,
         metavar="S",
         help="first wait up to S seconds for other busy processes to finish",
     )
@@ -161,7 +161,8 @@ def _slug(key: str) -> str:
 
 
 def measure(k: tc.Contender, ds: td.Dataset, rep: int, direction: str, out: Path, run: Run) -> None:
-    with sample_rss(k.rss_root) as rss:
+    settle()
+    with foreign_load() as other, sample_rss(k.rss_root) as rss:
         timing = k.push(ds) if direction == "push" else k.pull(ds, out)
     has_rss = k.rss_root is not None
     run.samples.append(
@@ -177,6 +178,7 @@ def measure(k: tc.Contender, ds: td.Dataset, rep: int, direction: str, out: Path
             rss_idle_mb=rss.idle_mb if has_rss else None,
             rss_peak_mb=rss.peak_mb if has_rss else None,
             server_cpu_s=rss.cpu_s if has_rss else None,
+            foreign_cpus=other.cpus,
             note=timing.note,
         )
     )
@@ -186,6 +188,11 @@ def measure(k: tc.Contender, ds: td.Dataset, rep: int, direction: str, out: Path
         + (
             f"  RSS {rss.idle_mb:.0f} → {rss.peak_mb:.0f} MB, server CPU {rss.cpu_s:.2f} s"
             if has_rss
+            else ""
+        )
+        + (
+            f"  [disturbed: other processes used {other.cpus:.2f} CPUs]"
+            if run.samples[-1].disturbed
             else ""
         )
     )
@@ -201,6 +208,7 @@ def run_round(
         k.start(run_dir / _slug(k.key))
     out = run_dir / "pulled"
     tc.remove_tree(out)
+    settle()
     try:
         measure(k, ds, rep, "push", out, run)
         measure(k, ds, rep, "pull", out, run)
@@ -211,6 +219,11 @@ def run_round(
             k.stop()
             if not keep:
                 tc.remove_tree(k.workdir)
+
+
+def settle() -> None:
+    """Flush the last round's deletions (ext4 with ``discard``) before the next clock starts."""
+    os.sync()
 
 
 def _check_pulled(ds: td.Dataset, out: Path) -> None:
@@ -236,10 +249,31 @@ def run_matrix(
                     )
                     continue
                 run_round(k, ds, rep, run_dir, run, opts.keep)
+    retry_disturbed(contenders, datasets, opts, run, run_dir)
     for k in contenders:
         k.stop()
     if not opts.keep:
         tc.remove_tree(run_dir)
+
+
+def retry_disturbed(
+    contenders: list[tc.Contender],
+    datasets: list[td.Dataset],
+    opts: Options,
+    run: Run,
+    run_dir: Path,
+) -> None:
+    """Repeat rounds that other load disturbed, while the budget lasts (at most 2 each)."""
+    for extra in range(2):
+        for ds in datasets:
+            for k in contenders:
+                if tr.clean_count(run.samples, k.key, ds.key) >= opts.reps:
+                    continue
+                if run.elapsed() > opts.budget_s:
+                    run.notes.append("No time left to repeat every disturbed round.")
+                    return
+                log(f"repeating a disturbed round: {k.key} on {ds.key}")
+                run_round(k, ds, opts.reps + extra, run_dir, run, opts.keep)
 
 
 def measure_repush(
@@ -257,12 +291,15 @@ def measure_repush(
         with CountingProxy(port) as proxy:
             k.url_override = proxy.url
             for _ in range(opts.repush_reps):
-                t0 = time.perf_counter()
-                td.sha256_files(ds.files, opts.hash_threads)
-                result.hash_seconds.append(time.perf_counter() - t0)
-                proxy.reset()
-                result.seconds.append(k.push(ds).seconds)
-                result.sent_bytes.append(proxy.sent)
+                settle()
+                with foreign_load() as other:
+                    t0 = time.perf_counter()
+                    td.sha256_files(ds.files, opts.hash_threads)
+                    result.hash_seconds.append(time.perf_counter() - t0)
+                    proxy.reset()
+                    result.seconds.append(k.push(ds).seconds)
+                    result.sent_bytes.append(proxy.sent)
+                result.disturbed += other.cpus > tr.DISTURBED_CPUS
     finally:
         k.url_override = None
         k.stop()
@@ -274,7 +311,6 @@ def measure_repush(
 def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str, str]) -> str:
     rows = tr.summarize(run.samples)
     pairs = [(ds.key, ds.label) for ds in datasets]
-    reps = max((r.runs for r in rows), default=0)
     verdicts = tr.verdicts(rows, pairs, run.repushes)
     missed = [v for v in verdicts if not v.ok]
     parts = [
@@ -290,7 +326,7 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         "- Durability: every contender's writes are fsync'ed before its clock stops. Cairn "
         "and the HTTP references fsync on the server (temp file, fsync, rename, fsync dir); "
         "for `cp`, MLflow (which does not fsync) and every pull the harness fsyncs the "
-        "written files inside the timed region.",
+        "written files inside the timed region. `sync` runs before every timed transfer.",
         "- Clients: curl (C) sends one file per request on one keep-alive connection, "
         "`Content-Length` set, no `Expect: 100-continue`; httpx streams 1 MiB chunks. "
         f"Cairn raw pushes hash the files first ({opts.hash_threads} threads) and that "
@@ -302,7 +338,12 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         "user + system seconds the serving process(es) used during the transfer (less "
         "sensitive to other load than the wall-clock rates).",
         "",
-        f"### Results (median of {reps} run(s) per cell; MB = 10^6 bytes)",
+        f"### Results ({opts.reps} run(s) per cell, median; MB = 10^6 bytes)",
+        "",
+        "A run is *disturbed* when other processes on the machine used more than "
+        f"{tr.DISTURBED_CPUS:g} CPUs on average meanwhile (from /proc/stat less this "
+        "harness's own process tree); disturbed rounds are repeated while the time budget "
+        "lasts and the medians use only undisturbed runs where there are any.",
         "",
         tr.results_table(rows, pairs, ORDER),
         "",

@@ -283,3 +283,50 @@ def wait_quiet(max_wait_s: float, log: Callable[[str], None]) -> list[str]:
         time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
         busy = busy_neighbours()
     return busy
+
+
+# --- other load during a measurement ---------------------------------------------------
+
+_PF_KTHREAD = 0x00200000
+
+
+def _user_ticks() -> dict[int, int]:
+    """utime+stime of every user-space process (kernel threads left out: the kernel's
+    writeback and network work for our own transfers runs there)."""
+    out: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            raw = Path(f"/proc/{entry}/stat").read_text()
+            fields = raw[raw.rindex(")") + 2 :].split()
+            if int(fields[6]) & _PF_KTHREAD:
+                continue
+            out[int(entry)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+@dataclass
+class ForeignLoad:
+    """CPU that other user-space processes used while a block ran (in CPUs, averaged).
+
+    A lower bound: a process that both starts and ends inside the block is not seen.
+    """
+
+    cpus: float = 0.0
+
+
+@contextlib.contextmanager
+def foreign_load() -> Iterator[ForeignLoad]:
+    result = ForeignLoad()
+    hz = os.sysconf("SC_CLK_TCK")
+    mine = set(process_tree(os.getpid()))
+    before, t0 = _user_ticks(), time.monotonic()
+    try:
+        yield result
+    finally:
+        elapsed = max(time.monotonic() - t0, 1e-3)
+        mine |= set(process_tree(os.getpid()))
+        after = _user_ticks()
+        foreign = sum(ticks - before.get(pid, 0) for pid, ticks in after.items() if pid not in mine)
+        result.cpus = max(0.0, foreign / hz / elapsed)

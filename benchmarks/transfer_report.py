@@ -23,6 +23,7 @@ TARGET_LOOPBACK = 0.90
 TARGET_MLFLOW = 3.0
 TARGET_RSS_MB = 150.0
 TARGET_REPUSH_FRACTION = 0.01
+DISTURBED_CPUS = 0.25  # other processes averaging more than this many CPUs: a disturbed run
 
 
 @dataclass
@@ -40,7 +41,12 @@ class Sample:
     rss_idle_mb: float | None = None
     rss_peak_mb: float | None = None
     server_cpu_s: float | None = None
+    foreign_cpus: float = 0.0  # CPUs the rest of the machine used meanwhile (averaged)
     note: str = ""
+
+    @property
+    def disturbed(self) -> bool:
+        return self.foreign_cpus > DISTURBED_CPUS
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Row:
     seconds: float
     nbytes: int
     runs: int
+    disturbed: int  # runs during which other processes were busy (left out of the median)
     hash_s: float
     rss_idle_mb: float | None
     rss_peak_mb: float | None
@@ -81,6 +88,7 @@ class Repush:
     seconds: list[float] = field(default_factory=list)
     hash_seconds: list[float] = field(default_factory=list)
     threads: int = 1
+    disturbed: int = 0  # iterations during which other processes were busy
 
     @property
     def fraction(self) -> float:
@@ -100,19 +108,22 @@ def summarize(samples: list[Sample]) -> list[Row]:
     for s in samples:
         cells.setdefault((s.dataset, s.direction, s.contender), []).append(s)
     rows = []
-    for (dataset, direction, contender), group in cells.items():
-        peaks = [s.rss_peak_mb for s in group if s.rss_peak_mb is not None]
+    for (dataset, direction, contender), every in cells.items():
+        clean = [s for s in every if not s.disturbed]
+        group = clean or every  # the median of undisturbed runs, if there are any
+        peaks = [s.rss_peak_mb for s in every if s.rss_peak_mb is not None]  # all runs
         idles = [s.rss_idle_mb for s in group if s.rss_idle_mb is not None]
         cpus = [s.server_cpu_s for s in group if s.server_cpu_s is not None]
         rows.append(
             Row(
                 contender=contender,
-                label=group[0].label,
+                label=every[0].label,
                 dataset=dataset,
                 direction=direction,
                 seconds=statistics.median(s.seconds for s in group),
-                nbytes=group[0].nbytes,
-                runs=len(group),
+                nbytes=every[0].nbytes,
+                runs=len(every),
+                disturbed=len(every) - len(clean),
                 hash_s=statistics.median(s.hash_s for s in group),
                 rss_idle_mb=statistics.median(idles) if idles else None,
                 rss_peak_mb=max(peaks) if peaks else None,
@@ -120,6 +131,22 @@ def summarize(samples: list[Sample]) -> list[Row]:
             )
         )
     return rows
+
+
+def clean_count(samples: list[Sample], contender: str, dataset: str) -> int:
+    """Undisturbed push+pull pairs of one contender on one data set."""
+    pulls = {
+        s.rep
+        for s in samples
+        if (s.contender, s.dataset, s.direction, s.disturbed) == (contender, dataset, "pull", False)
+    }
+    return sum(
+        1
+        for s in samples
+        if (s.contender, s.dataset, s.direction) == (contender, dataset, "push")
+        and not s.disturbed
+        and s.rep in pulls
+    )
 
 
 def find(rows: list[Row], dataset: str, direction: str, contender: str) -> Row | None:
@@ -164,8 +191,9 @@ def results_table(rows: list[Row], datasets: list[tuple[str, str]], order: list[
                 speed = f"{row.mbps:.0f}"
                 if row.upload_mbps is not None:
                     speed += f" ({row.upload_mbps:.0f} w/o hashing)"
+                runs = f"{row.runs}" + (f" ({row.disturbed} disturbed)" if row.disturbed else "")
                 lines.append(
-                    f"| {label} | {direction} | {row.label} | {row.runs} | {row.seconds:.2f} "
+                    f"| {label} | {direction} | {row.label} | {runs} | {row.seconds:.2f} "
                     f"| {speed} | {_fmt_ratio(_ratio(row, loop))} "
                     f"| {_fmt_ratio(_ratio(row, mlflow))} | {_fmt_cpu(row)} | {_fmt_rss(row)} |"
                 )
@@ -256,7 +284,8 @@ def repush_lines(repushes: list[Repush]) -> list[str]:
             f"(median of {len(r.seconds)}): sent {max(r.sent_bytes, default=0):,} bytes "
             f"client → server ({r.fraction:.4%} of the data) in {r.median_s:.2f} s; "
             f"sha256 of the same files on {r.threads} threads takes {r.hash_median_s:.2f} s "
-            f"(re-push / hash = {r.median_s / r.hash_median_s:.2f}x)."
+            f"(re-push / hash = {r.median_s / r.hash_median_s:.2f}x)"
+            + (f"; {r.disturbed} iteration(s) disturbed by other load." if r.disturbed else ".")
         )
     return lines
 
