@@ -62,7 +62,7 @@ def test_empty_filter_is_none(text: str) -> None:
 
 
 @pytest.mark.parametrize("op", ["=", "!=", "LIKE", "ILIKE"])
-@pytest.mark.parametrize("field", ["name", "alias", "run_id", "semver"])
+@pytest.mark.parametrize("field", ["name", "alias", "run_id", "source", "semver"])
 def test_string_fields_take_string_operators(field: str, op: str) -> None:
     assert parse(f"{field} {op} 'x%'") == cmp(Field(field), op, "x%")  # type: ignore[arg-type]
 
@@ -378,9 +378,9 @@ def _comparisons(field: Field, kind: str) -> st.SearchStrategy[Comparison]:
     return single | listed
 
 
-_KIND = {"name": "string", "alias": "string", "run_id": "string", "semver": "string",
-         "version": "integer", "created_at": "time", "updated_at": "time", "stage": "stage",
-         "status": "status"}  # fmt: skip
+_KIND = {"name": "string", "alias": "string", "run_id": "string", "source": "string",
+         "semver": "string", "version": "integer", "created_at": "time", "updated_at": "time",
+         "stage": "stage", "status": "status"}  # fmt: skip
 _KEYED_KIND = {"tags": "string", "params": "string", "metrics": "number"}
 
 

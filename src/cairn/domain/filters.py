@@ -9,7 +9,7 @@
     comparison := field op value | field [NOT] IN '(' value ( ',' value )* ')'
                 | field NOT (LIKE | ILIKE) value               (sugar for NOT field LIKE …)
     op         := '=' | '!=' | '<' | '<=' | '>' | '>=' | LIKE | ILIKE
-    field      := name | version | alias | stage | status | run_id | semver
+    field      := name | version | alias | stage | status | run_id | source | semver
                 | created_at | updated_at | (tags|tag|params|param|metrics|metric) '.' key
     key        := bare key ([letters, digits, '_', '-', '.', '/']+) | `quoted` | "quoted"
 
@@ -45,7 +45,7 @@ Target = Literal["models", "versions"]
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"]
 FieldName = Literal[
     "name", "version", "tags", "params", "metrics", "alias", "stage", "status",
-    "created_at", "updated_at", "run_id", "semver",
+    "created_at", "updated_at", "run_id", "source", "semver",
 ]  # fmt: skip
 Scalar: TypeAlias = str | int | float
 
@@ -94,8 +94,9 @@ class OrderKey:
 # Field types: which operators apply and what a value must be.
 _KINDS: dict[str, str] = {
     "name": "string", "tags": "string", "params": "string", "alias": "string",
-    "run_id": "string", "semver": "string", "metrics": "number", "version": "integer",
-    "created_at": "time", "updated_at": "time", "stage": "stage", "status": "status",
+    "run_id": "string", "source": "string", "semver": "string", "metrics": "number",
+    "version": "integer", "created_at": "time", "updated_at": "time", "stage": "stage",
+    "status": "status",
 }  # fmt: skip
 _ALL_OPS = ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN")
 _EQUALITY = ("=", "!=", "IN", "NOT IN")

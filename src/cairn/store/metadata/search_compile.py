@@ -8,7 +8,7 @@ Semantics, the same on SQLite and PostgreSQL:
   ``!=`` and ``NOT IN`` are defined as ``NOT (=)`` and ``NOT (IN)``: ``tags.k != 'v'``
   matches versions whose tag ``k`` has another value *and* versions without tag ``k``
   (MLflow treats an absent ``mlflow.prompt.is_prompt`` tag as "not equal"). The same
-  holds for params, metrics, aliases and the nullable ``run_id`` and ``semver``.
+  holds for params, metrics, aliases and the nullable ``run_id``, ``source`` and ``semver``.
   Presence is ``tags.k LIKE '%'``; absence ``NOT tags.k LIKE '%'``.
 - ``name`` is a case-insensitive identity: ``=``, ``!=``, ``IN`` compare
   ``name_key(value)`` with the stored key, and ``ILIKE`` matches ``name_key(pattern)``
@@ -49,7 +49,9 @@ _COMPARATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">=": operator.ge,
 }
 _ESCAPE = "\\"
-_MV_COLUMNS = ("version", "stage", "status", "created_at", "updated_at", "run_id", "semver")
+_MV_COLUMNS = (
+    "version", "stage", "status", "created_at", "updated_at", "run_id", "source", "semver",
+)  # fmt: skip
 _KEYED: dict[str, Table] = {
     "tags": version_tags,
     "params": version_params,

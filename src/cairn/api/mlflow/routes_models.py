@@ -1,0 +1,158 @@
+"""MLflow's ``registered-models/*`` endpoints over Cairn's service.
+
+Each route parses MLflow's parameters, calls ``RegistryService`` once or twice, and answers
+proto-JSON. The differences from Cairn's native API are MLflow's, kept here: deleting a tag
+or alias that is not there succeeds (as in MLflow), and a missing alias is a 400
+INVALID_PARAMETER_VALUE ("Registered model alias X not found."), not a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import JSONResponse
+
+from cairn.api.deps import Caller, Service, json
+from cairn.api.mlflow.filters import translate_filter, translate_order_by
+from cairn.api.mlflow.params import Body, Params, page_size
+from cairn.api.mlflow.wire import model_json, version_json
+from cairn.domain.models import Actor, RegisteredModel
+from cairn.domain.names import name_key
+from cairn.domain.uris import ModelRef
+from cairn.errors import InvalidParameter, NotFound
+from cairn.service.registry import RegistryService
+
+router = APIRouter(tags=["mlflow"])
+
+MODELS_PAGE = 100  # MLflow's default max_results for registered models
+
+
+def models_with_latest(
+    service: RegistryService, actor: Actor, models: Sequence[RegisteredModel]
+) -> list[dict[str, Any]]:
+    """Registered models with ``latest_versions``, all fetched in one service call."""
+    latest = service.latest_versions_by_stage(actor, [m.name for m in models]) if models else {}
+    return [model_json(m, latest.get(name_key(m.name), ())) for m in models]
+
+
+def _one(service: RegistryService, actor: Actor, model: RegisteredModel) -> JSONResponse:
+    return json({"registered_model": models_with_latest(service, actor, [model])[0]})
+
+
+@router.post("/registered-models/create")
+def create_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    p.text("deployment_job_id")  # Databricks-only: checked for type, then ignored
+    model = service.create_model(
+        actor, p.required("name"), description=p.text("description") or "", tags=p.tags()
+    )
+    return json({"registered_model": model_json(model)})
+
+
+@router.post("/registered-models/rename")
+def rename_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    model = service.rename_model(actor, p.required("name"), p.required("new_name"))
+    return _one(service, actor, model)
+
+
+@router.patch("/registered-models/update")
+def update_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    model = service.update_model(actor, p.required("name"), description=p.text("description"))
+    return _one(service, actor, model)
+
+
+@router.delete("/registered-models/delete")
+def delete_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    service.delete_model(actor, p.required("name"))
+    return json({})
+
+
+@router.get("/registered-models/get")
+def get_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    return _one(service, actor, service.get_model(actor, p.required("name")))
+
+
+@router.get("/registered-models/search")
+def search_registered_models(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    page = service.search_models(
+        actor,
+        translate_filter(p.text("filter"), "models"),
+        order_by=translate_order_by(p.strings("order_by"), "models"),
+        max_results=page_size(p, MODELS_PAGE),
+        page_token=p.text("page_token") or None,
+    )
+    body: dict[str, Any] = {}
+    if page.items:
+        body["registered_models"] = models_with_latest(service, actor, page.items)
+    if page.next_page_token:
+        body["next_page_token"] = page.next_page_token
+    return json(body)
+
+
+def _latest_versions(p: Params, service: RegistryService, actor: Actor) -> JSONResponse:
+    model = service.get_model(actor, p.required("name"))
+    stages = p.strings("stages")
+    latest = service.latest_versions_by_stage(actor, [model.name], stages or None)
+    versions = latest.get(name_key(model.name), [])
+    return json({"model_versions": [version_json(v) for v in versions]} if versions else {})
+
+
+@router.post("/registered-models/get-latest-versions")
+def get_latest_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    """The newest READY version in each stage (or in ``stages``)."""
+    return _latest_versions(p, service, actor)
+
+
+@router.get("/registered-models/get-latest-versions")
+def get_latest_versions_by_get(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    """The same, for clients that fall back to GET."""
+    return _latest_versions(p, service, actor)
+
+
+@router.post("/registered-models/set-tag")
+def set_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    key, value = p.required("key"), p.required("value", allow_empty=True)
+    service.set_model_tag(actor, p.required("name"), key, value)
+    return json({})
+
+
+@router.delete("/registered-models/delete-tag")
+def delete_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, key = p.required("name"), p.required("key")
+    try:
+        service.delete_model_tag(actor, name, key)
+    except NotFound:
+        service.get_model(actor, name)  # a missing model is still an error; a missing tag not
+    return json({})
+
+
+@router.post("/registered-models/alias")
+def set_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    service.set_alias(actor, p.required("name"), p.required("alias"), p.version())
+    return json({})
+
+
+@router.delete("/registered-models/alias")
+def delete_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, alias = p.required("name"), p.required("alias")
+    try:
+        service.delete_alias(actor, name, alias)
+    except NotFound:
+        service.get_model(actor, name)  # as in MLflow, deleting an absent alias succeeds
+    return json({})
+
+
+@router.get("/registered-models/alias")
+def get_model_version_by_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, alias = p.required("name"), p.required("alias")
+    latest = alias.lower() == "latest"
+    ref = ModelRef(name, latest=True) if latest else ModelRef(name, alias=alias)
+    try:
+        version = service.resolve(actor, ref)
+    except NotFound:
+        service.get_model(actor, name)  # a missing model stays a 404
+        if latest:
+            raise
+        raise InvalidParameter(f"Registered model alias {alias} not found.") from None
+    return json({"model_version": version_json(version)})

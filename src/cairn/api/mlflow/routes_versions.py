@@ -1,0 +1,112 @@
+"""MLflow's ``model-versions/*`` endpoints over Cairn's service.
+
+``source`` is stored verbatim as opaque text: Cairn never reads, lists or fetches it (the
+root of most of MLflow's CVEs). ``model_id`` is accepted and ignored, as OSS MLflow does;
+MLflow 3's ``models:/m-…`` sources register like any other text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from cairn.api.deps import Caller, Service, json
+from cairn.api.mlflow.artifacts import download_uri
+from cairn.api.mlflow.filters import translate_filter, translate_order_by
+from cairn.api.mlflow.params import MAX_PAGE, Body, page_size
+from cairn.api.mlflow.wire import version_json
+from cairn.domain.models import VersionSpec
+from cairn.errors import NotFound
+
+router = APIRouter(tags=["mlflow"])
+
+
+@router.post("/model-versions/create")
+def create_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name = p.required("name")
+    spec = VersionSpec(
+        description=p.text("description") or "",
+        tags=p.tags(),
+        source=p.required("source"),
+        run_id=p.text("run_id") or None,
+        run_link=p.text("run_link") or None,
+    )
+    p.text("model_id")  # MLflow 3 sends it; OSS MLflow neither stores nor returns it
+    return json({"model_version": version_json(service.create_version(actor, name, spec))})
+
+
+@router.patch("/model-versions/update")
+def update_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    version = service.update_version(
+        actor, p.required("name"), p.version(), description=p.text("description")
+    )
+    return json({"model_version": version_json(version)})
+
+
+@router.post("/model-versions/transition-stage")
+def transition_model_version_stage(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    version = service.transition_stage(
+        actor,
+        p.required("name"),
+        p.version(),
+        p.required("stage"),
+        archive_existing_versions=p.flag("archive_existing_versions"),
+    )
+    return json({"model_version": version_json(version)})
+
+
+@router.delete("/model-versions/delete")
+def delete_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    service.delete_version(actor, p.required("name"), p.version())
+    return json({})
+
+
+@router.get("/model-versions/get")
+def get_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    version = service.get_version(actor, p.required("name"), p.version())
+    return json({"model_version": version_json(version)})
+
+
+@router.get("/model-versions/search")
+def search_model_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    page = service.search_versions(
+        actor,
+        translate_filter(p.text("filter"), "versions"),
+        order_by=translate_order_by(p.strings("order_by"), "versions"),
+        max_results=page_size(p, MAX_PAGE),
+        page_token=p.text("page_token") or None,
+    )
+    body: dict[str, Any] = {}
+    if page.items:
+        body["model_versions"] = [version_json(v) for v in page.items]
+    if page.next_page_token:
+        body["next_page_token"] = page.next_page_token
+    return json(body)
+
+
+@router.get("/model-versions/get-download-uri")
+def get_model_version_download_uri(
+    request: Request, p: Body, service: Service, actor: Caller
+) -> JSONResponse:
+    version = service.get_version(actor, p.required("name"), p.version())
+    return json({"artifact_uri": download_uri(request, service, actor, version)})
+
+
+@router.post("/model-versions/set-tag")
+def set_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, version = p.required("name"), p.version()
+    key, value = p.required("key"), p.required("value", allow_empty=True)
+    service.set_version_tag(actor, name, version, key, value)
+    return json({})
+
+
+@router.delete("/model-versions/delete-tag")
+def delete_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, version, key = p.required("name"), p.version(), p.required("key")
+    try:
+        service.delete_version_tag(actor, name, version, key)
+    except NotFound:
+        service.get_version(actor, name, version)  # as in MLflow, an absent tag is no error
+    return json({})
