@@ -18,13 +18,12 @@ from pathlib import Path
 # which it would also honour): tests must not phone home.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import mlflow
 import pytest
+from mlflow import MlflowClient
 from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 from sqlalchemy.exc import SADeprecationWarning
-
-import mlflow
-from mlflow import MlflowClient
 
 # Two MLflow modules warn once, when imported, about MLflow's own code: its SQL tracking
 # store configures a ``noload`` relationship (deprecated by SQLAlchemy 2.1), and its pyfunc

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 import cairn
-import mlflow
-from mlflow import MlflowClient
 
 REQUIREMENTS = ["scikit-learn"]  # stated, so MLflow does not infer them in a subprocess
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from mlflow.exceptions import MlflowException
-
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 
 def code_of(call: Callable[[], Any]) -> str:

@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from mlflow.exceptions import MlflowException
-
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 LOGGED = "models:/m-0123456789abcdef0123456789abcdef"  # an MLflow 3 logged-model source
 
