@@ -13,6 +13,7 @@ from cairn.api.errors import error_response, install_error_handlers
 from cairn.api.middleware import BodyLimit, SecurityHeaders, is_upload_path
 from cairn.api.mlflow import router as mlflow_router
 from cairn.api.v1 import aliases, artifacts, models, versions
+from cairn.api.v1 import portability as portability_api
 from cairn.errors import CairnError
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (models.router, versions.router, aliases.router, artifacts.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(mlflow_router)  # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts
+    app.include_router(portability_api.router, prefix="/api/v1")
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cairn import __version__
-from cairn.cli import aliases, models, server, transfer, versions
+from cairn.cli import aliases, models, portability, server, transfer, versions
 from cairn.cli.output import err
 from cairn.client import DEFAULT_URI
 from cairn.errors import CairnError
@@ -30,6 +30,8 @@ app.command("push")(transfer.push)
 app.command("pull")(transfer.pull)
 app.command("gc")(transfer.gc)
 app.command("verify")(transfer.verify)
+app.command("export", help=portability.EXPORT_HELP)(portability.export)
+app.add_typer(portability.import_app, name="import")
 
 
 def _version(value: bool) -> None:

@@ -196,6 +196,39 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def finalize_version(self, name: str, version: int | str) -> ModelVersion: ...
 
+    # -- importers: versions with their numbers and history ---------------------------
+    @abc.abstractmethod
+    def import_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        created_at: datetime | None = None,
+        created_by: str | None = None,
+    ) -> RegisteredModel:
+        """Create a model keeping its original creation time and creator."""
+
+    @abc.abstractmethod
+    def _import_with_manifest(
+        self,
+        name: str,
+        version: int,
+        spec: VersionSpec,
+        *,
+        stage: str = "None",
+        status: str = "READY",
+        status_message: str = "",
+        created_at: datetime | None = None,
+        created_by: str | None = None,
+    ) -> tuple[ModelVersion, list[str]]:
+        """Create version ``version`` exactly (or get it back if it has the same content);
+        return it and the digests still needed."""
+
+    @abc.abstractmethod
+    def reserve_versions(self, name: str, up_to: int) -> RegisteredModel:
+        """Move the model's version counter up to ``up_to`` (numbers up to it are spent)."""
+
     @abc.abstractmethod
     def list_files(self, name: str, version: int | str) -> list[FileEntry]: ...
 

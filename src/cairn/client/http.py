@@ -426,6 +426,61 @@ class HttpClient(BaseClient):
         body = self._request("GET", f"/models/{_seg(name)}/versions/{_seg(version)}/files")
         return [FileEntry(f["path"], int(f["size"]), f["digest"]) for f in body["files"]]
 
+    # -- importers ---------------------------------------------------------------------
+    def import_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        created_at: datetime | None = None,
+        created_by: str | None = None,
+    ) -> RegisteredModel:
+        body = {
+            "name": name,
+            "description": description,
+            "tags": dict(tags or {}),
+            "created_at": format_time(created_at),
+            "created_by": created_by,
+        }
+        return model_from_json(self._request("POST", "/import/models", json=body))
+
+    def _import_with_manifest(
+        self,
+        name: str,
+        version: int,
+        spec: VersionSpec,
+        *,
+        stage: str = "None",
+        status: str = "READY",
+        status_message: str = "",
+        created_at: datetime | None = None,
+        created_by: str | None = None,
+    ) -> tuple[ModelVersion, list[str]]:
+        body = {
+            "description": spec.description,
+            "tags": dict(spec.tags),
+            "params": dict(spec.params),
+            "metrics": dict(spec.metrics),
+            "semver": spec.semver,
+            "source": spec.source,
+            "run_id": spec.run_id,
+            "run_link": spec.run_link,
+            "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in spec.files],
+            "stage": stage,
+            "status": status,
+            "status_message": status_message,
+            "created_at": format_time(created_at),
+            "created_by": created_by,
+        }
+        path = f"/import/models/{_seg(name)}/versions/{_seg(version)}"
+        imported = self._request("PUT", path, json=body)
+        return version_from_json(imported), list(imported["missing"])
+
+    def reserve_versions(self, name: str, up_to: int) -> RegisteredModel:
+        path = f"/import/models/{_seg(name)}/reserve"
+        return model_from_json(self._request("POST", path, json={"up_to": up_to}))
+
     # -- aliases -----------------------------------------------------------------------
     def set_alias(
         self, name: str, alias: str, version: int | str, *, expect: int | None = None

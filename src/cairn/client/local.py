@@ -23,6 +23,7 @@ from cairn.domain.models import (
     Page,
     RegisteredModel,
     VersionSpec,
+    VersionStatus,
 )
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -260,3 +261,52 @@ class LocalClient(BaseClient):
 
     def list_files(self, name: str, version: int | str) -> list[FileEntry]:
         return list(self._service.list_files(self._actor, name, version))
+
+    def import_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        created_at: datetime | None = None,
+        created_by: str | None = None,
+    ) -> RegisteredModel:
+        return self._service.import_model(
+            self._actor,
+            name,
+            description=description,
+            tags=tags,
+            created_at=created_at,
+            created_by=created_by,
+        )
+
+    def _import_with_manifest(
+        self,
+        name: str,
+        version: int,
+        spec: VersionSpec,
+        *,
+        stage: str = "None",
+        status: str = "READY",
+        status_message: str = "",
+        created_at: datetime | None = None,
+        created_by: str | None = None,
+    ) -> tuple[ModelVersion, list[str]]:
+        imported = self._service.import_version(
+            self._actor,
+            name,
+            version,
+            spec,
+            stage=stage,
+            status=status,
+            status_message=status_message,
+            created_at=created_at,
+            created_by=created_by,
+        )
+        missing: list[str] = []
+        if imported.status is VersionStatus.PENDING:
+            missing = self._service.missing_blobs(self._actor, name, imported.version)
+        return imported, missing
+
+    def reserve_versions(self, name: str, up_to: int) -> RegisteredModel:
+        return self._service.reserve_versions(self._actor, name, up_to)

@@ -1,8 +1,8 @@
 """``RegistryService``: the one entry point the API, UI, MLflow layer and local client call.
 
 Each public method is one transaction (``Database.write``/``read``); the use cases live
-in ``models``, ``versions``, ``aliases``, ``artifacts`` and ``maintenance`` beside
-this module.
+in ``models``, ``versions``, ``aliases``, ``artifacts``, ``maintenance`` and
+``portability`` (importers) beside this module.
 """
 
 from __future__ import annotations
@@ -11,11 +11,17 @@ from cairn.service.aliases import AliasesService
 from cairn.service.artifacts import ArtifactsService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
+from cairn.service.portability import PortabilityService
 from cairn.service.versions import VersionsService
 
 
 class RegistryService(
-    ModelsService, VersionsService, AliasesService, ArtifactsService, MaintenanceService
+    ModelsService,
+    VersionsService,
+    AliasesService,
+    ArtifactsService,
+    MaintenanceService,
+    PortabilityService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""
 

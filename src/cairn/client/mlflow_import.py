@@ -1,0 +1,356 @@
+"""``cairn import mlflow``: copy an MLflow Model Registry into Cairn, files included.
+
+The stock ``mlflow`` client (an optional dependency, imported only here and only when an
+import runs) lists every registered model (prompts left out) and every version, and
+downloads each version's files from wherever its source points, on this machine. The
+files are then pushed to Cairn content-addressed, under the version's MLflow number, with
+its description, tags, stage, run id, run link, source (kept as text), creation time and
+creator; then the model's aliases are set.
+
+Re-running is safe and resumes: a version already in Cairn with the same source and run
+is skipped without downloading; any other version is downloaded, and one already there
+with the same manifest digest is kept as it is (a half-uploaded one is completed). A
+version whose files cannot be downloaded is recorded in Cairn as FAILED, with the reason,
+keeping its number; the next run retries it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cairn.client.base import BaseClient
+from cairn.client.importing import (
+    FAILED,
+    FATAL,
+    IMPORTED,
+    PLANNED,
+    SKIPPED,
+    ImportSummary,
+    ItemResult,
+    Reporter,
+    ensure_model,
+    find_version,
+    record_failed,
+    scan_tree,
+    sync_aliases,
+    sync_version,
+    write_version,
+)
+from cairn.domain.models import ModelVersion, Stage, VersionSpec, VersionStatus
+from cairn.domain.names import validate_model_name
+from cairn.errors import CairnError, InvalidParameter, Unavailable
+
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class MlflowVersion:
+    number: int
+    description: str
+    tags: dict[str, str]
+    stage: str
+    status: str
+    status_message: str
+    source: str | None
+    run_id: str | None
+    run_link: str | None
+    created_at: datetime | None
+    created_by: str | None
+
+    def spec(self, files: tuple[Any, ...] = ()) -> VersionSpec:
+        return VersionSpec(
+            description=self.description,
+            tags=self.tags,
+            source=self.source,
+            run_id=self.run_id,
+            run_link=self.run_link,
+            files=files,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MlflowModel:
+    name: str
+    description: str
+    tags: dict[str, str]
+    aliases: dict[str, int]
+    created_at: datetime | None
+    created_by: str | None
+    versions: tuple[MlflowVersion, ...]
+    problem: str | None = None  # why it cannot be imported (e.g. its name)
+
+
+def _time(ms: int | None) -> datetime | None:
+    return None if not ms else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _text(value: str | None) -> str | None:
+    return value or None
+
+
+def _one_line(exc: Exception, limit: int = 400) -> str:
+    """MLflow's errors run over several lines (one block per file): one line, bounded."""
+    text = " ".join(str(exc).replace("#####", " ").split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _import_mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError as exc:
+        raise InvalidParameter(
+            "`cairn import mlflow` needs the MLflow client: pip install 'mlflow>=3'"
+        ) from exc
+    return mlflow
+
+
+class MlflowSource:
+    """The MLflow registry read through the stock client."""
+
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
+        self._mlflow = _import_mlflow()
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
+        self._client = self._mlflow.MlflowClient(
+            tracking_uri=tracking_uri, registry_uri=self.registry_uri
+        )
+
+    def models(self, names: Sequence[str] = ()) -> Iterator[MlflowModel]:
+        """Every registered model (or the named ones), prompts left out, with versions."""
+        for name, rm, problem in self._registered(names):
+            if rm is None:
+                yield MlflowModel(name, "", {}, {}, None, None, (), problem=problem)
+                continue
+            tags = dict(rm.tags or {})
+            if str(tags.get(PROMPT_TAG, "")).lower() == "true":
+                continue
+            base: dict[str, Any] = {
+                "name": name,
+                "description": rm.description or "",
+                "tags": tags,
+                "aliases": {a: int(v) for a, v in (rm.aliases or {}).items()},
+                "created_at": _time(rm.creation_timestamp),
+                "created_by": _text(getattr(rm, "user_id", None)),
+            }
+            try:
+                validate_model_name(name)
+            except InvalidParameter as exc:
+                yield MlflowModel(versions=(), problem=f"not a valid Cairn name: {exc}", **base)
+                continue
+            yield MlflowModel(versions=tuple(self._versions(name)), **base)
+
+    def _registered(self, names: Sequence[str]) -> Iterator[tuple[str, Any, str | None]]:
+        """(name, MLflow's registered model or None, why not)."""
+        if names:
+            for name in names:
+                try:
+                    yield name, self._client.get_registered_model(name), None
+                except Exception as exc:  # MlflowException: not found, a prompt, …
+                    yield name, None, f"not found in MLflow: {exc}"
+            return
+        token = None
+        while True:
+            page = self._client.search_registered_models(max_results=PAGE, page_token=token)
+            for rm in page:
+                yield rm.name, rm, None
+            token = page.token
+            if not token:
+                return
+
+    def _versions(self, name: str) -> list[MlflowVersion]:
+        found: dict[int, MlflowVersion] = {}
+        token = None
+        escaped = name.replace("'", "''")
+        while True:
+            page = self._client.search_model_versions(
+                f"name='{escaped}'", max_results=PAGE, page_token=token
+            )
+            for mv in page:
+                number = int(mv.version)
+                found[number] = MlflowVersion(
+                    number=number,
+                    description=mv.description or "",
+                    tags=dict(mv.tags or {}),
+                    stage=Stage.parse(mv.current_stage or "None").value,
+                    status=str(mv.status or "READY"),
+                    status_message=mv.status_message or "",
+                    source=_text(mv.source),
+                    run_id=_text(mv.run_id),
+                    run_link=_text(mv.run_link),
+                    created_at=_time(mv.creation_timestamp),
+                    created_by=_text(mv.user_id),
+                )
+            token = page.token
+            if not token:
+                break
+        return [found[n] for n in sorted(found)]
+
+    def download(self, name: str, version: int, dst: Path) -> Path:
+        """The version's files, downloaded under ``dst``; returns their folder (or file)."""
+        uri = self._client.get_model_version_download_uri(name, str(version))
+        local = self._mlflow.artifacts.download_artifacts(
+            artifact_uri=uri,
+            dst_path=str(dst),
+            tracking_uri=self.tracking_uri,
+            registry_uri=self.registry_uri,
+        )
+        return Path(local)
+
+
+class MlflowImporter:
+    def __init__(
+        self,
+        cairn: BaseClient,
+        source: MlflowSource,
+        *,
+        files: bool = True,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.cairn = cairn
+        self.source = source
+        self.files = files
+        self.reporter = reporter or Reporter()
+
+    def run(self, names: Sequence[str] = (), *, dry_run: bool = False) -> ImportSummary:
+        try:
+            models = list(self.source.models(names))
+        except Exception as exc:  # MlflowException, requests' errors, …
+            raise Unavailable(
+                f"cannot list the MLflow registry at {self.source.registry_uri}: {_one_line(exc)}"
+            ) from exc
+        self.reporter.expect(sum(len(m.versions) for m in models))
+        summary = ImportSummary(dry_run=dry_run)
+        for model in models:
+            summary.models += 1
+            for result in self._model(model, summary, dry_run):
+                summary.add(result)
+                self.reporter.done(result)
+        return summary
+
+    def _model(
+        self, model: MlflowModel, summary: ImportSummary, dry_run: bool
+    ) -> Iterator[ItemResult]:
+        if model.problem is not None:
+            yield ItemResult(model.name, None, FAILED, model.problem)
+            return
+        try:
+            created, changes = ensure_model(
+                self.cairn,
+                model.name,
+                description=model.description,
+                tags=model.tags,
+                created_at=model.created_at,
+                created_by=model.created_by,
+                dry_run=dry_run,
+            )
+        except FATAL:
+            raise
+        except CairnError as exc:
+            yield ItemResult(model.name, None, FAILED, f"model not imported: {exc.message}")
+            return
+        summary.models_created += created
+        what = "create model" if created else ("update " + ", ".join(changes) if changes else "")
+        if what:
+            yield ItemResult(model.name, None, PLANNED if dry_run else IMPORTED, what)
+        for version in model.versions:
+            self.reporter.start(model.name, version.number, "checking")
+            try:
+                yield self._version(model.name, version, dry_run, exists=not created)
+            except FATAL:
+                raise
+            except CairnError as exc:
+                yield ItemResult(model.name, version.number, FAILED, exc.message)
+        yield from sync_aliases(self.cairn, model.name, model.aliases, dry_run=dry_run)
+
+    def _version(self, name: str, mv: MlflowVersion, dry_run: bool, *, exists: bool) -> ItemResult:
+        number = mv.number
+        existing = find_version(self.cairn, name, number) if exists else None
+        if existing is not None and self._same_origin(existing, mv):
+            if dry_run:
+                return ItemResult(name, number, SKIPPED, "already in Cairn")
+            changes = sync_version(
+                self.cairn, existing, description=mv.description, tags=mv.tags, stage=mv.stage
+            )
+            note = "already in Cairn" + (f"; updated {', '.join(changes)}" if changes else "")
+            return ItemResult(name, number, SKIPPED, note)
+        if dry_run:
+            where = "without files" if not self.files else f"files from {mv.source}"
+            return ItemResult(name, number, PLANNED, f"import ({where})")
+        if mv.status != "READY":
+            reason = f"MLflow status is {mv.status}" + (
+                f": {mv.status_message}" if mv.status_message else ""
+            )
+            return self._failed(name, mv, existing, reason)
+        if not self.files:
+            version, _ = write_version(
+                self.cairn, name, number, mv.spec(), (), **self._provenance(mv)
+            )
+            return self._written(name, mv, existing, version, 0)
+        with tempfile.TemporaryDirectory(prefix="cairn-mlflow-") as tmp:
+            self.reporter.start(name, number, "downloading")
+            try:
+                local = self.source.download(name, number, Path(tmp))
+            except Exception as exc:  # whatever the artifact repository raised
+                reason = f"files could not be downloaded from {mv.source}: {_one_line(exc)}"
+                return self._failed(name, mv, existing, reason)
+            self.reporter.start(name, number, "uploading")
+            progress = self.reporter.progress
+            try:
+                files = scan_tree(local, progress)
+                spec = mv.spec(tuple(f.entry for f in files))
+                version, sent = write_version(
+                    self.cairn, name, number, spec, files, progress=progress, **self._provenance(mv)
+                )
+            except FATAL:
+                raise
+            except CairnError as exc:  # a file name Cairn refuses, other content, …
+                return self._failed(name, mv, existing, f"not stored: {exc.message}")
+        return self._written(name, mv, existing, version, sent)
+
+    def _written(
+        self,
+        name: str,
+        mv: MlflowVersion,
+        existing: ModelVersion | None,
+        version: ModelVersion,
+        sent: int,
+    ) -> ItemResult:
+        if existing is not None and existing.status is not VersionStatus.FAILED:
+            changes = sync_version(
+                self.cairn, version, description=mv.description, tags=mv.tags, stage=mv.stage
+            )
+            if existing.status is VersionStatus.READY:
+                note = "same files already in Cairn"
+                if changes:
+                    note += f"; updated {', '.join(changes)}"
+                return ItemResult(name, mv.number, SKIPPED, note, sent)
+        if version.status is not VersionStatus.READY:
+            return ItemResult(name, mv.number, FAILED, f"left {version.status.value}", sent)
+        return ItemResult(name, mv.number, IMPORTED, f"{len(version.files)} file(s)", sent)
+
+    def _failed(
+        self, name: str, mv: MlflowVersion, existing: ModelVersion | None, reason: str
+    ) -> ItemResult:
+        """Report the version; record it as FAILED unless it is already there."""
+        if existing is not None:
+            return ItemResult(name, mv.number, FAILED, reason)
+        return record_failed(self.cairn, name, mv.number, mv.spec(), reason, **self._provenance(mv))
+
+    @staticmethod
+    def _provenance(mv: MlflowVersion) -> dict[str, Any]:
+        return {"stage": mv.stage, "created_at": mv.created_at, "created_by": mv.created_by}
+
+    def _same_origin(self, existing: ModelVersion, mv: MlflowVersion) -> bool:
+        """Imported before from this very MLflow version (its files are immutable)."""
+        return (
+            existing.status is VersionStatus.READY
+            and existing.source == mv.source
+            and existing.run_id == mv.run_id
+            and (bool(existing.files) or not self.files)
+        )

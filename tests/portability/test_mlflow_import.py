@@ -1,0 +1,285 @@
+"""``cairn import mlflow`` against a real ``mlflow server`` filled by the stock client.
+
+The server runs once for the module (it takes several seconds to start); each test
+imports into a fresh Cairn: a data directory or a live server, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cairn.client import Client
+from cairn.client.base import BaseClient
+from cairn.client.transfer import NoProgress, scan
+from cairn.domain.models import VersionSpec, VersionStatus
+
+from .conftest import QUIET_MLFLOW, cairn, mlflow_server, snapshot
+
+pytestmark = [
+    pytest.mark.xdist_group("mlflow-server"),  # one worker builds the module fixture
+    # The stock client warns that stages are deprecated; we set them on purpose, to check
+    # that they are carried over.
+    pytest.mark.filterwarnings("ignore:.*transition_model_version_stage.*:FutureWarning"),
+    # MLflow infers schemas for its own agent types when log_model first imports them.
+    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
+]
+
+
+@dataclass
+class Expected:
+    """What the MLflow registry holds, as its own client reports it."""
+
+    url: str
+    models: dict[str, Any] = field(default_factory=dict)
+    files: dict[tuple[str, int], dict[str, str]] = field(default_factory=dict)  # path → digest
+    local: dict[tuple[str, int], Path] = field(default_factory=dict)  # downloaded copies
+    size: dict[tuple[str, int], int] = field(default_factory=dict)
+    run_id: str = ""
+
+
+def _tree_digests(root: Path) -> dict[str, str]:
+    if root.is_file():
+        return {root.name: "sha256:" + hashlib.sha256(root.read_bytes()).hexdigest()}
+    return {
+        p.relative_to(root).as_posix(): "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _populate(url: str, work: Path) -> Expected:
+    import mlflow
+    import mlflow.genai
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    client = MlflowClient(tracking_uri=url)
+    expected = Expected(url)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(60, 3))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+
+    plain = work / "plain"
+    (plain / "weights").mkdir(parents=True)
+    (plain / "weights" / "w.bin").write_bytes(rng.bytes(50_000))
+    (plain / "config.json").write_text('{"threshold": 0.7}')
+    other = work / "other"
+    other.mkdir()
+    (other / "notes.md").write_text("# churn\n")
+    lost = work / "lost"
+    lost.mkdir()
+    (lost / "gone.bin").write_bytes(b"soon gone")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(
+            LogisticRegression().fit(x, y),
+            name="model",
+            registered_model_name="fraud-detector",
+            pip_requirements=["scikit-learn"],
+        )
+        mlflow.log_artifacts(str(plain), "plain")
+        mlflow.log_artifacts(str(other), "other")
+        mlflow.log_artifacts(str(lost), "lost")
+    run_id = run.info.run_id
+    root = run.info.artifact_uri
+    client.update_registered_model("fraud-detector", description="Card fraud scorer")
+    client.set_registered_model_tag("fraud-detector", "team", "risk")
+    client.update_model_version("fraud-detector", "1", description="logistic regression")
+    client.set_model_version_tag("fraud-detector", "1", "algo", "logreg")
+    client.create_model_version("fraud-detector", f"{root}/other", run_id)  # v2
+    client.delete_model_version("fraud-detector", "2")  # a gap
+    client.create_model_version(
+        "fraud-detector",
+        f"{root}/plain",
+        run_id,
+        tags={"kind": "plain"},
+        description="plain folder",
+    )  # v3
+    client.transition_model_version_stage("fraud-detector", "3", "Production")
+    client.transition_model_version_stage("fraud-detector", "1", "Archived")
+    client.set_registered_model_alias("fraud-detector", "champion", "3")
+    client.set_registered_model_alias("fraud-detector", "challenger", "1")
+
+    client.create_registered_model("churn", tags={"team": "growth"})
+    client.create_model_version("churn", f"{root}/other", run_id)
+    client.transition_model_version_stage("churn", "1", "Staging")
+    client.set_registered_model_alias("churn", "prod", "1")
+
+    client.create_registered_model("orphan")
+    client.create_model_version("orphan", f"{root}/lost", run_id)  # its files vanish
+    client.create_model_version("orphan", f"{root}/other", run_id)
+
+    mlflow.genai.register_prompt(name="greeting", template="Hello {{name}}")
+    shutil.rmtree(work / "server" / "artifacts" / "0" / run_id / "artifacts" / "lost")
+
+    expected.run_id = run_id
+    for rm in client.search_registered_models():
+        versions = {}
+        for mv in client.search_model_versions(f"name='{rm.name}'"):
+            number = int(mv.version)
+            versions[number] = mv
+            if rm.name == "orphan" and number == 1:
+                continue
+            dst = work / "expected" / rm.name / str(number)
+            uri = client.get_model_version_download_uri(rm.name, mv.version)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dst), tracking_uri=url
+            )
+            expected.files[(rm.name, number)] = _tree_digests(Path(local))
+            expected.local[(rm.name, number)] = Path(local)
+            expected.size[(rm.name, number)] = sum(
+                p.stat().st_size for p in Path(local).rglob("*") if p.is_file()
+            )
+        expected.models[rm.name] = {"model": rm, "versions": versions}
+    return expected
+
+
+def _import_mlflow() -> None:
+    for module in ("mlflow.genai", "mlflow.sklearn", "sklearn.linear_model"):
+        importlib.import_module(module)
+
+
+@pytest.fixture(scope="module")
+def mlflow_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Expected]:
+    work = tmp_path_factory.mktemp("mlflow")
+    (work / "server").mkdir()
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in QUIET_MLFLOW.items():
+            env.setenv(key, value)
+        # the client libraries load while the server boots
+        with mlflow_server(work / "server", while_starting=_import_mlflow) as url:
+            env.setenv("MLFLOW_TRACKING_URI", url)  # for mlflow.start_run and friends
+            yield _populate(url, work)
+
+
+def _ms(value: datetime) -> int:
+    return round(value.timestamp() * 1000)
+
+
+def _check_matches_mlflow(sdk: BaseClient, expected: Expected) -> None:
+    assert {m.name for m in sdk.iter_models()} == {"fraud-detector", "churn", "orphan"}
+    for name, entry in expected.models.items():
+        rm = entry["model"]
+        model = sdk.get_model(name)
+        assert model.description == (rm.description or "")
+        assert dict(model.tags) == dict(rm.tags)
+        assert dict(model.aliases) == {a: int(v) for a, v in rm.aliases.items()}
+        assert _ms(model.created_at) == rm.creation_timestamp
+        listed = sdk.list_versions(name, order_by=["version ASC"]).items
+        assert [v.version for v in listed] == sorted(entry["versions"])
+        for version in listed:
+            mv = entry["versions"][version.version]
+            assert version.description == (mv.description or "")
+            assert dict(version.tags) == dict(mv.tags)
+            assert version.stage.value == mv.current_stage
+            assert version.source == mv.source
+            assert version.run_id == mv.run_id
+            assert version.run_link is None  # MLflow sends ""
+            assert _ms(version.created_at) == mv.creation_timestamp
+            named = {a for a, v in rm.aliases.items() if int(v) == version.version}
+            assert set(version.aliases) == named
+            if (name, version.version) in expected.files:
+                assert version.status is VersionStatus.READY
+                assert {f.path: f.digest for f in version.files} == expected.files[
+                    (name, version.version)
+                ]
+            else:
+                assert version.status is VersionStatus.FAILED
+                assert "could not be downloaded" in version.status_message
+
+
+def test_import_keeps_numbers_metadata_and_files(
+    mlflow_registry: Expected, target: str, target_client: BaseClient
+) -> None:
+    url = mlflow_registry.url
+    plan = cairn(target, "import", "mlflow", "--tracking-uri", url, "--dry-run")
+    assert "fraud-detector v3: import" in plan.stdout
+    assert "greeting" not in plan.stdout  # a prompt, not a model
+    assert list(target_client.iter_models()) == []  # a dry run changes nothing
+
+    first = cairn(target, "import", "mlflow", "--tracking-uri", url, "--json", code=1)
+    summary = json.loads(first.stdout)
+    assert summary["versions"] == {"imported": 4, "skipped": 0, "failed": 1, "planned": 0}
+    assert [(p["name"], p["version"]) for p in summary["problems"]] == [("orphan", 1)]
+    assert "orphan v1" in first.stderr
+    assert summary["bytes"] > 50_000
+    _check_matches_mlflow(target_client, mlflow_registry)
+    before = snapshot(target_client)
+    history = target_client.alias_history("fraud-detector")
+
+    again = cairn(target, "import", "mlflow", "--tracking-uri", url, "--json", code=1)
+    summary = json.loads(again.stdout)
+    assert summary["versions"] == {"imported": 0, "skipped": 4, "failed": 1, "planned": 0}
+    assert summary["bytes"] == 0
+    assert snapshot(target_client) == before  # nothing duplicated, nothing changed
+    assert target_client.alias_history("fraud-detector") == history
+    plan = cairn(target, "import", "mlflow", "--tracking-uri", url, "--dry-run")
+    assert "fraud-detector v3: skip: already in Cairn" in plan.stdout
+    assert "orphan v1: import" in plan.stdout  # the FAILED record would be retried
+    assert snapshot(target_client) == before
+
+    created = target_client.create_version("fraud-detector")
+    assert created.version == 4  # numbers go on after the imported ones
+
+
+def test_an_interrupted_import_resumes(
+    mlflow_registry: Expected, target: str, target_client: BaseClient
+) -> None:
+    # as if an import was killed after creating version 1 with its manifest and sending
+    # one of its blobs
+    files = scan(mlflow_registry.local[("fraud-detector", 1)])
+    assert len(files) > 2
+    target_client.import_model("fraud-detector")
+    mv = mlflow_registry.models["fraud-detector"]["versions"][1]
+    spec = VersionSpec(source=mv.source, run_id=mv.run_id, files=tuple(f.entry for f in files))
+    version, missing = target_client._import_with_manifest("fraud-detector", 1, spec)
+    assert version.status is VersionStatus.PENDING and len(missing) == len(files)
+    sent_before = max(files, key=lambda f: f.entry.size)
+    target_client._upload_blob("fraud-detector", 1, sent_before, NoProgress())
+
+    url = mlflow_registry.url
+    result = cairn(target, "import", "mlflow", "--tracking-uri", url, "-m", "fraud-detector")
+    resumed = target_client.get_version("fraud-detector", 1)
+    assert resumed.status is VersionStatus.READY
+    assert resumed.stage.value == "Archived"  # metadata brought in line
+    assert resumed.tags == {"algo": "logreg"}
+    assert target_client.get_version("fraud-detector", 3).status is VersionStatus.READY
+    rest = sum(f.entry.size for f in files) - sent_before.entry.size
+    sent = rest + mlflow_registry.size[("fraud-detector", 3)]
+    assert "2 imported" in result.stderr
+    assert f"{sent} bytes sent" in result.stderr
+
+
+def test_no_files_keeps_metadata_and_source(
+    mlflow_registry: Expected, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("CAIRN_BACKEND_URI", "CAIRN_ARTIFACTS_URI"):
+        monkeypatch.delenv(name, raising=False)
+    data = str(tmp_path / "cairn")
+    url = mlflow_registry.url
+    cairn(data, "import", "mlflow", "--tracking-uri", url, "--no-files", "-m", "fraud-detector")
+    with Client(data) as sdk:
+        version = sdk.get_version("fraud-detector", 3)
+        assert version.status is VersionStatus.READY
+        assert version.files == ()
+        assert version.source == mlflow_registry.models["fraud-detector"]["versions"][3].source
+        assert sdk.get_model("fraud-detector").aliases == {"champion": 3, "challenger": 1}
+
+
+def test_unknown_model_is_reported(mlflow_registry: Expected, tmp_path: Path) -> None:
+    data = str(tmp_path / "cairn")
+    result = cairn(
+        data, "import", "mlflow", "--tracking-uri", mlflow_registry.url, "-m", "nope", code=1
+    )
+    assert "nope" in result.stderr
