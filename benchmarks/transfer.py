@@ -1,6 +1,7 @@
 """Transfer benchmark: push and pull of model files through Cairn against three references.
 
-    .venv/bin/python benchmarks/transfer.py [--quick] [--reps N] [--only KEY,…] [--no-write]
+    .venv/bin/python benchmarks/transfer.py [--quick] [--reps N] [--only KEY,…]
+                                            [--wait-quiet S] [--no-write]
 
 Data: one 1 GiB file and a 20 x 50 MB model (``--quick``: 256 MiB and 5 x 50 MB) of
 random bytes, generated once under ``benchmarks/.work/transfer/data`` and hot in the page
@@ -341,9 +342,10 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         f"### Results ({opts.reps} run(s) per cell, median; MB = 10^6 bytes)",
         "",
         "A run is *disturbed* when other processes on the machine used more than "
-        f"{tr.DISTURBED_CPUS:g} CPUs on average meanwhile (from /proc/stat less this "
-        "harness's own process tree); disturbed rounds are repeated while the time budget "
-        "lasts and the medians use only undisturbed runs where there are any.",
+        f"{tr.DISTURBED_CPUS:g} CPUs on average meanwhile (user-space processes outside "
+        "this harness's process tree, from /proc/PID/stat); disturbed rounds are repeated "
+        "while the time budget lasts and the medians use only undisturbed runs where there "
+        "are any.",
         "",
         tr.results_table(rows, pairs, ORDER),
         "",
