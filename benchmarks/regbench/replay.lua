@@ -1,0 +1,86 @@
+-- wrk script: replay a pre-generated list of requests, one connection per wrk thread.
+--
+-- Usage: wrk -t N -c N -d <cap> -s replay.lua http://127.0.0.1:PORT -- <data.lua>
+-- <data.lua> returns {reqs = {{method, path, body, expected_status}, ...}, nthreads = N,
+-- host = "127.0.0.1:PORT", close = bool, deadline = seconds, out = "<path prefix>"}.
+-- Thread k (0-based) replays requests k+1, k+1+N, ... and, when it has replayed its share or
+-- passed the deadline, writes "<out>.<k>" (first line: start end sent answered bad, then one
+-- latency per line in microseconds) and stops. Latency is the closed-loop cycle time: from the
+-- end of the previous response (or the first request) to the end of this response, so in
+-- close mode it includes connecting. wrk's own summary is not used: its main thread sleeps for
+-- the whole -d duration and it "corrects" latencies for coordinated omission.
+
+local ffi = require("ffi")
+ffi.cdef([[
+typedef struct { long tv_sec; long tv_nsec; } regbench_timespec;
+int clock_gettime(int clk_id, regbench_timespec *tp);
+]])
+local ts = ffi.new("regbench_timespec")
+local function now()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC, same clock as Python's time.monotonic()
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+local counter = 0
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+
+local mine, expect, lat = {}, {}, {}
+local sent, answered, bad = 0, 0, 0
+local t_start, t_prev, deadline, out, finished = nil, nil, nil, nil, false
+local verifying = false
+
+function init(args)
+  local data = dofile(args[1])
+  out = data.out .. "." .. tid
+  -- wrk calls request() once on thread 0 before starting, to check the request parses.
+  verifying = tid == 0
+  deadline = data.deadline
+  for i = tid + 1, #data.reqs, data.nthreads do
+    local r = data.reqs[i]
+    local headers = {Host = data.host}
+    if #r[3] > 0 then headers["Content-Type"] = "application/json" end
+    if data.close then headers["Connection"] = "close" end
+    mine[#mine + 1] = wrk.format(r[1], r[2], headers, #r[3] > 0 and r[3] or nil)
+    expect[#expect + 1] = r[4]
+  end
+end
+
+local function finish()
+  if finished then return end
+  finished = true
+  local f = assert(io.open(out .. ".tmp", "w"))
+  f:write(string.format("%.6f %.6f %d %d %d\n", t_start or 0, t_prev or 0, sent, answered, bad))
+  for i = 1, #lat do f:write(string.format("%d\n", lat[i])) end
+  f:close()
+  os.rename(out .. ".tmp", out)
+  wrk.thread:stop()
+end
+
+function request()
+  if verifying then
+    verifying = false
+    return mine[1]
+  end
+  if t_start == nil then
+    t_start = now()
+    t_prev = t_start
+  end
+  if sent >= #mine then
+    finish()
+    return mine[#mine]
+  end
+  sent = sent + 1
+  return mine[sent]
+end
+
+function response(status, headers, body)
+  local t = now()
+  answered = answered + 1
+  lat[#lat + 1] = math.floor((t - t_prev) * 1e6 + 0.5)
+  t_prev = t
+  if status ~= expect[sent] then bad = bad + 1 end
+  if sent >= #mine or t - t_start > deadline then finish() end
+end

@@ -1,0 +1,178 @@
+"""Turn outcomes into Markdown tables and target verdicts, and splice them into RESULTS.md."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from regbench.load import Outcome, percentile_ms
+
+RATIO_TARGET = 10.0
+CONCURRENT_CREATE_P99_MS = 50.0
+CLIENT_BOUND_SHARE = 0.5
+BEGIN = "<!-- registry_ops:begin (written by benchmarks/registry_ops.py) -->"
+END = "<!-- registry_ops:end -->"
+
+
+@dataclass(frozen=True)
+class Key:
+    """Identifies one cell group: backend, server workers, connection mode and phase."""
+
+    backend: str
+    workers: int
+    mode: str
+    phase: str
+
+
+@dataclass
+class Results:
+    """Outcomes per key for each target; rounds of the same key are merged."""
+
+    phases: list[str] = field(default_factory=list)
+    by_target: dict[str, dict[Key, Outcome]] = field(default_factory=dict)
+    ceiling: dict[tuple[str, str, str], Outcome] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, target: str, key: Key, outcome: Outcome) -> None:
+        if key.phase not in self.phases:
+            self.phases.append(key.phase)
+        table = self.by_target.setdefault(target, {})
+        table[key] = table[key].merge(outcome) if key in table else outcome
+
+    def get(self, target: str, key: Key) -> Outcome | None:
+        return self.by_target.get(target, {}).get(key)
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
+def _ops(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return "-"
+    text = f"{outcome.ops_per_s:,.0f}"
+    if outcome.truncated:
+        text += f" (capped: {outcome.sent}/{outcome.planned})"
+    return text
+
+
+def _lat(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return "-"
+    lat = outcome.latencies_us
+    return f"{_ms(percentile_ms(lat, 50))} / {_ms(percentile_ms(lat, 99))}"
+
+
+def _ratio(cairn: Outcome | None, mlflow: Outcome | None) -> float | None:
+    if cairn is None or mlflow is None or mlflow.ops_per_s == 0:
+        return None
+    return cairn.ops_per_s / mlflow.ops_per_s
+
+
+def verdict(
+    key: Key, cairn: Outcome | None, mlflow: Outcome | None, ceiling: Outcome | None
+) -> list[str]:
+    """Every way this row misses the issue's targets (empty when it meets them)."""
+    misses: list[str] = []
+    ratio = _ratio(cairn, mlflow)
+    if ratio is not None and ratio < RATIO_TARGET:
+        misses.append(f"ratio {ratio:.1f}x < {RATIO_TARGET:.0f}x")
+    if cairn is not None and cairn.errors:
+        misses.append(f"{cairn.errors} Cairn errors")
+    if (
+        cairn is not None
+        and key.phase.startswith("create versions")
+        and "1 client" not in key.phase
+    ):
+        p99 = percentile_ms(cairn.latencies_us, 99)
+        if p99 > CONCURRENT_CREATE_P99_MS:
+            misses.append(f"p99 {p99:.0f} ms > {CONCURRENT_CREATE_P99_MS:.0f} ms")
+    if (
+        cairn is not None
+        and ceiling is not None
+        and cairn.ops_per_s > CLIENT_BOUND_SHARE * ceiling.ops_per_s
+    ):
+        misses.append("near harness ceiling")
+    return misses
+
+
+def _row(key: Key, results: Results, engine: str) -> tuple[str, list[str]]:
+    cairn, mlflow = results.get("cairn", key), results.get("mlflow", key)
+    ceiling = results.ceiling.get((engine, key.mode, key.phase))
+    ratio = _ratio(cairn, mlflow)
+    misses = verdict(key, cairn, mlflow, ceiling)
+    errors = f"{cairn.errors if cairn else '-'} / {mlflow.errors if mlflow else '-'}"
+    cells = [
+        key.phase,
+        str(key.workers),
+        _ops(cairn),
+        _ops(mlflow),
+        f"{ratio:.1f}x" if ratio is not None else "-",
+        _lat(cairn),
+        _lat(mlflow),
+        errors,
+        _ops(ceiling),
+        "; ".join(misses) if misses else ("ok" if cairn and mlflow else "-"),
+    ]
+    labelled = [
+        f"{key.backend}, {key.workers} worker(s), {key.mode}: {key.phase}: {m}" for m in misses
+    ]
+    return "| " + " | ".join(cells) + " |", labelled
+
+
+HEADER = (
+    "| Phase | Workers | Cairn ops/s | MLflow ops/s | Cairn/MLflow | Cairn p50 / p99 ms "
+    "| MLflow p50 / p99 ms | Errors C / M | Harness ceiling ops/s | Targets |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+)
+
+
+def tables(
+    results: Results,
+    backends: Iterable[str],
+    workers: Iterable[int],
+    modes: Iterable[str],
+    engine: str,
+) -> tuple[str, list[str]]:
+    """One table per backend and connection mode; returns the Markdown and the misses."""
+    out: list[str] = []
+    misses: list[str] = []
+    for backend in backends:
+        for mode in modes:
+            out += [f"#### {backend}, {mode}", "", HEADER]
+            for phase in results.phases:
+                for w in workers:
+                    line, row_misses = _row(Key(backend, w, mode, phase), results, engine)
+                    out.append(line)
+                    misses += row_misses
+            out.append("")
+    return "\n".join(out), misses
+
+
+def ceiling_table(results: Results, modes: Iterable[str]) -> str:
+    engines = sorted({e for e, _, _ in results.ceiling})
+    cols = [(e, m) for e in engines for m in modes]
+    head = "| Phase | " + " | ".join(f"{e}, {m}" for e, m in cols) + " |"
+    rule = "|---|" + "---:|" * len(cols)
+    lines = [head, rule]
+    for phase in results.phases:
+        cells = [_ops(results.ceiling.get((e, m, phase))) for e, m in cols]
+        lines.append(f"| {phase} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def splice(path: Path, section: str) -> None:
+    """Replace this benchmark's section of ``path`` (or append it), keeping other sections."""
+    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip() + "\n\n" + block
+    path.write_text(text)

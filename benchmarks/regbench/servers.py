@@ -1,0 +1,230 @@
+"""Start and stop the servers under test (Cairn, stock MLflow, the trivial endpoint).
+
+Every server runs in its own process group on 127.0.0.1 with a fresh data directory (and,
+for PostgreSQL, a fresh database that is dropped afterwards); :func:`serving` guarantees the
+whole group is killed when the block ends, whatever happened inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from regbench.workload import Api
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+QUIET_ENV = {
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PYTHONUNBUFFERED": "1",
+    # MLflow at its best: no background job runner (huey consumers) competing for the 2 cores.
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+
+
+class ServerError(RuntimeError):
+    """A server did not come up; the message names its log file."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the interpreters and tools live."""
+
+    repo: Path
+    cairn: Path
+    mlflow: Path
+    python: Path
+    trivial: Path
+
+
+def default_paths(repo: Path) -> Paths:
+    bench = repo / "benchmarks"
+    return Paths(
+        repo=repo,
+        cairn=repo / ".venv" / "bin" / "cairn",
+        mlflow=bench / ".venv-mlflow" / "bin" / "mlflow",
+        python=Path(sys.executable),
+        trivial=bench / "regbench" / "trivial_server.py",
+    )
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What to start: ``target`` is cairn | mlflow | trivial."""
+
+    target: str
+    backend: str  # sqlite | postgresql
+    workers: int
+
+
+@dataclass
+class Running:
+    """A started server: its port, process and log."""
+
+    spec: ServerSpec
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    database: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    if port == 8080:  # never used by the benchmark
+        return free_port()
+    return port
+
+
+def _pg_exec(statement: sql.Composed) -> None:
+    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(statement)
+
+
+def postgres_version() -> str:
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=5) as conn:
+            row = conn.execute("show server_version").fetchone()
+    except psycopg.Error:
+        return "not reachable"
+    return str(row[0]) if row else "?"
+
+
+def create_database(name: str) -> None:
+    drop_database(name)
+    _pg_exec(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(name: str) -> None:
+    _pg_exec(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _pg_uri(database: str, driver: str = "") -> str:
+    scheme = f"postgresql+{driver}" if driver else "postgresql"
+    return f"{scheme}://postgres@127.0.0.1:5432/{database}"
+
+
+def _cairn_command(
+    paths: Paths, spec: ServerSpec, port: int, workdir: Path, db: str | None
+) -> list[str]:
+    cmd = [str(paths.cairn), "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--data-dir", str(workdir / "cairn-data"), "--workers", str(spec.workers)]
+    if db:
+        cmd += ["--backend-uri", _pg_uri(db)]
+    return cmd
+
+
+def _mlflow_command(
+    paths: Paths, spec: ServerSpec, port: int, workdir: Path, db: str | None
+) -> list[str]:
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; MLflow's driver is psycopg2.
+    store = _pg_uri(db, "psycopg2") if db else f"sqlite:///{workdir / 'mlflow.db'}"
+    cmd = [str(paths.mlflow), "server", "--backend-store-uri", store]
+    cmd += ["--artifacts-destination", str(workdir / "mlartifacts")]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(spec.workers)]
+    # MLflow at its best: no per-request access log line (Cairn is run with its defaults).
+    cmd += ["--uvicorn-opts", "--no-access-log"]
+    return cmd
+
+
+def _trivial_command(paths: Paths, spec: ServerSpec, port: int) -> list[str]:
+    return [str(paths.python), str(paths.trivial), str(port), str(spec.workers)]
+
+
+def _ready_path(target: str) -> str:
+    return {"cairn": "/ready", "mlflow": "/health", "trivial": "/"}[target]
+
+
+def _wait_ready(run: Running, timeout_s: float) -> None:
+    url = f"http://127.0.0.1:{run.port}{_ready_path(run.spec.target)}"
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        if run.proc.poll() is not None:
+            raise ServerError(f"{run.spec.target} exited with {run.proc.returncode}; see {run.log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise ServerError(f"{run.spec.target} not ready after {timeout_s:.0f} s; see {run.log}")
+
+
+def warm_up(run: Running, api: Api, rounds: int = 4) -> None:
+    """A few requests on fresh connections so every worker process has opened its store."""
+    probe = api.probe()
+    for _ in range(rounds * max(1, run.spec.workers)):
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.request(probe.method, f"http://127.0.0.1:{run.port}{probe.path}", timeout=30.0)
+
+
+def _start(paths: Paths, spec: ServerSpec, workdir: Path) -> Running:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    db = f"bench_{spec.target}_{os.getpid()}" if spec.backend == "postgresql" else None
+    if db and spec.target != "trivial":
+        create_database(db)
+    else:
+        db = None
+    builders = {
+        "cairn": lambda: _cairn_command(paths, spec, port, workdir, db),
+        "mlflow": lambda: _mlflow_command(paths, spec, port, workdir, db),
+        "trivial": lambda: _trivial_command(paths, spec, port),
+    }
+    log = workdir / f"{spec.target}.log"
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                builders[spec.target](),
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **QUIET_ENV},
+                start_new_session=True,
+            )
+    except OSError:
+        if db:
+            drop_database(db)
+        raise
+    return Running(spec=spec, port=port, proc=proc, log=log, database=db)
+
+
+def stop(run: Running) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it lingers, drop its database."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.proc.pid, sig)
+        try:
+            run.proc.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # stragglers of the group, if any
+        os.killpg(run.proc.pid, signal.SIGKILL)
+    if run.database:
+        drop_database(run.database)
+
+
+@contextlib.contextmanager
+def serving(
+    paths: Paths, spec: ServerSpec, workdir: Path, ready_timeout_s: float = 120.0
+) -> Iterator[Running]:
+    """Start a fresh server, wait until it answers, yield it, always stop it."""
+    run = _start(paths, spec, workdir)
+    try:
+        _wait_ready(run, ready_timeout_s)
+        yield run
+    finally:
+        stop(run)

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Entry point of `make bench`: prepare the environments, then run benchmarks/registry_ops.py.
+#
+#   bash benchmarks/run.sh [registry_ops.py options]    e.g. --quick, --backends sqlite,
+#                                                        --workers 1,2, --only cairn
+#
+# - the project's .venv (Cairn server and the harness itself), created if missing;
+# - benchmarks/.venv-mlflow with a stock MLflow 3.x and psycopg2 (MLflow's PostgreSQL driver);
+# - wrk from Debian's packages (the load generator);
+# - PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) for the PostgreSQL rounds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/benchmarks"
+MLFLOW_SPEC='mlflow>=3.17,<4'
+PSYCOPG2_SPEC='psycopg2-binary>=2.9,<3'
+PG_DSN='postgresql://postgres@127.0.0.1:5432/postgres'
+TOTAL_BUDGET_S=1110 # 18.5 min for set-up and runs; rendering and the last stops fit in 20
+
+log() { printf '[run.sh] %s\n' "$*" >&2; }
+
+ensure_project_venv() {
+    if [[ ! -x "$ROOT/.venv/bin/cairn" ]]; then
+        log "creating $ROOT/.venv"
+        [[ -x "$ROOT/.venv/bin/python" ]] || python3 -m venv "$ROOT/.venv"
+        "$ROOT/.venv/bin/pip" install -q -e "$ROOT"
+    fi
+}
+
+ensure_mlflow_venv() {
+    local venv="$BENCH/.venv-mlflow"
+    if "$venv/bin/python" - "$MLFLOW_SPEC" "$PSYCOPG2_SPEC" 2>/dev/null <<'EOF'
+import sys
+from importlib.metadata import version
+from packaging.requirements import Requirement
+
+for spec in sys.argv[1:]:
+    req = Requirement(spec)
+    if not req.specifier.contains(version(req.name), prereleases=False):
+        sys.exit(1)
+EOF
+    then
+        return
+    fi
+    log "installing $MLFLOW_SPEC and $PSYCOPG2_SPEC into $venv (takes a few minutes)"
+    [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q "$MLFLOW_SPEC" "$PSYCOPG2_SPEC" packaging
+}
+
+ensure_wrk() {
+    command -v wrk >/dev/null && return
+    log "installing wrk"
+    if [[ $(id -u) -eq 0 ]]; then
+        apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+    else
+        sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null
+    fi
+}
+
+wants_postgres() {
+    local prev=""
+    for arg in "$@"; do
+        if [[ "$prev" == "--backends" ]]; then [[ "$arg" == *postgresql* ]]; return; fi
+        if [[ "$arg" == --backends=* ]]; then [[ "$arg" == *postgresql* ]]; return; fi
+        prev="$arg"
+    done
+    return 0 # default backends include PostgreSQL
+}
+
+check_postgres() {
+    if ! "$ROOT/.venv/bin/python" -c "import psycopg; psycopg.connect('$PG_DSN', connect_timeout=5).close()" >/dev/null 2>&1; then
+        log "PostgreSQL is not reachable on 127.0.0.1:5432 as user postgres;"
+        log "start it, or pass --backends sqlite"
+        exit 2
+    fi
+}
+
+ensure_project_venv
+ensure_mlflow_venv
+ensure_wrk
+if wants_postgres "$@"; then check_postgres; fi
+
+# The whole of `make bench` stays under 20 minutes: what set-up took comes off the harness's
+# time budget (an explicit --budget given on the command line still wins).
+BUDGET=$((TOTAL_BUDGET_S - SECONDS))
+BENCH_COMMAND="bash benchmarks/run.sh"
+if [[ $# -gt 0 ]]; then BENCH_COMMAND+="$(printf ' %q' "$@")"; fi
+export BENCH_COMMAND
+cd "$BENCH"
+exec "$ROOT/.venv/bin/python" registry_ops.py --budget "$BUDGET" "$@"
