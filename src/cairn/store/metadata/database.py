@@ -15,9 +15,10 @@ block writers.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -44,9 +45,15 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url: URL = make_url(url)
         self.dialect = self.url.get_backend_name()
+        # SQLite has one writer at a time; writers of this process queue on a Python lock
+        # (an immediate hand-off) instead of SQLite's sleep-and-retry busy handler, whose
+        # back-off sleeps made the tail of concurrent creates. Other processes still meet
+        # at BEGIN IMMEDIATE.
+        self._write_lock: AbstractContextManager[object] = nullcontext()
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
+            self._write_lock = threading.Lock()
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")
@@ -75,7 +82,8 @@ class Database:
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
-        return self._run(self._writer, fn)
+        with self._write_lock:
+            return self._run(self._writer, fn)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         return self._run(self._reader, fn)
