@@ -1,11 +1,14 @@
 """Registry-operations benchmark: Cairn against a stock ``mlflow server`` on the same machine.
 
 For each backend (SQLite, then PostgreSQL), each server worker count and each connection mode
-(keep-alive, new connection per request) a fresh Cairn and then a fresh MLflow server get the
-same workload: create models; create versions from 1 and from 8 clients; set aliases; get by
-alias from 1 and 8 clients; filtered version and model searches. Every phase is replayed by a
-closed-loop load generator (wrk by default) that is also pointed at a trivial in-memory
-endpoint to show its own ceiling. Results go to stdout and to ``benchmarks/RESULTS.md``.
+(keep-alive, new connection per request) three fresh servers get the same workload: Cairn
+driven through its native ``/api/v1``, a stock MLflow server, and a second Cairn server
+("cairn-mlflow-api") driven with exactly MLflow's requests through Cairn's MLflow-compatible
+``/api/2.0/mlflow`` endpoints. The workload: create models; create versions from 1 and from
+8 clients; set aliases; get by alias from 1 and 8 clients; filtered version and model
+searches. Every phase is replayed by a closed-loop load generator (wrk by default) that is
+also pointed at a trivial in-memory endpoint to show its own ceiling. Results go to stdout
+and to ``benchmarks/RESULTS.md``.
 
 Entry point: ``make bench`` (= ``bash benchmarks/run.sh``, which prepares the environments).
 """
@@ -48,7 +51,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 FIRST_GUESS_S = {"config": 90.0, "probe": 45.0}  # run-time estimates before one has run
 MODES = {"keepalive": "keep-alive", "newconn": "new connection"}
-APIS: dict[str, Api] = {"cairn": CairnApi(), "mlflow": MlflowApi()}
+CAIRN_MLFLOW = "cairn-mlflow-api"  # a Cairn server driven with MLflow's requests
+TARGETS = ["cairn", "mlflow", CAIRN_MLFLOW]
+APIS: dict[str, Api] = {"cairn": CairnApi(), "mlflow": MlflowApi(), CAIRN_MLFLOW: MlflowApi()}
+CAIRN_TARGETS = ("cairn", CAIRN_MLFLOW)
 
 
 @dataclass
@@ -96,11 +102,11 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     p.add_argument("--backends", default="sqlite,postgresql", help="sqlite,postgresql")
     p.add_argument("--workers", default="1,2", help="server worker processes, e.g. 1,2")
-    p.add_argument("--only", choices=["cairn", "mlflow"], help="run one server only")
+    p.add_argument("--only", choices=TARGETS, help="run one server only")
     p.add_argument("--modes", default="keepalive,newconn", help="keepalive,newconn")
     p.add_argument("--engine", choices=["wrk", "python"], default="wrk", help="load generator")
-    p.add_argument("--rounds", type=int, default=1, help="Cairn/MLflow alternations per config")
-    p.add_argument("--phase-cap", type=float, default=6.0, help="max seconds per phase")
+    p.add_argument("--rounds", type=int, default=1, help="server alternations per config")
+    p.add_argument("--phase-cap", type=float, default=4.0, help="max seconds per phase")
     p.add_argument("--budget", type=float, default=17.5 * 60.0, help="skip runs past this (s)")
     p.add_argument("--stall-probe-workers", default="4", help="'' to skip the probe")
     p.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
@@ -115,7 +121,7 @@ def parse_args(argv: list[str]) -> Options:
         counts=QUICK if a.quick else FULL,
         backends=_csv(a.backends),
         workers=[int(w) for w in _csv(a.workers)],
-        targets=[a.only] if a.only else ["cairn", "mlflow"],
+        targets=[a.only] if a.only else list(TARGETS),
         modes=[MODES[m] for m in _csv(a.modes)],
         engine=a.engine,
         rounds=max(1, a.rounds),
@@ -166,7 +172,7 @@ def run_spec(spec: PhaseSpec, who: Contender, opts: Options, close: bool, workdi
         workdir=workdir,
     )
     who.state.apply(sent_effects(phase, effects, outcome.sent_per_client))
-    log(f"  {who.target:7} {phase.name:28} {_describe(outcome)}")
+    log(f"  {who.target:16} {phase.name:28} {_describe(outcome)}")
     return outcome
 
 
@@ -217,7 +223,7 @@ def wait_quiet(limit_s: float, threshold: float = 0.15) -> float:
 
 @dataclass(frozen=True)
 class Config:
-    """One pair of fresh servers: backend, worker count, connection mode and round."""
+    """One set of fresh servers: backend, worker count, connection mode and round."""
 
     backend: str
     workers: int
@@ -271,8 +277,8 @@ def _start_all(
 def run_config(
     paths: servers.Paths, cfg: Config, opts: Options, results: Results, workdir: Path, clock: Clock
 ) -> None:
-    """Both servers up side by side; every phase runs on one, then the other (the order
-    flips from phase to phase), so load from elsewhere on the machine hits both alike."""
+    """All servers up side by side; every phase runs on each in turn (the order rotates
+    from phase to phase), so load from elsewhere on the machine hits them alike."""
     if not clock.allows("config"):
         results.notes.append(f"Skipped (time budget): {cfg.label}.")
         log(f"SKIP {cfg.label} (time budget)")
@@ -283,7 +289,8 @@ def run_config(
         contenders, failures = _start_all(stack, paths, cfg, opts, workdir / cfg.slug)
         results.notes.extend(failures)
         for i, spec in enumerate(phase_specs()):
-            for who in contenders if i % 2 == 0 else contenders[::-1]:
+            turn = i % max(1, len(contenders))
+            for who in contenders[turn:] + contenders[:turn]:
                 outcome = run_spec(spec, who, opts, cfg.mode != "keep-alive", workdir / "load")
                 results.add(who.target, cfg.key(outcome.phase), outcome)
         for who in contenders:
@@ -333,7 +340,7 @@ def stall_probe(paths: servers.Paths, opts: Options, workdir: Path, clock: Clock
                         cap_s=opts.phase_cap_s,
                         workdir=workdir / "load",
                     )
-                    log(f"probe {target:7} workers={workers} {engine:6} {_describe(out)}")
+                    log(f"probe {target:16} workers={workers} {engine:6} {_describe(out)}")
                     rows.append(ProbeRow(target, workers, engine, out))
             clock.record("probe", time.monotonic() - began)
     return rows
@@ -394,21 +401,25 @@ def machine_facts(paths: servers.Paths) -> dict[str, str]:
 
 
 METHOD = """\
-Method. Each configuration starts a fresh Cairn and a fresh MLflow server side by side on
-127.0.0.1 (fresh SQLite files, or freshly created PostgreSQL databases that are dropped
-afterwards), with the same number of worker processes; a few warm-up requests on new
-connections let every worker open its store. The phases then run in order, each one first on
-one server and then on the other (Cairn first on odd phases, MLflow first on even ones), so
-that load from elsewhere on this shared machine falls on both alike; the idle server uses no
-CPU meanwhile. Each phase is replayed by closed-loop clients: a client sends its next request
+Method. Each configuration starts three fresh servers side by side on 127.0.0.1 (fresh
+SQLite files, or freshly created PostgreSQL databases that are dropped afterwards), with the
+same number of worker processes: a Cairn driven through its native API, a stock MLflow, and a
+second Cairn (same command, backend and workers) driven through its MLflow-compatible API with
+exactly the requests the MLflow server gets ("Cairn (MLflow API)"). A few warm-up requests on
+new connections let every worker open its store. The phases then run in order, each one on
+every server in turn, the order rotating from phase to phase (Cairn, MLflow, Cairn (MLflow
+API); then MLflow, Cairn (MLflow API), Cairn; ...), so that load from elsewhere on this shared
+machine falls on all alike; the idle servers use no CPU meanwhile.
+Each phase is replayed by closed-loop clients: a client sends its next request
 when the previous answer is in. "N clients" means N concurrent connections; the other phases
 use one. Versions are spread round-robin over the models. Aliases are `champion` -> v1 and
 `challenger` -> v2 of each model; reads cycle over the aliases set. The version search is
 `name = '<model>' AND tags.kind = '<kind>'` (MLflow's version search cannot filter on
 metrics, so versions carry tags only, the same on both sides); the model search is
 `name LIKE 'bench-<d>%' AND tags.team = '<team>'`, max_results 100 on both. Cairn is called
-on `/api/v1`, MLflow on `/api/2.0/mlflow`; bodies carry the same names, tags, source
-(`s3://...`) and run id. Latency is the client's cycle time per request (in new-connection
+on `/api/v1`, MLflow and Cairn (MLflow API) on `/api/2.0/mlflow` with byte-identical request
+lists; bodies carry the same names, tags, source (`s3://...`) and run id.
+Latency is the client's cycle time per request (in new-connection
 mode it includes connecting); ops/s is answered requests over the phase's wall time; errors
 are answers with an unexpected status plus requests that got no answer. Planned counts are
 the issue's; a phase still running at its time cap stops there ("capped: sent/planned") and
@@ -433,10 +444,12 @@ def render(
     body, misses = tables(results, opts.backends, opts.workers, opts.modes, opts.engine)
     for row in probe:
         p50 = percentile_ms(row.outcome.latencies_us, 50)
-        if row.target == "cairn" and (p50 > 20 or row.outcome.errors):
-            misses.append(f"stall probe: Cairn workers={row.workers} {row.engine} p50 {p50:.1f} ms")
+        if row.target in CAIRN_TARGETS and (p50 > 20 or row.outcome.errors):
+            misses.append(
+                f"stall probe: {row.target} workers={row.workers} {row.engine} p50 {p50:.1f} ms"
+            )
     parts = [
-        "## registry_ops: Cairn vs. stock MLflow",
+        "## registry_ops: Cairn (native and MLflow API) vs. stock MLflow",
         "",
         f"Run {started}, took {took_s / 60:.1f} min. Command: `{opts.command}`"
         + (
@@ -453,8 +466,9 @@ def render(
         "",
         METHOD,
         "",
-        f"Targets: Cairn/MLflow >= {10:.0f}x on every phase, p99 of concurrent creates <= 50 ms, "
-        "zero errors, no keep-alive stall at any worker count.",
+        f"Targets: Cairn/MLflow >= {10:.0f}x and Cairn (MLflow API)/MLflow >= {10:.0f}x on "
+        "every phase, p99 of concurrent creates <= 50 ms, zero errors, no keep-alive stall at "
+        "any worker count.",
         "",
         "### Results",
         "",
@@ -511,7 +525,7 @@ def _dump_raw(path: Path, results: Results, probe: list[ProbeRow]) -> None:
 
 
 def check_prerequisites(paths: servers.Paths, opts: Options) -> None:
-    needed = {"cairn": paths.cairn, "mlflow": paths.mlflow}
+    needed = {"cairn": paths.cairn, "mlflow": paths.mlflow, CAIRN_MLFLOW: paths.cairn}
     missing = [str(needed[t]) for t in opts.targets if not needed[t].exists()]
     if opts.engine == "wrk" and not wrk_available():
         missing.append("wrk (apt-get install wrk)")
@@ -535,7 +549,7 @@ def main(argv: list[str]) -> int:
     results = Results()
     results.notes.append(
         f"Load average (1/5/15 min) when the run started: {results_load}. The machine is shared; "
-        "anything else running on its 2 cores shows up in both servers' figures."
+        "anything else running on its 2 cores shows up in every server's figures."
     )
     log(f"work dir {workdir}")
     measure_ceiling(paths, opts, results, workdir)

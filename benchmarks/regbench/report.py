@@ -73,16 +73,24 @@ def _ratio(cairn: Outcome | None, mlflow: Outcome | None) -> float | None:
     return cairn.ops_per_s / mlflow.ops_per_s
 
 
+CAIRN_MLFLOW = "cairn-mlflow-api"
+CONTENDERS = (("cairn", "Cairn"), (CAIRN_MLFLOW, "Cairn (MLflow API)"))  # each vs. MLflow
+
+
 def verdict(
-    key: Key, cairn: Outcome | None, mlflow: Outcome | None, ceiling: Outcome | None
+    key: Key,
+    cairn: Outcome | None,
+    mlflow: Outcome | None,
+    ceiling: Outcome | None,
+    label: str = "Cairn",
 ) -> list[str]:
     """Every way this row misses the issue's targets (empty when it meets them)."""
     misses: list[str] = []
     ratio = _ratio(cairn, mlflow)
     if ratio is not None and ratio < RATIO_TARGET:
-        misses.append(f"ratio {ratio:.1f}x < {RATIO_TARGET:.0f}x")
+        misses.append(f"{label}/MLflow {ratio:.1f}x < {RATIO_TARGET:.0f}x")
     if cairn is not None and cairn.errors:
-        misses.append(f"{cairn.errors} Cairn errors")
+        misses.append(f"{cairn.errors} {label} errors")
     if (
         cairn is not None
         and key.phase.startswith("create versions")
@@ -90,33 +98,46 @@ def verdict(
     ):
         p99 = percentile_ms(cairn.latencies_us, 99)
         if p99 > CONCURRENT_CREATE_P99_MS:
-            misses.append(f"p99 {p99:.0f} ms > {CONCURRENT_CREATE_P99_MS:.0f} ms")
+            misses.append(f"{label} p99 {p99:.0f} ms > {CONCURRENT_CREATE_P99_MS:.0f} ms")
     if (
         cairn is not None
         and ceiling is not None
         and cairn.ops_per_s > CLIENT_BOUND_SHARE * ceiling.ops_per_s
     ):
-        misses.append("near harness ceiling")
+        misses.append(f"{label} near harness ceiling")
     return misses
+
+
+def _ratio_cell(ratio: float | None) -> str:
+    return f"{ratio:.1f}x" if ratio is not None else "-"
+
+
+def _errors(outcome: Outcome | None) -> str:
+    return str(outcome.errors) if outcome is not None else "-"
 
 
 def _row(key: Key, results: Results, engine: str) -> tuple[str, list[str]]:
     cairn, mlflow = results.get("cairn", key), results.get("mlflow", key)
+    via_mlflow_api = results.get(CAIRN_MLFLOW, key)
     ceiling = results.ceiling.get((engine, key.mode, key.phase))
-    ratio = _ratio(cairn, mlflow)
-    misses = verdict(key, cairn, mlflow, ceiling)
-    errors = f"{cairn.errors if cairn else '-'} / {mlflow.errors if mlflow else '-'}"
+    misses: list[str] = []
+    for target, label in CONTENDERS:
+        misses += verdict(key, results.get(target, key), mlflow, ceiling, label)
+    present = [o for o in (cairn, mlflow, via_mlflow_api) if o is not None]
     cells = [
         key.phase,
         str(key.workers),
         _ops(cairn),
+        _ops(via_mlflow_api),
         _ops(mlflow),
-        f"{ratio:.1f}x" if ratio is not None else "-",
+        _ratio_cell(_ratio(cairn, mlflow)),
+        _ratio_cell(_ratio(via_mlflow_api, mlflow)),
         _lat(cairn),
+        _lat(via_mlflow_api),
         _lat(mlflow),
-        errors,
+        f"{_errors(cairn)} / {_errors(via_mlflow_api)} / {_errors(mlflow)}",
         _ops(ceiling),
-        "; ".join(misses) if misses else ("ok" if cairn and mlflow else "-"),
+        "; ".join(misses) if misses else ("ok" if len(present) > 1 and mlflow else "-"),
     ]
     labelled = [
         f"{key.backend}, {key.workers} worker(s), {key.mode}: {key.phase}: {m}" for m in misses
@@ -125,9 +146,10 @@ def _row(key: Key, results: Results, engine: str) -> tuple[str, list[str]]:
 
 
 HEADER = (
-    "| Phase | Workers | Cairn ops/s | MLflow ops/s | Cairn/MLflow | Cairn p50 / p99 ms "
-    "| MLflow p50 / p99 ms | Errors C / M | Harness ceiling ops/s | Targets |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    "| Phase | Workers | Cairn ops/s | Cairn (MLflow API) ops/s | MLflow ops/s | Cairn/MLflow "
+    "| Cairn (MLflow API)/MLflow | Cairn p50 / p99 ms | Cairn (MLflow API) p50 / p99 ms "
+    "| MLflow p50 / p99 ms | Errors C / CM / M | Harness ceiling ops/s | Targets |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
 

@@ -34,6 +34,9 @@ QUIET_ENV = {
 }
 
 
+PROGRAMS = {"cairn-mlflow-api": "cairn"}  # contender label -> server program, where they differ
+
+
 class ServerError(RuntimeError):
     """A server did not come up; the message names its log file."""
 
@@ -62,11 +65,20 @@ def default_paths(repo: Path) -> Paths:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """What to start: ``target`` is cairn | mlflow | trivial."""
+    """What to start: ``target`` is cairn | cairn-mlflow-api | mlflow | trivial.
+
+    ``cairn-mlflow-api`` is the same Cairn server process as ``cairn`` (same command, backend
+    and workers); only the API the harness drives it through differs.
+    """
 
     target: str
     backend: str  # sqlite | postgresql
     workers: int
+
+    @property
+    def program(self) -> str:
+        """Which server program runs: cairn | mlflow | trivial."""
+        return PROGRAMS.get(self.target, self.target)
 
 
 @dataclass
@@ -149,7 +161,7 @@ def _ready_path(target: str) -> str:
 
 
 def _wait_ready(run: Running, timeout_s: float) -> None:
-    url = f"http://127.0.0.1:{run.port}{_ready_path(run.spec.target)}"
+    url = f"http://127.0.0.1:{run.port}{_ready_path(run.spec.program)}"
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:
         if run.proc.poll() is not None:
@@ -172,8 +184,9 @@ def warm_up(run: Running, api: Api, rounds: int = 4) -> None:
 def _start(paths: Paths, spec: ServerSpec, workdir: Path) -> Running:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    db = f"bench_{spec.target}_{os.getpid()}" if spec.backend == "postgresql" else None
-    if db and spec.target != "trivial":
+    slug = spec.target.replace("-", "_")
+    db = f"bench_{slug}_{os.getpid()}" if spec.backend == "postgresql" else None
+    if db and spec.program != "trivial":
         create_database(db)
     else:
         db = None
@@ -186,7 +199,7 @@ def _start(paths: Paths, spec: ServerSpec, workdir: Path) -> Running:
     try:
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                builders[spec.target](),
+                builders[spec.program](),
                 cwd=workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
