@@ -233,7 +233,8 @@ def splice_after_transfer(path: Path, section: str) -> None:
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
     elif tr.END in text:
         head, tail = text.split(tr.END, 1)
         text = head + tr.END + "\n\n" + block + tail
