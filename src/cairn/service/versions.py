@@ -9,11 +9,6 @@ from datetime import datetime
 from cairn.domain import names
 from cairn.domain.digests import manifest_digest
 from cairn.domain.filters import (
-    And,
-    Comparison,
-    Field,
-    OrderKey,
-    Scalar,
     parse_filter,
     parse_order_by,
 )
@@ -62,9 +57,6 @@ def _new_version(
         size=sum(f.size for f in files),
         digest=manifest_digest(files),
     )
-
-
-LATEST_SCAN = 1000  # versions read in the one scan of latest_versions_by_stage
 
 
 class VersionsService(ServiceBase):
@@ -336,60 +328,19 @@ class VersionsService(ServiceBase):
         """The newest READY version in each stage (all stages, or ``stages``) of each model.
 
         MLflow's ``latest_versions``. Keyed by ``names.name_key`` of the model name, each list
-        in Stage order; models that do not exist or have no such version are left out. One
-        read transaction: a single scan of up to ``LATEST_SCAN`` versions, ordered by name
-        and newest first, settles every model it passes completely; only the models it
-        stops inside of (the ones with very many versions) cost a bounded lookup per stage.
+        in Stage order; models that do not exist or have no such version are left out. Two
+        queries whatever the number of models: the newest ids per (model, stage), then a load.
         """
         for name in model_names:
             names.validate_model_name(name)
         wanted = tuple(Stage) if not stages else tuple(dict.fromkeys(map(Stage.parse, stages)))
-        keys = {names.name_key(name): name for name in model_names}
+        keys = sorted({names.name_key(name) for name in model_names})
         if not keys:
             return {}
-        newest_first = (OrderKey("name"), OrderKey("version", descending=True))
-
-        def ready_in(name_values: tuple[Scalar, ...], stage_values: tuple[Scalar, ...]) -> And:
-            return And(
-                (
-                    Comparison(Field("name"), "IN", name_values),
-                    Comparison(Field("status"), "=", VersionStatus.READY.value),
-                    Comparison(Field("stage"), "IN", stage_values),
-                )
-            )
 
         def run(s: Tx) -> dict[str, list[ModelVersion]]:
-            found: dict[tuple[str, Stage], ModelVersion] = {}
-            unsettled: list[str] = list(keys)
-            if len(keys) > 1:
-                ids, more = search_version_ids(
-                    s,
-                    expr=ready_in(tuple(keys.values()), tuple(st.value for st in wanted)),
-                    order_by=newest_first,
-                    max_results=LATEST_SCAN,
-                    page_token=None,
-                )
-                scanned = load_versions(s, ids)
-                for version in scanned:
-                    found.setdefault((names.name_key(version.name), version.stage), version)
-                # Keys compare in code-point order, as the database orders them.
-                edge = names.name_key(scanned[-1].name) if more and scanned else None
-                unsettled = [] if edge is None else [k for k in keys if k >= edge]
-            lookups: list[int] = []
-            for key in unsettled:
-                for stage in wanted:
-                    if (key, stage) in found:
-                        continue
-                    ids, _ = search_version_ids(
-                        s,
-                        expr=ready_in((keys[key],), (stage.value,)),
-                        order_by=newest_first,
-                        max_results=1,
-                        page_token=None,
-                    )
-                    lookups += ids
-            for version in load_versions(s, lookups):
-                found[(names.name_key(version.name), version.stage)] = version
+            ids = VersionStore(s).latest_ready_by_stage(keys, [st.value for st in wanted])
+            found = {(names.name_key(v.name), v.stage): v for v in load_versions(s, ids)}
             result: dict[str, list[ModelVersion]] = {}
             for key in keys:
                 latest = [found[(key, stage)] for stage in wanted if (key, stage) in found]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
@@ -13,6 +13,7 @@ from cairn.errors import NotFound
 from cairn.store.metadata.models_store import upsert
 from cairn.store.metadata.schema import (
     model_versions,
+    registered_models,
     version_files,
     version_metrics,
     version_params,
@@ -129,6 +130,32 @@ class VersionStore:
                 select(V).where(V.c.status == VersionStatus.PENDING.value, V.c.created_at < cut)
             )
         )
+
+    def latest_ready_by_stage(self, key_names: Sequence[str], stages: Sequence[str]) -> list[int]:
+        """Ids of the newest READY live version per (model, stage) for live models whose
+        name keys are ``key_names``: one grouped query, one row per pair that exists."""
+        if not key_names or not stages:
+            return []
+        newest = (
+            select(V.c.model_id, V.c.stage, func.max(V.c.version).label("version"))
+            .join(registered_models, registered_models.c.id == V.c.model_id)
+            .where(
+                registered_models.c.name_key.in_(list(key_names)),
+                registered_models.c.deleted_at.is_(None),
+                V.c.status == VersionStatus.READY.value,
+                V.c.deleted_at.is_(None),
+                V.c.stage.in_(list(stages)),
+            )
+            .group_by(V.c.model_id, V.c.stage)
+            .subquery()
+        )
+        rows = self.s.execute(
+            select(V.c.id).join(
+                newest,
+                and_(V.c.model_id == newest.c.model_id, V.c.version == newest.c.version),
+            )
+        )
+        return [int(i) for i in rows.scalars()]
 
     def latest_ready(self, model_id: int) -> int | None:
         value = self.s.execute(
