@@ -1,7 +1,8 @@
 """Bridges between Starlette's async request/response streams and the sync service.
 
-The service reads uploads as a plain iterator of chunks, in a worker thread; each
-``next`` fetches the next body chunk from the event loop. Memory stays at one chunk.
+The service reads an upload as a plain iterator of chunks in a worker thread. The event
+loop reads the body ahead into a small bounded queue of ~1 MiB batches, so receiving
+overlaps with hashing and writing, and memory stays at ``QUEUE_DEPTH`` batches.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import TypeVar
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from starlette.requests import Request
 
 T = TypeVar("T")
 
-
 BATCH = 1 << 20
+QUEUE_DEPTH = 4
 
 
 async def _batched(request: Request) -> AsyncIterator[bytes]:
@@ -33,20 +35,42 @@ async def _batched(request: Request) -> AsyncIterator[bytes]:
         yield bytes(buffer)
 
 
-def body_chunks(request: Request) -> Iterator[bytes]:
-    """The request body as a sync iterator; call only from a worker thread."""
-    stream = _batched(request)
+async def _read_ahead(request: Request, send: ObjectSendStream[bytes]) -> None:
+    async with send:
+        async for batch in _batched(request):
+            await send.send(batch)
 
-    async def next_chunk() -> bytes | None:
+
+def _drain(receive: ObjectReceiveStream[bytes]) -> Iterator[bytes]:
+    """The queued batches as a sync iterator; runs in the worker thread."""
+
+    async def next_batch() -> bytes | None:
         try:
-            return await stream.__anext__()
-        except StopAsyncIteration:
+            return await receive.receive()
+        except anyio.EndOfStream:
             return None
 
-    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
-        yield chunk
+    while (batch := anyio.from_thread.run(next_batch)) is not None:
+        yield batch
 
 
 async def run_with_body(request: Request, fn: Callable[[Iterator[bytes]], T]) -> T:
-    """Run ``fn(body_chunks)`` in a worker thread while the loop feeds it the body."""
-    return await anyio.to_thread.run_sync(lambda: fn(body_chunks(request)))
+    """Run ``fn(body)`` in a worker thread while the loop reads the body ahead of it.
+
+    When ``fn`` is done (or fails: a size or digest mismatch) the reader is cancelled, and
+    ``fn``'s own exception is raised as it is, not wrapped in an exception group.
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](QUEUE_DEPTH)
+    result: list[T] = []
+    failure: list[Exception] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(_read_ahead, request, send)
+        with receive:
+            try:
+                result.append(await anyio.to_thread.run_sync(lambda: fn(_drain(receive))))
+            except Exception as exc:
+                failure.append(exc)
+        group.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    return result[0]
