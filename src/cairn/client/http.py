@@ -45,6 +45,23 @@ def _seg(value: object) -> str:
     return quote(str(value), safe="")
 
 
+def _page_params(
+    filter: str | None,
+    order_by: Sequence[str] | None,
+    max_results: int | None,
+    page_token: str | None,
+    include_deleted: bool,
+) -> dict[str, Any]:
+    """The query of every listing call (unset values are dropped by ``_request``)."""
+    return {
+        "filter": filter,
+        "order_by": list(order_by) if order_by else None,
+        "max_results": max_results,
+        "page_token": page_token,
+        "include_deleted": include_deleted,
+    }
+
+
 class HttpClient(BaseClient):
     def __init__(
         self,
@@ -157,13 +174,7 @@ class HttpClient(BaseClient):
         page_token: str | None = None,
         include_deleted: bool = False,
     ) -> Page[RegisteredModel]:
-        params = {
-            "filter": filter,
-            "order_by": list(order_by) if order_by else None,
-            "max_results": max_results,
-            "page_token": page_token,
-            "include_deleted": include_deleted,
-        }
+        params = _page_params(filter, order_by, max_results, page_token, include_deleted)
         return self._models_page(self._request("GET", "/models", params=params))
 
     def update_model(self, name: str, *, description: str | None = None) -> RegisteredModel:
@@ -202,20 +213,17 @@ class HttpClient(BaseClient):
         run_link: str | None = None,
         idempotency_key: str | None = None,
     ) -> ModelVersion:
-        body = {
-            "description": description,
-            "tags": dict(tags or {}),
-            "params": dict(params or {}),
-            "metrics": dict(metrics or {}),
-            "semver": semver,
-            "source": source,
-            "run_id": run_id,
-            "run_link": run_link,
-        }
-        path = f"/models/{_seg(name)}/versions"
-        return version_from_json(
-            self._request("POST", path, json=body, headers=self._key(idempotency_key))
+        spec = VersionSpec(
+            description=description,
+            tags=dict(tags or {}),
+            params=dict(params or {}),
+            metrics=dict(metrics or {}),
+            semver=semver,
+            source=source,
+            run_id=run_id,
+            run_link=run_link,
         )
+        return self._create_with_manifest(name, spec, idempotency_key or str(uuid.uuid4()))[0]
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{_seg(name)}/versions/{_seg(version)}"
@@ -234,12 +242,7 @@ class HttpClient(BaseClient):
         page_token: str | None = None,
         include_deleted: bool = False,
     ) -> Page[ModelVersion]:
-        params = {
-            "order_by": list(order_by) if order_by else None,
-            "max_results": max_results,
-            "page_token": page_token,
-            "include_deleted": include_deleted,
-        }
+        params = _page_params(None, order_by, max_results, page_token, include_deleted)
         path = f"/models/{_seg(name)}/versions"
         return self._versions_page(self._request("GET", path, params=params))
 
@@ -252,13 +255,7 @@ class HttpClient(BaseClient):
         page_token: str | None = None,
         include_deleted: bool = False,
     ) -> Page[ModelVersion]:
-        params = {
-            "filter": filter,
-            "order_by": list(order_by) if order_by else None,
-            "max_results": max_results,
-            "page_token": page_token,
-            "include_deleted": include_deleted,
-        }
+        params = _page_params(filter, order_by, max_results, page_token, include_deleted)
         return self._versions_page(self._request("GET", "/search/versions", params=params))
 
     def update_version(
