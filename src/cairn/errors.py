@@ -13,6 +13,7 @@ the same classes, so local and remote callers catch the same exceptions::
     ├── PayloadTooLarge             REQUEST_LIMIT_EXCEEDED    413
     ├── Unauthenticated             UNAUTHENTICATED           401
     ├── PermissionDenied            PERMISSION_DENIED         403
+    ├── UnsupportedMediaType        INVALID_PARAMETER_VALUE   415  (JSON endpoints, other bodies)
     ├── RateLimited                 REQUEST_LIMIT_EXCEEDED    429
     ├── SchemaMismatch              INVALID_STATE             500  (database newer than code)
     ├── DataCorrupted               DATA_LOSS                 500  (stored bytes fail their digest)
@@ -21,7 +22,8 @@ the same classes, so local and remote callers catch the same exceptions::
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 
 class CairnError(Exception):
@@ -30,9 +32,12 @@ class CairnError(Exception):
     error_code: ClassVar[str] = "INTERNAL_ERROR"
     http_status: ClassVar[int] = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, denial: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # set when an authorization check refused the call: what the audit log records
+        # (action, model, version); never sent to the caller
+        self.denial = denial
 
     def to_dict(self) -> dict[str, str]:
         return {"error_code": self.error_code, "message": self.message}
@@ -83,6 +88,11 @@ class PermissionDenied(CairnError):
     http_status = 403
 
 
+class UnsupportedMediaType(CairnError):
+    error_code = "INVALID_PARAMETER_VALUE"
+    http_status = 415
+
+
 class RateLimited(CairnError):
     error_code = "REQUEST_LIMIT_EXCEEDED"
     http_status = 429
@@ -114,6 +124,7 @@ _BY_STATUS_AND_CODE: dict[tuple[int, str], type[CairnError]] = {
         PayloadTooLarge,
         Unauthenticated,
         PermissionDenied,
+        UnsupportedMediaType,
         RateLimited,
         SchemaMismatch,
         DataCorrupted,

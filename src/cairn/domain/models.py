@@ -8,6 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+# re-exported: callers import the caller type with the other values
+from cairn.domain.access import SYSTEM as SYSTEM
+from cairn.domain.access import Actor as Actor
 from cairn.errors import InvalidParameter
 
 T = TypeVar("T")
@@ -98,17 +101,6 @@ class AliasEvent:
 class Page(Generic[T]):
     items: list[T]
     next_page_token: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who is making a call. Authentication (a later layer) fills this in."""
-
-    name: str
-    is_admin: bool = False
-
-
-SYSTEM = Actor("system", is_admin=True)
 
 
 @dataclass(frozen=True, slots=True)

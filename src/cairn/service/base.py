@@ -1,4 +1,5 @@
-"""What every use case shares: the database, the blob store, the clock and the limits."""
+"""What every use case shares: the database, the blob store, the clock, the limits, and
+the two things every use case does before and after its change: authorize and audit."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cairn.domain import names
+from cairn.domain.access import Actor, Role
+from cairn.errors import NotFound, PermissionDenied
 from cairn.store.blobs.base import BlobStore
+from cairn.store.metadata.audit_store import AuditStore
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
 from cairn.store.metadata.models_store import ModelStore
@@ -42,3 +47,76 @@ class ServiceBase:
     @staticmethod
     def _live_model(s: Tx, name: str, *, lock: bool = False) -> Any:
         return ModelStore(s).get_live(name, lock=lock)
+
+    # -- authorization: the one place a use case asks "may this caller do this?" ----------
+
+    @staticmethod
+    def _model(
+        s: Tx, actor: Actor, name: str, role: Role, action: str, *, lock: bool = False
+    ) -> Any:
+        """The live model ``name`` if the caller holds ``role`` on it.
+
+        A caller who may not read the model gets the same answer whether it exists or not
+        (not found), so names do not leak; one who may read it but not ``role`` is denied.
+        """
+        row = ModelStore(s).find_live(name, lock=lock)
+        if row is None or not actor.allows(Role.READ, row.id, row.name_key):
+            denial = None if row is None else _denial(action, row)
+            raise NotFound(f"registered model {name!r} does not exist", denial=denial)
+        require(actor, role, row, action)
+        return row
+
+    @staticmethod
+    def _require_create(actor: Actor, name: str, action: str) -> None:
+        """Creating a name needs WRITE through a pattern grant that covers it."""
+        if not actor.allows(Role.WRITE, None, names.name_key(name)):
+            raise PermissionDenied(
+                f"WRITE on {name!r} is required to {action.replace('_', ' ')}",
+                denial={"action": action, "model": name},
+            )
+
+    @staticmethod
+    def _require_admin(actor: Actor, action: str) -> None:
+        if not actor.admin:
+            raise PermissionDenied(
+                f"the instance ADMIN role is required to {action.replace('_', ' ')}",
+                denial={"action": action},
+            )
+
+    # -- audit: appended in the caller's transaction, with the change it describes --------
+
+    def _audit(
+        self,
+        s: Tx,
+        actor: Actor,
+        action: str,
+        *,
+        model: Any = None,
+        version: int | None = None,
+        target: str | None = None,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        AuditStore(s).append(
+            actor,
+            action,
+            at=self.clock(),
+            model=model,
+            version=version,
+            target=target,
+            before=before,
+            after=after,
+        )
+
+
+def require(actor: Actor, role: Role, row: Any, action: str) -> None:
+    """Refuse unless the caller holds ``role`` on the model ``row``."""
+    if not actor.allows(role, row.id, row.name_key):
+        raise PermissionDenied(
+            f"{role.name} on model {row.name!r} is required to {action.replace('_', ' ')}",
+            denial=_denial(action, row),
+        )
+
+
+def _denial(action: str, row: Any) -> dict[str, Any]:
+    return {"action": action, "model": row.name, "model_id": row.id}

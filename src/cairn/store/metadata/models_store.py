@@ -21,19 +21,17 @@ class ModelStore:
     def __init__(self, session: Connection) -> None:
         self.s = session
 
-    def find_live(self, name: str) -> Row[Any] | None:
-        return self.s.execute(
-            select(M).where(M.c.name_key == name_key(name), M.c.deleted_at.is_(None))
-        ).first()
-
     def get_live(self, name: str, *, lock: bool = False) -> Row[Any]:
-        query = select(M).where(M.c.name_key == name_key(name), M.c.deleted_at.is_(None))
-        if lock:
-            query = query.with_for_update()
-        row = self.s.execute(query).first()
+        row = self.find_live(name, lock=lock)
         if row is None:
             raise NotFound(f"registered model {name!r} does not exist")
         return row
+
+    def find_live(self, name: str, *, lock: bool = False) -> Row[Any] | None:
+        query = select(M).where(M.c.name_key == name_key(name), M.c.deleted_at.is_(None))
+        if lock:
+            query = query.with_for_update()
+        return self.s.execute(query).first()
 
     def get_by_id(self, model_id: int) -> Row[Any]:
         row = self.s.execute(select(M).where(M.c.id == model_id)).first()

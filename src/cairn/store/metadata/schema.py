@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -206,4 +208,236 @@ uploads = Table(
     UniqueConstraint("version_id", "digest"),
     Index("ix_uploads_digest", "digest"),
     Index("ix_uploads_created_at", "created_at"),
+)
+
+
+# -- security and governance (migration 0003) ------------------------------------------
+# Names of people are plain strings in history tables (alias_events.actor, audit_events.actor)
+# so that history survives the deletion of an account.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("name_key", String(256), nullable=False, unique=True),  # casefolded identity
+    Column("kind", String(16), nullable=False),  # user | service
+    Column("password_hash", Text),  # argon2id; NULL: cannot log in with a password
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Column("disabled_at", BigInteger),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("name_key", String(256), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_group_members_user_id", "user_id"),
+)
+
+# A grant gives a role (READ < WRITE < MANAGE) on one model (by id: a re-created name does
+# not inherit it) or on a name pattern over name keys ('*', 'risk.*', or an exact key).
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("subject_kind", String(8), nullable=False),  # user | group
+    Column("subject_id", ID, nullable=False),
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE")),
+    Column("pattern", String(1024)),
+    Column("role", String(8), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Index(
+        "uq_grants_subject_model",
+        "subject_kind",
+        "subject_id",
+        "model_id",
+        unique=True,
+        sqlite_where=text("model_id IS NOT NULL"),
+        postgresql_where=text("model_id IS NOT NULL"),
+    ),
+    Index(
+        "uq_grants_subject_pattern",
+        "subject_kind",
+        "subject_id",
+        "pattern",
+        unique=True,
+        sqlite_where=text("pattern IS NOT NULL"),
+        postgresql_where=text("pattern IS NOT NULL"),
+    ),
+    Index("ix_grants_model_id", "model_id"),
+)
+
+# API tokens and UI login sessions. Only a SHA-256 of the secret is kept; the prefix is
+# what listings show.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),  # api | session
+    Column("name", String(256), nullable=False, server_default=""),
+    Column("prefix", String(32), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("scope", String(8), nullable=False),  # read | write | admin
+    Column("csrf_hash", String(64)),  # sessions only
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("last_used_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Index("ix_tokens_user_id", "user_id"),
+)
+
+# Append-only, hash-chained: hash = sha256(prev_hash + canonical JSON of the event).
+# audit_head holds the chain's tip; appending locks it, so the chain never forks.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),  # ok | denied
+    Column("model", String(256)),
+    Column("model_id", ID),
+    Column("version", Integer),
+    Column("target", String(1024)),
+    Column("before", Text),
+    Column("after", Text),
+    Column("request_id", String(64)),
+    Column("client", String(256)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_events_model_id_seq", "model_id", "seq"),
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_actor_seq", "actor", "seq"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Scan results are a property of the bytes: one row per blob digest and scanner version.
+blob_scans = Table(
+    "blob_scans",
+    metadata,
+    Column("digest", String(71), primary_key=True),
+    Column("scanner", String(64), primary_key=True),
+    Column("format", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # clean | flagged | error
+    Column("findings", Text, nullable=False, server_default="[]"),
+    Column("scanned_at", BigInteger, nullable=False),
+)
+
+# The verdict for a version as a whole, and what the policy did with it.
+version_scans = Table(
+    "version_scans",
+    metadata,
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(16), nullable=False),  # clean | flagged | error
+    Column("action", String(16), nullable=False),  # label | quarantine | reject
+    Column("quarantined", Boolean, nullable=False, server_default=false()),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("scanned_at", BigInteger, nullable=False),
+)
+
+model_settings = Table(
+    "model_settings",
+    metadata,
+    Column(
+        "model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("scan_action", String(16)),  # NULL: the instance's policy
+)
+
+trusted_signers = Table(
+    "trusted_signers",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # key | certificate
+    Column("material", Text, nullable=False),  # PEM
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+)
+
+version_signatures = Table(
+    "version_signatures",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("signer", String(256)),  # the trusted signer that verified it
+    Column("identity", Text),  # key fingerprint or certificate subject
+    Column("digests", Text, nullable=False, server_default="{}"),  # path -> sha256 signed
+    Column("message", Text, nullable=False, server_default=""),
+    Column("bundle", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Index("ix_version_signatures_version_id", "version_id"),
+)
+
+# Promotion gates: what moving an alias needs, per model pattern and alias pattern.
+alias_policies = Table(
+    "alias_policies",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("model_pattern", String(1024), nullable=False),
+    Column("alias_pattern", String(255), nullable=False),
+    Column("min_role", String(8), nullable=False, server_default="MANAGE"),
+    Column("approvals", Integer, nullable=False, server_default="0"),
+    Column("conditions", Text, nullable=False, server_default="[]"),  # [{metric, op, value}]
+    Column("require_clean_scan", Boolean, nullable=False, server_default=false()),
+    Column("require_signature", Boolean, nullable=False, server_default=false()),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    UniqueConstraint("model_pattern", "alias_pattern"),
+)
+
+promotion_requests = Table(
+    "promotion_requests",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("alias", String(255), nullable=False),
+    Column("requester", String(256), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | applied | rejected | cancelled
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("checks", Text, nullable=False, server_default="[]"),  # last evaluation
+    Column("created_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger),
+    Index("ix_promotion_requests_status_created", "status", "created_at"),
+    Index("ix_promotion_requests_model_id", "model_id", "alias"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column(
+        "request_id", ID, ForeignKey("promotion_requests.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("approver", String(256), nullable=False),
+    Column("decision", String(8), nullable=False),  # approve | reject
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("at", BigInteger, nullable=False),
+    UniqueConstraint("request_id", "approver"),
 )
