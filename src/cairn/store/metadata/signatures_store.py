@@ -1,0 +1,133 @@
+"""Trusted signers and the signature bundles recorded for versions.
+
+``has_verified`` is the question a promotion gate asks: does this version carry a verified
+signature whose signed digests are exactly the version's files, as they are now?
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select
+
+from cairn.domain.signatures import VersionSignature
+from cairn.store.metadata.clock import to_datetime
+from cairn.store.metadata.schema import trusted_signers, version_files, version_signatures
+
+T = trusted_signers
+S = version_signatures
+
+
+class SignatureStore:
+    def __init__(self, session: Connection) -> None:
+        self.s = session
+
+    # -- trusted signers ---------------------------------------------------------------
+    def find_signer(self, name: str) -> Row[Any] | None:
+        return self.s.execute(select(T).where(T.c.name == name)).first()
+
+    def list_signers(self) -> list[Row[Any]]:
+        return list(self.s.execute(select(T).order_by(T.c.name)))
+
+    def add_signer(
+        self, name: str, kind: str, material: str, created_by: str | None, now: int
+    ) -> None:
+        self.s.execute(
+            insert(T).values(
+                name=name, kind=kind, material=material, created_at=now, created_by=created_by
+            )
+        )
+
+    def delete_signer(self, name: str) -> bool:
+        return self.s.execute(delete(T).where(T.c.name == name)).rowcount > 0
+
+    # -- version signatures ------------------------------------------------------------
+    def add(
+        self,
+        version_id: int,
+        *,
+        verified: bool,
+        signer: str | None,
+        identity: str | None,
+        digests: Mapping[str, str],
+        message: str,
+        bundle: str,
+        created_by: str | None,
+        now: int,
+    ) -> int:
+        row = self.s.execute(
+            insert(S)
+            .values(
+                version_id=version_id,
+                verified=verified,
+                signer=signer,
+                identity=identity,
+                digests=_dump(digests),
+                message=message,
+                bundle=bundle,
+                created_at=now,
+                created_by=created_by,
+            )
+            .returning(S.c.id)
+        ).one()
+        return int(row.id)
+
+    def list_for_version(self, version_id: int, name: str, version: int) -> list[VersionSignature]:
+        """The version's signatures, oldest first, as domain values (without the bundles)."""
+        rows = self.s.execute(
+            select(
+                S.c.id,
+                S.c.verified,
+                S.c.signer,
+                S.c.identity,
+                S.c.digests,
+                S.c.message,
+                S.c.created_at,
+                S.c.created_by,
+            )
+            .where(S.c.version_id == version_id)
+            .order_by(S.c.id)
+        )
+        return [_signature(row, name, version) for row in rows]
+
+    def find_bundle(self, signature_id: int) -> str | None:
+        return self.s.execute(select(S.c.bundle).where(S.c.id == signature_id)).scalar()
+
+    def has_verified(self, version_id: int) -> bool:
+        """True when a verified signature's signed digests equal the version's files now."""
+        signed = self.s.execute(
+            select(S.c.digests).where(S.c.version_id == version_id, S.c.verified.is_(True))
+        ).scalars()
+        candidates = [json.loads(text) for text in signed]
+        if not candidates:
+            return False
+        files = {
+            str(row.path): str(row.digest)
+            for row in self.s.execute(
+                select(version_files.c.path, version_files.c.digest).where(
+                    version_files.c.version_id == version_id
+                )
+            )
+        }
+        return bool(files) and any(candidate == files for candidate in candidates)
+
+
+def _dump(digests: Mapping[str, str]) -> str:
+    return json.dumps(dict(sorted(digests.items())), separators=(",", ":"))
+
+
+def _signature(row: Any, name: str, version: int) -> VersionSignature:
+    return VersionSignature(
+        id=int(row.id),
+        name=name,
+        version=version,
+        verified=bool(row.verified),
+        signer=row.signer,
+        identity=row.identity,
+        digests=json.loads(row.digests),
+        message=row.message,
+        created_at=to_datetime(row.created_at),
+        created_by=row.created_by,
+    )
