@@ -76,7 +76,7 @@ def test_history_is_kept(service: RegistryService) -> None:
     with pytest.raises(AlreadyExists):
         service.import_model(SYSTEM, "M")
     version = service.import_version(
-        Actor("importer"), "m", 4, spec(), stage="production", created_at=WHEN
+        Actor("importer", is_admin=True), "m", 4, spec(), stage="production", created_at=WHEN
     )
     assert version.stage is Stage.PRODUCTION
     assert version.created_at == WHEN

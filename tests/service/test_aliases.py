@@ -11,8 +11,8 @@ from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
 from cairn.store.metadata.clock import to_datetime
 
-ALICE = Actor("alice")
-BOB = Actor("bob")
+ALICE = Actor("alice", is_admin=True)
+BOB = Actor("bob", is_admin=True)
 
 
 class Clock:

@@ -18,7 +18,7 @@ from cairn.service.registry import RegistryService
 from cairn.store.blobs.local import LocalBlobStore
 from cairn.store.metadata.database import Database
 
-ACTOR = Actor("load")
+ACTOR = Actor("load", is_admin=True)
 THREADS = 16
 PER_THREAD = 20
 PROCESSES = 4

@@ -8,7 +8,7 @@ from cairn.domain.models import Actor
 from cairn.errors import AlreadyExists, Conflict, InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
 
-ALICE = Actor("alice")
+ALICE = Actor("alice", is_admin=True)
 
 
 def test_create_and_get(service: RegistryService) -> None:
@@ -139,7 +139,7 @@ def test_idempotent_create_model(service: RegistryService) -> None:
         service.create_model(ALICE, "other", idempotency_key="k1")
     # the key belongs to its caller: another actor's same key is a separate request
     with pytest.raises(AlreadyExists):
-        service.create_model(Actor("bob"), "m", idempotency_key="k1")
+        service.create_model(Actor("bob", is_admin=True), "m", idempotency_key="k1")
 
 
 def test_list_is_paginated(service: RegistryService) -> None:

@@ -11,7 +11,7 @@ from cairn.domain.models import Actor, Stage, VersionSpec, VersionStatus
 from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
 
-ALICE = Actor("alice")
+ALICE = Actor("alice", is_admin=True)
 
 
 @pytest.fixture

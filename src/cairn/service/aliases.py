@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cairn.domain import names
+from cairn.domain.access import Role
 from cairn.domain.models import Actor, AliasEvent, ModelVersion, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
@@ -37,7 +38,7 @@ class AliasesService(ServiceBase):
             raise InvalidParameter("expect must be a version number, or 0 for 'not set yet'")
 
         def run(s: Tx) -> ModelVersion:
-            model = ModelStore(s).get_live(name, lock=True)
+            model = self._model(s, actor, name, Role.WRITE, "set_alias", lock=True)
             row = VersionStore(s).get(model.id, name, number)
             if row.status != VersionStatus.READY.value:
                 raise InvalidParameter(
@@ -67,7 +68,7 @@ class AliasesService(ServiceBase):
         names.validate_alias(alias)
 
         def run(s: Tx) -> None:
-            model = ModelStore(s).get_live(name, lock=True)
+            model = self._model(s, actor, name, Role.WRITE, "delete_alias", lock=True)
             now = self.clock()
             if AliasStore(s).delete(model.id, alias, actor.name, now) is None:
                 raise NotFound(f"registered model {name!r} has no alias {alias!r}")
@@ -88,7 +89,7 @@ class AliasesService(ServiceBase):
             raise InvalidParameter(f"limit must be between 1 and {cap}")
 
         def run(s: Tx) -> list[AliasEvent]:
-            model = ModelStore(s).get_live(name)
+            model = self._model(s, actor, name, Role.READ, "alias_history")
             rows = AliasStore(s).history(model.id, alias, count)
             return [
                 AliasEvent(

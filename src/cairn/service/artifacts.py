@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from cairn.domain import names
+from cairn.domain.access import Role
 from cairn.domain.artifacts import BlobReceipt, UploadPart, UploadTicket
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import Actor, FileEntry, ModelVersion, VersionStatus
 from cairn.domain.paths import validate_file_path
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, DataCorrupted, InvalidParameter, NotFound
-from cairn.service.base import ServiceBase
+from cairn.service.base import ServiceBase, require
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.loaders import load_versions
+from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.versions_store import VersionStore
 
 PRESIGN_SECONDS = 3600
@@ -43,14 +45,14 @@ class ArtifactsService(ServiceBase):
     # -- upload --------------------------------------------------------------------------
     def missing_blobs(self, actor: Actor, name: str, version: int | str) -> list[str]:
         """Digests the server still needs before the version can become READY."""
-        row = self._version_row(name, version)
+        row = self._version_row(actor, name, version, Role.WRITE, "missing_blobs")
         return self.db.read(lambda s: BlobIndexStore(s).missing_for_version(row.id))
 
     def put_blob(
         self, actor: Actor, name: str, version: int | str, digest: str, chunks: Iterable[bytes]
     ) -> BlobReceipt:
         """Store one whole blob of a PENDING version's manifest, verified while streaming."""
-        row, size = self._pending_blob(name, version, digest)
+        row, size = self._pending_blob(actor, name, version, digest)
         self._clear_if_corrupt(digest)
         stored = self.blobs.put(digest, size, chunks)
         return self._record_blob(row.id, digest, size, stored)
@@ -59,7 +61,7 @@ class ArtifactsService(ServiceBase):
         self, actor: Actor, name: str, version: int | str, digest: str
     ) -> UploadTicket:
         """Start (or resume) a resumable upload of one blob of a PENDING version."""
-        row, size = self._pending_blob(name, version, digest)
+        row, size = self._pending_blob(actor, name, version, digest)
         existing = self.db.read(lambda s: BlobIndexStore(s).find_model_upload(row.model_id, digest))
         if existing is not None:
             try:
@@ -81,17 +83,17 @@ class ArtifactsService(ServiceBase):
         return self._ticket(upload_id, digest, size)
 
     def upload_status(self, actor: Actor, upload_id: str) -> UploadTicket:
-        upload = self._upload_row(upload_id)
+        upload = self._upload_row(actor, upload_id)
         return self._ticket(upload_id, upload.digest, int(upload.size), presign=False)
 
     def append_upload(
         self, actor: Actor, upload_id: str, offset: int, chunks: Iterable[bytes]
     ) -> int:
-        self._upload_row(upload_id)
+        self._upload_row(actor, upload_id)
         return self.blobs.append(upload_id, offset, chunks)
 
     def complete_upload(self, actor: Actor, upload_id: str) -> BlobReceipt:
-        upload = self._upload_row(upload_id)
+        upload = self._upload_row(actor, upload_id)
         self._clear_if_corrupt(upload.digest)
         try:
             stored = self.blobs.complete_upload(upload_id)
@@ -103,7 +105,7 @@ class ArtifactsService(ServiceBase):
         return self._record_blob(upload.version_id, upload.digest, int(upload.size), stored)
 
     def abort_upload(self, actor: Actor, upload_id: str) -> None:
-        self._upload_row(upload_id)
+        self._upload_row(actor, upload_id)
         with contextlib.suppress(NotFound):
             self.blobs.abort_upload(upload_id)
         self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
@@ -114,7 +116,7 @@ class ArtifactsService(ServiceBase):
         number = parse_version_number(version)
 
         def run(s: Tx) -> ModelVersion:
-            model = self._live_model(s, name)
+            model = self._model(s, actor, name, Role.WRITE, "finalize_version")
             row = VersionStore(s).get(model.id, name, number)
             if row.status == VersionStatus.PENDING.value:
                 self._promote_if_complete(s, row.id)
@@ -131,7 +133,7 @@ class ArtifactsService(ServiceBase):
 
     # -- download ------------------------------------------------------------------------
     def list_files(self, actor: Actor, name: str, version: int | str) -> tuple[FileEntry, ...]:
-        row = self._version_row(name, version)
+        row = self._version_row(actor, name, version, Role.READ, "list_files")
         return self.db.read(lambda s: load_versions(s, [row.id])[0].files)
 
     def open_file(
@@ -151,7 +153,7 @@ class ArtifactsService(ServiceBase):
         completing it, and the blob is marked corrupt.
         """
         validate_file_path(path)
-        row = self._version_row(name, version)
+        row = self._version_row(actor, name, version, Role.READ, "download")
         if row.status != VersionStatus.READY.value:
             raise InvalidParameter(f"version {row.version} of {name!r} is {row.status}, not READY")
 
@@ -198,18 +200,23 @@ class ArtifactsService(ServiceBase):
         if held is not None:
             yield held
 
-    def _version_row(self, name: str, version: int | str) -> Any:
+    def _version_row(
+        self, actor: Actor, name: str, version: int | str, role: Role, action: str
+    ) -> Any:
         names.validate_model_name(name)
         number = parse_version_number(version)
 
         def run(s: Tx) -> Any:
-            return VersionStore(s).get(self._live_model(s, name).id, name, number)
+            model = self._model(s, actor, name, role, action)
+            return VersionStore(s).get(model.id, name, number)
 
         return self.db.read(run)
 
-    def _pending_blob(self, name: str, version: int | str, digest: str) -> tuple[Any, int]:
+    def _pending_blob(
+        self, actor: Actor, name: str, version: int | str, digest: str
+    ) -> tuple[Any, int]:
         validate_digest(digest)
-        row = self._version_row(name, version)
+        row = self._version_row(actor, name, version, Role.WRITE, "upload")
         if row.status != VersionStatus.PENDING.value:
             raise Conflict(
                 f"version {row.version} of {name!r} is {row.status}; blobs are uploaded only "
@@ -222,13 +229,24 @@ class ArtifactsService(ServiceBase):
             )
         return row, size
 
-    def _upload_row(self, upload_id: str) -> Any:
+    def _upload_row(self, actor: Actor, upload_id: str) -> Any:
+        """An upload in progress, if the caller may write to the model it belongs to."""
         if not isinstance(upload_id, str) or len(upload_id) > 64:
             raise NotFound("no such upload")
-        upload = self.db.read(lambda s: BlobIndexStore(s).get_upload(upload_id))
-        if upload is None:
+
+        def run(s: Tx) -> Any:
+            upload = BlobIndexStore(s).get_upload(upload_id)
+            if upload is not None:
+                model = ModelStore(s).get_by_id(
+                    VersionStore(s).get_by_id(upload.version_id).model_id
+                )
+                if model.deleted_at is None and actor.allows(Role.WRITE, model.id, model.name_key):
+                    return upload
+                if actor.allows(Role.READ, model.id, model.name_key):
+                    require(actor, Role.WRITE, model, "upload")
             raise NotFound(f"upload {upload_id!r} does not exist (finished, aborted or expired)")
-        return upload
+
+        return self.db.read(run)
 
     def _ticket(
         self, upload_id: str, digest: str, size: int, *, presign: bool = True
@@ -263,16 +281,19 @@ class ArtifactsService(ServiceBase):
         if not stored and self.blobs.size(digest) != size:  # pre-existing bytes, other size
             raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
 
-        def run(s: Tx) -> VersionStatus:
+        def run(s: Tx) -> tuple[VersionStatus, bool]:
             index = BlobIndexStore(s)
             index.record(digest, size, self.clock())
+            # the uploader proved it holds the bytes; saying they were "already stored" would
+            # tell them that someone else had them
+            owed = index.settle_claim(version_id, digest)
             for other in index.pending_versions_with(digest):
                 if other != version_id:
                     self._promote_if_complete(s, other)
-            return self._promote_if_complete(s, version_id)
+            return self._promote_if_complete(s, version_id), owed
 
-        status = self.db.write(run)
-        return BlobReceipt(digest=digest, size=size, stored=stored, version_status=status)
+        status, owed = self.db.write(run)
+        return BlobReceipt(digest=digest, size=size, stored=stored or owed, version_status=status)
 
     def _promote_if_complete(self, s: Tx, version_id: int) -> VersionStatus:
         store = VersionStore(s)

@@ -28,6 +28,7 @@ class Limits:
     pending_timeout_s: int = 24 * 3600  # PENDING longer than this becomes FAILED
     gc_grace_s: int = 3600  # unreferenced blobs younger than this are kept
     purge_deleted_after_s: int | None = None  # soft-deleted versions purged after this
+    creator_role: str | None = "MANAGE"  # what creating a model grants its creator
 
 
 class ServiceBase:
@@ -43,10 +44,6 @@ class ServiceBase:
         self.blobs = blobs
         self.clock = clock
         self.limits = limits or Limits()
-
-    @staticmethod
-    def _live_model(s: Tx, name: str, *, lock: bool = False) -> Any:
-        return ModelStore(s).get_live(name, lock=lock)
 
     # -- authorization: the one place a use case asks "may this caller do this?" ----------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 from cairn.domain import names
+from cairn.domain.access import Role
 from cairn.domain.artifacts import BlobUse, GcReport, VerifyReport
 from cairn.domain.models import Actor, VersionStatus
 from cairn.domain.uris import parse_version_number
@@ -32,7 +33,7 @@ class MaintenanceService(ServiceBase):
         number = parse_version_number(version)
 
         def run(s: Tx) -> None:
-            model = ModelStore(s).get_live(name, lock=True)
+            model = self._model(s, actor, name, Role.MANAGE, "purge_version", lock=True)
             row = VersionStore(s).find(model.id, number)
             if row is None:
                 raise NotFound(f"version {number} of model {name!r} does not exist")
@@ -43,6 +44,7 @@ class MaintenanceService(ServiceBase):
 
     def expire_pending(self, actor: Actor) -> list[tuple[str, int]]:
         """Versions PENDING for longer than the limit become FAILED, with the reason."""
+        self._require_admin(actor, "expire_pending")
         now = self.clock()
         cut = now - self.limits.pending_timeout_s * US
 
@@ -67,6 +69,7 @@ class MaintenanceService(ServiceBase):
 
     def gc(self, actor: Actor, *, dry_run: bool = True, grace_s: int | None = None) -> GcReport:
         """Reclaim blobs nothing refers to. Dry run by default: report, change nothing."""
+        self._require_admin(actor, "gc")
         grace = self.limits.gc_grace_s if grace_s is None else grace_s
         if grace < 0:
             raise InvalidParameter("grace must not be negative")
@@ -91,6 +94,7 @@ class MaintenanceService(ServiceBase):
 
     def verify(self, actor: Actor) -> VerifyReport:
         """Re-hash every stored blob; mark and report the ones whose bytes changed."""
+        self._require_admin(actor, "verify")
         rows = self.db.read(lambda s: BlobIndexStore(s).all_rows())
         corrupt: list[BlobUse] = []
         missing: list[BlobUse] = []

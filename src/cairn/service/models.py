@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from cairn.domain import names
+from cairn.domain.access import Role
 from cairn.domain.filters import parse_filter, parse_order_by
 from cairn.domain.models import Actor, Page, RegisteredModel
 from cairn.errors import NotFound
-from cairn.service.base import ServiceBase
+from cairn.service.base import ServiceBase, require
 from cairn.service.validation import clean_page_size, clean_tags, fingerprint
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
+from cairn.store.metadata.identity_store import IdentityStore
 from cairn.store.metadata.loaders import load_models
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.search import search_model_ids
@@ -32,6 +34,7 @@ class ModelsService(ServiceBase):
         names.validate_model_name(name)
         names.validate_text("description", description, names.MAX_DESCRIPTION_LENGTH)
         clean = clean_tags("tag", tags, names.MAX_TAG_VALUE_LENGTH)
+        self._require_create(actor, name, "create_model")
 
         def run(s: Tx) -> RegisteredModel:
             now = self.clock()
@@ -50,6 +53,7 @@ class ModelsService(ServiceBase):
             models = ModelStore(s)
             model_id = models.insert(name, description, actor.name, now)
             models.set_tags(model_id, clean)
+            self._grant_creator(s, actor, model_id, now)
             if claim is not None:
                 IdempotencyStore(s).record(claim, model_id)
             return load_models(s, [model_id])[0]
@@ -58,7 +62,9 @@ class ModelsService(ServiceBase):
 
     def get_model(self, actor: Actor, name: str) -> RegisteredModel:
         names.validate_model_name(name)
-        return self.db.read(lambda s: load_models(s, [self._live_model(s, name).id])[0])
+        return self.db.read(
+            lambda s: load_models(s, [self._model(s, actor, name, Role.READ, "get_model").id])[0]
+        )
 
     def update_model(
         self, actor: Actor, name: str, *, description: str | None = None
@@ -71,7 +77,7 @@ class ModelsService(ServiceBase):
             )
 
         def run(s: Tx) -> RegisteredModel:
-            row = self._live_model(s, name, lock=True)
+            row = self._model(s, actor, name, Role.WRITE, "update_model", lock=True)
             ModelStore(s).update(row.id, self.clock(), **values)
             return load_models(s, [row.id])[0]
 
@@ -80,9 +86,10 @@ class ModelsService(ServiceBase):
     def rename_model(self, actor: Actor, name: str, new_name: str) -> RegisteredModel:
         names.validate_model_name(name)
         names.validate_model_name(new_name)
+        self._require_create(actor, new_name, "rename_model")
 
         def run(s: Tx) -> RegisteredModel:
-            row = self._live_model(s, name, lock=True)
+            row = self._model(s, actor, name, Role.MANAGE, "rename_model", lock=True)
             ModelStore(s).rename(row.id, name, new_name, self.clock())
             return load_models(s, [row.id])[0]
 
@@ -93,7 +100,7 @@ class ModelsService(ServiceBase):
         clean = clean_tags("tag", {key: value}, names.MAX_TAG_VALUE_LENGTH)
 
         def run(s: Tx) -> RegisteredModel:
-            row = self._live_model(s, name, lock=True)
+            row = self._model(s, actor, name, Role.WRITE, "set_model_tag", lock=True)
             store = ModelStore(s)
             store.set_tags(row.id, clean)
             store.update(row.id, self.clock())
@@ -106,7 +113,7 @@ class ModelsService(ServiceBase):
         names.validate_key("tag", key)
 
         def run(s: Tx) -> RegisteredModel:
-            row = self._live_model(s, name, lock=True)
+            row = self._model(s, actor, name, Role.WRITE, "delete_model_tag", lock=True)
             store = ModelStore(s)
             if not store.delete_tag(row.id, key):
                 raise NotFound(f"registered model {name!r} has no tag {key!r}")
@@ -120,7 +127,7 @@ class ModelsService(ServiceBase):
         names.validate_model_name(name)
 
         def run(s: Tx) -> None:
-            row = self._live_model(s, name, lock=True)
+            row = self._model(s, actor, name, Role.MANAGE, "delete_model", lock=True)
             now = self.clock()
             ModelStore(s).update(row.id, now, deleted_at=now)
 
@@ -132,8 +139,9 @@ class ModelsService(ServiceBase):
         def run(s: Tx) -> RegisteredModel:
             store = ModelStore(s)
             row = store.find_deleted(name)
-            if row is None:
+            if row is None or not actor.allows(Role.READ, row.id, row.name_key):
                 raise NotFound(f"no deleted registered model {name!r} to restore")
+            require(actor, Role.MANAGE, row, "restore_model")
             store.restore(row.id, row.name, self.clock())
             return load_models(s, [row.id])[0]
 
@@ -161,7 +169,20 @@ class ModelsService(ServiceBase):
                 max_results=size,
                 page_token=page_token,
                 include_deleted=include_deleted,
+                readable=actor.readable(),
             )
             return Page(load_models(s, ids), token)
 
         return self.db.read(run)
+
+    def _grant_creator(self, s: Tx, actor: Actor, model_id: int, now: int) -> None:
+        """The creator of a model gets the configured role on it (MANAGE by default)."""
+        if actor.user_id is not None and self.limits.creator_role is not None:
+            IdentityStore(s).put_grant(
+                "user",
+                actor.user_id,
+                Role.parse(self.limits.creator_role),
+                model_id=model_id,
+                now=now,
+                created_by=actor.name,
+            )

@@ -58,6 +58,7 @@ class PortabilityService(ServiceBase):
         names.validate_text("description", description, names.MAX_DESCRIPTION_LENGTH)
         clean = clean_tags("tag", tags, names.MAX_TAG_VALUE_LENGTH)
         creator = _clean_created_by(created_by)
+        self._require_admin(actor, "import_model")
 
         def run(s: Tx) -> RegisteredModel:
             now = self.clock()
@@ -117,6 +118,7 @@ class PortabilityService(ServiceBase):
             )
         spec = replace(spec, files=files)
         digest = manifest_digest(files)
+        self._require_admin(actor, "import_version")
 
         def run(s: Tx) -> ModelVersion:
             now = self.clock()
@@ -178,6 +180,7 @@ class PortabilityService(ServiceBase):
             raise InvalidParameter(f"up_to must be a non-negative integer, not {up_to!r}")
         if up_to > 2**31 - 1:
             raise InvalidParameter(f"up_to {up_to} is beyond the largest version number")
+        self._require_admin(actor, "reserve_versions")
 
         def run(s: Tx) -> RegisteredModel:
             models = ModelStore(s)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from cairn.service.aliases import AliasesService
 from cairn.service.artifacts import ArtifactsService
+from cairn.service.audit import AuditService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
 from cairn.service.portability import PortabilityService
+from cairn.service.promotion import PromotionService
+from cairn.service.signatures import SignaturesService
 from cairn.service.versions import VersionsService
 
 
@@ -22,6 +25,9 @@ class RegistryService(
     ArtifactsService,
     MaintenanceService,
     PortabilityService,
+    PromotionService,
+    SignaturesService,
+    AuditService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""
 

@@ -147,8 +147,10 @@ def parse_bundle(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_BUNDLE_BYTES:
         raise InvalidParameter(f"signature bundle is larger than {MAX_BUNDLE_BYTES} bytes")
     try:
-        bundle = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
+        bundle = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidParameter("signature bundle is not UTF-8 JSON") from None
+    except ValueError:
         raise InvalidParameter("signature bundle is not JSON") from None
     if not isinstance(bundle, dict):
         raise InvalidParameter("signature bundle must be a JSON object (a Sigstore bundle)")
@@ -164,6 +166,12 @@ def parse_bundle(data: bytes) -> dict[str, Any]:
             "signs an in-toto statement in 'dsseEnvelope'"
         )
     return bundle
+
+
+def load_library() -> None:
+    """Import model-signing now (it takes about a second the first time)."""
+    import model_signing._signing.sign_certificate
+    import model_signing._signing.sign_ec_key  # noqa: F401
 
 
 def verify(data: bytes, trusted: Sequence[Trusted], files: Mapping[str, str]) -> Verdict:

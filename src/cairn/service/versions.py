@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from cairn.domain import names
+from cairn.domain.access import Role
 from cairn.domain.digests import manifest_digest
 from cairn.domain.filters import (
     parse_filter,
@@ -90,12 +91,19 @@ class VersionsService(ServiceBase):
                 if claim.replay_model_id is not None and claim.replay_version is not None:
                     return self._load(s, claim.replay_model_id, name, claim.replay_version)
             models = ModelStore(s)
-            model = models.get_live(name)
+            model = self._model(s, actor, name, Role.WRITE, "create_version")
             number = models.allocate_version(model.id, now)
             digests = {f.digest for f in spec.files}
-            present = BlobIndexStore(s).present(spec.files, lock=True)
+            index = BlobIndexStore(s)
+            present = index.present(spec.files, lock=True)
+            readable = actor.readable()
+            # stored bytes count only if the caller could read them anyway: otherwise the
+            # answer would tell them someone else holds that content (they upload it instead)
+            owed = set() if readable is None else present - index.reachable(present, readable)
+            present -= owed
             status = VersionStatus.READY if present >= digests else VersionStatus.PENDING
-            VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
+            version_id = VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
+            index.add_claims(version_id, owed)
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)
             return _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
@@ -105,7 +113,11 @@ class VersionsService(ServiceBase):
     def get_version(self, actor: Actor, name: str, version: int | str) -> ModelVersion:
         names.validate_model_name(name)
         number = parse_version_number(version)
-        return self.db.read(lambda s: self._load(s, self._live_model(s, name).id, name, number))
+        return self.db.read(
+            lambda s: self._load(
+                s, self._model(s, actor, name, Role.READ, "get_version").id, name, number
+            )
+        )
 
     def resolve(
         self, actor: Actor, ref: ModelRef | str, *, as_of: datetime | None = None
@@ -117,11 +129,12 @@ class VersionsService(ServiceBase):
             raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
 
         def run(s: Tx) -> ModelVersion:
-            if ref.alias is not None and as_of is None:  # the hot path: one query, then load
+            if ref.alias is not None and as_of is None and actor.readable() is None:
+                # the hot path (a caller who may read every model): one query, then load
                 version_id = AliasStore(s).resolve_version_id(ref.name, ref.alias)
                 if version_id is not None:
                     return load_versions(s, [version_id])[0]
-            model = self._live_model(s, ref.name)
+            model = self._model(s, actor, ref.name, Role.READ, "resolve")
             if ref.version is not None:
                 return self._load(s, model.id, ref.name, ref.version)
             if ref.latest:
@@ -164,7 +177,7 @@ class VersionsService(ServiceBase):
             values["semver"] = names.validate_semver(semver)
 
         def run(s: Tx) -> ModelVersion:
-            model = self._live_model(s, name)
+            model = self._model(s, actor, name, Role.WRITE, "update_version")
             row = VersionStore(s).get(model.id, name, number)
             VersionStore(s).update(row.id, self.clock(), **values)
             return self._load(s, model.id, name, number)
@@ -179,7 +192,7 @@ class VersionsService(ServiceBase):
         clean = clean_tags("tag", {key: value}, names.MAX_TAG_VALUE_LENGTH)
 
         def run(s: Tx) -> ModelVersion:
-            model = self._live_model(s, name)
+            model = self._model(s, actor, name, Role.WRITE, "set_version_tag")
             store = VersionStore(s)
             row = store.get(model.id, name, number)
             store.set_tags(row.id, clean)
@@ -196,7 +209,7 @@ class VersionsService(ServiceBase):
         names.validate_key("tag", key)
 
         def run(s: Tx) -> ModelVersion:
-            model = self._live_model(s, name)
+            model = self._model(s, actor, name, Role.WRITE, "delete_version_tag")
             store = VersionStore(s)
             row = store.get(model.id, name, number)
             if not store.delete_tag(row.id, key):
@@ -225,7 +238,7 @@ class VersionsService(ServiceBase):
             )
 
         def run(s: Tx) -> ModelVersion:
-            model = self._live_model(s, name, lock=True)
+            model = self._model(s, actor, name, Role.WRITE, "transition_stage", lock=True)
             store = VersionStore(s)
             row = store.get(model.id, name, number)
             now = self.clock()
@@ -243,7 +256,7 @@ class VersionsService(ServiceBase):
         number = parse_version_number(version)
 
         def run(s: Tx) -> None:
-            model = self._live_model(s, name, lock=True)
+            model = self._model(s, actor, name, Role.MANAGE, "delete_version", lock=True)
             row = VersionStore(s).get(model.id, name, number)
             now = self.clock()
             AliasStore(s).delete_for_version(model.id, number, actor.name, now)
@@ -256,7 +269,7 @@ class VersionsService(ServiceBase):
         number = parse_version_number(version)
 
         def run(s: Tx) -> ModelVersion:
-            model = self._live_model(s, name, lock=True)
+            model = self._model(s, actor, name, Role.MANAGE, "restore_version", lock=True)
             row = VersionStore(s).get(model.id, name, number, deleted=True)
             VersionStore(s).update(row.id, self.clock(), deleted_at=None)
             return self._load(s, model.id, name, number)
@@ -278,7 +291,7 @@ class VersionsService(ServiceBase):
         size = clean_page_size(max_results, self.limits.default_page)
 
         def run(s: Tx) -> Page[ModelVersion]:
-            model = self._live_model(s, name)
+            model = self._model(s, actor, name, Role.READ, "list_versions")
             ids, token = search_version_ids(
                 s,
                 expr=None,
@@ -314,6 +327,7 @@ class VersionsService(ServiceBase):
                 max_results=size,
                 page_token=page_token,
                 include_deleted=include_deleted,
+                readable=actor.readable(),
             )
             return Page(load_versions(s, ids), token)
 
@@ -339,7 +353,15 @@ class VersionsService(ServiceBase):
             return {}
 
         def run(s: Tx) -> dict[str, list[ModelVersion]]:
-            ids = VersionStore(s).latest_ready_by_stage(keys, [st.value for st in wanted])
+            readable = keys
+            if actor.readable() is not None:  # leave out what the caller may not read
+                rows = [ModelStore(s).find_live(key) for key in keys]
+                readable = [
+                    r.name_key
+                    for r in rows
+                    if r is not None and actor.allows(Role.READ, r.id, r.name_key)
+                ]
+            ids = VersionStore(s).latest_ready_by_stage(readable, [st.value for st in wanted])
             found = {(names.name_key(v.name), v.stage): v for v in load_versions(s, ids)}
             result: dict[str, list[ModelVersion]] = {}
             for key in keys:

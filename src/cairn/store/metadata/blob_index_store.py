@@ -12,22 +12,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from cairn.domain.access import ReadFilter
 from cairn.domain.models import FileEntry
 from cairn.errors import InvalidParameter
 from cairn.store.metadata.schema import (
+    blob_claims,
     blobs,
     model_versions,
     registered_models,
     uploads,
     version_files,
 )
+from cairn.store.metadata.search import readable_models
 
 _FAILED = "FAILED"
 B = blobs
+C = blob_claims
 F = version_files
 U = uploads
 
@@ -128,15 +132,46 @@ class BlobIndexStore:
         return [(name, int(version)) for name, version in rows]
 
     def missing_for_version(self, version_id: int) -> list[str]:
-        """Digests of the version's manifest that are not stored (or are corrupt)."""
+        """Digests of the version's manifest that are not stored (or are corrupt), or that
+        its creator still owes an upload of (``blob_claims``)."""
         stored = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.corrupt_at.is_(None))
+        claimed = select(C.c.digest).where(C.c.version_id == version_id, C.c.digest == F.c.digest)
         rows = self.s.execute(
             select(F.c.digest)
-            .where(F.c.version_id == version_id, ~stored.exists())
+            .where(F.c.version_id == version_id, or_(~stored.exists(), claimed.exists()))
             .distinct()
             .order_by(F.c.digest)
         )
         return list(rows.scalars())
+
+    def reachable(self, digests: Iterable[str], readable: ReadFilter) -> set[str]:
+        """Those of ``digests`` that a live version of a model the caller may read uses."""
+        wanted = sorted(set(digests))
+        if not wanted or readable.empty:
+            return set()
+        rows = self.s.execute(
+            select(F.c.digest)
+            .join(model_versions, model_versions.c.id == F.c.version_id)
+            .join(registered_models, registered_models.c.id == model_versions.c.model_id)
+            .where(
+                F.c.digest.in_(wanted),
+                model_versions.c.deleted_at.is_(None),
+                model_versions.c.status == "READY",
+                readable_models(readable),
+            )
+            .distinct()
+        )
+        return set(rows.scalars())
+
+    def add_claims(self, version_id: int, digests: Iterable[str]) -> None:
+        rows = [{"version_id": version_id, "digest": d} for d in sorted(set(digests))]
+        if rows:
+            self.s.execute(insert(C), rows)
+
+    def settle_claim(self, version_id: int, digest: str) -> bool:
+        """The version's creator uploaded (and the server verified) these bytes."""
+        result = self.s.execute(delete(C).where(C.c.version_id == version_id, C.c.digest == digest))
+        return bool(result.rowcount)
 
     def file(self, version_id: int, path: str) -> Row[Any] | None:
         return self.s.execute(

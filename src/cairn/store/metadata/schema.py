@@ -301,6 +301,16 @@ tokens = Table(
     Index("ix_tokens_user_id", "user_id"),
 )
 
+# Content-addressed dedup must not leak other people's content: when a new version's manifest
+# names bytes that are stored but not reachable from any version its creator may read, the
+# creator must upload them anyway (proving they hold them). One row per digest still owed.
+blob_claims = Table(
+    "blob_claims",
+    metadata,
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(71), primary_key=True),
+)
+
 # Append-only, hash-chained: hash = sha256(prev_hash + canonical JSON of the event).
 # audit_head holds the chain's tip; appending locks it, so the chain never forks.
 audit_events = Table(

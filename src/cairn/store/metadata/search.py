@@ -20,8 +20,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, FromClause, and_, false, or_, select
 
+from cairn.domain.access import ReadFilter
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter
 from cairn.errors import InvalidParameter
 from cairn.store.metadata.schema import model_versions, registered_models
@@ -47,6 +48,7 @@ def search_version_ids(
     page_token: str | None,
     model_id: int | None = None,
     include_deleted: bool = False,
+    readable: ReadFilter | None = None,
 ) -> tuple[list[int], str | None]:
     """Ids of the model versions matching ``expr``, one page, and the next page's token.
 
@@ -60,6 +62,8 @@ def search_version_ids(
         conditions += [mv.deleted_at.is_(None), rm.deleted_at.is_(None)]
     if model_id is not None:
         conditions.append(mv.model_id == model_id)
+    if readable is not None:
+        conditions.append(readable_models(readable))
     if expr is not None:
         conditions.append(compile_filter(expr, "versions"))
     return _page(
@@ -90,6 +94,7 @@ def search_model_ids(
     max_results: int,
     page_token: str | None,
     include_deleted: bool = False,
+    readable: ReadFilter | None = None,
 ) -> tuple[list[int], str | None]:
     """Ids of the registered models matching ``expr``, one page, and the next page's token.
 
@@ -100,6 +105,8 @@ def search_model_ids(
     conditions: list[ColumnElement[bool]] = []
     if not include_deleted:
         conditions.append(rm.deleted_at.is_(None))
+    if readable is not None:
+        conditions.append(readable_models(readable))
     if expr is not None:
         conditions.append(compile_filter(expr, "models"))
     return _page(
@@ -114,6 +121,18 @@ def search_model_ids(
         max_results=max_results,
         page_token=page_token,
         scope={"include_deleted": include_deleted},
+    )
+
+
+def readable_models(readable: ReadFilter) -> ColumnElement[bool]:
+    """The models a caller may read (``readable`` from ``Actor.readable()``), as SQL."""
+    rm = registered_models.c
+    if readable.empty:
+        return false()
+    return or_(
+        rm.id.in_(readable.model_ids),
+        rm.name_key.in_(readable.exact),
+        *(rm.name_key.startswith(prefix, autoescape=True) for prefix in readable.prefixes),
     )
 
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, and_, delete, insert, select
 
 from cairn.domain.signatures import VersionSignature
 from cairn.store.metadata.clock import to_datetime
@@ -96,22 +96,30 @@ class SignatureStore:
         return self.s.execute(select(S.c.bundle).where(S.c.id == signature_id)).scalar()
 
     def has_verified(self, version_id: int) -> bool:
-        """True when a verified signature's signed digests equal the version's files now."""
+        """True when a verified signature's signed digests equal the version's files now.
+
+        A verdict counts only while the signer that gave it is still trusted: removing a
+        signer (or removing it and adding a new one under the same name) withdraws it.
+        """
         signed = self.s.execute(
-            select(S.c.digests).where(S.c.version_id == version_id, S.c.verified.is_(True))
+            select(S.c.digests)
+            .join(T, and_(T.c.name == S.c.signer, T.c.created_at <= S.c.created_at))
+            .where(S.c.version_id == version_id, S.c.verified.is_(True))
         ).scalars()
         candidates = [json.loads(text) for text in signed]
         if not candidates:
             return False
-        files = {
-            str(row.path): str(row.digest)
-            for row in self.s.execute(
-                select(version_files.c.path, version_files.c.digest).where(
-                    version_files.c.version_id == version_id
-                )
-            )
-        }
+        files = self.files_of(version_id)
         return bool(files) and any(candidate == files for candidate in candidates)
+
+    def files_of(self, version_id: int) -> dict[str, str]:
+        """A version's files as path -> ``sha256:<hex>``."""
+        rows = self.s.execute(
+            select(version_files.c.path, version_files.c.digest).where(
+                version_files.c.version_id == version_id
+            )
+        )
+        return {str(row.path): str(row.digest) for row in rows}
 
 
 def _dump(digests: Mapping[str, str]) -> str:

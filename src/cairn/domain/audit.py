@@ -1,0 +1,118 @@
+"""Values of the audit log: one event, the result of verifying the chain, and their JSON.
+
+An event says who (``actor``, ``request_id``, ``client``) did what (``action``, with
+``outcome`` ``ok`` or ``denied``) to what (``model``, ``version``, ``target``), when, and
+how the thing looked ``before`` and ``after``. ``hash`` is the event's link in the chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cairn.domain.codec import format_time, parse_time
+from cairn.errors import InvalidParameter
+
+OUTCOMES = ("ok", "denied")
+
+
+def clean_outcome(value: str | None) -> str | None:
+    if value is None or value in OUTCOMES:
+        return value
+    raise InvalidParameter(f"outcome must be one of {', '.join(OUTCOMES)}; got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    outcome: str
+    model: str | None = None
+    version: int | None = None
+    target: str | None = None
+    before: Any = None
+    after: Any = None
+    request_id: str | None = None
+    client: str | None = None
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """The chain checked from its first event to its head.
+
+    ``first_bad_seq`` is the first sequence number where the stored log stops matching
+    the chain (a changed, missing, extra or moved event), and ``reason`` says how.
+    ``head_seq`` and ``head_hash`` are the chain's tip: record them somewhere else to be
+    able to tell later that nothing before them was rewritten.
+    """
+
+    ok: bool
+    events: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+def audit_event_to_json(e: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "at": format_time(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "outcome": e.outcome,
+        "model": e.model,
+        "version": e.version,
+        "target": e.target,
+        "before": e.before,
+        "after": e.after,
+        "request_id": e.request_id,
+        "client": e.client,
+        "hash": e.hash,
+    }
+
+
+def audit_event_from_json(d: dict[str, Any]) -> AuditEvent:
+    at = parse_time(d["at"])
+    assert at is not None
+    return AuditEvent(
+        seq=int(d["seq"]),
+        at=at,
+        actor=d["actor"],
+        action=d["action"],
+        outcome=d["outcome"],
+        model=d.get("model"),
+        version=d.get("version"),
+        target=d.get("target"),
+        before=d.get("before"),
+        after=d.get("after"),
+        request_id=d.get("request_id"),
+        client=d.get("client"),
+        hash=d.get("hash", ""),
+    )
+
+
+def audit_report_to_json(r: AuditReport) -> dict[str, Any]:
+    return {
+        "ok": r.ok,
+        "events": r.events,
+        "head_seq": r.head_seq,
+        "head_hash": r.head_hash,
+        "first_bad_seq": r.first_bad_seq,
+        "reason": r.reason,
+    }
+
+
+def audit_report_from_json(d: dict[str, Any]) -> AuditReport:
+    return AuditReport(
+        ok=bool(d["ok"]),
+        events=int(d["events"]),
+        head_seq=int(d["head_seq"]),
+        head_hash=str(d["head_hash"]),
+        first_bad_seq=d.get("first_bad_seq"),
+        reason=d.get("reason"),
+    )

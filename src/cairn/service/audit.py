@@ -1,0 +1,144 @@
+"""Use cases on the audit log: query it, verify its chain, record refused attempts.
+
+Every mutation appends its own event inside its own transaction (``ServiceBase._audit``);
+this module reads the log back and records what was refused. The instance ADMIN sees the
+whole log; a caller who MANAGEs a model sees that model's events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cairn.domain import names
+from cairn.domain.access import Actor, Role
+from cairn.domain.audit import AuditEvent, AuditReport, clean_outcome
+from cairn.domain.models import Page
+from cairn.errors import InvalidParameter, PermissionDenied
+from cairn.service.base import ServiceBase
+from cairn.service.validation import clean_page_size
+from cairn.store.metadata.audit_store import AuditStore
+from cairn.store.metadata.clock import from_datetime
+from cairn.store.metadata.database import Tx
+
+_ACTION_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?")
+_DENIAL_FIELDS = frozenset({"action", "model", "model_id", "version", "target"})
+
+
+class AuditService(ServiceBase):
+    def list_audit(
+        self,
+        actor: Actor,
+        *,
+        model: str | None = None,
+        actor_name: str | None = None,
+        action: str | None = None,
+        alias: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        oldest_first: bool = False,
+    ) -> Page[AuditEvent]:
+        """Audit events matching every filter given, newest first.
+
+        ``model`` keeps to one model (for the instance ADMIN: also its deleted namesakes
+        and refused attempts on that name); ``alias`` to the moves of one alias (who moved
+        ``@production``, when, from which version); ``action`` to an action and those
+        below it (``alias`` covers ``alias.set`` and ``alias.delete``); ``since`` is
+        inclusive and ``until`` exclusive.
+        """
+        if model is not None:
+            names.validate_model_name(model)
+        if alias is not None:
+            names.validate_alias(alias)
+        if actor_name is not None:
+            names.validate_text("actor", actor_name, 256, allow_newlines=False)
+        if action is not None and (len(action) > 64 or not _ACTION_RE.fullmatch(action)):
+            raise InvalidParameter(
+                f"action {action!r} is not valid; use an action such as 'alias.set', "
+                "or a family such as 'alias' or 'version.tag'"
+            )
+        outcome = clean_outcome(outcome)
+        start = None if since is None else from_datetime(since)
+        end = None if until is None else from_datetime(until)
+        size = clean_page_size(max_results, self.limits.default_page)
+        if model is None and not actor.admin:
+            raise PermissionDenied(
+                "the instance ADMIN role is required to list the whole audit log; "
+                "pass a model you MANAGE to see its events",
+                denial={"action": "audit.list"},
+            )
+
+        def run(s: Tx) -> Page[AuditEvent]:
+            by_id = by_name = None
+            if model is not None and actor.admin:
+                by_name = model
+            elif model is not None:
+                by_id = int(self._model(s, actor, model, Role.MANAGE, "audit.list").id)
+            events, token = AuditStore(s).list(
+                model_id=by_id,
+                model_name=by_name,
+                actor=actor_name,
+                action=action,
+                alias=alias,
+                outcome=outcome,
+                since=start,
+                until=end,
+                max_results=size,
+                page_token=page_token,
+                oldest_first=oldest_first,
+            )
+            return Page(events, token)
+
+        return self.db.read(run)
+
+    def verify_audit(self, actor: Actor) -> AuditReport:
+        """Walk the whole chain and report the first event that does not fit it."""
+        self._require_admin(actor, "audit.verify")
+        return self.db.read(lambda s: AuditStore(s).verify())
+
+    def record_denial(self, actor: Actor, denial: Mapping[str, Any]) -> None:
+        """Append an ``outcome="denied"`` event for a refused attempt, in its own transaction.
+
+        ``denial`` is what the refusing check knew: ``action``, and where known ``model``
+        (a name), ``model_id``, ``version`` and ``target``; any other keys are kept in the
+        event's ``after`` (what the caller asked for). The actor may be anonymous.
+        """
+        action = str(denial.get("action") or "unknown")
+        model_name = denial.get("model")
+        model_id = denial.get("model_id")
+        version = denial.get("version")
+        target = denial.get("target")
+        extra = {k: v for k, v in denial.items() if k not in _DENIAL_FIELDS}
+
+        def run(s: Tx) -> None:
+            AuditStore(s).append(
+                actor,
+                action,
+                at=self.clock(),
+                outcome="denied",
+                model_name=None if model_name is None else str(model_name),
+                model_id=model_id if _is_int(model_id) else None,
+                version=_as_int(version),
+                target=None if target is None else str(target),
+                after=extra or None,
+            )
+
+        self.db.write(run)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_int(value: object) -> int | None:
+    """A version number as a denial may carry it (an int, or the digits from a URL)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdecimal() and len(value) < 10:
+        return int(value)
+    return None

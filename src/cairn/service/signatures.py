@@ -1,0 +1,204 @@
+"""Use cases on model signatures: the trusted signers, and bundles recorded for versions.
+
+An instance administrator decides whom to trust (an elliptic-curve public key, or a CA
+whose certificates sign models). Anyone who may write a model can then upload an OpenSSF
+model-signing bundle for one of its READY versions; Cairn checks it offline against the
+trusted signers and the digests it already holds for the version's files, and records the
+verdict, verified or not. Promotion gates ask ``SignatureStore.has_verified``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cairn.domain import names
+from cairn.domain.access import Role
+from cairn.domain.models import Actor, VersionStatus
+from cairn.domain.signatures import SignerKind, TrustedSigner, VersionSignature
+from cairn.domain.uris import parse_version_number
+from cairn.errors import Conflict, InvalidParameter, NotFound
+from cairn.service import signing
+from cairn.service.base import ServiceBase
+from cairn.store.metadata.clock import to_datetime
+from cairn.store.metadata.database import Tx
+from cairn.store.metadata.signatures_store import SignatureStore
+from cairn.store.metadata.versions_store import VersionStore
+
+_SIGNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _signer_name(name: object) -> str:
+    if not isinstance(name, str) or not _SIGNER_NAME.fullmatch(name):
+        raise InvalidParameter(
+            f"signer name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+class SignaturesService(ServiceBase):
+    # -- trusted signers (instance ADMIN) ----------------------------------------------
+
+    def add_signer(
+        self, actor: Actor, name: str, kind: SignerKind | str, material: str
+    ) -> TrustedSigner:
+        """Trust a public key or a CA certificate (chain) under ``name``."""
+        _signer_name(name)
+        kind = SignerKind.parse(kind)
+        if not isinstance(material, str):
+            raise InvalidParameter("signer material must be PEM text")
+        pem, fingerprint = signing.normalize_material(kind, material)
+
+        def run(s: Tx) -> TrustedSigner:
+            self._require_admin(actor, "add_signer")
+            store = SignatureStore(s)
+            if store.find_signer(name) is not None:
+                raise Conflict(f"a trusted signer named {name!r} already exists")
+            now = self.clock()
+            store.add_signer(name, kind.value, pem, actor.name, now)
+            self._audit(
+                s,
+                actor,
+                "add_signer",
+                target=name,
+                after={"kind": kind.value, "fingerprint": fingerprint},
+            )
+            return TrustedSigner(
+                name=name,
+                kind=kind,
+                material=pem,
+                fingerprint=fingerprint,
+                created_at=to_datetime(now),
+                created_by=actor.name,
+            )
+
+        return self.db.write(run)
+
+    def list_signers(self, actor: Actor) -> list[TrustedSigner]:
+        def run(s: Tx) -> list[TrustedSigner]:
+            self._require_admin(actor, "list_signers")
+            return [_trusted_signer(row) for row in SignatureStore(s).list_signers()]
+
+        return self.db.read(run)
+
+    def remove_signer(self, actor: Actor, name: str) -> None:
+        """Stop trusting ``name``. Recorded verdicts stay, but gates no longer count them."""
+        _signer_name(name)
+
+        def run(s: Tx) -> None:
+            self._require_admin(actor, "remove_signer")
+            store = SignatureStore(s)
+            row = store.find_signer(name)
+            if row is None:
+                raise NotFound(f"trusted signer {name!r} does not exist")
+            store.delete_signer(name)
+            signer = _trusted_signer(row)
+            self._audit(
+                s,
+                actor,
+                "remove_signer",
+                target=name,
+                before={"kind": signer.kind.value, "fingerprint": signer.fingerprint},
+            )
+
+        self.db.write(run)
+
+    # -- signatures of a version ---------------------------------------------------------
+
+    def add_signature(
+        self, actor: Actor, name: str, version: int | str, bundle: bytes | str
+    ) -> VersionSignature:
+        """Check a model-signing bundle for a READY version and record the verdict.
+
+        A bundle that is not a Sigstore bundle at all is refused (``InvalidParameter``) and
+        nothing is recorded; any other bundle is recorded, verified or with the reason it
+        is not.
+        """
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+        data = bundle.encode() if isinstance(bundle, str) else bytes(bundle)
+        signing.parse_bundle(data)  # refuse what is not a bundle before touching anything
+        text = data.decode()
+        signing.load_library()  # its ~1 s first import stays outside the transaction
+
+        def run(s: Tx) -> VersionSignature:
+            model = self._model(s, actor, name, Role.WRITE, "add_signature")
+            row = VersionStore(s).get(model.id, name, number)
+            if row.status != VersionStatus.READY.value:
+                raise InvalidParameter(
+                    f"version {number} of {name!r} is {row.status}; only READY versions "
+                    "can be signed"
+                )
+            store = SignatureStore(s)
+            trusted = [
+                signing.Trusted(r.name, SignerKind.parse(r.kind), r.material)
+                for r in store.list_signers()
+            ]
+            verdict = signing.verify(data, trusted, store.files_of(row.id))
+            now = self.clock()
+            signature_id = store.add(
+                row.id,
+                verified=verdict.verified,
+                signer=verdict.signer,
+                identity=verdict.identity,
+                digests=verdict.digests,
+                message=verdict.message,
+                bundle=text,
+                created_by=actor.name,
+                now=now,
+            )
+            self._audit(
+                s,
+                actor,
+                "add_signature",
+                model=model,
+                version=number,
+                target=verdict.signer,
+                after={
+                    "id": signature_id,
+                    "verified": verdict.verified,
+                    "identity": verdict.identity,
+                    "message": verdict.message,
+                },
+            )
+            return VersionSignature(
+                id=signature_id,
+                name=model.name,
+                version=number,
+                verified=verdict.verified,
+                signer=verdict.signer,
+                identity=verdict.identity,
+                digests=dict(sorted(verdict.digests.items())),
+                message=verdict.message,
+                created_at=to_datetime(now),
+                created_by=actor.name,
+            )
+
+        return self.db.write(run)
+
+    def list_signatures(
+        self, actor: Actor, name: str, version: int | str
+    ) -> list[VersionSignature]:
+        """The signatures recorded for a version, oldest first."""
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def run(s: Tx) -> list[VersionSignature]:
+            model = self._model(s, actor, name, Role.READ, "list_signatures")
+            row = VersionStore(s).get(model.id, name, number)
+            return SignatureStore(s).list_for_version(row.id, model.name, number)
+
+        return self.db.read(run)
+
+
+def _trusted_signer(row: Any) -> TrustedSigner:
+    kind = SignerKind.parse(row.kind)
+    return TrustedSigner(
+        name=row.name,
+        kind=kind,
+        material=row.material,
+        fingerprint=signing.normalize_material(kind, row.material)[1],
+        created_at=to_datetime(row.created_at),
+        created_by=row.created_by,
+    )
