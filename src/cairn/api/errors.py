@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from cairn.api.deps import ANONYMOUS
+from cairn.domain.access import Actor
 from cairn.errors import CairnError
+
+log = logging.getLogger("cairn.api")
 
 _HTTP_CODES = {
     404: "ENDPOINT_NOT_FOUND",
@@ -37,9 +45,29 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+async def _record_denial(request: Request, exc: CairnError) -> None:
+    """Append a refused attempt to the audit log; a failure to do so is logged, never
+    raised, so the caller still gets the original error."""
+    actor: Actor = getattr(request.state, "actor", None) or ANONYMOUS
+    if actor.request_id is None or actor.client is None:
+        actor = dataclasses.replace(
+            actor,
+            request_id=actor.request_id
+            or getattr(request.state, "request_id", None)
+            or request.headers.get("x-request-id"),
+            client=actor.client or (request.client.host if request.client else None),
+        )
+    try:
+        await run_in_threadpool(request.app.state.service.record_denial, actor, exc.denial)
+    except Exception:
+        log.exception("could not record a denied %r in the audit log", exc.denial)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CairnError)
-    async def _cairn(_request: Request, exc: CairnError) -> JSONResponse:
+    async def _cairn(request: Request, exc: CairnError) -> JSONResponse:
+        if exc.denial is not None:
+            await _record_denial(request, exc)
         return error_response(exc.http_status, exc.error_code, exc.message)
 
     @app.exception_handler(RequestValidationError)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cairn import __version__
-from cairn.cli import aliases, models, portability, server, transfer, versions
+from cairn.cli import aliases, audit, models, portability, server, transfer, versions
 from cairn.cli.output import err
 from cairn.client import DEFAULT_URI
 from cairn.errors import CairnError
@@ -32,6 +32,7 @@ app.command("gc")(transfer.gc)
 app.command("verify")(transfer.verify)
 app.command("export", help=portability.EXPORT_HELP)(portability.export)
 app.add_typer(portability.import_app, name="import")
+app.add_typer(audit.app, name="audit")
 
 
 def _version(value: bool) -> None:

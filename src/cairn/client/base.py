@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cairn.client.transfer import WORKERS, BlobCache, LocalFile, NoProgress, Progress, place, scan
+from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -177,6 +178,28 @@ class BaseClient(abc.ABC):
     def alias_history(
         self, name: str, alias: str | None = None, *, limit: int | None = None
     ) -> list[AliasEvent]: ...
+
+    # -- audit log ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_audit(
+        self,
+        *,
+        model: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        alias: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        oldest_first: bool = False,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[AuditEvent]:
+        """Audit events, newest first (``alias``: who moved it, when, from what)."""
+
+    @abc.abstractmethod
+    def verify_audit(self) -> AuditReport:
+        """Check the audit log's hash chain; ``ok`` false names the first bad event."""
 
     # -- files: primitives each mode implements ---------------------------------------
     @abc.abstractmethod

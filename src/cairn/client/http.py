@@ -19,6 +19,12 @@ import httpx
 
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, Progress, read_chunks
+from cairn.domain.audit import (
+    AuditEvent,
+    AuditReport,
+    audit_event_from_json,
+    audit_report_from_json,
+)
 from cairn.domain.codec import (
     alias_event_from_json,
     format_time,
@@ -498,3 +504,36 @@ class HttpClient(BaseClient):
             path = f"/models/{_seg(name)}/aliases/{_seg(alias)}/history"
         body = self._request("GET", path, params={"limit": limit})
         return [alias_event_from_json(e) for e in body["events"]]
+
+    def list_audit(
+        self,
+        *,
+        model: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        alias: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        oldest_first: bool = False,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[AuditEvent]:
+        params = {
+            "model": model,
+            "actor": actor,
+            "action": action,
+            "alias": alias,
+            "outcome": outcome,
+            "since": format_time(since),
+            "until": format_time(until),
+            "oldest_first": oldest_first,
+            "max_results": max_results,
+            "page_token": page_token,
+        }
+        body = self._request("GET", "/audit", params=params)
+        events = [audit_event_from_json(e) for e in body["events"]]
+        return Page(events, body.get("next_page_token"))
+
+    def verify_audit(self) -> AuditReport:
+        return audit_report_from_json(self._request("GET", "/audit/verify"))

@@ -15,6 +15,7 @@ from typing import Any
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, Progress, read_chunks
 from cairn.domain.artifacts import GcReport, VerifyReport
+from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.models import (
     Actor,
     AliasEvent,
@@ -239,6 +240,37 @@ class LocalClient(BaseClient):
         self, name: str, alias: str | None = None, *, limit: int | None = None
     ) -> list[AliasEvent]:
         return self._service.alias_history(self._actor, name, alias, limit=limit)
+
+    def list_audit(
+        self,
+        *,
+        model: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        alias: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        oldest_first: bool = False,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[AuditEvent]:
+        return self._service.list_audit(
+            self._actor,
+            model=model,
+            actor_name=actor,
+            action=action,
+            alias=alias,
+            outcome=outcome,
+            since=since,
+            until=until,
+            oldest_first=oldest_first,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def verify_audit(self) -> AuditReport:
+        return self._service.verify_audit(self._actor)
 
     def _create_with_manifest(
         self, name: str, spec: VersionSpec, idempotency_key: str

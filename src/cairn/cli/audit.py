@@ -1,0 +1,149 @@
+"""``cairn audit``: who did what, when, to which model; and is the log intact."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cairn.cli.common import Json, client
+from cairn.cli.output import err, out, print_json
+from cairn.domain.audit import AuditEvent, audit_event_to_json, audit_report_to_json
+from cairn.errors import InvalidParameter
+
+app = typer.Typer(
+    help="The audit log: every change and every refused attempt, hash-chained.",
+    no_args_is_help=True,
+)
+
+MAX_PAGE = 1000
+COLUMNS = ("seq", "time", "actor", "action", "outcome", "model", "version", "target", "change")
+
+
+def parse_when(option: str, value: str | None) -> datetime | None:
+    """``2026-11-01``, ``2026-11-01T09:30`` or full RFC 3339; no zone means UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidParameter(
+            f"{option} {value!r} is not a date or time; use e.g. 2026-11-01 or 2026-11-01T09:30:00Z"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _short(value: Any, width: int = 40) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
+    else:
+        text = _plain(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _change(e: AuditEvent) -> str:
+    if e.before is None and e.after is None:
+        return ""
+    if e.before is None:
+        return _short(e.after)
+    return f"{_short(e.before)} → {_short(e.after)}"
+
+
+def show_events(events: list[AuditEvent], as_json: bool) -> None:
+    if as_json:
+        print_json([audit_event_to_json(e) for e in events])
+        return
+    table = Table(*COLUMNS)
+    for e in events:
+        table.add_row(
+            str(e.seq),
+            e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.action,
+            e.outcome if e.outcome == "ok" else f"[red]{e.outcome}[/red]",
+            e.model or "",
+            "" if e.version is None else str(e.version),
+            e.target or "",
+            _change(e),
+        )
+    out.print(table)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Events of this model.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Events by this user or token owner.")] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(help="An action (alias.set) or a family of them (alias, version.tag)."),
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Moves of this alias: who moved it, when, from what.")
+    ] = None,
+    outcome: Annotated[str | None, typer.Option(help="ok, or denied for refused attempts.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time on (2026-11-01, or RFC 3339; UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (exclusive).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many events.")] = 50,
+    oldest_first: Annotated[
+        bool, typer.Option("--oldest-first", help="Oldest events first (default: newest).")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Audit events, newest first. The instance admin sees all; MANAGE on a model shows
+    that model's events (--model is then required)."""
+    sdk = client(ctx)
+    events: list[AuditEvent] = []
+    token: str | None = None
+    while len(events) < limit:
+        page = sdk.list_audit(
+            model=model,
+            actor=actor,
+            action=action,
+            alias=alias,
+            outcome=outcome,
+            since=parse_when("--since", since),
+            until=parse_when("--until", until),
+            oldest_first=oldest_first,
+            max_results=min(limit - len(events), MAX_PAGE),
+            page_token=token,
+        )
+        events.extend(page.items)
+        token = page.next_page_token
+        if token is None:
+            break
+    show_events(events, as_json)
+    if token is not None and not as_json:
+        err.print(f"[dim]more events: raise --limit (now {limit})[/dim]")
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, as_json: Json = False) -> None:
+    """Recompute the audit log's hash chain (instance admin); exit 1 if it was tampered with."""
+    report = client(ctx).verify_audit()
+    if as_json:
+        print_json(audit_report_to_json(report))
+    elif report.ok:
+        out.print(
+            f"audit log intact: {report.events} events; head {report.head_seq} {report.head_hash}",
+            highlight=False,
+        )
+    else:
+        out.print(
+            f"[red]audit log broken[/red] at event {report.first_bad_seq}: {report.reason} "
+            f"({report.events} events verified before it)",
+            highlight=False,
+        )
+    if not report.ok:
+        raise typer.Exit(1)

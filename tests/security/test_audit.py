@@ -1,0 +1,395 @@
+"""The audit log through the service, on SQLite and PostgreSQL: what mutations record, how
+the log is queried and who may query it, and that tampering with the stored chain is found."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from cairn.domain.access import SYSTEM, Actor, Grant, Role
+from cairn.domain.audit import AuditEvent
+from cairn.errors import InvalidParameter, NotFound, PermissionDenied
+from cairn.service.registry import RegistryService
+from cairn.store.metadata.audit_store import GENESIS, event_hash
+from cairn.store.metadata.clock import to_datetime
+
+START = 1_800_000_000_000_000  # microseconds; one tick per second
+ADMIN = Actor("root", is_admin=True, request_id="req-admin", client="127.0.0.1")
+ALICE = Actor(
+    "alice",
+    user_id=1,
+    grants=(Grant(Role.MANAGE, pattern="*"),),
+    request_id="req-alice",
+    client="10.0.0.7",
+)
+MIA = Actor("mia", user_id=2, grants=(Grant(Role.MANAGE, pattern="fraud"),))  # one model
+RITA = Actor("rita", user_id=3, grants=(Grant(Role.WRITE, pattern="*"),))  # no MANAGE
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._ticks = itertools.count(START, 1_000_000)
+
+    def __call__(self) -> int:
+        return next(self._ticks)
+
+
+@pytest.fixture
+def svc(service: RegistryService) -> RegistryService:
+    service.clock = Clock()
+    return service
+
+
+def all_events(svc: RegistryService, **filters: Any) -> list[AuditEvent]:
+    """Every matching event, oldest first, across pages of 2 (so paging is exercised)."""
+    events: list[AuditEvent] = []
+    token = None
+    while True:
+        page = svc.list_audit(ADMIN, oldest_first=True, max_results=2, page_token=token, **filters)
+        events.extend(page.items)
+        token = page.next_page_token
+        if token is None:
+            return events
+
+
+def sql(svc: RegistryService, statement: str, **params: Any) -> None:
+    """Change the stored log behind Cairn's back, as someone with database access could."""
+    with svc.db.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def chain(svc: RegistryService, n: int) -> None:
+    """``n`` events through a public use case that needs no models."""
+    for i in range(n):
+        svc.record_denial(ALICE, {"action": "model.create", "model": f"m{i}", "why": i})
+
+
+def stored(svc: RegistryService, seq: int) -> dict[str, Any]:
+    with svc.db.engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM audit_events WHERE seq = :s"), {"s": seq}).one()
+    return dict(row._mapping)
+
+
+# -- what gets recorded --------------------------------------------------------------------
+
+
+def test_mutations_record_who_what_when_and_the_change(svc: RegistryService) -> None:
+    svc.create_model(ALICE, "fraud", description="first")
+    svc.update_model(ALICE, "fraud", description="second")
+    svc.create_version(ALICE, "fraud")
+    svc.set_alias(ALICE, "fraud", "production", 1)
+    events = all_events(svc)
+    assert [e.action for e in events] == [
+        "model.create",
+        "model.update",
+        "version.create",
+        "alias.set",
+    ]
+    update = events[1]
+    assert (update.actor, update.model, update.outcome) == ("alice", "fraud", "ok")
+    assert (update.request_id, update.client) == ("req-alice", "10.0.0.7")
+    assert update.before == {"description": "first"}
+    assert update.after == {"description": "second"}
+    assert update.at == to_datetime(START + 1_000_000)
+    assert events[2].version == 1
+    moved = events[3]
+    assert (moved.target, moved.version, moved.before, moved.after) == ("production", 1, None, 1)
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert svc.verify_audit(ADMIN).ok
+
+
+def test_who_moved_production_is_one_call(svc: RegistryService) -> None:
+    svc.create_model(ALICE, "fraud")
+    for _ in range(3):
+        svc.create_version(ALICE, "fraud")
+    svc.set_alias(ALICE, "fraud", "production", 1)
+    svc.set_alias(ALICE, "fraud", "staging", 3)
+    svc.set_alias(ADMIN, "fraud", "Production", 2)  # aliases match in any case
+    svc.delete_alias(ALICE, "fraud", "production")
+    page = svc.list_audit(ADMIN, model="fraud", alias="production")
+    assert [(e.actor, e.action, e.before, e.after) for e in page.items] == [
+        ("alice", "alias.delete", 2, None),
+        ("root", "alias.set", 1, 2),
+        ("alice", "alias.set", None, 1),
+    ]
+
+
+def test_denials_are_recorded_with_the_anonymous_or_named_caller(svc: RegistryService) -> None:
+    svc.create_model(ALICE, "fraud")
+    svc.record_denial(Actor("anonymous", client="10.9.9.9"), {"action": "authenticate"})
+    svc.record_denial(RITA, {"action": "model.delete", "model": "fraud", "version": "3"})
+    denied = all_events(svc, outcome="denied")
+    assert [(e.actor, e.action, e.model, e.version, e.client) for e in denied] == [
+        ("anonymous", "authenticate", None, None, "10.9.9.9"),
+        ("rita", "model.delete", "fraud", 3, None),
+    ]
+    # a denial naming a model by name only is found by that model's filter
+    assert [e.action for e in all_events(svc, model="FRAUD", outcome="denied")] == ["model.delete"]
+    assert svc.verify_audit(ADMIN).ok
+
+
+def test_oversized_denial_fields_are_clipped_not_refused(svc: RegistryService) -> None:
+    svc.record_denial(Actor("x" * 400), {"action": "a" * 100, "model": "m" * 5000})
+    (event,) = all_events(svc)
+    assert len(event.actor) == 256 and len(event.action) == 64 and len(event.model or "") == 256
+    assert svc.verify_audit(ADMIN).ok
+
+
+# -- querying --------------------------------------------------------------------------------
+
+
+def test_filters(svc: RegistryService) -> None:
+    svc.create_model(ALICE, "fraud")
+    svc.create_model(ADMIN, "churn")
+    svc.create_version(ALICE, "fraud")
+    svc.set_version_tag(ALICE, "fraud", 1, "k", "v")
+    svc.set_model_tag(ADMIN, "churn", "team", "growth")
+    assert [e.model for e in all_events(svc, model="fraud")] == ["fraud"] * 3
+    assert [e.action for e in all_events(svc, actor_name="root")] == [
+        "model.create",
+        "model.tag.set",
+    ]
+    assert [e.action for e in all_events(svc, action="version")] == [
+        "version.create",
+        "version.tag.set",
+    ]
+    assert [e.action for e in all_events(svc, action="model.tag.*")] == ["model.tag.set"]
+    assert [e.action for e in all_events(svc, action="model.tag.set")] == ["model.tag.set"]
+    window = all_events(
+        svc, since=to_datetime(START + 1_000_000), until=to_datetime(START + 3_000_000)
+    )
+    assert [e.seq for e in window] == [2, 3]  # since inclusive, until exclusive
+    newest = svc.list_audit(ADMIN, max_results=2)
+    assert [e.seq for e in newest.items] == [5, 4] and newest.next_page_token
+    rest = svc.list_audit(ADMIN, max_results=2, page_token=newest.next_page_token)
+    assert [e.seq for e in rest.items] == [3, 2]
+    with pytest.raises(InvalidParameter, match="page_token"):
+        svc.list_audit(ADMIN, model="fraud", page_token=newest.next_page_token)
+    with pytest.raises(InvalidParameter, match="outcome"):
+        svc.list_audit(ADMIN, outcome="maybe")
+    with pytest.raises(InvalidParameter, match="action"):
+        svc.list_audit(ADMIN, action="DROP TABLE")
+
+
+def test_model_filter_follows_renames_and_deleted_namesakes(svc: RegistryService) -> None:
+    svc.create_model(ALICE, "fraud")
+    svc.rename_model(ALICE, "fraud", "fraud-v2")
+    svc.delete_model(ALICE, "fraud-v2")
+    svc.create_model(ALICE, "fraud-v2")  # a new model with the old one's name
+    # admin by name: both models called fraud-v2 now, including the first one's history
+    assert [e.action for e in all_events(svc, model="fraud-v2")] == [
+        "model.create",
+        "model.rename",
+        "model.delete",
+        "model.create",
+    ]
+    # a manager of the new model sees only the new model
+    owner = Actor("olga", grants=(Grant(Role.MANAGE, pattern="fraud-v2"),))
+    page = svc.list_audit(owner, model="fraud-v2")
+    assert [e.seq for e in page.items] == [4]
+
+
+def test_who_may_list_and_verify(svc: RegistryService) -> None:
+    svc.create_model(ALICE, "fraud")
+    svc.create_model(ALICE, "churn")
+    assert [e.model for e in svc.list_audit(MIA, model="fraud").items] == ["fraud"]
+    with pytest.raises(PermissionDenied) as refused:
+        svc.list_audit(MIA)  # the whole log is for the instance admin
+    assert refused.value.denial == {"action": "audit.list"}
+    with pytest.raises(NotFound):  # cannot read churn: same answer as a missing model
+        svc.list_audit(MIA, model="churn")
+    with pytest.raises(NotFound):
+        svc.list_audit(MIA, model="nope")
+    with pytest.raises(PermissionDenied):  # can read and write fraud, but not MANAGE it
+        svc.list_audit(RITA, model="fraud")
+    with pytest.raises(PermissionDenied):
+        svc.verify_audit(ALICE)
+    assert svc.verify_audit(SYSTEM).ok
+
+
+# -- the chain ------------------------------------------------------------------------------
+
+
+def test_empty_and_intact_chains_verify(svc: RegistryService) -> None:
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.events, report.head_seq, report.head_hash) == (True, 0, 0, GENESIS)
+    chain(svc, 5)
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.events, report.head_seq) == (True, 5, 5)
+    assert report.first_bad_seq is None and report.reason is None
+    assert report.head_hash == stored(svc, 5)["hash"]
+
+
+def test_hash_is_over_previous_hash_and_fields(svc: RegistryService) -> None:
+    chain(svc, 2)
+    first, second = stored(svc, 1), stored(svc, 2)
+    assert first["prev_hash"] == GENESIS and second["prev_hash"] == first["hash"]
+    assert second["hash"] == event_hash(first["hash"], second)
+
+
+def test_a_modified_field_is_found(svc: RegistryService) -> None:
+    chain(svc, 5)
+    sql(svc, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3")
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq, report.events) == (False, 3, 2)
+    assert report.reason and "changed" in report.reason
+
+
+def test_a_modified_field_with_a_recomputed_hash_is_found_at_the_next_event(
+    svc: RegistryService,
+) -> None:
+    chain(svc, 5)
+    forged = stored(svc, 3) | {"actor": "mallory"}
+    sql(
+        svc,
+        "UPDATE audit_events SET actor = 'mallory', hash = :h WHERE seq = 3",
+        h=event_hash(forged["prev_hash"], forged),
+    )
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq) == (False, 4)
+
+
+def test_a_deleted_event_is_found(svc: RegistryService) -> None:
+    chain(svc, 5)
+    sql(svc, "DELETE FROM audit_events WHERE seq = 2")
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq) == (False, 2)
+    assert report.reason and "missing" in report.reason
+
+
+def test_a_deleted_first_event_is_found(svc: RegistryService) -> None:
+    chain(svc, 3)
+    sql(svc, "DELETE FROM audit_events WHERE seq = 1")
+    assert svc.verify_audit(ADMIN).first_bad_seq == 1
+
+
+def test_a_truncated_tail_is_found(svc: RegistryService) -> None:
+    chain(svc, 5)
+    sql(svc, "DELETE FROM audit_events WHERE seq >= 4")
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq, report.events) == (False, 4, 3)
+    assert report.reason and "removed" in report.reason
+
+
+def test_reordered_events_are_found(svc: RegistryService) -> None:
+    chain(svc, 5)
+    # swap events 2 and 3 by their sequence numbers
+    sql(svc, "UPDATE audit_events SET seq = -1 WHERE seq = 2")
+    sql(svc, "UPDATE audit_events SET seq = 2 WHERE seq = 3")
+    sql(svc, "UPDATE audit_events SET seq = 3 WHERE seq = -1")
+    assert svc.verify_audit(ADMIN).first_bad_seq == 2
+
+
+def test_swapped_fields_are_found(svc: RegistryService) -> None:
+    chain(svc, 5)
+    two, four = stored(svc, 2), stored(svc, 4)
+    sql(svc, "UPDATE audit_events SET model = :m WHERE seq = 2", m=four["model"])
+    sql(svc, "UPDATE audit_events SET model = :m WHERE seq = 4", m=two["model"])
+    assert svc.verify_audit(ADMIN).first_bad_seq == 2
+
+
+def test_an_event_added_beyond_the_head_is_found(svc: RegistryService) -> None:
+    chain(svc, 3)
+    last = stored(svc, 3)
+    forged = last | {"seq": 4, "actor": "mallory", "prev_hash": last["hash"]}
+    forged["hash"] = event_hash(last["hash"], forged)
+    columns = ", ".join(forged)
+    sql(
+        svc,
+        f"INSERT INTO audit_events ({columns}) VALUES ({', '.join(':' + c for c in forged)})",
+        **forged,
+    )
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq) == (False, 4)
+    assert report.reason and "beyond" in report.reason
+
+
+def test_an_event_inserted_in_the_middle_is_found(svc: RegistryService) -> None:
+    chain(svc, 4)
+    # make room after event 2, insert a well-formed forgery there, and move the head along
+    for seq in (4, 3):
+        sql(svc, "UPDATE audit_events SET seq = :n WHERE seq = :o", n=seq + 1, o=seq)
+    sql(svc, "UPDATE audit_head SET seq = seq + 1")
+    two = stored(svc, 2)
+    forged = two | {"seq": 3, "actor": "mallory", "prev_hash": two["hash"]}
+    forged["hash"] = event_hash(two["hash"], forged)
+    columns = ", ".join(forged)
+    sql(
+        svc,
+        f"INSERT INTO audit_events ({columns}) VALUES ({', '.join(':' + c for c in forged)})",
+        **forged,
+    )
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq) == (False, 4)  # the forgery's successor
+
+
+def test_a_lost_head_row_is_reported_then_rebuilt_from_the_last_event(
+    svc: RegistryService,
+) -> None:
+    chain(svc, 2)
+    sql(svc, "DELETE FROM audit_head")
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    chain(svc, 1)  # appending carries on from the last stored event
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.events) == (True, 3)
+
+
+def test_an_emptied_log_starts_again(svc: RegistryService) -> None:
+    chain(svc, 2)
+    sql(svc, "DELETE FROM audit_events")
+    sql(svc, "DELETE FROM audit_head")
+    chain(svc, 1)
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.events, stored(svc, 1)["prev_hash"]) == (True, 1, GENESIS)
+
+
+def test_verification_walks_in_batches(svc: RegistryService) -> None:
+    from cairn.store.metadata.audit_store import AuditStore
+
+    chain(svc, 7)
+    assert svc.db.read(lambda s: AuditStore(s).verify(batch=2)).events == 7
+    sql(svc, "UPDATE audit_events SET client = 'elsewhere' WHERE seq = 6")
+    report = svc.db.read(lambda s: AuditStore(s).verify(batch=2))
+    assert (report.ok, report.first_bad_seq) == (False, 6)
+
+
+def test_concurrent_appends_make_one_unbroken_chain(svc: RegistryService) -> None:
+    threads, each = 6, 10
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(each):
+                svc.record_denial(
+                    Actor(f"user{n}"), {"action": "model.create", "model": f"m{n}-{i}"}
+                )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.events, report.head_seq) == (True, threads * each, threads * each)
+    events = all_events(svc)
+    assert [e.seq for e in events] == list(range(1, threads * each + 1))
+    assert len({e.hash for e in events}) == threads * each
+
+
+def test_times_given_without_a_zone_are_utc(svc: RegistryService) -> None:
+    chain(svc, 3)
+    naive = to_datetime(START + 1_000_000).replace(tzinfo=None)
+    aware = datetime.fromtimestamp((START + 1_000_000) / 1e6, tz=UTC)
+    assert all_events(svc, since=naive) == all_events(svc, since=aware)
+    assert [e.seq for e in all_events(svc, since=naive)] == [2, 3]
