@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cairn.client.transfer import WORKERS, BlobCache, LocalFile, NoProgress, Progress, place, scan
 from cairn.domain.audit import AuditEvent, AuditReport
@@ -23,6 +24,7 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
 
 
@@ -200,6 +202,26 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def verify_audit(self) -> AuditReport:
         """Check the audit log's hash chain; ``ok`` false names the first bad event."""
+
+    # -- signatures: trusted signers (instance ADMIN) and bundles per version ----------
+    @abc.abstractmethod
+    def add_signer(self, name: str, *, kind: str, material: str) -> TrustedSigner:
+        """Trust an EC public key (``kind='key'``) or CA certificates (``'certificate'``)."""
+
+    @abc.abstractmethod
+    def list_signers(self) -> list[TrustedSigner]: ...
+
+    @abc.abstractmethod
+    def remove_signer(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_signature(
+        self, name: str, version: int | str, bundle: str | bytes | Mapping[str, Any]
+    ) -> VersionSignature:
+        """Upload an OpenSSF model-signing bundle; the answer is the recorded verdict."""
+
+    @abc.abstractmethod
+    def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]: ...
 
     # -- files: primitives each mode implements ---------------------------------------
     @abc.abstractmethod

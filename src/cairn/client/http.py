@@ -39,8 +39,14 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.domain.signatures import (
+    TrustedSigner,
+    VersionSignature,
+    signature_from_json,
+    signer_from_json,
+)
 from cairn.domain.uris import parse_version_number
-from cairn.errors import CairnError, Conflict, Unavailable, error_from_response
+from cairn.errors import CairnError, Conflict, InvalidParameter, Unavailable, error_from_response
 
 RETRY_STATUSES = {502, 503, 504}
 MAX_ATTEMPTS = 5
@@ -537,3 +543,29 @@ class HttpClient(BaseClient):
 
     def verify_audit(self) -> AuditReport:
         return audit_report_from_json(self._request("GET", "/audit/verify"))
+
+    def add_signer(self, name: str, *, kind: str, material: str) -> TrustedSigner:
+        body = {"name": name, "kind": kind, "material": material}
+        return signer_from_json(self._request("POST", "/signers", json=body))
+
+    def list_signers(self) -> list[TrustedSigner]:
+        return [signer_from_json(s) for s in self._request("GET", "/signers")["signers"]]
+
+    def remove_signer(self, name: str) -> None:
+        self._request("DELETE", f"/signers/{_seg(name)}")
+
+    def add_signature(
+        self, name: str, version: int | str, bundle: str | bytes | Mapping[str, Any]
+    ) -> VersionSignature:
+        if isinstance(bundle, bytes):
+            try:
+                bundle = bundle.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidParameter("signature bundle is not UTF-8 JSON") from None
+        body = {"bundle": bundle if isinstance(bundle, str) else dict(bundle)}
+        path = f"/models/{_seg(name)}/versions/{_seg(str(version))}/signatures"
+        return signature_from_json(self._request("POST", path, json=body))
+
+    def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
+        path = f"/models/{_seg(name)}/versions/{_seg(str(version))}/signatures"
+        return [signature_from_json(s) for s in self._request("GET", path)["signatures"]]

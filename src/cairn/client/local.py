@@ -7,6 +7,7 @@ Imported only when ``cairn.Client`` is given a directory; it pulls in the servic
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from cairn.domain.models import (
     VersionSpec,
     VersionStatus,
 )
+from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.service.factory import build_service
 from cairn.settings import Settings
 
@@ -271,6 +273,25 @@ class LocalClient(BaseClient):
 
     def verify_audit(self) -> AuditReport:
         return self._service.verify_audit(self._actor)
+
+    def add_signer(self, name: str, *, kind: str, material: str) -> TrustedSigner:
+        return self._service.add_signer(self._actor, name, kind, material)
+
+    def list_signers(self) -> list[TrustedSigner]:
+        return self._service.list_signers(self._actor)
+
+    def remove_signer(self, name: str) -> None:
+        self._service.remove_signer(self._actor, name)
+
+    def add_signature(
+        self, name: str, version: int | str, bundle: str | bytes | Mapping[str, Any]
+    ) -> VersionSignature:
+        if not isinstance(bundle, str | bytes):
+            bundle = json.dumps(dict(bundle), separators=(",", ":"))
+        return self._service.add_signature(self._actor, name, version, bundle)
+
+    def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
+        return self._service.list_signatures(self._actor, name, version)
 
     def _create_with_manifest(
         self, name: str, spec: VersionSpec, idempotency_key: str

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from cairn.domain.codec import format_time, parse_time
 from cairn.errors import InvalidParameter
 
 
@@ -51,3 +53,65 @@ class VersionSignature:
     message: str  # why it is not verified (empty when it is)
     created_at: datetime
     created_by: str | None
+
+
+# -- JSON, as the native API sends it (server, HTTP client and the CLI's --json) -------------
+
+
+def signer_to_json(signer: TrustedSigner) -> dict[str, Any]:
+    return {
+        "name": signer.name,
+        "kind": signer.kind.value,
+        "fingerprint": signer.fingerprint,
+        "material": signer.material,
+        "created_at": format_time(signer.created_at),
+        "created_by": signer.created_by,
+    }
+
+
+def signer_from_json(d: Mapping[str, Any]) -> TrustedSigner:
+    return TrustedSigner(
+        name=d["name"],
+        kind=SignerKind(d["kind"]),
+        material=d["material"],
+        fingerprint=d["fingerprint"],
+        created_at=_time(d["created_at"]),
+        created_by=d.get("created_by"),
+    )
+
+
+def signature_to_json(signature: VersionSignature) -> dict[str, Any]:
+    return {
+        "id": signature.id,
+        "name": signature.name,
+        "version": signature.version,
+        "verified": signature.verified,
+        "signer": signature.signer,
+        "identity": signature.identity,
+        "digests": dict(signature.digests),
+        "message": signature.message,
+        "created_at": format_time(signature.created_at),
+        "created_by": signature.created_by,
+    }
+
+
+def signature_from_json(d: Mapping[str, Any]) -> VersionSignature:
+    return VersionSignature(
+        id=int(d["id"]),
+        name=d["name"],
+        version=int(d["version"]),
+        verified=bool(d["verified"]),
+        signer=d.get("signer"),
+        identity=d.get("identity"),
+        digests=dict(d.get("digests") or {}),
+        message=d.get("message") or "",
+        created_at=_time(d["created_at"]),
+        created_by=d.get("created_by"),
+    )
+
+
+def _time(value: str) -> datetime:
+    parsed = parse_time(value)
+    if parsed is None:
+        raise ValueError("a time is missing")
+    return parsed
