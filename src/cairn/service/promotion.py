@@ -1,4 +1,4 @@
-"""Protected aliases: policies, promotion requests, approvals, and the gate on every alias move.
+"""Protected aliases: policies, promotion requests and approvals (the gate is in ``gates``).
 
 A policy (instance ADMIN only) protects the aliases matching its alias pattern on the models
 matching its model pattern. Every matching policy applies (``domain.promotion.gate_for``).
@@ -15,9 +15,9 @@ the alias moves only when the approvals are all in and every check passes; a req
 checks fail stays pending with the new results (``promote`` on the same version and alias
 evaluates it again). The alias therefore never moves while a check fails.
 
-Direct moves (``set_alias``, so the native route, the MLflow route and ``cairn alias set``)
-go through ``_check_alias_policy``: allowed on a protected alias only when the gate needs
-no approval and every check passes, and then recorded as an applied promotion.
+Authorization: policies are set, listed whole and deleted by the instance ADMIN only; the
+policies applying to one model can be listed by anyone who may read it. Approvers and
+rejecters need the gate's role on the model (MANAGE when no policy applies any more).
 """
 
 from __future__ import annotations
@@ -37,188 +37,25 @@ from cairn.domain.promotion import (
     PromotionRequest,
     PromotionStatus,
     check_to_json,
-    describe_failures,
-    gate_for,
     policy_to_json,
     validate_policy_fields,
 )
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
-from cairn.service.base import ServiceBase
+from cairn.service.gates import AliasGuard, approvals_check, role_check, same_person
 from cairn.service.validation import clean_page_size
-from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.promotion_store import PromotionStore
-from cairn.store.metadata.signatures_store import SignatureStore
 from cairn.store.metadata.versions_store import VersionStore
 
 MAX_COMMENT = 4096
-APPROVALS = "approvals"
 
 
 def _clean_comment(comment: object) -> str:
     if comment is None:
         return ""
     return names.validate_text("comment", comment, MAX_COMMENT)
-
-
-def _same_person(a: str, b: str) -> bool:
-    return names.name_key(a) == names.name_key(b)
-
-
-def _role_check(actor: Actor, model: Any, need: Role, gate: Gate | None) -> Check:
-    held = actor.role_on(model.id, model.name_key)
-    source = "the alias's policy" if gate is not None else "an unprotected alias"
-    return Check(
-        "role",
-        held is not None and held >= need,
-        f"{actor.name} holds {held.name if held else 'no role'} on {model.name!r}; "
-        f"{source} needs {need.name}",
-    )
-
-
-class AliasGuard(ServiceBase):
-    """The gate itself: shared by the promotion use cases and the direct alias moves."""
-
-    @staticmethod
-    def _gate(s: Tx, model: Any, alias: str) -> Gate | None:
-        return gate_for(PromotionStore(s).policies(), model.name_key, alias)
-
-    @staticmethod
-    def _require_role(actor: Actor, role: Role, model: Any, action: str, doing: str) -> None:
-        if not actor.allows(role, model.id, model.name_key):
-            raise PermissionDenied(
-                f"{role.name} on model {model.name!r} is required to {doing}",
-                denial={"action": action, "model": model.name, "model_id": model.id},
-            )
-
-    @staticmethod
-    def _evaluate(s: Tx, gate: Gate, model: Any, number: int) -> list[Check]:
-        """The gate's checks on version ``number`` as things are now (approvals aside)."""
-        store = PromotionStore(s)
-        row = store.version_row(model.id, number)
-        if row is None or row.deleted_at is not None:
-            state = "was deleted" if row is not None else "does not exist"
-            checks = [Check("version", False, f"version {number} of {model.name!r} {state}")]
-            checks += [
-                Check(name, False, f"version {number} is not available")
-                for name in _gate_check_names(gate)
-            ]
-            return checks
-        ready = row.status == VersionStatus.READY.value
-        checks = [Check("version", ready, f"version {number} is {row.status}")]
-        if gate.conditions:
-            metrics = store.metrics(int(row.id))
-            checks += [_metric_check(c, metrics, number) for c in gate.conditions]
-        if gate.require_clean_scan:
-            checks.append(_scan_check(store.scan(int(row.id)), number))
-        if gate.require_signature:
-            signed = SignatureStore(s).has_verified(int(row.id))
-            detail = (
-                "a verified signature covers the version's files"
-                if signed
-                else f"version {number} has no verified signature covering its files"
-            )
-            checks.append(Check("signature", signed, detail))
-        return checks
-
-    def _refuse_failing(
-        self, checks: Sequence[Check], model: Any, number: int, alias: str, action: str
-    ) -> None:
-        failing = [c for c in checks if not c.passed and c.check != APPROVALS]
-        if failing:
-            raise Conflict(
-                f"moving @{alias} of {model.name!r} to version {number} is refused by its "
-                f"promotion gate: {describe_failures(failing)}; nothing was changed",
-                denial={
-                    "action": action,
-                    "model": model.name,
-                    "model_id": model.id,
-                    "version": number,
-                    "target": alias,
-                    "checks": [check_to_json(c) for c in checks],
-                },
-            )
-
-    def _move_alias(
-        self, s: Tx, actor: Actor, model: Any, alias: str, number: int, by: str, request_id: int
-    ) -> None:
-        """Point the alias, keep its history, and audit the move as any alias move is."""
-        now = self.clock()
-        previous = AliasStore(s).set(model.id, alias, number, by, now)
-        ModelStore(s).update(model.id, now)
-        self._audit(
-            s,
-            actor,
-            "alias.set",
-            model=model,
-            version=number,
-            target=alias,
-            before=None if previous is None else {"version": previous},
-            after={"version": number, "promotion": request_id},
-        )
-
-    def _check_alias_policy(self, s: Tx, actor: Actor, model: Any, alias: str, number: int) -> None:
-        """Called by ``set_alias`` before it moves ``alias``: refuse what a policy forbids.
-
-        Unprotected aliases pass untouched. On a protected alias the caller needs the
-        gate's role; a gate that needs approvals refuses (use ``promote``); failing checks
-        refuse; otherwise the move is recorded as an applied promotion with its checks.
-        """
-        gate = self._gate(s, model, alias)
-        if gate is None:
-            return
-        self._require_role(
-            actor, gate.min_role, model, "alias.set", f"move the protected alias @{alias}"
-        )
-        if gate.approvals:
-            raise PermissionDenied(
-                f"alias @{alias} of {model.name!r} is protected: moving it needs "
-                f"{gate.approvals} approval(s); request it with "
-                f"`cairn promote models:/{model.name}/{number} --to {alias}`",
-                denial={
-                    "action": "alias.set",
-                    "model": model.name,
-                    "model_id": model.id,
-                    "version": number,
-                    "target": alias,
-                },
-            )
-        checks = [_role_check(actor, model, gate.min_role, gate)]
-        checks += self._evaluate(s, gate, model, number)
-        self._refuse_failing(checks, model, number, alias, "alias.set")
-        request_id = PromotionStore(s).insert_request(
-            model.id,
-            number,
-            alias,
-            actor.name,
-            status=PromotionStatus.APPLIED,
-            comment="set directly (alias set)",
-            checks=checks,
-            now=self.clock(),
-        )
-        self._audit(
-            s,
-            actor,
-            "promotion.apply",
-            model=model,
-            version=number,
-            target=alias,
-            after={"promotion": request_id, "checks": [check_to_json(c) for c in checks]},
-        )
-
-    def _check_alias_delete_policy(self, s: Tx, actor: Actor, model: Any, alias: str) -> None:
-        """Called by ``delete_alias``: removing a protected alias needs the gate's role."""
-        gate = self._gate(s, model, alias)
-        if gate is not None:
-            self._require_role(
-                actor,
-                gate.min_role,
-                model,
-                "alias.delete",
-                f"delete the protected alias @{alias}",
-            )
 
 
 class PromotionService(AliasGuard):
@@ -335,7 +172,7 @@ class PromotionService(AliasGuard):
                     "versions can carry an alias"
                 )
             store = PromotionStore(s)
-            role = _role_check(actor, model, need, gate)
+            role = role_check(actor, model, need, gate)
             existing = store.find_pending(model.id, number, names.alias_key(alias))
             if existing is not None:  # the same promotion asked again: evaluate it again
                 return self._reevaluate(s, actor, model, existing, gate)
@@ -343,7 +180,7 @@ class PromotionService(AliasGuard):
             if gate is not None:
                 checks += self._evaluate(s, gate, model, number)
                 if gate.approvals:
-                    checks.append(_approvals_check([], gate.approvals))
+                    checks.append(approvals_check([], gate.approvals))
             self._refuse_failing(checks, model, number, alias, "promotion.request")
             pending = gate is not None and gate.approvals > 0
             request_id = store.insert_request(
@@ -393,7 +230,7 @@ class PromotionService(AliasGuard):
         def run(s: Tx) -> PromotionRequest:
             store = PromotionStore(s)
             row, model = self._request(s, actor, request_id, lock=True)
-            if not (actor.admin or _same_person(actor.name, row.requester)):
+            if not (actor.admin or same_person(actor.name, row.requester)):
                 raise PermissionDenied(
                     f"only the requester ({row.requester}) or an instance ADMIN can cancel "
                     f"promotion request {request_id}",
@@ -504,7 +341,7 @@ class PromotionService(AliasGuard):
             gate = self._gate(s, model, row.alias)
             need = gate.min_role if gate is not None else DEFAULT_MIN_ROLE
             self._require_role(actor, need, model, action, f"{decision} promotions of @{row.alias}")
-            if _same_person(actor.name, row.requester):
+            if same_person(actor.name, row.requester):
                 hint = "" if decision == "approve" else "; withdraw it with cancel"
                 raise PermissionDenied(
                     f"{actor.name} requested promotion {request_id} and cannot {decision} it: "
@@ -512,7 +349,7 @@ class PromotionService(AliasGuard):
                     denial=denial,
                 )
             _require_pending(row, f"{decision}d")
-            if any(_same_person(d.approver, actor.name) for d in store.decisions(request_id)):
+            if any(same_person(d.approver, actor.name) for d in store.decisions(request_id)):
                 raise Conflict(
                     f"{actor.name} has already decided on promotion request {request_id}"
                 )
@@ -549,10 +386,10 @@ class PromotionService(AliasGuard):
             approvers = [
                 d.approver
                 for d in store.decisions(request_id)
-                if d.decision == "approve" and not _same_person(d.approver, request.requester)
+                if d.decision == "approve" and not same_person(d.approver, request.requester)
             ]
             if gate.approvals:
-                checks.append(_approvals_check(approvers, gate.approvals))
+                checks.append(approvals_check(approvers, gate.approvals))
         else:  # the policy was removed meanwhile: the version must still be there
             version = store.version_row(model.id, number)
             ok = version is not None and version.deleted_at is None
@@ -592,37 +429,6 @@ class PromotionService(AliasGuard):
 
 
 # -- small rules ---------------------------------------------------------------------------
-
-
-def _gate_check_names(gate: Gate) -> list[str]:
-    found = [f"metric {c.text}" for c in gate.conditions]
-    if gate.require_clean_scan:
-        found.append("scan")
-    if gate.require_signature:
-        found.append("signature")
-    return found
-
-
-def _metric_check(condition: Condition, metrics: Mapping[str, float], number: int) -> Check:
-    name = f"metric {condition.text}"
-    if condition.metric not in metrics:
-        return Check(name, False, f"version {number} has no metric {condition.metric!r}")
-    actual = metrics[condition.metric]
-    return Check(name, condition.holds(actual), f"{condition.metric} = {actual:g}")
-
-
-def _scan_check(scan: Any, number: int) -> Check:
-    if scan is None:
-        return Check("scan", False, f"version {number} has not been scanned")
-    if scan.quarantined:
-        return Check("scan", False, f"version {number} is quarantined (verdict: {scan.status})")
-    clean = scan.status == "clean"
-    return Check("scan", clean, f"scan verdict: {scan.status}")
-
-
-def _approvals_check(approvers: Sequence[str], need: int) -> Check:
-    who = f" ({', '.join(approvers)})" if approvers else ""
-    return Check(APPROVALS, len(approvers) >= need, f"{len(approvers)} of {need} approval(s){who}")
 
 
 def _model_matches(policy: AliasPolicy, name_key: str) -> bool:
