@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cairn import __version__
-from cairn.cli import aliases, audit, models, portability, server, transfer, versions
+from cairn.cli import aliases, audit, models, portability, server, signatures, transfer, versions
 from cairn.cli.output import err
 from cairn.client import DEFAULT_URI
 from cairn.errors import CairnError
@@ -33,6 +33,8 @@ app.command("verify")(transfer.verify)
 app.command("export", help=portability.EXPORT_HELP)(portability.export)
 app.add_typer(portability.import_app, name="import")
 app.add_typer(audit.app, name="audit")
+app.add_typer(signatures.signers_app, name="signers")
+app.add_typer(signatures.sign_app, name="sign")
 
 
 def _version(value: bool) -> None:

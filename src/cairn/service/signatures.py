@@ -60,7 +60,7 @@ class SignaturesService(ServiceBase):
             self._audit(
                 s,
                 actor,
-                "add_signer",
+                "signer.add",
                 target=name,
                 after={"kind": kind.value, "fingerprint": fingerprint},
             )
@@ -97,7 +97,7 @@ class SignaturesService(ServiceBase):
             self._audit(
                 s,
                 actor,
-                "remove_signer",
+                "signer.remove",
                 target=name,
                 before={"kind": signer.kind.value, "fingerprint": signer.fingerprint},
             )
@@ -151,7 +151,7 @@ class SignaturesService(ServiceBase):
             self._audit(
                 s,
                 actor,
-                "add_signature",
+                "signature.add",
                 model=model,
                 version=number,
                 target=verdict.signer,
