@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 
 from cairn import __version__
-from cairn.cli import aliases, audit, models, portability, server, signatures, transfer, versions
+from cairn.cli import (
+    aliases,
+    audit,
+    models,
+    portability,
+    promotion,
+    server,
+    signatures,
+    transfer,
+    versions,
+)
 from cairn.cli.output import err
 from cairn.client import DEFAULT_URI
 from cairn.errors import CairnError
@@ -33,6 +43,9 @@ app.command("verify")(transfer.verify)
 app.command("export", help=portability.EXPORT_HELP)(portability.export)
 app.add_typer(portability.import_app, name="import")
 app.add_typer(audit.app, name="audit")
+app.command("promote")(promotion.promote)
+app.add_typer(promotion.approvals_app, name="approvals")
+app.add_typer(promotion.policies_app, name="policies")
 app.add_typer(signatures.signers_app, name="signers")
 app.add_typer(signatures.sign_app, name="sign")
 

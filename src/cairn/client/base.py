@@ -24,6 +24,7 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
 
@@ -222,6 +223,57 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]: ...
+
+    # -- protected aliases: policies (instance ADMIN), promotions and approvals ---------
+    @abc.abstractmethod
+    def set_policy(
+        self,
+        model_pattern: str,
+        alias_pattern: str,
+        *,
+        min_role: str = "MANAGE",
+        approvals: int = 0,
+        conditions: Sequence[str | Condition] = (),
+        require_clean_scan: bool = False,
+        require_signature: bool = False,
+    ) -> AliasPolicy:
+        """Protect aliases: create or replace the policy of (model_pattern, alias_pattern).
+
+        ``conditions`` are metric conditions such as ``"auc>=0.9"``."""
+
+    @abc.abstractmethod
+    def list_policies(self, *, model: str | None = None) -> list[AliasPolicy]: ...
+
+    @abc.abstractmethod
+    def delete_policy(self, policy_id: int) -> None: ...
+
+    @abc.abstractmethod
+    def promote(
+        self, name: str, version: int | str, alias: str, *, comment: str = ""
+    ) -> PromotionRequest:
+        """Ask to point ``alias`` at ``version``: ``applied`` at once, or ``pending``."""
+
+    @abc.abstractmethod
+    def list_promotions(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[PromotionRequest]: ...
+
+    @abc.abstractmethod
+    def get_promotion(self, request_id: int) -> PromotionRequest: ...
+
+    @abc.abstractmethod
+    def approve_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest: ...
+
+    @abc.abstractmethod
+    def reject_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest: ...
+
+    @abc.abstractmethod
+    def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest: ...
 
     # -- files: primitives each mode implements ---------------------------------------
     @abc.abstractmethod

@@ -39,6 +39,15 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.domain.promotion import (
+    AliasPolicy,
+    Condition,
+    PromotionRequest,
+    condition_to_json,
+    policy_from_json,
+    request_from_json,
+    validate_conditions,
+)
 from cairn.domain.signatures import (
     TrustedSigner,
     VersionSignature,
@@ -569,3 +578,78 @@ class HttpClient(BaseClient):
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
         path = f"/models/{_seg(name)}/versions/{_seg(str(version))}/signatures"
         return [signature_from_json(s) for s in self._request("GET", path)["signatures"]]
+
+    # -- protected aliases -------------------------------------------------------------
+    def set_policy(
+        self,
+        model_pattern: str,
+        alias_pattern: str,
+        *,
+        min_role: str = "MANAGE",
+        approvals: int = 0,
+        conditions: Sequence[str | Condition] = (),
+        require_clean_scan: bool = False,
+        require_signature: bool = False,
+    ) -> AliasPolicy:
+        body = {
+            "model_pattern": model_pattern,
+            "alias_pattern": alias_pattern,
+            "min_role": min_role,
+            "approvals": approvals,
+            "conditions": [condition_to_json(c) for c in validate_conditions(conditions)],
+            "require_clean_scan": require_clean_scan,
+            "require_signature": require_signature,
+        }
+        return policy_from_json(self._request("PUT", "/policies", json=body))
+
+    def list_policies(self, *, model: str | None = None) -> list[AliasPolicy]:
+        body = self._request("GET", "/policies", params={"model": model})
+        return [policy_from_json(p) for p in body["policies"]]
+
+    def delete_policy(self, policy_id: int) -> None:
+        self._request("DELETE", f"/policies/{_seg(policy_id)}")
+
+    def promote(
+        self, name: str, version: int | str, alias: str, *, comment: str = ""
+    ) -> PromotionRequest:
+        body = {
+            "model": name,
+            "version": parse_version_number(version),
+            "alias": alias,
+            "comment": comment,
+        }
+        return request_from_json(self._request("POST", "/promotions", json=body))
+
+    def list_promotions(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[PromotionRequest]:
+        query = {
+            "status": status,
+            "model": model,
+            "max_results": max_results,
+            "page_token": page_token,
+        }
+        body = self._request("GET", "/promotions", params=query)
+        promotions = [request_from_json(r) for r in body["promotions"]]
+        return Page(promotions, body.get("next_page_token"))
+
+    def get_promotion(self, request_id: int) -> PromotionRequest:
+        return request_from_json(self._request("GET", f"/promotions/{_seg(request_id)}"))
+
+    def approve_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
+        return self._decide(request_id, "approve", comment)
+
+    def reject_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
+        return self._decide(request_id, "reject", comment)
+
+    def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
+        return self._decide(request_id, "cancel", comment)
+
+    def _decide(self, request_id: int, decision: str, comment: str) -> PromotionRequest:
+        path = f"/promotions/{_seg(request_id)}/{decision}"
+        return request_from_json(self._request("POST", path, json={"comment": comment}))

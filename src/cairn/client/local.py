@@ -27,6 +27,7 @@ from cairn.domain.models import (
     VersionSpec,
     VersionStatus,
 )
+from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -292,6 +293,67 @@ class LocalClient(BaseClient):
 
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
         return self._service.list_signatures(self._actor, name, version)
+
+    def set_policy(
+        self,
+        model_pattern: str,
+        alias_pattern: str,
+        *,
+        min_role: str = "MANAGE",
+        approvals: int = 0,
+        conditions: Sequence[str | Condition] = (),
+        require_clean_scan: bool = False,
+        require_signature: bool = False,
+    ) -> AliasPolicy:
+        return self._service.set_policy(
+            self._actor,
+            model_pattern,
+            alias_pattern,
+            min_role=min_role,
+            approvals=approvals,
+            conditions=conditions,
+            require_clean_scan=require_clean_scan,
+            require_signature=require_signature,
+        )
+
+    def list_policies(self, *, model: str | None = None) -> list[AliasPolicy]:
+        return self._service.list_policies(self._actor, model=model)
+
+    def delete_policy(self, policy_id: int) -> None:
+        self._service.delete_policy(self._actor, policy_id)
+
+    def promote(
+        self, name: str, version: int | str, alias: str, *, comment: str = ""
+    ) -> PromotionRequest:
+        return self._service.promote(self._actor, name, version, alias, comment=comment)
+
+    def list_promotions(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[PromotionRequest]:
+        return self._service.list_requests(
+            self._actor,
+            status=status,
+            model=model,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def get_promotion(self, request_id: int) -> PromotionRequest:
+        return self._service.get_request(self._actor, request_id)
+
+    def approve_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
+        return self._service.approve(self._actor, request_id, comment=comment)
+
+    def reject_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
+        return self._service.reject(self._actor, request_id, comment=comment)
+
+    def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
+        return self._service.cancel(self._actor, request_id, comment=comment)
 
     def _create_with_manifest(
         self, name: str, spec: VersionSpec, idempotency_key: str
