@@ -127,7 +127,13 @@ def service(db: Database, blob_root: Path) -> RegistryService:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str, blob_root: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", backend_uri=db_url, artifacts_uri=str(blob_root))
+    # TestClient sends ``Host: testserver``; live servers are reached on 127.0.0.1 (allowed).
+    return Settings(
+        data_dir=tmp_path / "data",
+        backend_uri=db_url,
+        artifacts_uri=str(blob_root),
+        allowed_hosts=["testserver"],
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 from cairn import __version__
 from cairn.api.errors import error_response, install_error_handlers
-from cairn.api.middleware import BodyLimit, SecurityHeaders, is_upload_path
+from cairn.api.middleware import install_hardening
 from cairn.api.mlflow import router as mlflow_router
 from cairn.api.v1 import aliases, artifacts, models, versions
 from cairn.api.v1 import portability as portability_api
@@ -59,8 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return error_response(503, exc.error_code, exc.message)
         return JSONResponse({"status": "ready"})
 
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, streamed=is_upload_path)
-    app.add_middleware(SecurityHeaders)
+    install_hardening(
+        app,
+        max_request_bytes=settings.max_request_bytes,
+        allowed_hosts=settings.resolved_allowed_hosts(),
+        cors_origins=settings.cors_origins,
+    )
     return app
 
 

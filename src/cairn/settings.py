@@ -6,10 +6,16 @@ Nothing here runs at import time: ``Settings()`` is built by the CLI or by the c
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# scheme://host[:port], nothing after: what a browser sends in its Origin header
+_ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(:\d{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -42,11 +48,57 @@ class Settings(BaseSettings):
     purge_deleted_after_days: float | None = Field(
         None, ge=0, description="Purge soft-deleted versions after this many days (gc does it)."
     )
+    # -- HTTP hardening (docs/security.md) --
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names served besides localhost, 127.0.0.1, ::1 and the bind host "
+        "(comma-separated; '*.example.com' patterns; '*' turns the check off).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API cross-site "
+        "(comma-separated, exact, e.g. https://ml.example.com); none by default.",
+    )
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        origins = []
+        for origin in value:
+            normal = origin.strip().lower().removesuffix("/")
+            if not _ORIGIN.fullmatch(normal):
+                raise ValueError(
+                    f"CORS origin {origin!r} is not an exact origin such as "
+                    "https://ml.example.com or http://localhost:3000 (no wildcards, no path)"
+                )
+            origins.append(normal)
+        return origins
 
     def resolved_backend_uri(self) -> str:
         if self.backend_uri:
             return self.backend_uri
         return f"sqlite:///{(self.data_dir / 'cairn.db').resolve()}"
+
+    def resolved_allowed_hosts(self) -> list[str]:
+        """The Host header values the server answers: loopback names (a DNS-rebinding page
+        never sends those), the bind host when it is a name or a specific address, and
+        ``allowed_hosts``."""
+        hosts = ["localhost", "127.0.0.1", "::1"]
+        bind = self.host.strip("[]")
+        try:
+            wildcard = ipaddress.ip_address(bind).is_unspecified  # 0.0.0.0, ::
+        except ValueError:
+            wildcard = not bind
+        if not wildcard:
+            hosts.append(bind)
+        return hosts + [h for h in self.allowed_hosts if h not in hosts]
 
     def resolved_artifacts_uri(self) -> str:
         if self.artifacts_uri:

@@ -28,7 +28,10 @@ def s3_client_sdk(
     request: pytest.FixtureRequest, tmp_path: Path, db_url: str, s3_bucket: str
 ) -> Iterator[BaseClient]:
     settings = Settings(
-        data_dir=tmp_path / "data", backend_uri=db_url, artifacts_uri=f"s3://{s3_bucket}/cairn"
+        data_dir=tmp_path / "data",
+        backend_uri=db_url,
+        artifacts_uri=f"s3://{s3_bucket}/cairn",
+        allowed_hosts=["testserver"],  # TestClient's Host
     )
     if request.param == "local":
         sdk: BaseClient = LocalClient(
