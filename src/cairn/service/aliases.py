@@ -7,7 +7,7 @@ from cairn.domain.access import Role
 from cairn.domain.models import Actor, AliasEvent, ModelVersion, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
-from cairn.service.base import ServiceBase
+from cairn.service.gates import AliasGuard
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
@@ -16,7 +16,7 @@ from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.versions_store import VersionStore
 
 
-class AliasesService(ServiceBase):
+class AliasesService(AliasGuard):
     def set_alias(
         self,
         actor: Actor,
@@ -56,6 +56,7 @@ class AliasesService(ServiceBase):
                         f"{'unset' if expect == 0 else f'version {expect}'} as expected; "
                         "nothing was changed"
                     )
+            self._check_alias_policy(s, actor, model, alias, number)  # protected aliases
             now = self.clock()
             aliases.set(model.id, alias, number, actor.name, now)
             ModelStore(s).update(model.id, now)
@@ -69,6 +70,7 @@ class AliasesService(ServiceBase):
 
         def run(s: Tx) -> None:
             model = self._model(s, actor, name, Role.WRITE, "delete_alias", lock=True)
+            self._check_alias_delete_policy(s, actor, model, alias)
             now = self.clock()
             if AliasStore(s).delete(model.id, alias, actor.name, now) is None:
                 raise NotFound(f"registered model {name!r} has no alias {alias!r}")

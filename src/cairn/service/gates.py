@@ -118,12 +118,14 @@ class AliasGuard(ServiceBase):
             )
 
     def _move_alias(
-        self, s: Tx, actor: Actor, model: Any, alias: str, number: int, by: str, request_id: int
+        self, s: Tx, actor: Actor, model: Any, alias: str, number: int, by: str
     ) -> None:
-        """Point the alias, keep its history, and audit the move as any alias move is."""
+        """Point the alias, keep its history (moved ``by``), audit it as ``set_alias`` does."""
         now = self.clock()
         previous = AliasStore(s).set(model.id, alias, number, by, now)
         ModelStore(s).update(model.id, now)
+        if previous == number:
+            return
         self._audit(
             s,
             actor,
@@ -131,8 +133,8 @@ class AliasGuard(ServiceBase):
             model=model,
             version=number,
             target=alias,
-            before=None if previous is None else {"version": previous},
-            after={"version": number, "promotion": request_id},
+            before=previous,
+            after=number,
         )
 
     def _check_alias_policy(self, s: Tx, actor: Actor, model: Any, alias: str, number: int) -> None:

@@ -207,7 +207,7 @@ class PromotionService(AliasGuard):
                 },
             )
             if not pending:
-                self._move_alias(s, actor, model, alias, number, actor.name, request_id)
+                self._move_alias(s, actor, model, alias, number, actor.name)
                 self._audit_apply(s, actor, model, request_id, number, alias, checks)
             return store.load_requests([request_id])[0]
 
@@ -401,7 +401,7 @@ class PromotionService(AliasGuard):
             store.update_request(
                 request_id, checks=checks, status=PromotionStatus.APPLIED, now=self.clock()
             )
-            self._move_alias(s, actor, model, request.alias, number, request.requester, request_id)
+            self._move_alias(s, actor, model, request.alias, number, request.requester)
             self._audit_apply(s, actor, model, request_id, number, request.alias, checks)
         else:
             store.update_request(request_id, checks=checks)

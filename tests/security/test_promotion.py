@@ -1,0 +1,497 @@
+"""Protected aliases: policies, promotion requests, approvals and gate checks.
+
+Runs on SQLite and PostgreSQL. Actors are built directly: a requester and a second person
+who both MANAGE, a writer, a reader, and an outsider who sees none of these models.
+Scan verdicts and signatures are written as rows (what the scanning and signing parts of
+the service record), so each gate can be put in every state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from cairn.domain.access import SYSTEM, Actor, Grant, Role
+from cairn.domain.models import FileEntry, VersionSpec
+from cairn.domain.promotion import PromotionStatus, parse_condition
+from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
+from cairn.service.registry import RegistryService
+from cairn.store.metadata.schema import (
+    aliases,
+    audit_events,
+    model_versions,
+    registered_models,
+    trusted_signers,
+    version_scans,
+    version_signatures,
+)
+
+ALICE = Actor("alice", user_id=1, grants=(Grant(Role.MANAGE, pattern="*"),))
+BOB = Actor("bob", user_id=2, grants=(Grant(Role.MANAGE, pattern="*"),))
+DAVE = Actor("dave", user_id=4, grants=(Grant(Role.WRITE, pattern="*"),))
+READER = Actor("carol", user_id=3, grants=(Grant(Role.READ, pattern="*"),))
+OUTSIDER = Actor("eve", user_id=5, grants=(Grant(Role.MANAGE, pattern="other"),))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._ticks = itertools.count(1_800_000_000_000_000, 1_000_000)
+
+    def __call__(self) -> int:
+        return next(self._ticks)
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def svc(service: RegistryService) -> RegistryService:
+    """Model 'risk.fraud' with v1 (auc 0.95), v2 (auc 0.85), v3 (a file, auc 0.97)."""
+    service.clock = Clock()
+    service.create_model(SYSTEM, "risk.fraud")
+    service.create_model(SYSTEM, "churn")
+    service.create_version(SYSTEM, "risk.fraud", VersionSpec(metrics={"auc": 0.95}))
+    service.create_version(SYSTEM, "risk.fraud", VersionSpec(metrics={"auc": 0.85}))
+    data = b"weights"
+    spec = VersionSpec(metrics={"auc": 0.97}, files=(FileEntry("w.bin", len(data), digest(data)),))
+    service.create_version(SYSTEM, "risk.fraud", spec)
+    service.put_blob(SYSTEM, "risk.fraud", 3, digest(data), [data])
+    service.create_version(SYSTEM, "churn", VersionSpec(metrics={"auc": 0.5}))
+    return service
+
+
+def alias_of(svc: RegistryService, name: str, alias: str) -> int | None:
+    return svc.get_model(SYSTEM, name).aliases.get(alias)
+
+
+def version_id(svc: RegistryService, name: str, version: int) -> int:
+    def run(s: Any) -> int:
+        return int(
+            s.execute(
+                select(model_versions.c.id)
+                .join(registered_models, registered_models.c.id == model_versions.c.model_id)
+                .where(registered_models.c.name == name, model_versions.c.version == version)
+            ).scalar_one()
+        )
+
+    return svc.db.read(run)
+
+
+def set_scan(svc: RegistryService, version: int, status: str, quarantined: bool = False) -> None:
+    vid = version_id(svc, "risk.fraud", version)
+
+    def run(s: Any) -> None:
+        found = s.execute(select(version_scans).where(version_scans.c.version_id == vid)).first()
+        values = {"status": status, "quarantined": quarantined, "action": "label"}
+        if found is None:
+            s.execute(insert(version_scans).values(version_id=vid, scanned_at=1, **values))
+        else:
+            s.execute(update(version_scans).where(version_scans.c.version_id == vid).values(values))
+
+    svc.db.write(run)
+
+
+def add_signature(svc: RegistryService, version: int, files: dict[str, str], verified: bool) -> None:
+    """A signature row as the signing service records it, by a trusted signer."""
+    vid = version_id(svc, "risk.fraud", version)
+
+    def trust(s: Any) -> None:
+        if s.execute(select(trusted_signers).where(trusted_signers.c.name == "release-key")).first():
+            return
+        s.execute(
+            insert(trusted_signers).values(
+                name="release-key", kind="key", material="(test)", created_at=0
+            )
+        )
+
+    svc.db.write(trust)
+    svc.db.write(
+        lambda s: s.execute(
+            insert(version_signatures).values(
+                version_id=vid,
+                verified=verified,
+                signer="release-key",
+                identity="SHA256:test",
+                digests=json.dumps(files),
+                bundle="{}",
+                created_at=1,
+            )
+        )
+    )
+
+
+def audit_actions(svc: RegistryService) -> list[tuple[str, str, str | None]]:
+    rows = svc.db.read(
+        lambda s: s.execute(
+            select(audit_events.c.actor, audit_events.c.action, audit_events.c.target).order_by(
+                audit_events.c.seq
+            )
+        ).all()
+    )
+    return [(r.actor, r.action, r.target) for r in rows]
+
+
+def checks_of(request: Any) -> dict[str, bool]:
+    return {c.check: c.passed for c in request.checks}
+
+
+# -- no policy ---------------------------------------------------------------------------
+
+
+def test_without_a_policy_promote_is_an_alias_set_needing_write(svc: RegistryService) -> None:
+    with pytest.raises(PermissionDenied, match="WRITE"):
+        svc.promote(READER, "risk.fraud", 1, "production")
+    request = svc.promote(DAVE, "risk.fraud", 1, "production", comment="first release")
+    assert request.status is PromotionStatus.APPLIED
+    assert request.requester == "dave" and request.comment == "first release"
+    assert checks_of(request) == {"role": True}
+    assert alias_of(svc, "risk.fraud", "production") == 1
+    history = svc.alias_history(SYSTEM, "risk.fraud", "production")
+    assert [(e.from_version, e.to_version, e.actor) for e in history] == [(None, 1, "dave")]
+    assert ("dave", "alias.set", "production") in audit_actions(svc)
+
+
+def test_promote_refuses_missing_and_unready_versions(svc: RegistryService) -> None:
+    with pytest.raises(NotFound):
+        svc.promote(ALICE, "risk.fraud", 9, "production")
+    with pytest.raises(NotFound):
+        svc.promote(OUTSIDER, "risk.fraud", 1, "production")  # cannot read: no leak
+    svc.create_version(SYSTEM, "risk.fraud", VersionSpec(files=(FileEntry("x", 1, digest(b"x")),)))
+    with pytest.raises(InvalidParameter, match="PENDING"):
+        svc.promote(ALICE, "risk.fraud", 4, "production")
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+
+def test_approval_by_a_second_person_moves_the_alias(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1, conditions=["auc>=0.9"])
+    with pytest.raises(PermissionDenied, match="MANAGE"):
+        svc.promote(DAVE, "risk.fraud", 1, "production")  # WRITE is not enough here
+    request = svc.promote(ALICE, "risk.fraud", 1, "production", comment="v1 is better")
+    assert request.status is PromotionStatus.PENDING
+    assert checks_of(request) == {
+        "role": True,
+        "version": True,
+        "metric auc >= 0.9": True,
+        "approvals": False,
+    }
+    assert alias_of(svc, "risk.fraud", "production") is None
+
+    with pytest.raises(PermissionDenied, match="someone else"):
+        svc.approve(ALICE, request.id)
+    with pytest.raises(PermissionDenied, match="MANAGE"):
+        svc.approve(READER, request.id)
+    with pytest.raises(PermissionDenied):
+        svc.approve(DAVE, request.id)
+    with pytest.raises(NotFound):
+        svc.approve(OUTSIDER, request.id)
+    assert alias_of(svc, "risk.fraud", "production") is None
+
+    done = svc.approve(BOB, request.id, comment="looks good")
+    assert done.status is PromotionStatus.APPLIED
+    assert done.decided_at is not None
+    assert all(c.passed for c in done.checks)
+    assert [(a.approver, a.decision, a.comment) for a in done.approvals] == [
+        ("bob", "approve", "looks good")
+    ]
+    assert alias_of(svc, "risk.fraud", "production") == 1
+    history = svc.alias_history(SYSTEM, "risk.fraud", "production")
+    assert [(e.from_version, e.to_version, e.actor) for e in history] == [(None, 1, "alice")]
+    actions = audit_actions(svc)
+    for event in [
+        ("alice", "promotion.request", "production"),
+        ("bob", "promotion.approve", "production"),
+        ("bob", "alias.set", "production"),
+        ("bob", "promotion.apply", "production"),
+    ]:
+        assert event in actions
+    assert svc.get_request(READER, request.id) == done
+    with pytest.raises(Conflict, match="applied"):
+        svc.approve(BOB, request.id)
+
+
+def test_two_approvals_need_two_other_people(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "*", "prod*", approvals=2)
+    request = svc.promote(ALICE, "risk.fraud", 2, "Production-EU")
+    assert svc.approve(BOB, request.id).status is PromotionStatus.PENDING
+    with pytest.raises(Conflict, match="already decided"):
+        svc.approve(BOB, request.id)
+    assert alias_of(svc, "risk.fraud", "Production-EU") is None
+    carl = Actor("carl", user_id=6, grants=(Grant(Role.MANAGE, model_id=None, pattern="risk.*"),))
+    done = svc.approve(carl, request.id)
+    assert done.status is PromotionStatus.APPLIED
+    assert "2 of 2" in next(c.detail for c in done.checks if c.check == "approvals")
+    assert alias_of(svc, "risk.fraud", "Production-EU") == 2
+
+
+def test_metric_gate_failing_at_request_is_refused_and_recorded_nowhere(
+    svc: RegistryService,
+) -> None:
+    svc.set_policy(SYSTEM, "risk.fraud", "production", approvals=1, conditions=["auc >= 0.9"])
+    with pytest.raises(Conflict, match=r"metric auc >= 0.9: auc = 0.85"):
+        svc.promote(ALICE, "risk.fraud", 2, "production")
+    assert svc.list_requests(SYSTEM).items == []
+    assert alias_of(svc, "risk.fraud", "production") is None
+
+
+def test_alias_never_moves_while_a_check_fails_even_after_approval(
+    svc: RegistryService,
+) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1, conditions=["auc>=0.9"])
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    # the policy is tightened while the request waits: v1's auc 0.95 no longer passes
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1, conditions=["auc>=0.96"])
+    after = svc.approve(BOB, request.id)
+    assert after.status is PromotionStatus.PENDING
+    assert checks_of(after)["metric auc >= 0.96"] is False
+    assert checks_of(after)["approvals"] is True
+    assert alias_of(svc, "risk.fraud", "production") is None
+    assert "promotion.apply" not in [a for _, a, _ in audit_actions(svc)]
+    # asking again evaluates again: still failing, still pending, still not moved
+    again = svc.promote(ALICE, "risk.fraud", 1, "production")
+    assert again.id == request.id and again.status is PromotionStatus.PENDING
+    assert alias_of(svc, "risk.fraud", "production") is None
+    # once the gate is satisfied (policy relaxed back), asking again applies it
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1, conditions=["auc>=0.9"])
+    applied = svc.promote(ALICE, "risk.fraud", 1, "production")
+    assert applied.id == request.id and applied.status is PromotionStatus.APPLIED
+    assert alias_of(svc, "risk.fraud", "production") == 1
+
+
+def test_scan_gate(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.fraud", "*", require_clean_scan=True)
+    with pytest.raises(Conflict, match="has not been scanned"):
+        svc.promote(ALICE, "risk.fraud", 1, "production")
+    set_scan(svc, 1, "flagged")
+    with pytest.raises(Conflict, match="scan verdict: flagged"):
+        svc.promote(ALICE, "risk.fraud", 1, "production")
+    set_scan(svc, 1, "clean", quarantined=True)
+    with pytest.raises(Conflict, match="quarantined"):
+        svc.promote(ALICE, "risk.fraud", 1, "production")
+    set_scan(svc, 1, "clean")
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    assert request.status is PromotionStatus.APPLIED
+    assert checks_of(request)["scan"] is True
+    assert alias_of(svc, "risk.fraud", "production") == 1
+
+
+def test_scan_quarantined_while_waiting_blocks_the_move(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.fraud", "production", approvals=1, require_clean_scan=True)
+    set_scan(svc, 1, "clean")
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    set_scan(svc, 1, "flagged", quarantined=True)
+    after = svc.approve(BOB, request.id)
+    assert after.status is PromotionStatus.PENDING and checks_of(after)["scan"] is False
+    assert alias_of(svc, "risk.fraud", "production") is None
+
+
+def test_signature_gate(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.fraud", "production", require_signature=True)
+    with pytest.raises(Conflict, match="no verified signature"):
+        svc.promote(ALICE, "risk.fraud", 3, "production")
+    add_signature(svc, 3, {"w.bin": digest(b"weights")}, verified=False)
+    with pytest.raises(Conflict, match="no verified signature"):
+        svc.promote(ALICE, "risk.fraud", 3, "production")
+    add_signature(svc, 3, {"w.bin": digest(b"other bytes")}, verified=True)  # other files
+    with pytest.raises(Conflict, match="no verified signature"):
+        svc.promote(ALICE, "risk.fraud", 3, "production")
+    add_signature(svc, 3, {"w.bin": digest(b"weights")}, verified=True)
+    request = svc.promote(ALICE, "risk.fraud", 3, "production")
+    assert request.status is PromotionStatus.APPLIED and checks_of(request)["signature"]
+    assert alias_of(svc, "risk.fraud", "production") == 3
+
+
+def test_deleted_version_cannot_be_applied(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.fraud", "production", approvals=1)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    svc.delete_version(SYSTEM, "risk.fraud", 1)
+    after = svc.approve(BOB, request.id)
+    assert after.status is PromotionStatus.PENDING
+    version_check = next(c for c in after.checks if c.check == "version")
+    assert not version_check.passed and "deleted" in version_check.detail
+    assert alias_of(svc, "risk.fraud", "production") is None
+
+
+def test_alias_moved_meanwhile_is_moved_to_the_requested_version(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.fraud", "production", approvals=1)
+    svc.set_policy(SYSTEM, "risk.fraud", "staging", approvals=0)
+    first = svc.promote(ALICE, "risk.fraud", 1, "production")
+    second = svc.promote(ALICE, "risk.fraud", 2, "production")
+    assert first.id != second.id
+    svc.approve(BOB, second.id)
+    assert alias_of(svc, "risk.fraud", "production") == 2
+    svc.approve(BOB, first.id)
+    assert alias_of(svc, "risk.fraud", "production") == 1
+    history = svc.alias_history(SYSTEM, "risk.fraud", "production")
+    assert [(e.from_version, e.to_version) for e in history] == [(2, 1), (None, 2)]
+
+
+# -- reject, cancel, listing ---------------------------------------------------------
+
+
+def test_reject_flow(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    with pytest.raises(PermissionDenied, match="cancel"):
+        svc.reject(ALICE, request.id)
+    with pytest.raises(PermissionDenied):
+        svc.reject(READER, request.id)
+    rejected = svc.reject(BOB, request.id, comment="wait for the audit")
+    assert rejected.status is PromotionStatus.REJECTED
+    assert [(a.approver, a.decision, a.comment) for a in rejected.approvals] == [
+        ("bob", "reject", "wait for the audit")
+    ]
+    with pytest.raises(Conflict, match="rejected"):
+        svc.approve(Actor("carl", grants=(Grant(Role.MANAGE, pattern="*"),)), request.id)
+    assert alias_of(svc, "risk.fraud", "production") is None
+    assert ("bob", "promotion.reject", "production") in audit_actions(svc)
+
+
+def test_cancel_flow(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    with pytest.raises(PermissionDenied, match="requester"):
+        svc.cancel(BOB, request.id)
+    cancelled = svc.cancel(ALICE, request.id, comment="wrong version")
+    assert cancelled.status is PromotionStatus.CANCELLED
+    with pytest.raises(Conflict, match="cancelled"):
+        svc.approve(BOB, request.id)
+    with pytest.raises(Conflict):
+        svc.cancel(ALICE, request.id)
+    assert alias_of(svc, "risk.fraud", "production") is None
+    assert ("alice", "promotion.cancel", "production") in audit_actions(svc)
+
+
+def test_listing_shows_only_readable_models(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "*", "production", approvals=1)
+    fraud = svc.promote(ALICE, "risk.fraud", 1, "production")
+    churn = svc.promote(ALICE, "churn", 1, "production")
+    svc.approve(BOB, churn.id)
+    risk_reader = Actor("rita", grants=(Grant(Role.READ, pattern="risk.*"),))
+    assert [r.id for r in svc.list_requests(SYSTEM).items] == [churn.id, fraud.id]
+    assert [r.id for r in svc.list_requests(risk_reader).items] == [fraud.id]
+    assert svc.list_requests(OUTSIDER).items == []
+    with pytest.raises(NotFound):
+        svc.get_request(OUTSIDER, fraud.id)
+    pending = svc.list_requests(READER, status="pending")
+    assert [r.id for r in pending.items] == [fraud.id]
+    assert [r.id for r in svc.list_requests(READER, model="churn").items] == [churn.id]
+    page = svc.list_requests(READER, max_results=1)
+    assert [r.id for r in page.items] == [churn.id] and page.next_page_token
+    rest = svc.list_requests(READER, max_results=1, page_token=page.next_page_token)
+    assert [r.id for r in rest.items] == [fraud.id] and rest.next_page_token is None
+    with pytest.raises(InvalidParameter):
+        svc.list_requests(READER, status="done")
+    with pytest.raises(InvalidParameter, match="page_token"):
+        svc.list_requests(READER, page_token="nonsense!")
+
+
+# -- policies --------------------------------------------------------------------------
+
+
+def test_policies_are_admin_only_and_validated(svc: RegistryService) -> None:
+    with pytest.raises(PermissionDenied, match="ADMIN"):
+        svc.set_policy(ALICE, "risk.*", "production", approvals=1)
+    with pytest.raises(InvalidParameter):
+        svc.set_policy(SYSTEM, "risk*", "production")
+    with pytest.raises(InvalidParameter):
+        svc.set_policy(SYSTEM, "*", "latest")
+    with pytest.raises(InvalidParameter):
+        svc.set_policy(SYSTEM, "*", "production", approvals=-1)
+    with pytest.raises(InvalidParameter):
+        svc.set_policy(SYSTEM, "*", "production", min_role="READ")
+    with pytest.raises(InvalidParameter):
+        svc.set_policy(SYSTEM, "*", "production", conditions=["auc >= nan"])
+    with pytest.raises(InvalidParameter):
+        svc.set_policy(SYSTEM, "*", "production", conditions=[{"metric": "auc", "op": "~"}])
+    policy = svc.set_policy(SYSTEM, "Risk.*", "Production", approvals=1, conditions=["auc>0.9"])
+    assert (policy.model_pattern, policy.alias_pattern) == ("risk.*", "production")
+    again = svc.set_policy(SYSTEM, "risk.*", "production", min_role="WRITE")
+    assert again.id == policy.id and again.approvals == 0 and again.min_role is Role.WRITE
+    assert [p.id for p in svc.list_policies(SYSTEM)] == [policy.id]
+    with pytest.raises(PermissionDenied):
+        svc.list_policies(ALICE)
+    assert [p.id for p in svc.list_policies(READER, model="risk.fraud")] == [policy.id]
+    assert svc.list_policies(READER, model="churn") == []
+    with pytest.raises(PermissionDenied):
+        svc.delete_policy(ALICE, policy.id)
+    svc.delete_policy(SYSTEM, policy.id)
+    with pytest.raises(NotFound):
+        svc.delete_policy(SYSTEM, policy.id)
+    actions = [a for _, a, _ in audit_actions(svc)]
+    assert actions.count("policy.set") == 2 and actions.count("policy.delete") == 1
+
+
+def test_matching_policies_combine_into_the_strictest_gate(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "*", "*", min_role="WRITE", conditions=["auc>=0.9"])
+    svc.set_policy(SYSTEM, "risk.*", "prod*", approvals=1)
+    assert svc.promote(DAVE, "risk.fraud", 1, "staging").status is PromotionStatus.APPLIED
+    with pytest.raises(Conflict, match="auc"):
+        svc.promote(DAVE, "risk.fraud", 2, "staging")
+    with pytest.raises(PermissionDenied):  # prod* asks MANAGE (the default)
+        svc.promote(DAVE, "risk.fraud", 1, "production")
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    assert request.status is PromotionStatus.PENDING
+    assert set(checks_of(request)) == {"role", "version", "metric auc >= 0.9", "approvals"}
+    # 'churn' is outside risk.*: only the '*' policy applies
+    with pytest.raises(Conflict, match="auc = 0.5"):
+        svc.promote(DAVE, "churn", 1, "production")
+
+
+def test_parse_condition() -> None:
+    c = parse_condition(" loss<0.25 ")
+    assert (c.metric, c.op, c.value) == ("loss", "<", 0.25)
+    assert c.holds(0.2) and not c.holds(0.25)
+    for bad in ["auc", "auc >= ", "auc => 0.9", ">= 0.9", "auc >= inf", "auc >= x"]:
+        with pytest.raises(InvalidParameter):
+            parse_condition(bad)
+
+
+# -- direct alias moves ------------------------------------------------------------------
+
+
+def test_direct_set_of_a_protected_alias_is_refused(svc: RegistryService) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1)
+    with pytest.raises(PermissionDenied, match="cairn promote"):
+        svc.set_alias(ALICE, "risk.fraud", "production", 1)
+    with pytest.raises(PermissionDenied):
+        svc.set_alias(SYSTEM, "risk.fraud", "Production", 1)  # any case, even the admin
+    assert alias_of(svc, "risk.fraud", "production") is None
+    svc.set_alias(DAVE, "risk.fraud", "staging", 1)  # unprotected: as before
+    assert alias_of(svc, "risk.fraud", "staging") == 1
+
+
+def test_direct_set_passes_a_gate_without_approvals_and_is_recorded(
+    svc: RegistryService,
+) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", conditions=["auc>=0.9"])
+    with pytest.raises(PermissionDenied, match="MANAGE"):
+        svc.set_alias(DAVE, "risk.fraud", "production", 1)
+    with pytest.raises(Conflict, match="auc = 0.85"):
+        svc.set_alias(ALICE, "risk.fraud", "production", 2)
+    svc.set_alias(ALICE, "risk.fraud", "production", 1)
+    assert alias_of(svc, "risk.fraud", "production") == 1
+    (record,) = svc.list_requests(SYSTEM).items
+    assert record.status is PromotionStatus.APPLIED and record.requester == "alice"
+    assert checks_of(record) == {"role": True, "version": True, "metric auc >= 0.9": True}
+    # deleting a protected alias needs the policy's role
+    with pytest.raises(PermissionDenied, match="MANAGE"):
+        svc.delete_alias(DAVE, "risk.fraud", "production")
+    svc.delete_alias(ALICE, "risk.fraud", "production")
+    assert alias_of(svc, "risk.fraud", "production") is None
+
+
+def test_the_alias_table_is_only_written_by_applied_requests(svc: RegistryService) -> None:
+    """Every row in ``aliases`` for a protected alias comes from an applied request."""
+    svc.set_policy(SYSTEM, "*", "production", approvals=1)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    svc.reject(BOB, request.id)
+    rows = svc.db.read(lambda s: s.execute(select(aliases)).all())
+    assert rows == []
