@@ -21,13 +21,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from cairn.cli.main import app
+from cairn.client.base import BaseClient
 from cairn.domain.access import Actor, Grant, Role, Scope
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec
 from cairn.domain.signatures import SignerKind
 from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
 from cairn.service import signing
 from cairn.service.registry import RegistryService
+from cairn.settings import Settings
 from cairn.store.metadata.signatures_store import SignatureStore
 
 FILES = {
@@ -532,3 +537,128 @@ def test_bundle_payload_names_the_files_as_cairn_does(tmp_path: Path) -> None:
         {p: digest(b) for p, b in FILES.items()},
     )
     assert verdict.verified
+
+
+# -- the SDK (HTTP against the real app, and local), the REST API and the CLI ----------------
+
+
+def test_sdk_signers_and_signatures(client: BaseClient, tmp_path: Path) -> None:
+    key = new_key()
+    signer = client.add_signer("release", kind="key", material=public_pem(key))
+    assert signer.fingerprint == key_fingerprint(key)
+    assert [s.name for s in client.list_signers()] == ["release"]
+    client.create_model("fraud")
+    client.push(write_tree(tmp_path / "files", FILES), name="fraud")
+
+    good = client.add_signature("fraud", 1, sign_with_key(tmp_path / "good", key, FILES))
+    as_object = json.loads(sign_with_key(tmp_path / "other", new_key(), FILES))
+    bad = client.add_signature("fraud", "1", as_object)
+
+    assert good.verified and good.identity == key_fingerprint(key)
+    assert good.digests == {p: digest(b) for p, b in sorted(FILES.items())}
+    assert not bad.verified and bad.message.startswith("no trusted signer verified")
+    listed = client.list_signatures("fraud", 1)
+    assert [(s.id, s.verified) for s in listed] == [(good.id, True), (bad.id, False)]
+    with pytest.raises(InvalidParameter, match="not JSON"):
+        client.add_signature("fraud", 1, "{oops")
+    assert len(client.list_signatures("fraud", 1)) == 2
+    with pytest.raises(NotFound):
+        client.list_signatures("fraud", 2)
+    client.remove_signer("release")
+    assert client.list_signers() == []
+    with pytest.raises(NotFound):
+        client.remove_signer("release")
+
+
+def test_api_answers_201_with_the_verdict_and_400_for_a_malformed_bundle(
+    api: TestClient, tmp_path: Path
+) -> None:
+    pki = make_pki()
+    r = api.post(
+        "/api/v1/signers",
+        json={"name": "corp-ca", "kind": "certificate", "material": cert_pem(pki.ca)},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "certificate" and r.json()["fingerprint"].startswith("sha256:")
+    assert api.post("/api/v1/models", json={"name": "fraud"}).status_code == 201
+    created = api.post(
+        "/api/v1/models/fraud/versions",
+        json={
+            "files": [{"path": p, "size": len(b), "digest": digest(b)} for p, b in FILES.items()]
+        },
+    ).json()
+    by_digest = {digest(b): b for b in FILES.values()}
+    for d in created["missing"]:
+        assert api.put(
+            f"/api/v1/models/fraud/versions/1/blobs/{d}", content=by_digest[d]
+        ).is_success
+    url = "/api/v1/models/fraud/versions/1/signatures"
+
+    signed = api.post(
+        url, json={"bundle": sign_with_certificate(tmp_path / "a", pki, FILES).decode()}
+    )
+    assert signed.status_code == 201, signed.text
+    body = signed.json()
+    assert body["verified"] is True and body["signer"] == "corp-ca"
+    assert "CN=release-bot" in body["identity"]
+
+    tampered = dict(FILES, **{"README.md": b"changed"})
+    bundle = json.loads(sign_with_certificate(tmp_path / "b", pki, tampered))
+    unverified = api.post(url, json={"bundle": bundle})
+    assert unverified.status_code == 201
+    assert unverified.json()["verified"] is False
+    assert "different digest: README.md" in unverified.json()["message"]
+
+    for bad in ({"bundle": "not json"}, {"bundle": {"mediaType": "x"}}, {"bundle": 3}):
+        refused = api.post(url, json=bad)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    extra = api.post(url, json={"bundle": bundle, "verified": True})
+    assert extra.status_code == 400 and "verified" in extra.json()["message"]
+    huge = api.post(url, json={"bundle": " " * (signing.MAX_BUNDLE_BYTES + 1)})
+    assert huge.status_code in (400, 413)
+
+    listed = api.get(url)
+    assert listed.status_code == 200
+    assert [s["verified"] for s in listed.json()["signatures"]] == [True, False]
+    assert "bundle" not in listed.json()["signatures"][0]
+    assert api.delete("/api/v1/signers/corp-ca").status_code == 204
+    assert api.get("/api/v1/signers").json() == {"signers": []}
+    assert api.delete("/api/v1/signers/corp-ca").status_code == 404
+
+
+@pytest.fixture(params=["http", "local"])
+def uri(request: pytest.FixtureRequest, settings: Settings) -> str:
+    if request.param == "http":
+        return str(request.getfixturevalue("live_server"))
+    return str(settings.data_dir)
+
+
+def cairn(uri: str, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, ["--uri", uri, *args], catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.stdout
+
+
+def test_cli_signers_and_sign(uri: str, tmp_path: Path) -> None:
+    key = new_key()
+    (tmp_path / "pub.pem").write_text(public_pem(key))
+    cairn(uri, "signers", "add", "release", "--key", str(tmp_path / "pub.pem"))
+    listed = json.loads(cairn(uri, "signers", "list", "--json"))
+    assert [(s["name"], s["fingerprint"]) for s in listed] == [("release", key_fingerprint(key))]
+    cairn(uri, "models", "create", "fraud")
+    cairn(uri, "push", str(write_tree(tmp_path / "files", FILES)), "--model", "fraud")
+    (tmp_path / "good.sig").write_bytes(sign_with_key(tmp_path / "g", key, FILES))
+    (tmp_path / "bad.sig").write_bytes(sign_with_key(tmp_path / "b", new_key(), FILES))
+
+    assert "verified" in cairn(uri, "sign", "verify", "models:/fraud/1", str(tmp_path / "good.sig"))
+    refused = cairn(uri, "sign", "verify", "models:/fraud/1", str(tmp_path / "bad.sig"), code=1)
+    assert "not verified" in refused
+    verdicts = json.loads(cairn(uri, "sign", "list", "models:/fraud/latest", "--json"))
+    assert [v["verified"] for v in verdicts] == [True, False]
+    assert "release" in cairn(uri, "sign", "list", "models:/fraud/1")
+
+    cairn(uri, "signers", "remove", "release", "--yes")
+    assert json.loads(cairn(uri, "signers", "list", "--json")) == []
+    both = CliRunner().invoke(app, ["--uri", uri, "signers", "add", "x"])
+    assert both.exit_code != 0
