@@ -1,0 +1,449 @@
+"""The unsafe-file scanner on bytes built in the test: no database, nothing ever loaded.
+
+Every malicious payload would create a marker file if it were unpickled; each test checks
+the scan flags it and that the marker never appears.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import os
+import pickle
+import struct
+import subprocess
+import tarfile
+import tracemalloc
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from cairn.domain.scans import BlobScan
+from cairn.service.scan_engine import scan_blob, scan_file, scanner_name, sniff
+
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+class RunsCommand:
+    """Unpickling this runs a shell command (os.system)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+class CallsEval:
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (eval, (self.code,))
+
+
+class Spawns:
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+
+    def __reduce__(self) -> tuple[object, tuple[list[str]]]:
+        return (subprocess.call, (self.argv,))
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "MARKER"
+    yield path
+    assert not path.exists(), "a payload ran: the scanner must never unpickle"
+
+
+def evil(marker: Path) -> RunsCommand:
+    return RunsCommand(f"touch {marker}")
+
+
+def scan(data: bytes) -> BlobScan:
+    return scan_file(io.BytesIO(data), len(data))
+
+
+def dangerous(result: BlobScan) -> set[tuple[str | None, str | None, str | None]]:
+    return {(f.module, f.name, f.member) for f in result.findings if f.kind == "dangerous_global"}
+
+
+def assert_flags_system(result: BlobScan, member: str | None = None) -> None:
+    assert result.status == "flagged", result
+    assert (os.system.__module__, "system", member) in dangerous(result)
+
+
+def fitted(model: object) -> object:
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 4))
+    y = (x[:, 0] > 0.5).astype(int)
+    model.fit(x, y)  # type: ignore[attr-defined]
+    return model
+
+
+# -- plain pickles -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_malicious_pickle_is_flagged_in_every_protocol(marker: Path, protocol: int) -> None:
+    data = pickle.dumps({"weights": [1.0, 2.0], "hook": evil(marker)}, protocol=protocol)
+    result = scan(data)
+    assert result.format == "pickle"
+    assert_flags_system(result)
+    assert result.scanner == scanner_name()
+    assert scanner_name().startswith("picklescan-1.")
+
+
+@pytest.mark.parametrize(
+    ("payload", "module", "name"),
+    [
+        (CallsEval("__import__('os').system('true')"), "builtins", "eval"),
+        (Spawns(["touch", "/nonexistent/x"]), "subprocess", "call"),
+    ],
+)
+def test_other_dangerous_imports(payload: object, module: str, name: str) -> None:
+    result = scan(pickle.dumps(payload, protocol=4))
+    assert result.status == "flagged"
+    assert (module, name, None) in dangerous(result)
+
+
+def test_protocol_0_payload_followed_by_junk_is_flagged(marker: Path) -> None:
+    # an unpickler runs os.system before it reaches the junk
+    data = f"cos\nsystem\n(S'touch {marker}'\ntR".encode() + b"\xff\xfe junk"
+    result = scan(data)
+    assert result.format == "pickle"
+    assert result.status == "flagged"
+    assert ("os", "system", None) in dangerous(result)
+
+
+def test_payload_in_a_second_pickle_is_flagged(marker: Path) -> None:
+    data = pickle.dumps({"ok": 1}) + pickle.dumps(evil(marker))
+    assert_flags_system(scan(data))
+
+
+def test_payload_after_a_large_payload_is_flagged_with_bounded_memory(marker: Path) -> None:
+    big = bytes(48 << 20)
+    data = pickle.dumps([big, evil(marker)], protocol=4)
+    tracemalloc.start()
+    try:
+        result = scan_file(io.BytesIO(data))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert_flags_system(result)
+    assert peak < 8 << 20, f"scanning a {len(data) >> 20} MiB pickle peaked at {peak >> 20} MiB"
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_benign_sklearn_and_numpy_pickles_are_clean(protocol: int) -> None:
+    for model in (fitted(LogisticRegression()), np.arange(1000.0), {"a": np.ones((3, 3))}):
+        result = scan(pickle.dumps(model, protocol=protocol))
+        assert result.format == "pickle"
+        assert result.status == "clean", result.findings
+        assert not dangerous(result)
+
+
+def test_imports_not_known_to_be_safe_are_reported_not_flagged() -> None:
+    result = scan(pickle.dumps(fitted(LogisticRegression())))
+    names = {(f.module, f.name) for f in result.findings if f.kind == "suspicious_global"}
+    assert ("sklearn.linear_model._logistic", "LogisticRegression") in names
+    assert result.status == "clean"
+
+
+def test_truncated_pickle_is_an_error() -> None:
+    data = pickle.dumps({"weights": list(range(100))}, protocol=4)
+    result = scan(data[: len(data) // 2])
+    assert result.format == "pickle"
+    assert result.status == "error"
+    assert any(f.kind == "malformed" for f in result.findings)
+
+
+def test_truncated_malicious_pickle_is_still_flagged(marker: Path) -> None:
+    data = pickle.dumps([evil(marker), list(range(100))], protocol=2)
+    result = scan(data[:-20])
+    assert_flags_system(result)
+
+
+# -- joblib --------------------------------------------------------------------------------
+
+
+def joblib_bytes(value: object, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(value, buffer, **kwargs)
+    return buffer.getvalue()
+
+
+def test_benign_joblib_model_with_arrays_is_clean() -> None:
+    model = RandomForestClassifier(n_estimators=3, random_state=0)
+    result = scan(joblib_bytes(fitted(model)))
+    assert result.format == "joblib"
+    assert result.status == "clean", result.findings
+
+
+def test_joblib_payload_after_raw_arrays_is_flagged(marker: Path) -> None:
+    # picklescan alone stops at the first raw array; the payload comes after three
+    data = joblib_bytes([np.arange(5000.0), np.ones((50, 50)), np.zeros(7), evil(marker)])
+    result = scan(data)
+    assert result.format == "joblib"
+    assert_flags_system(result)
+
+
+def test_joblib_object_array_payload_is_flagged(marker: Path) -> None:
+    data = joblib_bytes({"objs": np.array([1, evil(marker)], dtype=object)})
+    assert_flags_system(scan(data))
+
+
+@pytest.mark.parametrize(
+    ("compress", "fmt"),
+    [
+        (3, "zlib"),
+        (("gzip", 3), "gzip"),
+        (("bz2", 3), "bz2"),
+        (("xz", 3), "xz"),
+        (("lzma", 3), "lzma"),
+    ],
+)
+def test_compressed_joblib_is_decompressed_and_scanned(
+    marker: Path, compress: object, fmt: str
+) -> None:
+    data = joblib_bytes([np.arange(100.0), evil(marker)], compress=compress)
+    result = scan(data)
+    assert result.format == f"{fmt}+joblib"
+    assert_flags_system(result)
+
+
+# -- torch-style archives, legacy torch, numpy -------------------------------------------
+
+
+def torch_zip(data_pkl: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", data_pkl)
+        archive.writestr("archive/version", "3\n")
+        archive.writestr("archive/data/0", np.ones(64, dtype=np.float32).tobytes())
+    return buffer.getvalue()
+
+
+def test_torch_zip_with_malicious_data_pkl_is_flagged(marker: Path) -> None:
+    result = scan(torch_zip(pickle.dumps({"state": evil(marker)}, protocol=2)))
+    assert result.format == "torch"
+    assert_flags_system(result, member="archive/data.pkl")
+
+
+def test_torch_zip_with_benign_data_pkl_is_clean() -> None:
+    result = scan(torch_zip(pickle.dumps({"layer.weight": [1.0, 2.0]}, protocol=2)))
+    assert (result.format, result.status) == ("torch", "clean")
+
+
+def test_pickle_inside_nested_archives_is_flagged(marker: Path) -> None:
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("weights.bin", pickle.dumps(evil(marker)))
+    tar_buffer = io.BytesIO()
+    with tarfile.open(fileobj=tar_buffer, mode="w") as tar:
+        info = tarfile.TarInfo("bundle/model.zip")
+        info.size = len(inner.getvalue())
+        tar.addfile(info, io.BytesIO(inner.getvalue()))
+    result = scan(gzip.compress(tar_buffer.getvalue()))
+    assert result.format == "gzip+tar"
+    assert_flags_system(result, member="bundle/model.zip/weights.bin")
+
+
+def legacy_torch(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    for value in (
+        TORCH_MAGIC,
+        1001,
+        {"protocol_version": 1001, "little_endian": True, "type_sizes": {"int": 4}},
+        obj,
+        ["0"],
+    ):
+        pickle.dump(value, buffer, protocol=2)
+    buffer.write(struct.pack("<q", 16) + os.urandom(64))  # raw storage bytes follow
+    return buffer.getvalue()
+
+
+def test_legacy_torch_file_is_scanned(marker: Path) -> None:
+    result = scan(legacy_torch({"w": evil(marker)}))
+    assert result.format == "torch-legacy"
+    assert_flags_system(result)
+    clean = scan(legacy_torch({"w": [1.0, 2.0]}))
+    assert (clean.format, clean.status) == ("torch-legacy", "clean")
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def test_npy_with_object_array_is_flagged(marker: Path) -> None:
+    result = scan(npy_bytes(np.array([1, "x", evil(marker)], dtype=object)))
+    assert result.format == "numpy"
+    assert_flags_system(result)
+
+
+def test_npy_of_numbers_is_clean_and_npz_members_are_scanned(marker: Path) -> None:
+    assert scan(npy_bytes(np.arange(10.0))).status == "clean"
+    buffer = io.BytesIO()
+    np.savez(buffer, good=np.arange(3), bad=np.array([evil(marker)], dtype=object))
+    result = scan(buffer.getvalue())
+    assert result.format == "zip"
+    assert_flags_system(result, member="bad.npy")
+
+
+def test_npy_with_a_broken_header_is_an_error() -> None:
+    data = npy_bytes(np.arange(3.0))
+    broken = data[:10] + b"{'descr': __import__('os')}".ljust(len(data) - 10)
+    assert scan(broken).status == "error"
+
+
+# -- safetensors -------------------------------------------------------------------------
+
+
+def safetensors_bytes(header: object, data: bytes, *, raw_header: bytes | None = None) -> bytes:
+    text = raw_header if raw_header is not None else json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def valid_safetensors() -> bytes:
+    weight = np.arange(6, dtype=np.float32).tobytes()
+    bias = np.arange(2, dtype=np.float16).tobytes()
+    header = {
+        "__metadata__": {"format": "pt"},
+        "weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+        "bias": {"dtype": "F16", "shape": [2], "data_offsets": [24, 28]},
+    }
+    return safetensors_bytes(header, weight + bias)
+
+
+def test_valid_safetensors_is_clean() -> None:
+    result = scan(valid_safetensors())
+    assert (result.format, result.status, result.findings) == ("safetensors", "clean", ())
+
+
+def tensor(dtype: str, shape: list[int], offsets: list[int]) -> dict[str, object]:
+    return {"dtype": dtype, "shape": shape, "data_offsets": offsets}
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (struct.pack("<Q", 4096) + b'{"a": 1}', "runs past the end"),
+        (safetensors_bytes(None, b"", raw_header=b'{"w": {"dtype": '), "not valid JSON"),
+        (safetensors_bytes(None, b"", raw_header=b"{\xff\xfe}"), "not UTF-8"),
+        (
+            safetensors_bytes(
+                {"a": tensor("F32", [2], [0, 8]), "b": tensor("F32", [2], [4, 12])}, bytes(12)
+            ),
+            "overlaps",
+        ),
+        (safetensors_bytes({"a": tensor("F32", [2], [0, 8])}, bytes(4)), "cover 8 bytes"),
+        (safetensors_bytes({"a": tensor("F32", [2], [-8, 0])}, bytes(8)), "data_offsets"),
+        (safetensors_bytes({"a": tensor("F32", [2], [8, 0])}, bytes(8)), "data_offsets"),
+        (safetensors_bytes({"a": tensor("F32", [3], [0, 8])}, bytes(8)), "needs 12 bytes"),
+        (safetensors_bytes({"a": tensor("F32", [-2], [0, 8])}, bytes(8)), "invalid shape"),
+        (safetensors_bytes({"a": tensor("Q9", [2], [0, 8])}, bytes(8)), "unknown dtype"),
+        (safetensors_bytes({"a": tensor("U8", [2], [4, 6])}, bytes(6)), "a gap"),
+        (
+            safetensors_bytes(
+                None,
+                bytes(8),
+                raw_header=b'{"a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]},'
+                b' "a": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}}',
+            ),
+            "duplicate key",
+        ),
+        (safetensors_bytes({"__metadata__": {"k": 1}}, b""), "__metadata__"),
+        (struct.pack("<Q", 200_000_000) + b'{"a": 1}', "over the 100000000 limit"),
+    ],
+)
+def test_malformed_safetensors_is_an_error(data: bytes, why: str) -> None:
+    result = scan(data)
+    assert result.format == "safetensors"
+    assert result.status == "error"
+    (finding,) = result.findings
+    assert finding.kind == "malformed"
+    assert why in finding.detail
+
+
+# -- recognition by bytes, not names -----------------------------------------------------
+
+
+def test_format_comes_from_bytes_whatever_the_file_is_called(marker: Path, tmp_path: Path) -> None:
+    lying_pickle = tmp_path / "model.safetensors"
+    lying_pickle.write_bytes(pickle.dumps(evil(marker)))
+    lying_safetensors = tmp_path / "model.pkl"
+    lying_safetensors.write_bytes(valid_safetensors())
+    with lying_pickle.open("rb") as f:
+        result = scan_file(f)
+    assert result.format == "pickle"
+    assert_flags_system(result)
+    with lying_safetensors.open("rb") as f:
+        assert (scan_file(f).format, scan_file(f).status) == ("safetensors", "clean")
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (b"", "other"),
+        (b"# README\nThis model was trained on...\n", "other"),
+        (b'{"architectures": ["Bert"]}', "other"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), "other"),
+        (b"0000000000", "other"),
+        (pickle.dumps([1, 2], protocol=0), "pickle"),
+        (b"\x04\x22\x4d\x18" + bytes(16), "lz4"),
+    ],
+)
+def test_sniff(data: bytes, fmt: str) -> None:
+    assert sniff(data, len(data)) == fmt
+
+
+def test_other_files_are_clean_and_unknown_compression_is_an_error() -> None:
+    assert scan(b"hello, world\n") == BlobScan("other", "clean", (), scanner_name())
+    result = scan(b"\x04\x22\x4d\x18" + bytes(16))
+    assert (result.format, result.status) == ("lz4", "error")
+    assert scan(gzip.compress(b"just text")).status == "clean"
+    assert scan(b"\x1f\x8b" + b"not really gzip").status == "error"
+
+
+def test_scan_blob_reads_only_the_head_of_other_files() -> None:
+    data = os.urandom(1 << 20)
+    data = b"\x00" + data[1:]  # not a pickle opcode, not any magic
+    reads: list[tuple[int, int]] = []
+
+    def read(start: int, end: int) -> Iterator[bytes]:
+        reads.append((start, end))
+        for at in range(start, end, 65536):
+            yield data[at : min(end, at + 65536)]
+
+    assert scan_blob(read, len(data)).status == "clean"
+    assert reads == [(0, len(data))]  # one open; iteration stopped after the head
+
+    def read_pickle(start: int, end: int) -> Iterator[bytes]:
+        payload = pickle.dumps(CallsEval("1"))
+        yield payload[start:end]
+
+    assert scan_blob(read_pickle, len(pickle.dumps(CallsEval("1")))).status == "flagged"
+
+
+def test_compressed_streams_of_every_kind(marker: Path) -> None:
+    payload = pickle.dumps(evil(marker))
+    for fmt, data in (
+        ("gzip", gzip.compress(payload)),
+        ("bz2", bz2.compress(payload)),
+        ("xz", lzma.compress(payload)),
+    ):
+        result = scan(data)
+        assert result.format == f"{fmt}+pickle"
+        assert_flags_system(result)
