@@ -3,8 +3,10 @@ the log is queried and who may query it, and that tampering with the stored chai
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,9 +15,11 @@ from sqlalchemy import text
 
 from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.audit import AuditEvent
+from cairn.domain.models import FileEntry, VersionSpec
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied
+from cairn.service import aliases, artifacts, maintenance, models, portability, versions
 from cairn.service.registry import RegistryService
-from cairn.store.metadata.audit_store import GENESIS, event_hash
+from cairn.store.metadata.audit_store import GENESIS, AuditStore, event_hash
 from cairn.store.metadata.clock import to_datetime
 
 START = 1_800_000_000_000_000  # microseconds; one tick per second
@@ -95,7 +99,7 @@ def test_mutations_record_who_what_when_and_the_change(svc: RegistryService) -> 
     assert (update.request_id, update.client) == ("req-alice", "10.0.0.7")
     assert update.before == {"description": "first"}
     assert update.after == {"description": "second"}
-    assert update.at == to_datetime(START + 1_000_000)
+    assert to_datetime(START) <= events[0].at < update.at < events[2].at  # the service's clock
     assert events[2].version == 1
     moved = events[3]
     assert (moved.target, moved.version, moved.before, moved.after) == ("production", 1, None, 1)
@@ -160,9 +164,8 @@ def test_filters(svc: RegistryService) -> None:
     ]
     assert [e.action for e in all_events(svc, action="model.tag.*")] == ["model.tag.set"]
     assert [e.action for e in all_events(svc, action="model.tag.set")] == ["model.tag.set"]
-    window = all_events(
-        svc, since=to_datetime(START + 1_000_000), until=to_datetime(START + 3_000_000)
-    )
+    times = [e.at for e in all_events(svc)]
+    window = all_events(svc, since=times[1], until=times[3])
     assert [e.seq for e in window] == [2, 3]  # since inclusive, until exclusive
     newest = svc.list_audit(ADMIN, max_results=2)
     assert [e.seq for e in newest.items] == [5, 4] and newest.next_page_token
@@ -350,8 +353,6 @@ def test_an_emptied_log_starts_again(svc: RegistryService) -> None:
 
 
 def test_verification_walks_in_batches(svc: RegistryService) -> None:
-    from cairn.store.metadata.audit_store import AuditStore
-
     chain(svc, 7)
     assert svc.db.read(lambda s: AuditStore(s).verify(batch=2)).events == 7
     sql(svc, "UPDATE audit_events SET client = 'elsewhere' WHERE seq = 6")
@@ -393,3 +394,121 @@ def test_times_given_without_a_zone_are_utc(svc: RegistryService) -> None:
     aware = datetime.fromtimestamp((START + 1_000_000) / 1e6, tz=UTC)
     assert all_events(svc, since=naive) == all_events(svc, since=aware)
     assert [e.seq for e in all_events(svc, since=naive)] == [2, 3]
+
+
+# -- every mutation of the registry's use cases is audited ----------------------------------
+
+AUDITED = {
+    "create_model": "model.create",
+    "update_model": "model.update",
+    "rename_model": "model.rename",
+    "set_model_tag": "model.tag.set",
+    "delete_model_tag": "model.tag.delete",
+    "delete_model": "model.delete",
+    "restore_model": "model.restore",
+    "create_version": "version.create",
+    "update_version": "version.update",
+    "set_version_tag": "version.tag.set",
+    "delete_version_tag": "version.tag.delete",
+    "transition_stage": "version.stage",
+    "delete_version": "version.delete",
+    "restore_version": "version.restore",
+    "set_alias": "alias.set",
+    "delete_alias": "alias.delete",
+    "put_blob": "version.finalize",  # the last blob makes the version READY
+    "complete_upload": "version.finalize",
+    "finalize_version": "version.finalize",  # when it is the call that makes it READY
+    "purge_version": "version.purge",
+    "expire_pending": "version.expire",
+    "gc": "gc.run",
+    "import_model": "import.model",
+    "import_version": "import.version",
+    "reserve_versions": "import.reserve",
+}
+NOT_AUDITED = {
+    # reads
+    "get_model", "search_models", "get_version", "resolve", "list_versions", "search_versions",
+    "latest_versions_by_stage", "alias_history", "missing_blobs", "upload_status", "list_files",
+    "open_file", "presign_file",
+    # bytes in staging: nothing in the registry changes until the version becomes READY
+    "begin_upload", "append_upload", "abort_upload",
+    # an integrity check: re-hashes bytes and flags corrupt ones, changes no model
+    "verify",
+}  # fmt: skip
+
+
+def test_every_use_case_is_classified() -> None:
+    """A new public method on these services must be audited (or said not to change state)."""
+    mixins = (
+        models.ModelsService,
+        versions.VersionsService,
+        aliases.AliasesService,
+        artifacts.ArtifactsService,
+        maintenance.MaintenanceService,
+        portability.PortabilityService,
+    )
+    public = {n for c in mixins for n, v in vars(c).items() if callable(v) and n[0] != "_"}
+    assert public == set(AUDITED) | NOT_AUDITED
+
+
+def test_every_mutation_writes_its_event(svc: RegistryService) -> None:
+    seen: dict[str, list[str]] = {}
+
+    def expect(method: str, call: Any) -> Any:
+        before = svc.verify_audit(ADMIN).head_seq
+        result = call()
+        new = [e for e in all_events(svc) if e.seq > before]
+        seen[method] = [e.action for e in new]
+        assert AUDITED[method] in seen[method], (method, seen[method])
+        assert all(e.actor in ("alice", "root") for e in new)
+        return result
+
+    def blob(data: bytes) -> FileEntry:
+        return FileEntry(
+            f"{len(data)}.bin", len(data), "sha256:" + hashlib.sha256(data).hexdigest()
+        )
+
+    a, b = b"first file", b"second file!"
+    expect("create_model", lambda: svc.create_model(ALICE, "fraud"))
+    expect("update_model", lambda: svc.update_model(ALICE, "fraud", description="d"))
+    expect("set_model_tag", lambda: svc.set_model_tag(ALICE, "fraud", "team", "risk"))
+    expect("delete_model_tag", lambda: svc.delete_model_tag(ALICE, "fraud", "team"))
+    expect("rename_model", lambda: svc.rename_model(ALICE, "fraud", "fraud2"))
+    expect("delete_model", lambda: svc.delete_model(ALICE, "fraud2"))
+    expect("restore_model", lambda: svc.restore_model(ALICE, "fraud2"))
+    spec = VersionSpec(files=(blob(a),))
+    expect("create_version", lambda: svc.create_version(ALICE, "fraud2", spec))
+    expect("put_blob", lambda: svc.put_blob(ALICE, "fraud2", 1, blob(a).digest, [a]))
+    expect("create_version", lambda: svc.create_version(ALICE, "fraud2", VersionSpec()))
+    two = VersionSpec(files=(blob(b),))
+    expect("create_version", lambda: svc.create_version(ALICE, "fraud2", two))
+    ticket = svc.begin_upload(ALICE, "fraud2", 3, blob(b).digest)
+    svc.append_upload(ALICE, ticket.upload_id, 0, [b])
+    expect("complete_upload", lambda: svc.complete_upload(ALICE, ticket.upload_id))
+    assert svc.finalize_version(ALICE, "fraud2", 3).status.value == "READY"
+    expect("update_version", lambda: svc.update_version(ALICE, "fraud2", 1, description="x"))
+    expect("set_version_tag", lambda: svc.set_version_tag(ALICE, "fraud2", 1, "k", "v"))
+    expect("delete_version_tag", lambda: svc.delete_version_tag(ALICE, "fraud2", 1, "k"))
+    expect("transition_stage", lambda: svc.transition_stage(ALICE, "fraud2", 1, "Staging"))
+    expect("set_alias", lambda: svc.set_alias(ALICE, "fraud2", "production", 1))
+    expect("delete_alias", lambda: svc.delete_alias(ALICE, "fraud2", "production"))
+    svc.set_alias(ALICE, "fraud2", "champion", 2)
+    expect("delete_version", lambda: svc.delete_version(ALICE, "fraud2", 2))
+    assert seen["delete_version"] == ["version.delete", "alias.delete"]  # the alias it carried
+    expect("restore_version", lambda: svc.restore_version(ALICE, "fraud2", 2))
+    expect("purge_version", lambda: svc.purge_version(ALICE, "fraud2", 2))
+    svc.create_version(ALICE, "fraud2", VersionSpec(files=(blob(b"never sent"),)))  # PENDING
+    svc.limits = replace(svc.limits, pending_timeout_s=0)
+    expect("expire_pending", lambda: svc.expire_pending(ADMIN))
+    expect("gc", lambda: svc.gc(ADMIN, dry_run=False, grace_s=0))
+    expect("import_model", lambda: svc.import_model(ADMIN, "imported"))
+    expect("import_version", lambda: svc.import_version(ADMIN, "imported", 3, VersionSpec()))
+    expect("reserve_versions", lambda: svc.reserve_versions(ADMIN, "imported", 9))
+    # reads and dry runs leave no trace
+    before = svc.verify_audit(ADMIN).head_seq
+    svc.get_model(ALICE, "fraud2")
+    svc.search_versions(ALICE, "name = 'fraud2'")
+    svc.gc(ADMIN)
+    assert svc.verify_audit(ADMIN).head_seq == before
+    assert set(AUDITED) - {"finalize_version"} <= set(seen)
+    assert svc.verify_audit(ADMIN).ok

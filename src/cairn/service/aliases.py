@@ -58,8 +58,19 @@ class AliasesService(AliasGuard):
                     )
             self._check_alias_policy(s, actor, model, alias, number)  # protected aliases
             now = self.clock()
-            aliases.set(model.id, alias, number, actor.name, now)
+            previous = aliases.set(model.id, alias, number, actor.name, now)
             ModelStore(s).update(model.id, now)
+            if previous != number:
+                self._audit(
+                    s,
+                    actor,
+                    "alias.set",
+                    model=model,
+                    version=number,
+                    target=alias,
+                    before=previous,
+                    after=number,
+                )
             return load_versions(s, [row.id])[0]
 
         return self.db.write(run)
@@ -72,9 +83,14 @@ class AliasesService(AliasGuard):
             model = self._model(s, actor, name, Role.WRITE, "delete_alias", lock=True)
             self._check_alias_delete_policy(s, actor, model, alias)
             now = self.clock()
-            if AliasStore(s).delete(model.id, alias, actor.name, now) is None:
+            previous = AliasStore(s).delete(model.id, alias, actor.name, now)
+            if previous is None:
                 raise NotFound(f"registered model {name!r} has no alias {alias!r}")
             ModelStore(s).update(model.id, now)
+            gone = previous
+            self._audit(
+                s, actor, "alias.delete", model=model, version=gone, target=alias, before=gone
+            )
 
         self.db.write(run)
 

@@ -55,7 +55,7 @@ class ArtifactsService(ServiceBase):
         row, size = self._pending_blob(actor, name, version, digest)
         self._clear_if_corrupt(digest)
         stored = self.blobs.put(digest, size, chunks)
-        return self._record_blob(row.id, digest, size, stored)
+        return self._record_blob(actor, row.id, digest, size, stored)
 
     def begin_upload(
         self, actor: Actor, name: str, version: int | str, digest: str
@@ -102,7 +102,7 @@ class ArtifactsService(ServiceBase):
                 self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
             raise
         self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
-        return self._record_blob(upload.version_id, upload.digest, int(upload.size), stored)
+        return self._record_blob(actor, upload.version_id, upload.digest, int(upload.size), stored)
 
     def abort_upload(self, actor: Actor, upload_id: str) -> None:
         self._upload_row(actor, upload_id)
@@ -119,7 +119,7 @@ class ArtifactsService(ServiceBase):
             model = self._model(s, actor, name, Role.WRITE, "finalize_version")
             row = VersionStore(s).get(model.id, name, number)
             if row.status == VersionStatus.PENDING.value:
-                self._promote_if_complete(s, row.id)
+                self._promote_if_complete(s, actor, row.id)
             return load_versions(s, [row.id])[0]
 
         result = self.db.write(run)
@@ -276,7 +276,9 @@ class ArtifactsService(ServiceBase):
         if row is not None and row.corrupt_at is not None:
             self.blobs.delete(digest)
 
-    def _record_blob(self, version_id: int, digest: str, size: int, stored: bool) -> BlobReceipt:
+    def _record_blob(
+        self, actor: Actor, version_id: int, digest: str, size: int, stored: bool
+    ) -> BlobReceipt:
         """Record a verified blob and re-check every PENDING version that waits for it."""
         if not stored and self.blobs.size(digest) != size:  # pre-existing bytes, other size
             raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
@@ -289,13 +291,13 @@ class ArtifactsService(ServiceBase):
             owed = index.settle_claim(version_id, digest)
             for other in index.pending_versions_with(digest):
                 if other != version_id:
-                    self._promote_if_complete(s, other)
-            return self._promote_if_complete(s, version_id), owed
+                    self._promote_if_complete(s, actor, other)
+            return self._promote_if_complete(s, actor, version_id), owed
 
         status, owed = self.db.write(run)
         return BlobReceipt(digest=digest, size=size, stored=stored or owed, version_status=status)
 
-    def _promote_if_complete(self, s: Tx, version_id: int) -> VersionStatus:
+    def _promote_if_complete(self, s: Tx, actor: Actor, version_id: int) -> VersionStatus:
         store = VersionStore(s)
         row = store.get_by_id(version_id, lock=True)  # concurrent last blobs: one promotes
         if row.status != VersionStatus.PENDING.value:
@@ -303,4 +305,13 @@ class ArtifactsService(ServiceBase):
         if BlobIndexStore(s).missing_for_version(version_id):
             return VersionStatus.PENDING
         store.update(version_id, self.clock(), status=VersionStatus.READY.value)
+        self._audit(
+            s,
+            actor,
+            "version.finalize",
+            model=ModelStore(s).get_by_id(row.model_id),
+            version=int(row.version),
+            before={"status": VersionStatus.PENDING.value},
+            after={"status": VersionStatus.READY.value},
+        )
         return VersionStatus.READY

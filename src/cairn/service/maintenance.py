@@ -37,8 +37,21 @@ class MaintenanceService(ServiceBase):
             row = VersionStore(s).find(model.id, number)
             if row is None:
                 raise NotFound(f"version {number} of model {name!r} does not exist")
-            AliasStore(s).delete_for_version(model.id, number, actor.name, self.clock())
+            aliases = AliasStore(s)
+            removed = aliases.for_version(model.id, number)
+            aliases.delete_for_version(model.id, number, actor.name, self.clock())
             VersionStore(s).purge(row.id)
+            self._audit(s, actor, "version.purge", model=model, version=number)
+            for alias in removed:
+                self._audit(
+                    s,
+                    actor,
+                    "alias.delete",
+                    model=model,
+                    version=number,
+                    target=alias,
+                    before=number,
+                )
 
         self.db.write(run)
 
@@ -62,7 +75,17 @@ class MaintenanceService(ServiceBase):
                         f"{len(missing)} blob(s) never arrived"
                     ),
                 )
-                failed.append((ModelStore(s).get_by_id(row.model_id).name, int(row.version)))
+                model = ModelStore(s).get_by_id(row.model_id)
+                failed.append((model.name, int(row.version)))
+                self._audit(
+                    s,
+                    actor,
+                    "version.expire",
+                    model=model,
+                    version=int(row.version),
+                    before={"status": VersionStatus.PENDING.value},
+                    after={"status": VersionStatus.FAILED.value, "missing_blobs": len(missing)},
+                )
             return failed
 
         return self.db.write(run)
@@ -83,6 +106,15 @@ class MaintenanceService(ServiceBase):
             if not dry_run and not self._reclaim(row.digest):
                 continue
             reclaimed.append(BlobUse(row.digest, int(row.size)))
+        if not dry_run:
+            summary = {
+                "blobs": len(reclaimed),
+                "bytes": sum(b.size for b in reclaimed),
+                "purged_versions": [list(v) for v in purged[:1000]],
+                "failed_versions": [list(v) for v in failed[:1000]],
+                "stale_uploads": stale,
+            }
+            self.db.write(lambda s: self._audit(s, actor, "gc.run", after=summary))
         return GcReport(
             dry_run=dry_run,
             blobs=tuple(reclaimed),

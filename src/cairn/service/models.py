@@ -54,6 +54,8 @@ class ModelsService(ServiceBase):
             model_id = models.insert(name, description, actor.name, now)
             models.set_tags(model_id, clean)
             self._grant_creator(s, actor, model_id, now)
+            after = {"description": description, "tags": clean}
+            self._audit(s, actor, "model.create", model=models.get_by_id(model_id), after=after)
             if claim is not None:
                 IdempotencyStore(s).record(claim, model_id)
             return load_models(s, [model_id])[0]
@@ -79,6 +81,8 @@ class ModelsService(ServiceBase):
         def run(s: Tx) -> RegisteredModel:
             row = self._model(s, actor, name, Role.WRITE, "update_model", lock=True)
             ModelStore(s).update(row.id, self.clock(), **values)
+            before = {k: getattr(row, k) for k in values}
+            self._audit(s, actor, "model.update", model=row, before=before, after=values)
             return load_models(s, [row.id])[0]
 
         return self.db.write(run)
@@ -91,6 +95,8 @@ class ModelsService(ServiceBase):
         def run(s: Tx) -> RegisteredModel:
             row = self._model(s, actor, name, Role.MANAGE, "rename_model", lock=True)
             ModelStore(s).rename(row.id, name, new_name, self.clock())
+            before, after = {"name": row.name}, {"name": new_name}
+            self._audit(s, actor, "model.rename", model=row, before=before, after=after)
             return load_models(s, [row.id])[0]
 
         return self.db.write(run)
@@ -101,8 +107,12 @@ class ModelsService(ServiceBase):
 
         def run(s: Tx) -> RegisteredModel:
             row = self._model(s, actor, name, Role.WRITE, "set_model_tag", lock=True)
+            old = load_models(s, [row.id])[0].tags.get(key)
             store = ModelStore(s)
             store.set_tags(row.id, clean)
+            self._audit(
+                s, actor, "model.tag.set", model=row, target=key, before=old, after=clean[key]
+            )
             store.update(row.id, self.clock())
             return load_models(s, [row.id])[0]
 
@@ -114,9 +124,11 @@ class ModelsService(ServiceBase):
 
         def run(s: Tx) -> RegisteredModel:
             row = self._model(s, actor, name, Role.WRITE, "delete_model_tag", lock=True)
+            old = load_models(s, [row.id])[0].tags.get(key)
             store = ModelStore(s)
             if not store.delete_tag(row.id, key):
                 raise NotFound(f"registered model {name!r} has no tag {key!r}")
+            self._audit(s, actor, "model.tag.delete", model=row, target=key, before=old)
             store.update(row.id, self.clock())
             return load_models(s, [row.id])[0]
 
@@ -130,6 +142,7 @@ class ModelsService(ServiceBase):
             row = self._model(s, actor, name, Role.MANAGE, "delete_model", lock=True)
             now = self.clock()
             ModelStore(s).update(row.id, now, deleted_at=now)
+            self._audit(s, actor, "model.delete", model=row)
 
         self.db.write(run)
 
@@ -143,6 +156,7 @@ class ModelsService(ServiceBase):
                 raise NotFound(f"no deleted registered model {name!r} to restore")
             require(actor, Role.MANAGE, row, "restore_model")
             store.restore(row.id, row.name, self.clock())
+            self._audit(s, actor, "model.restore", model=row)
             return load_models(s, [row.id])[0]
 
         return self.db.write(run)

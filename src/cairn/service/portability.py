@@ -67,6 +67,8 @@ class PortabilityService(ServiceBase):
             models.set_tags(model_id, clean)
             if created_at is not None:
                 models.update(model_id, now, created_at=from_datetime(created_at))
+            after = {"description": description, "tags": clean, "created_by": creator}
+            self._audit(s, actor, "import.model", model=models.get_by_id(model_id), after=after)
             return load_models(s, [model_id])[0]
 
         return self.db.write(run)
@@ -165,6 +167,8 @@ class PortabilityService(ServiceBase):
                 values["status_message"] = message
             if values:
                 store.update(version_id, now, **values)
+            after = {"status": state.value, "files": len(files), "digest": digest}
+            self._audit(s, actor, "import.version", model=model, version=number, after=after)
             return load_versions(s, [version_id])[0]
 
         return self.db.write(run)
@@ -187,6 +191,8 @@ class PortabilityService(ServiceBase):
             model = models.get_live(name, lock=True)
             if up_to > int(model.last_version):
                 models.update(model.id, self.clock(), last_version=up_to)
+                before, after = {"last_version": int(model.last_version)}, {"last_version": up_to}
+                self._audit(s, actor, "import.reserve", model=model, before=before, after=after)
             return load_models(s, [model.id])[0]
 
         return self.db.write(run)

@@ -106,7 +106,10 @@ class VersionsService(ServiceBase):
             index.add_claims(version_id, owed)
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)
-            return _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
+            made = _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
+            after = {"status": status.value, "files": len(made.files), "digest": made.digest}
+            self._audit(s, actor, "version.create", model=model, version=number, after=after)
+            return made
 
         return self.db.write(run)
 
@@ -180,6 +183,10 @@ class VersionsService(ServiceBase):
             model = self._model(s, actor, name, Role.WRITE, "update_version")
             row = VersionStore(s).get(model.id, name, number)
             VersionStore(s).update(row.id, self.clock(), **values)
+            before = {k: getattr(row, k) for k in values}
+            self._audit(
+                s, actor, "version.update", model=model, version=number, before=before, after=values
+            )
             return self._load(s, model.id, name, number)
 
         return self.db.write(run)
@@ -197,6 +204,9 @@ class VersionsService(ServiceBase):
             row = store.get(model.id, name, number)
             store.set_tags(row.id, clean)
             store.update(row.id, self.clock())
+            self._audit(
+                s, actor, "version.tag.set", model=model, version=number, target=key, after=value
+            )
             return self._load(s, model.id, name, number)
 
         return self.db.write(run)
@@ -215,6 +225,7 @@ class VersionsService(ServiceBase):
             if not store.delete_tag(row.id, key):
                 raise NotFound(f"version {number} of {name!r} has no tag {key!r}")
             store.update(row.id, self.clock())
+            self._audit(s, actor, "version.tag.delete", model=model, version=number, target=key)
             return self._load(s, model.id, name, number)
 
         return self.db.write(run)
@@ -246,6 +257,11 @@ class VersionsService(ServiceBase):
             if archive_existing_versions:
                 store.archive_stage(model.id, target, number, now)
             ModelStore(s).update(model.id, now)
+            after = {"stage": target.value, "archive_existing_versions": archive_existing_versions}
+            before = {"stage": row.stage}
+            self._audit(
+                s, actor, "version.stage", model=model, version=number, before=before, after=after
+            )
             return self._load(s, model.id, name, number)
 
         return self.db.write(run)
@@ -259,8 +275,21 @@ class VersionsService(ServiceBase):
             model = self._model(s, actor, name, Role.MANAGE, "delete_version", lock=True)
             row = VersionStore(s).get(model.id, name, number)
             now = self.clock()
-            AliasStore(s).delete_for_version(model.id, number, actor.name, now)
+            aliases = AliasStore(s)
+            removed = aliases.for_version(model.id, number)
+            aliases.delete_for_version(model.id, number, actor.name, now)
             VersionStore(s).update(row.id, now, deleted_at=now)
+            self._audit(s, actor, "version.delete", model=model, version=number)
+            for alias in removed:  # each alias it carried is gone: say so where aliases look
+                self._audit(
+                    s,
+                    actor,
+                    "alias.delete",
+                    model=model,
+                    version=number,
+                    target=alias,
+                    before=number,
+                )
 
         self.db.write(run)
 
@@ -272,6 +301,7 @@ class VersionsService(ServiceBase):
             model = self._model(s, actor, name, Role.MANAGE, "restore_version", lock=True)
             row = VersionStore(s).get(model.id, name, number, deleted=True)
             VersionStore(s).update(row.id, self.clock(), deleted_at=None)
+            self._audit(s, actor, "version.restore", model=model, version=number)
             return self._load(s, model.id, name, number)
 
         return self.db.write(run)
