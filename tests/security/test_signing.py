@@ -410,6 +410,8 @@ def test_signing_needs_write_and_reading_needs_read(
     stranger = Actor("stranger", user_id=9)
     with pytest.raises(NotFound):
         service.add_signature(stranger, "fraud", model, bundle)
+    with pytest.raises(NotFound):  # authorization comes before looking at the bundle
+        service.add_signature(stranger, "fraud", model, b"not json")
     with pytest.raises(NotFound):
         service.list_signatures(stranger, "fraud", model)
     assert service.list_signatures(SYSTEM, "fraud", model) == []

@@ -118,8 +118,10 @@ class SignaturesService(ServiceBase):
         names.validate_model_name(name)
         number = parse_version_number(version)
         data = bundle.encode() if isinstance(bundle, str) else bytes(bundle)
-        signing.parse_bundle(data)  # refuse what is not a bundle before touching anything
-        text = data.decode()
+        if len(data) > signing.MAX_BUNDLE_BYTES:
+            raise InvalidParameter(
+                f"signature bundle is larger than {signing.MAX_BUNDLE_BYTES} bytes"
+            )
         signing.load_library()  # its ~1 s first import stays outside the transaction
 
         def run(s: Tx) -> VersionSignature:
@@ -135,6 +137,7 @@ class SignaturesService(ServiceBase):
                 signing.Trusted(r.name, SignerKind.parse(r.kind), r.material)
                 for r in store.list_signers()
             ]
+            # a bundle that is not one raises InvalidParameter here: nothing is recorded
             verdict = signing.verify(data, trusted, store.files_of(row.id))
             now = self.clock()
             signature_id = store.add(
@@ -144,7 +147,7 @@ class SignaturesService(ServiceBase):
                 identity=verdict.identity,
                 digests=verdict.digests,
                 message=verdict.message,
-                bundle=text,
+                bundle=data.decode("utf-8"),  # verify accepted it as UTF-8 JSON
                 created_by=actor.name,
                 now=now,
             )
