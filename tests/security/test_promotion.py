@@ -13,6 +13,7 @@ import itertools
 import json
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import insert, select, update
 
@@ -97,12 +98,16 @@ def set_scan(svc: RegistryService, version: int, status: str, quarantined: bool 
     svc.db.write(run)
 
 
-def add_signature(svc: RegistryService, version: int, files: dict[str, str], verified: bool) -> None:
+def add_signature(
+    svc: RegistryService, version: int, files: dict[str, str], verified: bool
+) -> None:
     """A signature row as the signing service records it, by a trusted signer."""
     vid = version_id(svc, "risk.fraud", version)
 
     def trust(s: Any) -> None:
-        if s.execute(select(trusted_signers).where(trusted_signers.c.name == "release-key")).first():
+        if s.execute(
+            select(trusted_signers).where(trusted_signers.c.name == "release-key")
+        ).first():
             return
         s.execute(
             insert(trusted_signers).values(
@@ -441,7 +446,7 @@ def test_matching_policies_combine_into_the_strictest_gate(svc: RegistryService)
     assert request.status is PromotionStatus.PENDING
     assert set(checks_of(request)) == {"role", "version", "metric auc >= 0.9", "approvals"}
     # 'churn' is outside risk.*: only the '*' policy applies
-    with pytest.raises(Conflict, match="auc = 0.5"):
+    with pytest.raises(Conflict, match=r"auc = 0\.5"):
         svc.promote(DAVE, "churn", 1, "production")
 
 
@@ -474,7 +479,7 @@ def test_direct_set_passes_a_gate_without_approvals_and_is_recorded(
     svc.set_policy(SYSTEM, "risk.*", "production", conditions=["auc>=0.9"])
     with pytest.raises(PermissionDenied, match="MANAGE"):
         svc.set_alias(DAVE, "risk.fraud", "production", 1)
-    with pytest.raises(Conflict, match="auc = 0.85"):
+    with pytest.raises(Conflict, match=r"auc = 0\.85"):
         svc.set_alias(ALICE, "risk.fraud", "production", 2)
     svc.set_alias(ALICE, "risk.fraud", "production", 1)
     assert alias_of(svc, "risk.fraud", "production") == 1
@@ -495,3 +500,96 @@ def test_the_alias_table_is_only_written_by_applied_requests(svc: RegistryServic
     svc.reject(BOB, request.id)
     rows = svc.db.read(lambda s: s.execute(select(aliases)).all())
     assert rows == []
+
+
+# -- end to end: CLI and API against a live server ---------------------------------------
+
+
+def test_promote_and_approve_round_trip_over_cli_and_api(
+    live_server: str, admin_headers: dict[str, str]
+) -> None:
+    from typer.testing import CliRunner
+
+    from cairn.cli.main import app
+
+    runner = CliRunner()
+
+    def cairn(*args: str, ok: bool = True) -> Any:
+        result = runner.invoke(app, ["--uri", live_server, *args])
+        assert (result.exit_code == 0) is ok, result.output
+        return result
+
+    with httpx.Client(base_url=live_server + "/api/v1", headers=admin_headers) as http:
+        assert http.post("/users", json={"name": "bob"}).status_code == 201
+        grant = {"subject": "user:bob", "role": "MANAGE", "pattern": "*"}
+        assert http.put("/grants", json=grant).status_code == 200
+        made = http.post("/tokens", json={"user": "bob", "scope": "write"})
+        assert made.status_code == 201, made.text
+        bob = made.json()["token"]
+
+        cairn("models", "create", "risk.fraud")
+        cairn("versions", "create", "risk.fraud", "--metric", "auc=0.95")
+        cairn("versions", "create", "risk.fraud", "--metric", "auc=0.80")
+        policy = json.loads(
+            cairn(
+                "policies",
+                "set",
+                "--model",
+                "risk.*",
+                "--alias",
+                "production",
+                "--approvals",
+                "1",
+                "--metric",
+                "auc>=0.9",
+                "--json",
+            ).stdout
+        )[0]
+        assert policy["conditions"] == [{"metric": "auc", "op": ">=", "value": 0.9}]
+
+        refused = cairn("promote", "models:/risk.fraud/2", "--to", "production", ok=False)
+        assert "auc = 0.8" in str(refused.exception)
+        requested = json.loads(
+            cairn(
+                "promote", "models:/risk.fraud/1", "--to", "production", "-m", "ship", "--json"
+            ).stdout
+        )
+        assert requested["status"] == "pending" and requested["comment"] == "ship"
+        rid = requested["id"]
+        waiting = json.loads(cairn("approvals", "list", "--json").stdout)
+        assert [r["id"] for r in waiting] == [rid]
+
+        # the direct routes cannot move a protected alias
+        direct = http.put("/models/risk.fraud/aliases/production", json={"version": 1})
+        assert direct.status_code == 403 and "cairn promote" in direct.json()["message"]
+        mlflow = http.post(
+            live_server + "/api/2.0/mlflow/registered-models/alias",
+            json={"name": "risk.fraud", "alias": "production", "version": "1"},
+        )
+        assert mlflow.status_code == 403, mlflow.text
+        own = http.post(f"/promotions/{rid}/approve", json={"comment": "me"})
+        assert own.status_code == 403 and own.json()["error_code"] == "PERMISSION_DENIED"
+        assert "production" not in http.get("/models/risk.fraud").json()["aliases"]
+
+        approved = json.loads(
+            cairn("--token", bob, "approvals", "approve", str(rid), "-m", "lgtm", "--json").stdout
+        )
+        assert approved["status"] == "applied"
+        assert [(a["approver"], a["comment"]) for a in approved["approvals"]] == [("bob", "lgtm")]
+        assert http.get("/models/risk.fraud").json()["aliases"] == {"production": 1}
+        record = http.get(f"/promotions/{rid}").json()
+        assert {c["check"]: c["passed"] for c in record["checks"]} == {
+            "role": True,
+            "version": True,
+            "metric auc >= 0.9": True,
+            "approvals": True,
+        }
+        applied = http.get("/promotions", params={"status": "applied"}).json()
+        assert [r["id"] for r in applied["promotions"]] == [rid]
+        assert http.get("/promotions", params={"status": "bogus"}).status_code == 400
+        assert http.post("/promotions", json={"model": "risk.fraud", "extra": 1}).status_code == 400
+
+        listed = json.loads(cairn("policies", "list", "--json").stdout)
+        assert [p["id"] for p in listed] == [policy["id"]]
+        cairn("policies", "delete", str(policy["id"]), "--yes")
+        assert http.get("/policies").json() == {"policies": []}
