@@ -344,6 +344,22 @@ def test_forged_statement_fails_the_signature_check(
     assert "signature does not match" in result.message
 
 
+def test_keyless_bundle_is_recorded_as_not_verifiable_offline(
+    service: RegistryService, model: int, tmp_path: Path
+) -> None:
+    """A Sigstore keyless bundle carries one Fulcio certificate (and log entries)."""
+    pki = make_pki()
+    service.add_signer(SYSTEM, "corp-ca", "certificate", cert_pem(pki.ca))
+    bundle = json.loads(sign_with_certificate(tmp_path, pki, FILES))
+    chain = bundle["verificationMaterial"].pop("x509CertificateChain")
+    bundle["verificationMaterial"]["certificate"] = chain["certificates"][0]
+
+    result = service.add_signature(WRITER, "fraud", model, json.dumps(bundle))
+
+    assert not result.verified and "keyless" in result.message
+    assert not has_verified(service, "fraud", model)
+
+
 def test_sharded_hashing_is_reported_unsupported(
     service: RegistryService, model: int, tmp_path: Path
 ) -> None:
