@@ -126,14 +126,21 @@ def test_who_moved_production_is_one_call(svc: RegistryService) -> None:
 def test_denials_are_recorded_with_the_anonymous_or_named_caller(svc: RegistryService) -> None:
     svc.create_model(ALICE, "fraud")
     svc.record_denial(Actor("anonymous", client="10.9.9.9"), {"action": "authenticate"})
-    svc.record_denial(RITA, {"action": "model.delete", "model": "fraud", "version": "3"})
+    with pytest.raises(PermissionDenied) as refused:  # rita may write, not delete
+        svc.delete_model(RITA, "fraud")
+    assert refused.value.denial is not None
+    svc.record_denial(RITA, refused.value.denial)
+    svc.record_denial(RITA, {"action": "set_alias", "model": "fraud", "version": "3"})
     denied = all_events(svc, outcome="denied")
     assert [(e.actor, e.action, e.model, e.version, e.client) for e in denied] == [
         ("anonymous", "authenticate", None, None, "10.9.9.9"),
-        ("rita", "model.delete", "fraud", 3, None),
+        ("rita", "model.delete", "fraud", None, None),
+        ("rita", "alias.set", "fraud", 3, None),
     ]
-    # a denial naming a model by name only is found by that model's filter
-    assert [e.action for e in all_events(svc, model="FRAUD", outcome="denied")] == ["model.delete"]
+    # found by the model's filter, by id or (named only) by name in any case
+    denied_fraud = all_events(svc, model="FRAUD", outcome="denied")
+    assert [e.action for e in denied_fraud] == ["model.delete", "alias.set"]
+    assert [e.outcome for e in all_events(svc, model="fraud", action="model")] == ["ok", "denied"]
     assert svc.verify_audit(ADMIN).ok
 
 

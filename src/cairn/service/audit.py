@@ -25,6 +25,33 @@ from cairn.store.metadata.database import Tx
 
 _ACTION_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?")
 _DENIAL_FIELDS = frozenset({"action", "model", "model_id", "version", "target"})
+# A refusal names the use case it refused (``set_alias``); the log files it under the action
+# the use case records when it succeeds, so one filter finds both (``--action alias``).
+DENIED_AS = {
+    "create_model": "model.create",
+    "update_model": "model.update",
+    "rename_model": "model.rename",
+    "set_model_tag": "model.tag.set",
+    "delete_model_tag": "model.tag.delete",
+    "delete_model": "model.delete",
+    "restore_model": "model.restore",
+    "create_version": "version.create",
+    "update_version": "version.update",
+    "set_version_tag": "version.tag.set",
+    "delete_version_tag": "version.tag.delete",
+    "transition_stage": "version.stage",
+    "delete_version": "version.delete",
+    "restore_version": "version.restore",
+    "purge_version": "version.purge",
+    "finalize_version": "version.finalize",
+    "expire_pending": "version.expire",
+    "set_alias": "alias.set",
+    "delete_alias": "alias.delete",
+    "import_model": "import.model",
+    "import_version": "import.version",
+    "reserve_versions": "import.reserve",
+    "gc": "gc.run",
+}
 
 
 class AuditService(ServiceBase):
@@ -104,11 +131,14 @@ class AuditService(ServiceBase):
     def record_denial(self, actor: Actor, denial: Mapping[str, Any]) -> None:
         """Append an ``outcome="denied"`` event for a refused attempt, in its own transaction.
 
-        ``denial`` is what the refusing check knew: ``action``, and where known ``model``
-        (a name), ``model_id``, ``version`` and ``target``; any other keys are kept in the
-        event's ``after`` (what the caller asked for). The actor may be anonymous.
+        ``denial`` is what the refusing check knew: ``action`` (a use case's name is filed
+        under the action it records on success, see ``DENIED_AS``), and where known
+        ``model`` (a name), ``model_id``, ``version`` and ``target``; any other keys are
+        kept in the event's ``after`` (what the caller asked for). The actor may be
+        anonymous.
         """
-        action = str(denial.get("action") or "unknown")
+        asked = str(denial.get("action") or "unknown")
+        action = DENIED_AS.get(asked, asked)
         model_name = denial.get("model")
         model_id = denial.get("model_id")
         version = denial.get("version")
