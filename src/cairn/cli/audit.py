@@ -20,7 +20,6 @@ app = typer.Typer(
 )
 
 MAX_PAGE = 1000
-COLUMNS = ("seq", "time", "actor", "action", "outcome", "model", "version", "target", "change")
 
 
 def parse_when(option: str, value: str | None) -> datetime | None:
@@ -36,42 +35,45 @@ def parse_when(option: str, value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _short(value: Any, width: int = 40) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict):
-        text = ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
-    else:
-        text = _plain(value)
+def _plain(value: Any) -> str:
+    return "-" if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
 def _change(e: AuditEvent) -> str:
-    if e.before is None and e.after is None:
+    """What changed, compactly: ``key: old → new`` per changed field, or ``old → new``."""
+    before, after = e.before, e.after
+    if before is None and after is None:
         return ""
-    if e.before is None:
-        return _short(e.after)
-    return f"{_short(e.before)} → {_short(e.after)}"
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+        parts = [f"{k}: {_plain(before.get(k))} → {_plain(after.get(k))}" for k in keys]
+    elif isinstance(after, dict) and before is None:
+        parts = [f"{k}={_plain(v)}" for k, v in after.items()]
+    elif isinstance(before, dict) and after is None:
+        parts = [f"{k}={_plain(v)} → -" for k, v in before.items()]
+    else:
+        parts = [f"{_plain(before)} → {_plain(after)}" if before is not None else _plain(after)]
+    return "; ".join(_clip(p) for p in parts)
 
 
 def show_events(events: list[AuditEvent], as_json: bool) -> None:
     if as_json:
         print_json([audit_event_to_json(e) for e in events])
         return
-    table = Table(*COLUMNS)
+    table = Table("seq", "time (UTC)", "actor", "action", "model", "target", "change")
+    for column in table.columns:
+        column.overflow = "fold"  # narrow terminals: break long values, never cut them
     for e in events:
         table.add_row(
             str(e.seq),
             e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             e.actor,
-            e.action,
-            e.outcome if e.outcome == "ok" else f"[red]{e.outcome}[/red]",
-            e.model or "",
-            "" if e.version is None else str(e.version),
+            e.action if e.outcome == "ok" else f"[red]{e.action} ({e.outcome})[/red]",
+            (e.model or "") + ("" if e.version is None else f" v{e.version}"),
             e.target or "",
             _change(e),
         )
