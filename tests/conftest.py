@@ -43,6 +43,11 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = ["sqlite", "postgresql"]
 
 
+# The admin token every test app is bootstrapped with (CAIRN_BOOTSTRAP_TOKEN).
+ADMIN_TOKEN = "cairn-test-admin-token-0123456789abcdefghij"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 def _worker() -> str:
     return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
@@ -133,6 +138,7 @@ def settings(tmp_path: Path, db_url: str, blob_root: Path) -> Settings:
         backend_uri=db_url,
         artifacts_uri=str(blob_root),
         allowed_hosts=["testserver"],
+        bootstrap_token=ADMIN_TOKEN,
     )
 
 
@@ -145,8 +151,30 @@ def app(settings: Settings) -> Iterator[FastAPI]:
 
 @pytest.fixture
 def api(app: FastAPI) -> Iterator[TestClient]:
+    """The app in-process, authenticated as the bootstrap admin (``anon`` has no token)."""
+    with TestClient(app, raise_server_exceptions=False, headers=ADMIN_HEADERS) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def anon(app: FastAPI) -> Iterator[TestClient]:
+    """The app in-process with no credentials."""
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    """Headers that authenticate a raw HTTP request as the bootstrap admin."""
+    return dict(ADMIN_HEADERS)
+
+
+@pytest.fixture(autouse=True)
+def _admin_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients the tests open by URI (SDK, CLI, MLflow) authenticate as the bootstrap admin."""
+    monkeypatch.setenv("CAIRN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("CAIRN_BOOTSTRAP_TOKEN", ADMIN_TOKEN)  # servers started as processes
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", ADMIN_TOKEN)
 
 
 @pytest.fixture(params=["http", "local"])

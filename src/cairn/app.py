@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from cairn import __version__
+from cairn.api.auth import AUTHENTICATED, RateLimiter
 from cairn.api.errors import error_response, install_error_handlers
 from cairn.api.middleware import install_hardening
 from cairn.api.mlflow import router as mlflow_router
-from cairn.api.v1 import aliases, artifacts, models, versions
-from cairn.api.v1 import portability as portability_api
-from cairn.errors import CairnError
+from cairn.api.v1 import (
+    aliases,
+    artifacts,
+    audit,
+    identity,
+    models,
+    portability,
+    promotions,
+    scans,
+    signatures,
+    versions,
+)
+from cairn.client.http import ADMIN_TOKEN_FILE
+from cairn.errors import AlreadyExists, CairnError
 from cairn.service.factory import build_service
+from cairn.service.registry import RegistryService
 from cairn.settings import Settings
 
 
@@ -39,11 +54,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.state.settings = settings
+    app.state.limiter = RateLimiter(settings.auth_failures_per_minute, 60.0)
+    ensure_admin(service, settings)
     install_error_handlers(app)
-    for router in (models.router, versions.router, aliases.router, artifacts.router):
-        app.include_router(router, prefix="/api/v1")
-    app.include_router(mlflow_router)  # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts
-    app.include_router(portability_api.router, prefix="/api/v1")
+    # Every router but login's requires a caller (tests/security/test_routes.py sweeps them).
+    app.include_router(identity.public, prefix="/api/v1")
+    for router in (
+        models.router,
+        versions.router,
+        aliases.router,
+        artifacts.router,
+        portability.router,
+        identity.router,
+        audit.router,
+        signatures.router,
+        promotions.router,
+        scans.router,
+    ):
+        app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)
+    # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts
+    app.include_router(mlflow_router, dependencies=AUTHENTICATED)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
@@ -66,6 +96,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cors_origins=settings.cors_origins,
     )
     return app
+
+
+def ensure_admin(service: RegistryService, settings: Settings) -> Path | None:
+    """First start on an empty registry: create ``admin`` and hand its token over.
+
+    The token is ``CAIRN_BOOTSTRAP_TOKEN`` when set; otherwise a new one, written to
+    ``<data-dir>/admin.token`` (mode 0600), which local CLI and SDK calls pick up.
+    """
+    given = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
+    try:
+        token = service.bootstrap(given)
+    except AlreadyExists:  # another worker bootstrapped at the same moment
+        return None
+    if token is None or given is not None:
+        return None
+    path = settings.data_dir / ADMIN_TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{ADMIN_TOKEN_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
 
 
 def create_app_from_env() -> FastAPI:

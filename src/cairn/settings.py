@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # scheme://host[:port], nothing after: what a browser sends in its Origin header
@@ -47,6 +47,24 @@ class Settings(BaseSettings):
     gc_grace_s: int = Field(3600, ge=0, description="Unreferenced blobs younger than this stay.")
     purge_deleted_after_days: float | None = Field(
         None, ge=0, description="Purge soft-deleted versions after this many days (gc does it)."
+    )
+    # -- identities (docs/security.md) --
+    bootstrap_token: SecretStr | None = Field(
+        None,
+        description="Token of the admin user created on first start (for automation); "
+        "default: a new token written to <data-dir>/admin.token.",
+    )
+    creator_role: Literal["READ", "WRITE", "MANAGE", "NONE"] = Field(
+        "MANAGE", description="Role the creator of a model gets on it (NONE: no grant)."
+    )
+    scan_policy: Literal["label", "quarantine", "reject"] = Field(
+        "quarantine",
+        description="What a version whose files the unsafe-file scan flags gets, unless its "
+        "model sets its own policy: label, quarantine (downloads need an audited MANAGE "
+        "override) or reject (the version fails).",
+    )
+    auth_failures_per_minute: int = Field(
+        10, ge=1, description="Failed logins/tokens per client address or account before 429."
     )
     # -- HTTP hardening (docs/security.md) --
     allowed_hosts: Annotated[list[str], NoDecode] = Field(

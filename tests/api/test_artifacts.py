@@ -193,7 +193,10 @@ def test_corrupt_blob_is_caught_by_download_and_verify(
     # over real HTTP the stream is cut before its last chunk: the client sees an error,
     # never a complete response with bad bytes
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(f"{live_server}/api/v1/models/m/versions/1/files/w.bin")
+        httpx.get(
+            f"{live_server}/api/v1/models/m/versions/1/files/w.bin",
+            headers={"Authorization": api.headers["Authorization"]},
+        )
     # marked corrupt: the next request fails before sending a byte
     r = api.get("/api/v1/models/m/versions/1/files/w.bin")
     assert r.status_code == 500 and r.json()["error_code"] == "DATA_LOSS"

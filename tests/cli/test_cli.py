@@ -63,7 +63,10 @@ def test_json_matches_the_api(live_server: str) -> None:
     cairn(live_server, "models", "create", "m")
     cairn(live_server, "versions", "create", "m")
     printed = json.loads(cairn(live_server, "versions", "get", "models:/m/1", "--json"))
-    served = httpx.get(f"{live_server}/api/v1/models/m/versions/1").json()
+    served = httpx.get(
+        f"{live_server}/api/v1/models/m/versions/1",
+        headers={"Authorization": f"Bearer {os.environ['CAIRN_TOKEN']}"},
+    ).json()
     assert printed == served
 
 

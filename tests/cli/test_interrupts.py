@@ -130,11 +130,13 @@ def test_killed_push_resumes(killed: str, tmp_path: Path, big_file: Path, db_url
             assert client.wait(timeout=120) != 0
             server = start_server(data, port, db_url)
         client.wait(timeout=60)
-        versions = httpx.get(f"{uri}/api/v1/models/big/versions").json()["versions"]
+        auth = {"Authorization": f"Bearer {os.environ['CAIRN_TOKEN']}"}
+        versions = httpx.get(f"{uri}/api/v1/models/big/versions", headers=auth).json()["versions"]
         assert [v["status"] for v in versions] == ["PENDING"]  # never READY half-written
         offset_before = httpx.post(
             f"{uri}/api/v1/models/big/versions/1/uploads",
             json={"digest": versions[0]["files"][0]["digest"]},
+            headers=auth,
         ).json()["offset"]
         assert offset_before > 0
 
@@ -147,7 +149,8 @@ def test_killed_push_resumes(killed: str, tmp_path: Path, big_file: Path, db_url
         )
         assert rerun.returncode == 0, rerun.stderr.decode()
         statuses = [
-            v["status"] for v in httpx.get(f"{uri}/api/v1/models/big/versions").json()["versions"]
+            v["status"]
+            for v in httpx.get(f"{uri}/api/v1/models/big/versions", headers=auth).json()["versions"]
         ]
         assert statuses == ["READY", "READY"]  # the re-run completed both
         out = tmp_path / "out"

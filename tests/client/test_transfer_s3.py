@@ -25,13 +25,18 @@ from cairn.settings import Settings
 
 @pytest.fixture(params=["http", "local"])
 def s3_client_sdk(
-    request: pytest.FixtureRequest, tmp_path: Path, db_url: str, s3_bucket: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    db_url: str,
+    s3_bucket: str,
+    admin_headers: dict[str, str],
 ) -> Iterator[BaseClient]:
     settings = Settings(
         data_dir=tmp_path / "data",
         backend_uri=db_url,
         artifacts_uri=f"s3://{s3_bucket}/cairn",
         allowed_hosts=["testserver"],  # TestClient's Host
+        bootstrap_token=admin_headers["Authorization"].removeprefix("Bearer "),
     )
     if request.param == "local":
         sdk: BaseClient = LocalClient(
@@ -41,7 +46,7 @@ def s3_client_sdk(
         sdk.close()
         return
     app = create_app(settings)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=admin_headers) as test_client:
         sdk = HttpClient("http://testserver", http_client=test_client)
         yield sdk
     app.state.service.db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -80,6 +81,7 @@ def test_search_filters_order_and_pages(registry: MlflowClient, live_server: str
     created = httpx.post(
         f"{live_server}/api/2.0/mlflow/registered-models/create",
         json={"name": "my-prompt", "tags": prompt},
+        headers={"Authorization": f"Bearer {os.environ['CAIRN_TOKEN']}"},
     )
     assert created.status_code == 200, created.text
 

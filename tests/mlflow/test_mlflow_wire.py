@@ -304,11 +304,13 @@ def test_artifacts_are_read_only(api: TestClient) -> None:
     )  # fmt: skip
 
 
-def test_a_malformed_host_header_is_not_echoed(settings: Settings, tmp_path: Path) -> None:
+def test_a_malformed_host_header_is_not_echoed(
+    settings: Settings, tmp_path: Path, admin_headers: dict[str, str]
+) -> None:
     """The Host allow-list refuses such a header (tests/security); with the check turned
     off, the download URI still never carries it."""
     app = create_app(settings.model_copy(update={"allowed_hosts": ["*"]}))
-    with TestClient(app) as api:
+    with TestClient(app, headers=admin_headers) as api:
         (tmp_path / "f").write_text("x")
         sdk = HttpClient("http://testserver", http_client=api)
         sdk.create_model("m")

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
+from cairn.api.auth import authenticate
 from cairn.domain.models import Actor
 from cairn.service.registry import RegistryService
 
-ANONYMOUS = Actor("anonymous", is_admin=True)  # interim: the next commit checks tokens
+ANONYMOUS = Actor("anonymous")  # what the audit log names a caller who gave no credentials
 
 
 def get_service(request: Request) -> RegistryService:
@@ -18,14 +19,8 @@ def get_service(request: Request) -> RegistryService:
     return service
 
 
-def get_actor(request: Request) -> Actor:
-    """Who is calling. Until tokens are checked (security layer) every caller is anonymous."""
-    actor: Actor = getattr(request.state, "actor", ANONYMOUS)
-    return actor
-
-
 Service = Annotated[RegistryService, Depends(get_service)]
-Caller = Annotated[Actor, Depends(get_actor)]
+Caller = Annotated[Actor, Depends(authenticate)]  # the same dependency the routers require
 
 
 def json(data: Any, status: int = 200) -> JSONResponse:

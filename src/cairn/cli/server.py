@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from cairn.cli.output import message
-from cairn.errors import InvalidParameter
 from cairn.settings import Settings
 
 db_app = typer.Typer(help="The metadata database: migrate, inspect.", no_args_is_help=True)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return all(
-                ipaddress.ip_address(info[4][0]).is_loopback
-                for info in socket.getaddrinfo(host, None)
-            )
-        except OSError:
-            return False
 
 
 def _settings(**flags: object) -> Settings:
@@ -60,6 +42,7 @@ def server(
     """Run the Cairn server (API, docs at /docs)."""
     import uvicorn
 
+    from cairn.app import ensure_admin
     from cairn.service.factory import build_service
 
     settings = _settings(
@@ -70,14 +53,15 @@ def server(
         artifacts_uri=artifacts_uri,
         workers=workers,
     )
-    if not _is_loopback(settings.host):
-        raise InvalidParameter(
-            f"refusing to bind {settings.host}: this build has no authentication yet, so Cairn "
-            "serves only loopback (127.0.0.1, ::1)"
-        )
-    build_service(settings).db.dispose()  # migrate once, before any worker starts
-    for key, value in settings.model_dump(mode="json").items():
-        if value is not None:
+    service = build_service(settings)  # migrate once, before any worker starts
+    token_file = ensure_admin(service, settings)
+    service.db.dispose()
+    if token_file is not None:
+        message(f"created user admin; its token is in {token_file} (mode 0600)")
+    for key, value in settings.model_dump(mode="json", exclude={"bootstrap_token"}).items():
+        if isinstance(value, list):  # the workers read them back comma-separated
+            os.environ[f"CAIRN_{key.upper()}"] = ",".join(map(str, value))
+        elif value is not None:
             os.environ[f"CAIRN_{key.upper()}"] = str(value)
     os.environ["CAIRN_DATA_DIR"] = str(settings.data_dir.resolve())
     message(

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cairn.client.base import BaseClient
-from cairn.client.http import HttpClient
+from cairn.client.http import ADMIN_TOKEN_FILE, HttpClient
 
 DEFAULT_URI = "http://127.0.0.1:8080"
 
@@ -27,9 +28,25 @@ def Client(  # noqa: N802 (reads as a class to users)
     """Open a client on ``uri`` (default ``$CAIRN_URI`` or ``http://127.0.0.1:8080``)."""
     target = os.fspath(uri) if uri is not None else os.environ.get("CAIRN_URI", DEFAULT_URI)
     if target.startswith(("http://", "https://")):
-        return HttpClient(target, token=token or os.environ.get("CAIRN_TOKEN"), **kwargs)
+        token = token or os.environ.get("CAIRN_TOKEN") or local_admin_token(target)
+        return HttpClient(target, token=token, **kwargs)
     if target.startswith("file://"):
         target = target[len("file://") :]
     from cairn.client.local import LocalClient  # lazy: pulls in the service layer
 
     return LocalClient(Path(target), **kwargs)
+
+
+def local_admin_token(uri: str) -> str | None:
+    """The admin token a server on this machine wrote to its data directory, if readable.
+
+    Only for loopback servers: ``$CAIRN_DATA_DIR/admin.token``, else ``./cairn-data/admin.token``
+    (the server's defaults), so a newcomer on the server's machine types no token.
+    """
+    if urlsplit(uri).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    data_dir = Path(os.environ.get("CAIRN_DATA_DIR") or "./cairn-data")
+    try:
+        return (data_dir / ADMIN_TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None

@@ -83,6 +83,9 @@ def _page_params(
     }
 
 
+# in the data directory; written by the server on first start (a file name, not a secret)
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
+
 class HttpClient(BaseClient):
     def __init__(
         self,

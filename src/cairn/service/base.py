@@ -29,6 +29,7 @@ class Limits:
     gc_grace_s: int = 3600  # unreferenced blobs younger than this are kept
     purge_deleted_after_s: int | None = None  # soft-deleted versions purged after this
     creator_role: str | None = "MANAGE"  # what creating a model grants its creator
+    scan_policy: str = "quarantine"  # a version whose scan is not clean: label|quarantine|reject
 
 
 class ServiceBase:

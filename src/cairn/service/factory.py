@@ -23,10 +23,12 @@ def build_service(settings: Settings) -> RegistryService:
         default_page=settings.default_page_size,
         max_files=settings.max_files,
         max_file_bytes=settings.max_file_bytes,
+        scan_policy=settings.scan_policy,
         pending_timeout_s=settings.pending_timeout_s,
         gc_grace_s=settings.gc_grace_s,
         purge_deleted_after_s=None
         if settings.purge_deleted_after_days is None
         else int(settings.purge_deleted_after_days * 86400),
+        creator_role=None if settings.creator_role == "NONE" else settings.creator_role,
     )
     return RegistryService(db, blobs, limits=limits)

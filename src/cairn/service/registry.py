@@ -10,6 +10,7 @@ from __future__ import annotations
 from cairn.service.aliases import AliasesService
 from cairn.service.artifacts import ArtifactsService
 from cairn.service.audit import AuditService
+from cairn.service.identity import IdentityService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
 from cairn.service.portability import PortabilityService
@@ -28,6 +29,7 @@ class RegistryService(
     PromotionService,
     SignaturesService,
     AuditService,
+    IdentityService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""
 

@@ -1,0 +1,141 @@
+"""Authentication: the one dependency every route but an explicit allow-list goes through.
+
+A caller proves who they are with ``Authorization: Bearer <token>`` (an API token; the
+MLflow client sends ``MLFLOW_TRACKING_TOKEN`` this way), ``Authorization: Basic`` whose
+password is a token (MLflow's ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``), or the UI's
+session cookie, whose unsafe requests must carry the session's CSRF token in
+``X-CSRF-Token``. Tokens in query strings are refused. Failed attempts are limited per
+client address and per presented account/token prefix (429 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cairn.domain import tokens
+from cairn.domain.access import Actor
+from cairn.errors import RateLimited, Unauthenticated
+from cairn.service.registry import RegistryService
+
+SESSION_COOKIE = "cairn_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "auth", "session"})
+# routes that answer without authentication: liveness, readiness, logging in, the API schema
+PUBLIC_PATHS = frozenset(
+    {"/health", "/ready", "/api/v1/login", "/docs", "/docs/oauth2-redirect", "/api/v1/openapi.json"}
+)
+
+
+class RateLimiter:
+    """Failed authentications per key in a sliding window; past the limit, refuse for a while.
+
+    In-process: each server worker counts its own failures (documented in docs/security.md).
+    """
+
+    def __init__(self, limit: int = 10, window_s: float = 60.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                seen = self._prune(key, now)
+                if seen is not None and len(seen) >= self.limit:
+                    wait = max(1, int(seen[0] + self.window_s - now) + 1)
+                    error = RateLimited(f"too many failed authentications; try again in {wait} s")
+                    error.retry_after = wait  # type: ignore[attr-defined]
+                    raise error
+
+    def fail(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+            if len(self._failures) > 100_000:  # bounded memory under a spray of addresses
+                for key in list(self._failures)[:50_000]:
+                    del self._failures[key]
+
+    def _prune(self, key: str, now: float) -> deque[float] | None:
+        seen = self._failures.get(key)
+        if seen is None:
+            return None
+        while seen and seen[0] <= now - self.window_s:
+            seen.popleft()
+        if not seen:
+            del self._failures[key]
+            return None
+        return seen
+
+
+def _credentials(request: Request) -> tuple[str, str] | None:
+    """(kind, secret) from the request: ``api`` for bearer/basic, ``session`` for the cookie."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value:
+            return "api", value
+        if scheme.lower() == "basic" and value:
+            try:
+                decoded = base64.b64decode(value, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise Unauthenticated("malformed Basic credentials") from None
+            return "api", decoded.partition(":")[2]
+        raise Unauthenticated("unsupported Authorization scheme; use Bearer <token>")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return "session", cookie
+    return None
+
+
+def authenticate(request: Request) -> Actor:
+    """Who is calling; raises Unauthenticated (401) or RateLimited (429)."""
+    cached: Actor | None = getattr(request.state, "actor", None)
+    if cached is not None:
+        return cached
+    if QUERY_TOKEN_NAMES & {k.lower() for k in request.query_params}:
+        raise Unauthenticated(
+            "credentials in the query string are refused (they end up in logs); "
+            "send Authorization: Bearer <token>"
+        )
+    service: RegistryService = request.app.state.service
+    limiter: RateLimiter = request.app.state.limiter
+    client = request.client.host if request.client else "unknown"
+    request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+    request.state.request_id = request_id
+    found = _credentials(request)
+    if found is None:
+        raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+    kind, secret = found
+    keys = (f"ip:{client}", f"token:{tokens.display_prefix(secret)}")
+    limiter.check(*keys)
+    try:
+        if kind == "session":
+            csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
+            actor = service.authenticate_session(secret, csrf, request_id=request_id, client=client)
+        else:
+            actor = service.authenticate(secret, request_id=request_id, client=client)
+    except Unauthenticated as exc:
+        limiter.fail(*keys)
+        raise Unauthenticated(
+            exc.message,
+            denial={"action": "authenticate", "target": tokens.display_prefix(secret)},
+        ) from None
+    request.state.actor = actor
+    return actor
+
+
+Authenticated = Annotated[Actor, Depends(authenticate)]
+AUTHENTICATED = [Depends(authenticate)]

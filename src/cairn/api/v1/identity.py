@@ -1,0 +1,193 @@
+"""``/api/v1/login|logout|whoami``, ``/users``, ``/groups``, ``/grants``, ``/tokens``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse, Response
+
+from cairn.api.auth import SESSION_COOKIE, RateLimiter
+from cairn.api.deps import Caller, Service, json
+from cairn.errors import Unauthenticated
+
+public = APIRouter(tags=["identity"])  # login only: the one route without a caller
+router = APIRouter(tags=["identity"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Login(_Body):
+    user: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
+
+
+class UserCreate(_Body):
+    name: str
+    password: str | None = None
+    service: bool = False
+    admin: bool = False
+
+
+class UserUpdate(_Body):
+    password: str | None = None
+    admin: bool | None = None
+    disabled: bool | None = None
+
+
+class GroupCreate(_Body):
+    name: str
+
+
+class GrantSet(_Body):
+    subject: str = Field(description="user:NAME or group:NAME")
+    role: Literal["READ", "WRITE", "MANAGE", "read", "write", "manage"]
+    model: str | None = None
+    pattern: str | None = Field(None, description="'*', a prefix such as 'risk.*', or a name")
+
+
+class TokenCreate(_Body):
+    name: str = ""
+    scope: Literal["read", "write", "admin"] = "read"
+    expires_days: int | None = Field(90, description="null: never expires")
+    user: str | None = Field(None, description="another account's token (ADMIN only)")
+
+
+@public.post("/login")
+def login(body: Login, request: Request, service: Service) -> JSONResponse:
+    """Password login (for the UI): sets an HttpOnly session cookie and returns its CSRF
+    token, which unsafe requests made with the cookie must send as ``X-CSRF-Token``."""
+    limiter: RateLimiter = request.app.state.limiter
+    client = request.client.host if request.client else "unknown"
+    keys = (f"ip:{client}", f"user:{body.user.casefold()}")
+    limiter.check(*keys)
+    try:
+        session = service.login(body.user, body.password)
+    except Unauthenticated as exc:
+        limiter.fail(*keys)
+        raise Unauthenticated(
+            exc.message, denial={"action": "login", "target": body.user[:128]}
+        ) from None
+    response = json({k: session[k] for k in ("user", "csrf_token", "expires_in")}, status=200)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session["session"],
+        max_age=session["expires_in"],
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout", status_code=204)
+def logout(request: Request, service: Service, actor: Caller) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        service.logout(cookie)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/whoami")
+def whoami(service: Service, actor: Caller) -> JSONResponse:
+    return json(service.whoami(actor))
+
+
+@router.get("/users")
+def list_users(service: Service, actor: Caller) -> JSONResponse:
+    return json({"users": service.list_users(actor)})
+
+
+@router.post("/users", status_code=201)
+def create_user(body: UserCreate, service: Service, actor: Caller) -> JSONResponse:
+    user = service.create_user(
+        actor, body.name, password=body.password, service=body.service, admin=body.admin
+    )
+    return json(user, status=201)
+
+
+@router.patch("/users/{name}")
+def update_user(name: str, body: UserUpdate, service: Service, actor: Caller) -> JSONResponse:
+    user = service.update_user(
+        actor, name, password=body.password, admin=body.admin, disabled=body.disabled
+    )
+    return json(user)
+
+
+@router.get("/groups")
+def list_groups(service: Service, actor: Caller) -> JSONResponse:
+    return json({"groups": service.list_groups(actor)})
+
+
+@router.post("/groups", status_code=201)
+def create_group(body: GroupCreate, service: Service, actor: Caller) -> JSONResponse:
+    return json(service.create_group(actor, body.name), status=201)
+
+
+@router.delete("/groups/{name}", status_code=204)
+def delete_group(name: str, service: Service, actor: Caller) -> Response:
+    service.delete_group(actor, name)
+    return Response(status_code=204)
+
+
+@router.put("/groups/{name}/members/{user}", status_code=204)
+def add_member(name: str, user: str, service: Service, actor: Caller) -> Response:
+    service.set_membership(actor, name, user, member=True)
+    return Response(status_code=204)
+
+
+@router.delete("/groups/{name}/members/{user}", status_code=204)
+def remove_member(name: str, user: str, service: Service, actor: Caller) -> Response:
+    service.set_membership(actor, name, user, member=False)
+    return Response(status_code=204)
+
+
+@router.get("/grants")
+def list_grants(
+    service: Service, actor: Caller, model: str | None = None, subject: str | None = None
+) -> JSONResponse:
+    return json({"grants": service.list_grants(actor, model=model, subject=subject)})
+
+
+@router.put("/grants")
+def set_grant(body: GrantSet, service: Service, actor: Caller) -> JSONResponse:
+    grant = service.grant(actor, body.subject, body.role, model=body.model, pattern=body.pattern)
+    return json(grant)
+
+
+@router.delete("/grants", status_code=204)
+def revoke_grant(
+    subject: str,
+    service: Service,
+    actor: Caller,
+    model: str | None = None,
+    pattern: str | None = None,
+) -> Response:
+    service.revoke(actor, subject, model=model, pattern=pattern)
+    return Response(status_code=204)
+
+
+@router.get("/tokens")
+def list_tokens(service: Service, actor: Caller, all: bool = False) -> JSONResponse:
+    return json({"tokens": service.list_tokens(actor, all_users=all)})
+
+
+@router.post("/tokens", status_code=201)
+def create_token(body: TokenCreate, service: Service, actor: Caller) -> JSONResponse:
+    """A new token; its secret is in this response only."""
+    token = service.create_token(
+        actor, name=body.name, scope=body.scope, expires_days=body.expires_days, user=body.user
+    )
+    return json(token, status=201)
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: int, service: Service, actor: Caller) -> Response:
+    service.revoke_token(actor, token_id)
+    return Response(status_code=204)
