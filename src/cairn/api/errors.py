@@ -68,7 +68,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _cairn(request: Request, exc: CairnError) -> JSONResponse:
         if exc.denial is not None:
             await _record_denial(request, exc)
-        return error_response(exc.http_status, exc.error_code, exc.message)
+        response = error_response(exc.http_status, exc.error_code, exc.message)
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="cairn"'
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
