@@ -401,6 +401,12 @@ def test_format_comes_from_bytes_whatever_the_file_is_called(marker: Path, tmp_p
         (b'{"architectures": ["Bert"]}', "other"),
         (b"\x89PNG\r\n\x1a\n" + bytes(64), "other"),
         (b"0000000000", "other"),
+        (b"channels:\n- conda-forge\ndependencies:\n- python=3.11\n", "other"),
+        (b"cat\ndog\nfish\n(bird)\n", "other"),
+        (b"cbuiltins\nprint\n(S'hi'\ntR\xff", "pickle"),  # it would run, then fail
+        (b"x^ marks the spot\n", "other"),
+        (b"\x80\x02\xff\x00" + bytes(60), "other"),  # raw weights that start like a pickle
+        (pickle.dumps(list(range(50)), protocol=2)[:30], "pickle"),  # a truncated one
         (pickle.dumps([1, 2], protocol=0), "pickle"),
         (b"\x04\x22\x4d\x18" + bytes(16), "lz4"),
     ],
@@ -414,7 +420,7 @@ def test_other_files_are_clean_and_unknown_compression_is_an_error() -> None:
     result = scan(b"\x04\x22\x4d\x18" + bytes(16))
     assert (result.format, result.status) == ("lz4", "error")
     assert scan(gzip.compress(b"just text")).status == "clean"
-    assert scan(b"\x1f\x8b" + b"not really gzip").status == "error"
+    assert scan(b"\x1f\x8b\x08" + b"not really gzip").status == "error"
 
 
 def test_scan_blob_reads_only_the_head_of_other_files() -> None:

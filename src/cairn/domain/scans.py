@@ -99,6 +99,24 @@ class ScanReport:
     files: tuple[FileScan, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ScanPolicy:
+    """A model's scan policy: its own ``action`` (None: the instance default applies) and
+    the ``effective`` one."""
+
+    name: str
+    action: str | None
+    effective: str
+
+
+def scan_policy_to_json(p: ScanPolicy) -> dict[str, Any]:
+    return {"name": p.name, "action": p.action, "effective": p.effective}
+
+
+def scan_policy_from_json(d: dict[str, Any]) -> ScanPolicy:
+    return ScanPolicy(name=d["name"], action=d.get("action"), effective=d["effective"])
+
+
 def finding_to_json(f: Finding) -> dict[str, Any]:
     return {
         "kind": f.kind,

@@ -21,7 +21,8 @@ from cairn.domain.models import Actor, FileEntry, ModelVersion, VersionStatus
 from cairn.domain.paths import validate_file_path
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, DataCorrupted, InvalidParameter, NotFound
-from cairn.service.base import ServiceBase, require
+from cairn.service.base import require
+from cairn.service.scans import ScansService
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.loaders import load_versions
@@ -41,7 +42,7 @@ class OpenedFile:
     chunks: Iterator[bytes]
 
 
-class ArtifactsService(ServiceBase):
+class ArtifactsService(ScansService):
     # -- upload --------------------------------------------------------------------------
     def missing_blobs(self, actor: Actor, name: str, version: int | str) -> list[str]:
         """Digests the server still needs before the version can become READY."""
@@ -115,6 +116,9 @@ class ArtifactsService(ServiceBase):
         names.validate_model_name(name)
         number = parse_version_number(version)
 
+        target = self._version_row(actor, name, number, Role.WRITE, "finalize_version")
+        self._scan_version_blobs(target.id)  # reads bytes: before the transaction
+
         def run(s: Tx) -> ModelVersion:
             model = self._model(s, actor, name, Role.WRITE, "finalize_version")
             row = VersionStore(s).get(model.id, name, number)
@@ -145,26 +149,40 @@ class ArtifactsService(ServiceBase):
         *,
         start: int = 0,
         end: int | None = None,
+        override_quarantine: bool = False,
     ) -> OpenedFile:
         """Stream a file of a READY version; a whole-file read is verified as it goes.
 
         ``end`` is exclusive. A full read hashes the bytes and holds the last chunk back
         until the digest matches: corrupt bytes end the stream with an error instead of
-        completing it, and the blob is marked corrupt.
+        completing it, and the blob is marked corrupt. The files of a version quarantined
+        by its scan are refused unless ``override_quarantine`` is asked by someone with
+        MANAGE; every read that passes that way is audited.
         """
         validate_file_path(path)
         row = self._version_row(actor, name, version, Role.READ, "download")
         if row.status != VersionStatus.READY.value:
             raise InvalidParameter(f"version {row.version} of {name!r} is {row.status}, not READY")
 
-        def lookup(s: Tx) -> tuple[Any, Any]:
+        def lookup(s: Tx) -> tuple[Any, Any, str | None]:
             index = BlobIndexStore(s)
             entry = index.file(row.id, path)
-            return entry, None if entry is None else index.find(entry.digest)
+            blob = None if entry is None else index.find(entry.digest)
+            return entry, blob, self._quarantine(s, row.model_id, row)
 
-        entry, blob = self.db.read(lookup)
+        entry, blob, quarantined = self.db.read(lookup)
         if entry is None:
             raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
+        if quarantined is not None:  # bytes flow unless a range of none was asked for
+            self._pass_quarantine(
+                actor,
+                name,
+                row.version,
+                quarantined,
+                override=override_quarantine,
+                path=path,
+                audit=end is None or end > start,
+            )
         if blob is None or blob.corrupt_at is not None:
             raise DataCorrupted(
                 f"the stored bytes of {path!r} ({entry.digest}) are missing or corrupt; "
@@ -179,10 +197,25 @@ class ArtifactsService(ServiceBase):
             chunks = self._verified(chunks, entry.digest)
         return OpenedFile(FileEntry(path, size, entry.digest), start, stop, chunks)
 
-    def presign_file(self, actor: Actor, name: str, version: int | str, path: str) -> str | None:
+    def presign_file(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        path: str,
+        *,
+        override_quarantine: bool = False,
+    ) -> str | None:
         """A direct download URL from the object store, or None (local disk)."""
-        opened = self.open_file(actor, name, version, path, start=0, end=0)
-        return self.blobs.presign_get(opened.entry.digest, PRESIGN_SECONDS)
+        opened = self.open_file(
+            actor, name, version, path, start=0, end=0, override_quarantine=override_quarantine
+        )
+        url = self.blobs.presign_get(opened.entry.digest, PRESIGN_SECONDS)
+        if url is not None:  # the whole file, past the service: an override is audited here
+            self.check_download(
+                actor, name, version, override_quarantine=override_quarantine, path=path
+            )
+        return url
 
     # -- helpers -------------------------------------------------------------------------
     def _verified(self, chunks: Iterator[bytes], digest: str) -> Iterator[bytes]:
@@ -282,6 +315,8 @@ class ArtifactsService(ServiceBase):
         """Record a verified blob and re-check every PENDING version that waits for it."""
         if not stored and self.blobs.size(digest) != size:  # pre-existing bytes, other size
             raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
+        self._scan_blob(digest, size)  # reads bytes: before the transaction that may promote
+        self._scan_version_blobs(version_id)
 
         def run(s: Tx) -> tuple[VersionStatus, bool]:
             index = BlobIndexStore(s)
@@ -314,4 +349,4 @@ class ArtifactsService(ServiceBase):
             before={"status": VersionStatus.PENDING.value},
             after={"status": VersionStatus.READY.value},
         )
-        return VersionStatus.READY
+        return self._apply_scan_policy(s, version_id)  # its scan verdict, and the policy

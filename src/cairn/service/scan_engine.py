@@ -93,9 +93,9 @@ def sniff(head: bytes, size: int | None = None) -> str:
         return "zip"
     if head.startswith(b"\x93NUMPY"):
         return "numpy"
-    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5 and _pickle_header(head, size):
         return "pickle"
-    if head.startswith(b"\x1f\x8b"):
+    if head.startswith(b"\x1f\x8b\x08"):
         return "gzip"
     if head.startswith(b"BZh") and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
         return "bz2"
@@ -103,7 +103,12 @@ def sniff(head: bytes, size: int | None = None) -> str:
         return "xz"
     if head.startswith(b"\x5d\x00\x00"):  # lzma "alone" (joblib's compress="lzma")
         return "lzma"
-    if len(head) >= 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
+    if (
+        len(head) >= 2
+        and head[0] == 0x78
+        and (head[0] << 8 | head[1]) % 31 == 0
+        and _inflates(head)
+    ):
         return "zlib"
     if head.startswith(b"\x04\x22\x4d\x18"):
         return "lz4"
@@ -118,10 +123,28 @@ def sniff(head: bytes, size: int | None = None) -> str:
     return "other"
 
 
+def _pickle_header(head: bytes, size: int | None) -> bool:
+    """``\x80`` and a protocol number: a pickle, unless the opcodes after it break at once
+    without having called anything (bytes of some other kind that start that way)."""
+    found = probe(head, at_eof=size is not None and size <= len(head))
+    if found.calls or found.error is None or found.ops >= 4:
+        return True
+    return found.error.startswith("truncated")
+
+
+def _inflates(head: bytes) -> bool:
+    """A zlib header is two bytes any text may start with: does what follows inflate?"""
+    try:
+        zlib.decompressobj().decompress(head[:4096], 1)
+    except zlib.error:
+        return False
+    return True
+
+
 def _reads_as_pickle(head: bytes, *, at_eof: bool) -> bool:
     """Protocol 0 and 1 pickles have no magic: do the bytes read as pickle opcodes?"""
     found = probe(head, at_eof=at_eof)
-    if found.imports:  # imports before any error: an unpickler would run up to there
+    if found.calls:  # imports and calls before any error: an unpickler runs up to there
         return True
     if found.ops < 2:
         return False

@@ -15,7 +15,8 @@ written for picklescan to judge:
 - joblib's numpy arrays stepped over: after a ``NumpyArrayWrapper`` is built, its shape
   and dtype (literal values in the stream) say how many raw bytes follow. They are
   skipped only when a plain unpickler could not run them either: a joblib alignment
-  byte (never an opcode) comes first, or the bytes do not read as opcodes that import;
+  byte (never an opcode) comes first, or the bytes do not read as opcodes that import
+  something and call it;
 - every further pickle in the file (a file may hold several), and data after the last
   complete pickle only if it reads as opcodes that import something.
 
@@ -194,6 +195,7 @@ class Walker:
         self.nested: list[tuple[list[Any], list[int], dict[int, Any], IO[bytes]]] = []
         self.first_value: Any = None
         self.imports = 0  # import-shaped opcodes seen in the current segment
+        self.calls = 0  # opcodes that call something already imported
         self.underflow = False
         self._ops: dict[str, Callable[[Any], None]] = {
             name[3:].upper(): getattr(self, name) for name in dir(self) if name.startswith("op_")
@@ -246,7 +248,7 @@ class Walker:
     def _pickle(self, first: bytes) -> None:
         """Walk opcodes from ``first`` until the top-level STOP."""
         self.stack, self.marks, self.memo, self.nested = [], [], {}, []
-        self.imports = 0
+        self.imports = self.calls = 0
         code = first
         while True:
             if self._op(code):
@@ -458,25 +460,35 @@ class Walker:
     def op_inst(self, value: Any) -> None:
         module, name = value.split(" ", 1) if isinstance(value, str) else value
         self.imports += 1
+        self.calls += 1
         self._push(_Obj(_Global(module, name), tuple(self._pop_mark())))
 
+    def _call(self) -> None:
+        if self.imports:
+            self.calls += 1
+
     def op_obj(self, _: Any) -> None:
+        self._call()
         items = self._pop_mark()
         self._push(_Obj(items[0], tuple(items[1:])) if items else OPAQUE)
 
     def op_newobj(self, _: Any) -> None:
+        self._call()
         args, cls = self._pop(), self._pop()
         self._push(_Obj(cls, args))
 
     def op_newobj_ex(self, _: Any) -> None:
+        self._call()
         _kwargs, args, cls = self._pop(), self._pop(), self._pop()
         self._push(_Obj(cls, args))
 
     def op_reduce(self, _: Any) -> None:
+        self._call()
         args, fn = self._pop(), self._pop()
         self._push(_Obj(fn, args))
 
     def op_build(self, _: Any) -> None:
+        self._call()
         state = self._pop()
         target = self._top()
         if isinstance(target, _Obj):
@@ -552,6 +564,14 @@ class Walker:
         self.src.skip(nbytes - len(head), "a joblib numpy array")
         self.result.joblib_arrays += 1
 
+    def discard(self) -> None:
+        """Close the further skeletons (units, and nested ones still being written)."""
+        for unit in self.result.units:
+            unit.close()
+        while self.nested:
+            self.out.close()
+            self.stack, self.marks, self.memo, self.out = self.nested.pop()
+
     def _leave_nested(self) -> None:
         unit = self.out
         unit.write(b".")
@@ -560,10 +580,10 @@ class Walker:
         self.stack, self.marks, self.memo, self.out = self.nested.pop()
 
     def _probe(self, data: bytes, start: int) -> None:
-        """If ``data`` (which a plain unpickler would read as opcodes) imports anything,
-        judge those opcodes as a pickle of their own."""
+        """If ``data`` (which a plain unpickler would read as opcodes) imports something and
+        calls it, judge those opcodes as a pickle of their own."""
         found = probe(data, self.memo)
-        if found.imports:
+        if found.calls:
             self.result.units.append(io.BytesIO(found.skeleton + b"."))
             self.result.notes.append(
                 f"raw array bytes at byte {start} read as pickle opcodes that import; scanned"
@@ -614,6 +634,7 @@ def _array_layout(state: dict[Any, Any]) -> tuple[int, bool] | None:
 class Probe:
     ops: int = 0
     imports: int = 0
+    calls: int = 0  # calls of something imported: what running code takes
     skeleton: bytes = b""
     clean_to_end: bool = False  # every byte read as opcodes, no STOP, no error
     stopped: bool = False  # reached a STOP
@@ -648,8 +669,11 @@ def probe(data: bytes, memo: dict[int, Any] | None = None, *, at_eof: bool = Tru
             result.error = str(exc)
     except TooLarge:
         result.error = "too many opcodes"
+    finally:
+        walker.discard()
     result.ops = walker.result.ops
     result.imports = walker.imports
+    result.calls = walker.calls
     result.skeleton = out.getvalue()
     return result
 
@@ -658,4 +682,9 @@ def walk(src: IO[bytes], skeleton: IO[bytes]) -> WalkResult:
     """Walk the pickle stream(s) in ``src`` from its current position, writing the
     skeleton to ``skeleton``. Raises ``TooLarge``; a stream that stops parsing is
     reported in ``WalkResult.error`` (first pickle) or ``notes`` (later data)."""
-    return Walker(src, skeleton).walk()
+    walker = Walker(src, skeleton)
+    try:
+        return walker.walk()
+    except BaseException:
+        walker.discard()
+        raise

@@ -134,16 +134,24 @@ def download_file(
     service: Service,
     actor: Caller,
     range: Annotated[str | None, Header()] = None,
+    override_quarantine: bool = False,
 ) -> Response:
-    """Download one file; supports a single ``Range: bytes=a-b``. Whole files are verified."""
-    entry = service.open_file(actor, name, version, path, start=0, end=0).entry
+    """Download one file; supports a single ``Range: bytes=a-b``. Whole files are verified.
+
+    A version quarantined by its scan is refused (403) unless ``override_quarantine=true``
+    is sent by someone with MANAGE on the model; the override is audited."""
+    entry = service.open_file(
+        actor, name, version, path, start=0, end=0, override_quarantine=override_quarantine
+    ).entry
     start, end, partial = _parse_range(range, entry.size)
     if start >= end and entry.size > 0 and partial:
         return Response(
             status_code=416,
             headers={"Content-Range": f"bytes */{entry.size}", **DOWNLOAD_HEADERS},
         )
-    opened = service.open_file(actor, name, version, path, start=start, end=end)
+    opened = service.open_file(
+        actor, name, version, path, start=start, end=end, override_quarantine=override_quarantine
+    )
     headers = {
         **DOWNLOAD_HEADERS,
         "Content-Disposition": _attachment(path),
@@ -163,17 +171,24 @@ def download_file(
 
 
 @router.get(VERSION + "/archive", response_class=Response)
-def download_archive(name: str, version: str, service: Service, actor: Caller) -> Response:
-    """The whole version as one streamed, uncompressed tar archive."""
+def download_archive(
+    name: str, version: str, service: Service, actor: Caller, override_quarantine: bool = False
+) -> Response:
+    """The whole version as one streamed, uncompressed tar archive (a quarantined version
+    only with ``override_quarantine=true`` and MANAGE, audited)."""
     target = service.get_version(actor, name, version)
     if target.status is not VersionStatus.READY:
         raise InvalidParameter(
             f"version {target.version} of {target.name!r} is {target.status.value}, not READY"
         )
+    # refused here, before the response starts, not half-way through the stream
+    service.check_download(actor, name, version, override_quarantine=override_quarantine)
     files = service.list_files(actor, name, version)
 
     def opener(path: str) -> object:
-        return service.open_file(actor, name, version, path).chunks
+        return service.open_file(
+            actor, name, version, path, override_quarantine=override_quarantine
+        ).chunks
 
     filename = f"{target.name}-v{target.version}.tar"
     return StreamingResponse(
