@@ -25,6 +25,7 @@ from cairn.domain.models import (
     VersionSpec,
 )
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
+from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
 
@@ -223,6 +224,22 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]: ...
+
+    # -- unsafe-file scanning -----------------------------------------------------------
+    @abc.abstractmethod
+    def get_scan_report(self, name: str, version: int | str) -> ScanReport:
+        """Per file: format, status and findings; for the version: verdict and policy."""
+
+    @abc.abstractmethod
+    def rescan_version(self, name: str, version: int | str) -> ScanReport:
+        """Scan the version's files again and apply the model's policy (needs MANAGE)."""
+
+    @abc.abstractmethod
+    def get_scan_policy(self, name: str) -> ScanPolicy: ...
+
+    @abc.abstractmethod
+    def set_scan_policy(self, name: str, action: str | None) -> ScanPolicy:
+        """``label``, ``quarantine`` or ``reject``; None: the instance default (MANAGE)."""
 
     # -- protected aliases: policies (instance ADMIN), promotions and approvals ---------
     @abc.abstractmethod

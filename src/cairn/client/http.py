@@ -48,6 +48,12 @@ from cairn.domain.promotion import (
     request_from_json,
     validate_conditions,
 )
+from cairn.domain.scans import (
+    ScanPolicy,
+    ScanReport,
+    scan_policy_from_json,
+    scan_report_from_json,
+)
 from cairn.domain.signatures import (
     TrustedSigner,
     VersionSignature,
@@ -581,6 +587,22 @@ class HttpClient(BaseClient):
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
         path = f"/models/{_seg(name)}/versions/{_seg(str(version))}/signatures"
         return [signature_from_json(s) for s in self._request("GET", path)["signatures"]]
+
+    # -- unsafe-file scanning -----------------------------------------------------------
+    def get_scan_report(self, name: str, version: int | str) -> ScanReport:
+        path = f"/models/{_seg(name)}/versions/{_seg(str(version))}/scan"
+        return scan_report_from_json(self._request("GET", path))
+
+    def rescan_version(self, name: str, version: int | str) -> ScanReport:
+        path = f"/models/{_seg(name)}/versions/{_seg(str(version))}/scan"
+        return scan_report_from_json(self._request("POST", path))
+
+    def get_scan_policy(self, name: str) -> ScanPolicy:
+        return scan_policy_from_json(self._request("GET", f"/models/{_seg(name)}/scan-policy"))
+
+    def set_scan_policy(self, name: str, action: str | None) -> ScanPolicy:
+        path = f"/models/{_seg(name)}/scan-policy"
+        return scan_policy_from_json(self._request("PUT", path, json={"action": action}))
 
     # -- protected aliases -------------------------------------------------------------
     def set_policy(

@@ -28,6 +28,7 @@ from cairn.domain.models import (
     VersionStatus,
 )
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
+from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -293,6 +294,18 @@ class LocalClient(BaseClient):
 
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
         return self._service.list_signatures(self._actor, name, version)
+
+    def get_scan_report(self, name: str, version: int | str) -> ScanReport:
+        return self._service.get_scan_report(self._actor, name, version)
+
+    def rescan_version(self, name: str, version: int | str) -> ScanReport:
+        return self._service.rescan_version(self._actor, name, version)
+
+    def get_scan_policy(self, name: str) -> ScanPolicy:
+        return self._service.get_scan_policy(self._actor, name)
+
+    def set_scan_policy(self, name: str, action: str | None) -> ScanPolicy:
+        return self._service.set_scan_policy(self._actor, name, action)
 
     def set_policy(
         self,
