@@ -21,14 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from cairn.cli.main import app as cli
 from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.models import FileEntry, VersionSpec, VersionStatus
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service.registry import RegistryService
 from cairn.service.scan_engine import scanner_name
+from cairn.settings import Settings
 from cairn.store.metadata.schema import audit_events, blob_scans
 
 MANAGER = Actor("mallory-the-manager", user_id=1, grants=(Grant(Role.MANAGE, pattern="*"),))
@@ -367,3 +371,44 @@ def test_system_actor_is_not_exempt(svc: RegistryService, evil: bytes) -> None:
     version = push(svc, {"model.pkl": evil})
     with pytest.raises(PermissionDenied, match="quarantined"):
         svc.open_file(SYSTEM, "fraud", version, "model.pkl")
+
+
+# -- the CLI, over HTTP and on a local data directory -----------------------------------
+
+
+@pytest.fixture(params=["http", "local"])
+def uri(request: pytest.FixtureRequest, settings: Settings) -> str:
+    if request.param == "http":
+        return str(request.getfixturevalue("live_server"))
+    return str(settings.data_dir)
+
+
+def cairn(uri: str, *args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, ["--uri", uri, *args])
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def test_cli_show_policy_rerun_and_pull(uri: str, evil: bytes, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(evil)
+    (folder / "README.md").write_text("# fraud\n")
+    cairn(uri, "--quiet", "push", str(folder), "--model", "fraud")
+    report = json.loads(cairn(uri, "scan", "show", "models:/fraud/1", "--json").stdout)
+    assert (report["status"], report["quarantined"]) == ("flagged", True)
+    shown = cairn(uri, "scan", "show", "models:/fraud@latest").stdout
+    assert "flagged" in shown and "quarantined" in shown and SYSTEM_IMPORT in shown
+    refused = cairn(uri, "--quiet", "pull", "models:/fraud/1", "-o", str(tmp_path / "out"), code=1)
+    assert isinstance(refused.exception, PermissionDenied)
+    assert "quarantined" in str(refused.exception)
+    assert "label" in cairn(uri, "scan", "policy", "fraud", "label").output
+    assert json.loads(cairn(uri, "scan", "policy", "fraud", "--json").stdout)["action"] == "label"
+    rerun = json.loads(cairn(uri, "scan", "rerun", "models:/fraud/1", "--json").stdout)
+    assert (rerun["status"], rerun["quarantined"], rerun["action"]) == ("flagged", False, "label")
+    cairn(uri, "--quiet", "pull", "models:/fraud/1", "-o", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "model.pkl").read_bytes() == evil
+    back = json.loads(cairn(uri, "scan", "policy", "fraud", "default", "--json").stdout)
+    assert (back["action"], back["effective"]) == (None, "quarantine")
+    bad = cairn(uri, "scan", "policy", "fraud", "ignore", code=1)
+    assert isinstance(bad.exception, InvalidParameter)
