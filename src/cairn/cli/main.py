@@ -15,6 +15,7 @@ from cairn.cli import (
     models,
     portability,
     promotion,
+    scans,
     server,
     signatures,
     transfer,
@@ -48,6 +49,7 @@ app.add_typer(promotion.approvals_app, name="approvals")
 app.add_typer(promotion.policies_app, name="policies")
 app.add_typer(signatures.signers_app, name="signers")
 app.add_typer(signatures.sign_app, name="sign")
+app.add_typer(scans.app, name="scan")
 
 
 def _version(value: bool) -> None:
