@@ -292,6 +292,83 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest: ...
 
+    # -- identities: who am I, users, groups, grants, tokens ---------------------------
+    # Plain JSON-shaped dicts, exactly as the API returns them (docs/api.md).
+    @abc.abstractmethod
+    def whoami(self) -> dict[str, Any]:
+        """The caller: ``{"user", "is_admin", "scope", "grants"}``."""
+
+    @abc.abstractmethod
+    def create_user(
+        self, name: str, *, password: str | None = None, service: bool = False, admin: bool = False
+    ) -> dict[str, Any]:
+        """A user (``password`` for the UI login) or a service account (tokens only); ADMIN."""
+
+    @abc.abstractmethod
+    def list_users(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def update_user(
+        self,
+        name: str,
+        *,
+        password: str | None = None,
+        admin: bool | None = None,
+        disabled: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change what is given (None: unchanged); disabling revokes the user's tokens."""
+
+    @abc.abstractmethod
+    def create_group(self, name: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def delete_group(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_member(self, group: str, user: str) -> None: ...
+
+    @abc.abstractmethod
+    def remove_member(self, group: str, user: str) -> None: ...
+
+    @abc.abstractmethod
+    def list_groups(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def grant(
+        self, subject: str, role: str, *, model: str | None = None, pattern: str | None = None
+    ) -> dict[str, Any]:
+        """Give ``subject`` (``user:NAME``, ``group:NAME`` or a bare user name) ``role``
+        (READ, WRITE, MANAGE) on one ``model`` or a name ``pattern`` (``risk.*``, ``*``)."""
+
+    @abc.abstractmethod
+    def revoke(self, subject: str, *, model: str | None = None, pattern: str | None = None) -> None:
+        """Take back what ``subject`` holds on ``model`` or ``pattern``."""
+
+    @abc.abstractmethod
+    def list_grants(
+        self, *, model: str | None = None, subject: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def create_token(
+        self,
+        name: str = "",
+        *,
+        scope: str = "read",
+        expires_days: int | None = 90,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """A new API token; its secret is in ``["token"]`` of this answer only.
+
+        ``expires_days`` None: never expires. ``user``: another account's (ADMIN)."""
+
+    @abc.abstractmethod
+    def list_tokens(self, *, all_users: bool = False) -> list[dict[str, Any]]:
+        """Your tokens (``all_users``: everyone's, ADMIN); never the secrets."""
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: int) -> None: ...
+
     # -- files: primitives each mode implements ---------------------------------------
     @abc.abstractmethod
     def _create_with_manifest(

@@ -92,6 +92,7 @@ def _page_params(
 # in the data directory; written by the server on first start (a file name, not a secret)
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
 
+
 class HttpClient(BaseClient):
     def __init__(
         self,
@@ -330,6 +331,85 @@ class HttpClient(BaseClient):
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{_seg(name)}/versions/{_seg(version)}/restore"
         return version_from_json(self._request("POST", path))
+
+    # -- identities --------------------------------------------------------------------
+    def whoami(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("GET", "/whoami")
+        return answer
+
+    def create_user(
+        self, name: str, *, password: str | None = None, service: bool = False, admin: bool = False
+    ) -> dict[str, Any]:
+        body = {"name": name, "password": password, "service": service, "admin": admin}
+        answer: dict[str, Any] = self._request("POST", "/users", json=body)
+        return answer
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/users")["users"])
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        password: str | None = None,
+        admin: bool | None = None,
+        disabled: bool | None = None,
+    ) -> dict[str, Any]:
+        given = {"password": password, "admin": admin, "disabled": disabled}
+        body = {k: v for k, v in given.items() if v is not None}
+        answer: dict[str, Any] = self._request("PATCH", f"/users/{_seg(name)}", json=body)
+        return answer
+
+    def create_group(self, name: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("POST", "/groups", json={"name": name})
+        return answer
+
+    def delete_group(self, name: str) -> None:
+        self._request("DELETE", f"/groups/{_seg(name)}")
+
+    def add_member(self, group: str, user: str) -> None:
+        self._request("PUT", f"/groups/{_seg(group)}/members/{_seg(user)}")
+
+    def remove_member(self, group: str, user: str) -> None:
+        self._request("DELETE", f"/groups/{_seg(group)}/members/{_seg(user)}")
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/groups")["groups"])
+
+    def grant(
+        self, subject: str, role: str, *, model: str | None = None, pattern: str | None = None
+    ) -> dict[str, Any]:
+        body = {"subject": subject, "role": role, "model": model, "pattern": pattern}
+        answer: dict[str, Any] = self._request("PUT", "/grants", json=body)
+        return answer
+
+    def revoke(self, subject: str, *, model: str | None = None, pattern: str | None = None) -> None:
+        params = {"subject": subject, "model": model, "pattern": pattern}
+        self._request("DELETE", "/grants", params=params)
+
+    def list_grants(
+        self, *, model: str | None = None, subject: str | None = None
+    ) -> list[dict[str, Any]]:
+        body = self._request("GET", "/grants", params={"model": model, "subject": subject})
+        return list(body["grants"])
+
+    def create_token(
+        self,
+        name: str = "",
+        *,
+        scope: str = "read",
+        expires_days: int | None = 90,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"name": name, "scope": scope, "expires_days": expires_days, "user": user}
+        answer: dict[str, Any] = self._request("POST", "/tokens", json=body)
+        return answer
+
+    def list_tokens(self, *, all_users: bool = False) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/tokens", params={"all": all_users})["tokens"])
+
+    def revoke_token(self, token_id: int) -> None:
+        self._request("DELETE", f"/tokens/{_seg(token_id)}")
 
     # -- files -------------------------------------------------------------------------
     def _create_with_manifest(

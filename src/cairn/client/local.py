@@ -6,6 +6,7 @@ Imported only when ``cairn.Client`` is given a directory; it pulls in the servic
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from cairn.domain.models import (
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
+from cairn.errors import PermissionDenied
 from cairn.service.factory import build_service
 from cairn.settings import Settings
 
@@ -58,8 +60,10 @@ class LocalClient(BaseClient):
         if artifacts_uri is not None:  # else CAIRN_ARTIFACTS_URI or data_dir/artifacts
             overrides["artifacts_uri"] = artifacts_uri
         settings = Settings(**overrides)
+        self._settings = settings
         self._service = build_service(settings)
         self._actor = _local_actor()
+        self._owner: Actor | None = None  # the local actor as the ``admin`` user, for tokens
 
     def close(self) -> None:
         self._service.db.dispose()
@@ -367,6 +371,107 @@ class LocalClient(BaseClient):
 
     def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
         return self._service.cancel(self._actor, request_id, comment=comment)
+
+    # -- identities ----------------------------------------------------------------------
+    def _as_admin_user(self, *, bootstrap: bool) -> Actor:
+        """The local actor holding the ``admin`` user's id: tokens belong to users.
+
+        With ``bootstrap``, a registry without users first gets its ``admin`` the way a
+        server's first start makes it (``CAIRN_BOOTSTRAP_TOKEN``, else a new token in
+        ``<data-dir>/admin.token``), so ``cairn --uri DIR tokens create`` works anywhere, and
+        users created locally before any server start do not leave the registry without one.
+        """
+        if self._owner is None:
+            if bootstrap:
+                from cairn.app import ensure_admin  # lazy: the web app is not needed otherwise
+
+                ensure_admin(self._service, self._settings)
+            from cairn.store.metadata.identity_store import IdentityStore
+
+            row = self._service.db.read(lambda s: IdentityStore(s).find_user("admin"))
+            if row is None or row.disabled_at is not None:
+                return self._actor
+            self._owner = dataclasses.replace(self._actor, user_id=int(row.id))
+        return self._owner
+
+    def whoami(self) -> dict[str, Any]:
+        return self._service.whoami(self._actor)
+
+    def create_user(
+        self, name: str, *, password: str | None = None, service: bool = False, admin: bool = False
+    ) -> dict[str, Any]:
+        self._as_admin_user(bootstrap=True)  # ``admin`` first, as a server's first start would
+        return self._service.create_user(
+            self._actor, name, password=password, service=service, admin=admin
+        )
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._service.list_users(self._actor)
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        password: str | None = None,
+        admin: bool | None = None,
+        disabled: bool | None = None,
+    ) -> dict[str, Any]:
+        return self._service.update_user(
+            self._actor, name, password=password, admin=admin, disabled=disabled
+        )
+
+    def create_group(self, name: str) -> dict[str, Any]:
+        return self._service.create_group(self._actor, name)
+
+    def delete_group(self, name: str) -> None:
+        self._service.delete_group(self._actor, name)
+
+    def add_member(self, group: str, user: str) -> None:
+        self._service.set_membership(self._actor, group, user, member=True)
+
+    def remove_member(self, group: str, user: str) -> None:
+        self._service.set_membership(self._actor, group, user, member=False)
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        return self._service.list_groups(self._actor)
+
+    def grant(
+        self, subject: str, role: str, *, model: str | None = None, pattern: str | None = None
+    ) -> dict[str, Any]:
+        return self._service.grant(self._actor, subject, role, model=model, pattern=pattern)
+
+    def revoke(self, subject: str, *, model: str | None = None, pattern: str | None = None) -> None:
+        self._service.revoke(self._actor, subject, model=model, pattern=pattern)
+
+    def list_grants(
+        self, *, model: str | None = None, subject: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self._service.list_grants(self._actor, model=model, subject=subject)
+
+    def create_token(
+        self,
+        name: str = "",
+        *,
+        scope: str = "read",
+        expires_days: int | None = 90,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """Locally, tokens are made as the ``admin`` user (for it, or for ``user``)."""
+        owner = self._as_admin_user(bootstrap=True)
+        if owner.user_id is None:
+            raise PermissionDenied(
+                "local tokens are made as the 'admin' user, and this registry has no enabled "
+                "'admin' user"
+            )
+        return self._service.create_token(
+            owner, name=name, scope=scope, expires_days=expires_days, user=user
+        )
+
+    def list_tokens(self, *, all_users: bool = False) -> list[dict[str, Any]]:
+        return self._service.list_tokens(self._as_admin_user(bootstrap=False), all_users=all_users)
+
+    def revoke_token(self, token_id: int) -> None:
+        self._service.revoke_token(self._actor, token_id)
 
     def _create_with_manifest(
         self, name: str, spec: VersionSpec, idempotency_key: str
