@@ -12,6 +12,7 @@ from cairn import __version__
 from cairn.cli import (
     aliases,
     audit,
+    identity,
     models,
     portability,
     promotion,
@@ -50,6 +51,12 @@ app.add_typer(promotion.policies_app, name="policies")
 app.add_typer(signatures.signers_app, name="signers")
 app.add_typer(signatures.sign_app, name="sign")
 app.add_typer(scans.app, name="scan")
+app.add_typer(scans.app, name="scan")
+app.command("whoami")(identity.whoami)
+app.add_typer(identity.tokens_app, name="tokens")
+app.add_typer(identity.users_app, name="users")
+app.add_typer(identity.groups_app, name="groups")
+app.add_typer(identity.grants_app, name="grants")
 
 
 def _version(value: bool) -> None:
