@@ -384,10 +384,10 @@ class IdentityService(ServiceBase):
 
         def run(s: Tx) -> dict[str, Any]:
             store = IdentityStore(s)
-            row = store.group(who) if kind == "group" else store.user(who)
             target = None
-            if model is not None:
+            if model is not None:  # authorize first: who exists is not for everyone to learn
                 target = self._model(s, actor, model, Role.MANAGE, action)
+            row = store.group(who) if kind == "group" else store.user(who)
             model_id = None if target is None else target.id
             if role is None:
                 if not store.revoke_grant(kind, row.id, model_id=model_id, pattern=key):
