@@ -7,6 +7,7 @@ From the outside in (``install_hardening`` adds them)::
     AllowedHosts      Host header allow-list against DNS rebinding (400 otherwise)
     CORSMiddleware    only when ``cors_origins`` is set: those exact origins, no credentials
     BodyLimit         413 for bodies over the JSON limit, before reading them when declared
+    NoNulInUrl        400 for a NUL (%00) in the path or query string
     JsonOnly          415 for a body that is not JSON on a JSON route
 
 Every refusal is the one error body, ``{"error_code", "message"}``, built by
@@ -19,6 +20,7 @@ import inspect
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
+from urllib.parse import unquote_to_bytes
 
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -66,6 +68,7 @@ def install_hardening(
     """Add the stack drawn in the module docstring (``add_middleware`` wraps, so the
     innermost goes first)."""
     app.add_middleware(JsonOnly)
+    app.add_middleware(NoNulInUrl)
     app.add_middleware(BodyLimit, limit=max_request_bytes, streamed=is_upload_path)
     origins = list(cors_origins)
     if origins:
@@ -78,7 +81,7 @@ def install_hardening(
             expose_headers=CORS_EXPOSED,
             max_age=600,
         )
-    app.add_middleware(AllowedHosts, hosts=list(allowed_hosts))
+    app.add_middleware(AllowedHosts, rules=HostRules(allowed_hosts))  # raises on a bad entry
     app.add_middleware(SecurityHeaders)
 
 
@@ -147,28 +150,33 @@ class BodyLimit:
             await _refuse(self._error(), scope, receive, send)
             return
         seen = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > self.limit and not started:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                return  # the app's own answer to a body it could not read (FastAPI: a 400)
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _refuse(self._error(), scope, receive, send)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await _refuse(self._error(), scope, receive, send)
 
     def _error(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body is larger than the limit of {self.limit} bytes")
@@ -219,6 +227,33 @@ class JsonOnly:
         )
 
 
+# -- NUL in the URL -----------------------------------------------------------------
+
+
+class NoNulInUrl:
+    """400 for a NUL (``%00``) in the path or the query string.
+
+    No Cairn identifier, path, filter or token may hold one, and PostgreSQL cannot even
+    compare text with it; refusing it here keeps every lookup from meeting it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "")
+            or b"\x00" in unquote_to_bytes(scope.get("query_string", b""))
+        ):
+            error = InvalidParameter(
+                "the request URL contains a NUL character (%00); no name, path, filter or "
+                "token may hold one"
+            )
+            await _refuse(error, scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 # -- Host allow-list -------------------------------------------------------------------
 
 _NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
@@ -246,22 +281,11 @@ def parse_host(value: str) -> str | None:
     return value if value and len(value) <= 253 and _NAME.fullmatch(value) else None
 
 
-class AllowedHosts:
-    """Answer only requests whose Host header names this server (DNS rebinding defence).
+class HostRules:
+    """An allow-list of hosts: names, IP addresses, ``*.domain`` suffix patterns, or ``*``
+    for any. Raises ``ValueError`` for an entry that is none of these."""
 
-    A page on ``evil.example`` whose name is re-pointed at 127.0.0.1 reaches a loopback
-    Cairn with ``Host: evil.example``; refusing unknown hosts keeps it out. ``hosts`` holds
-    names, IP addresses and ``*.domain`` suffix patterns; ``*`` turns the check off.
-    Paths in ``exempt`` (health probes) are answered whatever their Host.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        hosts: Iterable[str],
-        exempt: Iterable[str] = HOST_CHECK_EXEMPT,
-    ) -> None:
-        self.app = app
+    def __init__(self, hosts: Iterable[str]) -> None:
         entries = [h.strip() for h in hosts if h.strip()]
         self.any = "*" in entries
         self.exact: set[str] = set()
@@ -279,7 +303,6 @@ class AllowedHosts:
             if host is None:
                 raise ValueError(f"allowed host {entry!r} is not a host name or IP address")
             self.exact.add(host)
-        self.exempt = frozenset(exempt)
 
     def allows(self, header: str) -> bool:
         if self.any:
@@ -289,15 +312,31 @@ class AllowedHosts:
             return False
         return host in self.exact or any(host.endswith(s) for s in self.suffixes)
 
+
+class AllowedHosts:
+    """Answer only requests whose Host header names this server (DNS rebinding defence).
+
+    A page on ``evil.example`` whose name is re-pointed at 127.0.0.1 reaches a loopback
+    Cairn with ``Host: evil.example``; refusing unknown hosts keeps it out. Paths in
+    ``exempt`` (health probes) are answered whatever their Host.
+    """
+
+    def __init__(
+        self, app: ASGIApp, rules: HostRules, exempt: Iterable[str] = HOST_CHECK_EXEMPT
+    ) -> None:
+        self.app = app
+        self.rules = rules
+        self.exempt = frozenset(exempt)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] in ("http", "websocket")
-            and not self.any
+            and not self.rules.any
             and scope.get("path", "") not in self.exempt
         ):
             raw = _header(scope, b"host")
             header = raw.decode("latin-1") if raw is not None else ""
-            if not self.allows(header):
+            if not self.rules.allows(header):
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
