@@ -59,9 +59,10 @@ def parse_expires(value: str) -> int | None:
     return math.ceil(hours / 24)
 
 
-def _when(value: str | None, missing: str = "-") -> str:
+def _when(value: str | None, missing: str = "-", *, seconds: bool = True) -> str:
     parsed = parse_time(value)
-    return missing if parsed is None else parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return missing if parsed is None else parsed.astimezone(UTC).strftime(shape)
 
 
 def _quiet(ctx: typer.Context) -> bool:
@@ -96,6 +97,9 @@ def _read_password(from_stdin: bool, prompt: bool) -> str | None:
     return None
 
 
+Record = Annotated[
+    bool, typer.Option("--json", help="Print the API's JSON answer instead of a message.")
+]
 PasswordStdin = Annotated[
     bool,
     typer.Option(
@@ -161,7 +165,9 @@ def create_token(
         str | None,
         typer.Option("--user", help="Make it for another user or service account (admin)."),
     ] = None,
-    as_json: Json = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON: the record with the secret.")
+    ] = False,
 ) -> None:
     """Create an API token and print its secret, once: it cannot be shown again.
 
@@ -221,8 +227,8 @@ def list_tokens(
         "revoked",
         keep=("id", "user", "prefix"),
     )
-    for t in tokens:
-        expires = _when(t["expires_at"], "never")
+    for t in tokens:  # to the minute: last use is only recorded every few minutes
+        expires = _when(t["expires_at"], "never", seconds=False)
         expires_at = parse_time(t["expires_at"])
         if expires_at is not None and expires_at <= now:
             expires = f"[red]{expires} (expired)[/red]"
@@ -232,9 +238,9 @@ def list_tokens(
             escape(t["name"]),
             escape(t["prefix"]),
             t["scope"],
-            _when(t["created_at"]),
+            _when(t["created_at"], seconds=False),
             expires,
-            _when(t["last_used_at"]),
+            _when(t["last_used_at"], seconds=False),
             "[red]yes[/red]" if t["revoked"] else "no",
         )
     out.print(table)
@@ -276,7 +282,7 @@ def create_user(
         typer.Option("--service", help="A service account: tokens only, never a password."),
     ] = False,
     admin: Annotated[bool, typer.Option("--admin", help="Make it an instance admin.")] = False,
-    as_json: Json = False,
+    as_json: Record = False,
 ) -> None:
     """Create a user (or a service account). It can do nothing until granted a role.
 
@@ -332,7 +338,7 @@ def update_user(
     ] = None,
     password_stdin: PasswordStdin = False,
     password_prompt: PasswordPrompt = False,
-    as_json: Json = False,
+    as_json: Record = False,
 ) -> None:
     """Change a user: admin flag, disabled, password (yours without being admin)."""
     password = _read_password(password_stdin, password_prompt)
@@ -423,7 +429,7 @@ def set_grant(
     role: Annotated[str, typer.Argument(metavar="ROLE", help="READ, WRITE or MANAGE.")],
     model: ModelOption = None,
     pattern: PatternOption = None,
-    as_json: Json = False,
+    as_json: Record = False,
 ) -> None:
     """Give SUBJECT a ROLE on a model or a name pattern (replacing the one it had there)."""
     _one_target(model, pattern)
