@@ -30,13 +30,11 @@ not a promise that loading the file is safe, and nothing here ever loads it.
 
 from __future__ import annotations
 
-import ast
 import bz2
 import contextlib
 import functools
 import gzip
 import io
-import json
 import lzma
 import tarfile
 import tempfile
@@ -51,6 +49,7 @@ from picklescan.scanner import SafetyLevel, scan_pickle_bytes  # type: ignore[im
 
 from cairn.domain.scans import CLEAN, ERROR, FLAGGED, BlobScan, Finding
 from cairn.errors import CairnError
+from cairn.service.scan_formats import check_safetensors, npy_has_object, npy_header
 from cairn.service.scan_pickle import Malformed, TooLarge, probe, walk
 
 ENGINE_VERSION = "cairn-1"  # bump when the engine's verdicts change: blobs are re-scanned
@@ -59,20 +58,11 @@ MAX_DEPTH = 4  # containers inside containers
 MAX_MEMBERS = 100_000  # per archive
 MAX_EXPANDED = 16 << 30  # bytes decompressed or extracted from archives, per blob
 MAX_FINDINGS = 200  # kept per blob, most severe first
-SAFETENSORS_MAX_HEADER = 100_000_000  # the reference implementation's limit
-NPY_MAX_HEADER = 64 * 1024
 _CHUNK = 1 << 20
 
 Opener = Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
 _COMPRESSED = ("gzip", "bz2", "xz", "lzma", "zlib")
 _KIND_ORDER = {"dangerous_global": 0, "malformed": 1, "unscannable": 2, "suspicious_global": 3}
-_SAFETENSORS_BITS = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
-    "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-    "I32": 32, "U32": 32, "F32": 32,
-    "I64": 64, "U64": 64, "F64": 64, "C64": 64,
-    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
-}  # fmt: skip
 
 
 @functools.cache
@@ -339,18 +329,18 @@ class _Scan:
     # -- numpy -----------------------------------------------------------------------------
     def numpy(self, f: IO[bytes], member: str | None) -> str:
         try:
-            header = _npy_header(f)
+            header = npy_header(f)
         except Malformed as exc:
             self.add("malformed", member=member, detail=f"not a valid .npy file: {exc}")
             return "numpy"
-        if _descr_has_object(header["descr"]):  # the array follows as a pickle
+        if npy_has_object(header["descr"]):  # the array follows as a pickle
             self.pickle(f, member)
         return "numpy"
 
     # -- safetensors -----------------------------------------------------------------------
     def safetensors(self, f: IO[bytes], size: int | None, member: str | None) -> None:
         try:
-            _check_safetensors(f, size)
+            check_safetensors(f, size)
         except Malformed as exc:
             self.add("malformed", member=member, detail=f"invalid safetensors: {exc}")
 
@@ -467,135 +457,6 @@ def _decompressor(fmt: str, f: IO[bytes]) -> IO[bytes]:
     if fmt == "bz2":
         return bz2.BZ2File(f)
     return lzma.LZMAFile(f)
-
-
-# -- format details ------------------------------------------------------------------------
-
-
-def _npy_header(f: IO[bytes]) -> dict[str, Any]:
-    """Read a .npy header (magic, version, length, dict literal) the way numpy does."""
-    prefix = _read(f, 8)
-    if len(prefix) < 8:
-        raise Malformed("truncated magic", 0)
-    major = prefix[6]
-    if major not in (1, 2, 3):
-        raise Malformed(f"unknown format version {major}.{prefix[7]}", 6)
-    width = 2 if major == 1 else 4
-    length = int.from_bytes(_read(f, width), "little")
-    if length > NPY_MAX_HEADER:
-        raise Malformed(f"header of {length} bytes is over {NPY_MAX_HEADER}", 8)
-    raw = _read(f, length)
-    if len(raw) < length:
-        raise Malformed("truncated header", 8 + width)
-    try:
-        text = raw.decode("utf-8" if major == 3 else "latin-1")
-        header = ast.literal_eval(text)  # a literal only, as numpy reads it: nothing runs
-    except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError) as exc:
-        raise Malformed(f"header is not a Python literal: {exc}", 8 + width) from None
-    if not (
-        isinstance(header, dict)
-        and {"descr", "fortran_order", "shape"} <= header.keys()
-        and isinstance(header["shape"], tuple)
-        and isinstance(header["fortran_order"], bool)
-    ):
-        raise Malformed("header lacks descr, fortran_order or shape", 8 + width)
-    return header
-
-
-def _descr_has_object(descr: object) -> bool:
-    if isinstance(descr, str):
-        return descr.lstrip("<>|=")[:1] == "O"
-    if isinstance(descr, list):
-        return any(
-            isinstance(field, tuple) and len(field) >= 2 and _descr_has_object(field[1])
-            for field in descr
-        )
-    raise Malformed(f"dtype description {descr!r} is neither a string nor a list", 0)
-
-
-def _check_safetensors(f: IO[bytes], size: int | None) -> None:
-    prefix = _read(f, 8)
-    if len(prefix) < 8:
-        raise Malformed("shorter than the 8-byte header length", 0)
-    length = int.from_bytes(prefix, "little")
-    if length > SAFETENSORS_MAX_HEADER:
-        raise Malformed(f"header length {length} is over the {SAFETENSORS_MAX_HEADER} limit", 0)
-    if size is not None and 8 + length > size:
-        raise Malformed(f"header length {length} runs past the end of the {size}-byte file", 0)
-    raw = _read(f, length)
-    if len(raw) < length:
-        raise Malformed(f"header length {length} runs past the end of the file", 0)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Malformed(f"header is not UTF-8: {exc}", 8) from None
-    if not text.startswith("{"):
-        raise Malformed("header does not start with '{'", 8)
-    try:
-        header = json.loads(text, object_pairs_hook=_unique_keys)
-    except (ValueError, RecursionError) as exc:
-        raise Malformed(f"header is not valid JSON: {exc}", 8) from None
-    if not isinstance(header, dict):
-        raise Malformed("header is not a JSON object", 8)
-    metadata = header.pop("__metadata__", None)
-    if metadata is not None and not (
-        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
-    ):
-        raise Malformed("__metadata__ must map strings to strings", 8)
-    spans = sorted(_tensor_span(name, info) for name, info in header.items())
-    end = 0
-    for begin, stop, name in spans:
-        if begin < end:
-            raise Malformed(f"tensor {name!r} overlaps the tensor before it", 8)
-        if begin > end:
-            raise Malformed(f"a gap in the data before tensor {name!r} ({begin} > {end})", 8)
-        end = stop
-    if size is not None and end != size - 8 - length:
-        raise Malformed(
-            f"the tensors cover {end} bytes but the file has {size - 8 - length} after the header",
-            8,
-        )
-
-
-def _tensor_span(name: str, info: object) -> tuple[int, int, str]:
-    if not isinstance(info, dict):
-        raise Malformed(f"tensor {name!r} is not described by an object", 8)
-    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-    if dtype not in _SAFETENSORS_BITS:
-        raise Malformed(f"tensor {name!r} has unknown dtype {dtype!r}", 8)
-    if not isinstance(shape, list) or not all(_natural(d) for d in shape):
-        raise Malformed(f"tensor {name!r} has an invalid shape {shape!r}", 8)
-    if not (
-        isinstance(offsets, list)
-        and len(offsets) == 2
-        and all(_natural(o) for o in offsets)
-        and offsets[0] <= offsets[1]
-    ):
-        raise Malformed(f"tensor {name!r} has invalid data_offsets {offsets!r}", 8)
-    count = 1
-    for d in shape:
-        count *= d
-    bits = count * _SAFETENSORS_BITS[str(dtype)]
-    if bits % 8 or offsets[1] - offsets[0] != bits // 8:
-        raise Malformed(
-            f"tensor {name!r}: {dtype} {shape} needs {bits / 8:g} bytes, "
-            f"data_offsets give {offsets[1] - offsets[0]}",
-            8,
-        )
-    return offsets[0], offsets[1], name
-
-
-def _natural(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:  # two readers could disagree on which one counts
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 # -- small helpers -------------------------------------------------------------------------
