@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -176,3 +177,16 @@ def test_token_for_another_user_and_errors_on_one_line(live_server: str) -> None
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("error (PERMISSION_DENIED):")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_password_prompt(tmp_path: Path) -> None:
+    uri = str(tmp_path / "data")
+    typed = f"{PASSWORD}\n{PASSWORD}\n"
+    made = ok(uri, "users", "create", "dave", "--password-prompt", "--json", stdin=typed)
+    assert json.loads(made.stdout)["has_password"] is True
+    assert PASSWORD not in made.output  # hidden input is not echoed
+    mismatch = run(uri, "users", "create", "erin", "--password-prompt", stdin="a\nb\n")
+    assert mismatch.exit_code != 0
+    both = fails(uri, "users", "create", "erin", "--password-stdin", "--password-prompt")
+    assert "not both" in str(both)
+    assert [u["name"] for u in as_json(uri, "users", "list")] == ["admin", "dave"]  # type: ignore[index,union-attr]

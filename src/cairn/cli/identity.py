@@ -86,6 +86,10 @@ def _read_password(from_stdin: bool, prompt: bool) -> str | None:
     if from_stdin and prompt:
         raise InvalidParameter("give one of --password-stdin or --password-prompt, not both")
     if from_stdin:
+        if sys.stdin.isatty():  # typing it here would echo it on the screen
+            raise InvalidParameter(
+                "--password-stdin reads a pipe; at a terminal use --password-prompt"
+            )
         text = sys.stdin.read()
         password = text.removesuffix("\n").removesuffix("\r")  # `echo` adds a newline
         if not password:
