@@ -128,12 +128,16 @@ class HttpClient(BaseClient):
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         content: Callable[[], Iterable[bytes]] | None = None,
+        attempts: int = MAX_ATTEMPTS,
     ) -> Any:
-        """One API call, retried on transient failures; ``content`` makes a fresh body."""
+        """One API call, retried on transient failures; ``content`` makes a fresh body.
+
+        ``attempts=1`` for calls a retry must not repeat (a second token nobody would see).
+        """
         url = "/api/v1" + path
         query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
         delay = 0.1
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 response = self._http.request(
                     method,
@@ -144,10 +148,10 @@ class HttpClient(BaseClient):
                     content=None if content is None else content(),
                 )
             except httpx.TransportError as exc:
-                if attempt == MAX_ATTEMPTS:
+                if attempt == attempts:
                     raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+                if response.status_code not in RETRY_STATUSES or attempt == attempts:
                     return self._decode(response)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -402,7 +406,7 @@ class HttpClient(BaseClient):
         user: str | None = None,
     ) -> dict[str, Any]:
         body = {"name": name, "scope": scope, "expires_days": expires_days, "user": user}
-        answer: dict[str, Any] = self._request("POST", "/tokens", json=body)
+        answer: dict[str, Any] = self._request("POST", "/tokens", json=body, attempts=1)
         return answer
 
     def list_tokens(self, *, all_users: bool = False) -> list[dict[str, Any]]:
