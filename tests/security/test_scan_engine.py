@@ -126,6 +126,27 @@ def test_protocol_0_payload_followed_by_junk_is_flagged(marker: Path) -> None:
     assert ("os", "system", None) in dangerous(result)
 
 
+def test_protocol_0_payload_after_a_long_line_is_flagged(marker: Path) -> None:
+    padding = b"S'" + b"a" * 200_000 + b"'\n0"  # a 200 kB string, popped
+    data = padding + f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
+    result = scan(data)
+    assert result.format == "pickle"
+    assert ("os", "system", None) in dangerous(result)
+
+
+def test_an_import_too_long_to_name_is_flagged() -> None:
+    data = b"c" + b"x" * 100_000 + b"\nsystem\n(S'true'\ntR."
+    result = scan(data)
+    assert result.status == "flagged"
+    assert ("unknown", "unknown", None) in dangerous(result)
+
+
+def test_text_with_a_long_first_line_is_not_taken_for_a_pickle() -> None:
+    # 'S' is the STRING opcode: only walking the whole line shows it is not one
+    result = scan(b"Symbol," + b"1.5,2.25," * 20_000 + b"\nAAPL,1,2\n")
+    assert (result.format, result.status, result.findings) == ("other", "clean", ())
+
+
 def test_payload_in_a_second_pickle_is_flagged(marker: Path) -> None:
     data = pickle.dumps({"ok": 1}) + pickle.dumps(evil(marker))
     assert_flags_system(scan(data))

@@ -62,6 +62,7 @@ _CHUNK = 1 << 20
 
 Opener = Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
 _COMPRESSED = ("gzip", "bz2", "xz", "lzma", "zlib")
+HEADERLESS_PICKLE = "pickle?"  # protocol 0/1 opcodes, no header: confirmed by walking
 _KIND_ORDER = {"dangerous_global": 0, "malformed": 1, "unscannable": 2, "suspicious_global": 3}
 
 
@@ -79,6 +80,11 @@ def sniff(head: bytes, size: int | None = None) -> str:
 
     ``head`` is the first ``HEAD_BYTES`` bytes (or the whole file when shorter); ``size``
     the file's size when known."""
+    fmt = _sniff(head, size)
+    return "pickle" if fmt == HEADERLESS_PICKLE else fmt
+
+
+def _sniff(head: bytes, size: int | None) -> str:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if head.startswith(b"\x93NUMPY"):
@@ -109,7 +115,7 @@ def sniff(head: bytes, size: int | None = None) -> str:
     if head[257:262] == b"ustar":
         return "tar"
     if head and _reads_as_pickle(head, at_eof=size is not None and size <= len(head)):
-        return "pickle"
+        return HEADERLESS_PICKLE
     return "other"
 
 
@@ -132,13 +138,16 @@ def _inflates(head: bytes) -> bool:
 
 
 def _reads_as_pickle(head: bytes, *, at_eof: bool) -> bool:
-    """Protocol 0 and 1 pickles have no magic: do the bytes read as pickle opcodes?"""
+    """Protocol 0 and 1 pickles have no magic: do the bytes read as pickle opcodes?
+
+    Yes when they import and call something before any error (an unpickler runs that far),
+    end in a STOP, or still parse where the sniffed bytes end (a first line longer than
+    them, say): then the whole file is walked, and is a pickle only if it parses or calls.
+    """
     found = probe(head, at_eof=at_eof)
-    if found.calls:  # imports and calls before any error: an unpickler runs up to there
+    if found.calls or found.clean_to_end:
         return True
-    if found.ops < 2:
-        return False
-    return (found.stopped and found.error is None) or found.clean_to_end
+    return found.stopped and found.error is None and found.ops >= 2
 
 
 # -- entry points --------------------------------------------------------------------------
@@ -244,14 +253,14 @@ class _Scan:
     ) -> str:
         with opener() as f:
             head = _read(f, HEAD_BYTES)
-        fmt = sniff(head, size)
+        fmt = _sniff(head, size)
         if depth == 0:
             self.format = fmt
         if fmt == "other":
             return fmt
-        if fmt == "pickle":
+        if fmt in ("pickle", HEADERLESS_PICKLE):
             with opener() as f:
-                return self.pickle(f, member)
+                return self.pickle(f, member, headerless=fmt == HEADERLESS_PICKLE)
         if fmt == "numpy":
             with opener() as f:
                 return self.numpy(f, member)
@@ -287,13 +296,19 @@ class _Scan:
         return True
 
     # -- pickles ---------------------------------------------------------------------------
-    def pickle(self, f: IO[bytes], member: str | None) -> str:
+    def pickle(self, f: IO[bytes], member: str | None, *, headerless: bool = False) -> str:
+        """Walk and judge a pickle stream. A ``headerless`` one (protocol 0/1 guessed from
+        its opcodes) that stops parsing before calling anything is not a pickle after all:
+        nothing in it would run."""
         with tempfile.TemporaryFile() as skeleton:
             try:
                 walked = walk(f, skeleton)
             except TooLarge as exc:
                 self.add("unscannable", member=member, detail=f"{exc}; too large to scan")
                 return "pickle"
+            if headerless and walked.error is not None and not walked.first_calls:
+                walked.discard_units()
+                return "other"
             skeleton.seek(0)
             self.judge(skeleton, member)
         for unit in walked.units:
@@ -409,7 +424,9 @@ class _Scan:
         """One file inside an archive: sniffed and scanned like a blob of its own."""
         with opener() as f:
             head = _read(f, HEAD_BYTES)
-        if sniff(head, size) in ("pickle", "numpy") and not self.charge(size, name):
+        if _sniff(head, size) in ("pickle", HEADERLESS_PICKLE, "numpy") and not self.charge(
+            size, name
+        ):
             return
         self.source(opener, size, name, depth + 1)
 

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import io
 import pickletools
+import struct
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pickle import decode_long as _decode_long
 from typing import IO, Any
 
 MAX_INLINE = 64 * 1024  # argument bytes kept in the skeleton (and in memory) per opcode
@@ -45,6 +47,8 @@ _STRING_OPS = frozenset(
 )
 _IMPORT_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL"})
 _BY_CODE = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
+_CODES = {op.name: op.code.encode("latin-1") for op in pickletools.opcodes}
+_READ_AHEAD = 1 << 16
 _UNKNOWN = "unknown"  # what picklescan calls an import it cannot name: dangerous
 
 
@@ -73,6 +77,12 @@ class WalkResult:
     # further skeletons to judge on their own: pickles nested in joblib's stream (object
     # arrays) and raw bytes that read as importing opcodes; each ends in STOP, at offset 0
     units: list[IO[bytes]] = field(default_factory=list)
+    first_calls: int = 0  # calls of something imported in the first pickle
+
+    def discard_units(self) -> None:
+        for unit in self.units:
+            unit.close()
+        self.units.clear()
 
 
 class _Opaque:
@@ -108,28 +118,41 @@ class _Big:
 
 
 class _Source:
-    """A sequential reader that knows its offset and can skip without keeping bytes."""
+    """A sequential reader that knows its offset and can skip without keeping bytes.
+
+    It reads ahead into a buffer of its own (opcodes are read a byte or a few at a time)."""
 
     def __init__(self, f: IO[bytes]) -> None:
         self.f = f
-        self.pos = 0
+        self.buf = b""
+        self.i = 0  # position in buf
+        self.base = 0  # offset of buf[0] in the stream
 
-    def read(self, n: int) -> bytes:
-        data = self.f.read(n)
-        if len(data) == n or not data:
-            self.pos += len(data)
-            return data
-        parts = [data]
-        n -= len(data)
-        self.pos += len(data)
-        while n > 0:
-            data = self.f.read(n)
+    @property
+    def pos(self) -> int:
+        return self.base + self.i
+
+    def _fill(self, n: int) -> None:
+        """Make ``n`` bytes available from ``i`` if the stream has them."""
+        parts = [self.buf[self.i :]]
+        have = len(parts[0])
+        self.base += self.i
+        while have < n:
+            data = self.f.read(max(n - have, _READ_AHEAD))
             if not data:
                 break
             parts.append(data)
-            n -= len(data)
-            self.pos += len(data)
-        return b"".join(parts)
+            have += len(data)
+        self.buf, self.i = b"".join(parts), 0
+
+    def read(self, n: int) -> bytes:
+        i = self.i
+        if i + n > len(self.buf):
+            self._fill(n)
+            i = 0
+        data = self.buf[i : i + n]
+        self.i = i + len(data)
+        return data
 
     def exact(self, n: int, what: str) -> bytes:
         start = self.pos
@@ -139,31 +162,82 @@ class _Source:
         return data
 
     def skip(self, n: int, what: str) -> None:
+        """Step over ``n`` bytes without keeping them."""
         start = self.pos
-        left = n
-        while left > 0:
-            data = self.read(min(left, 1 << 20))
+        buffered = min(n, len(self.buf) - self.i)
+        self.i += buffered
+        left = n - buffered
+        while left > 0:  # the buffer is used up: read past it directly
+            data = self.f.read(min(left, 1 << 20))
             if not data:
                 raise Malformed(f"truncated: {what} needs {n} bytes, {n - left} left", start)
             left -= len(data)
+            self.base += len(data)
 
     def line(self) -> bytes | None:
         """The next line with its newline, or None when longer than ``MAX_INLINE``
         (skipped up to its newline)."""
         start = self.pos
-        data = self.f.readline(MAX_INLINE + 1)
-        self.pos += len(data)
-        if data.endswith(b"\n"):
+        end = self.buf.find(b"\n", self.i, self.i + MAX_INLINE + 1)
+        if end < 0:
+            self._fill(MAX_INLINE + 1)
+            end = self.buf.find(b"\n", 0, MAX_INLINE + 1)
+        if end >= 0:
+            data = self.buf[self.i : end + 1]
+            self.i = end + 1
             return data
-        if len(data) <= MAX_INLINE:
+        if len(self.buf) - self.i <= MAX_INLINE:
             raise Malformed("truncated: a line argument has no newline", start)
         while True:  # too long: skip to the newline
-            more = self.f.readline(1 << 20)
-            self.pos += len(more)
-            if not more:
-                raise Malformed("truncated: a line argument has no newline", start)
-            if more.endswith(b"\n"):
+            end = self.buf.find(b"\n", self.i)
+            if end >= 0:
+                self.i = end + 1
                 return None
+            self.skip(len(self.buf) - self.i, "a line")
+            self._fill(1)
+            if self.i >= len(self.buf):
+                raise Malformed("truncated: a line argument has no newline", start)
+
+
+def _signed(raw: bytes) -> int:
+    return int.from_bytes(raw, "little", signed=True)
+
+
+def _unsigned(raw: bytes) -> int:
+    return int.from_bytes(raw, "little")
+
+
+def _utf8(raw: bytes) -> str:
+    return str(raw, "utf-8", "surrogatepass")
+
+
+# Arguments decoded here directly (the same results as pickletools' readers, without a
+# file object per argument); ``raw`` is the argument without its length prefix.
+_DECODE: dict[str, Callable[[bytes], Any]] = {
+    "uint1": _unsigned,
+    "uint2": _unsigned,
+    "uint4": _unsigned,
+    "uint8": _unsigned,
+    "int4": _signed,
+    "float8": lambda raw: struct.unpack(">d", raw)[0],
+    "long1": _decode_long,
+    "long4": _decode_long,
+    "string1": lambda raw: raw.decode("latin-1"),
+    "string4": lambda raw: raw.decode("latin-1"),
+    "bytes1": bytes,
+    "bytes4": bytes,
+    "bytes8": bytes,
+    "bytearray8": lambda raw: None,  # pushed as an opaque value anyway
+    "unicodestring1": _utf8,
+    "unicodestring4": _utf8,
+    "unicodestring8": _utf8,
+}
+_PREFIX = {
+    pickletools.TAKEN_FROM_ARGUMENT1: 1,
+    pickletools.TAKEN_FROM_ARGUMENT4: 4,
+    pickletools.TAKEN_FROM_ARGUMENT4U: 4,
+    pickletools.TAKEN_FROM_ARGUMENT8U: 8,
+}
 
 
 def _placeholder(op: pickletools.OpcodeInfo, size: int, start: int) -> tuple[bytes, Any]:
@@ -213,11 +287,13 @@ class Walker:
                     self._pickle(first)
                 except Malformed as exc:
                     self.result.error = exc
+                    self.result.first_calls = self.calls
                     while self.nested:  # what was read of a nested pickle is judged too
                         self._leave_nested()
                     self._end_segment(keep=True)
                     return self.result
                 self._end_segment(keep=True)
+                self.result.first_calls = self.calls
                 self.result.torch_legacy = self.first_value == TORCH_MAGIC
                 continue
             if self.result.torch_legacy and self.result.pickles >= 5:
@@ -260,33 +336,37 @@ class Walker:
 
     def _op(self, code: bytes) -> bool:
         """Walk one opcode; True at the top-level STOP."""
-        start = self.src.pos - 1
+        src = self.src
+        start = src.base + src.i - 1
         op = _BY_CODE.get(code)
         if op is None:
             raise Malformed(f"byte {code!r} is not a pickle opcode", start)
-        self.result.ops += 1
-        if self.result.ops > MAX_OPS:
+        result = self.result
+        result.ops += 1
+        if result.ops > MAX_OPS:
             raise TooLarge(f"more than {MAX_OPS:,} pickle opcodes")
-        raw, value = self._argument(op, start)
-        if op.name == "STOP":
+        name = op.name
+        raw, value = (_CODES[name], None) if op.arg is None else self._argument(op, start)
+        if name == "STOP":
             if self.nested:  # the end of a pickle nested in joblib's stream
                 self._leave_nested()
                 return False
-            if self.result.pickles == 0 and self.first_value is None and self.stack:
+            if result.pickles == 0 and self.first_value is None and self.stack:
                 self.first_value = self.stack[-1]
             return True  # the segment's STOP is written by whoever ends the segment
-        if op.name != "FRAME":
+        if name != "FRAME":
             self.out.write(raw)
-        self._ops[op.name](value)
+        self._ops[name](value)
         return False
 
     def _argument(self, op: pickletools.OpcodeInfo, start: int) -> tuple[bytes, Any]:
         """The opcode with its argument as the skeleton keeps it, and the argument's value."""
-        code = op.code.encode("latin-1")
+        code = _CODES[op.name]
         arg = op.arg
         if arg is None:
             return code, None
         n = arg.n
+        prefix = b""
         if n >= 0:
             raw = self.src.exact(n, op.name)
         elif n == pickletools.UP_TO_NEWLINE:
@@ -296,25 +376,20 @@ class Walker:
                 return _placeholder(op, MAX_INLINE, start)
             raw = b"".join(p for p in parts if p is not None)
         else:
-            width = {
-                pickletools.TAKEN_FROM_ARGUMENT1: 1,
-                pickletools.TAKEN_FROM_ARGUMENT4: 4,
-                pickletools.TAKEN_FROM_ARGUMENT4U: 4,
-                pickletools.TAKEN_FROM_ARGUMENT8U: 8,
-            }[n]
-            prefix = self.src.exact(width, op.name)
+            prefix = self.src.exact(_PREFIX[n], op.name)
             size = int.from_bytes(prefix, "little", signed=n == pickletools.TAKEN_FROM_ARGUMENT4)
             if size < 0:
                 raise Malformed(f"{op.name} has a negative length {size}", start)
             if size > MAX_INLINE:
                 self.src.skip(size, op.name)
                 return _placeholder(op, size, start)
-            raw = prefix + self.src.exact(size, op.name)
+            raw = self.src.exact(size, op.name)
+        decode = _DECODE.get(arg.name)
         try:
-            value = arg.reader(io.BytesIO(raw))
-        except Exception as exc:  # pickletools raises ValueError and decode errors
+            value = arg.reader(io.BytesIO(prefix + raw)) if decode is None else decode(raw)
+        except Exception as exc:  # pickletools raises ValueError; decoding UnicodeError
             raise Malformed(f"bad {op.name} argument: {exc}", start) from None
-        return code + raw, value
+        return code + prefix + raw, value
 
     # -- the symbolic stack ---------------------------------------------------------------
     def _push(self, value: Any) -> None:
