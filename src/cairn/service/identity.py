@@ -270,6 +270,15 @@ class IdentityService(ServiceBase):
         own_password_only = admin is None and disabled is None and name == actor.name
         if not own_password_only:
             self._require_admin(actor, "update_user")
+        elif password is not None:
+            # a password logs in with the scope a login gets: never more than this token has
+            session = Scope.ADMIN if actor.is_admin else Scope.WRITE
+            if _SCOPE_RANK[actor.scope] < _SCOPE_RANK[session]:
+                raise PermissionDenied(
+                    f"a {actor.scope.value} token cannot set a password (logging in with it "
+                    f"would give a {session.value} session); use a {session.value} token",
+                    denial={"action": "update_user"},
+                )
         hashed = None if password is None else _HASHER.hash(validate_password(password))
         now = self.clock()
 

@@ -40,11 +40,14 @@ class BlobIndexStore:
     def __init__(self, session: Connection) -> None:
         self.s = session
 
-    def present(self, files: Iterable[FileEntry], *, lock: bool = False) -> set[str]:
+    def present(
+        self, files: Iterable[FileEntry], *, lock: bool = False, check_sizes: bool = True
+    ) -> set[str]:
         """Digests of ``files`` that are stored, not known corrupt, and of the declared size.
 
         A declared size that contradicts a stored blob of that digest is refused: the
-        digest fixes the content, so the manifest is wrong.
+        digest fixes the content, so the manifest is wrong. ``check_sizes=False`` leaves
+        that to the caller (who may not be allowed to learn the stored size).
         """
         sizes = {f.digest: f.size for f in files}
         if not sizes:
@@ -56,7 +59,7 @@ class BlobIndexStore:
             query = query.with_for_update(read=True)
         found = set()
         for digest, size in self.s.execute(query):
-            if int(size) != sizes[digest]:
+            if check_sizes and int(size) != sizes[digest]:
                 raise InvalidParameter(
                     f"{digest} is {size} bytes, not {sizes[digest]} as the manifest declares"
                 )
