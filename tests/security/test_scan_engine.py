@@ -280,6 +280,20 @@ def test_pickle_inside_nested_archives_is_flagged(marker: Path) -> None:
     assert_flags_system(result, member="bundle/model.zip/weights.bin")
 
 
+def test_a_tar_whose_first_name_is_a_pickle_is_scanned_as_one(marker: Path) -> None:
+    # pickle.load reads a tar from byte 0, where the first member's name is: anything
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(f"cos\nsystem\n(S'touch {marker}'\ntR.")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    data = buffer.getvalue()
+    assert data[257:262] == b"ustar"
+    result = scan(data)
+    assert result.format == "pickle"
+    assert ("os", "system", None) in dangerous(result)
+
+
 def legacy_torch(obj: object) -> bytes:
     buffer = io.BytesIO()
     for value in (

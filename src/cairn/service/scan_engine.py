@@ -112,8 +112,8 @@ def _sniff(head: bytes, size: int | None) -> str:
         return "7z"
     if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 32:
         return "safetensors"
-    if head[257:262] == b"ustar":
-        return "tar"
+    if head[257:262] == b"ustar":  # a tar's first bytes are a member's name: any text
+        return HEADERLESS_PICKLE if probe(head).calls else "tar"
     if head and _reads_as_pickle(head, at_eof=size is not None and size <= len(head)):
         return HEADERLESS_PICKLE
     return "other"
@@ -418,7 +418,7 @@ class _Scan:
                     self.member(opener, info.size, _join(member, info.name), depth)
         except (tarfile.TarError, EOFError, OSError) as exc:
             self.add("malformed", member=member, detail=f"not a readable tar archive: {exc}")
-        return "tar"
+        return HEADERLESS_PICKLE if probe(head).calls else "tar"
 
     def member(self, opener: Opener, size: int, name: str, depth: int) -> None:
         """One file inside an archive: sniffed and scanned like a blob of its own."""
