@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from regbench import servers
+from regbench import auth, servers
 from regbench.load import Outcome, percentile_ms, run_phase, wrk_available
 from regbench.report import Key, Results, ceiling_table, splice, tables
 from regbench.workload import (
@@ -39,6 +39,7 @@ from regbench.workload import (
     CairnApi,
     Counts,
     MlflowApi,
+    Phase,
     PhaseSpec,
     State,
     as_ceiling,
@@ -141,9 +142,17 @@ def log(message: str) -> None:
 def _describe(outcome: Outcome) -> str:
     lat = outcome.latencies_us
     capped = f" CAPPED {outcome.sent}/{outcome.planned}" if outcome.truncated else ""
+    denied = f" (401/403: {outcome.denied})" if outcome.denied else ""
     return (
         f"{outcome.ops_per_s:8.0f} ops/s  p50 {percentile_ms(lat, 50):7.2f} ms  "
-        f"p99 {percentile_ms(lat, 99):7.2f} ms  errors {outcome.errors}{capped}"
+        f"p99 {percentile_ms(lat, 99):7.2f} ms  errors {outcome.errors}{denied}{capped}"
+    )
+
+
+def _denied_note(target: str, where: str, outcome: Outcome) -> str:
+    return (
+        f"{target} {where} {outcome.phase}: {outcome.denied} answers were 401/403 (the harness "
+        "was not authenticated or not authorized); they count as errors, not as ops."
     )
 
 
@@ -170,6 +179,7 @@ def run_spec(spec: PhaseSpec, who: Contender, opts: Options, close: bool, workdi
         close=close,
         cap_s=opts.phase_cap_s,
         workdir=workdir,
+        auth=who.run.auth,
     )
     who.state.apply(sent_effects(phase, effects, outcome.sent_per_client))
     log(f"  {who.target:16} {phase.name:28} {_describe(outcome)}")
@@ -177,7 +187,8 @@ def run_spec(spec: PhaseSpec, who: Contender, opts: Options, close: bool, workdi
 
 
 def measure_ceiling(paths: servers.Paths, opts: Options, results: Results, workdir: Path) -> None:
-    """Same request lists against the trivial endpoint, for wrk and for the httpx client."""
+    """Same request lists against the trivial endpoint, for wrk and for the httpx client
+    (with the same Authorization header the Cairn requests carry: the same bytes)."""
     phases = [as_ceiling(p) for p in planned_phases(CairnApi(), opts.counts)]
     spec = servers.ServerSpec("trivial", "none", 2)
     with servers.serving(paths, spec, workdir / "ceiling") as run:
@@ -191,6 +202,7 @@ def measure_ceiling(paths: servers.Paths, opts: Options, results: Results, workd
                         close=mode != "keep-alive",
                         cap_s=opts.phase_cap_s,
                         workdir=workdir / "ceiling",
+                        auth=auth.AUTHORIZATION,
                     )
                     results.ceiling[(engine, mode, phase.name)] = outcome
                 sample = phases[-3].name  # get by alias, 8 clients
@@ -266,10 +278,10 @@ def _start_all(
         spec = servers.ServerSpec(target, cfg.backend, cfg.workers)
         try:
             run = stack.enter_context(servers.serving(paths, spec, workdir / target))
+            servers.warm_up(run, APIS[target])
         except servers.ServerError as exc:
             failures.append(f"{target} {cfg.label}: {exc}")
             continue
-        servers.warm_up(run, APIS[target])
         contenders.append(Contender(run, APIS[target]))
     return contenders, failures
 
@@ -293,6 +305,8 @@ def run_config(
             for who in contenders[turn:] + contenders[:turn]:
                 outcome = run_spec(spec, who, opts, cfg.mode != "keep-alive", workdir / "load")
                 results.add(who.target, cfg.key(outcome.phase), outcome)
+                if outcome.denied:
+                    results.notes.append(_denied_note(who.target, cfg.label, outcome))
         for who in contenders:
             if who.run.proc.poll() is not None:
                 results.notes.append(f"{who.target} {cfg.label} died; see {who.run.log}")
@@ -307,7 +321,9 @@ class ProbeRow:
     outcome: Outcome
 
 
-def stall_probe(paths: servers.Paths, opts: Options, workdir: Path, clock: Clock) -> list[ProbeRow]:
+def stall_probe(
+    paths: servers.Paths, opts: Options, workdir: Path, clock: Clock, notes: list[str]
+) -> list[ProbeRow]:
     """Sequential keep-alive alias reads at other worker counts (MLflow's default is 4)."""
     rows: list[ProbeRow] = []
     small = Counts(models=4, versions=8, aliases=8, reads=200, searches=4)
@@ -320,29 +336,54 @@ def stall_probe(paths: servers.Paths, opts: Options, workdir: Path, clock: Clock
             api = APIS[target]
             setup = planned_phases(api, small)
             spec = servers.ServerSpec(target, "sqlite", workers)
-            with servers.serving(paths, spec, workdir / f"probe-w{workers}-{target}") as run:
-                servers.warm_up(run, api)
-                for phase in (setup[0], setup[1], setup[3]):
-                    run_phase(
-                        phase,
-                        run.port,
-                        engine="python",
-                        close=False,
-                        cap_s=opts.phase_cap_s,
-                        workdir=workdir,
-                    )
-                for engine in ("wrk", "python"):
-                    out = run_phase(
-                        setup[4],
-                        run.port,
-                        engine=engine,
-                        close=False,
-                        cap_s=opts.phase_cap_s,
-                        workdir=workdir / "load",
-                    )
-                    log(f"probe {target:16} workers={workers} {engine:6} {_describe(out)}")
-                    rows.append(ProbeRow(target, workers, engine, out))
+            try:
+                rows += _probe_one(paths, spec, api, setup, opts, workdir, notes)
+            except servers.ServerError as exc:
+                notes.append(f"stall probe {target} workers={workers}: {exc}")
+                log(f"FAIL stall probe {target} workers={workers}: {exc}")
             clock.record("probe", time.monotonic() - began)
+    return rows
+
+
+def _probe_one(
+    paths: servers.Paths,
+    spec: servers.ServerSpec,
+    api: Api,
+    setup: list[Phase],
+    opts: Options,
+    workdir: Path,
+    notes: list[str],
+) -> list[ProbeRow]:
+    rows: list[ProbeRow] = []
+    where = f"stall probe workers={spec.workers}"
+    with servers.serving(paths, spec, workdir / f"probe-w{spec.workers}-{spec.target}") as run:
+        servers.warm_up(run, api)
+        for phase in (setup[0], setup[1], setup[3]):
+            done = run_phase(
+                phase,
+                run.port,
+                engine="python",
+                close=False,
+                cap_s=opts.phase_cap_s,
+                workdir=workdir,
+                auth=run.auth,
+            )
+            if done.denied:
+                notes.append(_denied_note(spec.target, where, done))
+        for engine in ("wrk", "python"):
+            out = run_phase(
+                setup[4],
+                run.port,
+                engine=engine,
+                close=False,
+                cap_s=opts.phase_cap_s,
+                workdir=workdir / "load",
+                auth=run.auth,
+            )
+            log(f"probe {spec.target:16} workers={spec.workers} {engine:6} {_describe(out)}")
+            rows.append(ProbeRow(spec.target, spec.workers, engine, out))
+            if out.denied:
+                notes.append(_denied_note(spec.target, where, out))
     return rows
 
 
@@ -420,8 +461,9 @@ metrics, so versions carry tags only, the same on both sides); the model search 
 on `/api/v1`, MLflow and Cairn (MLflow API) on `/api/2.0/mlflow` with byte-identical request
 lists; bodies carry the same names, tags, source (`s3://...`) and run id.
 Latency is the client's cycle time per request (in new-connection
-mode it includes connecting); ops/s is answered requests over the phase's wall time; errors
-are answers with an unexpected status plus requests that got no answer. Planned counts are
+mode it includes connecting); ops/s is answers with the expected status over the phase's wall
+time; errors are answers with an unexpected status (401/403 among them are also named in the
+notes) plus requests that got no answer. Planned counts are
 the issue's; a phase still running at its time cap stops there ("capped: sent/planned") and
 its rate is measured over what it did; the next phases are then built only from objects that
 exist, so a slow server works on a smaller data set (which can only flatter it). MLflow runs
@@ -430,7 +472,15 @@ background job runner), i.e. at its fastest; Cairn with its defaults. The load g
 wrk (one thread and one connection per client, driven by `regbench/replay.lua`); the harness
 ceiling is the same request list sent by the same client setup to a trivial in-memory HTTP
 endpoint (`regbench/trivial_server.py`, 2 processes). A Cairn figure above half that ceiling
-would be partly a measure of the client, and is flagged."""
+would be partly a measure of the client, and is flagged.
+Authentication: Cairn's figures (both Cairn contenders) include authentication and
+authorization on every request, stock MLflow's include none. Each Cairn server starts with a
+fixed bootstrap admin token (`CAIRN_BOOTSTRAP_TOKEN`, `regbench/auth.py`) and every request
+to it carries `Authorization: Bearer <token>`, which the server checks (SHA-256 of the token,
+token row, the user's grants) before it authorizes the call; stock MLflow runs without
+authentication, its default. The ceiling requests carry the same header. What
+authentication costs per request is measured apart (`auth_cost` section,
+`benchmarks/auth_cost.py`)."""
 
 
 def render(
@@ -500,6 +550,7 @@ def _dump_raw(path: Path, results: Results, probe: list[ProbeRow]) -> None:
             "sent": o.sent,
             "answered": o.answered,
             "errors": o.errors,
+            "denied": o.denied,
             "wall_s": o.wall_s,
             "ops_per_s": o.ops_per_s,
             "p50_ms": percentile_ms(lat, 50),
@@ -507,6 +558,7 @@ def _dump_raw(path: Path, results: Results, probe: list[ProbeRow]) -> None:
         }
 
     data = {
+        "auth": "Cairn requests carry Authorization: Bearer (regbench/auth.py); MLflow's none",
         "runs": [
             {"target": t, **k.__dict__, **summary(o)}
             for t, rows in results.by_target.items()
@@ -555,7 +607,7 @@ def main(argv: list[str]) -> int:
     measure_ceiling(paths, opts, results, workdir)
     for cfg in plan(opts):
         run_config(paths, cfg, opts, results, workdir, clock)
-    probe = stall_probe(paths, opts, workdir, clock)
+    probe = stall_probe(paths, opts, workdir, clock, results.notes)
     took = time.monotonic() - clock.started
     text, misses = render(
         opts, results, probe, machine_facts(paths), f"{started:%Y-%m-%d %H:%M %Z}", took

@@ -148,7 +148,7 @@ def build_contenders(opts: Options, run: Run) -> list[tc.Contender]:
             "The SDK has no `Client.push`/`pull` in this checkout yet: Cairn is measured "
             "through its raw HTTP API only."
         )
-    if not tc.MLFLOW_BIN.exists():
+    if (not opts.only or "mlflow/curl" in opts.only) and not tc.MLFLOW_BIN.exists():
         raise SystemExit(
             f"{tc.MLFLOW_BIN} is missing: python3 -m venv benchmarks/.venv-mlflow && "
             "benchmarks/.venv-mlflow/bin/pip install 'mlflow>=3.17,<4'"
@@ -338,6 +338,12 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         "Idle → peak: VmRSS before the transfer → max of 50 ms polls and VmHWM. Server CPU: "
         "user + system seconds the serving process(es) used during the transfer (less "
         "sensitive to other load than the wall-clock rates).",
+        "- Authentication: Cairn's figures include authentication and authorization on every "
+        "request (on by default: each Cairn server starts with a fixed bootstrap admin token, "
+        "`benchmarks/regbench/auth.py`, and every Cairn request, raw or SDK, sends "
+        "`Authorization: Bearer`); MLflow's and the references' include none (MLflow runs "
+        "without authentication, its default). Its per-request cost is in the `auth_cost` "
+        "section.",
         "",
         f"### Results ({opts.reps} run(s) per cell, median; MB = 10^6 bytes)",
         "",

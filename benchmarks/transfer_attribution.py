@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transfer_contenders as tc
 import transfer_data as td
 import transfer_report as tr
+from regbench import auth
 from transfer_procs import (
     foreign_load,
     free_port,
@@ -170,7 +171,12 @@ class PatchedCairn(tc.CairnRaw):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)]
         cmd += [str(workdir / "data"), ",".join(self.patches)]
         self.server = start_server(
-            self.key, cmd, port=port, health_path="/health", log_path=workdir / "server.log"
+            self.key,
+            cmd,
+            port=port,
+            health_path="/health",
+            log_path=workdir / "server.log",
+            env=auth.server_env(),  # create_app bootstraps admin with the benchmarks' token
         )
 
 

@@ -5,6 +5,10 @@ deduplicated between rounds and every server starts from the same idle state. Ev
 write is durable before the clock stops: Cairn and the HTTP references fsync on the
 server; for ``cp``, MLflow (which does not fsync) and every pull, the harness fsyncs
 the written files inside the timed region.
+
+Cairn servers run with authentication on (the default): each starts with the benchmarks'
+bootstrap admin token (``regbench/auth.py``) and every Cairn request, raw or through the
+SDK, sends it as ``Authorization: Bearer``. MLflow and the references have no authentication.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import httpx
 import transfer_wire as wire
+from regbench import auth
 from transfer_data import Dataset, fsync_paths, sha256_files, tree_files
 from transfer_procs import Server, free_port, process_tree, start_server
 
@@ -237,15 +242,20 @@ def start_cairn(workdir: Path, name: str, workers: int = 1) -> Server:
     cmd = [str(CAIRN_BIN), "server", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--data-dir", str(workdir / "data"), "--workers", str(workers)]
     return start_server(
-        name, cmd, port=port, health_path="/health", log_path=workdir / "server.log"
+        name,
+        cmd,
+        port=port,
+        health_path="/health",
+        log_path=workdir / "server.log",
+        env=auth.server_env(),
     )
 
 
 class CairnApi:
-    """The few JSON calls a raw-HTTP push needs."""
+    """The few JSON calls a raw-HTTP push needs (authenticated as the bootstrap admin)."""
 
     def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=60.0)
+        self.http = httpx.Client(base_url=base_url, headers=auth.headers(), timeout=60.0)
 
     def close(self) -> None:
         self.http.close()
@@ -299,9 +309,9 @@ class CairnRaw(Contender):
             blobs = f"{self.base_url}/api/v1/models/{MODEL}/versions/{self.version}/blobs"
             pairs = [(by_digest[d], f"{blobs}/{d}") for d in missing]
             if self.client == "curl":
-                wire.curl_put(pairs)
+                wire.curl_put(pairs, auth.headers())
             else:
-                with wire.new_client(self.base_url) as c:
+                with wire.new_client(self.base_url, auth.headers()) as c:
                     wire.httpx_put(c, pairs)
             t_end = time.perf_counter()
             if (status := api.status(MODEL, self.version)) != "READY":
@@ -318,9 +328,9 @@ class CairnRaw(Contender):
 
         def get_and_sync() -> None:
             if self.client == "curl":
-                wire.curl_get(pairs, sizes)
+                wire.curl_get(pairs, sizes, auth.headers())
             else:
-                with wire.new_client(self.base_url) as c:
+                with wire.new_client(self.base_url, auth.headers()) as c:
                     wire.httpx_get(c, pairs, sizes)
             fsync_paths([p for _, p in pairs])
 
@@ -348,7 +358,7 @@ class CairnSdk(Contender):
     def _client(self) -> Any:
         import cairn
 
-        return cairn.Client(self.base_url)
+        return cairn.Client(self.base_url, token=auth.BENCH_TOKEN)
 
     def push(self, ds: Dataset) -> Timing:
         client = self._client()

@@ -2,7 +2,9 @@
 
 Both send one file per request, one request after the other on one keep-alive
 connection, with ``Content-Length`` set and no ``Expect: 100-continue`` round trip.
-Every function checks each response's status and byte count and raises on a mismatch.
+Every function checks each response's status and byte count and raises on a mismatch
+(a 401 from a server that wanted credentials is a failure, never a fast transfer).
+Extra ``headers`` (Cairn's ``Authorization``) go with every request.
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ def curl_path() -> str:
     return path
 
 
-def _curl(args: list[str], expected: list[tuple[int, int]], upload: bool) -> None:
+def _curl(
+    args: list[str],
+    expected: list[tuple[int, int]],
+    upload: bool,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Run one curl with several transfers; ``expected`` is (size, _) per transfer."""
     cmd = [curl_path(), "-sS", "--max-time", str(int(TIMEOUT_S)), "-H", "Expect:", "-w", _WRITE_OUT]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]  # every URL of this invocation
     done = subprocess.run(cmd + args, capture_output=True, text=True, timeout=TIMEOUT_S + 30)
     lines = done.stdout.strip().splitlines()[-len(expected) :] if expected else []
     if done.returncode != 0 or len(lines) != len(expected):
@@ -44,20 +53,22 @@ def _curl(args: list[str], expected: list[tuple[int, int]], upload: bool) -> Non
             raise TransferError(f"curl transfer answered {code} after {moved} of {size} bytes")
 
 
-def curl_put(pairs: list[tuple[Path, str]]) -> None:
+def curl_put(pairs: list[tuple[Path, str]], headers: dict[str, str] | None = None) -> None:
     """PUT each file to its URL."""
     args: list[str] = []
     for path, url in pairs:
         args += ["-T", str(path), url, "-o", "/dev/null"]
-    _curl(args, [(p.stat().st_size, 0) for p, _ in pairs], upload=True)
+    _curl(args, [(p.stat().st_size, 0) for p, _ in pairs], upload=True, headers=headers)
 
 
-def curl_get(pairs: list[tuple[str, Path]], sizes: list[int]) -> None:
+def curl_get(
+    pairs: list[tuple[str, Path]], sizes: list[int], headers: dict[str, str] | None = None
+) -> None:
     """GET each URL into its file."""
     args: list[str] = []
     for url, path in pairs:
         args += [url, "-o", str(path)]
-    _curl(args, [(s, 0) for s in sizes], upload=False)
+    _curl(args, [(s, 0) for s in sizes], upload=False, headers=headers)
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -66,8 +77,8 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def new_client(base_url: str) -> httpx.Client:
-    return httpx.Client(base_url=base_url, timeout=httpx.Timeout(TIMEOUT_S))
+def new_client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
+    return httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(TIMEOUT_S))
 
 
 def httpx_put(client: httpx.Client, pairs: list[tuple[Path, str]]) -> None:

@@ -9,6 +9,11 @@ Two engines replay the same request lists:
 Both are closed loops: every client sends its next request when the previous answer has
 arrived. A request's latency is that client's cycle time (end of previous response to end of
 this one), so in new-connection mode it includes connecting.
+
+Both send ``Authorization`` when given one (Cairn's servers require it). An answer whose
+status is not the request's expected one is an error, and 401/403 answers are also counted
+apart (``denied``): a harness that failed to authenticate must show it, not report fast
+refusals as throughput. ``ops_per_s`` counts good answers only.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from regbench.auth import DENIED_STATUSES
 from regbench.workload import Phase, Req
 
 REPLAY_LUA = Path(__file__).with_name("replay.lua")
@@ -40,9 +46,15 @@ class Outcome:
     sent: int = 0
     answered: int = 0
     bad_status: int = 0
+    denied: int = 0  # of bad_status: 401/403, i.e. not (correctly) authenticated
     wall_s: float = 0.0
     latencies_us: list[int] = field(default_factory=list)
     sent_per_client: list[int] = field(default_factory=list)
+
+    @property
+    def good(self) -> int:
+        """Answers with the expected status."""
+        return self.answered - self.bad_status
 
     @property
     def errors(self) -> int:
@@ -56,7 +68,8 @@ class Outcome:
 
     @property
     def ops_per_s(self) -> float:
-        return self.answered / self.wall_s if self.wall_s > 0 else 0.0
+        """Good answers per second: refused or failed requests add nothing."""
+        return self.good / self.wall_s if self.wall_s > 0 else 0.0
 
     def merge(self, other: Outcome) -> Outcome:
         return Outcome(
@@ -65,6 +78,7 @@ class Outcome:
             sent=self.sent + other.sent,
             answered=self.answered + other.answered,
             bad_status=self.bad_status + other.bad_status,
+            denied=self.denied + other.denied,
             wall_s=self.wall_s + other.wall_s,
             latencies_us=self.latencies_us + other.latencies_us,
             sent_per_client=self.sent_per_client + other.sent_per_client,
@@ -89,6 +103,7 @@ class ClientShare:
     sent: int
     answered: int
     bad_status: int
+    denied: int
     latencies_us: list[int]
 
 
@@ -106,6 +121,7 @@ def _combine(phase: Phase, shares: list[ClientShare | None]) -> Outcome:
         outcome.sent += share.sent
         outcome.answered += share.answered
         outcome.bad_status += share.bad_status
+        outcome.denied += share.denied
         outcome.latencies_us.extend(share.latencies_us)
     outcome.wall_s = max(ended) - min(started) if started else 0.0
     return outcome
@@ -130,7 +146,9 @@ def _lua_string(text: str) -> str:
     return f"[{eq}[{text}]{eq}]"
 
 
-def _write_lua_data(phase: Phase, path: Path, *, port: int, close: bool, cap_s: float) -> None:
+def _write_lua_data(
+    phase: Phase, path: Path, *, port: int, close: bool, cap_s: float, auth: str | None
+) -> None:
     rows = [
         f"{{{_lua_string(r.method)}, {_lua_string(r.path)}, "
         f"{_lua_string(r.body.decode())}, {r.expect}}}"
@@ -142,6 +160,8 @@ def _write_lua_data(phase: Phase, path: Path, *, port: int, close: bool, cap_s: 
         f"  host = {_lua_string(f'127.0.0.1:{port}')},\n"
         f"  close = {'true' if close else 'false'},\n"
         f"  deadline = {cap_s:.3f},\n"
+        + (f"  auth = {_lua_string(auth)},\n" if auth else "")
+        + f"  denied = {{{', '.join(map(str, DENIED_STATUSES))}}},\n"
         f"  out = {_lua_string(str(path.with_suffix('.out')))},\n"
         "  reqs = {\n    " + ",\n    ".join(rows) + "\n  },\n}\n"
     )
@@ -149,15 +169,16 @@ def _write_lua_data(phase: Phase, path: Path, *, port: int, close: bool, cap_s: 
 
 
 def _read_wrk_share(path: Path) -> ClientShare:
-    lines = path.read_text().split()
-    start, end, sent, answered, bad = lines[:5]
+    head, _, rest = path.read_text().partition("\n")
+    start, end, sent, answered, bad, denied = head.split()
     return ClientShare(
         start=float(start),
         end=float(end),
         sent=int(sent),
         answered=int(answered),
         bad_status=int(bad),
-        latencies_us=[int(x) for x in lines[5:]],
+        denied=int(denied),
+        latencies_us=[int(x) for x in rest.split()],
     )
 
 
@@ -183,11 +204,19 @@ def _stop_wrk(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def run_wrk(phase: Phase, port: int, *, close: bool, cap_s: float, workdir: Path) -> Outcome:
+def run_wrk(
+    phase: Phase,
+    port: int,
+    *,
+    close: bool,
+    cap_s: float,
+    workdir: Path,
+    auth: str | None = None,
+) -> Outcome:
     """Replay ``phase`` with wrk: one thread and one connection per concurrent client."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / f"{_slug(phase.name)}-{time.monotonic_ns()}.lua"
-    _write_lua_data(phase, data, port=port, close=close, cap_s=cap_s)
+    _write_lua_data(phase, data, port=port, close=close, cap_s=cap_s, auth=auth)
     files = [Path(f"{data.with_suffix('.out')}.{k}") for k in range(phase.concurrency)]
     n = str(phase.concurrency)
     cmd = ["wrk", "-t", n, "-c", n, "-d", f"{int(cap_s) + 60}s", "--timeout", "30s"]
@@ -212,12 +241,15 @@ class _PyJob:
     close: bool
     start_at: float
     cap_s: float
+    auth: str | None = None
 
 
 def _py_client(job: _PyJob) -> ClientShare:
     headers = {"Connection": "close"} if job.close else {}
+    if job.auth:
+        headers["Authorization"] = job.auth
     latencies: list[int] = []
-    sent = bad = 0
+    sent = bad = denied = 0
     with httpx.Client(base_url=f"http://127.0.0.1:{job.port}", timeout=30.0) as client:
         while time.monotonic() < job.start_at:
             time.sleep(0.0005)
@@ -226,20 +258,23 @@ def _py_client(job: _PyJob) -> ClientShare:
             if prev - start > job.cap_s:
                 break
             sent += 1
-            bad += not _py_send(client, req, headers)
+            status = _py_send(client, req, headers)
+            bad += status != req.expect
+            denied += status in DENIED_STATUSES
             now = time.monotonic()
             latencies.append(round((now - prev) * 1e6))
             prev = now
-    return ClientShare(start, prev, sent, len(latencies), bad, latencies)
+    return ClientShare(start, prev, sent, len(latencies), bad, denied, latencies)
 
 
-def _py_send(client: httpx.Client, req: Req, headers: dict[str, str]) -> bool:
+def _py_send(client: httpx.Client, req: Req, headers: dict[str, str]) -> int:
+    """The answer's status; 0 when the request failed without one."""
     hdrs = {**headers, "Content-Type": "application/json"} if req.body else headers
     try:
         resp = client.request(req.method, req.path, content=req.body or None, headers=hdrs)
     except httpx.HTTPError:
-        return False
-    return resp.status_code == req.expect
+        return 0
+    return resp.status_code
 
 
 def _client_main(job: _PyJob, conn: Connection) -> None:
@@ -259,7 +294,9 @@ def _collect(conn: Connection, deadline: float) -> ClientShare | None:
     return None
 
 
-def run_python(phase: Phase, port: int, *, close: bool, cap_s: float) -> Outcome:
+def run_python(
+    phase: Phase, port: int, *, close: bool, cap_s: float, auth: str | None = None
+) -> Outcome:
     """Replay ``phase`` with one forked process (and httpx client) per concurrent client."""
     ctx = multiprocessing.get_context("fork")
     start_at = time.monotonic() + 0.3 + 0.02 * phase.concurrency
@@ -267,7 +304,8 @@ def run_python(phase: Phase, port: int, *, close: bool, cap_s: float) -> Outcome
     for share in _split(phase.requests, phase.concurrency):
         recv, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(
-            target=_client_main, args=(_PyJob(port, share, close, start_at, cap_s), send)
+            target=_client_main,
+            args=(_PyJob(port, share, close, start_at, cap_s, auth), send),
         )
         proc.start()
         send.close()
@@ -286,10 +324,18 @@ def run_python(phase: Phase, port: int, *, close: bool, cap_s: float) -> Outcome
 
 
 def run_phase(
-    phase: Phase, port: int, *, engine: str, close: bool, cap_s: float, workdir: Path
+    phase: Phase,
+    port: int,
+    *,
+    engine: str,
+    close: bool,
+    cap_s: float,
+    workdir: Path,
+    auth: str | None = None,
 ) -> Outcome:
+    """Replay ``phase``; ``auth``: the ``Authorization`` header value every request carries."""
     if not phase.requests:  # nothing to aim at: an earlier phase created nothing
         return Outcome(phase=phase.name, planned=0)
     if engine == "wrk":
-        return run_wrk(phase, port, close=close, cap_s=cap_s, workdir=workdir)
-    return run_python(phase, port, close=close, cap_s=cap_s)
+        return run_wrk(phase, port, close=close, cap_s=cap_s, workdir=workdir, auth=auth)
+    return run_python(phase, port, close=close, cap_s=cap_s, auth=auth)

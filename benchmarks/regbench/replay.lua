@@ -2,10 +2,13 @@
 --
 -- Usage: wrk -t N -c N -d <cap> -s replay.lua http://127.0.0.1:PORT -- <data.lua>
 -- <data.lua> returns {reqs = {{method, path, body, expected_status}, ...}, nthreads = N,
--- host = "127.0.0.1:PORT", close = bool, deadline = seconds, out = "<path prefix>"}.
+-- host = "127.0.0.1:PORT", close = bool, deadline = seconds, out = "<path prefix>",
+-- auth = "Bearer ..." (optional: sent as the Authorization header of every request),
+-- denied = {401, 403}}.
 -- Thread k (0-based) replays requests k+1, k+1+N, ... and, when it has replayed its share or
--- passed the deadline, writes "<out>.<k>" (first line: start end sent answered bad, then one
--- latency per line in microseconds) and stops. Latency is the closed-loop cycle time: from the
+-- passed the deadline, writes "<out>.<k>" (first line: start end sent answered bad denied,
+-- then one latency per line in microseconds) and stops. "bad" counts answers whose status is
+-- not the expected one; "denied" those of them that are 401/403 (not authenticated). Latency is the closed-loop cycle time: from the
 -- end of the previous response (or the first request) to the end of this response, so in
 -- close mode it includes connecting. wrk's own summary is not used: its main thread sleeps for
 -- the whole -d duration and it "corrects" latencies for coordinated omission.
@@ -27,8 +30,8 @@ function setup(thread)
   counter = counter + 1
 end
 
-local mine, expect, lat = {}, {}, {}
-local sent, answered, bad = 0, 0, 0
+local mine, expect, lat, denied_status = {}, {}, {}, {}
+local sent, answered, bad, denied = 0, 0, 0, 0
 local t_start, t_prev, deadline, out, finished = nil, nil, nil, nil, false
 local verifying = false
 
@@ -38,11 +41,13 @@ function init(args)
   -- wrk calls request() once on thread 0 before starting, to check the request parses.
   verifying = tid == 0
   deadline = data.deadline
+  for _, status in ipairs(data.denied or {}) do denied_status[status] = true end
   for i = tid + 1, #data.reqs, data.nthreads do
     local r = data.reqs[i]
     local headers = {Host = data.host}
     if #r[3] > 0 then headers["Content-Type"] = "application/json" end
     if data.close then headers["Connection"] = "close" end
+    if data.auth then headers["Authorization"] = data.auth end
     mine[#mine + 1] = wrk.format(r[1], r[2], headers, #r[3] > 0 and r[3] or nil)
     expect[#expect + 1] = r[4]
   end
@@ -52,7 +57,9 @@ local function finish()
   if finished then return end
   finished = true
   local f = assert(io.open(out .. ".tmp", "w"))
-  f:write(string.format("%.6f %.6f %d %d %d\n", t_start or 0, t_prev or 0, sent, answered, bad))
+  f:write(string.format(
+    "%.6f %.6f %d %d %d %d\n", t_start or 0, t_prev or 0, sent, answered, bad, denied
+  ))
   for i = 1, #lat do f:write(string.format("%d\n", lat[i])) end
   f:close()
   os.rename(out .. ".tmp", out)
@@ -81,6 +88,9 @@ function response(status, headers, body)
   answered = answered + 1
   lat[#lat + 1] = math.floor((t - t_prev) * 1e6 + 0.5)
   t_prev = t
-  if status ~= expect[sent] then bad = bad + 1 end
+  if status ~= expect[sent] then
+    bad = bad + 1
+    if denied_status[status] then denied = denied + 1 end
+  end
   if sent >= #mine or t - t_start > deadline then finish() end
 end

@@ -22,6 +22,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from regbench import auth
 from regbench.workload import Api
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -90,6 +91,15 @@ class Running:
     proc: subprocess.Popen[bytes]
     log: Path
     database: str | None = None
+
+    @property
+    def auth(self) -> str | None:
+        """The ``Authorization`` value every request to this server carries (None: none).
+
+        Cairn servers are started with the benchmark's bootstrap admin token; stock MLflow
+        and the trivial endpoint have no authentication.
+        """
+        return auth.AUTHORIZATION if self.spec.program == "cairn" else None
 
 
 def free_port() -> int:
@@ -174,11 +184,34 @@ def _wait_ready(run: Running, timeout_s: float) -> None:
 
 
 def warm_up(run: Running, api: Api, rounds: int = 4) -> None:
-    """A few requests on fresh connections so every worker process has opened its store."""
+    """A few requests on fresh connections so every worker process has opened its store.
+
+    Raises ServerError when the server refused them all as unauthenticated or forbidden
+    (401/403: the harness's credentials are not accepted), so such a run is not measured;
+    other failures (a slow worker, a timeout) are left to the phases, which count them.
+    """
     probe = api.probe()
+    headers = {"Authorization": run.auth} if run.auth else {}
+    url = f"http://127.0.0.1:{run.port}{probe.path}"
+    statuses: list[int] = []
     for _ in range(rounds * max(1, run.spec.workers)):
         with contextlib.suppress(httpx.HTTPError):
-            httpx.request(probe.method, f"http://127.0.0.1:{run.port}{probe.path}", timeout=30.0)
+            statuses.append(
+                httpx.request(probe.method, url, headers=headers, timeout=30.0).status_code
+            )
+    if probe.expect not in statuses and set(statuses) & set(auth.DENIED_STATUSES):
+        got = ", ".join(map(str, statuses)) or "nothing"
+        raise ServerError(
+            f"{run.spec.target}: warm-up {probe.method} {probe.path} answered {got}, "
+            f"not {probe.expect}; see {run.log}"
+        )
+
+
+def _server_env(spec: ServerSpec) -> dict[str, str]:
+    env = {**os.environ, **QUIET_ENV}
+    if spec.program == "cairn":
+        env.update(auth.server_env())
+    return env
 
 
 def _start(paths: Paths, spec: ServerSpec, workdir: Path) -> Running:
@@ -204,7 +237,7 @@ def _start(paths: Paths, spec: ServerSpec, workdir: Path) -> Running:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **QUIET_ENV},
+                env=_server_env(spec),
                 start_new_session=True,
             )
     except OSError:
