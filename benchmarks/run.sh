@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Entry point of `make bench`: prepare the environments, then run benchmarks/registry_ops.py.
+# Entry point of `make bench`: prepare the environments, then run benchmarks/auth_cost.py
+# (what authentication costs per request, about a minute) and benchmarks/registry_ops.py.
 #
 #   bash benchmarks/run.sh [registry_ops.py options]    e.g. --quick, --backends sqlite,
 #                                                        --workers 1,2, --only cairn
+#
+# auth_cost.py gets the options it shares (--quick, --backends, --engine, --no-write);
+# BENCH_AUTH_COST=0 skips it.
 #
 # - the project's .venv (Cairn server and the harness itself), created if missing;
 # - benchmarks/.venv-mlflow with a stock MLflow 3.x and psycopg2 (MLflow's PostgreSQL driver);
@@ -76,13 +80,36 @@ check_postgres() {
     fi
 }
 
+# The options of registry_ops.py that auth_cost.py shares, one per line.
+auth_cost_args() {
+    local pass_next=0
+    for arg in "$@"; do
+        if [[ $pass_next -eq 1 ]]; then printf '%s\n' "$arg"; pass_next=0; continue; fi
+        case "$arg" in
+            --quick | --no-write | --backends=* | --engine=*) printf '%s\n' "$arg" ;;
+            --backends | --engine) printf '%s\n' "$arg"; pass_next=1 ;;
+        esac
+    done
+}
+
+run_auth_cost() {
+    [[ "${BENCH_AUTH_COST:-1}" == 0 ]] && return
+    local args=()
+    mapfile -t args < <(auth_cost_args "$@")
+    log "auth_cost.py ${args[*]}"
+    if ! (cd "$BENCH" && "$ROOT/.venv/bin/python" auth_cost.py "${args[@]}"); then
+        log "auth_cost.py FAILED (see above); going on with registry_ops.py"
+    fi
+}
+
 ensure_project_venv
 ensure_mlflow_venv
 ensure_wrk
 if wants_postgres "$@"; then check_postgres; fi
+run_auth_cost "$@"
 
-# The whole of `make bench` stays under 20 minutes: what set-up took comes off the harness's
-# time budget (an explicit --budget given on the command line still wins).
+# The whole of `make bench` stays under 20 minutes: what set-up and auth_cost.py took comes off
+# the harness's time budget (an explicit --budget given on the command line still wins).
 BUDGET=$((TOTAL_BUDGET_S - SECONDS))
 BENCH_COMMAND="bash benchmarks/run.sh"
 if [[ $# -gt 0 ]]; then BENCH_COMMAND+="$(printf ' %q' "$@")"; fi

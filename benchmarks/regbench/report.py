@@ -187,13 +187,14 @@ def ceiling_table(results: Results, modes: Iterable[str]) -> str:
     return "\n".join(lines)
 
 
-def splice(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), keeping other sections."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
+def splice(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace this benchmark's section of ``path`` (or append it), keeping other sections;
+    ``begin``/``end``: the markers of another benchmark's section."""
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         text = head + block + ("\n" + tail if tail else "")
     else:
         text = text.rstrip() + "\n\n" + block
