@@ -418,7 +418,7 @@ class _Scan:
                     self.member(opener, info.size, _join(member, info.name), depth)
         except (tarfile.TarError, EOFError, OSError) as exc:
             self.add("malformed", member=member, detail=f"not a readable tar archive: {exc}")
-        return HEADERLESS_PICKLE if probe(head).calls else "tar"
+        return "tar"
 
     def member(self, opener: Opener, size: int, name: str, depth: int) -> None:
         """One file inside an archive: sniffed and scanned like a blob of its own."""
