@@ -287,6 +287,8 @@ def test_an_artifact_listing_outside_the_tree_is_refused(api: TestClient, regist
 )
 def test_an_artifact_listing_of_a_hostile_folder_is_a_400(api: TestClient, registry: Any) -> None:
     for kind, folder in PATHS.items():
+        if kind == "absolute":  # its '/' is the one after the version: a folder of m v1
+            continue
         response = api.get(
             "/api/2.0/mlflow-artifacts/artifacts", params={"path": f"cairn-models/m/1/{folder}"}
         )
@@ -488,12 +490,14 @@ def test_importing_an_export_whose_blob_links_outside_it_is_refused(
     os.symlink(canary, blob)
     _write(folder, records)
     summary = ArchiveImporter(client, folder).run()
-    assert summary.imported == 0
+    assert summary.imported == 0 and summary.failed == 1
     for problem in summary.to_json()["problems"]:
-        assert not _revealed(problem["message"]), problem
+        # (the canary's digest is the export's own claim when it matches)
+        assert digest_matches or not _revealed(problem["message"]), problem
     for version in _imported(api):
         assert version["status"] != "READY"
-        assert not _revealed(version["status_message"]), version
+        assert digest_matches or not _revealed(version["status_message"]), version
+        assert f"{len(CANARY)} bytes" not in version["status_message"]
 
 
 # -- a server answering a pull with a hostile manifest ------------------------------------
