@@ -862,7 +862,9 @@ def _boom() -> None:
     raise RuntimeError("an unexpected failure")
 
 
-def test_security_headers_are_on_every_response(api: TestClient, app: FastAPI) -> None:
+def test_security_headers_are_on_every_response(
+    api: TestClient, anon: TestClient, app: FastAPI
+) -> None:
     import hashlib
 
     app.add_api_route("/api/v1/test-boom", _boom, methods=["GET"])
@@ -903,6 +905,7 @@ def test_security_headers_are_on_every_response(api: TestClient, app: FastAPI) -
         ),
         "host": (api.get("/api/v1/models", headers={"Host": "evil.example"}), 400),
         "500": (api.get("/api/v1/test-boom"), 500),
+        "401": (anon.get("/api/v1/models"), 401),
         "download": (api.get("/api/v1/models/m/versions/1/files/f.txt"), 200),
         "archive": (api.get("/api/v1/models/m/versions/1/archive"), 200),
         "mlflow download": (
