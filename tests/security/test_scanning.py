@@ -152,7 +152,8 @@ def test_a_version_made_ready_from_stored_blobs_is_judged_by_their_scans(
     with pytest.raises(PermissionDenied, match="quarantined"):
         svc.open_file(READER, "fraud", second.version, "copy.pkl")
     report = svc.get_scan_report(READER, "fraud", second.version)
-    assert (report.status, report.quarantined, report.action) == ("flagged", True, None)
+    # judged when it was created READY: the verdict and the policy's action are recorded
+    assert (report.status, report.quarantined, report.action) == ("flagged", True, "quarantine")
     assert first != second.version
 
 

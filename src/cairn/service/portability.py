@@ -22,7 +22,7 @@ from cairn.domain.models import VersionStatus as Status
 from cairn.domain.paths import validate_manifest
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, PayloadTooLarge
-from cairn.service.base import ServiceBase
+from cairn.service.scans import ScansService
 from cairn.service.validation import clean_optional, clean_spec, clean_tags
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.clock import from_datetime
@@ -38,7 +38,7 @@ def _clean_created_by(value: str | None) -> str | None:
     return clean_optional("created_by", value, MAX_ACTOR_LENGTH) or None
 
 
-class PortabilityService(ServiceBase):
+class PortabilityService(ScansService):
     def import_model(
         self,
         actor: Actor,
@@ -121,6 +121,7 @@ class PortabilityService(ServiceBase):
         spec = replace(spec, files=files)
         digest = manifest_digest(files)
         self._require_admin(actor, "import_version")
+        self._scan_stored(files)  # reads bytes: before the transaction that may make it READY
 
         def run(s: Tx) -> ModelVersion:
             now = self.clock()
@@ -158,6 +159,8 @@ class PortabilityService(ServiceBase):
                 complete = present >= {f.digest for f in files}
                 state = Status.READY if complete else Status.PENDING
             version_id = store.insert(model.id, number, spec, state, creator or actor.name, now)
+            if state is Status.READY:
+                state = self._apply_scan_policy(s, version_id)
             values: dict[str, object] = {}
             if created_at is not None:
                 values["created_at"] = from_datetime(created_at)

@@ -22,7 +22,7 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import SYSTEM, Actor, Role
-from cairn.domain.models import VersionStatus
+from cairn.domain.models import FileEntry, VersionStatus
 from cairn.domain.scans import (
     CLEAN,
     ERROR,
@@ -38,6 +38,7 @@ from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, PermissionDenied
 from cairn.service.base import ServiceBase
 from cairn.service.scan_engine import scan_blob, scanner_name
+from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.models_store import ModelStore
@@ -211,6 +212,13 @@ class ScansService(ServiceBase):
         unscanned = self.db.read(lambda s: ScansStore(s).unscanned(version_id, scanner_name()))
         for digest, size in unscanned:
             self._scan_blob(digest, size)
+
+    def _scan_stored(self, files: Sequence[FileEntry]) -> None:
+        """Scan those of a manifest's blobs that are already stored (a version created READY
+        at once), before the transaction that creates it."""
+        present = self.db.read(lambda s: BlobIndexStore(s).present(files))
+        for f in {f.digest: f for f in files if f.digest in present}.values():
+            self._scan_blob(f.digest, f.size)
 
     def _apply_scan_policy(self, s: Tx, version_id: int) -> VersionStatus:
         """In the transaction that makes a version READY: record its verdict and apply the

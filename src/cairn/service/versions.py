@@ -17,7 +17,7 @@ from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, V
 from cairn.domain.paths import validate_manifest
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
 from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
-from cairn.service.base import ServiceBase
+from cairn.service.scans import ScansService
 from cairn.service.validation import clean_page_size, clean_spec, clean_tags, fingerprint
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
@@ -60,7 +60,7 @@ def _new_version(
     )
 
 
-class VersionsService(ServiceBase):
+class VersionsService(ScansService):
     def create_version(
         self,
         actor: Actor,
@@ -80,6 +80,7 @@ class VersionsService(ServiceBase):
                 f"{self.limits.max_file_bytes} bytes"
             )
         spec = replace(spec, files=files)
+        self._scan_stored(files)  # reads bytes: before the transaction that may make it READY
 
         def run(s: Tx) -> ModelVersion:
             now = self.clock()
@@ -106,6 +107,10 @@ class VersionsService(ServiceBase):
             status = VersionStatus.READY if present >= digests else VersionStatus.PENDING
             version_id = VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             index.add_claims(version_id, owed)
+            if status is VersionStatus.READY and (
+                self._apply_scan_policy(s, version_id) is not VersionStatus.READY
+            ):  # the scan verdict, and the policy: a rejected version comes back FAILED
+                return load_versions(s, [version_id])[0]
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)
             made = _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
