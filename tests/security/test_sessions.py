@@ -1,0 +1,278 @@
+"""UI login sessions over HTTP, on SQLite and PostgreSQL.
+
+``POST /api/v1/login`` checks a password (argon2id) and sets an HttpOnly, SameSite=Strict
+session cookie; its answer carries the CSRF token that every unsafe request made with the
+cookie must send as ``X-CSRF-Token``. Logout revokes the session. Wrong passwords are
+refused alike for unknown users, and counted against the source and the account. Service
+accounts never have passwords.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from cairn.api.auth import SESSION_COOKIE, RateLimiter
+from cairn.settings import Settings
+
+V1 = "/api/v1"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Room for the refusals these tests provoke (one test sets a small limit itself)."""
+    return settings.model_copy(update={"auth_failures_per_minute": 1000})
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    return response.json() if response.content else None
+
+
+def error(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    assert response.json()["error_code"] == code, response.text
+    return str(response.json()["message"])
+
+
+@pytest.fixture
+def browser(app: FastAPI, api: TestClient) -> Iterator[TestClient]:
+    """A client with no token that keeps cookies, as a browser does; alice exists, with a
+    password and WRITE on ``risk.*``."""
+    ok(api.post(f"{V1}/users", json={"name": "alice", "password": PASSWORD}), 201)
+    ok(
+        api.put(
+            f"{V1}/grants", json={"subject": "user:alice", "role": "WRITE", "pattern": "risk.*"}
+        )
+    )
+    ok(api.post(f"{V1}/models", json={"name": "risk.fraud"}), 201)
+    client = TestClient(app, raise_server_exceptions=False)
+    yield client
+    client.close()
+
+
+def login(client: TestClient, user: str = "alice", password: str = PASSWORD) -> tuple[str, str]:
+    """Log in; returns (session cookie, CSRF token) after checking the cookie's flags."""
+    response = client.post(f"{V1}/login", json={"user": user, "password": password})
+    body = ok(response)
+    assert set(body) == {"user", "csrf_token", "expires_in"}, body
+    assert body["user"] == user and body["expires_in"] > 0
+    (header,) = response.headers.get_list("set-cookie")
+    cookie = SimpleCookie(header)[SESSION_COOKIE]
+    flags = header.lower()
+    assert "httponly" in flags and "samesite=strict" in flags and "path=/" in flags
+    assert cookie.value not in response.text  # the secret is only in the cookie
+    assert cookie.value != body["csrf_token"]
+    return cookie.value, str(body["csrf_token"])
+
+
+def test_login_sets_a_strict_httponly_cookie_that_authenticates_reads(
+    browser: TestClient,
+) -> None:
+    session, _csrf = login(browser)
+    me = ok(browser.get(f"{V1}/whoami"))
+    assert me["user"] == "alice" and me["scope"] == "write" and me["is_admin"] is False
+    assert ok(browser.get(f"{V1}/models/risk.fraud"))["name"] == "risk.fraud"
+    ok(browser.get("/api/2.0/mlflow/registered-models/get", params={"name": "risk.fraud"}))
+    # the cookie's secret is a session, not an API token, and the other way round
+    bare = TestClient(browser.app, raise_server_exceptions=False)
+    error(
+        bare.get(f"{V1}/whoami", headers={"Authorization": f"Bearer {session}"}),
+        401,
+        "UNAUTHENTICATED",
+    )
+    token = ok(
+        browser.post(f"{V1}/tokens", json={"scope": "read"}, headers={"X-CSRF-Token": _csrf}), 201
+    )
+    bare.cookies.set(SESSION_COOKIE, token["token"])
+    error(bare.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    # a bearer token wins over a cookie sent alongside it
+    both = bare.get(f"{V1}/whoami", headers={"Authorization": f"Bearer {token['token']}"})
+    assert ok(both)["scope"] == "read"
+
+
+UNSAFE = [
+    ("POST", f"{V1}/models/risk.fraud/versions", {}),
+    ("PUT", f"{V1}/models/risk.fraud/tags/team", {"value": "risk"}),
+    ("PATCH", f"{V1}/models/risk.fraud", {"description": "changed"}),
+    ("DELETE", f"{V1}/models/risk.fraud/tags/team", None),
+    (
+        "POST",
+        "/api/2.0/mlflow/registered-models/set-tag",
+        {"name": "risk.fraud", "key": "k", "value": "v"},
+    ),
+]
+
+
+def test_unsafe_requests_with_the_cookie_need_the_csrf_token(
+    browser: TestClient, api: TestClient
+) -> None:
+    _session, csrf = login(browser)
+    other = TestClient(browser.app, raise_server_exceptions=False)
+    _other_session, other_csrf = login(other)  # another session of the same user
+    ok(api.put(f"{V1}/models/risk.fraud/tags/team", json={"value": "before"}))
+    for method, url, body in UNSAFE:
+        for headers in (
+            {},
+            {"X-CSRF-Token": ""},
+            {"X-CSRF-Token": csrf[:-1]},
+            {"X-CSRF-Token": csrf + "x"},
+            {"X-CSRF-Token": other_csrf},
+        ):
+            refused = browser.request(method, url, json=body, headers=headers)
+            assert "CSRF" in error(refused, 403, "PERMISSION_DENIED"), (method, url, headers)
+    model = ok(api.get(f"{V1}/models/risk.fraud"))  # nothing changed
+    assert model["tags"] == {"team": "before"} and model["latest_version"] is None
+    assert model["description"] == ""
+    for method, url, body in UNSAFE:
+        answer = browser.request(method, url, json=body, headers={"X-CSRF-Token": csrf})
+        assert 200 <= answer.status_code < 300, (method, url, answer.text)
+    model = ok(api.get(f"{V1}/models/risk.fraud"))
+    assert model["latest_version"] == 1 and model["description"] == "changed"
+    assert model["tags"] == {"k": "v"}
+    other.close()
+
+
+def test_logout_revokes_the_session(browser: TestClient, api: TestClient) -> None:
+    session, csrf = login(browser)
+    error(browser.post(f"{V1}/logout"), 403, "PERMISSION_DENIED")  # unsafe: CSRF needed
+    ok(browser.get(f"{V1}/whoami"))
+    response = browser.post(f"{V1}/logout", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 204
+    assert (
+        f'{SESSION_COOKIE}=""' in response.headers["set-cookie"]
+        or "Max-Age=0" in response.headers["set-cookie"]
+    )
+    error(browser.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    # the old cookie, replayed, is dead
+    replay = TestClient(browser.app, raise_server_exceptions=False)
+    replay.cookies.set(SESSION_COOKIE, session)
+    error(replay.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    # sessions are not API tokens: alice has none listed
+    listed = ok(api.get(f"{V1}/tokens", params={"all": "true"}))["tokens"]
+    assert [t for t in listed if t["user"] == "alice"] == []
+
+
+def test_sessions_expire_and_die_with_a_disabled_account(
+    browser: TestClient, api: TestClient, app: FastAPI
+) -> None:
+    login(browser)
+    service = app.state.service
+    real_clock = service.clock
+    service.clock = lambda: real_clock() + 12 * 3600 * 1_000_000 + 1
+    try:
+        assert "expired" in error(browser.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    finally:
+        service.clock = real_clock
+    login(browser)
+    ok(api.patch(f"{V1}/users/alice", json={"disabled": True}))
+    error(browser.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    error(
+        browser.post(f"{V1}/login", json={"user": "alice", "password": PASSWORD}),
+        401,
+        "UNAUTHENTICATED",
+    )
+
+
+def test_wrong_passwords_are_refused_alike_and_counted(
+    browser: TestClient, api: TestClient, app: FastAPI
+) -> None:
+    ok(api.post(f"{V1}/users", json={"name": "robot", "service": True}), 201)
+    ok(api.post(f"{V1}/users", json={"name": "tokens-only"}), 201)
+    messages = set()
+    for user, password in (
+        ("alice", PASSWORD + "!"),
+        ("alice", PASSWORD.upper()),
+        ("alice", ""),
+        ("nobody", PASSWORD),
+        ("robot", PASSWORD),
+        ("tokens-only", PASSWORD),
+        ("admin", PASSWORD),
+        ("", PASSWORD),
+    ):
+        answer = browser.post(f"{V1}/login", json={"user": user, "password": password})
+        messages.add(error(answer, 401, "UNAUTHENTICATED"))
+        assert SESSION_COOKIE not in answer.headers.get("set-cookie", "")
+    assert len(messages) == 1  # an unknown user reads like a wrong password
+    # user names are matched without regard to case
+    assert (
+        ok(browser.post(f"{V1}/login", json={"user": "ALICE", "password": PASSWORD}))["user"]
+        == "alice"
+    )
+    # a small limit: the next wrong attempts lock the account (and the source) for a while
+    app.state.limiter = RateLimiter(limit=3, window_s=60)
+    for _ in range(3):
+        error(
+            browser.post(f"{V1}/login", json={"user": "alice", "password": "wrong"}),
+            401,
+            "UNAUTHENTICATED",
+        )
+    locked = browser.post(f"{V1}/login", json={"user": "alice", "password": PASSWORD})
+    error(locked, 429, "REQUEST_LIMIT_EXCEEDED")
+    assert int(locked.headers["Retry-After"]) >= 1
+    # the bodies a login takes are JSON with exactly these fields
+    app.state.limiter = RateLimiter(limit=1000, window_s=60)
+    for body in ({"user": "alice", "password": PASSWORD, "admin": True}, {"user": "alice"}):
+        error(browser.post(f"{V1}/login", json=body), 400, "INVALID_PARAMETER_VALUE")
+    form = browser.post(f"{V1}/login", data={"user": "alice", "password": PASSWORD})
+    assert form.status_code == 415  # a cross-site form cannot log anyone in
+
+
+def test_passwords_are_set_by_admins_or_their_owner_and_never_for_service_accounts(
+    api: TestClient, app: FastAPI
+) -> None:
+    ok(api.post(f"{V1}/users", json={"name": "bob", "password": PASSWORD}), 201)
+    bob = TestClient(app, raise_server_exceptions=False)
+    _session, csrf = login(bob, "bob")
+    # too short, or for a service account: refused
+    error(
+        api.post(f"{V1}/users", json={"name": "eve", "password": "short"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    refused = api.post(f"{V1}/users", json={"name": "robot", "service": True, "password": PASSWORD})
+    assert "service accounts" in error(refused, 400, "INVALID_PARAMETER_VALUE")
+    ok(api.post(f"{V1}/users", json={"name": "robot", "service": True}), 201)
+    error(
+        api.patch(f"{V1}/users/robot", json={"password": PASSWORD}), 400, "INVALID_PARAMETER_VALUE"
+    )
+    error(
+        bob.post(f"{V1}/login", json={"user": "robot", "password": PASSWORD}),
+        401,
+        "UNAUTHENTICATED",
+    )
+    users = {u["name"]: u for u in ok(api.get(f"{V1}/users"))["users"]}
+    assert users["robot"]["has_password"] is False and users["bob"]["has_password"] is True
+    assert "password" not in str(users).replace("has_password", "")
+    with app.state.service.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT password_hash FROM users WHERE name = 'bob'")).scalar()
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    # bob changes his own password (with his session and its CSRF token), not alice's
+    ok(api.post(f"{V1}/users", json={"name": "alice", "password": PASSWORD}), 201)
+    new = "another long password"
+    ok(bob.patch(f"{V1}/users/bob", json={"password": new}, headers={"X-CSRF-Token": csrf}))
+    error(
+        bob.patch(f"{V1}/users/alice", json={"password": new}, headers={"X-CSRF-Token": csrf}),
+        403,
+        "PERMISSION_DENIED",
+    )
+    login(TestClient(app, raise_server_exceptions=False), "bob", new)
+    error(
+        api.post(f"{V1}/login", json={"user": "bob", "password": PASSWORD}), 401, "UNAUTHENTICATED"
+    )
+    login(TestClient(app, raise_server_exceptions=False), "alice", PASSWORD)
+    # an admin's session is the instance ADMIN; a read token cannot turn into one
+    ok(api.patch(f"{V1}/users/admin", json={"password": PASSWORD}))
+    admin = TestClient(app, raise_server_exceptions=False)
+    login(admin, "admin")
+    me = ok(admin.get(f"{V1}/whoami"))
+    assert me["is_admin"] is True and me["scope"] == "admin"
+    ok(admin.get(f"{V1}/users"))
