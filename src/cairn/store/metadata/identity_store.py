@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, or_, select, update
 
 from cairn.domain.access import Grant, Role
 from cairn.errors import AlreadyExists, NotFound
@@ -19,6 +19,25 @@ from cairn.store.metadata.schema import (
 )
 
 U, G, GM, GR, T = users.c, groups.c, group_members.c, grants.c, tokens.c
+
+# The two statements every authenticated request runs, built once (building them costs
+# more than running them on SQLite).
+_TOKEN_BY_HASH = (
+    select(tokens, U.name.label("user_name"), U.is_admin, U.disabled_at)
+    .join(users, U.id == T.user_id)
+    .where(T.secret_hash == bindparam("secret_hash"))
+)
+_GRANTS_OF = select(GR.role, GR.model_id, GR.pattern).where(
+    or_(
+        and_(GR.subject_kind == "user", GR.subject_id == bindparam("user_id")),
+        and_(
+            GR.subject_kind == "group",
+            GR.subject_id.in_(
+                select(GM.group_id).where(GM.user_id == bindparam("user_id")).scalar_subquery()
+            ),
+        ),
+    )
+)
 
 
 def identity_key(name: str) -> str:
@@ -125,11 +144,6 @@ class IdentityStore:
         )
         return bool(result.rowcount)
 
-    def group_ids_of(self, user_id: int) -> list[int]:
-        return [
-            r.group_id for r in self.s.execute(select(GM.group_id).where(GM.user_id == user_id))
-        ]
-
     # -- grants ----------------------------------------------------------------------------
     def put_grant(
         self,
@@ -174,12 +188,7 @@ class IdentityStore:
 
     def grants_of(self, user_id: int) -> tuple[Grant, ...]:
         """Everything a user holds, directly or through their groups."""
-        group_ids = self.group_ids_of(user_id)
-        subject = or_(
-            and_(GR.subject_kind == "user", GR.subject_id == user_id),
-            and_(GR.subject_kind == "group", GR.subject_id.in_(group_ids)),
-        )
-        rows = self.s.execute(select(GR.role, GR.model_id, GR.pattern).where(subject)).all()
+        rows = self.s.execute(_GRANTS_OF, {"user_id": user_id})
         return tuple(Grant(Role[r.role], r.model_id, r.pattern) for r in rows)
 
     def list_grants(
@@ -244,11 +253,7 @@ class IdentityStore:
         return int(row.id)
 
     def token_by_hash(self, secret_hash: str) -> Row[Any] | None:
-        return self.s.execute(
-            select(tokens, U.name.label("user_name"), U.is_admin, U.disabled_at)
-            .join(users, U.id == T.user_id)
-            .where(T.secret_hash == secret_hash)
-        ).first()
+        return self.s.execute(_TOKEN_BY_HASH, {"secret_hash": secret_hash}).first()
 
     def token(self, token_id: int) -> Row[Any] | None:
         return self.s.execute(
