@@ -83,6 +83,23 @@ SELF_SERVICE = {
 # Refusals that are not about who is calling: the same for everyone.
 FIXED_REFUSALS = {"refuse_artifact_writes": 405, "unknown_endpoint": 404}
 
+# Path parameters that are numbers; HUGE fills them beyond what a 64-bit id holds.
+NUMBERED = re.compile(r"\{(version|token_id|policy_id|request_id)\}")
+BIG = "9" * 25
+HUGE = {
+    "version": BIG,
+    "token_id": BIG,
+    "policy_id": BIG,
+    "request_id": BIG,
+    "user": "admin",
+    "member": "admin",
+    "group": "team",
+    "signer": "release",
+    "digest": sha(DATA_B),
+    "upload_id": "0" * 32,
+    "pem": "",
+}
+
 # -- how to call each route ------------------------------------------------------------------
 # Placeholders in braces are filled from the world (the real objects) or its ghosts.
 
@@ -254,7 +271,7 @@ def path_values(path: str, values: dict[str, str]) -> dict[str, str]:
         file_path = "a.bin"
     return {
         "name": name,
-        "version": "1",
+        "version": values.get("version", "1"),
         "key": "k",
         "alias": "champion",
         "digest": values["digest"],
@@ -379,6 +396,7 @@ def build_world(api: TestClient) -> World:
 @dataclass
 class Sweep:
     anonymous: dict[Endpoint, Answer]
+    huge: dict[Endpoint, Answer]  # as the admin, with numbers no 64-bit id can hold
     real: dict[Endpoint, Answer]  # as the grant-less user, on existing objects
     ghost: dict[Endpoint, Answer]  # as the grant-less user, on objects that do not exist
     world: World
@@ -425,6 +443,7 @@ def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         with TestClient(app, raise_server_exceptions=False) as client:
             client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
             world = build_world(client)
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             created = client.post("/api/v1/tokens", json={"user": "dave", "scope": "write"})
             dave = {"Authorization": f"Bearer {_ok(created, 201)['token']}"}
             del client.headers["Authorization"]
@@ -437,6 +456,12 @@ def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 real[e] = send(client, call, dave)
                 ghost_call = build_call(e, world.ghosts)
                 ghost[e] = real[e] if ghost_call == call else send(client, ghost_call, dave)
+            # last: the admin passes every check, so these reach the database
+            huge = {
+                e: send(client, build_call(e, HUGE | {"model": MODEL}), admin)
+                for e in found
+                if NUMBERED.search(e.path)
+            }
     finally:
         app.state.service.db.dispose()
     leaks = {  # what the grant-less user must never see a trace of
@@ -444,7 +469,7 @@ def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         "digest": sha(DATA_A).removeprefix("sha256:"),
         "upload": world.values["upload_id"],
     }
-    return Sweep(anonymous, real, ghost, world, leaks)
+    return Sweep(anonymous, huge, real, ghost, world, leaks)
 
 
 # -- the routes, known at collection time: one app built on a throwaway SQLite file ---------
@@ -499,6 +524,7 @@ def _static() -> Static:
 STATIC = _static()
 ENDPOINTS = STATIC.endpoints
 PROTECTED = [e for e in ENDPOINTS if (e.method, e.path) not in ANONYMOUS_ALLOWED]
+NUMBERED_ENDPOINTS = [e for e in ENDPOINTS if NUMBERED.search(e.path)]
 
 
 def _ids(found: list[Endpoint]) -> list[str]:
@@ -560,6 +586,13 @@ def test_anonymous_calls_are_refused(endpoint: Endpoint, sweep: Sweep) -> None:
     assert answer.status == 401, f"{endpoint.label}: {answer.status} {answer.text}"
     if endpoint.method != "HEAD":
         assert answer.error_code == "UNAUTHENTICATED", answer.text
+
+
+@pytest.mark.parametrize("endpoint", NUMBERED_ENDPOINTS, ids=_ids(NUMBERED_ENDPOINTS))
+def test_out_of_range_numbers_are_not_server_errors(endpoint: Endpoint, sweep: Sweep) -> None:
+    """Ids are 64-bit in the database; a larger one must be refused before it gets there."""
+    answer = sweep.huge[endpoint]
+    assert answer.status < 500, f"{endpoint.label}: {answer.status} {answer.text}"
 
 
 @pytest.mark.parametrize("endpoint", PROTECTED, ids=_ids(PROTECTED))

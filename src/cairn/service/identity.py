@@ -521,6 +521,8 @@ class IdentityService(ServiceBase):
         )
 
     def revoke_token(self, actor: Actor, token_id: int) -> None:
+        if isinstance(token_id, bool) or not 1 <= token_id < 1 << 63:  # 64-bit ids
+            raise NotFound(f"token {token_id} does not exist")
         now = self.clock()
 
         def run(s: Tx) -> None:

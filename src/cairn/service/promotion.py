@@ -448,5 +448,6 @@ def _require_pending(row: Any, done: str) -> None:
 
 
 def _check_id(kind: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidParameter(f"{kind} must be a positive integer; got {value!r}")
+    # ids are 64-bit in the database: a larger number would fail there (500), not here
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 1 << 63:
+        raise InvalidParameter(f"{kind} must be a positive 64-bit integer; got {value!r}")
