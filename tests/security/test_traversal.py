@@ -44,7 +44,6 @@ CANARY_SHA = hashlib.sha256(CANARY).hexdigest()
 DATA = b"the only file of m v1\n"
 DATA_DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()
 
-GAP = "gap (reported to the lead): "
 
 # Hostile paths as a client sends them in JSON: the text is the path itself.
 PATHS = {
@@ -70,11 +69,6 @@ LOOKALIKES = {
     "one-dot-leader": "\u2024\u2024/\u2024\u2024/canary.txt",
     "division-slash": "..\u2215..\u2215canary.txt",
 }
-LOOKALIKE_GAP = pytest.mark.xfail(
-    strict=True,
-    reason=GAP + "domain/paths.py accepts Unicode look-alikes of '.' and '/' in file paths",
-)
-
 # The same attacks as they travel in a URL path: raw text, one or two rounds of
 # percent-encoding, and UTF-8 percent-encoding for the look-alikes (as browsers send them).
 URL_PATHS = {
@@ -226,7 +220,6 @@ def test_a_manifest_path_that_escapes_is_refused(
     assert snapshot(api) == registry
 
 
-@LOOKALIKE_GAP
 @pytest.mark.parametrize("route", ["create", "import"])
 def test_a_manifest_path_with_lookalikes_of_dots_and_slashes_is_refused(
     api: TestClient, registry: Any, route: str
@@ -280,11 +273,6 @@ def test_an_artifact_listing_outside_the_tree_is_refused(api: TestClient, regist
     assert snapshot(api) == registry
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=GAP + "api/mlflow/artifacts.py lists a folder of a version without validating "
-    "it, so '../..' or a NUL answers an empty listing (200) instead of a 400",
-)
 def test_an_artifact_listing_of_a_hostile_folder_is_a_400(api: TestClient, registry: Any) -> None:
     for kind, folder in PATHS.items():
         if kind == "absolute":  # its '/' is the one after the version: a folder of m v1
@@ -424,7 +412,7 @@ def _revealed(text: str) -> bool:
     "path",
     [
         *(PATHS[k] for k in ("plain", "backslash", "absolute", "windows-drive", "nul")),
-        pytest.param(LOOKALIKES["fullwidth"], marks=LOOKALIKE_GAP),
+        LOOKALIKES["fullwidth"],
     ],
 )
 def test_importing_an_export_with_a_hostile_file_path_imports_nothing_ready(
@@ -442,11 +430,6 @@ def test_importing_an_export_with_a_hostile_file_path_imports_nothing_ready(
     assert snapshot(api)["m"] == registry["m"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=GAP + "client/archive.py builds a blob's path from an unvalidated "
-    "digest, so 'sha256:../../canary.txt' makes the importer read a file outside the export",
-)
 def test_importing_an_export_whose_digest_escapes_reads_nothing_outside_it(
     client: BaseClient, api: TestClient, registry: Any, tmp_path: Path
 ) -> None:
@@ -464,11 +447,6 @@ def test_importing_an_export_whose_digest_escapes_reads_nothing_outside_it(
     assert not [v for v in _imported(api) if v["status"] == "READY"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=GAP + "client/archive_import.py follows a blob that is a symlink out "
-    "of the export folder (uploading, or recording the size of, the file it points to)",
-)
 @pytest.mark.parametrize("digest_matches", [True, False])
 def test_importing_an_export_whose_blob_links_outside_it_is_refused(
     client: BaseClient,
@@ -536,11 +514,6 @@ def test_a_pull_never_writes_outside_its_folder(
         assert written.resolve().is_relative_to((tmp_path / "pulled").resolve())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=GAP + "client/transfer.py BlobCache.path trusts the server's digest, "
-    "so 'sha256:../../x' reads and writes files outside the download cache",
-)
 def test_a_pull_with_a_hostile_digest_touches_nothing_outside_the_cache(
     api: TestClient, registry: Any, tmp_path: Path, canary: Path
 ) -> None:

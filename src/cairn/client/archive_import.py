@@ -181,6 +181,12 @@ class ArchiveImporter:
         from a metadata-only export."""
         path = blob_path(self.root, digest)
         if digest not in self._verified:
+            if path.is_symlink() or (
+                path.exists() and not path.resolve().is_relative_to(self.root.resolve())
+            ):
+                link = f"blob {digest} in the export is a link; an export holds plain files"
+                self._verified[digest] = link
+                return link, None
             if not path.is_file():
                 problem = (
                     None if self.metadata_only else f"blob {digest} is missing from the export"

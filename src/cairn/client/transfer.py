@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cairn.domain.digests import validate_digest
 from cairn.domain.models import FileEntry
 from cairn.domain.paths import validate_file_path
 from cairn.errors import DataCorrupted, InvalidParameter
@@ -117,6 +118,7 @@ class BlobCache:
         self.root = root or default_cache_dir()
 
     def path(self, digest: str) -> Path:
+        validate_digest(digest)  # from a server or an export folder: never a path of its own
         hexdigest = digest.removeprefix("sha256:")
         return self.root / "blobs" / "sha256" / hexdigest[:2] / hexdigest
 

@@ -40,6 +40,33 @@ _SEMVER_RE = re.compile(
 )
 
 
+# Unicode's Default_Ignorable_Code_Point ranges: characters that render as nothing (some are
+# letters or combining marks, so the category checks below would let them through).
+_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def _ignorable(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _IGNORABLE)
+
+
 def _describe(ch: str) -> str:
     return f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"
 
@@ -65,6 +92,10 @@ def validate_model_name(name: object) -> str:
             raise InvalidParameter(
                 f"model name {name!r} contains {ch!r}, which would break models:/ URIs; "
                 "use letters, digits, '.', '_', '-' and single spaces"
+            )
+        if _ignorable(ch):
+            raise InvalidParameter(
+                f"model name {name!r} contains the invisible character {_describe(ch)}"
             )
         if ch == " " or ch in _PUNCT or ch.isalnum():
             continue

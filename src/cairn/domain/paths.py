@@ -19,6 +19,8 @@ from cairn.errors import InvalidParameter
 MAX_PATH_LENGTH = 1024
 MAX_SEGMENT_LENGTH = 255
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Slashes that NFKC keeps but that Windows' best-fit code pages (and eyes) take for / or \
+_SLASH_LOOKALIKES = frozenset("\u2044\u2215\u2216\u29f5\u29f8\u29f9\ufe68\uff0f\uff3c")
 
 
 def _fixed_point(value: str) -> str:
@@ -42,22 +44,36 @@ def validate_file_path(path: object) -> str:
     for ch in path:
         if unicodedata.category(ch)[0] == "C":
             raise InvalidParameter(f"file path {path!r} contains a control character")
+    for ch in path:
+        if ch in _SLASH_LOOKALIKES:
+            raise InvalidParameter(
+                f"file path {path!r} contains U+{ord(ch):04X} "
+                f"({unicodedata.name(ch, 'unnamed')}), which passes for a slash; use '/'"
+            )
+    _check_structure(path, path)
+    folded = unicodedata.normalize("NFKC", path)
+    if folded != path:  # fullwidth '.' and '/' (U+FF0E, U+FF0F) are '../' once normalised
+        _check_structure(folded, path)
+    return path
+
+
+def _check_structure(path: str, shown: str) -> None:
     if "\\" in path:
-        raise InvalidParameter(f"file path {path!r} contains a backslash; use '/'")
+        raise InvalidParameter(f"file path {shown!r} contains a backslash; use '/'")
     if path.startswith("/") or _DRIVE.match(path):
-        raise InvalidParameter(f"file path {path!r} is absolute; paths are relative")
+        raise InvalidParameter(f"file path {shown!r} is absolute; paths are relative")
     if "#" in path or "?" in path:
-        raise InvalidParameter(f"file path {path!r} contains '#' or '?'")
+        raise InvalidParameter(f"file path {shown!r} contains '#' or '?'")
     for segment in path.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidParameter(
-                f"file path {path!r} has an empty, '.' or '..' segment; write it normalised"
+                f"file path {shown!r} has an empty, '.' or '..' segment (or a look-alike of "
+                "'.' or '/'); write it normalised"
             )
         if len(segment) > MAX_SEGMENT_LENGTH:
-            raise InvalidParameter(f"file path {path!r} has a segment over 255 characters")
+            raise InvalidParameter(f"file path {shown!r} has a segment over 255 characters")
         if segment != segment.strip():
-            raise InvalidParameter(f"file path {path!r} has a segment with outer white space")
-    return path
+            raise InvalidParameter(f"file path {shown!r} has a segment with outer white space")
 
 
 def validate_manifest(files: Sequence[FileEntry], max_files: int) -> tuple[FileEntry, ...]:

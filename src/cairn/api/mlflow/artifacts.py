@@ -28,6 +28,7 @@ from cairn.api.deps import Caller, Service, json
 from cairn.api.errors import error_response
 from cairn.api.v1.artifacts import DOWNLOAD_HEADERS
 from cairn.domain.models import Actor, ModelVersion
+from cairn.domain.paths import validate_file_path
 from cairn.domain.uris import parse_model_uri
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
@@ -91,6 +92,8 @@ def _locate(path: str) -> tuple[str, str, str]:
 def list_artifacts(service: Service, actor: Caller, path: str = "") -> JSONResponse:
     """One directory level of a version's manifest: ``{"files": [{path, is_dir, file_size}]}``."""
     name, version, folder = _locate(path)
+    if folder:
+        validate_file_path(folder)
     prefix = f"{folder}/" if folder else ""
     entries: dict[str, dict[str, Any]] = {}
     for entry in service.list_files(actor, name, version):

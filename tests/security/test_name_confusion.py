@@ -56,11 +56,6 @@ IGNORABLES = {
     "hangul-choseong-filler": "fraud\u115f",
     "hangul-jungseong-filler": "fraud\u1160",
 }
-IGNORABLE_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="gap (reported to the lead): domain/names.py accepts default-ignorable "
-    "characters (CGJ, variation selectors, Hangul fillers) that render as nothing",
-)
 
 
 def models(api: TestClient) -> list[str]:
@@ -127,7 +122,6 @@ def test_a_name_with_an_invisible_character_is_refused(
     assert models(api) == existing
 
 
-@IGNORABLE_GAP
 def test_a_name_with_a_default_ignorable_character_is_refused(
     api: TestClient, existing: list[str]
 ) -> None:
