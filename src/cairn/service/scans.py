@@ -213,10 +213,22 @@ class ScansService(ServiceBase):
         for digest, size in unscanned:
             self._scan_blob(digest, size)
 
-    def _scan_stored(self, files: Sequence[FileEntry]) -> None:
+    def _scan_stored(self, files: Sequence[FileEntry], actor: Actor | None = None) -> None:
         """Scan those of a manifest's blobs that are already stored (a version created READY
-        at once), before the transaction that creates it."""
-        present = self.db.read(lambda s: BlobIndexStore(s).present(files))
+        at once), before the transaction that creates it.
+
+        For ``actor``, only blobs they could read count as stored (as in that transaction):
+        neither a scan nor a wrong declared size may tell them someone else holds the bytes.
+        """
+
+        def stored(s: Tx) -> set[str]:
+            index = BlobIndexStore(s)
+            present = index.present(files, check_sizes=False)
+            readable = None if actor is None else actor.readable()
+            visible = present if readable is None else index.reachable(present, readable)
+            return index.present([f for f in files if f.digest in visible])
+
+        present = self.db.read(stored)
         for f in {f.digest: f for f in files if f.digest in present}.values():
             self._scan_blob(f.digest, f.size)
 

@@ -80,7 +80,8 @@ class VersionsService(ScansService):
                 f"{self.limits.max_file_bytes} bytes"
             )
         spec = replace(spec, files=files)
-        self._scan_stored(files)  # reads bytes: before the transaction that may make it READY
+        # reads bytes: before the transaction that may make it READY
+        self._scan_stored(files, actor)
 
         def run(s: Tx) -> ModelVersion:
             now = self.clock()
