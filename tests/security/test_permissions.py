@@ -598,8 +598,15 @@ def test_import_routes_are_admin_only(world: World) -> None:
 
 def test_dedup_does_not_tell_who_else_holds_the_bytes(world: World) -> None:
     """dave may write ``lab.*`` and cannot read risk.fraud, whose v1 stores DATA."""
-    world.grant("user:dave", "WRITE", pattern="lab.*")
     dave = world.as_("dave")
+    # a manifest naming stored bytes with a wrong size, on a model dave may not write:
+    # "not found", the same as for no model at all, and not a word about the bytes
+    claim = {"files": [{"path": "w.bin", "size": 3, "digest": sha(DATA)}]}
+    for name in (FRAUD, "risk.ghost"):
+        answer = dave("POST", f"{V1}/models/{name}/versions", json=claim)
+        assert answer.status_code == 404, answer.text
+        assert "bytes" not in answer.json()["message"]
+    world.grant("user:dave", "WRITE", pattern="lab.*")
     ok(dave("POST", f"{V1}/models", json={"name": "lab.copy"}), 201)
     entry = {"path": "w.bin", "size": len(DATA), "digest": sha(DATA)}
     made = ok(dave("POST", f"{V1}/models/lab.copy/versions", json={"files": [entry]}), 201)
