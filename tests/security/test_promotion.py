@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.models import FileEntry, VersionSpec
@@ -270,8 +270,17 @@ def test_alias_never_moves_while_a_check_fails_even_after_approval(
     assert alias_of(svc, "risk.fraud", "production") == 1
 
 
+def forget_scan(svc: RegistryService, version: int) -> None:
+    """As for a version made before scanning existed: no verdict recorded."""
+    vid = version_id(svc, "risk.fraud", version)
+    svc.db.write(
+        lambda s: s.execute(delete(version_scans).where(version_scans.c.version_id == vid))
+    )
+
+
 def test_scan_gate(svc: RegistryService) -> None:
     svc.set_policy(SYSTEM, "risk.fraud", "*", require_clean_scan=True)
+    forget_scan(svc, 1)
     with pytest.raises(Conflict, match="has not been scanned"):
         svc.promote(ALICE, "risk.fraud", 1, "production")
     set_scan(svc, 1, "flagged")

@@ -312,23 +312,21 @@ def test_failed_tokens_are_limited_per_source(
         refused(attacker.get(f"{V1}/whoami", headers=bearer(good)), 429)
 
 
-def test_failed_tokens_are_limited_per_token_prefix(
+def test_guesses_at_a_token_prefix_do_not_lock_the_token_out(
     api: TestClient, app: FastAPI, clock: FakeClock
 ) -> None:
-    """Guesses at one token from many sources count against that token's prefix."""
+    """Prefixes are public (listings, the audit log): failures count per source, so guesses
+    against a prefix from many sources block those sources, never the real token."""
     good = new_user(api, "alice")
     guess = good[:-1] + ("0" if good[-1] != "0" else "1")
     app.state.limiter = auth.RateLimiter(limit=5, window_s=60)
     for i in range(5):
         with client_at(app, f"10.0.1.{i}") as source:
-            refused(source.get(f"{V1}/whoami", headers=bearer(guess)))
-    with client_at(app, "10.0.2.1") as fresh:
-        refused(fresh.get(f"{V1}/whoami", headers=bearer(guess)), 429)
-        other = ok(api.post(f"{V1}/tokens", json={"user": "alice"}), 201)["token"]
-        ok(fresh.get(f"{V1}/whoami", headers=bearer(other)))  # alice's other tokens work
-        clock.now += 61
-        refused(fresh.get(f"{V1}/whoami", headers=bearer(guess)))
-        ok(fresh.get(f"{V1}/whoami", headers=bearer(good)))
+            for _ in range(5):
+                refused(source.get(f"{V1}/whoami", headers=bearer(guess)))
+            refused(source.get(f"{V1}/whoami", headers=bearer(guess)), 429)
+    with client_at(app, "10.0.2.1") as owner:
+        assert ok(owner.get(f"{V1}/whoami", headers=bearer(good)))["user"] == "alice"
 
 
 def test_failed_logins_are_limited_per_account(

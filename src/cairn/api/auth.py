@@ -5,7 +5,7 @@ MLflow client sends ``MLFLOW_TRACKING_TOKEN`` this way), ``Authorization: Basic`
 password is a token (MLflow's ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``), or the UI's
 session cookie, whose unsafe requests must carry the session's CSRF token in
 ``X-CSRF-Token``. Tokens in query strings are refused. Failed attempts are limited per
-client address and per presented account/token prefix (429 with ``Retry-After``).
+client address (tokens) and per address and account (logins): 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ def authenticate(request: Request) -> Actor:
     if found is None:
         raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
     kind, secret = found
-    keys = (f"ip:{client}", f"token:{tokens.display_prefix(secret)}")
+    # per source only: token prefixes are not secret (listings, the audit log), so counting
+    # per prefix would let anyone lock a real token out by guessing against its prefix
+    keys = (f"ip:{client}",)
     limiter.check(*keys)
     try:
         if kind == "session":
