@@ -33,11 +33,6 @@ def read(store: BlobStore, digest: str, start: int = 0, end: int | None = None) 
     return b"".join(store.open(digest, start, end))
 
 
-def never_iterated() -> Iterator[bytes]:
-    raise AssertionError("the chunks were read")
-    yield b""  # pragma: no cover
-
-
 def interrupted(data: bytes, after: int) -> Iterator[bytes]:
     """The first ``after`` bytes of ``data``, then the client goes away."""
     yield from chunked(data[:after], 1000)
@@ -96,10 +91,17 @@ def test_reads_come_in_bounded_chunks(blob_store: BlobStore) -> None:
     assert b"".join(chunks) == data
 
 
-def test_second_put_returns_false_without_reading(blob_store: BlobStore, harness: Harness) -> None:
+def test_second_put_verifies_the_bytes_and_returns_false(
+    blob_store: BlobStore, harness: Harness
+) -> None:
+    """A put of stored bytes still reads and checks what was sent: an upload is how a
+    caller who may not see the existing copy proves it holds them (docs/security.md)."""
     assert blob_store.put(DIGEST, len(DATA), [DATA]) is True
-    assert blob_store.put(DIGEST, len(DATA), never_iterated()) is False
+    assert blob_store.put(DIGEST, len(DATA), [DATA]) is False
+    with pytest.raises(InvalidParameter):
+        blob_store.put(DIGEST, len(DATA), [b"x" * len(DATA)])
     assert harness.stored() == [blob_key(DIGEST)]
+    assert read(blob_store, DIGEST) == DATA
 
 
 def test_empty_blob(blob_store: BlobStore) -> None:
