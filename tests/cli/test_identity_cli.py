@@ -166,7 +166,7 @@ def test_token_for_another_user_and_errors_on_one_line(live_server: str) -> None
     assert isinstance(made, dict) and made["user"] == "carol"
     me = json.loads(ok(live_server, "--token", made["token"], "whoami", "--json").stdout)
     assert me["user"] == "carol" and me["grants"] == [
-        {"role": "READ", "model_id": None, "pattern": "*"}
+        {"role": "READ", "model_id": None, "model": None, "pattern": "*"}
     ]
     proc = subprocess.run(
         [sys.executable, "-m", "cairn.cli", "--uri", live_server, "--token", made["token"], *LIST],

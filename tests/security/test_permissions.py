@@ -466,7 +466,7 @@ def test_creator_role_none_gives_the_creator_nothing(
             w.grant("user:alice", "WRITE", pattern="lab.*")
             ok(w.call("alice", "POST", f"{V1}/models", json={"name": "lab.x"}), 201)
             assert ok(w.call("alice", "GET", f"{V1}/whoami"))["grants"] == [
-                {"role": "WRITE", "model_id": None, "pattern": "lab.*"}
+                {"role": "WRITE", "model_id": None, "model": None, "pattern": "lab.*"}
             ]
             ok(w.call("alice", "GET", f"{V1}/models/lab.x"))  # the pattern lets her read
             assert w.call("alice", "DELETE", f"{V1}/models/lab.x").status_code == 403

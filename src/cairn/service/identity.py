@@ -23,6 +23,7 @@ from cairn.service.base import ServiceBase
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
+from cairn.store.metadata.models_store import ModelStore
 
 US = 1_000_000
 SESSION_SECONDS = 12 * 3600
@@ -202,12 +203,24 @@ class IdentityService(ServiceBase):
         return self.db.write(run)
 
     def whoami(self, actor: Actor) -> dict[str, Any]:
+        """The caller, their token's scope and what they hold (model grants by name)."""
+        ids = sorted({g.model_id for g in actor.grants if g.model_id is not None})
+
+        def names_of(s: Tx) -> dict[int, str]:
+            return {i: ModelStore(s).get_by_id(i).name for i in ids}
+
+        model_names = self.db.read(names_of) if ids else {}
         return {
             "user": actor.name,
             "is_admin": actor.admin,
             "scope": actor.scope.value,
             "grants": [
-                {"role": g.role.name, "model_id": g.model_id, "pattern": g.pattern}
+                {
+                    "role": g.role.name,
+                    "model_id": g.model_id,
+                    "model": None if g.model_id is None else model_names.get(g.model_id),
+                    "pattern": g.pattern,
+                }
                 for g in actor.grants
             ],
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.auth import SESSION_COOKIE, RateLimiter
@@ -52,7 +52,7 @@ class GrantSet(_Body):
 class TokenCreate(_Body):
     name: str = ""
     scope: Literal["read", "write", "admin"] = "read"
-    expires_days: int | None = Field(90, description="null: never expires")
+    expires_days: StrictInt | None = Field(90, description="null: never expires")
     user: str | None = Field(None, description="another account's token (ADMIN only)")
 
 
