@@ -68,6 +68,11 @@ def server(
         f"Cairn on http://{settings.host}:{settings.port} (data: {settings.data_dir.resolve()}, "
         f"metadata: {settings.resolved_backend_uri().split('@')[-1]}, workers: {settings.workers})"
     )
+    if settings.host in ("0.0.0.0", "::", "[::]") and not settings.allowed_hosts:  # noqa: S104
+        message(
+            "answering only Host: localhost/127.0.0.1/::1; set CAIRN_ALLOWED_HOSTS to the names "
+            "clients use to reach this server (docs/security.md#http-hardening)"
+        )
     uvicorn.run(
         "cairn.app:create_app_from_env",
         factory=True,
