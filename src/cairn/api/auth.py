@@ -16,7 +16,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Annotated
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 
 from fastapi import Depends, Request
 
@@ -57,6 +59,17 @@ class RateLimiter:
                     error = RateLimited(f"too many failed authentications; try again in {wait} s")
                     error.retry_after = wait  # type: ignore[attr-defined]
                     raise error
+
+    @contextmanager
+    def guard(self, *keys: str, denial: Mapping[str, Any]) -> Iterator[None]:
+        """Refuse (429) if ``keys`` failed too often; count an Unauthenticated raised inside
+        against them and re-raise it carrying ``denial`` (what the audit log records)."""
+        self.check(*keys)
+        try:
+            yield
+        except Unauthenticated as exc:
+            self.fail(*keys)
+            raise Unauthenticated(exc.message, denial=denial) from None
 
     def fail(self, *keys: str) -> None:
         now = time.monotonic()
@@ -121,23 +134,15 @@ def authenticate(request: Request) -> Actor:
     kind, secret = found
     # per source only: token prefixes are not secret (listings, the audit log), so counting
     # per prefix would let anyone lock a real token out by guessing against its prefix
-    keys = (f"ip:{client}",)
-    limiter.check(*keys)
-    try:
+    denial = {"action": "authenticate", "target": tokens.display_prefix(secret)}
+    with limiter.guard(f"ip:{client}", denial=denial):
         if kind == "session":
             csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
             actor = service.authenticate_session(secret, csrf, request_id=request_id, client=client)
         else:
             actor = service.authenticate(secret, request_id=request_id, client=client)
-    except Unauthenticated as exc:
-        limiter.fail(*keys)
-        raise Unauthenticated(
-            exc.message,
-            denial={"action": "authenticate", "target": tokens.display_prefix(secret)},
-        ) from None
     request.state.actor = actor
     return actor
 
 
-Authenticated = Annotated[Actor, Depends(authenticate)]
 AUTHENTICATED = [Depends(authenticate)]

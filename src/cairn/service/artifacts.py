@@ -21,7 +21,7 @@ from cairn.domain.models import Actor, FileEntry, ModelVersion, VersionStatus
 from cairn.domain.paths import validate_file_path
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, DataCorrupted, InvalidParameter, NotFound
-from cairn.service.base import require
+from cairn.service.base import authorize
 from cairn.service.scans import ScansService
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
@@ -269,15 +269,14 @@ class ArtifactsService(ScansService):
 
         def run(s: Tx) -> Any:
             upload = BlobIndexStore(s).get_upload(upload_id)
+            model = None
             if upload is not None:
-                model = ModelStore(s).get_by_id(
-                    VersionStore(s).get_by_id(upload.version_id).model_id
-                )
-                if model.deleted_at is None and actor.allows(Role.WRITE, model.id, model.name_key):
-                    return upload
-                if actor.allows(Role.READ, model.id, model.name_key):
-                    require(actor, Role.WRITE, model, "upload")
-            raise NotFound(f"upload {upload_id!r} does not exist (finished, aborted or expired)")
+                version = VersionStore(s).get_by_id(upload.version_id)
+                model = ModelStore(s).get_by_id(version.model_id)
+                model = None if model.deleted_at is not None else model
+            missing = f"upload {upload_id!r} does not exist (finished, aborted or expired)"
+            authorize(actor, model, Role.WRITE, "upload", missing)
+            return upload
 
         return self.db.read(run)
 

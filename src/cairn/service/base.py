@@ -58,10 +58,7 @@ class ServiceBase:
         (not found), so names do not leak; one who may read it but not ``role`` is denied.
         """
         row = ModelStore(s).find_live(name, lock=lock)
-        if row is None or not actor.allows(Role.READ, row.id, row.name_key):
-            denial = None if row is None else _denial(action, row)
-            raise NotFound(f"registered model {name!r} does not exist", denial=denial)
-        require(actor, role, row, action)
+        authorize(actor, row, role, action, f"registered model {name!r} does not exist")
         return row
 
     @staticmethod
@@ -105,6 +102,14 @@ class ServiceBase:
             before=before,
             after=after,
         )
+
+
+def authorize(actor: Actor, row: Any, role: Role, action: str, missing: str) -> None:
+    """Refuse unless the caller holds ``role`` on the live model ``row`` (None: there is
+    none). One who may not read it hears ``missing`` (not found) whether it exists or not."""
+    if row is None or not actor.allows(Role.READ, row.id, row.name_key):
+        raise NotFound(missing, denial=None if row is None else _denial(action, row))
+    require(actor, role, row, action)
 
 
 def require(actor: Actor, role: Role, row: Any, action: str) -> None:

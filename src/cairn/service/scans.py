@@ -220,15 +220,10 @@ class ScansService(ServiceBase):
         For ``actor``, only blobs they could read count as stored (as in that transaction):
         neither a scan nor a wrong declared size may tell them someone else holds the bytes.
         """
-
-        def stored(s: Tx) -> set[str]:
-            index = BlobIndexStore(s)
-            present = index.present(files, check_sizes=False)
-            readable = None if actor is None else actor.readable()
-            visible = present if readable is None else index.reachable(present, readable)
-            return index.present([f for f in files if f.digest in visible])
-
-        present = self.db.read(stored)
+        if not files:
+            return
+        readable = None if actor is None else actor.readable()
+        present, _ = self.db.read(lambda s: BlobIndexStore(s).present_for(files, readable))
         for f in {f.digest: f for f in files if f.digest in present}.values():
             self._scan_blob(f.digest, f.size)
 

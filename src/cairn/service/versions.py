@@ -97,14 +97,9 @@ class VersionsService(ScansService):
             number = models.allocate_version(model.id, now)
             digests = {f.digest for f in spec.files}
             index = BlobIndexStore(s)
-            present = index.present(spec.files, lock=True, check_sizes=False)
-            readable = actor.readable()
             # stored bytes count only if the caller could read them anyway: otherwise the
             # answer would tell them someone else holds that content (they upload it instead)
-            owed = set() if readable is None else present - index.reachable(present, readable)
-            present -= owed
-            # a wrong declared size is refused only where the caller may know the right one
-            index.present([f for f in spec.files if f.digest in present])
+            present, owed = index.present_for(spec.files, actor.readable(), lock=True)
             status = VersionStatus.READY if present >= digests else VersionStatus.PENDING
             version_id = VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             index.add_claims(version_id, owed)

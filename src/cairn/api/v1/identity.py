@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 
 from cairn.api.auth import SESSION_COOKIE, RateLimiter
 from cairn.api.deps import Caller, Service, json
-from cairn.errors import Unauthenticated
 
 public = APIRouter(tags=["identity"])  # login only: the one route without a caller
 router = APIRouter(tags=["identity"])
@@ -63,14 +62,8 @@ def login(body: Login, request: Request, service: Service) -> JSONResponse:
     limiter: RateLimiter = request.app.state.limiter
     client = request.client.host if request.client else "unknown"
     keys = (f"ip:{client}", f"user:{body.user.casefold()}")
-    limiter.check(*keys)
-    try:
+    with limiter.guard(*keys, denial={"action": "login", "target": body.user[:128]}):
         session = service.login(body.user, body.password)
-    except Unauthenticated as exc:
-        limiter.fail(*keys)
-        raise Unauthenticated(
-            exc.message, denial={"action": "login", "target": body.user[:128]}
-        ) from None
     response = json({k: session[k] for k in ("user", "csrf_token", "expires_in")}, status=200)
     response.set_cookie(
         SESSION_COOKIE,

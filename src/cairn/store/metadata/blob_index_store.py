@@ -40,31 +40,40 @@ class BlobIndexStore:
     def __init__(self, session: Connection) -> None:
         self.s = session
 
-    def present(
-        self, files: Iterable[FileEntry], *, lock: bool = False, check_sizes: bool = True
-    ) -> set[str]:
+    def present(self, files: Iterable[FileEntry], *, lock: bool = False) -> set[str]:
         """Digests of ``files`` that are stored, not known corrupt, and of the declared size.
 
         A declared size that contradicts a stored blob of that digest is refused: the
-        digest fixes the content, so the manifest is wrong. ``check_sizes=False`` leaves
-        that to the caller (who may not be allowed to learn the stored size).
+        digest fixes the content, so the manifest is wrong.
         """
-        sizes = {f.digest: f.size for f in files}
-        if not sizes:
-            return set()
+        stored = self._stored(files, lock=lock)
+        _check_sizes(files, stored)
+        return set(stored)
+
+    def present_for(
+        self, files: Iterable[FileEntry], readable: ReadFilter | None, *, lock: bool = False
+    ) -> tuple[set[str], set[str]]:
+        """``present`` as a caller who may read ``readable`` (None: everything) may see it:
+        (present, owed). Stored bytes that no READY version the caller may read uses are
+        ``owed``: the caller uploads them like anyone else, and learns neither that they
+        exist nor their size (sizes are checked only for what is present to them)."""
+        stored = self._stored(files, lock=lock)
+        owed = set() if readable is None else set(stored) - self.reachable(stored, readable)
+        visible = {d: size for d, size in stored.items() if d not in owed}
+        _check_sizes(files, visible)
+        return set(visible), owed
+
+    def _stored(self, files: Iterable[FileEntry], *, lock: bool) -> dict[str, int]:
+        """Stored, not known corrupt: digest -> stored size, for the digests of ``files``."""
+        digests = sorted({f.digest for f in files})
+        if not digests:
+            return {}
         query = select(B.c.digest, B.c.size).where(
-            B.c.digest.in_(sorted(sizes)), B.c.corrupt_at.is_(None)
+            B.c.digest.in_(digests), B.c.corrupt_at.is_(None)
         )
         if lock:
             query = query.with_for_update(read=True)
-        found = set()
-        for digest, size in self.s.execute(query):
-            if check_sizes and int(size) != sizes[digest]:
-                raise InvalidParameter(
-                    f"{digest} is {size} bytes, not {sizes[digest]} as the manifest declares"
-                )
-            found.add(digest)
-        return found
+        return {digest: int(size) for digest, size in self.s.execute(query)}
 
     def record(self, digest: str, size: int, now: int) -> None:
         dialect = self.s.dialect.name
@@ -236,3 +245,12 @@ class BlobIndexStore:
 
     def stale_uploads(self, created_before: int) -> list[Row[Any]]:
         return list(self.s.execute(select(U).where(U.c.created_at < created_before)))
+
+
+def _check_sizes(files: Iterable[FileEntry], stored: dict[str, int]) -> None:
+    for f in files:
+        size = stored.get(f.digest)
+        if size is not None and size != f.size:
+            raise InvalidParameter(
+                f"{f.digest} is {size} bytes, not {f.size} as the manifest declares"
+            )
