@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cairn.errors import CairnError, Conflict, InvalidParameter, NotFound, Unavailable
+from cairn.errors import (
+    CairnError,
+    Conflict,
+    DataCorrupted,
+    InvalidParameter,
+    NotFound,
+    Unavailable,
+)
 from cairn.store.blobs import BlobInfo, BlobStore, UploadStatus
 from cairn.store.blobs.layout import blob_key
 
@@ -345,6 +352,42 @@ def test_verify_detects_a_corrupted_blob(blob_store: BlobStore, harness: Harness
     assert blob_store.verify(DIGEST) is True
     harness.corrupt(blob_key(DIGEST))
     assert blob_store.verify(DIGEST) is False
+
+
+def read_verified(store: BlobStore, digest: str) -> tuple[bytes, Exception | None]:
+    """What a reader of ``open_verified`` receives, and the error that ended it, if any."""
+    received = bytearray()
+    try:
+        for chunk in store.open_verified(digest):
+            received += chunk
+    except CairnError as exc:
+        return bytes(received), exc
+    return bytes(received), None
+
+
+def test_open_verified_streams_intact_bytes(blob_store: BlobStore) -> None:
+    data = random.Random(7).randbytes(3 * MiB + 17)
+    blob_store.put(digest_of(data), len(data), chunked(data))
+    for _ in range(2):  # fresh from the upload, then again (a backend may remember it)
+        assert read_verified(blob_store, digest_of(data)) == (data, None)
+    with pytest.raises(NotFound, match=MISSING):
+        blob_store.open_verified(MISSING)  # raised by the call, not by the first next()
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["after-put", "after-a-read"])
+def test_open_verified_never_completes_corrupt_bytes(
+    blob_store: BlobStore, harness: Harness, read_first: bool
+) -> None:
+    data = random.Random(8).randbytes(3 * MiB + 17)
+    digest = digest_of(data)
+    blob_store.put(digest, len(data), chunked(data))
+    if read_first:  # a verified read: the local store remembers the file as intact
+        assert read_verified(blob_store, digest) == (data, None)
+    harness.corrupt(blob_key(digest))
+    received, error = read_verified(blob_store, digest)
+    assert isinstance(error, DataCorrupted)
+    assert len(received) < len(data)  # the last chunk was held back
+    assert blob_store.verify(digest) is False
 
 
 MISSING = digest_of(b"never stored")

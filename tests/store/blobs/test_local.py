@@ -171,3 +171,46 @@ def test_presigning_is_not_offered_but_arguments_are_checked(store: LocalBlobSto
     assert store.presign_upload("0" * 32, 60) is None
     with pytest.raises(InvalidParameter):
         store.presign_upload("0" * 32, 0)
+
+
+class CountingSha256:
+    """hashlib with a count of the sha256 objects made through it."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def sha256(self) -> hashlib._Hash:
+        self.made += 1
+        return hashlib.sha256()
+
+
+def test_a_blob_verified_once_is_not_rehashed_until_its_file_changes(
+    store: LocalBlobStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cairn.store.blobs import integrity
+
+    store.put(DIGEST, len(DATA), [DATA])  # hashed on the way in: remembered as intact
+    counting = CountingSha256()
+    monkeypatch.setattr(integrity, "hashlib", counting)
+    assert b"".join(store.open_verified(DIGEST)) == DATA
+    assert counting.made == 0
+    (root / blob_key(DIGEST)).chmod(0o600)  # touched: verified again, then remembered
+    assert b"".join(store.open_verified(DIGEST)) == DATA
+    assert b"".join(store.open_verified(DIGEST)) == DATA
+    assert counting.made == 1
+    assert b"".join(LocalBlobStore(root).open_verified(DIGEST)) == DATA
+    assert counting.made == 2  # knows nothing: it hashes
+
+
+def test_a_completed_upload_is_remembered_as_verified(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cairn.store.blobs import integrity
+
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    store.append(upload_id, 0, [DATA[:5000], DATA[5000:]])
+    store.complete_upload(upload_id)
+    counting = CountingSha256()
+    monkeypatch.setattr(integrity, "hashlib", counting)
+    assert b"".join(store.open_verified(DIGEST)) == DATA
+    assert counting.made == 0

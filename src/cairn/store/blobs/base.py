@@ -92,6 +92,16 @@ class BlobStore(Protocol):
         """
         ...
 
+    def open_verified(self, digest: str) -> Iterator[bytes]:
+        """The whole blob, checked against its digest as it streams.
+
+        The last chunk is held back until the bytes are known to match; a mismatch raises
+        ``DataCorrupted`` instead of yielding it. A backend may skip re-hashing bytes it
+        has verified before and can tell are unchanged since (local disk: the same file,
+        untouched, verified within the last hour). ``NotFound`` is raised by this call.
+        """
+        ...
+
     def verify(self, digest: str) -> bool:
         """Re-read and re-hash the stored blob; ``False`` if its bytes no longer match."""
         ...

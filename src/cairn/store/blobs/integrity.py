@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from cairn.domain.digests import validate_digest
-from cairn.errors import InvalidParameter
+from cairn.errors import DataCorrupted, InvalidParameter
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the SigV4 ceiling
 
@@ -112,6 +112,30 @@ class Verifier:
                 self.update(chunk)
                 yield chunk
         self.finish()
+
+
+def held_back(
+    chunks: Iterable[bytes], digest: str, on_match: Callable[[], None] | None = None
+) -> Iterator[bytes]:
+    """Stored bytes on their way out, hashed as they pass; the last chunk is held back
+    until the digest matches, so a reader never receives a complete wrong blob.
+
+    A mismatch raises ``DataCorrupted`` instead of yielding the last chunk; ``on_match``
+    runs once the bytes are known to be intact.
+    """
+    hasher = hashlib.sha256()
+    held: bytes | None = None
+    for chunk in chunks:
+        hasher.update(chunk)
+        if held is not None:
+            yield held
+        held = chunk
+    if "sha256:" + hasher.hexdigest() != digest:
+        raise DataCorrupted(f"stored bytes of {digest} do not match their digest")
+    if on_match is not None:
+        on_match()
+    if held is not None:
+        yield held
 
 
 def sha256_of(chunks: Iterable[bytes]) -> str:

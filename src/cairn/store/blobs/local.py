@@ -36,6 +36,7 @@ from cairn.store.blobs.integrity import (
     Verifier,
     clamp_range,
     guarded,
+    held_back,
     validate_expiry,
     validate_offset,
     validate_older_than,
@@ -43,8 +44,9 @@ from cairn.store.blobs.integrity import (
     validate_size,
 )
 from cairn.store.blobs.localfs import CLOEXEC, DIR_FLAGS, NEW_FILE_FLAGS, open_dir, os_errors
+from cairn.store.blobs.localio import VerifiedFiles, write_chunks
 
-_WRITE_BUFFER = 1 << 20
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 
 
 class LocalBlobStore:
@@ -53,6 +55,7 @@ class LocalBlobStore:
     def __init__(self, root: Path | str, *, chunk_size: int = 1 << 20) -> None:
         self.root = Path(root).resolve()
         self._chunk_size = chunk_size
+        self._verified = VerifiedFiles()  # blob files hashed and found intact, by stat identity
         with os_errors():
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
 
@@ -88,18 +91,16 @@ class LocalBlobStore:
             try:
                 fd = os.open(tmp_name, NEW_FILE_FLAGS, 0o600, dir_fd=tmp)
                 try:
-                    with open(fd, "wb", buffering=_WRITE_BUFFER, closefd=False) as f:
-                        for chunk in guarded(chunks):
-                            verifier.update(chunk)
-                            f.write(chunk)
+                    write_chunks(fd, guarded(chunks), verifier.update)
                     verifier.finish()
                     os.fsync(fd)
                     os.fchmod(fd, 0o644)
+                    with self._dir(dirs, create=True) as dst:
+                        os.replace(tmp_name, name, src_dir_fd=tmp, dst_dir_fd=dst)
+                        os.fsync(dst)
+                    self._verified.remember(digest, os.fstat(fd))  # after the rename's ctime
                 finally:
                     os.close(fd)
-                with self._dir(dirs, create=True) as dst:
-                    os.replace(tmp_name, name, src_dir_fd=tmp, dst_dir_fd=dst)
-                    os.fsync(dst)
             except BaseException:
                 with suppress(OSError):  # cleanup only; the original error propagates
                     os.unlink(tmp_name, dir_fd=tmp)
@@ -113,20 +114,30 @@ class LocalBlobStore:
             raise NotFound(f"blob {digest} not found")
         return self._read(digest, *clamp_range(digest, size, start, end))
 
-    def verify(self, digest: str) -> bool:
-        size = self.size(digest)
-        if size is None:
+    def open_verified(self, digest: str) -> Iterator[bytes]:
+        if self.size(digest) is None:
             raise NotFound(f"blob {digest} not found")
-        verifier = Verifier(digest, size)
+        return self._read_verified(digest)
+
+    def verify(self, digest: str) -> bool:
+        fd, st = self._open_blob(digest)
         try:
-            for chunk in verifier.wrap(self._read(digest, 0, None)):
-                del chunk
-        except InvalidParameter:
-            return False
+            verifier = Verifier(digest, st.st_size)
+            try:
+                with os_errors():
+                    for chunk in verifier.wrap(self._pread(fd, 0, st.st_size)):
+                        del chunk
+            except InvalidParameter:
+                self._verified.forget(digest)
+                return False
+        finally:
+            os.close(fd)
+        self._verified.remember(digest, st)
         return True
 
     def delete(self, digest: str) -> None:
         *dirs, name = layout.key_parts(layout.blob_key(digest))
+        self._verified.forget(digest)
         with os_errors(), suppress(FileNotFoundError), self._dir(dirs) as d:
             os.unlink(name, dir_fd=d)
             os.fsync(d)
@@ -194,17 +205,19 @@ class LocalBlobStore:
                     )
                 os.lseek(fd, current, os.SEEK_SET)
                 position = current
+
+                def check(chunk: bytes) -> None:
+                    nonlocal position
+                    if position + len(chunk) > size:
+                        raise InvalidParameter(
+                            f"upload {upload_id} was declared as {size} bytes for "
+                            f"{digest}; appending {len(chunk)} bytes at offset "
+                            f"{position} would exceed it"
+                        )
+                    position += len(chunk)
+
                 try:
-                    with open(fd, "wb", buffering=_WRITE_BUFFER, closefd=False) as f:
-                        for chunk in guarded(chunks):
-                            if position + len(chunk) > size:
-                                raise InvalidParameter(
-                                    f"upload {upload_id} was declared as {size} bytes for "
-                                    f"{digest}; appending {len(chunk)} bytes at offset "
-                                    f"{position} would exceed it"
-                                )
-                            f.write(chunk)
-                            position += len(chunk)
+                    write_chunks(fd, guarded(chunks), check, current)
                 finally:
                     os.fsync(fd)  # what was received stays staged, durably
             finally:
@@ -238,6 +251,7 @@ class LocalBlobStore:
                 with self._dir(self._upload_dir(upload_id)) as src, self._dir(dirs, True) as dst:
                     os.replace(layout.UPLOAD_DATA, name, src_dir_fd=src, dst_dir_fd=dst)
                     os.fsync(dst)
+                self._verified.remember(digest, os.fstat(fd))
             finally:
                 os.close(fd)
         self._remove_upload(upload_id)
@@ -331,7 +345,7 @@ class LocalBlobStore:
     def _load_info(self, upload_id: str) -> tuple[str, int]:
         dirs = self._upload_dir(upload_id)
         with os_errors(not_found=_upload_not_found(upload_id)), self._dir(dirs) as d:
-            fd = os.open(layout.UPLOAD_INFO, os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC, dir_fd=d)
+            fd = os.open(layout.UPLOAD_INFO, _READ_FLAGS, dir_fd=d)
             with open(fd, "rb") as f:
                 raw = f.read(4096)
         try:
@@ -373,15 +387,39 @@ class LocalBlobStore:
             position += len(data)
             yield data
 
-    def _read(self, digest: str, start: int, end: int | None) -> Iterator[bytes]:
+    def _open_blob(self, digest: str) -> tuple[int, os.stat_result]:
+        """A read descriptor on the blob file and its stat (``NotFound`` if not stored)."""
         *dirs, name = layout.key_parts(layout.blob_key(digest))
-        with os_errors(not_found=f"blob {digest} not found"):
-            with self._dir(dirs) as d:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC, dir_fd=d)
-            try:
-                yield from self._pread(fd, start, os.fstat(fd).st_size if end is None else end)
-            finally:
-                os.close(fd)
+        with os_errors(not_found=f"blob {digest} not found"), self._dir(dirs) as d:
+            fd = os.open(name, _READ_FLAGS, dir_fd=d)
+        try:
+            with os_errors():
+                st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CairnError(f"blob {digest} is stored as something other than a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, st
+
+    def _stream(self, fd: int, stop: int, start: int = 0) -> Iterator[bytes]:
+        """``fd``'s bytes ``[start, stop)``; closes ``fd`` when done (or dropped)."""
+        try:
+            with os_errors():
+                yield from self._pread(fd, start, stop)
+        finally:
+            os.close(fd)
+
+    def _read_verified(self, digest: str) -> Iterator[bytes]:
+        fd, st = self._open_blob(digest)
+        chunks = self._stream(fd, st.st_size)
+        if not self._verified.intact(digest, st):  # else: hashed before, untouched since
+            chunks = held_back(chunks, digest, lambda: self._verified.remember(digest, st))
+        yield from chunks
+
+    def _read(self, digest: str, start: int, end: int | None) -> Iterator[bytes]:
+        fd, st = self._open_blob(digest)
+        yield from self._stream(fd, st.st_size if end is None else end, start)
 
 
 def _upload_not_found(upload_id: str) -> str:

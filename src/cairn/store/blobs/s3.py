@@ -61,6 +61,7 @@ from cairn.store.blobs.integrity import (
     Verifier,
     clamp_range,
     guarded,
+    held_back,
     validate_expiry,
     validate_offset,
     validate_older_than,
@@ -160,6 +161,9 @@ class S3BlobStore:
             with obstore_errors(not_found):
                 result = obstore.get(self._store, key, options={"range": (start, stop)})
         return translated_stream(result.stream(self._read_chunk_size), not_found)
+
+    def open_verified(self, digest: str) -> Iterator[bytes]:
+        return held_back(self.open(digest), digest)
 
     def verify(self, digest: str) -> bool:
         size = self.size(digest)
