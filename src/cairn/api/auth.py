@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
+from cairn.api.offload import brief
 from cairn.domain import tokens
 from cairn.domain.access import Actor
 from cairn.errors import RateLimited, Unauthenticated
@@ -113,7 +114,7 @@ def _credentials(request: Request) -> tuple[str, str] | None:
     return None
 
 
-def authenticate(request: Request) -> Actor:
+async def authenticate(request: Request) -> Actor:
     """Who is calling; raises Unauthenticated (401) or RateLimited (429)."""
     cached: Actor | None = getattr(request.state, "actor", None)
     if cached is not None:
@@ -135,12 +136,15 @@ def authenticate(request: Request) -> Actor:
     # per source only: token prefixes are not secret (listings, the audit log), so counting
     # per prefix would let anyone lock a real token out by guessing against its prefix
     denial = {"action": "authenticate", "target": tokens.display_prefix(secret)}
-    with limiter.guard(f"ip:{client}", denial=denial):
+    csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
+
+    def check() -> Actor:
         if kind == "session":
-            csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
-            actor = service.authenticate_session(secret, csrf, request_id=request_id, client=client)
-        else:
-            actor = service.authenticate(secret, request_id=request_id, client=client)
+            return service.authenticate_session(secret, csrf, request_id=request_id, client=client)
+        return service.authenticate(secret, request_id=request_id, client=client)
+
+    with limiter.guard(f"ip:{client}", denial=denial):
+        actor = await brief(service, check)
     request.state.actor = actor
     return actor
 

@@ -14,7 +14,7 @@ from cairn.service.registry import RegistryService
 ANONYMOUS = Actor("anonymous")  # what the audit log names a caller who gave no credentials
 
 
-def get_service(request: Request) -> RegistryService:
+async def get_service(request: Request) -> RegistryService:
     service: RegistryService = request.app.state.service
     return service
 

@@ -28,3 +28,6 @@ def manifest_digest(files: Iterable[FileEntry]) -> str:
         ensure_ascii=False,
     ).encode()
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+NO_FILES = manifest_digest([])  # the manifest digest of a version without files

@@ -7,6 +7,7 @@ Pure rules, no I/O. A model name is case-preserving for display, but its identit
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -25,6 +26,9 @@ MAX_RUN_ID_LENGTH = 256
 MAX_ENTRIES = 200  # tags, params or metrics in one request
 
 _PUNCT = frozenset("._-")
+# Plain ASCII letters, digits, '.', '_', '-' and spaces: one script, no invisible,
+# compatibility or control character, so only the structural rules remain to check.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._ -]+")
 # Script mixes that are normal writing (UTS #39 "highly restrictive"); any other mix is refused.
 _SCRIPT_MIXES = (
     frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
@@ -87,6 +91,8 @@ def validate_model_name(name: object) -> str:
         raise InvalidParameter(f"model name {name!r} contains '..'")
     if "  " in name:
         raise InvalidParameter(f"model name {name!r} contains two spaces in a row")
+    if _PLAIN_NAME.fullmatch(name):
+        return name
     for i, ch in enumerate(name):
         if ch in "/:":
             raise InvalidParameter(
@@ -124,6 +130,7 @@ def validate_model_name(name: object) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)
 def name_key(name: str) -> str:
     """The identity of a name: two names with the same key are the same model.
 

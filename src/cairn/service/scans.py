@@ -22,6 +22,7 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import SYSTEM, Actor, Role
+from cairn.domain.digests import NO_FILES
 from cairn.domain.models import FileEntry, VersionStatus
 from cairn.domain.scans import (
     CLEAN,
@@ -227,13 +228,17 @@ class ScansService(ServiceBase):
         for f in {f.digest: f for f in files if f.digest in present}.values():
             self._scan_blob(f.digest, f.size)
 
-    def _apply_scan_policy(self, s: Tx, version_id: int) -> VersionStatus:
+    def _apply_scan_policy(self, s: Tx, version_id: int, model: Any = None) -> VersionStatus:
         """In the transaction that makes a version READY: record its verdict and apply the
-        policy. The version's status afterwards: FAILED when the policy rejected it."""
+        policy. The version's status afterwards: FAILED when the policy rejected it.
+        ``model`` is the version's model row when the caller has it at hand."""
         row = VersionStore(s).get_by_id(version_id)
-        model = ModelStore(s).get_by_id(row.model_id)
-        self._judge(s, model, row, actor=SYSTEM)
-        return VersionStatus(VersionStore(s).get_by_id(version_id).status)
+        if model is None:
+            model = ModelStore(s).get_by_id(row.model_id)
+        verdict = self._judge(s, model, row, actor=SYSTEM)
+        if verdict["status"] in _NOT_CLEAN and verdict["action"] == "reject":
+            return VersionStatus.FAILED
+        return VersionStatus(row.status)
 
     # -- helpers -------------------------------------------------------------------------------
     def _instance_policy(self) -> str:
@@ -246,7 +251,8 @@ class ScansService(ServiceBase):
 
     def _judge(self, s: Tx, model: Any, row: Any, *, actor: Actor) -> dict[str, Any]:
         """Record a READY version's verdict and apply the policy; the verdict as JSON."""
-        files = ScansStore(s).files(row.id, scanner_name())
+        # a version without files (a registered external source) has nothing to look up
+        files = ScansStore(s).files(row.id, scanner_name()) if row.digest != NO_FILES else []
         status = worst_status([_file_status(f) for f in files])
         action, _source = self._policy(s, model.id)
         summary = _summary(files)

@@ -104,7 +104,7 @@ class VersionsService(ScansService):
             version_id = VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             index.add_claims(version_id, owed)
             if status is VersionStatus.READY and (
-                self._apply_scan_policy(s, version_id) is not VersionStatus.READY
+                self._apply_scan_policy(s, version_id, model) is not VersionStatus.READY
             ):  # the scan verdict, and the policy: a rejected version comes back FAILED
                 return load_versions(s, [version_id])[0]
             if claim is not None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.offload import brief
 from cairn.api.v1.models import OrderBy
 from cairn.api.v1.schemas import AliasHistory, AliasSet, VersionOut, VersionPage
 from cairn.domain.codec import alias_event_to_json, version_to_json
@@ -25,11 +26,14 @@ def set_alias(
 
 
 @router.get("/models/{name}/aliases/{alias}", response_model=VersionOut)
-def resolve_alias(
+async def resolve_alias(
     name: str, alias: str, service: Service, actor: Caller, as_of: datetime | None = None
 ) -> JSONResponse:
     """The version ``alias`` points at now, or pointed at ``as_of`` (RFC 3339)."""
-    return json(version_to_json(service.resolve(actor, ModelRef(name, alias=alias), as_of=as_of)))
+    ref = ModelRef(name, alias=alias)
+    return json(
+        version_to_json(await brief(service, lambda: service.resolve(actor, ref, as_of=as_of)))
+    )
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
 
 from cairn.domain.names import alias_key, name_key
 from cairn.store.metadata.schema import (
@@ -16,6 +16,22 @@ from cairn.store.metadata.schema import (
 
 A = aliases
 E = alias_events
+V = model_versions
+M = registered_models
+
+# get-by-alias, the registry's hottest read: built once
+_RESOLVE = (
+    select(V.c.id)
+    .select_from(M)
+    .join(A, A.c.model_id == M.c.id)
+    .join(V, and_(V.c.model_id == A.c.model_id, V.c.version == A.c.version))
+    .where(
+        M.c.name_key == bindparam("name_key"),
+        M.c.deleted_at.is_(None),
+        A.c.alias_key == bindparam("alias_key"),
+        V.c.deleted_at.is_(None),
+    )
+)
 
 
 class AliasStore:
@@ -79,24 +95,8 @@ class AliasStore:
 
     def resolve_version_id(self, name: str, alias: str) -> int | None:
         """The id of the live version a live model's alias points at, in one query."""
-        row = self.s.execute(
-            select(model_versions.c.id)
-            .select_from(registered_models)
-            .join(A, A.c.model_id == registered_models.c.id)
-            .join(
-                model_versions,
-                and_(
-                    model_versions.c.model_id == A.c.model_id,
-                    model_versions.c.version == A.c.version,
-                ),
-            )
-            .where(
-                registered_models.c.name_key == name_key(name),
-                registered_models.c.deleted_at.is_(None),
-                A.c.alias_key == alias_key(alias),
-                model_versions.c.deleted_at.is_(None),
-            )
-        ).first()
+        params = {"name_key": name_key(name), "alias_key": alias_key(alias)}
+        row = self.s.execute(_RESOLVE, params).first()
         return None if row is None else int(row.id)
 
     def as_of(self, model_id: int, alias: str, at: int) -> Row[Any] | None:

@@ -20,7 +20,18 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -108,6 +119,17 @@ def to_event(row: Row[Any]) -> AuditEvent:
     )
 
 
+# every audited change runs these three: built once
+_ADVANCE = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=audit_head.c.seq + 1)
+    .returning(audit_head.c.seq, audit_head.c.hash)
+)
+_INSERT_EVENT = insert(audit_events)
+_SET_HEAD = update(audit_head).where(audit_head.c.id == 1).values(hash=bindparam("new_hash"))
+
+
 class AuditStore:
     def __init__(self, session: Connection) -> None:
         self.s = session
@@ -158,18 +180,13 @@ class AuditStore:
             "client": _clip("client", actor.client),
         }
         digest = event_hash(prev, event)
-        self.s.execute(insert(audit_events).values(**event, prev_hash=prev, hash=digest))
-        self.s.execute(update(audit_head).where(audit_head.c.id == 1).values(hash=digest))
+        self.s.execute(_INSERT_EVENT, {**event, "prev_hash": prev, "hash": digest})
+        self.s.execute(_SET_HEAD, {"new_hash": digest})
         return seq
 
     def _advance(self) -> Row[Any] | None:
         """Take the next ``seq`` (locking the head row until commit) and the previous hash."""
-        return self.s.execute(
-            update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(seq=audit_head.c.seq + 1)
-            .returning(audit_head.c.seq, audit_head.c.hash)
-        ).first()
+        return self.s.execute(_ADVANCE).first()
 
     def _restore_head(self) -> None:
         """Recreate the head from the last stored event (genesis when there is none)."""

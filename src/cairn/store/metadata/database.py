@@ -8,8 +8,16 @@ of times; every vendor error is translated to a Cairn error here, so nothing abo
 
 SQLite: WAL, a busy timeout, foreign keys on, case-sensitive LIKE (as on PostgreSQL),
 and write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue on
-the database lock instead of failing at commit. Reads use plain ``BEGIN`` and never
-block writers.
+the database lock instead of failing at commit. Reads use plain ``BEGIN`` (one snapshot
+for all their statements) and never block writers.
+
+PostgreSQL: reads run in autocommit. Under PostgreSQL's READ COMMITTED every statement
+sees its own snapshot even inside a transaction, so ``BEGIN``/``COMMIT`` around a read
+bought no consistency, only two round trips. Pooled connections are not pinged before
+use (another round trip on every checkout); a connection found dead instead invalidates
+the pool and a read runs again at once on a new one, as does a write whose transaction
+failed before its commit (nothing of it was applied). A connection lost during COMMIT
+leaves the outcome unknown and is reported as ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,10 @@ class RetryTransaction(Exception):
     """Raised by a store inside a transaction to have the whole transaction run again."""
 
 
+class _Reconnect(Exception):
+    """A pooled connection was found dead before the transaction committed."""
+
+
 class Database:
     """One metadata database: a write engine and a read engine over the same URL."""
 
@@ -61,11 +73,11 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 pool_recycle=1800,
                 echo=echo,
             )
-            self._writer = self._reader = engine
+            self._writer = engine
+            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             raise CairnError(
                 f"backend URI scheme {self.url.drivername!r} is not supported; "
@@ -75,6 +87,11 @@ class Database:
     @property
     def engine(self) -> Engine:
         return self._writer
+
+    @property
+    def in_process(self) -> bool:
+        """True when a query waits on no network (SQLite): short calls may run inline."""
+        return self.dialect == "sqlite"
 
     def dispose(self) -> None:
         self._writer.dispose()
@@ -93,7 +110,16 @@ class Database:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with _session(engine) as session:
-                    return fn(session)
+                    try:
+                        return fn(session)
+                    except DBAPIError as exc:
+                        if exc.connection_invalidated:  # before COMMIT: nothing was applied
+                            raise _Reconnect from exc
+                        raise
+            except _Reconnect as exc:
+                if attempt < MAX_ATTEMPTS:
+                    continue  # the pool was invalidated: the next checkout connects anew
+                raise Unavailable(f"metadata database unreachable: {exc.__cause__}") from exc
             except RetryTransaction:
                 if attempt < MAX_ATTEMPTS:
                     time.sleep(delay * (1 + random.random()))  # noqa: S311

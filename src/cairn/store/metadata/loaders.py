@@ -1,7 +1,7 @@
 """Turn rows into domain values, a page at a time, in a fixed number of queries.
 
-Loading N versions costs at most five queries whatever N is (rows, tags and params,
-metrics, files when any, aliases): no N+1.
+Loading N versions costs two statements whatever N is (rows, then all their child rows);
+models four: no N+1.
 """
 
 from __future__ import annotations
@@ -10,9 +10,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, literal, select, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    Row,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 
-from cairn.domain.digests import manifest_digest
 from cairn.domain.models import (
     FileEntry,
     ModelVersion,
@@ -33,7 +46,6 @@ from cairn.store.metadata.schema import (
 )
 
 V = model_versions
-EMPTY_MANIFEST = manifest_digest([])
 M = registered_models
 
 
@@ -51,31 +63,6 @@ def _entries(
         for owner_id, key, value in rows:
             grouped[owner_id][key] = value
     return grouped
-
-
-def _tags_and_params(
-    session: Connection, ids: Sequence[int]
-) -> tuple[dict[int, dict[str, str]], dict[int, dict[str, str]]]:
-    """Tags and params of versions in one round trip (both are text key/values)."""
-    tags: dict[int, dict[str, str]] = defaultdict(dict)
-    params: dict[int, dict[str, str]] = defaultdict(dict)
-    query = union_all(
-        select(
-            literal("t").label("kind"),
-            version_tags.c.version_id,
-            version_tags.c.key,
-            version_tags.c.value,
-        ).where(version_tags.c.version_id.in_(ids)),
-        select(
-            literal("p").label("kind"),
-            version_params.c.version_id,
-            version_params.c.key,
-            version_params.c.value,
-        ).where(version_params.c.version_id.in_(ids)),
-    )
-    for kind, owner, key, value in session.execute(query.order_by("version_id", "key")):
-        (tags if kind == "t" else params)[owner][key] = value
-    return tags, params
 
 
 def load_models(session: Connection, model_ids: Sequence[int]) -> list[RegisteredModel]:
@@ -121,48 +108,73 @@ def _model(
     )
 
 
+# A page of versions is two statements, built once (building costs more than running on
+# SQLite): the rows, then every child row (tags, params, metrics, aliases, files) in one
+# UNION ALL whose columns carry text, float and integer values side by side.
+_IDS = bindparam("ids", expanding=True)
+_VERSION_ROWS = (
+    select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(V.c.id.in_(_IDS))
+)
+_NO_TEXT = cast(null(), Text)
+_NO_FLOAT = cast(null(), Float)
+_NO_INT = cast(null(), BigInteger)
+
+
+def _children(kind: str, table: Any, value: str) -> Any:
+    return select(
+        literal(kind).label("kind"),
+        table.c.version_id.label("owner"),
+        table.c.key.label("name"),
+        table.c.value if value == "text" else _NO_TEXT,
+        table.c.value if value == "float" else _NO_FLOAT,
+        _NO_INT,
+        table.c.key.label("sort"),
+    ).where(table.c.version_id.in_(_IDS))
+
+
+_VERSION_CHILDREN = union_all(
+    _children("t", version_tags, "text"),
+    _children("p", version_params, "text"),
+    _children("m", version_metrics, "float"),
+    select(literal("a"), V.c.id, aliases.c.alias, _NO_TEXT, _NO_FLOAT, _NO_INT, aliases.c.alias_key)
+    .join(aliases, and_(aliases.c.model_id == V.c.model_id, aliases.c.version == V.c.version))
+    .where(V.c.id.in_(_IDS)),
+    select(
+        literal("f"),
+        version_files.c.version_id,
+        version_files.c.path,
+        version_files.c.digest,
+        _NO_FLOAT,
+        version_files.c.size,
+        version_files.c.path,
+    ).where(version_files.c.version_id.in_(_IDS)),
+).order_by("kind", "owner", "sort")
+
+
 def load_versions(session: Connection, version_ids: Sequence[int]) -> list[ModelVersion]:
-    """ModelVersion values for ``version_ids``, in that order."""
+    """ModelVersion values for ``version_ids``, in that order (two statements)."""
     if not version_ids:
         return []
-    rows = {
-        r.id: r
-        for r in session.execute(
-            select(V, M.c.name.label("model_name"))
-            .join(M, M.c.id == V.c.model_id)
-            .where(V.c.id.in_(version_ids))
-        )
-    }
-    tags, params = _tags_and_params(session, version_ids)
-    metrics = _entries(session, version_metrics, "version_id", version_ids)
+    params = {"ids": list(version_ids)}
+    rows = {r.id: r for r in session.execute(_VERSION_ROWS, params)}
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
+    vparams: dict[int, dict[str, str]] = defaultdict(dict)
+    metrics: dict[int, dict[str, float]] = defaultdict(dict)
+    alias_names: dict[int, list[str]] = defaultdict(list)
     files: dict[int, list[FileEntry]] = defaultdict(list)
-    with_files = [vid for vid, row in rows.items() if row.digest != EMPTY_MANIFEST]
-    if with_files:  # most registry-only versions have none: skip the query
-        for vid, path, size, digest in session.execute(
-            select(
-                version_files.c.version_id,
-                version_files.c.path,
-                version_files.c.size,
-                version_files.c.digest,
-            )
-            .where(version_files.c.version_id.in_(with_files))
-            .order_by(version_files.c.version_id, version_files.c.path)
-        ):
-            files[vid].append(FileEntry(path, int(size), digest))
-    pairs = {(r.model_id, r.version) for r in rows.values()}
-    alias_names: dict[tuple[int, int], list[str]] = defaultdict(list)
-    if pairs:
-        for model_id, version, alias in session.execute(
-            select(aliases.c.model_id, aliases.c.version, aliases.c.alias)
-            .where(
-                and_(
-                    aliases.c.model_id.in_({p[0] for p in pairs}),
-                    tuple_(aliases.c.model_id, aliases.c.version).in_(list(pairs)),
-                )
-            )
-            .order_by(aliases.c.alias_key)
-        ):
-            alias_names[(model_id, version)].append(alias)
+    for kind, owner, name, text, number, integer, _sort in session.execute(
+        _VERSION_CHILDREN, params
+    ):
+        if kind == "t":
+            tags[owner][name] = text
+        elif kind == "p":
+            vparams[owner][name] = text
+        elif kind == "m":
+            metrics[owner][name] = float(number)
+        elif kind == "a":
+            alias_names[owner].append(name)
+        else:
+            files[owner].append(FileEntry(name, int(integer), text))
     result = []
     for vid in version_ids:
         row = rows.get(vid)
@@ -176,9 +188,9 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
                 status_message=row.status_message,
                 description=row.description,
                 tags=tags[vid],
-                params=params[vid],
-                metrics={k: float(v) for k, v in metrics[vid].items()},
-                aliases=tuple(alias_names[(row.model_id, row.version)]),
+                params=vparams[vid],
+                metrics=metrics[vid],
+                aliases=tuple(alias_names[vid]),
                 stage=Stage(row.stage),
                 semver=row.semver,
                 source=row.source,

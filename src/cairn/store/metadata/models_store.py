@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,19 @@ from cairn.errors import AlreadyExists, NotFound
 from cairn.store.metadata.schema import model_tags, registered_models
 
 M = registered_models
+
+# Statements every create and read runs, built once (building one costs more than running
+# it on SQLite); the values come as parameters.
+_FIND_LIVE = select(M).where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
+_FIND_LIVE_LOCKED = _FIND_LIVE.with_for_update()
+_BY_ID = select(M).where(M.c.id == bindparam("model_id"))
+_INSERT = insert(M).returning(M.c.id)
+_ALLOCATE = (
+    update(M)
+    .where(M.c.id == bindparam("model_id"))
+    .values(last_version=M.c.last_version + 1, updated_at=bindparam("now"))
+    .returning(M.c.last_version)
+)
 
 
 class ModelStore:
@@ -28,13 +42,11 @@ class ModelStore:
         return row
 
     def find_live(self, name: str, *, lock: bool = False) -> Row[Any] | None:
-        query = select(M).where(M.c.name_key == name_key(name), M.c.deleted_at.is_(None))
-        if lock:
-            query = query.with_for_update()
-        return self.s.execute(query).first()
+        query = _FIND_LIVE_LOCKED if lock else _FIND_LIVE
+        return self.s.execute(query, {"name_key": name_key(name)}).first()
 
     def get_by_id(self, model_id: int) -> Row[Any]:
-        row = self.s.execute(select(M).where(M.c.id == model_id)).first()
+        row = self.s.execute(_BY_ID, {"model_id": model_id}).first()
         if row is None:
             raise NotFound(f"registered model #{model_id} does not exist")
         return row
@@ -54,16 +66,15 @@ class ModelStore:
         try:
             with self.s.begin_nested():
                 model_id = self.s.execute(
-                    insert(M)
-                    .values(
-                        name=name,
-                        name_key=name_key(name),
-                        description=description,
-                        created_at=now,
-                        updated_at=now,
-                        created_by=created_by,
-                    )
-                    .returning(M.c.id)
+                    _INSERT,
+                    {
+                        "name": name,
+                        "name_key": name_key(name),
+                        "description": description,
+                        "created_at": now,
+                        "updated_at": now,
+                        "created_by": created_by,
+                    },
                 ).scalar_one()
         except IntegrityError as exc:  # a concurrent create won the race
             raise AlreadyExists(f"registered model {name!r} already exists") from exc
@@ -95,19 +106,14 @@ class ModelStore:
 
     def allocate_version(self, model_id: int, now: int) -> int:
         """Take the next version number: the counter row is the lock (no MAX()+1)."""
-        number = self.s.execute(
-            update(M)
-            .where(M.c.id == model_id)
-            .values(last_version=M.c.last_version + 1, updated_at=now)
-            .returning(M.c.last_version)
-        ).scalar_one()
+        number = self.s.execute(_ALLOCATE, {"model_id": model_id, "now": now}).scalar_one()
         return int(number)
 
     def set_tags(self, model_id: int, tags: Mapping[str, str]) -> None:
         if not tags:
             return
         rows = [{"model_id": model_id, "key": k, "value": v} for k, v in tags.items()]
-        self.s.execute(upsert(self.s, model_tags, rows, ["model_id", "key"], ["value"]))
+        self.s.execute(upsert(self.s, model_tags, ("model_id", "key"), ("value",)), rows)
 
     def delete_tag(self, model_id: int, key: str) -> bool:
         result = self.s.execute(
@@ -122,15 +128,16 @@ class ModelStore:
 
 
 def upsert(
-    session: Connection,
-    table: Any,
-    rows: list[dict[str, Any]],
-    keys: list[str],
-    update_columns: list[str],
+    session: Connection, table: Any, keys: tuple[str, ...], update_columns: tuple[str, ...]
 ) -> Any:
-    """An INSERT … ON CONFLICT DO UPDATE for either engine."""
-    dialect = session.dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(rows)
+    """An INSERT … ON CONFLICT (keys) DO UPDATE (update_columns) for either engine; the rows
+    are the parameters: ``session.execute(upsert(...), rows)``."""
+    return _upsert(session.dialect.name, table, keys, update_columns)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert(dialect: str, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     return stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update_columns}
+        index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, and_, bindparam, select
 
 from cairn.domain.scans import BlobScan, Finding, finding_from_json, finding_to_json
 from cairn.store.metadata.models_store import upsert
@@ -25,6 +25,19 @@ from cairn.store.metadata.schema import (
 B = blob_scans
 VS = version_scans
 F = version_files
+
+
+# what every version that becomes READY runs: built once
+_FILES = (
+    select(F.c.path, F.c.size, F.c.digest, B.c.format, B.c.status, B.c.findings, B.c.scanned_at)
+    .select_from(F)
+    .outerjoin(B, and_(B.c.digest == F.c.digest, B.c.scanner == bindparam("scanner")))
+    .where(F.c.version_id == bindparam("version_id"))
+    .order_by(F.c.path)
+)
+_SCAN_ACTION = select(model_settings.c.scan_action).where(
+    model_settings.c.model_id == bindparam("model_id")
+)
 
 
 class ScansStore:
@@ -47,12 +60,9 @@ class ScansStore:
         }
         self.s.execute(
             upsert(
-                self.s,
-                B,
-                [row],
-                ["digest", "scanner"],
-                ["format", "status", "findings", "scanned_at"],
-            )
+                self.s, B, ("digest", "scanner"), ("format", "status", "findings", "scanned_at")
+            ),
+            [row],
         )
 
     def unscanned(self, version_id: int, scanner: str) -> list[tuple[str, int]]:
@@ -70,21 +80,7 @@ class ScansStore:
     def files(self, version_id: int, scanner: str) -> list[Any]:
         """The version's files (path, size, digest) with ``scanner``'s result where there is
         one (format, status, findings, scanned_at; NULL otherwise), by path."""
-        rows = self.s.execute(
-            select(
-                F.c.path,
-                F.c.size,
-                F.c.digest,
-                B.c.format,
-                B.c.status,
-                B.c.findings,
-                B.c.scanned_at,
-            )
-            .select_from(F)
-            .outerjoin(B, and_(B.c.digest == F.c.digest, B.c.scanner == scanner))
-            .where(F.c.version_id == version_id)
-            .order_by(F.c.path)
-        )
+        rows = self.s.execute(_FILES, {"version_id": version_id, "scanner": scanner})
         return list(rows.all())
 
     # -- versions -------------------------------------------------------------------------
@@ -113,29 +109,22 @@ class ScansStore:
             upsert(
                 self.s,
                 VS,
-                [row],
-                ["version_id"],
-                ["status", "action", "quarantined", "summary", "scanned_at"],
-            )
+                ("version_id",),
+                ("status", "action", "quarantined", "summary", "scanned_at"),
+            ),
+            [row],
         )
 
     # -- policy ---------------------------------------------------------------------------
     def scan_action(self, model_id: int) -> str | None:
         """The model's own scan policy, or None (the instance default applies)."""
-        value = self.s.execute(
-            select(model_settings.c.scan_action).where(model_settings.c.model_id == model_id)
-        ).scalar_one_or_none()
+        value = self.s.execute(_SCAN_ACTION, {"model_id": model_id}).scalar_one_or_none()
         return None if value is None else str(value)
 
     def set_scan_action(self, model_id: int, action: str | None) -> None:
         self.s.execute(
-            upsert(
-                self.s,
-                model_settings,
-                [{"model_id": model_id, "scan_action": action}],
-                ["model_id"],
-                ["scan_action"],
-            )
+            upsert(self.s, model_settings, ("model_id",), ("scan_action",)),
+            [{"model_id": model_id, "scan_action": action}],
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
 
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
@@ -22,6 +22,12 @@ from cairn.store.metadata.schema import (
 
 V = model_versions
 
+# built once: see models_store
+_INSERT = insert(V).returning(V.c.id)
+_BY_ID = select(V).where(V.c.id == bindparam("version_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+_FIND = select(V).where(V.c.model_id == bindparam("model_id"), V.c.version == bindparam("version"))
+
 
 class VersionStore:
     def __init__(self, session: Connection) -> None:
@@ -37,24 +43,23 @@ class VersionStore:
         now: int,
     ) -> int:
         version_id = self.s.execute(
-            insert(V)
-            .values(
-                model_id=model_id,
-                version=version,
-                status=status.value,
-                stage=Stage.NONE.value,
-                description=spec.description,
-                semver=spec.semver,
-                source=spec.source,
-                run_id=spec.run_id,
-                run_link=spec.run_link,
-                digest=manifest_digest(spec.files),
-                size=sum(f.size for f in spec.files),
-                created_at=now,
-                updated_at=now,
-                created_by=created_by,
-            )
-            .returning(V.c.id)
+            _INSERT,
+            {
+                "model_id": model_id,
+                "version": version,
+                "status": status.value,
+                "stage": Stage.NONE.value,
+                "description": spec.description,
+                "semver": spec.semver,
+                "source": spec.source,
+                "run_id": spec.run_id,
+                "run_link": spec.run_link,
+                "digest": manifest_digest(spec.files),
+                "size": sum(f.size for f in spec.files),
+                "created_at": now,
+                "updated_at": now,
+                "created_by": created_by,
+            },
         ).scalar_one()
         version_id = int(version_id)
         for table, entries in (
@@ -81,7 +86,7 @@ class VersionStore:
         if not entries:
             return
         rows = [{"version_id": version_id, "key": k, "value": v} for k, v in entries.items()]
-        self.s.execute(upsert(self.s, table, rows, ["version_id", "key"], ["value"]))
+        self.s.execute(upsert(self.s, table, ("version_id", "key"), ("value",)), rows)
 
     def delete_entry(self, table: Any, version_id: int, key: str) -> bool:
         result = self.s.execute(
@@ -96,9 +101,7 @@ class VersionStore:
         return self.delete_entry(version_tags, version_id, key)
 
     def find(self, model_id: int, version: int) -> Row[Any] | None:
-        return self.s.execute(
-            select(V).where(V.c.model_id == model_id, V.c.version == version)
-        ).first()
+        return self.s.execute(_FIND, {"model_id": model_id, "version": version}).first()
 
     def get(self, model_id: int, name: str, version: int, *, deleted: bool = False) -> Row[Any]:
         """A live version (or, with ``deleted=True``, a soft-deleted one)."""
@@ -109,10 +112,8 @@ class VersionStore:
         return row
 
     def get_by_id(self, version_id: int, *, lock: bool = False) -> Row[Any]:
-        query = select(V).where(V.c.id == version_id)
-        if lock:
-            query = query.with_for_update()
-        row = self.s.execute(query).first()
+        query = _BY_ID_LOCKED if lock else _BY_ID
+        row = self.s.execute(query, {"version_id": version_id}).first()
         if row is None:
             raise NotFound(f"model version #{version_id} does not exist")
         return row
