@@ -111,7 +111,7 @@ def _model(
 # A page of versions is two statements, built once (building costs more than running on
 # SQLite): the rows, then every child row (tags, params, metrics, aliases, files) in one
 # UNION ALL whose columns carry text, float and integer values side by side.
-_IDS = bindparam("ids", expanding=True)
+_IDS: Any = bindparam("ids", expanding=True)
 _VERSION_ROWS = (
     select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(V.c.id.in_(_IDS))
 )
