@@ -90,11 +90,11 @@ def test_invalid_ranges_refused(blob_store: BlobStore, start: int, end: int | No
 
 
 def test_reads_come_in_bounded_chunks(blob_store: BlobStore) -> None:
-    data = os.urandom(3 * MiB)
+    data = os.urandom(9 * MiB)
     digest = digest_of(data)
     blob_store.put(digest, len(data), chunked(data))
     chunks = list(blob_store.open(digest))
-    assert len(chunks) > 1
+    assert len(chunks) > 1 and max(len(c) for c in chunks) <= 4 * MiB
     assert b"".join(chunks) == data
 
 
@@ -366,7 +366,7 @@ def read_verified(store: BlobStore, digest: str) -> tuple[bytes, Exception | Non
 
 
 def test_open_verified_streams_intact_bytes(blob_store: BlobStore) -> None:
-    data = random.Random(7).randbytes(3 * MiB + 17)
+    data = random.Random(7).randbytes(9 * MiB + 17)
     blob_store.put(digest_of(data), len(data), chunked(data))
     for _ in range(2):  # fresh from the upload, then again (a backend may remember it)
         assert read_verified(blob_store, digest_of(data)) == (data, None)
@@ -378,7 +378,7 @@ def test_open_verified_streams_intact_bytes(blob_store: BlobStore) -> None:
 def test_open_verified_never_completes_corrupt_bytes(
     blob_store: BlobStore, harness: Harness, read_first: bool
 ) -> None:
-    data = random.Random(8).randbytes(3 * MiB + 17)
+    data = random.Random(8).randbytes(9 * MiB + 17)
     digest = digest_of(data)
     blob_store.put(digest, len(data), chunked(data))
     if read_first:  # a verified read: the local store remembers the file as intact

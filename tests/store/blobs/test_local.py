@@ -214,3 +214,66 @@ def test_a_completed_upload_is_remembered_as_verified(
     monkeypatch.setattr(integrity, "hashlib", counting)
     assert b"".join(store.open_verified(DIGEST)) == DATA
     assert counting.made == 0
+
+
+class CountingPread:
+    """os.pread, counting the bytes read through it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self._pread = os.pread
+
+    def __call__(self, fd: int, n: int, offset: int) -> bytes:
+        data = self._pread(fd, n, offset)
+        self.bytes += len(data)
+        return data
+
+
+def test_an_upload_hashed_while_appended_completes_without_reading_it_again(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    store.append(upload_id, 0, [DATA[:5000]])
+    store.append(upload_id, 5000, [DATA[5000:]])  # continues the same hash
+    reads = CountingPread()
+    monkeypatch.setattr(os, "pread", reads)
+    assert store.complete_upload(upload_id) is True
+    assert reads.bytes == 0
+    monkeypatch.undo()
+    assert b"".join(store.open(DIGEST)) == DATA
+
+
+def test_an_upload_appended_elsewhere_is_hashed_on_completion(
+    store: LocalBlobStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    store.append(upload_id, 0, [DATA[:5000]])
+    LocalBlobStore(root).append(upload_id, 5000, [DATA[5000:]])  # another server process
+    reads = CountingPread()
+    monkeypatch.setattr(os, "pread", reads)
+    assert store.complete_upload(upload_id) is True
+    assert reads.bytes == len(DATA)
+
+
+def test_staged_bytes_changed_after_the_append_are_caught(
+    store: LocalBlobStore, root: Path
+) -> None:
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    store.append(upload_id, 0, [DATA])
+    staged = root / "uploads" / upload_id / "data"
+    raw = bytearray(staged.read_bytes())
+    raw[10] ^= 0xFF
+    staged.write_bytes(bytes(raw))  # same size, other bytes: the remembered hash is stale
+    with pytest.raises(InvalidParameter, match="have digest"):
+        store.complete_upload(upload_id)
+    assert not store.exists(DIGEST)
+    assert not (root / "uploads" / upload_id).exists()
+
+
+def test_wrong_bytes_hashed_while_appended_are_refused(store: LocalBlobStore, root: Path) -> None:
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    store.append(upload_id, 0, [b"x" * len(DATA)])
+    with pytest.raises(InvalidParameter, match="have digest"):
+        store.complete_upload(upload_id)
+    assert not store.exists(DIGEST)
+    assert not (root / "uploads" / upload_id).exists()

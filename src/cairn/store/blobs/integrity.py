@@ -84,9 +84,19 @@ class Verifier:
             )
 
     def update(self, chunk: bytes) -> None:
-        self.check_room(len(chunk))
+        self.count(chunk)
         self._hash.update(chunk)
+
+    def count(self, chunk: bytes) -> None:
+        """Account for ``chunk`` (refusing it if it is too many bytes), not hashing it yet:
+        ``hash`` must then see the same chunks in the same order."""
+        self.check_room(len(chunk))
         self.received += len(chunk)
+
+    def hash(self, chunks: Iterable[bytes]) -> None:
+        """Hash chunks ``count`` has accepted (safe on another thread than ``count``)."""
+        for chunk in chunks:
+            self._hash.update(chunk)
 
     def finish(self) -> None:
         if self.received != self.size:
@@ -94,7 +104,10 @@ class Verifier:
                 f"blob {self.digest} was declared as {self.size} bytes but {self.received} "
                 "were sent; send exactly the declared size"
             )
-        actual = "sha256:" + self._hash.hexdigest()
+        self.check_hash("sha256:" + self._hash.hexdigest())
+
+    def check_hash(self, actual: str) -> None:
+        """Compare a digest computed elsewhere of the declared bytes with the declared one."""
         if actual != self.digest:
             raise InvalidParameter(
                 f"the bytes sent for {self.digest} have digest {actual}; nothing was stored. "

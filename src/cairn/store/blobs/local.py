@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -44,7 +45,7 @@ from cairn.store.blobs.integrity import (
     validate_size,
 )
 from cairn.store.blobs.localfs import CLOEXEC, DIR_FLAGS, NEW_FILE_FLAGS, open_dir, os_errors
-from cairn.store.blobs.localio import VerifiedFiles, write_chunks
+from cairn.store.blobs.localio import StagedHashes, VerifiedFiles, hash_into, write_chunks
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 
@@ -52,10 +53,11 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 class LocalBlobStore:
     """A ``BlobStore`` on local disk. ``root`` is created if it does not exist."""
 
-    def __init__(self, root: Path | str, *, chunk_size: int = 1 << 20) -> None:
+    def __init__(self, root: Path | str, *, chunk_size: int = 4 << 20) -> None:
         self.root = Path(root).resolve()
         self._chunk_size = chunk_size
         self._verified = VerifiedFiles()  # blob files hashed and found intact, by stat identity
+        self._staged = StagedHashes()  # uploads hashed as they were appended, in this process
         with os_errors():
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
 
@@ -91,7 +93,7 @@ class LocalBlobStore:
             try:
                 fd = os.open(tmp_name, NEW_FILE_FLAGS, 0o600, dir_fd=tmp)
                 try:
-                    write_chunks(fd, guarded(chunks), verifier.update)
+                    write_chunks(fd, guarded(chunks), verifier.count, digest=verifier.hash)
                     verifier.finish()
                     os.fsync(fd)
                     os.fchmod(fd, 0o644)
@@ -205,6 +207,12 @@ class LocalBlobStore:
                     )
                 os.lseek(fd, current, os.SEEK_SET)
                 position = current
+                # hash as we write when we know the hash of what is staged (nothing, or what
+                # this process appended last), so complete_upload need not read it all again
+                hasher = self._staged.take(upload_id, os.fstat(fd))
+                if hasher is None and current == 0:
+                    hasher = hashlib.sha256()
+                digest_batch = None if hasher is None else hash_into(hasher)
 
                 def check(chunk: bytes) -> None:
                     nonlocal position
@@ -217,9 +225,11 @@ class LocalBlobStore:
                     position += len(chunk)
 
                 try:
-                    write_chunks(fd, guarded(chunks), check, current)
+                    write_chunks(fd, guarded(chunks), check, current, digest_batch)
                 finally:
                     os.fsync(fd)  # what was received stays staged, durably
+                if hasher is not None:
+                    self._staged.put(upload_id, hasher, os.fstat(fd))
             finally:
                 os.close(fd)
         return position
@@ -237,9 +247,13 @@ class LocalBlobStore:
                         f"from offset {staged}, then complete"
                     )
                 verifier = Verifier(digest, size)
+                hashed = self._staged.take(upload_id, os.fstat(fd))
                 try:
-                    for chunk in verifier.wrap(self._pread(fd, 0, staged)):
-                        del chunk
+                    if hashed is not None and staged == size:  # hashed while appended
+                        verifier.check_hash("sha256:" + hashed.hexdigest())
+                    else:
+                        for chunk in verifier.wrap(self._pread(fd, 0, staged)):
+                            del chunk
                 except InvalidParameter:
                     self._remove_upload(upload_id)
                     raise

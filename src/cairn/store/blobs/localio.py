@@ -24,7 +24,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Final
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Final
 
 WRITE_BATCH: Final = 1 << 20
 _MAX_IOVECS: Final = 512  # well below IOV_MAX (1024 on Linux)
@@ -32,6 +33,7 @@ WRITEBACK_EVERY: Final = 16 << 20
 _SYNC_FILE_RANGE_WRITE: Final = 2
 
 Identity = tuple[int, int, int, int, int]
+HashObject = Any  # hashlib's sha256 object (its type is private)
 
 
 def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
@@ -89,29 +91,53 @@ def write_all(fd: int, parts: list[bytes]) -> int:
 
 
 def write_chunks(
-    fd: int, chunks: Iterable[bytes], check: Callable[[bytes], None], position: int = 0
+    fd: int,
+    chunks: Iterable[bytes],
+    check: Callable[[bytes], None],
+    position: int = 0,
+    digest: Callable[[list[bytes]], None] | None = None,
 ) -> int:
     """Write ``chunks`` at the file offset of ``fd`` (``position``); returns the new position.
 
     ``check(chunk)`` runs on each chunk before it is queued for writing and may refuse it
     by raising. Chunks accepted before a failure (of ``check`` or of ``chunks`` itself)
     are written before the exception propagates, as an unbuffered writer would have.
+    ``digest(batch)``, if given, is called on every batch of accepted chunks, in order, on
+    a helper thread while the same batch is being written (hashlib and ``writev`` both
+    release the GIL, so the two overlap); it has finished when this returns or raises.
     """
     pending: list[bytes] = []
     pending_bytes = 0
     writeback = _Writeback(fd, position)
+    helper = None if digest is None else ThreadPoolExecutor(1, "cairn-blob-hash")
+    hashing: Future[None] | None = None
+
+    def flush() -> None:
+        nonlocal position, hashing, pending, pending_bytes
+        if helper is not None and digest is not None:
+            if hashing is not None:
+                hashing.result()
+            hashing = helper.submit(digest, pending)
+        position += write_all(fd, pending)
+        pending, pending_bytes = [], 0
+
     try:
         for chunk in chunks:
             check(chunk)
             pending.append(chunk)
             pending_bytes += len(chunk)
             if pending_bytes >= WRITE_BATCH or len(pending) >= _MAX_IOVECS:
-                position += write_all(fd, pending)
-                pending, pending_bytes = [], 0
+                flush()
                 writeback.written_up_to(position)
     finally:
-        if pending:
-            position += write_all(fd, pending)
+        try:
+            if pending:
+                flush()
+            if hashing is not None:
+                hashing.result()
+        finally:
+            if helper is not None:
+                helper.shutdown()
     return position
 
 
@@ -150,3 +176,41 @@ class VerifiedFiles:
             self.forget(digest)
             return False
         return True
+
+
+class StagedHashes:
+    """Upload id → the sha256 of its staged bytes so far, and the staged file's stat identity.
+
+    An append from offset 0 (or continuing a remembered hash) hashes the bytes as it writes
+    them, so ``complete_upload`` in the same process need not read the whole staged file
+    again; if anything else touched the file, or another process served an append, the
+    identity or the entry is missing and the staged bytes are re-hashed as before.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[HashObject, Identity]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, upload_id: str, hasher: HashObject, st: os.stat_result) -> None:
+        with self._lock:
+            self._entries[upload_id] = (hasher, identity(st))
+            self._entries.move_to_end(upload_id)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+    def take(self, upload_id: str, st: os.stat_result) -> HashObject | None:
+        """The hash of exactly the bytes ``st`` describes, or ``None``; forgotten either way."""
+        with self._lock:
+            entry = self._entries.pop(upload_id, None)
+        if entry is None or entry[1] != identity(st):
+            return None
+        return entry[0]
+
+
+def hash_into(hasher: HashObject) -> Callable[[list[bytes]], None]:
+    def update(batch: list[bytes]) -> None:
+        for chunk in batch:
+            hasher.update(chunk)
+
+    return update
