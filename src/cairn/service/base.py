@@ -87,16 +87,22 @@ class ServiceBase:
         action: str,
         *,
         model: Any = None,
+        model_name: str | None = None,
+        model_id: int | None = None,
         version: int | None = None,
         target: str | None = None,
         before: Any = None,
         after: Any = None,
     ) -> None:
+        """``model`` is the model row; a use case without one names it by ``model_name``
+        and ``model_id``."""
         AuditStore(s).append(
             actor,
             action,
             at=self.clock(),
             model=model,
+            model_name=model_name,
+            model_id=model_id,
             version=version,
             target=target,
             before=before,

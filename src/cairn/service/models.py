@@ -11,6 +11,7 @@ from cairn.domain.models import Actor, Page, RegisteredModel
 from cairn.errors import NotFound
 from cairn.service.base import ServiceBase, require
 from cairn.service.validation import clean_page_size, clean_tags, fingerprint
+from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
 from cairn.store.metadata.identity_store import IdentityStore
@@ -55,10 +56,21 @@ class ModelsService(ServiceBase):
             models.set_tags(model_id, clean)
             self._grant_creator(s, actor, model_id, now)
             after = {"description": description, "tags": clean}
-            self._audit(s, actor, "model.create", model=models.get_by_id(model_id), after=after)
+            self._audit(s, actor, "model.create", model_name=name, model_id=model_id, after=after)
             if claim is not None:
                 IdempotencyStore(s).record(claim, model_id)
-            return load_models(s, [model_id])[0]
+            at = to_datetime(now)  # the model just inserted, from what was written
+            return RegisteredModel(
+                name=name,
+                description=description,
+                tags=dict(sorted(clean.items())),
+                aliases={},
+                latest_version=None,
+                created_at=at,
+                updated_at=at,
+                created_by=actor.name,
+                deleted_at=None,
+            )
 
         return self.db.write(run)
 
@@ -199,4 +211,5 @@ class ModelsService(ServiceBase):
                 model_id=model_id,
                 now=now,
                 created_by=actor.name,
+                new_model=True,
             )

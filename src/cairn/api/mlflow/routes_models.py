@@ -18,7 +18,8 @@ from cairn.api.deps import Caller, Service, json
 from cairn.api.mlflow.filters import translate_filter, translate_order_by
 from cairn.api.mlflow.params import Body, Params, page_size
 from cairn.api.mlflow.wire import model_json, version_json
-from cairn.domain.models import Actor, RegisteredModel
+from cairn.api.offload import brief
+from cairn.domain.models import Actor, ModelVersion, RegisteredModel
 from cairn.domain.names import name_key
 from cairn.domain.uris import ModelRef
 from cairn.errors import InvalidParameter, NotFound
@@ -144,15 +145,18 @@ def delete_registered_model_alias(p: Body, service: Service, actor: Caller) -> J
 
 
 @router.get("/registered-models/alias")
-def get_model_version_by_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def get_model_version_by_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, alias = p.required("name"), p.required("alias")
     latest = alias.lower() == "latest"
     ref = ModelRef(name, latest=True) if latest else ModelRef(name, alias=alias)
-    try:
-        version = service.resolve(actor, ref)
-    except NotFound:
-        service.get_model(actor, name)  # a missing model stays a 404
-        if latest:
-            raise
-        raise InvalidParameter(f"Registered model alias {alias} not found.") from None
-    return json({"model_version": version_json(version)})
+
+    def find() -> ModelVersion:
+        try:
+            return service.resolve(actor, ref)
+        except NotFound:
+            service.get_model(actor, name)  # a missing model stays a 404
+            if latest:
+                raise
+            raise InvalidParameter(f"Registered model alias {alias} not found.") from None
+
+    return json({"model_version": version_json(await brief(service, find))})

@@ -32,6 +32,17 @@ _RESOLVE = (
         V.c.deleted_at.is_(None),
     )
 )
+# (bind names differ from column names: an UPDATE reserves those for its SET clause)
+_KEY = and_(A.c.model_id == bindparam("m_id"), A.c.alias_key == bindparam("a_key"))
+_FIND = select(A).where(_KEY)
+_FIND_LOCKED = _FIND.with_for_update()
+_INSERT = insert(A)
+_MOVE = (
+    update(A)
+    .where(_KEY)
+    .values(version=bindparam("to"), alias=bindparam("name"), updated_at=bindparam("now"))
+)
+_RECORD = insert(E)
 
 
 class AliasStore:
@@ -39,10 +50,8 @@ class AliasStore:
         self.s = session
 
     def find(self, model_id: int, alias: str, *, lock: bool = False) -> Row[Any] | None:
-        query = select(A).where(A.c.model_id == model_id, A.c.alias_key == alias_key(alias))
-        if lock:
-            query = query.with_for_update()
-        return self.s.execute(query).first()
+        query = _FIND_LOCKED if lock else _FIND
+        return self.s.execute(query, {"m_id": model_id, "a_key": alias_key(alias)}).first()
 
     def set(
         self, model_id: int, alias: str, version: int, actor: str | None, now: int
@@ -52,22 +61,21 @@ class AliasStore:
         previous = None if current is None else int(current.version)
         if previous == version:
             return previous
+        key = alias_key(alias)
         if current is None:
             self.s.execute(
-                insert(A).values(
-                    model_id=model_id,
-                    alias_key=alias_key(alias),
-                    alias=alias,
-                    version=version,
-                    updated_at=now,
-                )
+                _INSERT,
+                {
+                    "model_id": model_id,
+                    "alias_key": key,
+                    "alias": alias,
+                    "version": version,
+                    "updated_at": now,
+                },
             )
         else:
-            self.s.execute(
-                update(A)
-                .where(A.c.model_id == model_id, A.c.alias_key == alias_key(alias))
-                .values(version=version, alias=alias, updated_at=now)
-            )
+            move = {"m_id": model_id, "a_key": key, "to": version, "name": alias, "now": now}
+            self.s.execute(_MOVE, move)
         self._record(model_id, alias, previous, version, actor, now)
         return previous
 
@@ -124,13 +132,14 @@ class AliasStore:
         now: int,
     ) -> None:
         self.s.execute(
-            insert(E).values(
-                model_id=model_id,
-                alias_key=alias_key(alias),
-                alias=alias,
-                from_version=from_version,
-                to_version=to_version,
-                actor=actor,
-                at=now,
-            )
+            _RECORD,
+            {
+                "model_id": model_id,
+                "alias_key": alias_key(alias),
+                "alias": alias,
+                "from_version": from_version,
+                "to_version": to_version,
+                "actor": actor,
+                "at": now,
+            },
         )

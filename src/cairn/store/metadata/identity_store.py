@@ -38,6 +38,7 @@ _GRANTS_OF = select(GR.role, GR.model_id, GR.pattern).where(
         ),
     )
 )
+_INSERT_GRANT = insert(grants)
 
 
 def identity_key(name: str) -> str:
@@ -155,24 +156,28 @@ class IdentityStore:
         pattern: str | None = None,
         now: int,
         created_by: str | None,
+        new_model: bool = False,
     ) -> None:
-        """Give (or change) a subject's role on one model or one pattern."""
-        target = GR.model_id == model_id if model_id is not None else GR.pattern == pattern
-        where = and_(GR.subject_kind == subject_kind, GR.subject_id == subject_id, target)
-        found = self.s.execute(select(GR.id).where(where)).first()
-        if found is not None:
-            self.s.execute(update(grants).where(GR.id == found.id).values(role=role.name))
-            return
+        """Give (or change) a subject's role on one model or one pattern (``new_model``: on
+        a model created in this transaction, which nobody holds anything on yet)."""
+        if not new_model:
+            target = GR.model_id == model_id if model_id is not None else GR.pattern == pattern
+            where = and_(GR.subject_kind == subject_kind, GR.subject_id == subject_id, target)
+            found = self.s.execute(select(GR.id).where(where)).first()
+            if found is not None:
+                self.s.execute(update(grants).where(GR.id == found.id).values(role=role.name))
+                return
         self.s.execute(
-            insert(grants).values(
-                subject_kind=subject_kind,
-                subject_id=subject_id,
-                model_id=model_id,
-                pattern=pattern,
-                role=role.name,
-                created_at=now,
-                created_by=created_by,
-            )
+            _INSERT_GRANT,
+            {
+                "subject_kind": subject_kind,
+                "subject_id": subject_id,
+                "model_id": model_id,
+                "pattern": pattern,
+                "role": role.name,
+                "created_at": now,
+                "created_by": created_by,
+            },
         )
 
     def revoke_grant(

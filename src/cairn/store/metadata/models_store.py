@@ -23,6 +23,7 @@ _FIND_LIVE = select(M).where(M.c.name_key == bindparam("name_key"), M.c.deleted_
 _FIND_LIVE_LOCKED = _FIND_LIVE.with_for_update()
 _BY_ID = select(M).where(M.c.id == bindparam("model_id"))
 _INSERT = insert(M).returning(M.c.id)
+_TOUCH = update(M).where(M.c.id == bindparam("model_id")).values(updated_at=bindparam("now"))
 _ALLOCATE = (
     update(M)
     .where(M.c.id == bindparam("model_id"))
@@ -81,6 +82,9 @@ class ModelStore:
         return int(model_id)
 
     def update(self, model_id: int, now: int, **values: object) -> None:
+        if not values:  # a change below the model (an alias, a version): its time only
+            self.s.execute(_TOUCH, {"model_id": model_id, "now": now})
+            return
         self.s.execute(update(M).where(M.c.id == model_id).values(updated_at=now, **values))
 
     def rename(self, model_id: int, old: str, new: str, now: int) -> None:

@@ -56,6 +56,7 @@ from cairn.store.metadata.schema import (
 )
 
 P = alias_policies
+_POLICIES = select(P).order_by(P.c.id)  # every alias move reads them: built once
 R = promotion_requests
 A = approvals
 M = registered_models
@@ -72,7 +73,7 @@ class PromotionStore:
     # -- policies ------------------------------------------------------------------------
 
     def policies(self) -> list[AliasPolicy]:
-        return [_policy(r) for r in self.s.execute(select(P).order_by(P.c.id))]
+        return [_policy(r) for r in self.s.execute(_POLICIES)]
 
     def get_policy(self, policy_id: int) -> AliasPolicy:
         row = self.s.execute(select(P).where(P.c.id == policy_id)).first()
