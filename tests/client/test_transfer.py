@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cairn.client.base import BaseClient
+from cairn.client.transfer import DigestCache, scan
 from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
 
@@ -36,6 +37,12 @@ def read_tree(root: Path) -> dict[str, bytes]:
 @pytest.fixture
 def cache(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """push remembers digests in the cache folder: never the user's own here."""
+    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "default-cache"))
 
 
 def test_push_pull_round_trip(client: BaseClient, tmp_path: Path, cache: Path) -> None:
@@ -120,3 +127,79 @@ def test_files_listing(client: BaseClient, tmp_path: Path) -> None:
     listed = client.list_files("m", 1)
     assert sorted(f.path for f in listed) == sorted(FILES)
     assert all(f.digest.startswith("sha256:") for f in listed)
+
+
+# -- the digest cache of scan ---------------------------------------------------------
+
+
+@pytest.fixture
+def counted_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every file ``scan`` hashes, in order of hashing."""
+    from cairn.client import transfer
+
+    hashed: list[Path] = []
+    real = transfer.sha256_file
+
+    def counting(path: Path, progress: transfer.Progress | None = None) -> str:
+        hashed.append(path)
+        return real(path, progress)
+
+    monkeypatch.setattr(transfer, "sha256_file", counting)
+    return hashed
+
+
+def settled_cache(root: Path) -> DigestCache:
+    """A digest cache that trusts files changed just before they were hashed (as if the
+    files had been written long before): only the stat identity decides."""
+    cache = DigestCache(root)
+    cache.RACY_NS = 0
+    return cache
+
+
+def test_a_rescan_of_unchanged_files_hashes_nothing(
+    tmp_path: Path, counted_hashes: list[Path]
+) -> None:
+    src = write_tree(tmp_path / "src", FILES)
+    first = scan(src, digests=settled_cache(tmp_path / "c"))
+    assert len(counted_hashes) == len(FILES)
+    again = scan(src, digests=settled_cache(tmp_path / "c"))  # read back from its file
+    assert len(counted_hashes) == len(FILES)
+    assert [f.entry for f in again] == [f.entry for f in first]
+
+
+def test_a_changed_file_is_hashed_again(tmp_path: Path, counted_hashes: list[Path]) -> None:
+    src = write_tree(tmp_path / "src", FILES)
+    scan(src, digests=settled_cache(tmp_path / "c"))
+    changed = bytearray(FILES["model.bin"])
+    changed[0] ^= 0xFF
+    (src / "model.bin").write_bytes(bytes(changed))  # same size, same second
+    # on kernels before 6.13 a write in the same clock tick keeps the timestamps (that
+    # case is what RACY_NS covers): make sure this one is seen as the later write it is
+    before = os.stat(src / "model.bin")
+    os.utime(src / "model.bin", ns=(before.st_atime_ns, before.st_mtime_ns + 1))
+    counted_hashes.clear()
+    entries = {f.entry.path: f.entry for f in scan(src, digests=settled_cache(tmp_path / "c"))}
+    assert counted_hashes == [src / "model.bin"]
+    assert entries["model.bin"].digest == "sha256:" + hashlib.sha256(changed).hexdigest()
+
+
+def test_files_changed_just_before_hashing_are_hashed_every_time(
+    tmp_path: Path, counted_hashes: list[Path]
+) -> None:
+    src = write_tree(tmp_path / "src", FILES)  # "racily clean": a write in the same clock
+    scan(src, digests=DigestCache(tmp_path / "c"))  # tick could go unseen by stat
+    scan(src, digests=DigestCache(tmp_path / "c"))
+    assert len(counted_hashes) == 2 * len(FILES)
+
+
+def test_a_corrupt_digest_cache_is_an_empty_one(tmp_path: Path, counted_hashes: list[Path]) -> None:
+    src = write_tree(tmp_path / "src", FILES)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / DigestCache.FILE).write_text('{"version": 1, "entries": [1, 2')
+    entries = [f.entry for f in scan(src, digests=settled_cache(tmp_path / "c"))]
+    assert len(counted_hashes) == len(FILES)
+    assert {e.path: e.digest for e in entries} == {
+        rel: "sha256:" + hashlib.sha256(data).hexdigest() for rel, data in FILES.items()
+    }
+    scan(src, digests=settled_cache(tmp_path / "c"))  # and it was rewritten, whole
+    assert len(counted_hashes) == len(FILES)

@@ -527,7 +527,7 @@ class HttpClient(BaseClient):
             if not response.is_success:
                 response.read()
                 self._decode(response)
-            yield from response.iter_bytes(1 << 20)
+            yield from response.iter_bytes()  # as received: the cache batches its writes
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{_seg(name)}/versions/{_seg(version)}/finalize"

@@ -12,13 +12,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import FileEntry
@@ -27,6 +29,8 @@ from cairn.errors import DataCorrupted, InvalidParameter
 
 CHUNK = 1 << 20
 WORKERS = 4
+_MAX_IOVECS = 512  # below IOV_MAX (1024 on Linux)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class Progress(Protocol):
@@ -64,8 +68,13 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
-def scan(root: Path, progress: Progress | None = None) -> list[LocalFile]:
-    """Every regular file under ``root`` (or ``root`` itself), hashed, as manifest entries."""
+def scan(
+    root: Path, progress: Progress | None = None, digests: DigestCache | None = None
+) -> list[LocalFile]:
+    """Every regular file under ``root`` (or ``root`` itself), hashed, as manifest entries.
+
+    A file whose digest ``digests`` (by default the one in the cache folder) remembers,
+    and that has not changed since, is not hashed again."""
     root = root.expanduser()
     if not root.exists():
         raise InvalidParameter(f"{root} does not exist")
@@ -82,16 +91,103 @@ def scan(root: Path, progress: Progress | None = None) -> list[LocalFile]:
             raise InvalidParameter(f"{root} holds no files")
     for _, rel in paths:
         validate_file_path(rel)
-    total = sum(p.stat().st_size for p, _ in paths)
+    cache = DigestCache(default_cache_dir()) if digests is None else digests
+    stats = [os.stat(p) for p, _ in paths]
+    known = [cache.find(p, st) for (p, _), st in zip(paths, stats, strict=True)]
     progress = progress or NoProgress()
-    progress.begin("hashing", total)
+    progress.begin("hashing", sum(st.st_size for st in stats))
+    progress.advance(sum(st.st_size for st, d in zip(stats, known, strict=True) if d))
+    todo = [i for i, d in enumerate(known) if d is None]
+    hashed_at = time.time_ns()
     with ThreadPoolExecutor(WORKERS) as pool:
-        digests = list(pool.map(lambda item: sha256_file(item[0], progress), paths))
+        fresh = list(pool.map(lambda i: sha256_file(paths[i][0], progress), todo))
     progress.end()
-    return [
-        LocalFile(FileEntry(rel, path.stat().st_size, digest), path)
-        for (path, rel), digest in zip(paths, digests, strict=True)
-    ]
+    for i, digest in zip(todo, fresh, strict=True):
+        known[i] = digest
+        cache.remember(paths[i][0], stats[i], digest, hashed_at)
+    cache.save()
+    files = []
+    for (path, rel), st, found in zip(paths, stats, known, strict=True):
+        assert found is not None
+        files.append(LocalFile(FileEntry(rel, st.st_size, found), path))
+    return files
+
+
+class DigestCache:
+    """Digests of local files by path and stat identity, in ``root/digests.json``.
+
+    An entry is used only while the file has the same device, inode, size, modification
+    and change time (ns) as when it was hashed, and only if the file had not changed for
+    ``RACY_NS`` before it was hashed: a write in the same clock tick as the hashing would
+    otherwise leave the stat unchanged (git calls such entries "racily clean"). The change
+    time is set by the kernel on every write, ``chmod`` or ``touch`` and cannot be set
+    back. A file that changes while it is hashed is not remembered. Reading or writing the
+    cache file never fails a push: a missing, unreadable or corrupt file is an empty cache.
+    """
+
+    FILE = "digests.json"
+    RACY_NS = 2_000_000_000
+    CAPACITY = 50_000
+
+    def __init__(self, root: Path | None) -> None:
+        self.path = None if root is None else root / self.FILE
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty = False
+        if self.path is not None:
+            try:
+                loaded = json.loads(self.path.read_bytes())
+                if isinstance(loaded, dict) and loaded.get("version") == 1:
+                    self._entries = dict(loaded["entries"])
+            except (OSError, ValueError, KeyError, TypeError):
+                self._entries = {}
+
+    @staticmethod
+    def _key(path: Path) -> str:
+        return str(path.absolute())
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> list[int]:
+        return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+    def find(self, path: Path, st: os.stat_result) -> str | None:
+        entry = self._entries.get(self._key(path))
+        try:
+            if entry is None or entry[:5] != self._identity(st):
+                return None
+            digest, hashed_at = entry[5], entry[6]
+            if max(st.st_mtime_ns, st.st_ctime_ns) >= hashed_at - self.RACY_NS:
+                return None  # changed just before it was hashed: hash it again
+            return validate_digest(digest)
+        except (IndexError, TypeError, InvalidParameter):
+            return None
+
+    def remember(self, path: Path, before: os.stat_result, digest: str, hashed_at: int) -> None:
+        """Record ``digest`` for ``path``, hashed from ``hashed_at`` on; ``before`` is the
+        stat taken before hashing (nothing is recorded if the file has changed since)."""
+        try:
+            after = os.stat(path)
+        except OSError:
+            return
+        if self._identity(after) != self._identity(before):
+            return
+        self._entries[self._key(path)] = [*self._identity(before), digest, hashed_at]
+        self._dirty = True
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        entries = self._entries
+        if len(entries) > self.CAPACITY:  # keep the most recently hashed
+            kept = sorted(entries.items(), key=lambda kv: kv[1][6])[-self.CAPACITY :]
+            entries = dict(kept)
+        tmp = self.path.with_name(f".{self.FILE}.{secrets.token_hex(8)}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"version": 1, "entries": entries}))
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+        self._dirty = False
 
 
 def read_chunks(path: Path, start: int = 0, progress: Progress | None = None) -> Iterator[bytes]:
@@ -135,21 +231,23 @@ class BlobCache:
         progress: Progress | None,
     ) -> bool:
         """Append the rest of the file to ``partial``, hashing as it goes (the prefix a
-        previous attempt left is hashed first); True if the whole content matches."""
+        previous attempt left is hashed first); True if the whole content matches.
+
+        Received chunks are written ~1 MiB at a time with one ``writev``, while a helper
+        thread hashes the same batch (both release the GIL, so they overlap)."""
         hasher = hashlib.sha256()
-        with partial.open("a+b") as out:
-            out.seek(0)
-            while have and (chunk := out.read(CHUNK)):
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_APPEND | _CLOEXEC, 0o666)
+        try:
+            position = 0
+            while position < have and (chunk := os.pread(fd, CHUNK, position)):
                 hasher.update(chunk)
-            out.seek(0, os.SEEK_END)
+                position += len(chunk)
             if progress is not None:
                 progress.advance(have)
             if have < entry.size:
-                for chunk in fetch(have):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    if progress is not None:
-                        progress.advance(len(chunk))
+                _receive(fd, fetch(have), hasher, progress)
+        finally:
+            os.close(fd)
         return "sha256:" + hasher.hexdigest() == entry.digest
 
     def fill(
@@ -181,6 +279,59 @@ class BlobCache:
             raise DataCorrupted(f"downloaded bytes of {entry.path!r} do not match {entry.digest}")
         os.replace(partial, final)
         return final
+
+
+def _receive(fd: int, chunks: Iterable[bytes], hasher: Any, progress: Progress | None) -> None:
+    """Write ``chunks`` to ``fd`` in ~1 MiB ``writev`` batches while a helper thread hashes
+    each batch into ``hasher``, in order."""
+    with ThreadPoolExecutor(1, "cairn-hash") as helper:
+        hashing: Future[None] | None = None
+        batch: list[bytes] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal hashing, batch, size
+            if hashing is not None:
+                hashing.result()
+            hashing = helper.submit(_update_all, hasher, batch)
+            _write_all(fd, batch)
+            if progress is not None:
+                progress.advance(size)
+            batch, size = [], 0
+
+        try:
+            for chunk in chunks:
+                if chunk:
+                    batch.append(chunk)
+                    size += len(chunk)
+                    if size >= CHUNK or len(batch) >= _MAX_IOVECS:
+                        flush()
+        except BaseException:
+            if batch:  # what arrived stays in the partial file, for a resumed download
+                _write_all(fd, batch)
+            raise
+        if batch:
+            flush()
+        if hashing is not None:
+            hashing.result()
+
+
+def _update_all(hasher: Any, batch: list[bytes]) -> None:
+    for chunk in batch:
+        hasher.update(chunk)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """``os.writev`` until every byte of ``parts`` is written."""
+    total = sum(len(p) for p in parts)
+    done = os.writev(fd, parts)
+    while done < total:
+        skipped = 0
+        for part in parts:
+            if done < skipped + len(part):
+                done += os.write(fd, memoryview(part)[done - skipped :])
+                break
+            skipped += len(part)
 
 
 def place(cached: Path, out_dir: Path, rel: str) -> Path:
