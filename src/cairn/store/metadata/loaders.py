@@ -1,7 +1,7 @@
 """Turn rows into domain values, a page at a time, in a fixed number of queries.
 
 Loading N versions costs two statements whatever N is (rows, then all their child rows);
-models four: no N+1.
+models three: no N+1.
 """
 
 from __future__ import annotations
@@ -46,49 +46,58 @@ from cairn.store.metadata.schema import (
 )
 
 V = model_versions
+_NO_TEXT = cast(null(), Text)
+_NO_FLOAT = cast(null(), Float)
+_NO_INT = cast(null(), BigInteger)
 M = registered_models
 
 
-def _entries(
-    session: Connection, table: Any, owner: str, ids: Sequence[int]
-) -> dict[int, dict[str, Any]]:
-    grouped: dict[int, dict[str, Any]] = defaultdict(dict)
-    if ids:
-        owner_col = getattr(table.c, owner)
-        rows = session.execute(
-            select(owner_col, table.c.key, table.c.value)
-            .where(owner_col.in_(ids))
-            .order_by(owner_col, table.c.key)
-        )
-        for owner_id, key, value in rows:
-            grouped[owner_id][key] = value
-    return grouped
+# A page of models: three statements, built once.
+_MODEL_ROWS_IDS: Any = bindparam("ids", expanding=True)
+_MODEL_ROWS = select(M).where(M.c.id.in_(_MODEL_ROWS_IDS))
+_MODEL_CHILDREN = union_all(
+    select(
+        literal("t").label("kind"),
+        model_tags.c.model_id.label("owner"),
+        model_tags.c.key.label("name"),
+        model_tags.c.value.label("text"),
+        _NO_INT.label("number"),
+        model_tags.c.key.label("sort"),
+    ).where(model_tags.c.model_id.in_(_MODEL_ROWS_IDS)),
+    select(
+        literal("a"),
+        aliases.c.model_id,
+        aliases.c.alias,
+        _NO_TEXT,
+        aliases.c.version,
+        aliases.c.alias_key,
+    ).where(aliases.c.model_id.in_(_MODEL_ROWS_IDS)),
+).order_by("kind", "owner", "sort")
+_LATEST = (
+    select(V.c.model_id, func.max(V.c.version))
+    .where(
+        V.c.model_id.in_(_MODEL_ROWS_IDS),
+        V.c.status == VersionStatus.READY.value,
+        V.c.deleted_at.is_(None),
+    )
+    .group_by(V.c.model_id)
+)
 
 
 def load_models(session: Connection, model_ids: Sequence[int]) -> list[RegisteredModel]:
     """RegisteredModel values for ``model_ids``, in that order."""
     if not model_ids:
         return []
-    rows = {r.id: r for r in session.execute(select(M).where(M.c.id.in_(model_ids)))}
-    tags = _entries(session, model_tags, "model_id", model_ids)
+    params = {"ids": list(model_ids)}
+    rows = {r.id: r for r in session.execute(_MODEL_ROWS, params)}
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
     alias_map: dict[int, dict[str, int]] = defaultdict(dict)
-    for model_id, alias, version in session.execute(
-        select(aliases.c.model_id, aliases.c.alias, aliases.c.version)
-        .where(aliases.c.model_id.in_(model_ids))
-        .order_by(aliases.c.model_id, aliases.c.alias_key)
-    ):
-        alias_map[model_id][alias] = version
-    latest: dict[int, int] = dict(
-        session.execute(
-            select(V.c.model_id, func.max(V.c.version))
-            .where(
-                V.c.model_id.in_(model_ids),
-                V.c.status == VersionStatus.READY.value,
-                V.c.deleted_at.is_(None),
-            )
-            .group_by(V.c.model_id)
-        ).all()
-    )
+    for kind, owner, name, text, number, _sort in session.execute(_MODEL_CHILDREN, params):
+        if kind == "t":
+            tags[owner][name] = text
+        else:
+            alias_map[owner][name] = int(number)
+    latest: dict[int, int] = {int(m): int(v) for m, v in session.execute(_LATEST, params)}
     return [_model(rows[i], tags[i], alias_map[i], latest.get(i)) for i in model_ids if i in rows]
 
 
@@ -115,9 +124,6 @@ _IDS: Any = bindparam("ids", expanding=True)
 _VERSION_ROWS = (
     select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(V.c.id.in_(_IDS))
 )
-_NO_TEXT = cast(null(), Text)
-_NO_FLOAT = cast(null(), Float)
-_NO_INT = cast(null(), BigInteger)
 
 
 def _children(kind: str, table: Any, value: str) -> Any:
