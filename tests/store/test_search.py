@@ -35,6 +35,7 @@ from cairn.store.metadata.search import (
     search_model_ids,
     search_version_ids,
 )
+from cairn.store.metadata.search_compile import compile_filter, names_one_model
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 DAY = 86_400_000_000
@@ -395,6 +396,32 @@ def test_model_scope(catalog: Catalog) -> None:
     assert catalog.versions_matching("", model_id=churn) == {CH1}
     assert catalog.versions_matching("", model_id=churn, include_deleted=True) == {CH1, CH2}
     assert catalog.versions_matching("version = 1", model_id=churn) == {CH1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tags.team = 'risk'",
+        "tags.team != 'risk'",
+        "params.lr IN ('0.01')",
+        "metrics.auc > 0.9",
+        "alias = 'champion'",
+        "NOT alias LIKE '%'",
+        "tags.team LIKE '%' OR metrics.auc < 0.9",
+    ],
+)
+def test_one_model_searches_probe_per_row_with_the_same_answers(
+    catalog: Catalog, text: str
+) -> None:
+    """``name = ...`` keeps a search to one model: its key/value conditions become per-row
+    lookups (``OFFSET 0`` subqueries) and must answer exactly as the general form does."""
+    scoped = f"name = 'fraud-detector' AND ({text})"
+    one_model = {v for v in catalog.versions_matching(text) if v[0] == "fraud-detector"}
+    assert catalog.versions_matching(scoped) == one_model
+    probe = compile_filter(parse_filter(scoped, "versions"), "versions", probe=True)
+    assert "OFFSET" in str(probe.compile(compile_kwargs={"literal_binds": True}))
+    assert names_one_model(parse_filter(scoped, "versions"))
+    assert not names_one_model(parse_filter(f"name LIKE 'fraud%' AND ({text})", "versions"))
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from cairn.domain.access import ReadFilter
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter
 from cairn.errors import InvalidParameter
 from cairn.store.metadata.schema import model_versions, registered_models
-from cairn.store.metadata.search_compile import compile_filter
+from cairn.store.metadata.search_compile import compile_filter, names_one_model
 
 MAX_RESULTS_LIMIT = 1000
 MAX_TOKEN_LENGTH = 4096
@@ -65,7 +65,8 @@ def search_version_ids(
     if readable is not None:
         conditions.append(readable_models(readable))
     if expr is not None:
-        conditions.append(compile_filter(expr, "versions"))
+        one_model = model_id is not None or names_one_model(expr)
+        conditions.append(compile_filter(expr, "versions", probe=one_model))
     return _page(
         session,
         target="versions",

@@ -59,19 +59,37 @@ _KEYED: dict[str, Table] = {
 }
 
 
-def compile_filter(expr: Expr, target: Target) -> ColumnElement[bool]:
+def compile_filter(expr: Expr, target: Target, *, probe: bool = False) -> ColumnElement[bool]:
     """The WHERE condition for ``expr`` over ``model_versions`` joined to
-    ``registered_models`` (target ``versions``) or over ``registered_models``."""
+    ``registered_models`` (target ``versions``) or over ``registered_models``.
+
+    ``probe``: the rows to test are few (one model's versions), so each tag, param,
+    metric or alias condition is looked up per row by primary key. Its subquery carries
+    ``OFFSET 0``, which keeps PostgreSQL from turning it into a join whose plan, on
+    tables not analyzed yet, can scan every tag of that key for each row.
+    """
     if isinstance(expr, And):
-        return and_(*(compile_filter(e, target) for e in expr.operands))
+        return and_(*(compile_filter(e, target, probe=probe) for e in expr.operands))
     if isinstance(expr, Or):
-        return or_(*(compile_filter(e, target) for e in expr.operands))
+        return or_(*(compile_filter(e, target, probe=probe) for e in expr.operands))
     if isinstance(expr, Not):
-        return not_(compile_filter(expr.operand, target))
+        return not_(compile_filter(expr.operand, target, probe=probe))
     if expr.op in ("!=", "NOT IN"):
         positive = Comparison(expr.field, "=" if expr.op == "!=" else "IN", expr.value)
-        return not_(_comparison(positive, target))
-    return _comparison(expr, target)
+        return not_(_comparison(positive, target, probe))
+    return _comparison(expr, target, probe)
+
+
+def names_one_model(expr: Expr | None) -> bool:
+    """True when ``expr`` keeps to one model: ``name = '...'`` at its top level."""
+    operands = expr.operands if isinstance(expr, And) else (expr,)
+    return any(
+        isinstance(e, Comparison) and e.field.name == "name" and e.op == "=" for e in operands
+    )
+
+
+def _exists(query: Any, probe: bool) -> ColumnElement[bool]:
+    return (query.offset(0) if probe else query).exists()  # type: ignore[no-any-return]
 
 
 def _values(value: Scalar | tuple[Scalar, ...]) -> tuple[Scalar, ...]:
@@ -113,7 +131,9 @@ def _name(op: str, value: Scalar | tuple[Scalar, ...]) -> ColumnElement[bool]:
     return _match(rm.name_key, op, _keyed(_values(value), op, lambda v: name_key(str(v))))
 
 
-def _alias(op: str, value: Scalar | tuple[Scalar, ...], target: Target) -> ColumnElement[bool]:
+def _alias(
+    op: str, value: Scalar | tuple[Scalar, ...], target: Target, probe: bool
+) -> ColumnElement[bool]:
     al = aliases.c
     if op in ("LIKE", "ILIKE"):
         condition = _match(al.alias, op, value)
@@ -126,15 +146,15 @@ def _alias(op: str, value: Scalar | tuple[Scalar, ...], target: Target) -> Colum
         owner = and_(
             al.model_id == model_versions.c.model_id, al.version == model_versions.c.version
         )
-    return select(al.model_id).where(owner, condition).exists()
+    return _exists(select(al.model_id).where(owner, condition), probe)
 
 
-def _comparison(expr: Comparison, target: Target) -> ColumnElement[bool]:
+def _comparison(expr: Comparison, target: Target, probe: bool) -> ColumnElement[bool]:
     name, op, value = expr.field.name, expr.op, expr.value
     if name == "name":
         return _name(op, value)
     if name == "alias":
-        return _alias(op, value, target)
+        return _alias(op, value, target, probe)
     if name == "metrics":
         floats = tuple(float(v) for v in _values(value))
         value = floats if op == "IN" else floats[0]
@@ -146,7 +166,8 @@ def _comparison(expr: Comparison, target: Target) -> ColumnElement[bool]:
         else:
             raise InvalidFilter(f"field {name!r} does not apply to models")
         condition = _match(table.c.value, op, value)
-        return select(table.c.key).where(owner, table.c.key == expr.field.key, condition).exists()
+        query = select(table.c.key).where(owner, table.c.key == expr.field.key, condition)
+        return _exists(query, probe)
     if target == "models":
         if name not in ("created_at", "updated_at"):
             raise InvalidFilter(f"field {name!r} does not apply to models")
