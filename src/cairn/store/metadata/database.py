@@ -22,6 +22,8 @@ leaves the outcome unknown and is reported as ``Unavailable``.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import threading
 import time
@@ -57,15 +59,15 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url: URL = make_url(url)
         self.dialect = self.url.get_backend_name()
-        # SQLite has one writer at a time; writers of this process queue on a Python lock
-        # (an immediate hand-off) instead of SQLite's sleep-and-retry busy handler, whose
-        # back-off sleeps made the tail of concurrent creates. Other processes still meet
-        # at BEGIN IMMEDIATE.
+        # SQLite has one writer at a time; writers queue on a lock that hands over at once
+        # (a thread lock, then an flock on a file beside the database for other processes:
+        # server workers, the CLI) instead of SQLite's sleep-and-retry busy handler, whose
+        # back-off sleeps (up to 100 ms each) made the tail of concurrent creates.
         self._write_lock: AbstractContextManager[object] = nullcontext()
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
-            self._write_lock = threading.Lock()
+            self._write_lock = _WriterLock(self.url.database)
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")
@@ -96,6 +98,8 @@ class Database:
     def dispose(self) -> None:
         self._writer.dispose()
         self._reader.dispose()
+        if isinstance(self._write_lock, _WriterLock):
+            self._write_lock.close()
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
@@ -141,6 +145,40 @@ class Database:
                 conn.exec_driver_sql("SELECT 1")
         except DBAPIError as exc:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
+
+
+class _WriterLock:
+    """One SQLite writer at a time across threads and processes, handed over at once."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = f"{database}-writer.lock"
+            try:
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:  # a read-only folder: other processes meet at BEGIN IMMEDIATE
+                self._fd = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits in the kernel, GIL released
+            except BaseException:
+                self._threads.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        with self._threads:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 @contextmanager
