@@ -57,6 +57,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.auth_failures_per_minute, 60.0)
     ensure_admin(service, settings)
     install_error_handlers(app)
+
+    # Probes first: routes are matched in order, and probes come often.
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"])
+    def ready() -> JSONResponse:
+        """Ready: the metadata database answers."""
+        try:
+            service.ping()
+        except CairnError as exc:
+            return error_response(503, exc.error_code, exc.message)
+        return JSONResponse({"status": "ready"})
+
     # Every router but login's requires a caller (tests/security/test_routes.py sweeps them).
     app.include_router(identity.public, prefix="/api/v1")
     for router in (
@@ -74,20 +90,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)
     # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts
     app.include_router(mlflow_router, dependencies=AUTHENTICATED)
-
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, str]:
-        """Alive: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["operations"])
-    def ready() -> JSONResponse:
-        """Ready: the metadata database answers."""
-        try:
-            service.ping()
-        except CairnError as exc:
-            return error_response(503, exc.error_code, exc.message)
-        return JSONResponse({"status": "ready"})
 
     install_hardening(
         app,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.offload import brief
 from cairn.api.v1.schemas import (
     ModelCreate,
     ModelOut,
@@ -62,8 +63,8 @@ def list_models(
 
 
 @router.get("/{name}", response_model=ModelOut)
-def get_model(name: str, service: Service, actor: Caller) -> JSONResponse:
-    return json(model_to_json(service.get_model(actor, name)))
+async def get_model(name: str, service: Service, actor: Caller) -> JSONResponse:
+    return json(model_to_json(await brief(service, lambda: service.get_model(actor, name))))
 
 
 @router.patch("/{name}", response_model=ModelOut)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.offload import brief
 from cairn.api.v1.models import IdempotencyKey, OrderBy
 from cairn.api.v1.schemas import (
     StageTransition,
@@ -73,8 +74,9 @@ def list_versions(
 
 
 @router.get("/{version}", response_model=VersionOut)
-def get_version(name: str, version: str, service: Service, actor: Caller) -> JSONResponse:
-    return json(version_to_json(service.get_version(actor, name, version)))
+async def get_version(name: str, version: str, service: Service, actor: Caller) -> JSONResponse:
+    found = await brief(service, lambda: service.get_version(actor, name, version))
+    return json(version_to_json(found))
 
 
 @router.patch("/{version}", response_model=VersionOut)
