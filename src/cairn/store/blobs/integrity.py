@@ -84,19 +84,9 @@ class Verifier:
             )
 
     def update(self, chunk: bytes) -> None:
-        self.count(chunk)
-        self._hash.update(chunk)
-
-    def count(self, chunk: bytes) -> None:
-        """Account for ``chunk`` (refusing it if it is too many bytes), not hashing it yet:
-        ``hash`` must then see the same chunks in the same order."""
         self.check_room(len(chunk))
+        self._hash.update(chunk)
         self.received += len(chunk)
-
-    def hash(self, chunks: Iterable[bytes]) -> None:
-        """Hash chunks ``count`` has accepted (safe on another thread than ``count``)."""
-        for chunk in chunks:
-            self._hash.update(chunk)
 
     def finish(self) -> None:
         if self.received != self.size:

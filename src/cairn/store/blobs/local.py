@@ -45,7 +45,7 @@ from cairn.store.blobs.integrity import (
     validate_size,
 )
 from cairn.store.blobs.localfs import CLOEXEC, DIR_FLAGS, NEW_FILE_FLAGS, open_dir, os_errors
-from cairn.store.blobs.localio import StagedHashes, VerifiedFiles, hash_into, write_chunks
+from cairn.store.blobs.localio import StagedHashes, VerifiedFiles, write_chunks
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 
@@ -53,7 +53,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 class LocalBlobStore:
     """A ``BlobStore`` on local disk. ``root`` is created if it does not exist."""
 
-    def __init__(self, root: Path | str, *, chunk_size: int = 4 << 20) -> None:
+    def __init__(self, root: Path | str, *, chunk_size: int = 1 << 20) -> None:
         self.root = Path(root).resolve()
         self._chunk_size = chunk_size
         self._verified = VerifiedFiles()  # blob files hashed and found intact, by stat identity
@@ -93,7 +93,7 @@ class LocalBlobStore:
             try:
                 fd = os.open(tmp_name, NEW_FILE_FLAGS, 0o600, dir_fd=tmp)
                 try:
-                    write_chunks(fd, guarded(chunks), verifier.count, digest=verifier.hash)
+                    write_chunks(fd, guarded(chunks), verifier.update)
                     verifier.finish()
                     os.fsync(fd)
                     os.fchmod(fd, 0o644)
@@ -212,7 +212,6 @@ class LocalBlobStore:
                 hasher = self._staged.take(upload_id, os.fstat(fd))
                 if hasher is None and current == 0:
                     hasher = hashlib.sha256()
-                digest_batch = None if hasher is None else hash_into(hasher)
 
                 def check(chunk: bytes) -> None:
                     nonlocal position
@@ -223,9 +222,11 @@ class LocalBlobStore:
                             f"{position} would exceed it"
                         )
                     position += len(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
 
                 try:
-                    write_chunks(fd, guarded(chunks), check, current, digest_batch)
+                    write_chunks(fd, guarded(chunks), check, current)
                 finally:
                     os.fsync(fd)  # what was received stays staged, durably
                 if hasher is not None:

@@ -24,7 +24,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
 WRITE_BATCH: Final = 1 << 20
@@ -91,53 +90,30 @@ def write_all(fd: int, parts: list[bytes]) -> int:
 
 
 def write_chunks(
-    fd: int,
-    chunks: Iterable[bytes],
-    check: Callable[[bytes], None],
-    position: int = 0,
-    digest: Callable[[list[bytes]], None] | None = None,
+    fd: int, chunks: Iterable[bytes], check: Callable[[bytes], None], position: int = 0
 ) -> int:
     """Write ``chunks`` at the file offset of ``fd`` (``position``); returns the new position.
 
-    ``check(chunk)`` runs on each chunk before it is queued for writing and may refuse it
-    by raising. Chunks accepted before a failure (of ``check`` or of ``chunks`` itself)
-    are written before the exception propagates, as an unbuffered writer would have.
-    ``digest(batch)``, if given, is called on every batch of accepted chunks, in order, on
-    a helper thread while the same batch is being written (hashlib and ``writev`` both
-    release the GIL, so the two overlap); it has finished when this returns or raises.
+    ``check(chunk)`` runs on each chunk before it is queued for writing (to count and hash
+    it) and may refuse it by raising. Chunks accepted before a failure (of ``check`` or of
+    ``chunks`` itself) are written before the exception propagates, as an unbuffered
+    writer would have.
     """
     pending: list[bytes] = []
     pending_bytes = 0
     writeback = _Writeback(fd, position)
-    helper = None if digest is None else ThreadPoolExecutor(1, "cairn-blob-hash")
-    hashing: Future[None] | None = None
-
-    def flush() -> None:
-        nonlocal position, hashing, pending, pending_bytes
-        if helper is not None and digest is not None:
-            if hashing is not None:
-                hashing.result()
-            hashing = helper.submit(digest, pending)
-        position += write_all(fd, pending)
-        pending, pending_bytes = [], 0
-
     try:
         for chunk in chunks:
             check(chunk)
             pending.append(chunk)
             pending_bytes += len(chunk)
             if pending_bytes >= WRITE_BATCH or len(pending) >= _MAX_IOVECS:
-                flush()
+                position += write_all(fd, pending)
+                pending, pending_bytes = [], 0
                 writeback.written_up_to(position)
     finally:
-        try:
-            if pending:
-                flush()
-            if hashing is not None:
-                hashing.result()
-        finally:
-            if helper is not None:
-                helper.shutdown()
+        if pending:
+            position += write_all(fd, pending)
     return position
 
 
@@ -206,11 +182,3 @@ class StagedHashes:
         if entry is None or entry[1] != identity(st):
             return None
         return entry[0]
-
-
-def hash_into(hasher: HashObject) -> Callable[[list[bytes]], None]:
-    def update(batch: list[bytes]) -> None:
-        for chunk in batch:
-            hasher.update(chunk)
-
-    return update
