@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What start-up built (routes, schemas, compiled statements) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise walk it all
+        # and pause the worker for tens to hundreds of milliseconds under load.
+        gc.collect()
+        gc.freeze()
         yield
         service.db.dispose()
 
