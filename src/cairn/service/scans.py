@@ -228,11 +228,15 @@ class ScansService(ServiceBase):
         for f in {f.digest: f for f in files if f.digest in present}.values():
             self._scan_blob(f.digest, f.size)
 
-    def _apply_scan_policy(self, s: Tx, version_id: int, model: Any = None) -> VersionStatus:
+    def _apply_scan_policy(
+        self, s: Tx, version_id: int, model: Any = None, row: Any = None
+    ) -> VersionStatus:
         """In the transaction that makes a version READY: record its verdict and apply the
         policy. The version's status afterwards: FAILED when the policy rejected it.
-        ``model`` is the version's model row when the caller has it at hand."""
-        row = VersionStore(s).get_by_id(version_id)
+        ``model`` and ``row`` (its id, version, digest and status) are the version's model
+        row and the version, when the caller has them at hand."""
+        if row is None:
+            row = VersionStore(s).get_by_id(version_id)
         if model is None:
             model = ModelStore(s).get_by_id(row.model_id)
         verdict = self._judge(s, model, row, actor=SYSTEM)

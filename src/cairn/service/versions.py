@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from types import SimpleNamespace
 
 from cairn.domain import names
 from cairn.domain.access import Role
@@ -103,13 +104,16 @@ class VersionsService(ScansService):
             status = VersionStatus.READY if present >= digests else VersionStatus.PENDING
             version_id = VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             index.add_claims(version_id, owed)
+            made = _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
+            written = SimpleNamespace(
+                id=version_id, version=number, digest=made.digest, status=status.value
+            )
             if status is VersionStatus.READY and (
-                self._apply_scan_policy(s, version_id, model) is not VersionStatus.READY
+                self._apply_scan_policy(s, version_id, model, written) is not VersionStatus.READY
             ):  # the scan verdict, and the policy: a rejected version comes back FAILED
                 return load_versions(s, [version_id])[0]
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)
-            made = _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
             after = {"status": status.value, "files": len(made.files), "digest": made.digest}
             self._audit(s, actor, "version.create", model=model, version=number, after=after)
             return made
