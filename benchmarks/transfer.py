@@ -116,6 +116,8 @@ def parse_args(argv: list[str]) -> Options:
     unknown = sorted(set(only) - set(ORDER))
     if unknown:
         p.error(f"unknown contender(s) {unknown}; choose from {ORDER}")
+    if a.repush_reps < 1:
+        p.error("--repush-reps must be at least 1 (the report takes their median)")
     return Options(
         shapes=td.QUICK_SHAPES if a.quick else td.FULL_SHAPES,
         reps=a.reps or (1 if a.quick else 3),

@@ -170,8 +170,12 @@ def admin_headers() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _admin_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Clients the tests open by URI (SDK, CLI, MLflow) authenticate as the bootstrap admin."""
+def _admin_token_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Clients the tests open by URI (SDK, CLI, MLflow) authenticate as the bootstrap admin,
+    and keep their blob and digest caches in a temporary folder, not the user's home."""
+    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path_factory.mktemp("cairn-cache")))
     monkeypatch.setenv("CAIRN_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("CAIRN_BOOTSTRAP_TOKEN", ADMIN_TOKEN)  # servers started as processes
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", ADMIN_TOKEN)
