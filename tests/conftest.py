@@ -169,13 +169,18 @@ def admin_headers() -> dict[str, str]:
     return dict(ADMIN_HEADERS)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """SDK blob and digest caches live in a temporary folder, not the user's home (session
+    wide: module-scoped fixtures push and pull before function fixtures run)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CAIRN_CACHE_DIR", str(tmp_path_factory.mktemp("cairn-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _admin_token_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """Clients the tests open by URI (SDK, CLI, MLflow) authenticate as the bootstrap admin,
-    and keep their blob and digest caches in a temporary folder, not the user's home."""
-    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path_factory.mktemp("cairn-cache")))
+def _admin_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients the tests open by URI (SDK, CLI, MLflow) authenticate as the bootstrap admin."""
     monkeypatch.setenv("CAIRN_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("CAIRN_BOOTSTRAP_TOKEN", ADMIN_TOKEN)  # servers started as processes
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", ADMIN_TOKEN)
