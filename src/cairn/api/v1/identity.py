@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from cairn.api.auth import SESSION_COOKIE, RateLimiter
 from cairn.api.deps import Caller, Service, json
+from cairn.api.offload import brief
 
 public = APIRouter(tags=["identity"])  # login only: the one route without a caller
 router = APIRouter(tags=["identity"])
@@ -88,8 +89,8 @@ def logout(request: Request, service: Service, actor: Caller) -> Response:
 
 
 @router.get("/whoami")
-def whoami(service: Service, actor: Caller) -> JSONResponse:
-    return json(service.whoami(actor))
+async def whoami(service: Service, actor: Caller) -> JSONResponse:
+    return json(await brief(service, lambda: service.whoami(actor)))
 
 
 @router.get("/users")
