@@ -25,7 +25,7 @@ from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.clock import from_datetime, to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
-from cairn.store.metadata.loaders import load_versions
+from cairn.store.metadata.loaders import load_aliased_version, load_versions
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.search import search_version_ids
 from cairn.store.metadata.versions_store import VersionStore
@@ -141,9 +141,9 @@ class VersionsService(ScansService):
         def run(s: Tx) -> ModelVersion:
             if ref.alias is not None and as_of is None and actor.readable() is None:
                 # the hot path (a caller who may read every model): one query, then load
-                version_id = AliasStore(s).resolve_version_id(ref.name, ref.alias)
-                if version_id is not None:
-                    return load_versions(s, [version_id])[0]
+                aliased = load_aliased_version(s, ref.name, ref.alias)
+                if aliased is not None:
+                    return aliased
             model = self._model(s, actor, ref.name, Role.READ, "resolve")
             if ref.version is not None:
                 return self._load(s, model.id, ref.name, ref.version)

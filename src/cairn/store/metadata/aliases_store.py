@@ -6,32 +6,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
 
-from cairn.domain.names import alias_key, name_key
-from cairn.store.metadata.schema import (
-    alias_events,
-    aliases,
-    model_versions,
-    registered_models,
-)
+from cairn.domain.names import alias_key
+from cairn.store.metadata.schema import alias_events, aliases
 
 A = aliases
 E = alias_events
-V = model_versions
-M = registered_models
 
-# get-by-alias, the registry's hottest read: built once
-_RESOLVE = (
-    select(V.c.id)
-    .select_from(M)
-    .join(A, A.c.model_id == M.c.id)
-    .join(V, and_(V.c.model_id == A.c.model_id, V.c.version == A.c.version))
-    .where(
-        M.c.name_key == bindparam("name_key"),
-        M.c.deleted_at.is_(None),
-        A.c.alias_key == bindparam("alias_key"),
-        V.c.deleted_at.is_(None),
-    )
-)
 # (bind names differ from column names: an UPDATE reserves those for its SET clause)
 _KEY = and_(A.c.model_id == bindparam("m_id"), A.c.alias_key == bindparam("a_key"))
 _FIND = select(A).where(_KEY)
@@ -100,12 +80,6 @@ class AliasStore:
                 .order_by(A.c.alias_key)
             ).scalars()
         )
-
-    def resolve_version_id(self, name: str, alias: str) -> int | None:
-        """The id of the live version a live model's alias points at, in one query."""
-        params = {"name_key": name_key(name), "alias_key": alias_key(alias)}
-        row = self.s.execute(_RESOLVE, params).first()
-        return None if row is None else int(row.id)
 
     def as_of(self, model_id: int, alias: str, at: int) -> Row[Any] | None:
         """The last event of ``alias`` at or before ``at`` (None: never set by then)."""

@@ -33,6 +33,7 @@ from cairn.domain.models import (
     Stage,
     VersionStatus,
 )
+from cairn.domain.names import alias_key, name_key
 from cairn.store.metadata.clock import optional_datetime, to_datetime
 from cairn.store.metadata.schema import (
     aliases,
@@ -157,12 +158,43 @@ _VERSION_CHILDREN = union_all(
 ).order_by("kind", "owner", "sort")
 
 
+# get-by-alias, the registry's hottest read: the live version a live model's alias names,
+# found and loaded in the rows statement itself
+_ALIASED_ROW = (
+    select(V, M.c.name.label("model_name"))
+    .join(M, M.c.id == V.c.model_id)
+    .join(aliases, and_(aliases.c.model_id == V.c.model_id, aliases.c.version == V.c.version))
+    .where(
+        M.c.name_key == bindparam("name_key"),
+        M.c.deleted_at.is_(None),
+        aliases.c.alias_key == bindparam("alias_key"),
+        V.c.deleted_at.is_(None),
+    )
+)
+
+
 def load_versions(session: Connection, version_ids: Sequence[int]) -> list[ModelVersion]:
     """ModelVersion values for ``version_ids``, in that order (two statements)."""
     if not version_ids:
         return []
-    params = {"ids": list(version_ids)}
-    rows = {r.id: r for r in session.execute(_VERSION_ROWS, params)}
+    rows = {r.id: r for r in session.execute(_VERSION_ROWS, {"ids": list(version_ids)})}
+    return _assemble(session, rows, version_ids)
+
+
+def load_aliased_version(session: Connection, name: str, alias: str) -> ModelVersion | None:
+    """The live version the live model ``name``'s ``alias`` points at (two statements)."""
+    row = session.execute(
+        _ALIASED_ROW, {"name_key": name_key(name), "alias_key": alias_key(alias)}
+    ).first()
+    return None if row is None else _assemble(session, {row.id: row}, [row.id])[0]
+
+
+def _assemble(
+    session: Connection, rows: dict[int, Row[Any]], version_ids: Sequence[int]
+) -> list[ModelVersion]:
+    """The versions of ``rows`` with their child rows (one statement), in ``version_ids``
+    order."""
+    params = {"ids": list(rows)}
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     vparams: dict[int, dict[str, str]] = defaultdict(dict)
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
