@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +22,11 @@ M = registered_models
 _FIND_LIVE = select(M).where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
 _FIND_LIVE_LOCKED = _FIND_LIVE.with_for_update()
 _BY_ID = select(M).where(M.c.id == bindparam("model_id"))
-_INSERT = insert(M).returning(M.c.id)
+# ON CONFLICT DO NOTHING: a taken live name returns no id
+_INSERT_NEW = {
+    "sqlite": sqlite_insert(M).on_conflict_do_nothing().returning(M.c.id),
+    "postgresql": pg_insert(M).on_conflict_do_nothing().returning(M.c.id),
+}
 _TOUCH = update(M).where(M.c.id == bindparam("model_id")).values(updated_at=bindparam("now"))
 _ALLOCATE = (
     update(M)
@@ -62,23 +66,21 @@ class ModelStore:
         ).first()
 
     def insert(self, name: str, description: str, created_by: str | None, now: int) -> int:
-        if self.find_live(name) is not None:
+        """A new live model; AlreadyExists if a live one has that name key (the unique
+        index decides, concurrent creates included: no look-up first, no savepoint)."""
+        model_id = self.s.execute(
+            _INSERT_NEW[self.s.dialect.name],
+            {
+                "name": name,
+                "name_key": name_key(name),
+                "description": description,
+                "created_at": now,
+                "updated_at": now,
+                "created_by": created_by,
+            },
+        ).scalar_one_or_none()
+        if model_id is None:
             raise AlreadyExists(f"registered model {name!r} already exists")
-        try:
-            with self.s.begin_nested():
-                model_id = self.s.execute(
-                    _INSERT,
-                    {
-                        "name": name,
-                        "name_key": name_key(name),
-                        "description": description,
-                        "created_at": now,
-                        "updated_at": now,
-                        "created_by": created_by,
-                    },
-                ).scalar_one()
-        except IntegrityError as exc:  # a concurrent create won the race
-            raise AlreadyExists(f"registered model {name!r} already exists") from exc
         return int(model_id)
 
     def update(self, model_id: int, now: int, **values: object) -> None:
