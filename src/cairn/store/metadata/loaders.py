@@ -159,15 +159,24 @@ _VERSION_CHILDREN = union_all(
 
 
 # get-by-alias, the registry's hottest read: the live version a live model's alias names,
-# found and loaded in the rows statement itself
+# found and loaded in the rows statement itself. The model id and the alias's version are
+# scalar subqueries, so the version is one unique-index lookup on (model_id, version)
+# whatever the planner knows: joined, PostgreSQL without statistics scanned every version
+# of the model for the one the alias names.
+_LIVE_MODEL_ID = (
+    select(M.c.id)
+    .where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
+    .scalar_subquery()
+)
 _ALIASED_ROW = (
     select(V, M.c.name.label("model_name"))
     .join(M, M.c.id == V.c.model_id)
-    .join(aliases, and_(aliases.c.model_id == V.c.model_id, aliases.c.version == V.c.version))
     .where(
-        M.c.name_key == bindparam("name_key"),
-        M.c.deleted_at.is_(None),
-        aliases.c.alias_key == bindparam("alias_key"),
+        V.c.model_id == _LIVE_MODEL_ID,
+        V.c.version
+        == select(aliases.c.version)
+        .where(aliases.c.model_id == _LIVE_MODEL_ID, aliases.c.alias_key == bindparam("alias_key"))
+        .scalar_subquery(),
         V.c.deleted_at.is_(None),
     )
 )
