@@ -4,6 +4,8 @@ a new connection when nothing of it was applied."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
@@ -11,17 +13,13 @@ from sqlalchemy.pool import NullPool
 from cairn.store.metadata.database import Database
 
 
-def _kill_pooled_connections(db: Database) -> None:
-    """Terminate every server backend of ``db``'s pool, from a connection outside it."""
+def _kill(db: Database, pids: set[int]) -> None:
+    """Terminate these server backends (``db``'s pooled connections), from outside the pool."""
     outside = create_engine(db.url, poolclass=NullPool)
     try:
         with outside.connect() as admin:
-            admin.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
+            for pid in pids:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             admin.commit()
     finally:
         outside.dispose()
@@ -32,23 +30,23 @@ def _backend_pid(s: Connection) -> int:
 
 
 @pytest.fixture
-def pg(db: Database, backend: str) -> Database:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL's connection handling")
-    return db
+def pg(postgres_url: str) -> Iterator[Database]:
+    """PostgreSQL only: SQLite has no connections to lose."""
+    database = Database(postgres_url)
+    yield database
+    database.dispose()
 
 
 def test_a_read_on_a_dropped_connection_runs_again_on_a_new_one(pg: Database) -> None:
     first = pg.read(_backend_pid)
-    _kill_pooled_connections(pg)
+    _kill(pg, {first})
     assert pg.read(_backend_pid) != first
 
 
 def test_a_write_that_failed_before_commit_runs_again(pg: Database) -> None:
     pg.write(lambda s: s.execute(text("CREATE TABLE reconnect_probe (n int)")))
-    pg.read(_backend_pid)  # a pooled connection to drop
-    pg.write(_backend_pid)
-    _kill_pooled_connections(pg)
+    pooled = {pg.read(_backend_pid), pg.write(_backend_pid)}
+    _kill(pg, pooled)
     pg.write(lambda s: s.execute(text("INSERT INTO reconnect_probe VALUES (1)")))
     count = pg.read(lambda s: s.execute(text("SELECT count(*) FROM reconnect_probe")).scalar())
     assert count == 1  # once: the failed attempt applied nothing
