@@ -49,7 +49,12 @@ from picklescan.scanner import SafetyLevel, scan_pickle_bytes  # type: ignore[im
 
 from cairn.domain.scans import CLEAN, ERROR, FLAGGED, BlobScan, Finding
 from cairn.errors import CairnError
-from cairn.service.scan_formats import check_safetensors, npy_has_object, npy_header
+from cairn.service.scan_formats import (
+    check_safetensors,
+    npy_has_object,
+    npy_header,
+    read_at_most,
+)
 from cairn.service.scan_pickle import Malformed, TooLarge, probe, walk
 
 ENGINE_VERSION = "cairn-1"  # bump when the engine's verdicts change: blobs are re-scanned
@@ -252,7 +257,7 @@ class _Scan:
         seekable: IO[bytes] | None = None,
     ) -> str:
         with opener() as f:
-            head = _read(f, HEAD_BYTES)
+            head = read_at_most(f, HEAD_BYTES)
         fmt = _sniff(head, size)
         if depth == 0:
             self.format = fmt
@@ -423,7 +428,7 @@ class _Scan:
     def member(self, opener: Opener, size: int, name: str, depth: int) -> None:
         """One file inside an archive: sniffed and scanned like a blob of its own."""
         with opener() as f:
-            head = _read(f, HEAD_BYTES)
+            head = read_at_most(f, HEAD_BYTES)
         if _sniff(head, size) in ("pickle", HEADERLESS_PICKLE, "numpy") and not self.charge(
             size, name
         ):
@@ -477,17 +482,6 @@ def _decompressor(fmt: str, f: IO[bytes]) -> IO[bytes]:
 
 
 # -- small helpers -------------------------------------------------------------------------
-
-
-def _read(f: IO[bytes], n: int) -> bytes:
-    parts, left = [], n
-    while left > 0:
-        data = f.read(left)
-        if not data:
-            break
-        parts.append(data)
-        left -= len(data)
-    return b"".join(parts)
 
 
 def _join(member: str | None, name: str) -> str:

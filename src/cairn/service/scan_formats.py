@@ -27,17 +27,17 @@ _SAFETENSORS_BITS = {
 
 def npy_header(f: IO[bytes]) -> dict[str, Any]:
     """Read a .npy header (magic, version, length, dict literal) the way numpy does."""
-    prefix = _read(f, 8)
+    prefix = read_at_most(f, 8)
     if len(prefix) < 8:
         raise Malformed("truncated magic", 0)
     major = prefix[6]
     if major not in (1, 2, 3):
         raise Malformed(f"unknown format version {major}.{prefix[7]}", 6)
     width = 2 if major == 1 else 4
-    length = int.from_bytes(_read(f, width), "little")
+    length = int.from_bytes(read_at_most(f, width), "little")
     if length > NPY_MAX_HEADER:
         raise Malformed(f"header of {length} bytes is over {NPY_MAX_HEADER}", 8)
-    raw = _read(f, length)
+    raw = read_at_most(f, length)
     if len(raw) < length:
         raise Malformed("truncated header", 8 + width)
     try:
@@ -67,7 +67,7 @@ def npy_has_object(descr: object) -> bool:
 
 
 def check_safetensors(f: IO[bytes], size: int | None) -> None:
-    prefix = _read(f, 8)
+    prefix = read_at_most(f, 8)
     if len(prefix) < 8:
         raise Malformed("shorter than the 8-byte header length", 0)
     length = int.from_bytes(prefix, "little")
@@ -75,7 +75,7 @@ def check_safetensors(f: IO[bytes], size: int | None) -> None:
         raise Malformed(f"header length {length} is over the {SAFETENSORS_MAX_HEADER} limit", 0)
     if size is not None and 8 + length > size:
         raise Malformed(f"header length {length} runs past the end of the {size}-byte file", 0)
-    raw = _read(f, length)
+    raw = read_at_most(f, length)
     if len(raw) < length:
         raise Malformed(f"header length {length} runs past the end of the file", 0)
     try:
@@ -151,7 +151,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _read(f: IO[bytes], n: int) -> bytes:
+def read_at_most(f: IO[bytes], n: int) -> bytes:
+    """Up to ``n`` bytes of ``f``, fewer only at its end (a raw stream may return less)."""
     parts, left = [], n
     while left > 0:
         data = f.read(left)

@@ -47,15 +47,16 @@ from cairn.store.metadata.schema import (
 )
 
 V = model_versions
+M = registered_models
+# Statements built once (building one costs more than running it on SQLite): the ids of a
+# page are one expanding parameter; NULLs typed for the UNION ALLs' shared columns.
+_IDS: Any = bindparam("ids", expanding=True)
 _NO_TEXT = cast(null(), Text)
 _NO_FLOAT = cast(null(), Float)
 _NO_INT = cast(null(), BigInteger)
-M = registered_models
 
-
-# A page of models: three statements, built once.
-_MODEL_ROWS_IDS: Any = bindparam("ids", expanding=True)
-_MODEL_ROWS = select(M).where(M.c.id.in_(_MODEL_ROWS_IDS))
+# A page of models: three statements.
+_MODEL_ROWS = select(M).where(M.c.id.in_(_IDS))
 _MODEL_CHILDREN = union_all(
     select(
         literal("t").label("kind"),
@@ -64,7 +65,7 @@ _MODEL_CHILDREN = union_all(
         model_tags.c.value.label("text"),
         _NO_INT.label("number"),
         model_tags.c.key.label("sort"),
-    ).where(model_tags.c.model_id.in_(_MODEL_ROWS_IDS)),
+    ).where(model_tags.c.model_id.in_(_IDS)),
     select(
         literal("a"),
         aliases.c.model_id,
@@ -72,12 +73,12 @@ _MODEL_CHILDREN = union_all(
         _NO_TEXT,
         aliases.c.version,
         aliases.c.alias_key,
-    ).where(aliases.c.model_id.in_(_MODEL_ROWS_IDS)),
+    ).where(aliases.c.model_id.in_(_IDS)),
 ).order_by("kind", "owner", "sort")
 _LATEST = (
     select(V.c.model_id, func.max(V.c.version))
     .where(
-        V.c.model_id.in_(_MODEL_ROWS_IDS),
+        V.c.model_id.in_(_IDS),
         V.c.status == VersionStatus.READY.value,
         V.c.deleted_at.is_(None),
     )
@@ -118,10 +119,9 @@ def _model(
     )
 
 
-# A page of versions is two statements, built once (building costs more than running on
-# SQLite): the rows, then every child row (tags, params, metrics, aliases, files) in one
-# UNION ALL whose columns carry text, float and integer values side by side.
-_IDS: Any = bindparam("ids", expanding=True)
+# A page of versions: two statements, the rows, then every child row (tags, params,
+# metrics, aliases, files) in one UNION ALL whose columns carry text, float and integer
+# values side by side.
 _VERSION_ROWS = (
     select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(V.c.id.in_(_IDS))
 )

@@ -34,21 +34,16 @@ TABLES = (
 )
 
 
-def upgrade() -> None:
+def _each_table(change: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in TABLES:
-        op.execute(
-            f"ALTER TABLE {table} SET "
-            "(autovacuum_analyze_threshold = 200, autovacuum_analyze_scale_factor = 0.02)"
-        )
+        op.execute(f"ALTER TABLE {table} {change}")
+
+
+def upgrade() -> None:
+    _each_table("SET (autovacuum_analyze_threshold = 200, autovacuum_analyze_scale_factor = 0.02)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table in TABLES:
-        op.execute(
-            f"ALTER TABLE {table} RESET (autovacuum_analyze_threshold, "
-            "autovacuum_analyze_scale_factor)"
-        )
+    _each_table("RESET (autovacuum_analyze_threshold, autovacuum_analyze_scale_factor)")
