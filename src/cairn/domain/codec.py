@@ -23,7 +23,9 @@ def format_time(value: datetime | None) -> str | None:
     """RFC 3339, UTC, microseconds, ``Z`` suffix."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, or_, se
 
 from cairn.domain.access import Grant, Role
 from cairn.errors import AlreadyExists, NotFound
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     grants,
     group_members,
@@ -22,20 +23,22 @@ U, G, GM, GR, T = users.c, groups.c, group_members.c, grants.c, tokens.c
 
 # The two statements every authenticated request runs, built once (building them costs
 # more than running them on SQLite).
-_TOKEN_BY_HASH = (
+_TOKEN_BY_HASH = Prepared(
     select(tokens, U.name.label("user_name"), U.is_admin, U.disabled_at)
     .join(users, U.id == T.user_id)
     .where(T.secret_hash == bindparam("secret_hash"))
 )
-_GRANTS_OF = select(GR.role, GR.model_id, GR.pattern).where(
-    or_(
-        and_(GR.subject_kind == "user", GR.subject_id == bindparam("user_id")),
-        and_(
-            GR.subject_kind == "group",
-            GR.subject_id.in_(
-                select(GM.group_id).where(GM.user_id == bindparam("user_id")).scalar_subquery()
+_GRANTS_OF = Prepared(
+    select(GR.role, GR.model_id, GR.pattern).where(
+        or_(
+            and_(GR.subject_kind == "user", GR.subject_id == bindparam("user_id")),
+            and_(
+                GR.subject_kind == "group",
+                GR.subject_id.in_(
+                    select(GM.group_id).where(GM.user_id == bindparam("user_id")).scalar_subquery()
+                ),
             ),
-        ),
+        )
     )
 )
 _INSERT_GRANT = insert(grants)
@@ -193,7 +196,7 @@ class IdentityStore:
 
     def grants_of(self, user_id: int) -> tuple[Grant, ...]:
         """Everything a user holds, directly or through their groups."""
-        rows = self.s.execute(_GRANTS_OF, {"user_id": user_id})
+        rows = _GRANTS_OF.all(self.s, {"user_id": user_id})
         return tuple(Grant(Role[r.role], r.model_id, r.pattern) for r in rows)
 
     def list_grants(
@@ -257,8 +260,8 @@ class IdentityStore:
         ).one()
         return int(row.id)
 
-    def token_by_hash(self, secret_hash: str) -> Row[Any] | None:
-        return self.s.execute(_TOKEN_BY_HASH, {"secret_hash": secret_hash}).first()
+    def token_by_hash(self, secret_hash: str) -> Any:
+        return _TOKEN_BY_HASH.first(self.s, {"secret_hash": secret_hash})
 
     def token(self, token_id: int) -> Row[Any] | None:
         return self.s.execute(

@@ -35,6 +35,7 @@ from cairn.domain.models import (
 )
 from cairn.domain.names import alias_key, name_key
 from cairn.store.metadata.clock import optional_datetime, to_datetime
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     aliases,
     model_tags,
@@ -56,26 +57,28 @@ _NO_FLOAT = cast(null(), Float)
 _NO_INT = cast(null(), BigInteger)
 
 # A page of models: three statements.
-_MODEL_ROWS = select(M).where(M.c.id.in_(_IDS))
-_MODEL_CHILDREN = union_all(
-    select(
-        literal("t").label("kind"),
-        model_tags.c.model_id.label("owner"),
-        model_tags.c.key.label("name"),
-        model_tags.c.value.label("text"),
-        _NO_INT.label("number"),
-        model_tags.c.key.label("sort"),
-    ).where(model_tags.c.model_id.in_(_IDS)),
-    select(
-        literal("a"),
-        aliases.c.model_id,
-        aliases.c.alias,
-        _NO_TEXT,
-        aliases.c.version,
-        aliases.c.alias_key,
-    ).where(aliases.c.model_id.in_(_IDS)),
-).order_by("kind", "owner", "sort")
-_LATEST = (
+_MODEL_ROWS = Prepared(select(M).where(M.c.id.in_(_IDS)))
+_MODEL_CHILDREN = Prepared(
+    union_all(
+        select(
+            literal("t").label("kind"),
+            model_tags.c.model_id.label("owner"),
+            model_tags.c.key.label("name"),
+            model_tags.c.value.label("text"),
+            _NO_INT.label("number"),
+            model_tags.c.key.label("sort"),
+        ).where(model_tags.c.model_id.in_(_IDS)),
+        select(
+            literal("a"),
+            aliases.c.model_id,
+            aliases.c.alias,
+            _NO_TEXT,
+            aliases.c.version,
+            aliases.c.alias_key,
+        ).where(aliases.c.model_id.in_(_IDS)),
+    ).order_by("kind", "owner", "sort")
+)
+_LATEST = Prepared(
     select(V.c.model_id, func.max(V.c.version))
     .where(
         V.c.model_id.in_(_IDS),
@@ -91,15 +94,15 @@ def load_models(session: Connection, model_ids: Sequence[int]) -> list[Registere
     if not model_ids:
         return []
     params = {"ids": list(model_ids)}
-    rows = {r.id: r for r in session.execute(_MODEL_ROWS, params)}
+    rows = {r.id: r for r in _MODEL_ROWS.all(session, params)}
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     alias_map: dict[int, dict[str, int]] = defaultdict(dict)
-    for kind, owner, name, text, number, _sort in session.execute(_MODEL_CHILDREN, params):
+    for kind, owner, name, text, number, _sort in _MODEL_CHILDREN.all(session, params):
         if kind == "t":
             tags[owner][name] = text
         else:
             alias_map[owner][name] = int(number)
-    latest: dict[int, int] = {int(m): int(v) for m, v in session.execute(_LATEST, params)}
+    latest: dict[int, int] = {int(m): int(v) for m, v in _LATEST.all(session, params)}
     return [_model(rows[i], tags[i], alias_map[i], latest.get(i)) for i in model_ids if i in rows]
 
 
@@ -122,7 +125,7 @@ def _model(
 # A page of versions: two statements, the rows, then every child row (tags, params,
 # metrics, aliases, files) in one UNION ALL whose columns carry text, float and integer
 # values side by side.
-_VERSION_ROWS = (
+_VERSION_ROWS = Prepared(
     select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(V.c.id.in_(_IDS))
 )
 
@@ -139,23 +142,27 @@ def _children(kind: str, table: Any, value: str) -> Any:
     ).where(table.c.version_id.in_(_IDS))
 
 
-_VERSION_CHILDREN = union_all(
-    _children("t", version_tags, "text"),
-    _children("p", version_params, "text"),
-    _children("m", version_metrics, "float"),
-    select(literal("a"), V.c.id, aliases.c.alias, _NO_TEXT, _NO_FLOAT, _NO_INT, aliases.c.alias_key)
-    .join(aliases, and_(aliases.c.model_id == V.c.model_id, aliases.c.version == V.c.version))
-    .where(V.c.id.in_(_IDS)),
-    select(
-        literal("f"),
-        version_files.c.version_id,
-        version_files.c.path,
-        version_files.c.digest,
-        _NO_FLOAT,
-        version_files.c.size,
-        version_files.c.path,
-    ).where(version_files.c.version_id.in_(_IDS)),
-).order_by("kind", "owner", "sort")
+_VERSION_CHILDREN = Prepared(
+    union_all(
+        _children("t", version_tags, "text"),
+        _children("p", version_params, "text"),
+        _children("m", version_metrics, "float"),
+        select(
+            literal("a"), V.c.id, aliases.c.alias, _NO_TEXT, _NO_FLOAT, _NO_INT, aliases.c.alias_key
+        )
+        .join(aliases, and_(aliases.c.model_id == V.c.model_id, aliases.c.version == V.c.version))
+        .where(V.c.id.in_(_IDS)),
+        select(
+            literal("f"),
+            version_files.c.version_id,
+            version_files.c.path,
+            version_files.c.digest,
+            _NO_FLOAT,
+            version_files.c.size,
+            version_files.c.path,
+        ).where(version_files.c.version_id.in_(_IDS)),
+    ).order_by("kind", "owner", "sort")
+)
 
 
 # get-by-alias, the registry's hottest read: the live version a live model's alias names,
@@ -168,7 +175,7 @@ _LIVE_MODEL_ID = (
     .where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
     .scalar_subquery()
 )
-_ALIASED_ROW = (
+_ALIASED_ROW = Prepared(
     select(V, M.c.name.label("model_name"))
     .join(M, M.c.id == V.c.model_id)
     .where(
@@ -186,15 +193,13 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
     """ModelVersion values for ``version_ids``, in that order (two statements)."""
     if not version_ids:
         return []
-    rows = {r.id: r for r in session.execute(_VERSION_ROWS, {"ids": list(version_ids)})}
+    rows = {r.id: r for r in _VERSION_ROWS.all(session, {"ids": list(version_ids)})}
     return _assemble(session, rows, version_ids)
 
 
 def load_aliased_version(session: Connection, name: str, alias: str) -> ModelVersion | None:
     """The live version the live model ``name``'s ``alias`` points at (two statements)."""
-    row = session.execute(
-        _ALIASED_ROW, {"name_key": name_key(name), "alias_key": alias_key(alias)}
-    ).first()
+    row = _ALIASED_ROW.first(session, {"name_key": name_key(name), "alias_key": alias_key(alias)})
     return None if row is None else _assemble(session, {row.id: row}, [row.id])[0]
 
 
@@ -209,9 +214,7 @@ def _assemble(
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     alias_names: dict[int, list[str]] = defaultdict(list)
     files: dict[int, list[FileEntry]] = defaultdict(list)
-    for kind, owner, name, text, number, integer, _sort in session.execute(
-        _VERSION_CHILDREN, params
-    ):
+    for kind, owner, name, text, number, integer, _sort in _VERSION_CHILDREN.all(session, params):
         if kind == "t":
             tags[owner][name] = text
         elif kind == "p":
