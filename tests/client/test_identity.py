@@ -144,6 +144,11 @@ def test_whoami(client: BaseClient) -> None:
         assert me["user"].startswith("local:")
     else:
         assert me["user"] == "admin"
+        # authentication skips an administrator's grants (moot for an admin token); whoami
+        # still lists them, here the creator's grant on a new model
+        client.create_model("whoami-probe")
+        grants = client.whoami()["grants"]
+        assert [(g["role"], g["model"]) for g in grants] == [("MANAGE", "whoami-probe")]
 
 
 def test_invalid_requests(client: BaseClient) -> None:

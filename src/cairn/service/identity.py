@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cairn.domain import names, tokens
-from cairn.domain.access import Actor, Role, Scope, pattern_key
+from cairn.domain.access import Actor, Grant, Role, Scope, pattern_key
 from cairn.domain.codec import format_time
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated
 from cairn.service.base import ServiceBase
@@ -101,6 +101,8 @@ class IdentityService(ServiceBase):
                 raise Unauthenticated("token expired")
             if row.disabled_at is not None:
                 raise Unauthenticated("account disabled")
+            if row.is_admin and row.scope == Scope.ADMIN.value:
+                return row, ()  # an administrator's admin token: every grant is moot
             return row, store.grants_of(row.user_id)
 
         row, held = self.db.read(run)
@@ -204,12 +206,15 @@ class IdentityService(ServiceBase):
 
     def whoami(self, actor: Actor) -> dict[str, Any]:
         """The caller, their token's scope and what they hold (model grants by name)."""
-        ids = sorted({g.model_id for g in actor.grants if g.model_id is not None})
 
-        def names_of(s: Tx) -> dict[int, str]:
-            return {i: ModelStore(s).get_by_id(i).name for i in ids}
+        def run(s: Tx) -> tuple[tuple[Grant, ...], dict[int, str]]:
+            held = actor.grants
+            if actor.admin and actor.user_id is not None:  # authentication skips these
+                held = IdentityStore(s).grants_of(actor.user_id)
+            ids = sorted({g.model_id for g in held if g.model_id is not None})
+            return held, {i: ModelStore(s).get_by_id(i).name for i in ids}
 
-        model_names = self.db.read(names_of) if ids else {}
+        held, model_names = self.db.read(run)
         return {
             "user": actor.name,
             "is_admin": actor.admin,
@@ -221,7 +226,7 @@ class IdentityService(ServiceBase):
                     "model": None if g.model_id is None else model_names.get(g.model_id),
                     "pattern": g.pattern,
                 }
-                for g in actor.grants
+                for g in held
             ],
         }
 

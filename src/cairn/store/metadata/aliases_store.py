@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
 
 from cairn.domain.names import alias_key
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import alias_events, aliases
 
 A = aliases
@@ -14,24 +15,27 @@ E = alias_events
 
 # (bind names differ from column names: an UPDATE reserves those for its SET clause)
 _KEY = and_(A.c.model_id == bindparam("m_id"), A.c.alias_key == bindparam("a_key"))
-_FIND = select(A).where(_KEY)
-_FIND_LOCKED = _FIND.with_for_update()
-_INSERT = insert(A)
-_MOVE = (
+_FIND = Prepared(select(A).where(_KEY))
+_FIND_LOCKED = Prepared(select(A).where(_KEY).with_for_update())
+_INSERT = Prepared(insert(A), columns=("model_id", "alias_key", "alias", "version", "updated_at"))
+_MOVE = Prepared(
     update(A)
     .where(_KEY)
     .values(version=bindparam("to"), alias=bindparam("name"), updated_at=bindparam("now"))
 )
-_RECORD = insert(E)
+_RECORD = Prepared(
+    insert(E),
+    columns=("model_id", "alias_key", "alias", "from_version", "to_version", "actor", "at"),
+)
 
 
 class AliasStore:
     def __init__(self, session: Connection) -> None:
         self.s = session
 
-    def find(self, model_id: int, alias: str, *, lock: bool = False) -> Row[Any] | None:
+    def find(self, model_id: int, alias: str, *, lock: bool = False) -> Any:
         query = _FIND_LOCKED if lock else _FIND
-        return self.s.execute(query, {"m_id": model_id, "a_key": alias_key(alias)}).first()
+        return query.first(self.s, {"m_id": model_id, "a_key": alias_key(alias)})
 
     def set(
         self, model_id: int, alias: str, version: int, actor: str | None, now: int
@@ -43,8 +47,8 @@ class AliasStore:
             return previous
         key = alias_key(alias)
         if current is None:
-            self.s.execute(
-                _INSERT,
+            _INSERT.run(
+                self.s,
                 {
                     "model_id": model_id,
                     "alias_key": key,
@@ -55,7 +59,7 @@ class AliasStore:
             )
         else:
             move = {"m_id": model_id, "a_key": key, "to": version, "name": alias, "now": now}
-            self.s.execute(_MOVE, move)
+            _MOVE.run(self.s, move)
         self._record(model_id, alias, previous, version, actor, now)
         return previous
 
@@ -105,8 +109,8 @@ class AliasStore:
         actor: str | None,
         now: int,
     ) -> None:
-        self.s.execute(
-            _RECORD,
+        _RECORD.run(
+            self.s,
             {
                 "model_id": model_id,
                 "alias_key": alias_key(alias),

@@ -40,6 +40,7 @@ from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.names import name_key
 from cairn.errors import InvalidParameter
 from cairn.store.metadata.clock import to_datetime
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import audit_events, audit_head, registered_models
 
 # the page-token format of every listing (URL-safe base64 JSON bound to the query)
@@ -119,15 +120,17 @@ def to_event(row: Row[Any]) -> AuditEvent:
     )
 
 
-# every audited change runs these three: built once
-_ADVANCE = (
+# every audited change runs these three: built once, run on the driver (prepared.py)
+_ADVANCE = Prepared(
     update(audit_head)
     .where(audit_head.c.id == 1)
     .values(seq=audit_head.c.seq + 1)
     .returning(audit_head.c.seq, audit_head.c.hash)
 )
-_INSERT_EVENT = insert(audit_events)
-_SET_HEAD = update(audit_head).where(audit_head.c.id == 1).values(hash=bindparam("new_hash"))
+_INSERT_EVENT = Prepared(insert(audit_events), columns=(*HASHED_FIELDS, "prev_hash", "hash"))
+_SET_HEAD = Prepared(
+    update(audit_head).where(audit_head.c.id == 1).values(hash=bindparam("new_hash"))
+)
 
 
 class AuditStore:
@@ -180,13 +183,13 @@ class AuditStore:
             "client": _clip("client", actor.client),
         }
         digest = event_hash(prev, event)
-        self.s.execute(_INSERT_EVENT, {**event, "prev_hash": prev, "hash": digest})
-        self.s.execute(_SET_HEAD, {"new_hash": digest})
+        _INSERT_EVENT.run(self.s, {**event, "prev_hash": prev, "hash": digest})
+        _SET_HEAD.run(self.s, {"new_hash": digest})
         return seq
 
-    def _advance(self) -> Row[Any] | None:
+    def _advance(self) -> Any:
         """Take the next ``seq`` (locking the head row until commit) and the previous hash."""
-        return self.s.execute(_ADVANCE).first()
+        return _ADVANCE.first(self.s)
 
     def _restore_head(self) -> None:
         """Recreate the head from the last stored event (genesis when there is none)."""

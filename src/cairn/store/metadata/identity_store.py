@@ -41,7 +41,18 @@ _GRANTS_OF = Prepared(
         )
     )
 )
-_INSERT_GRANT = insert(grants)
+_INSERT_GRANT = Prepared(
+    insert(grants),
+    columns=(
+        "subject_kind",
+        "subject_id",
+        "model_id",
+        "pattern",
+        "role",
+        "created_at",
+        "created_by",
+    ),
+)
 
 
 def identity_key(name: str) -> str:
@@ -170,8 +181,8 @@ class IdentityStore:
             if found is not None:
                 self.s.execute(update(grants).where(GR.id == found.id).values(role=role.name))
                 return
-        self.s.execute(
-            _INSERT_GRANT,
+        _INSERT_GRANT.run(
+            self.s,
             {
                 "subject_kind": subject_kind,
                 "subject_id": subject_id,

@@ -13,22 +13,31 @@ from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.names import name_key
 from cairn.errors import AlreadyExists, NotFound
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import model_tags, registered_models
 
 M = registered_models
 
-# Statements every create and read runs, built once (building one costs more than running
-# it on SQLite); the values come as parameters.
-_FIND_LIVE = select(M).where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
-_FIND_LIVE_LOCKED = _FIND_LIVE.with_for_update()
-_BY_ID = select(M).where(M.c.id == bindparam("model_id"))
+# Statements every create and read runs, built once and run on the driver (prepared.py);
+# the values come as parameters.
+_FIND = select(M).where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
+_FIND_LIVE = Prepared(_FIND)
+_FIND_LIVE_LOCKED = Prepared(_FIND.with_for_update())
+_BY_ID = Prepared(select(M).where(M.c.id == bindparam("model_id")))
 # ON CONFLICT DO NOTHING: a taken live name returns no id
+_NEW_COLUMNS = ("name", "name_key", "description", "created_at", "updated_at", "created_by")
 _INSERT_NEW = {
-    "sqlite": sqlite_insert(M).on_conflict_do_nothing().returning(M.c.id),
-    "postgresql": pg_insert(M).on_conflict_do_nothing().returning(M.c.id),
+    "sqlite": Prepared(
+        sqlite_insert(M).on_conflict_do_nothing().returning(M.c.id), columns=_NEW_COLUMNS
+    ),
+    "postgresql": Prepared(
+        pg_insert(M).on_conflict_do_nothing().returning(M.c.id), columns=_NEW_COLUMNS
+    ),
 }
-_TOUCH = update(M).where(M.c.id == bindparam("model_id")).values(updated_at=bindparam("now"))
-_ALLOCATE = (
+_TOUCH = Prepared(
+    update(M).where(M.c.id == bindparam("model_id")).values(updated_at=bindparam("now"))
+)
+_ALLOCATE = Prepared(
     update(M)
     .where(M.c.id == bindparam("model_id"))
     .values(last_version=M.c.last_version + 1, updated_at=bindparam("now"))
@@ -40,18 +49,18 @@ class ModelStore:
     def __init__(self, session: Connection) -> None:
         self.s = session
 
-    def get_live(self, name: str, *, lock: bool = False) -> Row[Any]:
+    def get_live(self, name: str, *, lock: bool = False) -> Any:
         row = self.find_live(name, lock=lock)
         if row is None:
             raise NotFound(f"registered model {name!r} does not exist")
         return row
 
-    def find_live(self, name: str, *, lock: bool = False) -> Row[Any] | None:
+    def find_live(self, name: str, *, lock: bool = False) -> Any:
         query = _FIND_LIVE_LOCKED if lock else _FIND_LIVE
-        return self.s.execute(query, {"name_key": name_key(name)}).first()
+        return query.first(self.s, {"name_key": name_key(name)})
 
-    def get_by_id(self, model_id: int) -> Row[Any]:
-        row = self.s.execute(_BY_ID, {"model_id": model_id}).first()
+    def get_by_id(self, model_id: int) -> Any:
+        row = _BY_ID.first(self.s, {"model_id": model_id})
         if row is None:
             raise NotFound(f"registered model #{model_id} does not exist")
         return row
@@ -68,8 +77,8 @@ class ModelStore:
     def insert(self, name: str, description: str, created_by: str | None, now: int) -> int:
         """A new live model; AlreadyExists if a live one has that name key (the unique
         index decides, concurrent creates included: no look-up first, no savepoint)."""
-        model_id = self.s.execute(
-            _INSERT_NEW[self.s.dialect.name],
+        model_id = _INSERT_NEW[self.s.dialect.name].scalar(
+            self.s,
             {
                 "name": name,
                 "name_key": name_key(name),
@@ -78,14 +87,14 @@ class ModelStore:
                 "updated_at": now,
                 "created_by": created_by,
             },
-        ).scalar_one_or_none()
+        )
         if model_id is None:
             raise AlreadyExists(f"registered model {name!r} already exists")
         return int(model_id)
 
     def update(self, model_id: int, now: int, **values: object) -> None:
         if not values:  # a change below the model (an alias, a version): its time only
-            self.s.execute(_TOUCH, {"model_id": model_id, "now": now})
+            _TOUCH.run(self.s, {"model_id": model_id, "now": now})
             return
         self.s.execute(update(M).where(M.c.id == model_id).values(updated_at=now, **values))
 
@@ -112,14 +121,16 @@ class ModelStore:
 
     def allocate_version(self, model_id: int, now: int) -> int:
         """Take the next version number: the counter row is the lock (no MAX()+1)."""
-        number = self.s.execute(_ALLOCATE, {"model_id": model_id, "now": now}).scalar_one()
+        number = _ALLOCATE.scalar(self.s, {"model_id": model_id, "now": now})
+        if number is None:
+            raise NotFound(f"registered model #{model_id} does not exist")
         return int(number)
 
     def set_tags(self, model_id: int, tags: Mapping[str, str]) -> None:
         if not tags:
             return
         rows = [{"model_id": model_id, "key": k, "value": v} for k, v in tags.items()]
-        self.s.execute(upsert(self.s, model_tags, ("model_id", "key"), ("value",)), rows)
+        upsert(self.s, model_tags, ("model_id", "key"), ("value",)).run_many(self.s, rows)
 
     def delete_tag(self, model_id: int, key: str) -> bool:
         result = self.s.execute(
@@ -135,15 +146,18 @@ class ModelStore:
 
 def upsert(
     session: Connection, table: Any, keys: tuple[str, ...], update_columns: tuple[str, ...]
-) -> Any:
-    """An INSERT … ON CONFLICT (keys) DO UPDATE (update_columns) for either engine; the rows
-    are the parameters: ``session.execute(upsert(...), rows)``."""
+) -> Prepared:
+    """An INSERT … ON CONFLICT (keys) DO UPDATE (update_columns) for either engine, whose
+    rows give exactly ``keys + update_columns``: ``upsert(...).run_many(session, rows)``."""
     return _upsert(session.dialect.name, table, keys, update_columns)
 
 
 @functools.lru_cache(maxsize=64)
-def _upsert(dialect: str, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+def _upsert(dialect: str, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Prepared:
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}
+    return Prepared(
+        stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}
+        ),
+        columns=keys + columns,
     )

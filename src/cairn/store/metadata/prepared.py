@@ -49,8 +49,10 @@ class _Shape(NamedTuple):
 class _Plan:
     """A statement compiled for one dialect."""
 
-    def __init__(self, stmt: ClauseElement, dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
+    def __init__(
+        self, stmt: ClauseElement, dialect: Dialect, columns: Sequence[str] | None
+    ) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=columns)
         assert isinstance(compiled, SQLCompiler)
         if compiled.literal_execute_params:  # their values would be rendered into the SQL
             raise TypeError("Prepared cannot run statements with literal_execute parameters")
@@ -122,10 +124,13 @@ class _Plan:
 class Prepared:
     """A statement built once with SQLAlchemy, run on the driver (see the module docstring)."""
 
-    __slots__ = ("_plans", "stmt")
+    __slots__ = ("_plans", "columns", "stmt")
 
-    def __init__(self, stmt: ClauseElement) -> None:
+    def __init__(self, stmt: ClauseElement, *, columns: Sequence[str] | None = None) -> None:
+        """``columns``: for an ``insert(table)`` without values, the columns its rows give
+        (as SQLAlchemy takes them from the first row's keys)."""
         self.stmt = stmt
+        self.columns = list(columns) if columns is not None else None
         self._plans: dict[str, _Plan] = {}
 
     def all(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
@@ -161,24 +166,39 @@ class Prepared:
         finally:
             cursor.close()
 
-    def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute a statement that returns no rows once per row (the driver's
+        ``executemany``); the rows must give the same parameters."""
+        if not rows:
+            return
+        shape = self._plan(conn).shape(rows[0])
+        driver_execute(conn, shape.sql, [_arguments(shape, r) for r in rows], many=True).close()
+
+    def _plan(self, conn: Connection) -> _Plan:
         name = conn.dialect.name
         plan = self._plans.get(name)
         if plan is None:
-            plan = self._plans[name] = _Plan(self.stmt, conn.dialect)
+            plan = self._plans[name] = _Plan(self.stmt, conn.dialect, self.columns)
+        return plan
+
+    def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
+        plan = self._plan(conn)
         shape = plan.shape(params)
         return plan, driver_execute(conn, shape.sql, _arguments(shape, params))
 
 
-def driver_execute(conn: Connection, sql: str, args: Any = ()) -> Any:
-    """Run ``sql`` on a new DB-API cursor of ``conn``'s connection and return the cursor;
-    a driver error comes out as SQLAlchemy's ``DBAPIError``, as from ``conn.execute``,
-    the connection invalidated when it was lost."""
+def driver_execute(conn: Connection, sql: str, args: Any = (), *, many: bool = False) -> Any:
+    """Run ``sql`` on a new DB-API cursor of ``conn``'s connection (``executemany`` with
+    ``many``) and return the cursor; a driver error comes out as SQLAlchemy's
+    ``DBAPIError``, as from ``conn.execute``, the connection invalidated when it was lost."""
     dialect = conn.dialect
     proxied = conn.connection
     cursor = proxied.cursor()
     try:
-        cursor.execute(sql, args)
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
     except dialect.loaded_dbapi.Error as exc:
         invalidated = dialect.is_disconnect(exc, proxied.dbapi_connection, cursor)
         cursor.close()

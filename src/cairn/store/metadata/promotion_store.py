@@ -44,6 +44,7 @@ from cairn.domain.promotion import (
 from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.store.metadata.clock import optional_datetime, to_datetime
 from cairn.store.metadata.database import RetryTransaction
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     alias_policies,
     approvals,
@@ -56,7 +57,7 @@ from cairn.store.metadata.schema import (
 )
 
 P = alias_policies
-_POLICIES = select(P).order_by(P.c.id)  # every alias move reads them: built once
+_POLICIES = Prepared(select(P).order_by(P.c.id))  # every alias move reads them: built once
 R = promotion_requests
 A = approvals
 M = registered_models
@@ -73,7 +74,7 @@ class PromotionStore:
     # -- policies ------------------------------------------------------------------------
 
     def policies(self) -> list[AliasPolicy]:
-        return [_policy(r) for r in self.s.execute(_POLICIES)]
+        return [_policy(r) for r in _POLICIES.all(self.s)]
 
     def get_policy(self, policy_id: int) -> AliasPolicy:
         row = self.s.execute(select(P).where(P.c.id == policy_id)).first()

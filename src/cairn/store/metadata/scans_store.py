@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, select
 
 from cairn.domain.scans import BlobScan, Finding, finding_from_json, finding_to_json
 from cairn.store.metadata.models_store import upsert
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     blob_scans,
     blobs,
@@ -28,15 +29,15 @@ F = version_files
 
 
 # what every version that becomes READY runs: built once
-_FILES = (
+_FILES = Prepared(
     select(F.c.path, F.c.size, F.c.digest, B.c.format, B.c.status, B.c.findings, B.c.scanned_at)
     .select_from(F)
     .outerjoin(B, and_(B.c.digest == F.c.digest, B.c.scanner == bindparam("scanner")))
     .where(F.c.version_id == bindparam("version_id"))
     .order_by(F.c.path)
 )
-_SCAN_ACTION = select(model_settings.c.scan_action).where(
-    model_settings.c.model_id == bindparam("model_id")
+_SCAN_ACTION = Prepared(
+    select(model_settings.c.scan_action).where(model_settings.c.model_id == bindparam("model_id"))
 )
 
 
@@ -58,12 +59,9 @@ class ScansStore:
             "findings": json.dumps([finding_to_json(f) for f in scan.findings]),
             "scanned_at": now,
         }
-        self.s.execute(
-            upsert(
-                self.s, B, ("digest", "scanner"), ("format", "status", "findings", "scanned_at")
-            ),
-            [row],
-        )
+        upsert(
+            self.s, B, ("digest", "scanner"), ("format", "status", "findings", "scanned_at")
+        ).run_many(self.s, [row])
 
     def unscanned(self, version_id: int, scanner: str) -> list[tuple[str, int]]:
         """(digest, size) of the version's stored, intact blobs ``scanner`` has not scanned."""
@@ -80,8 +78,7 @@ class ScansStore:
     def files(self, version_id: int, scanner: str) -> list[Any]:
         """The version's files (path, size, digest) with ``scanner``'s result where there is
         one (format, status, findings, scanned_at; NULL otherwise), by path."""
-        rows = self.s.execute(_FILES, {"version_id": version_id, "scanner": scanner})
-        return list(rows.all())
+        return _FILES.all(self.s, {"version_id": version_id, "scanner": scanner})
 
     # -- versions -------------------------------------------------------------------------
     def find_version(self, version_id: int) -> Row[Any] | None:
@@ -105,26 +102,22 @@ class ScansStore:
             "summary": summary,
             "scanned_at": now,
         }
-        self.s.execute(
-            upsert(
-                self.s,
-                VS,
-                ("version_id",),
-                ("status", "action", "quarantined", "summary", "scanned_at"),
-            ),
-            [row],
-        )
+        upsert(
+            self.s,
+            VS,
+            ("version_id",),
+            ("status", "action", "quarantined", "summary", "scanned_at"),
+        ).run_many(self.s, [row])
 
     # -- policy ---------------------------------------------------------------------------
     def scan_action(self, model_id: int) -> str | None:
         """The model's own scan policy, or None (the instance default applies)."""
-        value = self.s.execute(_SCAN_ACTION, {"model_id": model_id}).scalar_one_or_none()
+        value = _SCAN_ACTION.scalar(self.s, {"model_id": model_id})
         return None if value is None else str(value)
 
     def set_scan_action(self, model_id: int, action: str | None) -> None:
-        self.s.execute(
-            upsert(self.s, model_settings, ("model_id",), ("scan_action",)),
-            [{"model_id": model_id, "scan_action": action}],
+        upsert(self.s, model_settings, ("model_id",), ("scan_action",)).run_many(
+            self.s, [{"model_id": model_id, "scan_action": action}]
         )
 
 

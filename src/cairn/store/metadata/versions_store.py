@@ -11,6 +11,7 @@ from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
 from cairn.errors import NotFound
 from cairn.store.metadata.models_store import upsert
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     model_versions,
     registered_models,
@@ -22,11 +23,39 @@ from cairn.store.metadata.schema import (
 
 V = model_versions
 
-# built once: see models_store
-_INSERT = insert(V).returning(V.c.id)
-_BY_ID = select(V).where(V.c.id == bindparam("version_id"))
-_BY_ID_LOCKED = _BY_ID.with_for_update()
-_FIND = select(V).where(V.c.model_id == bindparam("model_id"), V.c.version == bindparam("version"))
+# built once, run on the driver: see models_store
+_INSERT = Prepared(
+    insert(V).returning(V.c.id),
+    columns=(
+        "model_id",
+        "version",
+        "status",
+        "stage",
+        "description",
+        "semver",
+        "source",
+        "run_id",
+        "run_link",
+        "digest",
+        "size",
+        "created_at",
+        "updated_at",
+        "created_by",
+    ),
+)
+_BY_ID_QUERY = select(V).where(V.c.id == bindparam("version_id"))
+_BY_ID = Prepared(_BY_ID_QUERY)
+_BY_ID_LOCKED = Prepared(_BY_ID_QUERY.with_for_update())
+_FIND = Prepared(
+    select(V).where(V.c.model_id == bindparam("model_id"), V.c.version == bindparam("version"))
+)
+# a new version's children: nothing to conflict with, plain multi-row inserts
+_ENTRY_COLUMNS = ("version_id", "key", "value")
+_INSERT_ENTRIES = {
+    t.name: Prepared(insert(t), columns=_ENTRY_COLUMNS)
+    for t in (version_tags, version_params, version_metrics)
+}
+_INSERT_FILES = Prepared(insert(version_files), columns=("version_id", "path", "size", "digest"))
 
 
 class VersionStore:
@@ -42,8 +71,8 @@ class VersionStore:
         created_by: str | None,
         now: int,
     ) -> int:
-        version_id = self.s.execute(
-            _INSERT,
+        version_id = _INSERT.scalar(
+            self.s,
             {
                 "model_id": model_id,
                 "version": version,
@@ -60,21 +89,21 @@ class VersionStore:
                 "updated_at": now,
                 "created_by": created_by,
             },
-        ).scalar_one()
+        )
         version_id = int(version_id)
         for table, entries in (
             (version_tags, spec.tags),
             (version_params, spec.params),
             (version_metrics, spec.metrics),
         ):
-            if entries:  # a new version: nothing to conflict with, a plain multi-row insert
+            if entries:
                 rows = [
                     {"version_id": version_id, "key": k, "value": v} for k, v in entries.items()
                 ]
-                self.s.execute(insert(table), rows)
+                _INSERT_ENTRIES[table.name].run_many(self.s, rows)
         if spec.files:
-            self.s.execute(
-                insert(version_files),
+            _INSERT_FILES.run_many(
+                self.s,
                 [
                     {"version_id": version_id, "path": f.path, "size": f.size, "digest": f.digest}
                     for f in spec.files
@@ -86,7 +115,7 @@ class VersionStore:
         if not entries:
             return
         rows = [{"version_id": version_id, "key": k, "value": v} for k, v in entries.items()]
-        self.s.execute(upsert(self.s, table, ("version_id", "key"), ("value",)), rows)
+        upsert(self.s, table, ("version_id", "key"), ("value",)).run_many(self.s, rows)
 
     def delete_entry(self, table: Any, version_id: int, key: str) -> bool:
         result = self.s.execute(
@@ -100,10 +129,10 @@ class VersionStore:
     def delete_tag(self, version_id: int, key: str) -> bool:
         return self.delete_entry(version_tags, version_id, key)
 
-    def find(self, model_id: int, version: int) -> Row[Any] | None:
-        return self.s.execute(_FIND, {"model_id": model_id, "version": version}).first()
+    def find(self, model_id: int, version: int) -> Any:
+        return _FIND.first(self.s, {"model_id": model_id, "version": version})
 
-    def get(self, model_id: int, name: str, version: int, *, deleted: bool = False) -> Row[Any]:
+    def get(self, model_id: int, name: str, version: int, *, deleted: bool = False) -> Any:
         """A live version (or, with ``deleted=True``, a soft-deleted one)."""
         row = self.find(model_id, version)
         if row is None or (row.deleted_at is not None) != deleted:
@@ -111,9 +140,9 @@ class VersionStore:
             raise NotFound(f"{state}version {version} of model {name!r} does not exist")
         return row
 
-    def get_by_id(self, version_id: int, *, lock: bool = False) -> Row[Any]:
+    def get_by_id(self, version_id: int, *, lock: bool = False) -> Any:
         query = _BY_ID_LOCKED if lock else _BY_ID
-        row = self.s.execute(query, {"version_id": version_id}).first()
+        row = query.first(self.s, {"version_id": version_id})
         if row is None:
             raise NotFound(f"model version #{version_id} does not exist")
         return row
