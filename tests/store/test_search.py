@@ -35,7 +35,7 @@ from cairn.store.metadata.search import (
     search_model_ids,
     search_version_ids,
 )
-from cairn.store.metadata.search_compile import compile_filter, names_one_model
+from cairn.store.metadata.search_compile import compile_shape, names_one_model, parameterize
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 DAY = 86_400_000_000
@@ -418,8 +418,8 @@ def test_one_model_searches_probe_per_row_with_the_same_answers(
     scoped = f"name = 'fraud-detector' AND ({text})"
     one_model = {v for v in catalog.versions_matching(text) if v[0] == "fraud-detector"}
     assert catalog.versions_matching(scoped) == one_model
-    probe = compile_filter(parse_filter(scoped, "versions"), "versions", probe=True)
-    assert "OFFSET" in str(probe.compile(compile_kwargs={"literal_binds": True}))
+    shape, _ = parameterize(parse_filter(scoped, "versions"))
+    assert "OFFSET" in str(compile_shape(shape, "versions", probe=True).compile())
     assert names_one_model(parse_filter(scoped, "versions"))
     assert not names_one_model(parse_filter(f"name LIKE 'fraud%' AND ({text})", "versions"))
 
@@ -677,3 +677,20 @@ def test_last_page_has_no_token(db: Database, grid: dict[int, tuple[str, int, in
     ids, token = version_page(db, size=24, token=token)
     assert len(ids) == 1
     assert token is None
+
+
+def test_searches_that_differ_only_in_values_share_one_shape() -> None:
+    """The SQL of a search is built once per shape: the values are parameters, folded the
+    way their fields compare (name and alias keys, floats for metrics)."""
+    first, first_values = parameterize(
+        parse_filter("name = 'Fraud' AND metrics.auc > 1 AND alias IN ('Prod')", "versions")
+    )
+    second, second_values = parameterize(
+        parse_filter("name = 'churn' AND metrics.auc > 0.5 AND alias IN ('a', 'B')", "versions")
+    )
+    assert first == second
+    assert first_values == ("fraud", 1.0, ("prod",))
+    assert second_values == ("churn", 0.5, ("a", "b"))
+    negated, values = parameterize(parse_filter("tags.team != 'risk'", "versions"))
+    assert negated == ("not", ("cmp", "tags", "team", "=", 0)) and values == ("risk",)
+    assert compile_shape(first, "versions", False) is compile_shape(second, "versions", False)

@@ -15,18 +15,26 @@ a forged one only moves where a query the caller may run anyway starts.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, and_, false, or_, select
+from sqlalchemy import ColumnElement, Connection, FromClause, and_, bindparam, false, or_, select
 
 from cairn.domain.access import ReadFilter
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter
 from cairn.errors import InvalidParameter
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import model_versions, registered_models
-from cairn.store.metadata.search_compile import compile_filter, names_one_model
+from cairn.store.metadata.search_compile import (
+    Shape,
+    compile_shape,
+    names_one_model,
+    parameterize,
+    slot_params,
+)
 
 MAX_RESULTS_LIMIT = 1000
 MAX_TOKEN_LENGTH = 4096
@@ -56,34 +64,19 @@ def search_version_ids(
     ``include_deleted``; ``model_id`` keeps to one model's versions. An empty
     ``order_by`` means ``name ASC, version DESC``.
     """
-    mv, rm = model_versions.c, registered_models.c
-    conditions: list[ColumnElement[bool]] = []
-    if not include_deleted:
-        conditions += [mv.deleted_at.is_(None), rm.deleted_at.is_(None)]
-    if model_id is not None:
-        conditions.append(mv.model_id == model_id)
-    if readable is not None:
-        conditions.append(readable_models(readable))
-    if expr is not None:
-        one_model = model_id is not None or names_one_model(expr)
-        conditions.append(compile_filter(expr, "versions", probe=one_model))
+    order = _order(order_by, VERSION_ORDER_FIELDS, DEFAULT_VERSION_ORDER)
+    one_model = model_id is not None or names_one_model(expr)
     return _page(
         session,
         target="versions",
-        source=model_versions.join(registered_models, rm.id == mv.model_id),
-        id_column=mv.id,
-        columns={
-            "name": rm.name_key,
-            "version": mv.version,
-            "created_at": mv.created_at,
-            "updated_at": mv.updated_at,
-        },
-        order=_order(order_by, VERSION_ORDER_FIELDS, DEFAULT_VERSION_ORDER),
-        conditions=conditions,
+        order=order,
         expr=expr,
+        probe=one_model,
         max_results=max_results,
         page_token=page_token,
         scope={"model_id": model_id, "include_deleted": include_deleted},
+        readable=readable,
+        params={"model_id": model_id},
     )
 
 
@@ -102,26 +95,17 @@ def search_model_ids(
     Deleted models are left out unless ``include_deleted``. An empty ``order_by`` means
     ``name ASC``.
     """
-    rm = registered_models.c
-    conditions: list[ColumnElement[bool]] = []
-    if not include_deleted:
-        conditions.append(rm.deleted_at.is_(None))
-    if readable is not None:
-        conditions.append(readable_models(readable))
-    if expr is not None:
-        conditions.append(compile_filter(expr, "models"))
     return _page(
         session,
         target="models",
-        source=registered_models,
-        id_column=rm.id,
-        columns={"name": rm.name_key, "created_at": rm.created_at, "updated_at": rm.updated_at},
         order=_order(order_by, MODEL_ORDER_FIELDS, DEFAULT_MODEL_ORDER),
-        conditions=conditions,
         expr=expr,
+        probe=False,
         max_results=max_results,
         page_token=page_token,
         scope={"include_deleted": include_deleted},
+        readable=readable,
+        params={},
     )
 
 
@@ -152,15 +136,14 @@ def _page(
     session: Connection,
     *,
     target: Target,
-    source: FromClause,
-    id_column: Column,
-    columns: Mapping[str, Column],
     order: tuple[OrderKey, ...],
-    conditions: list[ColumnElement[bool]],
     expr: Expr | None,
+    probe: bool,
     max_results: int,
     page_token: str | None,
-    scope: Mapping[str, object],
+    scope: Mapping[str, Any],
+    readable: ReadFilter | None,
+    params: Mapping[str, Any],
 ) -> tuple[list[int], str | None]:
     if (
         not isinstance(max_results, int)
@@ -170,20 +153,29 @@ def _page(
         raise InvalidParameter(
             f"max_results {max_results!r} is not valid; use 1 to {MAX_RESULTS_LIMIT}"
         )
-    keys = [(columns[k.field], k.descending) for k in order]
-    keys.append((id_column, order[-1].descending))
     kinds = [str if k.field == "name" else int for k in order] + [int]
     fingerprint = _fingerprint(target, expr, order, scope)
-    if page_token:
-        conditions = [*conditions, _after(keys, _decode(page_token, fingerprint, kinds))]
-    statement = (
-        select(id_column, *(column for column, _ in keys[:-1]))
-        .select_from(source)
-        .where(*conditions)
-        .order_by(*(column.desc() if desc else column.asc() for column, desc in keys))
-        .limit(max_results + 1)
+    after = _decode(page_token, fingerprint, kinds) if page_token else []
+    shape, values = parameterize(expr) if expr is not None else (None, ())
+    statement = _statement(
+        target,
+        shape,
+        probe,
+        order,
+        one_model=scope.get("model_id") is not None,
+        include_deleted=bool(scope["include_deleted"]),
+        readable=readable,
+        after=bool(after),
     )
-    rows = session.execute(statement).all()
+    rows = statement.all(
+        session,
+        {
+            **params,
+            **slot_params(values),
+            **{f"k{i}": v for i, v in enumerate(after)},
+            "limit": max_results + 1,
+        },
+    )
     ids = [int(row[0]) for row in rows[:max_results]]
     if len(rows) <= max_results:
         return ids, None
@@ -191,7 +183,59 @@ def _page(
     return ids, _encode(fingerprint, [*last[1:], last[0]])
 
 
-def _after(keys: Sequence[tuple[Column, bool]], values: Sequence[object]) -> ColumnElement[bool]:
+@functools.lru_cache(maxsize=512)
+def _statement(
+    target: Target,
+    shape: Shape | None,
+    probe: bool,
+    order: tuple[OrderKey, ...],
+    *,
+    one_model: bool,
+    include_deleted: bool,
+    readable: ReadFilter | None,
+    after: bool,
+) -> Prepared:
+    """A search's id query, built once per shape (filter shape, order, scope, whether a
+    page token continues it): its values are the parameters ``f<i>`` (the filter's slots),
+    ``k<i>`` (the page token's sort values), ``model_id`` and ``limit``."""
+    mv, rm = model_versions.c, registered_models.c
+    conditions: list[ColumnElement[bool]] = []
+    if target == "versions":
+        source: FromClause = model_versions.join(registered_models, rm.id == mv.model_id)
+        id_column: Column = mv.id
+        columns: dict[str, Column] = {
+            "name": rm.name_key,
+            "version": mv.version,
+            "created_at": mv.created_at,
+            "updated_at": mv.updated_at,
+        }
+        if not include_deleted:
+            conditions += [mv.deleted_at.is_(None), rm.deleted_at.is_(None)]
+        if one_model:
+            conditions.append(mv.model_id == bindparam("model_id"))
+    else:
+        source, id_column = registered_models, rm.id
+        columns = {"name": rm.name_key, "created_at": rm.created_at, "updated_at": rm.updated_at}
+        if not include_deleted:
+            conditions.append(rm.deleted_at.is_(None))
+    if readable is not None:
+        conditions.append(readable_models(readable))
+    if shape is not None:
+        conditions.append(compile_shape(shape, target, probe))
+    keys = [(columns[k.field], k.descending) for k in order]
+    keys.append((id_column, order[-1].descending))
+    if after:
+        conditions.append(_after(keys, [bindparam(f"k{i}") for i in range(len(keys))]))
+    return Prepared(
+        select(id_column, *(column for column, _ in keys[:-1]))
+        .select_from(source)
+        .where(*conditions)
+        .order_by(*(column.desc() if desc else column.asc() for column, desc in keys))
+        .limit(bindparam("limit"))
+    )
+
+
+def _after(keys: Sequence[tuple[Column, bool]], values: Sequence[Any]) -> ColumnElement[bool]:
     """Rows strictly after ``values`` in the order ``keys``: the lexicographic OR-chain
     ``k1 ≻ v1 OR (k1 = v1 AND k2 ≻ v2) OR …``, where ≻ is > for ASC and < for DESC."""
     branches = []

@@ -2,6 +2,13 @@
 
 Every value is a bound parameter; nothing from the filter is formatted into SQL.
 
+A filter is compiled in two steps, so that its SQL is built once per *shape*:
+``parameterize`` splits it into its shape (the tree of fields and operators, with
+numbered slots where the values were) and its values, already folded the way each field
+compares them (name and alias keys, floats for metrics); ``compile_shape`` turns a shape
+into SQL whose slot ``i`` is the bound parameter ``f<i>``, and is memoized. Two searches
+that differ only in their values (``name = 'a'`` and ``name = 'b'``) share one statement.
+
 Semantics, the same on SQLite and PostgreSQL:
 
 - A comparison is always TRUE or FALSE, never NULL, so ``NOT`` is an exact complement.
@@ -21,11 +28,12 @@ Semantics, the same on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, not_, or_, select
+from sqlalchemy import ColumnElement, Table, and_, bindparam, not_, or_, select
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from cairn.domain.filters import And, Comparison, Expr, Not, Or, Scalar, Target
@@ -59,8 +67,39 @@ _KEYED: dict[str, Table] = {
 }
 
 
-def compile_filter(expr: Expr, target: Target, *, probe: bool = False) -> ColumnElement[bool]:
-    """The WHERE condition for ``expr`` over ``model_versions`` joined to
+# A shape: ("and" | "or", (shapes…)), ("not", shape) or ("cmp", field, key, op, slot), where
+# op is positive (``!=`` and ``NOT IN`` become ``not`` around ``=`` and ``IN``).
+Shape = tuple[Any, ...]
+
+
+def parameterize(expr: Expr) -> tuple[Shape, tuple[Any, ...]]:
+    """``expr``'s shape and its values in slot order, folded as their fields compare them."""
+    values: list[Any] = []
+
+    def walk(e: Expr) -> Shape:
+        if isinstance(e, And | Or):
+            return ("and" if isinstance(e, And) else "or", tuple(walk(o) for o in e.operands))
+        if isinstance(e, Not):
+            return ("not", walk(e.operand))
+        op = e.op
+        negated = op in ("!=", "NOT IN")
+        if negated:
+            op = "=" if op == "!=" else "IN"
+        values.append(_folded(e.field.name, op, e.value))
+        leaf = ("cmp", e.field.name, e.field.key, op, len(values) - 1)
+        return ("not", leaf) if negated else leaf
+
+    return walk(expr), tuple(values)
+
+
+def slot_params(values: tuple[Any, ...]) -> dict[str, Any]:
+    """The bound parameters of a compiled shape: ``f<i>`` for slot ``i``."""
+    return {f"f{i}": list(v) if isinstance(v, tuple) else v for i, v in enumerate(values)}
+
+
+@functools.lru_cache(maxsize=512)
+def compile_shape(shape: Shape, target: Target, probe: bool) -> ColumnElement[bool]:
+    """The WHERE condition for a filter of this shape over ``model_versions`` joined to
     ``registered_models`` (target ``versions``) or over ``registered_models``.
 
     ``probe``: the rows to test are few (one model's versions), so each tag, param,
@@ -68,20 +107,39 @@ def compile_filter(expr: Expr, target: Target, *, probe: bool = False) -> Column
     ``OFFSET 0``, which keeps PostgreSQL from turning it into a join whose plan, on
     tables not analyzed yet, can scan every tag of that key for each row.
     """
-    if isinstance(expr, And):
-        return and_(*(compile_filter(e, target, probe=probe) for e in expr.operands))
-    if isinstance(expr, Or):
-        return or_(*(compile_filter(e, target, probe=probe) for e in expr.operands))
-    if isinstance(expr, Not):
-        return not_(compile_filter(expr.operand, target, probe=probe))
-    if expr.op in ("!=", "NOT IN"):
-        positive = Comparison(expr.field, "=" if expr.op == "!=" else "IN", expr.value)
-        return not_(_comparison(positive, target, probe))
-    return _comparison(expr, target, probe)
+    kind = shape[0]
+    if kind in ("and", "or"):
+        parts = (compile_shape(s, target, probe) for s in shape[1])
+        return and_(*parts) if kind == "and" else or_(*parts)
+    if kind == "not":
+        return not_(compile_shape(shape[1], target, probe))
+    _, name, key, op, slot = shape
+    value: Any = bindparam(f"f{slot}", expanding=op == "IN")
+    return _comparison(name, key, op, value, target, probe)
+
+
+def _folded(name: str, op: str, value: Scalar | tuple[Scalar, ...]) -> Any:
+    """The value a comparison binds: names and aliases compare by key (``=``/``IN``;
+    ``ILIKE`` on names matches the folded pattern), metrics as floats."""
+    if name == "name":
+        if op == "LIKE":
+            return value
+        if op == "ILIKE":
+            return _like_pattern(name_key(str(value)))
+        return _keyed(_values(value), op, lambda v: name_key(str(v)))
+    if name == "alias":
+        if op in ("LIKE", "ILIKE"):
+            return value
+        return _keyed(_values(value), op, lambda v: alias_key(str(v)))
+    if name == "metrics":
+        return _keyed(_values(value), op, float)
+    return value
 
 
 def names_one_model(expr: Expr | None) -> bool:
     """True when ``expr`` keeps to one model: ``name = '...'`` at its top level."""
+    if expr is None:
+        return False
     operands = expr.operands if isinstance(expr, And) else (expr,)
     return any(
         isinstance(e, Comparison) and e.field.name == "name" and e.op == "=" for e in operands
@@ -97,9 +155,10 @@ def _values(value: Scalar | tuple[Scalar, ...]) -> tuple[Scalar, ...]:
 
 
 def _match(column: KeyedColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
-    """``column op value`` for a positive operator (no ``!=``/``NOT IN``)."""
+    """``column op value`` for a positive operator (no ``!=``/``NOT IN``); ``value`` is a
+    bound parameter (expanding for ``IN``)."""
     if op == "IN":
-        return column.in_(list(value))
+        return column.in_(value)
     if op == "LIKE":
         return column.like(value, escape=_ESCAPE)
     if op == "ILIKE":
@@ -122,24 +181,19 @@ def _like_pattern(pattern: str) -> str:
     return pattern
 
 
-def _name(op: str, value: Scalar | tuple[Scalar, ...]) -> ColumnElement[bool]:
+def _name(op: str, value: Any) -> ColumnElement[bool]:
     rm = registered_models.c
     if op == "LIKE":
         return _match(rm.name, op, value)
-    if op == "ILIKE":
-        return _match(rm.name_key, "LIKE", _like_pattern(name_key(str(value))))
-    return _match(rm.name_key, op, _keyed(_values(value), op, lambda v: name_key(str(v))))
+    if op == "ILIKE":  # the pattern is folded to a key pattern
+        return _match(rm.name_key, "LIKE", value)
+    return _match(rm.name_key, op, value)
 
 
-def _alias(
-    op: str, value: Scalar | tuple[Scalar, ...], target: Target, probe: bool
-) -> ColumnElement[bool]:
+def _alias(op: str, value: Any, target: Target, probe: bool) -> ColumnElement[bool]:
     al = aliases.c
-    if op in ("LIKE", "ILIKE"):
-        condition = _match(al.alias, op, value)
-    else:
-        keys = _keyed(_values(value), op, lambda v: alias_key(str(v)))
-        condition = _match(al.alias_key, op, keys)
+    column = al.alias if op in ("LIKE", "ILIKE") else al.alias_key
+    condition = _match(column, op, value)
     if target == "models":
         owner = al.model_id == registered_models.c.id
     else:
@@ -149,15 +203,13 @@ def _alias(
     return _exists(select(al.model_id).where(owner, condition), probe)
 
 
-def _comparison(expr: Comparison, target: Target, probe: bool) -> ColumnElement[bool]:
-    name, op, value = expr.field.name, expr.op, expr.value
+def _comparison(
+    name: str, key: str | None, op: str, value: Any, target: Target, probe: bool
+) -> ColumnElement[bool]:
     if name == "name":
         return _name(op, value)
     if name == "alias":
         return _alias(op, value, target, probe)
-    if name == "metrics":
-        floats = tuple(float(v) for v in _values(value))
-        value = floats if op == "IN" else floats[0]
     if name in _KEYED:
         if target == "versions":
             table, owner = _KEYED[name], _KEYED[name].c.version_id == model_versions.c.id
@@ -166,7 +218,7 @@ def _comparison(expr: Comparison, target: Target, probe: bool) -> ColumnElement[
         else:
             raise InvalidFilter(f"field {name!r} does not apply to models")
         condition = _match(table.c.value, op, value)
-        query = select(table.c.key).where(owner, table.c.key == expr.field.key, condition)
+        query = select(table.c.key).where(owner, table.c.key == key, condition)
         return _exists(query, probe)
     if target == "models":
         if name not in ("created_at", "updated_at"):
