@@ -437,6 +437,8 @@ NOT_AUDITED = {
     "get_model", "search_models", "get_version", "resolve", "list_versions", "search_versions",
     "latest_versions_by_stage", "alias_history", "missing_blobs", "upload_status", "list_files",
     "open_file", "presign_file",
+    # looks at a filter only: where a search may run
+    "searches_one_model",
     # bytes in staging: nothing in the registry changes until the version becomes READY
     "begin_upload", "append_upload", "abort_upload",
     # an integrity check: re-hashes bytes and flags corrupt ones, changes no model

@@ -16,7 +16,14 @@ import pytest
 from sqlalchemy import CursorResult, Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from cairn.domain.filters import Expr, OrderKey, Target, parse_filter, parse_order_by
+from cairn.domain.filters import (
+    Expr,
+    OrderKey,
+    Target,
+    names_one_model,
+    parse_filter,
+    parse_order_by,
+)
 from cairn.domain.names import name_key
 from cairn.errors import InvalidParameter
 from cairn.store.metadata.database import Database
@@ -35,7 +42,7 @@ from cairn.store.metadata.search import (
     search_model_ids,
     search_version_ids,
 )
-from cairn.store.metadata.search_compile import compile_shape, names_one_model, parameterize
+from cairn.store.metadata.search_compile import compile_shape, parameterize
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 DAY = 86_400_000_000

@@ -6,11 +6,13 @@ import fcntl
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection, text
 
-from cairn.store.metadata.database import Database
+from cairn.store.metadata.database import Database, WriterBusy
 
 PROBE = """
 import fcntl, os, sys
@@ -71,4 +73,57 @@ def test_flock_is_released_when_a_transaction_fails(tmp_path: Path) -> None:
         finally:
             os.close(fd)
     finally:
+        db.dispose()
+
+
+def _count(db: Database) -> int:
+    return int(db.read(lambda s: s.execute(text("SELECT count(*) FROM probe")).scalar_one()))
+
+
+def _insert(s: Connection) -> None:
+    s.execute(text("INSERT INTO probe VALUES (1)"))
+
+
+@pytest.mark.parametrize("holder", ["another process", "another thread"])
+def test_an_inline_write_does_not_wait_for_a_busy_writer(tmp_path: Path, holder: str) -> None:
+    """On the event loop (``Database.inline``) the first write gives up at once, having done
+    nothing, when another process or thread holds the writer lock; later writes of the same
+    block (the first one has committed) wait as usual."""
+    db = Database(f"sqlite:///{tmp_path / 'cairn.db'}")
+    db.write(lambda s: s.execute(text("CREATE TABLE probe (n int)")))
+    lock_file = tmp_path / "cairn.db-writer.lock"
+    release = threading.Event()
+    taken = threading.Event()
+
+    def hold_in_thread() -> None:
+        def wait(_s: Connection) -> None:
+            taken.set()
+            release.wait(10)
+
+        db.write(wait)
+
+    try:
+        if holder == "another process":
+            fd = os.open(lock_file, os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            thread = threading.Thread(target=hold_in_thread)
+            thread.start()
+            assert taken.wait(10)
+        with db.inline(), pytest.raises(WriterBusy):
+            db.write(_insert)
+        if holder == "another process":
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        else:
+            release.set()
+            thread.join(10)
+        assert _count(db) == 0  # the refused write did nothing
+        with db.inline():
+            db.write(_insert)  # free: written on the spot
+            db.write(_insert)  # a second write of the block takes the blocking path
+        assert _count(db) == 2
+        assert _other_process_may_write(lock_file)  # released after each
+    finally:
+        release.set()
         db.dispose()

@@ -25,6 +25,7 @@ The AST is canonical: stages and statuses are normalised, times are integers, so
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence, Set
@@ -430,7 +431,23 @@ def parse_filter(text: str | None, target: Target) -> Expr | None:
         )
     if not text.strip():
         return None
+    return _parse(text, target)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str, target: Target) -> Expr:
+    """Parsed filters are immutable values: a repeated filter is parsed once."""
     return _Parser(text, target).parse()
+
+
+def names_one_model(expr: Expr | None) -> bool:
+    """True when ``expr`` keeps to one model: ``name = '...'`` at its top level."""
+    if expr is None:
+        return False
+    operands = expr.operands if isinstance(expr, And) else (expr,)
+    return any(
+        isinstance(e, Comparison) and e.field.name == "name" and e.op == "=" for e in operands
+    )
 
 
 def _format_string(value: str, quote: str = "'") -> str:

@@ -10,14 +10,11 @@ from types import SimpleNamespace
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.digests import manifest_digest
-from cairn.domain.filters import (
-    parse_filter,
-    parse_order_by,
-)
+from cairn.domain.filters import names_one_model, parse_filter, parse_order_by
 from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, VersionStatus
 from cairn.domain.paths import validate_manifest
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
-from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
+from cairn.errors import InvalidFilter, InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.scans import ScansService
 from cairn.service.validation import clean_page_size, clean_spec, clean_tags, fingerprint
 from cairn.store.metadata.aliases_store import AliasStore
@@ -341,6 +338,15 @@ class VersionsService(ScansService):
             return Page(load_versions(s, ids), token)
 
         return self.db.read(run)
+
+    def searches_one_model(self, filter: str | None) -> bool:
+        """Whether a version search with this filter keeps to one model (``name = '…'`` at
+        its top level), so that its cost is bounded by that model's versions. A malformed
+        filter says False: the search itself reports it."""
+        try:
+            return names_one_model(parse_filter(filter or "", "versions"))
+        except InvalidFilter:
+            return False
 
     def search_versions(
         self,

@@ -43,10 +43,11 @@ def _one(service: RegistryService, actor: Actor, model: RegisteredModel) -> JSON
 
 
 @router.post("/registered-models/create")
-def create_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def create_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     p.text("deployment_job_id")  # Databricks-only: checked for type, then ignored
-    model = service.create_model(
-        actor, p.required("name"), description=p.text("description") or "", tags=p.tags()
+    name, description, tags = p.required("name"), p.text("description") or "", p.tags()
+    model = await brief(
+        service, lambda: service.create_model(actor, name, description=description, tags=tags)
     )
     return json({"registered_model": model_json(model)})
 
@@ -129,8 +130,9 @@ def delete_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSO
 
 
 @router.post("/registered-models/alias")
-def set_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    service.set_alias(actor, p.required("name"), p.required("alias"), p.version())
+async def set_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, alias, version = p.required("name"), p.required("alias"), p.version()
+    await brief(service, lambda: service.set_alias(actor, name, alias, version))
     return json({})
 
 

@@ -17,6 +17,7 @@ from cairn.api.mlflow.artifacts import download_uri
 from cairn.api.mlflow.filters import translate_filter, translate_order_by
 from cairn.api.mlflow.params import MAX_PAGE, Body, page_size
 from cairn.api.mlflow.wire import version_json
+from cairn.api.offload import brief
 from cairn.domain.models import VersionSpec
 from cairn.errors import NotFound
 
@@ -24,7 +25,7 @@ router = APIRouter(tags=["mlflow"])
 
 
 @router.post("/model-versions/create")
-def create_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def create_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name = p.required("name")
     spec = VersionSpec(
         description=p.text("description") or "",
@@ -34,7 +35,8 @@ def create_model_version(p: Body, service: Service, actor: Caller) -> JSONRespon
         run_link=p.text("run_link") or None,
     )
     p.text("model_id")  # MLflow 3 sends it; OSS MLflow neither stores nor returns it
-    return json({"model_version": version_json(service.create_version(actor, name, spec))})
+    version = await brief(service, lambda: service.create_version(actor, name, spec))
+    return json({"model_version": version_json(version)})
 
 
 @router.patch("/model-versions/update")
@@ -70,13 +72,16 @@ def get_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
 
 
 @router.get("/model-versions/search")
-def search_model_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    page = service.search_versions(
-        actor,
-        translate_filter(p.text("filter"), "versions"),
-        order_by=translate_order_by(p.strings("order_by"), "versions"),
-        max_results=page_size(p, MAX_PAGE),
-        page_token=p.text("page_token") or None,
+async def search_model_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    flt = translate_filter(p.text("filter"), "versions")
+    order_by = translate_order_by(p.strings("order_by"), "versions")
+    size, token = page_size(p, MAX_PAGE), p.text("page_token") or None
+    page = await brief(
+        service,
+        lambda: service.search_versions(
+            actor, flt, order_by=order_by, max_results=size, page_token=token
+        ),
+        inline=service.searches_one_model(flt),
     )
     body: dict[str, Any] = {}
     if page.items:

@@ -18,10 +18,12 @@ router = APIRouter(tags=["aliases"])
 
 
 @router.put("/models/{name}/aliases/{alias}", response_model=VersionOut)
-def set_alias(
+async def set_alias(
     name: str, alias: str, body: AliasSet, service: Service, actor: Caller
 ) -> JSONResponse:
-    version = service.set_alias(actor, name, alias, body.version, expect=body.expect)
+    version = await brief(
+        service, lambda: service.set_alias(actor, name, alias, body.version, expect=body.expect)
+    )
     return json(version_to_json(version))
 
 
@@ -67,7 +69,7 @@ def resolve(
 
 
 @router.get("/search/versions", response_model=VersionPage, tags=["search"])
-def search_versions(
+async def search_versions(
     service: Service,
     actor: Caller,
     filter: str | None = None,
@@ -76,13 +78,17 @@ def search_versions(
     page_token: str | None = None,
     include_deleted: bool = False,
 ) -> JSONResponse:
-    page = service.search_versions(
-        actor,
-        filter,
-        order_by=order_by,
-        max_results=max_results,
-        page_token=page_token,
-        include_deleted=include_deleted,
+    page = await brief(
+        service,
+        lambda: service.search_versions(
+            actor,
+            filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=include_deleted,
+        ),
+        inline=service.searches_one_model(filter),
     )
     return json(
         {

@@ -26,15 +26,18 @@ OrderBy = Annotated[list[str] | None, Query()]
 
 
 @router.post("", status_code=201, response_model=ModelOut)
-def create_model(
+async def create_model(
     body: ModelCreate, service: Service, actor: Caller, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    model = service.create_model(
-        actor,
-        body.name,
-        description=body.description,
-        tags=body.tags,
-        idempotency_key=idempotency_key,
+    model = await brief(
+        service,
+        lambda: service.create_model(
+            actor,
+            body.name,
+            description=body.description,
+            tags=body.tags,
+            idempotency_key=idempotency_key,
+        ),
     )
     return json(model_to_json(model), 201)
 

@@ -18,13 +18,13 @@ from cairn.api.v1.schemas import (
     VersionUpdate,
 )
 from cairn.domain.codec import version_to_json
-from cairn.domain.models import FileEntry, VersionSpec
+from cairn.domain.models import FileEntry, ModelVersion, VersionSpec
 
 router = APIRouter(prefix="/models/{name}/versions", tags=["versions"])
 
 
 @router.post("", status_code=201, response_model=VersionCreated)
-def create_version(
+async def create_version(
     name: str,
     body: VersionCreate,
     service: Service,
@@ -42,8 +42,13 @@ def create_version(
         run_link=body.run_link,
         files=tuple(FileEntry(f.path, f.size, f.digest) for f in body.files),
     )
-    version = service.create_version(actor, name, spec, idempotency_key=idempotency_key)
-    missing = [] if not version.files else service.missing_blobs(actor, name, version.version)
+
+    def create() -> tuple[ModelVersion, list[str]]:
+        version = service.create_version(actor, name, spec, idempotency_key=idempotency_key)
+        missing = [] if not version.files else service.missing_blobs(actor, name, version.version)
+        return version, missing
+
+    version, missing = await brief(service, create)
     return json({**version_to_json(version), "missing": missing}, 201)
 
 

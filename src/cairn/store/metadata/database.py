@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -44,6 +45,15 @@ Tx = Connection  # what a transaction function receives; services name it withou
 MAX_ATTEMPTS = 8
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+class WriterBusy(BaseException):
+    """An inline write (``Database.inline``) found the SQLite writer lock taken, and did
+    nothing: run the call again where it may wait (the thread pool). A BaseException, so
+    that no ``except Exception`` between the write and ``inline``'s caller swallows it."""
+
+
+_INLINE: ContextVar[bool] = ContextVar("cairn_inline_write", default=False)
 
 
 class RetryTransaction(Exception):
@@ -106,8 +116,28 @@ class Database:
         if isinstance(self._write_lock, _WriterLock):
             self._write_lock.close()
 
+    @contextmanager
+    def inline(self) -> Iterator[None]:
+        """Within this block, on the event loop, the first write does not wait for the
+        SQLite writer lock: if another thread or process holds it, the write raises
+        ``WriterBusy`` before doing anything (later writes of the block wait as usual,
+        since the first one has committed and the block must not be run again)."""
+        token = _INLINE.set(True)
+        try:
+            yield
+        finally:
+            _INLINE.reset(token)
+
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
+        if _INLINE.get():
+            _INLINE.set(False)
+            if isinstance(self._write_lock, _WriterLock) and not self._write_lock.try_enter():
+                raise WriterBusy
+            try:
+                return self._run(self._writer, fn)
+            finally:
+                self._write_lock.__exit__(None, None, None)
         with self._write_lock:
             return self._run(self._writer, fn)
 
@@ -193,6 +223,21 @@ class _WriterLock:
             except BaseException:
                 self._threads.release()
                 raise
+
+    def try_enter(self) -> bool:
+        """Take the lock if nobody holds it; False (holding nothing) otherwise."""
+        if not self._threads.acquire(blocking=False):
+            return False
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._threads.release()
+                return False
+            except BaseException:
+                self._threads.release()
+                raise
+        return True
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:

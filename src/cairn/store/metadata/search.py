@@ -24,14 +24,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, FromClause, and_, bindparam, false, or_, select
 
 from cairn.domain.access import ReadFilter
-from cairn.domain.filters import Expr, OrderKey, Target, format_filter
+from cairn.domain.filters import Expr, OrderKey, Target, format_filter, names_one_model
 from cairn.errors import InvalidParameter
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import model_versions, registered_models
 from cairn.store.metadata.search_compile import (
     Shape,
     compile_shape,
-    names_one_model,
     parameterize,
     slot_params,
 )

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, bindparam, not_, or_, select
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from cairn.domain.filters import And, Comparison, Expr, Not, Or, Scalar, Target
+from cairn.domain.filters import And, Expr, Not, Or, Scalar, Target
 from cairn.domain.names import alias_key, name_key
 from cairn.errors import InvalidFilter
 from cairn.store.metadata.schema import (
@@ -134,16 +134,6 @@ def _folded(name: str, op: str, value: Scalar | tuple[Scalar, ...]) -> Any:
     if name == "metrics":
         return _keyed(_values(value), op, float)
     return value
-
-
-def names_one_model(expr: Expr | None) -> bool:
-    """True when ``expr`` keeps to one model: ``name = '...'`` at its top level."""
-    if expr is None:
-        return False
-    operands = expr.operands if isinstance(expr, And) else (expr,)
-    return any(
-        isinstance(e, Comparison) and e.field.name == "name" and e.op == "=" for e in operands
-    )
 
 
 def _exists(query: Any, probe: bool) -> ColumnElement[bool]:

@@ -1,0 +1,63 @@
+"""With SQLite, short calls run on the event loop (``api/offload.py``); a write there never
+waits for a writer lock held elsewhere: it runs again in the thread pool, and the event
+loop keeps answering meanwhile."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cairn.app import create_app
+from cairn.settings import Settings
+
+ADMIN_TOKEN = "cairn-offload-admin-token-0123456789abcdefghij"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def sqlite_api(tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    settings = Settings(
+        data_dir=tmp_path / "data", allowed_hosts=["testserver"], bootstrap_token=ADMIN_TOKEN
+    )
+    app = create_app(settings)
+    try:
+        with TestClient(app, raise_server_exceptions=False, headers=ADMIN_HEADERS) as client:
+            yield client, tmp_path / "data" / "cairn.db-writer.lock"
+    finally:
+        app.state.service.db.dispose()
+
+
+def test_a_create_waits_for_a_busy_writer_off_the_event_loop(
+    sqlite_api: tuple[TestClient, Path],
+) -> None:
+    api, lock_file = sqlite_api
+    assert api.post("/api/v1/models", json={"name": "first"}).status_code == 201
+    fd = os.open(lock_file, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process (the CLI, say) is writing
+    answers: dict[str, int] = {}
+    create = threading.Thread(
+        target=lambda: answers.update(
+            create=api.post("/api/v1/models", json={"name": "second"}).status_code
+        )
+    )
+    try:
+        create.start()
+        create.join(0.5)
+        assert create.is_alive()  # waiting for the writer...
+        # ...in the thread pool: the event loop still answers reads and health checks
+        assert api.get("/health").status_code == 200
+        assert api.get("/api/v1/models/first").status_code == 200
+        assert create.is_alive()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        create.join(10)
+    assert answers == {"create": 201}
+    names = [m["name"] for m in api.get("/api/v1/models").json()["models"]]
+    assert names == ["first", "second"]
