@@ -398,11 +398,10 @@ class VersionsService(ScansService):
         def run(s: Tx) -> dict[str, list[ModelVersion]]:
             readable = keys
             if actor.readable() is not None:  # leave out what the caller may not read
-                rows = [ModelStore(s).find_live(key) for key in keys]
                 readable = [
-                    r.name_key
-                    for r in rows
-                    if r is not None and actor.allows(Role.READ, r.id, r.name_key)
+                    key
+                    for model_id, key in ModelStore(s).live_ids(keys)
+                    if actor.allows(Role.READ, model_id, key)
                 ]
             ids = VersionStore(s).latest_ready_by_stage(readable, [st.value for st in wanted])
             found = {(names.name_key(v.name), v.stage): v for v in load_versions(s, ids)}

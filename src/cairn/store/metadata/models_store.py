@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
@@ -24,6 +24,11 @@ _FIND = select(M).where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is
 _FIND_LIVE = Prepared(_FIND)
 _FIND_LIVE_LOCKED = Prepared(_FIND.with_for_update())
 _BY_ID = Prepared(select(M).where(M.c.id == bindparam("model_id")))
+_LIVE_IDS = Prepared(
+    select(M.c.id, M.c.name_key).where(
+        M.c.name_key.in_(bindparam("keys", expanding=True)), M.c.deleted_at.is_(None)
+    )
+)
 # ON CONFLICT DO NOTHING: a taken live name returns no id
 _NEW_COLUMNS = ("name", "name_key", "description", "created_at", "updated_at", "created_by")
 _INSERT_NEW = {
@@ -58,6 +63,11 @@ class ModelStore:
     def find_live(self, name: str, *, lock: bool = False) -> Any:
         query = _FIND_LIVE_LOCKED if lock else _FIND_LIVE
         return query.first(self.s, {"name_key": name_key(name)})
+
+    def live_ids(self, key_names: Sequence[str]) -> list[tuple[int, str]]:
+        """(id, name key) of the live models among these name keys, in one query."""
+        rows = _LIVE_IDS.all(self.s, {"keys": list(key_names)}) if key_names else []
+        return [(int(r.id), str(r.name_key)) for r in rows]
 
     def get_by_id(self, model_id: int) -> Any:
         row = _BY_ID.first(self.s, {"model_id": model_id})

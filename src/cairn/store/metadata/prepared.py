@@ -37,7 +37,7 @@ class _Ref(NamedTuple):
     item: int | None
 
 
-class _Shape(NamedTuple):
+class _Form(NamedTuple):
     """One runnable form: the SQL text and how to build its arguments."""
 
     sql: str
@@ -72,7 +72,7 @@ class _Plan:
         self.dialect = dialect
         self.result: tuple[Any, ...] | None = None
         self.result_known = False  # the processors are known after the first run
-        self.shapes: dict[tuple[int, ...], _Shape] = {}
+        self.forms: dict[tuple[int, ...], _Form] = {}
 
     def result_processors(self, description: Sequence[Any]) -> tuple[Any, ...] | None:
         """The types' result processors for the driver's column types (as SQLAlchemy asks
@@ -83,14 +83,14 @@ class _Plan:
         )
         return found if any(found) else None
 
-    def shape(self, params: Mapping[str, Any]) -> _Shape:
+    def form(self, params: Mapping[str, Any]) -> _Form:
         lengths = tuple(len(params[name]) for name in self.expanding)
-        found = self.shapes.get(lengths)
+        found = self.forms.get(lengths)
         if found is None:
-            found = self.shapes[lengths] = self._shape(lengths)
+            found = self.forms[lengths] = self._form(lengths)
         return found
 
-    def _shape(self, lengths: tuple[int, ...]) -> _Shape:
+    def _form(self, lengths: tuple[int, ...]) -> _Form:
         """Expand the statement with markers in place of the caller's values, then read
         back which driver argument each marker became."""
         compiled = self.compiled
@@ -113,7 +113,7 @@ class _Plan:
             sources.append(source)
             if processor is not None:
                 processors.append((i, processor))
-        return _Shape(
+        return _Form(
             state.statement,
             None if compiled.positional else tuple(keys),
             tuple(sources),
@@ -171,8 +171,8 @@ class Prepared:
         ``executemany``); the rows must give the same parameters."""
         if not rows:
             return
-        shape = self._plan(conn).shape(rows[0])
-        driver_execute(conn, shape.sql, [_arguments(shape, r) for r in rows], many=True).close()
+        form = self._plan(conn).form(rows[0])
+        driver_execute(conn, form.sql, [_arguments(form, r) for r in rows], many=True).close()
 
     def _plan(self, conn: Connection) -> _Plan:
         name = conn.dialect.name
@@ -183,8 +183,8 @@ class Prepared:
 
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
         plan = self._plan(conn)
-        shape = plan.shape(params)
-        return plan, driver_execute(conn, shape.sql, _arguments(shape, params))
+        form = plan.form(params)
+        return plan, driver_execute(conn, form.sql, _arguments(form, params))
 
 
 def driver_execute(conn: Connection, sql: str, args: Any = (), *, many: bool = False) -> Any:
@@ -218,10 +218,10 @@ def driver_execute(conn: Connection, sql: str, args: Any = (), *, many: bool = F
     return cursor
 
 
-def _arguments(shape: _Shape, params: Mapping[str, Any]) -> Any:
+def _arguments(form: _Form, params: Mapping[str, Any]) -> Any:
     """The driver's arguments: each marker replaced by the caller's value."""
     values: list[Any] = []
-    for source in shape.sources:
+    for source in form.sources:
         if type(source) is _Ref:
             try:
                 got = params[source.name]
@@ -230,9 +230,9 @@ def _arguments(shape: _Shape, params: Mapping[str, Any]) -> Any:
             values.append(got if source.item is None else got[source.item])
         else:
             values.append(source)
-    for i, processor in shape.processors:
+    for i, processor in form.processors:
         values[i] = processor(values[i])
-    return tuple(values) if shape.keys is None else dict(zip(shape.keys, values, strict=True))
+    return tuple(values) if form.keys is None else dict(zip(form.keys, values, strict=True))
 
 
 def _processed(processors: tuple[Any, ...], row: Sequence[Any]) -> tuple[Any, ...]:

@@ -49,6 +49,30 @@ _BY_ID_LOCKED = Prepared(_BY_ID_QUERY.with_for_update())
 _FIND = Prepared(
     select(V).where(V.c.model_id == bindparam("model_id"), V.c.version == bindparam("version"))
 )
+# MLflow's latest_versions: the newest READY live version per (model, stage) of some models.
+# The models drive the query (their ids from the name keys, then each one's versions by the
+# (model_id, version) index): led by the status index instead, it read every READY version
+# of the registry.
+_MODEL_IDS = select(registered_models.c.id).where(
+    registered_models.c.name_key.in_(bindparam("keys", expanding=True)),
+    registered_models.c.deleted_at.is_(None),
+)
+_NEWEST = (
+    select(V.c.model_id, V.c.stage, func.max(V.c.version).label("version"))
+    .where(
+        V.c.model_id.in_(_MODEL_IDS),
+        V.c.status == VersionStatus.READY.value,
+        V.c.deleted_at.is_(None),
+        V.c.stage.in_(bindparam("stages", expanding=True)),
+    )
+    .group_by(V.c.model_id, V.c.stage)
+    .subquery()
+)
+_LATEST_BY_STAGE = Prepared(
+    select(V.c.id).join(
+        _NEWEST, and_(V.c.model_id == _NEWEST.c.model_id, V.c.version == _NEWEST.c.version)
+    )
+)
 # a new version's children: nothing to conflict with, plain multi-row inserts
 _ENTRY_COLUMNS = ("version_id", "key", "value")
 _INSERT_ENTRIES = {
@@ -166,26 +190,8 @@ class VersionStore:
         name keys are ``key_names``: one grouped query, one row per pair that exists."""
         if not key_names or not stages:
             return []
-        newest = (
-            select(V.c.model_id, V.c.stage, func.max(V.c.version).label("version"))
-            .join(registered_models, registered_models.c.id == V.c.model_id)
-            .where(
-                registered_models.c.name_key.in_(list(key_names)),
-                registered_models.c.deleted_at.is_(None),
-                V.c.status == VersionStatus.READY.value,
-                V.c.deleted_at.is_(None),
-                V.c.stage.in_(list(stages)),
-            )
-            .group_by(V.c.model_id, V.c.stage)
-            .subquery()
-        )
-        rows = self.s.execute(
-            select(V.c.id).join(
-                newest,
-                and_(V.c.model_id == newest.c.model_id, V.c.version == newest.c.version),
-            )
-        )
-        return [int(i) for i in rows.scalars()]
+        rows = _LATEST_BY_STAGE.all(self.s, {"keys": list(key_names), "stages": list(stages)})
+        return [int(r[0]) for r in rows]
 
     def latest_ready(self, model_id: int) -> int | None:
         value = self.s.execute(
