@@ -212,7 +212,7 @@ class IdentityService(ServiceBase):
             if actor.admin and actor.user_id is not None:  # authentication skips these
                 held = IdentityStore(s).grants_of(actor.user_id)
             ids = sorted({g.model_id for g in held if g.model_id is not None})
-            return held, {i: ModelStore(s).get_by_id(i).name for i in ids}
+            return held, ModelStore(s).names_by_ids(ids)
 
         held, model_names = self.db.read(run)
         return {

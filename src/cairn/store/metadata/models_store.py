@@ -24,6 +24,7 @@ _FIND = select(M).where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is
 _FIND_LIVE = Prepared(_FIND)
 _FIND_LIVE_LOCKED = Prepared(_FIND.with_for_update())
 _BY_ID = Prepared(select(M).where(M.c.id == bindparam("model_id")))
+_NAMES = Prepared(select(M.c.id, M.c.name).where(M.c.id.in_(bindparam("ids", expanding=True))))
 _LIVE_IDS = Prepared(
     select(M.c.id, M.c.name_key).where(
         M.c.name_key.in_(bindparam("keys", expanding=True)), M.c.deleted_at.is_(None)
@@ -68,6 +69,11 @@ class ModelStore:
         """(id, name key) of the live models among these name keys, in one query."""
         rows = _LIVE_IDS.all(self.s, {"keys": list(key_names)}) if key_names else []
         return [(int(r.id), str(r.name_key)) for r in rows]
+
+    def names_by_ids(self, model_ids: Sequence[int]) -> dict[int, str]:
+        """The names of these models (deleted ones included), in one query."""
+        rows = _NAMES.all(self.s, {"ids": list(model_ids)}) if model_ids else []
+        return {int(r.id): str(r.name) for r in rows}
 
     def get_by_id(self, model_id: int) -> Any:
         row = _BY_ID.first(self.s, {"model_id": model_id})
