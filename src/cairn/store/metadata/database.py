@@ -130,15 +130,12 @@ class Database:
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
+        lock = self._write_lock
         if _INLINE.get():
             _INLINE.set(False)
-            if isinstance(self._write_lock, _WriterLock) and not self._write_lock.try_enter():
-                raise WriterBusy
-            try:
-                return self._run(self._writer, fn)
-            finally:
-                self._write_lock.__exit__(None, None, None)
-        with self._write_lock:
+            if isinstance(lock, _WriterLock):
+                lock = lock.now()
+        with lock:
             return self._run(self._writer, fn)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
@@ -224,20 +221,24 @@ class _WriterLock:
                 self._threads.release()
                 raise
 
-    def try_enter(self) -> bool:
-        """Take the lock if nobody holds it; False (holding nothing) otherwise."""
+    @contextmanager
+    def now(self) -> Iterator[None]:
+        """The lock if nobody holds it; ``WriterBusy`` (holding nothing) otherwise."""
         if not self._threads.acquire(blocking=False):
-            return False
+            raise WriterBusy
         if self._fd is not None:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 self._threads.release()
-                return False
+                raise WriterBusy from None
             except BaseException:
                 self._threads.release()
                 raise
-        return True
+        try:
+            yield
+        finally:
+            self.__exit__()
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:

@@ -73,9 +73,9 @@ def search_version_ids(
         probe=one_model,
         max_results=max_results,
         page_token=page_token,
-        scope={"model_id": model_id, "include_deleted": include_deleted},
+        model_id=model_id,
+        include_deleted=include_deleted,
         readable=readable,
-        params={"model_id": model_id},
     )
 
 
@@ -102,9 +102,9 @@ def search_model_ids(
         probe=False,
         max_results=max_results,
         page_token=page_token,
-        scope={"include_deleted": include_deleted},
+        model_id=None,
+        include_deleted=include_deleted,
         readable=readable,
-        params={},
     )
 
 
@@ -140,9 +140,9 @@ def _page(
     probe: bool,
     max_results: int,
     page_token: str | None,
-    scope: Mapping[str, Any],
+    model_id: int | None,
+    include_deleted: bool,
     readable: ReadFilter | None,
-    params: Mapping[str, Any],
 ) -> tuple[list[int], str | None]:
     if (
         not isinstance(max_results, int)
@@ -153,6 +153,9 @@ def _page(
             f"max_results {max_results!r} is not valid; use 1 to {MAX_RESULTS_LIMIT}"
         )
     kinds = [str if k.field == "name" else int for k in order] + [int]
+    scope: dict[str, Any] = {"include_deleted": include_deleted}
+    if target == "versions":
+        scope["model_id"] = model_id
     fingerprint = _fingerprint(target, expr, order, scope)
     after = _decode(page_token, fingerprint, kinds) if page_token else []
     shape, values = parameterize(expr) if expr is not None else (None, ())
@@ -161,15 +164,15 @@ def _page(
         shape,
         probe,
         order,
-        one_model=scope.get("model_id") is not None,
-        include_deleted=bool(scope["include_deleted"]),
+        one_model=model_id is not None,
+        include_deleted=include_deleted,
         readable=readable,
         after=bool(after),
     )
     rows = statement.all(
         session,
         {
-            **params,
+            "model_id": model_id,
             **slot_params(values),
             **{f"k{i}": v for i, v in enumerate(after)},
             "limit": max_results + 1,
