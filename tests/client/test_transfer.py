@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from cairn.client.base import BaseClient
 from cairn.client.transfer import DigestCache, scan
 from cairn.domain.models import VersionStatus
-from cairn.errors import InvalidParameter
+from cairn.errors import DataCorrupted, InvalidParameter
 
 FILES = {
     "model.bin": os.urandom(300_000),
@@ -99,6 +100,39 @@ def test_tampered_cache_is_not_trusted_blindly(
     (cached.with_name(cached.name + ".part")).write_bytes(b"garbage")
     out = client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
     assert (out / "w").read_bytes() == b"weights" * 100
+
+
+def test_a_pull_that_fails_places_nothing(
+    client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written while it downloads is renamed into the folder only once every file
+    of the version has arrived and matched its digest."""
+    src = write_tree(tmp_path / "src", FILES)
+    client.create_model("m")
+    client.push(src, name="m")
+    fetch = client._fetch
+
+    def bad_model_bin(name: str, version: int, path: str, start: int) -> Iterator[bytes]:
+        for chunk in fetch(name, version, path, start):
+            yield bytes(len(chunk)) if path == "model.bin" else chunk
+
+    monkeypatch.setattr(client, "_fetch", bad_model_bin)
+    out = tmp_path / "out"
+    with pytest.raises(DataCorrupted, match=r"model\.bin"):
+        client.pull("models:/m/1", out, cache_dir=cache)
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    assert read_tree(client.pull("models:/m/1", out, cache_dir=cache)) == FILES
+
+
+def test_files_with_the_same_bytes_are_each_placed(
+    client: BaseClient, tmp_path: Path, cache: Path
+) -> None:
+    same = {"a.bin": b"same" * 1000, "copy/a.bin": b"same" * 1000, "b.bin": b"other"}
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", same), name="m")
+    assert read_tree(client.pull("models:/m/1", tmp_path / "first", cache_dir=cache)) == same
+    assert read_tree(client.pull("models:/m/1", tmp_path / "again", cache_dir=cache)) == same
 
 
 def test_single_file_push(client: BaseClient, tmp_path: Path) -> None:

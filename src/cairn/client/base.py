@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cairn.client.transfer import WORKERS, BlobCache, LocalFile, NoProgress, Progress, place, scan
+from cairn.client.transfer import (
+    WORKERS,
+    BlobCache,
+    LocalFile,
+    NoProgress,
+    Placement,
+    Progress,
+    scan,
+)
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.models import (
     AliasEvent,
@@ -499,21 +508,35 @@ class BaseClient(abc.ABC):
         cache = BlobCache(Path(cache_dir) if cache_dir is not None else None)
         unique = list({f.digest: f for f in version.files}.values())
         missing = [f for f in unique if not cache.has(f)]
+        placements: dict[str, list[Placement]] = defaultdict(list)
+        for entry in version.files:  # every path is checked before anything moves
+            placements[entry.digest].append(Placement(out, entry.path))
         progress.begin("downloading", sum(f.size for f in unique))
 
-        def fill(entry: FileEntry) -> Path:
-            return cache.fill(
+        def fill(entry: FileEntry) -> None:
+            mine = placements[entry.digest]
+            cached = cache.fill(
                 entry,
                 lambda start: self._fetch(version.name, version.version, entry.path, start),
                 progress,
+                mine,
             )
+            for placement in mine:
+                if not placement.written:
+                    placement.copy_from(cached)
 
-        with ThreadPoolExecutor(WORKERS) as pool:
-            cached = dict(zip([f.digest for f in unique], pool.map(fill, unique), strict=True))
-        progress.end()
-        out.mkdir(parents=True, exist_ok=True)
-        for entry in version.files:
-            place(cached[entry.digest], out, entry.path)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            with ThreadPoolExecutor(WORKERS) as pool:
+                list(pool.map(fill, unique))
+            progress.end()
+            for group in placements.values():
+                for placement in group:
+                    placement.commit()
+        finally:
+            for group in placements.values():
+                for placement in group:
+                    placement.abort()
         self.last_transfer = TransferStats(
             files=len(version.files),
             bytes=version.size,

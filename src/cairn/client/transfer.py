@@ -4,8 +4,9 @@
   files at once (hashlib releases the GIL on large updates).
 * ``BlobCache``: a local content-addressed cache (``$CAIRN_CACHE_DIR`` or
   ``~/.cache/cairn``); a second pull of the same bytes touches no network.
-* ``place``: put a cached blob at its path in an output folder atomically (temp file in
-  the same folder, then ``os.replace``), so an interrupt never leaves half a file.
+* ``Placement``: a file of an output folder, written atomically (temp file in the same
+  folder, then ``os.replace``), so an interrupt never leaves half a file; a download
+  writes it as it fills the cache, a cache hit copies it from there.
 * ``Progress``: what a transfer reports; the CLI draws it with Rich, the SDK ignores it.
 """
 
@@ -16,7 +17,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,12 +230,15 @@ class BlobCache:
         entry: FileEntry,
         fetch: Callable[[int], Iterator[bytes]],
         progress: Progress | None,
+        copies: Sequence[int] = (),
     ) -> bool:
         """Append the rest of the file to ``partial``, hashing as it goes (the prefix a
         previous attempt left is hashed first); True if the whole content matches.
 
         Received chunks are written ~1 MiB at a time with one ``writev``, while a helper
-        thread hashes the same batch (both release the GIL, so they overlap)."""
+        thread hashes the same batch (both release the GIL, so they overlap); ``copies``
+        (file descriptors, only for a download from the first byte) get every batch too,
+        from a second helper."""
         hasher = hashlib.sha256()
         fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_APPEND | _CLOEXEC, 0o666)
         try:
@@ -245,7 +249,7 @@ class BlobCache:
             if progress is not None:
                 progress.advance(have)
             if have < entry.size:
-                _receive(fd, fetch(have), hasher, progress)
+                _receive(fd, fetch(have), hasher, progress, copies)
         finally:
             os.close(fd)
         return "sha256:" + hasher.hexdigest() == entry.digest
@@ -255,8 +259,12 @@ class BlobCache:
         entry: FileEntry,
         fetch: Callable[[int], Iterator[bytes]],
         progress: Progress | None = None,
+        placements: Sequence[Placement] = (),
     ) -> Path:
-        """Download into the cache, resuming a partial file, and verify before keeping it."""
+        """Download into the cache, resuming a partial file, and verify before keeping it.
+
+        A download from the first byte also writes ``placements`` as it goes (and marks
+        them ``written``), so that a pull does not copy the blob once more afterwards."""
         final = self.path(entry.digest)
         if self.has(entry):
             if progress is not None:
@@ -268,7 +276,12 @@ class BlobCache:
         if have > entry.size:
             partial.unlink()
             have = 0
-        ok = self._download(partial, have, entry, fetch, progress)
+        copies = [p.open() for p in placements] if have == 0 else []
+        try:
+            ok = self._download(partial, have, entry, fetch, progress, copies)
+        finally:
+            for placement in placements:
+                placement.close(written=bool(copies) and ok)
         if not ok and have:  # the resumed prefix was bad (an old or foreign .part): once more
             partial.unlink()
             if progress is not None:
@@ -281,19 +294,27 @@ class BlobCache:
         return final
 
 
-def _receive(fd: int, chunks: Iterable[bytes], hasher: Any, progress: Progress | None) -> None:
+def _receive(
+    fd: int,
+    chunks: Iterable[bytes],
+    hasher: Any,
+    progress: Progress | None,
+    copies: Sequence[int] = (),
+) -> None:
     """Write ``chunks`` to ``fd`` in ~1 MiB ``writev`` batches while a helper thread hashes
-    each batch into ``hasher``, in order."""
-    with ThreadPoolExecutor(1, "cairn-hash") as helper:
-        hashing: Future[None] | None = None
+    each batch into ``hasher``, in order, and another writes it to each of ``copies``."""
+    with ThreadPoolExecutor(2 if copies else 1, "cairn-receive") as helpers:
+        pending: list[Future[None]] = []
         batch: list[bytes] = []
         size = 0
 
         def flush() -> None:
-            nonlocal hashing, batch, size
-            if hashing is not None:
-                hashing.result()
-            hashing = helper.submit(_update_all, hasher, batch)
+            nonlocal pending, batch, size
+            for job in pending:  # the previous batch's: one batch in flight at a time
+                job.result()
+            pending = [helpers.submit(_update_all, hasher, batch)]
+            if copies:
+                pending.append(helpers.submit(_write_copies, copies, batch))
             _write_all(fd, batch)
             if progress is not None:
                 progress.advance(size)
@@ -312,8 +333,13 @@ def _receive(fd: int, chunks: Iterable[bytes], hasher: Any, progress: Progress |
             raise
         if batch:
             flush()
-        if hashing is not None:
-            hashing.result()
+        for job in pending:
+            job.result()
+
+
+def _write_copies(fds: Sequence[int], batch: list[bytes]) -> None:
+    for fd in fds:
+        _write_all(fd, batch)
 
 
 def _update_all(hasher: Any, batch: list[bytes]) -> None:
@@ -334,23 +360,54 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             skipped += len(part)
 
 
-def place(cached: Path, out_dir: Path, rel: str) -> Path:
-    """Copy a cached blob to ``out_dir/rel`` atomically; never outside ``out_dir``."""
-    validate_file_path(rel)
-    target = (out_dir / rel).resolve()
-    if not target.is_relative_to(out_dir.resolve()):
-        raise InvalidParameter(f"file path {rel!r} would land outside {out_dir}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".cairn-{secrets.token_hex(8)}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        with os.fdopen(fd, "wb") as out, cached.open("rb") as src:
-            _copy(src.fileno(), out.fileno(), cached.stat().st_size)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+class Placement:
+    """A file on its way to ``out_dir/rel``: written into a temp file beside its target,
+    renamed over the target by ``commit`` (an interrupt never leaves half a file) or
+    removed by ``abort``. The path is checked at once; the target never lands outside
+    ``out_dir``. The temp file is open only while it is being written."""
+
+    def __init__(self, out_dir: Path, rel: str) -> None:
+        validate_file_path(rel)
+        target = (out_dir / rel).resolve()
+        if not target.is_relative_to(out_dir.resolve()):
+            raise InvalidParameter(f"file path {rel!r} would land outside {out_dir}")
+        self.target = target
+        self.tmp: Path | None = None
+        self.fd = -1
+        self.written = False  # the temp file holds the whole content
+
+    def open(self) -> int:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.parent / f".cairn-{secrets.token_hex(8)}.part"
+        # the umask applies to the mode
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
+        return self.fd
+
+    def close(self, *, written: bool) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.written = written
+
+    def copy_from(self, cached: Path) -> None:
+        fd = self.open()
+        try:
+            with cached.open("rb") as src:
+                _copy(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+        finally:
+            self.close(written=True)
+
+    def commit(self) -> Path:
+        assert self.written and self.tmp is not None
+        os.replace(self.tmp, self.target)
+        self.tmp = None
+        return self.target
+
+    def abort(self) -> None:
+        self.close(written=False)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
 
 
 def _copy(src: int, dst: int, size: int) -> None:
