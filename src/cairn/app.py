@@ -16,6 +16,7 @@ from cairn.api.auth import AUTHENTICATED, RateLimiter
 from cairn.api.errors import error_response, install_error_handlers
 from cairn.api.middleware import install_hardening
 from cairn.api.mlflow import router as mlflow_router
+from cairn.api.offload import InFlight
 from cairn.api.v1 import (
     aliases,
     artifacts,
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allowed_hosts=settings.resolved_allowed_hosts(),
         cors_origins=settings.cors_origins,
     )
+    app.add_middleware(InFlight)  # outermost: counts every request (api/offload.py)
     return app
 
 

@@ -1,6 +1,7 @@
-"""With SQLite, short calls run on the event loop (``api/offload.py``); a write there never
-waits for a writer lock held elsewhere: it runs again in the thread pool, and the event
-loop keeps answering meanwhile."""
+"""Short calls run on the event loop (``api/offload.py``): always with SQLite, with
+PostgreSQL while their request is the worker's only one. A write there never waits for a
+writer lock held elsewhere: it runs again in the thread pool, and the event loop keeps
+answering meanwhile."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cairn.api.offload import InFlight
 from cairn.app import create_app
 from cairn.settings import Settings
 
@@ -61,3 +64,36 @@ def test_a_create_waits_for_a_busy_writer_off_the_event_loop(
     assert answers == {"create": 201}
     names = [m["name"] for m in api.get("/api/v1/models").json()["models"]]
     assert names == ["first", "second"]
+
+
+@pytest.mark.parametrize("others", [0, 1])
+def test_where_a_point_read_runs(
+    api: TestClient,
+    app: Any,
+    backend: str,
+    others: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the event loop with SQLite, and with PostgreSQL while its request is the only
+    one the worker serves; in the thread pool with PostgreSQL under concurrent requests."""
+    service = app.state.service
+    assert api.post("/api/v1/models", json={"name": "m"}).status_code == 201
+    loop_thread: list[threading.Thread] = []
+    ran_in: list[threading.Thread] = []
+    get_model = service.get_model
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        ran_in.append(threading.current_thread())
+        return get_model(*args, **kwargs)
+
+    @app.get("/probe-loop-thread")
+    async def probe() -> dict[str, str]:
+        loop_thread.append(threading.current_thread())
+        return {}
+
+    assert api.get("/probe-loop-thread").status_code == 200
+    monkeypatch.setattr(service, "get_model", recording)
+    monkeypatch.setattr(InFlight, "count", others)  # the request itself adds one
+    assert api.get("/api/v1/models/m").status_code == 200
+    on_loop = ran_in == loop_thread
+    assert on_loop == (backend == "sqlite" or others == 0)

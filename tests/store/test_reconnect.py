@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from cairn.store.metadata.database import Database
+from cairn.store.metadata.database import Database, RetryTransaction, WriterBusy
 
 
 def _kill(db: Database, pids: set[int]) -> None:
@@ -51,3 +51,50 @@ def test_a_write_that_failed_before_commit_runs_again(pg: Database) -> None:
     count = pg.read(lambda s: s.execute(text("SELECT count(*) FROM reconnect_probe")).scalar())
     assert count == 1  # once: the failed attempt applied nothing
     pg.write(lambda s: s.execute(text("DROP TABLE reconnect_probe")))
+
+
+def test_an_inline_write_gives_up_instead_of_retrying(pg: Database) -> None:
+    """On the event loop the first write does not sleep and retry a transaction that met a
+    concurrent one: it raises ``WriterBusy`` having applied nothing (the call runs again in
+    the thread pool); elsewhere the same write is retried."""
+    pg.write(lambda s: s.execute(text("CREATE TABLE inline_probe (n int)")))
+    attempts: list[int] = []
+
+    def conflicted_once(s: Connection) -> None:
+        s.execute(text("INSERT INTO inline_probe VALUES (1)"))
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RetryTransaction
+
+    try:
+        with pg.inline(), pytest.raises(WriterBusy):
+            pg.write(conflicted_once)
+        count = "SELECT count(*) FROM inline_probe"
+        assert pg.read(lambda s: s.execute(text(count)).scalar()) == 0
+        attempts.clear()
+        pg.write(conflicted_once)
+        assert len(attempts) == 2
+        assert pg.read(lambda s: s.execute(text(count)).scalar()) == 1
+    finally:
+        pg.write(lambda s: s.execute(text("DROP TABLE inline_probe")))
+
+
+def _libpq_parameters(s: Connection) -> dict[str, str]:
+    dbapi = s.connection.dbapi_connection
+    assert dbapi is not None
+    return dict(dbapi.info.get_parameters())  # type: ignore[attr-defined]
+
+
+def test_network_limits_bound_a_lost_server(pg: Database, postgres_url: str) -> None:
+    """libpq's timeouts are set (a dead server fails a call within seconds), unless the URL
+    sets its own."""
+    params = pg.read(_libpq_parameters)
+    assert params["connect_timeout"] == "10"
+    assert params["tcp_user_timeout"] == "15000"
+    assert params["keepalives_idle"] == "30"
+    sep = "&" if "?" in postgres_url else "?"
+    own = Database(f"{postgres_url}{sep}tcp_user_timeout=5000")
+    try:
+        assert own.read(_libpq_parameters)["tcp_user_timeout"] == "5000"
+    finally:
+        own.dispose()

@@ -2,17 +2,26 @@
 
 Every hop to the thread pool costs a thread hand-off: about 0.4 ms of CPU on this kind of
 2-core machine (waking a worker, waking the loop, handing the GIL back and forth), more
-than a point read, a one-model search or a create takes with SQLite. SQLite answers
-in-process, without waiting on a network, so with SQLite the calls whose work is bounded
-by one model run on the event loop (``brief``): authentication, point reads, creating a
-model or a version, moving an alias, searching one model's versions. Work that can grow
-with the whole registry (searching every model, gc, verify, imports) runs in the thread
-pool (``def`` handlers, or ``brief(..., inline=False)``), and so does everything with
-PostgreSQL, whose calls wait on round trips while the event loop serves other requests.
+than a point read, a one-model search or a create takes with SQLite. The calls whose work
+is bounded by one model (``brief``: authentication, point reads, creating a model or a
+version, moving an alias, searching one model's versions) therefore run on the event loop
+when that delays nobody:
 
-A write on the event loop never waits there for the SQLite writer lock: if another thread
-or process holds it, the write gives up before doing anything (``WriterBusy``) and the
-call runs again in the thread pool, where waiting costs nobody else.
+- with SQLite always: it answers in-process, without waiting on a network;
+- with PostgreSQL when the call's request is the only one this worker is serving
+  (``InFlight`` counts them): while the loop waits on PostgreSQL's answer there is
+  nothing else for it to do. A request that arrives meanwhile waits for that call (a few
+  round trips; libpq's network limits in ``store/metadata/database.py`` bound a lost
+  connection to seconds). Under concurrent requests the calls go to the thread pool,
+  where their round trips overlap.
+
+Work that can grow with the whole registry (searching every model, gc, verify, imports)
+runs in the thread pool (``def`` handlers, or ``brief(..., inline=False)``).
+
+A write on the event loop never waits there, for the SQLite writer lock or to retry a
+PostgreSQL transaction that met a concurrent one: it gives up having changed nothing
+(``WriterBusy``) and the call runs again in the thread pool, where waiting costs nobody
+else.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.service.registry import RegistryService
 from cairn.store.metadata.database import WriterBusy
@@ -28,13 +38,32 @@ from cairn.store.metadata.database import WriterBusy
 T = TypeVar("T")
 
 
+class InFlight:
+    """ASGI middleware (the outermost): how many HTTP requests this process is serving."""
+
+    count = 0  # one event loop per worker process: a plain counter
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        InFlight.count += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            InFlight.count -= 1
+
+
 async def brief(service: RegistryService, fn: Callable[[], T], *, inline: bool = True) -> T:
     """Run ``fn``, a database call bounded by one model (``inline=False``: one that is
     not), where it costs least (see the module docstring)."""
-    if inline and service.db.in_process:
+    if inline and (service.db.in_process or InFlight.count <= 1):
         try:
             with service.db.inline():
                 return fn()
         except WriterBusy:
-            pass  # nothing was written: wait for the writer in the thread pool
+            pass  # nothing was written: wait or retry in the thread pool
     return await run_in_threadpool(fn)

@@ -43,14 +43,27 @@ T = TypeVar("T")
 Tx = Connection  # what a transaction function receives; services name it without SQLAlchemy
 
 MAX_ATTEMPTS = 8
+# libpq's network limits, unless the URL sets its own: a PostgreSQL that stops answering
+# (a dead host, a network partition) fails a call within seconds instead of leaving it
+# (and, for a call on the event loop, the whole worker) waiting for the kernel's TCP
+# timeouts, which run to minutes.
+PG_NETWORK = {
+    "connect_timeout": 10,  # s
+    "tcp_user_timeout": 15_000,  # ms: sent data unacknowledged this long drops the link
+    "keepalives_idle": 30,  # s: an idle pooled connection is probed...
+    "keepalives_interval": 10,
+    "keepalives_count": 3,  # ...and dropped after three missed answers
+}
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
 class WriterBusy(BaseException):
-    """An inline write (``Database.inline``) found the SQLite writer lock taken, and did
-    nothing: run the call again where it may wait (the thread pool). A BaseException, so
-    that no ``except Exception`` between the write and ``inline``'s caller swallows it."""
+    """An inline write (``Database.inline``) would have had to wait, and did nothing: it
+    found the SQLite writer lock taken, or its PostgreSQL transaction met a concurrent one
+    (a serialization failure, a deadlock) and was rolled back. Run the call again where it
+    may wait and retry (the thread pool). A BaseException, so that no ``except Exception``
+    between the write and ``inline``'s caller swallows it."""
 
 
 _INLINE: ContextVar[bool] = ContextVar("cairn_inline_write", default=False)
@@ -89,6 +102,7 @@ class Database:
                 max_overflow=pool_size,
                 pool_recycle=1800,
                 echo=echo,
+                connect_args={k: v for k, v in PG_NETWORK.items() if k not in self.url.query},
             )
             self._writer = engine
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -118,10 +132,11 @@ class Database:
 
     @contextmanager
     def inline(self) -> Iterator[None]:
-        """Within this block, on the event loop, the first write does not wait for the
-        SQLite writer lock: if another thread or process holds it, the write raises
-        ``WriterBusy`` before doing anything (later writes of the block wait as usual,
-        since the first one has committed and the block must not be run again)."""
+        """Within this block, on the event loop, the first write does not wait: if another
+        thread or process holds the SQLite writer lock, or its PostgreSQL transaction
+        would have to be retried, it raises ``WriterBusy`` having changed nothing (later
+        writes of the block wait and retry as usual, since the first one has committed
+        and the block must not be run again)."""
         token = _INLINE.set(True)
         try:
             yield
@@ -131,18 +146,28 @@ class Database:
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
         lock = self._write_lock
-        if _INLINE.get():
+        first_inline = _INLINE.get()
+        if first_inline:
             _INLINE.set(False)
             if isinstance(lock, _WriterLock):
                 lock = lock.now()
         with lock:
-            return self._run(self._writer, fn)
+            return self._run(self._writer, fn, give_up=first_inline)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         pinned = self.in_process and threading.current_thread() is threading.main_thread()
         return self._run(self._reader, fn, pinned=pinned)
 
-    def _run(self, engine: Engine, fn: Callable[[Connection], T], *, pinned: bool = False) -> T:
+    def _run(
+        self,
+        engine: Engine,
+        fn: Callable[[Connection], T],
+        *,
+        pinned: bool = False,
+        give_up: bool = False,
+    ) -> T:
+        """``give_up``: a race that would be retried after a sleep raises ``WriterBusy``
+        instead (the transaction was rolled back: nothing of it was applied)."""
         delay = 0.002
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -158,6 +183,8 @@ class Database:
                     continue  # the pool was invalidated: the next checkout connects anew
                 raise Unavailable(f"metadata database unreachable: {exc.__cause__}") from exc
             except RetryTransaction:
+                if give_up:
+                    raise WriterBusy from None
                 if attempt < MAX_ATTEMPTS:
                     time.sleep(delay * (1 + random.random()))  # noqa: S311
                     delay = min(delay * 2, 0.25)
@@ -165,6 +192,8 @@ class Database:
                 raise Unavailable("a concurrent request kept conflicting; try again") from None
             except (OperationalError, IntegrityError, DBAPIError) as exc:
                 if attempt < MAX_ATTEMPTS and _is_retryable(exc):
+                    if give_up:
+                        raise WriterBusy from None
                     time.sleep(delay * (1 + random.random()))  # noqa: S311 (jitter, not crypto)
                     delay = min(delay * 2, 0.25)
                     continue
