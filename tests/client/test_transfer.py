@@ -12,7 +12,7 @@ import pytest
 from cairn.client.base import BaseClient
 from cairn.client.transfer import DigestCache, scan
 from cairn.domain.models import VersionStatus
-from cairn.errors import DataCorrupted, InvalidParameter
+from cairn.errors import DataCorrupted, InvalidParameter, Unavailable
 
 FILES = {
     "model.bin": os.urandom(300_000),
@@ -102,8 +102,13 @@ def test_tampered_cache_is_not_trusted_blindly(
     assert (out / "w").read_bytes() == b"weights" * 100
 
 
+@pytest.mark.parametrize("failure", ["corrupt bytes", "refused midway"])
 def test_a_pull_that_fails_places_nothing(
-    client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+    client: BaseClient,
+    tmp_path: Path,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
 ) -> None:
     """A file written while it downloads is renamed into the folder only once every file
     of the version has arrived and matched its digest."""
@@ -114,11 +119,18 @@ def test_a_pull_that_fails_places_nothing(
 
     def bad_model_bin(name: str, version: int, path: str, start: int) -> Iterator[bytes]:
         for chunk in fetch(name, version, path, start):
-            yield bytes(len(chunk)) if path == "model.bin" else chunk
+            if path != "model.bin":
+                yield chunk
+            elif failure == "corrupt bytes":
+                yield bytes(len(chunk))
+            else:
+                yield chunk[:1000]
+                raise Unavailable("connection reset")
 
     monkeypatch.setattr(client, "_fetch", bad_model_bin)
     out = tmp_path / "out"
-    with pytest.raises(DataCorrupted, match=r"model\.bin"):
+    expected = DataCorrupted if failure == "corrupt bytes" else Unavailable
+    with pytest.raises(expected):
         client.pull("models:/m/1", out, cache_dir=cache)
     assert [p for p in out.rglob("*") if p.is_file()] == []
     monkeypatch.undo()

@@ -277,6 +277,7 @@ class BlobCache:
             partial.unlink()
             have = 0
         copies = [p.open() for p in placements] if have == 0 else []
+        ok = False
         try:
             ok = self._download(partial, have, entry, fetch, progress, copies)
         finally:
