@@ -10,6 +10,7 @@ from typing import Any
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
 from cairn.errors import NotFound, PermissionDenied
+from cairn.service.auth_cache import AuthCache
 from cairn.store.blobs.base import BlobStore
 from cairn.store.metadata.audit_store import AuditStore
 from cairn.store.metadata.clock import now_us
@@ -45,6 +46,7 @@ class ServiceBase:
         self.blobs = blobs
         self.clock = clock
         self.limits = limits or Limits()
+        self._auth_cache = AuthCache(db)
 
     # -- authorization: the one place a use case asks "may this caller do this?" ----------
 

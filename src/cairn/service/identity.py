@@ -58,6 +58,20 @@ def parse_subject(subject: str) -> tuple[str, str]:
     return kind, validate_identity(kind, name)
 
 
+def _check_token(row: Any, digest: str, kind: str, now: int) -> None:
+    """Refuse a token row that does not (or no longer) authenticate a ``kind`` caller."""
+    if row is None or not hmac.compare_digest(row.secret_hash, digest):
+        raise Unauthenticated("invalid token")
+    if row.kind != kind:
+        raise Unauthenticated("invalid token")
+    if row.revoked_at is not None:
+        raise Unauthenticated("token revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthenticated("token expired")
+    if row.disabled_at is not None:
+        raise Unauthenticated("account disabled")
+
+
 class IdentityService(ServiceBase):
     # -- authentication -------------------------------------------------------------------
     def authenticate(
@@ -87,33 +101,33 @@ class IdentityService(ServiceBase):
             raise Unauthenticated("malformed token")
         digest = tokens.token_hash(secret)
         now = self.clock()
+        remembered = self._auth_cache.get(digest)
+        if remembered is not None:
+            row, held, last_used_at = remembered.row, remembered.grants, remembered.last_used_at
+            _check_token(row, digest, kind, now)
+        else:
+            epoch = self._auth_cache.epoch()  # before the lookup: see auth_cache.py
 
-        def run(s: Tx) -> tuple[Any, tuple[Any, ...]]:
-            store = IdentityStore(s)
-            row = store.token_by_hash(digest)
-            if row is None or not hmac.compare_digest(row.secret_hash, digest):
-                raise Unauthenticated("invalid token")
-            if row.kind != kind:
-                raise Unauthenticated("invalid token")
-            if row.revoked_at is not None:
-                raise Unauthenticated("token revoked")
-            if row.expires_at is not None and row.expires_at <= now:
-                raise Unauthenticated("token expired")
-            if row.disabled_at is not None:
-                raise Unauthenticated("account disabled")
-            if row.is_admin and row.scope == Scope.ADMIN.value:
-                return row, ()  # an administrator's admin token: every grant is moot
-            return row, store.grants_of(row.user_id)
+            def run(s: Tx) -> tuple[Any, tuple[Any, ...]]:
+                store = IdentityStore(s)
+                row = store.token_by_hash(digest)
+                _check_token(row, digest, kind, now)  # before the grants are loaded
+                if row.is_admin and row.scope == Scope.ADMIN.value:
+                    return row, ()  # an administrator's admin token: every grant is moot
+                return row, store.grants_of(row.user_id)
 
-        row, held = self.db.read(run)
+            row, held = self.db.read(run)
+            last_used_at = row.last_used_at
+            self._auth_cache.put(digest, epoch, row, held)
         if (
             kind == "session"
             and csrf is not None
             and not (row.csrf_hash and hmac.compare_digest(row.csrf_hash, tokens.token_hash(csrf)))
         ):
             raise PermissionDenied("missing or wrong CSRF token (X-CSRF-Token header)")
-        if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY_S * US:
+        if last_used_at is None or now - last_used_at > TOUCH_EVERY_S * US:
             self.db.write(lambda s: IdentityStore(s).touch_token(row.id, now))
+            self._auth_cache.touched(digest, now)
         return Actor(
             row.user_name,
             is_admin=bool(row.is_admin),

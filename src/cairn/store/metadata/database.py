@@ -37,6 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from cairn.errors import CairnError, Conflict, Unavailable
+from cairn.store.metadata.identity_watch import IdentityWatch, recording
 from cairn.store.metadata.prepared import driver_execute
 
 T = TypeVar("T")
@@ -89,6 +90,8 @@ class Database:
         # back-off sleeps (up to 100 ms each) made the tail of concurrent creates.
         self._write_lock: AbstractContextManager[object] = nullcontext()
         self._pinned: Connection | None = None
+        self._watch: IdentityWatch | None = None
+        self._watch_guard = threading.Lock()
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
@@ -102,7 +105,7 @@ class Database:
                 max_overflow=pool_size,
                 pool_recycle=1800,
                 echo=echo,
-                connect_args={k: v for k, v in PG_NETWORK.items() if k not in self.url.query},
+                connect_args=self._network_args(),
             )
             self._writer = engine
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -116,12 +119,32 @@ class Database:
     def engine(self) -> Engine:
         return self._writer
 
+    def _network_args(self) -> dict[str, Any]:
+        return {k: v for k, v in PG_NETWORK.items() if k not in self.url.query}
+
+    @property
+    def identity_watch(self) -> IdentityWatch | None:
+        """Who hears changes to users, grants and tokens (PostgreSQL; started on first
+        use), or None (SQLite): see ``identity_watch.py``."""
+        if self._watch is not None or self.dialect != "postgresql":
+            return self._watch
+        with self._watch_guard:
+            if self._watch is None:
+                conninfo = self.url.set(drivername="postgresql")
+                self._watch = IdentityWatch(
+                    conninfo.render_as_string(hide_password=False), self._network_args()
+                )
+            return self._watch
+
     @property
     def in_process(self) -> bool:
         """True when a query waits on no network (SQLite): short calls may run inline."""
         return self.dialect == "sqlite"
 
     def dispose(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._pinned is not None:
             self._pinned.close()
             self._pinned = None
@@ -171,13 +194,19 @@ class Database:
         delay = 0.002
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with self._pinned_session() if pinned else _session(engine) as session:
+                with (
+                    self._pinned_session() if pinned else _session(engine) as session,
+                    recording() as changes,
+                ):
                     try:
-                        return fn(session)
+                        result = fn(session)
                     except DBAPIError as exc:
                         if exc.connection_invalidated:  # before COMMIT: nothing was applied
                             raise _Reconnect from exc
                         raise
+                if changes.identity and self._watch is not None:  # committed
+                    self._watch.changed()
+                return result
             except _Reconnect as exc:
                 if attempt < MAX_ATTEMPTS:
                     continue  # the pool was invalidated: the next checkout connects anew

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, or_, se
 
 from cairn.domain.access import Grant, Role
 from cairn.errors import AlreadyExists, NotFound
+from cairn.store.metadata.identity_watch import mark_changed
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     grants,
@@ -74,6 +75,7 @@ class IdentityStore:
         now: int,
         created_by: str | None,
     ) -> int:
+        mark_changed()
         if self.find_user(name) is not None:
             raise AlreadyExists(f"user {name!r} already exists")
         row = self.s.execute(
@@ -107,6 +109,7 @@ class IdentityStore:
         return self.s.execute(select(users).order_by(U.name_key)).all()
 
     def update_user(self, user_id: int, **values: Any) -> None:
+        mark_changed()
         self.s.execute(update(users).where(U.id == user_id).values(**values))
 
     def has_users(self) -> bool:
@@ -114,6 +117,7 @@ class IdentityStore:
 
     # -- groups ----------------------------------------------------------------------------
     def add_group(self, name: str, now: int, created_by: str | None) -> int:
+        mark_changed()
         if self.find_group(name) is not None:
             raise AlreadyExists(f"group {name!r} already exists")
         row = self.s.execute(
@@ -133,6 +137,7 @@ class IdentityStore:
         return row
 
     def delete_group(self, group_id: int) -> None:
+        mark_changed()
         self.s.execute(delete(grants).where(GR.subject_kind == "group", GR.subject_id == group_id))
         self.s.execute(delete(groups).where(G.id == group_id))
 
@@ -147,6 +152,7 @@ class IdentityStore:
         return [(r, by_group.get(r.id, [])) for r in rows]
 
     def add_member(self, group_id: int, user_id: int) -> None:
+        mark_changed()
         exists = self.s.execute(
             select(GM.user_id).where(GM.group_id == group_id, GM.user_id == user_id)
         ).first()
@@ -154,6 +160,7 @@ class IdentityStore:
             self.s.execute(insert(group_members).values(group_id=group_id, user_id=user_id))
 
     def remove_member(self, group_id: int, user_id: int) -> bool:
+        mark_changed()
         result = self.s.execute(
             delete(group_members).where(GM.group_id == group_id, GM.user_id == user_id)
         )
@@ -174,6 +181,7 @@ class IdentityStore:
     ) -> None:
         """Give (or change) a subject's role on one model or one pattern (``new_model``: on
         a model created in this transaction, which nobody holds anything on yet)."""
+        mark_changed()
         if not new_model:
             target = GR.model_id == model_id if model_id is not None else GR.pattern == pattern
             where = and_(GR.subject_kind == subject_kind, GR.subject_id == subject_id, target)
@@ -197,6 +205,7 @@ class IdentityStore:
     def revoke_grant(
         self, subject_kind: str, subject_id: int, *, model_id: int | None, pattern: str | None
     ) -> bool:
+        mark_changed()
         target = GR.model_id == model_id if model_id is not None else GR.pattern == pattern
         result = self.s.execute(
             delete(grants).where(
@@ -296,11 +305,13 @@ class IdentityStore:
         self.s.execute(update(tokens).where(T.id == token_id).values(last_used_at=now))
 
     def revoke_token(self, token_id: int, now: int) -> None:
+        mark_changed()
         self.s.execute(
             update(tokens).where(T.id == token_id, T.revoked_at.is_(None)).values(revoked_at=now)
         )
 
     def revoke_user_tokens(self, user_id: int, now: int) -> None:
+        mark_changed()
         self.s.execute(
             update(tokens)
             .where(T.user_id == user_id, T.revoked_at.is_(None))

@@ -1,0 +1,198 @@
+"""Remembered authentication (``service/auth_cache.py``) never outlives a change.
+
+With PostgreSQL each server process remembers what a token stood for while no change to
+users, groups, grants or tokens can have happened unheard; with SQLite nothing is
+remembered. On both backends: a revocation, a disabled account or a withdrawn grant
+takes effect at once in the process that made it and, in another process (a second
+service on the same database), as soon as PostgreSQL delivers the notification; so does
+a change made outside Cairn (SQL). Expiry is checked on every use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from cairn.domain.access import Actor, Role
+from cairn.errors import NotFound, Unauthenticated
+from cairn.service.registry import RegistryService
+from cairn.store.blobs.local import LocalBlobStore
+from cairn.store.metadata.database import Database
+
+HEARD_WITHIN_S = 5.0
+ADMIN_SECRET = "cairn-auth-cache-admin-token-0123456789abcdef"
+
+
+@pytest.fixture
+def other(db_url: str, blob_root: Path) -> Iterator[RegistryService]:
+    """Another server process on the same database: its own connections, its own memory."""
+    db = Database(db_url)
+    yield RegistryService(db, LocalBlobStore(blob_root))
+    db.dispose()
+
+
+@pytest.fixture
+def admin(service: RegistryService) -> Actor:
+    service.bootstrap(ADMIN_SECRET)
+    return service.authenticate(ADMIN_SECRET)
+
+
+@pytest.fixture
+def alice(service: RegistryService, admin: Actor) -> str:
+    """A read-only user's token; ``m`` exists and alice holds READ on it."""
+    service.create_user(admin, "alice")
+    service.create_model(admin, "m")
+    service.grant(admin, "user:alice", Role.READ, model="m")
+    return str(service.create_token(admin, user="alice", scope="read")["token"])
+
+
+def _remembers(svc: RegistryService, secret: str) -> None:
+    """Authenticate until the answer is remembered (PostgreSQL: once the watch listens)."""
+    deadline = time.monotonic() + HEARD_WITHIN_S
+    while True:
+        svc.authenticate(secret)
+        if svc.db.dialect == "sqlite" or svc._auth_cache.get(_digest(secret)) is not None:
+            return
+        assert time.monotonic() < deadline, "the identity watch never started listening"
+        time.sleep(0.02)
+
+
+def _digest(secret: str) -> str:
+    from cairn.domain import tokens
+
+    return tokens.token_hash(secret)
+
+
+def _eventually(check: Callable[[], Any]) -> None:
+    """``check`` passes within the time a notification takes (it fails at first, at most)."""
+    deadline = time.monotonic() + HEARD_WITHIN_S
+    while True:
+        try:
+            check()
+            return
+        except (AssertionError, pytest.fail.Exception):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _refused(svc: RegistryService, secret: str) -> None:
+    with pytest.raises(Unauthenticated):
+        svc.authenticate(secret)
+
+
+def _token_id(service: RegistryService, admin: Actor, user: str) -> int:
+    (token,) = [t for t in service.list_tokens(admin, all_users=True) if t["user"] == user]
+    return int(token["id"])
+
+
+def test_postgresql_remembers_and_sqlite_does_not(service: RegistryService, alice: str) -> None:
+    first = service.authenticate(alice)
+    _remembers(service, alice)
+    again = service.authenticate(alice)
+    assert (again.name, again.grants) == (first.name, first.grants)
+    remembered = service._auth_cache.get(_digest(alice)) is not None
+    assert remembered == (service.db.dialect == "postgresql")
+
+
+def test_a_revocation_is_at_once_here_and_soon_elsewhere(
+    service: RegistryService, other: RegistryService, admin: Actor, alice: str
+) -> None:
+    _remembers(service, alice)
+    _remembers(other, alice)
+    service.revoke_token(admin, _token_id(service, admin, "alice"))
+    _refused(service, alice)  # the process that revoked it: at once
+    _eventually(lambda: _refused(other, alice))
+
+
+def test_a_disabled_account_is_refused_everywhere(
+    service: RegistryService, other: RegistryService, admin: Actor, alice: str
+) -> None:
+    _remembers(service, alice)
+    _remembers(other, alice)
+    other.update_user(admin, "alice", disabled=True)
+    _refused(other, alice)
+    _eventually(lambda: _refused(service, alice))
+
+
+def test_a_withdrawn_grant_is_withdrawn_everywhere(
+    service: RegistryService, other: RegistryService, admin: Actor, alice: str
+) -> None:
+    _remembers(other, alice)
+    assert other.get_model(other.authenticate(alice), "m").name == "m"
+    service.revoke(admin, "user:alice", model="m")
+
+    def cannot_read() -> None:
+        with pytest.raises(NotFound):
+            other.get_model(other.authenticate(alice), "m")
+
+    _eventually(cannot_read)
+
+
+def test_a_change_made_with_sql_is_heard(service: RegistryService, db_url: str, alice: str) -> None:
+    _remembers(service, alice)
+    outside = create_engine(db_url, poolclass=NullPool)
+    try:
+        with outside.begin() as conn:
+            conn.execute(text("UPDATE tokens SET revoked_at = 1 WHERE revoked_at IS NULL"))
+    finally:
+        outside.dispose()
+    _eventually(lambda: _refused(service, alice))
+
+
+def test_expiry_is_checked_on_every_use(
+    service: RegistryService, admin: Actor, alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short = service.create_token(admin, user="alice", scope="read", expires_days=1)["token"]
+    _remembers(service, short)
+    later = service.clock() + 2 * 86_400 * 1_000_000
+    monkeypatch.setattr(service, "clock", lambda: later)
+    with pytest.raises(Unauthenticated, match="expired"):
+        service.authenticate(short)
+
+
+def test_use_alone_does_not_flush_what_is_remembered(
+    service: RegistryService, db_url: str, alice: str
+) -> None:
+    """Refreshing a token's ``last_used_at`` (every few minutes of use) is no change."""
+    _remembers(service, alice)
+    outside = create_engine(db_url, poolclass=NullPool)
+    try:
+        with outside.begin() as conn:
+            conn.execute(text("UPDATE tokens SET last_used_at = 2"))
+    finally:
+        outside.dispose()
+    time.sleep(0.3)  # a notification, had one been sent, would have arrived
+    remembered = service._auth_cache.get(_digest(alice)) is not None
+    assert remembered == (service.db.dialect == "postgresql")
+
+
+def test_what_was_remembered_before_the_watch_went_deaf_is_forgotten(
+    service: RegistryService, db_url: str, alice: str
+) -> None:
+    """A change made while the listening connection is down is never missed: reconnecting
+    moves the epoch."""
+    if service.db.dialect == "sqlite":
+        assert service.db.identity_watch is None  # remembers nothing: no connection to lose
+        return
+    _remembers(service, alice)
+    outside = create_engine(db_url, poolclass=NullPool)
+    try:
+        with outside.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN cairn_identity%' AND datname = current_database()"
+                )
+            )
+        with outside.begin() as conn:
+            conn.execute(text("UPDATE tokens SET revoked_at = 1 WHERE revoked_at IS NULL"))
+    finally:
+        outside.dispose()
+    _eventually(lambda: _refused(service, alice))
