@@ -23,8 +23,10 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from cairn.domain.models import (
     FileEntry,
@@ -175,17 +177,16 @@ _LIVE_MODEL_ID = (
     .where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
     .scalar_subquery()
 )
+_ALIASED_WHERE = (
+    V.c.model_id == _LIVE_MODEL_ID,
+    V.c.version
+    == select(aliases.c.version)
+    .where(aliases.c.model_id == _LIVE_MODEL_ID, aliases.c.alias_key == bindparam("alias_key"))
+    .scalar_subquery(),
+    V.c.deleted_at.is_(None),
+)
 _ALIASED_ROW = Prepared(
-    select(V, M.c.name.label("model_name"))
-    .join(M, M.c.id == V.c.model_id)
-    .where(
-        V.c.model_id == _LIVE_MODEL_ID,
-        V.c.version
-        == select(aliases.c.version)
-        .where(aliases.c.model_id == _LIVE_MODEL_ID, aliases.c.alias_key == bindparam("alias_key"))
-        .scalar_subquery(),
-        V.c.deleted_at.is_(None),
-    )
+    select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(*_ALIASED_WHERE)
 )
 
 
@@ -198,8 +199,13 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
 
 
 def load_aliased_version(session: Connection, name: str, alias: str) -> ModelVersion | None:
-    """The live version the live model ``name``'s ``alias`` points at (two statements)."""
-    row = _ALIASED_ROW.first(session, {"name_key": name_key(name), "alias_key": alias_key(alias)})
+    """The live version the live model ``name``'s ``alias`` points at (PostgreSQL: one
+    statement; SQLite: two)."""
+    params = {"name_key": name_key(name), "alias_key": alias_key(alias)}
+    if session.dialect.name == "postgresql":
+        whole = _ALIASED_WHOLE.first(session, params)
+        return None if whole is None else _whole_version(whole)
+    row = _ALIASED_ROW.first(session, params)
     return None if row is None else _assemble(session, {row.id: row}, [row.id])[0]
 
 
@@ -228,31 +234,119 @@ def _assemble(
     result = []
     for vid in version_ids:
         row = rows.get(vid)
-        if row is None:
-            continue
-        result.append(
-            ModelVersion(
-                name=row.model_name,
-                version=row.version,
-                status=VersionStatus(row.status),
-                status_message=row.status_message,
-                description=row.description,
-                tags=tags[vid],
-                params=vparams[vid],
-                metrics=metrics[vid],
-                aliases=tuple(alias_names[vid]),
-                stage=Stage(row.stage),
-                semver=row.semver,
-                source=row.source,
-                run_id=row.run_id,
-                run_link=row.run_link,
-                files=tuple(files[vid]),
-                size=int(row.size),
-                digest=row.digest,
-                created_at=to_datetime(row.created_at),
-                updated_at=to_datetime(row.updated_at),
-                created_by=row.created_by,
-                deleted_at=optional_datetime(row.deleted_at),
+        if row is not None:
+            result.append(
+                _version(row, tags[vid], vparams[vid], metrics[vid], alias_names[vid], files[vid])
             )
-        )
     return result
+
+
+def _version(
+    row: Any,
+    tags: dict[str, str],
+    params: dict[str, str],
+    metrics: dict[str, float],
+    alias_names: Sequence[str],
+    files: Sequence[FileEntry],
+) -> ModelVersion:
+    return ModelVersion(
+        name=row.model_name,
+        version=row.version,
+        status=VersionStatus(row.status),
+        status_message=row.status_message,
+        description=row.description,
+        tags=tags,
+        params=params,
+        metrics=metrics,
+        aliases=tuple(alias_names),
+        stage=Stage(row.stage),
+        semver=row.semver,
+        source=row.source,
+        run_id=row.run_id,
+        run_link=row.run_link,
+        files=tuple(files),
+        size=int(row.size),
+        digest=row.digest,
+        created_at=to_datetime(row.created_at),
+        updated_at=to_datetime(row.updated_at),
+        created_by=row.created_by,
+        deleted_at=optional_datetime(row.deleted_at),
+    )
+
+
+# PostgreSQL, where every statement is a round trip: get-by-alias in one statement, the
+# version's child rows aggregated into arrays beside its row (one LATERAL subquery per
+# child table, each an index range scan). SQLite, which answers in-process, keeps the two
+# statements above (its arrays would be JSON, and its JSON floats are not exact).
+def _sorted_arrays(table: Any, name: str, *columns: str, owner: Any, order: str) -> Any:
+    sort = table.c[order]
+    return (
+        select(*(func.array_agg(aggregate_order_by(table.c[c], sort)).label(c) for c in columns))
+        .where(owner)
+        .lateral(name)
+    )
+
+
+_TAGS = _sorted_arrays(
+    version_tags, "t", "key", "value", owner=version_tags.c.version_id == V.c.id, order="key"
+)
+_PARAMS = _sorted_arrays(
+    version_params, "p", "key", "value", owner=version_params.c.version_id == V.c.id, order="key"
+)
+_METRICS = _sorted_arrays(
+    version_metrics, "mt", "key", "value", owner=version_metrics.c.version_id == V.c.id, order="key"
+)
+_ALIASES = _sorted_arrays(
+    aliases,
+    "a",
+    "alias",
+    owner=and_(aliases.c.model_id == V.c.model_id, aliases.c.version == V.c.version),
+    order="alias_key",
+)
+_FILES = _sorted_arrays(
+    version_files,
+    "f",
+    "path",
+    "size",
+    "digest",
+    owner=version_files.c.version_id == V.c.id,
+    order="path",
+)
+_ALIASED_WHOLE = Prepared(
+    select(
+        V,
+        M.c.name.label("model_name"),
+        _TAGS.c.key.label("tag_keys"),
+        _TAGS.c.value.label("tag_values"),
+        _PARAMS.c.key.label("param_keys"),
+        _PARAMS.c.value.label("param_values"),
+        _METRICS.c.key.label("metric_keys"),
+        _METRICS.c.value.label("metric_values"),
+        _ALIASES.c.alias.label("alias_names"),
+        _FILES.c.path.label("file_paths"),
+        _FILES.c.size.label("file_sizes"),
+        _FILES.c.digest.label("file_digests"),
+    )
+    .select_from(
+        V.join(M, M.c.id == V.c.model_id)
+        .join(_TAGS, true())
+        .join(_PARAMS, true())
+        .join(_METRICS, true())
+        .join(_ALIASES, true())
+        .join(_FILES, true())
+    )
+    .where(*_ALIASED_WHERE)
+)
+
+
+def _whole_version(row: Any) -> ModelVersion:
+    """A version from a row of ``_ALIASED_WHOLE`` (an aggregate over no rows is NULL)."""
+    files = zip(row.file_paths or (), row.file_sizes or (), row.file_digests or (), strict=True)
+    return _version(
+        row,
+        dict(zip(row.tag_keys or (), row.tag_values or (), strict=True)),
+        dict(zip(row.param_keys or (), row.param_values or (), strict=True)),
+        {k: float(v) for k, v in zip(row.metric_keys or (), row.metric_values or (), strict=True)},
+        row.alias_names or (),
+        [FileEntry(path, int(size), digest) for path, size, digest in files],
+    )
