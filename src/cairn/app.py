@@ -7,15 +7,17 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse
 
 from cairn import __version__
+from cairn.api import mlflow
 from cairn.api.auth import AUTHENTICATED, RateLimiter
 from cairn.api.errors import error_response, install_error_handlers
 from cairn.api.middleware import install_hardening
-from cairn.api.mlflow import router as mlflow_router
 from cairn.api.offload import InFlight
 from cairn.api.v1 import (
     aliases,
@@ -95,8 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scans.router,
     ):
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)
-    # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts
-    app.include_router(mlflow_router, dependencies=AUTHENTICATED)
+    # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts, /api/3.0/mlflow: matched
+    # first, by prefix (api/mlflow/__init__.py)
+    app.router.routes[:0] = mlflow.mounts(AUTHENTICATED)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     install_hardening(
         app,
@@ -106,6 +110,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(InFlight)  # outermost: counts every request (api/offload.py)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The document of the app's routes and of the MLflow routes its mounts serve."""
+    if app.openapi_schema is None:
+        app.openapi_schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=[*app.routes, *mlflow.documented.routes],
+        )
+    return app.openapi_schema
 
 
 def ensure_admin(service: RegistryService, settings: Settings) -> Path | None:

@@ -34,10 +34,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, APIRouter, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from cairn.api.auth import PUBLIC_PATHS, authenticate
 from cairn.app import create_app
@@ -202,8 +202,15 @@ class Answer:
 
 def route_contexts(app: FastAPI) -> Iterator[Any]:
     """Every route as the app serves it (included routers flattened, their prefixes and
-    dependencies applied)."""
-    yield from iter_route_contexts(app.routes)
+    dependencies applied; a router mounted at a prefix, as the MLflow API is, seen under
+    its full paths)."""
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, APIRouter):
+            outer = APIRouter()
+            outer.include_router(route.app, prefix=route.path)
+            yield from iter_route_contexts(outer.routes)
+        else:
+            yield from iter_route_contexts([route])
 
 
 def endpoints(app: FastAPI) -> list[Endpoint]:

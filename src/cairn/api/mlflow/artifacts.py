@@ -47,7 +47,9 @@ def _base_url(request: Request) -> str:
     if not _HOST.fullmatch(host):
         server = request.scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"
-    return f"{request.url.scheme}://{host}{request.scope.get('root_path', '')}"
+    # the app's own root path (behind a proxy), not the one its MLflow mounts extended
+    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    return f"{request.url.scheme}://{host}{root}"
 
 
 def files_uri(request: Request, version: ModelVersion) -> str:
