@@ -196,3 +196,27 @@ def test_what_was_remembered_before_the_watch_went_deaf_is_forgotten(
     finally:
         outside.dispose()
     _eventually(lambda: _refused(service, alice))
+
+
+def test_nothing_is_remembered_while_a_trigger_is_disabled(
+    db_url: str, blob_root: Path, alice: str
+) -> None:
+    """The watch checks that every announcing trigger is there and enabled before it
+    counts as listening."""
+    if not db_url.startswith("postgresql"):
+        return  # SQLite has no triggers to check and remembers nothing anyway
+    outside = create_engine(db_url, poolclass=NullPool)
+    fresh = Database(db_url)
+    try:
+        with outside.begin() as conn:
+            conn.execute(text("ALTER TABLE grants DISABLE TRIGGER cairn_identity_changed"))
+        service = RegistryService(fresh, LocalBlobStore(blob_root))
+        for _ in range(20):
+            service.authenticate(alice)
+            assert service._auth_cache.get(_digest(alice)) is None
+            time.sleep(0.02)
+    finally:
+        with outside.begin() as conn:
+            conn.execute(text("ALTER TABLE grants ENABLE TRIGGER cairn_identity_changed"))
+        outside.dispose()
+        fresh.dispose()

@@ -60,7 +60,7 @@ class ServiceBase:
         (not found), so names do not leak; one who may read it but not ``role`` is denied.
         """
         row = ModelStore(s).find_live(name, lock=lock)
-        authorize(actor, row, role, action, f"registered model {name!r} does not exist")
+        authorize(actor, row, role, action, no_such_model(name))
         return row
 
     @staticmethod
@@ -110,6 +110,10 @@ class ServiceBase:
             before=before,
             after=after,
         )
+
+
+def no_such_model(name: str) -> str:
+    return f"registered model {name!r} does not exist"
 
 
 def authorize(actor: Actor, row: Any, role: Role, action: str, missing: str) -> None:

@@ -15,6 +15,7 @@ from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, V
 from cairn.domain.paths import validate_manifest
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
 from cairn.errors import InvalidFilter, InvalidParameter, NotFound, PayloadTooLarge
+from cairn.service.base import authorize, no_such_model
 from cairn.service.scans import ScansService
 from cairn.service.validation import clean_page_size, clean_spec, clean_tags, fingerprint
 from cairn.store.metadata.aliases_store import AliasStore
@@ -90,9 +91,9 @@ class VersionsService(ScansService):
                 )
                 if claim.replay_model_id is not None and claim.replay_version is not None:
                     return self._load(s, claim.replay_model_id, name, claim.replay_version)
-            models = ModelStore(s)
-            model = self._model(s, actor, name, Role.WRITE, "create_version")
-            number = models.allocate_version(model.id, now)
+            model = ModelStore(s).allocate_version(name, now)
+            authorize(actor, model, Role.WRITE, "create_version", no_such_model(name))
+            number = int(model.last_version)
             digests = {f.digest for f in spec.files}
             index = BlobIndexStore(s)
             # stored bytes count only if the caller could read them anyway: otherwise the

@@ -40,6 +40,8 @@ import psycopg
 from psycopg.pq import ConnStatus
 
 CHANNEL = "cairn_identity"
+TRIGGER = "cairn_identity_changed"  # migration 0005: on users, groups, group_members,
+TRIGGERS = 6  # grants and tokens (deletes), and cairn_identity_changed_update on tokens
 log = logging.getLogger(__name__)
 _PROBE_AFTER_S = 10.0  # a silent connection is asked a question this often: still there?
 _MAX_BACKOFF_S = 30.0
@@ -73,6 +75,17 @@ def mark_changed() -> None:
     changes = _CURRENT.get()
     if changes is not None:
         changes.identity = True
+
+
+def _announced(conn: psycopg.Connection[Any]) -> bool:
+    """Whether this database has every trigger that announces identity changes, enabled
+    (with one dropped or disabled, changes would go unheard: then the watch never counts
+    as listening)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgname IN (%s, %s) AND tgenabled <> 'D'",
+        (TRIGGER, f"{TRIGGER}_update"),
+    ).fetchone()
+    return row is not None and row[0] == TRIGGERS
 
 
 class IdentityWatch:
@@ -112,6 +125,8 @@ class IdentityWatch:
                 with psycopg.connect(self._conninfo, autocommit=True, **self._connect_args) as conn:
                     conn.add_notify_handler(lambda _n: self.changed())  # during a query
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if not _announced(conn):
+                        raise RuntimeError("the cairn_identity triggers are missing")
                     self.changed()  # whatever happened while nobody listened
                     self._listening = True
                     backoff = 0.25

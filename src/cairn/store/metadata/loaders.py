@@ -191,9 +191,13 @@ _ALIASED_ROW = Prepared(
 
 
 def load_versions(session: Connection, version_ids: Sequence[int]) -> list[ModelVersion]:
-    """ModelVersion values for ``version_ids``, in that order (two statements)."""
+    """ModelVersion values for ``version_ids``, in that order (two statements; one for a
+    single version on PostgreSQL)."""
     if not version_ids:
         return []
+    if len(version_ids) == 1 and session.dialect.name == "postgresql":
+        whole = _WHOLE_BY_ID.first(session, {"version_id": version_ids[0]})
+        return [] if whole is None else [_whole_version(whole)]
     rows = {r.id: r for r in _VERSION_ROWS.all(session, {"ids": list(version_ids)})}
     return _assemble(session, rows, version_ids)
 
@@ -274,10 +278,10 @@ def _version(
     )
 
 
-# PostgreSQL, where every statement is a round trip: get-by-alias in one statement, the
-# version's child rows aggregated into arrays beside its row (one LATERAL subquery per
-# child table, each an index range scan). SQLite, which answers in-process, keeps the two
-# statements above (its arrays would be JSON, and its JSON floats are not exact).
+# PostgreSQL, where every statement is a round trip: one version (get-by-alias, or by id)
+# in one statement, its child rows aggregated into arrays beside its row (one LATERAL
+# subquery per child table, each an index range scan). SQLite, which answers in-process,
+# keeps the two statements above (its arrays would be JSON, whose floats are not exact).
 def _sorted_arrays(table: Any, name: str, *columns: str, owner: Any, order: str) -> Any:
     sort = table.c[order]
     return (
@@ -312,35 +316,43 @@ _FILES = _sorted_arrays(
     owner=version_files.c.version_id == V.c.id,
     order="path",
 )
-_ALIASED_WHOLE = Prepared(
-    select(
-        V,
-        M.c.name.label("model_name"),
-        _TAGS.c.key.label("tag_keys"),
-        _TAGS.c.value.label("tag_values"),
-        _PARAMS.c.key.label("param_keys"),
-        _PARAMS.c.value.label("param_values"),
-        _METRICS.c.key.label("metric_keys"),
-        _METRICS.c.value.label("metric_values"),
-        _ALIASES.c.alias.label("alias_names"),
-        _FILES.c.path.label("file_paths"),
-        _FILES.c.size.label("file_sizes"),
-        _FILES.c.digest.label("file_digests"),
+
+
+def _whole(*where: Any) -> Prepared:
+    """The versions ``where`` selects, each with its child rows as arrays."""
+    return Prepared(
+        select(
+            V,
+            M.c.name.label("model_name"),
+            _TAGS.c.key.label("tag_keys"),
+            _TAGS.c.value.label("tag_values"),
+            _PARAMS.c.key.label("param_keys"),
+            _PARAMS.c.value.label("param_values"),
+            _METRICS.c.key.label("metric_keys"),
+            _METRICS.c.value.label("metric_values"),
+            _ALIASES.c.alias.label("alias_names"),
+            _FILES.c.path.label("file_paths"),
+            _FILES.c.size.label("file_sizes"),
+            _FILES.c.digest.label("file_digests"),
+        )
+        .select_from(
+            V.join(M, M.c.id == V.c.model_id)
+            .join(_TAGS, true())
+            .join(_PARAMS, true())
+            .join(_METRICS, true())
+            .join(_ALIASES, true())
+            .join(_FILES, true())
+        )
+        .where(*where)
     )
-    .select_from(
-        V.join(M, M.c.id == V.c.model_id)
-        .join(_TAGS, true())
-        .join(_PARAMS, true())
-        .join(_METRICS, true())
-        .join(_ALIASES, true())
-        .join(_FILES, true())
-    )
-    .where(*_ALIASED_WHERE)
-)
+
+
+_ALIASED_WHOLE = _whole(*_ALIASED_WHERE)
+_WHOLE_BY_ID = _whole(V.c.id == bindparam("version_id"))
 
 
 def _whole_version(row: Any) -> ModelVersion:
-    """A version from a row of ``_ALIASED_WHOLE`` (an aggregate over no rows is NULL)."""
+    """A version from a row of ``_whole`` (an aggregate over no rows is NULL)."""
     files = zip(row.file_paths or (), row.file_sizes or (), row.file_digests or (), strict=True)
     return _version(
         row,

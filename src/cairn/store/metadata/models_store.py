@@ -45,9 +45,9 @@ _TOUCH = Prepared(
 )
 _ALLOCATE = Prepared(
     update(M)
-    .where(M.c.id == bindparam("model_id"))
+    .where(M.c.name_key == bindparam("name_key"), M.c.deleted_at.is_(None))
     .values(last_version=M.c.last_version + 1, updated_at=bindparam("now"))
-    .returning(M.c.last_version)
+    .returning(*M.c)
 )
 
 
@@ -135,12 +135,11 @@ class ModelStore:
         except IntegrityError as exc:
             raise AlreadyExists(f"registered model {name!r} already exists") from exc
 
-    def allocate_version(self, model_id: int, now: int) -> int:
-        """Take the next version number: the counter row is the lock (no MAX()+1)."""
-        number = _ALLOCATE.scalar(self.s, {"model_id": model_id, "now": now})
-        if number is None:
-            raise NotFound(f"registered model #{model_id} does not exist")
-        return int(number)
+    def allocate_version(self, name: str, now: int) -> Any:
+        """The live model ``name`` with its next version number taken (``last_version``),
+        or None: one statement, and the counter row is the lock (no MAX()+1). A caller
+        refused afterwards gives the number back with the transaction's rollback."""
+        return _ALLOCATE.first(self.s, {"name_key": name_key(name), "now": now})
 
     def set_tags(self, model_id: int, tags: Mapping[str, str]) -> None:
         if not tags:
