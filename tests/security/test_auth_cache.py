@@ -220,3 +220,15 @@ def test_nothing_is_remembered_while_a_trigger_is_disabled(
             conn.execute(text("ALTER TABLE grants ENABLE TRIGGER cairn_identity_changed"))
         outside.dispose()
         fresh.dispose()
+
+
+def test_another_database_of_this_process_forgets_at_once(
+    service: RegistryService, other: RegistryService, admin: Actor, alice: str
+) -> None:
+    """Two services of one process (two local-mode clients, say) do not wait for the
+    notification: a change committed by either is counted by both at once."""
+    _remembers(service, alice)
+    _remembers(other, alice)
+    service.revoke(admin, "user:alice", model="m")
+    with pytest.raises(NotFound):
+        other.get_model(other.authenticate(alice), "m")

@@ -148,6 +148,14 @@ CASES: list[Case] = [
     ("get version", _req("GET", f"{MODEL_URL}/versions/1"), R),
     ("resolve alias", _req("GET", f"{V1}/resolve", params={"uri": f"models:/{FRAUD}@champion"}), R),
     ("alias history", _req("GET", f"{MODEL_URL}/aliases/champion/history"), R),
+    ("get by alias", _req("GET", f"{MODEL_URL}/aliases/champion"), R),
+    (
+        "mlflow get by alias",
+        _req(
+            "GET", f"{MLFLOW}/registered-models/alias", params={"name": FRAUD, "alias": "champion"}
+        ),
+        R,
+    ),
     ("list files", _req("GET", f"{MODEL_URL}/versions/1/files"), R),
     ("download a file", _req("GET", f"{MODEL_URL}/versions/1/files/a.bin"), R),
     ("download the archive", _req("GET", f"{MODEL_URL}/versions/1/archive"), R),

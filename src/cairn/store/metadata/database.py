@@ -37,7 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from cairn.errors import CairnError, Conflict, Unavailable
-from cairn.store.metadata.identity_watch import IdentityWatch, recording
+from cairn.store.metadata.identity_watch import IdentityWatch, changed_here, recording
 from cairn.store.metadata.prepared import driver_execute
 
 T = TypeVar("T")
@@ -203,8 +203,8 @@ class Database:
                         if exc.connection_invalidated:  # before COMMIT: nothing was applied
                             raise _Reconnect from exc
                         raise
-                if changes.identity and self._watch is not None:  # committed
-                    self._watch.changed()
+                if changes.identity:  # committed
+                    changed_here()
                 return result
             except _Reconnect as exc:
                 if attempt < MAX_ATTEMPTS:

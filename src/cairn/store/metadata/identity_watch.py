@@ -13,9 +13,9 @@ process cannot hear changes.
   notification moves the epoch. While that connection is down (not yet up, lost,
   reconnecting) the epoch is ``None``; once it listens again the epoch moves, so nothing
   remembered from before counts.
-- This process's own changes move the epoch as soon as they commit (the store's
-  ``mark_changed`` flags the transaction, ``Database`` calls ``changed`` after the
-  commit), without waiting for the notification.
+- This process's own changes move the epoch of every watch in the process as soon as
+  they commit (the store's ``mark_changed`` flags the transaction, ``Database`` calls
+  ``changed_here`` after the commit), without waiting for the notification.
 - SQLite: no watch (``Database.identity_watch`` is ``None``); other processes' changes
   could not be heard, and a token lookup there costs tens of microseconds anyway.
 
@@ -70,6 +70,21 @@ def recording() -> Iterator[Changes]:
         _CURRENT.reset(token)
 
 
+class _ProcessChanges:
+    """Identity changes committed by this process, on any database: every watch of the
+    process counts them into its epoch, so another ``Database`` of the same process (two
+    local-mode clients, say) forgets at once too, not when the notification arrives."""
+
+    count = 0
+    guard = threading.Lock()
+
+
+def changed_here() -> None:
+    """A transaction of this process that changed identities has committed."""
+    with _ProcessChanges.guard:
+        _ProcessChanges.count += 1
+
+
 def mark_changed() -> None:
     """The running transaction changes users, groups, memberships, grants or tokens."""
     changes = _CURRENT.get()
@@ -104,8 +119,9 @@ class IdentityWatch:
 
     @property
     def epoch(self) -> int | None:
-        """The current epoch, or ``None`` while changes cannot be heard."""
-        return self._epoch if self._listening else None
+        """The current epoch, or ``None`` while changes cannot be heard (two counters that
+        only grow: their sum moves whenever either does)."""
+        return self._epoch + _ProcessChanges.count if self._listening else None
 
     def changed(self) -> None:
         with self._guard:

@@ -202,15 +202,19 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
     return _assemble(session, rows, version_ids)
 
 
-def load_aliased_version(session: Connection, name: str, alias: str) -> ModelVersion | None:
-    """The live version the live model ``name``'s ``alias`` points at (PostgreSQL: one
-    statement; SQLite: two)."""
+def load_aliased_version(
+    session: Connection, name: str, alias: str
+) -> tuple[int, ModelVersion] | None:
+    """(model id, version): the live version the live model ``name``'s ``alias`` points
+    at (PostgreSQL: one statement; SQLite: two)."""
     params = {"name_key": name_key(name), "alias_key": alias_key(alias)}
     if session.dialect.name == "postgresql":
         whole = _ALIASED_WHOLE.first(session, params)
-        return None if whole is None else _whole_version(whole)
+        return None if whole is None else (int(whole.model_id), _whole_version(whole))
     row = _ALIASED_ROW.first(session, params)
-    return None if row is None else _assemble(session, {row.id: row}, [row.id])[0]
+    if row is None:
+        return None
+    return int(row.model_id), _assemble(session, {row.id: row}, [row.id])[0]
 
 
 def _assemble(
