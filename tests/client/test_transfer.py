@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cairn.client import transfer
 from cairn.client.base import BaseClient
 from cairn.client.transfer import DigestCache, scan
 from cairn.domain.models import VersionStatus
@@ -94,12 +95,38 @@ def test_tampered_cache_is_not_trusted_blindly(
     digest = "sha256:" + hashlib.sha256(b"weights" * 100).hexdigest()
     client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
     cached = cache / "blobs" / "sha256" / digest[7:9] / digest[7:]
-    cached.write_bytes(b"x" * 700)  # same size, other bytes: the cache trusts size only...
-    # ...so a partial download that fails verification is thrown away, never placed
+    cached.write_bytes(b"x" * 700)  # same size, other bytes: no longer the verified file...
+    out = client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
+    assert (out / "w").read_bytes() == b"weights" * 100  # ...so hashed, found bad, fetched
+    assert client.last_transfer is not None and client.last_transfer.transferred_bytes == 700
+    assert cached.read_bytes() == b"weights" * 100
+    # a partial download that fails verification is thrown away, never placed
     cached.unlink()
     (cached.with_name(cached.name + ".part")).write_bytes(b"garbage")
-    out = client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
+    out = client.pull("models:/m/1", tmp_path / "c", cache_dir=cache)
     assert (out / "w").read_bytes() == b"weights" * 100
+
+
+def test_a_verified_cached_blob_is_not_hashed_again(
+    client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its stamp (the identity it had when verified) still matches; an unstamped blob (an
+    older cache) is hashed once, then stamped."""
+    src = write_tree(tmp_path / "src", {"w": b"weights" * 100})
+    client.create_model("m")
+    client.push(src, name="m")
+    client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
+    hashed: list[Path] = []
+    real = transfer.sha256_file
+    monkeypatch.setattr(transfer, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
+    assert hashed == []
+    for stamp in cache.rglob("*.verified"):
+        stamp.unlink()
+    client.pull("models:/m/1", tmp_path / "c", cache_dir=cache)
+    client.pull("models:/m/1", tmp_path / "d", cache_dir=cache)
+    assert len(hashed) == 1
+    assert client.last_transfer is not None and client.last_transfer.transferred_bytes == 0
 
 
 @pytest.mark.parametrize("failure", ["corrupt bytes", "refused midway"])

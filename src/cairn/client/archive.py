@@ -94,7 +94,7 @@ class ExportedModel:
 
 
 def blob_path(root: Path, digest: str) -> Path:
-    return BlobCache(root).path(digest)
+    return BlobCache(root, stamps=False).path(digest)
 
 
 # -- export ----------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def export_registry(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     summary = ExportSummary()
     try:
-        blobs = BlobCache(tmp)
+        blobs = BlobCache(tmp, stamps=False)  # an export holds blobs only
         with (tmp / MANIFEST).open("w", encoding="utf-8") as manifest:
 
             def write(record: dict[str, Any]) -> None:

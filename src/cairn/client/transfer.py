@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -209,10 +210,23 @@ def default_cache_dir() -> Path:
 
 
 class BlobCache:
-    """Blobs by digest under ``root/blobs/sha256/ab/<hex>``; partial downloads beside them."""
+    """Blobs by digest under ``root/blobs/sha256/ab/<hex>``; partial downloads beside them.
 
-    def __init__(self, root: Path | None = None) -> None:
+    With ``stamps`` (a pull's cache), a blob is used without hashing it again only while
+    it is exactly the file that was verified: ``<hex>.verified`` beside it records the
+    blob's device, inode, size, modification and change time (ns) when its digest was
+    last checked, and any write, ``touch`` or replacement changes one of them. A blob
+    whose stamp is missing (an older cache) or no longer matches is hashed once more:
+    kept (and stamped) if it still matches its digest, deleted (and downloaded again)
+    if not. Without ``stamps`` (an export folder, which must hold blobs only) a blob of
+    the right size counts as present, as the export's own checks expect.
+    """
+
+    STAMP = ".verified"
+
+    def __init__(self, root: Path | None = None, *, stamps: bool = True) -> None:
         self.root = root or default_cache_dir()
+        self.stamps = stamps
 
     def path(self, digest: str) -> Path:
         validate_digest(digest)  # from a server or an export folder: never a path of its own
@@ -221,7 +235,39 @@ class BlobCache:
 
     def has(self, entry: FileEntry) -> bool:
         path = self.path(entry.digest)
-        return path.is_file() and path.stat().st_size == entry.size
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
+            return False
+        if not self.stamps or self._stamp_of(path) == _identity(st):
+            return True
+        if sha256_file(path) == entry.digest:  # unstamped, or changed since it was checked
+            self._stamp(path)
+            return True
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + self.STAMP).unlink(missing_ok=True)
+        return False
+
+    def _stamp_of(self, path: Path) -> list[int] | None:
+        try:
+            found = json.loads(path.with_name(path.name + self.STAMP).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, list) else None
+
+    def _stamp(self, path: Path) -> None:
+        """Record ``path``'s identity now that its bytes have been checked."""
+        if not self.stamps:
+            return
+        stamp = path.with_name(path.name + self.STAMP)
+        tmp = stamp.with_name(f".{stamp.name}.{secrets.token_hex(8)}")
+        try:
+            tmp.write_text(json.dumps(_identity(path.stat())))
+            os.replace(tmp, stamp)
+        except OSError:  # a cache that cannot be stamped is hashed again next time
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def _download(
@@ -292,7 +338,12 @@ class BlobCache:
             partial.unlink()
             raise DataCorrupted(f"downloaded bytes of {entry.path!r} do not match {entry.digest}")
         os.replace(partial, final)
+        self._stamp(final)
         return final
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _receive(
