@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from cairn.domain import tokens
 from cairn.domain.access import Actor, Role
 from cairn.errors import NotFound, Unauthenticated
 from cairn.service.registry import RegistryService
@@ -64,8 +65,6 @@ def _remembers(svc: RegistryService, secret: str) -> None:
 
 
 def _digest(secret: str) -> str:
-    from cairn.domain import tokens
-
     return tokens.token_hash(secret)
 
 
@@ -85,6 +84,16 @@ def _eventually(check: Callable[[], Any]) -> None:
 def _refused(svc: RegistryService, secret: str) -> None:
     with pytest.raises(Unauthenticated):
         svc.authenticate(secret)
+
+
+def _sql(db_url: str, statement: str) -> None:
+    """Run ``statement`` in a transaction of its own, outside Cairn (a script, psql)."""
+    outside = create_engine(db_url, poolclass=NullPool)
+    try:
+        with outside.begin() as conn:
+            conn.execute(text(statement))
+    finally:
+        outside.dispose()
 
 
 def _token_id(service: RegistryService, admin: Actor, user: str) -> int:
@@ -137,12 +146,7 @@ def test_a_withdrawn_grant_is_withdrawn_everywhere(
 
 def test_a_change_made_with_sql_is_heard(service: RegistryService, db_url: str, alice: str) -> None:
     _remembers(service, alice)
-    outside = create_engine(db_url, poolclass=NullPool)
-    try:
-        with outside.begin() as conn:
-            conn.execute(text("UPDATE tokens SET revoked_at = 1 WHERE revoked_at IS NULL"))
-    finally:
-        outside.dispose()
+    _sql(db_url, "UPDATE tokens SET revoked_at = 1 WHERE revoked_at IS NULL")
     _eventually(lambda: _refused(service, alice))
 
 
@@ -162,12 +166,7 @@ def test_use_alone_does_not_flush_what_is_remembered(
 ) -> None:
     """Refreshing a token's ``last_used_at`` (every few minutes of use) is no change."""
     _remembers(service, alice)
-    outside = create_engine(db_url, poolclass=NullPool)
-    try:
-        with outside.begin() as conn:
-            conn.execute(text("UPDATE tokens SET last_used_at = 2"))
-    finally:
-        outside.dispose()
+    _sql(db_url, "UPDATE tokens SET last_used_at = 2")
     time.sleep(0.3)  # a notification, had one been sent, would have arrived
     remembered = service._auth_cache.get(_digest(alice)) is not None
     assert remembered == (service.db.dialect == "postgresql")
@@ -182,19 +181,12 @@ def test_what_was_remembered_before_the_watch_went_deaf_is_forgotten(
         assert service.db.identity_watch is None  # remembers nothing: no connection to lose
         return
     _remembers(service, alice)
-    outside = create_engine(db_url, poolclass=NullPool)
-    try:
-        with outside.begin() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE query LIKE 'LISTEN cairn_identity%' AND datname = current_database()"
-                )
-            )
-        with outside.begin() as conn:
-            conn.execute(text("UPDATE tokens SET revoked_at = 1 WHERE revoked_at IS NULL"))
-    finally:
-        outside.dispose()
+    _sql(
+        db_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE query LIKE 'LISTEN cairn_identity%' AND datname = current_database()",
+    )
+    _sql(db_url, "UPDATE tokens SET revoked_at = 1 WHERE revoked_at IS NULL")
     _eventually(lambda: _refused(service, alice))
 
 
@@ -205,20 +197,16 @@ def test_nothing_is_remembered_while_a_trigger_is_disabled(
     counts as listening."""
     if not db_url.startswith("postgresql"):
         return  # SQLite has no triggers to check and remembers nothing anyway
-    outside = create_engine(db_url, poolclass=NullPool)
     fresh = Database(db_url)
+    _sql(db_url, "ALTER TABLE grants DISABLE TRIGGER cairn_identity_changed")
     try:
-        with outside.begin() as conn:
-            conn.execute(text("ALTER TABLE grants DISABLE TRIGGER cairn_identity_changed"))
         service = RegistryService(fresh, LocalBlobStore(blob_root))
         for _ in range(20):
             service.authenticate(alice)
             assert service._auth_cache.get(_digest(alice)) is None
             time.sleep(0.02)
     finally:
-        with outside.begin() as conn:
-            conn.execute(text("ALTER TABLE grants ENABLE TRIGGER cairn_identity_changed"))
-        outside.dispose()
+        _sql(db_url, "ALTER TABLE grants ENABLE TRIGGER cairn_identity_changed")
         fresh.dispose()
 
 

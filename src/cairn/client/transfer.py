@@ -443,11 +443,13 @@ class Placement:
 
     def copy_from(self, cached: Path) -> None:
         fd = self.open()
+        copied = False
         try:
             with cached.open("rb") as src:
                 _copy(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+            copied = True
         finally:
-            self.close(written=True)
+            self.close(written=copied)
 
     def commit(self) -> Path:
         assert self.written and self.tmp is not None

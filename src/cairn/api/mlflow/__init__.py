@@ -56,14 +56,12 @@ def mounts(dependencies: Sequence[Any]) -> list[Mount]:
 
 
 def _documented() -> APIRouter:
+    """The served routers again, under their full paths (the catch-alls are left out of
+    the schema by their own router)."""
     router = APIRouter()
     for root, public in zip(ROOTS, (True, False), strict=True):
-        for part in (routes_models.router, routes_versions.router):
-            router.include_router(part, prefix=f"{root}/2.0/mlflow", include_in_schema=public)
-        router.include_router(artifacts.router, prefix=f"{root}/2.0", include_in_schema=public)
-        router.include_router(
-            routes_server.info_router, prefix=f"{root}/3.0/mlflow", include_in_schema=public
-        )
+        router.include_router(_v2(()), prefix=f"{root}/2.0", include_in_schema=public)
+        router.include_router(_v3(()), prefix=f"{root}/3.0/mlflow", include_in_schema=public)
     return router
 
 
