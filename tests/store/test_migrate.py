@@ -40,3 +40,20 @@ def test_empty_sqlite_database_is_created_on_first_use(tmp_path: object) -> None
     service: RegistryService = build_service(Settings(data_dir=data))
     assert migrate.current_revision(service.db) == migrate.head_revision()
     service.db.dispose()
+
+
+def test_sqlite_connections_sync_every_commit(tmp_path: object) -> None:
+    """WAL with synchronous=FULL: an acknowledged write survives a power cut, not only a crash
+    of the process (NORMAL would lose the last commits)."""
+    from pathlib import Path
+
+    from cairn.service.factory import build_service
+
+    service: RegistryService = build_service(Settings(data_dir=Path(str(tmp_path)) / "d"))
+    try:
+        for engine in (service.db._writer, service.db._reader):
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    finally:
+        service.db.dispose()
