@@ -11,6 +11,8 @@ from cairn.domain.models import Actor, Page, RegisteredModel
 from cairn.errors import NotFound
 from cairn.service.base import ServiceBase, require
 from cairn.service.validation import clean_page_size, clean_tags, fingerprint
+from cairn.store.metadata import one_trip
+from cairn.store.metadata.audit_store import event_template, new_event
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
@@ -51,14 +53,31 @@ class ModelsService(ServiceBase):
                 )
                 if claim.replay_model_id is not None:
                     return load_models(s, [claim.replay_model_id])[0]
-            models = ModelStore(s)
-            model_id = models.insert(name, description, actor.name, now)
-            models.set_tags(model_id, clean)
-            self._grant_creator(s, actor, model_id, now)
             after = {"description": description, "tags": clean}
-            self._audit(s, actor, "model.create", model_name=name, model_id=model_id, after=after)
-            if claim is not None:
-                IdempotencyStore(s).record(claim, model_id)
+            event = new_event(actor, "model.create", at=now, model_name=name, after=after)
+            template = event_template(event, ("model_id", "seq"))
+            made = None
+            if claim is None and template is not None:  # one statement where it can
+                made = one_trip.create_model(
+                    s,
+                    name,
+                    description,
+                    clean,
+                    created_by=actor.name,
+                    now=now,
+                    creator_grant=self._creator_grant(actor),
+                    audit=template,
+                )
+            if made is None:
+                models = ModelStore(s)
+                model_id = models.insert(name, description, actor.name, now)
+                models.set_tags(model_id, clean)
+                self._grant_creator(s, actor, model_id, now)
+                self._audit(
+                    s, actor, "model.create", model_name=name, model_id=model_id, after=after
+                )
+                if claim is not None:
+                    IdempotencyStore(s).record(claim, model_id)
             at = to_datetime(now)  # the model just inserted, from what was written
             return RegisteredModel(
                 name=name,
@@ -201,13 +220,20 @@ class ModelsService(ServiceBase):
 
         return self.db.read(run)
 
+    def _creator_grant(self, actor: Actor) -> tuple[int, str] | None:
+        """(user id, role name): what the creator of a model gets on it (MANAGE by
+        default), or None (a caller without a user, or no role configured)."""
+        if actor.user_id is None or self.limits.creator_role is None:
+            return None
+        return actor.user_id, Role.parse(self.limits.creator_role).name
+
     def _grant_creator(self, s: Tx, actor: Actor, model_id: int, now: int) -> None:
-        """The creator of a model gets the configured role on it (MANAGE by default)."""
-        if actor.user_id is not None and self.limits.creator_role is not None:
+        grant = self._creator_grant(actor)
+        if grant is not None:
             IdentityStore(s).put_grant(
                 "user",
-                actor.user_id,
-                Role.parse(self.limits.creator_role),
+                grant[0],
+                Role[grant[1]],
                 model_id=model_id,
                 now=now,
                 created_by=actor.name,

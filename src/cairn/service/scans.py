@@ -244,6 +244,11 @@ class ScansService(ServiceBase):
             return VersionStatus.FAILED
         return VersionStatus(row.status)
 
+    def _file_less_verdict(self) -> tuple[str, str, str]:
+        """What ``_judge`` records for a version without files (nothing to find, so clean):
+        status, the instance's action (a model's own replaces it) and summary."""
+        return CLEAN, self._instance_policy(), _summary([])
+
     # -- helpers -------------------------------------------------------------------------------
     def _instance_policy(self) -> str:
         return parse_scan_action(self.limits.scan_policy)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -74,10 +75,75 @@ VERIFY_BATCH = 1000
 
 
 def event_hash(prev_hash: str, event: dict[str, Any]) -> str:
-    body = json.dumps(
+    return hashlib.sha256((prev_hash + _body(event)).encode()).hexdigest()
+
+
+def _body(event: dict[str, Any]) -> str:
+    """What an event's hash covers after the previous hash: canonical ASCII JSON."""
+    return json.dumps(
         {k: event.get(k) for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":")
     )
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def new_event(
+    actor: Actor,
+    action: str,
+    *,
+    at: int,
+    outcome: str = "ok",
+    model_name: str | None = None,
+    model_id: int | None = None,
+    version: int | None = None,
+    target: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> dict[str, Any]:
+    """An event's columns but ``seq``, ``prev_hash`` and ``hash`` (the chain gives those)."""
+    return {
+        "at": int(at),
+        "actor": _clip("actor", actor.name),
+        "action": _clip("action", action),
+        "outcome": _clip("outcome", outcome),
+        "model": _clip("model", model_name),
+        "model_id": None if model_id is None else int(model_id),
+        "version": None if version is None else int(version),
+        "target": _clip("target", target),
+        "before": _dump(before),
+        "after": _dump(after),
+        "request_id": _clip("request_id", actor.request_id),
+        "client": _clip("client", actor.client),
+    }
+
+
+# Stand-ins for the values only the database knows while a one-statement write runs
+# (one_trip.py): out of every real id's, sequence number's and version's range.
+_HOLES = {"model_id": -(10**15) - 1, "seq": -(10**15) - 2, "version": -(10**15) - 3}
+
+
+@dataclass(frozen=True, slots=True)
+class EventTemplate:
+    """An event to be appended by SQL: its known columns, and its hashed body cut around
+    the ``holes`` (in the order they appear in it) that the statement fills in, so that
+    ``sha256(prev_hash || pieces[0] || hole || pieces[1] || ...)`` is ``event_hash``."""
+
+    row: dict[str, Any]
+    holes: tuple[str, ...]
+    pieces: tuple[str, ...]
+
+
+def event_template(event: dict[str, Any], holes: tuple[str, ...]) -> EventTemplate | None:
+    """``event`` (from ``new_event``) with ``holes`` (always ``seq``) left to the statement;
+    None if a known value happens to spell a stand-in (the caller takes the usual way)."""
+    body = _body({**event, **{h: _HOLES[h] for h in holes}})
+    at = sorted((body.find(f":{_HOLES[h]}"), h) for h in holes)
+    if any(i < 0 or body.count(str(_HOLES[h])) != 1 for i, h in at):
+        return None
+    pieces, start = [], 0
+    for i, h in at:
+        pieces.append(body[start : i + 1])
+        start = i + 1 + len(str(_HOLES[h]))
+    pieces.append(body[start:])
+    return EventTemplate(event, tuple(h for _, h in at), tuple(pieces))
 
 
 def _dump(value: Any) -> str | None:
@@ -177,20 +243,20 @@ class AuditStore:
         seq, prev = int(head.seq), str(head.hash)
         if model is not None:
             model_name, model_id = model.name, model.id
-        event: dict[str, Any] = {
+        event = {
             "seq": seq,
-            "at": int(at),
-            "actor": _clip("actor", actor.name),
-            "action": _clip("action", action),
-            "outcome": _clip("outcome", outcome),
-            "model": _clip("model", model_name),
-            "model_id": None if model_id is None else int(model_id),
-            "version": None if version is None else int(version),
-            "target": _clip("target", target),
-            "before": _dump(before),
-            "after": _dump(after),
-            "request_id": _clip("request_id", actor.request_id),
-            "client": _clip("client", actor.client),
+            **new_event(
+                actor,
+                action,
+                at=at,
+                outcome=outcome,
+                model_name=model_name,
+                model_id=model_id,
+                version=version,
+                target=target,
+                before=before,
+                after=after,
+            ),
         }
         digest = event_hash(prev, event)
         row = {**event, "prev_hash": prev, "hash": digest}

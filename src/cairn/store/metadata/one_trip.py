@@ -1,0 +1,239 @@
+"""PostgreSQL: the commonest writes as one statement each (data-modifying CTEs).
+
+Over a network every statement is a round trip, and a create took eight: allocate the
+number, insert the version, its tags, params and metrics, read the scan policy, record the
+verdict, take the audit head, append the event. Here the same rows come from one statement
+whose parts feed each other (``RETURNING``), so a create costs one round trip plus the
+transaction's own; the audit event's chain hash is computed by the database from the
+pieces ``audit_store.event_template`` cut around the values only it knows (``sha256`` of
+the same bytes ``event_hash`` hashes), so the chain is the one the usual way builds.
+
+A statement here does nothing at all when its precondition fails (no such live model, the
+model's stored name not spelled as given, no audit head): it returns no row and the caller
+takes the usual way, which reports the error or repairs the head. Locks are taken in the
+usual order (the model's row, then the audit head), so the two ways never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection
+
+from cairn.domain.models import VersionSpec
+from cairn.domain.names import name_key
+from cairn.store.metadata.audit_store import EventTemplate
+from cairn.store.metadata.identity_watch import mark_changed
+from cairn.store.metadata.prepared import driver_execute
+
+_AUDIT_COLUMNS = (
+    "at",
+    "actor",
+    "action",
+    "outcome",
+    "model",
+    "target",
+    "before",
+    "after",
+    "request_id",
+    "client",
+)
+
+
+def _append_event(source: str, holes: tuple[tuple[str, str], ...]) -> str:
+    """SQL of the CTEs that append an event to the audit chain once per row of the CTE
+    ``source`` (one row, or none: then nothing). ``holes`` are the template's holes in
+    the order they appear in its hashed body, each with its SQL over ``source`` (``seq``:
+    ``head0.seq + 1``, the next number). Built at import, from this module's constants;
+    the values are bound at run time (``_event_params``)."""
+    values = dict(holes)
+    hashed = ["head0.hash", "%(a_piece0)s"]
+    for i, (_, sql) in enumerate(holes, start=1):
+        hashed += [f"({sql})::text", f"%(a_piece{i})s"]
+    known = ", ".join(f"%(a_{c})s" for c in _AUDIT_COLUMNS)
+    return f"""head0 AS (
+    SELECT a.seq, a.hash FROM audit_head a, {source} WHERE a.id = 1 FOR UPDATE OF a
+), head AS (
+    UPDATE audit_head
+    SET seq = head0.seq + 1,
+        hash = encode(sha256(convert_to({" || ".join(hashed)}, 'UTF8')), 'hex')
+    FROM head0, {source} WHERE audit_head.id = 1
+    RETURNING audit_head.seq, audit_head.hash, head0.hash AS prev_hash
+), event AS (
+    INSERT INTO audit_events
+        (seq, {", ".join(_AUDIT_COLUMNS)}, model_id, version, prev_hash, hash)
+    SELECT head.seq, {known}, {values.get("model_id", "NULL")}, {values.get("version", "NULL")},
+           head.prev_hash, head.hash
+    FROM head, {source}
+)"""  # noqa: S608 (identifiers and SQL of this module; every value is a bound parameter)
+
+
+def _event_params(t: EventTemplate, holes: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The bound values of ``_append_event(source, holes)`` for the event ``t``."""
+    if t.holes != tuple(h for h, _ in holes):  # pragma: no cover (the JSON keys are sorted)
+        raise AssertionError(f"audit template holes {t.holes} do not match the statement")
+    params = {f"a_piece{i}": piece for i, piece in enumerate(t.pieces)}
+    params.update({f"a_{c}": t.row[c] for c in _AUDIT_COLUMNS})
+    return params
+
+
+def _with(ctes: tuple[str, ...], final: str) -> str:
+    """One statement: ``WITH`` the CTEs (``name AS (...)``), then ``final``."""
+    return "WITH " + ",\n".join(ctes) + "\n" + final
+
+
+def _entries(table: str, owner: str, value_type: str, prefix: str) -> str:
+    """SQL of a CTE inserting one row of ``table`` per key given, for the new row of the
+    CTE ``owner`` (``m``: a model, ``v``: a version)."""
+    column = {"m": "model_id", "v": "version_id"}[owner]
+    return f"""{table} AS (
+    INSERT INTO {table} ({column}, key, value)
+    SELECT {owner}.id, e.key, e.value
+    FROM {owner}, unnest(%({prefix}_keys)s::text[], %({prefix}_values)s::{value_type}[])
+        AS e(key, value)
+)"""  # noqa: S608 (as above)
+
+
+def _entry_params(prefix: str, entries: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}_keys": list(entries), f"{prefix}_values": list(entries.values())}
+
+
+def _first(s: Connection, sql: str, params: dict[str, Any]) -> Any:
+    cursor = driver_execute(s, sql, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+_VERSION_HOLES = (("model_id", "m.id"), ("seq", "head0.seq + 1"), ("version", "m.last_version"))
+_CREATE_VERSION = _with(
+    (
+        """m AS (
+    UPDATE registered_models
+    SET last_version = last_version + 1, updated_at = %(now)s
+    WHERE name_key = %(name_key)s AND name = %(name)s AND deleted_at IS NULL
+      AND EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
+    RETURNING id, last_version
+), v AS (
+    INSERT INTO model_versions (model_id, version, status, stage, description, semver, source,
+                                run_id, run_link, digest, size, created_at, updated_at, created_by)
+    SELECT id, last_version, %(status)s, %(stage)s, %(description)s, %(semver)s, %(source)s,
+           %(run_id)s, %(run_link)s, %(digest)s, 0, %(now)s, %(now)s, %(created_by)s
+    FROM m
+    RETURNING id
+), verdict AS (
+    INSERT INTO version_scans (version_id, status, action, quarantined, summary, scanned_at)
+    SELECT v.id, %(scan_status)s,
+           COALESCE((SELECT scan_action FROM model_settings WHERE model_id = m.id),
+                    %(scan_action)s),
+           false, %(scan_summary)s, %(now)s
+    FROM v, m
+)""",
+        _entries("version_tags", "v", "text", "tag"),
+        _entries("version_params", "v", "text", "param"),
+        _entries("version_metrics", "v", "float8", "metric"),
+        _append_event("m", _VERSION_HOLES),
+    ),
+    "SELECT m.id, m.last_version FROM m, v",
+)
+
+
+def create_version(
+    s: Connection,
+    name: str,
+    spec: VersionSpec,
+    *,
+    status: str,
+    stage: str,
+    digest: str,
+    created_by: str,
+    now: int,
+    verdict: tuple[str, str, str],
+    audit: EventTemplate,
+) -> tuple[int, int] | None:
+    """Create a version without files of the live model spelled exactly ``name``: the
+    number, the row, its tags, params and metrics, its scan verdict (``status``, the
+    instance's action unless the model has its own, summary) and the audit event.
+    ``(model_id, number)``, or None having changed nothing (see the module's docstring)."""
+    if s.dialect.name != "postgresql":
+        return None
+    scan_status, scan_action, scan_summary = verdict
+    params: dict[str, Any] = {
+        "now": now,
+        "name_key": name_key(name),
+        "name": name,
+        "status": status,
+        "stage": stage,
+        "description": spec.description,
+        "semver": spec.semver,
+        "source": spec.source,
+        "run_id": spec.run_id,
+        "run_link": spec.run_link,
+        "digest": digest,
+        "created_by": created_by,
+        "scan_status": scan_status,
+        "scan_action": scan_action,
+        "scan_summary": scan_summary,
+    }
+    for prefix, entries in (("tag", spec.tags), ("param", spec.params), ("metric", spec.metrics)):
+        params.update(_entry_params(prefix, entries))
+    params.update(_event_params(audit, _VERSION_HOLES))
+    row = _first(s, _CREATE_VERSION, params)
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+_MODEL_HOLES = (("model_id", "m.id"), ("seq", "head0.seq + 1"))
+_CREATE_MODEL = _with(
+    (
+        """m AS (
+    INSERT INTO registered_models (name, name_key, description, created_at, updated_at, created_by)
+    SELECT %(name)s, %(name_key)s, %(description)s, %(now)s, %(now)s, %(created_by)s
+    WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), creator AS (
+    INSERT INTO grants (subject_kind, subject_id, model_id, role, created_at, created_by)
+    SELECT 'user', %(grant_user)s, m.id, %(grant_role)s, %(now)s, %(created_by)s
+    FROM m WHERE %(grant_user)s::bigint IS NOT NULL
+)""",
+        _entries("model_tags", "m", "text", "tag"),
+        _append_event("m", _MODEL_HOLES),
+    ),
+    "SELECT m.id FROM m",
+)
+
+
+def create_model(
+    s: Connection,
+    name: str,
+    description: str,
+    tags: Mapping[str, str],
+    *,
+    created_by: str,
+    now: int,
+    creator_grant: tuple[int, str] | None,
+    audit: EventTemplate,
+) -> int | None:
+    """Create the live model ``name`` with its tags, the creator's grant (user id, role)
+    and the audit event: its id, or None having changed nothing (a live model of that
+    name exists, or no audit head: see the module's docstring)."""
+    if s.dialect.name != "postgresql":
+        return None
+    grant_user, grant_role = creator_grant or (None, None)
+    params: dict[str, Any] = {
+        "name": name,
+        "name_key": name_key(name),
+        "description": description,
+        "now": now,
+        "created_by": created_by,
+        "grant_user": grant_user,
+        "grant_role": grant_role,
+        **_entry_params("tag", tags),
+        **_event_params(audit, _MODEL_HOLES),
+    }
+    if creator_grant is not None:
+        mark_changed()  # as IdentityStore.put_grant: this process's caches hear of it
+    row = _first(s, _CREATE_MODEL, params)
+    return None if row is None else int(row[0])
