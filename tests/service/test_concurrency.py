@@ -66,6 +66,8 @@ def test_threads_racing_on_one_alias_leave_a_consistent_history(service: Registr
     for before, after in itertools.pairwise(events):
         assert after.from_version == before.to_version
     assert service.resolve(ACTOR, "models:/m@prod").version == events[-1].to_version
+    report = service.verify_audit(ACTOR)
+    assert report.ok, report.reason
 
 
 def _worker(url: str, blob_root: str, count: int) -> list[int]:

@@ -240,3 +240,69 @@ def test_the_creator_gets_their_grant(
     grants = service.list_grants(ADMIN, subject="user:bob")
     assert [(g["model"], g["role"]) for g in grants if g["model"]] == [("team.fraud", "MANAGE")]
     assert service.verify_audit(ADMIN).ok
+
+
+@pytest.fixture
+def alias_in_one_trip(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    return _spy(monkeypatch, "lock_for_alias")
+
+
+def _alias_trail(service: RegistryService, alias: str) -> tuple[list[Any], list[Any]]:
+    """The alias's history (oldest first) and its audit events, with what differs between
+    two aliases moved the same way taken out."""
+    history = [
+        (e.from_version, e.to_version, e.actor)
+        for e in reversed(service.alias_history(ADMIN, "fraud", alias))
+    ]
+    events = [
+        (e.action, e.model, e.version, e.before, e.after, e.actor, e.request_id)
+        for e in service.list_audit(ADMIN, action="alias.set", oldest_first=True).items
+        if e.target == alias
+    ]
+    return history, events
+
+
+def test_an_alias_moves_as_the_usual_way_moves_it(
+    service: RegistryService, alias_in_one_trip: list[bool]
+) -> None:
+    service.create_model(ADMIN, "fraud")
+    for _ in range(2):
+        service.create_version(ADMIN, "fraud")
+    moves = [1, 2, 2, 1]
+    for number in moves:  # set, move, a move to where it is (no event), move back
+        got = service.set_alias(ADMIN, "fraud", "prod", number)
+        assert (got.version, "prod" in got.aliases) == (number, True)
+    previous = 0
+    for number in moves:  # with the precondition: the usual way
+        service.set_alias(ADMIN, "fraud", "canary", number, expect=previous)
+        previous = number
+    assert alias_in_one_trip == _expected_trips(service, len(moves))
+    assert _alias_trail(service, "prod") == _alias_trail(service, "canary")
+    history, events = _alias_trail(service, "prod")
+    assert history == [(None, 1, "alice"), (1, 2, "alice"), (2, 1, "alice")]
+    assert [(e[3], e[4]) for e in events] == [(None, 1), (1, 2), (2, 1)]
+    assert service.resolve(ADMIN, "models:/fraud@prod").aliases == ("canary", "prod")
+    report = service.verify_audit(ADMIN)
+    assert report.ok, report.reason
+
+
+def test_alias_moves_the_fast_way_cannot_make_take_the_usual_way(
+    service: RegistryService, alias_in_one_trip: list[bool]
+) -> None:
+    from cairn.errors import NotFound, PermissionDenied
+
+    service.create_model(ADMIN, "fraud")
+    service.create_version(ADMIN, "fraud")
+    with pytest.raises(NotFound):
+        service.set_alias(ADMIN, "fraud", "prod", 7)
+    service.delete_version(ADMIN, "fraud", 1)
+    with pytest.raises(NotFound):
+        service.set_alias(ADMIN, "fraud", "prod", 1)
+    service.create_version(ADMIN, "fraud")
+    service.set_policy(ADMIN, "fraud", "prod", approvals=1)  # gates: the usual way
+    with pytest.raises(PermissionDenied, match="approval"):
+        service.set_alias(ADMIN, "fraud", "prod", 2)
+    service.set_alias(ADMIN, "fraud", "canary", 2)
+    assert alias_in_one_trip == [False] * 4
+    assert service.resolve(ADMIN, "models:/fraud@canary").version == 2
+    assert service.verify_audit(ADMIN).ok

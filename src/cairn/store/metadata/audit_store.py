@@ -116,8 +116,15 @@ def new_event(
 
 
 # Stand-ins for the values only the database knows while a one-statement write runs
-# (one_trip.py): out of every real id's, sequence number's and version's range.
-_HOLES = {"model_id": -(10**15) - 1, "seq": -(10**15) - 2, "version": -(10**15) - 3}
+# (one_trip.py): numbers out of every real id's, sequence number's and version's range
+# (``before``, stored as JSON text, stands in as a number too: the statement writes the
+# JSON of its text there).
+_HOLES = {
+    "model_id": -(10**15) - 1,
+    "seq": -(10**15) - 2,
+    "version": -(10**15) - 3,
+    "before": -(10**15) - 4,
+}
 
 
 @dataclass(frozen=True, slots=True)

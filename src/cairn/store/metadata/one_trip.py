@@ -22,49 +22,51 @@ from typing import Any
 from sqlalchemy import Connection
 
 from cairn.domain.models import VersionSpec
-from cairn.domain.names import name_key
+from cairn.domain.names import alias_key, name_key
 from cairn.store.metadata.audit_store import EventTemplate
 from cairn.store.metadata.identity_watch import mark_changed
 from cairn.store.metadata.prepared import driver_execute
 
-_AUDIT_COLUMNS = (
+_EVENT_COLUMNS = (
     "at",
     "actor",
     "action",
     "outcome",
     "model",
+    "model_id",
+    "version",
     "target",
     "before",
     "after",
     "request_id",
     "client",
 )
+_NEXT_SEQ = "head0.seq + 1"
 
 
 def _append_event(source: str, holes: tuple[tuple[str, str], ...]) -> str:
     """SQL of the CTEs that append an event to the audit chain once per row of the CTE
     ``source`` (one row, or none: then nothing). ``holes`` are the template's holes in
-    the order they appear in its hashed body, each with its SQL over ``source`` (``seq``:
-    ``head0.seq + 1``, the next number). Built at import, from this module's constants;
-    the values are bound at run time (``_event_params``)."""
-    values = dict(holes)
+    the order they appear in its hashed body, each with the SQL of its stored value over
+    ``source`` (``seq``: ``_NEXT_SEQ``); in the hashed body a hole is that value's JSON.
+    Built at import, from this module's constants; the values are bound at run time
+    (``_event_params``)."""
+    stored = dict(holes)
     hashed = ["head0.hash", "%(a_piece0)s"]
     for i, (_, sql) in enumerate(holes, start=1):
-        hashed += [f"({sql})::text", f"%(a_piece{i})s"]
-    known = ", ".join(f"%(a_{c})s" for c in _AUDIT_COLUMNS)
+        hashed += [f"COALESCE(to_json({sql})::text, 'null')", f"%(a_piece{i})s"]
+    values = ", ".join(stored.get(c, f"%(a_{c})s") for c in _EVENT_COLUMNS)
     return f"""head0 AS (
     SELECT a.seq, a.hash FROM audit_head a, {source} WHERE a.id = 1 FOR UPDATE OF a
 ), head AS (
     UPDATE audit_head
-    SET seq = head0.seq + 1,
+    SET seq = {_NEXT_SEQ},
         hash = encode(sha256(convert_to({" || ".join(hashed)}, 'UTF8')), 'hex')
     FROM head0, {source} WHERE audit_head.id = 1
     RETURNING audit_head.seq, audit_head.hash, head0.hash AS prev_hash
 ), event AS (
-    INSERT INTO audit_events
-        (seq, {", ".join(_AUDIT_COLUMNS)}, model_id, version, prev_hash, hash)
-    SELECT head.seq, {known}, {values.get("model_id", "NULL")}, {values.get("version", "NULL")},
-           head.prev_hash, head.hash
+    INSERT INTO audit_events (seq, {", ".join(_EVENT_COLUMNS)}, prev_hash, hash)
+    SELECT head.seq, {values}, head.prev_hash, head.hash
     FROM head, {source}
 )"""  # noqa: S608 (identifiers and SQL of this module; every value is a bound parameter)
 
@@ -74,7 +76,7 @@ def _event_params(t: EventTemplate, holes: tuple[tuple[str, str], ...]) -> dict[
     if t.holes != tuple(h for h, _ in holes):  # pragma: no cover (the JSON keys are sorted)
         raise AssertionError(f"audit template holes {t.holes} do not match the statement")
     params = {f"a_piece{i}": piece for i, piece in enumerate(t.pieces)}
-    params.update({f"a_{c}": t.row[c] for c in _AUDIT_COLUMNS})
+    params.update({f"a_{c}": t.row[c] for c in _EVENT_COLUMNS if c not in t.holes})
     return params
 
 
@@ -107,7 +109,7 @@ def _first(s: Connection, sql: str, params: dict[str, Any]) -> Any:
         cursor.close()
 
 
-_VERSION_HOLES = (("model_id", "m.id"), ("seq", "head0.seq + 1"), ("version", "m.last_version"))
+_VERSION_HOLES = (("model_id", "m.id"), ("seq", _NEXT_SEQ), ("version", "m.last_version"))
 _CREATE_VERSION = _with(
     (
         """m AS (
@@ -184,7 +186,7 @@ def create_version(
     return None if row is None else (int(row[0]), int(row[1]))
 
 
-_MODEL_HOLES = (("model_id", "m.id"), ("seq", "head0.seq + 1"))
+_MODEL_HOLES = (("model_id", "m.id"), ("seq", _NEXT_SEQ))
 _CREATE_MODEL = _with(
     (
         """m AS (
@@ -237,3 +239,81 @@ def create_model(
         mark_changed()  # as IdentityStore.put_grant: this process's caches hear of it
     row = _first(s, _CREATE_MODEL, params)
     return None if row is None else int(row[0])
+
+
+# Moving an alias reads the alias's current version, which a statement that waited for
+# the model's lock would see as of before the wait: so the lock comes first, in a statement
+# of its own, and the move reads afresh (as the usual way does).
+_LOCK_FOR_ALIAS = """
+SELECT m.id, m.name, v.id
+FROM registered_models m
+JOIN model_versions v ON v.model_id = m.id AND v.version = %(version)s
+WHERE m.name_key = %(name_key)s AND m.deleted_at IS NULL
+  AND v.deleted_at IS NULL AND v.status = 'READY'
+  AND NOT EXISTS (SELECT 1 FROM alias_policies)
+  AND EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
+FOR UPDATE OF m
+"""
+
+
+def lock_for_alias(s: Connection, name: str, version: int) -> tuple[int, str, int] | None:
+    """Lock the live model ``name`` for an alias move to its READY live ``version``:
+    ``(model id, model name, version id)``, or None having locked nothing (no such model
+    or version, an instance with alias policies, whose gates the usual way applies, or no
+    audit head)."""
+    if s.dialect.name != "postgresql":
+        return None
+    row = _first(s, _LOCK_FOR_ALIAS, {"name_key": name_key(name), "version": version})
+    return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
+
+
+_MOVE_HOLES = (("before", "move.previous::text"), ("seq", _NEXT_SEQ))
+_MOVE_ALIAS = _with(
+    (
+        """move AS (
+    SELECT c.previous
+    FROM (SELECT (SELECT version FROM aliases
+                  WHERE model_id = %(model_id)s AND alias_key = %(alias_key)s) AS previous) c
+    WHERE c.previous IS DISTINCT FROM %(version)s
+), touch AS (
+    UPDATE registered_models SET updated_at = %(now)s WHERE id = %(model_id)s
+), moved AS (
+    INSERT INTO aliases (model_id, alias_key, alias, version, updated_at)
+    SELECT %(model_id)s, %(alias_key)s, %(alias)s, %(version)s, %(now)s FROM move
+    ON CONFLICT (model_id, alias_key) DO UPDATE
+    SET version = excluded.version, alias = excluded.alias, updated_at = excluded.updated_at
+), history AS (
+    INSERT INTO alias_events (model_id, alias_key, alias, from_version, to_version, actor, at)
+    SELECT %(model_id)s, %(alias_key)s, %(alias)s, move.previous, %(version)s, %(actor)s,
+           %(now)s
+    FROM move
+)""",
+        _append_event("move", _MOVE_HOLES),
+    ),
+    "SELECT count(*) FROM move",
+)
+
+
+def move_alias(
+    s: Connection,
+    model_id: int,
+    alias: str,
+    version: int,
+    *,
+    actor: str,
+    now: int,
+    audit: EventTemplate,
+) -> bool:
+    """Point ``alias`` of the model locked by ``lock_for_alias`` at ``version``: the alias
+    row, its history event and the audit event when it moves, the model's time always.
+    Whether it moved."""
+    params: dict[str, Any] = {
+        "model_id": model_id,
+        "alias_key": alias_key(alias),
+        "alias": alias,
+        "version": version,
+        "actor": actor,
+        "now": now,
+        **_event_params(audit, _MOVE_HOLES),
+    }
+    return bool(_first(s, _MOVE_ALIAS, params)[0])
