@@ -220,3 +220,74 @@ def test_another_database_of_this_process_forgets_at_once(
     service.revoke(admin, "user:alice", model="m")
     with pytest.raises(NotFound):
         other.get_model(other.authenticate(alice), "m")
+
+
+def _remembered(svc: RegistryService, secret: str) -> bool:
+    return svc._auth_cache.get(_digest(secret)) is not None
+
+
+def test_a_grant_of_one_user_forgets_that_user_alone(
+    service: RegistryService, other: RegistryService, admin: Actor, alice: str
+) -> None:
+    """A model's creation gives its creator a grant: that must not send every caller's
+    token to be looked up again, only the creator's, here and in other processes."""
+    if service.db.dialect == "sqlite":
+        return  # nothing is remembered there
+    service.create_user(admin, "bob")
+    service.grant(admin, "user:bob", Role.WRITE, pattern="team.*")
+    bob_secret = str(service.create_token(admin, user="bob", scope="write")["token"])
+    for svc in (service, other):
+        _remembers(svc, alice)
+        _remembers(svc, bob_secret)
+    bob = service.authenticate(bob_secret)
+    service.create_model(bob, "team.fraud")  # bob's creator grant
+    assert not _remembered(service, bob_secret)  # here: at once
+    assert _remembered(service, alice)
+    _eventually(lambda: _assert(not _remembered(other, bob_secret)))
+    assert _remembered(other, alice)
+    # and bob's next lookup carries the new grant, everywhere
+    for svc in (service, other):
+        fresh = svc.authenticate(bob_secret)
+        assert any(g.model_id is not None for g in fresh.grants), fresh.grants
+
+
+def test_an_administrators_own_grants_change_nothing_it_remembers(
+    service: RegistryService, admin: Actor
+) -> None:
+    """An admin-scoped administrator's grants are moot: creating a model (a creator
+    grant) keeps its token remembered."""
+    if service.db.dialect == "sqlite":
+        return
+    _remembers(service, ADMIN_SECRET)
+    service.create_model(admin, "made-by-admin")
+    assert _remembered(service, ADMIN_SECRET)
+    grants = service.list_grants(admin, subject="user:admin")
+    assert [g["model"] for g in grants] == ["made-by-admin"]
+
+
+def test_a_group_grant_forgets_everyone(
+    service: RegistryService, other: RegistryService, admin: Actor, alice: str
+) -> None:
+    if service.db.dialect == "sqlite":
+        return
+    service.create_group(admin, "readers")
+    _remembers(other, alice)
+    service.grant(admin, "group:readers", Role.READ, model="m")
+    _eventually(lambda: _assert(not _remembered(other, alice)))
+
+
+def test_a_user_grant_changed_with_sql_is_heard(
+    service: RegistryService, db_url: str, alice: str
+) -> None:
+    _remembers(service, alice)
+    _sql(db_url, "DELETE FROM grants WHERE subject_kind = 'user'")
+
+    def cannot_read() -> None:
+        with pytest.raises(NotFound):
+            service.get_model(service.authenticate(alice), "m")
+
+    _eventually(cannot_read)
+
+
+def _assert(condition: bool) -> None:
+    assert condition

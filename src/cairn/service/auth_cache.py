@@ -3,11 +3,14 @@
 With PostgreSQL every authenticated request would otherwise spend a round trip (two for
 a caller who is not an administrator) on its token's row and grants. An entry holds the
 token row and the grants read in one identity epoch (``store/metadata/identity_watch.py``)
-and is used only in that same epoch: any change to users, groups, memberships, grants or
-tokens, anywhere, moves the epoch, and while changes cannot be heard there is no epoch
-and nothing is remembered. What depends on the clock (expiry) is checked on every use,
-remembered or not. Only tokens that passed are remembered; a wrong one always costs its
-lookup (and counts against the caller's rate limit as before).
+and is used only while nothing it depends on has moved since: any change to users,
+groups, memberships, group grants or tokens, anywhere, moves the epoch; a change to one
+user's own grants moves that user's mark (so a model's creation, which gives its creator
+a grant, sends only the creator's tokens to be looked up again); and while changes cannot
+be heard there is no epoch and nothing is remembered. What depends on the clock
+(expiry) is checked on every use, remembered or not. Only tokens that passed are
+remembered; a wrong one always costs its lookup (and counts against the caller's rate
+limit as before).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.domain.access import Grant
+from cairn.domain.access import Grant, Scope
 from cairn.store.metadata.database import Database
 
 CAPACITY = 10_000  # tokens; on overflow everything is forgotten (rebuilt within a request each)
@@ -24,7 +27,8 @@ CAPACITY = 10_000  # tokens; on overflow everything is forgotten (rebuilt within
 
 @dataclass(slots=True)
 class Remembered:
-    epoch: int
+    epoch: int  # changes that concern anyone, when it was looked up
+    user_mark: int  # changes that concern its user alone, then
     row: Any  # the token row joined with its user (IdentityStore.token_by_hash)
     grants: tuple[Grant, ...]
     last_used_at: int | None  # refreshed here when this process touches the token
@@ -36,28 +40,43 @@ class AuthCache:
         self._entries: dict[str, Remembered] = {}
         self._guard = threading.Lock()
 
-    def epoch(self) -> int | None:
+    def epoch(self) -> tuple[int, int] | None:
         """Read before looking a token up: what the lookup will be remembered under."""
         watch = self._db.identity_watch
         return None if watch is None else watch.epoch
 
     def get(self, digest: str) -> Remembered | None:
-        epoch = self.epoch()
-        if epoch is None:
+        watch = self._db.identity_watch
+        epoch = None if watch is None else watch.epoch
+        if watch is None or epoch is None:
             return None
         entry = self._entries.get(digest)
-        return entry if entry is not None and entry.epoch == epoch else None
+        if entry is None or entry.epoch != epoch[0]:
+            return None
+        if moot_grants(entry.row):
+            return entry
+        return entry if entry.user_mark == watch.user_mark(int(entry.row.user_id)) else None
 
-    def put(self, digest: str, epoch: int | None, row: Any, grants: tuple[Grant, ...]) -> None:
-        if epoch is None or epoch != self.epoch():
+    def put(
+        self, digest: str, epoch: tuple[int, int] | None, row: Any, grants: tuple[Grant, ...]
+    ) -> None:
+        watch = self._db.identity_watch
+        if watch is None or epoch is None or epoch != watch.epoch:
             return  # something changed during the lookup: it may already be stale
+        mark = watch.user_mark(int(row.user_id))
         with self._guard:
             if len(self._entries) >= CAPACITY:
                 self._entries.clear()
-            self._entries[digest] = Remembered(epoch, row, grants, row.last_used_at)
+            self._entries[digest] = Remembered(epoch[0], mark, row, grants, row.last_used_at)
 
     def touched(self, digest: str, now: int) -> None:
         """This process has just refreshed the token's ``last_used_at``."""
         entry = self._entries.get(digest)
         if entry is not None:
             entry.last_used_at = now
+
+
+def moot_grants(row: Any) -> bool:
+    """An administrator's admin-scoped token: its user's grants change nothing it may do
+    (``IdentityService._authenticate`` does not even load them)."""
+    return bool(row.is_admin) and row.scope == Scope.ADMIN.value

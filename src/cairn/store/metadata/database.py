@@ -203,8 +203,8 @@ class Database:
                         if exc.connection_invalidated:  # before COMMIT: nothing was applied
                             raise _Reconnect from exc
                         raise
-                if changes.identity:  # committed
-                    changed_here()
+                if changes:  # committed
+                    changed_here(changes)
                 return result
             except _Reconnect as exc:
                 if attempt < MAX_ATTEMPTS:

@@ -181,7 +181,7 @@ class IdentityStore:
     ) -> None:
         """Give (or change) a subject's role on one model or one pattern (``new_model``: on
         a model created in this transaction, which nobody holds anything on yet)."""
-        mark_changed()
+        mark_changed(subject_id if subject_kind == "user" else None)
         if not new_model:
             target = GR.model_id == model_id if model_id is not None else GR.pattern == pattern
             where = and_(GR.subject_kind == subject_kind, GR.subject_id == subject_id, target)
@@ -205,7 +205,7 @@ class IdentityStore:
     def revoke_grant(
         self, subject_kind: str, subject_id: int, *, model_id: int | None, pattern: str | None
     ) -> bool:
-        mark_changed()
+        mark_changed(subject_id if subject_kind == "user" else None)
         target = GR.model_id == model_id if model_id is not None else GR.pattern == pattern
         result = self.s.execute(
             delete(grants).where(

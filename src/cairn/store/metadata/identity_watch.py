@@ -16,6 +16,12 @@ process cannot hear changes.
 - This process's own changes move the epoch of every watch in the process as soon as
   they commit (the store's ``mark_changed`` flags the transaction, ``Database`` calls
   ``changed_here`` after the commit), without waiting for the notification.
+- A change to one user's own grants (every model creation gives its creator one) concerns
+  that user alone: its notification names the user (``user:<id>``, migration 0006) and
+  moves that user's mark (``user_mark``), not the epoch, so it does not make every
+  other caller's token be looked up again. The epoch is a pair: (changes that concern
+  anyone, changes that concern one user); what was looked up while either moved is not
+  remembered, and a remembered answer holds while the first and its user's mark stay.
 - SQLite: no watch (``Database.identity_watch`` is ``None``); other processes' changes
   could not be heard, and a token lookup there costs tens of microseconds anyway.
 
@@ -40,20 +46,30 @@ import psycopg
 from psycopg.pq import ConnStatus
 
 CHANNEL = "cairn_identity"
-TRIGGER = "cairn_identity_changed"  # migration 0005: on users, groups, group_members,
-TRIGGERS = 6  # grants and tokens (deletes), and cairn_identity_changed_update on tokens
+USER_PAYLOAD = "user:"  # a notification that concerns one user: "user:<id>"
+# migrations 0005 and 0006: cairn_identity_changed on users, groups, group_members, grants
+# (each row) and tokens (deletes); cairn_identity_changed_update on tokens (updates) and
+# cairn_identity_changed_truncate on grants
+TRIGGER = "cairn_identity_changed"
+TRIGGER_NAMES = (TRIGGER, f"{TRIGGER}_update", f"{TRIGGER}_truncate")
+TRIGGERS = 7
 log = logging.getLogger(__name__)
 _PROBE_AFTER_S = 10.0  # a silent connection is asked a question this often: still there?
 _MAX_BACKOFF_S = 30.0
 
 
 class Changes:
-    """Whether the transaction being run changes who may do what (``mark_changed``)."""
+    """Whether the transaction being run changes who may do what (``mark_changed``):
+    for anyone (``identity``), or for some users alone (``users``, their ids)."""
 
-    __slots__ = ("identity",)
+    __slots__ = ("identity", "users")
 
     def __init__(self) -> None:
         self.identity = False
+        self.users: set[int] = set()
+
+    def __bool__(self) -> bool:
+        return self.identity or bool(self.users)
 
 
 _CURRENT: ContextVar[Changes | None] = ContextVar("cairn_transaction_changes", default=None)
@@ -75,21 +91,31 @@ class _ProcessChanges:
     process counts them into its epoch, so another ``Database`` of the same process (two
     local-mode clients, say) forgets at once too, not when the notification arrives."""
 
-    count = 0
+    count = 0  # changes that concern anyone
+    user_count = 0  # changes that concern one user each...
+    users: dict[int, int] = {}  # ...by user id
     guard = threading.Lock()
 
 
-def changed_here() -> None:
-    """A transaction of this process that changed identities has committed."""
+def changed_here(changes: Changes) -> None:
+    """A transaction of this process that made ``changes`` has committed."""
     with _ProcessChanges.guard:
-        _ProcessChanges.count += 1
+        if changes.identity:
+            _ProcessChanges.count += 1
+        for user in changes.users:
+            _ProcessChanges.users[user] = _ProcessChanges.users.get(user, 0) + 1
+            _ProcessChanges.user_count += 1
 
 
-def mark_changed() -> None:
-    """The running transaction changes users, groups, memberships, grants or tokens."""
+def mark_changed(user_id: int | None = None) -> None:
+    """The running transaction changes users, groups, memberships, grants or tokens
+    (``user_id``: only that user's own grants)."""
     changes = _CURRENT.get()
     if changes is not None:
-        changes.identity = True
+        if user_id is None:
+            changes.identity = True
+        else:
+            changes.users.add(int(user_id))
 
 
 def _announced(conn: psycopg.Connection[Any]) -> bool:
@@ -97,8 +123,8 @@ def _announced(conn: psycopg.Connection[Any]) -> bool:
     (with one dropped or disabled, changes would go unheard: then the watch never counts
     as listening)."""
     row = conn.execute(
-        "SELECT count(*) FROM pg_trigger WHERE tgname IN (%s, %s) AND tgenabled <> 'D'",
-        (TRIGGER, f"{TRIGGER}_update"),
+        "SELECT count(*) FROM pg_trigger WHERE tgname = ANY(%s) AND tgenabled <> 'D'",
+        (list(TRIGGER_NAMES),),
     ).fetchone()
     return row is not None and row[0] == TRIGGERS
 
@@ -110,6 +136,8 @@ class IdentityWatch:
         self._conninfo = conninfo
         self._connect_args = connect_args
         self._epoch = 0
+        self._user_count = 0
+        self._users: dict[int, int] = {}
         self._listening = False
         self._guard = threading.Lock()
         self._stop = threading.Event()
@@ -118,14 +146,30 @@ class IdentityWatch:
         self._thread.start()
 
     @property
-    def epoch(self) -> int | None:
-        """The current epoch, or ``None`` while changes cannot be heard (two counters that
-        only grow: their sum moves whenever either does)."""
-        return self._epoch + _ProcessChanges.count if self._listening else None
+    def epoch(self) -> tuple[int, int] | None:
+        """The current epoch: (changes that concern anyone, changes that concern one
+        user), or ``None`` while changes cannot be heard (counters that only grow, heard
+        and made here: each sum moves whenever either of its counters does)."""
+        if not self._listening:
+            return None
+        return (
+            self._epoch + _ProcessChanges.count,
+            self._user_count + _ProcessChanges.user_count,
+        )
 
-    def changed(self) -> None:
+    def user_mark(self, user_id: int) -> int:
+        """How many changes concerning ``user_id`` alone were heard or made here."""
+        return self._users.get(user_id, 0) + _ProcessChanges.users.get(user_id, 0)
+
+    def changed(self, payload: str = "") -> None:
+        """A notification (``payload``: ``user:<id>`` for one user's change) or a gap."""
+        user = payload.removeprefix(USER_PAYLOAD)
         with self._guard:
-            self._epoch += 1
+            if payload.startswith(USER_PAYLOAD) and user.isdigit():
+                self._users[int(user)] = self._users.get(int(user), 0) + 1
+                self._user_count += 1
+            else:
+                self._epoch += 1
 
     def close(self) -> None:
         self._stop.set()
@@ -139,7 +183,7 @@ class IdentityWatch:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, **self._connect_args) as conn:
-                    conn.add_notify_handler(lambda _n: self.changed())  # during a query
+                    conn.add_notify_handler(lambda n: self.changed(n.payload))  # in a query
                     conn.execute(f"LISTEN {CHANNEL}")
                     if not _announced(conn):
                         raise RuntimeError("the cairn_identity triggers are missing")
@@ -165,8 +209,8 @@ class IdentityWatch:
                 return
             if ready:
                 conn.pgconn.consume_input()  # raises if the connection is gone
-                while conn.pgconn.notifies() is not None:
-                    self.changed()
+                while (notify := conn.pgconn.notifies()) is not None:
+                    self.changed(notify.extra.decode(errors="replace"))
                 if conn.pgconn.status != ConnStatus.OK:
                     raise psycopg.OperationalError("the listening connection was lost")
                 heard = time.monotonic()

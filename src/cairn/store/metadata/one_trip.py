@@ -235,8 +235,8 @@ def create_model(
         **_entry_params("tag", tags),
         **_event_params(audit, _MODEL_HOLES),
     }
-    if creator_grant is not None:
-        mark_changed()  # as IdentityStore.put_grant: this process's caches hear of it
+    if grant_user is not None:  # as IdentityStore.put_grant: this process's caches hear it
+        mark_changed(grant_user)
     row = _first(s, _CREATE_MODEL, params)
     return None if row is None else int(row[0])
 
