@@ -83,11 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     # Every router but login's requires a caller (tests/security/test_routes.py sweeps them).
-    app.include_router(identity.public, prefix="/api/v1")
+    # Routers are tried in order, each one skipped costing some 8 µs here: the busiest
+    # first (get by alias and the searches, then creates, then transfers).
     for router in (
-        models.router,
-        versions.router,
         aliases.router,
+        versions.router,
+        models.router,
         artifacts.router,
         portability.router,
         identity.router,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scans.router,
     ):
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)
+    app.include_router(identity.public, prefix="/api/v1")
     # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts, /api/3.0/mlflow: matched
     # first, by prefix (api/mlflow/__init__.py)
     app.router.routes[:0] = mlflow.mounts(AUTHENTICATED)

@@ -54,10 +54,11 @@ class ModelsService(ServiceBase):
                 if claim.replay_model_id is not None:
                     return load_models(s, [claim.replay_model_id])[0]
             after = {"description": description, "tags": clean}
-            event = new_event(actor, "model.create", at=now, model_name=name, after=after)
-            template = event_template(event, ("model_id", "seq"))
-            made = None
-            if claim is None and template is not None:  # one statement where it can
+            made = template = None
+            if claim is None and one_trip.available(s):  # one statement where it can
+                event = new_event(actor, "model.create", at=now, model_name=name, after=after)
+                template = event_template(event, ("model_id", "seq"))
+            if template is not None:
                 made = one_trip.create_model(
                     s,
                     name,

@@ -44,6 +44,12 @@ _EVENT_COLUMNS = (
 _NEXT_SEQ = "head0.seq + 1"
 
 
+def available(s: Connection) -> bool:
+    """Whether this database takes the writes of this module (PostgreSQL); elsewhere each
+    of them returns None at once, and a caller may skip preparing its audit event."""
+    return s.dialect.name == "postgresql"
+
+
 def _append_event(source: str, holes: tuple[tuple[str, str], ...]) -> str:
     """SQL of the CTEs that append an event to the audit chain once per row of the CTE
     ``source`` (one row, or none: then nothing). ``holes`` are the template's holes in
@@ -159,7 +165,7 @@ def create_version(
     number, the row, its tags, params and metrics, its scan verdict (``status``, the
     instance's action unless the model has its own, summary) and the audit event.
     ``(model_id, number)``, or None having changed nothing (see the module's docstring)."""
-    if s.dialect.name != "postgresql":
+    if not available(s):
         return None
     scan_status, scan_action, scan_summary = verdict
     params: dict[str, Any] = {
@@ -221,7 +227,7 @@ def create_model(
     """Create the live model ``name`` with its tags, the creator's grant (user id, role)
     and the audit event: its id, or None having changed nothing (a live model of that
     name exists, or no audit head: see the module's docstring)."""
-    if s.dialect.name != "postgresql":
+    if not available(s):
         return None
     grant_user, grant_role = creator_grant or (None, None)
     params: dict[str, Any] = {
@@ -261,7 +267,7 @@ def lock_for_alias(s: Connection, name: str, version: int) -> tuple[int, str, in
     ``(model id, model name, version id)``, or None having locked nothing (no such model
     or version, an instance with alias policies, whose gates the usual way applies, or no
     audit head)."""
-    if s.dialect.name != "postgresql":
+    if not available(s):
         return None
     row = _first(s, _LOCK_FOR_ALIAS, {"name_key": name_key(name), "version": version})
     return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
