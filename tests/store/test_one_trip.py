@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from cairn.domain.access import Grant, Role, Scope
+from cairn.domain.audit import AuditReport
 from cairn.domain.models import Actor, ModelVersion, VersionSpec
+from cairn.errors import AlreadyExists, NotFound, PermissionDenied
 from cairn.service.registry import RegistryService
 from cairn.store.metadata import audit_store, one_trip
 from cairn.store.metadata.audit_store import event_hash, event_template, new_event
@@ -71,6 +74,13 @@ def _trips(service: RegistryService, *outcomes: bool) -> list[bool]:
     return list(outcomes) if service.db.dialect == "postgresql" else []
 
 
+def _chain_ok(service: RegistryService) -> AuditReport:
+    """The audit chain verifies from its first event to its head."""
+    report = service.verify_audit(ADMIN)
+    assert report.ok, report.reason
+    return report
+
+
 def _same_but_number(a: ModelVersion, b: ModelVersion) -> None:
     fields = {"version", "created_at", "updated_at"}
     left = {f.name: getattr(a, f.name) for f in dataclasses.fields(a) if f.name not in fields}
@@ -107,9 +117,7 @@ def test_a_file_less_version_is_stored_as_the_usual_way_stores_it(
     shown = [dataclasses.replace(e, seq=0, version=0, at=fast.created_at, hash="") for e in events]
     assert shown[0] == shown[1]
     assert (events[0].model, events[0].actor, events[0].request_id) == ("fraud", "alice", "req-1")
-    report = service.verify_audit(ADMIN)
-    assert report.ok, report.reason
-    assert report.head_hash == events[-1].hash
+    assert _chain_ok(service).head_hash == events[-1].hash
 
 
 def test_the_model_policy_is_the_one_recorded(
@@ -133,14 +141,12 @@ def test_a_name_spelled_otherwise_takes_the_usual_way(
         service, False
     )  # the stored name differs: the statement did nothing
     assert service.list_audit(ADMIN, action="version.create").items[0].model == "Fraud"
-    assert service.verify_audit(ADMIN).ok
+    _chain_ok(service)
 
 
 def test_missing_and_deleted_models_are_reported_as_before(
     service: RegistryService, took_one_trip: list[bool]
 ) -> None:
-    from cairn.errors import NotFound
-
     with pytest.raises(NotFound, match="nope"):
         service.create_version(ADMIN, "nope")
     service.create_model(ADMIN, "gone")
@@ -148,7 +154,7 @@ def test_missing_and_deleted_models_are_reported_as_before(
     with pytest.raises(NotFound):
         service.create_version(ADMIN, "gone")
     assert took_one_trip == _trips(service, False, False)
-    assert service.verify_audit(ADMIN).ok
+    _chain_ok(service)
 
 
 def test_a_lost_audit_head_is_restored_by_the_usual_way(
@@ -160,14 +166,12 @@ def test_a_lost_audit_head_is_restored_by_the_usual_way(
     assert service.create_version(ADMIN, "fraud").version == 1
     assert service.create_version(ADMIN, "fraud").version == 2
     assert took_one_trip == _trips(service, False, True)
-    assert service.verify_audit(ADMIN).ok
+    _chain_ok(service)
 
 
 def test_a_caller_with_a_grant_on_the_model_id_only_takes_the_usual_way(
     service: RegistryService, took_one_trip: list[bool]
 ) -> None:
-    from cairn.domain.access import Grant, Role, Scope
-
     model = service.create_model(ADMIN, "fraud")
     model_id = service.db.read(
         lambda s: s.execute(text("SELECT id FROM registered_models")).scalar_one()
@@ -175,7 +179,7 @@ def test_a_caller_with_a_grant_on_the_model_id_only_takes_the_usual_way(
     writer = Actor("bob", scope=Scope.WRITE, grants=(Grant(Role.WRITE, model_id=model_id),))
     assert service.create_version(writer, model.name).version == 1
     assert took_one_trip == []  # its grants do not cover the name whatever the id
-    assert service.verify_audit(ADMIN).ok
+    _chain_ok(service)
 
 
 def test_an_event_template_hashes_as_the_event_does() -> None:
@@ -212,28 +216,23 @@ def test_a_model_is_stored_as_the_usual_way_stores_it(
     events = service.list_audit(ADMIN, action="model.create", oldest_first=True).items
     assert [e.model for e in events] == ["fraud", "churn"]
     assert events[0].after == events[1].after == {"description": "d", "tags": tags}
-    report = service.verify_audit(ADMIN)
-    assert report.ok, report.reason
+    _chain_ok(service)
 
 
 def test_a_taken_name_is_refused_as_before(
     service: RegistryService, model_in_one_trip: list[bool]
 ) -> None:
-    from cairn.errors import AlreadyExists
-
     service.create_model(ADMIN, "fraud")
     with pytest.raises(AlreadyExists):
         service.create_model(ADMIN, "FRAUD")
     assert model_in_one_trip == _trips(service, True, False)
     assert [e.model for e in service.list_audit(ADMIN, action="model.create").items] == ["fraud"]
-    assert service.verify_audit(ADMIN).ok
+    _chain_ok(service)
 
 
 def test_the_creator_gets_their_grant(
     service: RegistryService, model_in_one_trip: list[bool]
 ) -> None:
-    from cairn.domain.access import Grant, Role, Scope
-
     service.create_user(ADMIN, "bob")
     user_id = service.db.read(
         lambda s: s.execute(text("SELECT id FROM users WHERE name = 'bob'")).scalar_one()
@@ -244,7 +243,7 @@ def test_the_creator_gets_their_grant(
     assert model_in_one_trip == _trips(service, True, True)
     grants = service.list_grants(ADMIN, subject="user:bob")
     assert [(g["model"], g["role"]) for g in grants if g["model"]] == [("team.fraud", "MANAGE")]
-    assert service.verify_audit(ADMIN).ok
+    _chain_ok(service)
 
 
 @pytest.fixture
@@ -287,15 +286,12 @@ def test_an_alias_moves_as_the_usual_way_moves_it(
     assert history == [(None, 1, "alice"), (1, 2, "alice"), (2, 1, "alice")]
     assert [(e[3], e[4]) for e in events] == [(None, 1), (1, 2), (2, 1)]
     assert service.resolve(ADMIN, "models:/fraud@prod").aliases == ("canary", "prod")
-    report = service.verify_audit(ADMIN)
-    assert report.ok, report.reason
+    _chain_ok(service)
 
 
 def test_alias_moves_the_fast_way_cannot_make_take_the_usual_way(
     service: RegistryService, alias_in_one_trip: list[bool]
 ) -> None:
-    from cairn.errors import NotFound, PermissionDenied
-
     service.create_model(ADMIN, "fraud")
     service.create_version(ADMIN, "fraud")
     with pytest.raises(NotFound):
@@ -310,4 +306,4 @@ def test_alias_moves_the_fast_way_cannot_make_take_the_usual_way(
     service.set_alias(ADMIN, "fraud", "canary", 2)
     assert alias_in_one_trip == _trips(service, *[False] * 4)
     assert service.resolve(ADMIN, "models:/fraud@canary").version == 2
-    assert service.verify_audit(ADMIN).ok
+    _chain_ok(service)

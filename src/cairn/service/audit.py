@@ -19,7 +19,7 @@ from cairn.domain.models import Page
 from cairn.errors import InvalidParameter, PermissionDenied
 from cairn.service.base import ServiceBase
 from cairn.service.validation import clean_page_size
-from cairn.store.metadata.audit_store import AuditStore
+from cairn.store.metadata.audit_store import AuditStore, new_event
 from cairn.store.metadata.clock import from_datetime
 from cairn.store.metadata.database import Tx
 
@@ -146,7 +146,7 @@ class AuditService(ServiceBase):
         extra = {k: v for k, v in denial.items() if k not in _DENIAL_FIELDS}
 
         def run(s: Tx) -> None:
-            AuditStore(s).append(
+            event = new_event(
                 actor,
                 action,
                 at=self.clock(),
@@ -157,6 +157,7 @@ class AuditService(ServiceBase):
                 target=None if target is None else str(target),
                 after=extra or None,
             )
+            AuditStore(s).append(event)
 
         self.db.write(run)
 

@@ -12,7 +12,7 @@ from cairn.domain.access import Actor, Role
 from cairn.errors import NotFound, PermissionDenied
 from cairn.service.auth_cache import AuthCache
 from cairn.store.blobs.base import BlobStore
-from cairn.store.metadata.audit_store import AuditStore
+from cairn.store.metadata.audit_store import AuditStore, new_event
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
 from cairn.store.metadata.models_store import ModelStore
@@ -98,17 +98,20 @@ class ServiceBase:
     ) -> None:
         """``model`` is the model row; a use case without one names it by ``model_name``
         and ``model_id``."""
+        if model is not None:
+            model_name, model_id = model.name, model.id
         AuditStore(s).append(
-            actor,
-            action,
-            at=self.clock(),
-            model=model,
-            model_name=model_name,
-            model_id=model_id,
-            version=version,
-            target=target,
-            before=before,
-            after=after,
+            new_event(
+                actor,
+                action,
+                at=self.clock(),
+                model_name=model_name,
+                model_id=model_id,
+                version=version,
+                target=target,
+                before=before,
+                after=after,
+            )
         )
 
 

@@ -222,49 +222,15 @@ class AuditStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def append(
-        self,
-        actor: Actor,
-        action: str,
-        *,
-        at: int,
-        outcome: str = "ok",
-        model: Any = None,
-        model_name: str | None = None,
-        model_id: int | None = None,
-        version: int | None = None,
-        target: str | None = None,
-        before: Any = None,
-        after: Any = None,
-    ) -> int:
-        """Append one event and return its ``seq``.
-
-        ``model`` is a model row (its id and name) when there is one; otherwise
-        ``model_name`` and ``model_id`` say what the event was about, as far as known.
-        """
+    def append(self, event: dict[str, Any]) -> int:
+        """Append ``event`` (from ``new_event``) to the chain and return its ``seq``."""
         head = self._advance()
         if head is None:  # the head row is gone (a truncated table): start it again
             self._restore_head()
             head = self._advance()
             assert head is not None
         seq, prev = int(head.seq), str(head.hash)
-        if model is not None:
-            model_name, model_id = model.name, model.id
-        event = {
-            "seq": seq,
-            **new_event(
-                actor,
-                action,
-                at=at,
-                outcome=outcome,
-                model_name=model_name,
-                model_id=model_id,
-                version=version,
-                target=target,
-                before=before,
-                after=after,
-            ),
-        }
+        event = {"seq": seq, **event}
         digest = event_hash(prev, event)
         row = {**event, "prev_hash": prev, "hash": digest}
         if self.s.dialect.name == "postgresql":

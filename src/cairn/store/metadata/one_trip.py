@@ -23,24 +23,11 @@ from sqlalchemy import Connection
 
 from cairn.domain.models import VersionSpec
 from cairn.domain.names import alias_key, name_key
-from cairn.store.metadata.audit_store import EventTemplate
+from cairn.store.metadata.audit_store import HASHED_FIELDS, EventTemplate
 from cairn.store.metadata.identity_watch import mark_changed
 from cairn.store.metadata.prepared import driver_execute
 
-_EVENT_COLUMNS = (
-    "at",
-    "actor",
-    "action",
-    "outcome",
-    "model",
-    "model_id",
-    "version",
-    "target",
-    "before",
-    "after",
-    "request_id",
-    "client",
-)
+_EVENT_COLUMNS = tuple(c for c in HASHED_FIELDS if c != "seq")  # seq: the chain's
 _NEXT_SEQ = "head0.seq + 1"
 
 
