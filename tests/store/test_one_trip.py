@@ -25,7 +25,7 @@ from cairn.store.metadata.audit_store import event_hash, event_template, new_eve
 ADMIN = Actor("alice", is_admin=True, request_id="req-1", client="pytest")
 SPEC = VersionSpec(
     description="a model registered from elsewhere",
-    tags={"kind": "fraud", "team": "risk"},
+    tags={"kind": "fraud", "team": "risque—équipe ☃", "quote": 'a "b" \\ c'},
     params={"lr": "0.1"},
     metrics={"auc": 0.93, "n": 7},
     semver="1.2.3",
@@ -205,7 +205,7 @@ def test_a_value_spelling_a_stand_in_declines_the_template() -> None:
 def test_a_model_is_stored_as_the_usual_way_stores_it(
     service: RegistryService, model_in_one_trip: list[bool]
 ) -> None:
-    tags = {"team": "risk", "tier": "gold"}
+    tags = {"team": "risque—équipe ☃", "tier": 'a "b" \\ c'}
     fast = service.create_model(ADMIN, "fraud", description="d", tags=tags)
     usual = service.create_model(ADMIN, "churn", description="d", tags=tags, idempotency_key="k")
     assert model_in_one_trip == _trips(service, True)
