@@ -39,8 +39,8 @@ from cairn.store.metadata.schema import (
 from cairn.store.metadata.search import (
     MODEL_ORDER_FIELDS,
     VERSION_ORDER_FIELDS,
-    search_model_ids,
-    search_version_ids,
+    search_models_page,
+    search_versions_page,
 )
 from cairn.store.metadata.search_compile import compile_shape, parameterize
 
@@ -69,11 +69,12 @@ def version_page(
     token: str | None = None,
     **scope: Any,
 ) -> tuple[list[int], str | None]:
-    return db.read(
-        lambda s: search_version_ids(
+    rows, next_token = db.read(
+        lambda s: search_versions_page(
             s, expr=expr, order_by=order, max_results=size, page_token=token, **scope
         )
     )
+    return [int(r.id) for r in rows], next_token
 
 
 def model_page(
@@ -85,11 +86,12 @@ def model_page(
     token: str | None = None,
     **scope: Any,
 ) -> tuple[list[int], str | None]:
-    return db.read(
-        lambda s: search_model_ids(
+    rows, next_token = db.read(
+        lambda s: search_models_page(
             s, expr=expr, order_by=order, max_results=size, page_token=token, **scope
         )
     )
+    return [int(r.id) for r in rows], next_token
 
 
 def add_model(

@@ -17,9 +17,9 @@ from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
 from cairn.store.metadata.identity_store import IdentityStore
-from cairn.store.metadata.loaders import load_models
+from cairn.store.metadata.loaders import load_models, models_from_rows
 from cairn.store.metadata.models_store import ModelStore
-from cairn.store.metadata.search import search_model_ids
+from cairn.store.metadata.search import search_models_page
 
 MODEL_ORDER_FIELDS = {"name", "created_at", "updated_at"}
 
@@ -208,7 +208,7 @@ class ModelsService(ServiceBase):
         size = clean_page_size(max_results, self.limits.default_page)
 
         def run(s: Tx) -> Page[RegisteredModel]:
-            ids, token = search_model_ids(
+            rows, token = search_models_page(
                 s,
                 expr=expr,
                 order_by=order,
@@ -217,7 +217,7 @@ class ModelsService(ServiceBase):
                 include_deleted=include_deleted,
                 readable=actor.readable(),
             )
-            return Page(load_models(s, ids), token)
+            return Page(models_from_rows(s, rows), token)
 
         return self.db.read(run)
 

@@ -25,9 +25,9 @@ from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.clock import from_datetime, to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
-from cairn.store.metadata.loaders import load_aliased_version, load_versions
+from cairn.store.metadata.loaders import load_aliased_version, load_versions, versions_from_rows
 from cairn.store.metadata.models_store import ModelStore
-from cairn.store.metadata.search import search_version_ids
+from cairn.store.metadata.search import search_versions_page
 from cairn.store.metadata.versions_store import VersionStore
 
 VERSION_ORDER_FIELDS = {"name", "version", "created_at", "updated_at"}
@@ -367,7 +367,7 @@ class VersionsService(ScansService):
 
         def run(s: Tx) -> Page[ModelVersion]:
             model = self._model(s, actor, name, Role.READ, "list_versions")
-            ids, token = search_version_ids(
+            rows, token = search_versions_page(
                 s,
                 expr=None,
                 order_by=order,
@@ -376,7 +376,7 @@ class VersionsService(ScansService):
                 model_id=model.id,
                 include_deleted=include_deleted,
             )
-            return Page(load_versions(s, ids), token)
+            return Page(versions_from_rows(s, rows), token)
 
         return self.db.read(run)
 
@@ -404,7 +404,7 @@ class VersionsService(ScansService):
         size = clean_page_size(max_results, self.limits.default_page)
 
         def run(s: Tx) -> Page[ModelVersion]:
-            ids, token = search_version_ids(
+            rows, token = search_versions_page(
                 s,
                 expr=expr,
                 order_by=order,
@@ -413,7 +413,7 @@ class VersionsService(ScansService):
                 include_deleted=include_deleted,
                 readable=actor.readable(),
             )
-            return Page(load_versions(s, ids), token)
+            return Page(versions_from_rows(s, rows), token)
 
         return self.db.read(run)
 

@@ -95,8 +95,18 @@ def load_models(session: Connection, model_ids: Sequence[int]) -> list[Registere
     """RegisteredModel values for ``model_ids``, in that order."""
     if not model_ids:
         return []
-    params = {"ids": list(model_ids)}
-    rows = {r.id: r for r in _MODEL_ROWS.all(session, params)}
+    rows = {r.id: r for r in _MODEL_ROWS.all(session, {"ids": list(model_ids)})}
+    return models_from_rows(session, [rows[i] for i in model_ids if i in rows])
+
+
+def models_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[RegisteredModel]:
+    """RegisteredModel values for model rows at hand (a search's page), in their order:
+    their tags, aliases and latest versions in two statements."""
+    if not found:
+        return []
+    model_ids = [int(r.id) for r in found]
+    params = {"ids": model_ids}
+    rows = {int(r.id): r for r in found}
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     alias_map: dict[int, dict[str, int]] = defaultdict(dict)
     for kind, owner, name, text, number, _sort in _MODEL_CHILDREN.all(session, params):
@@ -200,6 +210,14 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
         return [] if whole is None else [_whole_version(whole)]
     rows = {r.id: r for r in _VERSION_ROWS.all(session, {"ids": list(version_ids)})}
     return _assemble(session, rows, version_ids)
+
+
+def versions_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[ModelVersion]:
+    """ModelVersion values for version rows at hand, each with its ``model_name`` (a
+    search's page), in their order: their child rows in one statement."""
+    if not found:
+        return []
+    return _assemble(session, {int(r.id): r for r in found}, [int(r.id) for r in found])
 
 
 def load_aliased_version(

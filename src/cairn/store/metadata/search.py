@@ -1,4 +1,4 @@
-"""Search: filtered, ordered, keyset-paginated id queries over versions and models.
+"""Search: filtered, ordered, keyset-paginated queries over versions and models.
 
 The filter is compiled by ``search_compile``; this module orders and pages. Ordering
 always ends with ``id`` (in the direction of the last key), so the order is total and a
@@ -21,7 +21,17 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, and_, bindparam, false, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Row,
+    and_,
+    bindparam,
+    false,
+    or_,
+    select,
+)
 
 from cairn.domain.access import ReadFilter
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter, names_one_model
@@ -46,7 +56,7 @@ _INT64 = 2**63
 Column = ColumnElement[Any]
 
 
-def search_version_ids(
+def search_versions_page(
     session: Connection,
     *,
     expr: Expr | None,
@@ -56,8 +66,10 @@ def search_version_ids(
     model_id: int | None = None,
     include_deleted: bool = False,
     readable: ReadFilter | None = None,
-) -> tuple[list[int], str | None]:
-    """Ids of the model versions matching ``expr``, one page, and the next page's token.
+) -> tuple[list[Row[Any]], str | None]:
+    """The rows of the model versions matching ``expr`` (each with its ``model_name``), one
+    page, in order, and the next page's token (``loaders.versions_from_rows`` makes them
+    values).
 
     Versions that are deleted, or whose model is deleted, are left out unless
     ``include_deleted``; ``model_id`` keeps to one model's versions. An empty
@@ -79,7 +91,7 @@ def search_version_ids(
     )
 
 
-def search_model_ids(
+def search_models_page(
     session: Connection,
     *,
     expr: Expr | None,
@@ -88,8 +100,9 @@ def search_model_ids(
     page_token: str | None,
     include_deleted: bool = False,
     readable: ReadFilter | None = None,
-) -> tuple[list[int], str | None]:
-    """Ids of the registered models matching ``expr``, one page, and the next page's token.
+) -> tuple[list[Row[Any]], str | None]:
+    """The rows of the registered models matching ``expr``, one page, in order, and the
+    next page's token (``loaders.models_from_rows`` makes them values).
 
     Deleted models are left out unless ``include_deleted``. An empty ``order_by`` means
     ``name ASC``.
@@ -143,7 +156,7 @@ def _page(
     model_id: int | None,
     include_deleted: bool,
     readable: ReadFilter | None,
-) -> tuple[list[int], str | None]:
+) -> tuple[list[Row[Any]], str | None]:
     if (
         not isinstance(max_results, int)
         or isinstance(max_results, bool)
@@ -178,11 +191,11 @@ def _page(
             "limit": max_results + 1,
         },
     )
-    ids = [int(row[0]) for row in rows[:max_results]]
     if len(rows) <= max_results:
-        return ids, None
+        return rows, None
     last = rows[max_results - 1]
-    return ids, _encode(fingerprint, [*last[1:], last[0]])
+    sort_values = [getattr(last, f"sort{i}") for i in range(len(order))]
+    return rows[:max_results], _encode(fingerprint, [*sort_values, int(last.id)])
 
 
 @functools.lru_cache(maxsize=512)
@@ -197,14 +210,16 @@ def _statement(
     readable: ReadFilter | None,
     after: bool,
 ) -> Prepared:
-    """A search's id query, built once per shape (filter shape, order, scope, whether a
-    page token continues it): its values are the parameters ``f<i>`` (the filter's slots),
-    ``k<i>`` (the page token's sort values), ``model_id`` and ``limit``."""
+    """A search's query, built once per shape (filter shape, order, scope, whether a page
+    token continues it): the rows themselves (a version's with its ``model_name``) and
+    their sort values ``sort<i>``; its values are the parameters ``f<i>`` (the filter's
+    slots), ``k<i>`` (the page token's sort values), ``model_id`` and ``limit``."""
     mv, rm = model_versions.c, registered_models.c
     conditions: list[ColumnElement[bool]] = []
     if target == "versions":
         source: FromClause = model_versions.join(registered_models, rm.id == mv.model_id)
         id_column: Column = mv.id
+        wanted: list[Any] = [*model_versions.c, rm.name.label("model_name")]
         columns: dict[str, Column] = {
             "name": rm.name_key,
             "version": mv.version,
@@ -217,6 +232,7 @@ def _statement(
             conditions.append(mv.model_id == bindparam("model_id"))
     else:
         source, id_column = registered_models, rm.id
+        wanted = list(registered_models.c)
         columns = {"name": rm.name_key, "created_at": rm.created_at, "updated_at": rm.updated_at}
         if not include_deleted:
             conditions.append(rm.deleted_at.is_(None))
@@ -228,8 +244,9 @@ def _statement(
     keys.append((id_column, order[-1].descending))
     if after:
         conditions.append(_after(keys, [bindparam(f"k{i}") for i in range(len(keys))]))
+    sorts = (column.label(f"sort{i}") for i, (column, _) in enumerate(keys[:-1]))
     return Prepared(
-        select(id_column, *(column for column, _ in keys[:-1]))
+        select(*wanted, *sorts)
         .select_from(source)
         .where(*conditions)
         .order_by(*(column.desc() if desc else column.asc() for column, desc in keys))
