@@ -12,6 +12,7 @@ from cairn.domain.access import Actor, Role
 from cairn.errors import NotFound, PermissionDenied
 from cairn.service.auth_cache import AuthCache
 from cairn.store.blobs.base import BlobStore
+from cairn.store.metadata import one_trip
 from cairn.store.metadata.audit_store import AuditStore, new_event
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
@@ -79,6 +80,13 @@ class ServiceBase:
                 f"the instance ADMIN role is required to {action.replace('_', ' ')}",
                 denial={"action": action},
             )
+
+    @staticmethod
+    def _one_statement_for(s: Tx, actor: Actor, name: str) -> bool:
+        """Whether a write to the model ``name`` may take the one-statement way
+        (``store/metadata/one_trip.py``): the database takes it, and no row needs
+        authorizing (the caller's grants give WRITE on the name whatever the model's id)."""
+        return one_trip.available(s) and actor.allows(Role.WRITE, None, names.name_key(name))
 
     # -- audit: appended in the caller's transaction, with the change it describes --------
 

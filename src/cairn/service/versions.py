@@ -93,11 +93,7 @@ class VersionsService(ScansService):
                 )
                 if claim.replay_model_id is not None and claim.replay_version is not None:
                     return self._load(s, claim.replay_model_id, name, claim.replay_version)
-            elif (
-                not spec.files
-                and one_trip.available(s)
-                and actor.allows(Role.WRITE, None, names.name_key(name))
-            ):
+            elif not spec.files and self._one_statement_for(s, actor, name):
                 made = self._create_in_one_statement(s, actor, name, spec, now)
                 if made is not None:
                     return made
