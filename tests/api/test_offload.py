@@ -1,7 +1,7 @@
 """Short calls run on the event loop (``api/offload.py``): always with SQLite, with
-PostgreSQL while their request is the worker's only one. A write there never waits for a
-writer lock held elsewhere: it runs again in the thread pool, and the event loop keeps
-answering meanwhile."""
+PostgreSQL while their request is the worker's only one. A write there waits at most a
+moment (``INLINE_WAIT_S``) for a writer lock held elsewhere: then it runs again in the
+thread pool, and the event loop keeps answering meanwhile."""
 
 from __future__ import annotations
 

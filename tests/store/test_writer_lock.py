@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
 
+from cairn.store.metadata import database
 from cairn.store.metadata.database import Database, WriterBusy
 
 PROBE = """
@@ -86,9 +88,10 @@ def _insert(s: Connection) -> None:
 
 @pytest.mark.parametrize("holder", ["another process", "another thread"])
 def test_an_inline_write_does_not_wait_for_a_busy_writer(tmp_path: Path, holder: str) -> None:
-    """On the event loop (``Database.inline``) the first write gives up at once, having done
-    nothing, when another process or thread holds the writer lock; later writes of the same
-    block (the first one has committed) wait as usual."""
+    """On the event loop (``Database.inline``) the first write gives up after
+    ``INLINE_WAIT_S``, having done nothing, when another process or thread holds the writer
+    lock that long; later writes of the same block (the first one has committed) wait as
+    usual."""
     db = Database(f"sqlite:///{tmp_path / 'cairn.db'}")
     db.write(lambda s: s.execute(text("CREATE TABLE probe (n int)")))
     lock_file = tmp_path / "cairn.db-writer.lock"
@@ -126,4 +129,42 @@ def test_an_inline_write_does_not_wait_for_a_busy_writer(tmp_path: Path, holder:
         assert _other_process_may_write(lock_file)  # released after each
     finally:
         release.set()
+        db.dispose()
+
+
+@pytest.mark.parametrize("holder", ["another process", "another thread"])
+def test_an_inline_write_waits_a_moment_for_a_short_writer(
+    tmp_path: Path, holder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that finishes within ``INLINE_WAIT_S`` (another worker's create, a fraction
+    of a millisecond) is waited for on the spot: the write does not go to the thread pool.
+    (The wait is stretched here so that a slow test machine cannot miss it.)"""
+    monkeypatch.setattr(database, "INLINE_WAIT_S", 5.0)
+    db = Database(f"sqlite:///{tmp_path / 'cairn.db'}")
+    db.write(lambda s: s.execute(text("CREATE TABLE probe (n int)")))
+    lock_file = tmp_path / "cairn.db-writer.lock"
+    taken = threading.Event()
+
+    def hold_for_a_moment() -> None:
+        if holder == "another process":
+            fd = os.open(lock_file, os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            taken.set()
+            time.sleep(0.2)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        else:
+            db.write(lambda _s: (taken.set(), time.sleep(0.2)))
+
+    thread = threading.Thread(target=hold_for_a_moment)
+    try:
+        thread.start()
+        assert taken.wait(10)
+        started = time.monotonic()
+        with db.inline():
+            db.write(_insert)  # no WriterBusy: it waited
+        assert time.monotonic() - started >= 0.05
+        assert _count(db) == 1
+    finally:
+        thread.join(10)
         db.dispose()

@@ -18,7 +18,8 @@ when that delays nobody:
 Work that can grow with the whole registry (searching every model, gc, verify, imports)
 runs in the thread pool (``def`` handlers, or ``brief(..., inline=False)``).
 
-A write on the event loop never waits there, for the SQLite writer lock or to retry a
+A write on the event loop does not wait there beyond 2 ms for the SQLite writer lock
+(``INLINE_WAIT_S``: enough for another worker's write to commit), nor to retry a
 PostgreSQL transaction that met a concurrent one: it gives up having changed nothing
 (``WriterBusy``) and the call runs again in the thread pool, where waiting costs nobody
 else.

@@ -56,6 +56,13 @@ PG_NETWORK = {
     "keepalives_count": 3,  # ...and dropped after three missed answers
 }
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a write on the event loop (``Database.inline``) may wait for the SQLite writer
+# lock before it gives up and runs in the thread pool: long enough for another worker's
+# write to commit (a fraction of a millisecond; handing every contended write to the pool
+# instead cost a third of the throughput of two workers' concurrent creates), short
+# enough that a long writer elsewhere (gc, an import) stalls this worker's loop at most
+# this long.
+INLINE_WAIT_S = 0.002
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
@@ -155,11 +162,11 @@ class Database:
 
     @contextmanager
     def inline(self) -> Iterator[None]:
-        """Within this block, on the event loop, the first write does not wait: if another
-        thread or process holds the SQLite writer lock, or its PostgreSQL transaction
-        would have to be retried, it raises ``WriterBusy`` having changed nothing (later
-        writes of the block wait and retry as usual, since the first one has committed
-        and the block must not be run again)."""
+        """Within this block, on the event loop, the first write hardly waits: if another
+        thread or process holds the SQLite writer lock beyond ``INLINE_WAIT_S``, or its
+        PostgreSQL transaction would have to be retried, it raises ``WriterBusy`` having
+        changed nothing (later writes of the block wait and retry as usual, since the
+        first one has committed and the block must not be run again)."""
         token = _INLINE.set(True)
         try:
             yield
@@ -281,12 +288,14 @@ class _WriterLock:
 
     @contextmanager
     def now(self) -> Iterator[None]:
-        """The lock if nobody holds it; ``WriterBusy`` (holding nothing) otherwise."""
-        if not self._threads.acquire(blocking=False):
+        """The lock if it comes within ``INLINE_WAIT_S`` (another worker's write commits
+        in well under a millisecond); ``WriterBusy`` (holding nothing) otherwise."""
+        deadline = time.monotonic() + INLINE_WAIT_S
+        if not self._threads.acquire(timeout=INLINE_WAIT_S):
             raise WriterBusy
         if self._fd is not None:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock_before(self._fd, deadline)
             except BlockingIOError:
                 self._threads.release()
                 raise WriterBusy from None
@@ -308,6 +317,21 @@ class _WriterLock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _flock_before(fd: int, deadline: float) -> None:
+    """Take the exclusive ``flock`` on ``fd``, trying until ``deadline`` (monotonic) with
+    short sleeps; ``BlockingIOError`` if it is still held elsewhere then."""
+    pause = 50e-6
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 100e-6)
 
 
 @contextmanager
