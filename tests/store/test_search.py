@@ -69,12 +69,7 @@ def version_page(
     token: str | None = None,
     **scope: Any,
 ) -> tuple[list[int], str | None]:
-    rows, next_token = db.read(
-        lambda s: search_versions_page(
-            s, expr=expr, order_by=order, max_results=size, page_token=token, **scope
-        )
-    )
-    return [int(r.id) for r in rows], next_token
+    return _ids(db, search_versions_page, expr, order, size, token, scope)
 
 
 def model_page(
@@ -86,10 +81,22 @@ def model_page(
     token: str | None = None,
     **scope: Any,
 ) -> tuple[list[int], str | None]:
+    return _ids(db, search_models_page, expr, order, size, token, scope)
+
+
+def _ids(
+    db: Database,
+    search: Any,
+    expr: Expr | None,
+    order: Sequence[OrderKey],
+    size: int,
+    token: str | None,
+    scope: dict[str, Any],
+) -> tuple[list[int], str | None]:
+    """One page of ``search`` (``search_versions_page`` or ``search_models_page``): the
+    ids of its rows, in order, and the next page's token."""
     rows, next_token = db.read(
-        lambda s: search_models_page(
-            s, expr=expr, order_by=order, max_results=size, page_token=token, **scope
-        )
+        lambda s: search(s, expr=expr, order_by=order, max_results=size, page_token=token, **scope)
     )
     return [int(r.id) for r in rows], next_token
 
