@@ -90,37 +90,12 @@ class ServiceBase:
 
     # -- audit: appended in the caller's transaction, with the change it describes --------
 
-    def _audit(
-        self,
-        s: Tx,
-        actor: Actor,
-        action: str,
-        *,
-        model: Any = None,
-        model_name: str | None = None,
-        model_id: int | None = None,
-        version: int | None = None,
-        target: str | None = None,
-        before: Any = None,
-        after: Any = None,
-    ) -> None:
-        """``model`` is the model row; a use case without one names it by ``model_name``
-        and ``model_id``."""
+    def _audit(self, s: Tx, actor: Actor, action: str, *, model: Any = None, **fields: Any) -> None:
+        """Append ``action`` with ``fields`` (``audit_store.new_event``'s). ``model`` is the
+        model row; a use case without one names it by ``model_name`` and ``model_id``."""
         if model is not None:
-            model_name, model_id = model.name, model.id
-        AuditStore(s).append(
-            new_event(
-                actor,
-                action,
-                at=self.clock(),
-                model_name=model_name,
-                model_id=model_id,
-                version=version,
-                target=target,
-                before=before,
-                after=after,
-            )
-        )
+            fields.update(model_name=model.name, model_id=model.id)
+        AuditStore(s).append(new_event(actor, action, at=self.clock(), **fields))
 
 
 def no_such_model(name: str) -> str:

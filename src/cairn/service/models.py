@@ -54,22 +54,9 @@ class ModelsService(ServiceBase):
                 if claim.replay_model_id is not None:
                     return load_models(s, [claim.replay_model_id])[0]
             after = {"description": description, "tags": clean}
-            made = template = None
-            if claim is None and one_trip.available(s):  # one statement where it can
-                event = new_event(actor, "model.create", at=now, model_name=name, after=after)
-                template = event_template(event, ("model_id", "seq"))
-            if template is not None:
-                made = one_trip.create_model(
-                    s,
-                    name,
-                    description,
-                    clean,
-                    created_by=actor.name,
-                    now=now,
-                    creator_grant=self._creator_grant(actor),
-                    audit=template,
-                )
-            if made is None:
+            if claim is not None or not self._create_model_in_one_statement(
+                s, actor, name, description, clean, now, after
+            ):
                 models = ModelStore(s)
                 model_id = models.insert(name, description, actor.name, now)
                 models.set_tags(model_id, clean)
@@ -221,20 +208,49 @@ class ModelsService(ServiceBase):
 
         return self.db.read(run)
 
-    def _creator_grant(self, actor: Actor) -> tuple[int, str] | None:
-        """(user id, role name): what the creator of a model gets on it (MANAGE by
-        default), or None (a caller without a user, or no role configured)."""
+    def _create_model_in_one_statement(
+        self,
+        s: Tx,
+        actor: Actor,
+        name: str,
+        description: str,
+        tags: Mapping[str, str],
+        now: int,
+        after: Mapping[str, object],
+    ) -> bool:
+        """``create_model``'s rows in one statement where the database can
+        (``one_trip.py``); False when it cannot, having done nothing."""
+        if not one_trip.available(s):
+            return False
+        event = new_event(actor, "model.create", at=now, model_name=name, after=after)
+        template = event_template(event, ("model_id", "seq"))
+        if template is None:
+            return False
+        made = one_trip.create_model(
+            s,
+            name,
+            description,
+            tags,
+            created_by=actor.name,
+            now=now,
+            creator_grant=self._creator_grant(actor),
+            audit=template,
+        )
+        return made is not None
+
+    def _creator_grant(self, actor: Actor) -> tuple[int, Role] | None:
+        """(user id, role): what the creator of a model gets on it (MANAGE by default), or
+        None (a caller without a user, or no role configured)."""
         if actor.user_id is None or self.limits.creator_role is None:
             return None
-        return actor.user_id, Role.parse(self.limits.creator_role).name
+        return actor.user_id, Role.parse(self.limits.creator_role)
 
     def _grant_creator(self, s: Tx, actor: Actor, model_id: int, now: int) -> None:
         grant = self._creator_grant(actor)
         if grant is not None:
             IdentityStore(s).put_grant(
                 "user",
-                grant[0],
-                Role[grant[1]],
+                *grant,
                 model_id=model_id,
                 now=now,
                 created_by=actor.name,

@@ -61,6 +61,11 @@ def _new_version(
     )
 
 
+def _created(made: ModelVersion) -> dict[str, object]:
+    """What the audit event of a version's creation records after it."""
+    return {"status": made.status.value, "files": len(made.files), "digest": made.digest}
+
+
 class VersionsService(ScansService):
     def create_version(
         self,
@@ -118,7 +123,7 @@ class VersionsService(ScansService):
                 return load_versions(s, [version_id])[0]
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)
-            after = {"status": status.value, "files": len(made.files), "digest": made.digest}
+            after = _created(made)
             self._audit(s, actor, "version.create", model=model, version=number, after=after)
             return made
 
@@ -131,8 +136,7 @@ class VersionsService(ScansService):
         caller whose grants cover the name whatever the model's id, in one statement
         where the database can (``one_trip.py``); None when it cannot, having done nothing."""
         made = _new_version(name, 0, spec, VersionStatus.READY, actor.name, to_datetime(now))
-        after = {"status": made.status.value, "files": 0, "digest": NO_FILES}
-        event = new_event(actor, "version.create", at=now, model_name=name, after=after)
+        event = new_event(actor, "version.create", at=now, model_name=name, after=_created(made))
         template = event_template(event, ("model_id", "seq", "version"))
         if template is None:
             return None

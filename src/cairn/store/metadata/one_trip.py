@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from cairn.domain.access import Role
 from cairn.domain.models import VersionSpec
 from cairn.domain.names import alias_key, name_key
 from cairn.store.metadata.audit_store import HASHED_FIELDS, EventTemplate
@@ -32,8 +33,8 @@ _NEXT_SEQ = "head0.seq + 1"
 
 
 def available(s: Connection) -> bool:
-    """Whether this database takes the writes of this module (PostgreSQL); elsewhere each
-    of them returns None at once, and a caller may skip preparing its audit event."""
+    """Whether this database takes the writes of this module (PostgreSQL): callers ask
+    before they prepare an audit event and call one of them."""
     return s.dialect.name == "postgresql"
 
 
@@ -152,8 +153,6 @@ def create_version(
     number, the row, its tags, params and metrics, its scan verdict (``status``, the
     instance's action unless the model has its own, summary) and the audit event.
     ``(model_id, number)``, or None having changed nothing (see the module's docstring)."""
-    if not available(s):
-        return None
     scan_status, scan_action, scan_summary = verdict
     params: dict[str, Any] = {
         "now": now,
@@ -208,14 +207,12 @@ def create_model(
     *,
     created_by: str,
     now: int,
-    creator_grant: tuple[int, str] | None,
+    creator_grant: tuple[int, Role] | None,
     audit: EventTemplate,
 ) -> int | None:
     """Create the live model ``name`` with its tags, the creator's grant (user id, role)
     and the audit event: its id, or None having changed nothing (a live model of that
     name exists, or no audit head: see the module's docstring)."""
-    if not available(s):
-        return None
     grant_user, grant_role = creator_grant or (None, None)
     params: dict[str, Any] = {
         "name": name,
@@ -224,7 +221,7 @@ def create_model(
         "now": now,
         "created_by": created_by,
         "grant_user": grant_user,
-        "grant_role": grant_role,
+        "grant_role": None if grant_role is None else grant_role.name,
         **_entry_params("tag", tags),
         **_event_params(audit, _MODEL_HOLES),
     }
@@ -254,8 +251,6 @@ def lock_for_alias(s: Connection, name: str, version: int) -> tuple[int, str, in
     ``(model id, model name, version id)``, or None having locked nothing (no such model
     or version, an instance with alias policies, whose gates the usual way applies, or no
     audit head)."""
-    if not available(s):
-        return None
     row = _first(s, _LOCK_FOR_ALIAS, {"name_key": name_key(name), "version": version})
     return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
 
@@ -283,7 +278,7 @@ _MOVE_ALIAS = _with(
 )""",
         _append_event("move", _MOVE_HOLES),
     ),
-    "SELECT count(*) FROM move",
+    "SELECT 1",
 )
 
 
@@ -296,10 +291,9 @@ def move_alias(
     actor: str,
     now: int,
     audit: EventTemplate,
-) -> bool:
+) -> None:
     """Point ``alias`` of the model locked by ``lock_for_alias`` at ``version``: the alias
-    row, its history event and the audit event when it moves, the model's time always.
-    Whether it moved."""
+    row, its history event and the audit event when it moves, the model's time always."""
     params: dict[str, Any] = {
         "model_id": model_id,
         "alias_key": alias_key(alias),
@@ -309,4 +303,4 @@ def move_alias(
         "now": now,
         **_event_params(audit, _MOVE_HOLES),
     }
-    return bool(_first(s, _MOVE_ALIAS, params)[0])
+    _first(s, _MOVE_ALIAS, params)
