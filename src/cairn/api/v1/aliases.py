@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.offload import brief
 from cairn.api.v1.models import OrderBy
 from cairn.api.v1.schemas import AliasHistory, AliasSet, VersionOut, VersionPage
 from cairn.domain.codec import alias_event_to_json, version_to_json
 from cairn.domain.uris import ModelRef
 
-router = APIRouter(tags=["aliases"])
+router = lean_router(tags=["aliases"])
 
 
 @router.put("/models/{name}/aliases/{alias}", response_model=VersionOut)

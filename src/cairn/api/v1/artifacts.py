@@ -6,10 +6,11 @@ import base64
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import Header, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.streaming import run_with_body
 from cairn.api.v1.archive import tar_stream
 from cairn.api.v1.schemas import BlobReceiptOut, FileList, UploadBegin, UploadTicketOut, VersionOut
@@ -18,7 +19,7 @@ from cairn.domain.codec import version_to_json
 from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
 
-router = APIRouter(tags=["artifacts"])
+router = lean_router(tags=["artifacts"])
 VERSION = "/models/{name}/versions/{version}"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 DOWNLOAD_HEADERS = {

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.domain.audit import audit_event_to_json, audit_report_to_json
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = lean_router(prefix="/audit", tags=["audit"])
 
 
 class AuditEventOut(BaseModel):

@@ -10,10 +10,11 @@ from starlette.responses import JSONResponse, Response
 
 from cairn.api.auth import SESSION_COOKIE, RateLimiter
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.offload import brief
 
 public = APIRouter(tags=["identity"])  # login only: the one route without a caller
-router = APIRouter(tags=["identity"])
+router = lean_router(tags=["identity"])
 
 
 class _Body(BaseModel):

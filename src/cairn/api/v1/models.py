@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import Header, Query
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.offload import brief
 from cairn.api.v1.schemas import (
     ModelCreate,
@@ -19,7 +20,7 @@ from cairn.api.v1.schemas import (
 )
 from cairn.domain.codec import model_to_json
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = lean_router(prefix="/models", tags=["models"])
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 OrderBy = Annotated[list[str] | None, Query()]

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
 from pydantic import Field
 from starlette.responses import JSONResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.v1.schemas import FileIn, ModelOut, Strict, VersionCreated
 from cairn.domain.codec import model_to_json, version_to_json
 from cairn.domain.models import FileEntry, VersionSpec, VersionStatus
 
-router = APIRouter(prefix="/import/models", tags=["import"])
+router = lean_router(prefix="/import/models", tags=["import"])
 
 
 class ModelImport(Strict):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.v1.schemas import Strict
 from cairn.domain.promotion import DEFAULT_MIN_ROLE, policy_to_json, request_to_json
 
-router = APIRouter(tags=["promotions"])
+router = lean_router(tags=["promotions"])
 
 
 class ConditionIn(Strict):

@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.v1.schemas import Strict
 from cairn.domain.scans import scan_policy_to_json, scan_report_to_json
 
-router = APIRouter(tags=["scans"])
+router = lean_router(tags=["scans"])
 VERSION = "/models/{name}/versions/{version}"
 
 

@@ -6,15 +6,15 @@ import json as jsonlib
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.v1.schemas import Strict
 from cairn.domain.signatures import signature_to_json, signer_to_json
 
-router = APIRouter(tags=["signatures"])
+router = lean_router(tags=["signatures"])
 
 
 class SignerCreate(Strict):

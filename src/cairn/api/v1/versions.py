@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.offload import brief
 from cairn.api.v1.models import IdempotencyKey, OrderBy
 from cairn.api.v1.schemas import (
@@ -20,7 +20,7 @@ from cairn.api.v1.schemas import (
 from cairn.domain.codec import version_to_json
 from cairn.domain.models import FileEntry, ModelVersion, VersionSpec
 
-router = APIRouter(prefix="/models/{name}/versions", tags=["versions"])
+router = lean_router(prefix="/models/{name}/versions", tags=["versions"])
 
 
 @router.post("", status_code=201, response_model=VersionCreated)
