@@ -1,11 +1,12 @@
 """Remembered authentication (``service/auth_cache.py``) never outlives a change.
 
-With PostgreSQL each server process remembers what a token stood for while no change to
-users, groups, grants or tokens can have happened unheard; with SQLite nothing is
-remembered. On both backends: a revocation, a disabled account or a withdrawn grant
-takes effect at once in the process that made it and, in another process (a second
-service on the same database), as soon as PostgreSQL delivers the notification; so does
-a change made outside Cairn (SQL). Expiry is checked on every use.
+Each server process remembers what a token stood for while no change to users, groups,
+grants or tokens can have happened unheard (PostgreSQL: notifications; SQLite: counters
+kept by triggers). On both backends: a revocation, a disabled account or a withdrawn
+grant takes effect at once in the process that made it and, in another process (a
+second service on the same database), as soon as PostgreSQL delivers the notification
+(SQLite: at once); so does a change made outside Cairn (SQL). Expiry is checked on every
+use.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _remembers(svc: RegistryService, secret: str) -> None:
     deadline = time.monotonic() + HEARD_WITHIN_S
     while True:
         svc.authenticate(secret)
-        if svc.db.dialect == "sqlite" or svc._auth_cache.get(_digest(secret)) is not None:
+        if svc._auth_cache.get(_digest(secret)) is not None:
             return
         assert time.monotonic() < deadline, "the identity watch never started listening"
         time.sleep(0.02)
@@ -101,13 +102,18 @@ def _token_id(service: RegistryService, admin: Actor, user: str) -> int:
     return int(token["id"])
 
 
-def test_postgresql_remembers_and_sqlite_does_not(service: RegistryService, alice: str) -> None:
+def test_a_token_that_passed_is_remembered(service: RegistryService, alice: str) -> None:
     first = service.authenticate(alice)
     _remembers(service, alice)
     again = service.authenticate(alice)
     assert (again.name, again.grants) == (first.name, first.grants)
-    remembered = service._auth_cache.get(_digest(alice)) is not None
-    assert remembered == (service.db.dialect == "postgresql")
+
+
+def test_a_wrong_token_is_never_remembered(service: RegistryService, alice: str) -> None:
+    wrong = alice[:-4] + ("aaaa" if not alice.endswith("aaaa") else "bbbb")
+    for _ in range(2):
+        _refused(service, wrong)
+    assert service._auth_cache.get(_digest(wrong)) is None
 
 
 def test_a_revocation_is_at_once_here_and_soon_elsewhere(
@@ -168,8 +174,7 @@ def test_use_alone_does_not_flush_what_is_remembered(
     _remembers(service, alice)
     _sql(db_url, "UPDATE tokens SET last_used_at = 2")
     time.sleep(0.3)  # a notification, had one been sent, would have arrived
-    remembered = service._auth_cache.get(_digest(alice)) is not None
-    assert remembered == (service.db.dialect == "postgresql")
+    assert service._auth_cache.get(_digest(alice)) is not None
 
 
 def test_what_was_remembered_before_the_watch_went_deaf_is_forgotten(
@@ -178,8 +183,7 @@ def test_what_was_remembered_before_the_watch_went_deaf_is_forgotten(
     """A change made while the listening connection is down is never missed: reconnecting
     moves the epoch."""
     if service.db.dialect == "sqlite":
-        assert service.db.identity_watch is None  # remembers nothing: no connection to lose
-        return
+        return  # no connection to lose: the counters are read from the database file
     _remembers(service, alice)
     _sql(
         db_url,
@@ -193,12 +197,16 @@ def test_what_was_remembered_before_the_watch_went_deaf_is_forgotten(
 def test_nothing_is_remembered_while_a_trigger_is_disabled(
     db_url: str, blob_root: Path, alice: str
 ) -> None:
-    """The watch checks that every announcing trigger is there and enabled before it
-    counts as listening."""
-    if not db_url.startswith("postgresql"):
-        return  # SQLite has no triggers to check and remembers nothing anyway
+    """The watch checks that every trigger that announces (PostgreSQL) or counts (SQLite)
+    changes is there and enabled before it remembers anything."""
+    if db_url.startswith("postgresql"):
+        off = "ALTER TABLE grants DISABLE TRIGGER cairn_identity_changed"
+        on = "ALTER TABLE grants ENABLE TRIGGER cairn_identity_changed"
+    else:  # SQLite triggers cannot be disabled, only dropped
+        off = "DROP TRIGGER cairn_identity_grants_delete_user"
+        on = _sqlite_trigger(db_url, "cairn_identity_grants_delete_user")
     fresh = Database(db_url)
-    _sql(db_url, "ALTER TABLE grants DISABLE TRIGGER cairn_identity_changed")
+    _sql(db_url, off)
     try:
         service = RegistryService(fresh, LocalBlobStore(blob_root))
         for _ in range(20):
@@ -206,8 +214,39 @@ def test_nothing_is_remembered_while_a_trigger_is_disabled(
             assert service._auth_cache.get(_digest(alice)) is None
             time.sleep(0.02)
     finally:
-        _sql(db_url, "ALTER TABLE grants ENABLE TRIGGER cairn_identity_changed")
+        _sql(db_url, on)
         fresh.dispose()
+
+
+def test_a_trigger_dropped_later_stops_the_remembering(
+    service: RegistryService, db_url: str, alice: str
+) -> None:
+    if not db_url.startswith("sqlite"):
+        return  # PostgreSQL checks at each (re)connection of its listener
+    _remembers(service, alice)
+    definition = _sqlite_trigger(db_url, "cairn_identity_tokens_update")
+    _sql(db_url, "DROP TRIGGER cairn_identity_tokens_update")
+    try:
+        service.authenticate(alice)
+        assert service._auth_cache.get(_digest(alice)) is None
+        _sql(db_url, "UPDATE tokens SET revoked_at = 1 WHERE revoked_at IS NULL")  # uncounted
+        _refused(service, alice)
+    finally:
+        _sql(db_url, definition)
+
+
+def _sqlite_trigger(db_url: str, name: str) -> str:
+    outside = create_engine(db_url, poolclass=NullPool)
+    try:
+        with outside.connect() as conn:
+            return str(
+                conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n"),
+                    {"n": name},
+                ).scalar_one()
+            )
+    finally:
+        outside.dispose()
 
 
 def test_another_database_of_this_process_forgets_at_once(
@@ -231,8 +270,6 @@ def test_a_grant_of_one_user_forgets_that_user_alone(
 ) -> None:
     """A model's creation gives its creator a grant: that must not send every caller's
     token to be looked up again, only the creator's, here and in other processes."""
-    if service.db.dialect == "sqlite":
-        return  # nothing is remembered there
     service.create_user(admin, "bob")
     service.grant(admin, "user:bob", Role.WRITE, pattern="team.*")
     bob_secret = str(service.create_token(admin, user="bob", scope="write")["token"])
@@ -256,8 +293,6 @@ def test_an_administrators_own_grants_change_nothing_it_remembers(
 ) -> None:
     """An admin-scoped administrator's grants are moot: creating a model (a creator
     grant) keeps its token remembered."""
-    if service.db.dialect == "sqlite":
-        return
     _remembers(service, ADMIN_SECRET)
     service.create_model(admin, "made-by-admin")
     assert _remembered(service, ADMIN_SECRET)
@@ -268,8 +303,6 @@ def test_an_administrators_own_grants_change_nothing_it_remembers(
 def test_a_group_grant_forgets_everyone(
     service: RegistryService, other: RegistryService, admin: Actor, alice: str
 ) -> None:
-    if service.db.dialect == "sqlite":
-        return
     service.create_group(admin, "readers")
     _remembers(other, alice)
     service.grant(admin, "group:readers", Role.READ, model="m")

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from cairn.errors import CairnError, Conflict, Unavailable
 from cairn.store.metadata.identity_watch import IdentityWatch, changed_here, recording
 from cairn.store.metadata.prepared import driver_execute
+from cairn.store.metadata.sqlite_watch import SqliteIdentityWatch
 
 T = TypeVar("T")
 Tx = Connection  # what a transaction function receives; services name it without SQLAlchemy
@@ -97,7 +98,7 @@ class Database:
         # back-off sleeps (up to 100 ms each) made the tail of concurrent creates.
         self._write_lock: AbstractContextManager[object] = nullcontext()
         self._pinned: dict[Engine, Connection] = {}  # the main thread's own, per engine
-        self._watch: IdentityWatch | None = None
+        self._watch: IdentityWatch | SqliteIdentityWatch | None = None
         self._watch_guard = threading.Lock()
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
@@ -130,17 +131,21 @@ class Database:
         return {k: v for k, v in PG_NETWORK.items() if k not in self.url.query}
 
     @property
-    def identity_watch(self) -> IdentityWatch | None:
-        """Who hears changes to users, grants and tokens (PostgreSQL; started on first
-        use), or None (SQLite): see ``identity_watch.py``."""
-        if self._watch is not None or self.dialect != "postgresql":
+    def identity_watch(self) -> IdentityWatch | SqliteIdentityWatch | None:
+        """Who knows of changes to users, grants and tokens (started on first use): see
+        ``identity_watch.py`` (PostgreSQL) and ``sqlite_watch.py``; None for an
+        in-memory SQLite database, which no other process can change."""
+        if self._watch is not None:
             return self._watch
         with self._watch_guard:
             if self._watch is None:
-                conninfo = self.url.set(drivername="postgresql")
-                self._watch = IdentityWatch(
-                    conninfo.render_as_string(hide_password=False), self._network_args()
-                )
+                if self.dialect == "postgresql":
+                    conninfo = self.url.set(drivername="postgresql")
+                    self._watch = IdentityWatch(
+                        conninfo.render_as_string(hide_password=False), self._network_args()
+                    )
+                elif self.url.database not in (None, "", ":memory:"):
+                    self._watch = SqliteIdentityWatch(self.url.database)
             return self._watch
 
     @property

@@ -22,8 +22,8 @@ process cannot hear changes.
   other caller's token be looked up again. The epoch is a pair: (changes that concern
   anyone, changes that concern one user); what was looked up while either moved is not
   remembered, and a remembered answer holds while the first and its user's mark stay.
-- SQLite: no watch (``Database.identity_watch`` is ``None``); other processes' changes
-  could not be heard, and a token lookup there costs tens of microseconds anyway.
+- SQLite has no notifications: ``sqlite_watch.SqliteIdentityWatch`` counts changes with
+  triggers instead and offers the same ``epoch`` and ``user_mark``.
 
 Another process's change is heard when PostgreSQL delivers its notification, about a
 millisecond after its commit on a local network: a request that arrives in between may
