@@ -1,5 +1,6 @@
 """The lean way through a route (api/lean.py) answers exactly as FastAPI's usual way, and
-takes the common case without FastAPI's dependency solving, on SQLite and PostgreSQL."""
+takes the common case without FastAPI's dependency solving, on SQLite and PostgreSQL, on
+the native API and the MLflow-compatible one."""
 
 from __future__ import annotations
 
@@ -19,56 +20,65 @@ from cairn.api.v1.models import IdempotencyKey
 
 JSON = {"content-type": "application/json"}
 V1 = "/api/v1"
+MLFLOW = "/api/2.0/mlflow"
 
 # (method, path, request options): reads, and writes that fail, so that the registry is the
 # same before each way's turn
 CASES: list[tuple[str, str, dict[str, Any]]] = [
-    ("GET", "/models/m/aliases/prod", {}),
-    ("GET", "/models/m/aliases/prod?as_of=2000-01-01T00:00:00Z", {}),
-    ("GET", "/models/m/aliases/prod?as_of=yesterday", {}),
-    ("GET", "/models/m/aliases/nope", {}),
-    ("GET", "/models/M/aliases/prod", {}),
-    ("GET", "/models/m/versions/1", {}),
-    ("GET", "/models/m/versions/x", {}),
-    ("GET", "/models/m", {}),
-    ("GET", "/models/a%3Ab", {}),
-    ("GET", "/models?filter=name%20LIKE%20%27m%25%27&max_results=5", {}),
-    ("GET", "/models?max_results=many", {}),
-    ("GET", "/models?filter=name%20%3D", {}),
-    ("GET", "/models?order_by=name%20DESC&order_by=created_at", {}),
-    ("GET", "/models?include_deleted=yes", {}),
-    ("GET", "/models?include_deleted=perhaps", {}),
-    ("GET", "/search/versions?filter=name%3D%27m%27&max_results=2", {}),
-    ("GET", "/search/versions?max_results=0", {}),
-    ("GET", "/resolve?uri=models:/m@prod", {}),
-    ("GET", "/resolve", {}),
-    ("GET", "/models/m/aliases/prod/history?limit=1", {}),
-    ("GET", "/models/m/aliases/prod/history?limit=-", {}),
-    ("GET", "/whoami", {}),
-    ("PUT", "/models/m/aliases/prod", {"json": {"version": 9}}),
-    ("PUT", "/models/m/aliases/prod", {"json": {"version": "one"}}),
-    ("PUT", "/models/m/aliases/prod", {"json": {"version": 1, "force": True}}),
-    ("PUT", "/models/m/aliases/prod", {"content": b"", "headers": JSON}),
-    ("PUT", "/models/m/aliases/prod", {"content": b"{not json", "headers": JSON}),
-    ("PUT", "/models/m/aliases/prod", {"content": b"[1]", "headers": JSON}),
-    ("PUT", "/models/m/aliases/prod", {"content": b"null", "headers": JSON}),
-    ("PUT", "/models/m/aliases/prod", {"json": {"version": 1, "expect": 7}}),
-    ("POST", "/models", {"json": {"name": "m"}}),
-    ("POST", "/models", {"json": {"name": "a/b"}}),
-    ("POST", "/models", {"json": {"name": "x", "owner": "me"}}),
-    ("POST", "/models", {"json": {"name": "x"}, "headers": {"Idempotency-Key": "k" * 256}}),
-    ("POST", "/models", {"content": b'{"name": "x"}', "headers": {"content-type": "text/plain"}}),
-    ("POST", "/models/m/versions", {"json": {"metrics": {"auc": "high"}}}),
-    ("POST", "/models/nope/versions", {"json": {}}),
-    ("DELETE", "/models/m/versions/7", {}),
-    ("GET", "/models/m/versions/1/files/missing.bin", {"headers": {"Range": "bytes=z"}}),
+    ("GET", "/api/v1/models/m/aliases/prod", {}),
+    ("GET", "/api/v1/models/m/aliases/prod?as_of=2000-01-01T00:00:00Z", {}),
+    ("GET", "/api/v1/models/m/aliases/prod?as_of=yesterday", {}),
+    ("GET", "/api/v1/models/m/aliases/nope", {}),
+    ("GET", "/api/v1/models/M/aliases/prod", {}),
+    ("GET", "/api/v1/models/m/versions/1", {}),
+    ("GET", "/api/v1/models/m/versions/x", {}),
+    ("GET", "/api/v1/models/m", {}),
+    ("GET", "/api/v1/models/a%3Ab", {}),
+    ("GET", "/api/v1/models?filter=name%20LIKE%20%27m%25%27&max_results=5", {}),
+    ("GET", "/api/v1/models?max_results=many", {}),
+    ("GET", "/api/v1/models?filter=name%20%3D", {}),
+    ("GET", "/api/v1/models?order_by=name%20DESC&order_by=created_at", {}),
+    ("GET", "/api/v1/models?include_deleted=yes", {}),
+    ("GET", "/api/v1/models?include_deleted=perhaps", {}),
+    ("GET", "/api/v1/search/versions?filter=name%3D%27m%27&max_results=2", {}),
+    ("GET", "/api/v1/search/versions?max_results=0", {}),
+    ("GET", "/api/v1/resolve?uri=models:/m@prod", {}),
+    ("GET", "/api/v1/resolve", {}),
+    ("GET", "/api/v1/models/m/aliases/prod/history?limit=1", {}),
+    ("GET", "/api/v1/models/m/aliases/prod/history?limit=-", {}),
+    ("GET", "/api/v1/whoami", {}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"json": {"version": 9}}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"json": {"version": "one"}}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"json": {"version": 1, "force": True}}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"content": b"", "headers": JSON}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"content": b"{not json", "headers": JSON}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"content": b"[1]", "headers": JSON}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"content": b"null", "headers": JSON}),
+    ("PUT", "/api/v1/models/m/aliases/prod", {"json": {"version": 1, "expect": 7}}),
+    ("POST", "/api/v1/models", {"json": {"name": "m"}}),
+    ("POST", "/api/v1/models", {"json": {"name": "a/b"}}),
+    ("POST", "/api/v1/models", {"json": {"name": "x", "owner": "me"}}),
+    ("POST", "/api/v1/models", {"json": {"name": "x"}, "headers": {"Idempotency-Key": "k" * 256}}),
+    ("POST", "/api/v1/models", {"content": b'{"name": "x"}', "headers": {"content-type": "text/plain"}}),
+    ("POST", "/api/v1/models/m/versions", {"json": {"metrics": {"auc": "high"}}}),
+    ("POST", "/api/v1/models/nope/versions", {"json": {}}),
+    ("DELETE", "/api/v1/models/m/versions/7", {}),
+    ("GET", "/api/v1/models/m/versions/1/files/missing.bin", {"headers": {"Range": "bytes=z"}}),
+    ("GET", f"{MLFLOW}/registered-models/get?name=m", {}),
+    ("GET", f"{MLFLOW}/registered-models/get", {}),
+    ("GET", f"{MLFLOW}/registered-models/alias?name=m&alias=prod", {}),
+    ("GET", f"{MLFLOW}/model-versions/get?name=m&version=one", {}),
+    ("GET", f"{MLFLOW}/model-versions/search?filter=name%3D%27m%27&max_results=x", {}),
+    ("POST", f"{MLFLOW}/registered-models/create", {"json": {"name": "m"}}),
+    ("POST", f"{MLFLOW}/model-versions/create", {"content": b"{", "headers": JSON}),
+    ("POST", f"{MLFLOW}/model-versions/create", {"json": {"name": "m", "source": 5}}),
 ]
 
 
 def _answers(api: TestClient) -> list[tuple[int, Any]]:
     answers = []
     for method, path, options in CASES:
-        response = api.request(method, V1 + path, **options)
+        response = api.request(method, path, **options)
         is_json = response.headers.get("content-type", "").startswith("application/json")
         answers.append((response.status_code, response.json() if is_json else response.text))
     return answers
@@ -121,7 +131,7 @@ def test_the_common_case_skips_dependency_solving(
 
 def test_authentication_comes_first(seeded: TestClient, anon: TestClient) -> None:
     for method, path, options in CASES:
-        response = anon.request(method, V1 + path, **options)
+        response = anon.request(method, path, **options)
         assert response.status_code in (401, 415), (method, path, response.text)
 
 

@@ -192,6 +192,8 @@ def plan_for(route: APIRoute) -> Plan | None:
             found.append(param)
     if not any(d.call is authenticate for d in dependencies):
         return None
+    # authentication first, as the usual way runs the routers' own dependency first
+    dependencies.sort(key=lambda d: d.call is not authenticate)
     return Plan(
         endpoint=endpoint,
         is_async=inspect.iscoroutinefunction(endpoint),

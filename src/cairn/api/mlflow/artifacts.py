@@ -21,11 +21,12 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cairn.api.deps import Caller, Service, json
 from cairn.api.errors import error_response
+from cairn.api.lean import lean_router
 from cairn.api.v1.artifacts import DOWNLOAD_HEADERS
 from cairn.domain.models import Actor, ModelVersion
 from cairn.domain.paths import validate_file_path
@@ -33,7 +34,7 @@ from cairn.domain.uris import parse_model_uri
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
 
-router = APIRouter(tags=["mlflow"])
+router = lean_router(tags=["mlflow"])
 
 ROOT = "cairn-models"
 ARTIFACTS_PATH = "/api/2.0/mlflow-artifacts/artifacts"

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.mlflow.filters import translate_filter, translate_order_by
 from cairn.api.mlflow.params import Body, Params, page_size
 from cairn.api.mlflow.wire import model_json, version_json
@@ -25,7 +25,7 @@ from cairn.domain.uris import ModelRef
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
 
-router = APIRouter(tags=["mlflow"])
+router = lean_router(tags=["mlflow"])
 
 MODELS_PAGE = 100  # MLflow's default max_results for registered models
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import JSONResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.lean import lean_router
 from cairn.api.mlflow.artifacts import download_uri
 from cairn.api.mlflow.filters import translate_filter, translate_order_by
 from cairn.api.mlflow.params import MAX_PAGE, Body, page_size
@@ -21,7 +22,7 @@ from cairn.api.offload import brief
 from cairn.domain.models import VersionSpec
 from cairn.errors import NotFound
 
-router = APIRouter(tags=["mlflow"])
+router = lean_router(tags=["mlflow"])
 
 
 @router.post("/model-versions/create")
