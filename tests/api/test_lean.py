@@ -59,7 +59,11 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/v1/models", {"json": {"name": "a/b"}}),
     ("POST", "/api/v1/models", {"json": {"name": "x", "owner": "me"}}),
     ("POST", "/api/v1/models", {"json": {"name": "x"}, "headers": {"Idempotency-Key": "k" * 256}}),
-    ("POST", "/api/v1/models", {"content": b'{"name": "x"}', "headers": {"content-type": "text/plain"}}),
+    (
+        "POST",
+        "/api/v1/models",
+        {"content": b'{"name": "x"}', "headers": {"content-type": "text/plain"}},
+    ),
     ("POST", "/api/v1/models/m/versions", {"json": {"metrics": {"auc": "high"}}}),
     ("POST", "/api/v1/models/nope/versions", {"json": {}}),
     ("DELETE", "/api/v1/models/m/versions/7", {}),
