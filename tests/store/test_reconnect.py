@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
+from cairn.errors import Unavailable
 from cairn.store.metadata.database import Database, RetryTransaction, WriterBusy
 
 
@@ -51,6 +52,36 @@ def test_a_write_that_failed_before_commit_runs_again(pg: Database) -> None:
     count = pg.read(lambda s: s.execute(text("SELECT count(*) FROM reconnect_probe")).scalar())
     assert count == 1  # once: the failed attempt applied nothing
     pg.write(lambda s: s.execute(text("DROP TABLE reconnect_probe")))
+
+
+def test_a_one_statement_write_commits_by_itself_and_is_not_rerun_once_lost(
+    pg: Database,
+) -> None:
+    """``write_statement``: no transaction around the statement (its effect is visible to
+    another connection before the call returns), and a connection lost while it ran is
+    not retried, since the statement may have committed."""
+    pg.write(lambda s: s.execute(text("CREATE TABLE statement_probe (n int)")))
+    seen: list[int] = []
+
+    def insert_then_look(s: Connection) -> None:
+        s.execute(text("INSERT INTO statement_probe VALUES (1)"))
+        outside = create_engine(pg.url, poolclass=NullPool)
+        with outside.connect() as other:
+            seen.append(
+                int(other.execute(text("SELECT count(*) FROM statement_probe")).scalar_one())
+            )
+        outside.dispose()
+
+    try:
+        pg.write_statement(insert_then_look)
+        assert seen == [1]  # committed already: no BEGIN was sent
+        pooled = {pg.read(_backend_pid), pg.write(_backend_pid)}
+        _kill(pg, pooled)
+        with pytest.raises(Unavailable, match="may or may not have been applied"):
+            pg.write_statement(lambda s: s.execute(text("INSERT INTO statement_probe VALUES (2)")))
+        assert pg.write_statement(_backend_pid) not in pooled  # the next one reconnects
+    finally:
+        pg.write(lambda s: s.execute(text("DROP TABLE statement_probe")))
 
 
 def test_an_inline_write_gives_up_instead_of_retrying(pg: Database) -> None:

@@ -40,7 +40,7 @@ class AliasesService(AliasGuard):
             raise InvalidParameter("expect must be a version number, or 0 for 'not set yet'")
 
         def run(s: Tx) -> ModelVersion:
-            if expect is None and self._one_statement_for(s, actor, name):
+            if expect is None and self._one_statement_for(actor, name):
                 moved = self._move_in_two_statements(s, actor, name, alias, number)
                 if moved is not None:
                     return moved

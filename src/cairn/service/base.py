@@ -81,12 +81,13 @@ class ServiceBase:
                 denial={"action": action},
             )
 
-    @staticmethod
-    def _one_statement_for(s: Tx, actor: Actor, name: str) -> bool:
+    def _one_statement_for(self, actor: Actor, name: str) -> bool:
         """Whether a write to the model ``name`` may take the one-statement way
         (``store/metadata/one_trip.py``): the database takes it, and no row needs
         authorizing (the caller's grants give WRITE on the name whatever the model's id)."""
-        return one_trip.available(s) and actor.allows(Role.WRITE, None, names.name_key(name))
+        return one_trip.available(self.db.dialect) and actor.allows(
+            Role.WRITE, None, names.name_key(name)
+        )
 
     # -- audit: appended in the caller's transaction, with the change it describes --------
 

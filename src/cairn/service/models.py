@@ -39,6 +39,35 @@ class ModelsService(ServiceBase):
         clean = clean_tags("tag", tags, names.MAX_TAG_VALUE_LENGTH)
         self._require_create(actor, name, "create_model")
 
+        after = {"description": description, "tags": clean}
+
+        def created(now: int) -> RegisteredModel:  # the model just inserted, from what was written
+            at = to_datetime(now)
+            return RegisteredModel(
+                name=name,
+                description=description,
+                tags=dict(sorted(clean.items())),
+                aliases={},
+                latest_version=None,
+                created_at=at,
+                updated_at=at,
+                created_by=actor.name,
+                deleted_at=None,
+            )
+
+        if idempotency_key is None and one_trip.available(self.db.dialect):
+
+            def one_statement(s: Tx) -> int | None:
+                now = self.clock()
+                done = self._create_model_in_one_statement(
+                    s, actor, name, description, clean, now, after
+                )
+                return now if done else None
+
+            at = self.db.write_statement(one_statement)
+            if at is not None:
+                return created(at)
+
         def run(s: Tx) -> RegisteredModel:
             now = self.clock()
             claim = None
@@ -53,31 +82,14 @@ class ModelsService(ServiceBase):
                 )
                 if claim.replay_model_id is not None:
                     return load_models(s, [claim.replay_model_id])[0]
-            after = {"description": description, "tags": clean}
-            if claim is not None or not self._create_model_in_one_statement(
-                s, actor, name, description, clean, now, after
-            ):
-                models = ModelStore(s)
-                model_id = models.insert(name, description, actor.name, now)
-                models.set_tags(model_id, clean)
-                self._grant_creator(s, actor, model_id, now)
-                self._audit(
-                    s, actor, "model.create", model_name=name, model_id=model_id, after=after
-                )
-                if claim is not None:
-                    IdempotencyStore(s).record(claim, model_id)
-            at = to_datetime(now)  # the model just inserted, from what was written
-            return RegisteredModel(
-                name=name,
-                description=description,
-                tags=dict(sorted(clean.items())),
-                aliases={},
-                latest_version=None,
-                created_at=at,
-                updated_at=at,
-                created_by=actor.name,
-                deleted_at=None,
-            )
+            models = ModelStore(s)
+            model_id = models.insert(name, description, actor.name, now)
+            models.set_tags(model_id, clean)
+            self._grant_creator(s, actor, model_id, now)
+            self._audit(s, actor, "model.create", model_name=name, model_id=model_id, after=after)
+            if claim is not None:
+                IdempotencyStore(s).record(claim, model_id)
+            return created(now)
 
         return self.db.write(run)
 
@@ -218,10 +230,8 @@ class ModelsService(ServiceBase):
         now: int,
         after: Mapping[str, object],
     ) -> bool:
-        """``create_model``'s rows in one statement where the database can
-        (``one_trip.py``); False when it cannot, having done nothing."""
-        if not one_trip.available(s):
-            return False
+        """``create_model``'s rows in one statement (``one_trip.py``, PostgreSQL); False
+        when it cannot, having done nothing."""
         event = new_event(actor, "model.create", at=now, model_name=name, after=after)
         template = event_template(event, ("model_id", "seq"))
         if template is None:

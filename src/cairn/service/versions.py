@@ -89,6 +89,13 @@ class VersionsService(ScansService):
         # reads bytes: before the transaction that may make it READY
         self._scan_stored(files, actor)
 
+        if idempotency_key is None and not spec.files and self._one_statement_for(actor, name):
+            made = self.db.write_statement(
+                lambda s: self._create_in_one_statement(s, actor, name, spec, self.clock())
+            )
+            if made is not None:
+                return made
+
         def run(s: Tx) -> ModelVersion:
             now = self.clock()
             claim = None
@@ -98,10 +105,6 @@ class VersionsService(ScansService):
                 )
                 if claim.replay_model_id is not None and claim.replay_version is not None:
                     return self._load(s, claim.replay_model_id, name, claim.replay_version)
-            elif not spec.files and self._one_statement_for(s, actor, name):
-                made = self._create_in_one_statement(s, actor, name, spec, now)
-                if made is not None:
-                    return made
             model = ModelStore(s).allocate_version(name, now)
             authorize(actor, model, Role.WRITE, "create_version", no_such_model(name))
             number = int(model.last_version)

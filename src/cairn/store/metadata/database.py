@@ -116,6 +116,7 @@ class Database:
                 connect_args=self._network_args(),
             )
             self._writer = engine
+            # reads, and writes that are one statement (``write_statement``)
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             raise CairnError(
@@ -189,6 +190,20 @@ class Database:
         with lock:
             return self._run(self._writer, fn, give_up=first_inline)
 
+    def write_statement(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn``, whose one statement is the whole write, as a transaction of its own:
+        with PostgreSQL in autocommit, without the BEGIN and COMMIT round trips (about
+        150 µs here); with SQLite as ``write``. A statement that applied nothing (a
+        serialization failure, a deadlock) is retried as ``write`` retries; one whose
+        connection was lost while it ran is not, since whether it committed cannot be
+        known: ``Unavailable``, as for a connection lost during a COMMIT."""
+        if self.dialect != "postgresql":
+            return self.write(fn)
+        first_inline = _INLINE.get()
+        if first_inline:
+            _INLINE.set(False)
+        return self._run(self._reader, fn, give_up=first_inline, whole=True)
+
     def read(self, fn: Callable[[Connection], T]) -> T:
         return self._run(self._reader, fn)
 
@@ -198,9 +213,12 @@ class Database:
         fn: Callable[[Connection], T],
         *,
         give_up: bool = False,
+        whole: bool = False,
     ) -> T:
         """``give_up``: a race that would be retried after a sleep raises ``WriterBusy``
-        instead (the transaction was rolled back: nothing of it was applied)."""
+        instead (the transaction was rolled back: nothing of it was applied). ``whole``:
+        ``fn``'s statement commits by itself (``write_statement``): a connection lost while
+        it ran is not retried."""
         delay = 0.002
         on_main = threading.current_thread() is threading.main_thread()
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -219,6 +237,11 @@ class Database:
                     changed_here(changes)
                 return result
             except _Reconnect as exc:
+                if whole:
+                    raise Unavailable(
+                        "the metadata database's connection was lost during a write, which "
+                        "may or may not have been applied; look before trying again"
+                    ) from exc
                 if attempt < MAX_ATTEMPTS:
                     continue  # the pool was invalidated: the next checkout connects anew
                 raise Unavailable(f"metadata database unreachable: {exc.__cause__}") from exc

@@ -32,10 +32,10 @@ _EVENT_COLUMNS = tuple(c for c in HASHED_FIELDS if c != "seq")  # seq: the chain
 _NEXT_SEQ = "head0.seq + 1"
 
 
-def available(s: Connection) -> bool:
-    """Whether this database takes the writes of this module (PostgreSQL): callers ask
-    before they prepare an audit event and call one of them."""
-    return s.dialect.name == "postgresql"
+def available(dialect: str) -> bool:
+    """Whether a database of ``dialect`` takes the writes of this module (PostgreSQL):
+    callers ask before they prepare an audit event and call one of them."""
+    return dialect == "postgresql"
 
 
 def _append_event(source: str, holes: tuple[tuple[str, str], ...]) -> str:
