@@ -401,6 +401,16 @@ def _probe_table(rows: list[ProbeRow]) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str:
+    """The checkout's commit, ``-dirty`` when a file other than the results has changed
+    (``run.sh`` lets ``auth_cost.py`` write its section first)."""
+    changed = _run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", ".", ":!benchmarks/RESULTS.md"]
+    )
+    commit = _run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    return commit if changed == "?" else f"{commit}-dirty"
+
+
 def _run(cmd: list[str]) -> str:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
@@ -433,7 +443,7 @@ def machine_facts(paths: servers.Paths) -> dict[str, str]:
         "Kernel": platform.release(),
         "Python": platform.python_version(),
         "MLflow": _run([str(paths.mlflow), "--version"]),
-        "Cairn": _run(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
+        "Cairn": _commit(),
         "wrk": _run(["wrk", "--version"]),
         "PostgreSQL": _run(
             ["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "show server_version"]
