@@ -10,10 +10,11 @@ from typing import Annotated, Any
 
 import fastapi.routing
 import pytest
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.testclient import TestClient
 from starlette.responses import JSONResponse
 
+from cairn.api.auth import AUTHENTICATED, authenticate
 from cairn.api.deps import Caller, Service
 from cairn.api.lean import LeanRoute, plan_for
 from cairn.api.v1.models import IdempotencyKey
@@ -155,6 +156,10 @@ async def _old_style_query(actor: Caller, limit: int = Query(3)) -> JSONResponse
     return JSONResponse({})
 
 
+async def _takes_a_name(name: str) -> str:
+    return name
+
+
 async def _plannable(
     actor: Caller,
     service: Service,
@@ -167,11 +172,18 @@ async def _plannable(
 
 
 def test_what_has_a_plan() -> None:
-    def route(endpoint: Any) -> LeanRoute:
-        return LeanRoute("/models/{name}", endpoint, methods=["GET"])
+    def route(endpoint: Any, dependencies: Any = None) -> LeanRoute:
+        return LeanRoute("/models/{name}", endpoint, methods=["GET"], dependencies=dependencies)
 
     for endpoint in (_caller_and_request, _no_caller, _returns_dict, _old_style_query):
         assert plan_for(route(endpoint)) is None, endpoint.__name__
+    assert plan_for(route(_plannable, [Depends(_takes_a_name)])) is None
+    with_own = plan_for(route(_plannable, AUTHENTICATED))  # as older FastAPI copies them in
+    assert with_own is not None
+    assert [(d.name, d.call) for d in with_own.dependencies][:2] == [
+        ("", authenticate),
+        ("actor", authenticate),
+    ]
     plan = plan_for(route(_plannable))
     assert plan is not None
     assert [(p.name, p.where, p.key, p.many) for p in plan.params] == [

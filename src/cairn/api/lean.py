@@ -19,12 +19,14 @@ handler, with the same ``Request`` (its body already read is kept): errors are w
 in one place, ``api/errors.py``. Authentication runs first, as it does the usual way
 (its failures are errors of their own, raised, not declined). A route whose endpoint
 takes anything else (``Request``, cookies, forms, files, a dependency with parameters or
-a ``yield``), returns something other than a ``Response``, does not take the caller, or
-has dependencies of its own, is always served the usual way.
+a ``yield``), returns something other than a ``Response``, or does not take the caller,
+is always served the usual way. The route's own dependencies run first, when they too
+take the request alone.
 
-Dependencies given to ``include_router`` are not seen by a route's handler; the app
-includes these routers with authentication only, which the plan runs itself since it
-serves only endpoints that take the caller (``app.py``).
+Dependencies given to ``include_router`` are not seen by a route's handler with FastAPI
+0.165 (older releases copy them into the route); the app includes these routers with
+authentication only, which the plan runs itself since it serves only endpoints that take
+the caller (``app.py``).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class _Decline(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Dependency:
-    name: str
+    name: str  # the endpoint's parameter; "" for a dependency of the route itself
     call: Callable[[Request], Awaitable[Any]]
 
 
@@ -87,7 +89,9 @@ class Plan:
     async def arguments(self, request: Request) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for dependency in self.dependencies:
-            values[dependency.name] = await dependency.call(request)
+            value = await dependency.call(request)
+            if dependency.name:
+                values[dependency.name] = value
         for param in self.params:
             values[param.name] = _value(param, request)
         if self.body is not None:
@@ -166,11 +170,16 @@ def lean_router(**kwargs: Any) -> APIRouter:
 def plan_for(route: APIRoute) -> Plan | None:
     """The plan of ``route``'s endpoint, or None when it must always go the usual way."""
     endpoint = route.endpoint
-    if route.dependencies or not _returns_response(endpoint):
+    if not _returns_response(endpoint):
         return None
     hints = get_type_hints(endpoint, include_extras=True)
     path_names = set(route.param_convertors)
     dependencies: list[_Dependency] = []
+    for given in route.dependencies:  # the route's own, run for their effect, first
+        call = _request_only(given.dependency)
+        if call is None:
+            return None
+        dependencies.append(_Dependency("", call))
     found: list[_Param] = []
     body: _Body | None = None
     for name, parameter in inspect.signature(endpoint).parameters.items():
