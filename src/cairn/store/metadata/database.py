@@ -78,6 +78,14 @@ class WriterBusy(BaseException):
 _INLINE: ContextVar[bool] = ContextVar("cairn_inline_write", default=False)
 
 
+def _first_inline() -> bool:
+    """Whether this is the first write of an ``inline`` block; the next ones are not."""
+    first = _INLINE.get()
+    if first:
+        _INLINE.set(False)
+    return first
+
+
 class RetryTransaction(Exception):
     """Raised by a store inside a transaction to have the whole transaction run again."""
 
@@ -182,11 +190,9 @@ class Database:
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
         lock = self._write_lock
-        first_inline = _INLINE.get()
-        if first_inline:
-            _INLINE.set(False)
-            if isinstance(lock, _WriterLock):
-                lock = lock.now()
+        first_inline = _first_inline()
+        if first_inline and isinstance(lock, _WriterLock):
+            lock = lock.now()
         with lock:
             return self._run(self._writer, fn, give_up=first_inline)
 
@@ -199,10 +205,7 @@ class Database:
         known: ``Unavailable``, as for a connection lost during a COMMIT."""
         if self.dialect != "postgresql":
             return self.write(fn)
-        first_inline = _INLINE.get()
-        if first_inline:
-            _INLINE.set(False)
-        return self._run(self._reader, fn, give_up=first_inline, whole=True)
+        return self._run(self._reader, fn, give_up=_first_inline(), whole=True)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         return self._run(self._reader, fn)
