@@ -15,6 +15,7 @@ instance administrator (it already holds the data directory).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from cairn.domain import names
@@ -91,48 +92,6 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
-class Actor:
-    """Who is making a call, with everything needed to decide what they may do."""
-
-    name: str
-    is_admin: bool = False  # the instance role; holds only with an admin-scoped token
-    user_id: int | None = None
-    scope: Scope = Scope.ADMIN
-    grants: tuple[Grant, ...] = ()
-    request_id: str | None = None
-    client: str | None = None
-
-    @property
-    def admin(self) -> bool:
-        return self.is_admin and self.scope is Scope.ADMIN
-
-    def role_on(self, model_id: int | None, name_key: str) -> Role | None:
-        """The caller's effective role on a model (``model_id`` None: a name not yet created)."""
-        if self.admin:
-            return Role.MANAGE
-        best = max((g.role for g in self.grants if g.covers(model_id, name_key)), default=None)
-        return None if best is None else min(best, self.scope.cap)
-
-    def allows(self, role: Role, model_id: int | None, name_key: str) -> bool:
-        granted = self.role_on(model_id, name_key)
-        return granted is not None and granted >= role
-
-    def readable(self) -> ReadFilter | None:
-        """What READ covers, for list and search queries; None means everything."""
-        if self.admin or any(g.pattern == "*" for g in self.grants):
-            return None
-        return ReadFilter(
-            model_ids=tuple(g.model_id for g in self.grants if g.model_id is not None),
-            exact=tuple(
-                g.pattern for g in self.grants if g.pattern and not g.pattern.endswith("*")
-            ),
-            prefixes=tuple(
-                g.pattern[:-1] for g in self.grants if g.pattern and g.pattern.endswith("*")
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class ReadFilter:
     """The models a caller may read, as a query can express it (any of these)."""
 
@@ -143,6 +102,97 @@ class ReadFilter:
     @property
     def empty(self) -> bool:
         return not (self.model_ids or self.exact or self.prefixes)
+
+
+class Grants:
+    """A caller's grants, indexed once (authentication remembers them indexed): the best
+    role per model, and the pattern grants. A user who created thousands of models holds
+    as many creator grants; finding its role on one model must not scan them all."""
+
+    __slots__ = ("_all", "_by_model", "_patterns", "_readable")
+
+    def __init__(self, grants: Iterable[Grant] = ()) -> None:
+        self._all = tuple(grants)
+        by_model: dict[int, Role] = {}
+        for g in self._all:
+            if g.model_id is not None:
+                by_model[g.model_id] = max(g.role, by_model.get(g.model_id, g.role))
+        self._by_model = by_model
+        self._patterns = tuple(g for g in self._all if g.model_id is None and g.pattern)
+        self._readable: ReadFilter | None = None
+        if all(g.pattern != "*" for g in self._patterns):
+            keys = [g.pattern for g in self._patterns if g.pattern]
+            self._readable = ReadFilter(
+                model_ids=tuple(by_model),
+                exact=tuple(k for k in keys if not k.endswith("*")),
+                prefixes=tuple(k[:-1] for k in keys if k.endswith("*")),
+            )
+
+    def role_on(self, model_id: int | None, name_key: str) -> Role | None:
+        best = None if model_id is None else self._by_model.get(model_id)
+        for g in self._patterns:
+            if (best is None or g.role > best) and g.covers(None, name_key):
+                best = g.role
+        return best
+
+    @property
+    def readable(self) -> ReadFilter | None:
+        """What READ covers (None: everything)."""
+        return self._readable
+
+    def __iter__(self) -> Iterator[Grant]:
+        return iter(self._all)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Grants) and other._all == self._all
+
+    def __hash__(self) -> int:
+        return hash(self._all)
+
+    def __repr__(self) -> str:
+        return f"Grants({self._all!r})"
+
+
+NO_GRANTS = Grants()
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is making a call, with everything needed to decide what they may do."""
+
+    name: str
+    is_admin: bool = False  # the instance role; holds only with an admin-scoped token
+    user_id: int | None = None
+    scope: Scope = Scope.ADMIN
+    grants: Grants = NO_GRANTS
+    request_id: str | None = None
+    client: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grants, Grants):  # a plain sequence of Grant
+            object.__setattr__(self, "grants", Grants(self.grants))
+
+    @property
+    def admin(self) -> bool:
+        return self.is_admin and self.scope is Scope.ADMIN
+
+    def role_on(self, model_id: int | None, name_key: str) -> Role | None:
+        """The caller's effective role on a model (``model_id`` None: a name not yet created)."""
+        if self.admin:
+            return Role.MANAGE
+        best = self.grants.role_on(model_id, name_key)
+        return None if best is None else min(best, self.scope.cap)
+
+    def allows(self, role: Role, model_id: int | None, name_key: str) -> bool:
+        granted = self.role_on(model_id, name_key)
+        return granted is not None and granted >= role
+
+    def readable(self) -> ReadFilter | None:
+        """What READ covers, for list and search queries; None means everything."""
+        return None if self.admin else self.grants.readable
 
 
 SYSTEM = Actor("system", is_admin=True)

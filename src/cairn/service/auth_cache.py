@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.domain.access import Grant, Scope
+from cairn.domain.access import Grants, Scope
 from cairn.store.metadata.database import Database
 
 CAPACITY = 10_000  # tokens; on overflow everything is forgotten (rebuilt within a request each)
@@ -31,7 +31,7 @@ class Remembered:
     epoch: int  # changes that concern anyone, when it was looked up
     user_mark: int  # changes that concern its user alone, then
     row: Any  # the token row joined with its user (IdentityStore.token_by_hash)
-    grants: tuple[Grant, ...]
+    grants: Grants  # indexed (domain/access.py)
     last_used_at: int | None  # refreshed here when this process touches the token
 
 
@@ -58,9 +58,7 @@ class AuthCache:
             return entry
         return entry if entry.user_mark == watch.user_mark(int(entry.row.user_id)) else None
 
-    def put(
-        self, digest: str, epoch: tuple[int, int] | None, row: Any, grants: tuple[Grant, ...]
-    ) -> None:
+    def put(self, digest: str, epoch: tuple[int, int] | None, row: Any, grants: Grants) -> None:
         watch = self._db.identity_watch
         if watch is None or epoch is None or epoch != watch.epoch:
             return  # something changed during the lookup: it may already be stale

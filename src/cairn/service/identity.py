@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cairn.domain import names, tokens
-from cairn.domain.access import Actor, Grant, Role, Scope, pattern_key
+from cairn.domain.access import Actor, Grant, Grants, Role, Scope, pattern_key
 from cairn.domain.codec import format_time
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated
 from cairn.service.auth_cache import moot_grants
@@ -109,7 +110,7 @@ class IdentityService(ServiceBase):
         else:
             epoch = self._auth_cache.epoch()  # before the lookup: see auth_cache.py
 
-            def run(s: Tx) -> tuple[Any, tuple[Any, ...]]:
+            def run(s: Tx) -> tuple[Any, tuple[Grant, ...]]:
                 store = IdentityStore(s)
                 row = store.token_by_hash(digest)
                 _check_token(row, digest, kind, now)  # before the grants are loaded
@@ -117,7 +118,8 @@ class IdentityService(ServiceBase):
                     return row, ()  # an administrator's admin token: every grant is moot
                 return row, store.grants_of(row.user_id)
 
-            row, held = self.db.read(run)
+            row, rows = self.db.read(run)
+            held = Grants(rows)  # indexed once, remembered indexed
             last_used_at = row.last_used_at
             self._auth_cache.put(digest, epoch, row, held)
         if (
@@ -222,8 +224,8 @@ class IdentityService(ServiceBase):
     def whoami(self, actor: Actor) -> dict[str, Any]:
         """The caller, their token's scope and what they hold (model grants by name)."""
 
-        def run(s: Tx) -> tuple[tuple[Grant, ...], dict[int, str]]:
-            held = actor.grants
+        def run(s: Tx) -> tuple[Iterable[Grant], dict[int, str]]:
+            held: Iterable[Grant] = actor.grants
             if actor.admin and actor.user_id is not None:  # authentication skips these
                 held = IdentityStore(s).grants_of(actor.user_id)
             ids = sorted({g.model_id for g in held if g.model_id is not None})
