@@ -98,10 +98,11 @@ class ReadFilter:
     model_ids: tuple[int, ...] = ()
     exact: tuple[str, ...] = ()  # name keys
     prefixes: tuple[str, ...] = ()  # name-key prefixes
+    holder: int | None = None  # a user: also the models its and its groups' grants name
 
     @property
     def empty(self) -> bool:
-        return not (self.model_ids or self.exact or self.prefixes)
+        return not (self.model_ids or self.exact or self.prefixes or self.holder is not None)
 
 
 class Grants:
@@ -111,7 +112,9 @@ class Grants:
 
     __slots__ = ("_all", "_by_model", "_patterns", "_readable")
 
-    def __init__(self, grants: Iterable[Grant] = ()) -> None:
+    def __init__(self, grants: Iterable[Grant] = (), *, holder: int | None = None) -> None:
+        """``holder``: the user whose grants (its own and its groups') these are, as the
+        database has them: queries then read the models they name from there."""
         self._all = tuple(grants)
         by_model: dict[int, Role] = {}
         for g in self._all:
@@ -123,7 +126,8 @@ class Grants:
         if all(g.pattern != "*" for g in self._patterns):
             keys = [g.pattern for g in self._patterns if g.pattern]
             self._readable = ReadFilter(
-                model_ids=tuple(by_model),
+                model_ids=() if holder is not None else tuple(by_model),
+                holder=holder if by_model else None,
                 exact=tuple(k for k in keys if not k.endswith("*")),
                 prefixes=tuple(k[:-1] for k in keys if k.endswith("*")),
             )

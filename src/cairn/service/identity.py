@@ -119,7 +119,7 @@ class IdentityService(ServiceBase):
                 return row, store.grants_of(row.user_id)
 
             row, rows = self.db.read(run)
-            held = Grants(rows)  # indexed once, remembered indexed
+            held = Grants(rows, holder=row.user_id)  # indexed once, remembered indexed
             last_used_at = row.last_used_at
             self._auth_cache.put(digest, epoch, row, held)
         if (

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from cairn.domain.access import Grant, Role
 from cairn.errors import AlreadyExists, NotFound
@@ -29,19 +40,21 @@ _TOKEN_BY_HASH = Prepared(
     .join(users, U.id == T.user_id)
     .where(T.secret_hash == bindparam("secret_hash"))
 )
-_GRANTS_OF = Prepared(
-    select(GR.role, GR.model_id, GR.pattern).where(
-        or_(
-            and_(GR.subject_kind == "user", GR.subject_id == bindparam("user_id")),
-            and_(
-                GR.subject_kind == "group",
-                GR.subject_id.in_(
-                    select(GM.group_id).where(GM.user_id == bindparam("user_id")).scalar_subquery()
-                ),
-            ),
-        )
+
+
+def held_by(user_id: Any) -> ColumnElement[bool]:
+    """Grants held by the user ``user_id`` (a value or a bind parameter), directly or
+    through its groups."""
+    return or_(
+        and_(GR.subject_kind == "user", GR.subject_id == user_id),
+        and_(
+            GR.subject_kind == "group",
+            GR.subject_id.in_(select(GM.group_id).where(GM.user_id == user_id).scalar_subquery()),
+        ),
     )
-)
+
+
+_GRANTS_OF = Prepared(select(GR.role, GR.model_id, GR.pattern).where(held_by(bindparam("user_id"))))
 _INSERT_GRANT = Prepared(
     insert(grants),
     columns=(

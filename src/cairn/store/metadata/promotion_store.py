@@ -15,14 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Row,
     delete,
-    false,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -55,6 +52,7 @@ from cairn.store.metadata.schema import (
     version_scans,
     version_signatures,
 )
+from cairn.store.metadata.search import readable_models
 
 P = alias_policies
 _POLICIES = Prepared(select(P).order_by(P.c.id))  # every alias move reads them: built once
@@ -227,7 +225,7 @@ class PromotionStore:
             .limit(limit + 1)
         )
         if readable is not None:
-            query = query.where(_readable(readable))
+            query = query.where(readable_models(readable))
         if status is not None:
             query = query.where(R.c.status == status.value)
         if model_id is not None:
@@ -353,16 +351,6 @@ def _policy(row: Row[Any]) -> AliasPolicy:
         require_signature=bool(row.require_signature),
         created_at=to_datetime(row.created_at),
         created_by=row.created_by,
-    )
-
-
-def _readable(readable: ReadFilter) -> ColumnElement[bool]:
-    if readable.empty:
-        return false()
-    return or_(
-        M.c.id.in_(readable.model_ids),
-        M.c.name_key.in_(readable.exact),
-        *(M.c.name_key.startswith(prefix, autoescape=True) for prefix in readable.prefixes),
     )
 
 

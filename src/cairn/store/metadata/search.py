@@ -36,8 +36,9 @@ from sqlalchemy import (
 from cairn.domain.access import ReadFilter
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter, names_one_model
 from cairn.errors import InvalidParameter
+from cairn.store.metadata.identity_store import held_by
 from cairn.store.metadata.prepared import Prepared
-from cairn.store.metadata.schema import model_versions, registered_models
+from cairn.store.metadata.schema import grants, model_versions, registered_models
 from cairn.store.metadata.search_compile import (
     Shape,
     compile_shape,
@@ -122,12 +123,22 @@ def search_models_page(
 
 
 def readable_models(readable: ReadFilter) -> ColumnElement[bool]:
-    """The models a caller may read (``readable`` from ``Actor.readable()``), as SQL."""
+    """The models a caller may read (``readable`` from ``Actor.readable()``), as SQL: the
+    models its grants name are read from the grants table when they are a user's (a user
+    who created thousands of models holds as many grants: no list of their ids)."""
     rm = registered_models.c
     if readable.empty:
         return false()
+    named = []
+    if readable.model_ids:
+        named.append(rm.id.in_(readable.model_ids))
+    if readable.holder is not None:
+        held = select(grants.c.model_id).where(
+            grants.c.model_id.is_not(None), held_by(readable.holder)
+        )
+        named.append(rm.id.in_(held))
     return or_(
-        rm.id.in_(readable.model_ids),
+        *named,
         rm.name_key.in_(readable.exact),
         *(rm.name_key.startswith(prefix, autoescape=True) for prefix in readable.prefixes),
     )
