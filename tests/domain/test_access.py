@@ -48,3 +48,14 @@ def test_thousands_of_creator_grants_are_one_lookup() -> None:
     assert actor.role_on(None, "team.new") is None
     assert len(actor.grants) == 10_000
     assert actor.grants == Grants(list(held))
+
+
+def test_a_users_model_grants_are_left_to_the_database() -> None:
+    """Grants loaded for a user name their models by that user (queries read the grants
+    table); without model grants there is nothing to read there."""
+    held = Grants([Grant(Role.READ, model_id=3), Grant(Role.READ, pattern="risk.*")], holder=7)
+    assert held.readable == ReadFilter(exact=(), prefixes=("risk.",), holder=7)
+    assert held.role_on(3, "x") is Role.READ
+    assert Grants([Grant(Role.READ, pattern="fraud")], holder=7).readable == ReadFilter(
+        exact=("fraud",)
+    )
