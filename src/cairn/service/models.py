@@ -56,15 +56,11 @@ class ModelsService(ServiceBase):
             )
 
         if idempotency_key is None and one_trip.available(self.db.dialect):
-
-            def one_statement(s: Tx) -> int | None:
-                now = self.clock()
-                done = self._create_model_in_one_statement(
-                    s, actor, name, description, clean, now, after
+            at = self.db.write_statement(
+                lambda s: self._create_model_in_one_statement(
+                    s, actor, name, description, clean, after
                 )
-                return now if done else None
-
-            at = self.db.write_statement(one_statement)
+            )
             if at is not None:
                 return created(at)
 
@@ -227,15 +223,15 @@ class ModelsService(ServiceBase):
         name: str,
         description: str,
         tags: Mapping[str, str],
-        now: int,
         after: Mapping[str, object],
-    ) -> bool:
-        """``create_model``'s rows in one statement (``one_trip.py``, PostgreSQL); False
-        when it cannot, having done nothing."""
+    ) -> int | None:
+        """``create_model``'s rows in one statement (``one_trip.py``, PostgreSQL): when it
+        was written (its ``created_at``), or None when it could not be, having done nothing."""
+        now = self.clock()
         event = new_event(actor, "model.create", at=now, model_name=name, after=after)
         template = event_template(event, ("model_id", "seq"))
         if template is None:
-            return False
+            return None
         made = one_trip.create_model(
             s,
             name,
@@ -246,7 +242,7 @@ class ModelsService(ServiceBase):
             creator_grant=self._creator_grant(actor),
             audit=template,
         )
-        return made is not None
+        return None if made is None else now
 
     def _creator_grant(self, actor: Actor) -> tuple[int, Role] | None:
         """(user id, role): what the creator of a model gets on it (MANAGE by default), or

@@ -137,7 +137,7 @@ class VersionsService(ScansService):
     ) -> ModelVersion | None:
         """``create_version``'s rows for a version without files (READY at once) by a
         caller whose grants cover the name whatever the model's id, in one statement
-        where the database can (``one_trip.py``); None when it cannot, having done nothing."""
+        (``one_trip.py``, PostgreSQL); None when it cannot, having done nothing."""
         made = _new_version(name, 0, spec, VersionStatus.READY, actor.name, to_datetime(now))
         event = new_event(actor, "version.create", at=now, model_name=name, after=_created(made))
         template = event_template(event, ("model_id", "seq", "version"))
