@@ -81,6 +81,34 @@ def test_expanding_lists_of_every_length(table: Database, ids: list[int]) -> Non
     assert got == expected
 
 
+@pytest.mark.parametrize("ids", [[], [2], [3, 1], [1, 2, 3], [9]])
+def test_in_and_not_in_lists_including_empty_ones(table: Database, ids: list[int]) -> None:
+    """PostgreSQL runs these as ``= ANY`` / ``<> ALL`` of one array: same rows."""
+    listed = bindparam("ids", expanding=True)
+    for where in (P.id.in_(listed), P.id.not_in(listed), P.name.in_(bindparam("names"))):
+        stmt = select(P.name).where(where).order_by(P.id)
+        params = {"ids": ids, "names": [chr(ord("a") + i - 1) for i in ids]}
+        expected, got = both(table, stmt, params)
+        assert got == expected
+
+
+def test_postgresql_sends_a_list_as_one_array(table: Database) -> None:
+    """The SQL text does not depend on the list's length (psycopg parses each distinct
+    text, and not at all past 4 KiB; the server prepares each one)."""
+    stmt = select(P.name).where(P.id.in_(bindparam("ids", expanding=True)))
+    prepared = Prepared(stmt)
+
+    def sql_for(ids: list[int]) -> str:
+        return str(table.read(lambda s: prepared._plan(s).form({"ids": ids}).sql))
+
+    forms = {sql_for([1]), sql_for([1, 2])}
+    if table.dialect == "postgresql":
+        (sql,) = forms
+        assert "= ANY (" in sql
+    else:
+        assert len(forms) == 2
+
+
 def test_literals_unions_and_typed_columns(table: Database) -> None:
     stmt = union_all(
         select(literal("x").label("kind"), P.name, P.score).where(P.flag == bindparam("f")),
