@@ -85,7 +85,14 @@ def test_expanding_lists_of_every_length(table: Database, ids: list[int]) -> Non
 def test_in_and_not_in_lists_including_empty_ones(table: Database, ids: list[int]) -> None:
     """PostgreSQL runs these as ``= ANY`` / ``<> ALL`` of one array: same rows."""
     listed = bindparam("ids", expanding=True)
-    for where in (P.id.in_(listed), P.id.not_in(listed), P.name.in_(bindparam("names"))):
+    wheres = (
+        P.id.in_(listed),
+        P.id.not_in(listed),
+        P.name.in_(bindparam("names")),
+        P.id.in_(ids),  # a list given when the statement is built
+        P.id.not_in(ids),
+    )
+    for where in wheres:
         stmt = select(P.name).where(where).order_by(P.id)
         params = {"ids": ids, "names": [chr(ord("a") + i - 1) for i in ids]}
         expected, got = both(table, stmt, params)

@@ -146,7 +146,12 @@ def _lists_as_arrays(stmt: ClauseElement) -> ClauseElement:
         list_ = element.right
         array = arrays.get(list_.key)
         if array is None:
-            array = arrays[list_.key] = bindparam(list_.key, type_=ARRAY(element.left.type))
+            array = arrays[list_.key] = bindparam(
+                list_.key,
+                list_.value,  # a list given when the statement was built, if any
+                type_=ARRAY(element.left.type),
+                required=list_.required,
+            )
         if element.operator is operators.in_op:
             return element.left == any_(array)
         return element.left != all_(array)
