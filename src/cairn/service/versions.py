@@ -25,7 +25,12 @@ from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.clock import from_datetime, to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
-from cairn.store.metadata.loaders import load_aliased_version, load_versions, versions_from_rows
+from cairn.store.metadata.loaders import (
+    load_aliased_version,
+    load_numbered_version,
+    load_versions,
+    versions_from_rows,
+)
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.search import search_versions_page
 from cairn.store.metadata.versions_store import VersionStore
@@ -160,11 +165,15 @@ class VersionsService(ScansService):
     def get_version(self, actor: Actor, name: str, version: int | str) -> ModelVersion:
         names.validate_model_name(name)
         number = parse_version_number(version)
-        return self.db.read(
-            lambda s: self._load(
-                s, self._model(s, actor, name, Role.READ, "get_version").id, name, number
-            )
-        )
+
+        def run(s: Tx) -> ModelVersion:
+            found = self._readable(actor, name, load_numbered_version(s, name, number))
+            if found is not None:  # else the way that says what is wrong
+                return found
+            model = self._model(s, actor, name, Role.READ, "get_version")
+            return self._load(s, model.id, name, number)
+
+        return self.db.read(run)
 
     def resolve(
         self, actor: Actor, ref: ModelRef | str, *, as_of: datetime | None = None
@@ -176,15 +185,17 @@ class VersionsService(ScansService):
             raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
 
         def run(s: Tx) -> ModelVersion:
+            # the hot paths: the version in one statement (two on SQLite), then the
+            # caller's READ on its model; anything else (no such model, alias or version,
+            # no READ) takes the way below, which says what
             if ref.alias is not None and as_of is None:
-                # the hot path: the version in one statement (two on SQLite), then the
-                # caller's READ on the model it belongs to; anything else (no such
-                # model or alias, no READ) takes the way below, which says what
-                aliased = load_aliased_version(s, ref.name, ref.alias)
-                if aliased is not None and actor.allows(
-                    Role.READ, aliased[0], names.name_key(ref.name)
-                ):
-                    return aliased[1]
+                hit = load_aliased_version(s, ref.name, ref.alias)
+                if made := self._readable(actor, ref.name, hit):
+                    return made
+            elif ref.version is not None:
+                hit = load_numbered_version(s, ref.name, ref.version)
+                if made := self._readable(actor, ref.name, hit):
+                    return made
             model = self._model(s, actor, ref.name, Role.READ, "resolve")
             if ref.version is not None:
                 return self._load(s, model.id, ref.name, ref.version)
@@ -457,6 +468,15 @@ class VersionsService(ScansService):
             return result
 
         return self.db.read(run)
+
+    @staticmethod
+    def _readable(
+        actor: Actor, name: str, found: tuple[int, ModelVersion] | None
+    ) -> ModelVersion | None:
+        """A version loaded with its model's id, if ``actor`` may read that model."""
+        if found is not None and actor.allows(Role.READ, found[0], names.name_key(name)):
+            return found[1]
+        return None
 
     @staticmethod
     def _load(

@@ -195,9 +195,22 @@ _ALIASED_WHERE = (
     .scalar_subquery(),
     V.c.deleted_at.is_(None),
 )
-_ALIASED_ROW = Prepared(
-    select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(*_ALIASED_WHERE)
+# get by number (``models:/NAME/3``, MLflow's get-model-version): the same, by its number
+_NUMBERED_WHERE = (
+    V.c.model_id == _LIVE_MODEL_ID,
+    V.c.version == bindparam("number"),
+    V.c.deleted_at.is_(None),
 )
+
+
+def _row_of(*where: Any) -> Prepared:
+    return Prepared(
+        select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(*where)
+    )
+
+
+_ALIASED_ROW = _row_of(*_ALIASED_WHERE)
+_NUMBERED_ROW = _row_of(*_NUMBERED_WHERE)
 
 
 def load_versions(session: Connection, version_ids: Sequence[int]) -> list[ModelVersion]:
@@ -226,10 +239,25 @@ def load_aliased_version(
     """(model id, version): the live version the live model ``name``'s ``alias`` points
     at (PostgreSQL: one statement; SQLite: two)."""
     params = {"name_key": name_key(name), "alias_key": alias_key(alias)}
+    return _load_live(session, _ALIASED_WHOLE, _ALIASED_ROW, params)
+
+
+def load_numbered_version(
+    session: Connection, name: str, number: int
+) -> tuple[int, ModelVersion] | None:
+    """(model id, version): the live version ``number`` of the live model ``name``
+    (PostgreSQL: one statement; SQLite: two)."""
+    params = {"name_key": name_key(name), "number": number}
+    return _load_live(session, _NUMBERED_WHOLE, _NUMBERED_ROW, params)
+
+
+def _load_live(
+    session: Connection, whole: Prepared, rows: Prepared, params: dict[str, Any]
+) -> tuple[int, ModelVersion] | None:
     if session.dialect.name == "postgresql":
-        whole = _ALIASED_WHOLE.first(session, params)
-        return None if whole is None else (int(whole.model_id), _whole_version(whole))
-    row = _ALIASED_ROW.first(session, params)
+        found = whole.first(session, params)
+        return None if found is None else (int(found.model_id), _whole_version(found))
+    row = rows.first(session, params)
     if row is None:
         return None
     return int(row.model_id), _assemble(session, {row.id: row}, [row.id])[0]
@@ -370,6 +398,7 @@ def _whole(*where: Any) -> Prepared:
 
 
 _ALIASED_WHOLE = _whole(*_ALIASED_WHERE)
+_NUMBERED_WHOLE = _whole(*_NUMBERED_WHERE)
 _WHOLE_BY_ID = _whole(V.c.id == bindparam("version_id"))
 
 
