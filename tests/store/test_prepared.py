@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cairn.errors import CairnError, Conflict
 from cairn.store.metadata.database import Database
-from cairn.store.metadata.prepared import Prepared
+from cairn.store.metadata.prepared import LONG_LIST, Prepared
 
 meta = MetaData()
 probe = Table(
@@ -81,9 +81,13 @@ def test_expanding_lists_of_every_length(table: Database, ids: list[int]) -> Non
     assert got == expected
 
 
-@pytest.mark.parametrize("ids", [[], [2], [3, 1], [1, 2, 3], [9]])
-def test_in_and_not_in_lists_including_empty_ones(table: Database, ids: list[int]) -> None:
-    """PostgreSQL runs these as ``= ANY`` / ``<> ALL`` of one array: same rows."""
+LONG = list(range(1, LONG_LIST + 3))  # sent as an array on PostgreSQL
+
+
+@pytest.mark.parametrize("ids", [[], [2], [3, 1], [1, 2, 3], [9], LONG, [9, *LONG]])
+def test_in_and_not_in_lists_including_empty_and_long_ones(table: Database, ids: list[int]) -> None:
+    """Short lists run as ``IN``; on PostgreSQL long ones as ``= ANY`` / ``<> ALL`` of one
+    array: the same rows either way."""
     listed = bindparam("ids", expanding=True)
     wheres = (
         P.id.in_(listed),
@@ -93,27 +97,32 @@ def test_in_and_not_in_lists_including_empty_ones(table: Database, ids: list[int
         P.id.not_in(ids),
     )
     for where in wheres:
-        stmt = select(P.name).where(where).order_by(P.id)
+        stmt = select(P.name).where(where, P.id.in_(listed) | (P.id > 0)).order_by(P.id)
         params = {"ids": ids, "names": [chr(ord("a") + i - 1) for i in ids]}
         expected, got = both(table, stmt, params)
         assert got == expected
 
 
-def test_postgresql_sends_a_list_as_one_array(table: Database) -> None:
-    """The SQL text does not depend on the list's length (psycopg parses each distinct
-    text, and not at all past 4 KiB; the server prepares each one)."""
+def test_postgresql_sends_a_long_list_as_one_array(table: Database) -> None:
+    """A long list's SQL text does not depend on its length (psycopg parses each distinct
+    text, and not at all past 4 KiB); short lists keep one text per length."""
     stmt = select(P.name).where(P.id.in_(bindparam("ids", expanding=True)))
     prepared = Prepared(stmt)
 
     def sql_for(ids: list[int]) -> str:
-        return str(table.read(lambda s: prepared._plan(s).form({"ids": ids}).sql))
+        def run(s: Connection) -> str:
+            plan, _prepare = prepared._plan(s, {"ids": ids})
+            return str(plan.form({"ids": ids}).sql)
 
-    forms = {sql_for([1]), sql_for([1, 2])}
+        return table.read(run)
+
+    assert sql_for([1]) != sql_for([1, 2])
+    long_forms = {sql_for(LONG), sql_for([*LONG, 99])}
     if table.dialect == "postgresql":
-        (sql,) = forms
+        (sql,) = long_forms
         assert "= ANY (" in sql
     else:
-        assert len(forms) == 2
+        assert len(long_forms) == 2
 
 
 def test_literals_unions_and_typed_columns(table: Database) -> None:

@@ -5,7 +5,7 @@ processing, ``Row`` objects) costs 30 to 40 µs per statement on this kind of ma
 ten times what SQLite takes for a point query. The statements every request runs
 (authentication, get-by-alias, loading a page of versions, the writes of a create) are
 wrapped in ``Prepared``: built once with SQLAlchemy as before, compiled once per dialect
-(on SQLite, once per length of each expanding ``IN`` list; PostgreSQL gets the list as one
+(and per length of each expanding ``IN`` list; on PostgreSQL a long list goes as one
 array), then executed on the DB-API cursor of the transaction's own connection, inside the
 same transaction.
 
@@ -31,6 +31,9 @@ from sqlalchemy.sql import ClauseElement, operators, visitors
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
+# PostgreSQL: lists longer than this are sent as one array (see ``Prepared._plan``)
+LONG_LIST = 10
+
 
 class _Ref(NamedTuple):
     """Where an argument of the compiled SQL comes from: ``params[name]`` or, for an
@@ -55,8 +58,6 @@ class _Plan:
     def __init__(
         self, stmt: ClauseElement, dialect: Dialect, columns: Sequence[str] | None
     ) -> None:
-        if dialect.name == "postgresql":
-            stmt = _lists_as_arrays(stmt)
         compiled = stmt.compile(dialect=dialect, column_keys=columns)
         assert isinstance(compiled, SQLCompiler)
         if compiled.literal_execute_params:  # their values would be rendered into the SQL
@@ -132,7 +133,7 @@ def _lists_as_arrays(stmt: ClauseElement) -> ClauseElement:
     included), but the SQL text no longer depends on the list's length: psycopg parses a
     query's placeholders once per distinct text (and not at all beyond 4 KiB, which a page
     of 100 ids in five ``IN`` lists exceeds: 40% of a version search's time went there),
-    and the server prepares it once rather than once per length."""
+    and the planner sees one array instead of one parameter per element."""
     arrays: dict[str, BindParameter[Any]] = {}
 
     def swap(element: Any, **_kw: Any) -> Any:
@@ -209,25 +210,39 @@ class Prepared:
         ``executemany``); the rows must give the same parameters."""
         if not rows:
             return
-        form = self._plan(conn).form(rows[0])
+        form = self._plan(conn, rows[0])[0].form(rows[0])
         driver_execute(conn, form.sql, [_arguments(form, r) for r in rows], many=True).close()
 
-    def _plan(self, conn: Connection) -> _Plan:
+    def _plan(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, bool | None]:
+        """The plan for ``params`` and psycopg's ``prepare`` for it: on PostgreSQL, a list
+        longer than ``LONG_LIST`` goes as an array (``_lists_as_arrays``), planned for
+        that run (the server's generic plan for an array, whose length it guesses at 10,
+        read a page of 100 versions' child rows 2-3x slower); shorter ones stay ``IN``
+        lists, one prepared statement per length, whose plans know the length."""
         name = conn.dialect.name
         plan = self._plans.get(name)
         if plan is None:
             plan = self._plans[name] = _Plan(self.stmt, conn.dialect, self.columns)
-        return plan
+        if name != "postgresql" or all(len(params[k]) <= LONG_LIST for k in plan.expanding):
+            return plan, None
+        arrays = self._plans.get("postgresql arrays")
+        if arrays is None:
+            stmt = _lists_as_arrays(self.stmt)
+            arrays = self._plans["postgresql arrays"] = _Plan(stmt, conn.dialect, self.columns)
+        return arrays, False
 
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
-        plan = self._plan(conn)
+        plan, prepare = self._plan(conn, params)
         form = plan.form(params)
-        return plan, driver_execute(conn, form.sql, _arguments(form, params))
+        return plan, driver_execute(conn, form.sql, _arguments(form, params), prepare=prepare)
 
 
-def driver_execute(conn: Connection, sql: str, args: Any = (), *, many: bool = False) -> Any:
+def driver_execute(
+    conn: Connection, sql: str, args: Any = (), *, many: bool = False, prepare: bool | None = None
+) -> Any:
     """Run ``sql`` on a new DB-API cursor of ``conn``'s connection (``executemany`` with
-    ``many``) and return the cursor; a driver error comes out as SQLAlchemy's
+    ``many``; ``prepare``: psycopg's, when not None) and return the cursor; a driver error
+    comes out as SQLAlchemy's
     ``DBAPIError``, as from ``conn.execute``, the connection invalidated when it was lost."""
     dialect = conn.dialect
     proxied = conn.connection
@@ -235,8 +250,10 @@ def driver_execute(conn: Connection, sql: str, args: Any = (), *, many: bool = F
     try:
         if many:
             cursor.executemany(sql, args)
-        else:
+        elif prepare is None:
             cursor.execute(sql, args)
+        else:
+            cursor.execute(sql, args, prepare=prepare)  # type: ignore[call-arg]  # psycopg
     except dialect.loaded_dbapi.Error as exc:
         invalidated = dialect.is_disconnect(exc, proxied.dbapi_connection, cursor)
         cursor.close()
