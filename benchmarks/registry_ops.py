@@ -56,6 +56,7 @@ CAIRN_MLFLOW = "cairn-mlflow-api"  # a Cairn server driven with MLflow's request
 TARGETS = ["cairn", "mlflow", CAIRN_MLFLOW]
 APIS: dict[str, Api] = {"cairn": CairnApi(), "mlflow": MlflowApi(), CAIRN_MLFLOW: MlflowApi()}
 CAIRN_TARGETS = ("cairn", CAIRN_MLFLOW)
+DRAIN_LIMIT_S = 10.0  # longest wait for a server to go idle before the next one's turn
 
 
 @dataclass
@@ -224,12 +225,12 @@ def busy_share(interval_s: float = 1.0) -> float:
     return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
 
 
-def wait_quiet(limit_s: float, threshold: float = 0.15) -> float:
+def wait_quiet(limit_s: float, threshold: float = 0.15, interval_s: float = 1.0) -> float:
     """Wait (bounded) until the machine is nearly idle; return the last busy share seen."""
     give_up = time.monotonic() + limit_s
-    busy = busy_share()
+    busy = busy_share(interval_s)
     while busy > threshold and time.monotonic() < give_up:
-        busy = busy_share()
+        busy = busy_share(interval_s)
     return busy
 
 
@@ -286,6 +287,20 @@ def _start_all(
     return contenders, failures
 
 
+def _drain(who: Contender, cfg: Config, phase: str, results: Results) -> None:
+    """Before the next server's turn, let this one finish what it still has in hand: a
+    capped phase stops the load generator, not the requests the server has accepted (a
+    stock MLflow model search on PostgreSQL takes up to a second each, and requests a
+    timed-out client gave up on still run), which would otherwise run beside the next
+    server's phase and bill it for them."""
+    busy = wait_quiet(DRAIN_LIMIT_S, interval_s=0.25)
+    if busy > 0.15:
+        results.notes.append(
+            f"{cfg.label}: after {who.target}'s {phase!r} the machine stayed {busy:.0%} busy "
+            f"for {DRAIN_LIMIT_S:.0f} s; the next server's turn started anyway."
+        )
+
+
 def run_config(
     paths: servers.Paths, cfg: Config, opts: Options, results: Results, workdir: Path, clock: Clock
 ) -> None:
@@ -307,6 +322,7 @@ def run_config(
                 results.add(who.target, cfg.key(outcome.phase), outcome)
                 if outcome.denied:
                     results.notes.append(_denied_note(who.target, cfg.label, outcome))
+                _drain(who, cfg, outcome.phase, results)
         for who in contenders:
             if who.run.proc.poll() is not None:
                 results.notes.append(f"{who.target} {cfg.label} died; see {who.run.log}")
@@ -460,7 +476,10 @@ exactly the requests the MLflow server gets ("Cairn (MLflow API)"). A few warm-u
 new connections let every worker open its store. The phases then run in order, each one on
 every server in turn, the order rotating from phase to phase (Cairn, MLflow, Cairn (MLflow
 API); then MLflow, Cairn (MLflow API), Cairn; ...), so that load from elsewhere on this shared
-machine falls on all alike; the idle servers use no CPU meanwhile.
+machine falls on all alike; the idle servers use no CPU meanwhile. Between two servers'
+turns the harness waits (up to 10 s) until the machine is idle again: a capped phase stops
+the load generator, not the requests a server has already accepted, and those would
+otherwise run beside the next server's turn (it is noted when the machine did not settle).
 Each phase is replayed by closed-loop clients: a client sends its next request
 when the previous answer is in. "N clients" means N concurrent connections; the other phases
 use one. Versions are spread round-robin over the models. Aliases are `champion` -> v1 and
