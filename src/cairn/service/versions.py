@@ -188,14 +188,13 @@ class VersionsService(ScansService):
             # the hot paths: the version in one statement (two on SQLite), then the
             # caller's READ on its model; anything else (no such model, alias or version,
             # no READ) takes the way below, which says what
+            hit = None
             if ref.alias is not None and as_of is None:
                 hit = load_aliased_version(s, ref.name, ref.alias)
-                if made := self._readable(actor, ref.name, hit):
-                    return made
             elif ref.version is not None:
                 hit = load_numbered_version(s, ref.name, ref.version)
-                if made := self._readable(actor, ref.name, hit):
-                    return made
+            if made := self._readable(actor, ref.name, hit):
+                return made
             model = self._model(s, actor, ref.name, Role.READ, "resolve")
             if ref.version is not None:
                 return self._load(s, model.id, ref.name, ref.version)

@@ -242,8 +242,8 @@ def driver_execute(
 ) -> Any:
     """Run ``sql`` on a new DB-API cursor of ``conn``'s connection (``executemany`` with
     ``many``; ``prepare``: psycopg's, when not None) and return the cursor; a driver error
-    comes out as SQLAlchemy's
-    ``DBAPIError``, as from ``conn.execute``, the connection invalidated when it was lost."""
+    comes out as SQLAlchemy's ``DBAPIError``, as from ``conn.execute``, the connection
+    invalidated when it was lost."""
     dialect = conn.dialect
     proxied = conn.connection
     cursor = proxied.cursor()
