@@ -316,6 +316,8 @@ def run_config(
         contenders, failures = _start_all(stack, paths, cfg, opts, workdir / cfg.slug)
         results.notes.extend(failures)
         for i, spec in enumerate(phase_specs()):
+            for who in contenders:  # untimed: what autovacuum would have done by now
+                servers.analyze(who.run)
             turn = i % max(1, len(contenders))
             for who in contenders[turn:] + contenders[:turn]:
                 outcome = run_spec(spec, who, opts, cfg.mode != "keep-alive", workdir / "load")

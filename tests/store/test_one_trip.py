@@ -248,7 +248,7 @@ def test_the_creator_gets_their_grant(
 
 @pytest.fixture
 def alias_in_one_trip(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    return _spy(monkeypatch, "lock_for_alias")
+    return _spy(monkeypatch, "move_alias")
 
 
 def _alias_trail(service: RegistryService, alias: str) -> tuple[list[Any], list[Any]]:

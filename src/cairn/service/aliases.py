@@ -39,11 +39,14 @@ class AliasesService(AliasGuard):
         if expect is not None and (isinstance(expect, bool) or expect < 0):
             raise InvalidParameter("expect must be a version number, or 0 for 'not set yet'")
 
+        if expect is None and self._one_statement_for(actor, name):
+            moved = self.db.write_statement(
+                lambda s: self._move_in_one_statement(s, actor, name, alias, number)
+            )
+            if moved is not None:
+                return self.db.read(lambda s: load_versions(s, [moved])[0])
+
         def run(s: Tx) -> ModelVersion:
-            if expect is None and self._one_statement_for(actor, name):
-                moved = self._move_in_two_statements(s, actor, name, alias, number)
-                if moved is not None:
-                    return moved
             model = self._model(s, actor, name, Role.WRITE, "set_alias", lock=True)
             row = VersionStore(s).get(model.id, name, number)
             if row.status != VersionStatus.READY.value:
@@ -81,33 +84,22 @@ class AliasesService(AliasGuard):
 
         return self.db.write(run)
 
-    def _move_in_two_statements(
+    def _move_in_one_statement(
         self, s: Tx, actor: Actor, name: str, alias: str, number: int
-    ) -> ModelVersion | None:
+    ) -> int | None:
         """``set_alias`` without a precondition, by a caller whose grants cover the name
-        whatever the model's id, on an instance without alias policies: the lock, then the
-        move in one statement, where the database can (``one_trip.py``); None when it
-        cannot, having changed nothing."""
-        locked = one_trip.lock_for_alias(s, name, number)
-        if locked is None:
-            return None
-        model_id, model_name, version_id = locked
+        whatever the model's id, on an instance without alias policies, in one statement
+        (``one_trip.py``, PostgreSQL): the version's id, or None having changed nothing."""
         now = self.clock()
         event = new_event(
-            actor,
-            "alias.set",
-            at=now,
-            model_name=model_name,
-            model_id=model_id,
-            version=number,
-            target=alias,
-            after=number,
+            actor, "alias.set", at=now, model_name=name, version=number, target=alias, after=number
         )
-        template = event_template(event, ("before", "seq"))
+        template = event_template(event, ("before", "model_id", "seq"))
         if template is None:
             return None
-        one_trip.move_alias(s, model_id, alias, number, actor=actor.name, now=now, audit=template)
-        return load_versions(s, [version_id])[0]
+        return one_trip.move_alias(
+            s, name, alias, number, actor=actor.name, now=now, audit=template
+        )
 
     def delete_alias(self, actor: Actor, name: str, alias: str) -> None:
         names.validate_model_name(name)

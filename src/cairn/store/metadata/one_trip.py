@@ -231,71 +231,77 @@ def create_model(
     return None if row is None else int(row[0])
 
 
-# Moving an alias reads the alias's current version, which a statement that waited for
-# the model's lock would see as of before the wait: so the lock comes first, in a statement
-# of its own, and the move reads afresh (as the usual way does).
-_LOCK_FOR_ALIAS = """
-SELECT m.id, m.name, v.id
-FROM registered_models m
-JOIN model_versions v ON v.model_id = m.id AND v.version = %(version)s
-WHERE m.name_key = %(name_key)s AND m.deleted_at IS NULL
-  AND v.deleted_at IS NULL AND v.status = 'READY'
-  AND NOT EXISTS (SELECT 1 FROM alias_policies)
-  AND EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
-FOR UPDATE OF m
-"""
-
-
-def lock_for_alias(s: Connection, name: str, version: int) -> tuple[int, str, int] | None:
-    """Lock the live model ``name`` for an alias move to its READY live ``version``:
-    ``(model id, model name, version id)``, or None having locked nothing (no such model
-    or version, an instance with alias policies, whose gates the usual way applies, or no
-    audit head)."""
-    row = _first(s, _LOCK_FOR_ALIAS, {"name_key": name_key(name), "version": version})
-    return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
-
-
-_MOVE_HOLES = (("before", "move.previous::text"), ("seq", _NEXT_SEQ))
+# Moving an alias records the version it pointed at before, which this statement reads
+# as of its start, before it waited for the model's lock: a move committed meanwhile makes
+# that reading stale. So the alias row is written only if it still holds what was read (an
+# upsert's ``DO UPDATE`` meets the row as it is now; an insert proves there was none), and
+# otherwise nothing is written and the caller takes the usual way. The version row is
+# locked too, so that a version deleted (or changed) meanwhile is seen as it is now. The
+# move's time is taken after the wait, from the model's row as it is then (every change
+# of a model's aliases touches it), so that the history's order is the order of the moves.
+_MOVE_HOLES = (("before", "move.previous::text"), ("model_id", "move.model_id"), ("seq", _NEXT_SEQ))
 _MOVE_ALIAS = _with(
     (
-        """move AS (
-    SELECT c.previous
-    FROM (SELECT (SELECT version FROM aliases
-                  WHERE model_id = %(model_id)s AND alias_key = %(alias_key)s) AS previous) c
-    WHERE c.previous IS DISTINCT FROM %(version)s
-), touch AS (
-    UPDATE registered_models SET updated_at = %(now)s WHERE id = %(model_id)s
+        """target AS (
+    SELECT m.id AS model_id, v.id AS version_id, GREATEST(%(now)s, m.updated_at) AS at,
+           (SELECT a.version FROM aliases a
+            WHERE a.model_id = m.id AND a.alias_key = %(alias_key)s) AS previous
+    FROM registered_models m
+    JOIN model_versions v ON v.model_id = m.id AND v.version = %(version)s
+    WHERE m.name_key = %(name_key)s AND m.name = %(name)s AND m.deleted_at IS NULL
+      AND v.deleted_at IS NULL AND v.status = 'READY'
+      AND NOT EXISTS (SELECT 1 FROM alias_policies)
+      AND EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
+    FOR UPDATE OF m FOR SHARE OF v
 ), moved AS (
-    INSERT INTO aliases (model_id, alias_key, alias, version, updated_at)
-    SELECT %(model_id)s, %(alias_key)s, %(alias)s, %(version)s, %(now)s FROM move
+    INSERT INTO aliases AS a (model_id, alias_key, alias, version, updated_at)
+    SELECT model_id, %(alias_key)s, %(alias)s, %(version)s, at FROM target
     ON CONFLICT (model_id, alias_key) DO UPDATE
-    SET version = excluded.version, alias = excluded.alias, updated_at = excluded.updated_at
+    SET version = excluded.version,
+        alias = CASE WHEN a.version = excluded.version THEN a.alias ELSE excluded.alias END,
+        updated_at = CASE WHEN a.version = excluded.version THEN a.updated_at
+                          ELSE excluded.updated_at END
+    WHERE a.version = (SELECT previous FROM target)
+    RETURNING a.xmax = 0 AS inserted
+), move AS (
+    SELECT target.model_id, target.at, CASE WHEN moved.inserted THEN NULL ELSE target.previous END
+           AS previous
+    FROM target, moved
+    WHERE (CASE WHEN moved.inserted THEN NULL ELSE target.previous END)
+          IS DISTINCT FROM %(version)s
+), touch AS (
+    UPDATE registered_models SET updated_at = target.at
+    FROM target, moved WHERE registered_models.id = target.model_id
 ), history AS (
     INSERT INTO alias_events (model_id, alias_key, alias, from_version, to_version, actor, at)
-    SELECT %(model_id)s, %(alias_key)s, %(alias)s, move.previous, %(version)s, %(actor)s,
-           %(now)s
+    SELECT move.model_id, %(alias_key)s, %(alias)s, move.previous, %(version)s, %(actor)s,
+           move.at
     FROM move
 )""",
         _append_event("move", _MOVE_HOLES),
     ),
-    "SELECT 1",
+    "SELECT target.version_id FROM target, moved",
 )
 
 
 def move_alias(
     s: Connection,
-    model_id: int,
+    name: str,
     alias: str,
     version: int,
     *,
     actor: str,
     now: int,
     audit: EventTemplate,
-) -> None:
-    """Point ``alias`` of the model locked by ``lock_for_alias`` at ``version``: the alias
-    row, its history event and the audit event when it moves, the model's time always."""
+) -> int | None:
+    """Point ``alias`` of the live model spelled exactly ``name`` at its READY live
+    ``version``: the alias row, its history event and the audit event when it moves, the
+    model's time always. The version's id, or None having changed nothing: no such model
+    or version, an instance with alias policies (whose gates the usual way applies), no
+    audit head, or a concurrent change of the alias (see above)."""
     params: dict[str, Any] = {
-        "model_id": model_id,
+        "name_key": name_key(name),
+        "name": name,
         "alias_key": alias_key(alias),
         "alias": alias,
         "version": version,
@@ -303,4 +309,5 @@ def move_alias(
         "now": now,
         **_event_params(audit, _MOVE_HOLES),
     }
-    _first(s, _MOVE_ALIAS, params)
+    row = _first(s, _MOVE_ALIAS, params)
+    return None if row is None else int(row[0])
