@@ -440,7 +440,8 @@ class VersionsService(ScansService):
 
         MLflow's ``latest_versions``. Keyed by ``names.name_key`` of the model name, each list
         in Stage order; models that do not exist or have no such version are left out. Two
-        queries whatever the number of models: the newest ids per (model, stage), then a load.
+        queries whatever the number of models: the newest rows per (model, stage), then their
+        children.
         """
         for name in model_names:
             names.validate_model_name(name)
@@ -457,8 +458,8 @@ class VersionsService(ScansService):
                     for model_id, key in ModelStore(s).live_ids(keys)
                     if actor.allows(Role.READ, model_id, key)
                 ]
-            ids = VersionStore(s).latest_ready_by_stage(readable, [st.value for st in wanted])
-            found = {(names.name_key(v.name), v.stage): v for v in load_versions(s, ids)}
+            rows = VersionStore(s).latest_ready_by_stage(readable, [st.value for st in wanted])
+            found = {(names.name_key(v.name), v.stage): v for v in versions_from_rows(s, rows)}
             result: dict[str, list[ModelVersion]] = {}
             for key in keys:
                 latest = [found[(key, stage)] for stage in wanted if (key, stage) in found]

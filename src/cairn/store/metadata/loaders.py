@@ -1,7 +1,7 @@
 """Turn rows into domain values, a page at a time, in a fixed number of queries.
 
-Loading N versions costs two statements whatever N is (rows, then all their child rows);
-models three: no N+1.
+Loading N versions or models costs two statements whatever N is (rows, then all their
+child rows): no N+1.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ _NO_TEXT = cast(null(), Text)
 _NO_FLOAT = cast(null(), Float)
 _NO_INT = cast(null(), BigInteger)
 
-# A page of models: three statements.
+# A page of models: two statements, the rows, then their tags, aliases and latest READY
+# version numbers in one UNION ALL.
 _MODEL_ROWS = Prepared(select(M).where(M.c.id.in_(_IDS)))
 _MODEL_CHILDREN = Prepared(
     union_all(
@@ -78,16 +79,21 @@ _MODEL_CHILDREN = Prepared(
             aliases.c.version,
             aliases.c.alias_key,
         ).where(aliases.c.model_id.in_(_IDS)),
+        select(
+            literal("l"),
+            V.c.model_id,
+            _NO_TEXT,
+            _NO_TEXT,
+            cast(func.max(V.c.version), BigInteger),
+            _NO_TEXT,
+        )
+        .where(
+            V.c.model_id.in_(_IDS),
+            V.c.status == VersionStatus.READY.value,
+            V.c.deleted_at.is_(None),
+        )
+        .group_by(V.c.model_id),
     ).order_by("kind", "owner", "sort")
-)
-_LATEST = Prepared(
-    select(V.c.model_id, func.max(V.c.version))
-    .where(
-        V.c.model_id.in_(_IDS),
-        V.c.status == VersionStatus.READY.value,
-        V.c.deleted_at.is_(None),
-    )
-    .group_by(V.c.model_id)
 )
 
 
@@ -101,7 +107,7 @@ def load_models(session: Connection, model_ids: Sequence[int]) -> list[Registere
 
 def models_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[RegisteredModel]:
     """RegisteredModel values for model rows at hand (a search's page), in their order:
-    their tags, aliases and latest versions in two statements."""
+    their tags, aliases and latest versions in one statement."""
     if not found:
         return []
     model_ids = [int(r.id) for r in found]
@@ -109,12 +115,14 @@ def models_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[Reg
     rows = {int(r.id): r for r in found}
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     alias_map: dict[int, dict[str, int]] = defaultdict(dict)
+    latest: dict[int, int] = {}
     for kind, owner, name, text, number, _sort in _MODEL_CHILDREN.all(session, params):
         if kind == "t":
             tags[owner][name] = text
-        else:
+        elif kind == "a":
             alias_map[owner][name] = int(number)
-    latest: dict[int, int] = {int(m): int(v) for m, v in _LATEST.all(session, params)}
+        else:
+            latest[owner] = int(number)
     return [_model(rows[i], tags[i], alias_map[i], latest.get(i)) for i in model_ids if i in rows]
 
 

@@ -69,9 +69,9 @@ _NEWEST = (
     .subquery()
 )
 _LATEST_BY_STAGE = Prepared(
-    select(V.c.id).join(
-        _NEWEST, and_(V.c.model_id == _NEWEST.c.model_id, V.c.version == _NEWEST.c.version)
-    )
+    select(V, registered_models.c.name.label("model_name"))
+    .join(_NEWEST, and_(V.c.model_id == _NEWEST.c.model_id, V.c.version == _NEWEST.c.version))
+    .join(registered_models, registered_models.c.id == V.c.model_id)
 )
 # a new version's children: nothing to conflict with, plain multi-row inserts
 _ENTRY_COLUMNS = ("version_id", "key", "value")
@@ -185,13 +185,15 @@ class VersionStore:
             )
         )
 
-    def latest_ready_by_stage(self, key_names: Sequence[str], stages: Sequence[str]) -> list[int]:
-        """Ids of the newest READY live version per (model, stage) for live models whose
-        name keys are ``key_names``: one grouped query, one row per pair that exists."""
+    def latest_ready_by_stage(
+        self, key_names: Sequence[str], stages: Sequence[str]
+    ) -> list[Row[Any]]:
+        """Rows (with ``model_name``) of the newest READY live version per (model, stage)
+        for live models whose name keys are ``key_names``: one query, one row per pair
+        that exists."""
         if not key_names or not stages:
             return []
-        rows = _LATEST_BY_STAGE.all(self.s, {"keys": list(key_names), "stages": list(stages)})
-        return [int(r[0]) for r in rows]
+        return _LATEST_BY_STAGE.all(self.s, {"keys": list(key_names), "stages": list(stages)})
 
     def latest_ready(self, model_id: int) -> int | None:
         value = self.s.execute(
