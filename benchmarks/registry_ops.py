@@ -46,6 +46,7 @@ from regbench.workload import (
     phase_specs,
     planned_phases,
     sent_effects,
+    slices,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -57,6 +58,7 @@ TARGETS = ["cairn", "mlflow", CAIRN_MLFLOW]
 APIS: dict[str, Api] = {"cairn": CairnApi(), "mlflow": MlflowApi(), CAIRN_MLFLOW: MlflowApi()}
 CAIRN_TARGETS = ("cairn", CAIRN_MLFLOW)
 DRAIN_LIMIT_S = 10.0  # longest wait for a server to go idle before the next one's turn
+SLICES = 4  # turns per phase: each server runs a quarter of its requests per turn
 
 
 @dataclass
@@ -170,21 +172,47 @@ class Contender:
         return self.run.spec.target
 
 
-def run_spec(spec: PhaseSpec, who: Contender, opts: Options, close: bool, workdir: Path) -> Outcome:
-    """Build one phase from what earlier phases created, run it, record what it created."""
-    phase, effects = spec.make(who.api, opts.counts, who.state)
-    outcome = run_phase(
-        phase,
-        who.run.port,
-        engine=opts.engine,
-        close=close,
-        cap_s=opts.phase_cap_s,
-        workdir=workdir,
-        auth=who.run.auth,
-    )
-    who.state.apply(sent_effects(phase, effects, outcome.sent_per_client))
-    log(f"  {who.target:16} {phase.name:28} {_describe(outcome)}")
-    return outcome
+def run_spec(
+    spec: PhaseSpec,
+    order: list[Contender],
+    opts: Options,
+    cfg: Config,
+    results: Results,
+    workdir: Path,
+) -> list[tuple[Contender, Outcome]]:
+    """Build one phase per server from what earlier phases created there and run them in
+    ``SLICES`` turns: each server's first part, in ``order``, then each one's second part,
+    and so on, so that a slow spell of this shared machine falls on every server alike
+    instead of on whichever had its turn then. Each part gets its share of the phase's
+    time cap; a server whose part hit it goes on with its next part (what a capped part
+    did not send is left out, and later phases are built from what was sent)."""
+    parts = {
+        who.target: slices(*spec.make(who.api, opts.counts, who.state), SLICES) for who in order
+    }
+    done: dict[str, Outcome] = {}
+    for k in range(SLICES):
+        for who in order:
+            if k >= len(parts[who.target]):
+                continue
+            phase, effects = parts[who.target][k]
+            outcome = run_phase(
+                phase,
+                who.run.port,
+                engine=opts.engine,
+                close=cfg.mode != "keep-alive",
+                cap_s=opts.phase_cap_s / SLICES,
+                workdir=workdir,
+                auth=who.run.auth,
+            )
+            who.state.apply(sent_effects(phase, effects, outcome.sent_per_client))
+            done[who.target] = done[who.target].merge(outcome) if who.target in done else outcome
+            if outcome.truncated:  # what the server accepted may still be running
+                _drain(who, cfg, spec.name, results)
+    for who in order:
+        if who.target not in done:  # nothing to aim at: an earlier phase created nothing
+            done[who.target] = Outcome(phase=spec.name, planned=0)
+        log(f"  {who.target:16} {spec.name:28} {_describe(done[who.target])}")
+    return [(who, done[who.target]) for who in order]
 
 
 def measure_ceiling(paths: servers.Paths, opts: Options, results: Results, workdir: Path) -> None:
@@ -301,6 +329,18 @@ def _drain(who: Contender, cfg: Config, phase: str, results: Results) -> None:
         )
 
 
+def _quiet_after_start(cfg: Config, results: Results) -> None:
+    """Before the first phase, let the servers just started settle: a server answers its
+    health check before it has finished starting (MLflow's launcher, background threads,
+    first imports), and that work would otherwise run beside the first server's turn."""
+    busy = wait_quiet(DRAIN_LIMIT_S, interval_s=0.25)
+    if busy > 0.15:
+        results.notes.append(
+            f"{cfg.label}: the servers kept the machine {busy:.0%} busy for "
+            f"{DRAIN_LIMIT_S:.0f} s after they started; the first phase started anyway."
+        )
+
+
 def run_config(
     paths: servers.Paths, cfg: Config, opts: Options, results: Results, workdir: Path, clock: Clock
 ) -> None:
@@ -315,16 +355,16 @@ def run_config(
     with contextlib.ExitStack() as stack:
         contenders, failures = _start_all(stack, paths, cfg, opts, workdir / cfg.slug)
         results.notes.extend(failures)
+        _quiet_after_start(cfg, results)
         for i, spec in enumerate(phase_specs()):
             for who in contenders:  # untimed: what autovacuum would have done by now
                 servers.analyze(who.run)
             turn = i % max(1, len(contenders))
-            for who in contenders[turn:] + contenders[:turn]:
-                outcome = run_spec(spec, who, opts, cfg.mode != "keep-alive", workdir / "load")
+            order = contenders[turn:] + contenders[:turn]
+            for who, outcome in run_spec(spec, order, opts, cfg, results, workdir / "load"):
                 results.add(who.target, cfg.key(outcome.phase), outcome)
                 if outcome.denied:
                     results.notes.append(_denied_note(who.target, cfg.label, outcome))
-                _drain(who, cfg, outcome.phase, results)
         for who in contenders:
             if who.run.proc.poll() is not None:
                 results.notes.append(f"{who.target} {cfg.label} died; see {who.run.log}")
@@ -475,13 +515,19 @@ SQLite files, or freshly created PostgreSQL databases that are dropped afterward
 same number of worker processes: a Cairn driven through its native API, a stock MLflow, and a
 second Cairn (same command, backend and workers) driven through its MLflow-compatible API with
 exactly the requests the MLflow server gets ("Cairn (MLflow API)"). A few warm-up requests on
-new connections let every worker open its store. The phases then run in order, each one on
-every server in turn, the order rotating from phase to phase (Cairn, MLflow, Cairn (MLflow
-API); then MLflow, Cairn (MLflow API), Cairn; ...), so that load from elsewhere on this shared
-machine falls on all alike; the idle servers use no CPU meanwhile. Between two servers'
-turns the harness waits (up to 10 s) until the machine is idle again: a capped phase stops
-the load generator, not the requests a server has already accepted, and those would
-otherwise run beside the next server's turn (it is noted when the machine did not settle).
+new connections let every worker open its store, and the harness waits (up to 10 s) until
+the servers' start-up work has died down. The phases then run in order, each one on every
+server in four turns: each server sends the first quarter of its requests, then each one
+the second quarter, and so on, the servers' order rotating from phase to phase (Cairn,
+MLflow, Cairn (MLflow API); then MLflow, Cairn (MLflow API), Cairn; ...), so that a slow
+spell of this shared machine falls on all alike; the idle servers use no CPU meanwhile.
+Each turn gets a quarter of the phase's time cap; a turn that hit it stops the load
+generator, not the requests the server has already accepted, so the harness then waits
+(up to 10 s) until the machine is idle again before the next turn (it is noted when it
+did not settle). Before every phase each PostgreSQL database is `ANALYZE`d, untimed: this
+machine's PostgreSQL runs with `autovacuum = off`, and without fresh statistics its
+planner treats tables filled seconds ago as empty (a live server's autovacuum analyzes a
+table once a tenth of it has changed); stock MLflow's database gets the same.
 Each phase is replayed by closed-loop clients: a client sends its next request
 when the previous answer is in. "N clients" means N concurrent connections; the other phases
 use one. Versions are spread round-robin over the models. Aliases are `champion` -> v1 and

@@ -289,6 +289,25 @@ def sent_effects(phase: Phase, effects: list[Effect], sent_per_client: list[int]
     return done
 
 
+def slices(phase: Phase, effects: list[Effect], count: int) -> list[tuple[Phase, list[Effect]]]:
+    """``phase`` (with its requests' effects) cut into at most ``count`` consecutive parts
+    of whole rounds of its clients, so that each client sends the same requests in the same
+    order as it would in the whole phase."""
+    clients = phase.concurrency
+    step = clients * max(1, -(-len(phase.requests) // (clients * count)))
+    return [
+        (
+            Phase(
+                phase.name,
+                max(1, min(clients, len(phase.requests[i : i + step]))),
+                phase.requests[i : i + step],
+            ),
+            effects[i : i + step],
+        )
+        for i in range(0, len(phase.requests), step)
+    ]
+
+
 def planned_phases(api: Api, counts: Counts) -> list[Phase]:
     """Every phase as built when every earlier request succeeds (for ceilings and set-ups)."""
     state, phases = State(), []

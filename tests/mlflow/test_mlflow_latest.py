@@ -82,3 +82,16 @@ def test_refuses_bad_input(service: RegistryService) -> None:
         service.latest_versions_by_stage(SYSTEM, ["a/b"])
     with pytest.raises(InvalidParameter):
         service.latest_versions_by_stage(SYSTEM, ["a"], ["Live"])
+
+
+def test_a_long_list_of_names(service: RegistryService) -> None:
+    """More names than ``prepared.LONG_LIST``: on PostgreSQL they go as one array."""
+    names = [f"model-{i}" for i in range(14)]
+    for i, name in enumerate(names):
+        service.create_model(SYSTEM, name)
+        for _ in range(1 + i % 3):
+            service.create_version(SYSTEM, name)
+        service.transition_stage(SYSTEM, name, 1, "Staging")
+    got = service.latest_versions_by_stage(SYSTEM, names)
+    assert shape(got) == brute_force(service, names, list(Stage))
+    assert len(got) == len(names)

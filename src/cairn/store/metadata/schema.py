@@ -97,7 +97,7 @@ model_versions = Table(
     Column("deleted_at", BigInteger),
     UniqueConstraint("model_id", "version"),
     Index("ix_model_versions_model_status_version", "model_id", "status", "version"),
-    Index("ix_model_versions_model_stage", "model_id", "stage"),
+    Index("ix_model_versions_model_stage_version", "model_id", "stage", "version"),
     Index("ix_model_versions_run_id", "run_id"),
     Index("ix_model_versions_created_at", "created_at", "id"),
     Index("ix_model_versions_updated_at", "updated_at", "id"),

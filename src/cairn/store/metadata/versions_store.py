@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
@@ -49,29 +63,53 @@ _BY_ID_LOCKED = Prepared(_BY_ID_QUERY.with_for_update())
 _FIND = Prepared(
     select(V).where(V.c.model_id == bindparam("model_id"), V.c.version == bindparam("version"))
 )
-# MLflow's latest_versions: the newest READY live version per (model, stage) of some models.
-# The models drive the query (their ids from the name keys, then each one's versions by the
-# (model_id, version) index): led by the status index instead, it read every READY version
-# of the registry.
-_MODEL_IDS = select(registered_models.c.id).where(
+# MLflow's latest_versions: the newest READY live version per (model, stage) of some live
+# models, each one a step down the (model_id, stage, version) index from its end, so its
+# cost does not grow with the model's versions. On PostgreSQL a LATERAL subquery per model
+# and stage returns the row itself (joined to the version by id instead, its planner
+# hashed a scan of every version on small tables); SQLite, which has no LATERAL, joins the
+# version to the id a correlated subquery finds, for every stage (the caller keeps those
+# it asked for).
+_LIVE_NAMED = (
     registered_models.c.name_key.in_(bindparam("keys", expanding=True)),
     registered_models.c.deleted_at.is_(None),
 )
-_NEWEST = (
-    select(V.c.model_id, V.c.stage, func.max(V.c.version).label("version"))
-    .where(
-        V.c.model_id.in_(_MODEL_IDS),
-        V.c.status == VersionStatus.READY.value,
-        V.c.deleted_at.is_(None),
-        V.c.stage.in_(bindparam("stages", expanding=True)),
+
+
+def _newest(stage: Any, versions: Any = V) -> Any:
+    return (
+        select(versions)
+        .where(
+            versions.c.model_id == registered_models.c.id,
+            versions.c.stage == stage,
+            versions.c.status == VersionStatus.READY.value,
+            versions.c.deleted_at.is_(None),
+        )
+        .order_by(versions.c.version.desc())
+        .limit(1)
     )
-    .group_by(V.c.model_id, V.c.stage)
-    .subquery()
+
+
+_STAGES = (
+    func.unnest(bindparam("stages", type_=ARRAY(String))).table_valued("stage").render_derived("s")
 )
+_NEWEST_ROW = _newest(_STAGES.c.stage).lateral("v")
+_LATEST_BY_STAGE_PG = Prepared(
+    select(_NEWEST_ROW, registered_models.c.name.label("model_name"))
+    .select_from(registered_models)
+    .join(_STAGES, true())
+    .join(_NEWEST_ROW, true())
+    .where(*_LIVE_NAMED)
+)
+_EVERY_STAGE = union_all(*(select(literal(st.value).label("stage")) for st in Stage)).subquery("s")
+_X = V.alias("x")
+_NEWEST_ID = _newest(_EVERY_STAGE.c.stage, _X).with_only_columns(_X.c.id).scalar_subquery()
 _LATEST_BY_STAGE = Prepared(
     select(V, registered_models.c.name.label("model_name"))
-    .join(_NEWEST, and_(V.c.model_id == _NEWEST.c.model_id, V.c.version == _NEWEST.c.version))
-    .join(registered_models, registered_models.c.id == V.c.model_id)
+    .select_from(registered_models)
+    .join(_EVERY_STAGE, true())
+    .join(V, V.c.id == _NEWEST_ID)
+    .where(*_LIVE_NAMED)
 )
 # a new version's children: nothing to conflict with, plain multi-row inserts
 _ENTRY_COLUMNS = ("version_id", "key", "value")
@@ -193,7 +231,14 @@ class VersionStore:
         that exists."""
         if not key_names or not stages:
             return []
-        return _LATEST_BY_STAGE.all(self.s, {"keys": list(key_names), "stages": list(stages)})
+        if self.s.dialect.name == "postgresql":
+            return _LATEST_BY_STAGE_PG.all(
+                self.s, {"keys": list(key_names), "stages": list(stages)}
+            )
+        wanted = set(stages)
+        return [
+            r for r in _LATEST_BY_STAGE.all(self.s, {"keys": list(key_names)}) if r.stage in wanted
+        ]
 
     def latest_ready(self, model_id: int) -> int | None:
         value = self.s.execute(
