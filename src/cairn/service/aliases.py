@@ -43,8 +43,9 @@ class AliasesService(AliasGuard):
             moved = self.db.write_statement(
                 lambda s: self._move_in_one_statement(s, actor, name, alias, number)
             )
-            if moved is not None:
-                return self.db.read(lambda s: load_versions(s, [moved])[0])
+            found = [] if moved is None else self.db.read(lambda s: load_versions(s, [moved]))
+            if found:  # else the version went meanwhile: the usual way says what is there
+                return found[0]
 
         def run(s: Tx) -> ModelVersion:
             model = self._model(s, actor, name, Role.WRITE, "set_alias", lock=True)

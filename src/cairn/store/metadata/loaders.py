@@ -235,9 +235,12 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
 
 def versions_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[ModelVersion]:
     """ModelVersion values for version rows at hand, each with its ``model_name`` (a
-    search's page), in their order: their child rows in one statement."""
+    search's page), in their order: their child rows in one statement, unless the rows
+    carry them (``whole_page``)."""
     if not found:
         return []
+    if "tag_keys" in found[0]._fields:  # a whole_page: the children came with the rows
+        return [_whole_version(r) for r in found]
     return _assemble(session, {int(r.id): r for r in found}, [int(r.id) for r in found])
 
 
@@ -349,60 +352,88 @@ def _sorted_arrays(table: Any, name: str, *columns: str, owner: Any, order: str)
     )
 
 
-_TAGS = _sorted_arrays(
-    version_tags, "t", "key", "value", owner=version_tags.c.version_id == V.c.id, order="key"
-)
-_PARAMS = _sorted_arrays(
-    version_params, "p", "key", "value", owner=version_params.c.version_id == V.c.id, order="key"
-)
-_METRICS = _sorted_arrays(
-    version_metrics, "mt", "key", "value", owner=version_metrics.c.version_id == V.c.id, order="key"
-)
-_ALIASES = _sorted_arrays(
-    aliases,
-    "a",
-    "alias",
-    owner=and_(aliases.c.model_id == V.c.model_id, aliases.c.version == V.c.version),
-    order="alias_key",
-)
-_FILES = _sorted_arrays(
-    version_files,
-    "f",
-    "path",
-    "size",
-    "digest",
-    owner=version_files.c.version_id == V.c.id,
-    order="path",
-)
+def _with_children(columns: Sequence[Any], source: Any, versions: Any) -> Any:
+    """The version rows ``columns`` from ``source`` (``versions``, the table or a page of
+    it, and what is joined to it) with each version's child rows as sorted arrays beside
+    them, a LATERAL subquery per child table."""
+    laterals = (
+        (
+            _sorted_arrays(
+                version_tags,
+                "t",
+                "key",
+                "value",
+                owner=version_tags.c.version_id == versions.c.id,
+                order="key",
+            ),
+            {"key": "tag_keys", "value": "tag_values"},
+        ),
+        (
+            _sorted_arrays(
+                version_params,
+                "p",
+                "key",
+                "value",
+                owner=version_params.c.version_id == versions.c.id,
+                order="key",
+            ),
+            {"key": "param_keys", "value": "param_values"},
+        ),
+        (
+            _sorted_arrays(
+                version_metrics,
+                "mt",
+                "key",
+                "value",
+                owner=version_metrics.c.version_id == versions.c.id,
+                order="key",
+            ),
+            {"key": "metric_keys", "value": "metric_values"},
+        ),
+        (
+            _sorted_arrays(
+                aliases,
+                "a",
+                "alias",
+                owner=and_(
+                    aliases.c.model_id == versions.c.model_id,
+                    aliases.c.version == versions.c.version,
+                ),
+                order="alias_key",
+            ),
+            {"alias": "alias_names"},
+        ),
+        (
+            _sorted_arrays(
+                version_files,
+                "f",
+                "path",
+                "size",
+                "digest",
+                owner=version_files.c.version_id == versions.c.id,
+                order="path",
+            ),
+            {"path": "file_paths", "size": "file_sizes", "digest": "file_digests"},
+        ),
+    )
+    arrays = []
+    for lateral, labels in laterals:
+        arrays += [lateral.c[c].label(label) for c, label in labels.items()]
+        source = source.join(lateral, true())
+    return select(*columns, *arrays).select_from(source)
 
 
 def _whole(*where: Any) -> Prepared:
     """The versions ``where`` selects, each with its child rows as arrays."""
-    return Prepared(
-        select(
-            V,
-            M.c.name.label("model_name"),
-            _TAGS.c.key.label("tag_keys"),
-            _TAGS.c.value.label("tag_values"),
-            _PARAMS.c.key.label("param_keys"),
-            _PARAMS.c.value.label("param_values"),
-            _METRICS.c.key.label("metric_keys"),
-            _METRICS.c.value.label("metric_values"),
-            _ALIASES.c.alias.label("alias_names"),
-            _FILES.c.path.label("file_paths"),
-            _FILES.c.size.label("file_sizes"),
-            _FILES.c.digest.label("file_digests"),
-        )
-        .select_from(
-            V.join(M, M.c.id == V.c.model_id)
-            .join(_TAGS, true())
-            .join(_PARAMS, true())
-            .join(_METRICS, true())
-            .join(_ALIASES, true())
-            .join(_FILES, true())
-        )
-        .where(*where)
-    )
+    source = V.join(M, M.c.id == V.c.model_id)
+    return Prepared(_with_children([V, M.c.name.label("model_name")], source, V).where(*where))
+
+
+def whole_page(page: Any, order_by: Sequence[Any]) -> Any:
+    """A search's page (a subquery of version rows with ``model_name``) with each
+    version's child rows as arrays, in ``order_by`` (PostgreSQL: the page and its
+    children in one statement; ``versions_from_rows`` reads its rows)."""
+    return _with_children([page], page, page).order_by(*order_by)
 
 
 _ALIASED_WHOLE = _whole(*_ALIASED_WHERE)
