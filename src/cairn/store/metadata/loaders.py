@@ -352,73 +352,39 @@ def _sorted_arrays(table: Any, name: str, *columns: str, owner: Any, order: str)
     )
 
 
+# Each child table: its LATERAL's name, the column its arrays are sorted by, and the
+# arrays (column -> label of the row's field).
+_CHILD_ARRAYS = (
+    (version_tags, "t", "key", {"key": "tag_keys", "value": "tag_values"}),
+    (version_params, "p", "key", {"key": "param_keys", "value": "param_values"}),
+    (version_metrics, "mt", "key", {"key": "metric_keys", "value": "metric_values"}),
+    (aliases, "a", "alias_key", {"alias": "alias_names"}),
+    (
+        version_files,
+        "f",
+        "path",
+        {"path": "file_paths", "size": "file_sizes", "digest": "file_digests"},
+    ),
+)
+
+
+def _owned_by(table: Any, versions: Any) -> Any:
+    if table is aliases:
+        return and_(
+            aliases.c.model_id == versions.c.model_id, aliases.c.version == versions.c.version
+        )
+    return table.c.version_id == versions.c.id
+
+
 def _with_children(columns: Sequence[Any], source: Any, versions: Any) -> Any:
     """The version rows ``columns`` from ``source`` (``versions``, the table or a page of
     it, and what is joined to it) with each version's child rows as sorted arrays beside
     them, a LATERAL subquery per child table."""
-    laterals = (
-        (
-            _sorted_arrays(
-                version_tags,
-                "t",
-                "key",
-                "value",
-                owner=version_tags.c.version_id == versions.c.id,
-                order="key",
-            ),
-            {"key": "tag_keys", "value": "tag_values"},
-        ),
-        (
-            _sorted_arrays(
-                version_params,
-                "p",
-                "key",
-                "value",
-                owner=version_params.c.version_id == versions.c.id,
-                order="key",
-            ),
-            {"key": "param_keys", "value": "param_values"},
-        ),
-        (
-            _sorted_arrays(
-                version_metrics,
-                "mt",
-                "key",
-                "value",
-                owner=version_metrics.c.version_id == versions.c.id,
-                order="key",
-            ),
-            {"key": "metric_keys", "value": "metric_values"},
-        ),
-        (
-            _sorted_arrays(
-                aliases,
-                "a",
-                "alias",
-                owner=and_(
-                    aliases.c.model_id == versions.c.model_id,
-                    aliases.c.version == versions.c.version,
-                ),
-                order="alias_key",
-            ),
-            {"alias": "alias_names"},
-        ),
-        (
-            _sorted_arrays(
-                version_files,
-                "f",
-                "path",
-                "size",
-                "digest",
-                owner=version_files.c.version_id == versions.c.id,
-                order="path",
-            ),
-            {"path": "file_paths", "size": "file_sizes", "digest": "file_digests"},
-        ),
-    )
     arrays = []
-    for lateral, labels in laterals:
-        arrays += [lateral.c[c].label(label) for c, label in labels.items()]
+    for table, name, order, labels in _CHILD_ARRAYS:
+        owner = _owned_by(table, versions)
+        lateral = _sorted_arrays(table, name, *labels, owner=owner, order=order)
+        arrays += [lateral.c[column].label(label) for column, label in labels.items()]
         source = source.join(lateral, true())
     return select(*columns, *arrays).select_from(source)
 
