@@ -23,10 +23,8 @@ from sqlalchemy import (
     literal,
     null,
     select,
-    true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from cairn.domain.models import (
     FileEntry,
@@ -48,6 +46,7 @@ from cairn.store.metadata.schema import (
     version_params,
     version_tags,
 )
+from cairn.store.metadata.whole import whole
 
 V = model_versions
 M = registered_models
@@ -236,10 +235,10 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
 def versions_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[ModelVersion]:
     """ModelVersion values for version rows at hand, each with its ``model_name`` (a
     search's page), in their order: their child rows in one statement, unless the rows
-    carry them (``whole_page``)."""
+    carry them (``whole.page``)."""
     if not found:
         return []
-    if "tag_keys" in found[0]._fields:  # a whole_page: the children came with the rows
+    if "tag_keys" in found[0]._fields:  # whole.page: the children came with the rows
         return [_whole_version(r) for r in found]
     return _assemble(session, {int(r.id): r for r in found}, [int(r.id) for r in found])
 
@@ -339,72 +338,10 @@ def _version(
     )
 
 
-# PostgreSQL, where every statement is a round trip: one version (get-by-alias, or by id)
-# in one statement, its child rows aggregated into arrays beside its row (one LATERAL
-# subquery per child table, each an index range scan). SQLite, which answers in-process,
-# keeps the two statements above (its arrays would be JSON, whose floats are not exact).
-def _sorted_arrays(table: Any, name: str, *columns: str, owner: Any, order: str) -> Any:
-    sort = table.c[order]
-    return (
-        select(*(func.array_agg(aggregate_order_by(table.c[c], sort)).label(c) for c in columns))
-        .where(owner)
-        .lateral(name)
-    )
-
-
-# Each child table: its LATERAL's name, the column its arrays are sorted by, and the
-# arrays (column -> label of the row's field).
-_CHILD_ARRAYS = (
-    (version_tags, "t", "key", {"key": "tag_keys", "value": "tag_values"}),
-    (version_params, "p", "key", {"key": "param_keys", "value": "param_values"}),
-    (version_metrics, "mt", "key", {"key": "metric_keys", "value": "metric_values"}),
-    (aliases, "a", "alias_key", {"alias": "alias_names"}),
-    (
-        version_files,
-        "f",
-        "path",
-        {"path": "file_paths", "size": "file_sizes", "digest": "file_digests"},
-    ),
-)
-
-
-def _owned_by(table: Any, versions: Any) -> Any:
-    if table is aliases:
-        return and_(
-            aliases.c.model_id == versions.c.model_id, aliases.c.version == versions.c.version
-        )
-    return table.c.version_id == versions.c.id
-
-
-def _with_children(columns: Sequence[Any], source: Any, versions: Any) -> Any:
-    """The version rows ``columns`` from ``source`` (``versions``, the table or a page of
-    it, and what is joined to it) with each version's child rows as sorted arrays beside
-    them, a LATERAL subquery per child table."""
-    arrays = []
-    for table, name, order, labels in _CHILD_ARRAYS:
-        owner = _owned_by(table, versions)
-        lateral = _sorted_arrays(table, name, *labels, owner=owner, order=order)
-        arrays += [lateral.c[column].label(label) for column, label in labels.items()]
-        source = source.join(lateral, true())
-    return select(*columns, *arrays).select_from(source)
-
-
-def _whole(*where: Any) -> Prepared:
-    """The versions ``where`` selects, each with its child rows as arrays."""
-    source = V.join(M, M.c.id == V.c.model_id)
-    return Prepared(_with_children([V, M.c.name.label("model_name")], source, V).where(*where))
-
-
-def whole_page(page: Any, order_by: Sequence[Any]) -> Any:
-    """A search's page (a subquery of version rows with ``model_name``) with each
-    version's child rows as arrays, in ``order_by`` (PostgreSQL: the page and its
-    children in one statement; ``versions_from_rows`` reads its rows)."""
-    return _with_children([page], page, page).order_by(*order_by)
-
-
-_ALIASED_WHOLE = _whole(*_ALIASED_WHERE)
-_NUMBERED_WHOLE = _whole(*_NUMBERED_WHERE)
-_WHOLE_BY_ID = _whole(V.c.id == bindparam("version_id"))
+# PostgreSQL: one version in one statement, its child rows as arrays (``whole.py``).
+_ALIASED_WHOLE = Prepared(whole(*_ALIASED_WHERE))
+_NUMBERED_WHOLE = Prepared(whole(*_NUMBERED_WHERE))
+_WHOLE_BY_ID = Prepared(whole(V.c.id == bindparam("version_id")))
 
 
 def _whole_version(row: Any) -> ModelVersion:

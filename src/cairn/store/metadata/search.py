@@ -36,8 +36,8 @@ from sqlalchemy import (
 from cairn.domain.access import ReadFilter
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter, names_one_model
 from cairn.errors import InvalidParameter
+from cairn.store.metadata import whole
 from cairn.store.metadata.identity_store import held_by
-from cairn.store.metadata.loaders import whole_page
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import grants, model_versions, registered_models
 from cairn.store.metadata.search_compile import (
@@ -193,7 +193,7 @@ def _page(
         include_deleted=include_deleted,
         readable=readable,
         after=bool(after),
-        whole=target == "versions" and session.dialect.name == "postgresql",
+        with_children=target == "versions" and session.dialect.name == "postgresql",
     )
     rows = statement.all(
         session,
@@ -222,14 +222,14 @@ def _statement(
     include_deleted: bool,
     readable: ReadFilter | None,
     after: bool,
-    whole: bool = False,
+    with_children: bool = False,
 ) -> Prepared:
     """A search's query, built once per shape (filter shape, order, scope, whether a page
     token continues it): the rows themselves (a version's with its ``model_name``) and
     their sort values ``sort<i>``; its values are the parameters ``f<i>`` (the filter's
-    slots), ``k<i>`` (the page token's sort values), ``model_id`` and ``limit``. ``whole``
-    (versions, PostgreSQL): each row with its child rows, in the same statement
-    (``loaders.whole_page``), which on PostgreSQL saves the round trip of a second."""
+    slots), ``k<i>`` (the page token's sort values), ``model_id`` and ``limit``.
+    ``with_children`` (versions, PostgreSQL): each row with its child rows, in the same
+    statement (``whole.page``), which saves the round trip of a second."""
     mv, rm = model_versions.c, registered_models.c
     conditions: list[ColumnElement[bool]] = []
     if target == "versions":
@@ -268,11 +268,11 @@ def _statement(
         .order_by(*_ordered(keys))
         .limit(bindparam("limit"))
     )
-    if not whole:
+    if not with_children:
         return Prepared(page)
     rows = page.subquery("page")
     again = [rows.c[f"sort{i}"] for i in range(len(keys) - 1)] + [rows.c.id]
-    return Prepared(whole_page(rows, _ordered(zip(again, (d for _, d in keys), strict=True))))
+    return Prepared(whole.page(rows, _ordered(zip(again, (d for _, d in keys), strict=True))))
 
 
 def _ordered(keys: Any) -> list[Any]:

@@ -1,0 +1,91 @@
+"""PostgreSQL: versions with their child rows in the same statement.
+
+Every statement is a round trip to PostgreSQL. These statements return each version's
+row with its tags, params, metrics, aliases and files aggregated into sorted arrays beside
+it (a LATERAL subquery per child table, each an index range scan on the version's id,
+whatever the planner knows of the tables): get by alias or by number, a version by id,
+a search's page of versions (``loaders`` turns their rows into values). SQLite, which
+answers in-process, loads the child rows with a second statement instead (its arrays
+would be JSON, whose floats are not exact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from cairn.store.metadata.schema import (
+    aliases,
+    model_versions,
+    registered_models,
+    version_files,
+    version_metrics,
+    version_params,
+    version_tags,
+)
+
+V = model_versions
+M = registered_models
+
+
+def _sorted_arrays(table: Any, name: str, *columns: str, owner: Any, order: str) -> Any:
+    sort = table.c[order]
+    return (
+        select(*(func.array_agg(aggregate_order_by(table.c[c], sort)).label(c) for c in columns))
+        .where(owner)
+        .lateral(name)
+    )
+
+
+# Each child table: its LATERAL's name, the column its arrays are sorted by, and the
+# arrays (column -> label of the row's field).
+_CHILD_ARRAYS = (
+    (version_tags, "t", "key", {"key": "tag_keys", "value": "tag_values"}),
+    (version_params, "p", "key", {"key": "param_keys", "value": "param_values"}),
+    (version_metrics, "mt", "key", {"key": "metric_keys", "value": "metric_values"}),
+    (aliases, "a", "alias_key", {"alias": "alias_names"}),
+    (
+        version_files,
+        "f",
+        "path",
+        {"path": "file_paths", "size": "file_sizes", "digest": "file_digests"},
+    ),
+)
+
+
+def _owned_by(table: Any, versions: Any) -> Any:
+    if table is aliases:
+        return and_(
+            aliases.c.model_id == versions.c.model_id, aliases.c.version == versions.c.version
+        )
+    return table.c.version_id == versions.c.id
+
+
+def _with_children(columns: Sequence[Any], source: Any, versions: Any) -> Any:
+    """The version rows ``columns`` from ``source`` (``versions``, the table or a page of
+    it, and what is joined to it) with each version's child rows as sorted arrays beside
+    them, a LATERAL subquery per child table."""
+    arrays = []
+    for table, name, order, labels in _CHILD_ARRAYS:
+        owner = _owned_by(table, versions)
+        lateral = _sorted_arrays(table, name, *labels, owner=owner, order=order)
+        arrays += [lateral.c[column].label(label) for column, label in labels.items()]
+        source = source.join(lateral, true())
+    return select(*columns, *arrays).select_from(source)
+
+
+def whole(*where: Any) -> Any:
+    """The versions ``where`` selects, each with its ``model_name`` and its child rows as
+    arrays."""
+    source = V.join(M, M.c.id == V.c.model_id)
+    return _with_children([V, M.c.name.label("model_name")], source, V).where(*where)
+
+
+def page(rows: Any, order_by: Sequence[Any]) -> Any:
+    """A search's page ``rows`` (a subquery of version rows with ``model_name``) with each
+    version's child rows as arrays, in ``order_by``: the page and its children in one
+    statement (``loaders.versions_from_rows`` reads its rows)."""
+    return _with_children([rows], rows, rows).order_by(*order_by)
