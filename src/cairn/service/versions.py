@@ -440,8 +440,8 @@ class VersionsService(ScansService):
 
         MLflow's ``latest_versions``. Keyed by ``names.name_key`` of the model name, each list
         in Stage order; models that do not exist or have no such version are left out. Two
-        queries whatever the number of models: the newest rows per (model, stage), then their
-        children.
+        queries whatever the number of models (one on PostgreSQL): the newest rows per
+        (model, stage), then their children.
         """
         for name in model_names:
             names.validate_model_name(name)

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
 from cairn.errors import NotFound
+from cairn.store.metadata import whole
 from cairn.store.metadata.models_store import upsert
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
@@ -67,9 +68,9 @@ _FIND = Prepared(
 # models, each one a step down the (model_id, stage, version) index from its end, so its
 # cost does not grow with the model's versions. On PostgreSQL a LATERAL subquery per model
 # and stage returns the row itself (joined to the version by id instead, its planner
-# hashed a scan of every version on small tables); SQLite, which has no LATERAL, joins the
-# version to the id a correlated subquery finds, for every stage (the caller keeps those
-# it asked for).
+# hashed a scan of every version on small tables), with its child rows (``whole.py``);
+# SQLite, which has no LATERAL, joins the version to the id a correlated subquery finds,
+# for every stage (the caller keeps those it asked for).
 _LIVE_NAMED = (
     registered_models.c.name_key.in_(bindparam("keys", expanding=True)),
     registered_models.c.deleted_at.is_(None),
@@ -95,11 +96,15 @@ _STAGES = (
 )
 _NEWEST_ROW = _newest(_STAGES.c.stage).lateral("v")
 _LATEST_BY_STAGE_PG = Prepared(
-    select(_NEWEST_ROW, registered_models.c.name.label("model_name"))
-    .select_from(registered_models)
-    .join(_STAGES, true())
-    .join(_NEWEST_ROW, true())
-    .where(*_LIVE_NAMED)
+    whole.page(
+        select(_NEWEST_ROW, registered_models.c.name.label("model_name"))
+        .select_from(registered_models)
+        .join(_STAGES, true())
+        .join(_NEWEST_ROW, true())
+        .where(*_LIVE_NAMED)
+        .subquery("page"),
+        (),
+    )
 )
 _EVERY_STAGE = union_all(*(select(literal(st.value).label("stage")) for st in Stage)).subquery("s")
 _X = V.alias("x")
