@@ -1,7 +1,9 @@
 """Turn rows into domain values, a page at a time, in a fixed number of queries.
 
 Loading N versions or models costs two statements whatever N is (rows, then all their
-child rows): no N+1.
+child rows): no N+1. On PostgreSQL a version, a search's page of versions and MLflow's
+latest versions come with their child rows in one statement (``whole.py``); their rows
+are read here too.
 """
 
 from __future__ import annotations
@@ -141,9 +143,9 @@ def _model(
     )
 
 
-# A page of versions: two statements, the rows, then every child row (tags, params,
-# metrics, aliases, files) in one UNION ALL whose columns carry text, float and integer
-# values side by side.
+# A page of versions (SQLite; PostgreSQL for a list of ids): two statements, the rows,
+# then every child row (tags, params, metrics, aliases, files) in one UNION ALL whose
+# columns carry text, float and integer values side by side.
 _VERSION_ROWS = Prepared(
     select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(V.c.id.in_(_IDS))
 )

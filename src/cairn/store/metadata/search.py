@@ -270,12 +270,13 @@ def _statement(
     )
     if not with_children:
         return Prepared(page)
-    rows = page.subquery("page")
-    again = [rows.c[f"sort{i}"] for i in range(len(keys) - 1)] + [rows.c.id]
-    return Prepared(whole.page(rows, _ordered(zip(again, (d for _, d in keys), strict=True))))
+    rows = page.subquery("page")  # the same order again, over the page's own columns
+    again = [(rows.c[f"sort{i}"], desc) for i, (_, desc) in enumerate(keys[:-1])]
+    again.append((rows.c.id, keys[-1][1]))
+    return Prepared(whole.page(rows, _ordered(again)))
 
 
-def _ordered(keys: Any) -> list[Any]:
+def _ordered(keys: Sequence[tuple[Any, bool]]) -> list[Any]:
     return [column.desc() if desc else column.asc() for column, desc in keys]
 
 
