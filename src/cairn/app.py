@@ -17,6 +17,7 @@ from cairn import __version__
 from cairn.api import mlflow
 from cairn.api.auth import AUTHENTICATED, RateLimiter
 from cairn.api.errors import error_response, install_error_handlers
+from cairn.api.fastlane import FastLane
 from cairn.api.middleware import install_hardening
 from cairn.api.offload import InFlight
 from cairn.api.v1 import (
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every router but login's requires a caller (tests/security/test_routes.py sweeps them).
     # Routers are tried in order, each one skipped costing some 8 µs here: the busiest
     # first (get by alias and the searches, then creates, then transfers).
-    for router in (
+    routers = (
         aliases.router,
         versions.router,
         models.router,
@@ -96,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signatures.router,
         promotions.router,
         scans.router,
-    ):
+    )
+    for router in routers:
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)
     app.include_router(identity.public, prefix="/api/v1")
     # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts, /api/3.0/mlflow: matched
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes[:0] = mlflow.mounts(AUTHENTICATED)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
+    # innermost: plan routes skip FastAPI's routing (api/fastlane.py)
+    app.add_middleware(FastLane, routers=[*mlflow.routed(), *(("/api/v1", r) for r in routers)])
     install_hardening(
         app,
         max_request_bytes=settings.max_request_bytes,

@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
+from functools import cached_property
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from fastapi import APIRouter, Request, params
@@ -51,7 +52,7 @@ from cairn.api.middleware import is_json_media_type
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-class _Decline(Exception):
+class Decline(Exception):
     """The request needs something the plan does not do: it goes the usual way."""
 
 
@@ -119,24 +120,24 @@ def _value(param: _Param, request: Request) -> Any:
         raw = request.query_params.get(param.key)
     if raw is None:
         if param.required:
-            raise _Decline
+            raise Decline
         return param.default
     try:
         return param.adapter.validate_python(raw)
     except ValidationError:
-        raise _Decline from None
+        raise Decline from None
 
 
 async def _body(body: _Body, request: Request) -> BaseModel:
     if not is_json_media_type(request.headers.get("content-type", "")):
-        raise _Decline
+        raise Decline
     raw = await request.body()  # kept on the request should the usual way need it
     if not raw:
-        raise _Decline
+        raise Decline
     try:
         return body.model.model_validate(json.loads(raw))
     except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
-        raise _Decline from None
+        raise Decline from None
 
 
 class LeanRoute(APIRoute):
@@ -144,9 +145,13 @@ class LeanRoute(APIRoute):
 
     enabled = True  # False: every request goes the usual way (tests compare the two)
 
+    @cached_property
+    def plan(self) -> Plan | None:
+        return plan_for(self)
+
     def get_route_handler(self) -> Handler:
         usual = super().get_route_handler()
-        plan = plan_for(self)
+        plan = self.plan
         if plan is None:
             return usual
 
@@ -155,7 +160,7 @@ class LeanRoute(APIRoute):
                 return await usual(request)
             try:
                 values = await plan.arguments(request)
-            except _Decline:
+            except Decline:
                 return await usual(request)
             return await plan.run(values)
 

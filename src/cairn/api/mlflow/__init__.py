@@ -23,17 +23,24 @@ from starlette.routing import Mount
 
 from cairn.api.mlflow import artifacts, routes_models, routes_server, routes_versions
 
-__all__ = ["documented", "mounts"]
+__all__ = ["documented", "mounts", "routed"]
 
 ROOTS = ("/api", "/ajax-api")
+
+
+# Under ``<root>/2.0``, before the catch-alls, in the order they are matched.
+_V2_PARTS = (
+    ("/mlflow", routes_models.router),
+    ("/mlflow", routes_versions.router),
+    ("", artifacts.router),
+)
 
 
 def _v2(dependencies: Sequence[Any]) -> APIRouter:
     """Everything under ``<root>/2.0``: the registry, the artifact routes, the catch-alls."""
     router = APIRouter(dependencies=list(dependencies))
-    for part in (routes_models.router, routes_versions.router):
-        router.include_router(part, prefix="/mlflow")
-    router.include_router(artifacts.router)
+    for prefix, part in _V2_PARTS:
+        router.include_router(part, prefix=prefix)
     for prefix in ("/mlflow", "/mlflow-artifacts"):
         router.include_router(routes_server.unknown_router, prefix=prefix)
     return router
@@ -53,6 +60,12 @@ def mounts(dependencies: Sequence[Any]) -> list[Mount]:
     for root in ROOTS:
         found += [Mount(f"{root}/2.0", app=v2), Mount(f"{root}/3.0/mlflow", app=v3)]
     return found
+
+
+def routed() -> list[tuple[str, APIRouter]]:
+    """The routers the mounts serve ahead of their catch-alls, each with its full path
+    prefix, in the order they are matched (for ``api/fastlane.py``)."""
+    return [(f"{root}/2.0{prefix}", part) for root in ROOTS for prefix, part in _V2_PARTS]
 
 
 def _documented() -> APIRouter:
