@@ -13,7 +13,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,8 +199,9 @@ def client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[BaseC
 
 
 class LiveServer:
-    def __init__(self, app: FastAPI) -> None:
-        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    def __init__(self, app: FastAPI, **options: Any) -> None:
+        options.setdefault("log_level", "warning")
+        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, **options)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -224,6 +225,13 @@ def live_server(app: FastAPI) -> Iterator[str]:
     """The real app behind a real uvicorn on a loopback port; yields its base URL."""
     with LiveServer(app) as url:
         yield url
+
+
+@pytest.fixture
+def live_server_with(app: FastAPI) -> Callable[..., LiveServer]:
+    """``live_server`` with uvicorn options of the test's choosing: ``with
+    live_server_with(proxy_headers=False) as url: ...``."""
+    return lambda **options: LiveServer(app, **options)
 
 
 # -- S3: a moto server speaking real HTTP on loopback -----------------------------------

@@ -77,8 +77,14 @@ class Settings(BaseSettings):
         description="Browser origins allowed to call the API cross-site "
         "(comma-separated, exact, e.g. https://ml.example.com); none by default.",
     )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (comma-separated, e.g. 127.0.0.1 or 10.0.0.0/8); "
+        "none by default, so that no local process can pose as another client.",
+    )
 
-    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @field_validator("allowed_hosts", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -98,6 +104,19 @@ class Settings(BaseSettings):
                 )
             origins.append(normal)
         return origins
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted proxy {entry!r} is not an IP address or network "
+                    "(e.g. 127.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return value
 
     def resolved_backend_uri(self) -> str:
         if self.backend_uri:

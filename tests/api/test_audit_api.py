@@ -7,11 +7,15 @@ import json
 import logging
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from cairn.cli.server import uvicorn_options
 from cairn.errors import Unavailable
+from cairn.settings import Settings
 
 BAD_TOKEN = {"Authorization": "Bearer cairn_thisisnotatokenatall0000000000000000"}
 
@@ -143,3 +147,23 @@ def test_a_failure_to_record_does_not_change_the_answer(
         r = anon.get("/api/v1/models", headers=BAD_TOKEN)
     assert r.status_code == 401 and r.json()["error_code"] == "UNAUTHENTICATED"
     assert "could not record" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("trusted", "recorded"), [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9")]
+)
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(
+    api: TestClient, live_server_with: Any, trusted: list[str], recorded: str
+) -> None:
+    options = uvicorn_options(Settings(trusted_proxies=trusted))
+    with live_server_with(**options) as url:
+        forged = {**BAD_TOKEN, "X-Forwarded-For": "203.0.113.9", "X-Request-ID": "req-fwd"}
+        assert httpx.get(f"{url}/api/v1/models", headers=forged).status_code == 401
+    (denied,) = events(api, outcome="denied")
+    assert (denied["request_id"], denied["client"]) == ("req-fwd", recorded)
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    assert Settings(trusted_proxies="10.0.0.0/8, ::1").trusted_proxies == ["10.0.0.0/8", "::1"]
+    with pytest.raises(ValidationError, match="not an IP address or network"):
+        Settings(trusted_proxies="proxy.example.com")

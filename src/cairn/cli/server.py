@@ -79,10 +79,22 @@ def server(
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=30,
+        **uvicorn_options(settings),
     )
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``cairn server`` runs uvicorn, besides where it listens."""
+    return {
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_keep_alive": 30,
+        # X-Forwarded-For/-Proto only from the proxies named: uvicorn's own default believes
+        # them from 127.0.0.1, i.e. from any local process (rate limits and the audit log
+        # key on the client's address)
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
+    }
 
 
 @db_app.command("upgrade")
