@@ -129,3 +129,16 @@ def test_network_limits_bound_a_lost_server(pg: Database, postgres_url: str) -> 
         assert own.read(_libpq_parameters)["tcp_user_timeout"] == "5000"
     finally:
         own.dispose()
+
+
+def test_reads_together_run_again_as_a_whole_on_a_new_connection(pg: Database) -> None:
+    first = pg.read(_backend_pid)
+    _kill(pg, {first})
+    seen: list[int] = []
+
+    def both() -> tuple[int, int]:
+        seen.append(0)
+        return pg.read(_backend_pid), pg.read(_backend_pid)
+
+    a, b = pg.read_together(both)
+    assert a == b != first and len(seen) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
@@ -17,6 +17,8 @@ from cairn.store.metadata.audit_store import AuditStore, new_event
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
 from cairn.store.metadata.models_store import ModelStore
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,11 @@ class ServiceBase:
         self.clock = clock
         self.limits = limits or Limits()
         self._auth_cache = AuthCache(db)
+
+    def read_together(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, which calls reading use cases only, in one read transaction: what
+        they read is one snapshot (SQLite), and it costs one transaction, not one each."""
+        return self.db.read_together(fn)
 
     # -- authorization: the one place a use case asks "may this caller do this?" ----------
 

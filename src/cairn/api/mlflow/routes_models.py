@@ -8,7 +8,7 @@ INVALID_PARAMETER_VALUE ("Registered model alias X not found."), not a 404.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -42,6 +42,13 @@ def _one(service: RegistryService, actor: Actor, model: RegisteredModel) -> JSON
     return json({"registered_model": models_with_latest(service, actor, [model])[0]})
 
 
+def _found(
+    service: RegistryService, actor: Actor, find: Callable[[], RegisteredModel]
+) -> JSONResponse:
+    """The model ``find`` reads, with its ``latest_versions`` read in the same transaction."""
+    return service.read_together(lambda: _one(service, actor, find()))
+
+
 @router.post("/registered-models/create")
 async def create_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     p.text("deployment_job_id")  # Databricks-only: checked for type, then ignored
@@ -72,31 +79,39 @@ def delete_registered_model(p: Body, service: Service, actor: Caller) -> JSONRes
 
 @router.get("/registered-models/get")
 def get_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    return _one(service, actor, service.get_model(actor, p.required("name")))
+    name = p.required("name")
+    return _found(service, actor, lambda: service.get_model(actor, name))
 
 
 @router.get("/registered-models/search")
 def search_registered_models(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    page = service.search_models(
-        actor,
-        translate_filter(p.text("filter"), "models"),
-        order_by=translate_order_by(p.strings("order_by"), "models"),
-        max_results=page_size(p, MODELS_PAGE),
-        page_token=p.text("page_token") or None,
-    )
-    body: dict[str, Any] = {}
-    if page.items:
-        body["registered_models"] = models_with_latest(service, actor, page.items)
-    if page.next_page_token:
-        body["next_page_token"] = page.next_page_token
-    return json(body)
+    expr = translate_filter(p.text("filter"), "models")
+    order_by = translate_order_by(p.strings("order_by"), "models")
+    size, token = page_size(p, MODELS_PAGE), p.text("page_token") or None
+
+    def search() -> dict[str, Any]:
+        page = service.search_models(
+            actor, expr, order_by=order_by, max_results=size, page_token=token
+        )
+        body: dict[str, Any] = {}
+        if page.items:
+            body["registered_models"] = models_with_latest(service, actor, page.items)
+        if page.next_page_token:
+            body["next_page_token"] = page.next_page_token
+        return body
+
+    return json(service.read_together(search))
 
 
 def _latest_versions(p: Params, service: RegistryService, actor: Actor) -> JSONResponse:
-    model = service.get_model(actor, p.required("name"))
-    stages = p.strings("stages")
-    latest = service.latest_versions_by_stage(actor, [model.name], stages or None)
-    versions = latest.get(name_key(model.name), [])
+    name, stages = p.required("name"), p.strings("stages")
+
+    def latest() -> list[ModelVersion]:
+        model = service.get_model(actor, name)
+        found = service.latest_versions_by_stage(actor, [model.name], stages or None)
+        return found.get(name_key(model.name), [])
+
+    versions = service.read_together(latest)
     return json({"model_versions": [version_json(v) for v in versions]} if versions else {})
 
 

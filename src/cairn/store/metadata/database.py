@@ -76,6 +76,10 @@ class WriterBusy(BaseException):
 
 
 _INLINE: ContextVar[bool] = ContextVar("cairn_inline_write", default=False)
+# the transaction that ``read`` calls join inside ``Database.read_together``
+_JOINED: ContextVar[tuple[Database, Connection] | None] = ContextVar(
+    "cairn_joined_read", default=None
+)
 
 
 def _first_inline() -> bool:
@@ -209,7 +213,26 @@ class Database:
         return self._run(self._reader, fn, give_up=_first_inline(), whole=True)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
+        joined = _JOINED.get()
+        if joined is not None and joined[0] is self:
+            return fn(joined[1])
         return self._run(self._reader, fn)
+
+    def read_together(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, whose ``read`` calls then share one transaction: one snapshot on
+        SQLite (what they read is consistent), one connection on PostgreSQL, and one
+        check-out, begin and commit instead of one each. Retried as a whole, as a read is."""
+        if (outer := _JOINED.get()) is not None and outer[0] is self:
+            return fn()
+
+        def joined(session: Connection) -> T:
+            token = _JOINED.set((self, session))
+            try:
+                return fn()
+            finally:
+                _JOINED.reset(token)
+
+        return self._run(self._reader, joined)
 
     def _run(
         self,
