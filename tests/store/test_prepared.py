@@ -125,6 +125,24 @@ def test_postgresql_sends_a_long_list_as_one_array(table: Database) -> None:
         assert len(long_forms) == 2
 
 
+def test_a_one_plan_statement_keeps_its_long_lists_prepared(table: Database) -> None:
+    """The server may then keep one plan for it; other statements' long lists are planned
+    for their run (never prepared)."""
+    stmt = select(P.name).where(P.id.in_(bindparam("ids", expanding=True))).order_by(P.id)
+
+    def prepare_of(prepared: Prepared, ids: list[int]) -> bool | None:
+        return table.read(lambda s: prepared._plan(s, {"ids": ids})[1])
+
+    one_plan, usual = Prepared(stmt, one_plan=True), Prepared(stmt)
+    assert prepare_of(one_plan, [1]) is None and prepare_of(usual, [1]) is None
+    assert prepare_of(one_plan, LONG) is None
+    assert prepare_of(usual, LONG) is (False if table.dialect == "postgresql" else None)
+    expected = table.read(lambda s: [tuple(r) for r in s.execute(stmt, {"ids": LONG})])
+    for _ in range(8):  # past psycopg's threshold: then a server-side prepared statement
+        got = table.read(lambda s: [tuple(r) for r in one_plan.all(s, {"ids": LONG})])
+        assert got == expected == [("a",), ("b",), ("c",)]
+
+
 def test_literals_unions_and_typed_columns(table: Database) -> None:
     stmt = union_all(
         select(literal("x").label("kind"), P.name, P.score).where(P.flag == bindparam("f")),

@@ -163,13 +163,23 @@ def _lists_as_arrays(stmt: ClauseElement) -> ClauseElement:
 class Prepared:
     """A statement built once with SQLAlchemy, run on the driver (see the module docstring)."""
 
-    __slots__ = ("_plans", "columns", "stmt")
+    __slots__ = ("_plans", "columns", "one_plan", "stmt")
 
-    def __init__(self, stmt: ClauseElement, *, columns: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        stmt: ClauseElement,
+        *,
+        columns: Sequence[str] | None = None,
+        one_plan: bool = False,
+    ) -> None:
         """``columns``: for an ``insert(table)`` without values, the columns its rows give
-        (as SQLAlchemy takes them from the first row's keys)."""
+        (as SQLAlchemy takes them from the first row's keys). ``one_plan``: a statement
+        whose best plan does not depend on its lists' lengths (lookups by key, each an
+        index step), costly to plan: on PostgreSQL its long lists go as arrays that it
+        keeps preparing, so that the server may plan it once (see ``_plan``)."""
         self.stmt = stmt
         self.columns = list(columns) if columns is not None else None
+        self.one_plan = one_plan
         self._plans: dict[str, _Plan] = {}
 
     def all(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
@@ -229,7 +239,7 @@ class Prepared:
         if arrays is None:
             stmt = _lists_as_arrays(self.stmt)
             arrays = self._plans["postgresql arrays"] = _Plan(stmt, conn.dialect, self.columns)
-        return arrays, False
+        return arrays, None if self.one_plan else False
 
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
         plan, prepare = self._plan(conn, params)

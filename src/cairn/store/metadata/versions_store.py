@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
-    String,
     bindparam,
     delete,
     func,
@@ -19,7 +18,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
@@ -91,22 +89,20 @@ def _newest(stage: Any, versions: Any = V) -> Any:
     )
 
 
-_STAGES = (
-    func.unnest(bindparam("stages", type_=ARRAY(String))).table_valued("stage").render_derived("s")
-)
-_NEWEST_ROW = _newest(_STAGES.c.stage).lateral("v")
+_EVERY_STAGE = union_all(*(select(literal(st.value).label("stage")) for st in Stage)).subquery("s")
+_NEWEST_ROW = _newest(_EVERY_STAGE.c.stage).lateral("v")
 _LATEST_BY_STAGE_PG = Prepared(
     whole.page(
         select(_NEWEST_ROW, registered_models.c.name.label("model_name"))
         .select_from(registered_models)
-        .join(_STAGES, true())
+        .join(_EVERY_STAGE, true())
         .join(_NEWEST_ROW, true())
         .where(*_LIVE_NAMED)
         .subquery("page"),
         (),
-    )
+    ),
+    one_plan=True,  # planning it took 2 ms, running it 0.5
 )
-_EVERY_STAGE = union_all(*(select(literal(st.value).label("stage")) for st in Stage)).subquery("s")
 _X = V.alias("x")
 _NEWEST_ID = _newest(_EVERY_STAGE.c.stage, _X).with_only_columns(_X.c.id).scalar_subquery()
 _LATEST_BY_STAGE = Prepared(
@@ -236,14 +232,9 @@ class VersionStore:
         that exists."""
         if not key_names or not stages:
             return []
-        if self.s.dialect.name == "postgresql":
-            return _LATEST_BY_STAGE_PG.all(
-                self.s, {"keys": list(key_names), "stages": list(stages)}
-            )
+        query = _LATEST_BY_STAGE_PG if self.s.dialect.name == "postgresql" else _LATEST_BY_STAGE
         wanted = set(stages)
-        return [
-            r for r in _LATEST_BY_STAGE.all(self.s, {"keys": list(key_names)}) if r.stage in wanted
-        ]
+        return [r for r in query.all(self.s, {"keys": list(key_names)}) if r.stage in wanted]
 
     def latest_ready(self, model_id: int) -> int | None:
         value = self.s.execute(
