@@ -26,13 +26,19 @@ The AST is canonical: stages and statuses are normalised, times are integers, so
 from __future__ import annotations
 
 import functools
-import math
-import re
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal, TypeAlias, cast, get_args
 
+from cairn.domain.filter_lexer import (
+    BARE_KEY,
+    Scalar,
+    Token,
+    format_time,
+    micros,
+    printable,
+    tokenize,
+)
 from cairn.domain.models import Stage, VersionStatus
 from cairn.errors import InvalidFilter, InvalidParameter
 
@@ -40,7 +46,6 @@ MAX_FILTER_LENGTH = 4096
 MAX_COMPARISONS = 50
 MAX_DEPTH = 20
 MAX_IN_ITEMS = 1000
-MAX_KEY_LENGTH = 250
 
 Target = Literal["models", "versions"]
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"]
@@ -48,7 +53,6 @@ FieldName = Literal[
     "name", "version", "tags", "params", "metrics", "alias", "stage", "status",
     "created_at", "updated_at", "run_id", "source", "semver",
 ]  # fmt: skip
-Scalar: TypeAlias = str | int | float
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,161 +122,22 @@ _PLAIN = frozenset(get_args(FieldName)) - frozenset(_PREFIXES)
 _TEXT_WHITESPACE = str.maketrans("", "", "\t\n\r")
 _KEYWORDS = frozenset({"AND", "OR", "NOT", "LIKE", "ILIKE", "IN"})
 
-_WS = re.compile(r"\s+")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BARE_KEY = re.compile(r"[\w.\-/]+")
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_NUMBER_TAIL = re.compile(r"[\w.]")
-_OP = re.compile(r"!=|<=|>=|=|<|>")
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2})))?",
-    re.ASCII,
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _US
-_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _US
-_INT64 = 2**63
 
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: str  # word, field, string, number, op, (, ), ",", end
-    text: str  # the source text, for messages
-    pos: int
-    value: Scalar = ""  # a string's or number's value; a field's prefix
-    key: str | None = None
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    i, n = 0, len(text)
-    while True:
-        if m := _WS.match(text, i):
-            i = m.end()
-        if i >= n:
-            tokens.append(_Token("end", "", n))
-            return tokens
-        ch = text[i]
-        if ch in "(),":
-            tokens.append(_Token(ch, ch, i))
-            i += 1
-        elif m := _OP.match(text, i):
-            tokens.append(_Token("op", m.group(), i))
-            i = m.end()
-        elif ch in "'\"":
-            value, end = _quoted(text, i, "string")
-            tokens.append(_Token("string", text[i:end], i, value))
-            i = end
-        elif m := _NUMBER.match(text, i):
-            end = m.end()
-            if end < n and _NUMBER_TAIL.match(text, end):
-                raise InvalidFilter(f"malformed number {text[i : end + 1]!r}", i)
-            tokens.append(_Token("number", m.group(), i, _number(m.group(), i)))
-            i = end
-        elif m := _WORD.match(text, i):
-            end = m.end()
-            if end < n and text[end] == ".":
-                key, end = _key(text, end + 1, m.group())
-                tokens.append(_Token("field", text[i:end], i, m.group(), key))
-            else:
-                tokens.append(_Token("word", m.group(), i))
-            i = end
-        else:
-            raise InvalidFilter(f"unexpected character {ch!r}", i)
-
-
-def _quoted(text: str, start: int, what: str) -> tuple[str, int]:
-    """Read a quoted run at ``start`` (a doubled quote is literal); return value, end."""
-    quote, parts, i = text[start], [], start + 1
-    while True:
-        j = text.find(quote, i)
-        if j < 0:
-            raise InvalidFilter(f"unterminated {what}: no closing {quote}", start)
-        parts.append(text[i:j])
-        if text.startswith(quote * 2, j):
-            parts.append(quote)
-            i = j + 2
-            continue
-        return "".join(parts), j + 1
-
-
-def _key(text: str, start: int, prefix: str) -> tuple[str, int]:
-    if start < len(text) and text[start] in '`"':
-        key, end = _quoted(text, start, "key")
-    elif m := _BARE_KEY.match(text, start):
-        key, end = m.group(), m.end()
-    else:
-        raise InvalidFilter(f"expected a key after '{prefix}.'", start)
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidFilter(f"a key must be 1 to {MAX_KEY_LENGTH} characters long", start)
-    if not _printable(key):
-        raise InvalidFilter(f"key {key!r} contains a control character", start)
-    return key, end
-
-
-def _printable(value: str) -> bool:
-    return not any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF or c == "\x7f" for c in value)
-
-
-def _number(literal: str, pos: int) -> int | float:
-    if literal.lstrip("-").isdigit():
-        number: int | float = int(literal)
-        if not -_INT64 <= number < _INT64:
-            raise InvalidFilter(f"number {literal} is out of range", pos)
-        return number
-    number = float(literal)
-    if not math.isfinite(number):
-        raise InvalidFilter(f"number {literal} is out of range", pos)
-    return number
-
-
-def _micros(value: Scalar, pos: int) -> int:
-    """RFC 3339 text or integer epoch milliseconds → microseconds since the epoch."""
-    if isinstance(value, int):
-        micros = value * 1000
-    else:
-        m = _RFC3339.fullmatch(value) if isinstance(value, str) else None
-        if m is None:
-            raise InvalidFilter(
-                f"expected an RFC 3339 time such as '2026-01-01T00:00:00Z' or integer epoch "
-                f"milliseconds, found {value!r}",
-                pos,
-            )
-        y, mo, d, h, mi, s, frac, _z, sign, oh, om = m.groups()
-        try:
-            offset = timedelta(hours=int(oh or 0), minutes=int(om or 0))
-            tz = timezone(-offset if sign == "-" else offset)
-            dt = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), 0, tz)
-        except ValueError as exc:
-            raise InvalidFilter(f"time {value!r} is not valid: {exc}", pos) from None
-        micros = (dt - _EPOCH) // _US + int((frac or "").ljust(6, "0")[:6])
-    if not _MIN_US <= micros <= _MAX_US:
-        raise InvalidFilter(f"time {value!r} is out of range (years 1 to 9999)", pos)
-    return micros
-
-
-def format_time(micros: int) -> str:
-    """Microseconds since the epoch → canonical RFC 3339 UTC text."""
-    return (_EPOCH + micros * _US).replace(tzinfo=None).isoformat() + "Z"
-
-
-def _expected(what: str, tok: _Token) -> InvalidFilter:
+def _expected(what: str, tok: Token) -> InvalidFilter:
     found = "the end of the filter" if tok.kind == "end" else repr(tok.text[:40])
     return InvalidFilter(f"expected {what}, found {found}", tok.pos)
 
 
 class _Parser:
     def __init__(self, text: str, target: Target) -> None:
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.i = self.comparisons = self.depth = 0
         self.target = target
 
-    def peek(self) -> _Token:
+    def peek(self) -> Token:
         return self.tokens[self.i]
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         tok = self.tokens[self.i]
         self.i += tok.kind != "end"
         return tok
@@ -281,7 +146,7 @@ class _Parser:
         tok = self.peek()
         return tok.kind == "word" and tok.text.upper() in words
 
-    def nested(self, tok: _Token, parse: Callable[[], Expr]) -> Expr:
+    def nested(self, tok: Token, parse: Callable[[], Expr]) -> Expr:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise InvalidFilter(f"filter nests deeper than {MAX_DEPTH} levels", tok.pos)
@@ -325,7 +190,7 @@ class _Parser:
             return self.comparison()
         raise _expected("a field name, NOT or '('", tok)
 
-    def field(self, tok: _Token) -> Field:
+    def field(self, tok: Token) -> Field:
         head = str(tok.value if tok.kind == "field" else tok.text).lower()
         plain = cast(FieldName, head) if head in _PLAIN else None
         name = _PREFIXES.get(head) if tok.kind == "field" else plain
@@ -393,7 +258,7 @@ class _Parser:
         if kind == "time":
             if isinstance(value, float):
                 raise InvalidFilter(f"{label!r} takes a time; found {tok.text}", pos)
-            return _micros(value, pos)
+            return micros(value, pos)
         if kind in ("number", "integer"):
             if isinstance(value, str):
                 raise InvalidFilter(f"{label!r} compares numbers; found {tok.text}", pos)
@@ -402,7 +267,7 @@ class _Parser:
             return value
         if not isinstance(value, str):
             raise InvalidFilter(f"{label!r} compares strings; quote the value: '{tok.text}'", pos)
-        if not _printable(value.translate(_TEXT_WHITESPACE)):
+        if not printable(value.translate(_TEXT_WHITESPACE)):
             raise InvalidFilter("a string holds a control or unpaired surrogate character", pos)
         if kind == "stage":
             try:
@@ -465,7 +330,7 @@ def _format_scalar(field: Field, value: Scalar) -> str:
 def format_field(field: Field) -> str:
     if field.key is None:
         return field.name
-    if _BARE_KEY.fullmatch(field.key):
+    if BARE_KEY.fullmatch(field.key):
         return f"{field.name}.{field.key}"
     return f"{field.name}.{_format_string(field.key, '`')}"
 

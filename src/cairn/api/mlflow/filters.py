@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cairn.domain.filter_lexer import Scalar
 from cairn.domain.filters import (
     MAX_FILTER_LENGTH,
     And,
@@ -28,7 +29,6 @@ from cairn.domain.filters import (
     FieldName,
     Not,
     Op,
-    Scalar,
     Target,
     format_filter,
 )

@@ -36,7 +36,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, bindparam, not_, or_, select
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from cairn.domain.filters import And, Expr, Not, Or, Scalar, Target
+from cairn.domain.filter_lexer import Scalar
+from cairn.domain.filters import And, Expr, Not, Or, Target
 from cairn.domain.names import alias_key, name_key
 from cairn.errors import InvalidFilter
 from cairn.store.metadata.schema import (
