@@ -21,19 +21,13 @@ import asyncio
 import gc
 import json
 import os
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-import psycopg
+from service_costs import TOKEN, scratch_settings
 
 from cairn.app import create_app
-from cairn.settings import Settings
 
-TOKEN = "asgi-costs-throwaway-admin-token-0123456789abcdef"
-PG = "postgresql://postgres@127.0.0.1:5432/"
 AUTH = (b"authorization", f"Bearer {TOKEN}".encode())
 JSON = (b"content-type", b"application/json")
 VERSION_SEARCH = "name = 'm1' AND tags.kind = 'candidate'"
@@ -175,25 +169,14 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=1000)
     p.add_argument("--only", choices=[r[0] for r in REQUESTS], help="one request only")
     a = p.parse_args()
-    database = None
-    uri = None
-    if a.backend == "postgresql":
-        database = f"asgi_costs_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG + "postgres", autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {database}")
-        uri = PG + database
-    os.environ["CAIRN_BOOTSTRAP_TOKEN"] = TOKEN
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()), backend_uri=uri)
-    app = create_app(settings)
-    gc.collect()
-    gc.freeze()  # as the server's lifespan does
-    try:
-        asyncio.run(run(app, a.calls, a.only))
-    finally:
-        app.state.service.db.dispose()
-        if database:
-            with psycopg.connect(PG + "postgres", autocommit=True) as c:
-                c.execute(f"DROP DATABASE {database} WITH (FORCE)")
+    with scratch_settings(a.backend, "asgi_costs") as settings:
+        app = create_app(settings)
+        gc.collect()
+        gc.freeze()  # as the server's lifespan does
+        try:
+            asyncio.run(run(app, a.calls, a.only))
+        finally:
+            app.state.service.db.dispose()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -34,29 +35,37 @@ TOKEN = "service-costs-throwaway-admin-token-0123456789"
 PG = "postgresql://postgres@127.0.0.1:5432/"
 
 
+@contextmanager
+def scratch_settings(backend: str, prefix: str) -> Iterator[Settings]:
+    """Settings of a fresh registry: a temporary data folder, and on PostgreSQL a new
+    database on 127.0.0.1:5432, dropped afterwards. The bootstrap admin's token is TOKEN."""
+    database = f"{prefix}_{uuid.uuid4().hex[:8]}" if backend == "postgresql" else None
+    if database:
+        with psycopg.connect(PG + "postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {database}")
+    os.environ["CAIRN_BOOTSTRAP_TOKEN"] = TOKEN
+    try:
+        yield Settings(
+            data_dir=Path(tempfile.mkdtemp()), backend_uri=PG + database if database else None
+        )
+    finally:
+        if database:
+            with psycopg.connect(PG + "postgres", autocommit=True) as c:
+                c.execute(f"DROP DATABASE {database} WITH (FORCE)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     p.add_argument("--calls", type=int, default=1000)
     a = p.parse_args()
-    database = None
-    uri = None
-    if a.backend == "postgresql":
-        database = f"service_costs_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG + "postgres", autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {database}")
-        uri = PG + database
-    os.environ["CAIRN_BOOTSTRAP_TOKEN"] = TOKEN
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()), backend_uri=uri)
-    service = build_service(settings)
-    try:
-        ensure_admin(service, settings)
-        run(service, a.calls)
-    finally:
-        service.db.dispose()
-        if database:
-            with psycopg.connect(PG + "postgres", autocommit=True) as c:
-                c.execute(f"DROP DATABASE {database} WITH (FORCE)")
+    with scratch_settings(a.backend, "service_costs") as settings:
+        service = build_service(settings)
+        try:
+            ensure_admin(service, settings)
+            run(service, a.calls)
+        finally:
+            service.db.dispose()
 
 
 def run(svc: RegistryService, calls: int) -> None:
