@@ -72,6 +72,7 @@ class FastLane:
     def __init__(self, app: ASGIApp, *, routers: Sequence[tuple[str, APIRouter]]) -> None:
         self.app = app
         self.entries = entries(routers)
+        self.prefixes = tuple({prefix for prefix, _ in routers})  # a quick "none of ours"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = None
@@ -99,6 +100,8 @@ class FastLane:
 
     def _find(self, path: str, method: str) -> tuple[_Entry, dict[str, Any]] | None:
         """The first route that matches (path and method) if it has a plan."""
+        if not path.startswith(self.prefixes):
+            return None
         for entry in self.entries:
             if not path.startswith(entry.literal) or method not in entry.methods:
                 continue
