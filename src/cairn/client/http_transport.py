@@ -1,0 +1,109 @@
+"""The SDK's HTTP transport: one API call, retried on transient failures, its answer
+decoded or its error raised as Cairn's. Imports only ``errors`` and httpx."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cairn.errors import CairnError, Unavailable, error_from_response
+
+RETRY_STATUSES = {502, 503, 504}
+MAX_ATTEMPTS = 5
+
+
+def seg(value: object) -> str:
+    """``value`` as one path segment."""
+    return quote(str(value), safe="")
+
+
+class HttpTransport:
+    """The connection to one Cairn server (``uri``), with the caller's token."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        token: str | None = None,
+        http_client: httpx.Client | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.uri = uri.rstrip("/")
+        headers = {"User-Agent": "cairn-sdk"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if http_client is not None:
+            self._http = http_client
+            self._http.headers.update(headers)
+            self._owns_http = False
+        else:
+            self._http = httpx.Client(base_url=self.uri, headers=headers, timeout=timeout)
+            self._owns_http = True
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # -- transport ---------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: Callable[[], Iterable[bytes]] | None = None,
+        attempts: int = MAX_ATTEMPTS,
+    ) -> Any:
+        """One API call, retried on transient failures; ``content`` makes a fresh body.
+
+        ``attempts=1`` for calls a retry must not repeat (a second token nobody would see).
+        """
+        url = "/api/v1" + path
+        query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
+        delay = 0.1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._http.request(
+                    method,
+                    url,
+                    json=json,
+                    params=query,
+                    headers=headers,
+                    content=None if content is None else content(),
+                )
+            except httpx.TransportError as exc:
+                if attempt == attempts:
+                    raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == attempts:
+                    return self._decode(response)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise Unavailable(f"cannot reach Cairn at {self.uri}")  # pragma: no cover
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success:
+            return body
+        if isinstance(body, dict) and "message" in body:
+            raise error_from_response(
+                response.status_code, body.get("error_code"), str(body["message"])
+            )
+        raise CairnError(f"HTTP {response.status_code} from server: {response.text[:200]}")
+
+    @staticmethod
+    def _key(idempotency_key: str | None) -> dict[str, str]:
+        return {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
