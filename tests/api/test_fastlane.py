@@ -10,10 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from cairn.api.fastlane import FastLane
 from cairn.api.lean import LeanRoute
+from cairn.api.v1 import models as v1_models
+from cairn.errors import NotFound
 
 V1 = "/api/v1"
 SAMPLES = {"path": "dir/model.bin", "version": "1", "digest": "sha256:" + "a" * 64}
@@ -100,3 +103,19 @@ def test_a_root_path_goes_the_usual_way(app: FastAPI) -> None:
     with TestClient(app, root_path="/registry", raise_server_exceptions=False) as client:
         assert client.get("/registry/health").status_code == 200
         assert client.get(f"/registry{V1}/models").status_code == 401
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_an_answer_that_fails_before_it_starts_is_answered_by_the_handlers(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    class Failing(JSONResponse):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            raise NotFound("gone while answering")
+
+    assert api.post(f"{V1}/models", json={"name": "m"}).status_code == 201
+    monkeypatch.setattr(LeanRoute, "enabled", enabled)
+    monkeypatch.setattr(v1_models, "json", lambda body: Failing(body))
+    response = api.get(f"{V1}/models/m")
+    assert response.status_code == 404
+    assert response.json()["message"] == "gone while answering"

@@ -87,16 +87,28 @@ class FastLane:
         scope["endpoint"] = entry.route.endpoint
         scope["route"] = entry.route
         request = Request(scope, receive, send)
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            try:
-                values = await entry.plan.arguments(request)
-            except Decline:
-                await self.app(scope, _replaying(request, receive), send)
-                return
-            response = await entry.plan.run(values)
+            values = await entry.plan.arguments(request)
+        except Decline:
+            await self.app(scope, _replaying(request, receive), send)
+            return
         except Exception as exc:
-            response = await _handled(request, exc)
-        await response(scope, receive, send)
+            await (await _handled(request, exc))(scope, receive, send)
+            return
+        try:
+            response = await entry.plan.run(values)
+            await response(scope, receive, sending)  # a stream may fail before its start
+        except Exception as exc:
+            if started:
+                raise  # too late for another answer: the outer middleware logs it
+            await (await _handled(request, exc))(scope, receive, send)
 
     def _find(self, path: str, method: str) -> tuple[_Entry, dict[str, Any]] | None:
         """The first route that matches (path and method) if it has a plan."""
