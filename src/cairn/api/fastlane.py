@@ -95,14 +95,11 @@ class FastLane:
             await send(message)
 
         try:
-            values = await entry.plan.arguments(request)
-        except Decline:
-            await self.app(scope, _replaying(request, receive), send)
-            return
-        except Exception as exc:
-            await (await _handled(request, exc))(scope, receive, send)
-            return
-        try:
+            try:
+                values = await entry.plan.arguments(request)
+            except Decline:  # the usual way, which answers its own errors
+                await self.app(scope, _replaying(request, receive), sending)
+                return
             response = await entry.plan.run(values)
             await response(scope, receive, sending)  # a stream may fail before its start
         except Exception as exc:

@@ -8,7 +8,7 @@ INVALID_PARAMETER_VALUE ("Registered model alias X not found."), not a 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -42,13 +42,6 @@ def _one(service: RegistryService, actor: Actor, model: RegisteredModel) -> JSON
     return json({"registered_model": models_with_latest(service, actor, [model])[0]})
 
 
-def _found(
-    service: RegistryService, actor: Actor, find: Callable[[], RegisteredModel]
-) -> JSONResponse:
-    """The model ``find`` reads, with its ``latest_versions`` read in the same transaction."""
-    return service.read_together(lambda: _one(service, actor, find()))
-
-
 @router.post("/registered-models/create")
 async def create_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     p.text("deployment_job_id")  # Databricks-only: checked for type, then ignored
@@ -79,8 +72,8 @@ def delete_registered_model(p: Body, service: Service, actor: Caller) -> JSONRes
 
 @router.get("/registered-models/get")
 def get_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    name = p.required("name")
-    return _found(service, actor, lambda: service.get_model(actor, name))
+    name = p.required("name")  # the model and its latest versions: one read transaction
+    return service.read_together(lambda: _one(service, actor, service.get_model(actor, name)))
 
 
 @router.get("/registered-models/search")

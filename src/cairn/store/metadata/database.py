@@ -213,16 +213,14 @@ class Database:
         return self._run(self._reader, fn, give_up=_first_inline(), whole=True)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
-        joined = _JOINED.get()
-        if joined is not None and joined[0] is self:
-            return fn(joined[1])
-        return self._run(self._reader, fn)
+        joined = self._joined()
+        return self._run(self._reader, fn) if joined is None else fn(joined)
 
     def read_together(self, fn: Callable[[], T]) -> T:
         """Run ``fn``, whose ``read`` calls then share one transaction: one snapshot on
         SQLite (what they read is consistent), one connection on PostgreSQL, and one
         check-out, begin and commit instead of one each. Retried as a whole, as a read is."""
-        if (outer := _JOINED.get()) is not None and outer[0] is self:
+        if self._joined() is not None:  # nested: the outer one's transaction
             return fn()
 
         def joined(session: Connection) -> T:
@@ -233,6 +231,11 @@ class Database:
                 _JOINED.reset(token)
 
         return self._run(self._reader, joined)
+
+    def _joined(self) -> Connection | None:
+        """The transaction of this database's ``read_together`` around the caller."""
+        joined = _JOINED.get()
+        return joined[1] if joined is not None and joined[0] is self else None
 
     def _run(
         self,
