@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import CursorResult, Table, func, insert, select
+from sqlalchemy import Connection, CursorResult, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from cairn.domain.filters import (
@@ -26,8 +26,10 @@ from cairn.domain.filters import (
 )
 from cairn.domain.names import name_key
 from cairn.errors import InvalidParameter
+from cairn.store.metadata import search
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.schema import (
+    VALUE_PREFIX,
     aliases,
     model_tags,
     model_versions,
@@ -37,12 +39,13 @@ from cairn.store.metadata.schema import (
     version_tags,
 )
 from cairn.store.metadata.search import (
+    DEFAULT_VERSION_ORDER,
     MODEL_ORDER_FIELDS,
     VERSION_ORDER_FIELDS,
     search_models_page,
     search_versions_page,
 )
-from cairn.store.metadata.search_compile import compile_shape, parameterize
+from cairn.store.metadata.search_compile import compile_shape, parameterize, slot_params
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 DAY = 86_400_000_000
@@ -710,3 +713,150 @@ def test_searches_that_differ_only_in_values_share_one_shape() -> None:
     negated, values = parameterize(parse_filter("tags.team != 'risk'", "versions"))
     assert negated == ("not", ("cmp", "tags", "team", "=", 0)) and values == ("risk",)
     assert compile_shape(first, "versions", False) is compile_shape(second, "versions", False)
+
+
+# -- how searches reach their rows: a tag or param equality through the (key, value prefix)
+# index when few rows carry the value, a per-row test in the page's order when many do
+# (``search._indexed``), ``name = …`` through the model's own versions. Both ways must
+# answer alike, whatever the values' length or alphabet.
+
+LONG = "a" * VALUE_PREFIX
+# values that share their indexed prefix, straddle it with multi-byte characters, or are empty
+VALUES = [
+    LONG,
+    LONG + "x",
+    LONG + "y",
+    LONG[:-1],
+    "é" * (VALUE_PREFIX - 1) + "xü",
+    "é" * VALUE_PREFIX,
+    "é" * VALUE_PREFIX + "ü",
+    "",
+    "short",
+]
+
+
+@pytest.fixture
+def valued(db: Database) -> dict[int, str]:
+    """Model ``m`` with one version per value of ``VALUES`` (tag and param ``k``), and
+    model ``other`` with one version carrying every value's neighbour ``short``."""
+    model = add_model(db, "m")
+    ids = {
+        add_version(db, model, n, tags={"k": v}, params={"k": v}): v
+        for n, v in enumerate(VALUES, start=1)
+    }
+    other = add_model(db, "other")
+    ids[add_version(db, other, 1, tags={"k": "short"}, params={"k": "short"})] = "short@other"
+    return ids
+
+
+@pytest.fixture(params=["start from the index", "test each row"])
+def drive_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Either way of finding a tag or param equality's rows, forced."""
+    limit = 10**9 if request.param == "start from the index" else 0
+    monkeypatch.setattr(search, "DRIVE_LIMIT", limit)
+    return str(request.param)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@pytest.mark.parametrize("field", ["tags", "params"])
+@pytest.mark.parametrize("scope", ["", "name = 'm' AND "])
+def test_equalities_match_whole_values_either_way(
+    db: Database, valued: dict[int, str], drive_limit: str, field: str, scope: str
+) -> None:
+    in_m = {i: v for i, v in valued.items() if not v.endswith("@other")}
+    everywhere = {i: v.removesuffix("@other") for i, v in valued.items()}
+    values = in_m if scope else everywhere
+    for value in VALUES:
+        expected = {i for i, v in values.items() if v == value}
+        got = set(all_ids(db, "versions", f"{scope}{field}.k = {_quoted(value)}"))
+        assert got == expected, (drive_limit, value)
+        unequal = set(all_ids(db, "versions", f"{scope}{field}.k != {_quoted(value)}"))
+        assert unequal == set(values) - expected
+    pair = (LONG + "x", "é" * VALUE_PREFIX)
+    listed = f"{scope}{field}.k IN ({', '.join(map(_quoted, pair))})"
+    assert set(all_ids(db, "versions", listed)) == {i for i, v in values.items() if v in pair}
+
+
+def test_model_tag_equalities_match_whole_values_either_way(db: Database, drive_limit: str) -> None:
+    ids = {add_model(db, f"m{n}", tags={"k": v}): v for n, v in enumerate(VALUES)}
+    for value in VALUES:
+        got = set(all_ids(db, "models", f"tags.k = {_quoted(value)}"))
+        assert got == {i for i, v in ids.items() if v == value}, (drive_limit, value)
+
+
+def _choice(conn: Connection, text: str) -> tuple[frozenset[int], bool]:
+    shape, values = parameterize(parse_filter(text, "versions"))
+    return search._indexed(conn, "versions", shape, values)
+
+
+def test_the_rarer_top_level_equality_starts_the_search(
+    db: Database, valued: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "DRIVE_LIMIT", 2)  # "short" is on two versions: many
+    assert db.read(lambda s: _choice(s, "tags.k = 'short'")) == (frozenset(), False)
+    rare = f"tags.k = 'short' AND params.k = {_quoted(LONG)}"
+    assert db.read(lambda s: _choice(s, rare)) == (frozenset({1}), True)
+    # under OR or NOT an equality does not bound the matches: nothing starts from it
+    nested = f"tags.k = 'short' OR params.k = {_quoted(LONG)}"
+    assert db.read(lambda s: _choice(s, nested)) == (frozenset(), False)
+
+
+def _plan(conn: Connection, text: str, **scope: Any) -> str:
+    """The engine's plan for the version search ``text`` would run (SQLite's ``EXPLAIN
+    QUERY PLAN``; PostgreSQL's ``EXPLAIN`` with sequential scans priced out, so that the
+    plan shows which index the statement can use on these few rows)."""
+    expr = parse_filter(text, "versions")
+    shape, values = parameterize(expr)
+    indexed, drive = search._indexed(conn, "versions", shape, values)
+    statement = search._statement(
+        "versions",
+        shape,
+        False,
+        DEFAULT_VERSION_ORDER,
+        one_model=False,
+        include_deleted=scope.get("include_deleted", False),
+        readable=None,
+        after=False,
+        indexed=indexed,
+        drive=drive,
+    )
+    params = {**slot_params(values), "limit": 10}
+    compiled = statement.stmt.compile(
+        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    sql = str(compiled)
+    bound = {**compiled.params, **params}
+    if conn.dialect.name == "sqlite":
+        args = tuple(bound[name] for name in compiled.positiontup or ())
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, args).all()
+        return "\n".join(str(r[3]) for r in rows)
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    return "\n".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + sql, bound).all())
+
+
+@pytest.mark.parametrize("field", ["tags", "params"])
+def test_a_rare_value_is_found_through_its_value_index(
+    db: Database, valued: dict[int, str], field: str
+) -> None:
+    table = "version_tags" if field == "tags" else "version_params"
+    for text in (f"{field}.k = {_quoted(LONG + 'x')}", f"name = 'm' AND {field}.k = 'short'"):
+        plan = db.read(lambda s, text=text: _plan(s, text))
+        assert f"ix_{table}_key_value" in plan, plan
+        if db.engine.dialect.name == "sqlite":  # the value and its prefix, not the key alone
+            assert f"ix_{table}_key_value (key=? AND <expr>=?)" in plan, plan
+            assert "model_versions_1" not in plan, plan  # not the model's index instead
+
+
+def test_name_keeps_to_the_models_of_that_name(db: Database) -> None:
+    """``name = …`` is also said by model id; a deleted model may share a live one's name."""
+    gone = add_model(db, "twin", deleted=True)
+    old = add_version(db, gone, 1)
+    live = add_model(db, "Twin")
+    new = [add_version(db, live, n) for n in (1, 2)]
+    add_version(db, add_model(db, "other"), 1)
+    assert all_ids(db, "versions", "name = 'twin'") == new[::-1]
+    assert all_ids(db, "versions", "name = 'TWIN'", include_deleted=True) == [new[1], new[0], old]
+    assert all_ids(db, "versions", "name = 'nobody'") == []

@@ -7,6 +7,8 @@ Rows never leave ``store/``: queries turn them into domain values.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,6 +23,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
+    literal_column,
     text,
 )
 
@@ -31,6 +35,22 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING)
+
+# characters of a tag or param value in its (key, value prefix) index: whole values (up to
+# 5,000 characters) would not fit a PostgreSQL index entry
+VALUE_PREFIX = 100
+
+
+def value_prefix(value: Any) -> Any:
+    """``substr(value, 1, VALUE_PREFIX)``, its numbers written into the SQL: a query must
+    spell the indexed expression exactly (bound numbers would not match it)."""
+    return func.substr(value, literal_column("1"), literal_column(str(VALUE_PREFIX)), type_=Text)
+
+
+def value_rest(value: Any) -> Any:
+    """What follows ``value_prefix(value)``: ``''`` for a short value."""
+    return func.substr(value, literal_column(str(VALUE_PREFIX + 1)), type_=Text)
+
 
 ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
@@ -72,7 +92,7 @@ model_tags = Table(
     ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_model_tags_key_model_id", "key", "model_id"),
+    Index("ix_model_tags_key_value", "key", value_prefix(text("value")), "model_id"),
 )
 
 model_versions = Table(
@@ -111,7 +131,7 @@ version_tags = Table(
     Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_version_tags_key_version_id", "key", "version_id"),
+    Index("ix_version_tags_key_value", "key", value_prefix(text("value")), "version_id"),
 )
 
 version_params = Table(
@@ -120,7 +140,7 @@ version_params = Table(
     Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_version_params_key_version_id", "key", "version_id"),
+    Index("ix_version_params_key_value", "key", value_prefix(text("value")), "version_id"),
 )
 
 version_metrics = Table(

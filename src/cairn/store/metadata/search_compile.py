@@ -24,6 +24,14 @@ Semantics, the same on SQLite and PostgreSQL:
   case-insensitive, ``LIKE`` is case-sensitive on the alias as written.
 - ``ILIKE`` on other fields folds ASCII case on SQLite (``lower()``) and all case on
   PostgreSQL. LIKE patterns escape with ``\\`` on both engines.
+
+Tag and param equalities (``=``, ``IN``) are written so that the ``(key, value prefix)``
+indexes can find them: the first ``VALUE_PREFIX`` characters of a value are indexed (a
+whole value of 5,000 characters would not fit a PostgreSQL index entry), and ``=``
+compares the prefix and the rest separately (``value = :v`` beside ``substr(value…)``
+would let SQLite substitute the constant into the indexed expression and lose the index).
+Such a leaf in ``indexed`` becomes ``id IN (rows with that tag)``, which a planner can
+drive from the index; any other stays a per-row lookup (see ``search._indexed``).
 """
 
 from __future__ import annotations
@@ -41,10 +49,13 @@ from cairn.domain.filters import And, Expr, Not, Or, Target
 from cairn.domain.names import alias_key, name_key
 from cairn.errors import InvalidFilter
 from cairn.store.metadata.schema import (
+    VALUE_PREFIX,
     aliases,
     model_tags,
     model_versions,
     registered_models,
+    value_prefix,
+    value_rest,
     version_metrics,
     version_params,
     version_tags,
@@ -66,10 +77,14 @@ _KEYED: dict[str, Table] = {
     "params": version_params,
     "metrics": version_metrics,
 }
+_PREFIXED = ("tags", "params")
 
+
+Column = KeyedColumnElement[Any]
 
 # A shape: ("and" | "or", (shapes…)), ("not", shape) or ("cmp", field, key, op, slot), where
-# op is positive (``!=`` and ``NOT IN`` become ``not`` around ``=`` and ``IN``).
+# op is positive (``!=`` and ``NOT IN`` become ``not`` around ``=`` and ``IN``). A tag or
+# param ``IN`` takes two slots: its values, then their prefixes (``slot + 1``).
 Shape = tuple[Any, ...]
 
 
@@ -88,6 +103,8 @@ def parameterize(expr: Expr) -> tuple[Shape, tuple[Any, ...]]:
             op = "=" if op == "!=" else "IN"
         values.append(_folded(e.field.name, op, e.value))
         leaf = ("cmp", e.field.name, e.field.key, op, len(values) - 1)
+        if op == "IN" and e.field.name in _PREFIXED:
+            values.append(tuple(str(v)[:VALUE_PREFIX] for v in values[-1]))
         return ("not", leaf) if negated else leaf
 
     return walk(expr), tuple(values)
@@ -98,8 +115,37 @@ def slot_params(values: tuple[Any, ...]) -> dict[str, Any]:
     return {f"f{i}": list(v) if isinstance(v, tuple) else v for i, v in enumerate(values)}
 
 
+def keyed_equalities(shape: Shape | None, *, top: bool = False) -> list[Shape]:
+    """The tag and param ``=``/``IN`` leaves of ``shape`` (``top``: only those every match
+    must satisfy, at its top level), which their value indexes can find."""
+    if shape is None:
+        return []
+    if shape[0] == "cmp":
+        return [shape] if shape[1] in _PREFIXED and shape[3] in ("=", "IN") else []
+    if top and shape[0] != "and":
+        return []
+    parts = shape[1] if shape[0] in ("and", "or") else (shape[1],)
+    return [leaf for part in parts for leaf in keyed_equalities(part, top=top)]
+
+
+def value_matches(table: Table, slot: int, op: str) -> ColumnElement[bool]:
+    """``table.value`` equals the value in slot ``slot`` (``=``) or one of its values
+    (``IN``), written for the ``(key, value prefix)`` index (see the module docstring)."""
+    value = table.c.value
+    if op == "IN":
+        values: Any = bindparam(f"f{slot}", expanding=True)
+        prefixes: Any = bindparam(f"f{slot + 1}", expanding=True)
+        return and_(value_prefix(value).in_(prefixes), value.in_(values))
+    wanted: Any = bindparam(f"f{slot}")
+    return and_(
+        value_prefix(value) == value_prefix(wanted), value_rest(value) == value_rest(wanted)
+    )
+
+
 @functools.lru_cache(maxsize=512)
-def compile_shape(shape: Shape, target: Target, probe: bool) -> ColumnElement[bool]:
+def compile_shape(
+    shape: Shape, target: Target, probe: bool, indexed: frozenset[int] = frozenset()
+) -> ColumnElement[bool]:
     """The WHERE condition for a filter of this shape over ``model_versions`` joined to
     ``registered_models`` (target ``versions``) or over ``registered_models``.
 
@@ -107,16 +153,32 @@ def compile_shape(shape: Shape, target: Target, probe: bool) -> ColumnElement[bo
     metric or alias condition is looked up per row by primary key. Its subquery carries
     ``OFFSET 0``, which keeps PostgreSQL from turning it into a join whose plan, on
     tables not analyzed yet, can scan every tag of that key for each row.
+    ``indexed``: the slots of the tag and param equalities that are written as ``id IN
+    (…)`` over their value index instead, probe or not (``search._indexed`` says which).
     """
     kind = shape[0]
     if kind in ("and", "or"):
-        parts = (compile_shape(s, target, probe) for s in shape[1])
+        parts = (compile_shape(s, target, probe, indexed) for s in shape[1])
         return and_(*parts) if kind == "and" else or_(*parts)
     if kind == "not":
-        return not_(compile_shape(shape[1], target, probe))
+        return not_(compile_shape(shape[1], target, probe, indexed))
     _, name, key, op, slot = shape
+    if slot in indexed:  # a tag or param equality, found through its value index
+        table, link, owner = key_value_table(name, target)
+        return owner.in_(select(link).where(table.c.key == key, value_matches(table, slot, op)))
     value: Any = bindparam(f"f{slot}", expanding=op == "IN")
     return _comparison(name, key, op, value, target, probe)
+
+
+def name_slot(shape: Shape | None) -> int | None:
+    """The slot of the top-level ``name = …`` of a version filter's shape, if it has one
+    (``names_one_model``): the filter keeps to the model of that name."""
+    if shape is None:
+        return None
+    for part in shape[1] if shape[0] == "and" else (shape,):
+        if part[0] == "cmp" and part[1] == "name" and part[3] == "=":
+            return int(part[4])
+    return None
 
 
 def _folded(name: str, op: str, value: Scalar | tuple[Scalar, ...]) -> Any:
@@ -194,6 +256,17 @@ def _alias(op: str, value: Any, target: Target, probe: bool) -> ColumnElement[bo
     return _exists(select(al.model_id).where(owner, condition), probe)
 
 
+def key_value_table(name: str, target: Target) -> tuple[Table, Column, Column]:
+    """The table of a key/value field, its column naming the row it belongs to, and
+    that row's id column (the version's or the model's)."""
+    if target == "versions":
+        table = _KEYED[name]
+        return table, table.c.version_id, model_versions.c.id
+    if name == "tags":
+        return model_tags, model_tags.c.model_id, registered_models.c.id
+    raise InvalidFilter(f"field {name!r} does not apply to models")
+
+
 def _comparison(
     name: str, key: str | None, op: str, value: Any, target: Target, probe: bool
 ) -> ColumnElement[bool]:
@@ -202,14 +275,9 @@ def _comparison(
     if name == "alias":
         return _alias(op, value, target, probe)
     if name in _KEYED:
-        if target == "versions":
-            table, owner = _KEYED[name], _KEYED[name].c.version_id == model_versions.c.id
-        elif name == "tags":
-            table, owner = model_tags, model_tags.c.model_id == registered_models.c.id
-        else:
-            raise InvalidFilter(f"field {name!r} does not apply to models")
+        table, link, owner = key_value_table(name, target)
         condition = _match(table.c.value, op, value)
-        query = select(table.c.key).where(owner, table.c.key == key, condition)
+        query = select(table.c.key).where(link == owner, table.c.key == key, condition)
         return _exists(query, probe)
     if target == "models":
         if name not in ("created_at", "updated_at"):
