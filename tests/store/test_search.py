@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Connection, CursorResult, Table, func, insert, select
+from sqlalchemy import Connection, CursorResult, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cairn.domain.filters import (
@@ -157,6 +157,17 @@ def add_version(
         updated_at=at if updated is None else updated,
         deleted_at=at if deleted else None,
     )
+    rm = registered_models.c
+    counter = (
+        func.max(rm.last_version, version)
+        if db.engine.dialect.name == "sqlite"
+        else (func.greatest(rm.last_version, version))
+    )
+    db.write(
+        lambda s: s.execute(
+            update(registered_models).where(rm.id == model_id).values(last_version=counter)
+        )
+    )  # the model's counter, as creating the version would move it
     entries = {version_tags: tags, version_params: params, version_metrics: metrics}
     for table, values in entries.items():
         for key, value in (values or {}).items():
@@ -751,8 +762,10 @@ def valued(db: Database) -> dict[int, str]:
 
 @pytest.fixture(params=["start from the index", "test each row"])
 def drive_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Either way of finding a tag or param equality's rows, forced."""
-    limit = 10**9 if request.param == "start from the index" else 0
+    """Either way of finding a tag or param equality's rows, forced: no value is on more
+    than two rows and model ``m`` has nine versions, so a limit of 3 starts from the
+    index every time; 0, never."""
+    limit = 3 if request.param == "start from the index" else 0
     monkeypatch.setattr(search, "DRIVE_LIMIT", limit)
     return str(request.param)
 
@@ -789,7 +802,7 @@ def test_model_tag_equalities_match_whole_values_either_way(db: Database, drive_
 
 def _choice(conn: Connection, text: str) -> tuple[frozenset[int], bool]:
     shape, values = parameterize(parse_filter(text, "versions"))
-    return search._indexed(conn, "versions", shape, values)
+    return search._indexed(conn, "versions", shape, values, False)
 
 
 def test_the_rarer_top_level_equality_starts_the_search(
@@ -802,6 +815,12 @@ def test_the_rarer_top_level_equality_starts_the_search(
     # under OR or NOT an equality does not bound the matches: nothing starts from it
     nested = f"tags.k = 'short' OR params.k = {_quoted(LONG)}"
     assert db.read(lambda s: _choice(s, nested)) == (frozenset(), False)
+    # model m has 9 versions: with a limit above that, its rows are tested whatever the value
+    one_model = f"name = 'm' AND params.k = {_quoted(LONG)}"
+    assert db.read(lambda s: _choice(s, one_model)) == (frozenset({1}), True)
+    monkeypatch.setattr(search, "DRIVE_LIMIT", 9)
+    assert db.read(lambda s: _choice(s, one_model)) == (frozenset(), False)
+    assert db.read(lambda s: _choice(s, f"params.k = {_quoted(LONG)}")) == (frozenset({0}), True)
 
 
 def _plan(conn: Connection, text: str, **scope: Any) -> str:
@@ -810,7 +829,7 @@ def _plan(conn: Connection, text: str, **scope: Any) -> str:
     plan shows which index the statement can use on these few rows)."""
     expr = parse_filter(text, "versions")
     shape, values = parameterize(expr)
-    indexed, drive = search._indexed(conn, "versions", shape, values)
+    indexed, drive = search._indexed(conn, "versions", shape, values, False)
     statement = search._statement(
         "versions",
         shape,
@@ -839,8 +858,9 @@ def _plan(conn: Connection, text: str, **scope: Any) -> str:
 
 @pytest.mark.parametrize("field", ["tags", "params"])
 def test_a_rare_value_is_found_through_its_value_index(
-    db: Database, valued: dict[int, str], field: str
+    db: Database, valued: dict[int, str], field: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(search, "DRIVE_LIMIT", 3)  # below model m's nine versions
     table = "version_tags" if field == "tags" else "version_params"
     for text in (f"{field}.k = {_quoted(LONG + 'x')}", f"name = 'm' AND {field}.k = 'short'"):
         plan = db.read(lambda s, text=text: _plan(s, text))

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     false,
     func,
     or_,
@@ -190,7 +191,7 @@ def _page(
     fingerprint = _fingerprint(target, expr, order, scope)
     after = _decode(page_token, fingerprint, kinds) if page_token else []
     shape, values = parameterize(expr) if expr is not None else (None, ())
-    indexed, drive = _indexed(session, target, shape, values)
+    indexed, drive = _indexed(session, target, shape, values, include_deleted)
     statement = _statement(
         target,
         shape,
@@ -221,7 +222,11 @@ def _page(
 
 
 def _indexed(
-    session: Connection, target: Target, shape: Shape | None, values: tuple[Any, ...]
+    session: Connection,
+    target: Target,
+    shape: Shape | None,
+    values: tuple[Any, ...],
+    include_deleted: bool,
 ) -> tuple[frozenset[int], bool]:
     """Whether the search starts from the value index of one of the filter's top-level
     tag or param equalities (``search_compile``: written ``id IN (…)``), and which.
@@ -236,22 +241,42 @@ def _indexed(
     through the index and stopping at ``DRIVE_LIMIT``: the first top-level equality with
     fewer rows starts the search (``drive``: the statement keeps the planner off the
     model's index); with none, rows are tested in the page's order, and at least
-    ``DRIVE_LIMIT`` rows carry each value.
+    ``DRIVE_LIMIT`` rows carry each value. A search kept to a model of at most
+    ``DRIVE_LIMIT`` versions (by its counter) tests that model's rows, however rare the
+    value: that costs no more, and the same statement asks both.
     """
+    model = name_slot(shape) if target == "versions" else None
     for _, name, key, op, slot in keyed_equalities(shape, top=True):
-        mine = slot_params(values[slot : slot + (2 if op == "IN" else 1)])
-        params = {"key": key, **mine, "limit": DRIVE_LIMIT}
-        if _counter(target, name, op).scalar(session, params) < DRIVE_LIMIT:
+        params = {
+            "key": key,
+            **slot_params(values[slot : slot + (2 if op == "IN" else 1)]),
+            "limit": DRIVE_LIMIT,
+            "name": None if model is None else values[model],
+        }
+        counter = _counter(target, name, op, model is not None, include_deleted)
+        if counter.scalar(session, params) < DRIVE_LIMIT:
             return frozenset({slot}), True
     return frozenset(), False
 
 
-@functools.lru_cache(maxsize=16)
-def _counter(target: Target, name: str, op: str) -> Prepared:
-    """How many rows carry a tag or param value (``:key``, ``f0``), up to ``:limit``."""
+@functools.lru_cache(maxsize=32)
+def _counter(
+    target: Target, name: str, op: str, one_model: bool, include_deleted: bool
+) -> Prepared:
+    """How many rows carry a tag or param value (``:key``, ``f0``), up to ``:limit``;
+    ``one_model``: ``:limit`` when the model named ``:name`` has at most that many
+    versions, without counting."""
     table, _, _ = key_value_table(name, target)
     hits = select(table.c.key).where(table.c.key == bindparam("key"), value_matches(table, 0, op))
-    return Prepared(select(func.count()).select_from(hits.limit(bindparam("limit")).subquery()))
+    count = select(func.count()).select_from(hits.limit(bindparam("limit")).subquery())
+    if not one_model:
+        return Prepared(count)
+    rm = registered_models.c
+    size = select(func.max(rm.last_version)).where(rm.name_key == bindparam("name"))
+    if not include_deleted:
+        size = size.where(rm.deleted_at.is_(None))
+    small = func.coalesce(size.scalar_subquery(), 0) <= bindparam("limit")
+    return Prepared(select(case((small, bindparam("limit")), else_=count.scalar_subquery())))
 
 
 @functools.lru_cache(maxsize=512)
