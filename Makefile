@@ -30,10 +30,12 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 
 ## Benchmarks against the peers named in the issues; results in benchmarks/RESULTS.md.
-## registry_ops.py (Cairn vs a stock MLflow server), then transfer.py (vs cp, HTTP, MLflow proxy).
+## registry_ops.py (Cairn vs a stock MLflow server), then transfer.py (vs cp, HTTP, MLflow proxy),
+## then search_scale.py (reads at 100,000 and 1,000,000 versions).
 bench: $(STAMP)
 	bash benchmarks/run.sh
 	$(BIN)/python benchmarks/transfer.py
+	$(BIN)/python benchmarks/search_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

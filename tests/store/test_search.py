@@ -726,7 +726,7 @@ def test_searches_that_differ_only_in_values_share_one_shape() -> None:
     assert compile_shape(first, "versions", False) is compile_shape(second, "versions", False)
 
 
-# -- how searches reach their rows: a tag or param equality through the (key, value prefix)
+# -- how searches reach their rows: a tag or param equality through the (value prefix, key)
 # index when few rows carry the value, a per-row test in the page's order when many do
 # (``search._indexed``), ``name = …`` through the model's own versions. Both ways must
 # answer alike, whatever the values' length or alphabet.
@@ -810,17 +810,46 @@ def test_the_rarer_top_level_equality_starts_the_search(
 ) -> None:
     monkeypatch.setattr(search, "DRIVE_LIMIT", 2)  # "short" is on two versions: many
     assert db.read(lambda s: _choice(s, "tags.k = 'short'")) == (frozenset(), False)
-    rare = f"tags.k = 'short' AND params.k = {_quoted(LONG)}"
+    rare = f"tags.k = 'short' AND params.k = {_quoted(LONG[:-1])}"
     assert db.read(lambda s: _choice(s, rare)) == (frozenset({1}), True)
     # under OR or NOT an equality does not bound the matches: nothing starts from it
-    nested = f"tags.k = 'short' OR params.k = {_quoted(LONG)}"
+    nested = f"tags.k = 'short' OR params.k = {_quoted(LONG[:-1])}"
     assert db.read(lambda s: _choice(s, nested)) == (frozenset(), False)
     # model m has 9 versions: with a limit above that, its rows are tested whatever the value
-    one_model = f"name = 'm' AND params.k = {_quoted(LONG)}"
+    one_model = f"name = 'm' AND params.k = {_quoted(LONG[:-1])}"
     assert db.read(lambda s: _choice(s, one_model)) == (frozenset({1}), True)
     monkeypatch.setattr(search, "DRIVE_LIMIT", 9)
     assert db.read(lambda s: _choice(s, one_model)) == (frozenset(), False)
-    assert db.read(lambda s: _choice(s, f"params.k = {_quoted(LONG)}")) == (frozenset({0}), True)
+    assert db.read(lambda s: _choice(s, f"params.k = {_quoted(LONG[:-1])}")) == (
+        frozenset({0}),
+        True,
+    )
+    # the count compares the indexed prefix only: three values share LONG's
+    monkeypatch.setattr(search, "DRIVE_LIMIT", 3)
+    assert db.read(lambda s: _choice(s, f"params.k = {_quoted(LONG + 'x')}")) == (
+        frozenset(),
+        False,
+    )
+
+
+@pytest.mark.parametrize("memory_s", [search.DRIVE_MEMORY_S, 0.0])
+def test_a_connection_remembers_its_choice_for_a_while(
+    db: Database, valued: dict[int, str], monkeypatch: pytest.MonkeyPatch, memory_s: float
+) -> None:
+    """The count only picks a plan: within ``DRIVE_MEMORY_S`` a repeated search reuses
+    it, however the rows changed meanwhile (and its answer is still right)."""
+    monkeypatch.setattr(search, "DRIVE_LIMIT", 3)
+    monkeypatch.setattr(search, "DRIVE_MEMORY_S", memory_s)
+    rm = registered_models.c
+    other = db.read(lambda s: s.execute(select(rm.id).where(rm.name == "other")).scalar_one())
+    with db.engine.connect() as conn:
+        assert _choice(conn, "tags.k = 'short'") == (frozenset({0}), True)  # on two rows
+        conn.rollback()
+        for n in (2, 3):
+            add_version(db, other, n, tags={"k": "short"})
+        remembered = _choice(conn, "tags.k = 'short'")
+        assert remembered == ((frozenset({0}), True) if memory_s else (frozenset(), False))
+    assert len(all_ids(db, "versions", "tags.k = 'short'")) == 4
 
 
 def _plan(conn: Connection, text: str, **scope: Any) -> str:
@@ -862,11 +891,11 @@ def test_a_rare_value_is_found_through_its_value_index(
 ) -> None:
     monkeypatch.setattr(search, "DRIVE_LIMIT", 3)  # below model m's nine versions
     table = "version_tags" if field == "tags" else "version_params"
-    for text in (f"{field}.k = {_quoted(LONG + 'x')}", f"name = 'm' AND {field}.k = 'short'"):
+    for text in (f"{field}.k = {_quoted(LONG[:-1])}", f"name = 'm' AND {field}.k = 'short'"):
         plan = db.read(lambda s, text=text: _plan(s, text))
-        assert f"ix_{table}_key_value" in plan, plan
+        assert f"ix_{table}_value_key" in plan, plan
         if db.engine.dialect.name == "sqlite":  # the value and its prefix, not the key alone
-            assert f"ix_{table}_key_value (key=? AND <expr>=?)" in plan, plan
+            assert f"ix_{table}_value_key (<expr>=? AND key=?)" in plan, plan
             assert "model_versions_1" not in plan, plan  # not the model's index instead
 
 

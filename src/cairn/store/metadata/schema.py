@@ -36,7 +36,7 @@ NAMING = {
 }
 metadata = MetaData(naming_convention=NAMING)
 
-# characters of a tag or param value in its (key, value prefix) index: whole values (up to
+# characters of a tag or param value in its (value prefix, key) index: whole values (up to
 # 5,000 characters) would not fit a PostgreSQL index entry
 VALUE_PREFIX = 100
 
@@ -92,7 +92,7 @@ model_tags = Table(
     ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_model_tags_key_value", "key", value_prefix(text("value")), "model_id"),
+    Index("ix_model_tags_value_key", value_prefix(text("value")), "key"),
 )
 
 model_versions = Table(
@@ -131,7 +131,7 @@ version_tags = Table(
     Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_version_tags_key_value", "key", value_prefix(text("value")), "version_id"),
+    Index("ix_version_tags_value_key", value_prefix(text("value")), "key"),
 )
 
 version_params = Table(
@@ -140,7 +140,7 @@ version_params = Table(
     Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_version_params_key_value", "key", value_prefix(text("value")), "version_id"),
+    Index("ix_version_params_value_key", value_prefix(text("value")), "key"),
 )
 
 version_metrics = Table(

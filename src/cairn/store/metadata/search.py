@@ -18,6 +18,7 @@ import base64
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +29,6 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
-    case,
     false,
     func,
     or_,
@@ -50,7 +50,7 @@ from cairn.store.metadata.search_compile import (
     name_slot,
     parameterize,
     slot_params,
-    value_matches,
+    value_prefixes,
 )
 
 MAX_RESULTS_LIMIT = 1000
@@ -60,7 +60,8 @@ MODEL_ORDER_FIELDS = frozenset({"name", "created_at", "updated_at"})
 DEFAULT_VERSION_ORDER = (OrderKey("name"), OrderKey("version", descending=True))
 DEFAULT_MODEL_ORDER = (OrderKey("name"),)
 _INT64 = 2**63
-DRIVE_LIMIT = 2000  # SQLite: a tag or param value with fewer rows starts a search (_indexed)
+DRIVE_LIMIT = 2000  # a tag or param value on fewer rows starts a search (_indexed)
+DRIVE_MEMORY_S = 10.0  # how long a connection remembers that choice
 
 Column = ColumnElement[Any]
 
@@ -244,17 +245,27 @@ def _indexed(
     ``DRIVE_LIMIT`` rows carry each value. A search kept to a model of at most
     ``DRIVE_LIMIT`` versions (by its counter) tests that model's rows, however rare the
     value: that costs no more, and the same statement asks both.
+
+    The answer only picks a plan (a stale one costs time, never a wrong row), so each
+    connection remembers it for ``DRIVE_MEMORY_S``: a search repeated meanwhile, as
+    dashboards and pipelines repeat theirs, costs no count (on PostgreSQL a round trip).
     """
     model = name_slot(shape) if target == "versions" else None
+    memory = session.info.setdefault("cairn.search.drive", {})
+    now = time.monotonic()
     for _, name, key, op, slot in keyed_equalities(shape, top=True):
-        params = {
-            "key": key,
-            **slot_params(values[slot : slot + (2 if op == "IN" else 1)]),
-            "limit": DRIVE_LIMIT,
-            "name": None if model is None else values[model],
-        }
-        counter = _counter(target, name, op, model is not None, include_deleted)
-        if counter.scalar(session, params) < DRIVE_LIMIT:
+        mine = values[slot : slot + (2 if op == "IN" else 1)]
+        scope = None if model is None else values[model]
+        remembered = (target, name, key, op, mine, scope, include_deleted, DRIVE_LIMIT)
+        drive = memory.get(remembered, (0.0, False))
+        if drive[0] < now:
+            if len(memory) >= 1024:
+                memory.clear()
+            params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT, "name": scope}
+            counter = _counter(target, name, op, model is not None, include_deleted)
+            size, hits = counter.first(session, params)
+            drive = memory[remembered] = (now + DRIVE_MEMORY_S, size > DRIVE_LIMIT > hits)
+        if drive[1]:
             return frozenset({slot}), True
     return frozenset(), False
 
@@ -263,20 +274,25 @@ def _indexed(
 def _counter(
     target: Target, name: str, op: str, one_model: bool, include_deleted: bool
 ) -> Prepared:
-    """How many rows carry a tag or param value (``:key``, ``f0``), up to ``:limit``;
-    ``one_model``: ``:limit`` when the model named ``:name`` has at most that many
-    versions, without counting."""
+    """``(size, hits)``: how many rows the search could test in order (``one_model``: the
+    versions of the model named ``:name``, by its counter; otherwise said to be more than
+    ``:limit``) and, when that is more than ``:limit``, how many carry the tag or param
+    value (``:key``, ``f0``), up to ``:limit``; only its prefix is compared, which the
+    index alone answers, so ``hits`` may exceed the exact count, never fall below it."""
     table, _, _ = key_value_table(name, target)
-    hits = select(table.c.key).where(table.c.key == bindparam("key"), value_matches(table, 0, op))
-    count = select(func.count()).select_from(hits.limit(bindparam("limit")).subquery())
-    if not one_model:
-        return Prepared(count)
-    rm = registered_models.c
-    size = select(func.max(rm.last_version)).where(rm.name_key == bindparam("name"))
-    if not include_deleted:
-        size = size.where(rm.deleted_at.is_(None))
-    small = func.coalesce(size.scalar_subquery(), 0) <= bindparam("limit")
-    return Prepared(select(case((small, bindparam("limit")), else_=count.scalar_subquery())))
+    limit: Any = bindparam("limit")
+    if one_model:
+        rm = registered_models.c
+        counter = select(func.max(rm.last_version)).where(rm.name_key == bindparam("name"))
+        if not include_deleted:
+            counter = counter.where(rm.deleted_at.is_(None))
+        size: Any = func.coalesce(counter.scalar_subquery(), 0)
+    else:
+        size = limit + 1
+    prefixes = value_prefixes(table, 0, op)
+    hits = select(table.c.key).where(prefixes, table.c.key == bindparam("key"), size > limit)
+    count = select(func.count()).select_from(hits.limit(limit).subquery()).scalar_subquery()
+    return Prepared(select(size, count))
 
 
 @functools.lru_cache(maxsize=512)
@@ -305,6 +321,7 @@ def _statement(
     model's index instead."""
     mv, rm = model_versions.c, registered_models.c
     conditions: list[ColumnElement[bool]] = []
+    one_of_each = False  # whether the order's own keys are unique among the rows
     if target == "versions":
         model_of: Column = mv.model_id + 0 if drive else mv.model_id
         source: FromClause = model_versions.join(registered_models, rm.id == model_of)
@@ -318,10 +335,16 @@ def _statement(
         }
         if not include_deleted:
             conditions += [mv.deleted_at.is_(None), rm.deleted_at.is_(None)]
+        slot = None if one_model else name_slot(shape)
         if one_model:
             conditions.append(model_of == bindparam("model_id"))
-        elif (slot := name_slot(shape)) is not None:
+        elif slot is not None:
             conditions.append(_model_named(model_of, slot, include_deleted))
+        # one model's versions: a number is one version (several models of one name, live
+        # and deleted, may share numbers)
+        one_of_each = any(k.field == "version" for k in order) and (
+            one_model or (slot is not None and not include_deleted)
+        )
     else:
         source, id_column = registered_models, rm.id
         wanted = list(registered_models.c)
@@ -337,11 +360,14 @@ def _statement(
     if after:
         conditions.append(_after(keys, [bindparam(f"k{i}") for i in range(len(keys))]))
     sorts = (column.label(f"sort{i}") for i, (column, _) in enumerate(keys[:-1]))
+    # the id settles ties; with none to settle, ordering by it too would keep PostgreSQL
+    # from reading the page straight off the (model_id, version) index
+    by = keys[:-1] if one_of_each else keys
     page = (
         select(*wanted, *sorts)
         .select_from(source)
         .where(*conditions)
-        .order_by(*_ordered(keys))
+        .order_by(*_ordered(by))
         .limit(bindparam("limit"))
     )
     if not with_children:

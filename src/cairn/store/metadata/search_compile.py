@@ -25,7 +25,7 @@ Semantics, the same on SQLite and PostgreSQL:
 - ``ILIKE`` on other fields folds ASCII case on SQLite (``lower()``) and all case on
   PostgreSQL. LIKE patterns escape with ``\\`` on both engines.
 
-Tag and param equalities (``=``, ``IN``) are written so that the ``(key, value prefix)``
+Tag and param equalities (``=``, ``IN``) are written so that the ``(value prefix, key)``
 indexes can find them: the first ``VALUE_PREFIX`` characters of a value are indexed (a
 whole value of 5,000 characters would not fit a PostgreSQL index entry), and ``=``
 compares the prefix and the rest separately (``value = :v`` beside ``substr(value…)``
@@ -128,18 +128,28 @@ def keyed_equalities(shape: Shape | None, *, top: bool = False) -> list[Shape]:
     return [leaf for part in parts for leaf in keyed_equalities(part, top=top)]
 
 
+def value_prefixes(table: Table, slot: int, op: str) -> ColumnElement[bool]:
+    """``table.value`` starts as the value in slot ``slot`` does (``=``), or as one of its
+    values (``IN``, their prefixes in slot ``slot + 1``): what the index holds."""
+    prefix = value_prefix(table.c.value)
+    condition: ColumnElement[bool]
+    if op == "IN":
+        condition = prefix.in_(bindparam(f"f{slot + 1}", expanding=True))
+    else:
+        condition = prefix == value_prefix(bindparam(f"f{slot}"))
+    return condition
+
+
 def value_matches(table: Table, slot: int, op: str) -> ColumnElement[bool]:
     """``table.value`` equals the value in slot ``slot`` (``=``) or one of its values
-    (``IN``), written for the ``(key, value prefix)`` index (see the module docstring)."""
+    (``IN``), written for the ``(value prefix, key)`` index (see the module docstring)."""
     value = table.c.value
     if op == "IN":
-        values: Any = bindparam(f"f{slot}", expanding=True)
-        prefixes: Any = bindparam(f"f{slot + 1}", expanding=True)
-        return and_(value_prefix(value).in_(prefixes), value.in_(values))
+        return and_(
+            value_prefixes(table, slot, op), value.in_(bindparam(f"f{slot}", expanding=True))
+        )
     wanted: Any = bindparam(f"f{slot}")
-    return and_(
-        value_prefix(value) == value_prefix(wanted), value_rest(value) == value_rest(wanted)
-    )
+    return and_(value_prefixes(table, slot, op), value_rest(value) == value_rest(wanted))
 
 
 @functools.lru_cache(maxsize=512)

@@ -6,10 +6,15 @@ Create Date: 2026-11-27 13:30:00
 
 ``tags.commit = 'abc…'`` had to test every version that carries the tag ``commit``
 (the indexes held ``(key, owner)``): 230 ms over 300,000 versions on SQLite, growing
-with the registry. The indexes now hold ``(key, first 100 characters of the value,
-owner)``: an equality is a range of the index, and a key alone still its prefix, so
-the new indexes replace the old ones. The value is cut because a whole one (up to 5,000
-characters) would not fit a PostgreSQL index entry; queries compare the rest apart.
+with the registry. The indexes now hold ``(first 100 characters of the value, key)``:
+an equality is one step down them. The value is cut because a whole one (up to 5,000
+characters) would not fit a PostgreSQL index entry; queries compare the rest on the row.
+The value comes first and the owner is left out so that the index serves equalities
+only: led by the key, PostgreSQL, on tables not analyzed yet, took it for the per-row
+lookup by ``(owner, key)`` that the primary key serves, walking every row of the key
+for each version. It replaces the ``(key, owner)`` indexes, whose one remaining use,
+finding every row of a key (``tags.k LIKE '%'`` over the whole registry), the primary
+key and the table serve as well as a scan of a registry-wide key could.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ down_revision = "0008_newest_by_stage"
 branch_labels = None
 depends_on = None
 
-# table, owner column, the old index on (key, owner)
+# table, owner column, the old index on (key, owner), which the downgrade restores
 _TABLES = (
     ("model_tags", "model_id", "ix_model_tags_key_model_id"),
     ("version_tags", "version_id", "ix_version_tags_key_version_id"),
@@ -31,13 +36,13 @@ _TABLES = (
 
 
 def upgrade() -> None:
-    for table, owner, old in _TABLES:
+    for table, _, old in _TABLES:
         prefix = text("substr(value, 1, 100)")  # schema.value_prefix, as it was at 0009
-        op.create_index(f"ix_{table}_key_value", table, ["key", prefix, owner])
+        op.create_index(f"ix_{table}_value_key", table, [prefix, "key"])
         op.drop_index(old, table_name=table)
 
 
 def downgrade() -> None:
     for table, owner, old in _TABLES:
         op.create_index(old, table, ["key", owner])
-        op.drop_index(f"ix_{table}_key_value", table_name=table)
+        op.drop_index(f"ix_{table}_value_key", table_name=table)
