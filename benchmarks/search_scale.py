@@ -12,8 +12,9 @@ warm-up calls. A read whose time does not grow from one size to the next is O(lo
 practice; the ``growth`` columns say by how much it did.
 
 The registry: model ``big`` holds half the versions, 999 models ``m-000`` … ``m-998``
-share the rest. Every version has the tags ``commit`` (unique), ``env`` (``prod`` on one
-version in 10,000, else ``dev``) and ``team`` (``a``, ``b`` or ``c``), the param ``lr``
+share the rest. Every version has the tags ``commit`` (unique), ``env`` (``prod`` on
+``big``'s five oldest versions, the last a search in the page's order would reach, else
+``dev``) and ``team`` (``a``, ``b`` or ``c``), the param ``lr``
 (ten values), the metric ``auc`` and a ``run_id``; ``big@champion`` is its first version.
 Versions are written straight into the tables (a million creates through the service
 would take a quarter of an hour and measure nothing new). PostgreSQL is analyzed after
@@ -102,7 +103,7 @@ class Registry:
                 rows["model_versions"].append(
                     (vid, model_id, number, "READY", at, at, f"run-{vid}", f"s3://b/{vid}")
                 )
-                env = "prod" if vid % 10_000 == 0 else "dev"
+                env = "prod" if model_id == big and number <= 5 else "dev"
                 team = "abc"[vid % 3]
                 rows["version_tags"] += [
                     (vid, "commit", commit(vid)),
@@ -135,6 +136,8 @@ class Registry:
         try:
             cursor = raw.cursor()
             postgres = self.service.db.engine.dialect.name == "postgresql"
+            if not postgres:  # Cairn's SQLite connections begin their transactions themselves
+                cursor.execute("BEGIN IMMEDIATE")
             for table, values in rows.items():
                 if postgres:
                     with cursor.copy(f"COPY {table} ({columns[table]}) FROM STDIN") as copy:  # type: ignore[attr-defined]
@@ -163,12 +166,14 @@ def reads(reg: Registry) -> list[tuple[str, Callable[[], object]]]:
     return [
         ("get a version (big, the middle one)", lambda: svc.get_version(actor, "big", middle)),
         ("resolve models:/big@champion", lambda: svc.resolve(actor, "models:/big@champion")),
+        ("resolve models:/big/latest", lambda: svc.resolve(actor, "models:/big/latest")),
+        ("get a model (big, with its latest version)", lambda: svc.get_model(actor, "big")),
         ("list versions of big (first 100)", lambda: svc.list_versions(actor, "big")),
         ("search: name = 'big' (first 100)", search("name = 'big'")),
         ("search: name = 'big' AND tags.commit = …", search(
             f"name = 'big' AND tags.commit = '{commit(some)}'")),
         ("search: tags.commit = … (every model)", search(f"tags.commit = '{commit(some)}'")),
-        ("search: name = 'big' AND tags.env = 'prod' (rare)", search(
+        ("search: name = 'big' AND tags.env = 'prod' (5 oldest)", search(
             "name = 'big' AND tags.env = 'prod'")),
         ("search: name = 'big' AND tags.team = 'a' (a third)", search(
             "name = 'big' AND tags.team = 'a'")),

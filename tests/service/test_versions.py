@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
 
 from cairn.domain.digests import EMPTY_DIGEST
-from cairn.domain.models import Actor, Stage, VersionSpec, VersionStatus
+from cairn.domain.models import Actor, FileEntry, Stage, VersionSpec, VersionStatus
 from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
 
@@ -128,6 +129,32 @@ def test_list_versions_newest_first_and_deleted_hidden(
     assert [v.version for v in page.items] == [5, 4, 3, 1]
     page = service.list_versions(ALICE, model, include_deleted=True, order_by=["version ASC"])
     assert [v.version for v in page.items] == [1, 2, 3, 4, 5]
+
+
+def test_latest_is_the_newest_ready_live_version(service: RegistryService, model: str) -> None:
+    """``models:/NAME/latest``, a model's ``latest_version`` (alone and in a search's page)
+    pass over deleted versions and versions whose files never came."""
+    for _ in range(3):
+        service.create_version(ALICE, model)
+    weights = FileEntry("w", len(b"w"), "sha256:" + hashlib.sha256(b"w").hexdigest())
+    pending = service.create_version(ALICE, model, VersionSpec(files=(weights,)))
+    assert (pending.version, pending.status) == (4, VersionStatus.PENDING)
+    service.delete_version(ALICE, model, 3)
+
+    def latest() -> list[int | None]:
+        (found,) = service.search_models(ALICE, f"name = '{model}'").items
+        return [
+            service.resolve(ALICE, f"models:/{model}/latest").version,
+            service.get_model(ALICE, model).latest_version,
+            found.latest_version,
+        ]
+
+    assert latest() == [2, 2, 2]
+    for number in (2, 1):
+        service.delete_version(ALICE, model, number)
+    with pytest.raises(NotFound):
+        service.resolve(ALICE, f"models:/{model}/latest")
+    assert service.get_model(ALICE, model).latest_version is None
 
 
 def test_resolve_uris(service: RegistryService, model: str) -> None:

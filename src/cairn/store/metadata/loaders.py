@@ -21,7 +21,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    func,
     literal,
     null,
     select,
@@ -59,6 +58,26 @@ _NO_TEXT = cast(null(), Text)
 _NO_FLOAT = cast(null(), Float)
 _NO_INT = cast(null(), BigInteger)
 
+
+def newest_ready(model_id: Any) -> Any:
+    """The number of the newest READY live version of the model ``model_id`` (a column or
+    a parameter), NULL if it has none: one step down the ``(model_id, status, version)``
+    index from its end, whatever the model's size (``max(version)`` over the same rows
+    read every READY version to check ``deleted_at``: 12 ms a page of models, 60 ms a
+    model of 500,000 versions)."""
+    return (
+        select(V.c.version)
+        .where(
+            V.c.model_id == model_id,
+            V.c.status == VersionStatus.READY.value,
+            V.c.deleted_at.is_(None),
+        )
+        .order_by(V.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 # A page of models: two statements, the rows, then their tags, aliases and latest READY
 # version numbers in one UNION ALL.
 _MODEL_ROWS = Prepared(select(M).where(M.c.id.in_(_IDS)))
@@ -82,18 +101,12 @@ _MODEL_CHILDREN = Prepared(
         ).where(aliases.c.model_id.in_(_IDS)),
         select(
             literal("l"),
-            V.c.model_id,
+            M.c.id,
             _NO_TEXT,
             _NO_TEXT,
-            cast(func.max(V.c.version), BigInteger),
+            cast(newest_ready(M.c.id), BigInteger),
             _NO_TEXT,
-        )
-        .where(
-            V.c.model_id.in_(_IDS),
-            V.c.status == VersionStatus.READY.value,
-            V.c.deleted_at.is_(None),
-        )
-        .group_by(V.c.model_id),
+        ).where(M.c.id.in_(_IDS)),
     ).order_by("kind", "owner", "sort")
 )
 
@@ -122,7 +135,7 @@ def models_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[Reg
             tags[owner][name] = text
         elif kind == "a":
             alias_map[owner][name] = int(number)
-        else:
+        elif number is not None:
             latest[owner] = int(number)
     return [_model(rows[i], tags[i], alias_map[i], latest.get(i)) for i in model_ids if i in rows]
 

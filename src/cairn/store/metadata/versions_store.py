@@ -10,7 +10,6 @@ from sqlalchemy import (
     Row,
     bindparam,
     delete,
-    func,
     insert,
     literal,
     select,
@@ -23,6 +22,7 @@ from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
 from cairn.errors import NotFound
 from cairn.store.metadata import whole
+from cairn.store.metadata.loaders import newest_ready
 from cairn.store.metadata.models_store import upsert
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
@@ -59,6 +59,7 @@ _INSERT = Prepared(
 _BY_ID_QUERY = select(V).where(V.c.id == bindparam("version_id"))
 _BY_ID = Prepared(_BY_ID_QUERY)
 _BY_ID_LOCKED = Prepared(_BY_ID_QUERY.with_for_update())
+_NEWEST_READY = Prepared(select(newest_ready(bindparam("model_id"))))
 _FIND = Prepared(
     select(V).where(V.c.model_id == bindparam("model_id"), V.c.version == bindparam("version"))
 )
@@ -237,13 +238,7 @@ class VersionStore:
         return [r for r in query.all(self.s, {"keys": list(key_names)}) if r.stage in wanted]
 
     def latest_ready(self, model_id: int) -> int | None:
-        value = self.s.execute(
-            select(func.max(V.c.version)).where(
-                V.c.model_id == model_id,
-                V.c.status == VersionStatus.READY.value,
-                V.c.deleted_at.is_(None),
-            )
-        ).scalar_one_or_none()
+        value = _NEWEST_READY.scalar(self.s, {"model_id": model_id})
         return None if value is None else int(value)
 
     def update(self, version_id: int, now: int, **values: object) -> None:
