@@ -26,7 +26,7 @@ from cairn.domain.filters import (
 )
 from cairn.domain.names import name_key
 from cairn.errors import InvalidParameter
-from cairn.store.metadata import search
+from cairn.store.metadata import search, search_drive
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.schema import (
     VALUE_PREFIX,
@@ -728,7 +728,7 @@ def test_searches_that_differ_only_in_values_share_one_shape() -> None:
 
 # -- how searches reach their rows: a tag or param equality through the (value prefix, key)
 # index when few rows carry the value, a per-row test in the page's order when many do
-# (``search._indexed``), ``name = …`` through the model's own versions. Both ways must
+# (``search_drive``), ``name = …`` through the model's own versions. Both ways must
 # answer alike, whatever the values' length or alphabet.
 
 LONG = "a" * VALUE_PREFIX
@@ -766,7 +766,7 @@ def drive_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     than two rows and model ``m`` has nine versions, so a limit of 3 starts from the
     index every time; 0, never."""
     limit = 3 if request.param == "start from the index" else 0
-    monkeypatch.setattr(search, "DRIVE_LIMIT", limit)
+    monkeypatch.setattr(search_drive, "DRIVE_LIMIT", limit)
     return str(request.param)
 
 
@@ -802,13 +802,13 @@ def test_model_tag_equalities_match_whole_values_either_way(db: Database, drive_
 
 def _choice(conn: Connection, text: str) -> tuple[frozenset[int], bool]:
     shape, values = parameterize(parse_filter(text, "versions"))
-    return search._indexed(conn, "versions", shape, values, False)
+    return search_drive.choose(conn, "versions", shape, values, False)
 
 
 def test_the_rarer_top_level_equality_starts_the_search(
     db: Database, valued: dict[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(search, "DRIVE_LIMIT", 2)  # "short" is on two versions: many
+    monkeypatch.setattr(search_drive, "DRIVE_LIMIT", 2)  # "short" is on two versions: many
     assert db.read(lambda s: _choice(s, "tags.k = 'short'")) == (frozenset(), False)
     rare = f"tags.k = 'short' AND params.k = {_quoted(LONG[:-1])}"
     assert db.read(lambda s: _choice(s, rare)) == (frozenset({1}), True)
@@ -818,28 +818,28 @@ def test_the_rarer_top_level_equality_starts_the_search(
     # model m has 9 versions: with a limit above that, its rows are tested whatever the value
     one_model = f"name = 'm' AND params.k = {_quoted(LONG[:-1])}"
     assert db.read(lambda s: _choice(s, one_model)) == (frozenset({1}), True)
-    monkeypatch.setattr(search, "DRIVE_LIMIT", 9)
+    monkeypatch.setattr(search_drive, "DRIVE_LIMIT", 9)
     assert db.read(lambda s: _choice(s, one_model)) == (frozenset(), False)
     assert db.read(lambda s: _choice(s, f"params.k = {_quoted(LONG[:-1])}")) == (
         frozenset({0}),
         True,
     )
     # the count compares the indexed prefix only: three values share LONG's
-    monkeypatch.setattr(search, "DRIVE_LIMIT", 3)
+    monkeypatch.setattr(search_drive, "DRIVE_LIMIT", 3)
     assert db.read(lambda s: _choice(s, f"params.k = {_quoted(LONG + 'x')}")) == (
         frozenset(),
         False,
     )
 
 
-@pytest.mark.parametrize("memory_s", [search.DRIVE_MEMORY_S, 0.0])
+@pytest.mark.parametrize("memory_s", [search_drive.DRIVE_MEMORY_S, 0.0])
 def test_a_connection_remembers_its_choice_for_a_while(
     db: Database, valued: dict[int, str], monkeypatch: pytest.MonkeyPatch, memory_s: float
 ) -> None:
     """The count only picks a plan: within ``DRIVE_MEMORY_S`` a repeated search reuses
     it, however the rows changed meanwhile (and its answer is still right)."""
-    monkeypatch.setattr(search, "DRIVE_LIMIT", 3)
-    monkeypatch.setattr(search, "DRIVE_MEMORY_S", memory_s)
+    monkeypatch.setattr(search_drive, "DRIVE_LIMIT", 3)
+    monkeypatch.setattr(search_drive, "DRIVE_MEMORY_S", memory_s)
     rm = registered_models.c
     other = db.read(lambda s: s.execute(select(rm.id).where(rm.name == "other")).scalar_one())
     with db.engine.connect() as conn:
@@ -858,7 +858,7 @@ def _plan(conn: Connection, text: str, **scope: Any) -> str:
     plan shows which index the statement can use on these few rows)."""
     expr = parse_filter(text, "versions")
     shape, values = parameterize(expr)
-    indexed, drive = search._indexed(conn, "versions", shape, values, False)
+    indexed, drive = search_drive.choose(conn, "versions", shape, values, False)
     statement = search._statement(
         "versions",
         shape,
@@ -889,7 +889,7 @@ def _plan(conn: Connection, text: str, **scope: Any) -> str:
 def test_a_rare_value_is_found_through_its_value_index(
     db: Database, valued: dict[int, str], field: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(search, "DRIVE_LIMIT", 3)  # below model m's nine versions
+    monkeypatch.setattr(search_drive, "DRIVE_LIMIT", 3)  # below model m's nine versions
     table = "version_tags" if field == "tags" else "version_params"
     for text in (f"{field}.k = {_quoted(LONG[:-1])}", f"name = 'm' AND {field}.k = 'short'"):
         plan = db.read(lambda s, text=text: _plan(s, text))

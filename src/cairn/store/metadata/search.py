@@ -18,7 +18,6 @@ import base64
 import functools
 import hashlib
 import json
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +29,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     false,
-    func,
     or_,
     select,
 )
@@ -38,19 +36,16 @@ from sqlalchemy import (
 from cairn.domain.access import ReadFilter
 from cairn.domain.filters import Expr, OrderKey, Target, format_filter, names_one_model
 from cairn.errors import InvalidParameter
-from cairn.store.metadata import whole
+from cairn.store.metadata import search_drive, whole
 from cairn.store.metadata.identity_store import held_by
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import grants, model_versions, registered_models
 from cairn.store.metadata.search_compile import (
     Shape,
     compile_shape,
-    key_value_table,
-    keyed_equalities,
     name_slot,
     parameterize,
     slot_params,
-    value_prefixes,
 )
 
 MAX_RESULTS_LIMIT = 1000
@@ -60,8 +55,6 @@ MODEL_ORDER_FIELDS = frozenset({"name", "created_at", "updated_at"})
 DEFAULT_VERSION_ORDER = (OrderKey("name"), OrderKey("version", descending=True))
 DEFAULT_MODEL_ORDER = (OrderKey("name"),)
 _INT64 = 2**63
-DRIVE_LIMIT = 2000  # a tag or param value on fewer rows starts a search (_indexed)
-DRIVE_MEMORY_S = 10.0  # how long a connection remembers that choice
 
 Column = ColumnElement[Any]
 
@@ -192,7 +185,7 @@ def _page(
     fingerprint = _fingerprint(target, expr, order, scope)
     after = _decode(page_token, fingerprint, kinds) if page_token else []
     shape, values = parameterize(expr) if expr is not None else (None, ())
-    indexed, drive = _indexed(session, target, shape, values, include_deleted)
+    indexed, drive = search_drive.choose(session, target, shape, values, include_deleted)
     statement = _statement(
         target,
         shape,
@@ -222,79 +215,6 @@ def _page(
     return rows[:max_results], _encode(fingerprint, [*sort_values, int(last.id)])
 
 
-def _indexed(
-    session: Connection,
-    target: Target,
-    shape: Shape | None,
-    values: tuple[Any, ...],
-    include_deleted: bool,
-) -> tuple[frozenset[int], bool]:
-    """Whether the search starts from the value index of one of the filter's top-level
-    tag or param equalities (``search_compile``: written ``id IN (…)``), and which.
-
-    Starting there costs one index step per row carrying the value; scanning in the
-    page's order costs one per row until the page is full, each tested by primary key,
-    which is linear in the versions when few of them match. Which is cheaper depends on
-    the value, and neither planner can be trusted to know it on every run: SQLite's
-    ``sqlite3`` module is built without STAT4 (without statistics its planner scans in
-    order; with them it would always start from the index), and a PostgreSQL statement
-    prepared by psycopg may run on a generic plan that knows no value. So Cairn counts,
-    through the index and stopping at ``DRIVE_LIMIT``: the first top-level equality with
-    fewer rows starts the search (``drive``: the statement keeps the planner off the
-    model's index); with none, rows are tested in the page's order, and at least
-    ``DRIVE_LIMIT`` rows carry each value. A search kept to a model of at most
-    ``DRIVE_LIMIT`` versions (by its counter) tests that model's rows, however rare the
-    value: that costs no more, and the same statement asks both.
-
-    The answer only picks a plan (a stale one costs time, never a wrong row), so each
-    connection remembers it for ``DRIVE_MEMORY_S``: a search repeated meanwhile, as
-    dashboards and pipelines repeat theirs, costs no count (on PostgreSQL a round trip).
-    """
-    model = name_slot(shape) if target == "versions" else None
-    memory = session.info.setdefault("cairn.search.drive", {})
-    now = time.monotonic()
-    for _, name, key, op, slot in keyed_equalities(shape, top=True):
-        mine = values[slot : slot + (2 if op == "IN" else 1)]
-        scope = None if model is None else values[model]
-        remembered = (target, name, key, op, mine, scope, include_deleted, DRIVE_LIMIT)
-        drive = memory.get(remembered, (0.0, False))
-        if drive[0] < now:
-            if len(memory) >= 1024:
-                memory.clear()
-            params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT, "name": scope}
-            counter = _counter(target, name, op, model is not None, include_deleted)
-            size, hits = counter.first(session, params)
-            drive = memory[remembered] = (now + DRIVE_MEMORY_S, size > DRIVE_LIMIT > hits)
-        if drive[1]:
-            return frozenset({slot}), True
-    return frozenset(), False
-
-
-@functools.lru_cache(maxsize=32)
-def _counter(
-    target: Target, name: str, op: str, one_model: bool, include_deleted: bool
-) -> Prepared:
-    """``(size, hits)``: how many rows the search could test in order (``one_model``: the
-    versions of the model named ``:name``, by its counter; otherwise said to be more than
-    ``:limit``) and, when that is more than ``:limit``, how many carry the tag or param
-    value (``:key``, ``f0``), up to ``:limit``; only its prefix is compared, which the
-    index alone answers, so ``hits`` may exceed the exact count, never fall below it."""
-    table, _, _ = key_value_table(name, target)
-    limit: Any = bindparam("limit")
-    if one_model:
-        rm = registered_models.c
-        counter = select(func.max(rm.last_version)).where(rm.name_key == bindparam("name"))
-        if not include_deleted:
-            counter = counter.where(rm.deleted_at.is_(None))
-        size: Any = func.coalesce(counter.scalar_subquery(), 0)
-    else:
-        size = limit + 1
-    prefixes = value_prefixes(table, 0, op)
-    hits = select(table.c.key).where(prefixes, table.c.key == bindparam("key"), size > limit)
-    count = select(func.count()).select_from(hits.limit(limit).subquery()).scalar_subquery()
-    return Prepared(select(size, count))
-
-
 @functools.lru_cache(maxsize=512)
 def _statement(
     target: Target,
@@ -316,7 +236,7 @@ def _statement(
     slots), ``k<i>`` (the page token's sort values), ``model_id`` and ``limit``.
     ``with_children`` (versions, PostgreSQL): each row with its child rows, in the same
     statement (``whole.page``), which saves the round trip of a second. ``indexed`` and
-    ``drive``: see ``_indexed``; when a tag or param drives, the version's model id is
+    ``drive``: see ``search_drive``; when a tag or param drives, the version's model id is
     written ``model_id + 0``, so that SQLite cannot reach the versions through the
     model's index instead."""
     mv, rm = model_versions.c, registered_models.c

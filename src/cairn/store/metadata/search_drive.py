@@ -1,0 +1,102 @@
+"""Where a search starts: from the value index of one of its tag or param equalities,
+or from the page's order (``choose``).
+
+Starting from the index costs one step per row carrying the value; walking in the
+page's order costs one step per row until the page is full, each row tested by primary
+key, which is linear in the versions when few of them match. Which is cheaper depends on
+the value, and neither planner can be trusted to know it on every run: SQLite's
+``sqlite3`` module is built without STAT4 (without statistics its planner walks in
+order; with them it would always start from the index), and a PostgreSQL statement that
+psycopg has prepared may run on a generic plan that knows no value. So Cairn counts.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select
+
+from cairn.domain.filters import Target
+from cairn.store.metadata.prepared import Prepared
+from cairn.store.metadata.schema import registered_models
+from cairn.store.metadata.search_compile import (
+    Shape,
+    key_value_table,
+    keyed_equalities,
+    name_slot,
+    slot_params,
+    value_prefixes,
+)
+
+DRIVE_LIMIT = 2000  # a tag or param value on fewer rows starts a search
+DRIVE_MEMORY_S = 10.0  # how long a connection remembers that choice
+
+
+def choose(
+    session: Connection,
+    target: Target,
+    shape: Shape | None,
+    values: tuple[Any, ...],
+    include_deleted: bool,
+) -> tuple[frozenset[int], bool]:
+    """Whether the search starts from the value index of one of the filter's top-level
+    tag or param equalities (``search_compile``: written ``id IN (…)``), and which.
+
+    Each is counted in the index, stopping at ``DRIVE_LIMIT``: the first with fewer rows
+    starts the search (``drive``: the statement keeps the planner off the model's index);
+    with none, rows are tested in the page's order, and at least ``DRIVE_LIMIT`` rows
+    carry each value, so a page fills quickly. Under OR or NOT an equality bounds
+    nothing. A search kept to a model of at most ``DRIVE_LIMIT`` versions (by its
+    counter) tests that model's rows without counting, however rare the value: that
+    costs no more.
+
+    The answer only picks a plan (a stale one costs time, never a wrong row), so each
+    connection remembers it for ``DRIVE_MEMORY_S``: a search repeated meanwhile, as
+    dashboards and pipelines repeat theirs, costs no count.
+    """
+    model = name_slot(shape) if target == "versions" else None
+    memory = session.info.setdefault("cairn.search.drive", {})
+    now = time.monotonic()
+    for _, name, key, op, slot in keyed_equalities(shape, top=True):
+        mine = values[slot : slot + (2 if op == "IN" else 1)]
+        scope = None if model is None else values[model]
+        remembered = (target, name, key, op, mine, scope, include_deleted, DRIVE_LIMIT)
+        drive = memory.get(remembered, (0.0, False))
+        if drive[0] < now:
+            if len(memory) >= 1024:
+                memory.clear()
+            drive = memory[remembered] = (now + DRIVE_MEMORY_S, False)
+            if (
+                scope is None
+                or _MODEL_SIZE[include_deleted].scalar(session, {"name": scope}) > DRIVE_LIMIT
+            ):
+                params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT}
+                hits = _counter(target, name, op).scalar(session, params)
+                drive = memory[remembered] = (now + DRIVE_MEMORY_S, hits < DRIVE_LIMIT)
+        if drive[1]:
+            return frozenset({slot}), True
+    return frozenset(), False
+
+
+def _model_size(include_deleted: bool) -> Prepared:
+    """The versions of the models named ``:name``, by their counters (0 for none)."""
+    rm = registered_models.c
+    size = select(func.coalesce(func.max(rm.last_version), 0)).where(
+        rm.name_key == bindparam("name")
+    )
+    return Prepared(size if include_deleted else size.where(rm.deleted_at.is_(None)))
+
+
+_MODEL_SIZE = {deleted: _model_size(deleted) for deleted in (False, True)}
+
+
+@functools.lru_cache(maxsize=16)
+def _counter(target: Target, name: str, op: str) -> Prepared:
+    """How many rows carry the tag or param value (``:key``, ``f0``), up to ``:limit``;
+    only its prefix is compared, which the index alone answers, so the count may exceed
+    the exact one, never fall below it."""
+    table, _, _ = key_value_table(name, target)
+    hits = select(table.c.key).where(value_prefixes(table, 0, op), table.c.key == bindparam("key"))
+    return Prepared(select(func.count()).select_from(hits.limit(bindparam("limit")).subquery()))
