@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -229,7 +231,8 @@ def report(results: dict[str, dict[tuple[int, str], float]], sizes: list[int], a
         "## search_scale: reads at 100,000 and 1,000,000 versions",
         "",
         f"- Command: `.venv/bin/python benchmarks/search_scale.py{args}`",
-        f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
+        f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}; "
+        f"commit {_commit()}; {os.cpu_count()} CPUs",
         "- What: each read through the service in-process (no HTTP), as the admin; median "
         "ms of the runs. Registry and method: the script's docstring. growth = last size "
         "/ first size; about 1x means the read does not grow with the registry.",
@@ -246,6 +249,13 @@ def report(results: dict[str, dict[tuple[int, str], float]], sizes: list[int], a
             cells.append(f"{last / first:.1f}x" if first and last else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
 
 
 def main() -> None:
