@@ -31,7 +31,7 @@ whole value of 5,000 characters would not fit a PostgreSQL index entry), and ``=
 compares the prefix and the rest separately (``value = :v`` beside ``substr(value…)``
 would let SQLite substitute the constant into the indexed expression and lose the index).
 Such a leaf in ``indexed`` becomes ``id IN (rows with that tag)``, which a planner can
-drive from the index; any other stays a per-row lookup (see ``search._indexed``).
+drive from the index; any other stays a per-row lookup (see ``search_drive``).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def compile_shape(
     ``OFFSET 0``, which keeps PostgreSQL from turning it into a join whose plan, on
     tables not analyzed yet, can scan every tag of that key for each row.
     ``indexed``: the slots of the tag and param equalities that are written as ``id IN
-    (…)`` over their value index instead, probe or not (``search._indexed`` says which).
+    (…)`` over their value index instead, probe or not (``search_drive.choose`` says which).
     """
     kind = shape[0]
     if kind in ("and", "or"):

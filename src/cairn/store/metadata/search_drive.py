@@ -57,31 +57,38 @@ def choose(
     dashboards and pipelines repeat theirs, costs no count.
     """
     model = name_slot(shape) if target == "versions" else None
+    scope = None if model is None else values[model]
     memory = session.info.setdefault("cairn.search.drive", {})
     now = time.monotonic()
+    small: bool | None = None  # the model's size, asked once when first needed
     for _, name, key, op, slot in keyed_equalities(shape, top=True):
         mine = values[slot : slot + (2 if op == "IN" else 1)]
-        scope = None if model is None else values[model]
         remembered = (target, name, key, op, mine, scope, include_deleted, DRIVE_LIMIT)
-        drive = memory.get(remembered, (0.0, False))
-        if drive[0] < now:
+        expires, drive = memory.get(remembered, (0.0, False))
+        if expires < now:
+            if small is None:
+                small = scope is not None and _model_size(session, scope, include_deleted) <= (
+                    DRIVE_LIMIT
+                )
+            if small:
+                drive = False
+            else:
+                params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT}
+                drive = _counter(target, name, op).scalar(session, params) < DRIVE_LIMIT
             if len(memory) >= 1024:
                 memory.clear()
-            drive = memory[remembered] = (now + DRIVE_MEMORY_S, False)
-            if (
-                scope is None
-                or _MODEL_SIZE[include_deleted].scalar(session, {"name": scope}) > DRIVE_LIMIT
-            ):
-                params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT}
-                hits = _counter(target, name, op).scalar(session, params)
-                drive = memory[remembered] = (now + DRIVE_MEMORY_S, hits < DRIVE_LIMIT)
-        if drive[1]:
+            memory[remembered] = (now + DRIVE_MEMORY_S, drive)
+        if drive:
             return frozenset({slot}), True
     return frozenset(), False
 
 
-def _model_size(include_deleted: bool) -> Prepared:
-    """The versions of the models named ``:name``, by their counters (0 for none)."""
+def _model_size(session: Connection, name: str, include_deleted: bool) -> int:
+    """How many versions the models named ``name`` hold, by their counters (0: none)."""
+    return int(_MODEL_SIZE[include_deleted].scalar(session, {"name": name}))
+
+
+def _size_query(include_deleted: bool) -> Prepared:
     rm = registered_models.c
     size = select(func.coalesce(func.max(rm.last_version), 0)).where(
         rm.name_key == bindparam("name")
@@ -89,7 +96,7 @@ def _model_size(include_deleted: bool) -> Prepared:
     return Prepared(size if include_deleted else size.where(rm.deleted_at.is_(None)))
 
 
-_MODEL_SIZE = {deleted: _model_size(deleted) for deleted in (False, True)}
+_MODEL_SIZE = {deleted: _size_query(deleted) for deleted in (False, True)}
 
 
 @functools.lru_cache(maxsize=16)
