@@ -788,9 +788,15 @@ def test_equalities_match_whole_values_either_way(
         assert got == expected, (drive_limit, value)
         unequal = set(all_ids(db, "versions", f"{scope}{field}.k != {_quoted(value)}"))
         assert unequal == set(values) - expected
-    pair = (LONG + "x", "é" * VALUE_PREFIX)
-    listed = f"{scope}{field}.k IN ({', '.join(map(_quoted, pair))})"
-    assert set(all_ids(db, "versions", listed)) == {i for i, v in values.items() if v in pair}
+    some = (LONG + "x", "é" * VALUE_PREFIX, "short", "")
+    listed = f"{scope}{field}.k IN ({', '.join(map(_quoted, some))})"
+    expected = {i for i, v in values.items() if v in some}
+    assert set(all_ids(db, "versions", listed)) == expected
+    # page by page, in the page's order (one model's pages are ordered without the id)
+    for order in ((), ("version ASC",), ("created_at DESC",)):
+        paged = all_ids(db, "versions", listed, order_by=order, page_size=2)
+        assert paged == all_ids(db, "versions", listed, order_by=order), order
+        assert set(paged) == expected
 
 
 def test_model_tag_equalities_match_whole_values_either_way(db: Database, drive_limit: str) -> None:
