@@ -76,18 +76,22 @@ class _Plan:
         self.make: Callable[[Sequence[Any]], Any] = row._make if row is not None else tuple
         self.types = [c.type for c in columns or ()]
         self.dialect = dialect
-        self.result: tuple[Any, ...] | None = None
+        self.result: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
         self.result_known = False  # the processors are known after the first run
         self.forms: dict[tuple[int, ...], _Form] = {}
 
-    def result_processors(self, description: Sequence[Any]) -> tuple[Any, ...] | None:
+    def result_processors(
+        self, description: Sequence[Any]
+    ) -> tuple[tuple[int, Callable[[Any], Any]], ...] | None:
         """The types' result processors for the driver's column types (as SQLAlchemy asks
-        them: PostgreSQL's depend on the column's type oid); None when there are none."""
-        found = tuple(
+        them: PostgreSQL's depend on the column's type oid), by column index; None when
+        there are none."""
+        found = (
             t._cached_result_processor(self.dialect, d[1])
             for t, d in zip(self.types, description, strict=True)
         )
-        return found if any(found) else None
+        active = tuple((i, p) for i, p in enumerate(found) if p is not None)
+        return active or None
 
     def form(self, params: Mapping[str, Any]) -> _Form:
         lengths = tuple(len(params[name]) for name in self.expanding)
@@ -300,5 +304,11 @@ def _arguments(form: _Form, params: Mapping[str, Any]) -> Any:
     return tuple(values) if form.keys is None else dict(zip(form.keys, values, strict=True))
 
 
-def _processed(processors: tuple[Any, ...], row: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
+def _processed(
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...], row: Sequence[Any]
+) -> list[Any]:
+    """``row`` with its processed columns processed (the others, most, left as they are)."""
+    values = list(row)
+    for i, processor in processors:
+        values[i] = processor(values[i])
+    return values
