@@ -1,39 +1,27 @@
-"""Identities and what they hold: users, service accounts, groups, grants, tokens, sessions.
+"""Identities and what they hold: users, service accounts, groups and grants.
 
-Authentication turns a bearer secret into an ``Actor`` (user, scope, grants); everything
-else here is administration, which is the instance ADMIN's (a model's MANAGE holder may
-grant and revoke roles on that model). Listings are plain JSON-shaped dicts: the API
+This is administration, which is the instance ADMIN's (a model's MANAGE holder may grant
+and revoke roles on that model); the secrets that prove an identity, and turning one
+into an ``Actor``, are ``credentials``. Listings are plain JSON-shaped dicts: the API
 returns them as they are, the clients hand them back unchanged.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-from cairn.domain import names, tokens
-from cairn.domain.access import Actor, Grant, Grants, Role, Scope, pattern_key
-from cairn.domain.codec import format_time
-from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated
-from cairn.service.auth_cache import moot_grants
+from cairn.domain import names
+from cairn.domain.access import Actor, Grant, Role, Scope, pattern_key
+from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service.base import ServiceBase
-from cairn.store.metadata.clock import to_datetime
+from cairn.service.credentials import PASSWORDS, SCOPE_RANK, stored_time
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
 from cairn.store.metadata.models_store import ModelStore
 
-US = 1_000_000
-SESSION_SECONDS = 12 * 3600
-TOUCH_EVERY_S = 300  # last_used_at is refreshed at most this often (a write per request is not)
-MAX_TOKEN_DAYS = 3650
 _IDENTITY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
-_HASHER = PasswordHasher()  # argon2id, the library's current recommended parameters
-_DUMMY_HASH = _HASHER.hash("not a password")  # equal work for unknown users
 
 
 def validate_identity(kind: str, name: object) -> str:
@@ -60,167 +48,7 @@ def parse_subject(subject: str) -> tuple[str, str]:
     return kind, validate_identity(kind, name)
 
 
-def _check_token(row: Any, digest: str, kind: str, now: int) -> None:
-    """Refuse a token row that does not (or no longer) authenticate a ``kind`` caller."""
-    if row is None or not hmac.compare_digest(row.secret_hash, digest):
-        raise Unauthenticated("invalid token")
-    if row.kind != kind:
-        raise Unauthenticated("invalid token")
-    if row.revoked_at is not None:
-        raise Unauthenticated("token revoked")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthenticated("token expired")
-    if row.disabled_at is not None:
-        raise Unauthenticated("account disabled")
-
-
 class IdentityService(ServiceBase):
-    # -- authentication -------------------------------------------------------------------
-    def authenticate(
-        self, secret: str, *, request_id: str | None = None, client: str | None = None
-    ) -> Actor:
-        """The actor a bearer secret (API token or session) stands for, or Unauthenticated."""
-        return self._authenticate(secret, "api", request_id=request_id, client=client)
-
-    def authenticate_session(
-        self, secret: str, csrf: str | None, *, request_id: str | None, client: str | None
-    ) -> Actor:
-        """A login session; ``csrf`` is checked when given (unsafe methods must give it)."""
-        return self._authenticate(
-            secret, "session", csrf=csrf, request_id=request_id, client=client
-        )
-
-    def _authenticate(
-        self,
-        secret: str,
-        kind: str,
-        *,
-        csrf: str | None = None,
-        request_id: str | None,
-        client: str | None,
-    ) -> Actor:
-        if not tokens.well_formed(secret):
-            raise Unauthenticated("malformed token")
-        digest = tokens.token_hash(secret)
-        now = self.clock()
-        remembered = self._auth_cache.get(digest)
-        if remembered is not None:
-            row, held, last_used_at = remembered.row, remembered.grants, remembered.last_used_at
-            _check_token(row, digest, kind, now)
-        else:
-            epoch = self._auth_cache.epoch()  # before the lookup: see auth_cache.py
-
-            def run(s: Tx) -> tuple[Any, tuple[Grant, ...]]:
-                store = IdentityStore(s)
-                row = store.token_by_hash(digest)
-                _check_token(row, digest, kind, now)  # before the grants are loaded
-                if moot_grants(row):
-                    return row, ()  # an administrator's admin token: every grant is moot
-                return row, store.grants_of(row.user_id)
-
-            row, rows = self.db.read(run)
-            held = Grants(rows, holder=row.user_id)  # indexed once, remembered indexed
-            last_used_at = row.last_used_at
-            self._auth_cache.put(digest, epoch, row, held)
-        if (
-            kind == "session"
-            and csrf is not None
-            and not (row.csrf_hash and hmac.compare_digest(row.csrf_hash, tokens.token_hash(csrf)))
-        ):
-            raise PermissionDenied("missing or wrong CSRF token (X-CSRF-Token header)")
-        if last_used_at is None or now - last_used_at > TOUCH_EVERY_S * US:
-            self.db.write(lambda s: IdentityStore(s).touch_token(row.id, now))
-            self._auth_cache.touched(digest, now)
-        return Actor(
-            row.user_name,
-            is_admin=bool(row.is_admin),
-            user_id=int(row.user_id),
-            scope=Scope(row.scope),
-            grants=held,
-            request_id=request_id,
-            client=client,
-        )
-
-    def login(self, name: str, password: str) -> dict[str, Any]:
-        """Password login for the UI: a session secret and its CSRF token (shown once)."""
-        now = self.clock()
-        row = self.db.read(lambda s: IdentityStore(s).find_user(name)) if name else None
-        stored = row.password_hash if row is not None else None
-        try:
-            _HASHER.verify(stored or _DUMMY_HASH, password)
-            ok = stored is not None and row is not None and row.disabled_at is None
-        except (VerificationError, InvalidHashError):
-            ok = False
-        if not ok or row is None:
-            raise Unauthenticated("wrong user name or password")
-        secret, csrf = tokens.new_token(), tokens.new_token()
-        scope = Scope.ADMIN if row.is_admin else Scope.WRITE
-        self.db.write(
-            lambda s: IdentityStore(s).add_token(
-                row.id,
-                kind="session",
-                name="login",
-                prefix=tokens.display_prefix(secret),
-                secret_hash=tokens.token_hash(secret),
-                scope=scope.value,
-                now=now,
-                expires_at=now + SESSION_SECONDS * US,
-                csrf_hash=tokens.token_hash(csrf),
-            )
-        )
-        return {
-            "session": secret,
-            "csrf_token": csrf,
-            "user": row.name,
-            "expires_in": SESSION_SECONDS,
-        }
-
-    def logout(self, secret: str) -> None:
-        digest = tokens.token_hash(secret)
-        now = self.clock()
-
-        def run(s: Tx) -> None:
-            store = IdentityStore(s)
-            row = store.token_by_hash(digest)
-            if row is not None and row.kind == "session":
-                store.revoke_token(row.id, now)
-
-        self.db.write(run)
-
-    def bootstrap(self, secret: str | None = None) -> str | None:
-        """On an empty registry: create the ``admin`` user and its token.
-
-        Returns the token (``secret`` if given, else a new one), or None when users exist.
-        """
-        if secret is not None and not tokens.well_formed(secret):
-            raise InvalidParameter(
-                f"CAIRN_BOOTSTRAP_TOKEN must be a cairn_ token or at least "
-                f"{tokens.MIN_FOREIGN_LENGTH} printable characters without spaces"
-            )
-        token = secret or tokens.new_token()
-        now = self.clock()
-
-        def run(s: Tx) -> str | None:
-            store = IdentityStore(s)
-            if store.has_users():
-                return None
-            user_id = store.add_user(
-                "admin", kind="user", password_hash=None, is_admin=True, now=now, created_by=None
-            )
-            store.add_token(
-                user_id,
-                kind="api",
-                name="bootstrap",
-                prefix=tokens.display_prefix(token),
-                secret_hash=tokens.token_hash(token),
-                scope=Scope.ADMIN.value,
-                now=now,
-                expires_at=None,
-            )
-            return token
-
-        return self.db.write(run)
-
     def whoami(self, actor: Actor) -> dict[str, Any]:
         """The caller, their token's scope and what they hold (model grants by name)."""
 
@@ -261,7 +89,7 @@ class IdentityService(ServiceBase):
         validate_identity("user", name)
         if password is not None and service:
             raise InvalidParameter("service accounts authenticate with tokens, not passwords")
-        hashed = None if password is None else _HASHER.hash(validate_password(password))
+        hashed = None if password is None else PASSWORDS.hash(validate_password(password))
         now = self.clock()
 
         def run(s: Tx) -> dict[str, Any]:
@@ -308,13 +136,13 @@ class IdentityService(ServiceBase):
         elif password is not None:
             # a password logs in with the scope a login gets: never more than this token has
             session = Scope.ADMIN if actor.is_admin else Scope.WRITE
-            if _SCOPE_RANK[actor.scope] < _SCOPE_RANK[session]:
+            if SCOPE_RANK[actor.scope] < SCOPE_RANK[session]:
                 raise PermissionDenied(
                     f"a {actor.scope.value} token cannot set a password (logging in with it "
                     f"would give a {session.value} session); use a {session.value} token",
                     denial={"action": "update_user"},
                 )
-        hashed = None if password is None else _HASHER.hash(validate_password(password))
+        hashed = None if password is None else PASSWORDS.hash(validate_password(password))
         now = self.clock()
 
         def run(s: Tx) -> dict[str, Any]:
@@ -484,103 +312,6 @@ class IdentityService(ServiceBase):
 
         return self.db.read(run)
 
-    # -- tokens -----------------------------------------------------------------------------
-    def create_token(
-        self,
-        actor: Actor,
-        *,
-        name: str = "",
-        scope: str | Scope = Scope.READ,
-        expires_days: int | None = 90,
-        user: str | None = None,
-    ) -> dict[str, Any]:
-        """A new API token, shown once. ``user``: for another account (ADMIN only).
-
-        A token never gets more than the token that created it: a read token mints read
-        tokens only.
-        """
-        wanted = Scope.parse(scope)
-        names.validate_text("token name", name, 256, allow_newlines=False)
-        if actor.user_id is None:
-            raise PermissionDenied("tokens belong to users; this caller is not one")
-        if _SCOPE_RANK[wanted] > _SCOPE_RANK[actor.scope]:
-            raise PermissionDenied(
-                f"a {actor.scope.value} token cannot create a {wanted.value} token"
-            )
-        if user is not None and user != actor.name:
-            self._require_admin(actor, "create_token_for_user")
-        if expires_days is not None and (
-            isinstance(expires_days, bool) or not 1 <= expires_days <= MAX_TOKEN_DAYS
-        ):
-            raise InvalidParameter(f"expires_days must be between 1 and {MAX_TOKEN_DAYS}")
-        secret = tokens.new_token()
-        now = self.clock()
-
-        def run(s: Tx) -> dict[str, Any]:
-            store = IdentityStore(s)
-            owner = store.user(user) if user is not None else store.user_by_id(actor.user_id or 0)
-            if owner is None or owner.disabled_at is not None:
-                raise InvalidParameter("the token's user does not exist or is disabled")
-            expires = None if expires_days is None else now + expires_days * 86400 * US
-            token_id = store.add_token(
-                owner.id,
-                kind="api",
-                name=name,
-                prefix=tokens.display_prefix(secret),
-                secret_hash=tokens.token_hash(secret),
-                scope=wanted.value,
-                now=now,
-                expires_at=expires,
-            )
-            self._audit(
-                s,
-                actor,
-                "token.create",
-                target=f"{owner.name}:{tokens.display_prefix(secret)}",
-                after={"scope": wanted.value, "expires_days": expires_days, "name": name},
-            )
-            info = store.token(token_id)
-            assert info is not None
-            return {**_token_json(info), "token": secret}
-
-        return self.db.write(run)
-
-    def list_tokens(self, actor: Actor, *, all_users: bool = False) -> list[dict[str, Any]]:
-        if all_users:
-            self._require_admin(actor, "list_tokens")
-        user_id = None if all_users else actor.user_id
-        if user_id is None and not all_users:
-            return []
-        return self.db.read(
-            lambda s: [_token_json(r) for r in IdentityStore(s).list_tokens(user_id)]
-        )
-
-    def revoke_token(self, actor: Actor, token_id: int) -> None:
-        if isinstance(token_id, bool) or not 1 <= token_id < 1 << 63:  # 64-bit ids
-            raise NotFound(f"token {token_id} does not exist")
-        now = self.clock()
-
-        def run(s: Tx) -> None:
-            store = IdentityStore(s)
-            row = store.token(token_id)
-            if (
-                row is None
-                or row.kind != "api"
-                or (row.user_id != actor.user_id and not actor.admin)
-            ):
-                raise NotFound(f"token {token_id} does not exist")
-            store.revoke_token(row.id, now)
-            self._audit(s, actor, "token.revoke", target=f"{row.user_name}:{row.prefix}")
-
-        self.db.write(run)
-
-
-_SCOPE_RANK = {Scope.READ: 1, Scope.WRITE: 2, Scope.ADMIN: 3}
-
-
-def _time(value: int | None) -> str | None:
-    return None if value is None else format_time(to_datetime(value))
-
 
 def _user_json(row: Any, groups: list[str]) -> dict[str, Any]:
     return {
@@ -588,24 +319,10 @@ def _user_json(row: Any, groups: list[str]) -> dict[str, Any]:
         "kind": row.kind,
         "is_admin": bool(row.is_admin),
         "has_password": row.password_hash is not None,
-        "created_at": _time(row.created_at),
+        "created_at": stored_time(row.created_at),
         "created_by": row.created_by,
         "disabled": row.disabled_at is not None,
         "groups": groups,
-    }
-
-
-def _token_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": int(row.id),
-        "user": row.user_name,
-        "name": row.name,
-        "prefix": row.prefix,
-        "scope": row.scope,
-        "created_at": _time(row.created_at),
-        "expires_at": _time(row.expires_at),
-        "last_used_at": _time(row.last_used_at),
-        "revoked": row.revoked_at is not None,
     }
 
 
@@ -616,6 +333,6 @@ def _grant_json(row: Any) -> dict[str, Any]:
         "model": row.model,
         "pattern": row.pattern,
         "role": row.role,
-        "created_at": _time(row.created_at),
+        "created_at": stored_time(row.created_at),
         "created_by": row.created_by,
     }

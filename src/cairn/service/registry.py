@@ -10,6 +10,7 @@ from __future__ import annotations
 from cairn.service.aliases import AliasesService
 from cairn.service.artifacts import ArtifactsService
 from cairn.service.audit import AuditService
+from cairn.service.credentials import CredentialsService
 from cairn.service.identity import IdentityService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
@@ -30,6 +31,7 @@ class RegistryService(
     SignaturesService,
     AuditService,
     IdentityService,
+    CredentialsService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""
 
