@@ -82,14 +82,8 @@ class Registry:
         big = self.model_ids["big"]
         others = [self.model_ids[f"m-{i:03d}"] for i in range(MODELS)]
         wanted = size - self.size
-        plan = [(big, wanted // 2)] + [
-            (
-                m,
-                (wanted - wanted // 2) // MODELS
-                + (1 if i < (wanted - wanted // 2) % MODELS else 0),
-            )
-            for i, m in enumerate(others)
-        ]
+        each, extra = divmod(wanted - wanted // 2, MODELS)  # the other half, spread evenly
+        plan = [(big, wanted // 2)] + [(m, each + (i < extra)) for i, m in enumerate(others)]
         rows: dict[str, list[tuple[Any, ...]]] = {
             "model_versions": [],
             "version_tags": [],

@@ -52,6 +52,12 @@ class Scope(enum.StrEnum):
     def cap(self) -> Role:
         return Role.READ if self is Scope.READ else Role.MANAGE
 
+    def covers(self, other: Scope) -> bool:
+        """Whether a token of this scope may do all that one of ``other`` may (read <
+        write < admin, the order they are declared in)."""
+        order = list(Scope)
+        return order.index(self) >= order.index(other)
+
 
 def pattern_key(pattern: object) -> str:
     """Validate a grant pattern and return it over name keys (``Risk.*`` → ``risk.*``)."""

@@ -19,7 +19,7 @@ from cairn.domain.codec import format_time
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated
 from cairn.service.auth_cache import moot_grants
 from cairn.service.base import ServiceBase
-from cairn.store.metadata.clock import to_datetime
+from cairn.store.metadata.clock import optional_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
 
@@ -211,7 +211,7 @@ class CredentialsService(ServiceBase):
         names.validate_text("token name", name, 256, allow_newlines=False)
         if actor.user_id is None:
             raise PermissionDenied("tokens belong to users; this caller is not one")
-        if SCOPE_RANK[wanted] > SCOPE_RANK[actor.scope]:
+        if not actor.scope.covers(wanted):
             raise PermissionDenied(
                 f"a {actor.scope.value} token cannot create a {wanted.value} token"
             )
@@ -283,13 +283,6 @@ class CredentialsService(ServiceBase):
         self.db.write(run)
 
 
-SCOPE_RANK = {Scope.READ: 1, Scope.WRITE: 2, Scope.ADMIN: 3}
-
-
-def stored_time(value: int | None) -> str | None:
-    return None if value is None else format_time(to_datetime(value))
-
-
 def _token_json(row: Any) -> dict[str, Any]:
     return {
         "id": int(row.id),
@@ -297,8 +290,8 @@ def _token_json(row: Any) -> dict[str, Any]:
         "name": row.name,
         "prefix": row.prefix,
         "scope": row.scope,
-        "created_at": stored_time(row.created_at),
-        "expires_at": stored_time(row.expires_at),
-        "last_used_at": stored_time(row.last_used_at),
+        "created_at": format_time(optional_datetime(row.created_at)),
+        "expires_at": format_time(optional_datetime(row.expires_at)),
+        "last_used_at": format_time(optional_datetime(row.last_used_at)),
         "revoked": row.revoked_at is not None,
     }

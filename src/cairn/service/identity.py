@@ -14,9 +14,11 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Grant, Role, Scope, pattern_key
+from cairn.domain.codec import format_time
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service.base import ServiceBase
-from cairn.service.credentials import PASSWORDS, SCOPE_RANK, stored_time
+from cairn.service.credentials import PASSWORDS
+from cairn.store.metadata.clock import optional_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
 from cairn.store.metadata.models_store import ModelStore
@@ -136,7 +138,7 @@ class IdentityService(ServiceBase):
         elif password is not None:
             # a password logs in with the scope a login gets: never more than this token has
             session = Scope.ADMIN if actor.is_admin else Scope.WRITE
-            if SCOPE_RANK[actor.scope] < SCOPE_RANK[session]:
+            if not actor.scope.covers(session):
                 raise PermissionDenied(
                     f"a {actor.scope.value} token cannot set a password (logging in with it "
                     f"would give a {session.value} session); use a {session.value} token",
@@ -319,7 +321,7 @@ def _user_json(row: Any, groups: list[str]) -> dict[str, Any]:
         "kind": row.kind,
         "is_admin": bool(row.is_admin),
         "has_password": row.password_hash is not None,
-        "created_at": stored_time(row.created_at),
+        "created_at": format_time(optional_datetime(row.created_at)),
         "created_by": row.created_by,
         "disabled": row.disabled_at is not None,
         "groups": groups,
@@ -333,6 +335,6 @@ def _grant_json(row: Any) -> dict[str, Any]:
         "model": row.model,
         "pattern": row.pattern,
         "role": row.role,
-        "created_at": stored_time(row.created_at),
+        "created_at": format_time(optional_datetime(row.created_at)),
         "created_by": row.created_by,
     }
