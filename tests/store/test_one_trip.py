@@ -9,6 +9,8 @@ the PostgreSQL runs prove which way each case went.
 from __future__ import annotations
 
 import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -287,6 +289,63 @@ def test_an_alias_moves_as_the_usual_way_moves_it(
     assert [(e[3], e[4]) for e in events] == [(None, 1), (1, 2), (2, 1)]
     assert service.resolve(ADMIN, "models:/fraud@prod").aliases == ("canary", "prod")
     _chain_ok(service)
+
+
+def test_the_moved_version_is_answered_as_a_read_finds_it(
+    service: RegistryService, alias_in_one_trip: list[bool]
+) -> None:
+    service.create_model(ADMIN, "fraud")
+    service.create_version(ADMIN, "fraud", SPEC)
+    service.create_version(ADMIN, "fraud")
+    # in alias order and out of it, one moved off another version, one re-spelled in place
+    for alias, number in [("z-last", 1), ("a-first", 2), ("a-first", 1), ("Mid", 1), ("mid", 1)]:
+        got = service.set_alias(ADMIN, "fraud", alias, number)
+        assert got == service.get_version(ADMIN, "fraud", number)
+    assert got.aliases == ("a-first", "Mid", "z-last")
+    assert alias_in_one_trip == _trips(service, *[True] * 5)
+
+
+def test_an_alias_moved_while_the_move_waited_is_in_its_answer(
+    service: RegistryService, alias_in_one_trip: list[bool]
+) -> None:
+    """A move that waits for the model's row (another transaction moving another alias)
+    answers with that alias too, as a read after both finds the version."""
+    service.create_model(ADMIN, "fraud")
+    service.create_version(ADMIN, "fraud")
+    with service.db.engine.connect() as other:
+        other.begin()  # its first write takes the model's row (SQLite: the writer's lock)
+        other.execute(
+            text(
+                "INSERT INTO aliases (model_id, alias_key, alias, version, updated_at) "
+                "SELECT id, 'canary', 'canary', 1, updated_at + 1 FROM registered_models "
+                "WHERE name = 'fraud'"
+            )
+        )
+        other.execute(text("UPDATE registered_models SET updated_at = updated_at + 1"))
+        with ThreadPoolExecutor(1) as pool:
+            moving = pool.submit(service.set_alias, ADMIN, "fraud", "prod", 1)
+            _until_waiting(service, other)
+            other.commit()
+            got = moving.result(timeout=30)
+    assert got.aliases == ("canary", "prod")
+    assert got == service.get_version(ADMIN, "fraud", 1)
+    assert alias_in_one_trip == _trips(service, True)
+
+
+def _until_waiting(service: RegistryService, other: Any) -> None:
+    """Returns once another session waits for a lock ``other`` holds (PostgreSQL), or
+    after a moment (SQLite, whose writers wait in a busy loop no view shows)."""
+    if service.db.dialect == "sqlite":
+        time.sleep(0.3)
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with service.db.engine.connect() as look:
+            waiting = look.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+            if waiting.scalar_one():
+                return
+        time.sleep(0.01)
+    raise AssertionError("the move never waited for the model's row")
 
 
 def test_alias_moves_the_fast_way_cannot_make_take_the_usual_way(

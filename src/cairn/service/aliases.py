@@ -43,9 +43,8 @@ class AliasesService(AliasGuard):
             moved = self.db.write_statement(
                 lambda s: self._move_in_one_statement(s, actor, name, alias, number)
             )
-            found = [] if moved is None else self.db.read(lambda s: load_versions(s, [moved]))
-            if found:  # else the version went meanwhile: the usual way says what is there
-                return found[0]
+            if moved is not None:
+                return moved
 
         def run(s: Tx) -> ModelVersion:
             model = self._model(s, actor, name, Role.WRITE, "set_alias", lock=True)
@@ -87,10 +86,10 @@ class AliasesService(AliasGuard):
 
     def _move_in_one_statement(
         self, s: Tx, actor: Actor, name: str, alias: str, number: int
-    ) -> int | None:
+    ) -> ModelVersion | None:
         """``set_alias`` without a precondition, by a caller whose grants cover the name
         whatever the model's id, on an instance without alias policies, in one statement
-        (``one_trip.py``, PostgreSQL): the version's id, or None having changed nothing."""
+        (``one_trip.py``, PostgreSQL): the version, or None having changed nothing."""
         now = self.clock()
         event = new_event(
             actor, "alias.set", at=now, model_name=name, version=number, target=alias, after=number

@@ -242,7 +242,7 @@ def load_versions(session: Connection, version_ids: Sequence[int]) -> list[Model
         return []
     if len(version_ids) == 1 and session.dialect.name == "postgresql":
         whole = _WHOLE_BY_ID.first(session, {"version_id": version_ids[0]})
-        return [] if whole is None else [_whole_version(whole)]
+        return [] if whole is None else [version_of_whole(whole)]
     rows = {r.id: r for r in _VERSION_ROWS.all(session, {"ids": list(version_ids)})}
     return _assemble(session, rows, version_ids)
 
@@ -254,7 +254,7 @@ def versions_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[M
     if not found:
         return []
     if "tag_keys" in found[0]._fields:  # whole.page: the children came with the rows
-        return [_whole_version(r) for r in found]
+        return [version_of_whole(r) for r in found]
     return _assemble(session, {int(r.id): r for r in found}, [int(r.id) for r in found])
 
 
@@ -281,7 +281,7 @@ def _load_live(
 ) -> tuple[int, ModelVersion] | None:
     if session.dialect.name == "postgresql":
         found = whole.first(session, params)
-        return None if found is None else (int(found.model_id), _whole_version(found))
+        return None if found is None else (int(found.model_id), version_of_whole(found))
     row = rows.first(session, params)
     if row is None:
         return None
@@ -359,8 +359,8 @@ _NUMBERED_WHOLE = Prepared(whole(*_NUMBERED_WHERE))
 _WHOLE_BY_ID = Prepared(whole(V.c.id == bindparam("version_id")))
 
 
-def _whole_version(row: Any) -> ModelVersion:
-    """A version from a row of ``_whole`` (an aggregate over no rows is NULL)."""
+def version_of_whole(row: Any) -> ModelVersion:
+    """A version from a row of ``whole.whole`` (an aggregate over no rows is NULL)."""
     files = zip(row.file_paths or (), row.file_sizes or (), row.file_digests or (), strict=True)
     return _version(
         row,

@@ -17,16 +17,21 @@ usual order (the model's row, then the audit head), so the two ways never deadlo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, literal_column
 
 from cairn.domain.access import Role
-from cairn.domain.models import VersionSpec
+from cairn.domain.models import ModelVersion, VersionSpec
 from cairn.domain.names import alias_key, name_key
 from cairn.store.metadata.audit_store import HASHED_FIELDS, EventTemplate
 from cairn.store.metadata.identity_watch import mark_changed
+from cairn.store.metadata.loaders import load_versions, version_of_whole
 from cairn.store.metadata.prepared import driver_execute
+from cairn.store.metadata.schema import model_versions
+from cairn.store.metadata.whole import whole_sql
 
 _EVENT_COLUMNS = tuple(c for c in HASHED_FIELDS if c != "seq")  # seq: the chain's
 _NEXT_SEQ = "head0.seq + 1"
@@ -95,9 +100,12 @@ def _entry_params(prefix: str, entries: Mapping[str, Any]) -> dict[str, Any]:
     return {f"{prefix}_keys": list(entries), f"{prefix}_values": list(entries.values())}
 
 
-def _first(s: Connection, sql: str, params: dict[str, Any]) -> Any:
+def _first(s: Connection, sql: str, params: dict[str, Any], *, named: bool = False) -> Any:
+    """The statement's first row (``named``: with its columns as attributes), or None."""
     cursor = driver_execute(s, sql, params)
     try:
+        if named:
+            cursor.row_factory = namedtuple_row
         return cursor.fetchone()
     finally:
         cursor.close()
@@ -239,11 +247,17 @@ def create_model(
 # locked too, so that a version deleted (or changed) meanwhile is seen as it is now. The
 # move's time is taken after the wait, from the model's row as it is then (every change
 # of a model's aliases touches it), so that the history's order is the order of the moves.
+# an index lookup by a value known before the join (a join to ``target`` lets the planner
+# aggregate every version's children first)
+_TARGET_VERSION = whole_sql(
+    model_versions.c.id == literal_column("(SELECT version_id FROM target)")
+)
 _MOVE_HOLES = (("before", "move.previous::text"), ("model_id", "move.model_id"), ("seq", _NEXT_SEQ))
 _MOVE_ALIAS = _with(
     (
         """target AS (
     SELECT m.id AS model_id, v.id AS version_id, GREATEST(%(now)s, m.updated_at) AS at,
+           m.updated_at AS locked_at,
            (SELECT a.version FROM aliases a
             WHERE a.model_id = m.id AND a.alias_key = %(alias_key)s) AS previous
     FROM registered_models m
@@ -262,7 +276,7 @@ _MOVE_ALIAS = _with(
         updated_at = CASE WHEN a.version = excluded.version THEN a.updated_at
                           ELSE excluded.updated_at END
     WHERE a.version = (SELECT previous FROM target)
-    RETURNING a.xmax = 0 AS inserted
+    RETURNING a.xmax = 0 AS inserted, a.alias AS spelled
 ), move AS (
     SELECT target.model_id, target.at, CASE WHEN moved.inserted THEN NULL ELSE target.previous END
            AS previous
@@ -280,7 +294,12 @@ _MOVE_ALIAS = _with(
 )""",
         _append_event("move", _MOVE_HOLES),
     ),
-    "SELECT target.version_id FROM target, moved",
+    # the version as this statement's snapshot has it (``move_alias``), whether the model
+    # changed between that snapshot and the lock, and the alias as the upsert left it
+    f"""SELECT w.*, moved.spelled,
+       (SELECT r.updated_at FROM registered_models r WHERE r.id = target.model_id)
+       = target.locked_at AS fresh
+FROM target, moved, ({_TARGET_VERSION}) w""",  # noqa: S608 (as above)
 )
 
 
@@ -293,21 +312,30 @@ def move_alias(
     actor: str,
     now: int,
     audit: EventTemplate,
-) -> int | None:
+) -> ModelVersion | None:
     """Point ``alias`` of the live model spelled exactly ``name`` at its READY live
     ``version``: the alias row, its history event and the audit event when it moves, the
-    model's time always. The version's id, or None having changed nothing: no such model
-    or version, an instance with alias policies (whose gates the usual way applies), no
-    audit head, or a concurrent change of the alias (see above)."""
+    model's time always. The version as it is then, or None having changed nothing: no
+    such model or version, an instance with alias policies (whose gates the usual way
+    applies), no audit head, or a concurrent change of the alias (see above)."""
+    key = alias_key(alias)
     params: dict[str, Any] = {
         "name_key": name_key(name),
         "name": name,
-        "alias_key": alias_key(alias),
+        "alias_key": key,
         "alias": alias,
         "version": version,
         "actor": actor,
         "now": now,
         **_event_params(audit, _MOVE_HOLES),
     }
-    row = _first(s, _MOVE_ALIAS, params)
-    return None if row is None else int(row[0])
+    row = _first(s, _MOVE_ALIAS, params, named=True)
+    if row is None:
+        return None
+    if not row.fresh:  # the aliases changed while it waited for the model: read them anew
+        return load_versions(s, [row.id])[0]
+    # the statement's reads see the aliases as they were before it: this one, as the
+    # upsert left it spelled, joins the others in their order (alias_key's)
+    found = version_of_whole(row)
+    others = [a for a in found.aliases if alias_key(a) != key]
+    return replace(found, aliases=tuple(sorted((*others, row.spelled), key=alias_key)))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, select, true
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import aggregate_order_by, psycopg
 
 from cairn.store.metadata.schema import (
     aliases,
@@ -82,6 +82,16 @@ def whole(*where: Any) -> Any:
     arrays."""
     source = V.join(M, M.c.id == V.c.model_id)
     return _with_children([V, M.c.name.label("model_name")], source, V).where(*where)
+
+
+def whole_sql(*where: Any) -> str:
+    """``whole(*where)`` as PostgreSQL text for psycopg, to embed in a statement of
+    ``one_trip``'s (``where`` may name that statement's CTEs, as ``literal_column``)."""
+    dialect = psycopg.dialect()  # type: ignore[no-untyped-call]
+    compiled = whole(*where).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    sql = str(compiled)
+    assert "%" not in sql and not compiled.params, "whole_sql: no parameters, no percent"
+    return sql
 
 
 def page(rows: Any, order_by: Sequence[Any]) -> Any:
