@@ -121,8 +121,20 @@ model_versions = Table(
     Index("ix_model_versions_run_id", "run_id"),
     Index("ix_model_versions_created_at", "created_at", "id"),
     Index("ix_model_versions_updated_at", "updated_at", "id"),
-    Index("ix_model_versions_digest", "digest"),
-    Index("ix_model_versions_status_created", "status", "created_at"),
+    # the sweep of stale uploads and the purge of old deletions, over the few rows they
+    # concern: a version created READY and live writes neither (migration 0010)
+    Index(
+        "ix_model_versions_pending",
+        "created_at",
+        sqlite_where=text("status = 'PENDING'"),
+        postgresql_where=text("status = 'PENDING'"),
+    ),
+    Index(
+        "ix_model_versions_deleted",
+        "deleted_at",
+        sqlite_where=text("deleted_at IS NOT NULL"),
+        postgresql_where=text("deleted_at IS NOT NULL"),
+    ),
 )
 
 version_tags = Table(

@@ -13,6 +13,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     true,
     union_all,
     update,
@@ -204,14 +205,13 @@ class VersionStore:
         self.s.execute(delete(V).where(V.c.id == version_id))
 
     def deleted_before(self, cut: int) -> list[Row[Any]]:
+        # ``deleted_at < cut`` implies the partial index's condition for both planners
         return list(self.s.execute(select(V).where(V.c.deleted_at < cut)))
 
     def pending_before(self, cut: int) -> list[Row[Any]]:
-        return list(
-            self.s.execute(
-                select(V).where(V.c.status == VersionStatus.PENDING.value, V.c.created_at < cut)
-            )
-        )
+        # the partial index's condition as written there: a bound value would not prove it
+        pending = text(f"model_versions.status = '{VersionStatus.PENDING.value}'")
+        return list(self.s.execute(select(V).where(pending, V.c.created_at < cut)))
 
     def latest_ready_by_stage(
         self, key_names: Sequence[str], stages: Sequence[str]
