@@ -156,3 +156,26 @@ def test_list_is_paginated(service: RegistryService) -> None:
     assert seen == [f"m{i}" for i in range(7)]
     with pytest.raises(InvalidParameter):
         service.search_models(ALICE, max_results=100_000)
+
+
+def test_a_search_page_holds_each_model_as_get_finds_it(service: RegistryService) -> None:
+    """Tags, aliases and latest version of every model of a page (on PostgreSQL they come
+    with the page's rows, on SQLite from a second statement) are those ``get_model`` finds."""
+    service.create_model(ALICE, "b-plain")
+    service.create_model(ALICE, "a-full", tags={"team": "risque—équipe ☃", "kind": "x"})
+    service.create_model(ALICE, "c-versions", tags={"team": "risk"})
+    for name in ("a-full", "a-full", "c-versions"):
+        service.create_version(ALICE, name)
+    for name, alias, number in [
+        ("a-full", "zeta", 1),
+        ("a-full", "Alpha", 2),
+        ("c-versions", "prod", 1),
+    ]:
+        service.set_alias(ALICE, name, alias, number)
+    page = service.search_models(ALICE, order_by=["name DESC"])
+    names = ["c-versions", "b-plain", "a-full"]
+    assert page.items == [service.get_model(ALICE, name) for name in names]
+    assert page.items[2].aliases == {"Alpha": 2, "zeta": 1}
+    assert [m.latest_version for m in page.items] == [1, None, 2]
+    tagged = service.search_models(ALICE, "tags.team LIKE 'ris%'")
+    assert [m.name for m in tagged.items] == ["a-full", "c-versions"]

@@ -121,9 +121,20 @@ def load_models(session: Connection, model_ids: Sequence[int]) -> list[Registere
 
 def models_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[RegisteredModel]:
     """RegisteredModel values for model rows at hand (a search's page), in their order:
-    their tags, aliases and latest versions in one statement."""
+    their tags, aliases and latest versions in one statement, unless the rows carry them
+    (``whole.model_page``)."""
     if not found:
         return []
+    if "tag_keys" in found[0]._fields:
+        return [
+            _model(
+                r,
+                dict(zip(r.tag_keys or (), r.tag_values or (), strict=True)),
+                dict(zip(r.alias_names or (), r.alias_versions or (), strict=True)),
+                r.latest_version,
+            )
+            for r in found
+        ]
     model_ids = [int(r.id) for r in found]
     params = {"ids": model_ids}
     rows = {int(r.id): r for r in found}

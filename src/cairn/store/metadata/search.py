@@ -38,6 +38,7 @@ from cairn.domain.filters import Expr, OrderKey, Target, format_filter, names_on
 from cairn.errors import InvalidParameter
 from cairn.store.metadata import search_drive, whole
 from cairn.store.metadata.identity_store import held_by
+from cairn.store.metadata.loaders import newest_ready
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import grants, model_versions, registered_models
 from cairn.store.metadata.search_compile import (
@@ -195,7 +196,7 @@ def _page(
         include_deleted=include_deleted,
         readable=readable,
         after=bool(after),
-        with_children=target == "versions" and session.dialect.name == "postgresql",
+        with_children=session.dialect.name == "postgresql",
         indexed=indexed,
         drive=drive,
     )
@@ -234,8 +235,8 @@ def _statement(
     token continues it): the rows themselves (a version's with its ``model_name``) and
     their sort values ``sort<i>``; its values are the parameters ``f<i>`` (the filter's
     slots), ``k<i>`` (the page token's sort values), ``model_id`` and ``limit``.
-    ``with_children`` (versions, PostgreSQL): each row with its child rows, in the same
-    statement (``whole.page``), which saves the round trip of a second. ``indexed`` and
+    ``with_children`` (PostgreSQL): each row with its child rows, in the same statement
+    (``whole.page``, ``whole.model_page``), which saves the round trip of a second. ``indexed`` and
     ``drive``: see ``search_drive``; when a tag or param drives, the version's model id is
     written ``model_id + 0``, so that SQLite cannot reach the versions through the
     model's index instead."""
@@ -295,7 +296,10 @@ def _statement(
     rows = page.subquery("page")  # the same order again, over the page's own columns
     again = [(rows.c[f"sort{i}"], desc) for i, (_, desc) in enumerate(keys[:-1])]
     again.append((rows.c.id, keys[-1][1]))
-    return Prepared(whole.page(rows, _ordered(again)))
+    if target == "versions":
+        return Prepared(whole.page(rows, _ordered(again)))
+    latest = newest_ready(rows.c.id, model_versions.c.version).scalar_subquery()
+    return Prepared(whole.model_page(rows, _ordered(again), latest.label("latest_version")))
 
 
 def _model_named(model_of: Column, slot: int, include_deleted: bool) -> ColumnElement[bool]:

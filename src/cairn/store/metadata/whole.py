@@ -1,10 +1,11 @@
-"""PostgreSQL: versions with their child rows in the same statement.
+"""PostgreSQL: versions and models with their child rows in the same statement.
 
 Every statement is a round trip to PostgreSQL. These statements return each version's
 row with its tags, params, metrics, aliases and files aggregated into sorted arrays beside
 it (a LATERAL subquery per child table, each an index range scan on the version's id,
 whatever the planner knows of the tables): get by alias or by number, a version by id,
-a search's page of versions (``loaders`` turns their rows into values). SQLite, which
+a search's page of versions; and a search's page of models with its tags and aliases
+(``loaders`` turns their rows into values). SQLite, which
 answers in-process, loads the child rows with a second statement instead (its arrays
 would be JSON, whose floats are not exact).
 """
@@ -19,6 +20,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, psycopg
 
 from cairn.store.metadata.schema import (
     aliases,
+    model_tags,
     model_versions,
     registered_models,
     version_files,
@@ -56,6 +58,13 @@ _CHILD_ARRAYS = (
 )
 
 
+# A model's: its tags, and its aliases with the versions they name.
+_MODEL_ARRAYS = (
+    (model_tags, "t", "key", {"key": "tag_keys", "value": "tag_values"}),
+    (aliases, "a", "alias_key", {"alias": "alias_names", "version": "alias_versions"}),
+)
+
+
 def _owned_by(table: Any, versions: Any) -> Any:
     if table is aliases:
         return and_(
@@ -67,11 +76,17 @@ def _owned_by(table: Any, versions: Any) -> Any:
 def _with_children(columns: Sequence[Any], source: Any, versions: Any) -> Any:
     """The version rows ``columns`` from ``source`` (``versions``, the table or a page of
     it, and what is joined to it) with each version's child rows as sorted arrays beside
-    them, a LATERAL subquery per child table."""
+    them."""
+    return _with_arrays(columns, source, _CHILD_ARRAYS, lambda table: _owned_by(table, versions))
+
+
+def _with_arrays(columns: Sequence[Any], source: Any, children: Any, owner: Any) -> Any:
+    """``columns`` from ``source`` with, for each of ``children`` (table, LATERAL's name,
+    sort column, arrays), the rows of the table that ``owner(table)`` gives each row as
+    sorted arrays beside it, a LATERAL subquery per table."""
     arrays = []
-    for table, name, order, labels in _CHILD_ARRAYS:
-        owner = _owned_by(table, versions)
-        lateral = _sorted_arrays(table, name, *labels, owner=owner, order=order)
+    for table, name, order, labels in children:
+        lateral = _sorted_arrays(table, name, *labels, owner=owner(table), order=order)
         arrays += [lateral.c[column].label(label) for column, label in labels.items()]
         source = source.join(lateral, true())
     return select(*columns, *arrays).select_from(source)
@@ -92,6 +107,14 @@ def whole_sql(*where: Any) -> str:
     sql = str(compiled)
     assert "%" not in sql and not compiled.params, "whole_sql: no parameters, no percent"
     return sql
+
+
+def model_page(rows: Any, order_by: Sequence[Any], *more: Any) -> Any:
+    """A search's page of models ``rows`` (a subquery of model rows) with each model's
+    tags and aliases as arrays and the columns ``more`` (its latest version), in
+    ``order_by`` (``loaders.models_from_rows`` reads its rows)."""
+    owned = _with_arrays([rows, *more], rows, _MODEL_ARRAYS, lambda t: t.c.model_id == rows.c.id)
+    return owned.order_by(*order_by)
 
 
 def page(rows: Any, order_by: Sequence[Any]) -> Any:
