@@ -808,7 +808,8 @@ def test_model_tag_equalities_match_whole_values_either_way(db: Database, drive_
 
 def _choice(conn: Connection, text: str) -> tuple[frozenset[int], bool]:
     shape, values = parameterize(parse_filter(text, "versions"))
-    return search_drive.choose(conn, "versions", shape, values, False)
+    indexed, drive, *_ = search_drive.choose(conn, "versions", shape, values, False)
+    return indexed, drive
 
 
 def test_the_rarer_top_level_equality_starts_the_search(
@@ -838,6 +839,45 @@ def test_the_rarer_top_level_equality_starts_the_search(
     )
 
 
+def test_a_one_model_search_guesses_the_model_is_small(
+    db: Database, valued: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``name = …`` with a tag: the model is taken to be small (tested row by row) and the
+    statement checks it; only a search that came back empty asks the model's size, and
+    runs again only if the model was too large for the guess."""
+    asked: list[str] = []
+    size = search_drive._model_size
+
+    def spied(session: Connection, name: str, include_deleted: bool) -> int:
+        asked.append(name)
+        return size(session, name, include_deleted)
+
+    monkeypatch.setattr(search_drive, "_model_size", spied)
+    monkeypatch.setattr(search_drive, "DRIVE_MEMORY_S", 0.0)
+    runs: list[search_drive.Start] = []
+    statement = search._statement
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(search_drive.Start(kwargs["indexed"], kwargs["drive"], kwargs["guard"]))
+        return statement(*args, **kwargs)
+
+    monkeypatch.setattr(search, "_statement", counted)
+    short = [i for i, v in valued.items() if v == "short"]
+    assert all_ids(db, "versions", "name = 'm' AND tags.k = 'short'") == short
+    assert (asked, [r.guard for r in runs]) == ([], [True])  # model m: nine versions
+    asked.clear()
+    runs.clear()
+    assert all_ids(db, "versions", "name = 'm' AND tags.k = 'none'") == []
+    assert (asked, [r.guard for r in runs]) == (["m"], [True])  # small: no second run
+    asked.clear()
+    runs.clear()
+    monkeypatch.setattr(search_drive, "DRIVE_LIMIT", 3)  # now m is too large for the guess
+    assert all_ids(db, "versions", "name = 'm' AND tags.k = 'short'") == short
+    assert asked == ["m"]
+    guessed, counted = (frozenset(), False), (frozenset({1}), True)
+    assert runs == [search_drive.Start(*guessed, guard=True), search_drive.Start(*counted)]
+
+
 @pytest.mark.parametrize("memory_s", [search_drive.DRIVE_MEMORY_S, 0.0])
 def test_a_connection_remembers_its_choice_for_a_while(
     db: Database, valued: dict[int, str], monkeypatch: pytest.MonkeyPatch, memory_s: float
@@ -864,7 +904,7 @@ def _plan(conn: Connection, text: str, **scope: Any) -> str:
     plan shows which index the statement can use on these few rows)."""
     expr = parse_filter(text, "versions")
     shape, values = parameterize(expr)
-    indexed, drive = search_drive.choose(conn, "versions", shape, values, False)
+    indexed, drive, *_ = search_drive.choose(conn, "versions", shape, values, False)
     statement = search._statement(
         "versions",
         shape,

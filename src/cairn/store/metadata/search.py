@@ -186,29 +186,38 @@ def _page(
     fingerprint = _fingerprint(target, expr, order, scope)
     after = _decode(page_token, fingerprint, kinds) if page_token else []
     shape, values = parameterize(expr) if expr is not None else (None, ())
-    indexed, drive = search_drive.choose(session, target, shape, values, include_deleted)
-    statement = _statement(
-        target,
-        shape,
-        probe,
-        order,
-        one_model=model_id is not None,
-        include_deleted=include_deleted,
-        readable=readable,
-        after=bool(after),
-        with_children=session.dialect.name == "postgresql",
-        indexed=indexed,
-        drive=drive,
-    )
-    rows = statement.all(
-        session,
-        {
-            "model_id": model_id,
-            **slot_params(values),
-            **{f"k{i}": v for i, v in enumerate(after)},
-            "limit": max_results + 1,
-        },
-    )
+    params = {
+        "model_id": model_id,
+        **slot_params(values),
+        **{f"k{i}": v for i, v in enumerate(after)},
+        "limit": max_results + 1,
+        "drive_limit": search_drive.DRIVE_LIMIT,
+    }
+
+    def rows_from(start: search_drive.Start) -> list[Row[Any]]:
+        statement = _statement(
+            target,
+            shape,
+            probe,
+            order,
+            one_model=model_id is not None,
+            include_deleted=include_deleted,
+            readable=readable,
+            after=bool(after),
+            with_children=session.dialect.name == "postgresql",
+            indexed=start.indexed,
+            drive=start.drive,
+            guard=start.guard,
+        )
+        return statement.all(session, params)
+
+    choose = functools.partial(search_drive.choose, session, target, shape, values)
+    start = choose(include_deleted, guess=True)
+    rows = rows_from(start)
+    if start.guard and not rows:  # none, or the model is too large for the guess
+        start = choose(include_deleted)
+        if not start.small:
+            rows = rows_from(start)
     if len(rows) <= max_results:
         return rows, None
     last = rows[max_results - 1]
@@ -230,6 +239,7 @@ def _statement(
     with_children: bool = False,
     indexed: frozenset[int] = frozenset(),
     drive: bool = False,
+    guard: bool = False,
 ) -> Prepared:
     """A search's query, built once per shape (filter shape, order, scope, whether a page
     token continues it): the rows themselves (a version's with its ``model_name``) and
@@ -239,7 +249,8 @@ def _statement(
     (``whole.page``, ``whole.model_page``), which saves the round trip of a second. ``indexed`` and
     ``drive``: see ``search_drive``; when a tag or param drives, the version's model id is
     written ``model_id + 0``, so that SQLite cannot reach the versions through the
-    model's index instead."""
+    model's index instead. ``guard``: rows only if the model that ``name = …`` names is
+    small (``search_drive.small_guard``)."""
     mv, rm = model_versions.c, registered_models.c
     conditions: list[ColumnElement[bool]] = []
     one_of_each = False  # whether the order's own keys are unique among the rows
@@ -276,6 +287,9 @@ def _statement(
         conditions.append(readable_models(readable))
     if shape is not None:
         conditions.append(compile_shape(shape, target, probe, indexed))
+    named = name_slot(shape)
+    if guard and named is not None:  # a guess is made only for a search that names one
+        conditions.append(search_drive.small_guard(named, include_deleted))
     keys = [(columns[k.field], k.descending) for k in order]
     keys.append((id_column, order[-1].descending))
     if after:

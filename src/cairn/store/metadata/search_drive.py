@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 
 from cairn.domain.filters import Target
 from cairn.store.metadata.prepared import Prepared
@@ -34,13 +34,24 @@ DRIVE_LIMIT = 2000  # a tag or param value on fewer rows starts a search
 DRIVE_MEMORY_S = 10.0  # how long a connection remembers that choice
 
 
+class Start(NamedTuple):
+    """Where a search starts (``choose``)."""
+
+    indexed: frozenset[int]  # the slots of the equality that starts it, if one does
+    drive: bool  # whether one does
+    guard: bool = False  # a guess that the model is small: its statement checks it
+    small: bool | None = None  # what the model's size said, when it was asked
+
+
 def choose(
     session: Connection,
     target: Target,
     shape: Shape | None,
     values: tuple[Any, ...],
     include_deleted: bool,
-) -> tuple[frozenset[int], bool]:
+    *,
+    guess: bool = False,
+) -> Start:
     """Whether the search starts from the value index of one of the filter's top-level
     tag or param equalities (``search_compile``: written ``id IN (…)``), and which.
 
@@ -55,18 +66,27 @@ def choose(
     The answer only picks a plan (a stale one costs time, never a wrong row), so each
     connection remembers it for ``DRIVE_MEMORY_S``: a search repeated meanwhile, as
     dashboards and pipelines repeat theirs, costs no count.
+
+    ``guess``: a search kept to one model does not ask the model's size but takes it to
+    be small (most models are), and the answer says so (``guard``): its statement then
+    returns rows only if the model is small (``small_guard``), and the caller, given
+    none, asks again without guessing (``small`` then says whether the model was small,
+    and so whether no row was the answer). A round trip fewer whenever rows come back.
     """
     model = name_slot(shape) if target == "versions" else None
     scope = None if model is None else values[model]
     memory = session.info.setdefault("cairn.search.drive", {})
     now = time.monotonic()
     small: bool | None = None  # the model's size, asked once when first needed
+    guessed = False
     for _, name, key, op, slot in keyed_equalities(shape, top=True):
         mine = values[slot : slot + (2 if op == "IN" else 1)]
         remembered = (target, name, key, op, mine, scope, include_deleted, DRIVE_LIMIT)
         expires, drive = memory.get(remembered, (0.0, False))
         if expires < now:
-            if small is None:
+            if small is None and scope is not None and guess:
+                small = guessed = True
+            elif small is None:
                 small = scope is not None and _model_size(session, scope, include_deleted) <= (
                     DRIVE_LIMIT
                 )
@@ -75,12 +95,22 @@ def choose(
             else:
                 params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT}
                 drive = _counter(target, name, op).scalar(session, params) < DRIVE_LIMIT
+            if guessed:
+                continue  # not known: not remembered
             if len(memory) >= 1024:
                 memory.clear()
             memory[remembered] = (now + DRIVE_MEMORY_S, drive)
         if drive:
-            return frozenset({slot}), True
-    return frozenset(), False
+            return Start(frozenset({slot}), True, small=small)
+    return Start(frozenset(), False, guard=guessed, small=None if guessed else small)
+
+
+def small_guard(slot: int, include_deleted: bool) -> ColumnElement[bool]:
+    """The guard of a guessed start: the models the filter's ``name = …`` (slot ``slot``)
+    names hold at most ``:drive_limit`` versions (``DRIVE_LIMIT``, a parameter so that
+    the statement, built once, follows it), by their counters."""
+    size = _size(include_deleted, bindparam(f"f{slot}")).scalar_subquery()
+    return size <= bindparam("drive_limit")
 
 
 def _model_size(session: Connection, name: str, include_deleted: bool) -> int:
@@ -88,15 +118,13 @@ def _model_size(session: Connection, name: str, include_deleted: bool) -> int:
     return int(_MODEL_SIZE[include_deleted].scalar(session, {"name": name}))
 
 
-def _size_query(include_deleted: bool) -> Prepared:
+def _size(include_deleted: bool, name: Any) -> Select[Any]:
     rm = registered_models.c
-    size = select(func.coalesce(func.max(rm.last_version), 0)).where(
-        rm.name_key == bindparam("name")
-    )
-    return Prepared(size if include_deleted else size.where(rm.deleted_at.is_(None)))
+    size = select(func.coalesce(func.max(rm.last_version), 0)).where(rm.name_key == name)
+    return size if include_deleted else size.where(rm.deleted_at.is_(None))
 
 
-_MODEL_SIZE = {deleted: _size_query(deleted) for deleted in (False, True)}
+_MODEL_SIZE = {deleted: Prepared(_size(deleted, bindparam("name"))) for deleted in (False, True)}
 
 
 @functools.lru_cache(maxsize=16)
