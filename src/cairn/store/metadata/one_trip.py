@@ -247,8 +247,11 @@ def create_model(
 # locked too, so that a version deleted (or changed) meanwhile is seen as it is now. The
 # move's time is taken after the wait, from the model's row as it is then (every change
 # of a model's aliases touches it), so that the history's order is the order of the moves.
-# an index lookup by a value known before the join (a join to ``target`` lets the planner
-# aggregate every version's children first)
+# The statement answers with the version, its aliases being those the snapshot has on it
+# but this one, and this one as the upsert left it; a change of the model between the
+# snapshot and the lock (``fresh`` false) makes the caller read them anew. The version is
+# found by a value known before any join (joined to ``target``, the planner aggregated
+# every version's children first).
 _TARGET_VERSION = whole_sql(
     model_versions.c.id == literal_column("(SELECT version_id FROM target)")
 )
@@ -276,7 +279,7 @@ _MOVE_ALIAS = _with(
         updated_at = CASE WHEN a.version = excluded.version THEN a.updated_at
                           ELSE excluded.updated_at END
     WHERE a.version = (SELECT previous FROM target)
-    RETURNING a.xmax = 0 AS inserted, a.alias AS spelled
+    RETURNING a.xmax = 0 AS inserted, a.alias, a.alias_key
 ), move AS (
     SELECT target.model_id, target.at, CASE WHEN moved.inserted THEN NULL ELSE target.previous END
            AS previous
@@ -294,9 +297,13 @@ _MOVE_ALIAS = _with(
 )""",
         _append_event("move", _MOVE_HOLES),
     ),
-    # the version as this statement's snapshot has it (``move_alias``), whether the model
-    # changed between that snapshot and the lock, and the alias as the upsert left it
-    f"""SELECT w.*, moved.spelled,
+    f"""SELECT w.*,
+       ARRAY(SELECT x.alias FROM (  -- the snapshot's but this one, and this one
+           SELECT a.alias, a.alias_key FROM aliases a
+           WHERE a.model_id = target.model_id AND a.version = %(version)s
+             AND a.alias_key <> moved.alias_key
+           UNION ALL SELECT moved.alias, moved.alias_key
+       ) x ORDER BY x.alias_key) AS aliases_now,
        (SELECT r.updated_at FROM registered_models r WHERE r.id = target.model_id)
        = target.locked_at AS fresh
 FROM target, moved, ({_TARGET_VERSION}) w""",  # noqa: S608 (as above)
@@ -318,11 +325,10 @@ def move_alias(
     model's time always. The version as it is then, or None having changed nothing: no
     such model or version, an instance with alias policies (whose gates the usual way
     applies), no audit head, or a concurrent change of the alias (see above)."""
-    key = alias_key(alias)
     params: dict[str, Any] = {
         "name_key": name_key(name),
         "name": name,
-        "alias_key": key,
+        "alias_key": alias_key(alias),
         "alias": alias,
         "version": version,
         "actor": actor,
@@ -334,8 +340,4 @@ def move_alias(
         return None
     if not row.fresh:  # the aliases changed while it waited for the model: read them anew
         return load_versions(s, [row.id])[0]
-    # the statement's reads see the aliases as they were before it: this one, as the
-    # upsert left it spelled, joins the others in their order (alias_key's)
-    found = version_of_whole(row)
-    others = [a for a in found.aliases if alias_key(a) != key]
-    return replace(found, aliases=tuple(sorted((*others, row.spelled), key=alias_key)))
+    return replace(version_of_whole(row), aliases=tuple(row.aliases_now))
