@@ -125,12 +125,12 @@ def models_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[Reg
     (``whole.model_page``)."""
     if not found:
         return []
-    if "tag_keys" in found[0]._fields:
+    if "tag_keys" in found[0]._fields:  # whole.model_page: the children came with the rows
         return [
             _model(
                 r,
-                dict(zip(r.tag_keys or (), r.tag_values or (), strict=True)),
-                dict(zip(r.alias_names or (), r.alias_versions or (), strict=True)),
+                _arrays(r.tag_keys, r.tag_values),
+                _arrays(r.alias_names, r.alias_versions),
                 r.latest_version,
             )
             for r in found
@@ -373,11 +373,17 @@ _WHOLE_BY_ID = Prepared(whole(V.c.id == bindparam("version_id")))
 def version_of_whole(row: Any) -> ModelVersion:
     """A version from a row of ``whole.whole`` (an aggregate over no rows is NULL)."""
     files = zip(row.file_paths or (), row.file_sizes or (), row.file_digests or (), strict=True)
+    metrics = _arrays(row.metric_keys, row.metric_values)
     return _version(
         row,
-        dict(zip(row.tag_keys or (), row.tag_values or (), strict=True)),
-        dict(zip(row.param_keys or (), row.param_values or (), strict=True)),
-        {k: float(v) for k, v in zip(row.metric_keys or (), row.metric_values or (), strict=True)},
+        _arrays(row.tag_keys, row.tag_values),
+        _arrays(row.param_keys, row.param_values),
+        {k: float(v) for k, v in metrics.items()},
         row.alias_names or (),
         [FileEntry(path, int(size), digest) for path, size, digest in files],
     )
+
+
+def _arrays(keys: Sequence[Any] | None, values: Sequence[Any] | None) -> dict[Any, Any]:
+    """Two arrays of a ``whole`` row side by side, as a dict (NULL: none)."""
+    return dict(zip(keys or (), values or (), strict=True))

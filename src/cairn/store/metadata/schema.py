@@ -95,6 +95,11 @@ model_tags = Table(
     Index("ix_model_tags_value_key", value_prefix(text("value")), "key"),
 )
 
+# The conditions of model_versions' partial indexes, which a query states as written here
+# for the planners to prove it may use them (a bound value would not prove ``PENDING``).
+PENDING_ROWS = text("status = 'PENDING'")
+DELETED_ROWS = text("deleted_at IS NOT NULL")
+
 model_versions = Table(
     "model_versions",
     metadata,
@@ -126,14 +131,14 @@ model_versions = Table(
     Index(
         "ix_model_versions_pending",
         "created_at",
-        sqlite_where=text("status = 'PENDING'"),
-        postgresql_where=text("status = 'PENDING'"),
+        sqlite_where=PENDING_ROWS,
+        postgresql_where=PENDING_ROWS,
     ),
     Index(
         "ix_model_versions_deleted",
         "deleted_at",
-        sqlite_where=text("deleted_at IS NOT NULL"),
-        postgresql_where=text("deleted_at IS NOT NULL"),
+        sqlite_where=DELETED_ROWS,
+        postgresql_where=DELETED_ROWS,
     ),
 )
 

@@ -254,6 +254,7 @@ def _statement(
     mv, rm = model_versions.c, registered_models.c
     conditions: list[ColumnElement[bool]] = []
     one_of_each = False  # whether the order's own keys are unique among the rows
+    named = name_slot(shape)  # the slot of a top-level ``name = …``
     if target == "versions":
         model_of: Column = mv.model_id + 0 if drive else mv.model_id
         source: FromClause = model_versions.join(registered_models, rm.id == model_of)
@@ -267,7 +268,7 @@ def _statement(
         }
         if not include_deleted:
             conditions += [mv.deleted_at.is_(None), rm.deleted_at.is_(None)]
-        slot = None if one_model else name_slot(shape)
+        slot = None if one_model else named
         if one_model:
             conditions.append(model_of == bindparam("model_id"))
         elif slot is not None:
@@ -287,7 +288,6 @@ def _statement(
         conditions.append(readable_models(readable))
     if shape is not None:
         conditions.append(compile_shape(shape, target, probe, indexed))
-    named = name_slot(shape)
     if guard and named is not None:  # a guess is made only for a search that names one
         conditions.append(search_drive.small_guard(named, include_deleted))
     keys = [(columns[k.field], k.descending) for k in order]

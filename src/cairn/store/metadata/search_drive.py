@@ -84,25 +84,21 @@ def choose(
         remembered = (target, name, key, op, mine, scope, include_deleted, DRIVE_LIMIT)
         expires, drive = memory.get(remembered, (0.0, False))
         if expires < now:
-            if small is None and scope is not None and guess:
-                small = guessed = True
-            elif small is None:
+            if guess and scope is not None:
+                guessed = True  # taken for a small model's: not asked, not remembered
+                continue
+            if small is None:
                 small = scope is not None and _model_size(session, scope, include_deleted) <= (
                     DRIVE_LIMIT
                 )
-            if small:
-                drive = False
-            else:
-                params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT}
-                drive = _counter(target, name, op).scalar(session, params) < DRIVE_LIMIT
-            if guessed:
-                continue  # not known: not remembered
+            params = {"key": key, **slot_params(mine), "limit": DRIVE_LIMIT}
+            drive = not small and _counter(target, name, op).scalar(session, params) < DRIVE_LIMIT
             if len(memory) >= 1024:
                 memory.clear()
             memory[remembered] = (now + DRIVE_MEMORY_S, drive)
         if drive:
             return Start(frozenset({slot}), True, small=small)
-    return Start(frozenset(), False, guard=guessed, small=None if guessed else small)
+    return Start(frozenset(), False, guard=guessed, small=small)
 
 
 def small_guard(slot: int, include_deleted: bool) -> ColumnElement[bool]:

@@ -13,7 +13,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     true,
     union_all,
     update,
@@ -27,6 +26,7 @@ from cairn.store.metadata.loaders import newest_ready
 from cairn.store.metadata.models_store import upsert
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
+    PENDING_ROWS,
     model_versions,
     registered_models,
     version_files,
@@ -209,9 +209,7 @@ class VersionStore:
         return list(self.s.execute(select(V).where(V.c.deleted_at < cut)))
 
     def pending_before(self, cut: int) -> list[Row[Any]]:
-        # the partial index's condition as written there: a bound value would not prove it
-        pending = text(f"model_versions.status = '{VersionStatus.PENDING.value}'")
-        return list(self.s.execute(select(V).where(pending, V.c.created_at < cut)))
+        return list(self.s.execute(select(V).where(PENDING_ROWS, V.c.created_at < cut)))
 
     def latest_ready_by_stage(
         self, key_names: Sequence[str], stages: Sequence[str]
