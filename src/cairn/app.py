@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.db.compile_statements()  # not on the first request of each kind
         # What start-up built (routes, schemas, compiled statements) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise walk it all
         # and pause the worker for tens to hundreds of milliseconds under load.

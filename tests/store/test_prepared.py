@@ -4,6 +4,7 @@ execution gives: the same rows, parameters in the right places, the same errors.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -26,7 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from cairn.domain.models import Actor, VersionSpec
 from cairn.errors import CairnError, Conflict
+from cairn.service.registry import RegistryService
+from cairn.store.metadata import prepared
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.prepared import LONG_LIST, Prepared
 
@@ -190,3 +194,34 @@ def test_driver_errors_are_translated_as_sqlalchemys_are(table: Database) -> Non
     with table.engine.connect() as conn, pytest.raises(DBAPIError) as caught:
         bad.all(conn)  # as conn.execute would raise it
     assert caught.value.orig is not None
+
+
+def test_compile_statements_leaves_nothing_to_compile_on_the_hot_paths(
+    service: RegistryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a server worker compiles at start is what its first creates, alias moves and
+    reads would otherwise compile while a client waits (only search statements, whose
+    shape follows the filter, are built on demand)."""
+    for statement in list(prepared._BUILT):
+        statement._plans.clear()  # as in a fresh process
+    assert service.db.compile_statements() > 30
+    compiled: list[str] = []
+    plan = prepared._Plan
+
+    class Counting(plan):  # type: ignore[misc,valid-type]
+        def __init__(self, stmt: Any, *args: Any) -> None:
+            compiled.append(str(stmt).split("\n")[0][:80])
+            super().__init__(stmt, *args)
+
+    monkeypatch.setattr(prepared, "_Plan", Counting)
+    admin = Actor("alice", is_admin=True, request_id="req-1", client="pytest")
+    service.create_model(admin, "fraud", tags={"team": "risk"})
+    spec = VersionSpec(source="s3://b/k", tags={"kind": "candidate"}, params={"lr": "0.1"})
+    service.create_version(admin, "fraud", spec)
+    service.create_version(admin, "fraud", spec)
+    service.set_alias(admin, "fraud", "champion", 1)
+    service.set_alias(admin, "fraud", "champion", 2)
+    assert service.resolve(admin, "models:/fraud@champion").version == 2
+    assert service.get_version(admin, "fraud", 1).params == {"lr": "0.1"}
+    service.get_model(admin, "fraud")
+    assert compiled == []

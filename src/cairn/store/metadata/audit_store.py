@@ -201,9 +201,9 @@ _ADVANCE = Prepared(
     .returning(audit_head.c.seq, audit_head.c.hash)
 )
 _EVENT_COLUMNS = (*HASHED_FIELDS, "prev_hash", "hash")
-_INSERT_EVENT = Prepared(insert(audit_events), columns=_EVENT_COLUMNS)
+_INSERT_EVENT = Prepared(insert(audit_events), columns=_EVENT_COLUMNS, dialect="sqlite")
 _SET_HEAD_QUERY = update(audit_head).where(audit_head.c.id == 1).values(hash=bindparam("new_hash"))
-_SET_HEAD = Prepared(_SET_HEAD_QUERY)
+_SET_HEAD = Prepared(_SET_HEAD_QUERY, dialect="sqlite")
 # PostgreSQL: the event and the new head in one statement (a data-modifying CTE), one round
 # trip fewer while the head row is locked: that lock orders every audited write, so its
 # hold time bounds how many writes commit per second.
@@ -212,7 +212,8 @@ _APPEND = Prepared(
         insert(audit_events)
         .values({c: bindparam(f"e_{c}") for c in _EVENT_COLUMNS})
         .cte("new_event")
-    )
+    ),
+    dialect="postgresql",
 )
 
 

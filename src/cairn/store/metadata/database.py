@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from cairn.errors import CairnError, Conflict, Unavailable
 from cairn.store.metadata.identity_watch import IdentityWatch, changed_here, recording
-from cairn.store.metadata.prepared import driver_execute
+from cairn.store.metadata.prepared import compile_all, driver_execute
 from cairn.store.metadata.sqlite_watch import SqliteIdentityWatch
 
 T = TypeVar("T")
@@ -140,6 +140,12 @@ class Database:
     @property
     def engine(self) -> Engine:
         return self._writer
+
+    def compile_statements(self) -> int:
+        """Compile the stores' statements for this database now instead of on first use
+        (``prepared.compile_all``); how many. A server worker does it before its first
+        request; a CLI call, which runs a few, does not."""
+        return compile_all(self._writer.dialect)
 
     def _network_args(self) -> dict[str, Any]:
         return {k: v for k, v in PG_NETWORK.items() if k not in self.url.query}

@@ -238,7 +238,8 @@ _NUMBERED_WHERE = (
 
 def _row_of(*where: Any) -> Prepared:
     return Prepared(
-        select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(*where)
+        select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id).where(*where),
+        dialect="sqlite",  # PostgreSQL reads the version whole (``_whole_of``)
     )
 
 
@@ -364,10 +365,14 @@ def _version(
     )
 
 
-# PostgreSQL: one version in one statement, its child rows as arrays (``whole.py``).
-_ALIASED_WHOLE = Prepared(whole(*_ALIASED_WHERE))
-_NUMBERED_WHOLE = Prepared(whole(*_NUMBERED_WHERE))
-_WHOLE_BY_ID = Prepared(whole(V.c.id == bindparam("version_id")))
+def _whole_of(*where: Any) -> Prepared:
+    """PostgreSQL: one version in one statement, its child rows as arrays (``whole.py``)."""
+    return Prepared(whole(*where), dialect="postgresql")
+
+
+_ALIASED_WHOLE = _whole_of(*_ALIASED_WHERE)
+_NUMBERED_WHOLE = _whole_of(*_NUMBERED_WHERE)
+_WHOLE_BY_ID = _whole_of(V.c.id == bindparam("version_id"))
 
 
 def version_of_whole(row: Any) -> ModelVersion:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.names import name_key
 from cairn.errors import AlreadyExists, NotFound
-from cairn.store.metadata.prepared import Prepared
+from cairn.store.metadata.prepared import Prepared, Upsert
 from cairn.store.metadata.schema import model_tags, registered_models
 
 M = registered_models
@@ -34,12 +33,17 @@ _LIVE_IDS = Prepared(
 _NEW_COLUMNS = ("name", "name_key", "description", "created_at", "updated_at", "created_by")
 _INSERT_NEW = {
     "sqlite": Prepared(
-        sqlite_insert(M).on_conflict_do_nothing().returning(M.c.id), columns=_NEW_COLUMNS
+        sqlite_insert(M).on_conflict_do_nothing().returning(M.c.id),
+        columns=_NEW_COLUMNS,
+        dialect="sqlite",
     ),
     "postgresql": Prepared(
-        pg_insert(M).on_conflict_do_nothing().returning(M.c.id), columns=_NEW_COLUMNS
+        pg_insert(M).on_conflict_do_nothing().returning(M.c.id),
+        columns=_NEW_COLUMNS,
+        dialect="postgresql",
     ),
 }
+_SET_TAGS = Upsert(model_tags, ("model_id", "key"), ("value",))
 _TOUCH = Prepared(
     update(M).where(M.c.id == bindparam("model_id")).values(updated_at=bindparam("now"))
 )
@@ -145,7 +149,7 @@ class ModelStore:
         if not tags:
             return
         rows = [{"model_id": model_id, "key": k, "value": v} for k, v in tags.items()]
-        upsert(self.s, model_tags, ("model_id", "key"), ("value",)).run_many(self.s, rows)
+        _SET_TAGS.run_many(self.s, rows)
 
     def delete_tag(self, model_id: int, key: str) -> bool:
         result = self.s.execute(
@@ -157,22 +161,3 @@ class ModelStore:
         return int(
             self.s.execute(select(func.count()).where(M.c.deleted_at.is_(None))).scalar_one()
         )
-
-
-def upsert(
-    session: Connection, table: Any, keys: tuple[str, ...], update_columns: tuple[str, ...]
-) -> Prepared:
-    """An INSERT … ON CONFLICT (keys) DO UPDATE (update_columns) for either engine, whose
-    rows give exactly ``keys + update_columns``: ``upsert(...).run_many(session, rows)``."""
-    return _upsert(session.dialect.name, table, keys, update_columns)
-
-
-@functools.lru_cache(maxsize=64)
-def _upsert(dialect: str, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Prepared:
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    return Prepared(
-        stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}
-        ),
-        columns=keys + columns,
-    )

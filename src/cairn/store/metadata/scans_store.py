@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, select
 
 from cairn.domain.scans import BlobScan, Finding, finding_from_json, finding_to_json
-from cairn.store.metadata.models_store import upsert
-from cairn.store.metadata.prepared import Prepared
+from cairn.store.metadata.prepared import Prepared, Upsert
 from cairn.store.metadata.schema import (
     blob_scans,
     blobs,
@@ -39,6 +38,11 @@ _FILES = Prepared(
 _SCAN_ACTION = Prepared(
     select(model_settings.c.scan_action).where(model_settings.c.model_id == bindparam("model_id"))
 )
+_RECORD_BLOB = Upsert(B, ("digest", "scanner"), ("format", "status", "findings", "scanned_at"))
+_RECORD_VERSION = Upsert(
+    VS, ("version_id",), ("status", "action", "quarantined", "summary", "scanned_at")
+)
+_SET_SCAN_ACTION = Upsert(model_settings, ("model_id",), ("scan_action",))
 
 
 class ScansStore:
@@ -59,9 +63,7 @@ class ScansStore:
             "findings": json.dumps([finding_to_json(f) for f in scan.findings]),
             "scanned_at": now,
         }
-        upsert(
-            self.s, B, ("digest", "scanner"), ("format", "status", "findings", "scanned_at")
-        ).run_many(self.s, [row])
+        _RECORD_BLOB.run_many(self.s, [row])
 
     def unscanned(self, version_id: int, scanner: str) -> list[tuple[str, int]]:
         """(digest, size) of the version's stored, intact blobs ``scanner`` has not scanned."""
@@ -102,12 +104,7 @@ class ScansStore:
             "summary": summary,
             "scanned_at": now,
         }
-        upsert(
-            self.s,
-            VS,
-            ("version_id",),
-            ("status", "action", "quarantined", "summary", "scanned_at"),
-        ).run_many(self.s, [row])
+        _RECORD_VERSION.run_many(self.s, [row])
 
     # -- policy ---------------------------------------------------------------------------
     def scan_action(self, model_id: int) -> str | None:
@@ -116,9 +113,7 @@ class ScansStore:
         return None if value is None else str(value)
 
     def set_scan_action(self, model_id: int, action: str | None) -> None:
-        upsert(self.s, model_settings, ("model_id",), ("scan_action",)).run_many(
-            self.s, [{"model_id": model_id, "scan_action": action}]
-        )
+        _SET_SCAN_ACTION.run_many(self.s, [{"model_id": model_id, "scan_action": action}])
 
 
 def findings(text: str | None) -> tuple[Finding, ...]:

@@ -311,9 +311,12 @@ def _statement(
     again = [(rows.c[f"sort{i}"], desc) for i, (_, desc) in enumerate(keys[:-1])]
     again.append((rows.c.id, keys[-1][1]))
     if target == "versions":
-        return Prepared(whole.page(rows, _ordered(again)))
+        return Prepared(whole.page(rows, _ordered(again)), dialect="postgresql")
     latest = newest_ready(rows.c.id, model_versions.c.version).scalar_subquery()
-    return Prepared(whole.model_page(rows, _ordered(again), latest.label("latest_version")))
+    return Prepared(
+        whole.model_page(rows, _ordered(again), latest.label("latest_version")),
+        dialect="postgresql",
+    )
 
 
 def _model_named(model_of: Column, slot: int, include_deleted: bool) -> ColumnElement[bool]:

@@ -23,8 +23,7 @@ from cairn.domain.models import Stage, VersionSpec, VersionStatus
 from cairn.errors import NotFound
 from cairn.store.metadata import whole
 from cairn.store.metadata.loaders import newest_ready
-from cairn.store.metadata.models_store import upsert
-from cairn.store.metadata.prepared import Prepared
+from cairn.store.metadata.prepared import Prepared, Upsert
 from cairn.store.metadata.schema import (
     PENDING_ROWS,
     model_versions,
@@ -90,6 +89,7 @@ _LATEST_BY_STAGE_PG = Prepared(
         (),
     ),
     one_plan=True,  # planning it took 2 ms, running it 0.5
+    dialect="postgresql",
 )
 _X = V.alias("x")
 _NEWEST_ID = newest_ready(
@@ -100,12 +100,17 @@ _LATEST_BY_STAGE = Prepared(
     .select_from(registered_models)
     .join(_EVERY_STAGE, true())
     .join(V, V.c.id == _NEWEST_ID)
-    .where(*_LIVE_NAMED)
+    .where(*_LIVE_NAMED),
+    dialect="sqlite",
 )
 # a new version's children: nothing to conflict with, plain multi-row inserts
 _ENTRY_COLUMNS = ("version_id", "key", "value")
 _INSERT_ENTRIES = {
     t.name: Prepared(insert(t), columns=_ENTRY_COLUMNS)
+    for t in (version_tags, version_params, version_metrics)
+}
+_SET_ENTRIES = {
+    t.name: Upsert(t, ("version_id", "key"), ("value",))
     for t in (version_tags, version_params, version_metrics)
 }
 _INSERT_FILES = Prepared(insert(version_files), columns=("version_id", "path", "size", "digest"))
@@ -168,7 +173,7 @@ class VersionStore:
         if not entries:
             return
         rows = [{"version_id": version_id, "key": k, "value": v} for k, v in entries.items()]
-        upsert(self.s, table, ("version_id", "key"), ("value",)).run_many(self.s, rows)
+        _SET_ENTRIES[table.name].run_many(self.s, rows)
 
     def delete_entry(self, table: Any, version_id: int, key: str) -> bool:
         result = self.s.execute(
