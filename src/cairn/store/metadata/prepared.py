@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import CompileError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, operators, visitors
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
@@ -306,7 +306,7 @@ def compile_all(dialect: Dialect) -> int:
             continue
         try:
             plan = prepared._compiled(dialect)
-        except CompileError as exc:
+        except Exception as exc:  # a warm-up: the statement's first use will tell
             log.warning("not compiled ahead for %s: %s", dialect.name, exc)
             continue
         if not plan.expanding:
