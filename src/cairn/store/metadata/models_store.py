@@ -6,13 +6,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.names import name_key
 from cairn.errors import AlreadyExists, NotFound
-from cairn.store.metadata.prepared import Prepared, Upsert
+from cairn.store.metadata.prepared import Prepared, Upsert, per_engine
 from cairn.store.metadata.schema import model_tags, registered_models
 
 M = registered_models
@@ -31,18 +29,9 @@ _LIVE_IDS = Prepared(
 )
 # ON CONFLICT DO NOTHING: a taken live name returns no id
 _NEW_COLUMNS = ("name", "name_key", "description", "created_at", "updated_at", "created_by")
-_INSERT_NEW = {
-    "sqlite": Prepared(
-        sqlite_insert(M).on_conflict_do_nothing().returning(M.c.id),
-        columns=_NEW_COLUMNS,
-        dialect="sqlite",
-    ),
-    "postgresql": Prepared(
-        pg_insert(M).on_conflict_do_nothing().returning(M.c.id),
-        columns=_NEW_COLUMNS,
-        dialect="postgresql",
-    ),
-}
+_INSERT_NEW = per_engine(
+    lambda insert: insert(M).on_conflict_do_nothing().returning(M.c.id), columns=_NEW_COLUMNS
+)
 _SET_TAGS = Upsert(model_tags, ("model_id", "key"), ("value",))
 _TOUCH = Prepared(
     update(M).where(M.c.id == bindparam("model_id")).values(updated_at=bindparam("now"))

@@ -267,22 +267,29 @@ class Prepared:
         return plan, driver_execute(conn, form.sql, _arguments(form, params), prepare=prepare)
 
 
+def per_engine(
+    build: Callable[[Callable[[Any], Any]], ClauseElement], *, columns: Sequence[str]
+) -> dict[str, Prepared]:
+    """One ``Prepared`` per engine, keyed by dialect name, of the statement ``build``
+    makes from that engine's ``insert`` construct (``ON CONFLICT`` is spelt per engine)."""
+    makers = (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+    return {name: Prepared(build(make), columns=columns, dialect=name) for name, make in makers}
+
+
 class Upsert:
-    """INSERT … ON CONFLICT (``keys``) DO UPDATE (``columns``) into ``table``, one
-    ``Prepared`` per engine, whose rows give exactly ``keys + columns``. Built where it is
-    defined (at import), so ``compile_all`` finds it."""
+    """INSERT … ON CONFLICT (``keys``) DO UPDATE (``columns``) into ``table`` for either
+    engine, whose rows give exactly ``keys + columns``. Built where it is defined (at
+    import), so ``compile_all`` finds it."""
 
     def __init__(self, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> None:
-        self._for: dict[str, Prepared] = {}
-        for dialect, make in (("sqlite", sqlite_insert), ("postgresql", pg_insert)):
-            stmt = make(table)
-            self._for[dialect] = Prepared(
-                stmt.on_conflict_do_update(
-                    index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}
-                ),
-                columns=keys + columns,
-                dialect=dialect,
+        def build(insert: Callable[[Any], Any]) -> ClauseElement:
+            stmt = insert(table)
+            changed = {c: getattr(stmt.excluded, c) for c in columns}
+            return cast(
+                ClauseElement, stmt.on_conflict_do_update(index_elements=keys, set_=changed)
             )
+
+        self._for = per_engine(build, columns=keys + columns)
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         self._for[conn.dialect.name].run_many(conn, rows)
