@@ -174,6 +174,64 @@ def test_files_with_the_same_bytes_are_each_placed(
     assert read_tree(client.pull("models:/m/1", tmp_path / "again", cache_dir=cache)) == same
 
 
+def _cached(cache: Path, data: bytes) -> Path:
+    hexdigest = hashlib.sha256(data).hexdigest()
+    return cache / "blobs" / "sha256" / hexdigest[:2] / hexdigest
+
+
+def test_a_pull_links_its_files_from_the_cache_but_never_shares_one_between_folders(
+    client: BaseClient, tmp_path: Path, cache: Path
+) -> None:
+    """On the cache's filesystem the first folder shares the cache's copy (one copy of the
+    bytes on disk); a second folder gets its own, until no folder links the cached blob."""
+    data = os.urandom(200_000)
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", {"w": data, "same": data}), name="m")
+    cached = _cached(cache, data)
+    a = client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
+    inodes = {(a / name).stat().st_ino for name in ("w", "same")}
+    assert cached.stat().st_ino in inodes and len(inodes) == 2  # one linked, one copied
+    b = client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
+    assert cached.stat().st_ino not in {(b / name).stat().st_ino for name in ("w", "same")}
+    assert read_tree(b) == {"w": data, "same": data}
+    assert client.last_transfer is not None and client.last_transfer.transferred_bytes == 0
+    for name in ("w", "same"):
+        (a / name).unlink()
+    c = client.pull("models:/m/1", tmp_path / "c", cache_dir=cache)
+    assert cached.stat().st_ino in {(c / name).stat().st_ino for name in ("w", "same")}
+
+
+def test_a_pulled_file_edited_in_place_is_not_served_from_the_cache(
+    client: BaseClient, tmp_path: Path, cache: Path
+) -> None:
+    """The edit reaches the cache's copy through the link; the cache's stamp no longer
+    matches, so the next pull hashes it, finds it changed and downloads the file again."""
+    data = os.urandom(100_000)
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", {"w": data}), name="m")
+    a = client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
+    with (a / "w").open("r+b") as f:  # in place, same size (as `vim` does to a linked file)
+        f.write(b"edited")
+    b = client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
+    assert (b / "w").read_bytes() == data
+    assert client.last_transfer is not None and client.last_transfer.transferred_bytes == len(data)
+    assert (a / "w").read_bytes() == b"edited" + data[6:]  # the user's edit stays theirs
+
+
+def test_without_hard_links_a_pull_copies(
+    client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", FILES), name="m")
+    out = client.pull("models:/m/1", tmp_path / "out", cache_dir=cache)
+    assert read_tree(out) == FILES
+    assert (out / "model.bin").stat().st_ino != _cached(cache, FILES["model.bin"]).stat().st_ino
+
+
 def test_single_file_push(client: BaseClient, tmp_path: Path) -> None:
     f = tmp_path / "model.onnx"
     f.write_bytes(b"onnx" * 10)

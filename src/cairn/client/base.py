@@ -6,6 +6,7 @@ Both raise the same ``cairn.errors`` exceptions. Pagination helpers live here on
 from __future__ import annotations
 
 import abc
+import os
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -499,7 +500,9 @@ class BaseClient(abc.ABC):
         """Download a version's files into ``out_dir`` (default ``./NAME-vVERSION``).
 
         Every file is verified against its digest and kept in the local cache; files are
-        placed atomically. Returns the folder.
+        placed atomically. On the cache's filesystem, a file no other folder has is
+        hard-linked from the cache (one copy on disk); any other is copied. Returns the
+        folder.
         """
         parse_model_uri(uri)
         progress = progress or NoProgress()
@@ -511,6 +514,10 @@ class BaseClient(abc.ABC):
         placements: dict[str, list[Placement]] = defaultdict(list)
         for entry in version.files:  # every path is checked before anything moves
             placements[entry.digest].append(Placement(out, entry.path))
+        out.mkdir(parents=True, exist_ok=True)
+        cache.root.mkdir(parents=True, exist_ok=True)
+        share = os.stat(out).st_dev == os.stat(cache.root).st_dev
+        linked: list[Path] = []
         progress.begin("downloading", sum(f.size for f in unique))
 
         def fill(entry: FileEntry) -> None:
@@ -519,20 +526,24 @@ class BaseClient(abc.ABC):
                 entry,
                 lambda start: self._fetch(version.name, version.version, entry.path, start),
                 progress,
-                mine,
+                () if share else mine,  # elsewhere: written as it arrives, not copied after
             )
+            if share:
+                mine[0].link_from(cached)
+                linked.append(cached)  # its ctime may have changed: stamped again below
             for placement in mine:
                 if not placement.written:
                     placement.copy_from(cached)
 
         try:
-            out.mkdir(parents=True, exist_ok=True)
             with ThreadPoolExecutor(WORKERS) as pool:
                 list(pool.map(fill, unique))
             progress.end()
             for group in placements.values():
                 for placement in group:
                     placement.commit()
+            for cached in linked:
+                cache.restamp(cached)
         finally:
             for group in placements.values():
                 for placement in group:

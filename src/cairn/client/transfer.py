@@ -5,8 +5,10 @@
 * ``BlobCache``: a local content-addressed cache (``$CAIRN_CACHE_DIR`` or
   ``~/.cache/cairn``); a second pull of the same bytes touches no network.
 * ``Placement``: a file of an output folder, written atomically (temp file in the same
-  folder, then ``os.replace``), so an interrupt never leaves half a file; a download
-  writes it as it fills the cache, a cache hit copies it from there.
+  folder, then ``os.replace``), so an interrupt never leaves half a file. On the cache's
+  filesystem a blob a pull downloads is hard-linked into its first place (one copy of the
+  bytes on disk); otherwise a download writes it as it fills the cache. Every other place
+  gets its own copy from the cache.
 * ``Progress``: what a transfer reports; the CLI draws it with Rich, the SDK ignores it.
 """
 
@@ -250,6 +252,14 @@ class BlobCache:
         path.with_name(path.name + self.STAMP).unlink(missing_ok=True)
         return False
 
+    def restamp(self, path: Path) -> None:
+        """Stamp ``path`` again after a link to it was made or removed (which changes its
+        ctime, as does the rename that places a link), if nothing has written to it since
+        it was checked: the same device, inode, size and mtime as its stamp records."""
+        stamped, now = self._stamp_of(path), _identity(path.stat())
+        if stamped is not None and stamped[:4] == now[:4] and stamped != now:
+            self._stamp(path)
+
     def _stamp_of(self, path: Path) -> list[int] | None:
         try:
             found = json.loads(path.with_name(path.name + self.STAMP).read_bytes())
@@ -440,6 +450,26 @@ class Placement:
             os.close(self.fd)
             self.fd = -1
         self.written = written
+
+    def link_from(self, cached: Path) -> bool:
+        """Hard-link the cache's ``cached`` as this file if no other file links it yet:
+        the cache and this file then share one copy of the bytes. False (nothing placed)
+        where links cannot be made, or when another link appeared meanwhile (a
+        concurrent pull): two output folders never share a file, so an edit in one never
+        shows in another."""
+        if cached.stat().st_nlink != 1:
+            return False
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.target.parent / f".cairn-{secrets.token_hex(8)}.part"
+        try:
+            os.link(cached, tmp, follow_symlinks=False)
+        except OSError:  # no hard links here (another filesystem, a limit): copy instead
+            return False
+        if tmp.stat().st_nlink != 2:
+            tmp.unlink()
+            return False
+        self.tmp, self.written = tmp, True
+        return True
 
     def copy_from(self, cached: Path) -> None:
         fd = self.open()
