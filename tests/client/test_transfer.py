@@ -201,6 +201,24 @@ def test_a_pull_links_its_files_from_the_cache_but_never_shares_one_between_fold
     assert cached.stat().st_ino in {(c / name).stat().st_ino for name in ("w", "same")}
 
 
+def test_a_version_pulled_again_into_its_folder_is_left_in_place(
+    client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(100_000)
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", {"w": data}), name="m")
+    out = client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
+    before = (out / "w").stat()
+    hashed: list[Path] = []
+    real = transfer.sha256_file
+    monkeypatch.setattr(transfer, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
+    client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
+    assert (out / "w").stat().st_ino == before.st_ino == _cached(cache, data).stat().st_ino
+    assert hashed == []  # nothing moved the cached blob's stamp
+    assert (tmp_path / "b" / "w").read_bytes() == data
+
+
 def test_a_pulled_file_edited_in_place_is_not_served_from_the_cache(
     client: BaseClient, tmp_path: Path, cache: Path
 ) -> None:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -456,8 +457,14 @@ class Placement:
         the cache and this file then share one copy of the bytes. False (nothing placed)
         where links cannot be made, or when another link appeared meanwhile (a
         concurrent pull): two output folders never share a file, so an edit in one never
-        shows in another."""
-        if cached.stat().st_nlink != 1:
+        shows in another. True without a new link when the target already is that file
+        (the same version pulled into the same folder again)."""
+        st = cached.stat()
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(st, os.stat(self.target, follow_symlinks=False)):
+                self.written = True  # nothing to place
+                return True
+        if st.st_nlink != 1:
             return False
         self.target.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.target.parent / f".cairn-{secrets.token_hex(8)}.part"
@@ -482,9 +489,10 @@ class Placement:
             self.close(written=copied)
 
     def commit(self) -> Path:
-        assert self.written and self.tmp is not None
-        os.replace(self.tmp, self.target)
-        self.tmp = None
+        assert self.written
+        if self.tmp is not None:
+            os.replace(self.tmp, self.target)
+            self.tmp = None
         return self.target
 
     def abort(self) -> None:
