@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cairn.client import cache as blob_cache
 from cairn.client import transfer
 from cairn.client.base import BaseClient
 from cairn.client.transfer import DigestCache, scan
@@ -117,8 +118,8 @@ def test_a_verified_cached_blob_is_not_hashed_again(
     client.push(src, name="m")
     client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
     hashed: list[Path] = []
-    real = transfer.sha256_file
-    monkeypatch.setattr(transfer, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    real = blob_cache.sha256_file
+    monkeypatch.setattr(blob_cache, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
     client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
     assert hashed == []
     for stamp in cache.rglob("*.verified"):
@@ -210,8 +211,8 @@ def test_a_version_pulled_again_into_its_folder_is_left_in_place(
     out = client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
     before = (out / "w").stat()
     hashed: list[Path] = []
-    real = transfer.sha256_file
-    monkeypatch.setattr(transfer, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    real = blob_cache.sha256_file
+    monkeypatch.setattr(blob_cache, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
     client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
     client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
     assert (out / "w").stat().st_ino == before.st_ino == _cached(cache, data).stat().st_ino

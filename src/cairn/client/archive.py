@@ -36,6 +36,7 @@ from typing import Any
 
 from cairn import __version__
 from cairn.client.base import BaseClient
+from cairn.client.cache import BlobCache
 from cairn.client.importing import (
     FAILED,
     FATAL,
@@ -43,7 +44,6 @@ from cairn.client.importing import (
     ItemResult,
     Reporter,
 )
-from cairn.client.transfer import BlobCache
 from cairn.domain.codec import (
     format_time,
     model_from_json,

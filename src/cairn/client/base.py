@@ -16,15 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cairn.client.transfer import (
-    WORKERS,
-    BlobCache,
-    LocalFile,
-    NoProgress,
-    Placement,
-    Progress,
-    scan,
-)
+from cairn.client.cache import BlobCache, Placement
+from cairn.client.transfer import WORKERS, LocalFile, NoProgress, Progress, scan
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.models import (
     AliasEvent,
