@@ -132,6 +132,30 @@ def test_verify_exits_1_when_bytes_are_corrupt(tmp_path: Path) -> None:
     assert "CORRUPT" in proc.stderr and "m v1" in proc.stderr
 
 
+def test_push_then_pull_as_json(uri: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "w.bin").write_bytes(b"weights" * 1000)
+    (src / "sub" / "c.json").write_bytes(b"{}")
+    pushed = json.loads(cairn(uri, "push", str(src), "--model", "m", "--json"))
+    assert pushed["version"] == 1 and pushed["status"] == "READY"
+    cache, out = str(tmp_path / "cache"), tmp_path / "out"
+    args = ("pull", "models:/m/latest", "-o", str(out), "--cache-dir", cache, "--json")
+    first = json.loads(cairn(uri, *args))
+    assert first == {
+        "name": "m",
+        "version": 1,
+        "path": str(out.resolve()),
+        "files": 2,
+        "bytes": 7002,
+        "downloaded_files": 2,
+        "downloaded_bytes": 7002,
+    }
+    assert (out / "sub" / "c.json").read_bytes() == b"{}"
+    again = json.loads(cairn(uri, *args))
+    assert (again["downloaded_files"], again["downloaded_bytes"]) == (0, 0)
+
+
 def test_pulled_files_follow_the_umask(tmp_path: Path) -> None:
     data, src = tmp_path / "d", tmp_path / "w.bin"
     src.write_bytes(b"w")

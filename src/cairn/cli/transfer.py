@@ -121,13 +121,30 @@ def pull(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Blob cache (env CAIRN_CACHE_DIR, default ~/.cache/cairn).")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what was pulled as JSON instead of the folder.")
+    ] = False,
 ) -> None:
     """Download a version's files, verified, through the local cache."""
     sdk = client(ctx)
     with RichProgress(not _quiet(ctx)) as progress:
         folder = sdk.pull(model_uri, out, cache_dir=cache_dir, progress=progress)
     stats = sdk.last_transfer
-    if stats is not None and not _quiet(ctx):
+    assert stats is not None  # set by every pull that returns
+    if as_json:
+        print_json(
+            {
+                "name": stats.name,
+                "version": stats.version,
+                "path": str(folder.resolve()),
+                "files": stats.files,
+                "bytes": stats.bytes,
+                "downloaded_files": stats.transferred_files,
+                "downloaded_bytes": stats.transferred_bytes,
+            }
+        )
+        return
+    if not _quiet(ctx):
         message(
             f"{stats.files} file(s), {stats.bytes} bytes in {folder} "
             f"({stats.transferred_bytes} bytes downloaded, the rest from the cache)"

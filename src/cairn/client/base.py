@@ -35,12 +35,15 @@ from cairn.domain.uris import parse_model_uri
 
 @dataclass(frozen=True, slots=True)
 class TransferStats:
-    """What the last push or pull moved: files and bytes sent or fetched, and reused."""
+    """What the last push or pull moved: files and bytes sent or fetched, and reused; and
+    which version it was."""
 
     files: int
     bytes: int
     transferred_files: int
     transferred_bytes: int
+    name: str = ""
+    version: int = 0
 
 
 class BaseClient(abc.ABC):
@@ -476,6 +479,8 @@ class BaseClient(abc.ABC):
             bytes=sum(f.entry.size for f in files),
             transferred_files=len(todo),
             transferred_bytes=sum(f.entry.size for f in todo),
+            name=version.name,
+            version=version.version,
         )
         version = self.finalize_version(name, version.version)
         if alias is not None:
@@ -546,6 +551,8 @@ class BaseClient(abc.ABC):
             bytes=version.size,
             transferred_files=len(missing),
             transferred_bytes=sum(f.size for f in missing),
+            name=version.name,
+            version=version.version,
         )
         return out
 
