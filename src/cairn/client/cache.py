@@ -289,7 +289,7 @@ class Placement:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.target.parent / f".cairn-{secrets.token_hex(8)}.part"
         try:
-            os.link(cached, tmp, follow_symlinks=False)
+            os.link(cached, tmp)
         except OSError:  # no hard links here (another filesystem, a limit): copy instead
             return False
         if tmp.stat().st_nlink != 2:
