@@ -33,6 +33,7 @@ from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service.registry import RegistryService
 from cairn.service.scan_engine import scanner_name
 from cairn.settings import Settings
+from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.schema import audit_events, blob_scans
 
 MANAGER = Actor("mallory-the-manager", user_id=1, grants=(Grant(Role.MANAGE, pattern="*"),))
@@ -155,6 +156,38 @@ def test_a_version_made_ready_from_stored_blobs_is_judged_by_their_scans(
     # judged when it was created READY: the verdict and the policy's action are recorded
     assert (report.status, report.quarantined, report.action) == ("flagged", True, "quarantine")
     assert first != second.version
+
+
+@pytest.mark.parametrize("race", [False, True])
+def test_a_blob_the_scanner_has_not_seen_is_scanned_before_the_version_is_ready(
+    svc: RegistryService, evil: bytes, monkeypatch: pytest.MonkeyPatch, race: bool
+) -> None:
+    """The stored pickle's scan is lost (as when the scanner is upgraded meanwhile); the
+    upload that completes the version scans it before the version becomes READY. With
+    ``race``, that upload believed another file was still missing (a concurrent last
+    upload) and skipped the scan: the version is not promoted unscanned, it is scanned,
+    then promoted."""
+    push(svc, {"stored.pkl": evil})
+    clean = b"clean bytes"
+    files = (
+        FileEntry("stored.pkl", len(evil), digest(evil)),
+        FileEntry("new.bin", 11, digest(clean)),
+    )
+    version = svc.create_version(WRITER, "fraud", VersionSpec(files=files)).version
+    svc.db.write(
+        lambda s: s.execute(blob_scans.delete().where(blob_scans.c.digest == digest(evil)))
+    )
+    if race:
+        real = BlobIndexStore.any_missing
+
+        def believes_another_is_missing(self: Any, version_id: int, **kw: Any) -> bool:
+            return True if kw.get("other_than") else real(self, version_id, **kw)
+
+        monkeypatch.setattr(BlobIndexStore, "any_missing", believes_another_is_missing)
+    receipt = svc.put_blob(WRITER, "fraud", version, digest(clean), [clean])
+    assert receipt.version_status is VersionStatus.READY
+    report = svc.get_scan_report(READER, "fraud", version)
+    assert (report.status, report.quarantined) == ("flagged", True)
 
 
 def test_resumable_upload_is_scanned_too(svc: RegistryService, evil: bytes) -> None:

@@ -21,11 +21,13 @@ from cairn.domain.paths import validate_file_path
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, DataCorrupted, InvalidParameter, NotFound
 from cairn.service.base import authorize
+from cairn.service.scan_engine import scanner_name
 from cairn.service.scans import ScansService
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.loaders import load_versions
 from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.scans_store import ScansStore
 from cairn.store.metadata.versions_store import VersionStore
 
 PRESIGN_SECONDS = 3600
@@ -308,8 +310,11 @@ class ArtifactsService(ScansService):
         """Record a verified blob and re-check every PENDING version that waits for it."""
         if not stored and self.blobs.size(digest) != size:  # pre-existing bytes, other size
             raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
-        self._scan_blob(digest, size)  # reads bytes: before the transaction that may promote
-        self._scan_version_blobs(version_id)
+        # reading bytes comes before the transaction that may promote: this blob's scan, and
+        # once nothing else is missing, any of the version's blobs the scanner has not seen
+        self._scan_blob(digest, size)
+        if not self.db.read(lambda s: BlobIndexStore(s).any_missing(version_id, other_than=digest)):
+            self._scan_version_blobs(version_id)
 
         def run(s: Tx) -> tuple[VersionStatus, bool]:
             index = BlobIndexStore(s)
@@ -320,17 +325,30 @@ class ArtifactsService(ScansService):
             for other in index.pending_versions_with(digest):
                 if other != version_id:
                     self._promote_if_complete(s, actor, other)
-            return self._promote_if_complete(s, actor, version_id), owed
+            return self._promote_if_complete(s, actor, version_id, scanned=True), owed
 
         status, owed = self.db.write(run)
+        if status is VersionStatus.PENDING and not self.db.read(
+            lambda s: BlobIndexStore(s).any_missing(version_id)
+        ):  # complete, but a blob went unscanned (a concurrent last upload): scan, promote
+            self._scan_version_blobs(version_id)
+            status = self.db.write(
+                lambda s: self._promote_if_complete(s, actor, version_id, scanned=True)
+            )
         return BlobReceipt(digest=digest, size=size, stored=stored or owed, version_status=status)
 
-    def _promote_if_complete(self, s: Tx, actor: Actor, version_id: int) -> VersionStatus:
+    def _promote_if_complete(
+        self, s: Tx, actor: Actor, version_id: int, *, scanned: bool = False
+    ) -> VersionStatus:
+        """Make the version READY if no blob is missing; with ``scanned``, also only if the
+        current scanner has seen every one of them (else the caller scans, then retries)."""
         store = VersionStore(s)
         row = store.get_by_id(version_id, lock=True)  # concurrent last blobs: one promotes
         if row.status != VersionStatus.PENDING.value:
             return VersionStatus(row.status)
-        if BlobIndexStore(s).missing_for_version(version_id):
+        if BlobIndexStore(s).any_missing(version_id):
+            return VersionStatus.PENDING
+        if scanned and ScansStore(s).any_unscanned(version_id, scanner_name()):
             return VersionStatus.PENDING
         store.update(version_id, self.clock(), status=VersionStatus.READY.value)
         self._audit(

@@ -156,6 +156,29 @@ class BlobIndexStore:
         )
         return list(rows.scalars())
 
+    def any_missing(self, version_id: int, *, other_than: str | None = None) -> bool:
+        """Whether any digest of the version's manifest (but ``other_than``) is missing, as
+        ``missing_for_version`` counts them; stops at the first one.
+
+        Owed uploads are looked up from the version's claims (few). Absent or corrupt bytes
+        are looked for backwards through the version's paths, one index probe per path (an
+        anti-join, so that no engine hashes the whole blob table first): clients send files
+        in path order, so while a version's files are uploaded one by one, its last paths
+        are the ones still missing, and each check reads a row or two, not the manifest."""
+        in_manifest = select(F.c.digest).where(
+            F.c.version_id == version_id, F.c.digest == C.c.digest
+        )
+        owed = select(C.c.digest).where(C.c.version_id == version_id, in_manifest.exists())
+        stored = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.corrupt_at.is_(None))
+        absent = select(F.c.path).where(F.c.version_id == version_id, ~stored.exists())
+        if other_than is not None:
+            owed = owed.where(C.c.digest != other_than)
+            absent = absent.where(F.c.digest != other_than)
+        return any(
+            self.s.execute(query.limit(1)).first() is not None
+            for query in (owed, absent.order_by(F.c.path.desc()))
+        )
+
     def reachable(self, digests: Iterable[str], readable: ReadFilter) -> set[str]:
         """Those of ``digests`` that a live version of a model the caller may read uses."""
         wanted = sorted(set(digests))

@@ -77,6 +77,17 @@ class ScansStore:
         )
         return [(str(r.digest), int(r.size)) for r in rows]
 
+    def any_unscanned(self, version_id: int, scanner: str) -> bool:
+        """Whether ``unscanned`` would name at least one blob."""
+        scanned = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.scanner == scanner)
+        query = (
+            select(F.c.digest)
+            .join(blobs, and_(blobs.c.digest == F.c.digest, blobs.c.corrupt_at.is_(None)))
+            .where(F.c.version_id == version_id, ~scanned.exists())
+            .limit(1)
+        )
+        return self.s.execute(query).first() is not None
+
     def files(self, version_id: int, scanner: str) -> list[Any]:
         """The version's files (path, size, digest) with ``scanner``'s result where there is
         one (format, status, findings, scanned_at; NULL otherwise), by path."""
