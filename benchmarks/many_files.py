@@ -1,10 +1,12 @@
 """Push and pull of versions made of many small files, through a fresh local server.
 
     .venv/bin/python benchmarks/many_files.py [--files 1000,3000] [--size 10000]
+                                              [--backend sqlite|postgresql]
 
 Not part of ``make bench``: an attribution tool beside ``transfer.py`` (which moves a few
 large files). Each count gets a fresh ``cairn server --workers 1`` (SQLite, local blobs)
-and a new model; ``cairn.Client.push`` sends a folder of that many random files of
+and a new model (``--backend postgresql``: a fresh database on 127.0.0.1:5432, dropped
+afterwards); ``cairn.Client.push`` sends a folder of that many random files of
 ``--size`` bytes (the SDK's digest cache emptied first, as on a first push), then
 ``pull`` downloads the version into an empty cache and folder. Every file is a blob, so
 this measures the per-file path: one upload request, its fsyncs and its transactions.
@@ -21,8 +23,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 from regbench import auth
-from transfer_contenders import start_cairn
+from transfer_contenders import CAIRN_BIN
+from transfer_procs import Server, free_port, start_server
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _start(work: Path, backend_uri: str | None) -> Server:
+    port = free_port()
+    cmd = [str(CAIRN_BIN), "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--data-dir", str(work / "data"), "--workers", "1"]
+    env = auth.server_env()
+    if backend_uri is not None:
+        env["CAIRN_BACKEND_URI"] = backend_uri
+    return start_server(
+        "many-files", cmd, port=port, health_path="/health", log_path=work / "server.log", env=env
+    )
 
 
 def _make_tree(root: Path, count: int, size: int) -> None:
@@ -32,12 +50,12 @@ def _make_tree(root: Path, count: int, size: int) -> None:
         (folder / f"f{i:06d}.bin").write_bytes(os.urandom(size))
 
 
-def _measure(work: Path, count: int, size: int) -> tuple[float, float]:
+def _measure(work: Path, count: int, size: int, backend_uri: str | None) -> tuple[float, float]:
     import cairn
 
     src = work / "src"
     _make_tree(src, count, size)
-    server = start_cairn(work, f"many-files-{count}")
+    server = _start(work, backend_uri)
     try:
         os.environ["CAIRN_CACHE_DIR"] = str(work / "push-cache")
         client = cairn.Client(server.base_url, token=auth.BENCH_TOKEN)
@@ -59,15 +77,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", default="1000,3000", help="comma-separated file counts")
     p.add_argument("--size", type=int, default=10_000, help="bytes per file")
+    p.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     a = p.parse_args()
     print("| files | push s | push ms per file | pull s | pull ms per file |")
     print("|---:|---:|---:|---:|---:|")
     for count in (int(c) for c in a.files.split(",")):
         work = Path(tempfile.mkdtemp(prefix="cairn-many-files-"))
+        database = f"cairn_many_files_{os.getpid()}"
+        backend_uri = None
+        if a.backend == "postgresql":
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {database}")
+            backend_uri = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
         try:
-            push_s, pull_s = _measure(work, count, a.size)
+            push_s, pull_s = _measure(work, count, a.size, backend_uri)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            if backend_uri is not None:
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f"DROP DATABASE IF EXISTS {database}")
         print(
             f"| {count:,} | {push_s:.1f} | {push_s / count * 1e3:.1f} | {pull_s:.1f} "
             f"| {pull_s / count * 1e3:.1f} |",
