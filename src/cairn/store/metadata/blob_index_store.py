@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cairn.domain.access import ReadFilter
 from cairn.domain.models import FileEntry
 from cairn.errors import InvalidParameter
+from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     blob_claims,
     blobs,
@@ -34,6 +35,29 @@ B = blobs
 C = blob_claims
 F = version_files
 U = uploads
+
+# any_missing, run for every blob an upload records ("" is never a digest)
+_OWED = Prepared(
+    select(C.c.digest)
+    .where(
+        C.c.version_id == bindparam("version_id"),
+        C.c.digest != bindparam("other_than"),
+        select(F.c.digest)
+        .where(F.c.version_id == bindparam("version_id"), F.c.digest == C.c.digest)
+        .exists(),
+    )
+    .limit(1)
+)
+_ABSENT = Prepared(
+    select(F.c.path)
+    .where(
+        F.c.version_id == bindparam("version_id"),
+        F.c.digest != bindparam("other_than"),
+        ~select(B.c.digest).where(B.c.digest == F.c.digest, B.c.corrupt_at.is_(None)).exists(),
+    )
+    .order_by(F.c.path.desc())
+    .limit(1)
+)
 
 
 class BlobIndexStore:
@@ -165,19 +189,8 @@ class BlobIndexStore:
         anti-join, so that no engine hashes the whole blob table first): clients send files
         in path order, so while a version's files are uploaded one by one, its last paths
         are the ones still missing, and each check reads a row or two, not the manifest."""
-        in_manifest = select(F.c.digest).where(
-            F.c.version_id == version_id, F.c.digest == C.c.digest
-        )
-        owed = select(C.c.digest).where(C.c.version_id == version_id, in_manifest.exists())
-        stored = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.corrupt_at.is_(None))
-        absent = select(F.c.path).where(F.c.version_id == version_id, ~stored.exists())
-        if other_than is not None:
-            owed = owed.where(C.c.digest != other_than)
-            absent = absent.where(F.c.digest != other_than)
-        return any(
-            self.s.execute(query.limit(1)).first() is not None
-            for query in (owed, absent.order_by(F.c.path.desc()))
-        )
+        params = {"version_id": version_id, "other_than": other_than or ""}
+        return any(q.first(self.s, params) is not None for q in (_OWED, _ABSENT))
 
     def reachable(self, digests: Iterable[str], readable: ReadFilter) -> set[str]:
         """Those of ``digests`` that a live version of a model the caller may read uses."""
