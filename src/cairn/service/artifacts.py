@@ -310,15 +310,18 @@ class ArtifactsService(ScansService):
         """Record a verified blob and re-check every PENDING version that waits for it."""
         if not stored and self.blobs.size(digest) != size:  # pre-existing bytes, other size
             raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
-        # reading bytes comes before the transaction that may promote: this blob's scan, and
-        # once nothing else is missing, any of the version's blobs the scanner has not seen
-        self._scan_blob(digest, size)
+        # reading bytes comes before the transaction that may promote: this blob's scan
+        # (recorded with the blob), and once nothing else is missing, any of the version's
+        # blobs the scanner has not seen
+        scan = self._blob_scan(digest, size)
         if not self.db.read(lambda s: BlobIndexStore(s).any_missing(version_id, other_than=digest)):
             self._scan_version_blobs(version_id)
 
         def run(s: Tx) -> tuple[VersionStatus, bool]:
             index = BlobIndexStore(s)
             index.record(digest, size, self.clock())
+            if scan is not None:
+                ScansStore(s).record_blob(digest, scan, self.clock())
             # the uploader proved it holds the bytes; saying they were "already stored" would
             # tell them that someone else had them
             owed = index.settle_claim(version_id, digest)

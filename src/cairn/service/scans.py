@@ -29,6 +29,7 @@ from cairn.domain.scans import (
     ERROR,
     FLAGGED,
     UNSCANNED,
+    BlobScan,
     FileScan,
     ScanPolicy,
     ScanReport,
@@ -200,12 +201,18 @@ class ScansService(ServiceBase):
     # -- hooks for the upload path (ArtifactsService) ------------------------------------------
     def _scan_blob(self, digest: str, size: int, *, force: bool = False) -> None:
         """Scan a stored blob unless the current scanner already has; outside transactions."""
+        result = self._blob_scan(digest, size, force=force)
+        if result is not None:
+            now = self.clock()
+            self.db.write(lambda s: ScansStore(s).record_blob(digest, result, now))
+
+    def _blob_scan(self, digest: str, size: int, *, force: bool = False) -> BlobScan | None:
+        """The current scanner's result for a stored blob, unless it has one already (None);
+        reads the bytes, so outside transactions. The caller records it."""
         scanner = scanner_name()
         if not force and self.db.read(lambda s: ScansStore(s).find_blob(digest, scanner)):
-            return
-        result = scan_blob(lambda start, end: self.blobs.open(digest, start, end), size)
-        now = self.clock()
-        self.db.write(lambda s: ScansStore(s).record_blob(digest, result, now))
+            return None
+        return scan_blob(lambda start, end: self.blobs.open(digest, start, end), size)
 
     def _scan_version_blobs(self, version_id: int) -> None:
         """Scan those of a version's stored blobs the current scanner has not seen, before
