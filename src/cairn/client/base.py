@@ -515,7 +515,7 @@ class BaseClient(abc.ABC):
         out.mkdir(parents=True, exist_ok=True)
         cache.root.mkdir(parents=True, exist_ok=True)
         share = os.stat(out).st_dev == os.stat(cache.root).st_dev
-        linked: list[Path] = []
+        touched: list[Path] = []  # cached blobs a link was tried for: stamped again
         progress.begin("downloading", sum(f.size for f in unique))
 
         def fill(entry: FileEntry) -> None:
@@ -527,8 +527,8 @@ class BaseClient(abc.ABC):
                 () if share else mine,  # elsewhere: written as it arrives, not copied after
             )
             if share:
-                mine[0].link_from(cached)
-                linked.append(cached)  # its ctime may have changed: stamped again below
+                mine[0].link_from(cached)  # copied below if it could not be linked
+                touched.append(cached)
             for placement in mine:
                 if not placement.written:
                     placement.copy_from(cached)
@@ -540,7 +540,7 @@ class BaseClient(abc.ABC):
             for group in placements.values():
                 for placement in group:
                     placement.commit()
-            for cached in linked:
+            for cached in touched:  # a link made, undone or placed changes the ctime
                 cache.restamp(cached)
         finally:
             for group in placements.values():

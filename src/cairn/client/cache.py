@@ -260,8 +260,7 @@ class Placement:
         self.written = False  # the temp file holds the whole content
 
     def open(self) -> int:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.parent / f".cairn-{secrets.token_hex(8)}.part"
+        self.tmp = self._new_tmp()
         # the umask applies to the mode
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
         return self.fd
@@ -271,6 +270,11 @@ class Placement:
             os.close(self.fd)
             self.fd = -1
         self.written = written
+
+    def _new_tmp(self) -> Path:
+        """A fresh temporary name beside the target (its folder made if missing)."""
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        return self.target.parent / f".cairn-{secrets.token_hex(8)}.part"
 
     def link_from(self, cached: Path) -> bool:
         """Hard-link the cache's ``cached`` as this file if no other file links it yet:
@@ -286,8 +290,7 @@ class Placement:
                 return True
         if st.st_nlink != 1:
             return False
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.target.parent / f".cairn-{secrets.token_hex(8)}.part"
+        tmp = self._new_tmp()
         try:
             os.link(cached, tmp)
         except OSError:  # no hard links here (another filesystem, a limit): copy instead

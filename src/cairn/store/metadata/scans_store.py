@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, select
+from sqlalchemy import Connection, Row, Select, and_, bindparam, select
 
 from cairn.domain.scans import BlobScan, Finding, finding_from_json, finding_to_json
 from cairn.store.metadata.prepared import Prepared, Upsert
@@ -45,6 +45,16 @@ _RECORD_VERSION = Upsert(
 _SET_SCAN_ACTION = Upsert(model_settings, ("model_id",), ("scan_action",))
 
 
+def _unscanned(version_id: int, scanner: str) -> Select[Any]:
+    """The version's stored, intact blobs (digest, size) that ``scanner`` has not scanned."""
+    scanned = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.scanner == scanner)
+    return (
+        select(F.c.digest, blobs.c.size)
+        .join(blobs, and_(blobs.c.digest == F.c.digest, blobs.c.corrupt_at.is_(None)))
+        .where(F.c.version_id == version_id, ~scanned.exists())
+    )
+
+
 class ScansStore:
     def __init__(self, session: Connection) -> None:
         self.s = session
@@ -67,26 +77,12 @@ class ScansStore:
 
     def unscanned(self, version_id: int, scanner: str) -> list[tuple[str, int]]:
         """(digest, size) of the version's stored, intact blobs ``scanner`` has not scanned."""
-        scanned = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.scanner == scanner)
-        rows = self.s.execute(
-            select(F.c.digest, blobs.c.size)
-            .join(blobs, and_(blobs.c.digest == F.c.digest, blobs.c.corrupt_at.is_(None)))
-            .where(F.c.version_id == version_id, ~scanned.exists())
-            .distinct()
-            .order_by(F.c.digest)
-        )
+        rows = self.s.execute(_unscanned(version_id, scanner).distinct().order_by(F.c.digest))
         return [(str(r.digest), int(r.size)) for r in rows]
 
     def any_unscanned(self, version_id: int, scanner: str) -> bool:
         """Whether ``unscanned`` would name at least one blob."""
-        scanned = select(B.c.digest).where(B.c.digest == F.c.digest, B.c.scanner == scanner)
-        query = (
-            select(F.c.digest)
-            .join(blobs, and_(blobs.c.digest == F.c.digest, blobs.c.corrupt_at.is_(None)))
-            .where(F.c.version_id == version_id, ~scanned.exists())
-            .limit(1)
-        )
-        return self.s.execute(query).first() is not None
+        return self.s.execute(_unscanned(version_id, scanner).limit(1)).first() is not None
 
     def files(self, version_id: int, scanner: str) -> list[Any]:
         """The version's files (path, size, digest) with ``scanner``'s result where there is
