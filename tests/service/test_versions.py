@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 
 import pytest
 
 from cairn.domain.digests import EMPTY_DIGEST
-from cairn.domain.models import Actor, FileEntry, Stage, VersionSpec, VersionStatus
+from cairn.domain.models import Actor, FileEntry, Page, Stage, VersionSpec, VersionStatus
 from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.service.registry import RegistryService
 
@@ -185,3 +186,49 @@ def test_empty_manifest_digest_is_stable(service: RegistryService, model: str) -
     a = service.create_version(ALICE, model)
     b = service.create_version(ALICE, model)
     assert a.digest == b.digest != EMPTY_DIGEST
+
+
+def test_versions_read_without_their_files(service: RegistryService, model: str) -> None:
+    """``files=False`` (MLflow's API, whose answers show no files): every way of reading a
+    version leaves its manifest out, and only that; by default the manifest is there."""
+    blob = b"weights"
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    files = tuple(FileEntry(f"shards/{i}.bin", len(blob), digest) for i in range(3))
+    spec = VersionSpec(files=files, tags={"k": "v"}, params={"lr": "0.1"}, metrics={"auc": 0.9})
+    service.create_version(ALICE, model, spec)
+    service.put_blob(ALICE, model, 1, digest, [blob])
+    service.set_alias(ALICE, model, "champion", 1)
+    written = {
+        "set tag": service.set_version_tag(ALICE, model, 1, "k", "v", files=False),
+        "update": service.update_version(ALICE, model, 1, description="d", files=False),
+        "stage": service.transition_stage(ALICE, model, 1, "Staging", files=False),
+    }
+    full = service.get_version(ALICE, model, 1)
+    assert full.status is VersionStatus.READY and full.files == files
+    for how, got in written.items():
+        assert got.files == () and got.digest == full.digest and got.size == full.size, how
+    brief = replace(full, files=())
+    read = {
+        "get": service.get_version(ALICE, model, 1, files=False),
+        "by number": service.resolve(ALICE, f"models:/{model}/1", files=False),
+        "by alias": service.resolve(ALICE, f"models:/{model}@champion", files=False),
+        "latest": service.resolve(ALICE, f"models:/{model}@latest", files=False),
+        "one model's search": service.search_versions(ALICE, f"name = '{model}'", files=False),
+        "search": service.search_versions(ALICE, "tags.k = 'v'", files=False),
+        "latest by stage": service.latest_versions_by_stage(ALICE, [model], files=False),
+    }
+    assert {how: _one(got) for how, got in read.items()} == dict.fromkeys(read, brief)
+    assert _one(service.search_versions(ALICE, f"name = '{model}'")) == full
+    assert _one(service.search_versions(ALICE, "tags.k = 'v'")) == full
+    assert _one(service.latest_versions_by_stage(ALICE, [model])) == full
+
+
+def _one(found: object) -> object:
+    """The one version a read gave: itself, a page's, or MLflow's latest of one model."""
+    if isinstance(found, Page):
+        (version,) = found.items
+        return version
+    if isinstance(found, dict):
+        ((version,),) = found.values()
+        return version
+    return found

@@ -162,21 +162,32 @@ class VersionsService(ScansService):
         )
         return None if created is None else replace(made, version=created[1])
 
-    def get_version(self, actor: Actor, name: str, version: int | str) -> ModelVersion:
+    def get_version(
+        self, actor: Actor, name: str, version: int | str, *, files: bool = True
+    ) -> ModelVersion:
+        """The version; ``files=False`` leaves its manifest out (``files`` empty, ``size``
+        and ``digest`` still its own), as every method here with that flag: for callers
+        that do not show it (MLflow's API), to whom a version of many files then costs no
+        more than one of none."""
         names.validate_model_name(name)
         number = parse_version_number(version)
 
         def run(s: Tx) -> ModelVersion:
-            found = self._readable(actor, name, load_numbered_version(s, name, number))
-            if found is not None:  # else the way that says what is wrong
-                return found
+            hit = load_numbered_version(s, name, number, files=files)
+            if (found := self._readable(actor, name, hit)) is not None:
+                return found  # else the way that says what is wrong
             model = self._model(s, actor, name, Role.READ, "get_version")
-            return self._load(s, model.id, name, number)
+            return self._load(s, model.id, name, number, files=files)
 
         return self.db.read(run)
 
     def resolve(
-        self, actor: Actor, ref: ModelRef | str, *, as_of: datetime | None = None
+        self,
+        actor: Actor,
+        ref: ModelRef | str,
+        *,
+        as_of: datetime | None = None,
+        files: bool = True,
     ) -> ModelVersion:
         """The version a ``models:/`` URI names; aliases may be resolved as of a past time."""
         if isinstance(ref, str):
@@ -190,19 +201,19 @@ class VersionsService(ScansService):
             # no READ) takes the way below, which says what
             hit = None
             if ref.alias is not None and as_of is None:
-                hit = load_aliased_version(s, ref.name, ref.alias)
+                hit = load_aliased_version(s, ref.name, ref.alias, files=files)
             elif ref.version is not None:
-                hit = load_numbered_version(s, ref.name, ref.version)
+                hit = load_numbered_version(s, ref.name, ref.version, files=files)
             if made := self._readable(actor, ref.name, hit):
                 return made
             model = self._model(s, actor, ref.name, Role.READ, "resolve")
             if ref.version is not None:
-                return self._load(s, model.id, ref.name, ref.version)
+                return self._load(s, model.id, ref.name, ref.version, files=files)
             if ref.latest:
                 number = VersionStore(s).latest_ready(model.id)
                 if number is None:
                     raise NotFound(f"registered model {ref.name!r} has no READY version")
-                return self._load(s, model.id, ref.name, number)
+                return self._load(s, model.id, ref.name, number, files=files)
             assert ref.alias is not None
             aliases = AliasStore(s)
             if as_of is None:
@@ -214,7 +225,8 @@ class VersionsService(ScansService):
             if found is None:
                 when = "" if as_of is None else f" at {as_of.isoformat()}"
                 raise NotFound(f"registered model {ref.name!r} has no alias {ref.alias!r}{when}")
-            return self._load(s, model.id, ref.name, int(found), allow_deleted=as_of is not None)
+            deleted = as_of is not None
+            return self._load(s, model.id, ref.name, int(found), allow_deleted=deleted, files=files)
 
         return self.db.read(run)
 
@@ -226,6 +238,7 @@ class VersionsService(ScansService):
         *,
         description: str | None = None,
         semver: str | None = None,
+        files: bool = True,
     ) -> ModelVersion:
         names.validate_model_name(name)
         number = parse_version_number(version)
@@ -245,12 +258,19 @@ class VersionsService(ScansService):
             self._audit(
                 s, actor, "version.update", model=model, version=number, before=before, after=values
             )
-            return self._load(s, model.id, name, number)
+            return self._load(s, model.id, name, number, files=files)
 
         return self.db.write(run)
 
     def set_version_tag(
-        self, actor: Actor, name: str, version: int | str, key: str, value: str
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        key: str,
+        value: str,
+        *,
+        files: bool = True,
     ) -> ModelVersion:
         names.validate_model_name(name)
         number = parse_version_number(version)
@@ -265,12 +285,12 @@ class VersionsService(ScansService):
             self._audit(
                 s, actor, "version.tag.set", model=model, version=number, target=key, after=value
             )
-            return self._load(s, model.id, name, number)
+            return self._load(s, model.id, name, number, files=files)
 
         return self.db.write(run)
 
     def delete_version_tag(
-        self, actor: Actor, name: str, version: int | str, key: str
+        self, actor: Actor, name: str, version: int | str, key: str, *, files: bool = True
     ) -> ModelVersion:
         names.validate_model_name(name)
         number = parse_version_number(version)
@@ -284,7 +304,7 @@ class VersionsService(ScansService):
                 raise NotFound(f"version {number} of {name!r} has no tag {key!r}")
             store.update(row.id, self.clock())
             self._audit(s, actor, "version.tag.delete", model=model, version=number, target=key)
-            return self._load(s, model.id, name, number)
+            return self._load(s, model.id, name, number, files=files)
 
         return self.db.write(run)
 
@@ -296,6 +316,7 @@ class VersionsService(ScansService):
         stage: str | Stage,
         *,
         archive_existing_versions: bool = False,
+        files: bool = True,
     ) -> ModelVersion:
         """MLflow-style stage move; optionally archive the others in the target stage."""
         names.validate_model_name(name)
@@ -320,7 +341,7 @@ class VersionsService(ScansService):
             self._audit(
                 s, actor, "version.stage", model=model, version=number, before=before, after=after
             )
-            return self._load(s, model.id, name, number)
+            return self._load(s, model.id, name, number, files=files)
 
         return self.db.write(run)
 
@@ -411,6 +432,7 @@ class VersionsService(ScansService):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
+        files: bool = True,
     ) -> Page[ModelVersion]:
         expr = parse_filter(filter or "", "versions")
         order = parse_order_by(list(order_by or []), VERSION_ORDER_FIELDS)
@@ -425,8 +447,9 @@ class VersionsService(ScansService):
                 page_token=page_token,
                 include_deleted=include_deleted,
                 readable=actor.readable(),
+                files=files,
             )
-            return Page(versions_from_rows(s, rows), token)
+            return Page(versions_from_rows(s, rows, files=files), token)
 
         return self.db.read(run)
 
@@ -435,6 +458,8 @@ class VersionsService(ScansService):
         actor: Actor,
         model_names: Sequence[str],
         stages: Sequence[str | Stage] | None = None,
+        *,
+        files: bool = True,
     ) -> dict[str, list[ModelVersion]]:
         """The newest READY version in each stage (all stages, or ``stages``) of each model.
 
@@ -458,8 +483,10 @@ class VersionsService(ScansService):
                     for model_id, key in ModelStore(s).live_ids(keys)
                     if actor.allows(Role.READ, model_id, key)
                 ]
-            rows = VersionStore(s).latest_ready_by_stage(readable, [st.value for st in wanted])
-            found = {(names.name_key(v.name), v.stage): v for v in versions_from_rows(s, rows)}
+            stages = [st.value for st in wanted]
+            rows = VersionStore(s).latest_ready_by_stage(readable, stages, files=files)
+            latest = versions_from_rows(s, rows, files=files)
+            found = {(names.name_key(v.name), v.stage): v for v in latest}
             result: dict[str, list[ModelVersion]] = {}
             for key in keys:
                 latest = [found[(key, stage)] for stage in wanted if (key, stage) in found]
@@ -480,9 +507,15 @@ class VersionsService(ScansService):
 
     @staticmethod
     def _load(
-        s: Tx, model_id: int, name: str, number: int, *, allow_deleted: bool = False
+        s: Tx,
+        model_id: int,
+        name: str,
+        number: int,
+        *,
+        allow_deleted: bool = False,
+        files: bool = True,
     ) -> ModelVersion:
         row = VersionStore(s).find(model_id, number)
         if row is None or (row.deleted_at is not None and not allow_deleted):
             raise NotFound(f"version {number} of model {name!r} does not exist")
-        return load_versions(s, [row.id])[0]
+        return load_versions(s, [row.id], files=files)[0]

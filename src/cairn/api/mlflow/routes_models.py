@@ -33,8 +33,10 @@ MODELS_PAGE = 100  # MLflow's default max_results for registered models
 def models_with_latest(
     service: RegistryService, actor: Actor, models: Sequence[RegisteredModel]
 ) -> list[dict[str, Any]]:
-    """Registered models with ``latest_versions``, all fetched in one service call."""
-    latest = service.latest_versions_by_stage(actor, [m.name for m in models]) if models else {}
+    """Registered models with ``latest_versions``, all fetched in one service call (the
+    versions without their files, which MLflow's answers do not show)."""
+    names = [m.name for m in models]
+    latest = service.latest_versions_by_stage(actor, names, files=False) if models else {}
     return [model_json(m, latest.get(name_key(m.name), ())) for m in models]
 
 
@@ -101,7 +103,7 @@ def _latest_versions(p: Params, service: RegistryService, actor: Actor) -> JSONR
 
     def latest() -> list[ModelVersion]:
         model = service.get_model(actor, name)
-        found = service.latest_versions_by_stage(actor, [model.name], stages or None)
+        found = service.latest_versions_by_stage(actor, [model.name], stages or None, files=False)
         return found.get(name_key(model.name), [])
 
     versions = service.read_together(latest)
@@ -162,7 +164,7 @@ async def get_model_version_by_alias(p: Body, service: Service, actor: Caller) -
 
     def find() -> ModelVersion:
         try:
-            return service.resolve(actor, ref)
+            return service.resolve(actor, ref, files=False)
         except NotFound:
             service.get_model(actor, name)  # a missing model stays a 404
             if latest:

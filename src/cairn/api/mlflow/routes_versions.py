@@ -2,7 +2,8 @@
 
 ``source`` is stored verbatim as opaque text: Cairn never reads, lists or fetches it (the
 root of most of MLflow's CVEs). ``model_id`` is accepted and ignored, as OSS MLflow does;
-MLflow 3's ``models:/m-…`` sources register like any other text.
+MLflow 3's ``models:/m-…`` sources register like any other text. MLflow's answers show no
+version's files, so the versions are read without them (``files=False``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def create_model_version(p: Body, service: Service, actor: Caller) -> JSON
 @router.patch("/model-versions/update")
 def update_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
     version = service.update_version(
-        actor, p.required("name"), p.version(), description=p.text("description")
+        actor, p.required("name"), p.version(), description=p.text("description"), files=False
     )
     return json({"model_version": version_json(version)})
 
@@ -56,6 +57,7 @@ def transition_model_version_stage(p: Body, service: Service, actor: Caller) -> 
         p.version(),
         p.required("stage"),
         archive_existing_versions=p.flag("archive_existing_versions"),
+        files=False,
     )
     return json({"model_version": version_json(version)})
 
@@ -68,7 +70,7 @@ def delete_model_version(p: Body, service: Service, actor: Caller) -> JSONRespon
 
 @router.get("/model-versions/get")
 def get_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    version = service.get_version(actor, p.required("name"), p.version())
+    version = service.get_version(actor, p.required("name"), p.version(), files=False)
     return json({"model_version": version_json(version)})
 
 
@@ -80,7 +82,7 @@ async def search_model_versions(p: Body, service: Service, actor: Caller) -> JSO
     page = await brief(
         service,
         lambda: service.search_versions(
-            actor, flt, order_by=order_by, max_results=size, page_token=token
+            actor, flt, order_by=order_by, max_results=size, page_token=token, files=False
         ),
         inline=service.searches_one_model(flt),
     )
@@ -104,7 +106,7 @@ def get_model_version_download_uri(
 def set_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, version = p.required("name"), p.version()
     key, value = p.required("key"), p.required("value", allow_empty=True)
-    service.set_version_tag(actor, name, version, key, value)
+    service.set_version_tag(actor, name, version, key, value, files=False)
     return json({})
 
 
@@ -112,7 +114,7 @@ def set_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONRespo
 def delete_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, version, key = p.required("name"), p.version(), p.required("key")
     try:
-        service.delete_version_tag(actor, name, version, key)
-    except NotFound:
-        service.get_version(actor, name, version)  # as in MLflow, an absent tag is no error
+        service.delete_version_tag(actor, name, version, key, files=False)
+    except NotFound:  # as in MLflow, an absent tag is no error; an absent version is
+        service.get_version(actor, name, version, files=False)
     return json({})

@@ -3,7 +3,7 @@
 Loading N versions or models costs two statements whatever N is (rows, then all their
 child rows): no N+1. On PostgreSQL a version, a search's page of versions and MLflow's
 latest versions come with their child rows in one statement (``whole.py``); their rows
-are read here too.
+are read here too. Every loader can leave the versions' files out (``files=False``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from cairn.store.metadata.schema import (
     version_params,
     version_tags,
 )
-from cairn.store.metadata.whole import whole
+from cairn.store.metadata.whole import WITH_FILES, whole
 
 V = model_versions
 M = registered_models
@@ -205,7 +205,7 @@ _VERSION_CHILDREN = Prepared(
             _NO_FLOAT,
             version_files.c.size,
             version_files.c.path,
-        ).where(version_files.c.version_id.in_(_IDS)),
+        ).where(version_files.c.version_id.in_(_IDS), WITH_FILES),
     ).order_by("kind", "owner", "sort")
 )
 
@@ -247,44 +247,50 @@ _ALIASED_ROW = _row_of(*_ALIASED_WHERE)
 _NUMBERED_ROW = _row_of(*_NUMBERED_WHERE)
 
 
-def load_versions(session: Connection, version_ids: Sequence[int]) -> list[ModelVersion]:
+def load_versions(
+    session: Connection, version_ids: Sequence[int], *, files: bool = True
+) -> list[ModelVersion]:
     """ModelVersion values for ``version_ids``, in that order (two statements; one for a
-    single version on PostgreSQL)."""
+    single version on PostgreSQL); without their files (``files`` empty) unless
+    ``files``, as every loader here."""
     if not version_ids:
         return []
     if len(version_ids) == 1 and session.dialect.name == "postgresql":
-        whole = _WHOLE_BY_ID.first(session, {"version_id": version_ids[0]})
+        params = {"version_id": version_ids[0], "with_files": files}
+        whole = _WHOLE_BY_ID.first(session, params)
         return [] if whole is None else [version_of_whole(whole)]
     rows = {r.id: r for r in _VERSION_ROWS.all(session, {"ids": list(version_ids)})}
-    return _assemble(session, rows, version_ids)
+    return _assemble(session, rows, version_ids, files)
 
 
-def versions_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[ModelVersion]:
+def versions_from_rows(
+    session: Connection, found: Sequence[Row[Any]], *, files: bool = True
+) -> list[ModelVersion]:
     """ModelVersion values for version rows at hand, each with its ``model_name`` (a
     search's page), in their order: their child rows in one statement, unless the rows
-    carry them (``whole.page``)."""
+    carry them (``whole.page``, whose own ``with_files`` said whether files came)."""
     if not found:
         return []
     if "tag_keys" in found[0]._fields:  # whole.page: the children came with the rows
         return [version_of_whole(r) for r in found]
-    return _assemble(session, {int(r.id): r for r in found}, [int(r.id) for r in found])
+    return _assemble(session, {int(r.id): r for r in found}, [int(r.id) for r in found], files)
 
 
 def load_aliased_version(
-    session: Connection, name: str, alias: str
+    session: Connection, name: str, alias: str, *, files: bool = True
 ) -> tuple[int, ModelVersion] | None:
     """(model id, version): the live version the live model ``name``'s ``alias`` points
     at (PostgreSQL: one statement; SQLite: two)."""
-    params = {"name_key": name_key(name), "alias_key": alias_key(alias)}
+    params = {"name_key": name_key(name), "alias_key": alias_key(alias), "with_files": files}
     return _load_live(session, _ALIASED_WHOLE, _ALIASED_ROW, params)
 
 
 def load_numbered_version(
-    session: Connection, name: str, number: int
+    session: Connection, name: str, number: int, *, files: bool = True
 ) -> tuple[int, ModelVersion] | None:
     """(model id, version): the live version ``number`` of the live model ``name``
     (PostgreSQL: one statement; SQLite: two)."""
-    params = {"name_key": name_key(name), "number": number}
+    params = {"name_key": name_key(name), "number": number, "with_files": files}
     return _load_live(session, _NUMBERED_WHOLE, _NUMBERED_ROW, params)
 
 
@@ -297,15 +303,15 @@ def _load_live(
     row = rows.first(session, params)
     if row is None:
         return None
-    return int(row.model_id), _assemble(session, {row.id: row}, [row.id])[0]
+    return int(row.model_id), _assemble(session, {row.id: row}, [row.id], params["with_files"])[0]
 
 
 def _assemble(
-    session: Connection, rows: dict[int, Row[Any]], version_ids: Sequence[int]
+    session: Connection, rows: dict[int, Row[Any]], version_ids: Sequence[int], with_files: bool
 ) -> list[ModelVersion]:
-    """The versions of ``rows`` with their child rows (one statement), in ``version_ids``
-    order."""
-    params = {"ids": list(rows)}
+    """The versions of ``rows`` with their child rows (one statement; files only if
+    ``with_files``), in ``version_ids`` order."""
+    params = {"ids": list(rows), "with_files": with_files}
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     vparams: dict[int, dict[str, str]] = defaultdict(dict)
     metrics: dict[int, dict[str, float]] = defaultdict(dict)

@@ -70,10 +70,11 @@ def search_versions_page(
     model_id: int | None = None,
     include_deleted: bool = False,
     readable: ReadFilter | None = None,
+    files: bool = True,
 ) -> tuple[list[Row[Any]], str | None]:
     """The rows of the model versions matching ``expr`` (each with its ``model_name``), one
     page, in order, and the next page's token (``loaders.versions_from_rows`` makes them
-    values).
+    values, with their files if ``files``).
 
     Versions that are deleted, or whose model is deleted, are left out unless
     ``include_deleted``; ``model_id`` keeps to one model's versions. An empty
@@ -92,6 +93,7 @@ def search_versions_page(
         model_id=model_id,
         include_deleted=include_deleted,
         readable=readable,
+        files=files,
     )
 
 
@@ -170,6 +172,7 @@ def _page(
     model_id: int | None,
     include_deleted: bool,
     readable: ReadFilter | None,
+    files: bool = False,
 ) -> tuple[list[Row[Any]], str | None]:
     if (
         not isinstance(max_results, int)
@@ -192,6 +195,7 @@ def _page(
         **{f"k{i}": v for i, v in enumerate(after)},
         "limit": max_results + 1,
         "drive_limit": search_drive.DRIVE_LIMIT,
+        "with_files": files,
     }
 
     def rows_from(start: search_drive.Start) -> list[Row[Any]]:

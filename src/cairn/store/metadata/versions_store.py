@@ -217,16 +217,17 @@ class VersionStore:
         return list(self.s.execute(select(V).where(PENDING_ROWS, V.c.created_at < cut)))
 
     def latest_ready_by_stage(
-        self, key_names: Sequence[str], stages: Sequence[str]
+        self, key_names: Sequence[str], stages: Sequence[str], *, files: bool = True
     ) -> list[Row[Any]]:
         """Rows (with ``model_name``) of the newest READY live version per (model, stage)
         for live models whose name keys are ``key_names``: one query, one row per pair
-        that exists."""
+        that exists (on PostgreSQL with their child rows, files only if ``files``)."""
         if not key_names or not stages:
             return []
         query = _LATEST_BY_STAGE_PG if self.s.dialect.name == "postgresql" else _LATEST_BY_STAGE
         wanted = set(stages)
-        return [r for r in query.all(self.s, {"keys": list(key_names)}) if r.stage in wanted]
+        params = {"keys": list(key_names), "with_files": files}
+        return [r for r in query.all(self.s, params) if r.stage in wanted]
 
     def latest_ready(self, model_id: int) -> int | None:
         value = _NEWEST_READY.scalar(self.s, {"model_id": model_id})

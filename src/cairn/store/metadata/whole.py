@@ -8,6 +8,11 @@ a search's page of versions; and a search's page of models with its tags and ali
 (``loaders`` turns their rows into values). SQLite, which
 answers in-process, loads the child rows with a second statement instead (its arrays
 would be JSON, whose floats are not exact).
+
+A version's files are read only when the statement's ``with_files`` parameter is true
+(``WITH_FILES``): one statement serves the readers that show a version's manifest and
+those that do not (MLflow's API), for which a version of thousands of files then costs
+no more than one of none.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import Boolean, and_, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by, psycopg
 
 from cairn.store.metadata.schema import (
@@ -31,6 +36,7 @@ from cairn.store.metadata.schema import (
 
 V = model_versions
 M = registered_models
+WITH_FILES: Any = bindparam("with_files", type_=Boolean)
 
 
 def _sorted_arrays(table: Any, name: str, *columns: str, owner: Any, order: str) -> Any:
@@ -65,19 +71,24 @@ _MODEL_ARRAYS = (
 )
 
 
-def _owned_by(table: Any, versions: Any) -> Any:
+def _owned_by(table: Any, versions: Any, files: Any) -> Any:
     if table is aliases:
         return and_(
             aliases.c.model_id == versions.c.model_id, aliases.c.version == versions.c.version
         )
-    return table.c.version_id == versions.c.id
+    owned = table.c.version_id == versions.c.id
+    return and_(owned, files) if table is version_files else owned
 
 
-def _with_children(columns: Sequence[Any], source: Any, versions: Any) -> Any:
+def _with_children(
+    columns: Sequence[Any], source: Any, versions: Any, files: Any = WITH_FILES
+) -> Any:
     """The version rows ``columns`` from ``source`` (``versions``, the table or a page of
     it, and what is joined to it) with each version's child rows as sorted arrays beside
-    them."""
-    return _with_arrays(columns, source, _CHILD_ARRAYS, lambda table: _owned_by(table, versions))
+    them; its files only where ``files`` (a parameter by default) is true."""
+    return _with_arrays(
+        columns, source, _CHILD_ARRAYS, lambda table: _owned_by(table, versions, files)
+    )
 
 
 def _with_arrays(columns: Sequence[Any], source: Any, children: Any, owner: Any) -> Any:
@@ -92,18 +103,20 @@ def _with_arrays(columns: Sequence[Any], source: Any, children: Any, owner: Any)
     return select(*columns, *arrays).select_from(source)
 
 
-def whole(*where: Any) -> Any:
+def whole(*where: Any, files: Any = WITH_FILES) -> Any:
     """The versions ``where`` selects, each with its ``model_name`` and its child rows as
-    arrays."""
+    arrays (its files where ``files``)."""
     source = V.join(M, M.c.id == V.c.model_id)
-    return _with_children([V, M.c.name.label("model_name")], source, V).where(*where)
+    return _with_children([V, M.c.name.label("model_name")], source, V, files).where(*where)
 
 
 def whole_sql(*where: Any) -> str:
     """``whole(*where)`` as PostgreSQL text for psycopg, to embed in a statement of
-    ``one_trip``'s (``where`` may name that statement's CTEs, as ``literal_column``)."""
+    ``one_trip``'s (``where`` may name that statement's CTEs, as ``literal_column``), its
+    files always read."""
     dialect = psycopg.dialect()  # type: ignore[no-untyped-call]
-    compiled = whole(*where).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    statement = whole(*where, files=true())
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     sql = str(compiled)
     assert "%" not in sql and not compiled.params, "whole_sql: no parameters, no percent"
     return sql
@@ -119,6 +132,6 @@ def model_page(rows: Any, order_by: Sequence[Any], *more: Any) -> Any:
 
 def page(rows: Any, order_by: Sequence[Any]) -> Any:
     """A search's page ``rows`` (a subquery of version rows with ``model_name``) with each
-    version's child rows as arrays, in ``order_by``: the page and its children in one
-    statement (``loaders.versions_from_rows`` reads its rows)."""
+    version's child rows as arrays (its files if ``with_files``), in ``order_by``: the page
+    and its children in one statement (``loaders.versions_from_rows`` reads its rows)."""
     return _with_children([rows], rows, rows).order_by(*order_by)
