@@ -12,6 +12,7 @@ import pytest
 from cairn.client import cache as blob_cache
 from cairn.client import transfer
 from cairn.client.base import BaseClient
+from cairn.client.cache import BlobCache
 from cairn.client.transfer import DigestCache, scan
 from cairn.domain.models import VersionStatus
 from cairn.errors import DataCorrupted, InvalidParameter, Unavailable
@@ -112,21 +113,28 @@ def test_a_verified_cached_blob_is_not_hashed_again(
     client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its stamp (the identity it had when verified) still matches; an unstamped blob (an
-    older cache) is hashed once, then stamped."""
-    src = write_tree(tmp_path / "src", {"w": b"weights" * 100})
+    older cache) is hashed once, then stamped. A blob smaller than ``STAMPED`` gets no
+    stamp and is hashed each time, which costs less than writing a stamp."""
+    big, small = b"weights" * 10_000, b"vocab"
+    assert len(small) < BlobCache.STAMPED <= len(big)
+    src = write_tree(tmp_path / "src", {"w": big, "v": small})
     client.create_model("m")
     client.push(src, name="m")
     client.pull("models:/m/1", tmp_path / "a", cache_dir=cache)
-    hashed: list[Path] = []
+    assert len(list(cache.rglob("*.verified"))) == 1
+    hashed: list[int] = []
     real = blob_cache.sha256_file
-    monkeypatch.setattr(blob_cache, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    monkeypatch.setattr(
+        blob_cache, "sha256_file", lambda p, *a: hashed.append(p.stat().st_size) or real(p, *a)
+    )
     client.pull("models:/m/1", tmp_path / "b", cache_dir=cache)
-    assert hashed == []
+    assert hashed == [len(small)]
     for stamp in cache.rglob("*.verified"):
         stamp.unlink()
+    hashed.clear()
     client.pull("models:/m/1", tmp_path / "c", cache_dir=cache)
     client.pull("models:/m/1", tmp_path / "d", cache_dir=cache)
-    assert len(hashed) == 1
+    assert sorted(hashed) == [len(small), len(small), len(big)]
     assert client.last_transfer is not None and client.last_transfer.transferred_bytes == 0
 
 
@@ -353,3 +361,21 @@ def test_a_corrupt_digest_cache_is_an_empty_one(tmp_path: Path, counted_hashes: 
     }
     scan(src, digests=settled_cache(tmp_path / "c"))  # and it was rewritten, whole
     assert len(counted_hashes) == len(FILES)
+
+
+@pytest.mark.parametrize("size", [0, 10, transfer.CHUNK, 3 * transfer.CHUNK + 5])
+def test_receive_hashes_and_writes_every_batch(tmp_path: Path, size: int) -> None:
+    """One batch is hashed and copied in place, more by the helper threads: either way
+    the file, its copy and the digest get every byte, in order."""
+    data = os.urandom(size)
+    chunks = [data[i : i + 65536] for i in range(0, size, 65536)]
+    target, copy = tmp_path / "target", tmp_path / "copy"
+    fds = [os.open(p, os.O_WRONLY | os.O_CREAT) for p in (target, copy)]
+    hasher = hashlib.sha256()
+    try:
+        blob_cache._receive(fds[0], chunks, hasher, None, fds[1:])
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert hasher.digest() == hashlib.sha256(data).digest()
+    assert target.read_bytes() == data and copy.read_bytes() == data

@@ -508,7 +508,8 @@ class BaseClient(abc.ABC):
         out = Path(out_dir) if out_dir is not None else Path(f"{version.name}-v{version.version}")
         cache = BlobCache(Path(cache_dir) if cache_dir is not None else None)
         unique = list({f.digest: f for f in version.files}.values())
-        missing = [f for f in unique if not cache.has(f)]
+        present = {f.digest for f in unique if cache.has(f)}
+        missing = [f for f in unique if f.digest not in present]
         placements: dict[str, list[Placement]] = defaultdict(list)
         for entry in version.files:  # every path is checked before anything moves
             placements[entry.digest].append(Placement(out, entry.path))
@@ -525,6 +526,7 @@ class BaseClient(abc.ABC):
                 lambda start: self._fetch(version.name, version.version, entry.path, start),
                 progress,
                 () if share else mine,  # elsewhere: written as it arrives, not copied after
+                checked=entry.digest in present,
             )
             if share:
                 mine[0].link_from(cached)  # copied below if it could not be linked
