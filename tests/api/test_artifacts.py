@@ -12,6 +12,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from cairn.api.v1.artifacts import INLINE_BYTES
+
 
 def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -181,22 +183,26 @@ def test_resumable_upload(api: TestClient) -> None:
     assert api.get("/api/v1/models/m/versions/1/files/big").content == data
 
 
+@pytest.mark.parametrize("size", [70_000, INLINE_BYTES + 1])
 def test_corrupt_blob_is_caught_by_download_and_verify(
-    api: TestClient, app: Any, blob_root: Path, live_server: str
+    api: TestClient, app: Any, blob_root: Path, live_server: str, size: int
 ) -> None:
-    push(api, {"w.bin": b"A" * 70_000})
+    push(api, {"w.bin": b"A" * size})
     [path] = [p for p in blob_root.rglob("*") if p.is_file() and "blobs" in p.parts]
     raw = bytearray(path.read_bytes())
     raw[100] ^= 0xFF
     path.chmod(0o644)
     path.write_bytes(bytes(raw))
-    # over real HTTP the stream is cut before its last chunk: the client sees an error,
-    # never a complete response with bad bytes
-    with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(
-            f"{live_server}/api/v1/models/m/versions/1/files/w.bin",
-            headers={"Authorization": api.headers["Authorization"]},
-        )
+    url = f"{live_server}/api/v1/models/m/versions/1/files/w.bin"
+    auth = {"Authorization": api.headers["Authorization"]}
+    if size > INLINE_BYTES:
+        # over real HTTP a streamed file is cut before its last chunk: the client sees an
+        # error, never a complete response with bad bytes
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(url, headers=auth)
+    else:  # a small file is read whole before its answer starts: an error, and no bytes
+        r = httpx.get(url, headers=auth)
+        assert r.status_code == 500 and r.json()["error_code"] == "DATA_LOSS"
     # marked corrupt: the next request fails before sending a byte
     r = api.get("/api/v1/models/m/versions/1/files/w.bin")
     assert r.status_code == 500 and r.json()["error_code"] == "DATA_LOSS"

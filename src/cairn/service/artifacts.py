@@ -161,17 +161,23 @@ class ArtifactsService(ScansService):
         MANAGE; every read that passes that way is audited.
         """
         validate_file_path(path)
-        row = self._version_row(actor, name, version, Role.READ, "download")
-        if row.status != VersionStatus.READY.value:
-            raise InvalidParameter(f"version {row.version} of {name!r} is {row.status}, not READY")
 
-        def lookup(s: Tx) -> tuple[Any, Any, str | None]:
-            index = BlobIndexStore(s)
-            entry = index.file(row.id, path)
-            blob = None if entry is None else index.find(entry.digest)
-            return entry, blob, self._quarantine(s, row.model_id, row)
+        def locate() -> tuple[Any, Any, Any, str | None]:  # one read transaction
+            row = self._version_row(actor, name, version, Role.READ, "download")
+            if row.status != VersionStatus.READY.value:
+                raise InvalidParameter(
+                    f"version {row.version} of {name!r} is {row.status}, not READY"
+                )
 
-        entry, blob, quarantined = self.db.read(lookup)
+            def lookup(s: Tx) -> tuple[Any, Any, Any, str | None]:
+                index = BlobIndexStore(s)
+                entry = index.file(row.id, path)
+                blob = None if entry is None else index.find(entry.digest)
+                return row, entry, blob, self._quarantine(s, row.model_id, row)
+
+            return self.db.read(lookup)
+
+        row, entry, blob, quarantined = self.db.read_together(locate)
         if entry is None:
             raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
         if quarantined is not None:  # bytes flow unless a range of none was asked for
