@@ -19,16 +19,20 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 from regbench import auth
 from transfer_contenders import CAIRN_BIN
 from transfer_procs import Server, free_port, start_server
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+READS = 20
+MLFLOW = "/api/2.0/mlflow"
 
 
 def _start(work: Path, backend_uri: str | None) -> Server:
@@ -50,7 +54,34 @@ def _make_tree(root: Path, count: int, size: int) -> None:
         (folder / f"f{i:06d}.bin").write_bytes(os.urandom(size))
 
 
-def _measure(work: Path, count: int, size: int, backend_uri: str | None) -> tuple[float, float]:
+def _time_reads(base_url: str, version: int) -> list[float]:
+    """Median ms of each read of version ``version`` of model ``many`` (``main``'s columns)."""
+    reads = [
+        ("GET", f"{MLFLOW}/model-versions/get", {"name": "many", "version": str(version)}),
+        ("GET", f"{MLFLOW}/registered-models/search", {"filter": "name = 'many'"}),
+        ("POST", f"{MLFLOW}/registered-models/get-latest-versions", {"name": "many"}),
+        ("GET", f"/api/v1/models/many/versions/{version}", {}),
+    ]
+    headers = {"Authorization": f"Bearer {auth.BENCH_TOKEN}"}
+    medians = []
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as http:
+        for method, path, args in reads:
+            times = []
+            for _ in range(READS):
+                t0 = time.perf_counter()
+                if method == "GET":
+                    response = http.get(path, params=args)
+                else:
+                    response = http.post(path, json=args)
+                times.append(time.perf_counter() - t0)
+                response.raise_for_status()
+            medians.append(statistics.median(times) * 1e3)
+    return medians
+
+
+def _measure(
+    work: Path, count: int, size: int, backend_uri: str | None
+) -> tuple[float, float, list[float]]:
     import cairn
 
     src = work / "src"
@@ -68,9 +99,10 @@ def _measure(work: Path, count: int, size: int, backend_uri: str | None) -> tupl
         client.pull(f"models:/many/{version.version}", work / "out", cache_dir=work / "cache")
         pull_s = time.perf_counter() - t0
         client.close()
+        reads = _time_reads(server.base_url, version.version)
     finally:
         server.stop()
-    return push_s, pull_s
+    return push_s, pull_s, reads
 
 
 def main() -> None:
@@ -79,8 +111,12 @@ def main() -> None:
     p.add_argument("--size", type=int, default=10_000, help="bytes per file")
     p.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     a = p.parse_args()
-    print("| files | push s | push ms per file | pull s | pull ms per file |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| files | push s | push ms per file | pull s | pull ms per file "
+        "| MLflow get version ms | MLflow search models ms | MLflow latest versions ms "
+        "| native get version ms |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count in (int(c) for c in a.files.split(",")):
         work = Path(tempfile.mkdtemp(prefix="cairn-many-files-"))
         database = f"cairn_many_files_{os.getpid()}"
@@ -90,7 +126,7 @@ def main() -> None:
                 conn.execute(f"CREATE DATABASE {database}")
             backend_uri = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
         try:
-            push_s, pull_s = _measure(work, count, a.size, backend_uri)
+            push_s, pull_s, reads = _measure(work, count, a.size, backend_uri)
         finally:
             shutil.rmtree(work, ignore_errors=True)
             if backend_uri is not None:
@@ -98,7 +134,7 @@ def main() -> None:
                     conn.execute(f"DROP DATABASE IF EXISTS {database}")
         print(
             f"| {count:,} | {push_s:.1f} | {push_s / count * 1e3:.1f} | {pull_s:.1f} "
-            f"| {pull_s / count * 1e3:.1f} |",
+            f"| {pull_s / count * 1e3:.1f} | " + " | ".join(f"{ms:.1f}" for ms in reads) + " |",
             flush=True,
         )
 
