@@ -142,3 +142,22 @@ def test_reads_together_run_again_as_a_whole_on_a_new_connection(pg: Database) -
 
     a, b = pg.read_together(both)
     assert a == b != first and len(seen) == 2
+
+
+def _setting(name: str) -> object:
+    return lambda s: s.execute(text(f"SHOW {name}")).scalar_one()
+
+
+def test_connections_price_random_reads_as_memory_or_ssd(postgres_url: str) -> None:
+    """Cairn's connections set ``random_page_cost=1.1``; a URL's own ``options`` win."""
+    pg = Database(postgres_url)
+    try:
+        assert pg.read(_setting("random_page_cost")) == "1.1"
+    finally:
+        pg.dispose()
+    joiner = "&" if "?" in postgres_url else "?"
+    own = Database(f"{postgres_url}{joiner}options=-c%20random_page_cost%3D2")
+    try:
+        assert own.read(_setting("random_page_cost")) == "2"
+    finally:
+        own.dispose()
