@@ -17,7 +17,15 @@ from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.audit import AuditEvent
 from cairn.domain.models import FileEntry, VersionSpec
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied
-from cairn.service import aliases, artifacts, maintenance, models, portability, versions
+from cairn.service import (
+    aliases,
+    artifacts,
+    maintenance,
+    models,
+    portability,
+    version_reads,
+    versions,
+)
 from cairn.service.registry import RegistryService
 from cairn.store.metadata.audit_store import GENESIS, AuditStore, event_hash
 from cairn.store.metadata.clock import to_datetime
@@ -451,6 +459,7 @@ def test_every_use_case_is_classified() -> None:
     mixins = (
         models.ModelsService,
         versions.VersionsService,
+        version_reads.VersionReadsService,
         aliases.AliasesService,
         artifacts.ArtifactsService,
         maintenance.MaintenanceService,

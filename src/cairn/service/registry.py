@@ -1,8 +1,8 @@
 """``RegistryService``: the one entry point the API, UI, MLflow layer and local client call.
 
 Each public method is one transaction (``Database.write``/``read``); the use cases live
-in ``models``, ``versions``, ``aliases``, ``artifacts``, ``maintenance`` and
-``portability`` (importers) beside this module.
+in ``models``, ``versions`` (changes) and ``version_reads``, ``aliases``, ``artifacts``,
+``maintenance`` and ``portability`` (importers) beside this module.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Use cases on model versions: create, read, update, stages, delete and restore."""
+"""Use cases that change model versions: create, update, tags, stages, delete and restore
+(reading them: ``version_reads``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace
@@ -10,32 +10,26 @@ from types import SimpleNamespace
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.digests import NO_FILES, manifest_digest
-from cairn.domain.filters import names_one_model, parse_filter, parse_order_by
-from cairn.domain.models import Actor, ModelVersion, Page, Stage, VersionSpec, VersionStatus
+from cairn.domain.models import Actor, ModelVersion, Stage, VersionSpec, VersionStatus
 from cairn.domain.paths import validate_manifest
-from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
-from cairn.errors import InvalidFilter, InvalidParameter, NotFound, PayloadTooLarge
+from cairn.domain.uris import parse_version_number
+from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.base import authorize, no_such_model
 from cairn.service.scans import ScansService
-from cairn.service.validation import clean_page_size, clean_spec, clean_tags, fingerprint
+from cairn.service.validation import clean_spec, clean_tags, fingerprint
+from cairn.service.version_reads import VersionReadsService
 from cairn.store.metadata import one_trip
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.audit_store import event_template, new_event
 from cairn.store.metadata.blob_index_store import BlobIndexStore
-from cairn.store.metadata.clock import from_datetime, to_datetime
+from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.idempotency_store import IdempotencyStore
 from cairn.store.metadata.loaders import (
-    load_aliased_version,
-    load_numbered_version,
     load_versions,
-    versions_from_rows,
 )
 from cairn.store.metadata.models_store import ModelStore
-from cairn.store.metadata.search import search_versions_page
 from cairn.store.metadata.versions_store import VersionStore
-
-VERSION_ORDER_FIELDS = {"name", "version", "created_at", "updated_at"}
 
 
 def _new_version(
@@ -71,7 +65,7 @@ def _created(made: ModelVersion) -> dict[str, object]:
     return {"status": made.status.value, "files": len(made.files), "digest": made.digest}
 
 
-class VersionsService(ScansService):
+class VersionsService(VersionReadsService, ScansService):
     def create_version(
         self,
         actor: Actor,
@@ -161,74 +155,6 @@ class VersionsService(ScansService):
             audit=template,
         )
         return None if created is None else replace(made, version=created[1])
-
-    def get_version(
-        self, actor: Actor, name: str, version: int | str, *, files: bool = True
-    ) -> ModelVersion:
-        """The version; ``files=False`` leaves its manifest out (``files`` empty, ``size``
-        and ``digest`` still its own), as every method here with that flag: for callers
-        that do not show it (MLflow's API), to whom a version of many files then costs no
-        more than one of none."""
-        names.validate_model_name(name)
-        number = parse_version_number(version)
-
-        def run(s: Tx) -> ModelVersion:
-            hit = load_numbered_version(s, name, number, files=files)
-            if (found := self._readable(actor, name, hit)) is not None:
-                return found  # else the way that says what is wrong
-            model = self._model(s, actor, name, Role.READ, "get_version")
-            return self._load(s, model.id, name, number, files=files)
-
-        return self.db.read(run)
-
-    def resolve(
-        self,
-        actor: Actor,
-        ref: ModelRef | str,
-        *,
-        as_of: datetime | None = None,
-        files: bool = True,
-    ) -> ModelVersion:
-        """The version a ``models:/`` URI names; aliases may be resolved as of a past time."""
-        if isinstance(ref, str):
-            ref = parse_model_uri(ref)
-        if as_of is not None and ref.alias is None:
-            raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
-
-        def run(s: Tx) -> ModelVersion:
-            # the hot paths: the version in one statement (two on SQLite), then the
-            # caller's READ on its model; anything else (no such model, alias or version,
-            # no READ) takes the way below, which says what
-            hit = None
-            if ref.alias is not None and as_of is None:
-                hit = load_aliased_version(s, ref.name, ref.alias, files=files)
-            elif ref.version is not None:
-                hit = load_numbered_version(s, ref.name, ref.version, files=files)
-            if made := self._readable(actor, ref.name, hit):
-                return made
-            model = self._model(s, actor, ref.name, Role.READ, "resolve")
-            if ref.version is not None:
-                return self._load(s, model.id, ref.name, ref.version, files=files)
-            if ref.latest:
-                number = VersionStore(s).latest_ready(model.id)
-                if number is None:
-                    raise NotFound(f"registered model {ref.name!r} has no READY version")
-                return self._load(s, model.id, ref.name, number, files=files)
-            assert ref.alias is not None
-            aliases = AliasStore(s)
-            if as_of is None:
-                row = aliases.find(model.id, ref.alias)
-                found = None if row is None else int(row.version)
-            else:
-                event = aliases.as_of(model.id, ref.alias, from_datetime(as_of))
-                found = None if event is None else event.to_version
-            if found is None:
-                when = "" if as_of is None else f" at {as_of.isoformat()}"
-                raise NotFound(f"registered model {ref.name!r} has no alias {ref.alias!r}{when}")
-            deleted = as_of is not None
-            return self._load(s, model.id, ref.name, int(found), allow_deleted=deleted, files=files)
-
-        return self.db.read(run)
 
     def update_version(
         self,
@@ -384,138 +310,3 @@ class VersionsService(ScansService):
             return self._load(s, model.id, name, number)
 
         return self.db.write(run)
-
-    def list_versions(
-        self,
-        actor: Actor,
-        name: str,
-        *,
-        order_by: Sequence[str] | None = None,
-        max_results: int | None = None,
-        page_token: str | None = None,
-        include_deleted: bool = False,
-    ) -> Page[ModelVersion]:
-        names.validate_model_name(name)
-        order = parse_order_by(list(order_by or ["version DESC"]), VERSION_ORDER_FIELDS)
-        size = clean_page_size(max_results, self.limits.default_page)
-
-        def run(s: Tx) -> Page[ModelVersion]:
-            model = self._model(s, actor, name, Role.READ, "list_versions")
-            rows, token = search_versions_page(
-                s,
-                expr=None,
-                order_by=order,
-                max_results=size,
-                page_token=page_token,
-                model_id=model.id,
-                include_deleted=include_deleted,
-            )
-            return Page(versions_from_rows(s, rows), token)
-
-        return self.db.read(run)
-
-    def searches_one_model(self, filter: str | None) -> bool:
-        """Whether a version search with this filter keeps to one model (``name = '…'`` at
-        its top level), so that its cost is bounded by that model's versions. A malformed
-        filter says False: the search itself reports it."""
-        try:
-            return names_one_model(parse_filter(filter or "", "versions"))
-        except InvalidFilter:
-            return False
-
-    def search_versions(
-        self,
-        actor: Actor,
-        filter: str | None = None,
-        *,
-        order_by: Sequence[str] | None = None,
-        max_results: int | None = None,
-        page_token: str | None = None,
-        include_deleted: bool = False,
-        files: bool = True,
-    ) -> Page[ModelVersion]:
-        expr = parse_filter(filter or "", "versions")
-        order = parse_order_by(list(order_by or []), VERSION_ORDER_FIELDS)
-        size = clean_page_size(max_results, self.limits.default_page)
-
-        def run(s: Tx) -> Page[ModelVersion]:
-            rows, token = search_versions_page(
-                s,
-                expr=expr,
-                order_by=order,
-                max_results=size,
-                page_token=page_token,
-                include_deleted=include_deleted,
-                readable=actor.readable(),
-                files=files,
-            )
-            return Page(versions_from_rows(s, rows, files=files), token)
-
-        return self.db.read(run)
-
-    def latest_versions_by_stage(
-        self,
-        actor: Actor,
-        model_names: Sequence[str],
-        stages: Sequence[str | Stage] | None = None,
-        *,
-        files: bool = True,
-    ) -> dict[str, list[ModelVersion]]:
-        """The newest READY version in each stage (all stages, or ``stages``) of each model.
-
-        MLflow's ``latest_versions``. Keyed by ``names.name_key`` of the model name, each list
-        in Stage order; models that do not exist or have no such version are left out. Two
-        queries whatever the number of models (one on PostgreSQL): the newest rows per
-        (model, stage), then their children.
-        """
-        for name in model_names:
-            names.validate_model_name(name)
-        wanted = tuple(Stage) if not stages else tuple(dict.fromkeys(map(Stage.parse, stages)))
-        keys = sorted({names.name_key(name) for name in model_names})
-        if not keys:
-            return {}
-
-        def run(s: Tx) -> dict[str, list[ModelVersion]]:
-            readable = keys
-            if actor.readable() is not None:  # leave out what the caller may not read
-                readable = [
-                    key
-                    for model_id, key in ModelStore(s).live_ids(keys)
-                    if actor.allows(Role.READ, model_id, key)
-                ]
-            stages = [st.value for st in wanted]
-            rows = VersionStore(s).latest_ready_by_stage(readable, stages, files=files)
-            latest = versions_from_rows(s, rows, files=files)
-            found = {(names.name_key(v.name), v.stage): v for v in latest}
-            result: dict[str, list[ModelVersion]] = {}
-            for key in keys:
-                latest = [found[(key, stage)] for stage in wanted if (key, stage) in found]
-                if latest:
-                    result[key] = latest
-            return result
-
-        return self.db.read(run)
-
-    @staticmethod
-    def _readable(
-        actor: Actor, name: str, found: tuple[int, ModelVersion] | None
-    ) -> ModelVersion | None:
-        """A version loaded with its model's id, if ``actor`` may read that model."""
-        if found is not None and actor.allows(Role.READ, found[0], names.name_key(name)):
-            return found[1]
-        return None
-
-    @staticmethod
-    def _load(
-        s: Tx,
-        model_id: int,
-        name: str,
-        number: int,
-        *,
-        allow_deleted: bool = False,
-        files: bool = True,
-    ) -> ModelVersion:
-        row = VersionStore(s).find(model_id, number)
-        if row is None or (row.deleted_at is not None and not allow_deleted):
-            raise NotFound(f"version {number} of model {name!r} does not exist")
-        return load_versions(s, [row.id], files=files)[0]
