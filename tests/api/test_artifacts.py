@@ -248,3 +248,14 @@ def test_archive_of_a_pending_version_is_refused(api: TestClient) -> None:
     )
     r = api.get("/api/v1/models/m/versions/1/archive")
     assert r.status_code == 400 and "PENDING" in r.json()["message"]
+
+
+def test_listings_can_leave_the_manifests_out(api: TestClient) -> None:
+    push(api, {"a.bin": b"a" * 10, "b.bin": b"b" * 20})
+    for url in ("/api/v1/models/m/versions", "/api/v1/search/versions?filter=name%3D'm'"):
+        joiner = "&" if "?" in url else "?"
+        full = api.get(url).json()["versions"][0]
+        brief = api.get(f"{url}{joiner}files=false").json()["versions"][0]
+        assert [f["path"] for f in full["files"]] == ["a.bin", "b.bin"]
+        assert brief["files"] is None and brief == {**full, "files": None}
+    assert api.get("/api/v1/models/m/versions?files=maybe").status_code == 400

@@ -6,6 +6,7 @@ the same results and raise the same exceptions.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,3 +110,25 @@ def test_client_factory_picks_the_mode(tmp_path: Path) -> None:
     assert local.search_models().items == []
     local.close()
     assert (tmp_path / "data" / "cairn.db").exists()
+
+
+def test_listings_can_leave_the_manifests_out(client: BaseClient, tmp_path: Path) -> None:
+    """``files=False`` (a listing of versions of many files): ``files`` comes back empty,
+    ``size`` and ``digest`` still the version's; by default the manifest is there."""
+    src = tmp_path / "src"
+    (src / "shards").mkdir(parents=True)
+    for i in range(3):
+        (src / "shards" / f"{i}.bin").write_bytes(bytes([i]) * 100)
+    client.create_model("m")
+    pushed = client.push(src, name="m")
+    assert len(pushed.files) == 3
+    for listing in (
+        lambda files: client.list_versions("m", files=files),
+        lambda files: client.search_versions("name = 'm'", files=files),
+        lambda files: client.search_versions("tags.nothing != 'x' OR version = 1", files=files),
+    ):
+        (full,) = listing(True).items
+        (brief,) = listing(False).items
+        assert full.files == pushed.files
+        assert brief.files == () and (brief.size, brief.digest) == (full.size, full.digest)
+        assert brief == replace(full, files=())

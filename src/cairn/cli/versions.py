@@ -83,6 +83,7 @@ def list_(
         max_results=max_results,
         page_token=page_token,
         include_deleted=include_deleted,
+        files=as_json,  # the table shows no files: a page of large manifests stays small
     )
     show_versions(page.items, as_json, page.next_page_token)
 
@@ -98,7 +99,7 @@ def search(
 ) -> None:
     """Search versions of all models: "metrics.auc >= 0.9 AND tags.team = 'risk'"."""
     page = client(ctx).search_versions(
-        filter, order_by=order_by, max_results=max_results, page_token=page_token
+        filter, order_by=order_by, max_results=max_results, page_token=page_token, files=as_json
     )
     show_versions(page.items, as_json, page.next_page_token)
 

@@ -124,7 +124,11 @@ class BaseClient(abc.ABC):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
-    ) -> Page[ModelVersion]: ...
+        files: bool = True,
+    ) -> Page[ModelVersion]:
+        """A page of the model's versions; ``files=False`` leaves their manifests out
+        (``files`` empty; ``size`` and ``digest`` still theirs), as for ``search_versions``:
+        a page of versions of thousands of files is then small."""
 
     @abc.abstractmethod
     def search_versions(
@@ -135,6 +139,7 @@ class BaseClient(abc.ABC):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
+        files: bool = True,
     ) -> Page[ModelVersion]: ...
 
     @abc.abstractmethod

@@ -47,6 +47,7 @@ def _page_params(
     max_results: int | None,
     page_token: str | None,
     include_deleted: bool,
+    files: bool = True,
 ) -> dict[str, Any]:
     """The query of every listing call (unset values are dropped by ``_request``)."""
     return {
@@ -55,6 +56,7 @@ def _page_params(
         "max_results": max_results,
         "page_token": page_token,
         "include_deleted": include_deleted,
+        "files": None if files else "false",  # sent only when the manifests are left out
     }
 
 
@@ -165,8 +167,9 @@ class HttpClient(GovernanceCalls, BaseClient):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
+        files: bool = True,
     ) -> Page[ModelVersion]:
-        params = _page_params(None, order_by, max_results, page_token, include_deleted)
+        params = _page_params(None, order_by, max_results, page_token, include_deleted, files)
         path = f"/models/{seg(name)}/versions"
         return self._versions_page(self._request("GET", path, params=params))
 
@@ -178,8 +181,9 @@ class HttpClient(GovernanceCalls, BaseClient):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
+        files: bool = True,
     ) -> Page[ModelVersion]:
-        params = _page_params(filter, order_by, max_results, page_token, include_deleted)
+        params = _page_params(filter, order_by, max_results, page_token, include_deleted, files)
         return self._versions_page(self._request("GET", "/search/versions", params=params))
 
     def update_version(

@@ -161,6 +161,7 @@ class LocalClient(BaseClient):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
+        files: bool = True,
     ) -> Page[ModelVersion]:
         return self._service.list_versions(
             self._actor,
@@ -169,6 +170,7 @@ class LocalClient(BaseClient):
             max_results=max_results,
             page_token=page_token,
             include_deleted=include_deleted,
+            files=files,
         )
 
     def search_versions(
@@ -179,6 +181,7 @@ class LocalClient(BaseClient):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
+        files: bool = True,
     ) -> Page[ModelVersion]:
         return self._service.search_versions(
             self._actor,
@@ -187,6 +190,7 @@ class LocalClient(BaseClient):
             max_results=max_results,
             page_token=page_token,
             include_deleted=include_deleted,
+            files=files,
         )
 
     def update_version(

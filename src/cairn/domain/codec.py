@@ -68,7 +68,9 @@ def model_from_json(d: dict[str, Any]) -> RegisteredModel:
     )
 
 
-def version_to_json(v: ModelVersion) -> dict[str, Any]:
+def version_to_json(v: ModelVersion, *, files: bool = True) -> dict[str, Any]:
+    """``files=False``: a version read without its manifest, whose ``files`` is null."""
+    manifest = [{"path": f.path, "size": f.size, "digest": f.digest} for f in v.files]
     return {
         "name": v.name,
         "version": v.version,
@@ -84,7 +86,7 @@ def version_to_json(v: ModelVersion) -> dict[str, Any]:
         "source": v.source,
         "run_id": v.run_id,
         "run_link": v.run_link,
-        "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in v.files],
+        "files": manifest if files else None,
         "size": v.size,
         "digest": v.digest,
         "created_at": format_time(v.created_at),
@@ -110,7 +112,7 @@ def version_from_json(d: dict[str, Any]) -> ModelVersion:
         source=d.get("source"),
         run_id=d.get("run_id"),
         run_link=d.get("run_link"),
-        files=tuple(FileEntry(f["path"], int(f["size"]), f["digest"]) for f in d["files"]),
+        files=tuple(FileEntry(f["path"], int(f["size"]), f["digest"]) for f in d["files"] or ()),
         size=int(d["size"]),
         digest=d.get("digest"),
         created_at=_time(d["created_at"]),

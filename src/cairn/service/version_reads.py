@@ -107,6 +107,7 @@ class VersionReadsService(ServiceBase):
         max_results: int | None = None,
         page_token: str | None = None,
         include_deleted: bool = False,
+        files: bool = True,
     ) -> Page[ModelVersion]:
         names.validate_model_name(name)
         order = parse_order_by(list(order_by or ["version DESC"]), VERSION_ORDER_FIELDS)
@@ -122,8 +123,9 @@ class VersionReadsService(ServiceBase):
                 page_token=page_token,
                 model_id=model.id,
                 include_deleted=include_deleted,
+                files=files,
             )
-            return Page(versions_from_rows(s, rows), token)
+            return Page(versions_from_rows(s, rows, files=files), token)
 
         return self.db.read(run)
 

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.offload import brief
-from cairn.api.v1.models import OrderBy
+from cairn.api.v1.models import OrderBy, WithFiles
 from cairn.api.v1.schemas import AliasHistory, AliasSet, VersionOut, VersionPage
 from cairn.domain.codec import alias_event_to_json, version_to_json
 from cairn.domain.uris import ModelRef
@@ -77,6 +77,7 @@ async def search_versions(
     max_results: int | None = None,
     page_token: str | None = None,
     include_deleted: bool = False,
+    files: WithFiles = True,
 ) -> JSONResponse:
     page = await brief(
         service,
@@ -87,12 +88,13 @@ async def search_versions(
             max_results=max_results,
             page_token=page_token,
             include_deleted=include_deleted,
+            files=files,
         ),
         inline=service.searches_one_model(filter),
     )
     return json(
         {
-            "versions": [version_to_json(v) for v in page.items],
+            "versions": [version_to_json(v, files=files) for v in page.items],
             "next_page_token": page.next_page_token,
         }
     )

@@ -24,6 +24,13 @@ router = lean_router(prefix="/models", tags=["models"])
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 OrderBy = Annotated[list[str] | None, Query()]
+WithFiles = Annotated[
+    bool,
+    Query(
+        description="false: leave each version's manifest out (`files` is null; `size` and "
+        "`digest` still describe it), for a listing of versions of many files"
+    ),
+]
 
 
 @router.post("", status_code=201, response_model=ModelOut)

@@ -102,7 +102,9 @@ class VersionOut(BaseModel):
     source: str | None
     run_id: str | None
     run_link: str | None
-    files: list[FileOut]
+    files: list[FileOut] | None = Field(
+        description="The manifest; null when the request asked for none (`files=false`)."
+    )
     size: int
     digest: str | None
     created_at: datetime

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.offload import brief
-from cairn.api.v1.models import IdempotencyKey, OrderBy
+from cairn.api.v1.models import IdempotencyKey, OrderBy, WithFiles
 from cairn.api.v1.schemas import (
     StageTransition,
     TagValue,
@@ -61,6 +61,7 @@ def list_versions(
     max_results: int | None = None,
     page_token: str | None = None,
     include_deleted: bool = False,
+    files: WithFiles = True,
 ) -> JSONResponse:
     page = service.list_versions(
         actor,
@@ -69,10 +70,11 @@ def list_versions(
         max_results=max_results,
         page_token=page_token,
         include_deleted=include_deleted,
+        files=files,
     )
     return json(
         {
-            "versions": [version_to_json(v) for v in page.items],
+            "versions": [version_to_json(v, files=files) for v in page.items],
             "next_page_token": page.next_page_token,
         }
     )
