@@ -11,7 +11,11 @@ afterwards); ``cairn.Client.push`` sends a folder of that many random files of
 ``pull`` downloads the version into an empty cache and folder. Every file is a blob, so
 this measures the per-file path: one upload request, its fsyncs and its transactions.
 The time per file should not grow with the number of files; if it does, some step costs
-in proportion to the version's size.
+in proportion to the version's size. Then it times reads of that version over HTTP
+(median of ``READS`` each): MLflow's get-model-version, search-registered-models and
+get-latest-versions, whose answers show no files and should cost what a version of none
+does; the native get, which returns the whole manifest; and the native listing of the
+model's versions, with and without their manifests (``files=false``).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def _time_reads(base_url: str, version: int) -> list[float]:
         ("GET", f"{MLFLOW}/registered-models/search", {"filter": "name = 'many'"}),
         ("POST", f"{MLFLOW}/registered-models/get-latest-versions", {"name": "many"}),
         ("GET", f"/api/v1/models/many/versions/{version}", {}),
+        ("GET", "/api/v1/models/many/versions", {}),
+        ("GET", "/api/v1/models/many/versions", {"files": "false"}),
     ]
     headers = {"Authorization": f"Bearer {auth.BENCH_TOKEN}"}
     medians = []
@@ -114,9 +120,9 @@ def main() -> None:
     print(
         "| files | push s | push ms per file | pull s | pull ms per file "
         "| MLflow get version ms | MLflow search models ms | MLflow latest versions ms "
-        "| native get version ms |"
+        "| native get version ms | native list ms | native list, files=false ms |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count in (int(c) for c in a.files.split(",")):
         work = Path(tempfile.mkdtemp(prefix="cairn-many-files-"))
         database = f"cairn_many_files_{os.getpid()}"
