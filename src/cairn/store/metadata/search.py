@@ -172,7 +172,7 @@ def _page(
     model_id: int | None,
     include_deleted: bool,
     readable: ReadFilter | None,
-    files: bool = False,
+    files: bool = True,
 ) -> tuple[list[Row[Any]], str | None]:
     if (
         not isinstance(max_results, int)
