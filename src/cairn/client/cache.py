@@ -27,8 +27,8 @@ from cairn.domain.digests import validate_digest
 from cairn.domain.models import FileEntry
 from cairn.domain.paths import validate_file_path
 from cairn.errors import DataCorrupted, InvalidParameter
+from cairn.fileio import MAX_IOVECS, write_all
 
-_MAX_IOVECS = 512  # below IOV_MAX (1024 on Linux)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
@@ -229,7 +229,7 @@ def _receive(
                 pending.append(helpers.submit(_update_all, hasher, batch))
                 if copies:
                     pending.append(helpers.submit(_write_copies, copies, batch))
-            _write_all(fd, batch)
+            write_all(fd, batch)
             if progress is not None:
                 progress.advance(size)
             batch, size = [], 0
@@ -239,11 +239,11 @@ def _receive(
                 if chunk:
                     batch.append(chunk)
                     size += len(chunk)
-                    if size >= CHUNK or len(batch) >= _MAX_IOVECS:
+                    if size >= CHUNK or len(batch) >= MAX_IOVECS:
                         flush(last=False)
         except BaseException:
             if batch:  # what arrived stays in the partial file, for a resumed download
-                _write_all(fd, batch)
+                write_all(fd, batch)
             raise
         if batch:
             flush(last=True)
@@ -253,25 +253,12 @@ def _receive(
 
 def _write_copies(fds: Sequence[int], batch: list[bytes]) -> None:
     for fd in fds:
-        _write_all(fd, batch)
+        write_all(fd, batch)
 
 
 def _update_all(hasher: Any, batch: list[bytes]) -> None:
     for chunk in batch:
         hasher.update(chunk)
-
-
-def _write_all(fd: int, parts: list[bytes]) -> None:
-    """``os.writev`` until every byte of ``parts`` is written."""
-    total = sum(len(p) for p in parts)
-    done = os.writev(fd, parts)
-    while done < total:
-        skipped = 0
-        for part in parts:
-            if done < skipped + len(part):
-                done += os.write(fd, memoryview(part)[done - skipped :])
-                break
-            skipped += len(part)
 
 
 class Placement:

@@ -161,23 +161,21 @@ class ArtifactsService(ScansService):
         MANAGE; every read that passes that way is audited.
         """
         validate_file_path(path)
+        names.validate_model_name(name)
+        number = parse_version_number(version)
 
-        def locate() -> tuple[Any, Any, Any, str | None]:  # one read transaction
-            row = self._version_row(actor, name, version, Role.READ, "download")
+        def locate(s: Tx) -> tuple[Any, Any, Any, str | None]:
+            row = self._row_in(s, actor, name, number, Role.READ, "download")
             if row.status != VersionStatus.READY.value:
                 raise InvalidParameter(
                     f"version {row.version} of {name!r} is {row.status}, not READY"
                 )
+            index = BlobIndexStore(s)
+            entry = index.file(row.id, path)
+            blob = None if entry is None else index.find(entry.digest)
+            return row, entry, blob, self._quarantine(s, row.model_id, row)
 
-            def lookup(s: Tx) -> tuple[Any, Any, Any, str | None]:
-                index = BlobIndexStore(s)
-                entry = index.file(row.id, path)
-                blob = None if entry is None else index.find(entry.digest)
-                return row, entry, blob, self._quarantine(s, row.model_id, row)
-
-            return self.db.read(lookup)
-
-        row, entry, blob, quarantined = self.db.read_together(locate)
+        row, entry, blob, quarantined = self.db.read(locate)
         if entry is None:
             raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
         if quarantined is not None:  # bytes flow unless a range of none was asked for
@@ -240,12 +238,12 @@ class ArtifactsService(ScansService):
     ) -> Any:
         names.validate_model_name(name)
         number = parse_version_number(version)
+        return self.db.read(lambda s: self._row_in(s, actor, name, number, role, action))
 
-        def run(s: Tx) -> Any:
-            model = self._model(s, actor, name, role, action)
-            return VersionStore(s).get(model.id, name, number)
-
-        return self.db.read(run)
+    def _row_in(self, s: Tx, actor: Actor, name: str, number: int, role: Role, action: str) -> Any:
+        """The version row, if ``actor`` holds ``role`` on its live model (``_model``)."""
+        model = self._model(s, actor, name, role, action)
+        return VersionStore(s).get(model.id, name, number)
 
     def _pending_blob(
         self, actor: Actor, name: str, version: int | str, digest: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Role
@@ -115,17 +116,16 @@ class VersionReadsService(ServiceBase):
 
         def run(s: Tx) -> Page[ModelVersion]:
             model = self._model(s, actor, name, Role.READ, "list_versions")
-            rows, token = search_versions_page(
+            return _page(
                 s,
+                files,
                 expr=None,
                 order_by=order,
                 max_results=size,
                 page_token=page_token,
                 model_id=model.id,
                 include_deleted=include_deleted,
-                files=files,
             )
-            return Page(versions_from_rows(s, rows, files=files), token)
 
         return self.db.read(run)
 
@@ -154,17 +154,16 @@ class VersionReadsService(ServiceBase):
         size = clean_page_size(max_results, self.limits.default_page)
 
         def run(s: Tx) -> Page[ModelVersion]:
-            rows, token = search_versions_page(
+            return _page(
                 s,
+                files,
                 expr=expr,
                 order_by=order,
                 max_results=size,
                 page_token=page_token,
                 include_deleted=include_deleted,
                 readable=actor.readable(),
-                files=files,
             )
-            return Page(versions_from_rows(s, rows, files=files), token)
 
         return self.db.read(run)
 
@@ -234,3 +233,10 @@ class VersionReadsService(ServiceBase):
         if row is None or (row.deleted_at is not None and not allow_deleted):
             raise NotFound(f"version {number} of model {name!r} does not exist")
         return load_versions(s, [row.id], files=files)[0]
+
+
+def _page(s: Tx, files: bool, **query: Any) -> Page[ModelVersion]:
+    """One page of ``search_versions_page(**query)`` as versions, with their files if
+    ``files`` (the rows and the values that read them must agree on it)."""
+    rows, token = search_versions_page(s, files=files, **query)
+    return Page(versions_from_rows(s, rows, files=files), token)

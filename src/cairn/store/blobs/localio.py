@@ -26,8 +26,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from cairn.fileio import MAX_IOVECS, write_all
+
 WRITE_BATCH: Final = 1 << 20
-_MAX_IOVECS: Final = 512  # well below IOV_MAX (1024 on Linux)
 WRITEBACK_EVERY: Final = 16 << 20
 _SYNC_FILE_RANGE_WRITE: Final = 2
 
@@ -75,20 +76,6 @@ class _Writeback:
         self._enabled = False  # unsupported here (e.g. some filesystems): fsync alone
 
 
-def write_all(fd: int, parts: list[bytes]) -> int:
-    """``os.writev`` until every byte of ``parts`` is written (a short write continues)."""
-    total = sum(len(p) for p in parts)
-    done = os.writev(fd, parts)
-    while done < total:  # rare for regular files: write the rest one part at a time
-        skipped = 0
-        for part in parts:
-            if done < skipped + len(part):
-                done += os.write(fd, memoryview(part)[done - skipped :])
-                break
-            skipped += len(part)
-    return total
-
-
 def write_chunks(
     fd: int, chunks: Iterable[bytes], check: Callable[[bytes], None], position: int = 0
 ) -> int:
@@ -107,7 +94,7 @@ def write_chunks(
             check(chunk)
             pending.append(chunk)
             pending_bytes += len(chunk)
-            if pending_bytes >= WRITE_BATCH or len(pending) >= _MAX_IOVECS:
+            if pending_bytes >= WRITE_BATCH or len(pending) >= MAX_IOVECS:
                 position += write_all(fd, pending)
                 pending, pending_bytes = [], 0
                 writeback.written_up_to(position)
