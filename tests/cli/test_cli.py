@@ -156,6 +156,35 @@ def test_push_then_pull_as_json(uri: str, tmp_path: Path) -> None:
     assert (again["downloaded_files"], again["downloaded_bytes"]) == (0, 0)
 
 
+def test_push_and_pull_say_what_went_over_the_wire(tmp_path: Path) -> None:
+    data, src, cache = tmp_path / "d", tmp_path / "src", tmp_path / "cache"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a" * 10)
+    (src / "b.bin").write_bytes(b"b" * 5)
+
+    def said(*args: str) -> str:
+        proc = run_cli("--uri", str(data), *args)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr.strip().splitlines()[-1]
+
+    push = ("push", str(src), "--model", "m")
+    assert said(*push) == "pushed m version 1: 2 file(s), 15 bytes; all sent"
+    assert said(*push) == "pushed m version 2: 2 file(s), 15 bytes; none sent, all already stored"
+    (src / "b.bin").write_bytes(b"c" * 7)
+    assert said(*push).endswith(
+        "2 file(s), 17 bytes; sent 1 file(s), 7 bytes, the rest already stored"
+    )
+    pull = ("pull", "--cache-dir", str(cache), "-o")
+    out = tmp_path / "out"
+    assert said(*pull, str(out), "models:/m/1") == f"2 file(s), 15 bytes in {out}; all downloaded"
+    assert said(*pull, str(tmp_path / "o2"), "models:/m/1").endswith(
+        "; none downloaded, all from the cache"
+    )
+    assert said(*pull, str(tmp_path / "o3"), "models:/m/3").endswith(
+        "; downloaded 1 file(s), 7 bytes, the rest from the cache"
+    )
+
+
 def test_pulled_files_follow_the_umask(tmp_path: Path) -> None:
     data, src = tmp_path / "d", tmp_path / "w.bin"
     src.write_bytes(b"w")

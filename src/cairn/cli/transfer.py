@@ -20,6 +20,7 @@ from rich.progress import (
 
 from cairn.cli.common import Json, Yes, client, parse_metrics, parse_pairs
 from cairn.cli.output import err, message, print_json, show_version
+from cairn.client.base import TransferStats
 from cairn.errors import AlreadyExists
 
 
@@ -106,8 +107,7 @@ def push(
     if stats is not None and not _quiet(ctx):
         message(
             f"pushed {version.name} version {version.version}: {stats.files} file(s), "
-            f"{stats.bytes} bytes; sent {stats.transferred_files} file(s), "
-            f"{stats.transferred_bytes} bytes (the rest was already stored)"
+            f"{stats.bytes} bytes{_moved(stats, 'sent', 'already stored')}"
         )
     show_version(version, as_json)
 
@@ -146,10 +146,24 @@ def pull(
         return
     if not _quiet(ctx):
         message(
-            f"{stats.files} file(s), {stats.bytes} bytes in {folder} "
-            f"({stats.transferred_bytes} bytes downloaded, the rest from the cache)"
+            f"{stats.files} file(s), {stats.bytes} bytes in {folder}"
+            f"{_moved(stats, 'downloaded', 'from the cache')}"
         )
     typer.echo(str(folder))
+
+
+def _moved(stats: TransferStats, verb: str, elsewhere: str) -> str:
+    """How much of a push or pull went over the wire, as the end of its summary line."""
+    if stats.files == 0:
+        return ""
+    if stats.transferred_files == 0:
+        return f"; none {verb}, all {elsewhere}"
+    if stats.transferred_files == stats.files:
+        return f"; all {verb}"
+    return (
+        f"; {verb} {stats.transferred_files} file(s), {stats.transferred_bytes} bytes, "
+        f"the rest {elsewhere}"
+    )
 
 
 def gc(
