@@ -32,7 +32,7 @@ from cairn.api.v1 import (
     signatures,
     versions,
 )
-from cairn.client.http import ADMIN_TOKEN_FILE
+from cairn.domain.tokens import ADMIN_TOKEN_FILE
 from cairn.errors import AlreadyExists, CairnError
 from cairn.service.factory import build_service
 from cairn.service.registry import RegistryService

@@ -276,3 +276,16 @@ def test_passwords_are_set_by_admins_or_their_owner_and_never_for_service_accoun
     me = ok(admin.get(f"{V1}/whoami"))
     assert me["is_admin"] is True and me["scope"] == "admin"
     ok(admin.get(f"{V1}/users"))
+
+
+def test_unknown_users_cost_a_verification_with_the_hashers_parameters() -> None:
+    """A login of an unknown name verifies the password against ``DUMMY_HASH`` so that it
+    takes as long as a wrong password; that holds while the literal's parameters are the
+    hasher's own (a new argon2-cffi default would make unknown names answer faster)."""
+    from argon2.exceptions import VerifyMismatchError
+
+    from cairn.service.credentials import DUMMY_HASH, PASSWORDS
+
+    assert not PASSWORDS.check_needs_rehash(DUMMY_HASH)
+    with pytest.raises(VerifyMismatchError):
+        PASSWORDS.verify(DUMMY_HASH, "any password at all")

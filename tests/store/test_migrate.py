@@ -23,6 +23,11 @@ def test_database_is_at_head_and_upgrade_is_idempotent(db: Database) -> None:
     migrate.check_schema(db)
 
 
+def test_head_names_the_newest_migration() -> None:
+    """``migrate.HEAD``, which lets a start skip Alembic, is the migrations folder's head."""
+    assert migrate._script().get_current_head() == migrate.HEAD
+
+
 def test_the_migrations_build_what_schema_py_declares(db: Database) -> None:
     """Alembic's autogenerate finds nothing to add or drop between the migrated database
     and ``schema.py``: tables, columns, indexes and constraints agree. SQLite cannot

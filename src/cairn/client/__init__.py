@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cairn.client.base import BaseClient
-from cairn.client.http import ADMIN_TOKEN_FILE, HttpClient
+from cairn.client.http import HttpClient
+from cairn.domain.tokens import ADMIN_TOKEN_FILE
 
 DEFAULT_URI = "http://127.0.0.1:8080"
 

@@ -60,10 +60,6 @@ def _page_params(
     }
 
 
-# in the data directory; written by the server on first start (a file name, not a secret)
-ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
-
-
 class HttpClient(GovernanceCalls, BaseClient):
     """The SDK over HTTP: models, versions, aliases and their files; the identity,
     audit and governance calls come from ``GovernanceCalls``."""

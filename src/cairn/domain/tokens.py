@@ -21,6 +21,9 @@ TOKEN_LENGTH = len(PREFIX) + _RANDOM_LENGTH + _CHECKSUM_LENGTH
 DISPLAY_LENGTH = len(PREFIX) + 8
 MIN_FOREIGN_LENGTH = 32  # a CAIRN_BOOTSTRAP_TOKEN chosen by automation may use any format
 MAX_TOKEN_LENGTH = 256
+# where a server's first start leaves the bootstrap admin's token, in its data directory,
+# for the CLI and SDK on the same machine (a file name, not a secret)
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
 
 
 def _base62(number: int, width: int) -> str:

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from obstore.store import S3Store
 
-from cairn.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
+from cairn.store.blobs import BlobStore, LocalBlobStore
+from cairn.store.blobs.s3 import S3BlobStore
 
 BACKENDS = ["local", "s3"]
 PREFIX = "cairn-test"

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import InvalidParameter
-from cairn.store.blobs import LocalBlobStore, S3BlobStore, open_blob_store
+from cairn.store.blobs import LocalBlobStore, open_blob_store
+from cairn.store.blobs.s3 import S3BlobStore
 
 
 def test_plain_absolute_path(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from cairn.errors import InvalidParameter
-from cairn.store.blobs import S3BlobStore
 from cairn.store.blobs.layout import upload_part_key
+from cairn.store.blobs.s3 import S3BlobStore
 
 from .conftest import PREFIX
 

@@ -1,16 +1,18 @@
-"""Content-addressed blob storage: the ``BlobStore`` protocol, local and object-store backends."""
+"""Content-addressed blob storage: the ``BlobStore`` protocol, local and object-store backends.
+
+The object-store backend (``cairn.store.blobs.s3.S3BlobStore``) is not imported here: a
+registry on local disk never loads obstore (``open_blob_store`` imports it for s3/gs/az).
+"""
 
 from cairn.store.blobs.base import BlobInfo, BlobStore, PresignedPart, UploadStatus
 from cairn.store.blobs.factory import open_blob_store
 from cairn.store.blobs.local import LocalBlobStore
-from cairn.store.blobs.s3 import S3BlobStore
 
 __all__ = [
     "BlobInfo",
     "BlobStore",
     "LocalBlobStore",
     "PresignedPart",
-    "S3BlobStore",
     "UploadStatus",
     "open_blob_store",
 ]

@@ -20,7 +20,6 @@ from urllib.parse import unquote, urlsplit
 from cairn.errors import InvalidParameter
 from cairn.store.blobs.base import BlobStore
 from cairn.store.blobs.local import LocalBlobStore
-from cairn.store.blobs.s3 import S3BlobStore
 
 _HINT = "use file:///absolute/path, a plain path, s3://bucket/prefix, gs://… or az://…"
 
@@ -48,5 +47,7 @@ def open_blob_store(uri: str) -> BlobStore:
     if not parts.netloc:
         raise InvalidParameter(f"artifacts URI {uri!r} names no bucket; {_HINT}")
     if scheme in ("s3", "gs", "az"):
+        from cairn.store.blobs.s3 import S3BlobStore  # obstore, only for an object store
+
         return S3BlobStore.from_uri(uri)
     raise InvalidParameter(f"artifacts URI {uri!r} has an unsupported scheme; {_HINT}")

@@ -40,10 +40,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg.pq import ConnStatus
+if TYPE_CHECKING:  # imported where it is used: a SQLite server never loads the driver
+    import psycopg
 
 CHANNEL = "cairn_identity"
 USER_PAYLOAD = "user:"  # a notification that concerns one user: "user:<id>"
@@ -179,6 +179,8 @@ class IdentityWatch:
         os.close(self._wake_w)
 
     def _run(self) -> None:
+        import psycopg
+
         backoff = 0.25
         while not self._stop.is_set():
             try:
@@ -202,6 +204,9 @@ class IdentityWatch:
 
     def _listen(self, conn: psycopg.Connection[Any]) -> None:
         """Wait on the connection's socket (and the wake-up pipe); count notifications."""
+        from psycopg import OperationalError
+        from psycopg.pq import ConnStatus
+
         heard = time.monotonic()
         while not self._stop.is_set():
             ready, _, _ = select.select([conn.fileno(), self._wake_r], [], [], _PROBE_AFTER_S)
@@ -212,7 +217,7 @@ class IdentityWatch:
                 while (notify := conn.pgconn.notifies()) is not None:
                     self.changed(notify.extra.decode(errors="replace"))
                 if conn.pgconn.status != ConnStatus.OK:
-                    raise psycopg.OperationalError("the listening connection was lost")
+                    raise OperationalError("the listening connection was lost")
                 heard = time.monotonic()
             elif time.monotonic() - heard >= _PROBE_AFTER_S:
                 conn.execute("SELECT 1")  # a dead link raises (libpq's network limits)

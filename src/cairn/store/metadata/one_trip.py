@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, literal_column
 
 from cairn.domain.access import Role
@@ -102,6 +101,8 @@ def _entry_params(prefix: str, entries: Mapping[str, Any]) -> dict[str, Any]:
 
 def _first(s: Connection, sql: str, params: dict[str, Any], *, named: bool = False) -> Any:
     """The statement's first row (``named``: with its columns as attributes), or None."""
+    from psycopg.rows import namedtuple_row  # here: a SQLite server never loads the driver
+
     cursor = driver_execute(s, sql, params)
     try:
         if named:
