@@ -97,3 +97,46 @@ def test_where_a_point_read_runs(
     assert api.get("/api/v1/models/m").status_code == 200
     on_loop = ran_in == loop_thread
     assert on_loop == (backend == "sqlite" or others == 0)
+
+
+def test_a_search_runs_on_the_loop_with_sqlite_until_its_budget_is_spent(
+    api: TestClient, app: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that can grow with the registry (a search of models) runs on the event loop
+    with SQLite while its statements finish within the budget; past it, it is interrupted
+    and runs again in the thread pool, with the same answer. With PostgreSQL it always
+    runs in the thread pool."""
+    from cairn.api import offload
+    from cairn.store.metadata import database
+
+    service = app.state.service
+    for name in ("m1", "m2"):
+        assert api.post("/api/v1/models", json={"name": name}).status_code == 201
+    loop_thread: list[threading.Thread] = []
+
+    @app.get("/probe-loop-thread-2")
+    async def probe() -> dict[str, str]:
+        loop_thread.append(threading.current_thread())
+        return {}
+
+    assert api.get("/probe-loop-thread-2").status_code == 200
+    ran_in: list[threading.Thread] = []
+    search_models = service.search_models
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        ran_in.append(threading.current_thread())
+        return search_models(*args, **kwargs)
+
+    monkeypatch.setattr(service, "search_models", recording)
+    listed = api.get("/api/v1/models").json()
+    assert [m["name"] for m in listed["models"]] == ["m1", "m2"]
+    assert len(ran_in) == 1 and (ran_in[0] is loop_thread[0]) == (backend == "sqlite")
+
+    ran_in.clear()
+    monkeypatch.setattr(offload, "INLINE_READ_S", 0.0)  # every statement is past it...
+    monkeypatch.setattr(database, "_PROGRESS_STEPS", 1)  # ...and is told so at its first step
+    assert api.get("/api/v1/models").json() == listed
+    if backend == "sqlite":
+        assert ran_in[0] is loop_thread[0] and ran_in[1] is not loop_thread[0]
+    else:
+        assert len(ran_in) == 1 and ran_in[0] is not loop_thread[0]

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from cairn.errors import Unavailable
-from cairn.store.metadata.database import Database, RetryTransaction, WriterBusy
+from cairn.store.metadata.database import Database, NotInline, RetryTransaction
 
 
 def _kill(db: Database, pids: set[int]) -> None:
@@ -86,7 +86,7 @@ def test_a_one_statement_write_commits_by_itself_and_is_not_rerun_once_lost(
 
 def test_an_inline_write_gives_up_instead_of_retrying(pg: Database) -> None:
     """On the event loop the first write does not sleep and retry a transaction that met a
-    concurrent one: it raises ``WriterBusy`` having applied nothing (the call runs again in
+    concurrent one: it raises ``NotInline`` having applied nothing (the call runs again in
     the thread pool); elsewhere the same write is retried."""
     pg.write(lambda s: s.execute(text("CREATE TABLE inline_probe (n int)")))
     attempts: list[int] = []
@@ -98,7 +98,7 @@ def test_an_inline_write_gives_up_instead_of_retrying(pg: Database) -> None:
             raise RetryTransaction
 
     try:
-        with pg.inline(), pytest.raises(WriterBusy):
+        with pg.inline(), pytest.raises(NotInline):
             pg.write(conflicted_once)
         count = "SELECT count(*) FROM inline_probe"
         assert pg.read(lambda s: s.execute(text(count)).scalar()) == 0

@@ -9,12 +9,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
 
 from cairn.store.metadata import database
-from cairn.store.metadata.database import Database, WriterBusy
+from cairn.store.metadata.database import Database, NotInline
 
 PROBE = """
 import fcntl, os, sys
@@ -113,7 +114,7 @@ def test_an_inline_write_does_not_wait_for_a_busy_writer(tmp_path: Path, holder:
             thread = threading.Thread(target=hold_in_thread)
             thread.start()
             assert taken.wait(10)
-        with db.inline(), pytest.raises(WriterBusy):
+        with db.inline(), pytest.raises(NotInline):
             db.write(_insert)
         if holder == "another process":
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -162,9 +163,34 @@ def test_an_inline_write_waits_a_moment_for_a_short_writer(
         assert taken.wait(10)
         started = time.monotonic()
         with db.inline():
-            db.write(_insert)  # no WriterBusy: it waited
+            db.write(_insert)  # no NotInline: it waited
         assert time.monotonic() - started >= 0.05
         assert _count(db) == 1
     finally:
         thread.join(10)
+        db.dispose()
+
+
+def test_a_read_past_its_inline_budget_stops_and_leaves_the_connection_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """``inline(read_budget_s=...)``: a SQLite read still running at the deadline is
+    interrupted and raises ``NotInline``; the same read without a budget then completes on
+    the same (pinned) connection, which keeps no progress handler."""
+    db = Database(f"sqlite:///{tmp_path / 'budget.db'}")
+    count = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+        "SELECT count(*) FROM n"
+    )
+
+    def long_read(s: Any) -> int:
+        return int(s.exec_driver_sql(count).scalar())
+
+    try:
+        with db.inline(read_budget_s=0.0001), pytest.raises(NotInline):
+            db.read(long_read)
+        with db.inline(read_budget_s=10.0):
+            assert db.read(long_read) == 300000
+        assert db.read(long_read) == 300000
+    finally:
         db.dispose()

@@ -15,13 +15,18 @@ when that delays nobody:
   connection to seconds). Under concurrent requests the calls go to the thread pool,
   where their round trips overlap.
 
-Work that can grow with the whole registry (searching every model, gc, verify, imports)
-runs in the thread pool (``def`` handlers, or ``brief(..., inline=False)``).
+Reads that can grow with the registry, or with one model or version (searching every
+model, listing versions with their manifests: ``brief(..., bounded=False)``), run on the
+event loop with SQLite as long as their statements finish within ``INLINE_READ_S`` (5
+ms): past that they are interrupted and run again in the thread pool, so a filter that
+scans a large registry holds the loop that long, once. With PostgreSQL they run in the
+thread pool. Work that is long by nature (gc, verify, imports) runs in the thread pool
+(``def`` handlers).
 
 A write on the event loop does not wait there beyond 2 ms for the SQLite writer lock
 (``INLINE_WAIT_S``: enough for another worker's write to commit), nor to retry a
 PostgreSQL transaction that met a concurrent one: it gives up having changed nothing
-(``WriterBusy``) and the call runs again in the thread pool, where waiting costs nobody
+(``NotInline``) and the call runs again in the thread pool, where waiting costs nobody
 else.
 """
 
@@ -34,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.service.registry import RegistryService
-from cairn.store.metadata.database import WriterBusy
+from cairn.store.metadata.database import INLINE_READ_S, NotInline
 
 T = TypeVar("T")
 
@@ -58,13 +63,14 @@ class InFlight:
             InFlight.count -= 1
 
 
-async def brief(service: RegistryService, fn: Callable[[], T], *, inline: bool = True) -> T:
-    """Run ``fn``, a database call bounded by one model (``inline=False``: one that is
-    not), where it costs least (see the module docstring)."""
-    if inline and (service.db.in_process or InFlight.count <= 1):
+async def brief(service: RegistryService, fn: Callable[[], T], *, bounded: bool = True) -> T:
+    """Run ``fn``, a database call bounded by one model (``bounded=False``: a read that can
+    grow beyond that), where it costs least (see the module docstring)."""
+    db = service.db
+    if db.in_process or (bounded and InFlight.count <= 1):
         try:
-            with service.db.inline():
+            with db.inline(read_budget_s=None if bounded else INLINE_READ_S):
                 return fn()
-        except WriterBusy:
-            pass  # nothing was written: wait or retry in the thread pool
+        except NotInline:
+            pass  # nothing was written, or the read took too long: the thread pool
     return await run_in_threadpool(fn)

@@ -73,13 +73,16 @@ def delete_registered_model(p: Body, service: Service, actor: Caller) -> JSONRes
 
 
 @router.get("/registered-models/get")
-def get_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def get_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name = p.required("name")  # the model and its latest versions: one read transaction
-    return service.read_together(lambda: _one(service, actor, service.get_model(actor, name)))
+    return await brief(
+        service,
+        lambda: service.read_together(lambda: _one(service, actor, service.get_model(actor, name))),
+    )
 
 
 @router.get("/registered-models/search")
-def search_registered_models(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def search_registered_models(p: Body, service: Service, actor: Caller) -> JSONResponse:
     expr = translate_filter(p.text("filter"), "models")
     order_by = translate_order_by(p.strings("order_by"), "models")
     size, token = page_size(p, MODELS_PAGE), p.text("page_token") or None
@@ -95,10 +98,10 @@ def search_registered_models(p: Body, service: Service, actor: Caller) -> JSONRe
             body["next_page_token"] = page.next_page_token
         return body
 
-    return json(service.read_together(search))
+    return json(await brief(service, lambda: service.read_together(search), bounded=False))
 
 
-def _latest_versions(p: Params, service: RegistryService, actor: Actor) -> JSONResponse:
+async def _latest_versions(p: Params, service: RegistryService, actor: Actor) -> JSONResponse:
     name, stages = p.required("name"), p.strings("stages")
 
     def latest() -> list[ModelVersion]:
@@ -106,20 +109,20 @@ def _latest_versions(p: Params, service: RegistryService, actor: Actor) -> JSONR
         found = service.latest_versions_by_stage(actor, [model.name], stages or None, files=False)
         return found.get(name_key(model.name), [])
 
-    versions = service.read_together(latest)
+    versions = await brief(service, lambda: service.read_together(latest))
     return json({"model_versions": [version_json(v) for v in versions]} if versions else {})
 
 
 @router.post("/registered-models/get-latest-versions")
-def get_latest_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def get_latest_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
     """The newest READY version in each stage (or in ``stages``)."""
-    return _latest_versions(p, service, actor)
+    return await _latest_versions(p, service, actor)
 
 
 @router.get("/registered-models/get-latest-versions")
-def get_latest_versions_by_get(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def get_latest_versions_by_get(p: Body, service: Service, actor: Caller) -> JSONResponse:
     """The same, for clients that fall back to GET."""
-    return _latest_versions(p, service, actor)
+    return await _latest_versions(p, service, actor)
 
 
 @router.post("/registered-models/set-tag")

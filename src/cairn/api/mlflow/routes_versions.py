@@ -69,8 +69,9 @@ def delete_model_version(p: Body, service: Service, actor: Caller) -> JSONRespon
 
 
 @router.get("/model-versions/get")
-def get_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    version = service.get_version(actor, p.required("name"), p.version(), files=False)
+async def get_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, number = p.required("name"), p.version()
+    version = await brief(service, lambda: service.get_version(actor, name, number, files=False))
     return json({"model_version": version_json(version)})
 
 
@@ -84,7 +85,7 @@ async def search_model_versions(p: Body, service: Service, actor: Caller) -> JSO
         lambda: service.search_versions(
             actor, flt, order_by=order_by, max_results=size, page_token=token, files=False
         ),
-        inline=service.searches_one_model(flt),
+        bounded=service.searches_one_model(flt),
     )
     body: dict[str, Any] = {}
     if page.items:
@@ -95,10 +96,12 @@ async def search_model_versions(p: Body, service: Service, actor: Caller) -> JSO
 
 
 @router.get("/model-versions/get-download-uri")
-def get_model_version_download_uri(
+async def get_model_version_download_uri(
     request: Request, p: Body, service: Service, actor: Caller
 ) -> JSONResponse:
-    version = service.get_version(actor, p.required("name"), p.version())
+    name, number = p.required("name"), p.version()
+    # the version's files decide the answer: as many as it has
+    version = await brief(service, lambda: service.get_version(actor, name, number), bounded=False)
     return json({"artifact_uri": download_uri(request, service, actor, version)})
 
 

@@ -45,27 +45,32 @@ def delete_alias(name: str, alias: str, service: Service, actor: Caller) -> Resp
 
 
 @router.get("/models/{name}/aliases/{alias}/history", response_model=AliasHistory)
-def alias_history(
+async def alias_history(
     name: str, alias: str, service: Service, actor: Caller, limit: int | None = None
 ) -> JSONResponse:
-    events = service.alias_history(actor, name, alias, limit=limit)
+    events = await brief(
+        service, lambda: service.alias_history(actor, name, alias, limit=limit), bounded=False
+    )
     return json({"events": [alias_event_to_json(e) for e in events]})
 
 
 @router.get("/models/{name}/alias-history", response_model=AliasHistory)
-def model_alias_history(
+async def model_alias_history(
     name: str, service: Service, actor: Caller, limit: int | None = None
 ) -> JSONResponse:
-    events = service.alias_history(actor, name, None, limit=limit)
+    events = await brief(
+        service, lambda: service.alias_history(actor, name, None, limit=limit), bounded=False
+    )
     return json({"events": [alias_event_to_json(e) for e in events]})
 
 
 @router.get("/resolve", response_model=VersionOut)
-def resolve(
+async def resolve(
     uri: str, service: Service, actor: Caller, as_of: datetime | None = None
 ) -> JSONResponse:
     """Resolve ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or ``models:/NAME/latest``."""
-    return json(version_to_json(service.resolve(actor, uri, as_of=as_of)))
+    found = await brief(service, lambda: service.resolve(actor, uri, as_of=as_of))
+    return json(version_to_json(found))
 
 
 @router.get("/search/versions", response_model=VersionPage, tags=["search"])
@@ -90,7 +95,7 @@ async def search_versions(
             include_deleted=include_deleted,
             files=files,
         ),
-        inline=service.searches_one_model(filter),
+        bounded=service.searches_one_model(filter),
     )
     return json(
         {

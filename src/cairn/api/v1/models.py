@@ -51,7 +51,7 @@ async def create_model(
 
 
 @router.get("", response_model=ModelPage)
-def list_models(
+async def list_models(
     service: Service,
     actor: Caller,
     filter: str | None = None,
@@ -60,13 +60,17 @@ def list_models(
     page_token: str | None = None,
     include_deleted: bool = False,
 ) -> JSONResponse:
-    page = service.search_models(
-        actor,
-        filter,
-        order_by=order_by,
-        max_results=max_results,
-        page_token=page_token,
-        include_deleted=include_deleted,
+    page = await brief(
+        service,
+        lambda: service.search_models(
+            actor,
+            filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=include_deleted,
+        ),
+        bounded=False,
     )
     return json(
         {"models": [model_to_json(m) for m in page.items], "next_page_token": page.next_page_token}

@@ -53,7 +53,7 @@ async def create_version(
 
 
 @router.get("", response_model=VersionPage)
-def list_versions(
+async def list_versions(
     name: str,
     service: Service,
     actor: Caller,
@@ -63,14 +63,18 @@ def list_versions(
     include_deleted: bool = False,
     files: WithFiles = True,
 ) -> JSONResponse:
-    page = service.list_versions(
-        actor,
-        name,
-        order_by=order_by,
-        max_results=max_results,
-        page_token=page_token,
-        include_deleted=include_deleted,
-        files=files,
+    page = await brief(
+        service,
+        lambda: service.list_versions(
+            actor,
+            name,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=include_deleted,
+            files=files,
+        ),
+        bounded=not files,  # a page of manifests can be large
     )
     return json(
         {

@@ -69,18 +69,28 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # enough that a long writer elsewhere (gc, an import) stalls this worker's loop at most
 # this long.
 INLINE_WAIT_S = 0.002
+# How long the SQLite statements of a read on the event loop that can grow with the
+# registry (``Database.inline(read_budget_s=...)``: a search across models) may run before
+# they are interrupted and the read runs again in the thread pool. A search takes a
+# fraction of a millisecond here; one whose filter makes it scan much of a large registry
+# then holds the loop this long, once.
+INLINE_READ_S = 0.005
+_PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
-class WriterBusy(BaseException):
-    """An inline write (``Database.inline``) would have had to wait, and did nothing: it
-    found the SQLite writer lock taken, or its PostgreSQL transaction met a concurrent one
-    (a serialization failure, a deadlock) and was rolled back. Run the call again where it
-    may wait and retry (the thread pool). A BaseException, so that no ``except Exception``
-    between the write and ``inline``'s caller swallows it."""
+class NotInline(BaseException):
+    """A call on the event loop (``Database.inline``) stopped having changed nothing: its
+    write found the SQLite writer lock taken, or its PostgreSQL transaction met a concurrent
+    one (a serialization failure, a deadlock) and was rolled back; or its read ran past its
+    budget. Run the call again where it may wait and take its time (the thread pool). A
+    BaseException, so that no ``except Exception`` between the call and ``inline``'s
+    caller swallows it."""
 
 
 _INLINE: ContextVar[bool] = ContextVar("cairn_inline_write", default=False)
+# until when (monotonic) the SQLite reads of an ``inline(read_budget_s=...)`` block may run
+_READ_DEADLINE: ContextVar[float | None] = ContextVar("cairn_inline_read_deadline", default=None)
 # the transaction that ``read`` calls join inside ``Database.read_together``
 _JOINED: ContextVar[tuple[Database, Connection] | None] = ContextVar(
     "cairn_joined_read", default=None
@@ -191,16 +201,21 @@ class Database:
             self._write_lock.close()
 
     @contextmanager
-    def inline(self) -> Iterator[None]:
+    def inline(self, read_budget_s: float | None = None) -> Iterator[None]:
         """Within this block, on the event loop, the first write hardly waits: if another
         thread or process holds the SQLite writer lock beyond ``INLINE_WAIT_S``, or its
-        PostgreSQL transaction would have to be retried, it raises ``WriterBusy`` having
+        PostgreSQL transaction would have to be retried, it raises ``NotInline`` having
         changed nothing (later writes of the block wait and retry as usual, since the
-        first one has committed and the block must not be run again)."""
+        first one has committed and the block must not be run again). With
+        ``read_budget_s``, SQLite reads still running that long after the block began are
+        interrupted: ``NotInline`` (a read changes nothing, so it may run again)."""
         token = _INLINE.set(True)
+        deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
+        budget = _READ_DEADLINE.set(deadline)
         try:
             yield
         finally:
+            _READ_DEADLINE.reset(budget)
             _INLINE.reset(token)
 
     def write(self, fn: Callable[[Connection], T]) -> T:
@@ -256,7 +271,7 @@ class Database:
         give_up: bool = False,
         whole: bool = False,
     ) -> T:
-        """``give_up``: a race that would be retried after a sleep raises ``WriterBusy``
+        """``give_up``: a race that would be retried after a sleep raises ``NotInline``
         instead (the transaction was rolled back: nothing of it was applied). ``whole``:
         ``fn``'s statement commits by itself (``write_statement``): a connection lost while
         it ran is not retried."""
@@ -267,6 +282,7 @@ class Database:
                 with (
                     self._pinned_session(engine) if on_main else self._session(engine) as session,
                     recording() as changes,
+                    self._within_budget(session, engine),
                 ):
                     try:
                         result = fn(session)
@@ -288,7 +304,7 @@ class Database:
                 raise Unavailable(f"metadata database unreachable: {exc.__cause__}") from exc
             except RetryTransaction:
                 if give_up:
-                    raise WriterBusy from None
+                    raise NotInline from None
                 if attempt < MAX_ATTEMPTS:
                     time.sleep(delay * (1 + random.random()))  # noqa: S311
                     delay = min(delay * 2, 0.25)
@@ -297,12 +313,38 @@ class Database:
             except (OperationalError, IntegrityError, DBAPIError) as exc:
                 if attempt < MAX_ATTEMPTS and _is_retryable(exc):
                     if give_up:
-                        raise WriterBusy from None
+                        raise NotInline from None
                     time.sleep(delay * (1 + random.random()))  # noqa: S311 (jitter, not crypto)
                     delay = min(delay * 2, 0.25)
                     continue
                 raise translate(exc) from exc
         raise Unavailable("the database stayed busy; try again")  # pragma: no cover
+
+    @contextmanager
+    def _within_budget(self, session: Connection, engine: Engine) -> Iterator[None]:
+        """A SQLite read of an ``inline(read_budget_s=...)`` block: its statements are
+        interrupted at the block's deadline, and the read gives up with ``NotInline``."""
+        deadline = _READ_DEADLINE.get()
+        if deadline is None or engine is not self._reader or self.dialect != "sqlite":
+            yield
+            return
+        driver = session.connection.dbapi_connection
+        spent = False
+
+        def past_deadline() -> bool:
+            nonlocal spent
+            spent = time.monotonic() > deadline
+            return spent
+
+        driver.set_progress_handler(past_deadline, _PROGRESS_STEPS)  # type: ignore[union-attr]
+        try:
+            yield
+        except Exception:
+            if spent:  # SQLite's "interrupted", raw or wrapped: nothing to keep
+                raise NotInline from None
+            raise
+        finally:
+            driver.set_progress_handler(None, 0)  # type: ignore[union-attr]
 
     @contextmanager
     def _pinned_session(self, engine: Engine) -> Iterator[Connection]:
@@ -382,16 +424,16 @@ class _WriterLock:
     @contextmanager
     def now(self) -> Iterator[None]:
         """The lock if it comes within ``INLINE_WAIT_S`` (another worker's write commits
-        in well under a millisecond); ``WriterBusy`` (holding nothing) otherwise."""
+        in well under a millisecond); ``NotInline`` (holding nothing) otherwise."""
         deadline = time.monotonic() + INLINE_WAIT_S
         if not self._threads.acquire(timeout=INLINE_WAIT_S):
-            raise WriterBusy
+            raise NotInline
         if self._fd is not None:
             try:
                 _flock_before(self._fd, deadline)
             except BlockingIOError:
                 self._threads.release()
-                raise WriterBusy from None
+                raise NotInline from None
             except BaseException:
                 self._threads.release()
                 raise
