@@ -11,7 +11,12 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from cairn.errors import Unavailable
-from cairn.store.metadata.database import Database, NotInline, RetryTransaction
+from cairn.store.metadata.database import (
+    INLINE_READ_S,
+    Database,
+    NotInline,
+    RetryTransaction,
+)
 
 
 def _kill(db: Database, pids: set[int]) -> None:
@@ -161,3 +166,15 @@ def test_connections_price_random_reads_as_memory_or_ssd(postgres_url: str) -> N
         assert own.read(_setting("random_page_cost")) == "2"
     finally:
         own.dispose()
+
+
+def test_a_budgeted_read_stops_at_its_statement_timeout(pg: Database) -> None:
+    """``inline(read_budget_s=...)`` on PostgreSQL: reads go to connections whose
+    statements are cancelled after ``INLINE_READ_S``; such a read raises ``NotInline``,
+    and no other read meets that timeout."""
+    sleep = "SELECT pg_sleep(0.05)"
+    with pg.inline(read_budget_s=INLINE_READ_S), pytest.raises(NotInline):
+        pg.read(lambda s: s.exec_driver_sql(sleep).all())
+    pg.read(lambda s: s.exec_driver_sql(sleep).all())  # outside a budget: no timeout
+    with pg.inline(read_budget_s=INLINE_READ_S):
+        assert pg.read(lambda s: s.exec_driver_sql("SELECT 1").scalar()) == 1

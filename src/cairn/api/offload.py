@@ -16,12 +16,13 @@ when that delays nobody:
   where their round trips overlap.
 
 Reads that can grow with the registry, or with one model or version (searching every
-model, listing versions with their manifests: ``brief(..., bounded=False)``), run on the
-event loop with SQLite as long as their statements finish within ``INLINE_READ_S`` (5
-ms): past that they are interrupted and run again in the thread pool, so a filter that
-scans a large registry holds the loop that long, once. With PostgreSQL they run in the
-thread pool. Work that is long by nature (gc, verify, imports) runs in the thread pool
-(``def`` handlers).
+model, listing versions with their manifests: ``brief(..., bounded=False)``), run there
+too, on a budget: with SQLite as long as their statements finish within
+``INLINE_READ_S`` (5 ms), with PostgreSQL (again only while their request is the only
+one) as long as each statement does. Past that they are interrupted and run again in the
+thread pool, so a filter that scans a large registry holds the loop that long, once.
+Work that is long by nature (gc, verify, imports) runs in the thread pool (``def``
+handlers).
 
 A write on the event loop does not wait there beyond 2 ms for the SQLite writer lock
 (``INLINE_WAIT_S``: enough for another worker's write to commit), nor to retry a
@@ -67,7 +68,7 @@ async def brief(service: RegistryService, fn: Callable[[], T], *, bounded: bool 
     """Run ``fn``, a database call bounded by one model (``bounded=False``: a read that can
     grow beyond that), where it costs least (see the module docstring)."""
     db = service.db
-    if db.in_process or (bounded and InFlight.count <= 1):
+    if db.in_process or InFlight.count <= 1:
         try:
             with db.inline(read_budget_s=None if bounded else INLINE_READ_S):
                 return fn()

@@ -69,14 +69,16 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # enough that a long writer elsewhere (gc, an import) stalls this worker's loop at most
 # this long.
 INLINE_WAIT_S = 0.002
-# How long the SQLite statements of a read on the event loop that can grow with the
-# registry (``Database.inline(read_budget_s=...)``: a search across models) may run before
-# they are interrupted and the read runs again in the thread pool. A search takes a
-# fraction of a millisecond here; one whose filter makes it scan much of a large registry
-# then holds the loop this long, once.
+# How long a read on the event loop that can grow with the registry
+# (``Database.inline(read_budget_s=...)``: a search across models) may run before it is
+# interrupted and runs again in the thread pool: its SQLite statements together, or each of
+# its PostgreSQL statements (the ``statement_timeout`` of the connections it uses there). A
+# search takes a fraction of a millisecond to a millisecond here; one whose filter makes it
+# scan much of a large registry then holds the loop this long, once.
 INLINE_READ_S = 0.005
 _PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+_QUERY_CANCELED = "57014"  # e.g. by statement_timeout
 
 
 class NotInline(BaseException):
@@ -132,6 +134,7 @@ class Database:
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
             self._write_lock = _WriterLock(self.url.database)
+            self._budgeted = self._reader  # budgeted by a progress handler (_within_budget)
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")
@@ -146,6 +149,7 @@ class Database:
             self._writer = engine
             # reads, and writes that are one statement (``write_statement``)
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._budgeted = _pg_budgeted_engine(self.url, self._network_args(), echo)
         else:
             raise CairnError(
                 f"backend URI scheme {self.url.drivername!r} is not supported; "
@@ -197,6 +201,7 @@ class Database:
         self._pinned.clear()
         self._writer.dispose()
         self._reader.dispose()
+        self._budgeted.dispose()
         if isinstance(self._write_lock, _WriterLock):
             self._write_lock.close()
 
@@ -207,7 +212,8 @@ class Database:
         PostgreSQL transaction would have to be retried, it raises ``NotInline`` having
         changed nothing (later writes of the block wait and retry as usual, since the
         first one has committed and the block must not be run again). With
-        ``read_budget_s``, SQLite reads still running that long after the block began are
+        ``read_budget_s`` (``INLINE_READ_S``), reads still running that long after the
+        block began (SQLite), or a statement running that long (PostgreSQL), are
         interrupted: ``NotInline`` (a read changes nothing, so it may run again)."""
         token = _INLINE.set(True)
         deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
@@ -240,7 +246,7 @@ class Database:
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         joined = self._joined()
-        return self._run(self._reader, fn) if joined is None else fn(joined)
+        return self._run(self._read_engine(), fn) if joined is None else fn(joined)
 
     def read_together(self, fn: Callable[[], T]) -> T:
         """Run ``fn``, whose ``read`` calls then share one transaction: one snapshot on
@@ -256,7 +262,11 @@ class Database:
             finally:
                 _JOINED.reset(token)
 
-        return self._run(self._reader, joined)
+        return self._run(self._read_engine(), joined)
+
+    def _read_engine(self) -> Engine:
+        """Where a read runs: within a read budget, on connections that keep to it."""
+        return self._reader if _READ_DEADLINE.get() is None else self._budgeted
 
     def _joined(self) -> Connection | None:
         """The transaction of this database's ``read_together`` around the caller."""
@@ -322,11 +332,20 @@ class Database:
 
     @contextmanager
     def _within_budget(self, session: Connection, engine: Engine) -> Iterator[None]:
-        """A SQLite read of an ``inline(read_budget_s=...)`` block: its statements are
-        interrupted at the block's deadline, and the read gives up with ``NotInline``."""
+        """A read of an ``inline(read_budget_s=...)`` block gives up with ``NotInline``
+        when it is interrupted: on SQLite at the block's deadline (a progress handler),
+        on PostgreSQL by the ``statement_timeout`` of the budgeted engine's connections."""
         deadline = _READ_DEADLINE.get()
-        if deadline is None or engine is not self._reader or self.dialect != "sqlite":
+        if deadline is None or engine is not self._budgeted:
             yield
+            return
+        if self.dialect == "postgresql":
+            try:
+                yield
+            except DBAPIError as exc:
+                if _sqlstate(exc) == _QUERY_CANCELED:
+                    raise NotInline from None
+                raise
             return
         driver = session.connection.dbapi_connection
         spent = False
@@ -378,7 +397,7 @@ class Database:
 
     @contextmanager
     def _transaction(self, engine: Engine, conn: Connection) -> Iterator[None]:
-        if engine is not self._reader or self.dialect != "postgresql":
+        if engine is self._writer or self.dialect != "postgresql":
             with conn.begin():
                 yield
             return
@@ -467,6 +486,31 @@ def _flock_before(fd: int, deadline: float) -> None:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 100e-6)
+
+
+def _pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool) -> Engine:
+    """Autocommit connections whose statements PostgreSQL cancels after ``INLINE_READ_S``:
+    the reads of ``inline(read_budget_s=...)`` blocks, on the event loop (their own pool,
+    so that no other call ever gets a connection with this timeout)."""
+    engine = create_engine(
+        url,
+        pool_size=1,
+        max_overflow=2,
+        pool_recycle=1800,
+        echo=echo,
+        connect_args=network,
+        isolation_level="AUTOCOMMIT",
+    )
+    timeout_ms = max(1, round(INLINE_READ_S * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        dbapi_conn.execute(f"SET statement_timeout = {timeout_ms}")
+        dbapi_conn.autocommit = autocommit
+
+    return engine
 
 
 def _sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
