@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from cairn.api.auth import authenticate
+from cairn.api.responses import FastJSONResponse
 from cairn.domain.models import Actor
 from cairn.service.registry import RegistryService
 
@@ -24,4 +25,4 @@ Caller = Annotated[Actor, Depends(authenticate)]  # the same dependency the rout
 
 
 def json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+    return FastJSONResponse(data, status_code=status)

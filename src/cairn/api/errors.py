@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from cairn.api.deps import ANONYMOUS
+from cairn.api.responses import FastJSONResponse
 from cairn.domain.access import Actor
 from cairn.errors import CairnError
 
@@ -26,7 +27,8 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, error_code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error_code": error_code, "message": message}, status_code=status)
+    body = {"error_code": error_code, "message": message}
+    return FastJSONResponse(body, status_code=status)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
