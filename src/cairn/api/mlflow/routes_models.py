@@ -61,9 +61,13 @@ def rename_registered_model(p: Body, service: Service, actor: Caller) -> JSONRes
 
 
 @router.patch("/registered-models/update")
-def update_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    model = service.update_model(actor, p.required("name"), description=p.text("description"))
-    return _one(service, actor, model)
+async def update_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, description = p.required("name"), p.text("description")
+
+    def update() -> JSONResponse:
+        return _one(service, actor, service.update_model(actor, name, description=description))
+
+    return await brief(service, update)
 
 
 @router.delete("/registered-models/delete")
@@ -126,19 +130,23 @@ async def get_latest_versions_by_get(p: Body, service: Service, actor: Caller) -
 
 
 @router.post("/registered-models/set-tag")
-def set_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    key, value = p.required("key"), p.required("value", allow_empty=True)
-    service.set_model_tag(actor, p.required("name"), key, value)
+async def set_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, key, value = p.required("name"), p.required("key"), p.required("value", allow_empty=True)
+    await brief(service, lambda: service.set_model_tag(actor, name, key, value))
     return json({})
 
 
 @router.delete("/registered-models/delete-tag")
-def delete_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def delete_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, key = p.required("name"), p.required("key")
-    try:
-        service.delete_model_tag(actor, name, key)
-    except NotFound:
-        service.get_model(actor, name)  # a missing model is still an error; a missing tag not
+
+    def delete() -> None:
+        try:
+            service.delete_model_tag(actor, name, key)
+        except NotFound:  # a missing model is still an error; a missing tag not
+            service.get_model(actor, name)
+
+    await brief(service, delete)
     return json({})
 
 
@@ -150,12 +158,16 @@ async def set_registered_model_alias(p: Body, service: Service, actor: Caller) -
 
 
 @router.delete("/registered-models/alias")
-def delete_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def delete_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, alias = p.required("name"), p.required("alias")
-    try:
-        service.delete_alias(actor, name, alias)
-    except NotFound:
-        service.get_model(actor, name)  # as in MLflow, deleting an absent alias succeeds
+
+    def delete() -> None:
+        try:
+            service.delete_alias(actor, name, alias)
+        except NotFound:  # as in MLflow, deleting an absent alias succeeds
+            service.get_model(actor, name)
+
+    await brief(service, delete)
     return json({})
 
 

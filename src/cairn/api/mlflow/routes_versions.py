@@ -42,22 +42,24 @@ async def create_model_version(p: Body, service: Service, actor: Caller) -> JSON
 
 
 @router.patch("/model-versions/update")
-def update_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    version = service.update_version(
-        actor, p.required("name"), p.version(), description=p.text("description"), files=False
+async def update_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, number, description = p.required("name"), p.version(), p.text("description")
+    version = await brief(
+        service,
+        lambda: service.update_version(actor, name, number, description=description, files=False),
     )
     return json({"model_version": version_json(version)})
 
 
 @router.post("/model-versions/transition-stage")
-def transition_model_version_stage(p: Body, service: Service, actor: Caller) -> JSONResponse:
-    version = service.transition_stage(
-        actor,
-        p.required("name"),
-        p.version(),
-        p.required("stage"),
-        archive_existing_versions=p.flag("archive_existing_versions"),
-        files=False,
+async def transition_model_version_stage(p: Body, service: Service, actor: Caller) -> JSONResponse:
+    name, number, stage = p.required("name"), p.version(), p.required("stage")
+    archive = p.flag("archive_existing_versions")
+    version = await brief(
+        service,
+        lambda: service.transition_stage(
+            actor, name, number, stage, archive_existing_versions=archive, files=False
+        ),
     )
     return json({"model_version": version_json(version)})
 
@@ -106,18 +108,24 @@ async def get_model_version_download_uri(
 
 
 @router.post("/model-versions/set-tag")
-def set_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def set_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, version = p.required("name"), p.version()
     key, value = p.required("key"), p.required("value", allow_empty=True)
-    service.set_version_tag(actor, name, version, key, value, files=False)
+    await brief(
+        service, lambda: service.set_version_tag(actor, name, version, key, value, files=False)
+    )
     return json({})
 
 
 @router.delete("/model-versions/delete-tag")
-def delete_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
+async def delete_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, version, key = p.required("name"), p.version(), p.required("key")
-    try:
-        service.delete_version_tag(actor, name, version, key, files=False)
-    except NotFound:  # as in MLflow, an absent tag is no error; an absent version is
-        service.get_version(actor, name, version, files=False)
+
+    def delete() -> None:
+        try:
+            service.delete_version_tag(actor, name, version, key, files=False)
+        except NotFound:  # as in MLflow, an absent tag is no error; an absent version is
+            service.get_version(actor, name, version, files=False)
+
+    await brief(service, delete)
     return json({})

@@ -39,8 +39,8 @@ async def resolve_alias(
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
-def delete_alias(name: str, alias: str, service: Service, actor: Caller) -> Response:
-    service.delete_alias(actor, name, alias)
+async def delete_alias(name: str, alias: str, service: Service, actor: Caller) -> Response:
+    await brief(service, lambda: service.delete_alias(actor, name, alias))
     return Response(status_code=204)
 
 

@@ -83,8 +83,13 @@ async def get_model(name: str, service: Service, actor: Caller) -> JSONResponse:
 
 
 @router.patch("/{name}", response_model=ModelOut)
-def update_model(name: str, body: ModelUpdate, service: Service, actor: Caller) -> JSONResponse:
-    return json(model_to_json(service.update_model(actor, name, description=body.description)))
+async def update_model(
+    name: str, body: ModelUpdate, service: Service, actor: Caller
+) -> JSONResponse:
+    updated = await brief(
+        service, lambda: service.update_model(actor, name, description=body.description)
+    )
+    return json(model_to_json(updated))
 
 
 @router.post("/{name}/rename", response_model=ModelOut)
@@ -104,12 +109,14 @@ def restore_model(name: str, service: Service, actor: Caller) -> JSONResponse:
 
 
 @router.put("/{name}/tags/{key}", response_model=ModelOut)
-def set_model_tag(
+async def set_model_tag(
     name: str, key: str, body: TagValue, service: Service, actor: Caller
 ) -> JSONResponse:
-    return json(model_to_json(service.set_model_tag(actor, name, key, body.value)))
+    tagged = await brief(service, lambda: service.set_model_tag(actor, name, key, body.value))
+    return json(model_to_json(tagged))
 
 
 @router.delete("/{name}/tags/{key}", response_model=ModelOut)
-def delete_model_tag(name: str, key: str, service: Service, actor: Caller) -> JSONResponse:
-    return json(model_to_json(service.delete_model_tag(actor, name, key)))
+async def delete_model_tag(name: str, key: str, service: Service, actor: Caller) -> JSONResponse:
+    untagged = await brief(service, lambda: service.delete_model_tag(actor, name, key))
+    return json(model_to_json(untagged))
