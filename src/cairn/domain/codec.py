@@ -25,7 +25,7 @@ def format_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_time(value: str | None) -> datetime | None:

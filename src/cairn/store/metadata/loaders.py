@@ -338,6 +338,11 @@ def _assemble(
     return result
 
 
+# the stored spellings, looked up without Enum's call (a version read makes two)
+_STATUSES = {s.value: s for s in VersionStatus}
+_STAGES = {s.value: s for s in Stage}
+
+
 def _version(
     row: Any,
     tags: dict[str, str],
@@ -349,14 +354,14 @@ def _version(
     return ModelVersion(
         name=row.model_name,
         version=row.version,
-        status=VersionStatus(row.status),
+        status=_STATUSES[row.status],
         status_message=row.status_message,
         description=row.description,
         tags=tags,
         params=params,
         metrics=metrics,
         aliases=tuple(alias_names),
-        stage=Stage(row.stage),
+        stage=_STAGES[row.stage],
         semver=row.semver,
         source=row.source,
         run_id=row.run_id,
