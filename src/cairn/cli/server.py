@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cairn.cli.output import message
-from cairn.settings import Settings
+
+if TYPE_CHECKING:  # loaded by the commands that need it: other commands start faster
+    from cairn.settings import Settings
 
 db_app = typer.Typer(help="The metadata database: migrate, inspect.", no_args_is_help=True)
 
 
 def _settings(**flags: object) -> Settings:
     """Settings from CAIRN_* variables, with the flags that were given on top."""
+    from cairn.settings import Settings
+
     given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     return Settings(**given)
 
