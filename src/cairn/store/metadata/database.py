@@ -91,7 +91,8 @@ class NotInline(BaseException):
 
 
 _INLINE: ContextVar[bool] = ContextVar("cairn_inline_write", default=False)
-# until when (monotonic) the SQLite reads of an ``inline(read_budget_s=...)`` block may run
+# set within an ``inline(read_budget_s=...)`` block: until when (monotonic) its reads may
+# run on SQLite; on PostgreSQL, that they go to the connections with a statement_timeout
 _READ_DEADLINE: ContextVar[float | None] = ContextVar("cairn_inline_read_deadline", default=None)
 # the transaction that ``read`` calls join inside ``Database.read_together``
 _JOINED: ContextVar[tuple[Database, Connection] | None] = ContextVar(
