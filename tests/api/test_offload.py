@@ -99,7 +99,7 @@ def test_where_a_point_read_runs(
     assert on_loop == (backend == "sqlite" or others == 0)
 
 
-def test_a_search_runs_on_the_loop_with_sqlite_until_its_budget_is_spent(
+def test_a_search_runs_on_the_loop_until_its_budget_is_spent(
     api: TestClient, app: Any, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A read that can grow with the registry (a search of models) runs on the event loop
