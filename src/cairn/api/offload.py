@@ -20,7 +20,7 @@ model, listing versions with their manifests: ``brief(..., bounded=False)``), ru
 too, on a budget: with SQLite as long as their statements finish within
 ``INLINE_READ_S`` (5 ms), with PostgreSQL (again only while their request is the only
 one) as long as each statement does. Past that they are interrupted and run again in the
-thread pool, so a filter that scans a large registry holds the loop that long, once.
+thread pool: a request whose filter scans a large registry holds the loop that long first.
 Work that is long by nature (gc, verify, imports) runs in the thread pool (``def``
 handlers).
 

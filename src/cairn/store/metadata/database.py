@@ -74,7 +74,7 @@ INLINE_WAIT_S = 0.002
 # interrupted and runs again in the thread pool: its SQLite statements together, or each of
 # its PostgreSQL statements (the ``statement_timeout`` of the connections it uses there). A
 # search takes a fraction of a millisecond to a millisecond here; one whose filter makes it
-# scan much of a large registry then holds the loop this long, once.
+# scan much of a large registry then holds the loop this long before it moves.
 INLINE_READ_S = 0.005
 _PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
