@@ -22,8 +22,6 @@ leaves the outcome unknown and is reported as ``Unavailable``.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import random
 import threading
 import time
@@ -39,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from cairn.errors import CairnError, Conflict, Unavailable
 from cairn.store.metadata.identity_watch import IdentityWatch, changed_here, recording
 from cairn.store.metadata.prepared import compile_all, driver_execute
+from cairn.store.metadata.sqlite_lock import Busy, WriterLock
 from cairn.store.metadata.sqlite_watch import SqliteIdentityWatch
 
 T = TypeVar("T")
@@ -122,10 +121,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url: URL = make_url(url)
         self.dialect = self.url.get_backend_name()
-        # SQLite has one writer at a time; writers queue on a lock that hands over at once
-        # (a thread lock, then an flock on a file beside the database for other processes:
-        # server workers, the CLI) instead of SQLite's sleep-and-retry busy handler, whose
-        # back-off sleeps (up to 100 ms each) made the tail of concurrent creates.
+        # SQLite writers queue on a lock that hands over at once (``sqlite_lock.py``)
         self._write_lock: AbstractContextManager[object] = nullcontext()
         self._pinned: dict[Engine, Connection] = {}  # the main thread's own, per engine
         self._pinned_busy: set[Engine] = set()  # of those, the ones in use
@@ -134,7 +130,7 @@ class Database:
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
-            self._write_lock = _WriterLock(self.url.database)
+            self._write_lock = WriterLock(self.url.database)
             self._budgeted = self._reader  # budgeted by a progress handler (_within_budget)
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
@@ -203,7 +199,7 @@ class Database:
         self._writer.dispose()
         self._reader.dispose()
         self._budgeted.dispose()
-        if isinstance(self._write_lock, _WriterLock):
+        if isinstance(self._write_lock, WriterLock):
             self._write_lock.close()
 
     @contextmanager
@@ -229,10 +225,13 @@ class Database:
         """Run ``fn`` in a write transaction, retrying races the database reports."""
         lock = self._write_lock
         first_inline = _first_inline()
-        if first_inline and isinstance(lock, _WriterLock):
-            lock = lock.now()
-        with lock:
-            return self._run(self._writer, fn, give_up=first_inline)
+        if first_inline and isinstance(lock, WriterLock):
+            lock = lock.within(INLINE_WAIT_S)
+        try:
+            with lock:
+                return self._run(self._writer, fn, give_up=first_inline)
+        except Busy:  # raised only while taking the lock: nothing was written
+            raise NotInline from None
 
     def write_statement(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn``, whose one statement is the whole write, as a transaction of its own:
@@ -417,76 +416,6 @@ class Database:
                 conn.exec_driver_sql("SELECT 1")
         except DBAPIError as exc:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
-
-
-class _WriterLock:
-    """One SQLite writer at a time across threads and processes, handed over at once."""
-
-    def __init__(self, database: str | None) -> None:
-        self._threads = threading.Lock()
-        self._fd: int | None = None
-        if database and database != ":memory:" and not database.startswith("file:"):
-            path = f"{database}-writer.lock"
-            try:
-                self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError:  # a read-only folder: other processes meet at BEGIN IMMEDIATE
-                self._fd = None
-
-    def __enter__(self) -> None:
-        self._threads.acquire()
-        if self._fd is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits in the kernel, GIL released
-            except BaseException:
-                self._threads.release()
-                raise
-
-    @contextmanager
-    def now(self) -> Iterator[None]:
-        """The lock if it comes within ``INLINE_WAIT_S`` (another worker's write commits
-        in well under a millisecond); ``NotInline`` (holding nothing) otherwise."""
-        deadline = time.monotonic() + INLINE_WAIT_S
-        if not self._threads.acquire(timeout=INLINE_WAIT_S):
-            raise NotInline
-        if self._fd is not None:
-            try:
-                _flock_before(self._fd, deadline)
-            except BlockingIOError:
-                self._threads.release()
-                raise NotInline from None
-            except BaseException:
-                self._threads.release()
-                raise
-        try:
-            yield
-        finally:
-            self.__exit__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._threads.release()
-
-    def close(self) -> None:
-        with self._threads:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-
-def _flock_before(fd: int, deadline: float) -> None:
-    """Take the exclusive ``flock`` on ``fd``, trying until ``deadline`` (monotonic) with
-    short sleeps; ``BlockingIOError`` if it is still held elsewhere then."""
-    pause = 50e-6
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 100e-6)
 
 
 def _pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool) -> Engine:
