@@ -168,6 +168,27 @@ def test_connections_price_random_reads_as_memory_or_ssd(postgres_url: str) -> N
         own.dispose()
 
 
+@pytest.mark.parametrize("own_options", [False, True])
+def test_only_budgeted_reads_carry_the_statement_timeout(
+    postgres_url: str, own_options: bool
+) -> None:
+    """The budget's ``statement_timeout`` comes with the budgeted connections' start-up
+    options, beside Cairn's planner setting or the URL's own options; other connections
+    keep the server's default (no timeout)."""
+    joiner = "&" if "?" in postgres_url else "?"
+    url = (
+        f"{postgres_url}{joiner}options=-c%20random_page_cost%3D2" if own_options else postgres_url
+    )
+    db = Database(url)
+    try:
+        assert db.read(_setting("statement_timeout")) == "0"
+        with db.inline(read_budget_s=INLINE_READ_S):
+            assert db.read(_setting("statement_timeout")) == f"{round(INLINE_READ_S * 1000)}ms"
+            assert db.read(_setting("random_page_cost")) == ("2" if own_options else "1.1")
+    finally:
+        db.dispose()
+
+
 def test_a_budgeted_read_stops_at_its_statement_timeout(pg: Database) -> None:
     """``inline(read_budget_s=...)`` on PostgreSQL: reads go to connections whose
     statements are cancelled after ``INLINE_READ_S``; such a read raises ``NotInline``,

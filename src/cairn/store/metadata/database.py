@@ -420,9 +420,18 @@ class Database:
 
 def _pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool) -> Engine:
     """Autocommit connections whose statements PostgreSQL cancels after ``INLINE_READ_S``:
-    the reads of ``inline(read_budget_s=...)`` blocks, on the event loop (their own pool,
-    so that no other call ever gets a connection with this timeout)."""
-    engine = create_engine(
+    the reads of ``inline(read_budget_s=...)`` blocks, on the event loop. Their own pool,
+    so that no other call gets one; the timeout goes in the connection's start-up
+    ``options`` (after the URL's own, if it has any) rather than a ``SET``, which a
+    transaction-pooling proxy would leave on a server connection another client gets
+    next."""
+    timeout = f"-c statement_timeout={max(1, round(INLINE_READ_S * 1000))}"
+    given = url.query.get("options")
+    if isinstance(given, str):
+        url = url.update_query_dict({"options": f"{given} {timeout}"})
+    else:
+        network = {**network, "options": f"{network.get('options', '')} {timeout}".strip()}
+    return create_engine(
         url,
         pool_size=1,
         max_overflow=2,
@@ -431,16 +440,6 @@ def _pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool) -> Engine
         connect_args=network,
         isolation_level="AUTOCOMMIT",
     )
-    timeout_ms = max(1, round(INLINE_READ_S * 1000))
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        autocommit = dbapi_conn.autocommit
-        dbapi_conn.autocommit = True
-        dbapi_conn.execute(f"SET statement_timeout = {timeout_ms}")
-        dbapi_conn.autocommit = autocommit
-
-    return engine
 
 
 def _sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
