@@ -5,6 +5,7 @@ a new connection when nothing of it was applied."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
@@ -185,6 +186,32 @@ def test_only_budgeted_reads_carry_the_statement_timeout(
         with db.inline(read_budget_s=INLINE_READ_S):
             assert db.read(_setting("statement_timeout")) == f"{round(INLINE_READ_S * 1000)}ms"
             assert db.read(_setting("random_page_cost")) == ("2" if own_options else "1.1")
+    finally:
+        db.dispose()
+
+
+def test_a_budgeted_connection_cancelled_while_it_connects_gives_up_too(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement_timeout holds from a budgeted connection's start: what it runs while
+    connecting (SQLAlchemy's first look at the server, a pool's own statements) can be
+    cancelled too, and that read gives up as well instead of failing (this happened on a
+    slow CI machine: a 503 for a listing)."""
+    from sqlalchemy import event
+
+    from cairn.store.metadata import database
+
+    monkeypatch.setattr(database, "INLINE_READ_S", 0.001)
+    db = Database(postgres_url)
+    try:
+
+        @event.listens_for(db._budgeted, "connect")
+        def slow_start(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("SELECT pg_sleep(0.05)")  # past the 1 ms timeout
+
+        with db.inline(read_budget_s=INLINE_READ_S), pytest.raises(NotInline):
+            db.read(lambda s: s.exec_driver_sql("SELECT 1").scalar())
+        assert db.read(lambda s: s.exec_driver_sql("SELECT 1").scalar()) == 1
     finally:
         db.dispose()
 

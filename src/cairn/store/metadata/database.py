@@ -321,6 +321,10 @@ class Database:
                     continue
                 raise Unavailable("a concurrent request kept conflicting; try again") from None
             except (OperationalError, IntegrityError, DBAPIError) as exc:
+                if engine is self._budgeted and _sqlstate(exc) == _QUERY_CANCELED:
+                    # past the read's statement_timeout, the statement or one the new
+                    # connection ran for SQLAlchemy: a read, it changed nothing
+                    raise NotInline from None
                 if attempt < MAX_ATTEMPTS and _is_retryable(exc):
                     if give_up:
                         raise NotInline from None
@@ -332,20 +336,12 @@ class Database:
 
     @contextmanager
     def _within_budget(self, session: Connection, engine: Engine) -> Iterator[None]:
-        """A read of an ``inline(read_budget_s=...)`` block gives up with ``NotInline``
-        when it is interrupted: on SQLite at the block's deadline (a progress handler),
-        on PostgreSQL by the ``statement_timeout`` of the budgeted engine's connections."""
+        """A SQLite read of an ``inline(read_budget_s=...)`` block is interrupted at the
+        block's deadline (a progress handler) and gives up with ``NotInline``. (PostgreSQL
+        cancels the budgeted engine's statements itself: ``_run``.)"""
         deadline = _READ_DEADLINE.get()
-        if deadline is None or engine is not self._budgeted:
+        if deadline is None or engine is not self._budgeted or self.dialect != "sqlite":
             yield
-            return
-        if self.dialect == "postgresql":
-            try:
-                yield
-            except DBAPIError as exc:
-                if _sqlstate(exc) == _QUERY_CANCELED:
-                    raise NotInline from None
-                raise
             return
         driver = session.connection.dbapi_connection
         spent = False
