@@ -90,6 +90,7 @@ class NotInline(BaseException):
 
 
 _INLINE: ContextVar[bool] = ContextVar("cairn_inline_write", default=False)
+_UNBUDGETED = nullcontext()  # the budget of a transaction that has none (reusable)
 # set within an ``inline(read_budget_s=...)`` block: until when (monotonic) its reads may
 # run on SQLite; on PostgreSQL, that they go to the connections with a statement_timeout
 _READ_DEADLINE: ContextVar[float | None] = ContextVar("cairn_inline_read_deadline", default=None)
@@ -131,7 +132,7 @@ class Database:
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
             self._write_lock = WriterLock(self.url.database)
-            self._budgeted = self._reader  # budgeted by a progress handler (_within_budget)
+            self._budgeted = self._reader  # budgeted by a progress handler (_budget)
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")
@@ -198,7 +199,8 @@ class Database:
         self._pinned.clear()
         self._writer.dispose()
         self._reader.dispose()
-        self._budgeted.dispose()
+        if self._budgeted is not self._reader:
+            self._budgeted.dispose()
         if isinstance(self._write_lock, WriterLock):
             self._write_lock.close()
 
@@ -292,7 +294,7 @@ class Database:
                 with (
                     self._pinned_session(engine) if on_main else self._session(engine) as session,
                     recording() as changes,
-                    self._within_budget(session, engine),
+                    self._budget(session, engine),
                 ):
                     try:
                         result = fn(session)
@@ -334,32 +336,15 @@ class Database:
                 raise translate(exc) from exc
         raise Unavailable("the database stayed busy; try again")  # pragma: no cover
 
-    @contextmanager
-    def _within_budget(self, session: Connection, engine: Engine) -> Iterator[None]:
-        """A SQLite read of an ``inline(read_budget_s=...)`` block is interrupted at the
-        block's deadline (a progress handler) and gives up with ``NotInline``. (PostgreSQL
-        cancels the budgeted engine's statements itself: ``_run``.)"""
+    def _budget(self, session: Connection, engine: Engine) -> AbstractContextManager[None]:
+        """What keeps a transaction to a read budget: for a SQLite read of an
+        ``inline(read_budget_s=...)`` block, a progress handler (``_interrupted_at``);
+        for every other transaction nothing at all (PostgreSQL cancels the budgeted
+        engine's statements itself: ``_run``)."""
         deadline = _READ_DEADLINE.get()
         if deadline is None or engine is not self._budgeted or self.dialect != "sqlite":
-            yield
-            return
-        driver = session.connection.dbapi_connection
-        spent = False
-
-        def past_deadline() -> bool:
-            nonlocal spent
-            spent = time.monotonic() > deadline
-            return spent
-
-        driver.set_progress_handler(past_deadline, _PROGRESS_STEPS)  # type: ignore[union-attr]
-        try:
-            yield
-        except Exception:
-            if spent:  # SQLite's "interrupted", raw or wrapped: nothing to keep
-                raise NotInline from None
-            raise
-        finally:
-            driver.set_progress_handler(None, 0)  # type: ignore[union-attr]
+            return _UNBUDGETED
+        return _interrupted_at(session, deadline)
 
     @contextmanager
     def _pinned_session(self, engine: Engine) -> Iterator[Connection]:
@@ -412,6 +397,29 @@ class Database:
                 conn.exec_driver_sql("SELECT 1")
         except DBAPIError as exc:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
+
+
+@contextmanager
+def _interrupted_at(session: Connection, deadline: float) -> Iterator[None]:
+    """SQLite: the transaction's statements are interrupted once ``deadline`` (monotonic)
+    has passed, and the read gives up with ``NotInline``."""
+    driver = session.connection.dbapi_connection
+    spent = False
+
+    def past_deadline() -> bool:
+        nonlocal spent
+        spent = time.monotonic() > deadline
+        return spent
+
+    driver.set_progress_handler(past_deadline, _PROGRESS_STEPS)  # type: ignore[union-attr]
+    try:
+        yield
+    except Exception:
+        if spent:  # SQLite's "interrupted", raw or wrapped: nothing to keep
+            raise NotInline from None
+        raise
+    finally:
+        driver.set_progress_handler(None, 0)  # type: ignore[union-attr]
 
 
 def _pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool) -> Engine:

@@ -101,11 +101,11 @@ def _entry_params(prefix: str, entries: Mapping[str, Any]) -> dict[str, Any]:
 
 def _first(s: Connection, sql: str, params: dict[str, Any], *, named: bool = False) -> Any:
     """The statement's first row (``named``: with its columns as attributes), or None."""
-    from psycopg.rows import namedtuple_row  # here: a SQLite server never loads the driver
-
     cursor = driver_execute(s, sql, params)
     try:
         if named:
+            from psycopg.rows import namedtuple_row  # here: SQLite never loads the driver
+
             cursor.row_factory = namedtuple_row
         return cursor.fetchone()
     finally:
