@@ -309,7 +309,9 @@ class CairnRaw(Contender):
             self.version, missing = api.create_version(MODEL, manifest)
             blobs = f"{self.base_url}/api/v1/models/{MODEL}/versions/{self.version}/blobs"
             pairs = [(by_digest[d], f"{blobs}/{d}") for d in missing]
-            if self.client == "curl":
+            if not pairs:
+                pass  # an unchanged re-push: nothing to send, no upload client to open
+            elif self.client == "curl":
                 wire.curl_put(pairs, auth.headers())
             else:
                 with wire.new_client(self.base_url, auth.headers()) as c:
