@@ -309,19 +309,21 @@ class CairnRaw(Contender):
             self.version, missing = api.create_version(MODEL, manifest)
             blobs = f"{self.base_url}/api/v1/models/{MODEL}/versions/{self.version}/blobs"
             pairs = [(by_digest[d], f"{blobs}/{d}") for d in missing]
-            if not pairs:
-                pass  # an unchanged re-push: nothing to send, no upload client to open
-            elif self.client == "curl":
-                wire.curl_put(pairs, auth.headers())
-            else:
-                with wire.new_client(self.base_url, auth.headers()) as c:
-                    wire.httpx_put(c, pairs)
+            if pairs:  # none on an unchanged re-push, which then opens no upload client
+                self._put(pairs)
             t_end = time.perf_counter()
             if (status := api.status(MODEL, self.version)) != "READY":
                 raise wire.TransferError(f"version {self.version} is {status} after the push")
         finally:
             api.close()
         return Timing(t_end - t0, hash_s=t_hash - t0)
+
+    def _put(self, pairs: list[tuple[Path, str]]) -> None:
+        if self.client == "curl":
+            wire.curl_put(pairs, auth.headers())
+        else:
+            with wire.new_client(self.base_url, auth.headers()) as c:
+                wire.httpx_put(c, pairs)
 
     def pull(self, ds: Dataset, out: Path) -> Timing:
         out.mkdir(parents=True, exist_ok=True)
