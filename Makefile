@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: install serve test check bench clean
+.PHONY: install bytecode serve test check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,12 +14,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Cairn's own modules compiled ahead (only what changed since the last time). Where
+# PYTHONDONTWRITEBYTECODE is set (it is on this project's machine), every process would
+# otherwise compile all of src/cairn from source, each server a test starts included:
+# about 0.2 s per process here (`cairn models list` on a local folder: 1.07 -> 0.89 s).
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q src
+
 ## Run the server on http://127.0.0.1:8080 with ./cairn-data (SQLite + local blobs).
-serve: $(STAMP)
+serve: bytecode
 	$(BIN)/cairn server $(ARGS)
 
 ## The test suite: every metadata test on SQLite and on PostgreSQL (127.0.0.1:5432).
-test: $(STAMP)
+test: bytecode
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## Lint, format, types, layering.
