@@ -13,6 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cairn.api.v1.artifacts import INLINE_BYTES
+from cairn.app import create_app
+from cairn.client.http import HttpClient
+from cairn.domain.blob_batch import MEDIA_TYPE, frames
+from cairn.settings import Settings
 
 
 def digest(data: bytes) -> str:
@@ -259,3 +263,82 @@ def test_listings_can_leave_the_manifests_out(api: TestClient) -> None:
         assert [f["path"] for f in full["files"]] == ["a.bin", "b.bin"]
         assert brief["files"] is None and brief == {**full, "files": None}
     assert api.get("/api/v1/models/m/versions?files=maybe").status_code == 400
+
+
+# -- batch uploads: several small blobs in one request ----------------------------------
+
+BATCH_HEADERS = {"Content-Type": MEDIA_TYPE}
+
+
+def batch(items: list[tuple[str, bytes]]) -> bytes:
+    return b"".join(frames(items))
+
+
+def test_batch_upload_makes_version_ready(api: TestClient) -> None:
+    api.post("/api/v1/models", json={"name": "m"})
+    assert api.post("/api/v1/models/m/versions", json={"files": manifest(FILES)}).is_success
+    items = [(digest(b), b) for b in FILES.values()]  # an empty file among them
+    r = api.post("/api/v1/models/m/versions/1/blobs", content=batch(items), headers=BATCH_HEADERS)
+    assert r.status_code == 200, r.text
+    receipts = r.json()["blobs"]
+    assert [x["digest"] for x in receipts] == [d for d, _ in items]
+    assert all(x["stored"] and x["version_status"] == "READY" for x in receipts)
+    for path, content in FILES.items():
+        assert api.get(f"/api/v1/models/m/versions/1/files/{path}").content == content
+
+
+def test_a_bad_batch_stores_nothing(api: TestClient, blob_root: Path) -> None:
+    api.post("/api/v1/models", json={"name": "m"})
+    files = {"a": b"first", "b": b"second", "c": b"third"}
+    assert api.post("/api/v1/models/m/versions", json={"files": manifest(files)}).is_success
+    url = "/api/v1/models/m/versions/1/blobs"
+    good = [(digest(b), b) for b in files.values()]
+    stranger = b"not in the manifest"
+    for body in (
+        batch([*good[:2], (good[2][0], b"THIRD")]),  # other bytes of the declared size
+        batch([*good[:2], (good[2][0], b"thi")]),  # a size the manifest does not declare
+        batch([*good, (digest(stranger), stranger)]),  # a digest not in the manifest
+        batch([good[0], good[0]]),  # one digest twice
+        batch(good)[:-2],  # cut short
+        b"sha256:abc 3\nabc",  # not a digest
+        b"sha256:" + b"a" * 64 + b" -3\nabc",  # not a size
+        b"no header line at all",
+        b"",
+    ):
+        r = api.post(url, content=body, headers=BATCH_HEADERS)
+        assert r.status_code == 400, (body[:50], r.text)
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert [p for p in blob_root.rglob("*") if p.is_file()] == []
+    assert api.get("/api/v1/models/m/versions/1").json()["status"] == "PENDING"
+    first = api.post(url, content=batch(good[:2]), headers=BATCH_HEADERS).json()["blobs"]
+    assert [x["version_status"] for x in first] == ["PENDING", "PENDING"]
+    last = api.post(url, content=batch(good[2:]), headers=BATCH_HEADERS).json()["blobs"]
+    assert last[0]["version_status"] == "READY"
+    assert api.post(url, content=batch(good[:1]), headers=BATCH_HEADERS).status_code == 409
+
+
+def test_push_sends_small_files_one_by_one_past_a_low_request_limit(
+    settings: Settings, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    """A batch larger than the server's request limit is refused (413) before it is read;
+    the SDK then sends those files one by one, as uploads of any size are allowed."""
+    app = create_app(settings.model_copy(update={"max_request_bytes": 1024}))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"part{i}.bin").write_bytes(bytes([i]) * 600)
+    try:
+        with TestClient(app, raise_server_exceptions=False, headers=admin_headers) as api:
+            api.post("/api/v1/models", json={"name": "m"})
+            files = [(digest(p.read_bytes()), p.read_bytes()) for p in sorted(folder.iterdir())]
+            manifest_ = [{"path": "x", "size": 600, "digest": files[0][0]}]
+            api.post("/api/v1/models/m/versions", json={"files": manifest_})
+            r = api.post(
+                "/api/v1/models/m/versions/1/blobs", content=batch(files), headers=BATCH_HEADERS
+            )
+            assert r.status_code == 413, r.text
+            sdk = HttpClient("http://testserver", http_client=api)
+            pushed = sdk.push(folder, name="m")
+            assert pushed.status.value == "READY" and len(pushed.files) == 3
+    finally:
+        app.state.service.db.dispose()

@@ -13,8 +13,9 @@ from cairn.client import cache as blob_cache
 from cairn.client import transfer
 from cairn.client.base import BaseClient
 from cairn.client.cache import BlobCache
-from cairn.client.transfer import DigestCache, scan
-from cairn.domain.models import VersionStatus
+from cairn.client.transfer import DigestCache, LocalFile, scan, upload_plan
+from cairn.domain.blob_batch import BATCH_BYTES, BATCH_FILE_MAX, MAX_BATCH_BLOBS
+from cairn.domain.models import FileEntry, VersionStatus
 from cairn.errors import DataCorrupted, InvalidParameter, Unavailable
 
 FILES = {
@@ -379,3 +380,30 @@ def test_receive_hashes_and_writes_every_batch(tmp_path: Path, size: int) -> Non
             os.close(fd)
     assert hasher.digest() == hashlib.sha256(data).digest()
     assert target.read_bytes() == data and copy.read_bytes() == data
+
+
+# -- what a push sends together -------------------------------------------------------
+
+
+def _file(path: str, size: int) -> LocalFile:
+    fake = "sha256:" + hashlib.sha256(path.encode()).hexdigest()
+    return LocalFile(FileEntry(path, size, fake), Path(path))
+
+
+def test_upload_plan_batches_small_files_in_path_order() -> None:
+    big = _file("big", BATCH_FILE_MAX + 1)
+    small = [_file(f"s{i:04d}", BATCH_FILE_MAX // 2) for i in range(40)][::-1]
+    alone, batches = upload_plan([big, *small])
+    assert alone == [big]
+    assert [f.entry.path for b in batches for f in b] == sorted(f.entry.path for f in small)
+    assert all(sum(f.entry.size for f in b) <= BATCH_BYTES for b in batches)
+    per_batch = BATCH_BYTES // (BATCH_FILE_MAX // 2)
+    assert [len(b) for b in batches] == [per_batch, per_batch, 40 - 2 * per_batch]
+
+
+def test_upload_plan_sends_a_lone_small_file_alone() -> None:
+    lone = _file("config.json", 10)
+    assert upload_plan([lone]) == ([lone], [])
+    many = [_file(f"f{i:05d}", 0) for i in range(MAX_BATCH_BLOBS + 1)]
+    alone, batches = upload_plan(many)
+    assert [len(b) for b in batches] == [MAX_BATCH_BLOBS] and alone == [many[-1]]

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.audit import AuditEvent
+from cairn.domain.blob_batch import frames
 from cairn.domain.models import FileEntry, VersionSpec
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service import (
@@ -431,6 +432,7 @@ AUDITED = {
     "set_alias": "alias.set",
     "delete_alias": "alias.delete",
     "put_blob": "version.finalize",  # the last blob makes the version READY
+    "put_blobs": "version.finalize",
     "complete_upload": "version.finalize",
     "finalize_version": "version.finalize",  # when it is the call that makes it READY
     "purge_version": "version.purge",
@@ -504,6 +506,10 @@ def test_every_mutation_writes_its_event(svc: RegistryService) -> None:
     svc.append_upload(ALICE, ticket.upload_id, 0, [b])
     expect("complete_upload", lambda: svc.complete_upload(ALICE, ticket.upload_id))
     assert svc.finalize_version(ALICE, "fraud2", 3).status.value == "READY"
+    c, d = b"third file", b"fourth file, longer"
+    svc.create_version(ALICE, "fraud2", VersionSpec(files=(blob(c), blob(d))))  # 4, PENDING
+    both = b"".join(frames([(blob(c).digest, c), (blob(d).digest, d)]))
+    expect("put_blobs", lambda: svc.put_blobs(ALICE, "fraud2", 4, both))
     expect("update_version", lambda: svc.update_version(ALICE, "fraud2", 1, description="x"))
     expect("set_version_tag", lambda: svc.set_version_tag(ALICE, "fraud2", 1, "k", "v"))
     expect("delete_version_tag", lambda: svc.delete_version_tag(ALICE, "fraud2", 1, "k"))

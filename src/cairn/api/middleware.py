@@ -104,6 +104,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 # -- which routes take what ------------------------------------------------------------
 
 _UPLOAD_PATH = re.compile(r"/api/v1/(models/[^/]+/versions/[^/]+/blobs/[^/]+|uploads/[^/]+)")
+_BATCH_PATH = re.compile(r"/api/v1/models/[^/]+/versions/[^/]+/blobs")
 
 
 def is_upload_path(path: str) -> bool:
@@ -113,9 +114,14 @@ def is_upload_path(path: str) -> bool:
 
 def is_json_path(path: str) -> bool:
     """Routes whose request bodies are JSON: the native and MLflow-compatible APIs, except
-    the upload routes (octet-stream). The read-only ``mlflow-artifacts`` routes are not
-    among them: a write there answers its own 405 whatever the body is."""
-    return path.startswith(JSON_PREFIXES) and not is_upload_path(path)
+    the upload routes (octet-stream) and the batch upload (framed blobs, bounded by the
+    request limit like JSON). The read-only ``mlflow-artifacts`` routes are not among
+    them: a write there answers its own 405 whatever the body is."""
+    return (
+        path.startswith(JSON_PREFIXES)
+        and not is_upload_path(path)
+        and _BATCH_PATH.fullmatch(path) is None
+    )
 
 
 def is_json_media_type(value: str) -> bool:

@@ -6,6 +6,7 @@ Both raise the same ``cairn.errors`` exceptions. Pagination helpers live here on
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import uuid
 from collections import defaultdict
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.client.cache import BlobCache, Placement
-from cairn.client.transfer import WORKERS, LocalFile, NoProgress, Progress, scan
+from cairn.client.transfer import WORKERS, LocalFile, NoProgress, Progress, scan, upload_plan
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.models import (
     AliasEvent,
@@ -391,6 +392,23 @@ class BaseClient(abc.ABC):
     def _upload_blob(self, name: str, version: int, file: LocalFile, progress: Progress) -> None:
         """Send one blob of the version's manifest (resuming where the server stopped)."""
 
+    def _upload(
+        self, name: str, version: int, files: Sequence[LocalFile], progress: Progress
+    ) -> None:
+        """Send blobs of the version's manifest, several requests at once: large files
+        alone, small ones together (``upload_plan``)."""
+        alone, batches = upload_plan(files)
+        jobs = [functools.partial(self._upload_blob, name, version, f, progress) for f in alone]
+        jobs += [functools.partial(self._upload_batch, name, version, b, progress) for b in batches]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda job: job(), jobs))
+
+    @abc.abstractmethod
+    def _upload_batch(
+        self, name: str, version: int, files: Sequence[LocalFile], progress: Progress
+    ) -> None:
+        """Send several small blobs of the version's manifest at once."""
+
     @abc.abstractmethod
     def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
         """Bytes of one file from ``start`` to its end."""
@@ -476,8 +494,7 @@ class BaseClient(abc.ABC):
         wanted = set(missing)
         todo = [f for f in {f.entry.digest: f for f in files}.values() if f.entry.digest in wanted]
         progress.begin("uploading", sum(f.entry.size for f in todo))
-        with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(lambda f: self._upload_blob(name, version.version, f, progress), todo))
+        self._upload(name, version.version, todo, progress)
         progress.end()
         self.last_transfer = TransferStats(
             files=len(files),

@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cairn.client.base import BaseClient
-from cairn.client.transfer import WORKERS, LocalFile, NoProgress, Progress, scan
+from cairn.client.transfer import LocalFile, NoProgress, Progress, scan
 from cairn.domain.models import ModelVersion, VersionSpec, VersionStatus
 from cairn.errors import (
     AlreadyExists,
@@ -264,8 +263,7 @@ def write_version(
     sent = sum(f.entry.size for f in todo)
     if todo:
         progress.begin("uploading", sent)
-        with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(lambda f: client._upload_blob(name, number, f, progress), todo))
+        client._upload(name, number, todo, progress)
         progress.end()
     if version.status is VersionStatus.PENDING and wanted <= set(by_digest):
         version = client.finalize_version(name, number)

@@ -18,6 +18,7 @@ from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, Progress, read_chunks
 from cairn.domain.artifacts import GcReport, VerifyReport
 from cairn.domain.audit import AuditEvent, AuditReport
+from cairn.domain.blob_batch import frames
 from cairn.domain.models import (
     Actor,
     AliasEvent,
@@ -489,6 +490,13 @@ class LocalClient(BaseClient):
     def _upload_blob(self, name: str, version: int, file: LocalFile, progress: Progress) -> None:
         chunks = read_chunks(file.source, 0, progress)
         self._service.put_blob(self._actor, name, version, file.entry.digest, chunks)
+
+    def _upload_batch(
+        self, name: str, version: int, files: Sequence[LocalFile], progress: Progress
+    ) -> None:
+        body = b"".join(frames([(f.entry.digest, f.source.read_bytes()) for f in files]))
+        self._service.put_blobs(self._actor, name, version, body)
+        progress.advance(sum(f.entry.size for f in files))
 
     def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
         return self._service.open_file(self._actor, name, version, path, start=start).chunks

@@ -15,12 +15,13 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cairn.domain.blob_batch import BATCH_BYTES, BATCH_FILE_MAX, MAX_BATCH_BLOBS
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import FileEntry
 from cairn.domain.paths import validate_file_path
@@ -185,6 +186,29 @@ class DigestCache:
         except OSError:
             tmp.unlink(missing_ok=True)
         self._dirty = False
+
+
+def upload_plan(files: Sequence[LocalFile]) -> tuple[list[LocalFile], list[list[LocalFile]]]:
+    """What a push sends: files alone (large ones, and a small one with no company), and
+    small files together, a batch per request (``domain/blob_batch.py``), in path order."""
+    alone = [f for f in files if f.entry.size > BATCH_FILE_MAX]
+    batches: list[list[LocalFile]] = []
+    batch: list[LocalFile] = []
+    size = 0
+    for f in sorted((f for f in files if f.entry.size <= BATCH_FILE_MAX), key=_path):
+        if batch and (size + f.entry.size > BATCH_BYTES or len(batch) == MAX_BATCH_BLOBS):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(f)
+        size += f.entry.size
+    if batch:
+        batches.append(batch)
+    alone += [b[0] for b in batches if len(b) == 1]
+    return alone, [b for b in batches if len(b) > 1]
+
+
+def _path(f: LocalFile) -> str:
+    return f.entry.path
 
 
 def read_chunks(path: Path, start: int = 0, progress: Progress | None = None) -> Iterator[bytes]:

@@ -8,13 +8,14 @@ version to READY. A version is never READY with a missing or unverified file.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.artifacts import BlobReceipt, UploadPart, UploadTicket
+from cairn.domain.blob_batch import parse_frames
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import Actor, FileEntry, ModelVersion, VersionStatus
 from cairn.domain.paths import validate_file_path
@@ -23,6 +24,7 @@ from cairn.errors import Conflict, DataCorrupted, InvalidParameter, NotFound
 from cairn.service.base import authorize
 from cairn.service.scan_engine import scanner_name
 from cairn.service.scans import ScansService
+from cairn.store.blobs.integrity import Verifier
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.loaders import load_versions
@@ -57,7 +59,33 @@ class ArtifactsService(ScansService):
         row, size = self._pending_blob(actor, name, version, digest)
         self._clear_if_corrupt(digest)
         stored = self.blobs.put(digest, size, chunks)
-        return self._record_blob(actor, row.id, digest, size, stored)
+        return self._record_blobs(actor, row.id, [(digest, size, stored)])[0]
+
+    def put_blobs(
+        self, actor: Actor, name: str, version: int | str, body: bytes
+    ) -> list[BlobReceipt]:
+        """Store several whole blobs of a PENDING version's manifest at once, framed in
+        ``body`` (small files: ``domain/blob_batch.py``). Every one is checked against its
+        declared size and digest before any is stored, so a bad one stores none; all are
+        recorded in one transaction."""
+        row = self._pending_version(actor, name, version)  # before the body is looked at
+        blobs = parse_frames(body)
+        digests = [digest for digest, _ in blobs]
+        if len(set(digests)) != len(digests):
+            raise InvalidParameter("a batch holds each digest once")
+        declared = self.db.read(lambda s: BlobIndexStore(s).declared_sizes(row.id, digests))
+        for digest, content in blobs:
+            if digest not in declared:
+                raise InvalidParameter(self._not_in_manifest(digest, name, row))
+            verifier = Verifier(digest, declared[digest])
+            verifier.update(content)
+            verifier.finish()
+        for digest in self.db.read(lambda s: BlobIndexStore(s).corrupt(digests)):
+            self.blobs.delete(digest)  # known corrupt: the new bytes replace them
+        items = [
+            (d, len(content), self.blobs.put(d, len(content), (content,))) for d, content in blobs
+        ]
+        return self._record_blobs(actor, row.id, items)
 
     def begin_upload(
         self, actor: Actor, name: str, version: int | str, digest: str
@@ -104,7 +132,8 @@ class ArtifactsService(ScansService):
                 self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
             raise
         self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
-        return self._record_blob(actor, upload.version_id, upload.digest, int(upload.size), stored)
+        receipts = [(upload.digest, int(upload.size), stored)]
+        return self._record_blobs(actor, upload.version_id, receipts)[0]
 
     def abort_upload(self, actor: Actor, upload_id: str) -> None:
         self._upload_row(actor, upload_id)
@@ -249,18 +278,24 @@ class ArtifactsService(ScansService):
         self, actor: Actor, name: str, version: int | str, digest: str
     ) -> tuple[Any, int]:
         validate_digest(digest)
+        row = self._pending_version(actor, name, version)
+        size = self.db.read(lambda s: BlobIndexStore(s).declared_size(row.id, digest))
+        if size is None:
+            raise InvalidParameter(self._not_in_manifest(digest, name, row))
+        return row, size
+
+    def _pending_version(self, actor: Actor, name: str, version: int | str) -> Any:
         row = self._version_row(actor, name, version, Role.WRITE, "upload")
         if row.status != VersionStatus.PENDING.value:
             raise Conflict(
                 f"version {row.version} of {name!r} is {row.status}; blobs are uploaded only "
                 "to PENDING versions"
             )
-        size = self.db.read(lambda s: BlobIndexStore(s).declared_size(row.id, digest))
-        if size is None:
-            raise InvalidParameter(
-                f"{digest} is not in the manifest of version {row.version} of {name!r}"
-            )
-        return row, size
+        return row
+
+    @staticmethod
+    def _not_in_manifest(digest: str, name: str, row: Any) -> str:
+        return f"{digest} is not in the manifest of version {row.version} of {name!r}"
 
     def _upload_row(self, actor: Actor, upload_id: str) -> Any:
         """An upload in progress, if the caller may write to the model it belongs to."""
@@ -308,30 +343,36 @@ class ArtifactsService(ScansService):
         if row is not None and row.corrupt_at is not None:
             self.blobs.delete(digest)
 
-    def _record_blob(
-        self, actor: Actor, version_id: int, digest: str, size: int, stored: bool
-    ) -> BlobReceipt:
-        """Record a verified blob and re-check every PENDING version that waits for it."""
-        if not stored and self.blobs.size(digest) != size:  # pre-existing bytes, other size
-            raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
-        # reading bytes comes before the transaction that may promote: this blob's scan
-        # (recorded with the blob), and once nothing else is missing, any of the version's
+    def _record_blobs(
+        self, actor: Actor, version_id: int, items: Sequence[tuple[str, int, bool]]
+    ) -> list[BlobReceipt]:
+        """Record verified blobs ``(digest, size, stored)`` of a version in one transaction,
+        and re-check every PENDING version that waits for one of them."""
+        for digest, size, stored in items:
+            if not stored and self.blobs.size(digest) != size:  # pre-existing, other size
+                raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
+        # reading bytes comes before the transaction that may promote: these blobs' scans
+        # (recorded with the blobs), and once nothing else is missing, any of the version's
         # blobs the scanner has not seen
-        scan = self._blob_scan(digest, size)
-        if not self.db.read(lambda s: BlobIndexStore(s).any_missing(version_id, other_than=digest)):
+        scans = {digest: self._blob_scan(digest, size) for digest, size, _ in items}
+        sent = set(scans)
+        if not self.db.read(lambda s: self._missing_but(BlobIndexStore(s), version_id, sent)):
             self._scan_version_blobs(version_id)
 
-        def run(s: Tx) -> tuple[VersionStatus, bool]:
-            index = BlobIndexStore(s)
-            index.record(digest, size, self.clock())
-            if scan is not None:
-                ScansStore(s).record_blob(digest, scan, self.clock())
-            # the uploader proved it holds the bytes; saying they were "already stored" would
-            # tell them that someone else had them
-            owed = index.settle_claim(version_id, digest)
-            for other in index.pending_versions_with(digest):
-                if other != version_id:
-                    self._promote_if_complete(s, actor, other)
+        def run(s: Tx) -> tuple[VersionStatus, set[str]]:
+            index, now = BlobIndexStore(s), self.clock()
+            owed = set()
+            for digest, size, _ in items:
+                index.record(digest, size, now)
+                if (scan := scans[digest]) is not None:
+                    ScansStore(s).record_blob(digest, scan, now)
+                # the uploader proved it holds the bytes; saying they were "already stored"
+                # would tell them that someone else had them
+                if index.settle_claim(version_id, digest):
+                    owed.add(digest)
+            others = {v for d in sent for v in index.pending_versions_with(d)} - {version_id}
+            for other in sorted(others):
+                self._promote_if_complete(s, actor, other)
             return self._promote_if_complete(s, actor, version_id, scanned=True), owed
 
         status, owed = self.db.write(run)
@@ -342,7 +383,19 @@ class ArtifactsService(ScansService):
             status = self.db.write(
                 lambda s: self._promote_if_complete(s, actor, version_id, scanned=True)
             )
-        return BlobReceipt(digest=digest, size=size, stored=stored or owed, version_status=status)
+        return [
+            BlobReceipt(digest=d, size=size, stored=stored or d in owed, version_status=status)
+            for d, size, stored in items
+        ]
+
+    @staticmethod
+    def _missing_but(index: BlobIndexStore, version_id: int, sent: set[str]) -> bool:
+        """Whether the version still misses a blob other than those ``sent``: one probe for
+        a single blob (``any_missing`` walks back from the last path), the version's whole
+        missing list for a batch."""
+        if len(sent) == 1:
+            return index.any_missing(version_id, other_than=next(iter(sent)))
+        return not set(index.missing_for_version(version_id)) <= sent
 
     def _promote_if_complete(
         self, s: Tx, actor: Actor, version_id: int, *, scanned: bool = False

@@ -6,6 +6,7 @@ import base64
 import re
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Header, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -13,8 +14,16 @@ from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.streaming import run_with_body
 from cairn.api.v1.archive import tar_stream
-from cairn.api.v1.schemas import BlobReceiptOut, FileList, UploadBegin, UploadTicketOut, VersionOut
+from cairn.api.v1.schemas import (
+    BlobBatchOut,
+    BlobReceiptOut,
+    FileList,
+    UploadBegin,
+    UploadTicketOut,
+    VersionOut,
+)
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
+from cairn.domain.blob_batch import MEDIA_TYPE
 from cairn.domain.codec import version_to_json
 from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
@@ -76,6 +85,26 @@ async def put_blob(
         request, lambda chunks: service.put_blob(actor, name, version, digest, chunks)
     )
     return json(receipt_json(receipt))
+
+
+@router.post(
+    VERSION + "/blobs",
+    response_model=BlobBatchOut,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": {"type": "string"}}}}
+    },
+)
+async def put_blobs(
+    name: str, version: str, request: Request, service: Service, actor: Caller
+) -> JSONResponse:
+    """Upload several small blobs of the manifest in one request. The body is a sequence of
+    frames, each ``sha256:<hex> <size>\\n`` and then exactly ``size`` bytes (at most 1,000
+    frames, and no more bytes than the server's request limit). Every blob is checked
+    against the manifest's size and its digest before any is stored: a bad one stores none.
+    """
+    body = await request.body()
+    receipts = await anyio.to_thread.run_sync(lambda: service.put_blobs(actor, name, version, body))
+    return json({"blobs": [receipt_json(r) for r in receipts]})
 
 
 @router.post(VERSION + "/uploads", status_code=201, response_model=UploadTicketOut)

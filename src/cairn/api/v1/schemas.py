@@ -171,5 +171,9 @@ class BlobReceiptOut(BaseModel):
     version_status: str
 
 
+class BlobBatchOut(BaseModel):
+    blobs: list[BlobReceiptOut]
+
+
 class FileList(BaseModel):
     files: list[FileOut]

@@ -232,6 +232,24 @@ class BlobIndexStore:
         ).scalar_one_or_none()
         return None if size is None else int(size)
 
+    def declared_sizes(self, version_id: int, digests: Iterable[str]) -> dict[str, int]:
+        """``declared_size`` of each of ``digests`` the version's manifest holds."""
+        rows = self.s.execute(
+            select(F.c.digest, func.max(F.c.size))
+            .where(F.c.version_id == version_id, F.c.digest.in_(sorted(set(digests))))
+            .group_by(F.c.digest)
+        )
+        return {digest: int(size) for digest, size in rows}
+
+    def corrupt(self, digests: Iterable[str]) -> list[str]:
+        """Those of ``digests`` whose stored bytes are known to be corrupt."""
+        rows = self.s.execute(
+            select(B.c.digest).where(
+                B.c.digest.in_(sorted(set(digests))), B.c.corrupt_at.isnot(None)
+            )
+        )
+        return list(rows.scalars())
+
     def total(self) -> tuple[int, int]:
         count, size = self.s.execute(
             select(func.count(), func.coalesce(func.sum(B.c.size), 0))
