@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from cairn.api.v1.artifacts import INLINE_BYTES
 from cairn.app import create_app
 from cairn.client.http import HttpClient
-from cairn.domain.blob_batch import MEDIA_TYPE, frames
+from cairn.domain.blob_batch import BATCH_FILE_MAX, MEDIA_TYPE, frames, parse_frames
 from cairn.settings import Settings
 
 
@@ -342,3 +342,28 @@ def test_push_sends_small_files_one_by_one_past_a_low_request_limit(
             assert pushed.status.value == "READY" and len(pushed.files) == 3
     finally:
         app.state.service.db.dispose()
+
+
+def test_several_small_files_in_one_answer(api: TestClient) -> None:
+    big = b"x" * (BATCH_FILE_MAX + 1)
+    push(api, {**FILES, "big.bin": big})
+    url = "/api/v1/models/m/versions/1/files"
+    paths = ["empty.txt", "données/é.txt", "model.bin"]
+    r = api.post(url, json={"paths": paths})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == MEDIA_TYPE
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert parse_frames(r.content) == [(digest(FILES[p]), FILES[p]) for p in paths]
+    for paths, status in (
+        (["model.bin", "nope.bin"], 404),
+        (["model.bin", "big.bin"], 400),  # larger than a batch takes: fetched on its own
+        (["../etc/passwd"], 400),
+        ([], 400),
+    ):
+        answer = api.post(url, json={"paths": paths})
+        assert answer.status_code == status, (paths, answer.text)
+    assert api.post(url, json={"paths": ["model.bin"], "extra": 1}).status_code in (400, 422)
+    api.post("/api/v1/models/m/versions", json={"files": manifest({"new": b"never sent"})})
+    pending = api.post("/api/v1/models/m/versions/2/files", json={"paths": ["new"]})
+    assert pending.status_code == 400 and "PENDING" in pending.text

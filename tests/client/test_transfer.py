@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -164,7 +164,21 @@ def test_a_pull_that_fails_places_nothing(
                 yield chunk[:1000]
                 raise Unavailable("connection reset")
 
-    monkeypatch.setattr(client, "_fetch", bad_model_bin)
+    fetch_many = client._fetch_many
+
+    def bad_batch(name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
+        received = fetch_many(name, version, entries)
+        if "model.bin" in [e.path for e in entries]:
+            if failure != "corrupt bytes":
+                raise Unavailable("connection reset")
+            received = [
+                bytes(len(c)) if e.path == "model.bin" else c
+                for e, c in zip(entries, received, strict=True)
+            ]
+        return received
+
+    monkeypatch.setattr(client, "_fetch", bad_model_bin)  # files fetched on their own
+    monkeypatch.setattr(client, "_fetch_many", bad_batch)  # small files, fetched together
     out = tmp_path / "out"
     expected = DataCorrupted if failure == "corrupt bytes" else Unavailable
     with pytest.raises(expected):

@@ -143,6 +143,7 @@ BODY: dict[str, dict[str, Any]] = {
     "put_policy": {"model_pattern": "{model}", "alias_pattern": "prod*"},
     "promote": {"model": "{model}", "version": 1, "alias": "staging"},
     "set_scan_policy": {"action": "label"},
+    "read_files": {"paths": ["a.bin"]},
 }
 # The MLflow registry API reads a JSON body for POST, PATCH and DELETE: one that names
 # everything any of its routes needs.
@@ -157,7 +158,11 @@ MLFLOW_BODY = {
     "description": "changed",
     "source": "models:/{model}/1",
 }
-RAW: dict[str, bytes] = {"put_blob": DATA_B, "append_upload": DATA_B[:4]}
+RAW: dict[str, bytes] = {
+    "put_blob": DATA_B,
+    "put_blobs": f"{sha(DATA_B)} {len(DATA_B)}\n".encode() + DATA_B,
+    "append_upload": DATA_B[:4],
+}
 HEADERS: dict[str, dict[str, str]] = {"append_upload": {"Upload-Offset": "0"}}
 
 

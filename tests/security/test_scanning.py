@@ -363,6 +363,10 @@ def test_api_quarantine_report_override_and_rescan(api: TestClient, evil: bytes)
     assert refused.json()["error_code"] == "PERMISSION_DENIED"
     assert "override_quarantine=true" in refused.json()["message"]
     assert api.get(f"{base}/archive").status_code == 403
+    both = {"paths": ["README.md", "model.pkl"]}
+    assert api.post(f"{base}/files", json=both).status_code == 403
+    batch = api.post(f"{base}/files", json=both, params={"override_quarantine": "true"})
+    assert batch.status_code == 200 and evil in batch.content
     allowed = api.get(f"{base}/files/model.pkl", params={"override_quarantine": "true"})
     assert allowed.status_code == 200 and allowed.content == evil
     assert api.get(f"{base}/archive", params={"override_quarantine": "true"}).status_code == 200

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from cairn.client.cache import BlobCache, Placement
-from cairn.client.transfer import WORKERS, LocalFile, NoProgress, Progress, scan, upload_plan
+from cairn.client.transfer import (
+    WORKERS,
+    LocalFile,
+    NoProgress,
+    Progress,
+    batch_plan,
+    scan,
+    upload_plan,
+)
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.models import (
     AliasEvent,
@@ -414,6 +422,10 @@ class BaseClient(abc.ABC):
         """Bytes of one file from ``start`` to its end."""
 
     @abc.abstractmethod
+    def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
+        """Several small files whole, in the order of ``entries``."""
+
+    @abc.abstractmethod
     def finalize_version(self, name: str, version: int | str) -> ModelVersion: ...
 
     # -- importers: versions with their numbers and history ---------------------------
@@ -541,11 +553,15 @@ class BaseClient(abc.ABC):
         touched: list[Path] = []  # cached blobs a link was tried for: stamped again
         progress.begin("downloading", sum(f.size for f in unique))
 
-        def fill(entry: FileEntry) -> None:
+        def fill(entry: FileEntry, received: bytes | None = None) -> None:
             mine = placements[entry.digest]
             cached = cache.fill(
                 entry,
-                lambda start: self._fetch(version.name, version.version, entry.path, start),
+                lambda start: (
+                    self._fetch(version.name, version.version, entry.path, start)
+                    if received is None
+                    else iter((received[start:],))
+                ),
                 progress,
                 () if share else mine,  # elsewhere: written as it arrives, not copied after
                 checked=entry.digest in present,
@@ -557,9 +573,19 @@ class BaseClient(abc.ABC):
                 if not placement.written:
                     placement.copy_from(cached)
 
+        def fill_batch(entries: list[FileEntry]) -> None:
+            """Small files fetched together, then cached (and verified) one by one."""
+            received = self._fetch_many(version.name, version.version, entries)
+            for entry, content in zip(entries, received, strict=True):
+                fill(entry, content)
+
+        alone, batches = batch_plan(missing, lambda entry: entry)
+        jobs = [functools.partial(fill, e) for e in unique if e.digest in present]
+        jobs += [functools.partial(fill, e) for e in alone]
+        jobs += [functools.partial(fill_batch, b) for b in batches]
         try:
             with ThreadPoolExecutor(WORKERS) as pool:
-                list(pool.map(fill, unique))
+                list(pool.map(lambda job: job(), jobs))
             progress.end()
             for group in placements.values():
                 for placement in group:

@@ -21,7 +21,7 @@ from cairn.client.base import BaseClient
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.blob_batch import MEDIA_TYPE, frames
+from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
     format_time,
@@ -37,7 +37,7 @@ from cairn.domain.models import (
     VersionSpec,
 )
 from cairn.domain.uris import parse_version_number
-from cairn.errors import CairnError, Conflict, PayloadTooLarge, Unavailable
+from cairn.errors import CairnError, Conflict, DataCorrupted, PayloadTooLarge, Unavailable
 
 RESUMABLE_ABOVE = 64 << 20  # bigger files go through resumable uploads
 
@@ -346,6 +346,18 @@ class HttpClient(GovernanceCalls, BaseClient):
                         f"object store refused part at {offset}: HTTP {response.status_code}"
                     )
                 progress.advance(length)
+
+    def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
+        """One request for several small files; the frames must answer the paths asked
+        for, in order (each file is verified again as it goes into the cache)."""
+        url = f"/api/v1/models/{seg(name)}/versions/{version}/files"
+        response = self._http.post(url, json={"paths": [e.path for e in entries]})
+        if not response.is_success:
+            self._decode(response)
+        received = parse_frames(response.content)
+        if [digest for digest, _ in received] != [e.digest for e in entries]:
+            raise DataCorrupted("the server answered other files than the ones asked for")
+        return [content for _, content in received]
 
     def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
         url = f"/api/v1/models/{seg(name)}/versions/{version}/files/{quote(path)}"

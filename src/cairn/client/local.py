@@ -498,6 +498,10 @@ class LocalClient(BaseClient):
         self._service.put_blobs(self._actor, name, version, body)
         progress.advance(sum(f.entry.size for f in files))
 
+    def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
+        paths = [entry.path for entry in entries]
+        return [data for _, data in self._service.read_files(self._actor, name, version, paths)]
+
     def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
         return self._service.open_file(self._actor, name, version, path, start=start).chunks
 

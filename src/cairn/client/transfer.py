@@ -15,11 +15,11 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cairn.domain.blob_batch import BATCH_BYTES, BATCH_FILE_MAX, MAX_BATCH_BLOBS
 from cairn.domain.digests import validate_digest
@@ -28,6 +28,7 @@ from cairn.domain.paths import validate_file_path
 from cairn.errors import InvalidParameter
 
 CHUNK = 1 << 20
+T = TypeVar("T")
 WORKERS = 4
 
 
@@ -191,24 +192,29 @@ class DigestCache:
 def upload_plan(files: Sequence[LocalFile]) -> tuple[list[LocalFile], list[list[LocalFile]]]:
     """What a push sends: files alone (large ones, and a small one with no company), and
     small files together, a batch per request (``domain/blob_batch.py``), in path order."""
-    alone = [f for f in files if f.entry.size > BATCH_FILE_MAX]
-    batches: list[list[LocalFile]] = []
-    batch: list[LocalFile] = []
+    return batch_plan(files, lambda f: f.entry)
+
+
+def batch_plan(
+    items: Sequence[T], entry: Callable[[T], FileEntry]
+) -> tuple[list[T], list[list[T]]]:
+    """``items`` to move alone (larger than ``BATCH_FILE_MAX``, or small with no company)
+    and in batches (up to ``BATCH_BYTES`` and ``MAX_BATCH_BLOBS`` each), in path order."""
+    alone = [item for item in items if entry(item).size > BATCH_FILE_MAX]
+    batches: list[list[T]] = []
+    batch: list[T] = []
     size = 0
-    for f in sorted((f for f in files if f.entry.size <= BATCH_FILE_MAX), key=_path):
-        if batch and (size + f.entry.size > BATCH_BYTES or len(batch) == MAX_BATCH_BLOBS):
+    small = [item for item in items if entry(item).size <= BATCH_FILE_MAX]
+    for item in sorted(small, key=lambda item: entry(item).path):
+        if batch and (size + entry(item).size > BATCH_BYTES or len(batch) == MAX_BATCH_BLOBS):
             batches.append(batch)
             batch, size = [], 0
-        batch.append(f)
-        size += f.entry.size
+        batch.append(item)
+        size += entry(item).size
     if batch:
         batches.append(batch)
     alone += [b[0] for b in batches if len(b) == 1]
     return alone, [b for b in batches if len(b) > 1]
-
-
-def _path(f: LocalFile) -> str:
-    return f.entry.path
 
 
 def read_chunks(path: Path, start: int = 0, progress: Progress | None = None) -> Iterator[bytes]:

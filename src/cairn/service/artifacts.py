@@ -15,7 +15,7 @@ from typing import Any
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.artifacts import BlobReceipt, UploadPart, UploadTicket
-from cairn.domain.blob_batch import parse_frames
+from cairn.domain.blob_batch import BATCH_FILE_MAX, MAX_BATCH_BLOBS, parse_frames
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import Actor, FileEntry, ModelVersion, VersionStatus
 from cairn.domain.paths import validate_file_path
@@ -231,6 +231,69 @@ class ArtifactsService(ScansService):
         else:
             chunks = self.blobs.open(entry.digest, start, stop)
         return OpenedFile(FileEntry(path, size, entry.digest), start, stop, chunks)
+
+    def read_files(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        paths: Sequence[str],
+        *,
+        override_quarantine: bool = False,
+    ) -> list[tuple[FileEntry, bytes]]:
+        """Several small files of a READY version at once, each whole and verified as
+        ``open_file`` verifies it (small-file pulls: ``domain/blob_batch.py``): up to
+        ``MAX_BATCH_BLOBS`` paths of at most ``BATCH_FILE_MAX`` bytes each."""
+        if not paths or len(paths) > MAX_BATCH_BLOBS:
+            raise InvalidParameter(f"ask for 1 to {MAX_BATCH_BLOBS} files at once")
+        for path in paths:
+            validate_file_path(path)
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def locate(s: Tx) -> tuple[Any, list[Any], dict[str, Any], str | None]:
+            row = self._row_in(s, actor, name, number, Role.READ, "download")
+            if row.status != VersionStatus.READY.value:
+                raise InvalidParameter(
+                    f"version {row.version} of {name!r} is {row.status}, not READY"
+                )
+            index = BlobIndexStore(s)
+            entries = [index.file(row.id, path) for path in paths]
+            blobs = {e.digest: index.find(e.digest) for e in entries if e is not None}
+            return row, entries, blobs, self._quarantine(s, row.model_id, row)
+
+        row, entries, blobs, quarantined = self.db.read(locate)
+        found: list[FileEntry] = []
+        for path, entry in zip(paths, entries, strict=True):
+            if entry is None:
+                raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
+            if entry.size > BATCH_FILE_MAX:
+                raise InvalidParameter(
+                    f"{path!r} is larger than {BATCH_FILE_MAX} bytes; download it on its own"
+                )
+            found.append(FileEntry(path, int(entry.size), entry.digest))
+        if quarantined is not None:  # every file that passes this way is audited
+            for path in paths:
+                self._pass_quarantine(
+                    actor,
+                    name,
+                    row.version,
+                    quarantined,
+                    override=override_quarantine,
+                    path=path,
+                    audit=True,
+                )
+        read = []
+        for entry in found:
+            blob = blobs[entry.digest]
+            if blob is None or blob.corrupt_at is not None:
+                raise DataCorrupted(
+                    f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or "
+                    "corrupt; run `cairn verify` and re-push the file"
+                )
+            chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
+            read.append((entry, b"".join(chunks)))
+        return read
 
     def presign_file(
         self,

@@ -18,12 +18,13 @@ from cairn.api.v1.schemas import (
     BlobBatchOut,
     BlobReceiptOut,
     FileList,
+    FilesRead,
     UploadBegin,
     UploadTicketOut,
     VersionOut,
 )
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
-from cairn.domain.blob_batch import MEDIA_TYPE
+from cairn.domain.blob_batch import MEDIA_TYPE, frames
 from cairn.domain.codec import version_to_json
 from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
@@ -210,6 +211,30 @@ def download_file(
         body = b"".join(opened.chunks)
         return Response(body, status_code=status, media_type=media, headers=headers)
     return StreamingResponse(opened.chunks, status_code=status, media_type=media, headers=headers)
+
+
+@router.post(
+    VERSION + "/files",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPE: {}}, "description": "the files, framed"}},
+)
+def read_files(
+    name: str,
+    version: str,
+    body: FilesRead,
+    service: Service,
+    actor: Caller,
+    override_quarantine: bool = False,
+) -> Response:
+    """Download several small files (up to 1 MiB each) in one answer: frames of
+    ``sha256:<hex> <size>\\n`` and the bytes, in the order of ``paths``, each verified
+    against its digest on the server (the client checks again)."""
+    read = service.read_files(
+        actor, name, version, body.paths, override_quarantine=override_quarantine
+    )
+    content = b"".join(frames([(entry.digest, data) for entry, data in read]))
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": _attachment(f"{name}-v{version}.blobs")}
+    return Response(content, media_type=MEDIA_TYPE, headers=headers)
 
 
 @router.get(VERSION + "/archive", response_class=Response)

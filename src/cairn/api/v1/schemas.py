@@ -9,6 +9,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cairn.domain.blob_batch import MAX_BATCH_BLOBS
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -169,6 +171,10 @@ class BlobReceiptOut(BaseModel):
     size: int
     stored: bool
     version_status: str
+
+
+class FilesRead(Strict):
+    paths: list[str] = Field(min_length=1, max_length=MAX_BATCH_BLOBS)
 
 
 class BlobBatchOut(BaseModel):
