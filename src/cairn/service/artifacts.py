@@ -189,24 +189,7 @@ class ArtifactsService(ScansService):
         by its scan are refused unless ``override_quarantine`` is asked by someone with
         MANAGE; every read that passes that way is audited.
         """
-        validate_file_path(path)
-        names.validate_model_name(name)
-        number = parse_version_number(version)
-
-        def locate(s: Tx) -> tuple[Any, Any, Any, str | None]:
-            row = self._row_in(s, actor, name, number, Role.READ, "download")
-            if row.status != VersionStatus.READY.value:
-                raise InvalidParameter(
-                    f"version {row.version} of {name!r} is {row.status}, not READY"
-                )
-            index = BlobIndexStore(s)
-            entry = index.file(row.id, path)
-            blob = None if entry is None else index.find(entry.digest)
-            return row, entry, blob, self._quarantine(s, row.model_id, row)
-
-        row, entry, blob, quarantined = self.db.read(locate)
-        if entry is None:
-            raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
+        row, [(entry, blob)], quarantined = self._locate(actor, name, version, [path])
         if quarantined is not None:  # bytes flow unless a range of none was asked for
             self._pass_quarantine(
                 actor,
@@ -217,12 +200,8 @@ class ArtifactsService(ScansService):
                 path=path,
                 audit=end is None or end > start,
             )
-        if blob is None or blob.corrupt_at is not None:
-            raise DataCorrupted(
-                f"the stored bytes of {path!r} ({entry.digest}) are missing or corrupt; "
-                "run `cairn verify` and re-push the file"
-            )
-        size = int(entry.size)
+        self._check_intact(entry, blob)
+        size = entry.size
         stop = size if end is None else min(end, size)
         if start < 0 or start > stop:
             raise InvalidParameter(f"range {start}-{stop} is outside the file's {size} bytes")
@@ -230,7 +209,7 @@ class ArtifactsService(ScansService):
             chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
         else:
             chunks = self.blobs.open(entry.digest, start, stop)
-        return OpenedFile(FileEntry(path, size, entry.digest), start, stop, chunks)
+        return OpenedFile(entry, start, stop, chunks)
 
     def read_files(
         self,
@@ -246,51 +225,26 @@ class ArtifactsService(ScansService):
         ``MAX_BATCH_BLOBS`` paths of at most ``BATCH_FILE_MAX`` bytes each."""
         if not paths or len(paths) > MAX_BATCH_BLOBS:
             raise InvalidParameter(f"ask for 1 to {MAX_BATCH_BLOBS} files at once")
-        for path in paths:
-            validate_file_path(path)
-        names.validate_model_name(name)
-        number = parse_version_number(version)
-
-        def locate(s: Tx) -> tuple[Any, list[Any], dict[str, Any], str | None]:
-            row = self._row_in(s, actor, name, number, Role.READ, "download")
-            if row.status != VersionStatus.READY.value:
-                raise InvalidParameter(
-                    f"version {row.version} of {name!r} is {row.status}, not READY"
-                )
-            index = BlobIndexStore(s)
-            entries = [index.file(row.id, path) for path in paths]
-            blobs = {e.digest: index.find(e.digest) for e in entries if e is not None}
-            return row, entries, blobs, self._quarantine(s, row.model_id, row)
-
-        row, entries, blobs, quarantined = self.db.read(locate)
-        found: list[FileEntry] = []
-        for path, entry in zip(paths, entries, strict=True):
-            if entry is None:
-                raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
+        row, found, quarantined = self._locate(actor, name, version, paths)
+        for entry, _ in found:
             if entry.size > BATCH_FILE_MAX:
                 raise InvalidParameter(
-                    f"{path!r} is larger than {BATCH_FILE_MAX} bytes; download it on its own"
+                    f"{entry.path!r} is larger than {BATCH_FILE_MAX} bytes; download it alone"
                 )
-            found.append(FileEntry(path, int(entry.size), entry.digest))
         if quarantined is not None:  # every file that passes this way is audited
-            for path in paths:
+            for entry, _ in found:
                 self._pass_quarantine(
                     actor,
                     name,
                     row.version,
                     quarantined,
                     override=override_quarantine,
-                    path=path,
+                    path=entry.path,
                     audit=True,
                 )
         read = []
-        for entry in found:
-            blob = blobs[entry.digest]
-            if blob is None or blob.corrupt_at is not None:
-                raise DataCorrupted(
-                    f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or "
-                    "corrupt; run `cairn verify` and re-push the file"
-                )
+        for entry, blob in found:
+            self._check_intact(entry, blob)
             chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
             read.append((entry, b"".join(chunks)))
         return read
@@ -316,6 +270,43 @@ class ArtifactsService(ScansService):
         return url
 
     # -- helpers -------------------------------------------------------------------------
+    def _locate(
+        self, actor: Actor, name: str, version: int | str, paths: Sequence[str]
+    ) -> tuple[Any, list[tuple[FileEntry, Any]], str | None]:
+        """A READY version the caller may read, each path's entry with its blob row (None
+        if the bytes are not stored), and the version's quarantine (None if it has none)."""
+        for path in paths:
+            validate_file_path(path)
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def locate(s: Tx) -> tuple[Any, list[tuple[FileEntry, Any]], str | None]:
+            row = self._row_in(s, actor, name, number, Role.READ, "download")
+            if row.status != VersionStatus.READY.value:
+                raise InvalidParameter(
+                    f"version {row.version} of {name!r} is {row.status}, not READY"
+                )
+            index = BlobIndexStore(s)
+            found = []
+            for path in paths:
+                entry = index.file(row.id, path)
+                if entry is None:
+                    raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
+                found.append(
+                    (FileEntry(path, int(entry.size), entry.digest), index.find(entry.digest))
+                )
+            return row, found, self._quarantine(s, row.model_id, row)
+
+        return self.db.read(locate)
+
+    @staticmethod
+    def _check_intact(entry: FileEntry, blob: Any) -> None:
+        if blob is None or blob.corrupt_at is not None:
+            raise DataCorrupted(
+                f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or corrupt; "
+                "run `cairn verify` and re-push the file"
+            )
+
     def _verified(self, chunks: Iterator[bytes], digest: str) -> Iterator[bytes]:
         """The store's verified stream; bytes found corrupt are marked so in the index."""
         try:
