@@ -21,6 +21,7 @@ from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service import (
     aliases,
     artifacts,
+    downloads,
     maintenance,
     models,
     portability,
@@ -464,6 +465,7 @@ def test_every_use_case_is_classified() -> None:
         version_reads.VersionReadsService,
         aliases.AliasesService,
         artifacts.ArtifactsService,
+        downloads.DownloadsService,
         maintenance.MaintenanceService,
         portability.PortabilityService,
     )

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
+from cairn.domain.uris import parse_version_number
 from cairn.errors import NotFound, PermissionDenied
 from cairn.service.auth_cache import AuthCache
 from cairn.store.blobs.base import BlobStore
@@ -17,6 +18,9 @@ from cairn.store.metadata.audit_store import AuditStore, new_event
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
 from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.versions_store import VersionStore
+
+PRESIGN_SECONDS = 3600  # how long a presigned object-store URL stays valid
 
 T = TypeVar("T")
 
@@ -70,6 +74,18 @@ class ServiceBase:
         row = ModelStore(s).find_live(name, lock=lock)
         authorize(actor, row, role, action, no_such_model(name))
         return row
+
+    def _version_row(
+        self, actor: Actor, name: str, version: int | str, role: Role, action: str
+    ) -> Any:
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+        return self.db.read(lambda s: self._row_in(s, actor, name, number, role, action))
+
+    def _row_in(self, s: Tx, actor: Actor, name: str, number: int, role: Role, action: str) -> Any:
+        """The version row, if ``actor`` holds ``role`` on its live model (``_model``)."""
+        model = self._model(s, actor, name, role, action)
+        return VersionStore(s).get(model.id, name, number)
 
     @staticmethod
     def _require_create(actor: Actor, name: str, action: str) -> None:

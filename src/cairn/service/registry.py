@@ -1,8 +1,8 @@
 """``RegistryService``: the one entry point the API, UI, MLflow layer and local client call.
 
 Each public method is one transaction (``Database.write``/``read``); the use cases live
-in ``models``, ``versions`` (changes) and ``version_reads``, ``aliases``, ``artifacts``,
-``maintenance`` and ``portability`` (importers) beside this module.
+in ``models``, ``versions`` (changes) and ``version_reads``, ``aliases``, ``artifacts``
+(uploads), ``downloads``, ``maintenance`` and ``portability`` (importers) beside this module.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from cairn.service.aliases import AliasesService
 from cairn.service.artifacts import ArtifactsService
 from cairn.service.audit import AuditService
 from cairn.service.credentials import CredentialsService
+from cairn.service.downloads import DownloadsService
 from cairn.service.identity import IdentityService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
@@ -25,6 +26,7 @@ class RegistryService(
     VersionsService,
     AliasesService,
     ArtifactsService,
+    DownloadsService,
     MaintenanceService,
     PortabilityService,
     PromotionService,

@@ -28,7 +28,7 @@ from cairn.domain.blob_batch import MEDIA_TYPE, frames
 from cairn.domain.codec import version_to_json
 from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
-from cairn.service.artifacts import OpenedFile
+from cairn.service.downloads import OpenedFile
 
 router = lean_router(tags=["artifacts"])
 VERSION = "/models/{name}/versions/{version}"

@@ -1,0 +1,187 @@
+"""Use cases that read a version's bytes: list, stream, several small files at once, and
+direct links from the object store.
+
+Whole-file reads are verified as they go; the files of a version quarantined by its scan
+are refused unless an override is asked by someone with MANAGE (audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cairn.domain import names
+from cairn.domain.access import Role
+from cairn.domain.blob_batch import BATCH_FILE_MAX, MAX_BATCH_BLOBS
+from cairn.domain.models import Actor, FileEntry, VersionStatus
+from cairn.domain.paths import validate_file_path
+from cairn.domain.uris import parse_version_number
+from cairn.errors import DataCorrupted, InvalidParameter, NotFound
+from cairn.service.base import PRESIGN_SECONDS
+from cairn.service.scans import ScansService
+from cairn.store.metadata.blob_index_store import BlobIndexStore
+from cairn.store.metadata.database import Tx
+from cairn.store.metadata.loaders import load_versions
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedFile:
+    """A file of a version, ready to stream: ``chunks`` yields bytes ``[start, end)``."""
+
+    entry: FileEntry
+    start: int
+    end: int
+    chunks: Iterator[bytes]
+
+
+class DownloadsService(ScansService):
+    def list_files(self, actor: Actor, name: str, version: int | str) -> tuple[FileEntry, ...]:
+        row = self._version_row(actor, name, version, Role.READ, "list_files")
+        return self.db.read(lambda s: load_versions(s, [row.id])[0].files)
+
+    def open_file(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        path: str,
+        *,
+        start: int = 0,
+        end: int | None = None,
+        override_quarantine: bool = False,
+    ) -> OpenedFile:
+        """Stream a file of a READY version; a whole-file read is verified as it goes.
+
+        ``end`` is exclusive. A full read hashes the bytes and holds the last chunk back
+        until the digest matches: corrupt bytes end the stream with an error instead of
+        completing it, and the blob is marked corrupt. The files of a version quarantined
+        by its scan are refused unless ``override_quarantine`` is asked by someone with
+        MANAGE; every read that passes that way is audited.
+        """
+        row, [(entry, blob)], quarantined = self._locate(actor, name, version, [path])
+        if quarantined is not None:  # bytes flow unless a range of none was asked for
+            self._pass_quarantine(
+                actor,
+                name,
+                row.version,
+                quarantined,
+                override=override_quarantine,
+                path=path,
+                audit=end is None or end > start,
+            )
+        self._check_intact(entry, blob)
+        size = entry.size
+        stop = size if end is None else min(end, size)
+        if start < 0 or start > stop:
+            raise InvalidParameter(f"range {start}-{stop} is outside the file's {size} bytes")
+        if start == 0 and stop == size:
+            chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
+        else:
+            chunks = self.blobs.open(entry.digest, start, stop)
+        return OpenedFile(entry, start, stop, chunks)
+
+    def read_files(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        paths: Sequence[str],
+        *,
+        override_quarantine: bool = False,
+    ) -> list[tuple[FileEntry, bytes]]:
+        """Several small files of a READY version at once, each whole and verified as
+        ``open_file`` verifies it (small-file pulls: ``domain/blob_batch.py``): up to
+        ``MAX_BATCH_BLOBS`` paths of at most ``BATCH_FILE_MAX`` bytes each."""
+        if not paths or len(paths) > MAX_BATCH_BLOBS:
+            raise InvalidParameter(f"ask for 1 to {MAX_BATCH_BLOBS} files at once")
+        row, found, quarantined = self._locate(actor, name, version, paths)
+        for entry, _ in found:
+            if entry.size > BATCH_FILE_MAX:
+                raise InvalidParameter(
+                    f"{entry.path!r} is larger than {BATCH_FILE_MAX} bytes; download it alone"
+                )
+        if quarantined is not None:  # every file that passes this way is audited
+            for entry, _ in found:
+                self._pass_quarantine(
+                    actor,
+                    name,
+                    row.version,
+                    quarantined,
+                    override=override_quarantine,
+                    path=entry.path,
+                    audit=True,
+                )
+        read = []
+        for entry, blob in found:
+            self._check_intact(entry, blob)
+            chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
+            read.append((entry, b"".join(chunks)))
+        return read
+
+    def presign_file(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | str,
+        path: str,
+        *,
+        override_quarantine: bool = False,
+    ) -> str | None:
+        """A direct download URL from the object store, or None (local disk)."""
+        opened = self.open_file(
+            actor, name, version, path, start=0, end=0, override_quarantine=override_quarantine
+        )
+        url = self.blobs.presign_get(opened.entry.digest, PRESIGN_SECONDS)
+        if url is not None:  # the whole file, past the service: an override is audited here
+            self.check_download(
+                actor, name, version, override_quarantine=override_quarantine, path=path
+            )
+        return url
+
+    # -- helpers -------------------------------------------------------------------------
+    def _locate(
+        self, actor: Actor, name: str, version: int | str, paths: Sequence[str]
+    ) -> tuple[Any, list[tuple[FileEntry, Any]], str | None]:
+        """A READY version the caller may read, each path's entry with its blob row (None
+        if the bytes are not stored), and the version's quarantine (None if it has none)."""
+        for path in paths:
+            validate_file_path(path)
+        names.validate_model_name(name)
+        number = parse_version_number(version)
+
+        def locate(s: Tx) -> tuple[Any, list[tuple[FileEntry, Any]], str | None]:
+            row = self._row_in(s, actor, name, number, Role.READ, "download")
+            if row.status != VersionStatus.READY.value:
+                raise InvalidParameter(
+                    f"version {row.version} of {name!r} is {row.status}, not READY"
+                )
+            index = BlobIndexStore(s)
+            found = []
+            for path in paths:
+                entry = index.file(row.id, path)
+                if entry is None:
+                    raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
+                found.append(
+                    (FileEntry(path, int(entry.size), entry.digest), index.find(entry.digest))
+                )
+            return row, found, self._quarantine(s, row.model_id, row)
+
+        return self.db.read(locate)
+
+    @staticmethod
+    def _check_intact(entry: FileEntry, blob: Any) -> None:
+        if blob is None or blob.corrupt_at is not None:
+            raise DataCorrupted(
+                f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or corrupt; "
+                "run `cairn verify` and re-push the file"
+            )
+
+    def _verified(self, chunks: Iterator[bytes], digest: str) -> Iterator[bytes]:
+        """The store's verified stream; bytes found corrupt are marked so in the index."""
+        try:
+            yield from chunks
+        except DataCorrupted:
+            now = self.clock()
+            self.db.write(lambda s: BlobIndexStore(s).mark(digest, now, corrupt=True))
+            raise
