@@ -232,7 +232,7 @@ class ArtifactsService(ScansService):
         # reading bytes comes before the transaction that may promote: these blobs' scans
         # (recorded with the blobs), and once nothing else is missing, any of the version's
         # blobs the scanner has not seen
-        scans = {digest: self._blob_scan(digest, size) for digest, size, _ in items}
+        scans = self._blob_scans([(digest, size) for digest, size, _ in items])
         sent = set(scans)
         if not self.db.read(lambda s: self._missing_but(BlobIndexStore(s), version_id, sent)):
             self._scan_version_blobs(version_id)
@@ -248,7 +248,7 @@ class ArtifactsService(ScansService):
                 # would tell them that someone else had them
                 if index.settle_claim(version_id, digest):
                     owed.add(digest)
-            others = {v for d in sent for v in index.pending_versions_with(d)} - {version_id}
+            others = set(index.pending_versions_with(sent)) - {version_id}
             for other in sorted(others):
                 self._promote_if_complete(s, actor, other)
             return self._promote_if_complete(s, actor, version_id, scanned=True), owed

@@ -212,6 +212,19 @@ class ScansService(ServiceBase):
         scanner = scanner_name()
         if not force and self.db.read(lambda s: ScansStore(s).find_blob(digest, scanner)):
             return None
+        return self._scan_bytes(digest, size)
+
+    def _blob_scans(self, blobs: Sequence[tuple[str, int]]) -> dict[str, BlobScan | None]:
+        """``_blob_scan`` of each stored blob ``(digest, size)``, asking once which of them
+        the current scanner has seen."""
+        digests = [digest for digest, _ in blobs]
+        seen = self.db.read(lambda s: ScansStore(s).scanned_blobs(digests, scanner_name()))
+        return {
+            digest: None if digest in seen else self._scan_bytes(digest, size)
+            for digest, size in blobs
+        }
+
+    def _scan_bytes(self, digest: str, size: int) -> BlobScan:
         return scan_blob(lambda start, end: self.blobs.open(digest, start, end), size)
 
     def _scan_version_blobs(self, version_id: int) -> None:

@@ -273,12 +273,12 @@ class BlobIndexStore:
             .limit(1)
         ).first()
 
-    def pending_versions_with(self, digest: str, limit: int = 1000) -> list[int]:
-        """Ids of PENDING versions whose manifest holds ``digest``."""
+    def pending_versions_with(self, digests: Iterable[str], limit: int = 1000) -> list[int]:
+        """Ids of PENDING versions whose manifest holds one of ``digests``."""
         rows = self.s.execute(
             select(model_versions.c.id)
             .join(F, F.c.version_id == model_versions.c.id)
-            .where(F.c.digest == digest, model_versions.c.status == "PENDING")
+            .where(F.c.digest.in_(sorted(set(digests))), model_versions.c.status == "PENDING")
             .distinct()
             .limit(limit)
         )

@@ -8,6 +8,7 @@ name) sees no result and scans again, while identical bytes are scanned once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, bindparam, select
@@ -62,6 +63,13 @@ class ScansStore:
     # -- blobs ----------------------------------------------------------------------------
     def find_blob(self, digest: str, scanner: str) -> Row[Any] | None:
         return self.s.execute(select(B).where(B.c.digest == digest, B.c.scanner == scanner)).first()
+
+    def scanned_blobs(self, digests: Iterable[str], scanner: str) -> set[str]:
+        """Those of ``digests`` that ``scanner`` has a result for."""
+        rows = self.s.execute(
+            select(B.c.digest).where(B.c.digest.in_(sorted(set(digests))), B.c.scanner == scanner)
+        )
+        return set(rows.scalars())
 
     def record_blob(self, digest: str, scan: BlobScan, now: int) -> None:
         """Store (or replace) the result of ``scan.scanner`` for ``digest``."""
