@@ -59,14 +59,19 @@ class ArtifactsService(ScansService):
         digests = [digest for digest, _ in blobs]
         if len(set(digests)) != len(digests):
             raise InvalidParameter("a batch holds each digest once")
-        declared = self.db.read(lambda s: BlobIndexStore(s).declared_sizes(row.id, digests))
+        declared, corrupt = self.db.read(
+            lambda s: (
+                BlobIndexStore(s).declared_sizes(row.id, digests),
+                BlobIndexStore(s).corrupt(digests),
+            )
+        )
         for digest, content in blobs:
             if digest not in declared:
                 raise InvalidParameter(self._not_in_manifest(digest, name, row))
             verifier = Verifier(digest, declared[digest])
             verifier.update(content)
             verifier.finish()
-        for digest in self.db.read(lambda s: BlobIndexStore(s).corrupt(digests)):
+        for digest in corrupt:
             self.blobs.delete(digest)  # known corrupt: the new bytes replace them
         items = [
             (d, len(content), self.blobs.put(d, len(content), (content,))) for d, content in blobs

@@ -59,7 +59,7 @@ class DownloadsService(ScansService):
         by its scan are refused unless ``override_quarantine`` is asked by someone with
         MANAGE; every read that passes that way is audited.
         """
-        row, [(entry, blob)], quarantined = self._locate(actor, name, version, [path])
+        row, [(entry, file)], quarantined = self._locate(actor, name, version, [path])
         if quarantined is not None:  # bytes flow unless a range of none was asked for
             self._pass_quarantine(
                 actor,
@@ -70,7 +70,7 @@ class DownloadsService(ScansService):
                 path=path,
                 audit=end is None or end > start,
             )
-        self._check_intact(entry, blob)
+        self._check_intact(entry, file)
         size = entry.size
         stop = size if end is None else min(end, size)
         if start < 0 or start > stop:
@@ -113,8 +113,8 @@ class DownloadsService(ScansService):
                     audit=True,
                 )
         read = []
-        for entry, blob in found:
-            self._check_intact(entry, blob)
+        for entry, file in found:
+            self._check_intact(entry, file)
             chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
             read.append((entry, b"".join(chunks)))
         return read
@@ -143,8 +143,9 @@ class DownloadsService(ScansService):
     def _locate(
         self, actor: Actor, name: str, version: int | str, paths: Sequence[str]
     ) -> tuple[Any, list[tuple[FileEntry, Any]], str | None]:
-        """A READY version the caller may read, each path's entry with its blob row (None
-        if the bytes are not stored), and the version's quarantine (None if it has none)."""
+        """A READY version the caller may read, each path's entry with the state of its
+        bytes (``BlobIndexStore.files_with_blobs``), and the version's quarantine (None
+        if it has none)."""
         for path in paths:
             validate_file_path(path)
         names.validate_model_name(name)
@@ -156,22 +157,19 @@ class DownloadsService(ScansService):
                 raise InvalidParameter(
                     f"version {row.version} of {name!r} is {row.status}, not READY"
                 )
-            index = BlobIndexStore(s)
+            held = BlobIndexStore(s).files_with_blobs(row.id, paths)
             found = []
             for path in paths:
-                entry = index.file(row.id, path)
-                if entry is None:
+                if (file := held.get(path)) is None:
                     raise NotFound(f"version {row.version} of {name!r} has no file {path!r}")
-                found.append(
-                    (FileEntry(path, int(entry.size), entry.digest), index.find(entry.digest))
-                )
+                found.append((FileEntry(path, int(file.size), file.digest), file))
             return row, found, self._quarantine(s, row.model_id, row)
 
         return self.db.read(locate)
 
     @staticmethod
-    def _check_intact(entry: FileEntry, blob: Any) -> None:
-        if blob is None or blob.corrupt_at is not None:
+    def _check_intact(entry: FileEntry, file: Any) -> None:
+        if not file.stored or file.corrupt_at is not None:
             raise DataCorrupted(
                 f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or corrupt; "
                 "run `cairn verify` and re-push the file"

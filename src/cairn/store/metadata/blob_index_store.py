@@ -221,10 +221,22 @@ class BlobIndexStore:
         result = self.s.execute(delete(C).where(C.c.version_id == version_id, C.c.digest == digest))
         return bool(result.rowcount)
 
-    def file(self, version_id: int, path: str) -> Row[Any] | None:
-        return self.s.execute(
-            select(F).where(F.c.version_id == version_id, F.c.path == path)
-        ).first()
+    def files_with_blobs(self, version_id: int, paths: Iterable[str]) -> dict[str, Row[Any]]:
+        """Path → (``path``, ``size``, ``digest``, ``stored``, ``corrupt_at``) of each of
+        ``paths`` the version holds, with its blob row's state (``stored`` false when the
+        bytes are not recorded), in one query."""
+        rows = self.s.execute(
+            select(
+                F.c.path,
+                F.c.size,
+                F.c.digest,
+                B.c.digest.isnot(None).label("stored"),
+                B.c.corrupt_at,
+            )
+            .select_from(F.outerjoin(B, B.c.digest == F.c.digest))
+            .where(F.c.version_id == version_id, F.c.path.in_(sorted(set(paths))))
+        )
+        return {row.path: row for row in rows}
 
     def declared_size(self, version_id: int, digest: str) -> int | None:
         size = self.s.execute(
