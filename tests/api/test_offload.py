@@ -126,6 +126,10 @@ def test_a_search_runs_on_the_loop_until_its_budget_is_spent(
         ran_in.append(threading.current_thread())
         return search_models(*args, **kwargs)
 
+    # PostgreSQL plans a statement on a new server connection slowly at first (it loads
+    # the tables' and indexes' catalog entries): 14 ms on a busy day here, past the 5 ms
+    # budget. A first search does that, wherever it ends up running.
+    assert api.get("/api/v1/models").status_code == 200
     monkeypatch.setattr(service, "search_models", recording)
     listed = api.get("/api/v1/models").json()
     assert [m["name"] for m in listed["models"]] == ["m1", "m2"]
