@@ -29,10 +29,19 @@ A write on the event loop does not wait there beyond 2 ms for the SQLite writer 
 PostgreSQL transaction that met a concurrent one: it gives up having changed nothing
 (``NotInline``) and the call runs again in the thread pool, where waiting costs nobody
 else.
+
+With SQLite, the event loop's commits are not synced to disk one by one: each request
+waits, before it is answered, for a sync of the log that covers its commit, and the
+commits of requests that run meanwhile share that sync (``_GroupSync``; why that is safe:
+``store/metadata/wal_sync.py``). Eight clients creating versions at once got a quarter to
+a third more done per second, at half the p99 latency; one client alone neither gains
+nor loses.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -40,7 +49,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.service.registry import RegistryService
-from cairn.store.metadata.database import INLINE_READ_S, NotInline
+from cairn.store.metadata.database import INLINE_READ_S, NotInline, SyncDebt
+from cairn.store.metadata.wal_sync import WalSync
 
 T = TypeVar("T")
 
@@ -69,9 +79,66 @@ async def brief(service: RegistryService, fn: Callable[[], T], *, bounded: bool 
     grow beyond that), where it costs least (see the module docstring)."""
     db = service.db
     if db.in_process or InFlight.count <= 1:
+        # the commits of one turn of the event loop share one sync of the log
+        wal = db.wal
+        debt = SyncDebt() if wal is not None else None
         try:
-            with db.inline(read_budget_s=None if bounded else INLINE_READ_S):
+            with db.inline(read_budget_s=None if bounded else INLINE_READ_S, syncs=debt):
                 return fn()
         except NotInline:
             pass  # nothing was written, or the read took too long: the thread pool
+        finally:
+            if wal is not None and debt is not None and debt.commit:
+                await _synced(wal, debt.commit)  # before the answer, or an error
     return await run_in_threadpool(fn)
+
+
+class _GroupSync:
+    """Group commit of one SQLite log on the event loop (``store/metadata/wal_sync.py``).
+
+    A commit that asks for its sync joins the group the loop will sync next, or starts
+    one. The sync is a callback of the loop, put off for another turn of the loop as long
+    as more commits came in during the last one (at most ``GROUP_TURNS`` turns): the
+    requests ready to run meanwhile commit first and share it. With one client at a time
+    the sync runs in the next turn, which costs an idle loop next to nothing.
+    """
+
+    def __init__(self, wal: WalSync) -> None:
+        self.wal = wal
+        self.next: asyncio.Future[None] | None = None
+
+    async def synced(self, commit: int) -> None:
+        """Return once ``commit`` is on disk."""
+        loop = asyncio.get_running_loop()
+        while not self.wal.covers(commit):
+            if self.next is None or self.next.get_loop() is not loop:  # (a test's new loop)
+                self.next = loop.create_future()
+                loop.call_soon(self._sync, loop, self.wal.last_commit, GROUP_TURNS)
+            await asyncio.shield(self.next)  # a caller that goes away cancels nobody's
+
+    def _sync(self, loop: asyncio.AbstractEventLoop, seen: int, turns: int) -> None:
+        if turns > 1 and self.wal.last_commit > seen:  # others committed: wait for more
+            loop.call_soon(self._sync, loop, self.wal.last_commit, turns - 1)
+            return
+        group, self.next = self.next, None
+        assert group is not None
+        try:
+            self.wal.sync_through(self.wal.last_commit)
+        except BaseException as exc:  # the database's disk failed: nobody's commit is durable
+            group.set_exception(exc)  # every waiter hears of it, none waits forever
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            group.set_result(None)
+
+
+# at most this many turns of the event loop a group sync waits for more commits to join
+GROUP_TURNS = 4
+_GROUPS: weakref.WeakKeyDictionary[WalSync, _GroupSync] = weakref.WeakKeyDictionary()
+
+
+async def _synced(wal: WalSync, commit: int) -> None:
+    group = _GROUPS.get(wal)
+    if group is None:
+        group = _GROUPS[wal] = _GroupSync(wal)
+    await group.synced(commit)

@@ -8,7 +8,10 @@ of times; every vendor error is translated to a Cairn error here, so nothing abo
 
 SQLite: WAL, a busy timeout, foreign keys on, case-sensitive LIKE (as on PostgreSQL),
 and write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue on
-the database lock instead of failing at commit. Reads use plain ``BEGIN`` (one snapshot
+the database lock instead of failing at commit. The main thread's writer connection (the
+event loop's, in a server) commits with ``synchronous=NORMAL`` and Cairn syncs the log
+itself, at once or for a group of commits (``wal_sync.py``); every other connection
+keeps ``synchronous=FULL``. Reads use plain ``BEGIN`` (one snapshot
 for all their statements) and never block writers.
 
 PostgreSQL: reads run in autocommit. Under PostgreSQL's READ COMMITTED every statement
@@ -37,8 +40,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from cairn.errors import CairnError, Conflict, Unavailable
 from cairn.store.metadata.identity_watch import IdentityWatch, changed_here, recording
 from cairn.store.metadata.prepared import compile_all, driver_execute
-from cairn.store.metadata.sqlite_lock import Busy, WriterLock
+from cairn.store.metadata.sqlite_lock import Busy, WriterLock, on_disk
 from cairn.store.metadata.sqlite_watch import SqliteIdentityWatch
+from cairn.store.metadata.wal_sync import WalSync
 
 T = TypeVar("T")
 Tx = Connection  # what a transaction function receives; services name it without SQLAlchemy
@@ -94,6 +98,8 @@ _UNBUDGETED = nullcontext()  # the budget of a transaction that has none (reusab
 # set within an ``inline(read_budget_s=...)`` block: until when (monotonic) its reads may
 # run on SQLite; on PostgreSQL, that they go to the connections with a statement_timeout
 _READ_DEADLINE: ContextVar[float | None] = ContextVar("cairn_inline_read_deadline", default=None)
+# set within an ``inline(syncs=...)`` block: the debt its commits leave (``wal_sync.py``)
+_DEFERRED: ContextVar[SyncDebt | None] = ContextVar("cairn_deferred_sync", default=None)
 # the transaction that ``read`` calls join inside ``Database.read_together``
 _JOINED: ContextVar[tuple[Database, Connection] | None] = ContextVar(
     "cairn_joined_read", default=None
@@ -106,6 +112,16 @@ def _first_inline() -> bool:
     if first:
         _INLINE.set(False)
     return first
+
+
+class SyncDebt:
+    """The last commit of an ``inline(syncs=...)`` block whose sync was left to the
+    caller (0: none): ``Database.wal.sync_through(debt.commit)`` before answering."""
+
+    __slots__ = ("commit",)
+
+    def __init__(self) -> None:
+        self.commit = 0
 
 
 class RetryTransaction(Exception):
@@ -128,11 +144,14 @@ class Database:
         self._pinned_busy: set[Engine] = set()  # of those, the ones in use
         self._watch: IdentityWatch | SqliteIdentityWatch | None = None
         self._watch_guard = threading.Lock()
+        self.wal: WalSync | None = None  # SQLite in a file: the event loop's commits
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
             self._write_lock = WriterLock(self.url.database)
             self._budgeted = self._reader  # budgeted by a progress handler (_budget)
+            if on_disk(self.url.database):
+                self.wal = WalSync(self.url.database)
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")
@@ -203,9 +222,13 @@ class Database:
             self._budgeted.dispose()
         if isinstance(self._write_lock, WriterLock):
             self._write_lock.close()
+        if self.wal is not None:
+            self.wal.close()
 
     @contextmanager
-    def inline(self, read_budget_s: float | None = None) -> Iterator[None]:
+    def inline(
+        self, read_budget_s: float | None = None, syncs: SyncDebt | None = None
+    ) -> Iterator[None]:
         """Within this block, on the event loop, the first write hardly waits: if another
         thread or process holds the SQLite writer lock beyond ``INLINE_WAIT_S``, or its
         PostgreSQL transaction would have to be retried, it raises ``NotInline`` having
@@ -213,13 +236,19 @@ class Database:
         first one has committed and the block must not be run again). With
         ``read_budget_s`` (``INLINE_READ_S``), reads still running that long after the
         block began (SQLite), or a statement running that long (PostgreSQL), are
-        interrupted: ``NotInline`` (a read changes nothing, so it may run again)."""
+        interrupted: ``NotInline`` (a read changes nothing, so it may run again).
+
+        With ``syncs`` (SQLite), the block's commits are not synced to disk before it
+        ends: ``syncs.commit`` says which one the caller must see synced
+        (``wal.sync_through``) before it answers (``wal_sync.py``)."""
         token = _INLINE.set(True)
         deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
         budget = _READ_DEADLINE.set(deadline)
+        deferred = _DEFERRED.set(syncs)
         try:
             yield
         finally:
+            _DEFERRED.reset(deferred)
             _READ_DEADLINE.reset(budget)
             _INLINE.reset(token)
 
@@ -302,6 +331,12 @@ class Database:
                         if exc.connection_invalidated:  # before COMMIT: nothing was applied
                             raise _Reconnect from exc
                         raise
+                if (
+                    self.wal is not None
+                    and engine is self._writer
+                    and self._pinned.get(engine) is session
+                ):
+                    _synced(self.wal, self.wal.committed())
                 if changes:  # committed
                     changed_here(changes)
                 return result
@@ -363,6 +398,9 @@ class Database:
             return
         if conn is None or conn.closed or conn.invalidated:
             conn = self._pinned[engine] = engine.connect()
+            if engine is self._writer and self.wal is not None:
+                # Cairn syncs this connection's commits itself (wal_sync.py)
+                driver_execute(conn, "PRAGMA synchronous=NORMAL").close()
         self._pinned_busy.add(engine)
         try:
             with self._transaction(engine, conn):
@@ -397,6 +435,16 @@ class Database:
                 conn.exec_driver_sql("SELECT 1")
         except DBAPIError as exc:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
+
+
+def _synced(wal: WalSync, commit: int) -> None:
+    """A commit of the event loop's SQLite writer connection, which SQLite does not sync
+    (``wal_sync.py``): synced now, or left to the ``inline(syncs=...)`` block around it."""
+    debt = _DEFERRED.get()
+    if debt is None:
+        wal.sync_through(commit)
+    else:
+        debt.commit = commit
 
 
 @contextmanager

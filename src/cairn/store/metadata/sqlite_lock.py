@@ -16,6 +16,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeGuard
+
+
+def on_disk(database: str | None) -> TypeGuard[str]:
+    """Whether a SQLite URL's database is a plain file path (not in memory, not a URI)."""
+    return database not in (None, "", ":memory:") and not database.startswith("file:")
 
 
 class Busy(Exception):
@@ -28,7 +34,7 @@ class WriterLock:
     def __init__(self, database: str | None) -> None:
         self._threads = threading.Lock()
         self._fd: int | None = None
-        if database and database != ":memory:" and not database.startswith("file:"):
+        if on_disk(database):
             path = f"{database}-writer.lock"
             try:
                 self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

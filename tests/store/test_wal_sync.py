@@ -1,0 +1,124 @@
+"""The event loop's SQLite commits are synced by Cairn (``store/metadata/wal_sync.py``):
+at once by default, or later by the caller of an ``inline(syncs=...)`` block, and never
+left unsynced by either."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+
+from cairn.store.metadata import wal_sync
+from cairn.store.metadata.database import Database, SyncDebt
+from cairn.store.metadata.wal_sync import WalSync
+
+
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every fdatasync WalSync runs, by descriptor."""
+    done: list[int] = []
+    real = os.fdatasync
+
+    def counted(fd: int) -> None:
+        done.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(wal_sync.os, "fdatasync", counted)
+    return done
+
+
+def _tag(conn: Connection, value: str) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO idempotency_keys (key, actor, operation, fingerprint, model_id,"
+            " created_at) VALUES (:k, 'test', 'test', 'f', 1, 0)"
+        ),
+        {"k": value},
+    )
+
+
+def _keys(conn: Connection) -> list[str]:
+    return list(conn.execute(text("SELECT key FROM idempotency_keys")).scalars())
+
+
+def _synchronous(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+
+def test_a_commit_on_the_main_thread_is_synced_before_the_write_returns(
+    db: Database, backend: str, syncs: list[int]
+) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    db.write(lambda conn: _tag(conn, "a"))
+    if backend == "postgresql":  # PostgreSQL's own commit is durable: nothing of ours
+        assert db.wal is None and syncs == []
+        return
+    assert db.wal is not None
+    assert len(syncs) == 1
+    assert db.wal.covers(db.wal.last_commit)
+    # that connection leaves the syncing to Cairn; everyone else's syncs itself
+    assert db.write(_synchronous) == 1  # NORMAL
+    assert db.read(_synchronous) == 2  # FULL
+
+    seen: list[int] = []
+    worker = threading.Thread(target=lambda: seen.append(db.write(_synchronous)))
+    worker.start()
+    worker.join()
+    assert seen == [2]  # a pooled connection of the thread pool: FULL, SQLite syncs
+
+
+def test_an_inline_block_leaves_its_sync_to_its_caller_and_one_sync_covers_many(
+    db: Database, backend: str, syncs: list[int]
+) -> None:
+    if backend == "postgresql":
+        debt = SyncDebt()
+        with db.inline(syncs=debt):
+            db.write(lambda conn: _tag(conn, "a"))
+        assert debt.commit == 0 and syncs == []
+        return
+    assert db.wal is not None
+    debts = [SyncDebt() for _ in range(3)]
+    for i, debt in enumerate(debts):
+        with db.inline(syncs=debt):
+            db.write(lambda conn, i=i: _tag(conn, f"scope-{i}"))
+    assert syncs == []  # committed, not yet synced
+    assert set(db.read(_keys)) >= {"scope-0", "scope-1", "scope-2"}  # and seen by readers
+    assert [d.commit for d in debts] == [1, 2, 3]
+    assert not db.wal.covers(1)
+    db.wal.sync_through(debts[0].commit)
+    assert len(syncs) == 1
+    assert all(db.wal.covers(d.commit) for d in debts)  # the one sync covered all three
+    db.wal.sync_through(debts[2].commit)
+    assert len(syncs) == 1  # nothing left to do
+
+
+def test_a_failed_transaction_counts_no_commit(db: Database, backend: str) -> None:
+    def boom(conn: Connection) -> None:
+        _tag(conn, "never")
+        raise ValueError("changed my mind")
+
+    with pytest.raises(ValueError):
+        db.write(boom)
+    if db.wal is not None:
+        assert db.wal.last_commit == 0
+    assert "never" not in db.read(_keys)
+
+
+def test_the_log_is_found_again_when_it_is_replaced(tmp_path: Path, syncs: list[int]) -> None:
+    database = tmp_path / "x.db"
+    wal = WalSync(str(database))
+    wal.sync_through(wal.committed())  # no log yet: nothing to sync, nothing fails
+    assert syncs == [] and wal.covers(1)
+    log = Path(f"{database}-wal")
+    log.write_bytes(b"frames")
+    wal.sync_through(wal.committed())
+    first = os.fstat(syncs[-1]).st_ino
+    log.unlink()  # the last connection closed; another process starts a new log
+    log.write_bytes(b"new frames")
+    wal.sync_through(wal.committed())
+    assert len(syncs) == 2
+    assert os.fstat(syncs[-1]).st_ino == log.stat().st_ino != first
+    wal.close()
