@@ -1,7 +1,7 @@
 """SQLite commits made durable by Cairn itself, so that concurrent ones share one sync.
 
 With ``synchronous=FULL`` SQLite syncs the write-ahead log inside every ``COMMIT``: one
-``fdatasync`` per transaction (50 µs to 0.3 ms on this project's machines), and a write
+``fdatasync`` per transaction (0.05 to 0.85 ms on this project's machines), and a write
 on the event loop (``api/offload.py``) holds the loop for it. The event loop's own writer
 connection (``Database._pinned_session``) therefore commits with ``synchronous=NORMAL``,
 where SQLite writes the log's frames without syncing them, and ``WalSync`` syncs the log
