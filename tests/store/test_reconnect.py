@@ -4,8 +4,8 @@ a new connection when nothing of it was applied."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
@@ -18,6 +18,8 @@ from cairn.store.metadata.database import (
     NotInline,
     RetryTransaction,
 )
+
+T = TypeVar("T")
 
 
 def _kill(db: Database, pids: set[int]) -> None:
@@ -169,6 +171,20 @@ def test_connections_price_random_reads_as_memory_or_ssd(postgres_url: str) -> N
         own.dispose()
 
 
+def _within_budget(db: Database, fn: Callable[[Any], T]) -> T:
+    """``db.read(fn)`` inside a read budget. A budgeted engine's first connection runs
+    SQLAlchemy's start-up queries under the budget's timeout too; on a busy machine they
+    took 27 ms and were cancelled (the read gives up, as it should: NotInline). The
+    next try finds the server warm."""
+    for _ in range(5):
+        try:
+            with db.inline(read_budget_s=INLINE_READ_S):
+                return db.read(fn)
+        except NotInline:
+            continue
+    raise AssertionError("a budgeted read never kept to its budget")
+
+
 @pytest.mark.parametrize("own_options", [False, True])
 def test_only_budgeted_reads_carry_the_statement_timeout(
     postgres_url: str, own_options: bool
@@ -183,9 +199,10 @@ def test_only_budgeted_reads_carry_the_statement_timeout(
     db = Database(url)
     try:
         assert db.read(_setting("statement_timeout")) == "0"
-        with db.inline(read_budget_s=INLINE_READ_S):
-            assert db.read(_setting("statement_timeout")) == f"{round(INLINE_READ_S * 1000)}ms"
-            assert db.read(_setting("random_page_cost")) == ("2" if own_options else "1.1")
+        timeout = _within_budget(db, _setting("statement_timeout"))
+        assert timeout == f"{round(INLINE_READ_S * 1000)}ms"
+        cost = _within_budget(db, _setting("random_page_cost"))
+        assert cost == ("2" if own_options else "1.1")
     finally:
         db.dispose()
 
@@ -224,5 +241,4 @@ def test_a_budgeted_read_stops_at_its_statement_timeout(pg: Database) -> None:
     with pg.inline(read_budget_s=INLINE_READ_S), pytest.raises(NotInline):
         pg.read(lambda s: s.exec_driver_sql(sleep).all())
     pg.read(lambda s: s.exec_driver_sql(sleep).all())  # outside a budget: no timeout
-    with pg.inline(read_budget_s=INLINE_READ_S):
-        assert pg.read(lambda s: s.exec_driver_sql("SELECT 1").scalar()) == 1
+    assert _within_budget(pg, lambda s: s.exec_driver_sql("SELECT 1").scalar()) == 1
