@@ -367,3 +367,25 @@ def test_several_small_files_in_one_answer(api: TestClient) -> None:
     api.post("/api/v1/models/m/versions", json={"files": manifest({"new": b"never sent"})})
     pending = api.post("/api/v1/models/m/versions/2/files", json={"paths": ["new"]})
     assert pending.status_code == 400 and "PENDING" in pending.text
+
+
+def test_direct_links_on_local_disk_are_none(api: TestClient) -> None:
+    """The links route answers what a download would check; local disk has no links
+    (S3: tests/client/test_transfer_s3.py)."""
+    push(api, FILES)
+    url = "/api/v1/models/m/versions/1/urls"
+    r = api.post(url, json={"paths": ["model.bin", "données/é.txt"]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "expires_in": 3600,
+        "files": [
+            {"path": p, "size": len(FILES[p]), "digest": digest(FILES[p]), "url": None}
+            for p in ("model.bin", "données/é.txt")
+        ],
+    }
+    for paths, status in ((["nope.bin"], 404), (["../etc/passwd"], 400), ([], 400)):
+        answer = api.post(url, json={"paths": paths})
+        assert answer.status_code == status, (paths, answer.text)
+    api.post("/api/v1/models/m/versions", json={"files": manifest({"new": b"never sent"})})
+    pending = api.post("/api/v1/models/m/versions/2/urls", json={"paths": ["new"]})
+    assert pending.status_code == 400 and "PENDING" in pending.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,28 @@ from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
 from cairn.domain.models import VersionStatus
+from cairn.errors import DataCorrupted, InvalidParameter, NotFound
+from cairn.service.downloads import DownloadsService
 from cairn.settings import Settings
+from cairn.store.blobs.s3 import S3BlobStore
+
+
+def _settings(tmp_path: Path, db_url: str, bucket: str, token: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        backend_uri=db_url,
+        artifacts_uri=f"s3://{bucket}/cairn",
+        allowed_hosts=["testserver"],  # TestClient's Host
+        bootstrap_token=token,
+    )
+
+
+@contextmanager
+def _http_sdk(settings: Settings, headers: dict[str, str]) -> Iterator[HttpClient]:
+    app = create_app(settings)
+    with TestClient(app, headers=headers) as test_client:
+        yield HttpClient("http://testserver", http_client=test_client)
+    app.state.service.db.dispose()
 
 
 @pytest.fixture(params=["http", "local"])
@@ -31,13 +53,8 @@ def s3_client_sdk(
     s3_bucket: str,
     admin_headers: dict[str, str],
 ) -> Iterator[BaseClient]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        backend_uri=db_url,
-        artifacts_uri=f"s3://{s3_bucket}/cairn",
-        allowed_hosts=["testserver"],  # TestClient's Host
-        bootstrap_token=admin_headers["Authorization"].removeprefix("Bearer "),
-    )
+    token = admin_headers["Authorization"].removeprefix("Bearer ")
+    settings = _settings(tmp_path, db_url, s3_bucket, token)
     if request.param == "local":
         sdk: BaseClient = LocalClient(
             settings.data_dir, backend_uri=db_url, artifacts_uri=settings.artifacts_uri
@@ -45,11 +62,18 @@ def s3_client_sdk(
         yield sdk
         sdk.close()
         return
-    app = create_app(settings)
-    with TestClient(app, headers=admin_headers) as test_client:
-        sdk = HttpClient("http://testserver", http_client=test_client)
+    with _http_sdk(settings, admin_headers) as sdk:
         yield sdk
-    app.state.service.db.dispose()
+
+
+@pytest.fixture
+def http_sdk(
+    tmp_path: Path, db_url: str, s3_bucket: str, admin_headers: dict[str, str]
+) -> Iterator[HttpClient]:
+    """Direct links are the HTTP client's: the local one reads the store itself."""
+    token = admin_headers["Authorization"].removeprefix("Bearer ")
+    with _http_sdk(_settings(tmp_path, db_url, s3_bucket, token), admin_headers) as sdk:
+        yield sdk
 
 
 def test_push_pull_on_s3(
@@ -76,3 +100,81 @@ def test_push_pull_on_s3(
     assert again.digest == v.digest
     assert s3_client_sdk.last_transfer is not None
     assert s3_client_sdk.last_transfer.transferred_bytes == 0
+
+
+def _two_large_files(src: Path) -> dict[str, bytes]:
+    files = {"a.bin": os.urandom(2 * 1024 * 1024 + 1), "b.bin": os.urandom(2 * 1024 * 1024 + 3)}
+    src.mkdir()
+    for rel, data in files.items():
+        (src / rel).write_bytes(data)
+    return files
+
+
+def test_a_pull_takes_large_files_straight_from_the_bucket(
+    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _two_large_files(tmp_path / "src")
+    http_sdk.create_model("m")
+    http_sdk.push(tmp_path / "src", name="m")
+
+    def through_the_server(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the bytes should not pass through the server")
+
+    monkeypatch.setattr(DownloadsService, "open_file", through_the_server)
+    out = http_sdk.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+
+
+def test_a_link_that_does_not_answer_leaves_the_file_to_the_server(
+    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _two_large_files(tmp_path / "src")
+    http_sdk.create_model("m")
+    http_sdk.push(tmp_path / "src", name="m")
+    signed = S3BlobStore.presign_get
+    monkeypatch.setattr(  # a link to nothing: the bucket answers 404 (as an expired one 403)
+        S3BlobStore,
+        "presign_get",
+        lambda self, digest, expires_s: signed(self, digest, expires_s).replace(
+            "/blobs/", "/gone/"
+        ),
+    )
+    out = http_sdk.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+
+
+def test_bytes_from_the_bucket_are_checked_against_the_digest(
+    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _two_large_files(tmp_path / "src")
+    http_sdk.create_model("m")
+    v = http_sdk.push(tmp_path / "src", name="m")
+    other = {f.digest: g.digest for f, g in zip(v.files, reversed(v.files), strict=True)}
+    signed = S3BlobStore.presign_get
+    monkeypatch.setattr(  # each link serves the other file's bytes
+        S3BlobStore,
+        "presign_get",
+        lambda self, digest, expires_s: signed(self, other[digest], expires_s),
+    )
+    with pytest.raises(DataCorrupted, match="do not match"):
+        http_sdk.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
+    assert not any((tmp_path / "out").iterdir())  # nothing placed
+    assert len(files) == len(v.files)
+
+
+def test_direct_links_are_given_after_the_checks_of_a_download(
+    http_sdk: HttpClient, tmp_path: Path
+) -> None:
+    _two_large_files(tmp_path / "src")
+    http_sdk.create_model("m")
+    v = http_sdk.push(tmp_path / "src", name="m")
+    answer = http_sdk._request("POST", "/models/m/versions/1/urls", json={"paths": ["a.bin"]})
+    assert answer["expires_in"] == 3600
+    (listed,) = answer["files"]
+    (entry,) = [f for f in v.files if f.path == "a.bin"]
+    assert (listed["path"], listed["size"], listed["digest"]) == ("a.bin", entry.size, entry.digest)
+    assert "X-Amz-Signature=" in listed["url"]
+    with pytest.raises(NotFound):
+        http_sdk._request("POST", "/models/m/versions/1/urls", json={"paths": ["nope.bin"]})
+    with pytest.raises(InvalidParameter):
+        http_sdk._request("POST", "/models/m/versions/1/urls", json={"paths": ["../a.bin"]})

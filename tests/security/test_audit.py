@@ -447,7 +447,7 @@ NOT_AUDITED = {
     # reads
     "get_model", "search_models", "get_version", "resolve", "list_versions", "search_versions",
     "latest_versions_by_stage", "alias_history", "missing_blobs", "upload_status", "list_files",
-    "open_file", "presign_file", "read_files",
+    "open_file", "file_urls", "read_files",
     # looks at a filter only: where a search may run
     "searches_one_model",
     # bytes in staging: nothing in the registry changes until the version becomes READY

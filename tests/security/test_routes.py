@@ -144,6 +144,7 @@ BODY: dict[str, dict[str, Any]] = {
     "promote": {"model": "{model}", "version": 1, "alias": "staging"},
     "set_scan_policy": {"action": "label"},
     "read_files": {"paths": ["a.bin"]},
+    "file_urls": {"paths": ["a.bin"]},
 }
 # The MLflow registry API reads a JSON body for POST, PATCH and DELETE: one that names
 # everything any of its routes needs.

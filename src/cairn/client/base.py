@@ -418,8 +418,16 @@ class BaseClient(abc.ABC):
         """Send several small blobs of the version's manifest at once."""
 
     @abc.abstractmethod
-    def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
-        """Bytes of one file from ``start`` to its end."""
+    def _fetch(
+        self, name: str, version: int, path: str, start: int, direct: str | None = None
+    ) -> Iterator[bytes]:
+        """Bytes of one file from ``start`` to its end; from ``direct`` (a link of
+        ``_direct_urls``) where that answers."""
+
+    def _direct_urls(self, name: str, version: int, entries: Sequence[FileEntry]) -> dict[str, str]:
+        """Links to download these files straight from the object store, by digest
+        (none: every file comes through the server)."""
+        return {}
 
     @abc.abstractmethod
     def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
@@ -558,7 +566,9 @@ class BaseClient(abc.ABC):
             cached = cache.fill(
                 entry,
                 lambda start: (
-                    self._fetch(version.name, version.version, entry.path, start)
+                    self._fetch(
+                        version.name, version.version, entry.path, start, urls.get(entry.digest)
+                    )
                     if received is None
                     else iter((received[start:],))
                 ),
@@ -580,6 +590,7 @@ class BaseClient(abc.ABC):
                 fill(entry, content)
 
         alone, batches = batch_plan(missing, lambda entry: entry)
+        urls = self._direct_urls(version.name, version.version, alone) if alone else {}
         jobs = [functools.partial(fill, e) for e in unique if e.digest in present]
         jobs += [functools.partial(fill, e) for e in alone]
         jobs += [functools.partial(fill_batch, b) for b in batches]

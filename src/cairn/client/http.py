@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +21,7 @@ from cairn.client.base import BaseClient
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
+from cairn.domain.blob_batch import MAX_BATCH_BLOBS, MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
     format_time,
@@ -334,18 +334,18 @@ class HttpClient(GovernanceCalls, BaseClient):
 
     def _send_parts(self, file: LocalFile, parts: list[dict[str, Any]], progress: Progress) -> None:
         """PUT parts straight to the object store through the presigned URLs."""
-        with httpx.Client(timeout=None) as direct:  # noqa: S113 (large parts take long)
-            for part in parts:
-                offset, length = int(part["offset"]), int(part["length"])
-                with file.source.open("rb") as f:
-                    f.seek(offset)
-                    data = f.read(length)
-                response = direct.request(part.get("method", "PUT"), part["url"], content=data)
-                if not response.is_success:
-                    raise CairnError(
-                        f"object store refused part at {offset}: HTTP {response.status_code}"
-                    )
-                progress.advance(length)
+        direct = self._bucket()
+        for part in parts:
+            offset, length = int(part["offset"]), int(part["length"])
+            with file.source.open("rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+            response = direct.request(part.get("method", "PUT"), part["url"], content=data)
+            if not response.is_success:
+                raise CairnError(
+                    f"object store refused part at {offset}: HTTP {response.status_code}"
+                )
+            progress.advance(length)
 
     def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
         """One request for several small files; the frames must answer the paths asked
@@ -359,7 +359,26 @@ class HttpClient(GovernanceCalls, BaseClient):
             raise DataCorrupted("the server answered other files than the ones asked for")
         return [content for _, content in received]
 
-    def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
+    def _direct_urls(self, name: str, version: int, entries: Sequence[FileEntry]) -> dict[str, str]:
+        urls: dict[str, str] = {}
+        for at in range(0, len(entries), MAX_BATCH_BLOBS):
+            path = f"/models/{seg(name)}/versions/{version}/urls"
+            paths = [e.path for e in entries[at : at + MAX_BATCH_BLOBS]]
+            answer = self._request("POST", path, json={"paths": paths})
+            urls.update({f["digest"]: f["url"] for f in answer["files"] if f["url"]})
+        return urls
+
+    def _fetch(
+        self, name: str, version: int, path: str, start: int, direct: str | None = None
+    ) -> Iterator[bytes]:
+        """From the object store when given a link (the cache checks the digest, as it
+        does any download); from the server when there is none, or for whatever the link
+        did not deliver (expired, refused, cut off)."""
+        if direct is not None:
+            came = yield from self._fetch_direct(direct, start)
+            if came is None:
+                return  # the link delivered it all
+            start += came
         url = f"/api/v1/models/{seg(name)}/versions/{version}/files/{quote(path)}"
         headers = {"Range": f"bytes={start}-"} if start else {}
         with self._http.stream("GET", url, headers=headers) as response:
@@ -367,6 +386,22 @@ class HttpClient(GovernanceCalls, BaseClient):
                 response.read()
                 self._decode(response)
             yield from response.iter_bytes()  # as received: the cache batches its writes
+
+    def _fetch_direct(self, url: str, start: int) -> Generator[bytes, None, int | None]:
+        """Bytes from ``start`` through a presigned link: None once it delivered all of
+        them, else how many came before it failed. No Cairn credentials go with it."""
+        came = 0
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        try:
+            with self._bucket().stream("GET", url, headers=headers) as response:
+                if response.status_code != (206 if start else 200):
+                    return 0
+                for chunk in response.iter_bytes():
+                    came += len(chunk)
+                    yield chunk
+        except httpx.HTTPError:  # a short body included: the server sends the rest
+            return came
+        return None
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{seg(name)}/versions/{seg(version)}/finalize"

@@ -3,6 +3,7 @@ decoded or its error raised as Cairn's. Imports only ``errors`` and httpx."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -44,10 +45,23 @@ class HttpTransport:
         else:
             self._http = httpx.Client(base_url=self.uri, headers=headers, timeout=timeout)
             self._owns_http = True
+        self._timeout = timeout
+        self._object_store: httpx.Client | None = None  # for presigned links, made on use
+        self._object_store_guard = threading.Lock()
 
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+        if self._object_store is not None:
+            self._object_store.close()
+
+    def _bucket(self) -> httpx.Client:
+        """The client for presigned object-store links: none of this server's headers
+        (its token above all) go with them."""
+        with self._object_store_guard:
+            if self._object_store is None:
+                self._object_store = httpx.Client(timeout=self._timeout)
+            return self._object_store
 
     # -- transport ---------------------------------------------------------------------
     def _request(

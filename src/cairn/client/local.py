@@ -502,7 +502,9 @@ class LocalClient(BaseClient):
         paths = [entry.path for entry in entries]
         return [data for _, data in self._service.read_files(self._actor, name, version, paths)]
 
-    def _fetch(self, name: str, version: int, path: str, start: int) -> Iterator[bytes]:
+    def _fetch(
+        self, name: str, version: int, path: str, start: int, direct: str | None = None
+    ) -> Iterator[bytes]:
         return self._service.open_file(self._actor, name, version, path, start=start).chunks
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:

@@ -40,6 +40,10 @@ def _time(value: str) -> datetime:
     return parsed
 
 
+def file_to_json(f: FileEntry) -> dict[str, Any]:
+    return {"path": f.path, "size": f.size, "digest": f.digest}
+
+
 def model_to_json(m: RegisteredModel) -> dict[str, Any]:
     return {
         "name": m.name,
@@ -70,7 +74,7 @@ def model_from_json(d: dict[str, Any]) -> RegisteredModel:
 
 def version_to_json(v: ModelVersion, *, files: bool = True) -> dict[str, Any]:
     """``files=False``: a version read without its manifest, whose ``files`` is null."""
-    manifest = [{"path": f.path, "size": f.size, "digest": f.digest} for f in v.files]
+    manifest = [file_to_json(f) for f in v.files]
     return {
         "name": v.name,
         "version": v.version,

@@ -101,17 +101,7 @@ class DownloadsService(ScansService):
                 raise InvalidParameter(
                     f"{entry.path!r} is larger than {BATCH_FILE_MAX} bytes; download it alone"
                 )
-        if quarantined is not None:  # every file that passes this way is audited
-            for entry, _ in found:
-                self._pass_quarantine(
-                    actor,
-                    name,
-                    row.version,
-                    quarantined,
-                    override=override_quarantine,
-                    path=entry.path,
-                    audit=True,
-                )
+        self._pass_each(actor, name, row.version, found, quarantined, override_quarantine)
         read = []
         for entry, file in found:
             self._check_intact(entry, file)
@@ -119,25 +109,30 @@ class DownloadsService(ScansService):
             read.append((entry, b"".join(chunks)))
         return read
 
-    def presign_file(
+    def file_urls(
         self,
         actor: Actor,
         name: str,
         version: int | str,
-        path: str,
+        paths: Sequence[str],
         *,
         override_quarantine: bool = False,
-    ) -> str | None:
-        """A direct download URL from the object store, or None (local disk)."""
-        opened = self.open_file(
-            actor, name, version, path, start=0, end=0, override_quarantine=override_quarantine
-        )
-        url = self.blobs.presign_get(opened.entry.digest, PRESIGN_SECONDS)
-        if url is not None:  # the whole file, past the service: an override is audited here
-            self.check_download(
-                actor, name, version, override_quarantine=override_quarantine, path=path
-            )
-        return url
+    ) -> list[tuple[FileEntry, str | None]]:
+        """Direct download links from the object store for files of a READY version, each
+        valid ``PRESIGN_SECONDS``, with the digest the caller must check the bytes against
+        (the server does not see them); ``None`` for each when the store has no links
+        (local disk: download through the server). The same checks as a download come
+        first, and an override of a quarantine is audited per file, when its link is
+        given out."""
+        if not paths or len(paths) > MAX_BATCH_BLOBS:
+            raise InvalidParameter(f"ask for 1 to {MAX_BATCH_BLOBS} files at once")
+        row, found, quarantined = self._locate(actor, name, version, paths)
+        for entry, file in found:
+            self._check_intact(entry, file)
+        self._pass_each(actor, name, row.version, found, quarantined, override_quarantine)
+        return [
+            (entry, self.blobs.presign_get(entry.digest, PRESIGN_SECONDS)) for entry, _ in found
+        ]
 
     # -- helpers -------------------------------------------------------------------------
     def _locate(
@@ -173,6 +168,23 @@ class DownloadsService(ScansService):
             raise DataCorrupted(
                 f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or corrupt; "
                 "run `cairn verify` and re-push the file"
+            )
+
+    def _pass_each(
+        self,
+        actor: Actor,
+        name: str,
+        number: int,
+        found: Sequence[tuple[FileEntry, Any]],
+        quarantined: str | None,
+        override: bool,
+    ) -> None:
+        """Several files of a quarantined version: refused, or each override audited."""
+        if quarantined is None:
+            return
+        for entry, _ in found:
+            self._pass_quarantine(
+                actor, name, number, quarantined, override=override, path=entry.path, audit=True
             )
 
     def _verified(self, chunks: Iterator[bytes], digest: str) -> Iterator[bytes]:

@@ -19,15 +19,17 @@ from cairn.api.v1.schemas import (
     BlobReceiptOut,
     FileList,
     FilesRead,
+    FileUrls,
     UploadBegin,
     UploadTicketOut,
     VersionOut,
 )
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
 from cairn.domain.blob_batch import MEDIA_TYPE, frames
-from cairn.domain.codec import version_to_json
+from cairn.domain.codec import file_to_json, version_to_json
 from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
+from cairn.service.base import PRESIGN_SECONDS
 from cairn.service.downloads import OpenedFile
 
 router = lean_router(tags=["artifacts"])
@@ -156,7 +158,7 @@ def finalize_version(name: str, version: str, service: Service, actor: Caller) -
 @router.get(VERSION + "/files", response_model=FileList)
 def list_files(name: str, version: str, service: Service, actor: Caller) -> JSONResponse:
     files = service.list_files(actor, name, version)
-    return json({"files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in files]})
+    return json({"files": [file_to_json(f) for f in files]})
 
 
 @router.get(VERSION + "/files/{path:path}", response_class=Response)
@@ -235,6 +237,26 @@ def read_files(
     content = b"".join(frames([(entry.digest, data) for entry, data in read]))
     headers = {**DOWNLOAD_HEADERS, "Content-Disposition": _attachment(f"{name}-v{version}.blobs")}
     return Response(content, media_type=MEDIA_TYPE, headers=headers)
+
+
+@router.post(VERSION + "/urls", response_model=FileUrls)
+def file_urls(
+    name: str,
+    version: str,
+    body: FilesRead,
+    service: Service,
+    actor: Caller,
+    override_quarantine: bool = False,
+) -> JSONResponse:
+    """Direct download links from the object store (S3, GCS, Azure) for up to 1,000 files,
+    each valid ``expires_in`` seconds, so the bytes need not pass through this server;
+    ``url`` is null for every file when the store has no such links (local disk). The
+    server does not see those bytes: check each against its ``digest``."""
+    listed = service.file_urls(
+        actor, name, version, body.paths, override_quarantine=override_quarantine
+    )
+    files = [{**file_to_json(entry), "url": url} for entry, url in listed]
+    return json({"expires_in": PRESIGN_SECONDS, "files": files})
 
 
 @router.get(VERSION + "/archive", response_class=Response)

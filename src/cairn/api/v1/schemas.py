@@ -177,6 +177,15 @@ class FilesRead(Strict):
     paths: list[str] = Field(min_length=1, max_length=MAX_BATCH_BLOBS)
 
 
+class FileUrlOut(FileOut):
+    url: str | None  # None: the store has no direct links; download through the server
+
+
+class FileUrls(BaseModel):
+    expires_in: int  # seconds each url stays valid
+    files: list[FileUrlOut]
+
+
 class BlobBatchOut(BaseModel):
     blobs: list[BlobReceiptOut]
 
