@@ -57,10 +57,12 @@ class HttpTransport:
 
     def _bucket(self) -> httpx.Client:
         """The client for presigned object-store links: none of this server's headers
-        (its token above all) go with them."""
+        (its token above all) go with them. No time limit on sending: a part of 64 MiB
+        goes out in one write, which takes a minute at 1 MB/s."""
         with self._object_store_guard:
             if self._object_store is None:
-                self._object_store = httpx.Client(timeout=self._timeout)
+                timeout = httpx.Timeout(self._timeout, write=None)
+                self._object_store = httpx.Client(timeout=timeout)
             return self._object_store
 
     # -- transport ---------------------------------------------------------------------
