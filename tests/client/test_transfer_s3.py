@@ -8,8 +8,10 @@ before the blob exists. The threshold is lowered here so small files exercise th
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from cairn.client import http as http_client
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
-from cairn.domain.models import VersionStatus
+from cairn.domain.models import ModelVersion, VersionStatus
 from cairn.errors import DataCorrupted, InvalidParameter, NotFound
 from cairn.service.downloads import DownloadsService
 from cairn.settings import Settings
@@ -110,68 +112,106 @@ def _two_large_files(src: Path) -> dict[str, bytes]:
     return files
 
 
+def _pushed(sdk: HttpClient, tmp_path: Path) -> tuple[dict[str, bytes], ModelVersion]:
+    files = _two_large_files(tmp_path / "src")
+    sdk.create_model("m")
+    return files, sdk.push(tmp_path / "src", name="m")
+
+
+def _pulled(sdk: HttpClient, tmp_path: Path) -> dict[str, bytes]:
+    out = sdk.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def _links(monkeypatch: pytest.MonkeyPatch, link: Callable[[str, str], str]) -> None:
+    """The store's links become ``link(digest, its real link)``."""
+    signed = S3BlobStore.presign_get
+    monkeypatch.setattr(
+        S3BlobStore,
+        "presign_get",
+        lambda self, digest, expires_s: link(digest, signed(self, digest, expires_s)),
+    )
+
+
 def test_a_pull_takes_large_files_straight_from_the_bucket(
     http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = _two_large_files(tmp_path / "src")
-    http_sdk.create_model("m")
-    http_sdk.push(tmp_path / "src", name="m")
+    files, _ = _pushed(http_sdk, tmp_path)
 
     def through_the_server(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the bytes should not pass through the server")
 
     monkeypatch.setattr(DownloadsService, "open_file", through_the_server)
-    out = http_sdk.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    assert _pulled(http_sdk, tmp_path) == files
 
 
 def test_a_link_that_does_not_answer_leaves_the_file_to_the_server(
     http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = _two_large_files(tmp_path / "src")
-    http_sdk.create_model("m")
-    http_sdk.push(tmp_path / "src", name="m")
-    signed = S3BlobStore.presign_get
-    monkeypatch.setattr(  # a link to nothing: the bucket answers 404 (as an expired one 403)
-        S3BlobStore,
-        "presign_get",
-        lambda self, digest, expires_s: signed(self, digest, expires_s).replace(
-            "/blobs/", "/gone/"
-        ),
-    )
-    out = http_sdk.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    files, _ = _pushed(http_sdk, tmp_path)
+    # a link to nothing: the bucket answers 404 (an expired one: 403)
+    _links(monkeypatch, lambda _digest, url: url.replace("/blobs/", "/gone/"))
+    assert _pulled(http_sdk, tmp_path) == files
+
+
+def test_a_link_cut_off_midway_is_finished_by_the_server(
+    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files, version = _pushed(http_sdk, tmp_path)
+    content = {f.digest: files[f.path] for f in version.files}
+    sent: list[int] = []
+
+    class HalfThenHangUp(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            whole = content[self.path.lstrip("/")]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(whole)))
+            self.end_headers()
+            self.wfile.write(whole[: len(whole) // 2])
+            sent.append(len(whole) // 2)
+            self.close_connection = True
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HalfThenHangUp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        _links(monkeypatch, lambda digest, _url: f"{base}/{digest}")
+        assert _pulled(http_sdk, tmp_path) == files  # the rest came from the server
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(sent) == 2
 
 
 def test_bytes_from_the_bucket_are_checked_against_the_digest(
     http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = _two_large_files(tmp_path / "src")
-    http_sdk.create_model("m")
-    v = http_sdk.push(tmp_path / "src", name="m")
-    other = {f.digest: g.digest for f, g in zip(v.files, reversed(v.files), strict=True)}
-    signed = S3BlobStore.presign_get
+    _, version = _pushed(http_sdk, tmp_path)
+    other = {
+        f.digest: g.digest for f, g in zip(version.files, reversed(version.files), strict=True)
+    }
+    real = S3BlobStore.presign_get
     monkeypatch.setattr(  # each link serves the other file's bytes
         S3BlobStore,
         "presign_get",
-        lambda self, digest, expires_s: signed(self, other[digest], expires_s),
+        lambda self, digest, expires_s: real(self, other[digest], expires_s),
     )
     with pytest.raises(DataCorrupted, match="do not match"):
-        http_sdk.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
+        _pulled(http_sdk, tmp_path)
     assert not any((tmp_path / "out").iterdir())  # nothing placed
-    assert len(files) == len(v.files)
 
 
 def test_direct_links_are_given_after_the_checks_of_a_download(
     http_sdk: HttpClient, tmp_path: Path
 ) -> None:
-    _two_large_files(tmp_path / "src")
-    http_sdk.create_model("m")
-    v = http_sdk.push(tmp_path / "src", name="m")
+    _, version = _pushed(http_sdk, tmp_path)
     answer = http_sdk._request("POST", "/models/m/versions/1/urls", json={"paths": ["a.bin"]})
     assert answer["expires_in"] == 3600
     (listed,) = answer["files"]
-    (entry,) = [f for f in v.files if f.path == "a.bin"]
+    (entry,) = [f for f in version.files if f.path == "a.bin"]
     assert (listed["path"], listed["size"], listed["digest"]) == ("a.bin", entry.size, entry.digest)
     assert "X-Amz-Signature=" in listed["url"]
     with pytest.raises(NotFound):
