@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -203,3 +204,22 @@ def test_pulled_files_follow_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "out" / "w.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_versions_files_lists_paths_sizes_and_digests(uri: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    files = {"w.bin": b"weights" * 1000, "sub/c.json": b"{}"}
+    for rel, data in files.items():
+        (src / rel).write_bytes(data)
+    cairn(uri, "push", str(src), "--model", "m")
+    expected = [
+        {"path": rel, "size": len(data), "digest": "sha256:" + hashlib.sha256(data).hexdigest()}
+        for rel, data in sorted(files.items())
+    ]
+    assert json.loads(cairn(uri, "versions", "files", "models:/m/latest", "--json")) == expected
+    linked = json.loads(cairn(uri, "versions", "files", "models:/m/1", "--links", "--json"))
+    assert linked == [{**f, "url": None} for f in expected]  # local disk: no direct links
+    result = runner.invoke(app, ["--uri", uri, "versions", "files", "models:/m/1", "--links"])
+    assert result.exit_code == 0, result.output
+    assert "w.bin" in result.stdout and "no direct links" in result.stderr

@@ -7,6 +7,7 @@ before the blob exists. The threshold is lowered here so small files exercise th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -218,3 +220,21 @@ def test_direct_links_are_given_after_the_checks_of_a_download(
         http_sdk._request("POST", "/models/m/versions/1/urls", json={"paths": ["nope.bin"]})
     with pytest.raises(InvalidParameter):
         http_sdk._request("POST", "/models/m/versions/1/urls", json={"paths": ["../a.bin"]})
+
+
+def test_file_links_download_each_file_from_the_bucket(
+    s3_client_sdk: BaseClient, tmp_path: Path
+) -> None:
+    """The SDK's ``file_links`` (``cairn versions files --links``), in-process or not."""
+    files = _two_large_files(tmp_path / "src")
+    s3_client_sdk.create_model("m")
+    s3_client_sdk.push(tmp_path / "src", name="m")
+    links = s3_client_sdk.file_links("m", 1)  # every file
+    assert [link.file.path for link in links] == sorted(files)
+    for link in links:
+        assert link.url is not None
+        got = httpx.get(link.url)  # no Cairn credentials: the link is one
+        assert got.status_code == 200 and got.content == files[link.file.path]
+        assert "sha256:" + hashlib.sha256(got.content).hexdigest() == link.file.digest
+    (one,) = s3_client_sdk.file_links("m", "1", ["b.bin"])
+    assert one.file.path == "b.bin"

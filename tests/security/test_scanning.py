@@ -140,10 +140,8 @@ def test_quarantined_files_need_an_audited_manage_override(
     with pytest.raises(PermissionDenied):
         svc.file_urls(READER, "fraud", version, ["model.pkl"])
     # local disk has no links, but an override is audited when they are asked for
-    [(entry, url)] = svc.file_urls(
-        MANAGER, "fraud", version, ["model.pkl"], override_quarantine=True
-    )
-    assert (entry.path, url) == ("model.pkl", None)
+    [link] = svc.file_urls(MANAGER, "fraud", version, ["model.pkl"], override_quarantine=True)
+    assert (link.file.path, link.url) == ("model.pkl", None)
     assert len(audited(svc, "artifact.quarantine_override")) == 2
     with pytest.raises(PermissionDenied):
         svc.check_download(READER, "fraud", version)

@@ -11,7 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cairn.domain.codec import alias_event_to_json, model_to_json, version_to_json
+from cairn.domain.artifacts import FileLink
+from cairn.domain.codec import alias_event_to_json, file_to_json, model_to_json, version_to_json
 from cairn.domain.models import AliasEvent, ModelVersion, RegisteredModel
 
 out = Console(soft_wrap=True)
@@ -130,6 +131,21 @@ def show_alias_events(events: Iterable[AliasEvent], as_json: bool) -> None:
             e.actor or "?",
         )
     out.print(table)
+
+
+def show_files(links: Sequence[FileLink], as_json: bool, *, with_links: bool) -> None:
+    """A version's files; ``with_links``: with each one's direct download link."""
+    if as_json:
+        linked = [{"url": link.url} if with_links else {} for link in links]
+        print_json([file_to_json(k.file) | u for k, u in zip(links, linked, strict=True)])
+    else:
+        table = Table("path", "size", "digest", *(["link"] if with_links else []))
+        for link in links:
+            f, url = link.file, [link.url or "-"] if with_links else []
+            table.add_row(f.path, f"{f.size:,}", f.digest, *url)
+        out.print(table)
+    if with_links and links and all(link.url is None for link in links):
+        message("this registry's store gives no direct links (local disk): use `cairn pull`")
 
 
 def _more(token: str | None) -> None:

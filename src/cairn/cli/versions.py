@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from cairn.cli.common import Json, Yes, client, confirm, parse_metrics, parse_pairs
-from cairn.cli.output import message, show_version, show_versions
+from cairn.cli.output import message, show_files, show_version, show_versions
+from cairn.domain.artifacts import FileLink
 from cairn.domain.uris import parse_model_uri
 
 app = typer.Typer(help="Create, find, change and delete model versions.", no_args_is_help=True)
@@ -64,6 +65,30 @@ def get(
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
     show_version(client(ctx).resolve(model_uri, as_of=as_of), as_json)
+
+
+@app.command("files")
+def files(
+    ctx: typer.Context,
+    model_uri: str,
+    links: Annotated[
+        bool,
+        typer.Option(
+            "--links",
+            help="Add presigned links that download each file straight from the object store "
+            "(valid an hour; check the bytes against the digest).",
+        ),
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """List the files of the version a URI names: path, size, digest."""
+    sdk = client(ctx)
+    version = sdk.resolve(model_uri)
+    if links:
+        found = sdk.file_links(version.name, version.version)
+    else:
+        found = [FileLink(f, None) for f in version.files]
+    show_files(found, as_json, with_links=links)
 
 
 @app.command("list")

@@ -27,7 +27,9 @@ from cairn.client.transfer import (
     scan,
     upload_plan,
 )
+from cairn.domain.artifacts import FileLink
 from cairn.domain.audit import AuditEvent, AuditReport
+from cairn.domain.blob_batch import MAX_BATCH_BLOBS
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -471,6 +473,23 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def list_files(self, name: str, version: int | str) -> list[FileEntry]: ...
+
+    def file_links(
+        self, name: str, version: int | str, paths: Sequence[str] | None = None
+    ) -> list[FileLink]:
+        """Presigned links that download files of a READY version straight from the object
+        store, valid an hour (``url`` None: the store has none, as on local disk); every
+        file when ``paths`` is None. Check what a link delivers against the file's digest:
+        the server does not see those bytes."""
+        wanted = [f.path for f in self.list_files(name, version)] if paths is None else paths
+        links: list[FileLink] = []
+        for at in range(0, len(wanted), MAX_BATCH_BLOBS):
+            links += self._links(name, version, wanted[at : at + MAX_BATCH_BLOBS])
+        return links
+
+    @abc.abstractmethod
+    def _links(self, name: str, version: int | str, paths: Sequence[str]) -> list[FileLink]:
+        """``file_links`` for up to ``MAX_BATCH_BLOBS`` paths."""
 
     # -- files: push and pull ----------------------------------------------------------
     last_transfer: TransferStats | None = None

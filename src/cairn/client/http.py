@@ -21,7 +21,8 @@ from cairn.client.base import BaseClient
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.blob_batch import MAX_BATCH_BLOBS, MEDIA_TYPE, frames, parse_frames
+from cairn.domain.artifacts import FileLink
+from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
     format_time,
@@ -360,13 +361,16 @@ class HttpClient(GovernanceCalls, BaseClient):
         return [content for _, content in received]
 
     def _direct_urls(self, name: str, version: int, entries: Sequence[FileEntry]) -> dict[str, str]:
-        urls: dict[str, str] = {}
-        for at in range(0, len(entries), MAX_BATCH_BLOBS):
-            path = f"/models/{seg(name)}/versions/{version}/urls"
-            paths = [e.path for e in entries[at : at + MAX_BATCH_BLOBS]]
-            answer = self._request("POST", path, json={"paths": paths})
-            urls.update({f["digest"]: f["url"] for f in answer["files"] if f["url"]})
-        return urls
+        links = self.file_links(name, version, [e.path for e in entries])
+        return {link.file.digest: link.url for link in links if link.url}
+
+    def _links(self, name: str, version: int | str, paths: Sequence[str]) -> list[FileLink]:
+        path = f"/models/{seg(name)}/versions/{seg(version)}/urls"
+        answer = self._request("POST", path, json={"paths": list(paths)})
+        return [
+            FileLink(FileEntry(f["path"], int(f["size"]), f["digest"]), f["url"])
+            for f in answer["files"]
+        ]
 
     def _fetch(
         self, name: str, version: int, path: str, start: int, direct: str | None = None

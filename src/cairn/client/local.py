@@ -16,7 +16,7 @@ from typing import Any
 
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.artifacts import GcReport, VerifyReport
+from cairn.domain.artifacts import FileLink, GcReport, VerifyReport
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import frames
 from cairn.domain.models import (
@@ -512,6 +512,9 @@ class LocalClient(BaseClient):
 
     def list_files(self, name: str, version: int | str) -> list[FileEntry]:
         return list(self._service.list_files(self._actor, name, version))
+
+    def _links(self, name: str, version: int | str, paths: Sequence[str]) -> list[FileLink]:
+        return self._service.file_urls(self._actor, name, version, paths)
 
     def import_model(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cairn.domain.models import VersionStatus
+from cairn.domain.models import FileEntry, VersionStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,16 @@ class UploadTicket:
     size: int
     offset: int
     parts: tuple[UploadPart, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileLink:
+    """A file of a version and a presigned link that downloads it straight from the object
+    store (``None``: the store has none, e.g. local disk). Whoever fetches it checks the
+    bytes against ``file.digest``: the server does not see them."""
+
+    file: FileEntry
+    url: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Role
+from cairn.domain.artifacts import FileLink
 from cairn.domain.blob_batch import BATCH_FILE_MAX, MAX_BATCH_BLOBS
 from cairn.domain.models import Actor, FileEntry, VersionStatus
 from cairn.domain.paths import validate_file_path
@@ -117,7 +118,7 @@ class DownloadsService(ScansService):
         paths: Sequence[str],
         *,
         override_quarantine: bool = False,
-    ) -> list[tuple[FileEntry, str | None]]:
+    ) -> list[FileLink]:
         """Direct download links from the object store for files of a READY version, each
         valid ``PRESIGN_SECONDS``, with the digest the caller must check the bytes against
         (the server does not see them); ``None`` for each when the store has no links
@@ -130,9 +131,7 @@ class DownloadsService(ScansService):
         for entry, file in found:
             self._check_intact(entry, file)
         self._pass_each(actor, name, row.version, found, quarantined, override_quarantine)
-        return [
-            (entry, self.blobs.presign_get(entry.digest, PRESIGN_SECONDS)) for entry, _ in found
-        ]
+        return [FileLink(e, self.blobs.presign_get(e.digest, PRESIGN_SECONDS)) for e, _ in found]
 
     # -- helpers -------------------------------------------------------------------------
     def _locate(

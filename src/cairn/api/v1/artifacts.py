@@ -255,7 +255,7 @@ def file_urls(
     listed = service.file_urls(
         actor, name, version, body.paths, override_quarantine=override_quarantine
     )
-    files = [{**file_to_json(entry), "url": url} for entry, url in listed]
+    files = [{**file_to_json(link.file), "url": link.url} for link in listed]
     return json({"expires_in": PRESIGN_SECONDS, "files": files})
 
 
