@@ -154,8 +154,10 @@ def test_a_pull_that_fails_places_nothing(
     client.push(src, name="m")
     fetch = client._fetch
 
-    def bad_model_bin(name: str, version: int, path: str, start: int) -> Iterator[bytes]:
-        for chunk in fetch(name, version, path, start):
+    def bad_model_bin(
+        name: str, version: int, path: str, start: int, direct: str | None = None, **kw: bool
+    ) -> Iterator[bytes]:
+        for chunk in fetch(name, version, path, start, direct, **kw):
             if path != "model.bin":
                 yield chunk
             elif failure == "corrupt bytes":
@@ -166,8 +168,8 @@ def test_a_pull_that_fails_places_nothing(
 
     fetch_many = client._fetch_many
 
-    def bad_batch(name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
-        received = fetch_many(name, version, entries)
+    def bad_batch(name: str, version: int, entries: Sequence[FileEntry], **kw: bool) -> list[bytes]:
+        received = fetch_many(name, version, entries, **kw)
         if "model.bin" in [e.path for e in entries]:
             if failure != "corrupt bytes":
                 raise Unavailable("connection reset")

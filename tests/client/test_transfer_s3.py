@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
 from cairn.domain.models import ModelVersion, VersionStatus
-from cairn.errors import DataCorrupted, InvalidParameter, NotFound
+from cairn.errors import DataCorrupted, InvalidParameter, NotFound, PermissionDenied
 from cairn.service.downloads import DownloadsService
 from cairn.settings import Settings
 from cairn.store.blobs.s3 import S3BlobStore
@@ -238,3 +239,31 @@ def test_file_links_download_each_file_from_the_bucket(
         assert "sha256:" + hashlib.sha256(got.content).hexdigest() == link.file.digest
     (one,) = s3_client_sdk.file_links("m", "1", ["b.bin"])
     assert one.file.path == "b.bin"
+
+
+class _RunsCommand:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("false",))
+
+
+def test_a_quarantined_version_is_pulled_from_the_bucket_only_on_an_override(
+    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evil = pickle.dumps({"w": os.urandom(2 * 1024 * 1024), "hook": _RunsCommand()})
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.pkl").write_bytes(evil)
+    http_sdk.create_model("m")
+    http_sdk.push(tmp_path / "src", name="m")  # quarantined: the default scan policy
+    with pytest.raises(PermissionDenied, match="quarantined"):
+        _pulled(http_sdk, tmp_path)
+
+    def through_the_server(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the bytes should not pass through the server")
+
+    monkeypatch.setattr(DownloadsService, "open_file", through_the_server)
+    out = http_sdk.pull(
+        "models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache", override_quarantine=True
+    )
+    assert (out / "model.pkl").read_bytes() == evil
+    (event,) = http_sdk.list_audit(action="artifact.quarantine_override").items
+    assert (event.model, event.version, event.target) == ("m", 1, "model.pkl")

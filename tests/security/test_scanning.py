@@ -444,6 +444,21 @@ def test_cli_show_policy_rerun_and_pull(uri: str, evil: bytes, tmp_path: Path) -
     refused = cairn(uri, "--quiet", "pull", "models:/fraud/1", "-o", str(tmp_path / "out"), code=1)
     assert isinstance(refused.exception, PermissionDenied)
     assert "quarantined" in str(refused.exception)
+    anyway = tmp_path / "anyway"
+    cache = ("--cache-dir", str(tmp_path / "cache"))  # empty: every file is read
+    cairn(
+        uri,
+        "--quiet",
+        "pull",
+        "models:/fraud/1",
+        "-o",
+        str(anyway),
+        *cache,
+        "--override-quarantine",
+    )
+    assert (anyway / "model.pkl").read_bytes() == evil
+    overrides = cairn(uri, "audit", "list", "--action", "artifact.quarantine_override", "--json")
+    assert sorted(e["target"] for e in json.loads(overrides.stdout)) == ["README.md", "model.pkl"]
     assert "label" in cairn(uri, "scan", "policy", "fraud", "label").output
     assert json.loads(cairn(uri, "scan", "policy", "fraud", "--json").stdout)["action"] == "label"
     rerun = json.loads(cairn(uri, "scan", "rerun", "models:/fraud/1", "--json").stdout)

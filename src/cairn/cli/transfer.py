@@ -124,11 +124,25 @@ def pull(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print what was pulled as JSON instead of the folder.")
     ] = False,
+    override_quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--override-quarantine",
+            help="Download a version quarantined by its scan anyway (needs MANAGE on the "
+            "model; every file read is audited).",
+        ),
+    ] = False,
 ) -> None:
     """Download a version's files, verified, through the local cache."""
     sdk = client(ctx)
     with RichProgress(not _quiet(ctx)) as progress:
-        folder = sdk.pull(model_uri, out, cache_dir=cache_dir, progress=progress)
+        folder = sdk.pull(
+            model_uri,
+            out,
+            cache_dir=cache_dir,
+            progress=progress,
+            override_quarantine=override_quarantine,
+        )
     stats = sdk.last_transfer
     assert stats is not None  # set by every pull that returns
     if as_json:

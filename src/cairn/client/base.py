@@ -419,20 +419,32 @@ class BaseClient(abc.ABC):
     ) -> None:
         """Send several small blobs of the version's manifest at once."""
 
+    # ``override``: a quarantined version's files anyway (MANAGE; each read audited)
     @abc.abstractmethod
     def _fetch(
-        self, name: str, version: int, path: str, start: int, direct: str | None = None
+        self,
+        name: str,
+        version: int,
+        path: str,
+        start: int,
+        direct: str | None = None,
+        *,
+        override: bool = False,
     ) -> Iterator[bytes]:
         """Bytes of one file from ``start`` to its end; from ``direct`` (a link of
         ``_direct_urls``) where that answers."""
 
-    def _direct_urls(self, name: str, version: int, entries: Sequence[FileEntry]) -> dict[str, str]:
+    def _direct_urls(
+        self, name: str, version: int, entries: Sequence[FileEntry], *, override: bool = False
+    ) -> dict[str, str]:
         """Links to download these files straight from the object store, by digest
         (none: every file comes through the server)."""
         return {}
 
     @abc.abstractmethod
-    def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
+    def _fetch_many(
+        self, name: str, version: int, entries: Sequence[FileEntry], *, override: bool = False
+    ) -> list[bytes]:
         """Several small files whole, in the order of ``entries``."""
 
     @abc.abstractmethod
@@ -475,20 +487,29 @@ class BaseClient(abc.ABC):
     def list_files(self, name: str, version: int | str) -> list[FileEntry]: ...
 
     def file_links(
-        self, name: str, version: int | str, paths: Sequence[str] | None = None
+        self,
+        name: str,
+        version: int | str,
+        paths: Sequence[str] | None = None,
+        *,
+        override_quarantine: bool = False,
     ) -> list[FileLink]:
         """Presigned links that download files of a READY version straight from the object
         store, valid an hour (``url`` None: the store has none, as on local disk); every
         file when ``paths`` is None. Check what a link delivers against the file's digest:
-        the server does not see those bytes."""
+        the server does not see those bytes. ``override_quarantine``: links to the files
+        of a quarantined version anyway (MANAGE on the model; each one audited)."""
         wanted = [f.path for f in self.list_files(name, version)] if paths is None else paths
         links: list[FileLink] = []
         for at in range(0, len(wanted), MAX_BATCH_BLOBS):
-            links += self._links(name, version, wanted[at : at + MAX_BATCH_BLOBS])
+            chunk = wanted[at : at + MAX_BATCH_BLOBS]
+            links += self._links(name, version, chunk, override=override_quarantine)
         return links
 
     @abc.abstractmethod
-    def _links(self, name: str, version: int | str, paths: Sequence[str]) -> list[FileLink]:
+    def _links(
+        self, name: str, version: int | str, paths: Sequence[str], *, override: bool
+    ) -> list[FileLink]:
         """``file_links`` for up to ``MAX_BATCH_BLOBS`` paths."""
 
     # -- files: push and pull ----------------------------------------------------------
@@ -555,13 +576,15 @@ class BaseClient(abc.ABC):
         *,
         cache_dir: str | Path | None = None,
         progress: Progress | None = None,
+        override_quarantine: bool = False,
     ) -> Path:
         """Download a version's files into ``out_dir`` (default ``./NAME-vVERSION``).
 
         Every file is verified against its digest and kept in the local cache; files are
         placed atomically. On the cache's filesystem, a file no other folder has is
         hard-linked from the cache (one copy on disk); any other is copied. Returns the
-        folder.
+        folder. A version quarantined by its scan is refused unless ``override_quarantine``
+        is asked by someone with MANAGE on the model (every file read that way is audited).
         """
         parse_model_uri(uri)
         progress = progress or NoProgress()
@@ -586,7 +609,12 @@ class BaseClient(abc.ABC):
                 entry,
                 lambda start: (
                     self._fetch(
-                        version.name, version.version, entry.path, start, urls.get(entry.digest)
+                        version.name,
+                        version.version,
+                        entry.path,
+                        start,
+                        urls.get(entry.digest),
+                        override=override_quarantine,
                     )
                     if received is None
                     else iter((received[start:],))
@@ -604,12 +632,18 @@ class BaseClient(abc.ABC):
 
         def fill_batch(entries: list[FileEntry]) -> None:
             """Small files fetched together, then cached (and verified) one by one."""
-            received = self._fetch_many(version.name, version.version, entries)
+            received = self._fetch_many(
+                version.name, version.version, entries, override=override_quarantine
+            )
             for entry, content in zip(entries, received, strict=True):
                 fill(entry, content)
 
         alone, batches = batch_plan(missing, lambda entry: entry)
-        urls = self._direct_urls(version.name, version.version, alone) if alone else {}
+        urls = (
+            self._direct_urls(version.name, version.version, alone, override=override_quarantine)
+            if alone
+            else {}
+        )
         jobs = [functools.partial(fill, e) for e in unique if e.digest in present]
         jobs += [functools.partial(fill, e) for e in alone]
         jobs += [functools.partial(fill_batch, b) for b in batches]

@@ -348,11 +348,14 @@ class HttpClient(GovernanceCalls, BaseClient):
                 )
             progress.advance(length)
 
-    def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
+    def _fetch_many(
+        self, name: str, version: int, entries: Sequence[FileEntry], *, override: bool = False
+    ) -> list[bytes]:
         """One request for several small files; the frames must answer the paths asked
         for, in order (each file is verified again as it goes into the cache)."""
         url = f"/api/v1/models/{seg(name)}/versions/{version}/files"
-        response = self._http.post(url, json={"paths": [e.path for e in entries]})
+        paths = [e.path for e in entries]
+        response = self._http.post(url, json={"paths": paths}, params=_overriding(override))
         if not response.is_success:
             self._decode(response)
         received = parse_frames(response.content)
@@ -360,20 +363,34 @@ class HttpClient(GovernanceCalls, BaseClient):
             raise DataCorrupted("the server answered other files than the ones asked for")
         return [content for _, content in received]
 
-    def _direct_urls(self, name: str, version: int, entries: Sequence[FileEntry]) -> dict[str, str]:
-        links = self.file_links(name, version, [e.path for e in entries])
+    def _direct_urls(
+        self, name: str, version: int, entries: Sequence[FileEntry], *, override: bool = False
+    ) -> dict[str, str]:
+        paths = [e.path for e in entries]
+        links = self.file_links(name, version, paths, override_quarantine=override)
         return {link.file.digest: link.url for link in links if link.url}
 
-    def _links(self, name: str, version: int | str, paths: Sequence[str]) -> list[FileLink]:
+    def _links(
+        self, name: str, version: int | str, paths: Sequence[str], *, override: bool
+    ) -> list[FileLink]:
         path = f"/models/{seg(name)}/versions/{seg(version)}/urls"
-        answer = self._request("POST", path, json={"paths": list(paths)})
+        answer = self._request(
+            "POST", path, json={"paths": list(paths)}, params=_overriding(override)
+        )
         return [
             FileLink(FileEntry(f["path"], int(f["size"]), f["digest"]), f["url"])
             for f in answer["files"]
         ]
 
     def _fetch(
-        self, name: str, version: int, path: str, start: int, direct: str | None = None
+        self,
+        name: str,
+        version: int,
+        path: str,
+        start: int,
+        direct: str | None = None,
+        *,
+        override: bool = False,
     ) -> Iterator[bytes]:
         """From the object store when given a link (the cache checks the digest, as it
         does any download); from the server when there is none, or for whatever the link
@@ -385,7 +402,8 @@ class HttpClient(GovernanceCalls, BaseClient):
             start += came
         url = f"/api/v1/models/{seg(name)}/versions/{version}/files/{quote(path)}"
         headers = {"Range": f"bytes={start}-"} if start else {}
-        with self._http.stream("GET", url, headers=headers) as response:
+        params = _overriding(override)
+        with self._http.stream("GET", url, headers=headers, params=params) as response:
             if not response.is_success:
                 response.read()
                 self._decode(response)
@@ -490,3 +508,8 @@ class HttpClient(GovernanceCalls, BaseClient):
             path = f"/models/{seg(name)}/aliases/{seg(alias)}/history"
         body = self._request("GET", path, params={"limit": limit})
         return [alias_event_from_json(e) for e in body["events"]]
+
+
+def _overriding(override: bool) -> dict[str, str]:
+    """The query that asks for a quarantined version's files anyway."""
+    return {"override_quarantine": "true"} if override else {}

@@ -498,14 +498,28 @@ class LocalClient(BaseClient):
         self._service.put_blobs(self._actor, name, version, body)
         progress.advance(sum(f.entry.size for f in files))
 
-    def _fetch_many(self, name: str, version: int, entries: Sequence[FileEntry]) -> list[bytes]:
+    def _fetch_many(
+        self, name: str, version: int, entries: Sequence[FileEntry], *, override: bool = False
+    ) -> list[bytes]:
         paths = [entry.path for entry in entries]
-        return [data for _, data in self._service.read_files(self._actor, name, version, paths)]
+        read = self._service.read_files(
+            self._actor, name, version, paths, override_quarantine=override
+        )
+        return [data for _, data in read]
 
     def _fetch(
-        self, name: str, version: int, path: str, start: int, direct: str | None = None
+        self,
+        name: str,
+        version: int,
+        path: str,
+        start: int,
+        direct: str | None = None,
+        *,
+        override: bool = False,
     ) -> Iterator[bytes]:
-        return self._service.open_file(self._actor, name, version, path, start=start).chunks
+        return self._service.open_file(
+            self._actor, name, version, path, start=start, override_quarantine=override
+        ).chunks
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:
         return self._service.finalize_version(self._actor, name, version)
@@ -513,8 +527,12 @@ class LocalClient(BaseClient):
     def list_files(self, name: str, version: int | str) -> list[FileEntry]:
         return list(self._service.list_files(self._actor, name, version))
 
-    def _links(self, name: str, version: int | str, paths: Sequence[str]) -> list[FileLink]:
-        return self._service.file_urls(self._actor, name, version, paths)
+    def _links(
+        self, name: str, version: int | str, paths: Sequence[str], *, override: bool
+    ) -> list[FileLink]:
+        return self._service.file_urls(
+            self._actor, name, version, paths, override_quarantine=override
+        )
 
     def import_model(
         self,
