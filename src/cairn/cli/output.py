@@ -136,8 +136,7 @@ def show_alias_events(events: Iterable[AliasEvent], as_json: bool) -> None:
 def show_files(links: Sequence[FileLink], as_json: bool, *, with_links: bool) -> None:
     """A version's files; ``with_links``: with each one's direct download link."""
     if as_json:
-        linked = [{"url": link.url} if with_links else {} for link in links]
-        print_json([file_to_json(k.file) | u for k, u in zip(links, linked, strict=True)])
+        print_json([file_to_json(k.file) | ({"url": k.url} if with_links else {}) for k in links])
     else:
         table = Table("path", "size", "digest", *(["link"] if with_links else []))
         for link in links:
