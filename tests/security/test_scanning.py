@@ -457,8 +457,13 @@ def test_cli_show_policy_rerun_and_pull(uri: str, evil: bytes, tmp_path: Path) -
         "--override-quarantine",
     )
     assert (anyway / "model.pkl").read_bytes() == evil
+    files = ("versions", "files", "models:/fraud/1", "--links", "--json")
+    assert isinstance(cairn(uri, *files, code=1).exception, PermissionDenied)
+    linked = json.loads(cairn(uri, *files, "--override-quarantine").stdout)
+    assert [f["url"] for f in linked] == [None, None]  # local disk: no links, but audited
     overrides = cairn(uri, "audit", "list", "--action", "artifact.quarantine_override", "--json")
-    assert sorted(e["target"] for e in json.loads(overrides.stdout)) == ["README.md", "model.pkl"]
+    targets = sorted(e["target"] for e in json.loads(overrides.stdout))
+    assert targets == ["README.md", "README.md", "model.pkl", "model.pkl"]
     assert "label" in cairn(uri, "scan", "policy", "fraud", "label").output
     assert json.loads(cairn(uri, "scan", "policy", "fraud", "--json").stdout)["action"] == "label"
     rerun = json.loads(cairn(uri, "scan", "rerun", "models:/fraud/1", "--json").stdout)

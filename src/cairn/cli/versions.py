@@ -79,13 +79,23 @@ def files(
             "(valid an hour; check the bytes against the digest).",
         ),
     ] = False,
+    override_quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--override-quarantine",
+            help="Links to a version quarantined by its scan anyway (needs MANAGE on the model; "
+            "each link given is audited).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """List the files of the version a URI names: path, size, digest."""
     sdk = client(ctx)
     version = sdk.resolve(model_uri)
     if links:
-        found = sdk.file_links(version.name, version.version)
+        found = sdk.file_links(
+            version.name, version.version, override_quarantine=override_quarantine
+        )
     else:
         found = [FileLink(f, None) for f in version.files]
     show_files(found, as_json, with_links=links)
