@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from cairn.app import create_app
 from cairn.client import http as http_client
+from cairn.client.archive import blob_path, export_registry
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
@@ -267,3 +268,18 @@ def test_a_quarantined_version_is_pulled_from_the_bucket_only_on_an_override(
     assert (out / "model.pkl").read_bytes() == evil
     (event,) = http_sdk.list_audit(action="artifact.quarantine_override").items
     assert (event.model, event.version, event.target) == ("m", 1, "model.pkl")
+
+
+def test_an_export_takes_the_bytes_straight_from_the_bucket(
+    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files, version = _pushed(http_sdk, tmp_path)
+
+    def through_the_server(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the bytes should not pass through the server")
+
+    monkeypatch.setattr(DownloadsService, "open_file", through_the_server)
+    summary = export_registry(http_sdk, tmp_path / "export")
+    assert (summary.blobs, summary.bytes) == (2, sum(map(len, files.values())))
+    for f in version.files:
+        assert blob_path(tmp_path / "export", f.digest).read_bytes() == files[f.path]
