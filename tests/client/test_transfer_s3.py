@@ -137,15 +137,18 @@ def _links(monkeypatch: pytest.MonkeyPatch, link: Callable[[str, str], str]) -> 
     )
 
 
-def test_a_pull_takes_large_files_straight_from_the_bucket(
-    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    files, _ = _pushed(http_sdk, tmp_path)
-
+def _no_bytes_through_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     def through_the_server(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the bytes should not pass through the server")
 
     monkeypatch.setattr(DownloadsService, "open_file", through_the_server)
+
+
+def test_a_pull_takes_large_files_straight_from_the_bucket(
+    http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files, _ = _pushed(http_sdk, tmp_path)
+    _no_bytes_through_the_server(monkeypatch)
     assert _pulled(http_sdk, tmp_path) == files
 
 
@@ -257,11 +260,7 @@ def test_a_quarantined_version_is_pulled_from_the_bucket_only_on_an_override(
     http_sdk.push(tmp_path / "src", name="m")  # quarantined: the default scan policy
     with pytest.raises(PermissionDenied, match="quarantined"):
         _pulled(http_sdk, tmp_path)
-
-    def through_the_server(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("the bytes should not pass through the server")
-
-    monkeypatch.setattr(DownloadsService, "open_file", through_the_server)
+    _no_bytes_through_the_server(monkeypatch)
     out = http_sdk.pull(
         "models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache", override_quarantine=True
     )
@@ -274,11 +273,7 @@ def test_an_export_takes_the_bytes_straight_from_the_bucket(
     http_sdk: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files, version = _pushed(http_sdk, tmp_path)
-
-    def through_the_server(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("the bytes should not pass through the server")
-
-    monkeypatch.setattr(DownloadsService, "open_file", through_the_server)
+    _no_bytes_through_the_server(monkeypatch)
     summary = export_registry(http_sdk, tmp_path / "export")
     assert (summary.blobs, summary.bytes) == (2, sum(map(len, files.values())))
     for f in version.files:
