@@ -133,7 +133,7 @@ def _links(monkeypatch: pytest.MonkeyPatch, link: Callable[[str, str], str]) -> 
     monkeypatch.setattr(
         S3BlobStore,
         "presign_get",
-        lambda self, digest, expires_s: link(digest, signed(self, digest, expires_s)),
+        lambda self, digest, expires_s, **kw: link(digest, signed(self, digest, expires_s, **kw)),
     )
 
 
@@ -204,7 +204,7 @@ def test_bytes_from_the_bucket_are_checked_against_the_digest(
     monkeypatch.setattr(  # each link serves the other file's bytes
         S3BlobStore,
         "presign_get",
-        lambda self, digest, expires_s: real(self, other[digest], expires_s),
+        lambda self, digest, expires_s, **kw: real(self, other[digest], expires_s, **kw),
     )
     with pytest.raises(DataCorrupted, match="do not match"):
         _pulled(http_sdk, tmp_path)

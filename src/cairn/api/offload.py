@@ -80,15 +80,17 @@ async def brief(service: RegistryService, fn: Callable[[], T], *, bounded: bool 
     db = service.db
     if db.in_process or InFlight.count <= 1:
         # the commits of one turn of the event loop share one sync of the log
-        wal = db.wal
-        debt = SyncDebt() if wal is not None else None
+        wal, debt = db.wal, SyncDebt()
         try:
-            with db.inline(read_budget_s=None if bounded else INLINE_READ_S, syncs=debt):
+            with db.inline(
+                read_budget_s=None if bounded else INLINE_READ_S,
+                syncs=debt if wal is not None else None,
+            ):
                 return fn()
         except NotInline:
             pass  # nothing was written, or the read took too long: the thread pool
         finally:
-            if wal is not None and debt is not None and debt.commit:
+            if wal is not None and debt.commit:
                 await _synced(wal, debt.commit)  # before the answer, or an error
     return await run_in_threadpool(fn)
 

@@ -162,8 +162,11 @@ class BlobStore(Protocol):
 
     # --- direct transfer ---------------------------------------------------------------
 
-    def presign_get(self, digest: str, expires_s: int) -> str | None:
-        """A URL that downloads the blob directly, or ``None`` if the backend has none."""
+    def presign_get(self, digest: str, expires_s: int, *, known: bool = False) -> str | None:
+        """A URL that downloads the blob directly, or ``None`` if the backend has none.
+        A blob not stored is ``NotFound``, unless the caller ``known``s it is stored (the
+        metadata index says so): then nothing asks the store, whose check costs a round
+        trip per blob on an object store."""
         ...
 
     def presign_upload(

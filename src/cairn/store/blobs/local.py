@@ -326,7 +326,7 @@ class LocalBlobStore:
 
     # --- direct transfer and health ----------------------------------------------------
 
-    def presign_get(self, digest: str, expires_s: int) -> str | None:
+    def presign_get(self, digest: str, expires_s: int, *, known: bool = False) -> str | None:
         validate_digest(digest)
         validate_expiry(expires_s)
         return None

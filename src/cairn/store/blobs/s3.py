@@ -290,9 +290,9 @@ class S3BlobStore:
 
     # --- direct transfer and health ----------------------------------------------------
 
-    def presign_get(self, digest: str, expires_s: int) -> str | None:
+    def presign_get(self, digest: str, expires_s: int, *, known: bool = False) -> str | None:
         expires = timedelta(seconds=validate_expiry(expires_s))
-        if not self.exists(digest):
+        if not known and not self.exists(digest):
             raise NotFound(f"blob {digest} not found")
         with obstore_errors():
             return obstore.sign(self._store, "GET", layout.blob_key(digest), expires)

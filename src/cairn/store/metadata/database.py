@@ -336,7 +336,7 @@ class Database:
                     and engine is self._writer
                     and self._pinned.get(engine) is session
                 ):
-                    _synced(self.wal, self.wal.committed())
+                    _sync_or_defer(self.wal, self.wal.committed())
                 if changes:  # committed
                     changed_here(changes)
                 return result
@@ -437,7 +437,7 @@ class Database:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
 
 
-def _synced(wal: WalSync, commit: int) -> None:
+def _sync_or_defer(wal: WalSync, commit: int) -> None:
     """A commit of the event loop's SQLite writer connection, which SQLite does not sync
     (``wal_sync.py``): synced now, or left to the ``inline(syncs=...)`` block around it."""
     debt = _DEFERRED.get()
