@@ -10,9 +10,10 @@ SQLite: WAL, a busy timeout, foreign keys on, case-sensitive LIKE (as on Postgre
 and write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue on
 the database lock instead of failing at commit. The main thread's writer connection (the
 event loop's, in a server) commits with ``synchronous=NORMAL`` and Cairn syncs the log
-itself, at once or for a group of commits (``wal_sync.py``); every other connection
-keeps ``synchronous=FULL``. Reads use plain ``BEGIN`` (one snapshot
-for all their statements) and never block writers.
+itself, at once or for a group of commits (``wal_sync.py``), and leaves checkpoints to
+a thread (``wal_checkpoint.py``); every other connection keeps ``synchronous=FULL``.
+Reads use plain ``BEGIN`` (one snapshot for all their statements) and never block
+writers.
 
 PostgreSQL: reads run in autocommit. Under PostgreSQL's READ COMMITTED every statement
 sees its own snapshot even inside a transaction, so ``BEGIN``/``COMMIT`` around a read
@@ -42,6 +43,7 @@ from cairn.store.metadata.identity_watch import IdentityWatch, changed_here, rec
 from cairn.store.metadata.prepared import compile_all, driver_execute
 from cairn.store.metadata.sqlite_lock import Busy, WriterLock, on_disk
 from cairn.store.metadata.sqlite_watch import SqliteIdentityWatch
+from cairn.store.metadata.wal_checkpoint import BACKSTOP_PAGES, Checkpointer
 from cairn.store.metadata.wal_sync import WalSync
 
 T = TypeVar("T")
@@ -145,6 +147,7 @@ class Database:
         self._watch: IdentityWatch | SqliteIdentityWatch | None = None
         self._watch_guard = threading.Lock()
         self.wal: WalSync | None = None  # SQLite in a file: the event loop's commits
+        self._checkpointer: Checkpointer | None = None  # ...and their checkpoints
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
             self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
@@ -152,6 +155,7 @@ class Database:
             self._budgeted = self._reader  # budgeted by a progress handler (_budget)
             if on_disk(self.url.database):
                 self.wal = WalSync(self.url.database)
+                self._checkpointer = Checkpointer(self.url.database)
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")
@@ -222,6 +226,8 @@ class Database:
             self._budgeted.dispose()
         if isinstance(self._write_lock, WriterLock):
             self._write_lock.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self.wal is not None:
             self.wal.close()
 
@@ -333,10 +339,12 @@ class Database:
                         raise
                 if (
                     self.wal is not None
+                    and self._checkpointer is not None
                     and engine is self._writer
                     and self._pinned.get(engine) is session
                 ):
                     _sync_or_defer(self.wal, self.wal.committed())
+                    self._checkpointer.committed()
                 if changes:  # committed
                     changed_here(changes)
                 return result
@@ -399,8 +407,10 @@ class Database:
         if conn is None or conn.closed or conn.invalidated:
             conn = self._pinned[engine] = engine.connect()
             if engine is self._writer and self.wal is not None:
-                # Cairn syncs this connection's commits itself (wal_sync.py)
+                # Cairn syncs this connection's commits itself (wal_sync.py), and a
+                # thread checkpoints them (wal_checkpoint.py)
                 driver_execute(conn, "PRAGMA synchronous=NORMAL").close()
+                driver_execute(conn, f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}").close()
         self._pinned_busy.add(engine)
         try:
             with self._transaction(engine, conn):
