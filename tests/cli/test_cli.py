@@ -223,3 +223,34 @@ def test_versions_files_lists_paths_sizes_and_digests(uri: str, tmp_path: Path) 
     result = runner.invoke(app, ["--uri", uri, "versions", "files", "models:/m/1", "--links"])
     assert result.exit_code == 0, result.output
     assert "w.bin" in result.stdout and "no direct links" in result.stderr
+
+
+def test_prune_is_a_dry_run_until_yes(uri: str) -> None:
+    cairn(uri, "models", "create", "m")
+    for _ in range(6):
+        cairn(uri, "versions", "create", "m")
+    cairn(uri, "alias", "set", "m", "champion", "2")
+    result = runner.invoke(app, ["--uri", uri, "versions", "prune", "m", "--keep", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "would delete 3 version(s) of 'm': 1, 3-4",
+        "kept though older (an alias, a stage or an upload holds them): 2",
+        "0 bytes are held by those versions alone (reclaimed once purged)",
+        "run again with --yes to delete them",
+    ]
+    listed = json.loads(cairn(uri, "versions", "list", "m", "--json"))
+    assert len(listed) == 6
+    done = json.loads(cairn(uri, "versions", "prune", "m", "--keep", "2", "--yes", "--json"))
+    assert done == {
+        "model": "m",
+        "keep": 2,
+        "dry_run": False,
+        "purge": False,
+        "pruned": [1, 3, 4],
+        "protected": [2],
+        "bytes": 0,
+    }
+    listed = json.loads(cairn(uri, "versions", "list", "m", "--json"))
+    assert [v["version"] for v in listed] == [6, 5, 2]
+    refused = runner.invoke(app, ["--uri", uri, "versions", "prune", "m", "--keep", "0"])
+    assert refused.exit_code == 2 and "greater than or equal to 1" in refused.stderr

@@ -132,3 +132,18 @@ def test_listings_can_leave_the_manifests_out(client: BaseClient, tmp_path: Path
         assert full.files == pushed.files
         assert brief.files == () and (brief.size, brief.digest) == (full.size, full.digest)
         assert brief == replace(full, files=())
+
+
+def test_prune_versions_both_modes(client: BaseClient) -> None:
+    client.create_model("m")
+    for _ in range(4):
+        client.create_version("m")
+    client.transition_stage("m", 1, "Staging")
+    dry = client.prune_versions("m", keep=2)
+    assert (dry.model, dry.dry_run, dry.pruned, dry.protected) == ("m", True, (2,), (1,))
+    done = client.prune_versions("m", keep=2, dry_run=False, purge=True)
+    assert (done.dry_run, done.purge, done.pruned) == (False, True, (2,))
+    with pytest.raises(NotFound):
+        client.restore_version("m", 2)  # purged: nothing to restore
+    with pytest.raises(InvalidParameter):
+        client.prune_versions("m", keep=0)

@@ -206,6 +206,7 @@ CASES: list[Case] = [
     ("list the model's grants", _req("GET", f"{V1}/grants", params={"model": FRAUD}), M),
     ("list the model's audit", _req("GET", f"{V1}/audit", params={"model": FRAUD}), M),
     ("set the scan policy", _req("PUT", f"{MODEL_URL}/scan-policy", json={"action": "label"}), M),
+    ("prune old versions (dry run)", _req("POST", f"{MODEL_URL}/prune", json={"keep": 1}), M),
     (
         "create a model under risk.*",
         _req("POST", f"{V1}/models", json={"name": "risk.new-{who}"}),

@@ -145,6 +145,7 @@ BODY: dict[str, dict[str, Any]] = {
     "set_scan_policy": {"action": "label"},
     "read_files": {"paths": ["a.bin"]},
     "file_urls": {"paths": ["a.bin"]},
+    "prune_versions": {"keep": 1},
 }
 # The MLflow registry API reads a JSON body for POST, PATCH and DELETE: one that names
 # everything any of its routes needs.

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
+from cairn.errors import InvalidParameter, NotFound
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
 
@@ -94,3 +97,83 @@ def test_verify_reports_missing_and_corrupt(service: RegistryService, blob_root:
     assert report.checked == 2
     assert len(report.corrupt) == 1 and len(report.missing) == 1
     assert report.corrupt[0].versions == (("m", 1),)
+
+
+def _prunable_model(service: RegistryService) -> None:
+    """Versions 1-7 of "m": 1 carries an alias, 2 is in Production, 3 is PENDING (its
+    upload never came), 4 and 5 are plain, 6 and 7 are the newest two. Version 4 alone
+    holds "old"; 5 and 7 share "shared"."""
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    push(service, "m", {"a": b"two"})
+    service.create_version(SYSTEM, "m", VersionSpec(files=(entry("w", b"never sent"),)))
+    push(service, "m", {"a": b"old"})
+    push(service, "m", {"a": b"shared"})
+    push(service, "m", {"a": b"six"})
+    push(service, "m", {"a": b"shared"})
+    service.set_alias(SYSTEM, "m", "champion", 1)
+    service.transition_stage(SYSTEM, "m", 2, "Production")
+
+
+def _live(service: RegistryService) -> list[int]:
+    return [v.version for v in service.list_versions(SYSTEM, "m", max_results=100).items]
+
+
+def test_prune_keeps_the_newest_and_what_an_alias_a_stage_or_an_upload_holds(
+    service: RegistryService,
+) -> None:
+    _prunable_model(service)
+    dry = service.prune_versions(SYSTEM, "m", keep=2)
+    assert dry.dry_run and not dry.purge
+    assert (dry.pruned, dry.protected) == ((4, 5), (1, 2, 3))
+    assert dry.bytes == len(b"old")  # "shared" is still v7's
+    assert _live(service) == [7, 6, 5, 4, 3, 2, 1]  # a dry run changes nothing
+
+    done = service.prune_versions(SYSTEM, "m", keep=2, dry_run=False)
+    assert (done.pruned, done.protected, done.bytes) == ((4, 5), (1, 2, 3), len(b"old"))
+    assert _live(service) == [7, 6, 3, 2, 1]
+    service.restore_version(SYSTEM, "m", 4)  # soft: restorable, bytes kept
+    assert service.open_file(SYSTEM, "m", 4, "a").chunks is not None
+    events = [
+        (e.action, e.version, e.after)
+        for e in service.list_audit(SYSTEM, model="m", max_results=100).items
+        if e.action == "version.delete"
+    ]
+    assert sorted(events) == [
+        ("version.delete", 4, {"pruned_keeping": 2}),
+        ("version.delete", 5, {"pruned_keeping": 2}),
+    ]
+    again = service.prune_versions(SYSTEM, "m", keep=5, dry_run=False)
+    assert again.pruned == ()  # 4 is back, but among the newest five now
+
+
+def test_prune_with_purge_leaves_the_bytes_to_gc(service: RegistryService) -> None:
+    _prunable_model(service)
+    report = service.prune_versions(SYSTEM, "m", keep=2, dry_run=False, purge=True)
+    assert report.pruned == (4, 5) and report.bytes == len(b"old")
+    kept = service.list_versions(SYSTEM, "m", include_deleted=True, max_results=100).items
+    assert [v.version for v in kept] == [7, 6, 3, 2, 1]  # gone for good, not soft-deleted
+    reclaimed = service.gc(SYSTEM, dry_run=False, grace_s=0)
+    assert reclaimed.bytes == len(b"old")
+    assert service.create_version(SYSTEM, "m").version == 8  # numbers are never reused
+
+
+def test_prune_of_a_model_with_few_versions_does_nothing(service: RegistryService) -> None:
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    report = service.prune_versions(SYSTEM, "m", keep=3, dry_run=False)
+    assert (report.pruned, report.protected, report.bytes) == ((), (), 0)
+    assert _live(service) == [1]
+
+
+def test_prune_refuses_a_keep_out_of_range_and_changes_nothing(
+    service: RegistryService,
+) -> None:
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    for keep in (0, -1, 1_000_001):
+        with pytest.raises(InvalidParameter, match="keep must be between 1 and"):
+            service.prune_versions(SYSTEM, "m", keep=keep, dry_run=False)
+    with pytest.raises(NotFound):
+        service.prune_versions(SYSTEM, "nothing-here", keep=1)
+    assert _live(service) == [1]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from cairn.cli.common import Json, Yes, client, confirm, parse_metrics, parse_pairs
-from cairn.cli.output import message, show_files, show_version, show_versions
+from cairn.cli.output import message, print_json, show_files, show_version, show_versions
 from cairn.domain.artifacts import FileLink
+from cairn.domain.codec import prune_to_json
 from cairn.domain.uris import parse_model_uri
 
 app = typer.Typer(help="Create, find, change and delete model versions.", no_args_is_help=True)
@@ -212,6 +214,53 @@ def delete(
     else:
         client(ctx).delete_version(name, number)
         message(f"deleted version {number} of {name!r}")
+
+
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    name: str,
+    keep: Annotated[int, typer.Option(min=1, help="How many of the newest versions stay.")],
+    purge: Annotated[
+        bool, typer.Option(help="Delete for good: no restore; gc may then reclaim the bytes.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Delete them (without it: a dry run).")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Delete the versions of model NAME older than its newest --keep, except those an
+    alias, the Staging or Production stage or an upload in progress holds. Dry run
+    unless --yes; soft (restorable) unless --purge."""
+    report = client(ctx).prune_versions(name, keep=keep, dry_run=not yes, purge=purge)
+    if as_json:
+        print_json(prune_to_json(report))
+        return
+    verb = "purge" if report.purge else "delete"
+    done = f"would {verb}" if report.dry_run else f"{verb}d"
+    listed = f": {version_ranges(report.pruned)}" if report.pruned else ""
+    message(f"{done} {len(report.pruned)} version(s) of {report.model!r}{listed}")
+    if report.protected:
+        message(
+            f"kept though older (an alias, a stage or an upload holds them): "
+            f"{version_ranges(report.protected)}"
+        )
+    if report.pruned:
+        when = "once purged" if not report.purge else "by the next gc"
+        message(f"{report.bytes} bytes are held by those versions alone (reclaimed {when})")
+    if report.dry_run and report.pruned:
+        message("run again with --yes to delete them")
+
+
+def version_ranges(numbers: Sequence[int]) -> str:
+    """``1-3, 5, 7-8`` for [1, 2, 3, 5, 7, 8] (sorted)."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 @app.command("restore")

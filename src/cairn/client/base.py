@@ -27,7 +27,7 @@ from cairn.client.transfer import (
     scan,
     upload_plan,
 )
-from cairn.domain.artifacts import FileLink
+from cairn.domain.artifacts import FileLink, PruneReport
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
 from cairn.domain.models import (
@@ -190,6 +190,15 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def purge_version(self, name: str, version: int | str) -> None:
         """Delete a version for good (no restore); gc may then reclaim its bytes."""
+
+    @abc.abstractmethod
+    def prune_versions(
+        self, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+    ) -> PruneReport:
+        """Delete the model's versions older than its newest ``keep``, except those an
+        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds:
+        soft (restorable) or, with ``purge``, for good. A dry run unless ``dry_run`` is
+        False: the report says what would go and how many bytes only those versions hold."""
 
     # -- aliases -----------------------------------------------------------------------
     @abc.abstractmethod

@@ -21,12 +21,13 @@ from cairn.client.base import BaseClient
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.artifacts import FileLink
+from cairn.domain.artifacts import FileLink, PruneReport
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
     format_time,
     model_from_json,
+    prune_from_json,
     version_from_json,
 )
 from cairn.domain.models import (
@@ -222,6 +223,12 @@ class HttpClient(GovernanceCalls, BaseClient):
     def purge_version(self, name: str, version: int | str) -> None:
         path = f"/models/{seg(name)}/versions/{seg(version)}"
         self._request("DELETE", path, params={"purge": True})
+
+    def prune_versions(
+        self, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+    ) -> PruneReport:
+        body = {"keep": keep, "dry_run": dry_run, "purge": purge}
+        return prune_from_json(self._request("POST", f"/models/{seg(name)}/prune", json=body))
 
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{seg(name)}/versions/{seg(version)}/restore"

@@ -16,7 +16,7 @@ from typing import Any
 
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.artifacts import FileLink, GcReport, VerifyReport
+from cairn.domain.artifacts import FileLink, GcReport, PruneReport, VerifyReport
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import frames
 from cairn.domain.models import (
@@ -229,6 +229,13 @@ class LocalClient(BaseClient):
 
     def purge_version(self, name: str, version: int | str) -> None:
         self._service.purge_version(self._actor, name, version)
+
+    def prune_versions(
+        self, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+    ) -> PruneReport:
+        return self._service.prune_versions(
+            self._actor, name, keep=keep, dry_run=dry_run, purge=purge
+        )
 
     def gc(self, *, dry_run: bool = True, grace_s: int | None = None) -> GcReport:
         """Reclaim unreferenced blobs (owner access to the data directory)."""

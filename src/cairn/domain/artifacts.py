@@ -66,6 +66,24 @@ class GcReport:
 
 
 @dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What pruning a model's old versions did, or would do (``dry_run``).
+
+    ``pruned``: the versions deleted (soft, or for good with ``purge``); ``protected``: the
+    older ones kept all the same (an alias, the ``Staging`` or ``Production`` stage, an
+    upload in progress); ``bytes``: what the pruned versions alone hold, which gc may
+    reclaim once they are purged."""
+
+    model: str
+    keep: int
+    dry_run: bool
+    purge: bool
+    pruned: tuple[int, ...] = ()
+    protected: tuple[int, ...] = ()
+    bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyReport:
     checked: int
     bytes: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from cairn.domain.artifacts import PruneReport
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -145,4 +146,28 @@ def alias_event_from_json(d: dict[str, Any]) -> AliasEvent:
         to_version=d["to_version"],
         actor=d.get("actor"),
         at=_time(d["at"]),
+    )
+
+
+def prune_to_json(r: PruneReport) -> dict[str, Any]:
+    return {
+        "model": r.model,
+        "keep": r.keep,
+        "dry_run": r.dry_run,
+        "purge": r.purge,
+        "pruned": list(r.pruned),
+        "protected": list(r.protected),
+        "bytes": r.bytes,
+    }
+
+
+def prune_from_json(d: dict[str, Any]) -> PruneReport:
+    return PruneReport(
+        model=d["model"],
+        keep=int(d["keep"]),
+        dry_run=bool(d["dry_run"]),
+        purge=bool(d["purge"]),
+        pruned=tuple(int(v) for v in d["pruned"]),
+        protected=tuple(int(v) for v in d["protected"]),
+        bytes=int(d["bytes"]),
     )

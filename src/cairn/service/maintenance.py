@@ -1,4 +1,5 @@
-"""Keeping the store honest: expire stuck uploads, purge, collect garbage, verify bytes.
+"""Keeping the store honest: expire stuck uploads, purge, prune old versions, collect
+garbage, verify bytes.
 
 Garbage collection deletes a blob only when no version (live, soft-deleted or pending)
 and no upload refers to it, it is older than the grace period, and a re-check under the
@@ -9,10 +10,11 @@ versions keep their bytes until purged (``purge_version``, or the configured ret
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from cairn.domain import names
 from cairn.domain.access import Role
-from cairn.domain.artifacts import BlobUse, GcReport, VerifyReport
+from cairn.domain.artifacts import BlobUse, GcReport, PruneReport, VerifyReport
 from cairn.domain.models import Actor, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, NotFound
@@ -21,9 +23,10 @@ from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.models_store import ModelStore
-from cairn.store.metadata.versions_store import VersionStore
+from cairn.store.metadata.versions_store import VersionStore, prunable_ids
 
 US = 1_000_000
+MIN_KEEP, MAX_KEEP = 1, 1_000_000  # prune_versions: how many of the newest versions stay
 
 
 class MaintenanceService(ServiceBase):
@@ -54,6 +57,53 @@ class MaintenanceService(ServiceBase):
                 )
 
         self.db.write(run)
+
+    def prune_versions(
+        self, actor: Actor, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+    ) -> PruneReport:
+        """Delete the model's live versions older than its newest ``keep``, except those an
+        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds: soft
+        (restorable, bytes kept) or, with ``purge``, for good. ``dry_run``: only say what."""
+        names.validate_model_name(name)
+        if not MIN_KEEP <= keep <= MAX_KEEP:
+            raise InvalidParameter(
+                f"keep must be between {MIN_KEEP} and {MAX_KEEP}: the newest versions kept"
+            )
+
+        def run(s: Tx) -> PruneReport:
+            model = self._model(s, actor, name, Role.MANAGE, "prune_versions", lock=True)
+            report = PruneReport(model.name, keep, dry_run, purge)
+            versions = VersionStore(s)
+            below = versions.nth_newest_live(model.id, keep)
+            if below is None:
+                return report
+            older = versions.live_below(model.id, below)
+            doomed = [r for r in older if r.prunable]
+            freed = BlobIndexStore(s).held_only_by(prunable_ids(model.id, below))
+            if not dry_run and doomed:
+                ids = [r.id for r in doomed]
+                if purge:
+                    versions.purge_many(ids)
+                else:
+                    versions.delete_many(ids, self.clock())
+                action = "version.purge" if purge else "version.delete"
+                for row in doomed:
+                    self._audit(
+                        s,
+                        actor,
+                        action,
+                        model=model,
+                        version=row.version,
+                        after={"pruned_keeping": keep},
+                    )
+            return replace(
+                report,
+                pruned=tuple(r.version for r in doomed),
+                protected=tuple(r.version for r in older if not r.prunable),
+                bytes=freed,
+            )
+
+        return self.db.write(run)
 
     def expire_pending(self, actor: Actor) -> list[tuple[str, int]]:
         """Versions PENDING for longer than the limit become FAILED, with the reason."""

@@ -16,9 +16,11 @@ from cairn.api.v1.schemas import (
     ModelPage,
     ModelRename,
     ModelUpdate,
+    PruneIn,
+    PruneOut,
     TagValue,
 )
-from cairn.domain.codec import model_to_json
+from cairn.domain.codec import model_to_json, prune_to_json
 
 router = lean_router(prefix="/models", tags=["models"])
 
@@ -106,6 +108,17 @@ def delete_model(name: str, service: Service, actor: Caller) -> Response:
 @router.post("/{name}/restore", response_model=ModelOut)
 def restore_model(name: str, service: Service, actor: Caller) -> JSONResponse:
     return json(model_to_json(service.restore_model(actor, name)))
+
+
+@router.post("/{name}/prune", response_model=PruneOut)
+def prune_versions(name: str, body: PruneIn, service: Service, actor: Caller) -> JSONResponse:
+    """Delete the versions older than the newest ``keep``, except those an alias, the
+    Staging or Production stage or an upload in progress holds (MANAGE). A dry run
+    unless ``dry_run`` is false; soft (restorable) unless ``purge``."""
+    report = service.prune_versions(
+        actor, name, keep=body.keep, dry_run=body.dry_run, purge=body.purge
+    )
+    return json(prune_to_json(report))
 
 
 @router.put("/{name}/tags/{key}", response_model=ModelOut)

@@ -34,6 +34,22 @@ class TagValue(Strict):
     value: str
 
 
+class PruneIn(Strict):
+    keep: int = Field(ge=1, le=1_000_000, description="How many of the newest versions stay.")
+    dry_run: bool = Field(True, description="Only say what would be deleted.")
+    purge: bool = Field(False, description="Delete for good (no restore) so gc can reclaim bytes.")
+
+
+class PruneOut(BaseModel):
+    model: str
+    keep: int
+    dry_run: bool
+    purge: bool
+    pruned: list[int]
+    protected: list[int]
+    bytes: int
+
+
 class FileIn(Strict):
     path: str
     size: int = Field(ge=0)

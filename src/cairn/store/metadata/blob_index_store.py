@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -141,6 +152,30 @@ class BlobIndexStore:
         if row.first() is None:
             return False
         return not self.is_referenced(digest)
+
+    def held_only_by(self, version_ids: Select[tuple[int]]) -> int:
+        """Bytes of the blobs that the versions ``version_ids`` name and no other version
+        (live, deleted or pending; not failed) does: what gc may reclaim once they are
+        gone."""
+        other_file = F.alias("other_file")
+        other = model_versions.alias("other")
+        used_elsewhere = (
+            select(other_file.c.digest)
+            .join(other, other.c.id == other_file.c.version_id)
+            .where(
+                other_file.c.digest == B.c.digest,
+                other.c.status != _FAILED,
+                other.c.id.not_in(version_ids),
+            )
+            .exists()
+        )
+        named = select(F.c.digest).where(F.c.version_id.in_(version_ids))
+        total = self.s.execute(
+            select(func.coalesce(func.sum(B.c.size), 0)).where(
+                B.c.digest.in_(named), ~used_elsewhere
+            )
+        ).scalar_one()
+        return int(total)
 
     def is_referenced(self, digest: str) -> bool:
         used = self.s.execute(

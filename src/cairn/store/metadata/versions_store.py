@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Row,
+    Select,
     bindparam,
     delete,
     insert,
@@ -26,6 +28,7 @@ from cairn.store.metadata.loaders import newest_ready
 from cairn.store.metadata.prepared import Prepared, Upsert
 from cairn.store.metadata.schema import (
     PENDING_ROWS,
+    aliases,
     model_versions,
     registered_models,
     version_files,
@@ -213,6 +216,40 @@ class VersionStore:
         # ``deleted_at < cut`` implies the partial index's condition for both planners
         return list(self.s.execute(select(V).where(V.c.deleted_at < cut)))
 
+    def nth_newest_live(self, model_id: int, n: int) -> int | None:
+        """The number of the model's ``n``-th newest live version (None: it has fewer)."""
+        value = self.s.execute(
+            select(V.c.version)
+            .where(V.c.model_id == model_id, V.c.deleted_at.is_(None))
+            .order_by(V.c.version.desc())
+            .offset(n - 1)
+            .limit(1)
+        ).scalar()
+        return None if value is None else int(value)
+
+    def live_below(self, model_id: int, below: int) -> list[Row[Any]]:
+        """(id, version, prunable) of the model's live versions numbered below ``below``,
+        oldest first; ``prunable`` per ``prunable(...)``."""
+        rule = prunable(model_id)
+        return list(
+            self.s.execute(
+                select(V.c.id, V.c.version, rule.label("prunable"))
+                .where(V.c.model_id == model_id, V.c.deleted_at.is_(None), V.c.version < below)
+                .order_by(V.c.version)
+            )
+        )
+
+    def delete_many(self, version_ids: Sequence[int], now: int) -> None:
+        """Soft-delete these versions (a thousand at a time: SQLite's bound on parameters)."""
+        for chunk in _chunks(version_ids):
+            self.s.execute(
+                update(V).where(V.c.id.in_(chunk)).values(deleted_at=now, updated_at=now)
+            )
+
+    def purge_many(self, version_ids: Sequence[int]) -> None:
+        for chunk in _chunks(version_ids):
+            self.s.execute(delete(V).where(V.c.id.in_(chunk)))
+
     def pending_before(self, cut: int) -> list[Row[Any]]:
         return list(self.s.execute(select(V).where(PENDING_ROWS, V.c.created_at < cut)))
 
@@ -248,3 +285,33 @@ class VersionStore:
             )
             .values(stage=Stage.ARCHIVED.value, updated_at=now)
         )
+
+
+def prunable_ids(model_id: int, below: int) -> Select[tuple[int]]:
+    """Ids of the model's live versions numbered below ``below`` that ``prunable`` allows."""
+    return select(V.c.id).where(
+        V.c.model_id == model_id,
+        V.c.deleted_at.is_(None),
+        V.c.version < below,
+        prunable(model_id),
+    )
+
+
+def prunable(model_id: int) -> ColumnElement[bool]:
+    """Whether a version of the model may be pruned when it is older than the ones kept: it
+    carries no alias, is in neither ``Staging`` nor ``Production``, and no upload is still
+    making it (``PENDING``)."""
+    aliased = (
+        select(aliases.c.version)
+        .where(aliases.c.model_id == model_id, aliases.c.version == V.c.version)
+        .exists()
+    )
+    return (
+        ~aliased
+        & V.c.stage.not_in([Stage.STAGING.value, Stage.PRODUCTION.value])
+        & (V.c.status != VersionStatus.PENDING.value)
+    )
+
+
+def _chunks(ids: Sequence[int], size: int = 1000) -> list[Sequence[int]]:
+    return [ids[at : at + size] for at in range(0, len(ids), size)]
