@@ -20,7 +20,7 @@ from rich.progress import (
 
 from cairn.cli.common import Json, Yes, client, parse_metrics, parse_pairs
 from cairn.cli.output import err, message, print_json, show_version
-from cairn.client.base import TransferStats
+from cairn.client.push_pull import TransferStats
 from cairn.errors import AlreadyExists
 
 

@@ -7,24 +7,20 @@ from __future__ import annotations
 
 import abc
 import functools
-import os
-import uuid
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cairn.client.cache import BlobCache, Placement
+from cairn.client import push_pull
+from cairn.client.cache import BlobCache
+from cairn.client.push_pull import TransferStats
 from cairn.client.transfer import (
     WORKERS,
     LocalFile,
     NoProgress,
     Progress,
-    batch_plan,
-    scan,
     upload_plan,
 )
 from cairn.domain.artifacts import FileLink, PruneReport
@@ -42,19 +38,6 @@ from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
-
-
-@dataclass(frozen=True, slots=True)
-class TransferStats:
-    """What the last push or pull moved: files and bytes sent or fetched, and reused; and
-    which version it was."""
-
-    files: int
-    bytes: int
-    transferred_files: int
-    transferred_bytes: int
-    name: str = ""
-    version: int = 0
 
 
 class BaseClient(abc.ABC):
@@ -546,8 +529,6 @@ class BaseClient(abc.ABC):
         server lacks go up in parallel; the version is READY when this returns. Re-running
         an interrupted push resumes large files where the server stopped.
         """
-        progress = progress or NoProgress()
-        files = scan(Path(path), progress)
         spec = VersionSpec(
             description=description,
             tags=dict(tags or {}),
@@ -557,21 +538,9 @@ class BaseClient(abc.ABC):
             source=source,
             run_id=run_id,
             run_link=run_link,
-            files=tuple(f.entry for f in files),
         )
-        version, missing = self._create_with_manifest(name, spec, str(uuid.uuid4()))
-        wanted = set(missing)
-        todo = [f for f in {f.entry.digest: f for f in files}.values() if f.entry.digest in wanted]
-        progress.begin("uploading", sum(f.entry.size for f in todo))
-        self._upload(name, version.version, todo, progress)
-        progress.end()
-        self.last_transfer = TransferStats(
-            files=len(files),
-            bytes=sum(f.entry.size for f in files),
-            transferred_files=len(todo),
-            transferred_bytes=sum(f.entry.size for f in todo),
-            name=version.name,
-            version=version.version,
+        version, self.last_transfer = push_pull.push(
+            self, Path(path), name, spec, progress or NoProgress()
         )
         version = self.finalize_version(name, version.version)
         if alias is not None:
@@ -596,86 +565,11 @@ class BaseClient(abc.ABC):
         is asked by someone with MANAGE on the model (every file read that way is audited).
         """
         parse_model_uri(uri)
-        progress = progress or NoProgress()
         version = self.resolve(uri)
         out = Path(out_dir) if out_dir is not None else Path(f"{version.name}-v{version.version}")
         cache = BlobCache(Path(cache_dir) if cache_dir is not None else None)
-        unique = list({f.digest: f for f in version.files}.values())
-        present = {f.digest for f in unique if cache.has(f)}
-        missing = [f for f in unique if f.digest not in present]
-        placements: dict[str, list[Placement]] = defaultdict(list)
-        for entry in version.files:  # every path is checked before anything moves
-            placements[entry.digest].append(Placement(out, entry.path))
-        out.mkdir(parents=True, exist_ok=True)
-        cache.root.mkdir(parents=True, exist_ok=True)
-        share = os.stat(out).st_dev == os.stat(cache.root).st_dev
-        touched: list[Path] = []  # cached blobs a link was tried for: stamped again
-        progress.begin("downloading", sum(f.size for f in unique))
-
-        def fill(entry: FileEntry, received: bytes | None = None) -> None:
-            mine = placements[entry.digest]
-            cached = cache.fill(
-                entry,
-                lambda start: (
-                    self._fetch(
-                        version.name,
-                        version.version,
-                        entry.path,
-                        start,
-                        urls.get(entry.digest),
-                        override=override_quarantine,
-                    )
-                    if received is None
-                    else iter((received[start:],))
-                ),
-                progress,
-                () if share else mine,  # elsewhere: written as it arrives, not copied after
-                checked=entry.digest in present,
-            )
-            if share:
-                mine[0].link_from(cached)  # copied below if it could not be linked
-                touched.append(cached)
-            for placement in mine:
-                if not placement.written:
-                    placement.copy_from(cached)
-
-        def fill_batch(entries: list[FileEntry]) -> None:
-            """Small files fetched together, then cached (and verified) one by one."""
-            received = self._fetch_many(
-                version.name, version.version, entries, override=override_quarantine
-            )
-            for entry, content in zip(entries, received, strict=True):
-                fill(entry, content)
-
-        alone, batches = batch_plan(missing, lambda entry: entry)
-        urls = (
-            self._direct_urls(version.name, version.version, alone, override=override_quarantine)
-            if alone
-            else {}
-        )
-        jobs = [functools.partial(fill, e) for e in unique if e.digest in present]
-        jobs += [functools.partial(fill, e) for e in alone]
-        jobs += [functools.partial(fill_batch, b) for b in batches]
-        try:
-            with ThreadPoolExecutor(WORKERS) as pool:
-                list(pool.map(lambda job: job(), jobs))
-            progress.end()
-            for group in placements.values():
-                for placement in group:
-                    placement.commit()
-            for cached in touched:  # a link made, undone or placed changes the ctime
-                cache.restamp(cached)
-        finally:
-            for group in placements.values():
-                for placement in group:
-                    placement.abort()
-        self.last_transfer = TransferStats(
-            files=len(version.files),
-            bytes=version.size,
-            transferred_files=len(missing),
-            transferred_bytes=sum(f.size for f in missing),
-            name=version.name,
-            version=version.version,
+        self.last_transfer = push_pull.pull(
+            self, version, out, cache, progress or NoProgress(), override=override_quarantine
         )
         return out
 
