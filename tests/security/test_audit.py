@@ -437,6 +437,7 @@ AUDITED = {
     "complete_upload": "version.finalize",
     "finalize_version": "version.finalize",  # when it is the call that makes it READY
     "purge_version": "version.purge",
+    "prune_versions": "version.delete",  # one per version it deletes (purge: version.purge)
     "expire_pending": "version.expire",
     "gc": "gc.run",
     "import_model": "import.model",
@@ -526,15 +527,19 @@ def test_every_mutation_writes_its_event(svc: RegistryService) -> None:
     svc.create_version(ALICE, "fraud2", VersionSpec(files=(blob(b"never sent"),)))  # PENDING
     svc.limits = replace(svc.limits, pending_timeout_s=0)
     expect("expire_pending", lambda: svc.expire_pending(ADMIN))
+    expect("prune_versions", lambda: svc.prune_versions(ALICE, "fraud2", keep=1, dry_run=False))
+    assert seen["prune_versions"] == ["version.delete", "version.delete"]  # 3 and 4 (1: Staging)
     expect("gc", lambda: svc.gc(ADMIN, dry_run=False, grace_s=0))
     expect("import_model", lambda: svc.import_model(ADMIN, "imported"))
     expect("import_version", lambda: svc.import_version(ADMIN, "imported", 3, VersionSpec()))
     expect("reserve_versions", lambda: svc.reserve_versions(ADMIN, "imported", 9))
+    svc.create_version(ALICE, "fraud2", VersionSpec())  # 6: the failed 5 is now prunable
     # reads and dry runs leave no trace
     before = svc.verify_audit(ADMIN).head_seq
     svc.get_model(ALICE, "fraud2")
     svc.search_versions(ALICE, "name = 'fraud2'")
     svc.gc(ADMIN)
+    assert svc.prune_versions(ALICE, "fraud2", keep=1).pruned == (5,)
     assert svc.verify_audit(ADMIN).head_seq == before
     assert set(AUDITED) - {"finalize_version"} <= set(seen)
     assert svc.verify_audit(ADMIN).ok
