@@ -4,7 +4,7 @@ In WAL mode SQLite copies the log back into the database (a checkpoint) inside t
 ``COMMIT`` that takes the log past ``wal_autocheckpoint`` pages (1,000 by default). A
 version create writes about 19 pages, so about one create in fifty also copied a
 thousand pages and synced the database before it was answered: 1 to 3.5 ms instead of
-0.07 for its commit, a quarter of all the time commits took, and on the event loop
+0.07 for its commit, 15 to 27% of all the time commits took, and on the event loop
 (``api/offload.py``) every other request of the worker waited meanwhile.
 
 The event loop's writer connection (``Database._pinned_session``) therefore leaves its
@@ -17,8 +17,9 @@ beginning again, as before.
 
 The writer keeps an automatic checkpoint of its own at ``BACKSTOP_PAGES``, far above
 what the thread lets the log reach, so that the log stays bounded if the thread ever
-falls behind. Every other connection (the thread pool's, other processes', the CLI's)
-keeps SQLite's default. A checkpoint is crash-safe at any point (SQLite's guarantee), so
+falls behind. Every other connection (the thread pool's, migrations') keeps SQLite's
+default. The CLI and the in-process SDK write on the main thread's connection too, so
+their commits are checkpointed the same way while the process lives. A checkpoint is crash-safe at any point (SQLite's guarantee), so
 a process that dies during one loses nothing; the log is replayed on the next open.
 """
 
