@@ -238,21 +238,23 @@ def prune(
         return
     verb = "purge" if report.purge else "delete"
     done = f"would {verb}" if report.dry_run else f"{verb}d"
-    listed = f": {version_ranges(report.pruned)}" if report.pruned else ""
+    listed = f": {_version_ranges(report.pruned)}" if report.pruned else ""
     message(f"{done} {len(report.pruned)} version(s) of {report.model!r}{listed}")
     if report.protected:
         message(
             f"kept though older (an alias, a stage or an upload holds them): "
-            f"{version_ranges(report.protected)}"
+            f"{_version_ranges(report.protected)}"
         )
     if report.pruned:
-        when = "once purged" if not report.purge else "by the next gc"
-        message(f"{report.bytes} bytes are held by those versions alone (reclaimed {when})")
+        when = "now" if report.purge else "once they are purged"
+        message(
+            f"{report.bytes} bytes are held by those versions alone (gc may reclaim them {when})"
+        )
     if report.dry_run and report.pruned:
         message("run again with --yes to delete them")
 
 
-def version_ranges(numbers: Sequence[int]) -> str:
+def _version_ranges(numbers: Sequence[int]) -> str:
     """``1-3, 5, 7-8`` for [1, 2, 3, 5, 7, 8] (sorted)."""
     spans: list[list[int]] = []
     for n in numbers:

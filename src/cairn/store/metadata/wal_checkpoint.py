@@ -19,8 +19,9 @@ The writer keeps an automatic checkpoint of its own at ``BACKSTOP_PAGES``, far a
 what the thread lets the log reach, so that the log stays bounded if the thread ever
 falls behind. Every other connection (the thread pool's, migrations') keeps SQLite's
 default. The CLI and the in-process SDK write on the main thread's connection too, so
-their commits are checkpointed the same way while the process lives. A checkpoint is crash-safe at any point (SQLite's guarantee), so
-a process that dies during one loses nothing; the log is replayed on the next open.
+their commits are checkpointed the same way while the process lives. A checkpoint is
+crash-safe at any point (SQLite's guarantee), so a process that dies during one loses
+nothing; the log is replayed on the next open.
 """
 
 from __future__ import annotations
