@@ -244,6 +244,7 @@ def test_prune_is_a_dry_run_until_yes(uri: str) -> None:
     assert done == {
         "model": "m",
         "keep": 2,
+        "keep_days": None,
         "dry_run": False,
         "purge": False,
         "pruned": [1, 3, 4],

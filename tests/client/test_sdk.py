@@ -141,6 +141,8 @@ def test_prune_versions_both_modes(client: BaseClient) -> None:
     client.transition_stage("m", 1, "Staging")
     dry = client.prune_versions("m", keep=2)
     assert (dry.model, dry.dry_run, dry.pruned, dry.protected) == ("m", True, (2,), (1,))
+    young = client.prune_versions("m", keep=2, keep_days=1)  # all four were made just now
+    assert (young.keep_days, young.pruned, young.protected) == (1, (), (1, 2))
     done = client.prune_versions("m", keep=2, dry_run=False, purge=True)
     assert (done.dry_run, done.purge, done.pruned) == (False, True, (2,))
     with pytest.raises(NotFound):

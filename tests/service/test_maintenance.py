@@ -140,8 +140,8 @@ def test_prune_keeps_the_newest_and_what_an_alias_a_stage_or_an_upload_holds(
         if e.action == "version.delete"
     ]
     assert sorted(events) == [
-        ("version.delete", 4, {"pruned_keeping": 2}),
-        ("version.delete", 5, {"pruned_keeping": 2}),
+        ("version.delete", 4, {"pruned_keeping": 2, "keep_days": None}),
+        ("version.delete", 5, {"pruned_keeping": 2, "keep_days": None}),
     ]
     again = service.prune_versions(SYSTEM, "m", keep=5, dry_run=False)
     assert again.pruned == ()  # 4 is back, but among the newest five now
@@ -177,3 +177,21 @@ def test_prune_refuses_a_keep_out_of_range_and_changes_nothing(
     with pytest.raises(NotFound):
         service.prune_versions(SYSTEM, "nothing-here", keep=1)
     assert _live(service) == [1]
+
+
+def test_prune_keeps_versions_younger_than_keep_days(service: RegistryService) -> None:
+    real_clock = service.clock
+    day = 86_400 * 1_000_000
+    service.create_model(SYSTEM, "m")
+    for age in (40, 30, 20, 10, 0):  # versions 1-5, created that many days ago
+        service.clock = lambda age=age: real_clock() - age * day
+        service.create_version(SYSTEM, "m")
+    service.clock = real_clock
+    report = service.prune_versions(SYSTEM, "m", keep=1, keep_days=15)
+    assert (report.keep_days, report.pruned, report.protected) == (15, (1, 2, 3), (4,))
+    done = service.prune_versions(SYSTEM, "m", keep=1, keep_days=25, dry_run=False)
+    assert (done.pruned, done.protected) == ((1, 2), (3, 4))
+    assert _live(service) == [5, 4, 3]
+    for keep_days in (-1.0, 36_501.0):
+        with pytest.raises(InvalidParameter, match="keep_days must be between 0 and"):
+            service.prune_versions(SYSTEM, "m", keep=1, keep_days=keep_days)

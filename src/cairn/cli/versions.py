@@ -221,6 +221,10 @@ def prune(
     ctx: typer.Context,
     name: str,
     keep: Annotated[int, typer.Option(min=1, help="How many of the newest versions stay.")],
+    keep_days: Annotated[
+        float | None,
+        typer.Option(min=0, help="Versions created within this many days stay too."),
+    ] = None,
     purge: Annotated[
         bool, typer.Option(help="Delete for good: no restore; gc may then reclaim the bytes.")
     ] = False,
@@ -230,9 +234,11 @@ def prune(
     as_json: Json = False,
 ) -> None:
     """Delete the versions of model NAME older than its newest --keep, except those an
-    alias, the Staging or Production stage or an upload in progress holds. Dry run
-    unless --yes; soft (restorable) unless --purge."""
-    report = client(ctx).prune_versions(name, keep=keep, dry_run=not yes, purge=purge)
+    alias, the Staging or Production stage or an upload in progress holds, and those
+    younger than --keep-days. Dry run unless --yes; soft (restorable) unless --purge."""
+    report = client(ctx).prune_versions(
+        name, keep=keep, keep_days=keep_days, dry_run=not yes, purge=purge
+    )
     if as_json:
         print_json(prune_to_json(report))
         return
@@ -241,10 +247,10 @@ def prune(
     listed = f": {_version_ranges(report.pruned)}" if report.pruned else ""
     message(f"{done} {len(report.pruned)} version(s) of {report.model!r}{listed}")
     if report.protected:
-        message(
-            f"kept though older (an alias, a stage or an upload holds them): "
-            f"{_version_ranges(report.protected)}"
-        )
+        held = "an alias, a stage or an upload"
+        if keep_days is not None:
+            held = "an alias, a stage, an upload or --keep-days"
+        message(f"kept though older ({held} holds them): {_version_ranges(report.protected)}")
     if report.pruned:
         when = "now" if report.purge else "once they are purged"
         message(

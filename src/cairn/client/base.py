@@ -176,12 +176,19 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def prune_versions(
-        self, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+        self,
+        name: str,
+        *,
+        keep: int,
+        keep_days: float | None = None,
+        dry_run: bool = True,
+        purge: bool = False,
     ) -> PruneReport:
         """Delete the model's versions older than its newest ``keep``, except those an
-        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds:
-        soft (restorable) or, with ``purge``, for good. A dry run unless ``dry_run`` is
-        False: the report says what would go and how many bytes only those versions hold."""
+        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds, and
+        those created within ``keep_days``: soft (restorable) or, with ``purge``, for good.
+        A dry run unless ``dry_run`` is False: the report says what would go and how many
+        bytes only those versions hold."""
 
     # -- aliases -----------------------------------------------------------------------
     @abc.abstractmethod

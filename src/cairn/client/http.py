@@ -225,9 +225,15 @@ class HttpClient(GovernanceCalls, BaseClient):
         self._request("DELETE", path, params={"purge": True})
 
     def prune_versions(
-        self, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+        self,
+        name: str,
+        *,
+        keep: int,
+        keep_days: float | None = None,
+        dry_run: bool = True,
+        purge: bool = False,
     ) -> PruneReport:
-        body = {"keep": keep, "dry_run": dry_run, "purge": purge}
+        body = {"keep": keep, "keep_days": keep_days, "dry_run": dry_run, "purge": purge}
         return prune_from_json(self._request("POST", f"/models/{seg(name)}/prune", json=body))
 
     def restore_version(self, name: str, version: int | str) -> ModelVersion:

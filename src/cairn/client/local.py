@@ -231,10 +231,16 @@ class LocalClient(BaseClient):
         self._service.purge_version(self._actor, name, version)
 
     def prune_versions(
-        self, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+        self,
+        name: str,
+        *,
+        keep: int,
+        keep_days: float | None = None,
+        dry_run: bool = True,
+        purge: bool = False,
     ) -> PruneReport:
         return self._service.prune_versions(
-            self._actor, name, keep=keep, dry_run=dry_run, purge=purge
+            self._actor, name, keep=keep, keep_days=keep_days, dry_run=dry_run, purge=purge
         )
 
     def gc(self, *, dry_run: bool = True, grace_s: int | None = None) -> GcReport:

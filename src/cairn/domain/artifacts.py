@@ -71,8 +71,8 @@ class PruneReport:
 
     ``pruned``: the versions deleted (soft, or for good with ``purge``); ``protected``: the
     older ones kept all the same (an alias, the ``Staging`` or ``Production`` stage, an
-    upload in progress); ``bytes``: what the pruned versions alone hold, which gc may
-    reclaim once they are purged."""
+    upload in progress, or created within ``keep_days``); ``bytes``: what the pruned
+    versions alone hold, which gc may reclaim once they are purged."""
 
     model: str
     keep: int
@@ -81,6 +81,7 @@ class PruneReport:
     pruned: tuple[int, ...] = ()
     protected: tuple[int, ...] = ()
     bytes: int = 0
+    keep_days: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

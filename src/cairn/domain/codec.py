@@ -153,6 +153,7 @@ def prune_to_json(r: PruneReport) -> dict[str, Any]:
     return {
         "model": r.model,
         "keep": r.keep,
+        "keep_days": r.keep_days,
         "dry_run": r.dry_run,
         "purge": r.purge,
         "pruned": list(r.pruned),
@@ -165,6 +166,7 @@ def prune_from_json(d: dict[str, Any]) -> PruneReport:
     return PruneReport(
         model=d["model"],
         keep=int(d["keep"]),
+        keep_days=None if d.get("keep_days") is None else float(d["keep_days"]),
         dry_run=bool(d["dry_run"]),
         purge=bool(d["purge"]),
         pruned=tuple(int(v) for v in d["pruned"]),

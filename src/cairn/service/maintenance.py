@@ -27,6 +27,7 @@ from cairn.store.metadata.versions_store import VersionStore, prunable_ids
 
 US = 1_000_000
 MIN_KEEP, MAX_KEEP = 1, 1_000_000  # prune_versions: how many of the newest versions stay
+MAX_KEEP_DAYS = 36_500  # ...and for how many days a version stays whatever its rank
 
 
 class MaintenanceService(ServiceBase):
@@ -59,27 +60,40 @@ class MaintenanceService(ServiceBase):
         self.db.write(run)
 
     def prune_versions(
-        self, actor: Actor, name: str, *, keep: int, dry_run: bool = True, purge: bool = False
+        self,
+        actor: Actor,
+        name: str,
+        *,
+        keep: int,
+        keep_days: float | None = None,
+        dry_run: bool = True,
+        purge: bool = False,
     ) -> PruneReport:
         """Delete the model's live versions older than its newest ``keep``, except those an
-        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds: soft
-        (restorable, bytes kept) or, with ``purge``, for good. ``dry_run``: only say what."""
+        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds, and
+        (``keep_days``) those created within that many days: soft (restorable, bytes kept)
+        or, with ``purge``, for good. ``dry_run``: only say what."""
         names.validate_model_name(name)
         if not MIN_KEEP <= keep <= MAX_KEEP:
             raise InvalidParameter(
                 f"keep must be between {MIN_KEEP} and {MAX_KEEP}: the newest versions kept"
             )
+        if keep_days is not None and not 0 <= keep_days <= MAX_KEEP_DAYS:
+            raise InvalidParameter(
+                f"keep_days must be between 0 and {MAX_KEEP_DAYS}: versions that young stay"
+            )
+        since = None if keep_days is None else self.clock() - int(keep_days * 86400 * US)
 
         def run(s: Tx) -> PruneReport:
             model = self._model(s, actor, name, Role.MANAGE, "prune_versions", lock=True)
-            report = PruneReport(model.name, keep, dry_run, purge)
+            report = PruneReport(model.name, keep, dry_run, purge, keep_days=keep_days)
             versions = VersionStore(s)
             below = versions.nth_newest_live(model.id, keep)
             if below is None:
                 return report
-            older = versions.live_below(model.id, below)
+            older = versions.live_below(model.id, below, since)
             doomed = [r for r in older if r.prunable]
-            freed = BlobIndexStore(s).held_only_by(prunable_ids(model.id, below))
+            freed = BlobIndexStore(s).held_only_by(prunable_ids(model.id, below, since))
             if not dry_run and doomed:
                 ids = [r.id for r in doomed]
                 if purge:
@@ -94,7 +108,7 @@ class MaintenanceService(ServiceBase):
                         action,
                         model=model,
                         version=row.version,
-                        after={"pruned_keeping": keep},
+                        after={"pruned_keeping": keep, "keep_days": keep_days},
                     )
             return replace(
                 report,

@@ -113,10 +113,16 @@ def restore_model(name: str, service: Service, actor: Caller) -> JSONResponse:
 @router.post("/{name}/prune", response_model=PruneOut)
 def prune_versions(name: str, body: PruneIn, service: Service, actor: Caller) -> JSONResponse:
     """Delete the versions older than the newest ``keep``, except those an alias, the
-    Staging or Production stage or an upload in progress holds (MANAGE). A dry run
-    unless ``dry_run`` is false; soft (restorable) unless ``purge``."""
+    Staging or Production stage or an upload in progress holds, and those created within
+    ``keep_days`` (MANAGE). A dry run unless ``dry_run`` is false; soft (restorable)
+    unless ``purge``."""
     report = service.prune_versions(
-        actor, name, keep=body.keep, dry_run=body.dry_run, purge=body.purge
+        actor,
+        name,
+        keep=body.keep,
+        keep_days=body.keep_days,
+        dry_run=body.dry_run,
+        purge=body.purge,
     )
     return json(prune_to_json(report))
 

@@ -36,6 +36,9 @@ class TagValue(Strict):
 
 class PruneIn(Strict):
     keep: int = Field(ge=1, le=1_000_000, description="How many of the newest versions stay.")
+    keep_days: float | None = Field(
+        None, ge=0, le=36_500, description="Versions created within this many days stay too."
+    )
     dry_run: bool = Field(True, description="Only say what would be deleted.")
     purge: bool = Field(False, description="Delete for good (no restore) so gc can reclaim bytes.")
 
@@ -43,6 +46,7 @@ class PruneIn(Strict):
 class PruneOut(BaseModel):
     model: str
     keep: int
+    keep_days: float | None
     dry_run: bool
     purge: bool
     pruned: list[int]

@@ -227,10 +227,12 @@ class VersionStore:
         ).scalar()
         return None if value is None else int(value)
 
-    def live_below(self, model_id: int, below: int) -> list[Row[Any]]:
+    def live_below(
+        self, model_id: int, below: int, created_before: int | None = None
+    ) -> list[Row[Any]]:
         """(id, version, prunable) of the model's live versions numbered below ``below``,
         oldest first; ``prunable`` per ``prunable(...)``."""
-        rule = prunable(model_id)
+        rule = prunable(model_id, created_before)
         return list(
             self.s.execute(
                 select(V.c.id, V.c.version, rule.label("prunable"))
@@ -287,30 +289,33 @@ class VersionStore:
         )
 
 
-def prunable_ids(model_id: int, below: int) -> Select[tuple[int]]:
+def prunable_ids(
+    model_id: int, below: int, created_before: int | None = None
+) -> Select[tuple[int]]:
     """Ids of the model's live versions numbered below ``below`` that ``prunable`` allows."""
     return select(V.c.id).where(
         V.c.model_id == model_id,
         V.c.deleted_at.is_(None),
         V.c.version < below,
-        prunable(model_id),
+        prunable(model_id, created_before),
     )
 
 
-def prunable(model_id: int) -> ColumnElement[bool]:
+def prunable(model_id: int, created_before: int | None = None) -> ColumnElement[bool]:
     """Whether a version of the model may be pruned when it is older than the ones kept: it
-    carries no alias, is in neither ``Staging`` nor ``Production``, and no upload is still
-    making it (``PENDING``)."""
+    carries no alias, is in neither ``Staging`` nor ``Production``, no upload is still
+    making it (``PENDING``), and (with ``created_before``) it was created before then."""
     aliased = (
         select(aliases.c.version)
         .where(aliases.c.model_id == model_id, aliases.c.version == V.c.version)
         .exists()
     )
-    return (
+    rule = (
         ~aliased
         & V.c.stage.not_in([Stage.STAGING.value, Stage.PRODUCTION.value])
         & (V.c.status != VersionStatus.PENDING.value)
     )
+    return rule if created_before is None else rule & (V.c.created_at < created_before)
 
 
 def _chunks(ids: Sequence[int], size: int = 1000) -> list[Sequence[int]]:
