@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     purge_deleted_after_days: float | None = Field(
         None, ge=0, description="Purge soft-deleted versions after this many days (gc does it)."
     )
+    keep_versions: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="gc prunes every model to its newest N versions (soft deletes; those an "
+        "alias, Staging/Production or an upload holds stay).",
+    )
+    keep_versions_days: float | None = Field(
+        None,
+        ge=0,
+        le=36_500,
+        description="With keep_versions: versions created within this many days stay too.",
+    )
     # -- identities (docs/security.md) --
     bootstrap_token: SecretStr | None = Field(
         None,

@@ -255,3 +255,19 @@ def test_prune_is_a_dry_run_until_yes(uri: str) -> None:
     assert [v["version"] for v in listed] == [6, 5, 2]
     refused = runner.invoke(app, ["--uri", uri, "versions", "prune", "m", "--keep", "0"])
     assert refused.exit_code == 2 and "greater than or equal to 1" in refused.stderr
+
+
+def test_gc_prunes_with_keep_or_the_setting(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    cairn(data, "models", "create", "m")
+    for _ in range(3):
+        cairn(data, "versions", "create", "m")
+    dry = json.loads(cairn(data, "gc", "--keep", "1", "--json"))
+    assert dry["dry_run"] is True and dry["pruned_versions"] == [["m", 1], ["m", 2]]
+    result = runner.invoke(app, ["--uri", data, "gc", "--keep-days", "3"])
+    assert result.exit_code == 2 and "--keep-days goes with --keep" in result.stderr
+    result = runner.invoke(app, ["--uri", data, "gc", "--yes"], env={"CAIRN_KEEP_VERSIONS": "2"})
+    assert result.exit_code == 0, result.output
+    assert "pruned (soft-deleted) 1 version(s) of 1 model(s)" in result.stderr
+    listed = json.loads(cairn(data, "versions", "list", "m", "--json"))
+    assert [v["version"] for v in listed] == [3, 2]

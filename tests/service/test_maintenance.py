@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,25 @@ def test_prune_keeps_versions_younger_than_keep_days(service: RegistryService) -
     for keep_days in (-1.0, 36_501.0):
         with pytest.raises(InvalidParameter, match="keep_days must be between 0 and"):
             service.prune_versions(SYSTEM, "m", keep=1, keep_days=keep_days)
+
+
+def test_gc_applies_keep_versions_to_every_model(service: RegistryService) -> None:
+    service.create_model(SYSTEM, "a")
+    service.create_model(SYSTEM, "b")
+    for _ in range(4):
+        service.create_version(SYSTEM, "a")
+    service.create_version(SYSTEM, "b")
+    service.set_alias(SYSTEM, "a", "champion", 1)
+    service.limits = replace(service.limits, keep_versions=2)
+    dry = service.gc(SYSTEM, grace_s=0)
+    assert dry.pruned_versions == (("a", 2),)  # 1 has an alias, 3-4 are the newest two
+    assert [v.version for v in service.list_versions(SYSTEM, "a").items] == [4, 3, 2, 1]
+    done = service.gc(SYSTEM, dry_run=False, grace_s=0)
+    assert done.pruned_versions == (("a", 2),)
+    assert [v.version for v in service.list_versions(SYSTEM, "a").items] == [4, 3, 1]
+    assert [v.version for v in service.list_versions(SYSTEM, "b").items] == [1]
+    service.restore_version(SYSTEM, "a", 2)  # soft: the purge setting decides when it goes
+    # an explicit keep wins over the setting for one run
+    assert service.gc(SYSTEM, grace_s=0, keep=1).pruned_versions == (("a", 2), ("a", 3))
+    service.limits = replace(service.limits, keep_versions=None)
+    assert service.gc(SYSTEM, grace_s=0).pruned_versions == ()

@@ -186,9 +186,22 @@ def gc(
     grace: Annotated[
         int | None, typer.Option(help="Keep unreferenced blobs younger than this (seconds).")
     ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Prune every model to its newest N versions first (soft deletes; default: "
+            "CAIRN_KEEP_VERSIONS). Versions an alias, a stage or an upload holds stay.",
+        ),
+    ] = None,
+    keep_days: Annotated[
+        float | None,
+        typer.Option(min=0, help="With --keep: versions younger than this many days stay."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """Reclaim blobs no version uses. Dry run unless --yes."""
+    """Apply the retention settings, then reclaim blobs no version uses. Dry run unless
+    --yes."""
     from cairn.client.local import LocalClient
 
     sdk = client(ctx)
@@ -196,7 +209,9 @@ def gc(
         raise typer.BadParameter(
             "gc runs on the server's data: use --uri DATA_DIR", param_hint="--uri"
         )
-    report = sdk.gc(dry_run=not yes, grace_s=grace)
+    if keep_days is not None and keep is None:
+        raise typer.BadParameter("--keep-days goes with --keep", param_hint="--keep-days")
+    report = sdk.gc(dry_run=not yes, grace_s=grace, keep=keep, keep_days=keep_days)
     if as_json:
         print_json(
             {
@@ -205,13 +220,18 @@ def gc(
                 "bytes": report.bytes,
                 "purged_versions": [list(v) for v in report.purged_versions],
                 "failed_versions": [list(v) for v in report.failed_versions],
+                "pruned_versions": [list(v) for v in report.pruned_versions],
                 "stale_uploads": report.stale_uploads,
             }
         )
         return
+    if report.pruned_versions:
+        done = "would prune" if report.dry_run else "pruned (soft-deleted)"
+        models = len({name for name, _ in report.pruned_versions})
+        message(f"{done} {len(report.pruned_versions)} version(s) of {models} model(s)")
     verb = "would reclaim" if report.dry_run else "reclaimed"
     message(f"{verb} {len(report.blobs)} blob(s), {report.bytes} bytes")
-    if report.dry_run and report.blobs:
+    if report.dry_run and (report.blobs or report.pruned_versions):
         message("run again with --yes to delete them")
 
 

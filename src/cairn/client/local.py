@@ -243,9 +243,19 @@ class LocalClient(BaseClient):
             self._actor, name, keep=keep, keep_days=keep_days, dry_run=dry_run, purge=purge
         )
 
-    def gc(self, *, dry_run: bool = True, grace_s: int | None = None) -> GcReport:
-        """Reclaim unreferenced blobs (owner access to the data directory)."""
-        return self._service.gc(self._actor, dry_run=dry_run, grace_s=grace_s)
+    def gc(
+        self,
+        *,
+        dry_run: bool = True,
+        grace_s: int | None = None,
+        keep: int | None = None,
+        keep_days: float | None = None,
+    ) -> GcReport:
+        """Apply the retention settings (or ``keep``/``keep_days``: ``prune_versions`` on
+        every model), then reclaim unreferenced blobs (owner access to the data directory)."""
+        return self._service.gc(
+            self._actor, dry_run=dry_run, grace_s=grace_s, keep=keep, keep_days=keep_days
+        )
 
     def verify(self) -> VerifyReport:
         """Re-hash every stored blob."""

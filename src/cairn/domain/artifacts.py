@@ -63,6 +63,7 @@ class GcReport:
     purged_versions: tuple[tuple[str, int], ...] = ()
     failed_versions: tuple[tuple[str, int], ...] = ()
     stale_uploads: int = 0
+    pruned_versions: tuple[tuple[str, int], ...] = ()  # soft-deleted by keep_versions
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ class Limits:
     pending_timeout_s: int = 24 * 3600  # PENDING longer than this becomes FAILED
     gc_grace_s: int = 3600  # unreferenced blobs younger than this are kept
     purge_deleted_after_s: int | None = None  # soft-deleted versions purged after this
+    keep_versions: int | None = None  # gc prunes every model to its newest N (prune_versions)
+    keep_versions_days: float | None = None  # ...keeping those younger than this too
     creator_role: str | None = "MANAGE"  # what creating a model grants its creator
     scan_policy: str = "quarantine"  # a version whose scan is not clean: label|quarantine|reject
 

@@ -30,5 +30,7 @@ def build_service(settings: Settings) -> RegistryService:
         if settings.purge_deleted_after_days is None
         else int(settings.purge_deleted_after_days * 86400),
         creator_role=None if settings.creator_role == "NONE" else settings.creator_role,
+        keep_versions=settings.keep_versions,
+        keep_versions_days=settings.keep_versions_days,
     )
     return RegistryService(db, blobs, limits=limits)

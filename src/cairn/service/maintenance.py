@@ -154,14 +154,28 @@ class MaintenanceService(ServiceBase):
 
         return self.db.write(run)
 
-    def gc(self, actor: Actor, *, dry_run: bool = True, grace_s: int | None = None) -> GcReport:
-        """Reclaim blobs nothing refers to. Dry run by default: report, change nothing."""
+    def gc(
+        self,
+        actor: Actor,
+        *,
+        dry_run: bool = True,
+        grace_s: int | None = None,
+        keep: int | None = None,
+        keep_days: float | None = None,
+    ) -> GcReport:
+        """Apply the retention settings, then reclaim blobs nothing refers to. Dry run by
+        default: report, change nothing. ``keep``/``keep_days``: prune every model to its
+        newest ``keep`` versions (``prune_versions``; default: the ``keep_versions``
+        settings)."""
         self._require_admin(actor, "gc")
         grace = self.limits.gc_grace_s if grace_s is None else grace_s
         if grace < 0:
             raise InvalidParameter("grace must not be negative")
+        if keep is None:
+            keep, keep_days = self.limits.keep_versions, self.limits.keep_versions_days
         now = self.clock()
         failed = [] if dry_run else self.expire_pending(actor)
+        pruned = [] if keep is None else self._prune_all(actor, keep, keep_days, dry_run)
         purged = [] if dry_run else self._purge_expired(now)
         stale = 0 if dry_run else self._drop_stale_uploads(now)
         candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(now - grace * US))
@@ -176,6 +190,7 @@ class MaintenanceService(ServiceBase):
                 "bytes": sum(b.size for b in reclaimed),
                 "purged_versions": [list(v) for v in purged[:1000]],
                 "failed_versions": [list(v) for v in failed[:1000]],
+                "pruned_versions": [list(v) for v in pruned[:1000]],
                 "stale_uploads": stale,
             }
             self.db.write(lambda s: self._audit(s, actor, "gc.run", after=summary))
@@ -186,7 +201,21 @@ class MaintenanceService(ServiceBase):
             purged_versions=tuple(purged),
             failed_versions=tuple(failed),
             stale_uploads=stale,
+            pruned_versions=tuple(pruned),
         )
+
+    def _prune_all(
+        self, actor: Actor, keep: int, keep_days: float | None, dry_run: bool
+    ) -> list[tuple[str, int]]:
+        """``prune_versions`` on every live model with more than ``keep`` live versions."""
+        pruned: list[tuple[str, int]] = []
+        for name in self.db.read(lambda s: VersionStore(s).models_over(keep)):
+            with contextlib.suppress(NotFound):  # deleted meanwhile
+                report = self.prune_versions(
+                    actor, name, keep=keep, keep_days=keep_days, dry_run=dry_run
+                )
+                pruned += [(report.model, v) for v in report.pruned]
+        return pruned
 
     def verify(self, actor: Actor) -> VerifyReport:
         """Re-hash every stored blob; mark and report the ones whose bytes changed."""

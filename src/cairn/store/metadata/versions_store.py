@@ -12,6 +12,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
+    func,
     insert,
     literal,
     select,
@@ -226,6 +227,20 @@ class VersionStore:
             .limit(1)
         ).scalar()
         return None if value is None else int(value)
+
+    def models_over(self, keep: int) -> list[str]:
+        """Names of the live models with more than ``keep`` live versions, by name."""
+        rows = self.s.execute(
+            select(registered_models.c.name)
+            .join(V, V.c.model_id == registered_models.c.id)
+            .where(registered_models.c.deleted_at.is_(None), V.c.deleted_at.is_(None))
+            .group_by(
+                registered_models.c.id, registered_models.c.name, registered_models.c.name_key
+            )
+            .having(func.count() > keep)
+            .order_by(registered_models.c.name_key)
+        )
+        return [name for (name,) in rows]
 
     def live_below(
         self, model_id: int, below: int, created_before: int | None = None
