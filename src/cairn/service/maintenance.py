@@ -85,7 +85,7 @@ class MaintenanceService(ServiceBase):
         since = None if keep_days is None else self.clock() - int(keep_days * 86400 * US)
 
         def run(s: Tx) -> PruneReport:
-            model = self._model(s, actor, name, Role.MANAGE, "prune_versions", lock=True)
+            model = self._model(s, actor, name, Role.MANAGE, "prune_versions", lock=not dry_run)
             report = PruneReport(model.name, keep, dry_run, purge, keep_days=keep_days)
             versions = VersionStore(s)
             below = versions.nth_newest_live(model.id, keep)
@@ -117,7 +117,8 @@ class MaintenanceService(ServiceBase):
                 bytes=freed,
             )
 
-        return self.db.write(run)
+        # a dry run reads (no lock, no writer): gc's dry run does one per model
+        return self.db.read(run) if dry_run else self.db.write(run)
 
     def expire_pending(self, actor: Actor) -> list[tuple[str, int]]:
         """Versions PENDING for longer than the limit become FAILED, with the reason."""
