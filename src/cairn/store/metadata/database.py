@@ -1,4 +1,4 @@
-"""Engines and transactions for SQLite and PostgreSQL.
+"""Transactions for SQLite and PostgreSQL (their engines: ``engines.py``).
 
 ``Database.write(fn)`` and ``Database.read(fn)`` run ``fn(session)`` in one transaction
 and commit (or roll back) it. Writes that lose a race the database can detect
@@ -34,11 +34,16 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from cairn.errors import CairnError, Conflict, Unavailable
+from cairn.store.metadata.engines import (
+    PG_NETWORK,
+    pg_budgeted_engine,
+    sqlite_engine,
+)
 from cairn.store.metadata.identity_watch import IdentityWatch, changed_here, recording
 from cairn.store.metadata.prepared import compile_all, driver_execute
 from cairn.store.metadata.sqlite_lock import Busy, WriterLock, on_disk
@@ -50,23 +55,6 @@ T = TypeVar("T")
 Tx = Connection  # what a transaction function receives; services name it without SQLAlchemy
 
 MAX_ATTEMPTS = 8
-# libpq's network limits, unless the URL sets its own: a PostgreSQL that stops answering
-# (a dead host, a network partition) fails a call within seconds instead of leaving it
-# (and, for a call on the event loop, the whole worker) waiting for the kernel's TCP
-# timeouts, which run to minutes.
-PG_NETWORK = {
-    "connect_timeout": 10,  # s
-    "tcp_user_timeout": 15_000,  # ms: sent data unacknowledged this long drops the link
-    "keepalives_idle": 30,  # s: an idle pooled connection is probed...
-    "keepalives_interval": 10,
-    "keepalives_count": 3,  # ...and dropped after three missed answers
-    # PostgreSQL's default (4.0) prices a random page read as a spinning disk's: on a
-    # small registry's tables its planner then scanned all model tags once per model of a
-    # search's page (1.0 ms for 55 models; 0.5 by index). Metadata lives in memory or on
-    # SSD, where 1.1 is the usual setting; at a million versions no plan got slower.
-    "options": "-c random_page_cost=1.1",
-}
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long a write on the event loop (``Database.inline``) may wait for the SQLite writer
 # lock before it gives up and runs in the thread pool: long enough for another worker's
 # write to commit (a fraction of a millisecond; handing every contended write to the pool
@@ -149,8 +137,8 @@ class Database:
         self.wal: WalSync | None = None  # SQLite in a file: the event loop's commits
         self._checkpointer: Checkpointer | None = None  # ...and their checkpoints
         if self.dialect == "sqlite":
-            self._writer = _sqlite_engine(self.url, immediate=True, echo=echo)
-            self._reader = _sqlite_engine(self.url, immediate=False, echo=echo)
+            self._writer = sqlite_engine(self.url, immediate=True, echo=echo)
+            self._reader = sqlite_engine(self.url, immediate=False, echo=echo)
             self._write_lock = WriterLock(self.url.database)
             self._budgeted = self._reader  # budgeted by a progress handler (_budget)
             if on_disk(self.url.database):
@@ -170,7 +158,7 @@ class Database:
             self._writer = engine
             # reads, and writes that are one statement (``write_statement``)
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._budgeted = _pg_budgeted_engine(self.url, self._network_args(), echo)
+            self._budgeted = pg_budgeted_engine(self.url, self._network_args(), echo, INLINE_READ_S)
         else:
             raise CairnError(
                 f"backend URI scheme {self.url.drivername!r} is not supported; "
@@ -478,59 +466,6 @@ def _interrupted_at(session: Connection, deadline: float) -> Iterator[None]:
         raise
     finally:
         driver.set_progress_handler(None, 0)  # type: ignore[union-attr]
-
-
-def _pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool) -> Engine:
-    """Autocommit connections whose statements PostgreSQL cancels after ``INLINE_READ_S``:
-    the reads of ``inline(read_budget_s=...)`` blocks, on the event loop. Their own pool,
-    so that no other call gets one; the timeout goes in the connection's start-up
-    ``options`` (after the URL's own, if it has any) rather than a ``SET``, which a
-    transaction-pooling proxy would leave on a server connection another client gets
-    next."""
-    timeout = f"-c statement_timeout={max(1, round(INLINE_READ_S * 1000))}"
-    given = url.query.get("options")
-    if isinstance(given, str):
-        url = url.update_query_dict({"options": f"{given} {timeout}"})
-    else:
-        network = {**network, "options": f"{network.get('options', '')} {timeout}".strip()}
-    return create_engine(
-        url,
-        pool_size=1,
-        max_overflow=2,
-        pool_recycle=1800,
-        echo=echo,
-        connect_args=network,
-        isolation_level="AUTOCOMMIT",
-    )
-
-
-def _sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
-    engine = create_engine(
-        url,
-        echo=echo,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        pool_size=8,
-        max_overflow=16,
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA case_sensitive_like=ON")
-        cursor.close()
-
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        driver_execute(conn, begin).close()
-
-    return engine
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
