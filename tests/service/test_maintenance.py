@@ -218,3 +218,5 @@ def test_gc_applies_keep_versions_to_every_model(service: RegistryService) -> No
     assert service.gc(SYSTEM, grace_s=0, keep=1).pruned_versions == (("a", 2), ("a", 3))
     service.limits = replace(service.limits, keep_versions=None)
     assert service.gc(SYSTEM, grace_s=0).pruned_versions == ()
+    with pytest.raises(InvalidParameter, match="keep_days goes with keep"):
+        service.gc(SYSTEM, grace_s=0, keep_days=1)

@@ -173,6 +173,8 @@ class MaintenanceService(ServiceBase):
         if grace < 0:
             raise InvalidParameter("grace must not be negative")
         if keep is None:
+            if keep_days is not None:
+                raise InvalidParameter("keep_days goes with keep: how many versions stay")
             keep, keep_days = self.limits.keep_versions, self.limits.keep_versions_days
         now = self.clock()
         failed = [] if dry_run else self.expire_pending(actor)
