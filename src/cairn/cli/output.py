@@ -12,7 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cairn.domain.artifacts import FileLink
-from cairn.domain.codec import alias_event_to_json, file_to_json, model_to_json, version_to_json
+from cairn.domain.codec import (
+    alias_event_to_json,
+    file_to_json,
+    link_to_json,
+    model_to_json,
+    version_to_json,
+)
 from cairn.domain.models import AliasEvent, ModelVersion, RegisteredModel
 
 out = Console(soft_wrap=True)
@@ -136,7 +142,7 @@ def show_alias_events(events: Iterable[AliasEvent], as_json: bool) -> None:
 def show_files(links: Sequence[FileLink], as_json: bool, *, with_links: bool) -> None:
     """A version's files; ``with_links``: with each one's direct download link."""
     if as_json:
-        print_json([file_to_json(k.file) | ({"url": k.url} if with_links else {}) for k in links])
+        print_json([link_to_json(k) if with_links else file_to_json(k.file) for k in links])
     else:
         table = Table("path", "size", "digest", *(["link"] if with_links else []))
         for link in links:

@@ -25,7 +25,9 @@ from cairn.domain.artifacts import FileLink, PruneReport
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
+    file_from_json,
     format_time,
+    link_from_json,
     model_from_json,
     prune_from_json,
     version_from_json,
@@ -390,10 +392,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         answer = self._request(
             "POST", path, json={"paths": list(paths)}, params=_overriding(override)
         )
-        return [
-            FileLink(FileEntry(f["path"], int(f["size"]), f["digest"]), f["url"])
-            for f in answer["files"]
-        ]
+        return [link_from_json(f) for f in answer["files"]]
 
     def _fetch(
         self,
@@ -444,7 +443,7 @@ class HttpClient(GovernanceCalls, BaseClient):
 
     def list_files(self, name: str, version: int | str) -> list[FileEntry]:
         body = self._request("GET", f"/models/{seg(name)}/versions/{seg(version)}/files")
-        return [FileEntry(f["path"], int(f["size"]), f["digest"]) for f in body["files"]]
+        return [file_from_json(f) for f in body["files"]]
 
     # -- importers ---------------------------------------------------------------------
     def import_model(

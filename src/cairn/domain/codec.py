@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from cairn.domain.artifacts import PruneReport
+from cairn.domain.artifacts import FileLink, PruneReport
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -43,6 +43,18 @@ def _time(value: str) -> datetime:
 
 def file_to_json(f: FileEntry) -> dict[str, Any]:
     return {"path": f.path, "size": f.size, "digest": f.digest}
+
+
+def file_from_json(d: dict[str, Any]) -> FileEntry:
+    return FileEntry(d["path"], int(d["size"]), d["digest"])
+
+
+def link_to_json(k: FileLink) -> dict[str, Any]:
+    return {**file_to_json(k.file), "url": k.url}
+
+
+def link_from_json(d: dict[str, Any]) -> FileLink:
+    return FileLink(file_from_json(d), d["url"])
 
 
 def model_to_json(m: RegisteredModel) -> dict[str, Any]:
@@ -117,7 +129,7 @@ def version_from_json(d: dict[str, Any]) -> ModelVersion:
         source=d.get("source"),
         run_id=d.get("run_id"),
         run_link=d.get("run_link"),
-        files=tuple(FileEntry(f["path"], int(f["size"]), f["digest"]) for f in d["files"] or ()),
+        files=tuple(file_from_json(f) for f in d["files"] or ()),
         size=int(d["size"]),
         digest=d.get("digest"),
         created_at=_time(d["created_at"]),

@@ -26,7 +26,7 @@ from cairn.api.v1.schemas import (
 )
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
 from cairn.domain.blob_batch import MEDIA_TYPE, frames
-from cairn.domain.codec import file_to_json, version_to_json
+from cairn.domain.codec import file_to_json, link_to_json, version_to_json
 from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
 from cairn.service.base import PRESIGN_SECONDS
@@ -255,7 +255,7 @@ def file_urls(
     listed = service.file_urls(
         actor, name, version, body.paths, override_quarantine=override_quarantine
     )
-    files = [{**file_to_json(link.file), "url": link.url} for link in listed]
+    files = [link_to_json(link) for link in listed]
     return json({"expires_in": PRESIGN_SECONDS, "files": files})
 
 
