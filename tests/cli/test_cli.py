@@ -271,3 +271,36 @@ def test_gc_prunes_with_keep_or_the_setting(tmp_path: Path) -> None:
     assert "pruned (soft-deleted) 1 version(s) of 1 model(s)" in result.stderr
     listed = json.loads(cairn(data, "versions", "list", "m", "--json"))
     assert [v["version"] for v in listed] == [3, 2]
+
+
+def test_diff_shows_what_changed_and_can_fail_on_it(uri: str, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "w.bin").write_bytes(b"first weights")
+    (two / "w.bin").write_bytes(b"second weights")
+    (two / "README.md").write_bytes(b"notes")
+    cairn(uri, "models", "create", "m")
+    cairn(uri, "--quiet", "push", str(one), "--model", "m", "--metric", "auc=0.5")
+    cairn(uri, "--quiet", "push", str(two), "--model", "m", "--metric", "auc=0.75")
+    shown = cairn(uri, "diff", "models:/m/1", "models:/m/2")
+    assert shown.splitlines()[:2] == [
+        "models:/m/1 -> models:/m/2",
+        "files: 0 unchanged, 1 changed, 1 added; a pull of version 2 with version 1 cached "
+        "downloads 19 bytes",
+    ]
+    assert "+0.25" in shown and "13 -> 14" in shown
+    data = json.loads(cairn(uri, "diff", "models:/m/1", "models:/m/2", "--json"))
+    assert [(f["kind"], f["path"]) for f in data["files"]] == [
+        ("changed", "w.bin"),
+        ("added", "README.md"),
+    ]
+    assert data["metrics"] == [
+        {"key": "auc", "kind": "changed", "old": 0.5, "new": 0.75, "delta": 0.25}
+    ]
+    differs = runner.invoke(
+        app, ["--uri", uri, "diff", "models:/m/1", "models:/m/2", "--exit-code"]
+    )
+    assert differs.exit_code == 1
+    same = cairn(uri, "diff", "models:/m/2", "models:/m/latest", "--exit-code")
+    assert "no differences (2 file(s), all the same)" in same

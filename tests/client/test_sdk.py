@@ -149,3 +149,39 @@ def test_prune_versions_both_modes(client: BaseClient) -> None:
         client.restore_version("m", 2)  # purged: nothing to restore
     with pytest.raises(InvalidParameter):
         client.prune_versions("m", keep=0)
+
+
+def test_diff_versions_both_modes(client: BaseClient, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    (one / "sub").mkdir(parents=True)
+    (two / "sub").mkdir(parents=True)
+    (one / "w.bin").write_bytes(b"weights, first")
+    (two / "w.bin").write_bytes(b"weights, second")
+    for folder in (one, two):
+        (folder / "sub" / "cfg.json").write_bytes(b"{}")
+    (one / "tok.txt").write_bytes(b"tokens")
+    (two / "tokenizer.txt").write_bytes(b"tokens")
+    client.create_model("m")
+    client.push(one, name="m", metrics={"auc": 0.5}, params={"lr": "0.1"}, alias="prod")
+    before_move = datetime.now(UTC)
+    client.push(two, name="m", metrics={"auc": 0.75}, params={"lr": "0.1"}, alias="prod")
+
+    d = client.diff_versions("models:/m/1", "models:/m@prod")
+    assert (d.old.version, d.new.version, d.identical) == (1, 2, False)
+    assert [(c.key, c.old, c.new) for c in d.fields] == [("aliases", None, "@prod")]
+    assert [(c.key, c.delta) for c in d.metrics] == [("auc", 0.25)] and d.params == ()
+    assert [(c.kind.value, c.path) for c in d.files] == [
+        ("changed", "w.bin"),
+        ("renamed", "tokenizer.txt"),
+    ]
+    assert (d.unchanged_files, d.transfer_bytes) == (1, len(b"weights, second"))
+    # what @prod pointed at before the second push, against what it points at now
+    since = client.diff_versions("models:/m@prod", "models:/m@prod", old_as_of=before_move)
+    assert (since.old.version, since.new.version) == (1, 2)
+    assert client.diff_versions("models:/m/2", "models:/m@latest").identical
+    with pytest.raises(NotFound):
+        client.diff_versions("models:/m/1", "models:/m/3")
+    with pytest.raises(InvalidParameter):
+        client.diff_versions("m/1", "models:/m/2")
+    with pytest.raises(InvalidParameter):  # as_of names a time, which only an alias has
+        client.diff_versions("models:/m/1", "models:/m/2", old_as_of=before_move)

@@ -446,7 +446,8 @@ AUDITED = {
 }
 NOT_AUDITED = {
     # reads
-    "get_model", "search_models", "get_version", "resolve", "list_versions", "search_versions",
+    "get_model", "search_models", "get_version", "resolve", "diff_versions", "list_versions",
+    "search_versions",
     "latest_versions_by_stage", "alias_history", "missing_blobs", "upload_status", "list_files",
     "open_file", "file_urls", "read_files",
     # looks at a filter only: where a search may run

@@ -147,6 +147,15 @@ CASES: list[Case] = [
     ("list versions", _req("GET", f"{MODEL_URL}/versions"), R),
     ("get version", _req("GET", f"{MODEL_URL}/versions/1"), R),
     ("resolve alias", _req("GET", f"{V1}/resolve", params={"uri": f"models:/{FRAUD}@champion"}), R),
+    (
+        "diff two versions",
+        _req(
+            "GET",
+            f"{V1}/diff",
+            params={"old": f"models:/{FRAUD}/1", "new": f"models:/{FRAUD}@champion"},
+        ),
+        R,
+    ),
     ("alias history", _req("GET", f"{MODEL_URL}/aliases/champion/history"), R),
     ("get by alias", _req("GET", f"{MODEL_URL}/aliases/champion"), R),
     (

@@ -105,6 +105,7 @@ HUGE = {
 
 QUERY: dict[str, dict[str, str]] = {
     "resolve": {"uri": "models:/{model}/1"},
+    "diff_versions": {"old": "models:/{model}/1", "new": "models:/{model}@champion"},
     "list_grants": {"model": "{model}"},
     "revoke_grant": {"subject": "user:{user}", "model": "{model}"},
     "list_audit": {"model": "{model}"},

@@ -12,6 +12,7 @@ from cairn import __version__
 from cairn.cli import (
     aliases,
     audit,
+    diff,
     identity,
     models,
     portability,
@@ -42,6 +43,7 @@ app.command("push")(transfer.push)
 app.command("pull")(transfer.pull)
 app.command("gc")(transfer.gc)
 app.command("verify")(transfer.verify)
+app.command("diff")(diff.diff)
 app.command("export", help=portability.EXPORT_HELP)(portability.export)
 app.add_typer(portability.import_app, name="import")
 app.add_typer(audit.app, name="audit")

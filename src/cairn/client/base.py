@@ -26,6 +26,7 @@ from cairn.client.transfer import (
 from cairn.domain.artifacts import FileLink, PruneReport
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
+from cairn.domain.diff import VersionDiff
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -108,6 +109,15 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def diff_versions(
+        self, old: str, new: str, *, old_as_of: datetime | None = None
+    ) -> VersionDiff:
+        """How the version the ``models:/`` URI ``new`` names differs from ``old``'s (of
+        one model or two): record fields, metrics with deltas, params, tags, and files
+        (changed, renamed, added, removed). ``old_as_of``: resolve ``old``'s alias as of
+        that time, to see what changed since."""
 
     @abc.abstractmethod
     def list_versions(

@@ -25,6 +25,7 @@ from cairn.domain.artifacts import FileLink, PruneReport
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
+    diff_from_json,
     file_from_json,
     format_time,
     link_from_json,
@@ -32,6 +33,7 @@ from cairn.domain.codec import (
     prune_from_json,
     version_from_json,
 )
+from cairn.domain.diff import VersionDiff
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -159,6 +161,12 @@ class HttpClient(GovernanceCalls, BaseClient):
     def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion:
         params = {"uri": uri, "as_of": format_time(as_of)}
         return version_from_json(self._request("GET", "/resolve", params=params))
+
+    def diff_versions(
+        self, old: str, new: str, *, old_as_of: datetime | None = None
+    ) -> VersionDiff:
+        params = {"old": old, "new": new, "old_as_of": format_time(old_as_of)}
+        return diff_from_json(self._request("GET", "/diff", params=params))
 
     def list_versions(
         self,

@@ -19,6 +19,7 @@ from cairn.client.transfer import LocalFile, Progress, read_chunks
 from cairn.domain.artifacts import FileLink, GcReport, PruneReport, VerifyReport
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import frames
+from cairn.domain.diff import VersionDiff
 from cairn.domain.models import (
     Actor,
     AliasEvent,
@@ -153,6 +154,11 @@ class LocalClient(BaseClient):
 
     def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion:
         return self._service.resolve(self._actor, uri, as_of=as_of)
+
+    def diff_versions(
+        self, old: str, new: str, *, old_as_of: datetime | None = None
+    ) -> VersionDiff:
+        return self._service.diff_versions(self._actor, old, new, old_as_of=old_as_of)
 
     def list_versions(
         self,

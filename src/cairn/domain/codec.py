@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cairn.domain.artifacts import FileLink, PruneReport
+from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -184,4 +185,72 @@ def prune_from_json(d: dict[str, Any]) -> PruneReport:
         pruned=tuple(int(v) for v in d["pruned"]),
         protected=tuple(int(v) for v in d["protected"]),
         bytes=int(d["bytes"]),
+    )
+
+
+def _change_to_json(c: ValueChange) -> dict[str, Any]:
+    return {"key": c.key, "kind": c.kind.value, "old": c.old, "new": c.new}
+
+
+def _metric_to_json(c: ValueChange) -> dict[str, Any]:
+    return {**_change_to_json(c), "delta": c.delta}
+
+
+def _change_from_json(d: dict[str, Any]) -> ValueChange:
+    return ValueChange(d["key"], d["old"], d["new"])
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _metric_from_json(d: dict[str, Any]) -> ValueChange:
+    return ValueChange(d["key"], _number(d["old"]), _number(d["new"]))
+
+
+def _file_change_to_json(c: FileChange) -> dict[str, Any]:
+    return {
+        "kind": c.kind.value,
+        "path": c.path,
+        "old": None if c.old is None else file_to_json(c.old),
+        "new": None if c.new is None else file_to_json(c.new),
+    }
+
+
+def _file_change_from_json(d: dict[str, Any]) -> FileChange:
+    return FileChange(
+        Kind(d["kind"]),
+        d["path"],
+        None if d["old"] is None else file_from_json(d["old"]),
+        None if d["new"] is None else file_from_json(d["new"]),
+    )
+
+
+def diff_to_json(r: VersionDiff) -> dict[str, Any]:
+    """The two versions without their manifests (the file changes say what differs)."""
+    return {
+        "old": version_to_json(r.old, files=False),
+        "new": version_to_json(r.new, files=False),
+        "identical": r.identical,
+        "fields": [_change_to_json(c) for c in r.fields],
+        "metrics": [_metric_to_json(c) for c in r.metrics],
+        "params": [_change_to_json(c) for c in r.params],
+        "tags": [_change_to_json(c) for c in r.tags],
+        "files": [_file_change_to_json(c) for c in r.files],
+        "unchanged_files": r.unchanged_files,
+        "transfer_bytes": r.transfer_bytes,
+    }
+
+
+def diff_from_json(d: dict[str, Any]) -> VersionDiff:
+    return VersionDiff(
+        old=version_from_json(d["old"]),
+        new=version_from_json(d["new"]),
+        fields=tuple(_change_from_json(c) for c in d["fields"]),
+        metrics=tuple(_metric_from_json(c) for c in d["metrics"]),
+        params=tuple(_change_from_json(c) for c in d["params"]),
+        tags=tuple(_change_from_json(c) for c in d["tags"]),
+        files=tuple(_file_change_from_json(c) for c in d["files"]),
+        unchanged_files=int(d["unchanged_files"]),
+        transfer_bytes=int(d["transfer_bytes"]),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Role
+from cairn.domain.diff import VersionDiff, diff_versions
 from cairn.domain.filters import names_one_model, parse_filter, parse_order_by
 from cairn.domain.models import Actor, ModelVersion, Page, Stage
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
@@ -59,45 +60,63 @@ class VersionReadsService(ServiceBase):
         files: bool = True,
     ) -> ModelVersion:
         """The version a ``models:/`` URI names; aliases may be resolved as of a past time."""
-        if isinstance(ref, str):
-            ref = parse_model_uri(ref)
-        if as_of is not None and ref.alias is None:
-            raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
+        ref = _ref(ref, as_of)
+        return self.db.read(lambda s: self._resolve(s, actor, ref, as_of, files))
 
-        def run(s: Tx) -> ModelVersion:
-            # the hot paths: the version in one statement (two on SQLite), then the
-            # caller's READ on its model; anything else (no such model, alias or version,
-            # no READ) takes the way below, which says what
-            hit = None
-            if ref.alias is not None and as_of is None:
-                hit = load_aliased_version(s, ref.name, ref.alias, files=files)
-            elif ref.version is not None:
-                hit = load_numbered_version(s, ref.name, ref.version, files=files)
-            if made := self._readable(actor, ref.name, hit):
-                return made
-            model = self._model(s, actor, ref.name, Role.READ, "resolve")
-            if ref.version is not None:
-                return self._load(s, model.id, ref.name, ref.version, files=files)
-            if ref.latest:
-                number = VersionStore(s).latest_ready(model.id)
-                if number is None:
-                    raise NotFound(f"registered model {ref.name!r} has no READY version")
-                return self._load(s, model.id, ref.name, number, files=files)
-            assert ref.alias is not None
-            aliases = AliasStore(s)
-            if as_of is None:
-                row = aliases.find(model.id, ref.alias)
-                found = None if row is None else int(row.version)
-            else:
-                event = aliases.as_of(model.id, ref.alias, from_datetime(as_of))
-                found = None if event is None else event.to_version
-            if found is None:
-                when = "" if as_of is None else f" at {as_of.isoformat()}"
-                raise NotFound(f"registered model {ref.name!r} has no alias {ref.alias!r}{when}")
-            deleted = as_of is not None
-            return self._load(s, model.id, ref.name, int(found), allow_deleted=deleted, files=files)
+    def diff_versions(
+        self,
+        actor: Actor,
+        old: ModelRef | str,
+        new: ModelRef | str,
+        *,
+        old_as_of: datetime | None = None,
+    ) -> VersionDiff:
+        """How the version ``new`` names differs from the one ``old`` names (``old_as_of``:
+        where ``old``'s alias pointed then), both read in one snapshot."""
+        before, after = _ref(old, old_as_of), _ref(new, None)
+
+        def run(s: Tx) -> VersionDiff:
+            return diff_versions(
+                self._resolve(s, actor, before, old_as_of, True),
+                self._resolve(s, actor, after, None, True),
+            )
 
         return self.db.read(run)
+
+    def _resolve(
+        self, s: Tx, actor: Actor, ref: ModelRef, as_of: datetime | None, files: bool
+    ) -> ModelVersion:
+        # the hot paths: the version in one statement (two on SQLite), then the caller's
+        # READ on its model; anything else (no such model, alias or version, no READ)
+        # takes the way below, which says what
+        hit = None
+        if ref.alias is not None and as_of is None:
+            hit = load_aliased_version(s, ref.name, ref.alias, files=files)
+        elif ref.version is not None:
+            hit = load_numbered_version(s, ref.name, ref.version, files=files)
+        if made := self._readable(actor, ref.name, hit):
+            return made
+        model = self._model(s, actor, ref.name, Role.READ, "resolve")
+        if ref.version is not None:
+            return self._load(s, model.id, ref.name, ref.version, files=files)
+        if ref.latest:
+            number = VersionStore(s).latest_ready(model.id)
+            if number is None:
+                raise NotFound(f"registered model {ref.name!r} has no READY version")
+            return self._load(s, model.id, ref.name, number, files=files)
+        assert ref.alias is not None
+        aliases = AliasStore(s)
+        if as_of is None:
+            row = aliases.find(model.id, ref.alias)
+            found = None if row is None else int(row.version)
+        else:
+            event = aliases.as_of(model.id, ref.alias, from_datetime(as_of))
+            found = None if event is None else event.to_version
+        if found is None:
+            when = "" if as_of is None else f" at {as_of.isoformat()}"
+            raise NotFound(f"registered model {ref.name!r} has no alias {ref.alias!r}{when}")
+        deleted = as_of is not None
+        return self._load(s, model.id, ref.name, int(found), allow_deleted=deleted, files=files)
 
     def list_versions(
         self,
@@ -240,3 +259,10 @@ def _page(s: Tx, files: bool, **query: Any) -> Page[ModelVersion]:
     ``files`` (the rows and the values that read them must agree on it)."""
     rows, token = search_versions_page(s, files=files, **query)
     return Page(versions_from_rows(s, rows, files=files), token)
+
+
+def _ref(ref: ModelRef | str, as_of: datetime | None) -> ModelRef:
+    parsed = parse_model_uri(ref) if isinstance(ref, str) else ref
+    if as_of is not None and parsed.alias is None:
+        raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
+    return parsed

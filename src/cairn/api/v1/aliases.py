@@ -1,4 +1,5 @@
-"""``/api/v1/models/{name}/aliases``, ``/api/v1/resolve`` and ``/api/v1/search``."""
+"""``/api/v1/models/{name}/aliases``, ``/api/v1/resolve``, ``/api/v1/diff`` and
+``/api/v1/search``."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.offload import brief
 from cairn.api.v1.models import OrderBy, WithFiles
-from cairn.api.v1.schemas import AliasHistory, AliasSet, VersionOut, VersionPage
-from cairn.domain.codec import alias_event_to_json, version_to_json
+from cairn.api.v1.schemas import AliasHistory, AliasSet, DiffOut, VersionOut, VersionPage
+from cairn.domain.codec import alias_event_to_json, diff_to_json, version_to_json
 from cairn.domain.uris import ModelRef
 
 router = lean_router(tags=["aliases"])
@@ -71,6 +72,22 @@ async def resolve(
     """Resolve ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or ``models:/NAME/latest``."""
     found = await brief(service, lambda: service.resolve(actor, uri, as_of=as_of))
     return json(version_to_json(found))
+
+
+@router.get("/diff", response_model=DiffOut)
+async def diff_versions(
+    old: str, new: str, service: Service, actor: Caller, old_as_of: datetime | None = None
+) -> JSONResponse:
+    """How the version ``new`` names differs from the one ``old`` names (two ``models:/``
+    URIs, of one model or two): record fields, metrics (with their deltas), params, tags and
+    files (changed, renamed, added, removed). ``old_as_of`` (RFC 3339) resolves ``old``'s
+    alias as of that time: what changed since then."""
+    found = await brief(
+        service,
+        lambda: service.diff_versions(actor, old, new, old_as_of=old_as_of),
+        bounded=False,
+    )
+    return json(diff_to_json(found))
 
 
 @router.get("/search/versions", response_model=VersionPage, tags=["search"])

@@ -135,6 +135,40 @@ class VersionOut(BaseModel):
     deleted_at: datetime | None = None
 
 
+class ValueChangeOut(BaseModel):
+    key: str
+    kind: str = Field(description="`added`, `removed` or `changed`")
+    old: str | float | None
+    new: str | float | None
+
+
+class MetricChangeOut(ValueChangeOut):
+    delta: float | None = Field(description="`new - old` when both are present")
+
+
+class FileChangeOut(BaseModel):
+    kind: str = Field(description="`changed`, `renamed`, `added` or `removed`")
+    path: str
+    old: FileOut | None
+    new: FileOut | None
+
+
+class DiffOut(BaseModel):
+    old: VersionOut = Field(description="The first version, without its manifest")
+    new: VersionOut = Field(description="The second version, without its manifest")
+    identical: bool
+    fields: list[ValueChangeOut]
+    metrics: list[MetricChangeOut]
+    params: list[ValueChangeOut]
+    tags: list[ValueChangeOut]
+    files: list[FileChangeOut]
+    unchanged_files: int
+    transfer_bytes: int = Field(
+        description="What a pull of `new` downloads with `old` in the cache: the bytes of "
+        "its distinct digests that `old` lacks"
+    )
+
+
 class ModelPage(BaseModel):
     models: list[ModelOut]
     next_page_token: str | None = None

@@ -1,0 +1,110 @@
+"""``cairn diff``: what changed between two versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cairn.cli.common import Json, client
+from cairn.cli.output import out, print_json
+from cairn.domain.codec import diff_to_json
+from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
+from cairn.domain.models import ModelVersion
+
+
+def _label(v: ModelVersion) -> str:
+    return f"models:/{v.name}/{v.version}"
+
+
+def _value(value: str | float | None) -> str:
+    if value is None:
+        return "-"
+    return format(value, ".6g") if isinstance(value, float) else value
+
+
+def _changes(title: str, changes: tuple[ValueChange, ...], *, deltas: bool = False) -> None:
+    if not changes:
+        return
+    table = Table(title, "old", "new", *(["delta"] if deltas else []), box=None)
+    for c in changes:
+        delta = [] if not deltas else ["-" if c.delta is None else format(c.delta, "+.6g")]
+        table.add_row(c.key, _value(c.old), _value(c.new), *delta)
+    out.print(table)
+
+
+def _size(change: FileChange) -> str:
+    before = None if change.old is None else f"{change.old.size:,}"
+    after = None if change.new is None else f"{change.new.size:,}"
+    if before is None or after is None or before == after:
+        return after or before or ""
+    return f"{before} -> {after}"
+
+
+def _files(changes: tuple[FileChange, ...]) -> None:
+    if not changes:
+        return
+    table = Table("file", "change", "size (bytes)", box=None)
+    for c in changes:
+        moved = f" (from {c.old.path})" if c.kind is Kind.RENAMED and c.old is not None else ""
+        table.add_row(c.path + moved, c.kind.value, _size(c))
+    out.print(table)
+
+
+def show_diff(d: VersionDiff) -> None:
+    out.print(f"{_label(d.old)} -> {_label(d.new)}")
+    if d.identical:
+        out.print(f"no differences ({d.unchanged_files} file(s), all the same)")
+        return
+    counts: dict[str, int] = {}
+    for c in d.files:
+        counts[c.kind.value] = counts.get(c.kind.value, 0) + 1
+    files = ", ".join([f"{d.unchanged_files} unchanged", *(f"{n} {k}" for k, n in counts.items())])
+    out.print(
+        f"files: {files}; a pull of version {d.new.version} with version {d.old.version} "
+        f"cached downloads {d.transfer_bytes:,} bytes"
+    )
+    _changes("field", d.fields)
+    _changes("metric", d.metrics, deltas=True)
+    _changes("param", d.params)
+    _changes("tag", d.tags)
+    _files(d.files)
+
+
+def diff(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(metavar="OLD", help="models:/NAME/VERSION or @ALIAS.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="models:/NAME/VERSION or @ALIAS.")],
+    old_as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="Resolve OLD's alias as of then (UTC if no zone): what changed since.",
+        ),
+    ] = None,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 1 when the versions differ.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Show what changed from one version to another: fields, metrics, params, tags, files.
+
+    OLD and NEW may be versions of one model or of two (a fine-tune against its base).
+    Metrics come with their deltas; files are changed, renamed (the same content at another
+    path), added or removed; the summary gives the bytes a pull of NEW would download with
+    OLD in the cache. With --as-of, OLD's alias is resolved as of that time, so
+    `cairn diff models:/m@production models:/m@production --as-of 2026-11-01` shows what
+    changed in production since then.
+    """
+    if old_as_of is not None and old_as_of.tzinfo is None:
+        old_as_of = old_as_of.replace(tzinfo=UTC)
+    found = client(ctx).diff_versions(old, new, old_as_of=old_as_of)
+    if as_json:
+        print_json(diff_to_json(found))
+    else:
+        show_diff(found)
+    if exit_code and not found.identical:
+        raise typer.Exit(1)
