@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="gc prunes every model to its newest N versions (soft deletes; those an "
-        "alias, Staging/Production or an upload holds stay).",
+        "alias, Staging/Production or an upload holds stay); a model's own policy replaces it.",
     )
     keep_versions_days: float | None = Field(
         None,

@@ -304,3 +304,30 @@ def test_diff_shows_what_changed_and_can_fail_on_it(uri: str, tmp_path: Path) ->
     assert differs.exit_code == 1
     same = cairn(uri, "diff", "models:/m/2", "models:/m/latest", "--exit-code")
     assert "no differences (2 file(s), all the same)" in same
+
+
+def test_retention_shows_sets_and_drops_a_models_policy(uri: str) -> None:
+    cairn(uri, "models", "create", "m")
+    shown = cairn(uri, "versions", "retention", "m")
+    assert "none: the instance's applies" in shown and "every version" in shown
+    set_json = json.loads(
+        cairn(uri, "versions", "retention", "m", "--keep", "2", "--keep-days", "7", "--json")
+    )
+    assert set_json == {
+        "name": "m",
+        "own": {"keep": 2, "keep_days": 7.0},
+        "effective": {"keep": 2, "keep_days": 7.0},
+    }
+    assert "the newest 2 version(s) and any from the last 7 day(s)" in cairn(
+        uri, "versions", "retention", "m"
+    )
+    assert json.loads(cairn(uri, "versions", "retention", "m", "--keep-all", "--json"))["own"] == {
+        "keep": None,
+        "keep_days": None,
+    }
+    assert (
+        json.loads(cairn(uri, "versions", "retention", "m", "--inherit", "--json"))["own"] is None
+    )
+    for bad in (["--keep", "2", "--inherit"], ["--keep-days", "3"], ["--keep", "0"]):
+        refused = runner.invoke(app, ["--uri", uri, "versions", "retention", "m", *bad])
+        assert refused.exit_code == 2, refused.output

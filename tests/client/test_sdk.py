@@ -16,6 +16,7 @@ import cairn
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
+from cairn.domain.artifacts import Retention
 from cairn.domain.models import Stage, VersionStatus
 from cairn.errors import AlreadyExists, Conflict, InvalidFilter, InvalidParameter, NotFound
 
@@ -185,3 +186,21 @@ def test_diff_versions_both_modes(client: BaseClient, tmp_path: Path) -> None:
         client.diff_versions("m/1", "models:/m/2")
     with pytest.raises(InvalidParameter):  # as_of names a time, which only an alias has
         client.diff_versions("models:/m/1", "models:/m/2", old_as_of=before_move)
+
+
+def test_retention_policy_both_modes(client: BaseClient) -> None:
+    client.create_model("m")
+    assert client.get_retention("m").own is None
+    policy = client.set_retention("m", keep=3, keep_days=7)
+    assert (policy.name, policy.own, policy.effective) == (
+        "m",
+        Retention(3, 7.0),
+        Retention(3, 7.0),
+    )
+    assert client.set_retention("m", keep=None).own == Retention(None)
+    assert client.get_retention("m").effective == Retention(None)
+    assert client.clear_retention("m").own is None
+    with pytest.raises(InvalidParameter):
+        client.set_retention("m", keep=0)
+    with pytest.raises(NotFound):
+        client.get_retention("ghost")

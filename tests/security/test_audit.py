@@ -25,6 +25,7 @@ from cairn.service import (
     maintenance,
     models,
     portability,
+    retention,
     version_reads,
     versions,
 )
@@ -438,6 +439,8 @@ AUDITED = {
     "finalize_version": "version.finalize",  # when it is the call that makes it READY
     "purge_version": "version.purge",
     "prune_versions": "version.delete",  # one per version it deletes (purge: version.purge)
+    "set_retention": "retention.policy",
+    "clear_retention": "retention.policy",
     "expire_pending": "version.expire",
     "gc": "gc.run",
     "import_model": "import.model",
@@ -447,6 +450,7 @@ AUDITED = {
 NOT_AUDITED = {
     # reads
     "get_model", "search_models", "get_version", "resolve", "diff_versions", "list_versions",
+    "get_retention", "instance_retention",
     "search_versions",
     "latest_versions_by_stage", "alias_history", "missing_blobs", "upload_status", "list_files",
     "open_file", "file_urls", "read_files",
@@ -469,6 +473,7 @@ def test_every_use_case_is_classified() -> None:
         artifacts.ArtifactsService,
         downloads.DownloadsService,
         maintenance.MaintenanceService,
+        retention.RetentionService,
         portability.PortabilityService,
     )
     public = {n for c in mixins for n, v in vars(c).items() if callable(v) and n[0] != "_"}
@@ -530,6 +535,8 @@ def test_every_mutation_writes_its_event(svc: RegistryService) -> None:
     expect("expire_pending", lambda: svc.expire_pending(ADMIN))
     expect("prune_versions", lambda: svc.prune_versions(ALICE, "fraud2", keep=1, dry_run=False))
     assert seen["prune_versions"] == ["version.delete", "version.delete"]  # 3 and 4 (1: Staging)
+    expect("set_retention", lambda: svc.set_retention(ALICE, "fraud2", keep=10))
+    expect("clear_retention", lambda: svc.clear_retention(ALICE, "fraud2"))
     expect("gc", lambda: svc.gc(ADMIN, dry_run=False, grace_s=0))
     expect("import_model", lambda: svc.import_model(ADMIN, "imported"))
     expect("import_version", lambda: svc.import_version(ADMIN, "imported", 3, VersionSpec()))

@@ -216,6 +216,9 @@ CASES: list[Case] = [
     ("list the model's audit", _req("GET", f"{V1}/audit", params={"model": FRAUD}), M),
     ("set the scan policy", _req("PUT", f"{MODEL_URL}/scan-policy", json={"action": "label"}), M),
     ("prune old versions (dry run)", _req("POST", f"{MODEL_URL}/prune", json={"keep": 1}), M),
+    ("read the retention policy", _req("GET", f"{MODEL_URL}/retention"), R),
+    ("set a retention policy", _req("PUT", f"{MODEL_URL}/retention", json={"keep": 50}), M),
+    ("drop the retention policy", _req("DELETE", f"{MODEL_URL}/retention"), M),
     (
         "create a model under risk.*",
         _req("POST", f"{V1}/models", json={"name": "risk.new-{who}"}),

@@ -125,6 +125,7 @@ BODY: dict[str, dict[str, Any]] = {
     "update_model": {"description": "changed"},
     "rename_model": {"new_name": "{model}-renamed"},
     "set_model_tag": {"value": "v2"},
+    "set_retention": {"keep": 3},
     "create_version": {},
     "update_version": {"description": "changed"},
     "transition_stage": {"stage": "Staging"},

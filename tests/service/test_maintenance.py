@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.base import Limits
@@ -220,3 +221,62 @@ def test_gc_applies_keep_versions_to_every_model(service: RegistryService) -> No
     assert service.gc(SYSTEM, grace_s=0).pruned_versions == ()
     with pytest.raises(InvalidParameter, match="keep_days goes with keep"):
         service.gc(SYSTEM, grace_s=0, keep_days=1)
+
+
+def test_a_models_own_retention_replaces_the_instances(service: RegistryService) -> None:
+    for name in ("own", "all", "plain"):
+        service.create_model(SYSTEM, name)
+        for _ in range(4):
+            service.create_version(SYSTEM, name)
+    policy = service.get_retention(SYSTEM, "own")
+    assert (policy.own, policy.effective) == (None, Retention(None))  # nothing set anywhere
+    service.limits = replace(service.limits, keep_versions=3)
+    assert service.get_retention(SYSTEM, "own").effective == Retention(3)
+    set_own = service.set_retention(SYSTEM, "own", keep=1)
+    assert (set_own.own, set_own.effective) == (Retention(1), Retention(1))
+    assert service.set_retention(SYSTEM, "all", keep=None).effective == Retention(None)
+    dry = service.gc(SYSTEM, grace_s=0)
+    assert dry.pruned_versions == (("own", 1), ("own", 2), ("own", 3), ("plain", 1))
+    # gc's keep replaces the instance's setting, not a model's own policy
+    wide = service.gc(SYSTEM, grace_s=0, keep=2)
+    assert wide.pruned_versions == (("own", 1), ("own", 2), ("own", 3), ("plain", 1), ("plain", 2))
+    service.gc(SYSTEM, dry_run=False, grace_s=0)
+    live = {
+        n: [v.version for v in service.list_versions(SYSTEM, n).items]
+        for n in ("own", "all", "plain")
+    }
+    assert live == {"own": [4], "all": [4, 3, 2, 1], "plain": [4, 3, 2]}
+    cleared = service.clear_retention(SYSTEM, "all")
+    assert (cleared.own, cleared.effective) == (None, Retention(3))
+    assert service.gc(SYSTEM, grace_s=0).pruned_versions == (("all", 1),)
+    events = [
+        e for e in service.list_audit(SYSTEM, model="all").items if e.action == "retention.policy"
+    ]
+    assert [(e.before, e.after) for e in events] == [
+        ({"keep": None, "keep_days": None}, None),
+        (None, {"keep": None, "keep_days": None}),
+    ]
+
+
+def test_a_retention_policy_is_checked_and_a_bad_one_changes_nothing(
+    service: RegistryService,
+) -> None:
+    service.create_model(SYSTEM, "m")
+    service.set_retention(SYSTEM, "m", keep=5, keep_days=30)
+    for keep, days, match in (
+        (0, None, "keep must be between 1 and"),
+        (1_000_001, None, "keep must be between 1 and"),
+        (2, -1.0, "keep_days must be between 0 and"),
+        (None, 3.0, "keep_days goes with keep"),
+    ):
+        with pytest.raises(InvalidParameter, match=match):
+            service.set_retention(SYSTEM, "m", keep=keep, keep_days=days)
+    assert service.get_retention(SYSTEM, "m").own == Retention(5, 30.0)
+    with pytest.raises(NotFound):
+        service.set_retention(SYSTEM, "ghost", keep=1)
+    # a deleted model's policy is not applied (its versions are gone with it)
+    service.create_version(SYSTEM, "m")
+    service.create_version(SYSTEM, "m")
+    service.set_retention(SYSTEM, "m", keep=1)
+    service.delete_model(SYSTEM, "m")
+    assert service.gc(SYSTEM, grace_s=0).pruned_versions == ()

@@ -190,8 +190,9 @@ def gc(
         int | None,
         typer.Option(
             min=1,
-            help="Prune every model to its newest N versions first (soft deletes; default: "
-            "CAIRN_KEEP_VERSIONS). Versions an alias, a stage or an upload holds stay.",
+            help="Prune every model without a policy of its own (cairn versions retention) to "
+            "its newest N versions first (soft deletes; default: CAIRN_KEEP_VERSIONS). "
+            "Versions an alias, a stage or an upload holds stay.",
         ),
     ] = None,
     keep_days: Annotated[
@@ -200,7 +201,7 @@ def gc(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Apply the retention settings, then reclaim blobs no version uses. Dry run unless
+    """Apply the retention policies, then reclaim blobs no version uses. Dry run unless
     --yes."""
     from cairn.client.local import LocalClient
 

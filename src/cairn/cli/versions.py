@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from cairn.cli.common import Json, Yes, client, confirm, parse_metrics, parse_pairs
-from cairn.cli.output import message, print_json, show_files, show_version, show_versions
-from cairn.domain.artifacts import FileLink
-from cairn.domain.codec import prune_to_json
+from cairn.cli.output import message, out, print_json, show_files, show_version, show_versions
+from cairn.domain.artifacts import FileLink, Retention
+from cairn.domain.codec import prune_to_json, retention_to_json
 from cairn.domain.uris import parse_model_uri
 
 app = typer.Typer(help="Create, find, change and delete model versions.", no_args_is_help=True)
@@ -258,6 +259,64 @@ def prune(
         )
     if report.dry_run and report.pruned:
         message("run again with --yes to delete them")
+
+
+@app.command("retention")
+def retention(
+    ctx: typer.Context,
+    name: str,
+    keep: Annotated[
+        int | None, typer.Option(min=1, help="Keep the newest N versions; gc prunes the rest.")
+    ] = None,
+    keep_days: Annotated[
+        float | None,
+        typer.Option(min=0, help="With --keep: versions created within this many days stay."),
+    ] = None,
+    keep_all: Annotated[
+        bool, typer.Option("--keep-all", help="Keep every version, whatever the instance's.")
+    ] = False,
+    inherit: Annotated[
+        bool, typer.Option("--inherit", help="Drop the model's own policy: the instance's.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Show or set how many versions of model NAME gc keeps.
+
+    A model's own policy replaces the instance's (CAIRN_KEEP_VERSIONS, or gc --keep): each
+    `cairn gc --yes` keeps the newest --keep versions and those from the last --keep-days,
+    and deletes the others (soft: restorable until purged) by the rule of `versions
+    prune`: a version an alias, the Staging or Production stage or an unfinished upload
+    holds always stays. Without options it shows the policy. Setting one needs MANAGE.
+    """
+    chosen = [keep is not None, keep_all, inherit]
+    if sum(chosen) > 1:
+        raise typer.BadParameter("give one of --keep, --keep-all and --inherit")
+    if keep_days is not None and keep is None:
+        raise typer.BadParameter("--keep-days goes with --keep: how many versions stay")
+    sdk = client(ctx)
+    if keep is not None or keep_all:
+        policy = sdk.set_retention(name, keep=keep, keep_days=keep_days)
+    elif inherit:
+        policy = sdk.clear_retention(name)
+    else:
+        policy = sdk.get_retention(name)
+    if as_json:
+        print_json(retention_to_json(policy))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("model", policy.name)
+    table.add_row(
+        "own policy", "none: the instance's applies" if policy.own is None else _kept(policy.own)
+    )
+    table.add_row("gc keeps", _kept(policy.effective))
+    out.print(table)
+
+
+def _kept(r: Retention) -> str:
+    if r.keep is None:
+        return "every version"
+    days = "" if r.keep_days is None else f" and any from the last {r.keep_days:g} day(s)"
+    return f"the newest {r.keep} version(s){days}"
 
 
 def _version_ranges(numbers: Sequence[int]) -> str:

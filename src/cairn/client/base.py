@@ -23,7 +23,7 @@ from cairn.client.transfer import (
     Progress,
     upload_plan,
 )
-from cairn.domain.artifacts import FileLink, PruneReport
+from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
 from cairn.domain.diff import VersionDiff
@@ -199,6 +199,22 @@ class BaseClient(abc.ABC):
         those created within ``keep_days``: soft (restorable) or, with ``purge``, for good.
         A dry run unless ``dry_run`` is False: the report says what would go and how many
         bytes only those versions hold."""
+
+    @abc.abstractmethod
+    def get_retention(self, name: str) -> RetentionPolicy:
+        """The model's own retention policy (``own`` None: none) and the one gc applies."""
+
+    @abc.abstractmethod
+    def set_retention(
+        self, name: str, *, keep: int | None, keep_days: float | None = None
+    ) -> RetentionPolicy:
+        """Give the model its own retention policy (MANAGE): each ``gc`` keeps its newest
+        ``keep`` versions (None: every one) and those created within ``keep_days``, and
+        prunes the rest by the rule of ``prune_versions``."""
+
+    @abc.abstractmethod
+    def clear_retention(self, name: str) -> RetentionPolicy:
+        """Return the model to the instance's retention policy (MANAGE)."""
 
     # -- aliases -----------------------------------------------------------------------
     @abc.abstractmethod

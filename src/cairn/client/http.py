@@ -21,7 +21,7 @@ from cairn.client.base import BaseClient
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.artifacts import FileLink, PruneReport
+from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
@@ -31,6 +31,7 @@ from cairn.domain.codec import (
     link_from_json,
     model_from_json,
     prune_from_json,
+    retention_from_json,
     version_from_json,
 )
 from cairn.domain.diff import VersionDiff
@@ -245,6 +246,19 @@ class HttpClient(GovernanceCalls, BaseClient):
     ) -> PruneReport:
         body = {"keep": keep, "keep_days": keep_days, "dry_run": dry_run, "purge": purge}
         return prune_from_json(self._request("POST", f"/models/{seg(name)}/prune", json=body))
+
+    def get_retention(self, name: str) -> RetentionPolicy:
+        return retention_from_json(self._request("GET", f"/models/{seg(name)}/retention"))
+
+    def set_retention(
+        self, name: str, *, keep: int | None, keep_days: float | None = None
+    ) -> RetentionPolicy:
+        body = {"keep": keep, "keep_days": keep_days}
+        path = f"/models/{seg(name)}/retention"
+        return retention_from_json(self._request("PUT", path, json=body))
+
+    def clear_retention(self, name: str) -> RetentionPolicy:
+        return retention_from_json(self._request("DELETE", f"/models/{seg(name)}/retention"))
 
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{seg(name)}/versions/{seg(version)}/restore"

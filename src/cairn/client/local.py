@@ -16,7 +16,13 @@ from typing import Any
 
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, Progress, read_chunks
-from cairn.domain.artifacts import FileLink, GcReport, PruneReport, VerifyReport
+from cairn.domain.artifacts import (
+    FileLink,
+    GcReport,
+    PruneReport,
+    RetentionPolicy,
+    VerifyReport,
+)
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import frames
 from cairn.domain.diff import VersionDiff
@@ -248,6 +254,17 @@ class LocalClient(BaseClient):
         return self._service.prune_versions(
             self._actor, name, keep=keep, keep_days=keep_days, dry_run=dry_run, purge=purge
         )
+
+    def get_retention(self, name: str) -> RetentionPolicy:
+        return self._service.get_retention(self._actor, name)
+
+    def set_retention(
+        self, name: str, *, keep: int | None, keep_days: float | None = None
+    ) -> RetentionPolicy:
+        return self._service.set_retention(self._actor, name, keep=keep, keep_days=keep_days)
+
+    def clear_retention(self, name: str) -> RetentionPolicy:
+        return self._service.clear_retention(self._actor, name)
 
     def gc(
         self,

@@ -86,6 +86,25 @@ class PruneReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How many of a model's newest versions gc keeps (None: every version), and for how
+    many days any version stays whatever its rank."""
+
+    keep: int | None
+    keep_days: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """A model's retention: its ``own`` (None: it has none, the instance's applies) and
+    the one gc applies to it (``effective``)."""
+
+    name: str
+    own: Retention | None
+    effective: Retention
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyReport:
     checked: int
     bytes: int

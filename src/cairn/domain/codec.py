@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from cairn.domain.artifacts import FileLink, PruneReport
+from cairn.domain.artifacts import FileLink, PruneReport, Retention, RetentionPolicy
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
 from cairn.domain.models import (
     AliasEvent,
@@ -185,6 +185,32 @@ def prune_from_json(d: dict[str, Any]) -> PruneReport:
         pruned=tuple(int(v) for v in d["pruned"]),
         protected=tuple(int(v) for v in d["protected"]),
         bytes=int(d["bytes"]),
+    )
+
+
+def _retention_to_json(r: Retention) -> dict[str, Any]:
+    return {"keep": r.keep, "keep_days": r.keep_days}
+
+
+def _retention_from_json(d: dict[str, Any]) -> Retention:
+    days = d.get("keep_days")
+    return Retention(None if d["keep"] is None else int(d["keep"]), _number(days))
+
+
+def retention_to_json(p: RetentionPolicy) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "own": None if p.own is None else _retention_to_json(p.own),
+        "effective": _retention_to_json(p.effective),
+    }
+
+
+def retention_from_json(d: dict[str, Any]) -> RetentionPolicy:
+    own = d.get("own")
+    return RetentionPolicy(
+        d["name"],
+        None if own is None else _retention_from_json(own),
+        _retention_from_json(d["effective"]),
     )
 
 

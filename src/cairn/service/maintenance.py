@@ -19,15 +19,15 @@ from cairn.domain.models import Actor, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
+from cairn.service.retention import check_keep
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.retention_store import RetentionStore
 from cairn.store.metadata.versions_store import VersionStore, prunable_ids
 
 US = 1_000_000
-MIN_KEEP, MAX_KEEP = 1, 1_000_000  # prune_versions: how many of the newest versions stay
-MAX_KEEP_DAYS = 36_500  # ...and for how many days a version stays whatever its rank
 
 
 class MaintenanceService(ServiceBase):
@@ -74,14 +74,7 @@ class MaintenanceService(ServiceBase):
         (``keep_days``) those created within that many days: soft (restorable, bytes kept)
         or, with ``purge``, for good. ``dry_run``: only say what."""
         names.validate_model_name(name)
-        if not MIN_KEEP <= keep <= MAX_KEEP:
-            raise InvalidParameter(
-                f"keep must be between {MIN_KEEP} and {MAX_KEEP}: the newest versions kept"
-            )
-        if keep_days is not None and not 0 <= keep_days <= MAX_KEEP_DAYS:
-            raise InvalidParameter(
-                f"keep_days must be between 0 and {MAX_KEEP_DAYS}: versions that young stay"
-            )
+        check_keep(keep, keep_days)
         since = None if keep_days is None else self.clock() - int(keep_days * 86400 * US)
 
         def run(s: Tx) -> PruneReport:
@@ -164,10 +157,11 @@ class MaintenanceService(ServiceBase):
         keep: int | None = None,
         keep_days: float | None = None,
     ) -> GcReport:
-        """Apply the retention settings, then reclaim blobs nothing refers to. Dry run by
-        default: report, change nothing. ``keep``/``keep_days``: prune every model to its
-        newest ``keep`` versions (``prune_versions``; default: the ``keep_versions``
-        settings)."""
+        """Apply the retention policies, then reclaim blobs nothing refers to. Dry run by
+        default: report, change nothing. Each model with a policy of its own
+        (``set_retention``) is pruned by it (``prune_versions``); every other model by
+        ``keep``/``keep_days`` if given, else by the instance's ``keep_versions``
+        settings."""
         self._require_admin(actor, "gc")
         grace = self.limits.gc_grace_s if grace_s is None else grace_s
         if grace < 0:
@@ -178,7 +172,7 @@ class MaintenanceService(ServiceBase):
             keep, keep_days = self.limits.keep_versions, self.limits.keep_versions_days
         now = self.clock()
         failed = [] if dry_run else self.expire_pending(actor)
-        pruned = [] if keep is None else self._prune_all(actor, keep, keep_days, dry_run)
+        pruned = self._prune_all(actor, keep, keep_days, dry_run)
         purged = [] if dry_run else self._purge_expired(now)
         stale = 0 if dry_run else self._drop_stale_uploads(now)
         candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(now - grace * US))
@@ -208,15 +202,20 @@ class MaintenanceService(ServiceBase):
         )
 
     def _prune_all(
-        self, actor: Actor, keep: int, keep_days: float | None, dry_run: bool
+        self, actor: Actor, keep: int | None, keep_days: float | None, dry_run: bool
     ) -> list[tuple[str, int]]:
-        """``prune_versions`` on every live model with more than ``keep`` live versions."""
+        """``prune_versions`` on every live model with a policy of its own, by it, and on
+        every other live model with more than ``keep`` live versions (None: none)."""
+        own = self.db.read(lambda s: RetentionStore(s).all_live())
+        plan = [(name, k, days) for name, k, days in own if k > 0]  # 0: it keeps every one
+        if keep is not None:
+            mine = {name for name, _, _ in own}
+            others = self.db.read(lambda s: VersionStore(s).models_over(keep))
+            plan += [(name, keep, keep_days) for name in others if name not in mine]
         pruned: list[tuple[str, int]] = []
-        for name in self.db.read(lambda s: VersionStore(s).models_over(keep)):
+        for name, k, days in sorted(plan, key=lambda p: p[0].casefold()):
             with contextlib.suppress(NotFound):  # deleted meanwhile
-                report = self.prune_versions(
-                    actor, name, keep=keep, keep_days=keep_days, dry_run=dry_run
-                )
+                report = self.prune_versions(actor, name, keep=k, keep_days=days, dry_run=dry_run)
                 pruned += [(report.model, v) for v in report.pruned]
         return pruned
 

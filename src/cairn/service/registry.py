@@ -17,6 +17,7 @@ from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
 from cairn.service.portability import PortabilityService
 from cairn.service.promotion import PromotionService
+from cairn.service.retention import RetentionService
 from cairn.service.signatures import SignaturesService
 from cairn.service.versions import VersionsService
 
@@ -28,6 +29,7 @@ class RegistryService(
     ArtifactsService,
     DownloadsService,
     MaintenanceService,
+    RetentionService,
     PortabilityService,
     PromotionService,
     SignaturesService,

@@ -18,9 +18,11 @@ from cairn.api.v1.schemas import (
     ModelUpdate,
     PruneIn,
     PruneOut,
+    RetentionIn,
+    RetentionOut,
     TagValue,
 )
-from cairn.domain.codec import model_to_json, prune_to_json
+from cairn.domain.codec import model_to_json, prune_to_json, retention_to_json
 
 router = lean_router(prefix="/models", tags=["models"])
 
@@ -125,6 +127,27 @@ def prune_versions(name: str, body: PruneIn, service: Service, actor: Caller) ->
         purge=body.purge,
     )
     return json(prune_to_json(report))
+
+
+@router.get("/{name}/retention", response_model=RetentionOut)
+def get_retention(name: str, service: Service, actor: Caller) -> JSONResponse:
+    """The model's own retention policy (null: none) and the one gc applies to it."""
+    return json(retention_to_json(service.get_retention(actor, name)))
+
+
+@router.put("/{name}/retention", response_model=RetentionOut)
+def set_retention(name: str, body: RetentionIn, service: Service, actor: Caller) -> JSONResponse:
+    """Give the model its own retention policy (MANAGE): gc keeps its newest ``keep``
+    versions (null: every one) and those created within ``keep_days``, by the rule of
+    ``prune``; it replaces the instance's policy for this model."""
+    policy = service.set_retention(actor, name, keep=body.keep, keep_days=body.keep_days)
+    return json(retention_to_json(policy))
+
+
+@router.delete("/{name}/retention", response_model=RetentionOut)
+def clear_retention(name: str, service: Service, actor: Caller) -> JSONResponse:
+    """Return the model to the instance's retention policy (MANAGE)."""
+    return json(retention_to_json(service.clear_retention(actor, name)))
 
 
 @router.put("/{name}/tags/{key}", response_model=ModelOut)

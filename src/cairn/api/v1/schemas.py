@@ -54,6 +54,28 @@ class PruneOut(BaseModel):
     bytes: int
 
 
+class RetentionIn(Strict):
+    keep: int | None = Field(
+        ge=1, le=1_000_000, description="How many of the newest versions gc keeps; null: all."
+    )
+    keep_days: float | None = Field(
+        None,
+        ge=0,
+        le=36_500,
+        description="With keep: versions created within this many days stay too.",
+    )
+
+
+class RetentionOut(BaseModel):
+    class Policy(BaseModel):
+        keep: int | None = Field(description="Newest versions kept; null: every version.")
+        keep_days: float | None
+
+    name: str
+    own: Policy | None = Field(description="The model's own policy; null: the instance's applies.")
+    effective: Policy = Field(description="What gc applies to this model.")
+
+
 class FileIn(Strict):
     path: str
     size: int = Field(ge=0)

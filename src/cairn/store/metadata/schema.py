@@ -412,6 +412,9 @@ model_settings = Table(
         "model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("scan_action", String(16)),  # NULL: the instance's policy
+    # retention (gc prunes to the newest N): NULL the instance's policy, 0 keep every version
+    Column("keep_versions", Integer),
+    Column("keep_versions_days", Float),
 )
 
 trusted_signers = Table(
