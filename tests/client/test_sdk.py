@@ -204,3 +204,21 @@ def test_retention_policy_both_modes(client: BaseClient) -> None:
         client.set_retention("m", keep=0)
     with pytest.raises(NotFound):
         client.get_retention("ghost")
+
+
+def test_resolve_a_semver_range_both_modes(client: BaseClient) -> None:
+    client.create_model("m")
+    for label in ("1.2.0", "1.9.3", "1.10.0", "2.0.0-rc.1", "0.9.0"):
+        client.create_version("m", semver=label)
+    client.create_version("m")  # no label: in no range
+    picked = {
+        r: client.resolve(f"models:/m@{r}").version
+        for r in ("^1.4", "*", "~1.9", ">=2.0.0-rc.0", "^0", ">=1.2 <1.5")
+    }
+    assert picked == {"^1.4": 3, "*": 3, "~1.9": 2, ">=2.0.0-rc.0": 4, "^0": 5, ">=1.2 <1.5": 1}
+    client.delete_version("m", 3)
+    assert client.resolve("models:/m@^1").version == 2  # 1.10.0 is deleted: 1.9.3 next
+    with pytest.raises(NotFound, match="no READY version whose semver is in"):
+        client.resolve("models:/m@^3")
+    with pytest.raises(InvalidParameter, match="semver range"):
+        client.resolve("models:/m@1.x.2")

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from cairn.domain.names import (
     name_key,
-    semver_sort_key,
     validate_alias,
     validate_model_name,
-    validate_semver,
 )
+from cairn.domain.semver import sort_key as semver_sort_key
+from cairn.domain.semver import validate_semver
 from cairn.errors import InvalidParameter
 
 SAFE = st.text(

@@ -64,7 +64,11 @@ def get(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Show the version a URI names: models:/NAME/3, models:/NAME@ALIAS, models:/NAME/latest."""
+    """Show the version a URI names: models:/NAME/3, models:/NAME@ALIAS, models:/NAME/latest.
+
+    models:/NAME@RANGE names the highest version labelled (--semver) in a semver range:
+    models:/NAME@^1.4, @~1.4.2, @1.x, "@>=1.2 <2", or @* for the highest release.
+    """
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
     show_version(client(ctx).resolve(model_uri, as_of=as_of), as_json)

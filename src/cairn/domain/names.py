@@ -37,12 +37,6 @@ _SCRIPT_MIXES = (
 )
 _ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _RESERVED_ALIAS_RE = re.compile(r"(latest|v\d+)", re.IGNORECASE)
-_SEMVER_RE = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
-)
-
 
 # Unicode's Default_Ignorable_Code_Point ranges: characters that render as nothing (some are
 # letters or combining marks, so the category checks below would let them through).
@@ -185,25 +179,3 @@ def validate_text(kind: str, value: object, limit: int, *, allow_newlines: bool 
     if not allow_newlines and any(unicodedata.category(ch)[0] == "C" for ch in value):
         raise InvalidParameter(f"{kind} contains a control character")
     return value
-
-
-def validate_semver(value: object) -> str:
-    if not isinstance(value, str) or not _SEMVER_RE.fullmatch(value):
-        raise InvalidParameter(
-            f"semver {value!r} is not a semantic version such as '1.4.0' or '2.0.0-rc.1'"
-        )
-    return value
-
-
-def semver_sort_key(value: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
-    """Order semantic versions by SemVer 2.0 precedence (build metadata ignored)."""
-    match = _SEMVER_RE.fullmatch(value)
-    if match is None:
-        raise InvalidParameter(f"semver {value!r} is not a semantic version")
-    major, minor, patch, pre, _build = match.groups()
-    if pre is None:
-        return (int(major), int(minor), int(patch), 1, ())
-    parts: list[tuple[int, int | str]] = [
-        (0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")
-    ]
-    return (int(major), int(minor), int(patch), 0, tuple(parts))

@@ -1,10 +1,14 @@
-"""``models:/`` URIs: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/latest``."""
+"""``models:/`` URIs: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/latest``,
+and ``models:/NAME@RANGE``: the newest READY version whose semver label is in a semver
+range (``@^1.4``, ``@~2.0.1``, ``@1.x``, ``@>=1.2 <2``; ``@*``: the newest by semver). A
+range starts with a digit or one of ``^ ~ > < = *``, an alias with a letter."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from cairn.domain.names import validate_alias, validate_model_name
+from cairn.domain.semver import SemverRange, parse_range
 from cairn.errors import InvalidParameter
 
 SCHEME = "models:/"
@@ -12,14 +16,18 @@ SCHEME = "models:/"
 
 @dataclass(frozen=True, slots=True)
 class ModelRef:
-    """A reference to one version: exactly one of ``version``, ``alias``, ``latest`` is set."""
+    """A reference to one version: exactly one of ``version``, ``alias``, ``latest`` and
+    ``semver`` (a range) is set."""
 
     name: str
     version: int | None = None
     alias: str | None = None
     latest: bool = False
+    semver: SemverRange | None = None
 
     def __str__(self) -> str:
+        if self.semver is not None:
+            return f"{SCHEME}{self.name}@{self.semver.text}"
         if self.alias is not None:
             return f"{SCHEME}{self.name}@{self.alias}"
         if self.latest:
@@ -45,8 +53,8 @@ def parse_version_number(value: object) -> int:
 def parse_model_uri(uri: str) -> ModelRef:
     if not isinstance(uri, str) or not uri.startswith(SCHEME):
         raise InvalidParameter(
-            f"{uri!r} is not a model URI; use models:/NAME/VERSION, models:/NAME@ALIAS "
-            "or models:/NAME/latest"
+            f"{uri!r} is not a model URI; use models:/NAME/VERSION, models:/NAME@ALIAS, "
+            "models:/NAME/latest or models:/NAME@SEMVER-RANGE"
         )
     rest = uri[len(SCHEME) :]
     if "@" in rest:
@@ -54,6 +62,8 @@ def parse_model_uri(uri: str) -> ModelRef:
         validate_model_name(name)
         if alias == "latest":
             return ModelRef(name, latest=True)
+        if alias[:1].isdigit() or alias[:1] in ("^", "~", ">", "<", "=", "*"):
+            return ModelRef(name, semver=parse_range(alias))
         return ModelRef(name, alias=validate_alias(alias))
     if "/" not in rest:
         raise InvalidParameter(f"{uri!r} names no version; add /VERSION, @ALIAS or /latest")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from cairn.domain import names
 from cairn.domain.models import VersionSpec
+from cairn.domain.semver import validate_semver
 from cairn.errors import InvalidParameter
 
 MAX_PAGE = 1000
@@ -61,7 +62,7 @@ def clean_spec(spec: VersionSpec) -> VersionSpec:
         tags=clean_tags("tag", spec.tags, names.MAX_TAG_VALUE_LENGTH),
         params=clean_tags("param", spec.params, names.MAX_PARAM_VALUE_LENGTH),
         metrics=clean_metrics(spec.metrics),
-        semver=None if spec.semver is None else names.validate_semver(spec.semver),
+        semver=None if spec.semver is None else validate_semver(spec.semver),
         source=clean_optional("source", spec.source, names.MAX_SOURCE_LENGTH),
         run_id=clean_optional("run_id", spec.run_id, names.MAX_RUN_ID_LENGTH),
         run_link=clean_optional("run_link", spec.run_link, names.MAX_SOURCE_LENGTH),

@@ -104,6 +104,15 @@ class VersionReadsService(ServiceBase):
             if number is None:
                 raise NotFound(f"registered model {ref.name!r} has no READY version")
             return self._load(s, model.id, ref.name, number, files=files)
+        if ref.semver is not None:
+            labelled = VersionStore(s).semver_labels(model.id)
+            best = ref.semver.newest(labelled, lambda row: row.semver)
+            if best is None:
+                raise NotFound(
+                    f"registered model {ref.name!r} has no READY version whose semver is in "
+                    f"{ref.semver.text!r}"
+                )
+            return self._load(s, model.id, ref.name, int(best.version), files=files)
         assert ref.alias is not None
         aliases = AliasStore(s)
         if as_of is None:

@@ -12,6 +12,7 @@ from cairn.domain.access import Role
 from cairn.domain.digests import NO_FILES, manifest_digest
 from cairn.domain.models import Actor, ModelVersion, Stage, VersionSpec, VersionStatus
 from cairn.domain.paths import validate_manifest
+from cairn.domain.semver import validate_semver
 from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.base import authorize, no_such_model
@@ -174,7 +175,7 @@ class VersionsService(VersionReadsService, ScansService):
                 "description", description, names.MAX_DESCRIPTION_LENGTH
             )
         if semver is not None:
-            values["semver"] = names.validate_semver(semver)
+            values["semver"] = validate_semver(semver)
 
         def run(s: Tx) -> ModelVersion:
             model = self._model(s, actor, name, Role.WRITE, "update_version")

@@ -287,6 +287,22 @@ class VersionStore:
         value = _NEWEST_READY.scalar(self.s, {"model_id": model_id})
         return None if value is None else int(value)
 
+    def semver_labels(self, model_id: int) -> list[Row[Any]]:
+        """(version, semver) of the model's READY live versions with a semver label,
+        newest number first (a range picks among them: ``domain/semver.py``)."""
+        return list(
+            self.s.execute(
+                select(V.c.version, V.c.semver)
+                .where(
+                    V.c.model_id == model_id,
+                    V.c.status == VersionStatus.READY.value,
+                    V.c.deleted_at.is_(None),
+                    V.c.semver.is_not(None),
+                )
+                .order_by(V.c.version.desc())
+            )
+        )
+
     def update(self, version_id: int, now: int, **values: object) -> None:
         self.s.execute(update(V).where(V.c.id == version_id).values(updated_at=now, **values))
 
