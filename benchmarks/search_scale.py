@@ -15,7 +15,8 @@ The registry: model ``big`` holds half the versions, 999 models ``m-000`` … ``
 share the rest. Every version has the tags ``commit`` (unique), ``env`` (``prod`` on
 ``big``'s five oldest versions, the last a search in the page's order would reach, else
 ``dev``) and ``team`` (``a``, ``b`` or ``c``), the param ``lr``
-(ten values), the metric ``auc`` and a ``run_id``; ``big@champion`` is its first version.
+(ten values), the metric ``auc`` and a ``run_id``; ``big@champion`` is its first version,
+and ``big``'s versions carry semver labels (``semver()``: version 14,203 is ``1.42.3``).
 Versions are written straight into the tables (a million creates through the service
 would take a quarter of an hour and measure nothing new). PostgreSQL is analyzed after
 each fill, as its autovacuum would have done (migration 0004 sets it to re-analyze after
@@ -44,6 +45,7 @@ from service_costs import TOKEN, scratch_settings
 from sqlalchemy import text
 
 from cairn.app import ensure_admin
+from cairn.domain.semver import order_key
 from cairn.service.factory import build_service
 from cairn.service.registry import RegistryService
 
@@ -56,6 +58,11 @@ T0 = 1_767_225_600_000_000  # 2026-01-01, microseconds
 
 def commit(row_id: int) -> str:
     return hashlib.sha1(str(row_id).encode()).hexdigest()
+
+
+def semver(number: int) -> str:
+    """``big``'s versions are labelled 0.0.1, 0.0.2, … 0.0.99, 0.1.0, … 1.0.0 (number 10,000)."""
+    return f"{number // 10_000}.{number // 100 % 100}.{number % 100}"
 
 
 class Registry:
@@ -96,9 +103,11 @@ class Registry:
                 vid, number = self.next_id, self.count[model_id]
                 self.next_id += 1
                 at = T0 + vid
+                label = semver(number) if model_id == big else None
                 rows["model_versions"].append(
-                    (vid, model_id, number, "READY", at, at, f"run-{vid}", f"s3://b/{vid}")
-                )
+                    (vid, model_id, number, "READY", at, at, f"run-{vid}", f"s3://b/{vid}",
+                     label, order_key(label))
+                )  # fmt: skip
                 env = "prod" if model_id == big and number <= 5 else "dev"
                 team = "abc"[vid % 3]
                 rows["version_tags"] += [
@@ -123,7 +132,7 @@ class Registry:
     def _insert(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
         columns = {
             "model_versions": "id, model_id, version, status, created_at, updated_at, run_id, "
-            "source",
+            "source, semver, semver_key",
             "version_tags": "version_id, key, value",
             "version_params": "version_id, key, value",
             "version_metrics": "version_id, key, value",
@@ -163,6 +172,8 @@ def reads(reg: Registry) -> list[tuple[str, Callable[[], object]]]:
         ("get a version (big, the middle one)", lambda: svc.get_version(actor, "big", middle)),
         ("resolve models:/big@champion", lambda: svc.resolve(actor, "models:/big@champion")),
         ("resolve models:/big/latest", lambda: svc.resolve(actor, "models:/big/latest")),
+        ("resolve models:/big@^1.4 (semver range)", lambda: svc.resolve(actor, "models:/big@^1.4")),
+        ("resolve models:/big@* (highest semver)", lambda: svc.resolve(actor, "models:/big@*")),
         ("get a model (big, with its latest version)", lambda: svc.get_model(actor, "big")),
         ("list versions of big (first 100)", lambda: svc.list_versions(actor, "big")),
         ("search: name = 'big' (first 100)", search("name = 'big'")),

@@ -218,6 +218,13 @@ def test_resolve_a_semver_range_both_modes(client: BaseClient) -> None:
     assert picked == {"^1.4": 3, "*": 3, "~1.9": 2, ">=2.0.0-rc.0": 4, "^0": 5, ">=1.2 <1.5": 1}
     client.delete_version("m", 3)
     assert client.resolve("models:/m@^1").version == 2  # 1.10.0 is deleted: 1.9.3 next
+    client.update_version("m", 1, semver="1.11.0")  # relabelled: ordered by its new label
+    assert client.resolve("models:/m@^1").version == 1
+    for _ in range(40):  # more than a batch of one major.minor.patch: builds tie, the
+        client.create_version("m", semver="7.0.0+b")  # newest number wins
+    client.create_version("m", semver="7.0.0-rc.1")
+    assert client.resolve("models:/m@^7").version == 46
+    assert client.resolve("models:/m@>=7.0.0-rc.0 <7.0.0").version == 47
     with pytest.raises(NotFound, match="no READY version whose semver is in"):
         client.resolve("models:/m@^3")
     with pytest.raises(InvalidParameter, match="semver range"):

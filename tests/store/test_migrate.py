@@ -81,3 +81,37 @@ def test_sqlite_connections_sync_every_commit(tmp_path: object) -> None:
                 assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     finally:
         service.db.dispose()
+
+
+def test_semver_labels_written_before_0012_are_keyed_by_it(db: Database) -> None:
+    """Migration 0012 adds ``semver_key`` and fills it for the labels already there."""
+    from alembic import command
+
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0011_retention")
+        conn.commit()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO registered_models (name, name_key, description, last_version, "
+                "created_at, updated_at) VALUES ('m', 'm', '', 3, 0, 0)"
+            )
+        )
+        for number, label in ((1, "1.10.0"), (2, None), (3, "2.0.0-rc.1+b7")):
+            conn.execute(
+                text(
+                    "INSERT INTO model_versions (model_id, version, status, semver, "
+                    "created_at, updated_at) SELECT id, :n, 'READY', :label, 0, 0 "
+                    "FROM registered_models WHERE name = 'm'"
+                ),
+                {"n": number, "label": label},
+            )
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        keys = conn.execute(text("SELECT version, semver_key FROM model_versions ORDER BY version"))
+        assert [tuple(r) for r in keys] == [
+            (1, "0000000001.0000000010.0000000000"),
+            (2, None),
+            (3, "0000000002.0000000000.0000000000"),
+        ]
+    migrate.check_schema(db)

@@ -63,6 +63,26 @@ def sort_key(value: str) -> Key:
     return _key(int(major), int(minor), int(patch), pre)
 
 
+def order_key(value: str | None) -> str | None:
+    """What the database orders a ``semver`` label by: its ``major.minor.patch`` as fixed
+    width text (``semver_key``), so that an index finds the highest in a range without
+    reading the model's other versions. None for no label (or one that is not SemVer)."""
+    match = None if value is None else _SEMVER_RE.fullmatch(value)
+    if match is None:
+        return None
+    return _triple_text(tuple(int(n) for n in match.groups()[:3]))
+
+
+def _triple_text(triple: tuple[int, ...]) -> str:
+    return ".".join(f"{min(n, _TOP):010d}" for n in triple)
+
+
+# Larger numbers share this one: the database's cut stays a superset (a capped label sorts
+# at the top, where a range bounded below the cap excludes it anyway) and ``newest``,
+# which reads the labels themselves, orders them exactly.
+_TOP = 10**10 - 1
+
+
 def _lowest(major: int, minor: int, patch: int) -> Key:
     """Below every version of ``major.minor.patch``, its prereleases included (``-0``)."""
     return _key(major, minor, patch, "0")
@@ -92,6 +112,22 @@ class SemverRange:
     def matches(self, value: str) -> bool:
         key = sort_key(value)
         return any(_satisfies(bounds, key) for bounds in self.sets)
+
+    def spans(self) -> list[tuple[str, str]]:
+        """Per set of comparators, the ``order_key`` span its versions lie in (both ends
+        included): a first cut for the database; ``newest`` decides."""
+        out = []
+        for bounds in self.sets:
+            low, high = (0, 0, 0), (_TOP, _TOP, _TOP)
+            for b in bounds:
+                triple = b.key[:3]
+                if b.op in (">=", ">", "=") and triple > low:
+                    low = triple
+                if b.op in ("<", "<=", "=") and triple < high:
+                    high = triple
+            if low <= high:
+                out.append((_triple_text(low), _triple_text(high)))
+        return out
 
     def newest(self, items: Iterable[T], label: Callable[[T], str]) -> T | None:
         """The item whose label is the highest version in the range (the first of equals)."""

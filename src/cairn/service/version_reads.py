@@ -13,6 +13,7 @@ from cairn.domain.access import Role
 from cairn.domain.diff import VersionDiff, diff_versions
 from cairn.domain.filters import names_one_model, parse_filter, parse_order_by
 from cairn.domain.models import Actor, ModelVersion, Page, Stage
+from cairn.domain.semver import SemverRange
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
 from cairn.errors import InvalidFilter, InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
@@ -105,14 +106,13 @@ class VersionReadsService(ServiceBase):
                 raise NotFound(f"registered model {ref.name!r} has no READY version")
             return self._load(s, model.id, ref.name, number, files=files)
         if ref.semver is not None:
-            labelled = VersionStore(s).semver_labels(model.id)
-            best = ref.semver.newest(labelled, lambda row: row.semver)
-            if best is None:
+            number = _highest_in_range(VersionStore(s), model.id, ref.semver)
+            if number is None:
                 raise NotFound(
                     f"registered model {ref.name!r} has no READY version whose semver is in "
                     f"{ref.semver.text!r}"
                 )
-            return self._load(s, model.id, ref.name, int(best.version), files=files)
+            return self._load(s, model.id, ref.name, number, files=files)
         assert ref.alias is not None
         aliases = AliasStore(s)
         if as_of is None:
@@ -275,3 +275,31 @@ def _ref(ref: ModelRef | str, as_of: datetime | None) -> ModelRef:
     if as_of is not None and parsed.alias is None:
         raise InvalidParameter("as_of applies only to aliases (models:/NAME@ALIAS)")
     return parsed
+
+
+SEMVER_BATCH = 16
+
+
+def _highest_in_range(versions: VersionStore, model_id: int, wanted: SemverRange) -> int | None:
+    """The number of the version with the highest semver label in ``wanted``: down the
+    ``semver_key`` index from the top of each span, a batch at a time, each batch ending
+    on whole ``major.minor.patch`` groups (which of a group's prereleases and builds is
+    highest, and which of them the range takes, only the labels tell)."""
+    found: list[tuple[str, int]] = []  # (label, number): the best of each span
+    for low, high in wanted.spans():
+        below: str | None = None
+        while True:
+            rows = versions.semver_candidates(model_id, low, high, below=below, limit=SEMVER_BATCH)
+            if not rows:
+                break
+            last = rows[-1].semver_key
+            if len(rows) == SEMVER_BATCH:  # the last group may go on: read all of it
+                rows = [r for r in rows if r.semver_key != last]
+                rows += versions.semver_candidates(model_id, last, last, limit=None)
+            best = wanted.newest(rows, lambda r: r.semver)
+            if best is not None:
+                found.append((best.semver, int(best.version)))
+                break
+            below = last
+    top = wanted.newest(found, lambda f: f[0])
+    return None if top is None else top[1]

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, literal_column
 from cairn.domain.access import Role
 from cairn.domain.models import ModelVersion, VersionSpec
 from cairn.domain.names import alias_key, name_key
+from cairn.domain.semver import order_key
 from cairn.store.metadata.audit_store import HASHED_FIELDS, EventTemplate
 from cairn.store.metadata.identity_watch import mark_changed
 from cairn.store.metadata.loaders import load_versions, version_of_whole
@@ -122,10 +123,12 @@ _CREATE_VERSION = _with(
       AND EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
     RETURNING id, last_version
 ), v AS (
-    INSERT INTO model_versions (model_id, version, status, stage, description, semver, source,
-                                run_id, run_link, digest, size, created_at, updated_at, created_by)
-    SELECT id, last_version, %(status)s, %(stage)s, %(description)s, %(semver)s, %(source)s,
-           %(run_id)s, %(run_link)s, %(digest)s, 0, %(now)s, %(now)s, %(created_by)s
+    INSERT INTO model_versions (model_id, version, status, stage, description, semver,
+                                semver_key, source, run_id, run_link, digest, size,
+                                created_at, updated_at, created_by)
+    SELECT id, last_version, %(status)s, %(stage)s, %(description)s, %(semver)s,
+           %(semver_key)s, %(source)s, %(run_id)s, %(run_link)s, %(digest)s, 0,
+           %(now)s, %(now)s, %(created_by)s
     FROM m
     RETURNING id
 ), verdict AS (
@@ -171,6 +174,7 @@ def create_version(
         "stage": stage,
         "description": spec.description,
         "semver": spec.semver,
+        "semver_key": order_key(spec.semver),
         "source": spec.source,
         "run_id": spec.run_id,
         "run_link": spec.run_link,

@@ -98,6 +98,7 @@ model_tags = Table(
 # The conditions of model_versions' partial indexes, which a query states as written here
 # for the planners to prove it may use them (a bound value would not prove ``PENDING``).
 PENDING_ROWS = text("status = 'PENDING'")
+LABELLED_ROWS = text("semver_key IS NOT NULL")
 DELETED_ROWS = text("deleted_at IS NOT NULL")
 
 model_versions = Table(
@@ -111,6 +112,7 @@ model_versions = Table(
     Column("stage", String(16), nullable=False, server_default="None"),
     Column("description", Text, nullable=False, server_default=""),
     Column("semver", String(256)),
+    Column("semver_key", String(32)),  # major.minor.patch, fixed width: domain/semver.py
     Column("source", Text),
     Column("run_id", String(256)),
     Column("run_link", Text),
@@ -126,6 +128,15 @@ model_versions = Table(
     Index("ix_model_versions_run_id", "run_id"),
     Index("ix_model_versions_created_at", "created_at", "id"),
     Index("ix_model_versions_updated_at", "updated_at", "id"),
+    # the highest semver label in a range (models:/NAME@^1.4), by index: a version
+    # without a label writes no entry (migration 0012)
+    Index(
+        "ix_model_versions_semver",
+        "model_id",
+        "semver_key",
+        sqlite_where=LABELLED_ROWS,
+        postgresql_where=LABELLED_ROWS,
+    ),
     # the sweep of stale uploads and the purge of old deletions, over the few rows they
     # concern: a version created READY and live writes neither (migration 0010)
     Index(

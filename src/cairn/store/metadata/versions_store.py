@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Stage, VersionSpec, VersionStatus
+from cairn.domain.semver import order_key
 from cairn.errors import NotFound
 from cairn.store.metadata import whole
 from cairn.store.metadata.loaders import newest_ready
@@ -50,6 +51,7 @@ _INSERT = Prepared(
         "stage",
         "description",
         "semver",
+        "semver_key",
         "source",
         "run_id",
         "run_link",
@@ -142,6 +144,7 @@ class VersionStore:
                 "stage": Stage.NONE.value,
                 "description": spec.description,
                 "semver": spec.semver,
+                "semver_key": order_key(spec.semver),
                 "source": spec.source,
                 "run_id": spec.run_id,
                 "run_link": spec.run_link,
@@ -287,23 +290,32 @@ class VersionStore:
         value = _NEWEST_READY.scalar(self.s, {"model_id": model_id})
         return None if value is None else int(value)
 
-    def semver_labels(self, model_id: int) -> list[Row[Any]]:
-        """(version, semver) of the model's READY live versions with a semver label,
-        newest number first (a range picks among them: ``domain/semver.py``)."""
-        return list(
-            self.s.execute(
-                select(V.c.version, V.c.semver)
-                .where(
-                    V.c.model_id == model_id,
-                    V.c.status == VersionStatus.READY.value,
-                    V.c.deleted_at.is_(None),
-                    V.c.semver.is_not(None),
-                )
-                .order_by(V.c.version.desc())
+    def semver_candidates(
+        self, model_id: int, low: str, high: str, *, below: str | None = None, limit: int | None
+    ) -> list[Row[Any]]:
+        """(version, semver, semver_key) of the model's READY live versions whose
+        ``semver_key`` is within [low, high] (and under ``below``), highest key first, the
+        newest number first among equal keys; ``limit`` rows at most."""
+        query = (
+            select(V.c.version, V.c.semver, V.c.semver_key)
+            .where(
+                V.c.model_id == model_id,
+                V.c.semver_key.is_not(None),
+                V.c.semver_key >= low,
+                V.c.semver_key <= high,
+                V.c.status == VersionStatus.READY.value,
+                V.c.deleted_at.is_(None),
             )
+            .order_by(V.c.semver_key.desc(), V.c.version.desc())
+            .limit(limit)
         )
+        if below is not None:
+            query = query.where(V.c.semver_key < below)
+        return list(self.s.execute(query))
 
     def update(self, version_id: int, now: int, **values: object) -> None:
+        if "semver" in values:  # its order key goes with it
+            values["semver_key"] = order_key(values["semver"])  # type: ignore[arg-type]
         self.s.execute(update(V).where(V.c.id == version_id).values(updated_at=now, **values))
 
     def archive_stage(self, model_id: int, stage: Stage, keep_version: int, now: int) -> None:
