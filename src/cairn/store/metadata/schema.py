@@ -128,12 +128,14 @@ model_versions = Table(
     Index("ix_model_versions_run_id", "run_id"),
     Index("ix_model_versions_created_at", "created_at", "id"),
     Index("ix_model_versions_updated_at", "updated_at", "id"),
-    # the highest semver label in a range (models:/NAME@^1.4), by index: a version
-    # without a label writes no entry (migration 0012)
+    # the highest semver label in a range (models:/NAME@^1.4), by index, in the order
+    # the query reads (no sort, whatever the plan's estimate): a version without a label
+    # writes no entry (migration 0012)
     Index(
         "ix_model_versions_semver",
         "model_id",
         "semver_key",
+        "version",
         sqlite_where=LABELLED_ROWS,
         postgresql_where=LABELLED_ROWS,
     ),

@@ -7,8 +7,11 @@ Create Date: 2026-11-28 15:00:00
 ``models:/NAME@^1.4`` names the highest version whose ``semver`` label is in a range. By
 text, ``1.10.0`` sorts below ``1.9.3``; ``semver_key`` holds the label's
 ``major.minor.patch`` as fixed-width text (``domain/semver.py``, ``order_key``), and
-``ix_model_versions_semver`` (``model_id, semver_key``, over labelled versions only) lets
-the database find the top of a range without reading the model's other versions. Existing
+``ix_model_versions_semver`` (``model_id, semver_key, version``, over labelled versions
+only) hands the rows of a range over in the order the query asks, highest first, so the
+database reads the top of the range and no more. (Without ``version`` in it, PostgreSQL's
+generic plan, which guesses a range holds one row, sorted every row of the range first:
+30 ms for 50,000 labels.) Existing
 labels are keyed here.
 """
 
@@ -42,7 +45,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_model_versions_semver",
         "model_versions",
-        ["model_id", "semver_key"],
+        ["model_id", "semver_key", "version"],
         sqlite_where=_LABELLED,
         postgresql_where=_LABELLED,
     )
