@@ -450,7 +450,7 @@ AUDITED = {
 NOT_AUDITED = {
     # reads
     "get_model", "search_models", "get_version", "resolve", "diff_versions", "list_versions",
-    "get_retention", "instance_retention",
+    "get_retention",
     "search_versions",
     "latest_versions_by_stage", "alias_history", "missing_blobs", "upload_status", "list_files",
     "open_file", "file_urls", "read_files",

@@ -49,7 +49,7 @@ def _loaded(row: tuple[int, float | None] | None) -> Retention | None:
 
 
 class RetentionService(ServiceBase):
-    def instance_retention(self) -> Retention:
+    def _instance_retention(self) -> Retention:
         return Retention(self.limits.keep_versions, self.limits.keep_versions_days)
 
     def get_retention(self, actor: Actor, name: str) -> RetentionPolicy:
@@ -101,7 +101,7 @@ class RetentionService(ServiceBase):
         return self.db.write(run)
 
     def _retention_policy(self, name: str, own: Retention | None) -> RetentionPolicy:
-        return RetentionPolicy(name, own, own or self.instance_retention())
+        return RetentionPolicy(name, own, own or self._instance_retention())
 
 
 def _audited(own: Retention | None) -> dict[str, object] | None:
