@@ -331,3 +331,15 @@ def test_retention_shows_sets_and_drops_a_models_policy(uri: str) -> None:
     for bad in (["--keep", "2", "--inherit"], ["--keep-days", "3"], ["--keep", "0"]):
         refused = runner.invoke(app, ["--uri", uri, "versions", "retention", "m", *bad])
         assert refused.exit_code == 2, refused.output
+
+
+def test_alias_rollback_moves_back_and_says_where(uri: str) -> None:
+    cairn(uri, "models", "create", "m")
+    cairn(uri, "versions", "create", "m")
+    cairn(uri, "versions", "create", "m")
+    cairn(uri, "alias", "set", "m", "champion", "1")
+    cairn(uri, "alias", "set", "m", "champion", "2")
+    result = runner.invoke(app, ["--uri", uri, "alias", "rollback", "m", "champion", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["version"] == 1
+    assert result.stderr.strip() == "@champion of 'm' now points at version 1"

@@ -229,3 +229,26 @@ def test_resolve_a_semver_range_both_modes(client: BaseClient) -> None:
         client.resolve("models:/m@^3")
     with pytest.raises(InvalidParameter, match="semver range"):
         client.resolve("models:/m@1.x.2")
+
+
+def test_rollback_alias_both_modes(client: BaseClient) -> None:
+    client.create_model("m")
+    for _ in range(3):
+        client.create_version("m")
+    client.set_alias("m", "champion", 1)
+    with pytest.raises(InvalidParameter, match="no earlier version to roll back to"):
+        client.rollback_alias("m", "champion")  # created by its only move
+    client.set_alias("m", "champion", 2)
+    between = datetime.now(UTC)
+    client.set_alias("m", "champion", 3)
+    assert client.rollback_alias("m", "champion").version == 2
+    assert client.rollback_alias("m", "champion").version == 3  # a rollback is a move
+    assert client.rollback_alias("m", "champion", as_of=between).version == 2
+    events = client.alias_history("m", "champion")
+    assert [(e.from_version, e.to_version) for e in events[:3]] == [(3, 2), (2, 3), (3, 2)]
+    client.delete_alias("m", "champion")
+    assert client.rollback_alias("m", "champion").version == 2  # set again
+    with pytest.raises(NotFound):
+        client.rollback_alias("m", "challenger")
+    with pytest.raises(NotFound):
+        client.rollback_alias("m", "champion", as_of=datetime(2001, 1, 1, tzinfo=UTC))

@@ -433,6 +433,7 @@ AUDITED = {
     "restore_version": "version.restore",
     "set_alias": "alias.set",
     "delete_alias": "alias.delete",
+    "rollback_alias": "alias.set",
     "put_blob": "version.finalize",  # the last blob makes the version READY
     "put_blobs": "version.finalize",
     "complete_upload": "version.finalize",
@@ -524,6 +525,8 @@ def test_every_mutation_writes_its_event(svc: RegistryService) -> None:
     expect("delete_version_tag", lambda: svc.delete_version_tag(ALICE, "fraud2", 1, "k"))
     expect("transition_stage", lambda: svc.transition_stage(ALICE, "fraud2", 1, "Staging"))
     expect("set_alias", lambda: svc.set_alias(ALICE, "fraud2", "production", 1))
+    svc.set_alias(ALICE, "fraud2", "production", 2)
+    expect("rollback_alias", lambda: svc.rollback_alias(ALICE, "fraud2", "production"))
     expect("delete_alias", lambda: svc.delete_alias(ALICE, "fraud2", "production"))
     svc.set_alias(ALICE, "fraud2", "champion", 2)
     expect("delete_version", lambda: svc.delete_version(ALICE, "fraud2", 2))

@@ -199,6 +199,15 @@ CASES: list[Case] = [
     ("describe the model", _req("PATCH", MODEL_URL, json={"description": "by {who}"}), W),
     ("set an alias", _req("PUT", f"{MODEL_URL}/aliases/staging", json={"version": 1}), W),
     (
+        "roll an alias back (to where it points: a move that changes nothing)",
+        _req(
+            "POST",
+            f"{MODEL_URL}/aliases/champion/rollback",
+            params={"as_of": "2100-01-01T00:00:00Z"},
+        ),
+        W,
+    ),
+    (
         "mlflow set alias",
         _req(
             "POST",

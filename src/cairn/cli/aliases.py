@@ -1,7 +1,8 @@
-"""``cairn alias``: set, move, delete and trace aliases."""
+"""``cairn alias``: set, move, roll back, delete and trace aliases."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -26,6 +27,34 @@ def set_(
 ) -> None:
     """Point ALIAS of model NAME at VERSION (every move is kept in the history)."""
     show_version(client(ctx).set_alias(name, alias, version, expect=expect), as_json)
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    name: str,
+    alias: str,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="Back to the version it pointed at then (UTC if no zone).",
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Move ALIAS of model NAME back to the version it pointed at before its last move.
+
+    A deleted alias is set again. The move is like `alias set` with --expect its current
+    version: audited and kept in the history, so a second rollback undoes the first, and
+    refused if the alias moves meanwhile or a protected alias's policy forbids it.
+    """
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    sdk = client(ctx)
+    moved = sdk.rollback_alias(name, alias, as_of=as_of)
+    show_version(moved, as_json)
+    message(f"@{alias} of {name!r} now points at version {moved.version}")
 
 
 @app.command("delete")

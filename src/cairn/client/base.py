@@ -223,6 +223,15 @@ class BaseClient(abc.ABC):
     ) -> ModelVersion: ...
 
     @abc.abstractmethod
+    def rollback_alias(
+        self, name: str, alias: str, *, as_of: datetime | None = None
+    ) -> ModelVersion:
+        """Move ``alias`` back to the version it pointed at before its last move (a
+        deleted alias is set again), or with ``as_of`` to the one it pointed at then; a
+        move like ``set_alias`` (audited, in the history: a second rollback undoes the
+        first). Over HTTP it is not retried: a retry of one that landed would undo it."""
+
+    @abc.abstractmethod
     def delete_alias(self, name: str, alias: str) -> None: ...
 
     @abc.abstractmethod

@@ -530,6 +530,13 @@ class HttpClient(GovernanceCalls, BaseClient):
         body = {"version": parse_version_number(version), "expect": expect}
         return version_from_json(self._request("PUT", path, json=body))
 
+    def rollback_alias(
+        self, name: str, alias: str, *, as_of: datetime | None = None
+    ) -> ModelVersion:
+        path = f"/models/{seg(name)}/aliases/{seg(alias)}/rollback"
+        params = {"as_of": format_time(as_of)}
+        return version_from_json(self._request("POST", path, params=params, attempts=1))
+
     def delete_alias(self, name: str, alias: str) -> None:
         self._request("DELETE", f"/models/{seg(name)}/aliases/{seg(alias)}")
 

@@ -292,6 +292,11 @@ class LocalClient(BaseClient):
     ) -> ModelVersion:
         return self._service.set_alias(self._actor, name, alias, version, expect=expect)
 
+    def rollback_alias(
+        self, name: str, alias: str, *, as_of: datetime | None = None
+    ) -> ModelVersion:
+        return self._service.rollback_alias(self._actor, name, alias, as_of=as_of)
+
     def delete_alias(self, name: str, alias: str) -> None:
         self._service.delete_alias(self._actor, name, alias)
 

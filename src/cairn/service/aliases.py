@@ -1,6 +1,9 @@
-"""Use cases on aliases: set or move (with an optional precondition), delete, history."""
+"""Use cases on aliases: set or move (with an optional precondition), roll back, delete,
+history."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from cairn.domain import names
 from cairn.domain.access import Role
@@ -11,7 +14,7 @@ from cairn.service.gates import AliasGuard
 from cairn.store.metadata import one_trip
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.audit_store import event_template, new_event
-from cairn.store.metadata.clock import to_datetime
+from cairn.store.metadata.clock import from_datetime, to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.loaders import load_versions
 from cairn.store.metadata.models_store import ModelStore
@@ -83,6 +86,42 @@ class AliasesService(AliasGuard):
             return load_versions(s, [row.id])[0]
 
         return self.db.write(run)
+
+    def rollback_alias(
+        self, actor: Actor, name: str, alias: str, *, as_of: datetime | None = None
+    ) -> ModelVersion:
+        """Move ``alias`` back to the version it pointed at before its last move (a
+        deleted alias is set again), or with ``as_of`` to the one it pointed at then. A
+        move like any other: ``set_alias`` with the alias's current version as its
+        precondition (a conflict if it moves meanwhile), audited, kept in the history (so a
+        second rollback undoes the first), and subject to a protected alias's policy."""
+        names.validate_model_name(name)
+        names.validate_alias(alias)
+
+        def plan(s: Tx) -> tuple[int, int]:
+            model = self._model(s, actor, name, Role.WRITE, "rollback_alias")
+            aliases = AliasStore(s)
+            row = aliases.find(model.id, alias)
+            current = 0 if row is None else int(row.version)
+            if as_of is not None:
+                event = aliases.as_of(model.id, alias, from_datetime(as_of))
+                if event is None or event.to_version is None:
+                    raise NotFound(
+                        f"registered model {name!r} had no alias {alias!r} at {as_of.isoformat()}"
+                    )
+                return int(event.to_version), current
+            last = aliases.history(model.id, alias, 1)
+            if not last:
+                raise NotFound(f"registered model {name!r} has no alias {alias!r}")
+            if last[0].from_version is None:
+                raise InvalidParameter(
+                    f"alias {alias!r} of {name!r} was created by its last move: there is no "
+                    "earlier version to roll back to"
+                )
+            return int(last[0].from_version), current
+
+        target, current = self.db.read(plan)
+        return self.set_alias(actor, name, alias, target, expect=current)
 
     def _move_in_one_statement(
         self, s: Tx, actor: Actor, name: str, alias: str, number: int

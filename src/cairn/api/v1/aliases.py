@@ -39,6 +39,17 @@ async def resolve_alias(
     )
 
 
+@router.post("/models/{name}/aliases/{alias}/rollback", response_model=VersionOut)
+async def rollback_alias(
+    name: str, alias: str, service: Service, actor: Caller, as_of: datetime | None = None
+) -> JSONResponse:
+    """Move the alias back to the version it pointed at before its last move (a deleted
+    alias is set again), or with ``as_of`` (RFC 3339) to the one it pointed at then: a
+    move like ``PUT``, whose precondition is the alias's current version."""
+    moved = await brief(service, lambda: service.rollback_alias(actor, name, alias, as_of=as_of))
+    return json(version_to_json(moved))
+
+
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
 async def delete_alias(name: str, alias: str, service: Service, actor: Caller) -> Response:
     await brief(service, lambda: service.delete_alias(actor, name, alias))
