@@ -343,3 +343,25 @@ def test_alias_rollback_moves_back_and_says_where(uri: str) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["version"] == 1
     assert result.stderr.strip() == "@champion of 'm' now points at version 1"
+
+
+def test_pull_with_include_and_exclude(uri: str, tmp_path: Path) -> None:
+    src = tmp_path / "m"
+    (src / "tokenizer").mkdir(parents=True)
+    (src / "config.json").write_bytes(b"{}")
+    (src / "tokenizer" / "vocab.txt").write_bytes(b"abc")
+    (src / "weights.bin").write_bytes(b"w" * 1000)
+    cairn(uri, "models", "create", "m")
+    cairn(uri, "--quiet", "push", str(src), "--model", "m")
+    out = tmp_path / "out"
+    cache = str(tmp_path / "cache")
+    pulled = cairn(
+        uri, "--quiet", "pull", "models:/m/1", "-o", str(out), "--cache-dir", cache,
+        "--exclude", "*.bin", "--json",
+    )  # fmt: skip
+    assert (json.loads(pulled)["files"], json.loads(pulled)["bytes"]) == (2, 5)
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["config.json", "vocab.txt"]
+    refused = runner.invoke(
+        app, ["--uri", uri, "pull", "models:/m/1", "-o", str(tmp_path / "x"), "--include", "*.pt"]
+    )
+    assert refused.exit_code != 0 and "no file matches '*.pt'" in str(refused.exception)

@@ -423,3 +423,28 @@ def test_upload_plan_sends_a_lone_small_file_alone() -> None:
     many = [_file(f"f{i:05d}", 0) for i in range(MAX_BATCH_BLOBS + 1)]
     alone, batches = upload_plan(many)
     assert [len(b) for b in batches] == [MAX_BATCH_BLOBS] and alone == [many[-1]]
+
+
+def test_pull_only_the_files_asked_for(client: BaseClient, tmp_path: Path) -> None:
+    src = tmp_path / "llm"
+    (src / "tokenizer").mkdir(parents=True)
+    (src / "config.json").write_bytes(b"{}")
+    (src / "tokenizer" / "vocab.txt").write_bytes(b"a b c")
+    (src / "weights.bin").write_bytes(b"w" * 200_000)
+    client.create_model("llm")
+    client.push(src, name="llm")
+    out = client.pull(
+        "models:/llm/1",
+        tmp_path / "out",
+        include=["*.json", "tokenizer/"],
+        cache_dir=tmp_path / "c",
+    )
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "config.json",
+        "tokenizer/vocab.txt",
+    ]
+    stats = client.last_transfer
+    assert stats is not None and (stats.files, stats.bytes) == (2, 7)
+    with pytest.raises(InvalidParameter, match="no file matches"):
+        client.pull("models:/llm/1", tmp_path / "none", include=["*.onnx"])
+    assert not (tmp_path / "none").exists()

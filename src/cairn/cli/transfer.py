@@ -114,7 +114,9 @@ def push(
 
 def pull(
     ctx: typer.Context,
-    model_uri: Annotated[str, typer.Argument(help="models:/NAME/VERSION, @ALIAS or /latest.")],
+    model_uri: Annotated[
+        str, typer.Argument(help="models:/NAME/VERSION, @ALIAS, @SEMVER-RANGE or /latest.")
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder to write (default ./NAME-vN).")
     ] = None,
@@ -132,8 +134,23 @@ def pull(
             "model; every file read is audited).",
         ),
     ] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only files matching this pattern (*.json, tokenizer/, model-0000?.bin); "
+            "repeatable. * crosses folders; a trailing / is a whole folder.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Leave out files matching this pattern; repeatable.")
+    ] = None,
 ) -> None:
-    """Download a version's files, verified, through the local cache."""
+    """Download a version's files, verified, through the local cache.
+
+    With --include and --exclude, only some of them: `cairn pull models:/llm@prod
+    --include '*.json' --include tokenizer/` fetches the configuration and the tokenizer
+    and no weights.
+    """
     sdk = client(ctx)
     with RichProgress(not _quiet(ctx)) as progress:
         folder = sdk.pull(
@@ -142,6 +159,8 @@ def pull(
             cache_dir=cache_dir,
             progress=progress,
             override_quarantine=override_quarantine,
+            include=include or (),
+            exclude=exclude or (),
         )
     stats = sdk.last_transfer
     assert stats is not None  # set by every pull that returns

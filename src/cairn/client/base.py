@@ -9,6 +9,7 @@ import abc
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.domain.paths import select_files
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
@@ -597,6 +599,8 @@ class BaseClient(abc.ABC):
         cache_dir: str | Path | None = None,
         progress: Progress | None = None,
         override_quarantine: bool = False,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
     ) -> Path:
         """Download a version's files into ``out_dir`` (default ``./NAME-vVERSION``).
 
@@ -605,9 +609,14 @@ class BaseClient(abc.ABC):
         hard-linked from the cache (one copy on disk); any other is copied. Returns the
         folder. A version quarantined by its scan is refused unless ``override_quarantine``
         is asked by someone with MANAGE on the model (every file read that way is audited).
+        ``include``/``exclude``: only the files whose paths match (``*.json``,
+        ``tokenizer/``; ``domain.paths.select_files``).
         """
         parse_model_uri(uri)
         version = self.resolve(uri)
+        if include or exclude:
+            chosen = select_files(version.files, include, exclude)
+            version = replace(version, files=chosen, size=sum(f.size for f in chosen))
         out = Path(out_dir) if out_dir is not None else Path(f"{version.name}-v{version.version}")
         cache = BlobCache(Path(cache_dir) if cache_dir is not None else None)
         self.last_transfer = push_pull.pull(

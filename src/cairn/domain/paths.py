@@ -7,6 +7,7 @@ backslashes, no absolute or drive paths, no NUL or control characters, no ``#`` 
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -100,3 +101,33 @@ def validate_manifest(files: Sequence[FileEntry], max_files: int) -> tuple[FileE
     if clash:
         raise InvalidParameter(f"{clash[0]!r} is both a file and a folder in this manifest")
     return tuple(sorted(files, key=lambda f: f.path))
+
+
+def select_files(
+    files: Sequence[FileEntry], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[FileEntry, ...]:
+    """The files whose path matches one of ``include`` (all when none is given) and none
+    of ``exclude``: shell-style patterns (``fnmatch``, case-sensitive), where ``*`` also
+    crosses folders (``*.json`` is every JSON file) and a pattern ending in ``/`` is
+    everything under that folder (``tokenizer/``). An ``include`` that selects nothing is
+    refused: an empty download is more likely a typo than a wish."""
+
+    def pattern(p: str) -> str:
+        if not isinstance(p, str) or not p:
+            raise InvalidParameter("a file pattern is a non-empty string")
+        return p + "*" if p.endswith("/") else p
+
+    wanted = [pattern(p) for p in include]
+    unwanted = [pattern(p) for p in exclude]
+    chosen = tuple(
+        f
+        for f in files
+        if (not wanted or any(fnmatch.fnmatchcase(f.path, p) for p in wanted))
+        and not any(fnmatch.fnmatchcase(f.path, p) for p in unwanted)
+    )
+    if wanted and not chosen:
+        raise InvalidParameter(
+            f"no file matches {', '.join(map(repr, include))}"
+            + (f" once {', '.join(map(repr, exclude))} is left out" if exclude else "")
+        )
+    return chosen
