@@ -54,23 +54,28 @@ def _key(major: int, minor: int, patch: int, pre: str | None) -> Key:
     return (major, minor, patch, 0, parts)
 
 
-def sort_key(value: str) -> Key:
-    """Order semantic versions by SemVer 2.0 precedence (build metadata ignored)."""
+def _parsed(value: str) -> Key | None:
     match = _SEMVER_RE.fullmatch(value)
     if match is None:
-        raise InvalidParameter(f"semver {value!r} is not a semantic version")
+        return None
     major, minor, patch, pre, _build = match.groups()
     return _key(int(major), int(minor), int(patch), pre)
+
+
+def sort_key(value: str) -> Key:
+    """Order semantic versions by SemVer 2.0 precedence (build metadata ignored)."""
+    key = _parsed(value)
+    if key is None:
+        raise InvalidParameter(f"semver {value!r} is not a semantic version")
+    return key
 
 
 def order_key(value: str | None) -> str | None:
     """What the database orders a ``semver`` label by: its ``major.minor.patch`` as fixed
     width text (``semver_key``), so that an index finds the highest in a range without
     reading the model's other versions. None for no label (or one that is not SemVer)."""
-    match = None if value is None else _SEMVER_RE.fullmatch(value)
-    if match is None:
-        return None
-    return _triple_text(tuple(int(n) for n in match.groups()[:3]))
+    key = None if value is None else _parsed(value)
+    return None if key is None else _triple_text(key[:3])
 
 
 def _triple_text(triple: tuple[int, ...]) -> str:
@@ -133,11 +138,9 @@ class SemverRange:
         """The item whose label is the highest version in the range (the first of equals)."""
         best: tuple[Key, T] | None = None
         for item in items:
-            match = _SEMVER_RE.fullmatch(label(item))
-            if match is None:  # not a semantic version: in no range
+            key = _parsed(label(item))
+            if key is None:  # not a semantic version: in no range
                 continue
-            major, minor, patch, pre, _build = match.groups()
-            key = _key(int(major), int(minor), int(patch), pre)
             if any(_satisfies(b, key) for b in self.sets) and (best is None or key > best[0]):
                 best = (key, item)
         return None if best is None else best[1]
