@@ -365,3 +365,14 @@ def test_pull_with_include_and_exclude(uri: str, tmp_path: Path) -> None:
         app, ["--uri", uri, "pull", "models:/m/1", "-o", str(tmp_path / "x"), "--include", "*.pt"]
     )
     assert refused.exit_code != 0 and "no file matches '*.pt'" in str(refused.exception)
+
+
+def test_values_that_look_like_rich_markup_are_printed_as_they_are(uri: str) -> None:
+    cairn(uri, "models", "create", "m")
+    shown = cairn(uri, "versions", "create", "m", "--tag", "k=[/x] [bold]b")
+    assert "k=[/x] [bold]b" in shown
+    cairn(uri, "versions", "create", "m", "--tag", "k=[red]r")
+    assert "[/x] [bold]b  [red]r" in cairn(uri, "diff", "models:/m/1", "models:/m/2")
+    proc = run_cli("--uri", uri, "versions", "get", "models:/m/9")
+    assert proc.returncode == 1 and "[/x]" not in proc.stderr  # and no traceback
+    assert proc.stderr.startswith("error (RESOURCE_DOES_NOT_EXIST)")

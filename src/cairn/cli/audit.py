@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cairn.cli.common import Json, client
 from cairn.cli.output import err, out, print_json
@@ -72,7 +73,7 @@ def show_events(events: list[AuditEvent], as_json: bool) -> None:
             str(e.seq),
             e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             e.actor,
-            e.action if e.outcome == "ok" else f"[red]{e.action} ({e.outcome})[/red]",
+            e.action if e.outcome == "ok" else Text(f"{e.action} ({e.outcome})", style="red"),
             (e.model or "") + ("" if e.version is None else f" v{e.version}"),
             e.target or "",
             _change(e),
@@ -143,8 +144,11 @@ def verify(ctx: typer.Context, as_json: Json = False) -> None:
         )
     else:
         out.print(
-            f"[red]audit log broken[/red] at event {report.first_bad_seq}: {report.reason} "
-            f"({report.events} events verified before it)",
+            Text.assemble(
+                ("audit log broken", "red"),
+                f" at event {report.first_bad_seq}: {report.reason} "
+                f"({report.events} events verified before it)",
+            ),
             highlight=False,
         )
     if not report.ok:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from cairn.cli.common import Json, Yes, client, confirm
 from cairn.cli.output import err, message, out, print_json
@@ -135,11 +135,11 @@ def whoami(ctx: typer.Context, as_json: Json = False) -> None:
         print_json(me)
         return
     table = Table(show_header=False, box=None)
-    table.add_row("user", escape(str(me["user"])))
+    table.add_row("user", str(me["user"]))
     table.add_row("instance admin", _yes_no(me["is_admin"]))
     table.add_row("token scope", str(me["scope"]))
     grants = [f"{g['role']} on {_grant_target(g)}" for g in me.get("grants", [])]
-    table.add_row("grants", escape(", ".join(grants)) if grants else "-")
+    table.add_row("grants", ", ".join(grants) if grants else "-")
     out.print(table)
 
 
@@ -191,10 +191,8 @@ def create_token(
         if days is not None and expires.strip().lower().endswith("h"):
             until += f" ({expires.strip()} rounded up to {days} day{'s' if days > 1 else ''})"
         message(
-            escape(
-                f"created token {created['id']}{label} for {created['user']}: "
-                f"scope {created['scope']}, expires {until}"
-            )
+            f"created token {created['id']}{label} for {created['user']}: "
+            f"scope {created['scope']}, expires {until}"
         )
     sys.stdout.write(created["token"] + "\n")
     sys.stdout.flush()
@@ -232,20 +230,20 @@ def list_tokens(
         keep=("id", "user", "prefix"),
     )
     for t in tokens:  # to the minute: last use is only recorded every few minutes
-        expires = _when(t["expires_at"], "never", seconds=False)
+        expires: str | Text = _when(t["expires_at"], "never", seconds=False)
         expires_at = parse_time(t["expires_at"])
         if expires_at is not None and expires_at <= now:
-            expires = f"[red]{expires} (expired)[/red]"
+            expires = Text(f"{expires} (expired)", style="red")
         table.add_row(
             str(t["id"]),
-            escape(t["user"]),
-            escape(t["name"]),
-            escape(t["prefix"]),
+            t["user"],
+            t["name"],
+            t["prefix"],
             t["scope"],
             _when(t["created_at"], seconds=False),
             expires,
             _when(t["last_used_at"], seconds=False),
-            "[red]yes[/red]" if t["revoked"] else "no",
+            Text("yes", style="red") if t["revoked"] else "no",
         )
     out.print(table)
 
@@ -272,7 +270,7 @@ def _show_user(user: dict[str, Any], as_json: bool, verb: str) -> None:
     what = "service account" if user["kind"] == "service" else "user"
     flags = [f for f, on in (("admin", user["is_admin"]), ("disabled", user["disabled"])) if on]
     extra = f" ({', '.join(flags)})" if flags else ""
-    message(escape(f"{verb} {what} {user['name']!r}{extra}"))
+    message(f"{verb} {what} {user['name']!r}{extra}")
 
 
 @users_app.command("create")
@@ -310,14 +308,14 @@ def list_users(ctx: typer.Context, as_json: Json = False) -> None:
     )
     for u in users:
         table.add_row(
-            escape(u["name"]),
+            u["name"],
             u["kind"],
             _yes_no(u["is_admin"]),
             _yes_no(u["has_password"]),
-            "[red]yes[/red]" if u["disabled"] else "no",
-            escape(", ".join(u["groups"])),
+            Text("yes", style="red") if u["disabled"] else "no",
+            ", ".join(u["groups"]),
             _when(u["created_at"]),
-            escape(u["created_by"] or ""),
+            u["created_by"] or "",
         )
     out.print(table)
 
@@ -362,7 +360,7 @@ def update_user(
 def create_group(ctx: typer.Context, name: str) -> None:
     """Create an empty group."""
     client(ctx).create_group(name)
-    message(escape(f"created group {name!r}"))
+    message(f"created group {name!r}")
 
 
 @groups_app.command("delete")
@@ -370,21 +368,21 @@ def delete_group(ctx: typer.Context, name: str, yes: Yes = False) -> None:
     """Delete a group; the grants it held go with it."""
     confirm(f"Delete group {name!r} and the grants it holds?", yes)
     client(ctx).delete_group(name)
-    message(escape(f"deleted group {name!r}"))
+    message(f"deleted group {name!r}")
 
 
 @groups_app.command("add")
 def add_member(ctx: typer.Context, group: str, user: str) -> None:
     """Add USER to GROUP."""
     client(ctx).add_member(group, user)
-    message(escape(f"added {user!r} to group {group!r}"))
+    message(f"added {user!r} to group {group!r}")
 
 
 @groups_app.command("remove")
 def remove_member(ctx: typer.Context, group: str, user: str) -> None:
     """Remove USER from GROUP."""
     client(ctx).remove_member(group, user)
-    message(escape(f"removed {user!r} from group {group!r}"))
+    message(f"removed {user!r} from group {group!r}")
 
 
 @groups_app.command("list")
@@ -396,7 +394,7 @@ def list_groups(ctx: typer.Context, as_json: Json = False) -> None:
         return
     table = _table("group", "members", keep=("group",))
     for g in groups:
-        table.add_row(escape(g["name"]), escape(", ".join(g["members"])))
+        table.add_row(g["name"], ", ".join(g["members"]))
     out.print(table)
 
 
@@ -443,7 +441,7 @@ def set_grant(
         print_json(grant)
         return
     target = _on(grant["model"], grant["pattern"])
-    message(escape(f"granted {grant['role']} on {target} to {grant['subject']}"))
+    message(f"granted {grant['role']} on {target} to {grant['subject']}")
 
 
 @grants_app.command("revoke")
@@ -456,7 +454,7 @@ def revoke_grant(
     """Take back what SUBJECT holds on a model or a name pattern."""
     _one_target(model, pattern)
     client(ctx).revoke(subject, model=model, pattern=pattern)
-    message(escape(f"revoked {subject}'s role on {_on(model, pattern)}"))
+    message(f"revoked {subject}'s role on {_on(model, pattern)}")
 
 
 @grants_app.command("list")
@@ -480,10 +478,10 @@ def list_grants(
     table = _table("subject", "role", "on", "created", "by", keep=("subject", "role"))
     for g in grants:
         table.add_row(
-            escape(g["subject"]),
+            g["subject"],
             g["role"],
-            escape(_on(g["model"], g["pattern"])),
+            _on(g["model"], g["pattern"]),
             _when(g["created_at"]),
-            escape(g["created_by"] or ""),
+            g["created_by"] or "",
         )
     out.print(table)

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cairn import __version__
 from cairn.cli import (
@@ -95,7 +96,7 @@ def main() -> None:
     except CairnError as exc:
         if debug:
             raise
-        err.print(f"[red]error[/red] ({exc.error_code}): {exc.message}", highlight=False)
+        err.print(f"[red]error[/red] ({exc.error_code}): {escape(exc.message)}", highlight=False)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
@@ -110,6 +111,6 @@ def main() -> None:
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if debug:
             raise
-        err.print(f"[red]error[/red]: {type(exc).__name__}: {exc}", highlight=False)
+        err.print(f"[red]error[/red]: {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

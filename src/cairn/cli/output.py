@@ -21,7 +21,11 @@ from cairn.domain.codec import (
 )
 from cairn.domain.models import AliasEvent, ModelVersion, RegisteredModel
 
-out = Console(soft_wrap=True)
+# Data is printed as it is: a tag value or a file name such as "[/x]" or "[bold]" is not
+# Rich markup (it would be restyled, or make the print fail). Messages on stderr are plain
+# text too (``message``); only this package's own fixed strings use markup, through
+# ``err.print``.
+out = Console(soft_wrap=True, markup=False)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -159,4 +163,4 @@ def _more(token: str | None) -> None:
 
 
 def message(text: str) -> None:
-    err.print(text)
+    err.print(text, markup=False)

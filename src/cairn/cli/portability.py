@@ -78,7 +78,9 @@ class CliReporter(Reporter):
             verb = {SKIPPED: "skip: ", FAILED: "FAILED: "}.get(result.outcome, "")
             typer.echo(f"{result.label}: {verb}{result.message}")
         elif result.outcome == FAILED:
-            self._bar.console.print(f"[red]FAILED[/red] {result.label}: {result.message}")
+            self._bar.console.print(
+                Text.assemble(("FAILED", "red"), f" {result.label}: {result.message}")
+            )
 
     # the bytes bar, driven through ``_BytesProgress``
     def _begin(self, description: str, total: int) -> None:

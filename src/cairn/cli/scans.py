@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cairn.cli.common import Json, client
 from cairn.cli.output import message, out, print_json
@@ -51,7 +52,7 @@ def _show(report: ScanReport, as_json: bool) -> None:
         suspicious = sum(1 for x in f.findings if x.kind == "suspicious_global")
         if f.status == "clean" and suspicious:
             found.append(f"{suspicious} import(s) not known to be safe (--json lists them)")
-        status = f"[{_STYLE.get(f.status, '')}]{f.status}[/]"
+        status = Text(f.status, style=_STYLE.get(f.status, ""))
         table.add_row(f.path, f.format or "-", status, "\n".join(found))
     out.print(table)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cairn.cli.common import Json, Yes, client, confirm
 from cairn.cli.output import message, out, print_json
@@ -130,12 +131,15 @@ def verify(
         print_json(signature_to_json(signature))
     elif signature.verified:
         out.print(
-            f"[green]verified[/green]: models:/{signature.name}/{signature.version} signed by "
-            f"{signature.signer} ({signature.identity}), {len(signature.digests)} files",
+            Text.assemble(
+                ("verified", "green"),
+                f": models:/{signature.name}/{signature.version} signed by "
+                f"{signature.signer} ({signature.identity}), {len(signature.digests)} files",
+            ),
             highlight=False,
         )
     else:
-        out.print(f"[red]not verified[/red]: {signature.message}", highlight=False)
+        out.print(Text.assemble(("not verified", "red"), f": {signature.message}"), highlight=False)
     if not signature.verified:
         raise typer.Exit(1)
 
@@ -157,7 +161,7 @@ def list_signatures(
     for s in signatures:
         table.add_row(
             str(s.id),
-            "[green]yes[/green]" if s.verified else "[red]no[/red]",
+            Text("yes", style="green") if s.verified else Text("no", style="red"),
             s.signer or "",
             s.identity or "",
             str(len(s.digests)),
