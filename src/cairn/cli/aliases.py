@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from cairn.cli.common import Json, client
+from cairn.cli.common import Json, as_of_option, client, in_utc
 from cairn.cli.output import message, show_alias_events, show_version
 
 app = typer.Typer(help="Point aliases (@champion, @production) at versions.", no_args_is_help=True)
@@ -36,10 +36,7 @@ def rollback(
     alias: str,
     as_of: Annotated[
         datetime | None,
-        typer.Option(
-            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
-            help="Back to the version it pointed at then (UTC if no zone).",
-        ),
+        as_of_option("Back to the version it pointed at then (UTC if no zone)."),
     ] = None,
     as_json: Json = False,
 ) -> None:
@@ -49,8 +46,7 @@ def rollback(
     version: audited and kept in the history, so a second rollback undoes the first, and
     refused if the alias moves meanwhile or a protected alias's policy forbids it.
     """
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    as_of = in_utc(as_of)
     sdk = client(ctx)
     moved = sdk.rollback_alias(name, alias, as_of=as_of)
     show_version(moved, as_json)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +13,18 @@ from cairn.errors import InvalidParameter
 
 Json = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def as_of_option(help: str) -> Any:
+    """``--as-of`` for a past time: a date, a time, or one with a zone (UTC if none; see
+    ``in_utc``)."""
+    formats = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
+    return typer.Option("--as-of", formats=formats, help=help)
+
+
+def in_utc(value: datetime | None) -> datetime | None:
+    """An ``--as-of`` time; one given without a zone is UTC."""
+    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def client(ctx: typer.Context) -> BaseClient:

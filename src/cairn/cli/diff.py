@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cairn.cli.common import Json, client
+from cairn.cli.common import Json, as_of_option, client, in_utc
 from cairn.cli.output import out, print_json
 from cairn.domain.codec import diff_to_json
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
@@ -79,11 +79,7 @@ def diff(
     new: Annotated[str, typer.Argument(metavar="NEW", help="models:/NAME/VERSION or @ALIAS.")],
     old_as_of: Annotated[
         datetime | None,
-        typer.Option(
-            "--as-of",
-            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
-            help="Resolve OLD's alias as of then (UTC if no zone): what changed since.",
-        ),
+        as_of_option("Resolve OLD's alias as of then (UTC if no zone): what changed since."),
     ] = None,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when the versions differ.")
@@ -99,8 +95,7 @@ def diff(
     `cairn diff models:/m@production models:/m@production --as-of 2026-11-01` shows what
     changed in production since then.
     """
-    if old_as_of is not None and old_as_of.tzinfo is None:
-        old_as_of = old_as_of.replace(tzinfo=UTC)
+    old_as_of = in_utc(old_as_of)
     found = client(ctx).diff_versions(old, new, old_as_of=old_as_of)
     if as_json:
         print_json(diff_to_json(found))

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cairn.cli.common import Json, Yes, client, confirm, parse_metrics, parse_pairs
+from cairn.cli.common import (
+    Json,
+    Yes,
+    as_of_option,
+    client,
+    confirm,
+    in_utc,
+    parse_metrics,
+    parse_pairs,
+)
 from cairn.cli.output import message, out, print_json, show_files, show_version, show_versions
 from cairn.domain.artifacts import FileLink, Retention
 from cairn.domain.codec import prune_to_json, retention_to_json
@@ -57,10 +66,7 @@ def get(
     model_uri: str,
     as_of: Annotated[
         datetime | None,
-        typer.Option(
-            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
-            help="For models:/NAME@ALIAS: the version it pointed at then (UTC if no zone).",
-        ),
+        as_of_option("For models:/NAME@ALIAS: the version it pointed at then (UTC if no zone)."),
     ] = None,
     as_json: Json = False,
 ) -> None:
@@ -69,8 +75,7 @@ def get(
     models:/NAME@RANGE names the highest version labelled (--semver) in a semver range:
     models:/NAME@^1.4, @~1.4.2, @1.x, "@>=1.2 <2", or @* for the highest release.
     """
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    as_of = in_utc(as_of)
     show_version(client(ctx).resolve(model_uri, as_of=as_of), as_json)
 
 

@@ -18,6 +18,7 @@ never picks ``1.5.0-beta``, and ``*`` means the newest release.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ _COMPARATOR_RE = re.compile(
     rf"(\^|~|>=|<=|>|<|=)?{_PART}(?:\.{_PART}(?:\.{_PART}(?:-({_PRE}))?(?:\+{_BUILD})?)?)?"
 )
 MAX_RANGE = 256
+_COMPARE = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+}
 
 
 def validate_semver(value: object) -> str:
@@ -100,13 +108,7 @@ class _Bound:
     prerelease: bool  # the range names a prerelease of this major.minor.patch
 
     def holds(self, key: Key) -> bool:
-        return {
-            ">=": key >= self.key,
-            ">": key > self.key,
-            "<": key < self.key,
-            "<=": key <= self.key,
-            "=": key == self.key,
-        }[self.op]
+        return bool(_COMPARE[self.op](key, self.key))
 
 
 @dataclass(frozen=True, slots=True)
