@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from safetensors.numpy import save
 from typer.testing import CliRunner
 
 from cairn.cli.main import app
@@ -304,6 +307,34 @@ def test_diff_shows_what_changed_and_can_fail_on_it(uri: str, tmp_path: Path) ->
     assert differs.exit_code == 1
     same = cairn(uri, "diff", "models:/m/2", "models:/m/latest", "--exit-code")
     assert "no differences (2 file(s), all the same)" in same
+
+
+def test_diff_tensors_names_the_layers_a_fine_tune_changed(uri: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    embed, head = rng.standard_normal((32, 8)), rng.standard_normal((4, 8))
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    base.mkdir()
+    tuned.mkdir()
+    (base / "model.safetensors").write_bytes(save({"embed": embed, "head": head}))
+    (tuned / "model-1.safetensors").write_bytes(save({"embed": embed}))
+    (tuned / "model-2.safetensors").write_bytes(save({"head": head * 2}))
+    cairn(uri, "models", "create", "m")
+    cairn(uri, "--quiet", "push", str(base), "--model", "m")
+    cairn(uri, "--quiet", "push", str(tuned), "--model", "m")
+
+    shown = cairn(uri, "diff", "models:/m/1", "models:/m/2", "--tensors")
+    assert (
+        f"tensors: 1 unchanged ({embed.nbytes:,} bytes), 1 changed; "
+        f"{head.nbytes:,} bytes new or changed"
+    ) in shown
+    assert re.search(r"head +changed +values +F64 \[4, 8\] +F64 \[4, 8\] +256", shown)
+    data = json.loads(cairn(uri, "diff", "models:/m/1", "models:/m/2", "--tensors", "--json"))
+    assert [(c["kind"], c["name"], c["what"]) for c in data["tensors"]["changes"]] == [
+        ("changed", "head", ["values"])
+    ]
+    assert data["tensors"]["changes"][0]["new"]["path"] == "model-2.safetensors"
+    plain = json.loads(cairn(uri, "diff", "models:/m/1", "models:/m/2", "--json"))
+    assert plain["tensors"] is None
 
 
 def test_retention_shows_sets_and_drops_a_models_policy(uri: str) -> None:

@@ -17,8 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from safetensors.numpy import save
 
 from cairn.app import create_app
 from cairn.client import http as http_client
@@ -278,3 +280,23 @@ def test_an_export_takes_the_bytes_straight_from_the_bucket(
     assert (summary.blobs, summary.bytes) == (2, sum(map(len, files.values())))
     for f in version.files:
         assert blob_path(tmp_path / "export", f.digest).read_bytes() == files[f.path]
+
+
+def test_tensor_diff_reads_headers_and_spans_from_the_bucket(
+    s3_client_sdk: BaseClient, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    embed, head = rng.standard_normal((64, 8)), rng.standard_normal((3, 8))
+    for name, tensors in [("base", {"embed": embed, "head": head}), ("tuned", {"embed": embed})]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}.safetensors").write_bytes(save({**tensors, "bias": rng.random(2)}))
+        s3_client_sdk.create_model(name)
+        s3_client_sdk.push(folder, name=name)
+    d = s3_client_sdk.diff_versions("models:/base/1", "models:/tuned/1", tensors=True)
+    assert d.tensors is not None
+    assert [(c.kind.value, c.name, c.what) for c in d.tensors.changes] == [
+        ("changed", "bias", ("values",)),
+        ("removed", "head", ()),
+    ]
+    assert (d.tensors.unchanged, d.tensors.unchanged_bytes) == (1, embed.nbytes)

@@ -13,6 +13,7 @@ from cairn.cli.output import out, print_json
 from cairn.domain.codec import diff_to_json
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
 from cairn.domain.models import ModelVersion
+from cairn.domain.tensors import Tensor, TensorDiff
 
 
 def _label(v: ModelVersion) -> str:
@@ -53,6 +54,35 @@ def _files(changes: tuple[FileChange, ...]) -> None:
     out.print(table)
 
 
+def _layout(t: Tensor | None) -> str:
+    return "-" if t is None else f"{t.dtype} {list(t.shape)}"
+
+
+def _tensors(t: TensorDiff) -> None:
+    counts: dict[str, int] = {}
+    for c in t.changes:
+        counts[c.kind.value] = counts.get(c.kind.value, 0) + 1
+    summary = ", ".join(
+        [
+            f"{t.unchanged} unchanged ({t.unchanged_bytes:,} bytes)",
+            *(f"{n} {k}" for k, n in counts.items()),
+        ]
+    )
+    out.print(f"tensors: {summary}; {t.changed_bytes:,} bytes new or changed")
+    for path, why in t.unreadable:
+        out.print(f"not read: {path}: {why}")
+    if not t.changes:
+        return
+    table = Table("tensor", "change", "what", "old", "new", "size (bytes)", box=None)
+    for c in t.changes:
+        either = c.new or c.old
+        size = 0 if either is None else either.size
+        table.add_row(
+            c.name, c.kind.value, " ".join(c.what), _layout(c.old), _layout(c.new), f"{size:,}"
+        )
+    out.print(table)
+
+
 def show_diff(d: VersionDiff) -> None:
     out.print(f"{_label(d.old)} -> {_label(d.new)}")
     if d.identical:
@@ -71,6 +101,8 @@ def show_diff(d: VersionDiff) -> None:
     _changes("param", d.params)
     _changes("tag", d.tags)
     _files(d.files)
+    if d.tensors is not None:
+        _tensors(d.tensors)
 
 
 def diff(
@@ -84,6 +116,13 @@ def diff(
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when the versions differ.")
     ] = False,
+    tensors: Annotated[
+        bool,
+        typer.Option(
+            "--tensors",
+            help="Also compare the tensors of their safetensors files, by name across files.",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Show what changed from one version to another: fields, metrics, params, tags, files.
@@ -94,9 +133,15 @@ def diff(
     OLD in the cache. With --as-of, OLD's alias is resolved as of that time, so
     `cairn diff models:/m@production models:/m@production --as-of 2026-11-01` shows what
     changed in production since then.
+
+    With --tensors, the tensors of both versions' safetensors files are matched by name,
+    however each is sharded, and shown as changed (dtype, shape or values), added or
+    removed: which layers a fine-tune touched. Values are compared on the server, reading
+    only tensors that are not at the same place of the same file, up to the first
+    differing byte.
     """
     old_as_of = in_utc(old_as_of)
-    found = client(ctx).diff_versions(old, new, old_as_of=old_as_of)
+    found = client(ctx).diff_versions(old, new, old_as_of=old_as_of, tensors=tensors)
     if as_json:
         print_json(diff_to_json(found))
     else:

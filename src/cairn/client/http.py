@@ -164,9 +164,11 @@ class HttpClient(GovernanceCalls, BaseClient):
         return version_from_json(self._request("GET", "/resolve", params=params))
 
     def diff_versions(
-        self, old: str, new: str, *, old_as_of: datetime | None = None
+        self, old: str, new: str, *, old_as_of: datetime | None = None, tensors: bool = False
     ) -> VersionDiff:
         params = {"old": old, "new": new, "old_as_of": format_time(old_as_of)}
+        if tensors:
+            params["tensors"] = "true"
         return diff_from_json(self._request("GET", "/diff", params=params))
 
     def list_versions(

@@ -19,6 +19,7 @@ from cairn.domain.models import (
     Stage,
     VersionStatus,
 )
+from cairn.domain.tensors import Tensor, TensorChange, TensorDiff, TensorKind
 
 
 def format_time(value: datetime | None) -> str | None:
@@ -252,6 +253,62 @@ def _file_change_from_json(d: dict[str, Any]) -> FileChange:
     )
 
 
+def _tensor_to_json(t: Tensor | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {
+        "name": t.name,
+        "dtype": t.dtype,
+        "shape": list(t.shape),
+        "size": t.size,
+        "path": t.path,
+        "digest": t.digest,
+        "begin": t.begin,
+        "end": t.end,
+    }
+
+
+def _tensor_from_json(d: dict[str, Any] | None) -> Tensor | None:
+    if d is None:
+        return None
+    shape = tuple(int(n) for n in d["shape"])
+    return Tensor(d["name"], d["dtype"], shape, d["path"], d["digest"], d["begin"], d["end"])
+
+
+def tensor_diff_to_json(t: TensorDiff) -> dict[str, Any]:
+    return {
+        "changes": [
+            {
+                "kind": c.kind.value,
+                "name": c.name,
+                "what": list(c.what),
+                "old": _tensor_to_json(c.old),
+                "new": _tensor_to_json(c.new),
+            }
+            for c in t.changes
+        ],
+        "unchanged": t.unchanged,
+        "unchanged_bytes": t.unchanged_bytes,
+        "changed_bytes": t.changed_bytes,
+        "unreadable": [{"path": path, "reason": why} for path, why in t.unreadable],
+    }
+
+
+def tensor_diff_from_json(d: dict[str, Any]) -> TensorDiff:
+    changes = tuple(
+        TensorChange(
+            TensorKind(c["kind"]),
+            c["name"],
+            _tensor_from_json(c["old"]),
+            _tensor_from_json(c["new"]),
+            tuple(c["what"]),
+        )
+        for c in d["changes"]
+    )
+    unreadable = tuple((u["path"], u["reason"]) for u in d["unreadable"])
+    return TensorDiff(changes, int(d["unchanged"]), int(d["unchanged_bytes"]), unreadable)
+
+
 def diff_to_json(r: VersionDiff) -> dict[str, Any]:
     """The two versions without their manifests (the file changes say what differs)."""
     return {
@@ -265,6 +322,7 @@ def diff_to_json(r: VersionDiff) -> dict[str, Any]:
         "files": [_file_change_to_json(c) for c in r.files],
         "unchanged_files": r.unchanged_files,
         "transfer_bytes": r.transfer_bytes,
+        "tensors": None if r.tensors is None else tensor_diff_to_json(r.tensors),
     }
 
 
@@ -279,4 +337,5 @@ def diff_from_json(d: dict[str, Any]) -> VersionDiff:
         files=tuple(_file_change_from_json(c) for c in d["files"]),
         unchanged_files=int(d["unchanged_files"]),
         transfer_bytes=int(d["transfer_bytes"]),
+        tensors=None if d.get("tensors") is None else tensor_diff_from_json(d["tensors"]),
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cairn.domain.models import FileEntry, ModelVersion
+from cairn.domain.tensors import TensorDiff
 
 #: The version record's own fields a diff compares (besides tags, params and metrics).
 FIELDS = ("status", "stage", "semver", "description", "source", "run_id", "run_link", "aliases")
@@ -72,6 +73,7 @@ class VersionDiff:
     files: tuple[FileChange, ...]
     unchanged_files: int
     transfer_bytes: int
+    tensors: TensorDiff | None = None  # when asked for: by tensor, across safetensors files
 
     @property
     def identical(self) -> bool:

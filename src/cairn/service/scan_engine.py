@@ -169,7 +169,7 @@ def scan_blob(read: Callable[[int, int], Iterable[bytes]], size: int) -> BlobSca
 
     @contextlib.contextmanager
     def opener() -> Iterator[IO[bytes]]:
-        raw = _IterReader(read(0, size))
+        raw = ChunkReader(read(0, size))
         with io.BufferedReader(raw, _CHUNK) as f:
             yield f
 
@@ -491,7 +491,7 @@ def _join(member: str | None, name: str) -> str:
     return name if member is None else f"{member}/{name}"
 
 
-class _IterReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """A read-only file over an iterator of byte chunks (closing it closes the iterator)."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:

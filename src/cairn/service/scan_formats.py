@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from cairn.service.scan_pickle import Malformed
 
@@ -67,6 +67,13 @@ def npy_has_object(descr: object) -> bool:
 
 
 def check_safetensors(f: IO[bytes], size: int | None) -> None:
+    read_safetensors_header(f, size)
+
+
+def read_safetensors_header(f: IO[bytes], size: int | None) -> list[TensorEntry]:
+    """The tensors a safetensors file's header describes, in file order, after checking
+    it as the reference implementation does (``f`` at the file's start; ``size``: the
+    file's, when known)."""
     prefix = read_at_most(f, 8)
     if len(prefix) < 8:
         raise Malformed("shorter than the 8-byte header length", 0)
@@ -95,22 +102,34 @@ def check_safetensors(f: IO[bytes], size: int | None) -> None:
         isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
     ):
         raise Malformed("__metadata__ must map strings to strings", 8)
-    spans = sorted(_tensor_span(name, info) for name, info in header.items())
-    end = 0
-    for begin, stop, name in spans:
-        if begin < end:
-            raise Malformed(f"tensor {name!r} overlaps the tensor before it", 8)
-        if begin > end:
-            raise Malformed(f"a gap in the data before tensor {name!r} ({begin} > {end})", 8)
-        end = stop
-    if size is not None and end != size - 8 - length:
+    tensors = sorted(_tensor(name, info, 8 + length) for name, info in header.items())
+    end = 8 + length
+    for t in tensors:
+        if t.begin < end:
+            raise Malformed(f"tensor {t.name!r} overlaps the tensor before it", 8)
+        if t.begin > end:
+            raise Malformed(f"a gap in the data before tensor {t.name!r} ({t.begin} > {end})", 8)
+        end = t.end
+    if size is not None and end != size:
         raise Malformed(
-            f"the tensors cover {end} bytes but the file has {size - 8 - length} after the header",
+            f"the tensors cover {end - 8 - length} bytes "
+            f"but the file has {size - 8 - length} after the header",
             8,
         )
+    return tensors
 
 
-def _tensor_span(name: str, info: object) -> tuple[int, int, str]:
+class TensorEntry(NamedTuple):
+    """A tensor of a safetensors file; ``begin``/``end`` are offsets in the file."""
+
+    begin: int
+    end: int
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+def _tensor(name: str, info: object, data_start: int) -> TensorEntry:
     if not isinstance(info, dict):
         raise Malformed(f"tensor {name!r} is not described by an object", 8)
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
@@ -135,7 +154,8 @@ def _tensor_span(name: str, info: object) -> tuple[int, int, str]:
             f"data_offsets give {offsets[1] - offsets[0]}",
             8,
         )
-    return offsets[0], offsets[1], name
+    begin, end = data_start + offsets[0], data_start + offsets[1]
+    return TensorEntry(begin, end, name, str(dtype), tuple(shape))
 
 
 def _natural(value: object) -> bool:

@@ -5,6 +5,7 @@ and MLflow's latest version per stage. Every read can leave the versions' files 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from cairn.domain.semver import SemverRange
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
 from cairn.errors import InvalidFilter, InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
+from cairn.service.tensor_diff import tensor_diff
 from cairn.service.validation import clean_page_size
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.clock import from_datetime
@@ -71,9 +73,12 @@ class VersionReadsService(ServiceBase):
         new: ModelRef | str,
         *,
         old_as_of: datetime | None = None,
+        tensors: bool = False,
     ) -> VersionDiff:
         """How the version ``new`` names differs from the one ``old`` names (``old_as_of``:
-        where ``old``'s alias pointed then), both read in one snapshot."""
+        where ``old``'s alias pointed then), both read in one snapshot; ``tensors``: and
+        which tensors of their safetensors files changed (read from the blob store after
+        the snapshot: a version's files never change)."""
         before, after = _ref(old, old_as_of), _ref(new, None)
 
         def run(s: Tx) -> VersionDiff:
@@ -82,7 +87,11 @@ class VersionReadsService(ServiceBase):
                 self._resolve(s, actor, after, None, True),
             )
 
-        return self.db.read(run)
+        found = self.db.read(run)
+        if not tensors:
+            return found
+        by_tensor = tensor_diff(self.blobs, found.old.files, found.new.files)
+        return replace(found, tensors=by_tensor)
 
     def _resolve(
         self, s: Tx, actor: Actor, ref: ModelRef, as_of: datetime | None, files: bool

@@ -87,15 +87,22 @@ async def resolve(
 
 @router.get("/diff", response_model=DiffOut)
 async def diff_versions(
-    old: str, new: str, service: Service, actor: Caller, old_as_of: datetime | None = None
+    old: str,
+    new: str,
+    service: Service,
+    actor: Caller,
+    old_as_of: datetime | None = None,
+    tensors: bool = False,
 ) -> JSONResponse:
     """How the version ``new`` names differs from the one ``old`` names (two ``models:/``
     URIs, of one model or two): record fields, metrics (with their deltas), params, tags and
     files (changed, renamed, added, removed). ``old_as_of`` (RFC 3339) resolves ``old``'s
-    alias as of that time: what changed since then."""
+    alias as of that time: what changed since then. ``tensors=true`` adds which tensors of
+    their safetensors files changed (added, removed, another dtype, shape or values),
+    matched by name across files, however each version is sharded."""
     found = await brief(
         service,
-        lambda: service.diff_versions(actor, old, new, old_as_of=old_as_of),
+        lambda: service.diff_versions(actor, old, new, old_as_of=old_as_of, tensors=tensors),
         bounded=False,
     )
     return json(diff_to_json(found))

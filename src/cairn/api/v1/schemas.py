@@ -175,6 +175,45 @@ class FileChangeOut(BaseModel):
     new: FileOut | None
 
 
+class TensorOut(BaseModel):
+    name: str = Field(description="As the file's header names it")
+    dtype: str
+    shape: list[int]
+    size: int = Field(description="Bytes")
+    path: str = Field(description="The safetensors file that holds it")
+    digest: str = Field(description="That file's digest")
+    begin: int = Field(description="Offset of its first byte in the file")
+    end: int = Field(description="Offset past its last byte")
+
+
+class TensorChangeOut(BaseModel):
+    kind: str = Field(description="`changed`, `added`, `removed` or `not compared`")
+    name: str = Field(
+        description="The tensor's name (`path:name` where two files of one version name it)"
+    )
+    what: list[str] = Field(description="Of a change: `dtype`, `shape` or `values`")
+    old: TensorOut | None
+    new: TensorOut | None
+
+
+class UnreadableOut(BaseModel):
+    path: str
+    reason: str
+
+
+class TensorDiffOut(BaseModel):
+    changes: list[TensorChangeOut] = Field(
+        description="`not compared`: dtype and shape agree, values not read (over the limit "
+        "of bytes one diff reads)"
+    )
+    unchanged: int = Field(description="Tensors whose values are the same")
+    unchanged_bytes: int
+    changed_bytes: int = Field(description="Bytes of `new`'s tensors that are new or differ")
+    unreadable: list[UnreadableOut] = Field(
+        description="Safetensors files whose header could not be read; their tensors are left out"
+    )
+
+
 class DiffOut(BaseModel):
     old: VersionOut = Field(description="The first version, without its manifest")
     new: VersionOut = Field(description="The second version, without its manifest")
@@ -188,6 +227,11 @@ class DiffOut(BaseModel):
     transfer_bytes: int = Field(
         description="What a pull of `new` downloads with `old` in the cache: the bytes of "
         "its distinct digests that `old` lacks"
+    )
+    tensors: TensorDiffOut | None = Field(
+        None,
+        description="With `tensors=true`: the tensors of both versions' safetensors files, "
+        "matched by name across files",
     )
 
 
