@@ -155,3 +155,39 @@ def test_a_search_runs_on_the_loop_until_its_budget_is_spent(
         monkeypatch.setattr(service, "search_models", slow)
     assert api.get("/api/v1/models").json() == listed
     assert ran_in[0] is loop_thread[0] and ran_in[1] is not loop_thread[0]
+
+
+def test_a_diff_of_tensors_runs_in_the_thread_pool(
+    api: TestClient, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading tensors from the blob store is long by nature: a diff that asks for them
+    never holds the event loop; one that does not runs there as other bounded reads."""
+    service = app.state.service
+    assert api.post("/api/v1/models", json={"name": "m"}).status_code == 201
+    assert api.post("/api/v1/models/m/versions", json={}).status_code == 201
+    loop_thread: list[threading.Thread] = []
+
+    @app.get("/probe-loop-thread-3")
+    async def probe() -> dict[str, str]:
+        loop_thread.append(threading.current_thread())
+        return {}
+
+    assert api.get("/probe-loop-thread-3").status_code == 200
+    ran_in: list[tuple[bool, threading.Thread]] = []
+    diff_versions = service.diff_versions
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        ran_in.append((kwargs["tensors"], threading.current_thread()))
+        return diff_versions(*args, **kwargs)
+
+    query = {"old": "models:/m/1", "new": "models:/m/1"}
+    # PostgreSQL plans a statement on a new server connection slowly at first (see above)
+    assert api.get("/api/v1/diff", params=query).status_code == 200
+    monkeypatch.setattr(service, "diff_versions", recording)
+    assert api.get("/api/v1/diff", params=query).json()["tensors"] is None
+    answer = api.get("/api/v1/diff", params={**query, "tensors": "true"}).json()
+    assert answer["tensors"]["unchanged"] == 0
+    assert [(tensors, thread is loop_thread[0]) for tensors, thread in ran_in] == [
+        (False, True),
+        (True, False),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from cairn.api.deps import Caller, Service, json
@@ -13,6 +14,7 @@ from cairn.api.offload import brief
 from cairn.api.v1.models import OrderBy, WithFiles
 from cairn.api.v1.schemas import AliasHistory, AliasSet, DiffOut, VersionOut, VersionPage
 from cairn.domain.codec import alias_event_to_json, diff_to_json, version_to_json
+from cairn.domain.diff import VersionDiff
 from cairn.domain.uris import ModelRef
 
 router = lean_router(tags=["aliases"])
@@ -100,11 +102,12 @@ async def diff_versions(
     alias as of that time: what changed since then. ``tensors=true`` adds which tensors of
     their safetensors files changed (added, removed, another dtype, shape or values),
     matched by name across files, however each version is sharded."""
-    found = await brief(
-        service,
-        lambda: service.diff_versions(actor, old, new, old_as_of=old_as_of, tensors=tensors),
-        bounded=False,
-    )
+
+    def run() -> VersionDiff:
+        return service.diff_versions(actor, old, new, old_as_of=old_as_of, tensors=tensors)
+
+    # reading tensors is long by nature: never on the event loop
+    found = await (run_in_threadpool(run) if tensors else brief(service, run, bounded=False))
     return json(diff_to_json(found))
 
 
