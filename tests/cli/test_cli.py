@@ -337,6 +337,26 @@ def test_diff_tensors_names_the_layers_a_fine_tune_changed(uri: str, tmp_path: P
     assert plain["tensors"] is None
 
 
+def test_push_if_changed_and_create_exist_ok_make_re_runs_idempotent(
+    uri: str, tmp_path: Path
+) -> None:
+    cairn(uri, "models", "create", "m", "--tag", "team=risk")
+    refused = runner.invoke(app, ["--uri", uri, "models", "create", "m"])
+    assert refused.exit_code != 0
+    shown = json.loads(cairn(uri, "models", "create", "m", "--exist-ok", "--json"))
+    assert (shown["name"], shown["tags"]) == ("m", {"team": "risk"})
+    folder = tmp_path / "model"  # not tmp_path: the registry's data folder is in it
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"weights")
+    cairn(uri, "--quiet", "push", str(folder), "--model", "m")
+    result = runner.invoke(
+        app, ["--uri", uri, "push", str(folder), "--model", "m", "--if-changed", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "unchanged: m version 1 has the same 1 file(s); no version created" in result.stderr
+    assert json.loads(result.stdout)["version"] == 1
+
+
 def test_retention_shows_sets_and_drops_a_models_policy(uri: str) -> None:
     cairn(uri, "models", "create", "m")
     shown = cairn(uri, "versions", "retention", "m")

@@ -188,6 +188,36 @@ def test_diff_versions_both_modes(client: BaseClient, tmp_path: Path) -> None:
         client.diff_versions("models:/m/1", "models:/m/2", old_as_of=before_move)
 
 
+def test_a_pipeline_that_re_runs_registers_once_both_modes(
+    client: BaseClient, tmp_path: Path
+) -> None:
+    model = client.ensure_model("m", description="first", tags={"team": "risk"})
+    again = client.ensure_model("m", description="ignored")
+    assert (
+        (again.description, again.tags)
+        == ("first", {"team": "risk"})
+        == (
+            model.description,
+            model.tags,
+        )
+    )
+    folder = tmp_path / "model"  # not tmp_path: the registry's data folder is in it
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"weights")
+    first = client.push(folder, name="m", if_changed=True)  # nothing to compare with
+    assert first.version == 1 and client.last_transfer is not None
+    assert client.last_transfer.created
+    same = client.push(folder, name="m", if_changed=True, metrics={"auc": 0.9}, alias="prod")
+    assert (same.version, same.aliases, same.metrics) == (1, ("prod",), {})
+    assert not client.last_transfer.created and client.last_transfer.transferred_bytes == 0
+    assert client.push(folder, name="m").version == 2  # without it: a version each time
+    (folder / "w.bin").write_bytes(b"new weights")
+    changed = client.push(folder, name="m", if_changed=True, alias="prod")
+    assert (changed.version, changed.aliases) == (3, ("prod",))
+    assert client.last_transfer.created
+    assert [v.version for v in client.list_versions("m").items] == [3, 2, 1]
+
+
 def test_retention_policy_both_modes(client: BaseClient) -> None:
     client.create_model("m")
     assert client.get_retention("m").own is None

@@ -18,10 +18,20 @@ def create(
     name: str,
     description: Annotated[str, typer.Option(help="Markdown description.")] = "",
     tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeatable.")] = None,
+    exist_ok: Annotated[
+        bool,
+        typer.Option(
+            "--exist-ok", help="Show the model as it is if it exists, instead of an error."
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Register a new model NAME."""
-    model = client(ctx).create_model(name, description=description, tags=parse_pairs("tag", tag))
+    sdk, tags = client(ctx), parse_pairs("tag", tag)
+    if exist_ok:
+        model = sdk.ensure_model(name, description=description, tags=tags)
+    else:
+        model = sdk.create_model(name, description=description, tags=tags)
     show_model(model, as_json)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +20,6 @@ from rich.progress import (
 from cairn.cli.common import Json, Yes, client, parse_metrics, parse_pairs
 from cairn.cli.output import err, message, print_json, show_version
 from cairn.client.push_pull import TransferStats
-from cairn.errors import AlreadyExists
 
 
 class RichProgress:
@@ -83,13 +81,20 @@ def push(
     create_model: Annotated[
         bool, typer.Option(help="Register the model first if it does not exist.")
     ] = True,
+    if_changed: Annotated[
+        bool,
+        typer.Option(
+            "--if-changed",
+            help="Create no version when the latest READY one has exactly these files "
+            "(it is shown instead; --alias still points at it).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Upload files as a new version: hashes locally, sends only what the server lacks."""
     sdk = client(ctx)
     if create_model:
-        with contextlib.suppress(AlreadyExists):
-            sdk.create_model(model)
+        sdk.ensure_model(model)
     with RichProgress(not _quiet(ctx)) as progress:
         version = sdk.push(
             path,
@@ -102,9 +107,15 @@ def push(
             semver=semver,
             run_id=run_id,
             progress=progress,
+            if_changed=if_changed,
         )
     stats = sdk.last_transfer
-    if stats is not None and not _quiet(ctx):
+    if stats is not None and not stats.created and not _quiet(ctx):
+        message(
+            f"unchanged: {version.name} version {version.version} has the same "
+            f"{stats.files} file(s); no version created"
+        )
+    elif stats is not None and not _quiet(ctx):
         message(
             f"pushed {version.name} version {version.version}: {stats.files} file(s), "
             f"{stats.bytes} bytes{_moved(stats, 'sent', 'already stored')}"

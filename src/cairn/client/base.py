@@ -41,6 +41,7 @@ from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
+from cairn.errors import AlreadyExists
 
 
 class BaseClient(abc.ABC):
@@ -59,6 +60,17 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def get_model(self, name: str) -> RegisteredModel: ...
+
+    def ensure_model(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        """The model ``name``, registered first (with ``description`` and ``tags``) if it
+        does not exist: "register if not exists" for pipelines that re-run. An existing
+        model is returned as it is."""
+        try:
+            return self.create_model(name, description=description, tags=tags)
+        except AlreadyExists:
+            return self.get_model(name)
 
     @abc.abstractmethod
     def search_models(
@@ -567,12 +579,18 @@ class BaseClient(abc.ABC):
         run_link: str | None = None,
         alias: str | None = None,
         progress: Progress | None = None,
+        if_changed: bool = False,
     ) -> ModelVersion:
         """Upload a file or folder as the next version of ``name``; send only missing bytes.
 
         Files are hashed locally; the version is created with its manifest; the blobs the
         server lacks go up in parallel; the version is READY when this returns. Re-running
         an interrupted push resumes large files where the server stopped.
+
+        ``if_changed``: when the latest READY version of ``name`` has exactly these files,
+        return it and create nothing (a pipeline that re-runs on the same model registers
+        it once; ``last_transfer.created`` says which happened). The metadata given here is
+        then not applied; ``alias`` is, so that it points at these files either way.
         """
         spec = VersionSpec(
             description=description,
@@ -585,10 +603,11 @@ class BaseClient(abc.ABC):
             run_link=run_link,
         )
         version, self.last_transfer = push_pull.push(
-            self, Path(path), name, spec, progress or NoProgress()
+            self, Path(path), name, spec, progress or NoProgress(), if_changed=if_changed
         )
-        version = self.finalize_version(name, version.version)
-        if alias is not None:
+        if self.last_transfer.created:
+            version = self.finalize_version(name, version.version)
+        if alias is not None and alias not in version.aliases:
             version = self.set_alias(name, alias, version.version)
         return version
 

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 
 from cairn.client.cache import BlobCache, Placement
 from cairn.client.transfer import WORKERS, Progress, batch_plan, scan
+from cairn.domain.digests import manifest_digest
 from cairn.domain.models import FileEntry, ModelVersion, VersionSpec
+from cairn.errors import NotFound
 
 if TYPE_CHECKING:
     from cairn.client.base import BaseClient
@@ -37,16 +39,28 @@ class TransferStats:
     transferred_bytes: int
     name: str = ""
     version: int = 0
+    created: bool = True  # False: a push ``if_changed`` found the files of the latest version
 
 
 def push(
-    client: BaseClient, path: Path, name: str, spec: VersionSpec, progress: Progress
+    client: BaseClient,
+    path: Path,
+    name: str,
+    spec: VersionSpec,
+    progress: Progress,
+    *,
+    if_changed: bool = False,
 ) -> tuple[ModelVersion, TransferStats]:
     """Hash the files under ``path``, create the version of ``name`` described by ``spec``
     with their manifest, send the blobs the server lacks; the version as created (not yet
-    finalized) and what went over the wire."""
+    finalized) and what went over the wire. With ``if_changed``, when the model's latest
+    READY version has exactly these files (paths, sizes, digests), that one instead, and
+    nothing is created or sent."""
     files = scan(path, progress)
     spec = replace(spec, files=tuple(f.entry for f in files))
+    if if_changed and (same := _latest_with(client, name, manifest_digest(spec.files))):
+        total = sum(f.entry.size for f in files)
+        return same, TransferStats(len(files), total, 0, 0, same.name, same.version, False)
     version, missing = client._create_with_manifest(name, spec, str(uuid.uuid4()))
     wanted = set(missing)
     todo = [f for f in {f.entry.digest: f for f in files}.values() if f.entry.digest in wanted]
@@ -62,6 +76,14 @@ def push(
         version=version.version,
     )
     return version, stats
+
+
+def _latest_with(client: BaseClient, name: str, digest: str) -> ModelVersion | None:
+    try:
+        latest = client.resolve(f"models:/{name}/latest")
+    except NotFound:  # no such model (yet), or no READY version
+        return None
+    return latest if latest.digest == digest else None
 
 
 def pull(
