@@ -157,11 +157,12 @@ def test_a_search_runs_on_the_loop_until_its_budget_is_spent(
     assert ran_in[0] is loop_thread[0] and ran_in[1] is not loop_thread[0]
 
 
-def test_a_diff_of_tensors_runs_in_the_thread_pool(
+def test_a_diff_that_reads_files_runs_in_the_thread_pool(
     api: TestClient, app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reading tensors from the blob store is long by nature: a diff that asks for them
-    never holds the event loop; one that does not runs there as other bounded reads."""
+    """Reading files from the blob store is long by nature: a diff that compares tensors
+    or signatures never holds the event loop; one that does not runs there as other
+    bounded reads."""
     service = app.state.service
     assert api.post("/api/v1/models", json={"name": "m"}).status_code == 201
     assert api.post("/api/v1/models/m/versions", json={}).status_code == 201
@@ -173,11 +174,12 @@ def test_a_diff_of_tensors_runs_in_the_thread_pool(
         return {}
 
     assert api.get("/probe-loop-thread-3").status_code == 200
-    ran_in: list[tuple[bool, threading.Thread]] = []
+    ran_in: list[tuple[str, threading.Thread]] = []
     diff_versions = service.diff_versions
 
     def recording(*args: Any, **kwargs: Any) -> Any:
-        ran_in.append((kwargs["tensors"], threading.current_thread()))
+        asked = [k for k in ("tensors", "signature") if kwargs[k]]
+        ran_in.append((" ".join(asked) or "-", threading.current_thread()))
         return diff_versions(*args, **kwargs)
 
     query = {"old": "models:/m/1", "new": "models:/m/1"}
@@ -187,7 +189,16 @@ def test_a_diff_of_tensors_runs_in_the_thread_pool(
     assert api.get("/api/v1/diff", params=query).json()["tensors"] is None
     answer = api.get("/api/v1/diff", params={**query, "tensors": "true"}).json()
     assert answer["tensors"]["unchanged"] == 0
-    assert [(tensors, thread is loop_thread[0]) for tensors, thread in ran_in] == [
-        (False, True),
-        (True, False),
+    answer = api.get("/api/v1/diff", params={**query, "signature": "true"}).json()
+    assert answer["signature"] == {
+        "old_path": None,
+        "new_path": None,
+        "breaking": 0,
+        "changes": [],
+        "unreadable": [],
+    }
+    assert [(asked, thread is loop_thread[0]) for asked, thread in ran_in] == [
+        ("-", True),
+        ("tensors", False),
+        ("signature", False),
     ]

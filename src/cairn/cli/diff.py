@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cairn.cli.common import Json, as_of_option, client, in_utc
 from cairn.cli.output import out, print_json
 from cairn.domain.codec import diff_to_json
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
+from cairn.domain.mlmodel import SignatureDiff
 from cairn.domain.models import ModelVersion
 from cairn.domain.tensors import Tensor, TensorDiff
 
@@ -83,6 +85,30 @@ def _tensors(t: TensorDiff) -> None:
     out.print(table)
 
 
+def _signature(s: SignatureDiff) -> None:
+    for path, why in s.unreadable:
+        out.print(f"not read: {path}: {why}")
+    if s.old_path is None or s.new_path is None:
+        sides = [n for n, p in (("OLD", s.old_path), ("NEW", s.new_path)) if p is not None]
+        has = f"only {sides[0]} has one" if sides else "neither has one"
+        out.print(f"signature: not compared, {has} (an MLmodel file with a signature)")
+        return
+    if not s.changes:
+        out.print(f"signature: the same ({s.old_path} -> {s.new_path})")
+        return
+    out.print(
+        f"signature: {len(s.changes)} change(s), {s.breaking} breaking for callers of OLD "
+        f"({s.old_path} -> {s.new_path})"
+    )
+    table = Table("section", "name", "change", "old", "new", "breaking", box=None)
+    for c in s.changes:
+        old = "-" if c.old is None else c.old.describe()
+        new = "-" if c.new is None else c.new.describe()
+        breaking = Text("yes", style="bold red") if c.breaking else Text("no")
+        table.add_row(c.section, c.name, c.kind, old, new, breaking)
+    out.print(table)
+
+
 def show_diff(d: VersionDiff) -> None:
     out.print(f"{_label(d.old)} -> {_label(d.new)}")
     if d.identical:
@@ -103,6 +129,8 @@ def show_diff(d: VersionDiff) -> None:
     _files(d.files)
     if d.tensors is not None:
         _tensors(d.tensors)
+    if d.signature is not None:
+        _signature(d.signature)
 
 
 def diff(
@@ -123,6 +151,14 @@ def diff(
             help="Also compare the tensors of their safetensors files, by name across files.",
         ),
     ] = False,
+    signature: Annotated[
+        bool,
+        typer.Option(
+            "--signature",
+            help="Also compare the signatures of their MLflow MLmodel files, marking the "
+            "changes that break callers of OLD.",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Show what changed from one version to another: fields, metrics, params, tags, files.
@@ -139,9 +175,16 @@ def diff(
     removed: which layers a fine-tune touched. Values are compared on the server, reading
     only tensors that are not at the same place of the same file, up to the first
     differing byte.
+
+    With --signature, the signatures (inputs, outputs, params) of their MLmodel files are
+    compared field by field, each change marked breaking when a caller written for OLD
+    would fail with NEW or misread it: a new required input, an input made required, a
+    removed output, a changed type or shape, a removed param.
     """
     old_as_of = in_utc(old_as_of)
-    found = client(ctx).diff_versions(old, new, old_as_of=old_as_of, tensors=tensors)
+    found = client(ctx).diff_versions(
+        old, new, old_as_of=old_as_of, tensors=tensors, signature=signature
+    )
     if as_json:
         print_json(diff_to_json(found))
     else:

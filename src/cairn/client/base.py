@@ -126,13 +126,21 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def diff_versions(
-        self, old: str, new: str, *, old_as_of: datetime | None = None, tensors: bool = False
+        self,
+        old: str,
+        new: str,
+        *,
+        old_as_of: datetime | None = None,
+        tensors: bool = False,
+        signature: bool = False,
     ) -> VersionDiff:
         """How the version the ``models:/`` URI ``new`` names differs from ``old``'s (of
         one model or two): record fields, metrics with deltas, params, tags, and files
         (changed, renamed, added, removed). ``old_as_of``: resolve ``old``'s alias as of
         that time, to see what changed since. ``tensors``: also which tensors of their
-        safetensors files changed (``VersionDiff.tensors``), matched by name."""
+        safetensors files changed (``VersionDiff.tensors``), matched by name;
+        ``signature``: how the signatures of their MLflow ``MLmodel`` files differ, and
+        which changes break a caller of ``old`` (``VersionDiff.signature``)."""
 
     @abc.abstractmethod
     def list_versions(

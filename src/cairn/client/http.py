@@ -164,11 +164,18 @@ class HttpClient(GovernanceCalls, BaseClient):
         return version_from_json(self._request("GET", "/resolve", params=params))
 
     def diff_versions(
-        self, old: str, new: str, *, old_as_of: datetime | None = None, tensors: bool = False
+        self,
+        old: str,
+        new: str,
+        *,
+        old_as_of: datetime | None = None,
+        tensors: bool = False,
+        signature: bool = False,
     ) -> VersionDiff:
         params = {"old": old, "new": new, "old_as_of": format_time(old_as_of)}
-        if tensors:
-            params["tensors"] = "true"
+        params.update(
+            {k: "true" for k, on in (("tensors", tensors), ("signature", signature)) if on}
+        )
         return diff_from_json(self._request("GET", "/diff", params=params))
 
     def list_versions(

@@ -162,10 +162,16 @@ class LocalClient(BaseClient):
         return self._service.resolve(self._actor, uri, as_of=as_of)
 
     def diff_versions(
-        self, old: str, new: str, *, old_as_of: datetime | None = None, tensors: bool = False
+        self,
+        old: str,
+        new: str,
+        *,
+        old_as_of: datetime | None = None,
+        tensors: bool = False,
+        signature: bool = False,
     ) -> VersionDiff:
         return self._service.diff_versions(
-            self._actor, old, new, old_as_of=old_as_of, tensors=tensors
+            self._actor, old, new, old_as_of=old_as_of, tensors=tensors, signature=signature
         )
 
     def list_versions(

@@ -11,6 +11,7 @@ from typing import Any
 
 from cairn.domain.artifacts import FileLink, PruneReport, Retention, RetentionPolicy
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
+from cairn.domain.mlmodel import SignatureChange, SignatureDiff, SignatureField
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -275,6 +276,14 @@ def _tensor_from_json(d: dict[str, Any] | None) -> Tensor | None:
     return Tensor(d["name"], d["dtype"], shape, d["path"], d["digest"], d["begin"], d["end"])
 
 
+def _unreadable_to_json(files: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"path": path, "reason": why} for path, why in files]
+
+
+def _unreadable_from_json(files: list[dict[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((f["path"], f["reason"]) for f in files)
+
+
 def tensor_diff_to_json(t: TensorDiff) -> dict[str, Any]:
     return {
         "changes": [
@@ -290,7 +299,7 @@ def tensor_diff_to_json(t: TensorDiff) -> dict[str, Any]:
         "unchanged": t.unchanged,
         "unchanged_bytes": t.unchanged_bytes,
         "changed_bytes": t.changed_bytes,
-        "unreadable": [{"path": path, "reason": why} for path, why in t.unreadable],
+        "unreadable": _unreadable_to_json(t.unreadable),
     }
 
 
@@ -305,8 +314,55 @@ def tensor_diff_from_json(d: dict[str, Any]) -> TensorDiff:
         )
         for c in d["changes"]
     )
-    unreadable = tuple((u["path"], u["reason"]) for u in d["unreadable"])
+    unreadable = _unreadable_from_json(d["unreadable"])
     return TensorDiff(changes, int(d["unchanged"]), int(d["unchanged_bytes"]), unreadable)
+
+
+def _field_to_json(f: SignatureField | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    return {"name": f.name, "type": f.type, "required": f.required, "default": f.default}
+
+
+def _field_from_json(d: dict[str, Any] | None) -> SignatureField | None:
+    if d is None:
+        return None
+    return SignatureField(d["name"], d["type"], bool(d["required"]), d["default"])
+
+
+def signature_diff_to_json(s: SignatureDiff) -> dict[str, Any]:
+    return {
+        "old_path": s.old_path,
+        "new_path": s.new_path,
+        "breaking": s.breaking,
+        "changes": [
+            {
+                "section": c.section,
+                "name": c.name,
+                "kind": c.kind,
+                "breaking": c.breaking,
+                "old": _field_to_json(c.old),
+                "new": _field_to_json(c.new),
+            }
+            for c in s.changes
+        ],
+        "unreadable": _unreadable_to_json(s.unreadable),
+    }
+
+
+def signature_diff_from_json(d: dict[str, Any]) -> SignatureDiff:
+    changes = tuple(
+        SignatureChange(
+            c["section"],
+            c["name"],
+            _field_from_json(c["old"]),
+            _field_from_json(c["new"]),
+            bool(c["breaking"]),
+        )
+        for c in d["changes"]
+    )
+    unreadable = _unreadable_from_json(d["unreadable"])
+    return SignatureDiff(d["old_path"], d["new_path"], changes, unreadable)
 
 
 def diff_to_json(r: VersionDiff) -> dict[str, Any]:
@@ -323,6 +379,7 @@ def diff_to_json(r: VersionDiff) -> dict[str, Any]:
         "unchanged_files": r.unchanged_files,
         "transfer_bytes": r.transfer_bytes,
         "tensors": None if r.tensors is None else tensor_diff_to_json(r.tensors),
+        "signature": None if r.signature is None else signature_diff_to_json(r.signature),
     }
 
 
@@ -338,4 +395,5 @@ def diff_from_json(d: dict[str, Any]) -> VersionDiff:
         unchanged_files=int(d["unchanged_files"]),
         transfer_bytes=int(d["transfer_bytes"]),
         tensors=None if d.get("tensors") is None else tensor_diff_from_json(d["tensors"]),
+        signature=None if d.get("signature") is None else signature_diff_from_json(d["signature"]),
     )

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cairn.domain.mlmodel import SignatureDiff
 from cairn.domain.models import FileEntry, ModelVersion
 from cairn.domain.tensors import TensorDiff
 
@@ -74,6 +75,7 @@ class VersionDiff:
     unchanged_files: int
     transfer_bytes: int
     tensors: TensorDiff | None = None  # when asked for: by tensor, across safetensors files
+    signature: SignatureDiff | None = None  # when asked for: of their MLmodel files
 
     @property
     def identical(self) -> bool:

@@ -18,6 +18,7 @@ from cairn.domain.semver import SemverRange
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
 from cairn.errors import InvalidFilter, InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
+from cairn.service.signature_diff import signature_diff
 from cairn.service.tensor_diff import tensor_diff
 from cairn.service.validation import clean_page_size
 from cairn.store.metadata.aliases_store import AliasStore
@@ -74,11 +75,13 @@ class VersionReadsService(ServiceBase):
         *,
         old_as_of: datetime | None = None,
         tensors: bool = False,
+        signature: bool = False,
     ) -> VersionDiff:
         """How the version ``new`` names differs from the one ``old`` names (``old_as_of``:
-        where ``old``'s alias pointed then), both read in one snapshot; ``tensors``: and
-        which tensors of their safetensors files changed (read from the blob store after
-        the snapshot: a version's files never change)."""
+        where ``old``'s alias pointed then), both read in one snapshot. ``tensors``: and
+        which tensors of their safetensors files changed; ``signature``: and how the
+        signatures of their MLmodel files differ. Both read the blob store after the
+        snapshot (a version's files never change)."""
         before, after = _ref(old, old_as_of), _ref(new, None)
 
         def run(s: Tx) -> VersionDiff:
@@ -88,10 +91,12 @@ class VersionReadsService(ServiceBase):
             )
 
         found = self.db.read(run)
-        if not tensors:
-            return found
-        by_tensor = tensor_diff(self.blobs, found.old.files, found.new.files)
-        return replace(found, tensors=by_tensor)
+        files = (self.blobs, found.old.files, found.new.files)
+        if tensors:
+            found = replace(found, tensors=tensor_diff(*files))
+        if signature:
+            found = replace(found, signature=signature_diff(*files))
+        return found
 
     def _resolve(
         self, s: Tx, actor: Actor, ref: ModelRef, as_of: datetime | None, files: bool

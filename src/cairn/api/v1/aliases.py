@@ -95,19 +95,25 @@ async def diff_versions(
     actor: Caller,
     old_as_of: datetime | None = None,
     tensors: bool = False,
+    signature: bool = False,
 ) -> JSONResponse:
     """How the version ``new`` names differs from the one ``old`` names (two ``models:/``
     URIs, of one model or two): record fields, metrics (with their deltas), params, tags and
     files (changed, renamed, added, removed). ``old_as_of`` (RFC 3339) resolves ``old``'s
     alias as of that time: what changed since then. ``tensors=true`` adds which tensors of
     their safetensors files changed (added, removed, another dtype, shape or values),
-    matched by name across files, however each version is sharded."""
+    matched by name across files, however each version is sharded. ``signature=true``
+    adds how the signatures of their MLflow ``MLmodel`` files differ, each change marked
+    breaking or not for a caller written for ``old``."""
 
     def run() -> VersionDiff:
-        return service.diff_versions(actor, old, new, old_as_of=old_as_of, tensors=tensors)
+        return service.diff_versions(
+            actor, old, new, old_as_of=old_as_of, tensors=tensors, signature=signature
+        )
 
-    # reading tensors is long by nature: never on the event loop
-    found = await (run_in_threadpool(run) if tensors else brief(service, run, bounded=False))
+    # reading files is long by nature: never on the event loop
+    reads_files = tensors or signature
+    found = await (run_in_threadpool(run) if reads_files else brief(service, run, bounded=False))
     return json(diff_to_json(found))
 
 

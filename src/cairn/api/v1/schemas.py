@@ -214,6 +214,32 @@ class TensorDiffOut(BaseModel):
     )
 
 
+class SignatureFieldOut(BaseModel):
+    name: str = Field(description="Its name, or `#N` (its position) when it has none")
+    type: str = Field(
+        description="`double`, `tensor float32 [-1, 4]`, or the JSON of a nested type"
+    )
+    required: bool
+    default: str | None = Field(description="A param's default, as JSON")
+
+
+class SignatureChangeOut(BaseModel):
+    section: str = Field(description="`inputs`, `outputs` or `params`")
+    name: str
+    kind: str = Field(description="`added`, `removed` or `changed`")
+    breaking: bool = Field(description="Whether a caller written for `old` would break")
+    old: SignatureFieldOut | None
+    new: SignatureFieldOut | None
+
+
+class SignatureDiffOut(BaseModel):
+    old_path: str | None = Field(description="`old`'s MLmodel file; null: it has no signature")
+    new_path: str | None = Field(description="`new`'s MLmodel file; null: it has no signature")
+    breaking: int = Field(description="How many changes break a caller of `old`")
+    changes: list[SignatureChangeOut]
+    unreadable: list[UnreadableOut]
+
+
 class DiffOut(BaseModel):
     old: VersionOut = Field(description="The first version, without its manifest")
     new: VersionOut = Field(description="The second version, without its manifest")
@@ -232,6 +258,11 @@ class DiffOut(BaseModel):
         None,
         description="With `tensors=true`: the tensors of both versions' safetensors files, "
         "matched by name across files",
+    )
+    signature: SignatureDiffOut | None = Field(
+        None,
+        description="With `signature=true`: how the signatures in their MLflow `MLmodel` "
+        "files differ",
     )
 
 
