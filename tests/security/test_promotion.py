@@ -322,6 +322,59 @@ def test_signature_gate(svc: RegistryService) -> None:
     assert alias_of(svc, "risk.fraud", "production") == 3
 
 
+def mlmodel(inputs: list[dict[str, Any]]) -> bytes:
+    """An MLmodel file as MLflow writes it: YAML whose signature sections are JSON text."""
+    signature = {"inputs": json.dumps(inputs), "outputs": '[{"type": "long"}]', "params": None}
+    return (
+        "flavors: {}\nsignature:\n"
+        + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in signature.items())
+    ).encode()
+
+
+def with_files(svc: RegistryService, name: str, files: dict[str, bytes]) -> int:
+    spec = VersionSpec(files=tuple(FileEntry(p, len(b), digest(b)) for p, b in files.items()))
+    number = svc.create_version(SYSTEM, name, spec).version
+    for data in files.values():
+        if digest(data) in svc.missing_blobs(SYSTEM, name, number):
+            svc.put_blob(SYSTEM, name, number, digest(data), [data])
+    return number
+
+
+def test_compatible_gate(svc: RegistryService) -> None:
+    age = {"type": "double", "name": "age", "required": True}
+    tenure = {"type": "double", "name": "tenure", "required": True}
+    svc.create_model(SYSTEM, "scorer")
+    one = with_files(svc, "scorer", {"MLmodel": mlmodel([age])})
+    needs_more = with_files(svc, "scorer", {"MLmodel": mlmodel([age, tenure])})
+    optional = with_files(svc, "scorer", {"MLmodel": mlmodel([age, {**tenure, "required": False}])})
+    unsigned = with_files(svc, "scorer", {"model.pkl": b"weights"})
+    broken = with_files(svc, "scorer", {"MLmodel": b"signature: [unclosed"})
+    svc.set_policy(SYSTEM, "scorer", "production", require_compatible=True)
+    assert svc.list_policies(SYSTEM, model="scorer")[0].require_compatible
+
+    first = svc.promote(ALICE, "scorer", one, "production")  # nothing to break yet
+    assert first.status is PromotionStatus.APPLIED and checks_of(first)["compatible"]
+    with pytest.raises(Conflict, match="breaks callers of 1: inputs tenure added"):
+        svc.promote(ALICE, "scorer", needs_more, "production")
+    with pytest.raises(Conflict, match="breaks callers of 1"):  # a direct move too
+        svc.set_alias(ALICE, "scorer", "production", needs_more)
+    assert alias_of(svc, "scorer", "production") == one
+    svc.set_alias(ALICE, "scorer", "production", optional)  # an optional input breaks nothing
+    assert alias_of(svc, "scorer", "production") == optional
+    with pytest.raises(Conflict, match=f"version {unsigned} cannot be checked .* no signature"):
+        svc.promote(ALICE, "scorer", unsigned, "production")
+    with pytest.raises(Conflict, match="its MLmodel \\(MLmodel\\) is unreadable: not YAML"):
+        svc.promote(ALICE, "scorer", broken, "production")
+    # back from a version without a signature, anything goes: it promised nothing
+    svc.delete_alias(ALICE, "scorer", "production")
+    svc.set_policy(SYSTEM, "scorer", "production")
+    svc.set_alias(ALICE, "scorer", "production", unsigned)
+    svc.set_policy(SYSTEM, "scorer", "production", require_compatible=True)
+    assert svc.promote(ALICE, "scorer", needs_more, "production").status is (
+        PromotionStatus.APPLIED
+    )
+
+
 def test_deleted_version_cannot_be_applied(svc: RegistryService) -> None:
     svc.set_policy(SYSTEM, "risk.fraud", "production", approvals=1)
     request = svc.promote(ALICE, "risk.fraud", 1, "production")
@@ -600,5 +653,11 @@ def test_promote_and_approve_round_trip_over_cli_and_api(
 
         listed = json.loads(cairn("policies", "list", "--json").stdout)
         assert [p["id"] for p in listed] == [policy["id"]]
+        assert not listed[0]["require_compatible"]
+        stricter = cairn(
+            "policies", "set", "--model", "risk.*", "--alias", "production",
+            "--require-compatible", "--json",
+        )  # fmt: skip
+        assert json.loads(stricter.stdout)[0]["require_compatible"] is True
         cairn("policies", "delete", str(policy["id"]), "--yes")
         assert http.get("/policies").json() == {"policies": []}

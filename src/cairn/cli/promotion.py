@@ -182,7 +182,9 @@ def _show_policies(policies: Sequence[AliasPolicy], as_json: bool) -> None:
     if as_json:
         print_json([policy_to_json(p) for p in policies])
         return
-    table = Table("id", "models", "aliases", "role", "approvals", "metrics", "scan", "signature")
+    table = Table(
+        "id", "models", "aliases", "role", "approvals", "metrics", "scan", "signed", "compatible"
+    )
     for p in policies:
         table.add_row(
             str(p.id),
@@ -193,6 +195,7 @@ def _show_policies(policies: Sequence[AliasPolicy], as_json: bool) -> None:
             ", ".join(c.text for c in p.conditions),
             "clean" if p.require_clean_scan else "-",
             "verified" if p.require_signature else "-",
+            "required" if p.require_compatible else "-",
         )
     out.print(table)
 
@@ -223,6 +226,14 @@ def set_policy(
         bool,
         typer.Option("--require-signature", help="A verified signature must cover its files."),
     ] = False,
+    require_compatible: Annotated[
+        bool,
+        typer.Option(
+            "--require-compatible",
+            help="Its MLflow signature must break no caller of the version the alias points "
+            "at (see `cairn diff --signature`).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Protect aliases: create the policy of (--model, --alias), or replace its rules."""
@@ -235,6 +246,7 @@ def set_policy(
         conditions=conditions,
         require_clean_scan=require_clean_scan,
         require_signature=require_signature,
+        require_compatible=require_compatible,
     )
     _show_policies([policy], as_json)
 

@@ -332,10 +332,13 @@ class BaseClient(abc.ABC):
         conditions: Sequence[str | Condition] = (),
         require_clean_scan: bool = False,
         require_signature: bool = False,
+        require_compatible: bool = False,
     ) -> AliasPolicy:
         """Protect aliases: create or replace the policy of (model_pattern, alias_pattern).
 
-        ``conditions`` are metric conditions such as ``"auc>=0.9"``."""
+        ``conditions`` are metric conditions such as ``"auc>=0.9"``; ``require_compatible``:
+        the new version's MLflow signature must break no caller of the alias's current
+        version (as ``diff_versions(..., signature=True)`` tells)."""
 
     @abc.abstractmethod
     def list_policies(self, *, model: str | None = None) -> list[AliasPolicy]: ...

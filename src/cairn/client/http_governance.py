@@ -209,6 +209,7 @@ class GovernanceCalls(HttpTransport):
         conditions: Sequence[str | Condition] = (),
         require_clean_scan: bool = False,
         require_signature: bool = False,
+        require_compatible: bool = False,
     ) -> AliasPolicy:
         body = {
             "model_pattern": model_pattern,
@@ -218,6 +219,7 @@ class GovernanceCalls(HttpTransport):
             "conditions": [condition_to_json(c) for c in validate_conditions(conditions)],
             "require_clean_scan": require_clean_scan,
             "require_signature": require_signature,
+            "require_compatible": require_compatible,
         }
         return policy_from_json(self._request("PUT", "/policies", json=body))
 

@@ -385,6 +385,7 @@ class LocalClient(BaseClient):
         conditions: Sequence[str | Condition] = (),
         require_clean_scan: bool = False,
         require_signature: bool = False,
+        require_compatible: bool = False,
     ) -> AliasPolicy:
         return self._service.set_policy(
             self._actor,
@@ -395,6 +396,7 @@ class LocalClient(BaseClient):
             conditions=conditions,
             require_clean_scan=require_clean_scan,
             require_signature=require_signature,
+            require_compatible=require_compatible,
         )
 
     def list_policies(self, *, model: str | None = None) -> list[AliasPolicy]:

@@ -169,6 +169,7 @@ class AliasPolicy:
     require_signature: bool
     created_at: datetime
     created_by: str | None
+    require_compatible: bool = False  # the new version's signature breaks no caller
 
     def matches(self, name_key: str, alias: str) -> bool:
         return pattern_matches(self.model_pattern, name_key) and alias_pattern_matches(
@@ -210,6 +211,7 @@ class Gate:
     conditions: tuple[Condition, ...]
     require_clean_scan: bool
     require_signature: bool
+    require_compatible: bool = False
 
 
 def gate_for(policies: Sequence[AliasPolicy], name_key: str, alias: str) -> Gate | None:
@@ -227,6 +229,7 @@ def gate_for(policies: Sequence[AliasPolicy], name_key: str, alias: str) -> Gate
         conditions=tuple(conditions),
         require_clean_scan=any(p.require_clean_scan for p in matching),
         require_signature=any(p.require_signature for p in matching),
+        require_compatible=any(p.require_compatible for p in matching),
     )
 
 
@@ -294,6 +297,7 @@ def policy_to_json(p: AliasPolicy) -> dict[str, Any]:
         "conditions": [condition_to_json(c) for c in p.conditions],
         "require_clean_scan": p.require_clean_scan,
         "require_signature": p.require_signature,
+        "require_compatible": p.require_compatible,
         "created_at": format_time(p.created_at),
         "created_by": p.created_by,
     }
@@ -313,6 +317,7 @@ def policy_from_json(d: Mapping[str, Any]) -> AliasPolicy:
         require_signature=bool(d["require_signature"]),
         created_at=created,
         created_by=d.get("created_by"),
+        require_compatible=bool(d.get("require_compatible", False)),  # older exports lack it
     )
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
-from cairn.domain.models import VersionStatus
+from cairn.domain.mlmodel import find_mlmodel
+from cairn.domain.models import FileEntry, VersionStatus
 from cairn.domain.promotion import (
     Check,
     Condition,
@@ -30,13 +31,17 @@ from cairn.domain.promotion import (
 )
 from cairn.errors import Conflict, PermissionDenied
 from cairn.service.base import ServiceBase
+from cairn.service.signature_diff import signature_diff
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.database import Tx
+from cairn.store.metadata.loaders import load_versions
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.promotion_store import PromotionStore
 from cairn.store.metadata.signatures_store import SignatureStore
+from cairn.store.metadata.versions_store import VersionStore
 
 APPROVALS = "approvals"
+COMPATIBLE = "compatible"
 
 
 def same_person(a: str, b: str) -> bool:
@@ -69,9 +74,9 @@ class AliasGuard(ServiceBase):
                 denial={"action": action, "model": model.name, "model_id": model.id},
             )
 
-    @staticmethod
-    def _evaluate(s: Tx, gate: Gate, model: Any, number: int) -> list[Check]:
-        """The gate's checks on version ``number`` as things are now (approvals aside)."""
+    def _evaluate(self, s: Tx, gate: Gate, model: Any, number: int, alias: str) -> list[Check]:
+        """The gate's checks on moving ``alias`` to version ``number`` as things are now
+        (approvals aside)."""
         store = PromotionStore(s)
         row = store.version_row(model.id, number)
         if row is None or row.deleted_at is not None:
@@ -97,7 +102,42 @@ class AliasGuard(ServiceBase):
                 else f"version {number} has no verified signature covering its files"
             )
             checks.append(Check("signature", signed, detail))
+        if gate.require_compatible:
+            checks.append(self._compatible_check(s, model, number, alias))
         return checks
+
+    def _compatible_check(self, s: Tx, model: Any, number: int, alias: str) -> Check:
+        """Whether version ``number``'s MLmodel signature breaks callers of the version
+        ``alias`` points at now (``domain/mlmodel.py``); a version that cannot show its
+        signature fails, where the current one has a signature to keep."""
+        row = AliasStore(s).find(model.id, alias)
+        current = None if row is None else int(row.version)
+        if current is None or current == number:
+            return Check(COMPATIBLE, True, f"@{alias} points at no other version")
+        old, new = _files(s, model.id, current), _files(s, model.id, number)
+        d = signature_diff(self.blobs, old, new)
+        unreadable = {path: why for path, why in d.unreadable}
+        if d.old_path is None:
+            return Check(COMPATIBLE, True, f"version {current} (@{alias}) has no signature")
+        if d.new_path is None:
+            path = find_mlmodel(f.path for f in new)
+            why = (
+                f"its MLmodel ({path}) is unreadable: {unreadable[path]}"
+                if path in unreadable
+                else "it has no signature"
+            )
+            return Check(
+                COMPATIBLE, False, f"version {number} cannot be checked against {current}: {why}"
+            )
+        breaking = [c for c in d.changes if c.breaking]
+        if not breaking:
+            return Check(
+                COMPATIBLE, True, f"version {number}'s signature keeps callers of {current} working"
+            )
+        said = "; ".join(f"{c.section} {c.name} {c.kind}" for c in breaking)
+        return Check(
+            COMPATIBLE, False, f"version {number}'s signature breaks callers of {current}: {said}"
+        )
 
     def _refuse_failing(
         self, checks: Sequence[Check], model: Any, number: int, alias: str, action: str
@@ -164,7 +204,7 @@ class AliasGuard(ServiceBase):
                 },
             )
         checks = [role_check(actor, model, gate.min_role, gate)]
-        checks += self._evaluate(s, gate, model, number)
+        checks += self._evaluate(s, gate, model, number, alias)
         self._refuse_failing(checks, model, number, alias, "alias.set")
         request_id = PromotionStore(s).insert_request(
             model.id,
@@ -202,12 +242,19 @@ class AliasGuard(ServiceBase):
 # -- checks ------------------------------------------------------------------------------
 
 
+def _files(s: Tx, model_id: int, number: int) -> tuple[FileEntry, ...]:
+    row = VersionStore(s).find(model_id, number)
+    return () if row is None else load_versions(s, [row.id])[0].files
+
+
 def gate_check_names(gate: Gate) -> list[str]:
     found = [f"metric {c.text}" for c in gate.conditions]
     if gate.require_clean_scan:
         found.append("scan")
     if gate.require_signature:
         found.append("signature")
+    if gate.require_compatible:
+        found.append(COMPATIBLE)
     return found
 
 

@@ -72,6 +72,7 @@ class PromotionService(AliasGuard):
         conditions: Iterable[Condition | Mapping[str, Any] | str] = (),
         require_clean_scan: bool = False,
         require_signature: bool = False,
+        require_compatible: bool = False,
     ) -> AliasPolicy:
         """Create or replace the policy of (model_pattern, alias_pattern); instance ADMIN."""
         model_key, alias_key, role, count, clean = validate_policy_fields(
@@ -80,6 +81,7 @@ class PromotionService(AliasGuard):
         for flag, value in (
             ("require_clean_scan", require_clean_scan),
             ("require_signature", require_signature),
+            ("require_compatible", require_compatible),
         ):
             if not isinstance(value, bool):
                 raise InvalidParameter(f"{flag} must be true or false; got {value!r}")
@@ -96,6 +98,7 @@ class PromotionService(AliasGuard):
                 conditions=clean,
                 require_clean_scan=require_clean_scan,
                 require_signature=require_signature,
+                require_compatible=require_compatible,
                 actor=actor.name,
                 now=self.clock(),
             )
@@ -178,7 +181,7 @@ class PromotionService(AliasGuard):
                 return self._reevaluate(s, actor, model, existing, gate)
             checks = [role]
             if gate is not None:
-                checks += self._evaluate(s, gate, model, number)
+                checks += self._evaluate(s, gate, model, number, alias)
                 if gate.approvals:
                     checks.append(approvals_check([], gate.approvals))
             self._refuse_failing(checks, model, number, alias, "promotion.request")
@@ -382,7 +385,7 @@ class PromotionService(AliasGuard):
         number = request.version
         checks = [c for c in request.checks if c.check == "role"]  # the requester's, as asked
         if gate is not None:
-            checks += self._evaluate(s, gate, model, number)
+            checks += self._evaluate(s, gate, model, number, request.alias)
             approvers = [
                 d.approver
                 for d in store.decisions(request_id)

@@ -29,6 +29,11 @@ class PolicyPut(Strict):
     conditions: list[ConditionIn] = Field(default_factory=list)
     require_clean_scan: bool = False
     require_signature: bool = False
+    require_compatible: bool = Field(
+        False,
+        description="The new version's MLflow signature must break no caller of the version "
+        "the alias points at (`GET /api/v1/diff?signature=true` says what breaks).",
+    )
 
 
 class ConditionOut(BaseModel):
@@ -46,6 +51,7 @@ class PolicyOut(BaseModel):
     conditions: list[ConditionOut]
     require_clean_scan: bool
     require_signature: bool
+    require_compatible: bool
     created_at: datetime
     created_by: str | None
 
@@ -123,6 +129,7 @@ def put_policy(body: PolicyPut, service: Service, actor: Caller) -> JSONResponse
         conditions=[c.model_dump() for c in body.conditions],
         require_clean_scan=body.require_clean_scan,
         require_signature=body.require_signature,
+        require_compatible=body.require_compatible,
     )
     return json(policy_to_json(policy))
 

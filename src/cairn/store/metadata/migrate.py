@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # The newest migration's revision: a new migration moves it (tests/store/test_migrate.py
 # checks that it is the head of the migrations folder).
-HEAD = "0012_semver_key"
+HEAD = "0013_require_compatible"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x0CA1_2000_0001
 

@@ -96,6 +96,7 @@ class PromotionStore:
         conditions: Sequence[Condition],
         require_clean_scan: bool,
         require_signature: bool,
+        require_compatible: bool = False,
         actor: str | None,
         now: int,
     ) -> int:
@@ -106,6 +107,7 @@ class PromotionStore:
             "conditions": _dumps([condition_to_json(c) for c in conditions]),
             "require_clean_scan": require_clean_scan,
             "require_signature": require_signature,
+            "require_compatible": require_compatible,
         }
         existing = self.find_policy(model_pattern, alias_pattern)
         if existing is not None:
@@ -351,6 +353,7 @@ def _policy(row: Row[Any]) -> AliasPolicy:
         require_signature=bool(row.require_signature),
         created_at=to_datetime(row.created_at),
         created_by=row.created_by,
+        require_compatible=bool(row.require_compatible),
     )
 
 

@@ -469,6 +469,7 @@ alias_policies = Table(
     Column("conditions", Text, nullable=False, server_default="[]"),  # [{metric, op, value}]
     Column("require_clean_scan", Boolean, nullable=False, server_default=false()),
     Column("require_signature", Boolean, nullable=False, server_default=false()),
+    Column("require_compatible", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(256)),
     UniqueConstraint("model_pattern", "alias_pattern"),
