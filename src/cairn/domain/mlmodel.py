@@ -49,7 +49,7 @@ class Signature:
 
 @dataclass(frozen=True, slots=True)
 class SignatureChange:
-    section: str  # inputs, outputs, params; "signature" when one side has none
+    section: str  # inputs, outputs or params
     name: str
     old: SignatureField | None
     new: SignatureField | None

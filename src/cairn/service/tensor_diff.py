@@ -16,7 +16,11 @@ from cairn.domain.models import FileEntry
 from cairn.domain.tensors import Tensor, TensorDiff, diff_tensors, is_safetensors
 from cairn.errors import NotFound
 from cairn.service.scan_engine import ChunkReader
-from cairn.service.scan_formats import SAFETENSORS_MAX_HEADER, read_safetensors_header
+from cairn.service.scan_formats import (
+    SAFETENSORS_MAX_HEADER,
+    TensorEntry,
+    read_safetensors_header,
+)
 from cairn.service.scan_pickle import Malformed
 from cairn.store.blobs.base import BlobStore
 
@@ -40,7 +44,7 @@ def tensor_diff(
 class _Headers:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
-        self.seen: dict[str, list[Tensor] | str] = {}  # digest -> its tensors, or why not
+        self.seen: dict[str, list[TensorEntry] | str] = {}  # digest -> its tensors, or why not
         self.unreadable: list[tuple[str, str]] = []
 
     def tensors(self, files: Sequence[FileEntry]) -> dict[str, Tensor]:
@@ -72,16 +76,15 @@ class _Headers:
             return cached
         return [Tensor(t.name, t.dtype, t.shape, f.path, f.digest, t.begin, t.end) for t in cached]
 
-    def _parse(self, f: FileEntry) -> list[Tensor] | str:
+    def _parse(self, f: FileEntry) -> list[TensorEntry] | str:
         try:
             chunks = self.blobs.open(f.digest, 0, min(f.size, 8 + SAFETENSORS_MAX_HEADER))
             with io.BufferedReader(ChunkReader(chunks), 1 << 20) as head:
-                entries = read_safetensors_header(head, f.size)
+                return read_safetensors_header(head, f.size)
         except Malformed as exc:
             return f"invalid safetensors: {exc}"
         except NotFound:
             return "its bytes are not in the store"
-        return [Tensor(e.name, e.dtype, e.shape, "", f.digest, e.begin, e.end) for e in entries]
 
 
 class _ValueReader:
@@ -108,7 +111,7 @@ def _same_bytes(left: Iterable[bytes], right: Iterable[bytes]) -> tuple[int, boo
     first difference; and how many bytes that read (both streams). Chunks are compared
     as ``bytes`` (a memcmp; a memoryview compares byte by byte, thousands of times
     slower), whole where both streams cut them alike, as the stores do."""
-    a_chunks, b_chunks = iter(left), iter(right)
+    a_chunks, b_chunks = (c for c in left if c), (c for c in right if c)
     a = b = b""
     read = 0
     try:
@@ -131,7 +134,7 @@ def _same_bytes(left: Iterable[bytes], right: Iterable[bytes]) -> tuple[int, boo
                 return read, False
             a, b = a[n:], b[n:]
     finally:
-        for chunks in (a_chunks, b_chunks):
-            close = getattr(chunks, "close", None)
+        for stream in (left, right):  # the store's streams: their files, their requests
+            close = getattr(stream, "close", None)
             if close is not None:
                 close()
