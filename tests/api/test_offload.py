@@ -197,8 +197,8 @@ def test_a_diff_that_reads_files_runs_in_the_thread_pool(
         "changes": [],
         "unreadable": [],
     }
-    assert [(asked, thread is loop_thread[0]) for asked, thread in ran_in] == [
-        ("-", True),
-        ("tensors", False),
-        ("signature", False),
-    ]
+    # a bounded read starts on the loop (and runs again in the pool only past its budget,
+    # which a loaded machine can reach); reading files never touches the loop
+    on_loop = [(asked, thread is loop_thread[0]) for asked, thread in ran_in]
+    assert on_loop[0] == ("-", True)
+    assert [x for x in on_loop if x[0] != "-"] == [("tensors", False), ("signature", False)]
