@@ -41,7 +41,7 @@ from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
-from cairn.errors import AlreadyExists
+from cairn.errors import AlreadyExists, NotFound
 
 
 class BaseClient(abc.ABC):
@@ -69,8 +69,11 @@ class BaseClient(abc.ABC):
         model is returned as it is."""
         try:
             return self.create_model(name, description=description, tags=tags)
-        except AlreadyExists:
-            return self.get_model(name)
+        except AlreadyExists as exists:
+            try:
+                return self.get_model(name)
+            except NotFound:  # one we may not read, or deleted meanwhile
+                raise exists from None
 
     @abc.abstractmethod
     def search_models(
