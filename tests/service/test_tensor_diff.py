@@ -4,10 +4,13 @@ by the reference library) in the blob store, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from safetensors.numpy import save
 
 from cairn.domain.models import Actor, FileEntry, VersionSpec
@@ -151,3 +154,22 @@ def test_the_comparison_stops_at_the_first_difference() -> None:
 
     assert _same_bytes(stream(b"one"), stream(b"two")) == (6, False)
     assert taken == [0, 0]
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+@given(
+    st.binary(max_size=64),
+    st.binary(max_size=64),
+    st.lists(st.integers(0, 64), max_size=8),
+    st.lists(st.integers(0, 64), max_size=8),
+)
+def test_the_comparison_agrees_with_bytes_equality(
+    a: bytes, b: bytes, cuts_a: list[int], cuts_b: list[int]
+) -> None:
+    b = b[: len(a)].ljust(len(a), b"\0")  # the two spans always have one length
+    assert _same_bytes(_cut(a, cuts_a), _cut(b, cuts_b))[1] is (a == b)
+    assert _same_bytes(_cut(a, cuts_a), _cut(a, cuts_b)) == (2 * len(a), True)
