@@ -248,6 +248,7 @@ def test_prune_is_a_dry_run_until_yes(uri: str) -> None:
         "model": "m",
         "keep": 2,
         "keep_days": None,
+        "filter": None,
         "dry_run": False,
         "purge": False,
         "pruned": [1, 3, 4],
@@ -258,6 +259,15 @@ def test_prune_is_a_dry_run_until_yes(uri: str) -> None:
     assert [v["version"] for v in listed] == [6, 5, 2]
     refused = runner.invoke(app, ["--uri", uri, "versions", "prune", "m", "--keep", "0"])
     assert refused.exit_code == 2 and "greater than or equal to 1" in refused.stderr
+    cairn(uri, "versions", "tag", "models:/m/5", "run=scratch")
+    scratch = runner.invoke(
+        app,
+        ["--uri", uri, "versions", "prune", "m", "--keep", "1", "--filter", "tags.run = 'scratch'"],
+    )
+    assert scratch.exit_code == 0, scratch.output
+    assert scratch.stderr.splitlines()[0] == (
+        "would delete 1 version(s) matching tags.run = 'scratch' of 'm': 5"
+    )
 
 
 def test_gc_prunes_with_keep_or_the_setting(tmp_path: Path) -> None:

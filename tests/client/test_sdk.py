@@ -150,6 +150,11 @@ def test_prune_versions_both_modes(client: BaseClient) -> None:
         client.restore_version("m", 2)  # purged: nothing to restore
     with pytest.raises(InvalidParameter):
         client.prune_versions("m", keep=0)
+    client.set_version_tag("m", 3, "run", "scratch")
+    matched = client.prune_versions("m", keep=1, filter="tags.run = 'scratch'")
+    assert (matched.filter, matched.pruned) == ("tags.run = 'scratch'", (3,))
+    with pytest.raises(InvalidParameter, match="position"):
+        client.prune_versions("m", keep=1, filter="tags.run ==")
 
 
 def test_diff_versions_both_modes(client: BaseClient, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
-from cairn.errors import InvalidParameter, NotFound
+from cairn.errors import InvalidFilter, InvalidParameter, NotFound
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
 
@@ -147,6 +147,31 @@ def test_prune_keeps_the_newest_and_what_an_alias_a_stage_or_an_upload_holds(
     ]
     again = service.prune_versions(SYSTEM, "m", keep=5, dry_run=False)
     assert again.pruned == ()  # 4 is back, but among the newest five now
+
+
+def test_prune_with_a_filter_deletes_only_what_it_matches(service: RegistryService) -> None:
+    _prunable_model(service)
+    for number in (1, 2, 4, 6, 7):  # the aliased, the Production one, old, a kept one
+        service.set_version_tag(SYSTEM, "m", number, "run", "scratch")
+    service.set_version_tag(SYSTEM, "m", 5, "run", "keeper")
+    scratch = "tags.run = 'scratch'"
+    dry = service.prune_versions(SYSTEM, "m", keep=2, filter=scratch)
+    assert (dry.filter, dry.pruned, dry.protected) == (scratch, (4,), (1, 2))
+    assert dry.bytes == len(b"old")
+    done = service.prune_versions(SYSTEM, "m", keep=1, filter=scratch, dry_run=False)
+    assert (done.pruned, done.protected) == ((4, 6), (1, 2))  # 7 is the newest: it stays
+    assert _live(service) == [7, 5, 3, 2, 1]
+    (event, *_) = [
+        e
+        for e in service.list_audit(SYSTEM, model="m", max_results=100).items
+        if e.action == "version.delete" and e.version == 6
+    ]
+    assert event.after == {"pruned_keeping": 1, "keep_days": None, "filter": scratch}
+    by_name = service.prune_versions(SYSTEM, "m", keep=1, filter="name = 'other'")
+    assert by_name.pruned == by_name.protected == ()
+    with pytest.raises(InvalidFilter, match="position"):
+        service.prune_versions(SYSTEM, "m", keep=1, filter="tags.run = ", dry_run=False)
+    assert _live(service) == [7, 5, 3, 2, 1]
 
 
 def test_prune_with_purge_leaves_the_bytes_to_gc(service: RegistryService) -> None:

@@ -238,6 +238,14 @@ def prune(
     purge: Annotated[
         bool, typer.Option(help="Delete for good: no restore; gc may then reclaim the bytes.")
     ] = False,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Only versions this filter matches may go, e.g. \"tags.run = 'scratch'\" "
+            "(docs/search.md).",
+        ),
+    ] = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Delete them (without it: a dry run).")
     ] = False,
@@ -245,9 +253,11 @@ def prune(
 ) -> None:
     """Delete the versions of model NAME older than its newest --keep, except those an
     alias, the Staging or Production stage or an upload in progress holds, and those
-    younger than --keep-days. Dry run unless --yes; soft (restorable) unless --purge."""
+    younger than --keep-days; with --filter, only among the versions it matches (bulk
+    deletion: `--keep 1 --filter "tags.run = 'scratch'"`). Dry run unless --yes; soft
+    (restorable) unless --purge."""
     report = client(ctx).prune_versions(
-        name, keep=keep, keep_days=keep_days, dry_run=not yes, purge=purge
+        name, keep=keep, keep_days=keep_days, dry_run=not yes, purge=purge, filter=filter_
     )
     if as_json:
         print_json(prune_to_json(report))
@@ -255,7 +265,8 @@ def prune(
     verb = "purge" if report.purge else "delete"
     done = f"would {verb}" if report.dry_run else f"{verb}d"
     listed = f": {_version_ranges(report.pruned)}" if report.pruned else ""
-    message(f"{done} {len(report.pruned)} version(s) of {report.model!r}{listed}")
+    matching = "" if report.filter is None else f" matching {report.filter}"
+    message(f"{done} {len(report.pruned)} version(s){matching} of {report.model!r}{listed}")
     if report.protected:
         held = "an alias, a stage or an upload"
         if keep_days is not None:

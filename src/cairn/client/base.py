@@ -219,12 +219,14 @@ class BaseClient(abc.ABC):
         keep_days: float | None = None,
         dry_run: bool = True,
         purge: bool = False,
+        filter: str | None = None,
     ) -> PruneReport:
         """Delete the model's versions older than its newest ``keep``, except those an
         alias, the ``Staging`` or ``Production`` stage or an upload in progress holds, and
         those created within ``keep_days``: soft (restorable) or, with ``purge``, for good.
         A dry run unless ``dry_run`` is False: the report says what would go and how many
-        bytes only those versions hold."""
+        bytes only those versions hold. ``filter`` (the search grammar): only the versions
+        it matches may go, e.g. ``"tags.run = 'scratch'"``."""
 
     @abc.abstractmethod
     def get_retention(self, name: str) -> RetentionPolicy:

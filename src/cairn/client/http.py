@@ -252,8 +252,15 @@ class HttpClient(GovernanceCalls, BaseClient):
         keep_days: float | None = None,
         dry_run: bool = True,
         purge: bool = False,
+        filter: str | None = None,
     ) -> PruneReport:
-        body = {"keep": keep, "keep_days": keep_days, "dry_run": dry_run, "purge": purge}
+        body = {
+            "keep": keep,
+            "keep_days": keep_days,
+            "dry_run": dry_run,
+            "purge": purge,
+            "filter": filter,
+        }
         return prune_from_json(self._request("POST", f"/models/{seg(name)}/prune", json=body))
 
     def get_retention(self, name: str) -> RetentionPolicy:

@@ -258,9 +258,16 @@ class LocalClient(BaseClient):
         keep_days: float | None = None,
         dry_run: bool = True,
         purge: bool = False,
+        filter: str | None = None,
     ) -> PruneReport:
         return self._service.prune_versions(
-            self._actor, name, keep=keep, keep_days=keep_days, dry_run=dry_run, purge=purge
+            self._actor,
+            name,
+            keep=keep,
+            keep_days=keep_days,
+            dry_run=dry_run,
+            purge=purge,
+            filter=filter,
         )
 
     def get_retention(self, name: str) -> RetentionPolicy:

@@ -83,6 +83,7 @@ class PruneReport:
     protected: tuple[int, ...] = ()
     bytes: int = 0
     keep_days: float | None = None
+    filter: str | None = None  # only versions it matched were candidates
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,7 @@ def prune_to_json(r: PruneReport) -> dict[str, Any]:
         "model": r.model,
         "keep": r.keep,
         "keep_days": r.keep_days,
+        "filter": r.filter,
         "dry_run": r.dry_run,
         "purge": r.purge,
         "pruned": list(r.pruned),
@@ -187,6 +188,7 @@ def prune_from_json(d: dict[str, Any]) -> PruneReport:
         pruned=tuple(int(v) for v in d["pruned"]),
         protected=tuple(int(v) for v in d["protected"]),
         bytes=int(d["bytes"]),
+        filter=d.get("filter"),
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.artifacts import BlobUse, GcReport, PruneReport, VerifyReport
+from cairn.domain.filters import parse_filter
 from cairn.domain.models import Actor, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, NotFound
@@ -25,6 +26,7 @@ from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.retention_store import RetentionStore
+from cairn.store.metadata.search import version_matches
 from cairn.store.metadata.versions_store import VersionStore, prunable_ids
 
 US = 1_000_000
@@ -68,25 +70,31 @@ class MaintenanceService(ServiceBase):
         keep_days: float | None = None,
         dry_run: bool = True,
         purge: bool = False,
+        filter: str | None = None,
     ) -> PruneReport:
         """Delete the model's live versions older than its newest ``keep``, except those an
         alias, the ``Staging`` or ``Production`` stage or an upload in progress holds, and
         (``keep_days``) those created within that many days: soft (restorable, bytes kept)
-        or, with ``purge``, for good. ``dry_run``: only say what."""
+        or, with ``purge``, for good. ``filter`` (the search grammar): only the versions
+        it matches are candidates (``tags.run = 'scratch'``). ``dry_run``: only say what."""
         names.validate_model_name(name)
         check_keep(keep, keep_days)
+        expr = parse_filter(filter, "versions")
+        matching = None if expr is None else version_matches(expr)
         since = None if keep_days is None else self.clock() - int(keep_days * 86400 * US)
 
         def run(s: Tx) -> PruneReport:
             model = self._model(s, actor, name, Role.MANAGE, "prune_versions", lock=not dry_run)
-            report = PruneReport(model.name, keep, dry_run, purge, keep_days=keep_days)
+            report = PruneReport(
+                model.name, keep, dry_run, purge, keep_days=keep_days, filter=filter
+            )
             versions = VersionStore(s)
             below = versions.nth_newest_live(model.id, keep)
             if below is None:
                 return report
-            older = versions.live_below(model.id, below, since)
+            older = versions.live_below(model.id, below, since, matching)
             doomed = [r for r in older if r.prunable]
-            freed = BlobIndexStore(s).held_only_by(prunable_ids(model.id, below, since))
+            freed = BlobIndexStore(s).held_only_by(prunable_ids(model.id, below, since, matching))
             if not dry_run and doomed:
                 ids = [r.id for r in doomed]
                 if purge:
@@ -101,7 +109,11 @@ class MaintenanceService(ServiceBase):
                         action,
                         model=model,
                         version=row.version,
-                        after={"pruned_keeping": keep, "keep_days": keep_days},
+                        after={
+                            "pruned_keeping": keep,
+                            "keep_days": keep_days,
+                            **({} if filter is None else {"filter": filter}),
+                        },
                     )
             return replace(
                 report,

@@ -116,8 +116,8 @@ def restore_model(name: str, service: Service, actor: Caller) -> JSONResponse:
 def prune_versions(name: str, body: PruneIn, service: Service, actor: Caller) -> JSONResponse:
     """Delete the versions older than the newest ``keep``, except those an alias, the
     Staging or Production stage or an upload in progress holds, and those created within
-    ``keep_days`` (MANAGE). A dry run unless ``dry_run`` is false; soft (restorable)
-    unless ``purge``."""
+    ``keep_days`` (MANAGE); with ``filter``, only among the versions it matches. A dry
+    run unless ``dry_run`` is false; soft (restorable) unless ``purge``."""
     report = service.prune_versions(
         actor,
         name,
@@ -125,6 +125,7 @@ def prune_versions(name: str, body: PruneIn, service: Service, actor: Caller) ->
         keep_days=body.keep_days,
         dry_run=body.dry_run,
         purge=body.purge,
+        filter=body.filter,
     )
     return json(prune_to_json(report))
 

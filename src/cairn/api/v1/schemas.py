@@ -41,12 +41,18 @@ class PruneIn(Strict):
     )
     dry_run: bool = Field(True, description="Only say what would be deleted.")
     purge: bool = Field(False, description="Delete for good (no restore) so gc can reclaim bytes.")
+    filter: str | None = Field(
+        None,
+        description="Only versions this filter matches are candidates ([grammar](search.md)), "
+        "e.g. `tags.run = 'scratch'`.",
+    )
 
 
 class PruneOut(BaseModel):
     model: str
     keep: int
     keep_days: float | None
+    filter: str | None
     dry_run: bool
     purge: bool
     pruned: list[int]

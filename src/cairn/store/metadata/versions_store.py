@@ -246,15 +246,21 @@ class VersionStore:
         return [name for (name,) in rows]
 
     def live_below(
-        self, model_id: int, below: int, created_before: int | None = None
+        self,
+        model_id: int,
+        below: int,
+        created_before: int | None = None,
+        matching: ColumnElement[bool] | None = None,
     ) -> list[Row[Any]]:
-        """(id, version, prunable) of the model's live versions numbered below ``below``,
-        oldest first; ``prunable`` per ``prunable(...)``."""
+        """(id, version, prunable) of the model's live versions numbered below ``below``
+        (and ``matching``, a condition such as ``search.version_matches``), oldest first;
+        ``prunable`` per ``prunable(...)``."""
         rule = prunable(model_id, created_before)
         return list(
             self.s.execute(
                 select(V.c.id, V.c.version, rule.label("prunable"))
                 .where(V.c.model_id == model_id, V.c.deleted_at.is_(None), V.c.version < below)
+                .where(true() if matching is None else matching)
                 .order_by(V.c.version)
             )
         )
@@ -333,14 +339,19 @@ class VersionStore:
 
 
 def prunable_ids(
-    model_id: int, below: int, created_before: int | None = None
+    model_id: int,
+    below: int,
+    created_before: int | None = None,
+    matching: ColumnElement[bool] | None = None,
 ) -> Select[tuple[int]]:
-    """Ids of the model's live versions numbered below ``below`` that ``prunable`` allows."""
+    """Ids of the model's live versions numbered below ``below`` (and ``matching``) that
+    ``prunable`` allows."""
     return select(V.c.id).where(
         V.c.model_id == model_id,
         V.c.deleted_at.is_(None),
         V.c.version < below,
         prunable(model_id, created_before),
+        true() if matching is None else matching,
     )
 
 
