@@ -80,7 +80,6 @@ class MaintenanceService(ServiceBase):
         names.validate_model_name(name)
         check_keep(keep, keep_days)
         expr = parse_filter(filter, "versions")
-        matching = None if expr is None else version_matches(expr)
         since = None if keep_days is None else self.clock() - int(keep_days * 86400 * US)
 
         def run(s: Tx) -> PruneReport:
@@ -89,6 +88,7 @@ class MaintenanceService(ServiceBase):
                 model.name, keep, dry_run, purge, keep_days=keep_days, filter=filter
             )
             versions = VersionStore(s)
+            matching = None if expr is None else version_matches(expr, model.id)
             below = versions.nth_newest_live(model.id, keep)
             if below is None:
                 return report

@@ -97,16 +97,17 @@ def search_versions_page(
     )
 
 
-def version_matches(expr: Expr) -> ColumnElement[bool]:
-    """``model_versions.id`` is one of the versions ``expr`` matches, with the filter's
-    values bound in: a condition to add to another statement over ``model_versions``
-    (pruning by a filter). Written for one model's versions (probe mode)."""
+def version_matches(expr: Expr, model_id: int) -> ColumnElement[bool]:
+    """``model_versions.id`` is one of the model's versions that ``expr`` matches, with
+    the filter's values bound in: a condition to add to another statement over
+    ``model_versions`` (pruning by a filter). The filter is tested on that model's
+    versions only, each looked up by key (probe mode), whatever the registry's size."""
     shape, values = parameterize(expr)
     mv, rm = model_versions.c, registered_models.c
     matched = (
         select(mv.id)
         .select_from(model_versions.join(registered_models, rm.id == mv.model_id))
-        .where(compile_shape(shape, "versions", True))
+        .where(mv.model_id == model_id, compile_shape(shape, "versions", True))
         .correlate(None)  # its own model_versions, not the outer statement's
         .params(**slot_params(values))
     )
