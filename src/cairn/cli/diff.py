@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
@@ -15,7 +17,7 @@ from cairn.domain.codec import diff_to_json
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
 from cairn.domain.mlmodel import SignatureDiff
 from cairn.domain.models import ModelVersion
-from cairn.domain.tensors import Tensor, TensorDiff
+from cairn.domain.tensors import Tensor, TensorChange, TensorDiff
 
 
 def _label(v: ModelVersion) -> str:
@@ -56,20 +58,18 @@ def _files(changes: tuple[FileChange, ...]) -> None:
     out.print(table)
 
 
+def _tally(unchanged: str, changes: Iterable[FileChange | TensorChange]) -> str:
+    """``unchanged`` and how many changes of each kind, in the order they come."""
+    counts = Counter(c.kind.value for c in changes)
+    return ", ".join([unchanged, *(f"{n} {kind}" for kind, n in counts.items())])
+
+
 def _layout(t: Tensor | None) -> str:
     return "-" if t is None else f"{t.dtype} {list(t.shape)}"
 
 
 def _tensors(t: TensorDiff) -> None:
-    counts: dict[str, int] = {}
-    for c in t.changes:
-        counts[c.kind.value] = counts.get(c.kind.value, 0) + 1
-    summary = ", ".join(
-        [
-            f"{t.unchanged} unchanged ({t.unchanged_bytes:,} bytes)",
-            *(f"{n} {k}" for k, n in counts.items()),
-        ]
-    )
+    summary = _tally(f"{t.unchanged} unchanged ({t.unchanged_bytes:,} bytes)", t.changes)
     out.print(f"tensors: {summary}; {t.changed_bytes:,} bytes new or changed")
     for path, why in t.unreadable:
         out.print(f"not read: {path}: {why}")
@@ -114,10 +114,7 @@ def show_diff(d: VersionDiff) -> None:
     if d.identical:
         out.print(f"no differences ({d.unchanged_files} file(s), all the same)")
         return
-    counts: dict[str, int] = {}
-    for c in d.files:
-        counts[c.kind.value] = counts.get(c.kind.value, 0) + 1
-    files = ", ".join([f"{d.unchanged_files} unchanged", *(f"{n} {k}" for k, n in counts.items())])
+    files = _tally(f"{d.unchanged_files} unchanged", d.files)
     out.print(
         f"files: {files}; a pull of version {d.new.version} with version {d.old.version} "
         f"cached downloads {d.transfer_bytes:,} bytes"

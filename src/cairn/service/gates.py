@@ -18,7 +18,6 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
-from cairn.domain.mlmodel import find_mlmodel
 from cairn.domain.models import FileEntry, VersionStatus
 from cairn.domain.promotion import (
     Check,
@@ -114,18 +113,15 @@ class AliasGuard(ServiceBase):
         current = None if row is None else int(row.version)
         if current is None or current == number:
             return Check(COMPATIBLE, True, f"@{alias} points at no other version")
-        old, new = _files(s, model.id, current), _files(s, model.id, number)
+        old, new = _manifests(s, model.id, current, number)
         d = signature_diff(self.blobs, old, new)
-        unreadable = {path: why for path, why in d.unreadable}
         if d.old_path is None:
             return Check(COMPATIBLE, True, f"version {current} (@{alias}) has no signature")
-        if d.new_path is None:
-            path = find_mlmodel(f.path for f in new)
-            why = (
-                f"its MLmodel ({path}) is unreadable: {unreadable[path]}"
-                if path in unreadable
-                else "it has no signature"
-            )
+        if d.new_path is None:  # old's was read, so what could not be is new's
+            why = "it has no signature"
+            if d.unreadable:
+                path, reason = d.unreadable[0]
+                why = f"its MLmodel ({path}) is unreadable: {reason}"
             return Check(
                 COMPATIBLE, False, f"version {number} cannot be checked against {current}: {why}"
             )
@@ -242,9 +238,12 @@ class AliasGuard(ServiceBase):
 # -- checks ------------------------------------------------------------------------------
 
 
-def _files(s: Tx, model_id: int, number: int) -> tuple[FileEntry, ...]:
-    row = VersionStore(s).find(model_id, number)
-    return () if row is None else load_versions(s, [row.id])[0].files
+def _manifests(s: Tx, model_id: int, *numbers: int) -> tuple[tuple[FileEntry, ...], ...]:
+    """The files of the model's versions ``numbers`` (live ones: an alias's target and a
+    version the gate has found), read together."""
+    store = VersionStore(s)
+    ids = [store.find(model_id, n).id for n in numbers]
+    return tuple(v.files for v in load_versions(s, ids))
 
 
 def gate_check_names(gate: Gate) -> list[str]:
