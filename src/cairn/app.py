@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse
 
 from cairn import __version__
-from cairn.api import mlflow
+from cairn.api import mlflow, openapi
 from cairn.api.auth import AUTHENTICATED, RateLimiter
 from cairn.api.errors import error_response, install_error_handlers
 from cairn.api.fastlane import FastLane
@@ -122,11 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The document of the app's routes and of the MLflow routes its mounts serve."""
     if app.openapi_schema is None:
-        app.openapi_schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            routes=[*app.routes, *mlflow.documented.routes],
+        app.openapi_schema = openapi.build(
+            app.title, app.version, app.summary or "", [*app.routes, *mlflow.documented.routes]
         )
     return app.openapi_schema
 

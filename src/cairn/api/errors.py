@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from cairn.api.deps import ANONYMOUS
 from cairn.api.responses import FastJSONResponse
@@ -18,6 +19,7 @@ from cairn.errors import CairnError
 
 log = logging.getLogger("cairn.api")
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _HTTP_CODES = {
     404: "ENDPOINT_NOT_FOUND",
     405: "ENDPOINT_NOT_FOUND",
@@ -65,6 +67,20 @@ async def _record_denial(request: Request, exc: CairnError) -> None:
         log.exception("could not record a denied %r in the audit log", exc.denial)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the request's path answers (RFC 9110 asks a 405's ``Allow`` for them
+    all; Starlette names only those of the first route that matched the path, and FastAPI
+    makes a route per method). Found by matching the path again under each method."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CairnError)
     async def _cairn(request: Request, exc: CairnError) -> JSONResponse:
@@ -83,12 +99,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "INVALID_PARAMETER_VALUE", _describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
         message = str(exc.detail) if exc.detail else "request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint"
-        return error_response(exc.status_code, code, message)
+        response = error_response(exc.status_code, code, message)
+        response.headers.update(exc.headers or {})
+        allowed = _allowed_methods(request) if exc.status_code == 405 else ""
+        if allowed:
+            response.headers["Allow"] = allowed
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -35,7 +35,8 @@ _SCRIPT_MIXES = (
     frozenset({"LATIN", "HAN", "BOPOMOFO"}),
     frozenset({"LATIN", "HAN", "HANGUL"}),
 )
-_ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+ALIAS_PATTERN = r"[A-Za-z][A-Za-z0-9_-]*"
+_ALIAS_RE = re.compile(ALIAS_PATTERN)
 _RESERVED_ALIAS_RE = re.compile(r"(latest|v\d+)", re.IGNORECASE)
 
 # Unicode's Default_Ignorable_Code_Point ranges: characters that render as nothing (some are

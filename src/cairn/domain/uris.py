@@ -35,6 +35,9 @@ class ModelRef:
         return f"{SCHEME}{self.name}/{self.version}"
 
 
+MAX_VERSION = 2**31 - 1
+
+
 def parse_version_number(value: object) -> int:
     """A version number from an int or a decimal string; positive."""
     if isinstance(value, bool):
@@ -45,7 +48,7 @@ def parse_version_number(value: object) -> int:
         number = int(value)
     else:
         raise InvalidParameter(f"version {value!r} is not a positive integer")
-    if number < 1 or number > 2**31 - 1:
+    if number < 1 or number > MAX_VERSION:
         raise InvalidParameter(f"version {value!r} is out of range")
     return number
 
