@@ -66,7 +66,7 @@ def test_errors_are_documented_in_the_one_shape_the_server_sends(api: TestClient
     for method, path, op in _operations(spec):
         assert "422" not in op["responses"], (method, path)
         for status, response in op["responses"].items():
-            if status >= "400":
+            if status >= "400" and status != "416":  # a Range past the end: no body
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
     models = spec["paths"]["/api/v1/models"]["post"]["responses"]

@@ -161,7 +161,18 @@ def list_files(name: str, version: str, service: Service, actor: Caller) -> JSON
     return json({"files": [file_to_json(f) for f in files]})
 
 
-@router.get(VERSION + "/files/{path:path}", response_class=Response)
+_BYTES = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+@router.get(
+    VERSION + "/files/{path:path}",
+    response_class=Response,
+    responses={
+        200: {"description": "The whole file, verified", "content": _BYTES},
+        206: {"description": "The bytes the Range asked for", "content": _BYTES},
+        416: {"description": "The Range starts past the end (`Content-Range: bytes */SIZE`)"},
+    },
+)
 def download_file(
     name: str,
     version: str,
@@ -259,7 +270,16 @@ def file_urls(
     return json({"expires_in": PRESIGN_SECONDS, "files": files})
 
 
-@router.get(VERSION + "/archive", response_class=Response)
+@router.get(
+    VERSION + "/archive",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Every file of the version in one tar stream",
+            "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 def download_archive(
     name: str, version: str, service: Service, actor: Caller, override_quarantine: bool = False
 ) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -57,7 +58,87 @@ class TokenCreate(_Body):
     user: str | None = Field(None, description="another account's token (ADMIN only)")
 
 
-@public.post("/login")
+# What the routes answer (documented for the OpenAPI document; the service builds the JSON).
+
+
+class LoginOut(BaseModel):
+    user: str
+    csrf_token: str = Field(description="Send as X-CSRF-Token on unsafe requests.")
+    expires_in: int = Field(description="Seconds the session cookie lives.")
+
+
+class WhoamiGrant(BaseModel):
+    role: str
+    model_id: int | None
+    model: str | None
+    pattern: str | None
+
+
+class WhoamiOut(BaseModel):
+    user: str
+    is_admin: bool
+    scope: str = Field(description="The token's scope: read, write or admin.")
+    grants: list[WhoamiGrant]
+
+
+class UserOut(BaseModel):
+    name: str
+    kind: str = Field(description="`user` or `service`")
+    is_admin: bool
+    has_password: bool
+    created_at: datetime
+    created_by: str | None
+    disabled: bool
+    groups: list[str]
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+
+
+class GroupOut(BaseModel):
+    name: str
+    members: list[str]
+
+
+class GroupList(BaseModel):
+    groups: list[GroupOut]
+
+
+class GrantOut(BaseModel):
+    subject: str = Field(description="user:NAME or group:NAME")
+    model: str | None
+    pattern: str | None
+    role: str | None
+    created_at: datetime | None = Field(None, description="In listings.")
+    created_by: str | None = Field(None, description="In listings.")
+
+
+class GrantList(BaseModel):
+    grants: list[GrantOut]
+
+
+class TokenOut(BaseModel):
+    id: int
+    user: str
+    name: str
+    prefix: str = Field(description="The secret's first characters, to recognise it by.")
+    scope: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret; shown in this response only.")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenOut]
+
+
+@public.post("/login", response_model=LoginOut)
 def login(body: Login, request: Request, service: Service) -> JSONResponse:
     """Password login (for the UI): sets an HttpOnly session cookie and returns its CSRF
     token, which unsafe requests made with the cookie must send as ``X-CSRF-Token``."""
@@ -89,17 +170,17 @@ def logout(request: Request, service: Service, actor: Caller) -> Response:
     return response
 
 
-@router.get("/whoami")
+@router.get("/whoami", response_model=WhoamiOut)
 async def whoami(service: Service, actor: Caller) -> JSONResponse:
     return json(await brief(service, lambda: service.whoami(actor)))
 
 
-@router.get("/users")
+@router.get("/users", response_model=UserList)
 def list_users(service: Service, actor: Caller) -> JSONResponse:
     return json({"users": service.list_users(actor)})
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=UserOut)
 def create_user(body: UserCreate, service: Service, actor: Caller) -> JSONResponse:
     user = service.create_user(
         actor, body.name, password=body.password, service=body.service, admin=body.admin
@@ -107,7 +188,7 @@ def create_user(body: UserCreate, service: Service, actor: Caller) -> JSONRespon
     return json(user, status=201)
 
 
-@router.patch("/users/{name}")
+@router.patch("/users/{name}", response_model=UserOut)
 def update_user(name: str, body: UserUpdate, service: Service, actor: Caller) -> JSONResponse:
     user = service.update_user(
         actor, name, password=body.password, admin=body.admin, disabled=body.disabled
@@ -115,12 +196,12 @@ def update_user(name: str, body: UserUpdate, service: Service, actor: Caller) ->
     return json(user)
 
 
-@router.get("/groups")
+@router.get("/groups", response_model=GroupList)
 def list_groups(service: Service, actor: Caller) -> JSONResponse:
     return json({"groups": service.list_groups(actor)})
 
 
-@router.post("/groups", status_code=201)
+@router.post("/groups", status_code=201, response_model=GroupOut)
 def create_group(body: GroupCreate, service: Service, actor: Caller) -> JSONResponse:
     return json(service.create_group(actor, body.name), status=201)
 
@@ -143,14 +224,14 @@ def remove_member(name: str, user: str, service: Service, actor: Caller) -> Resp
     return Response(status_code=204)
 
 
-@router.get("/grants")
+@router.get("/grants", response_model=GrantList)
 def list_grants(
     service: Service, actor: Caller, model: str | None = None, subject: str | None = None
 ) -> JSONResponse:
     return json({"grants": service.list_grants(actor, model=model, subject=subject)})
 
 
-@router.put("/grants")
+@router.put("/grants", response_model=GrantOut)
 def set_grant(body: GrantSet, service: Service, actor: Caller) -> JSONResponse:
     grant = service.grant(actor, body.subject, body.role, model=body.model, pattern=body.pattern)
     return json(grant)
@@ -168,12 +249,12 @@ def revoke_grant(
     return Response(status_code=204)
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=TokenList)
 def list_tokens(service: Service, actor: Caller, all: bool = False) -> JSONResponse:
     return json({"tokens": service.list_tokens(actor, all_users=all)})
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, response_model=TokenCreated)
 def create_token(body: TokenCreate, service: Service, actor: Caller) -> JSONResponse:
     """A new token; its secret is in this response only."""
     token = service.create_token(
