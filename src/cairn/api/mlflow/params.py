@@ -157,3 +157,55 @@ async def read_params(request: Request) -> Params:
 
 Body = Annotated[Params, Depends(read_params)]
 """The parameters of an MLflow request, as a route dependency."""
+
+
+# -- the same parameters in the OpenAPI document ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """How one parameter is documented: its JSON schema, and whether it is required."""
+
+    schema: dict[str, Any]
+    required: bool = False
+
+
+# One per reading method of ``Params`` above.
+TEXT = Doc({"type": "string"})  # text()
+REQUIRED = Doc({"type": "string", "minLength": 1}, required=True)  # required()
+REQUIRED_EMPTY = Doc({"type": "string"}, required=True)  # required(allow_empty=True)
+VERSION = Doc({"type": "string", "pattern": "^[0-9]+$"}, required=True)  # version()
+INTEGER = Doc({"type": "integer"})  # integer()
+FLAG = Doc({"type": "boolean"})  # flag()
+STRINGS = Doc({"type": "array", "items": {"type": "string"}})  # strings()
+TAGS = Doc(  # tags()
+    {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["key"],
+            "properties": {"key": {"type": "string"}, "value": {"type": "string"}},
+        },
+    }
+)
+
+
+def in_query(**fields: Doc) -> dict[str, Any]:
+    """``openapi_extra`` of a GET route: its parameters in the query string."""
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": doc.required, "schema": doc.schema}
+            for name, doc in fields.items()
+        ]
+    }
+
+
+def in_body(**fields: Doc) -> dict[str, Any]:
+    """``openapi_extra`` of a POST, PATCH or DELETE route: its parameters in a JSON body."""
+    schema = {
+        "type": "object",
+        "properties": {name: doc.schema for name, doc in fields.items()},
+        "required": [name for name, doc in fields.items() if doc.required],
+    }
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": bool(schema["required"]), "content": content}}

@@ -16,7 +16,20 @@ from starlette.responses import JSONResponse
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.mlflow.filters import translate_filter, translate_order_by
-from cairn.api.mlflow.params import Body, Params, page_size
+from cairn.api.mlflow.params import (
+    INTEGER,
+    REQUIRED,
+    REQUIRED_EMPTY,
+    STRINGS,
+    TAGS,
+    TEXT,
+    VERSION,
+    Body,
+    Params,
+    in_body,
+    in_query,
+    page_size,
+)
 from cairn.api.mlflow.wire import model_json, version_json
 from cairn.api.offload import brief
 from cairn.domain.models import Actor, ModelVersion, RegisteredModel
@@ -44,7 +57,10 @@ def _one(service: RegistryService, actor: Actor, model: RegisteredModel) -> JSON
     return json({"registered_model": models_with_latest(service, actor, [model])[0]})
 
 
-@router.post("/registered-models/create")
+@router.post(
+    "/registered-models/create",
+    openapi_extra=in_body(name=REQUIRED, description=TEXT, tags=TAGS, deployment_job_id=TEXT),
+)
 async def create_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     p.text("deployment_job_id")  # Databricks-only: checked for type, then ignored
     name, description, tags = p.required("name"), p.text("description") or "", p.tags()
@@ -54,13 +70,16 @@ async def create_registered_model(p: Body, service: Service, actor: Caller) -> J
     return json({"registered_model": model_json(model)})
 
 
-@router.post("/registered-models/rename")
+@router.post("/registered-models/rename", openapi_extra=in_body(name=REQUIRED, new_name=REQUIRED))
 def rename_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     model = service.rename_model(actor, p.required("name"), p.required("new_name"))
     return _one(service, actor, model)
 
 
-@router.patch("/registered-models/update")
+@router.patch(
+    "/registered-models/update",
+    openapi_extra=in_body(name=REQUIRED, description=TEXT, deployment_job_id=TEXT),
+)
 async def update_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, description = p.required("name"), p.text("description")
 
@@ -70,13 +89,13 @@ async def update_registered_model(p: Body, service: Service, actor: Caller) -> J
     return await brief(service, update)
 
 
-@router.delete("/registered-models/delete")
+@router.delete("/registered-models/delete", openapi_extra=in_body(name=REQUIRED))
 def delete_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     service.delete_model(actor, p.required("name"))
     return json({})
 
 
-@router.get("/registered-models/get")
+@router.get("/registered-models/get", openapi_extra=in_query(name=REQUIRED))
 async def get_registered_model(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name = p.required("name")  # the model and its latest versions: one read transaction
     return await brief(
@@ -85,7 +104,10 @@ async def get_registered_model(p: Body, service: Service, actor: Caller) -> JSON
     )
 
 
-@router.get("/registered-models/search")
+@router.get(
+    "/registered-models/search",
+    openapi_extra=in_query(filter=TEXT, max_results=INTEGER, order_by=STRINGS, page_token=TEXT),
+)
 async def search_registered_models(p: Body, service: Service, actor: Caller) -> JSONResponse:
     expr = translate_filter(p.text("filter"), "models")
     order_by = translate_order_by(p.strings("order_by"), "models")
@@ -117,26 +139,35 @@ async def _latest_versions(p: Params, service: RegistryService, actor: Actor) ->
     return json({"model_versions": [version_json(v) for v in versions]} if versions else {})
 
 
-@router.post("/registered-models/get-latest-versions")
+@router.post(
+    "/registered-models/get-latest-versions",
+    openapi_extra=in_body(name=REQUIRED, stages=STRINGS),
+)
 async def get_latest_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
     """The newest READY version in each stage (or in ``stages``)."""
     return await _latest_versions(p, service, actor)
 
 
-@router.get("/registered-models/get-latest-versions")
+@router.get(
+    "/registered-models/get-latest-versions",
+    openapi_extra=in_query(name=REQUIRED, stages=STRINGS),
+)
 async def get_latest_versions_by_get(p: Body, service: Service, actor: Caller) -> JSONResponse:
     """The same, for clients that fall back to GET."""
     return await _latest_versions(p, service, actor)
 
 
-@router.post("/registered-models/set-tag")
+@router.post(
+    "/registered-models/set-tag",
+    openapi_extra=in_body(name=REQUIRED, key=REQUIRED, value=REQUIRED_EMPTY),
+)
 async def set_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, key, value = p.required("name"), p.required("key"), p.required("value", allow_empty=True)
     await brief(service, lambda: service.set_model_tag(actor, name, key, value))
     return json({})
 
 
-@router.delete("/registered-models/delete-tag")
+@router.delete("/registered-models/delete-tag", openapi_extra=in_body(name=REQUIRED, key=REQUIRED))
 async def delete_registered_model_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, key = p.required("name"), p.required("key")
 
@@ -150,14 +181,17 @@ async def delete_registered_model_tag(p: Body, service: Service, actor: Caller) 
     return json({})
 
 
-@router.post("/registered-models/alias")
+@router.post(
+    "/registered-models/alias",
+    openapi_extra=in_body(name=REQUIRED, alias=REQUIRED, version=VERSION),
+)
 async def set_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, alias, version = p.required("name"), p.required("alias"), p.version()
     await brief(service, lambda: service.set_alias(actor, name, alias, version))
     return json({})
 
 
-@router.delete("/registered-models/alias")
+@router.delete("/registered-models/alias", openapi_extra=in_body(name=REQUIRED, alias=REQUIRED))
 async def delete_registered_model_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, alias = p.required("name"), p.required("alias")
 
@@ -171,7 +205,7 @@ async def delete_registered_model_alias(p: Body, service: Service, actor: Caller
     return json({})
 
 
-@router.get("/registered-models/alias")
+@router.get("/registered-models/alias", openapi_extra=in_query(name=REQUIRED, alias=REQUIRED))
 async def get_model_version_by_alias(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, alias = p.required("name"), p.required("alias")
     latest = alias.lower() == "latest"

@@ -17,7 +17,21 @@ from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.mlflow.artifacts import download_uri
 from cairn.api.mlflow.filters import translate_filter, translate_order_by
-from cairn.api.mlflow.params import MAX_PAGE, Body, page_size
+from cairn.api.mlflow.params import (
+    FLAG,
+    INTEGER,
+    MAX_PAGE,
+    REQUIRED,
+    REQUIRED_EMPTY,
+    STRINGS,
+    TAGS,
+    TEXT,
+    VERSION,
+    Body,
+    in_body,
+    in_query,
+    page_size,
+)
 from cairn.api.mlflow.wire import version_json
 from cairn.api.offload import brief
 from cairn.domain.models import VersionSpec
@@ -26,7 +40,18 @@ from cairn.errors import NotFound
 router = lean_router(tags=["mlflow"])
 
 
-@router.post("/model-versions/create")
+@router.post(
+    "/model-versions/create",
+    openapi_extra=in_body(
+        name=REQUIRED,
+        source=REQUIRED,
+        run_id=TEXT,
+        run_link=TEXT,
+        description=TEXT,
+        tags=TAGS,
+        model_id=TEXT,
+    ),
+)
 async def create_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name = p.required("name")
     spec = VersionSpec(
@@ -41,7 +66,10 @@ async def create_model_version(p: Body, service: Service, actor: Caller) -> JSON
     return json({"model_version": version_json(version)})
 
 
-@router.patch("/model-versions/update")
+@router.patch(
+    "/model-versions/update",
+    openapi_extra=in_body(name=REQUIRED, version=VERSION, description=TEXT),
+)
 async def update_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, number, description = p.required("name"), p.version(), p.text("description")
     version = await brief(
@@ -51,7 +79,12 @@ async def update_model_version(p: Body, service: Service, actor: Caller) -> JSON
     return json({"model_version": version_json(version)})
 
 
-@router.post("/model-versions/transition-stage")
+@router.post(
+    "/model-versions/transition-stage",
+    openapi_extra=in_body(
+        name=REQUIRED, version=VERSION, stage=REQUIRED, archive_existing_versions=FLAG
+    ),
+)
 async def transition_model_version_stage(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, number, stage = p.required("name"), p.version(), p.required("stage")
     archive = p.flag("archive_existing_versions")
@@ -64,20 +97,23 @@ async def transition_model_version_stage(p: Body, service: Service, actor: Calle
     return json({"model_version": version_json(version)})
 
 
-@router.delete("/model-versions/delete")
+@router.delete("/model-versions/delete", openapi_extra=in_body(name=REQUIRED, version=VERSION))
 def delete_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
     service.delete_version(actor, p.required("name"), p.version())
     return json({})
 
 
-@router.get("/model-versions/get")
+@router.get("/model-versions/get", openapi_extra=in_query(name=REQUIRED, version=VERSION))
 async def get_model_version(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, number = p.required("name"), p.version()
     version = await brief(service, lambda: service.get_version(actor, name, number, files=False))
     return json({"model_version": version_json(version)})
 
 
-@router.get("/model-versions/search")
+@router.get(
+    "/model-versions/search",
+    openapi_extra=in_query(filter=TEXT, max_results=INTEGER, order_by=STRINGS, page_token=TEXT),
+)
 async def search_model_versions(p: Body, service: Service, actor: Caller) -> JSONResponse:
     flt = translate_filter(p.text("filter"), "versions")
     order_by = translate_order_by(p.strings("order_by"), "versions")
@@ -97,7 +133,10 @@ async def search_model_versions(p: Body, service: Service, actor: Caller) -> JSO
     return json(body)
 
 
-@router.get("/model-versions/get-download-uri")
+@router.get(
+    "/model-versions/get-download-uri",
+    openapi_extra=in_query(name=REQUIRED, version=VERSION),
+)
 async def get_model_version_download_uri(
     request: Request, p: Body, service: Service, actor: Caller
 ) -> JSONResponse:
@@ -107,7 +146,10 @@ async def get_model_version_download_uri(
     return json({"artifact_uri": download_uri(request, service, actor, version)})
 
 
-@router.post("/model-versions/set-tag")
+@router.post(
+    "/model-versions/set-tag",
+    openapi_extra=in_body(name=REQUIRED, version=VERSION, key=REQUIRED, value=REQUIRED_EMPTY),
+)
 async def set_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, version = p.required("name"), p.version()
     key, value = p.required("key"), p.required("value", allow_empty=True)
@@ -117,7 +159,10 @@ async def set_model_version_tag(p: Body, service: Service, actor: Caller) -> JSO
     return json({})
 
 
-@router.delete("/model-versions/delete-tag")
+@router.delete(
+    "/model-versions/delete-tag",
+    openapi_extra=in_body(name=REQUIRED, version=VERSION, key=REQUIRED),
+)
 async def delete_model_version_tag(p: Body, service: Service, actor: Caller) -> JSONResponse:
     name, version, key = p.required("name"), p.version(), p.required("key")
 
