@@ -1,15 +1,16 @@
 """The registry against a model of itself: random sequences of writes (hypothesis).
 
 A rule-based state machine drives ``RegistryService`` through creates, deletes,
-restores and renames of models; creates, deletes, restores and stage moves of versions;
-and alias moves (with and without an expected current version), rollbacks and
-deletions, on two names. A plain in-memory model predicts each outcome (the result, or
-which error), and after every step the registry must agree with it: version numbers
-dense and never reused, each alias on a live READY version and resolving to it,
-``latest`` the newest live READY version, listings and stages as predicted, each
-alias's history move for move, and the audit chain unbroken. On PostgreSQL, creates and
-alias moves take one-statement paths (``store/metadata/one_trip.py``) beside the usual
-transactions, so the machine also checks that both paths agree on every rule.
+restores and renames of models; creates, deletes, restores, tags, stage moves and
+prunes of versions; and alias moves (with and without an expected current version),
+rollbacks and deletions, on two names. A plain in-memory model predicts each outcome
+(the result, or which error), and after every step the registry must agree with it:
+version numbers dense and never reused, each alias on a live READY version and
+resolving to it, ``latest`` the newest live READY version, listings, stages, prune
+reports and tag searches as predicted, each alias's history move for move, and the
+audit chain unbroken. On PostgreSQL, creates and alias moves take one-statement paths
+(``store/metadata/one_trip.py``) beside the usual transactions, so the machine also
+checks that both paths agree on every rule.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Version:
     ready: bool
     stage: Stage = Stage.NONE
     deleted: bool = False
+    run: str | None = None  # tag "run"
 
 
 @dataclass
@@ -228,6 +230,61 @@ class RegistryMachine(RuleBasedStateMachine):
                         other.stage = Stage.ARCHIVED
             found.stage = stage
 
+    @rule(name=NAMES, data=st.data(), value=st.sampled_from(["scratch", "keep"]))
+    def tag_version(self, name: str, data: st.DataObject, value: str) -> None:
+        number = self.number(data, name)
+        model = self.live.get(name)
+        found = model.live(number) if model else None
+        self.expect(
+            None if found else NotFound,
+            lambda: self.svc.set_version_tag(ACTOR, self.full(name), number, "run", value),
+        )
+        if found is not None:
+            found.run = value
+
+    @rule(
+        name=NAMES,
+        keep=st.integers(min_value=1, max_value=3),
+        scratch_only=st.booleans(),
+        dry_run=st.booleans(),
+    )
+    def prune(self, name: str, keep: int, scratch_only: bool, dry_run: bool) -> None:
+        """Live versions older than the newest ``keep`` go, but for those an alias, the
+        Staging or Production stage or a missing blob (PENDING) holds; with a filter, only
+        the ones it matches are candidates."""
+        model = self.live.get(name)
+        report = self.expect(
+            None if model else NotFound,
+            lambda: self.svc.prune_versions(
+                ACTOR,
+                self.full(name),
+                keep=keep,
+                dry_run=dry_run,
+                filter="tags.run = 'scratch'" if scratch_only else None,
+            ),
+        )
+        if model is None:
+            return
+        live = sorted((n for n in model.versions if model.live(n)), reverse=True)
+        older = [
+            n for n in sorted(live[keep:]) if not scratch_only or model.versions[n].run == "scratch"
+        ]
+        held = {n for n in older if self.held(model, n)}
+        assert report.pruned == tuple(n for n in older if n not in held)  # type: ignore[attr-defined]
+        assert report.protected == tuple(n for n in older if n in held)  # type: ignore[attr-defined]
+        if not dry_run:
+            for number in report.pruned:  # type: ignore[attr-defined]
+                model.versions[number].deleted = True
+
+    @staticmethod
+    def held(model: Model, number: int) -> bool:
+        version = model.versions[number]
+        return (
+            number in model.aliases.values()
+            or version.stage in (Stage.STAGING, Stage.PRODUCTION)
+            or not version.ready
+        )
+
     # -- aliases --------------------------------------------------------------------
 
     @rule(
@@ -313,6 +370,10 @@ class RegistryMachine(RuleBasedStateMachine):
             for alias, number in model.aliases.items():
                 resolved = self.svc.resolve(ACTOR, ModelRef(self.full(name), alias=alias))
                 assert resolved.version == number
+            scratch = f"name = '{self.full(name)}' AND tags.run = 'scratch'"
+            found = self.svc.search_versions(ACTOR, scratch, max_results=100, files=False)
+            tagged = [n for n, v in model.versions.items() if v.run == "scratch" and not v.deleted]
+            assert sorted(v.version for v in found.items) == sorted(tagged)
             for alias, moves in model.history.items():
                 events = self.svc.alias_history(ACTOR, self.full(name), alias)
                 assert [(e.from_version, e.to_version) for e in reversed(events)] == moves
