@@ -2,15 +2,23 @@
 deletions, purges and garbage collections (hypothesis).
 
 A rule-based state machine creates versions whose files come from a small pool of
-contents (so that versions share blobs), uploads their blobs one at a time, soft-deletes,
-restores and purges versions, and collects garbage with no grace period. An in-memory
-model predicts each outcome: a version is READY at once when every blob it lists is
-stored, else PENDING until the last one arrives (uploaded for it or for another version:
-every version waiting for a blob is checked when it comes); an upload to a version that is not
-PENDING is a conflict, of a blob it does not list a 400; gc reclaims exactly the blobs
-no version refers to any more (a soft-deleted or PENDING version still does). After
-every step the store must agree: which blobs exist, what each PENDING version misses,
-and every file of every live READY version reads back byte for byte; at the end
+contents (so that versions share blobs), uploads their blobs whole or resumably (begin
+or resume, append in pieces, sometimes at the wrong offset or with wrong bytes,
+complete, abort), soft-deletes, restores and purges versions, and collects garbage with
+no grace period. An in-memory model predicts each outcome:
+
+- a version is READY at once when every blob it lists is stored, else PENDING until the
+  last one arrives (uploaded for it or for another version: every version waiting for a
+  blob is checked when it comes);
+- a blob sent to a version that is not PENDING is a conflict, one it does not list a 400;
+- a resumed upload continues at its offset, an append elsewhere is a conflict, and
+  completing early or with wrong bytes is a 400 (wrong bytes are thrown away); purging a
+  version drops the uploads it began;
+- gc reclaims exactly the blobs no version refers to any more (a soft-deleted or PENDING
+  version still does).
+
+After every step the store must agree: which blobs exist, what each PENDING version
+misses, and every file of every live READY version reads back byte for byte; at the end
 ``verify`` finds nothing wrong. On SQLite and PostgreSQL, over the local blob store.
 """
 
@@ -45,9 +53,10 @@ FILES = st.dictionaries(
     min_size=1,
     max_size=3,
 )
+CONTENT = st.integers(min_value=0, max_value=CONTENTS - 1)
 _RUNS = itertools.count()
 EXPLORE = os.environ.get("CAIRN_MACHINE_EXAMPLES")  # a longer, random search
-EXAMPLES = int(EXPLORE or "100")
+EXAMPLES = int(EXPLORE or "150")
 
 
 @dataclass
@@ -58,16 +67,28 @@ class Version:
     purged: bool = False
 
 
+@dataclass
+class Upload:
+    """A resumable upload in progress: one per model and blob, whichever version began it."""
+
+    upload_id: str
+    version: int
+    content: int
+    offset: int = 0
+    corrupt: bool = False  # wrong bytes were appended
+
+
 class ArtifactMachine(RuleBasedStateMachine):
     def __init__(self, service: RegistryService) -> None:
         super().__init__()
         self.svc = service
         run = next(_RUNS)
         self.name = f"art{run}"
-        self.contents = [f"run {run} content {i} ".encode() * (i + 1) for i in range(CONTENTS)]
+        self.contents = [f"run {run:09d} content {i} ".encode() * (i + 1) for i in range(CONTENTS)]
         self.digests = ["sha256:" + hashlib.sha256(c).hexdigest() for c in self.contents]
         self.versions: dict[int, Version] = {}
         self.stored: set[int] = set()  # content indexes whose blob the store holds
+        self.uploads: dict[int, Upload] = {}  # content index -> its upload in progress
 
     def expect(self, error: type[CairnError] | None, call: Callable[[], object]) -> object:
         if error is None:
@@ -102,18 +123,30 @@ class ArtifactMachine(RuleBasedStateMachine):
         assert made.status is (VersionStatus.READY if ready else VersionStatus.PENDING)
         self.versions[number] = Version(dict(files), ready)
 
-    @rule(data=st.data(), content=st.integers(min_value=0, max_value=CONTENTS - 1))
-    def upload(self, data: st.DataObject, content: int) -> None:
-        number = self.number(data, lambda v: not v.ready and not v.deleted and not v.purged)
+    def refusal(self, number: int, content: int) -> type[CairnError] | None:
+        """Why a blob may not be sent for a version now, if it may not."""
         version = self.versions.get(number)
         if version is None or version.deleted or version.purged:
-            error: type[CairnError] | None = NotFound
-        elif version.ready:
-            error = Conflict
-        elif content not in version.files.values():
-            error = InvalidParameter
-        else:
-            error = None
+            return NotFound
+        if version.ready:
+            return Conflict
+        if content not in version.files.values():
+            return InvalidParameter
+        return None
+
+    def arrived(self, content: int) -> None:
+        self.stored.add(content)
+        for waiting in self.versions.values():  # soft-deleted ones too: not purged
+            if not waiting.purged and set(waiting.files.values()) <= self.stored:
+                waiting.ready = True
+
+    def pending(self, version: Version) -> bool:
+        return not version.ready and not version.deleted and not version.purged
+
+    @rule(data=st.data(), content=CONTENT)
+    def upload(self, data: st.DataObject, content: int) -> None:
+        number = self.number(data, self.pending)
+        error = self.refusal(number, content)
         self.expect(
             error,
             lambda: self.svc.put_blob(
@@ -121,10 +154,108 @@ class ArtifactMachine(RuleBasedStateMachine):
             ),
         )
         if error is None:
-            self.stored.add(content)
-            for waiting in self.versions.values():  # soft-deleted ones too: not purged
-                if not waiting.purged and set(waiting.files.values()) <= self.stored:
-                    waiting.ready = True
+            self.arrived(content)
+
+    # -- resumable uploads --------------------------------------------------------------
+
+    def listed(self, data: st.DataObject, number: int) -> int:
+        """Mostly a blob the version lists, sometimes any."""
+        version = self.versions.get(number)
+        files = sorted(set(version.files.values())) if version else []
+        return data.draw(st.sampled_from(files) | CONTENT if files else CONTENT)
+
+    def in_progress(self, data: st.DataObject) -> Upload | None:
+        if not self.uploads:
+            return None
+        return self.uploads[data.draw(st.sampled_from(sorted(self.uploads)))]
+
+    @rule(data=st.data())
+    def begin_upload(self, data: st.DataObject) -> None:
+        """Starts an upload, or resumes the one in progress for that blob."""
+        number = self.number(data, self.pending)
+        content = self.listed(data, number)
+        error = self.refusal(number, content)
+        ticket = self.expect(
+            error, lambda: self.svc.begin_upload(ACTOR, self.name, number, self.digests[content])
+        )
+        if error is not None:
+            return
+        current = self.uploads.get(content)
+        if current is None:
+            current = self.uploads[content] = Upload(ticket.upload_id, number, content)  # type: ignore[attr-defined]
+        assert ticket.upload_id == current.upload_id  # type: ignore[attr-defined]
+        assert ticket.offset == current.offset  # type: ignore[attr-defined]
+
+    @rule(
+        data=st.data(),
+        corrupt=st.sampled_from([False, False, True]),
+        misplaced=st.sampled_from([False, False, True]),
+    )
+    def append(self, data: st.DataObject, corrupt: bool, misplaced: bool) -> None:
+        upload = self.in_progress(data)
+        if upload is None:
+            return
+        content = upload.content
+        size = len(self.contents[content])
+        if upload.offset == size:
+            return
+        rest = size - upload.offset
+        n = data.draw(st.just(rest) | st.integers(min_value=1, max_value=rest))  # often the rest
+        chunk = self.contents[content][upload.offset : upload.offset + n]
+        if corrupt:
+            chunk = bytes(b ^ 0xFF for b in chunk)
+        at = upload.offset + 1 if misplaced else upload.offset
+        offset = self.expect(
+            Conflict if misplaced else None,
+            lambda: self.svc.append_upload(ACTOR, upload.upload_id, at, [chunk]),
+        )
+        if not misplaced:
+            upload.offset += n
+            upload.corrupt |= corrupt
+            assert offset == upload.offset
+
+    @rule(data=st.data())
+    def complete_upload(self, data: st.DataObject) -> None:
+        upload = self.in_progress(data)
+        if upload is None:
+            return
+        content = upload.content
+        whole = upload.offset == len(self.contents[content])
+        error = None if whole and not upload.corrupt else InvalidParameter
+        self.expect(error, lambda: self.svc.complete_upload(ACTOR, upload.upload_id))
+        if whole:  # done, or its wrong bytes thrown away
+            del self.uploads[content]
+        if error is None:
+            self.arrived(content)
+
+    @rule(data=st.data(), corrupt=st.booleans())
+    def upload_in_pieces(self, data: st.DataObject, corrupt: bool) -> None:
+        """A whole resumable upload in one step: begin, append the rest in up to three
+        pieces (wrong bytes in one of them if ``corrupt``), complete."""
+        self.begin_upload(data)
+        upload = self.in_progress(data)
+        if upload is None:
+            return
+        size = len(self.contents[upload.content])
+        cuts = data.draw(st.lists(st.integers(upload.offset, size), max_size=2))
+        bounds = sorted({upload.offset, *cuts, size})
+        for start, end in itertools.pairwise(bounds):
+            chunk = self.contents[upload.content][start:end]
+            if corrupt and start == bounds[0]:
+                chunk = bytes(b ^ 0xFF for b in chunk)
+            self.svc.append_upload(ACTOR, upload.upload_id, start, [chunk])
+        upload.offset = size
+        upload.corrupt |= corrupt and len(bounds) > 1
+        self.complete_upload(data)
+
+    @rule(data=st.data())
+    def abort_upload(self, data: st.DataObject) -> None:
+        upload = self.in_progress(data)
+        if upload is not None:
+            del self.uploads[upload.content]
+            self.svc.abort_upload(ACTOR, upload.upload_id)
+            with pytest.raises(NotFound):
+                self.svc.upload_status(ACTOR, upload.upload_id)
 
     @rule(data=st.data())
     def delete_version(self, data: st.DataObject) -> None:
@@ -162,6 +293,8 @@ class ArtifactMachine(RuleBasedStateMachine):
         if there:
             assert version is not None
             version.purged = True
+            # the uploads it began go with it
+            self.uploads = {c: u for c, u in self.uploads.items() if u.version != number}
 
     @rule(dry_run=st.booleans())
     def gc(self, dry_run: bool) -> None:
