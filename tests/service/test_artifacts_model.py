@@ -66,6 +66,15 @@ class Version:
     deleted: bool = False
     purged: bool = False
 
+    @property
+    def live(self) -> bool:
+        return not self.deleted and not self.purged
+
+
+def spoil(chunk: bytes) -> bytes:
+    """The same number of wrong bytes."""
+    return bytes(b ^ 0xFF for b in chunk)
+
 
 @dataclass
 class Upload:
@@ -126,7 +135,7 @@ class ArtifactMachine(RuleBasedStateMachine):
     def refusal(self, number: int, content: int) -> type[CairnError] | None:
         """Why a blob may not be sent for a version now, if it may not."""
         version = self.versions.get(number)
-        if version is None or version.deleted or version.purged:
+        if version is None or not version.live:
             return NotFound
         if version.ready:
             return Conflict
@@ -140,8 +149,9 @@ class ArtifactMachine(RuleBasedStateMachine):
             if not waiting.purged and set(waiting.files.values()) <= self.stored:
                 waiting.ready = True
 
-    def pending(self, version: Version) -> bool:
-        return not version.ready and not version.deleted and not version.purged
+    @staticmethod
+    def pending(version: Version) -> bool:
+        return version.live and not version.ready
 
     @rule(data=st.data(), content=CONTENT)
     def upload(self, data: st.DataObject, content: int) -> None:
@@ -169,9 +179,9 @@ class ArtifactMachine(RuleBasedStateMachine):
             return None
         return self.uploads[data.draw(st.sampled_from(sorted(self.uploads)))]
 
-    @rule(data=st.data())
-    def begin_upload(self, data: st.DataObject) -> None:
-        """Starts an upload, or resumes the one in progress for that blob."""
+    def begin(self, data: st.DataObject) -> Upload | None:
+        """Start an upload, or resume the one in progress for that blob; the upload, if
+        the version may take that blob."""
         number = self.number(data, self.pending)
         content = self.listed(data, number)
         error = self.refusal(number, content)
@@ -179,12 +189,26 @@ class ArtifactMachine(RuleBasedStateMachine):
             error, lambda: self.svc.begin_upload(ACTOR, self.name, number, self.digests[content])
         )
         if error is not None:
-            return
+            return None
         current = self.uploads.get(content)
         if current is None:
             current = self.uploads[content] = Upload(ticket.upload_id, number, content)  # type: ignore[attr-defined]
         assert ticket.upload_id == current.upload_id  # type: ignore[attr-defined]
         assert ticket.offset == current.offset  # type: ignore[attr-defined]
+        return current
+
+    def complete(self, upload: Upload) -> None:
+        whole = upload.offset == len(self.contents[upload.content])
+        error = None if whole and not upload.corrupt else InvalidParameter
+        self.expect(error, lambda: self.svc.complete_upload(ACTOR, upload.upload_id))
+        if whole:  # done, or its wrong bytes thrown away
+            del self.uploads[upload.content]
+        if error is None:
+            self.arrived(upload.content)
+
+    @rule(data=st.data())
+    def begin_upload(self, data: st.DataObject) -> None:
+        self.begin(data)
 
     @rule(
         data=st.data(),
@@ -203,7 +227,7 @@ class ArtifactMachine(RuleBasedStateMachine):
         n = data.draw(st.just(rest) | st.integers(min_value=1, max_value=rest))  # often the rest
         chunk = self.contents[content][upload.offset : upload.offset + n]
         if corrupt:
-            chunk = bytes(b ^ 0xFF for b in chunk)
+            chunk = spoil(chunk)
         at = upload.offset + 1 if misplaced else upload.offset
         offset = self.expect(
             Conflict if misplaced else None,
@@ -217,23 +241,14 @@ class ArtifactMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def complete_upload(self, data: st.DataObject) -> None:
         upload = self.in_progress(data)
-        if upload is None:
-            return
-        content = upload.content
-        whole = upload.offset == len(self.contents[content])
-        error = None if whole and not upload.corrupt else InvalidParameter
-        self.expect(error, lambda: self.svc.complete_upload(ACTOR, upload.upload_id))
-        if whole:  # done, or its wrong bytes thrown away
-            del self.uploads[content]
-        if error is None:
-            self.arrived(content)
+        if upload is not None:
+            self.complete(upload)
 
     @rule(data=st.data(), corrupt=st.booleans())
     def upload_in_pieces(self, data: st.DataObject, corrupt: bool) -> None:
         """A whole resumable upload in one step: begin, append the rest in up to three
         pieces (wrong bytes in one of them if ``corrupt``), complete."""
-        self.begin_upload(data)
-        upload = self.in_progress(data)
+        upload = self.begin(data)
         if upload is None:
             return
         size = len(self.contents[upload.content])
@@ -242,11 +257,11 @@ class ArtifactMachine(RuleBasedStateMachine):
         for start, end in itertools.pairwise(bounds):
             chunk = self.contents[upload.content][start:end]
             if corrupt and start == bounds[0]:
-                chunk = bytes(b ^ 0xFF for b in chunk)
+                chunk = spoil(chunk)
             self.svc.append_upload(ACTOR, upload.upload_id, start, [chunk])
         upload.offset = size
         upload.corrupt |= corrupt and len(bounds) > 1
-        self.complete_upload(data)
+        self.complete(upload)
 
     @rule(data=st.data())
     def abort_upload(self, data: st.DataObject) -> None:
@@ -259,9 +274,9 @@ class ArtifactMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def delete_version(self, data: st.DataObject) -> None:
-        number = self.number(data, lambda v: not v.deleted and not v.purged)
+        number = self.number(data, lambda v: v.live)
         version = self.versions.get(number)
-        live = version is not None and not version.deleted and not version.purged
+        live = version is not None and version.live
         self.expect(
             None if live else NotFound, lambda: self.svc.delete_version(ACTOR, self.name, number)
         )
@@ -309,7 +324,7 @@ class ArtifactMachine(RuleBasedStateMachine):
         for i, digest in enumerate(self.digests):
             assert self.svc.blobs.exists(digest) == (i in self.stored), (i, self.stored)
         for number, version in self.versions.items():
-            if version.deleted or version.purged:
+            if not version.live:
                 continue
             if not version.ready:
                 missing = self.svc.missing_blobs(ACTOR, self.name, number)

@@ -161,7 +161,8 @@ def list_files(name: str, version: str, service: Service, actor: Caller) -> JSON
     return json({"files": [file_to_json(f) for f in files]})
 
 
-_BYTES = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BYTES = {"application/octet-stream": _BINARY}
 
 
 @router.get(
@@ -276,7 +277,7 @@ def file_urls(
     responses={
         200: {
             "description": "Every file of the version in one tar stream",
-            "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {"application/x-tar": _BINARY},
         }
     },
 )
