@@ -63,6 +63,48 @@ def test_gc_grace_period(service: RegistryService) -> None:
     assert len(service.gc(SYSTEM, dry_run=False, grace_s=0).blobs) == 1
 
 
+def test_gc_reclaims_bytes_a_crash_left_without_a_row(
+    service: RegistryService, blob_root: Path
+) -> None:
+    """A server that dies between storing a blob and recording it leaves bytes the index
+    does not know: gc gives them a row, reclaims them after the grace period unless a
+    version waits for them, and then they count as stored."""
+    service.create_model(SYSTEM, "m")
+    waited, orphan = entry("w", b"waited for"), entry("o", b"orphan")
+    service.create_version(SYSTEM, "m", VersionSpec(files=(waited,)))
+    service.blobs.put(waited.digest, waited.size, [b"waited for"])  # neither recorded
+    service.blobs.put(orphan.digest, orphan.size, [b"orphan"])
+    assert service.gc(SYSTEM, dry_run=False, grace_s=3600).blobs == ()  # too young
+    dry = service.gc(SYSTEM, dry_run=True, grace_s=0)
+    assert [b.digest for b in dry.blobs] == [orphan.digest]
+    assert stored(blob_root) == 2  # dry run touched nothing
+    done = service.gc(SYSTEM, dry_run=False, grace_s=0)
+    assert [(b.digest, b.size) for b in done.blobs] == [(orphan.digest, orphan.size)]
+    assert not service.blobs.exists(orphan.digest)
+    assert service.missing_blobs(SYSTEM, "m", 1) == []
+    assert service.finalize_version(SYSTEM, "m", 1).status is VersionStatus.READY
+    assert service.verify(SYSTEM).checked == 1
+
+
+def test_an_upload_whose_completion_was_cut_short_completes(service: RegistryService) -> None:
+    """The store moved the bytes into place, then the server died before recording them:
+    the upload resumes with nothing left to send, and completing it records them."""
+    data = b"x" * 5000
+    big = entry("big", data)
+    service.create_model(SYSTEM, "m")
+    service.create_version(SYSTEM, "m", VersionSpec(files=(big,)))
+    ticket = service.begin_upload(SYSTEM, "m", 1, big.digest)
+    service.append_upload(SYSTEM, ticket.upload_id, 0, [data])
+    service.blobs.complete_upload(ticket.upload_id)  # the store's half only
+    again = service.begin_upload(SYSTEM, "m", 1, big.digest)
+    assert (again.upload_id, again.offset) == (ticket.upload_id, big.size)
+    assert service.upload_status(SYSTEM, ticket.upload_id).offset == big.size
+    receipt = service.complete_upload(SYSTEM, ticket.upload_id)
+    assert receipt.version_status is VersionStatus.READY
+    with pytest.raises(NotFound):
+        service.upload_status(SYSTEM, ticket.upload_id)
+
+
 def test_stuck_pending_versions_fail_with_a_reason(service: RegistryService) -> None:
     service.limits = Limits(pending_timeout_s=60)
     service.create_model(SYSTEM, "m")

@@ -118,13 +118,16 @@ class ArtifactsService(ScansService):
         self._clear_if_corrupt(upload.digest)
         try:
             stored = self.blobs.complete_upload(upload_id)
+        except NotFound:
+            if not self.blobs.exists(upload.digest):
+                raise
+            stored = False  # an earlier completion, cut short, moved the bytes into place
         except InvalidParameter:
             if self._staging_gone(upload_id):  # bad content: the store discarded it
                 self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
             raise
-        self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
         receipts = [(upload.digest, int(upload.size), stored)]
-        return self._record_blobs(actor, upload.version_id, receipts)[0]
+        return self._record_blobs(actor, upload.version_id, receipts, upload_id=upload_id)[0]
 
     def abort_upload(self, actor: Actor, upload_id: str) -> None:
         self._upload_row(actor, upload_id)
@@ -201,7 +204,14 @@ class ArtifactsService(ScansService):
     def _ticket(
         self, upload_id: str, digest: str, size: int, *, presign: bool = True
     ) -> UploadTicket:
-        offset = self.blobs.upload_offset(upload_id)
+        try:
+            offset = self.blobs.upload_offset(upload_id)
+        except NotFound:
+            if not self.blobs.exists(digest):
+                raise
+            # the staging is gone because a completion, cut short, moved the bytes into
+            # place: nothing is left to send; completing records them
+            return UploadTicket(upload_id, digest, size, offset=size)
         parts = self.blobs.presign_upload(upload_id, PRESIGN_SECONDS) if presign else None
         return UploadTicket(
             upload_id=upload_id,
@@ -227,10 +237,16 @@ class ArtifactsService(ScansService):
             self.blobs.delete(digest)
 
     def _record_blobs(
-        self, actor: Actor, version_id: int, items: Sequence[tuple[str, int, bool]]
+        self,
+        actor: Actor,
+        version_id: int,
+        items: Sequence[tuple[str, int, bool]],
+        *,
+        upload_id: str | None = None,
     ) -> list[BlobReceipt]:
         """Record verified blobs ``(digest, size, stored)`` of a version in one transaction,
-        and re-check every PENDING version that waits for one of them."""
+        and re-check every PENDING version that waits for one of them; the upload
+        ``upload_id`` that brought them is forgotten in the same transaction."""
         for digest, size, stored in items:
             if not stored and self.blobs.size(digest) != size:  # pre-existing, other size
                 raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
@@ -244,6 +260,8 @@ class ArtifactsService(ScansService):
 
         def run(s: Tx) -> tuple[VersionStatus, set[str]]:
             index, now = BlobIndexStore(s), self.clock()
+            if upload_id is not None:
+                index.remove_upload(upload_id)
             owed = set()
             for digest, size, _ in items:
                 index.record(digest, size, now)

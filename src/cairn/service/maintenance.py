@@ -3,14 +3,18 @@ garbage, verify bytes.
 
 Garbage collection deletes a blob only when no version (live, soft-deleted or pending)
 and no upload refers to it, it is older than the grace period, and a re-check under the
-row lock still finds no reference; the row goes first, then the bytes. Soft-deleted
+row lock still finds no reference; the row goes first, then the bytes. Bytes a crash left
+in the store without a row are given one first (``_strays``), so they are reclaimed the
+same way. Soft-deleted
 versions keep their bytes until purged (``purge_version``, or the configured retention).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import replace
+from functools import partial
 
 from cairn.domain import names
 from cairn.domain.access import Role
@@ -21,6 +25,7 @@ from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
 from cairn.service.retention import check_keep
+from cairn.store.blobs.base import BlobInfo
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
@@ -187,8 +192,9 @@ class MaintenanceService(ServiceBase):
         pruned = self._prune_all(actor, keep, keep_days, dry_run)
         purged = [] if dry_run else self._purge_expired(now)
         stale = 0 if dry_run else self._drop_stale_uploads(now)
-        candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(now - grace * US))
-        reclaimed: list[BlobUse] = []
+        cut = now - grace * US
+        reclaimed = self._strays(cut, dry_run=dry_run)
+        candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(cut))
         for row in candidates:
             if not dry_run and not self._reclaim(row.digest):
                 continue
@@ -251,6 +257,23 @@ class MaintenanceService(ServiceBase):
             checked=len(rows), bytes=total, corrupt=tuple(corrupt), missing=tuple(missing)
         )
 
+    def _strays(self, cut: int, *, dry_run: bool) -> list[BlobUse]:
+        """Bytes the blob store holds without a row, stored before ``cut``: what a crash
+        left between storing a blob and recording it (an upload) or between forgetting it
+        and deleting it (``_reclaim``). Each gets a row dated when it was stored, so the
+        reclaim that follows takes it with the same grace, lock and re-check as any other
+        blob (one a version names stays, and counts as stored). A dry run adopts none and
+        returns those the reclaim would take."""
+        would: list[BlobUse] = []
+        old = (b for b in self.blobs.iter_blobs() if b.modified * US < cut)
+        while batch := list(itertools.islice(old, 500)):
+            strays = self.db.read(partial(_unknown, batch))
+            if strays and dry_run:
+                would += self.db.read(partial(_unused, strays))
+            elif strays:
+                self.db.write(partial(_adopt, strays))
+        return would
+
     def _reclaim(self, digest: str) -> bool:
         """Delete one blob if a re-check under its row lock finds it still unused:
         the row first (in the transaction), then the bytes."""
@@ -299,3 +322,21 @@ class MaintenanceService(ServiceBase):
         for upload in stale:
             self._drop_upload(upload.upload_id)
         return len(stale) + self.blobs.purge_stale(self.limits.pending_timeout_s)
+
+
+def _unknown(blobs: list[BlobInfo], s: Tx) -> list[BlobInfo]:
+    """Those of ``blobs`` the index has no row for."""
+    unknown = BlobIndexStore(s).unknown(b.digest for b in blobs)
+    return [b for b in blobs if b.digest in unknown]
+
+
+def _unused(blobs: list[BlobInfo], s: Tx) -> list[BlobUse]:
+    """Those of ``blobs`` no version or upload refers to."""
+    index = BlobIndexStore(s)
+    return [BlobUse(b.digest, b.size) for b in blobs if not index.is_referenced(b.digest)]
+
+
+def _adopt(blobs: list[BlobInfo], s: Tx) -> None:
+    index = BlobIndexStore(s)
+    for b in blobs:
+        index.adopt(b.digest, b.size, int(b.modified * US))

@@ -6,6 +6,7 @@ import hashlib
 import os
 import random
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
@@ -19,7 +20,7 @@ from cairn.errors import (
     NotFound,
     Unavailable,
 )
-from cairn.store.blobs import BlobInfo, BlobStore, UploadStatus
+from cairn.store.blobs import BlobStore, UploadStatus
 from cairn.store.blobs.layout import blob_key
 
 from .conftest import Harness
@@ -337,7 +338,8 @@ def test_iter_blobs_and_delete(blob_store: BlobStore, harness: Harness) -> None:
         blob_store.put(digest_of(data), n, [data])
     listed = list(blob_store.iter_blobs())
     assert len(listed) == 3
-    assert set(listed) == {BlobInfo(d, n) for d, n in blobs.items()}
+    assert {(b.digest, b.size) for b in listed} == set(blobs.items())
+    assert all(abs(b.modified - time.time()) < 600 for b in listed)
 
     victim = next(iter(blobs))
     blob_store.delete(victim)

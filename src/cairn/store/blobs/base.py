@@ -34,10 +34,11 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
-    """A stored blob, as listed by ``iter_blobs``."""
+    """A stored blob, as listed by ``iter_blobs``: when it was stored, in Unix seconds."""
 
     digest: str
     size: int
+    modified: float
 
 
 @dataclass(frozen=True, slots=True)

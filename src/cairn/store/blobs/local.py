@@ -163,7 +163,7 @@ class LocalBlobStore:
                             )
                             st = os.stat(name, dir_fd=d, follow_symlinks=False)
                             if digest is not None and stat.S_ISREG(st.st_mode):
-                                found.append(BlobInfo(digest, st.st_size))
+                                found.append(BlobInfo(digest, st.st_size, st.st_mtime))
                 except (FileNotFoundError, NotADirectoryError):
                     continue
             yield from found

@@ -187,7 +187,7 @@ class S3BlobStore:
                 for meta in batch:
                     digest = layout.digest_from_blob_key(meta["path"])
                     if digest is not None:
-                        yield BlobInfo(digest, meta["size"])
+                        yield BlobInfo(digest, meta["size"], meta["last_modified"].timestamp())
 
     # --- resumable uploads -------------------------------------------------------------
 

@@ -177,6 +177,23 @@ class BlobIndexStore:
         ).scalar_one()
         return int(total)
 
+    def unknown(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` that have no row."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return set()
+        known = self.s.execute(select(B.c.digest).where(B.c.digest.in_(wanted))).scalars()
+        return set(wanted) - set(known)
+
+    def adopt(self, digest: str, size: int, stored_at: int) -> None:
+        """Give bytes the store holds without a row one, dated when they were stored (and
+        not counted as verified); a row written meanwhile is left as it is."""
+        dialect = self.s.dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(B).values(
+            digest=digest, size=size, created_at=stored_at
+        )
+        self.s.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
+
     def is_referenced(self, digest: str) -> bool:
         used = self.s.execute(
             select(F.c.version_id)
