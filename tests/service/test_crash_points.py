@@ -1,0 +1,589 @@
+"""Crash at any point: each write use case, killed at every step, leaves the registry whole
+(as it was before or as it is after, never in between) and able to carry on.
+
+For each use case in ``CASES``, a forked child process runs it on connections of its own
+and dies (``os._exit``: no ``finally``, no rollback, no clean-up) just before its k-th
+step, for k = 1, 2, ... until the use case finishes. A step is a change: an SQL statement
+that is not a read, a commit, or a call of the local blob store that changes the file
+system (creating open, write, fsync, rename, unlink, mkdir, ...). A crash just before a
+read leaves what a crash before the next change leaves, so reads are not steps. Every k
+starts from the same registry (a copy of its database and blob folder). The parent then
+opens the registry, as a restarted server would, and checks:
+
+- the database holds exactly the rows it held before the use case, or exactly those a
+  run that was not killed leaves: every table, every column but those that differ
+  between two clean runs (random ids and secrets). Use cases that are several
+  transactions by design (``gc``, ``prune``) are held to the checks below only;
+- every blob the database counts as stored is in the store and hashes to its digest, and
+  every file of every READY version is there; the audit chain is unbroken;
+- the caller gives up: the clean-up a server does (``gc``, which also drops stale
+  uploads; here with no grace period) leaves exactly the blobs the database counts in
+  the blob folder: no temporary file, staged upload or orphaned blob;
+- or, where the crash came before the commit, the caller tries again, and it succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import shutil
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+from cairn import fileio
+from cairn.domain.models import Actor, FileEntry, VersionSpec, VersionStatus
+from cairn.service.base import Limits
+from cairn.service.registry import RegistryService
+from cairn.store.blobs import layout, local, localfs, localio
+from cairn.store.blobs.local import LocalBlobStore
+from cairn.store.metadata import database, engines, one_trip, prepared
+from cairn.store.metadata.clock import now_us
+from cairn.store.metadata.database import Database
+from cairn.store.metadata.schema import metadata
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a child per crash")
+
+ACTOR = Actor("crash", is_admin=True)
+BOOTSTRAP = "cairn-crash-admin-token-0123456789abcdefghij"
+CRASHED = 77  # the child's exit status when it died at the step asked
+MAX_STEPS = 200
+US = 1_000_000
+CONTENTS = [b"weights " * 300, b"config", b"", b"tokenizer " * 50]
+DIGESTS = ["sha256:" + hashlib.sha256(c).hexdigest() for c in CONTENTS]
+# os functions of the local blob store that change the file system (``open`` when it
+# creates or truncates): a crash can come before any of them
+CHANGES = {"write", "writev", "fsync", "replace", "rename", "unlink", "rmdir", "mkdir", "fchmod"}
+CREATES = os.O_CREAT | os.O_TRUNC
+BLOB_MODULES = (local, localfs, localio, fileio)
+SQL_MODULES = (prepared, one_trip, engines, database)
+
+
+def entry(path: str, i: int) -> FileEntry:
+    return FileEntry(path, len(CONTENTS[i]), DIGESTS[i])
+
+
+def put(svc: RegistryService, name: str, version: int, i: int) -> None:
+    svc.put_blob(ACTOR, name, version, DIGESTS[i], [CONTENTS[i]])
+
+
+# -- the crash -----------------------------------------------------------------------------
+
+
+class Steps:
+    """Counts the steps the child's main thread takes and dies just before the k-th."""
+
+    def __init__(self, crash_at: int | None) -> None:
+        self.crash_at = crash_at
+        self.taken = 0
+
+    def __call__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # the WAL checkpointer's, say: not the use case's
+        self.taken += 1
+        if self.taken == self.crash_at:
+            os._exit(CRASHED)
+
+    def install(self) -> None:
+        """Hook every way a change reaches the database or the blob folder (in the child
+        only: it is thrown away with it)."""
+
+        def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+            if changes(sql):
+                self()
+
+        event.listen(Engine, "before_cursor_execute", statement)
+        event.listen(Engine, "commit", lambda _conn: self())
+        run = prepared.driver_execute
+
+        def driver_execute(conn: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+            if changes(sql):
+                self()
+            return run(conn, sql, *args, **kwargs)
+
+        for module in SQL_MODULES:
+            module.driver_execute = driver_execute  # type: ignore[attr-defined]
+        for module in BLOB_MODULES:
+            module.os = _Os(self)  # type: ignore[attr-defined]
+
+
+def changes(sql: str) -> bool:
+    """Whether a statement may change what is stored. A crash just before a read leaves
+    what a crash before the next change leaves, so reads are not steps."""
+    verb = sql.lstrip()[:7].upper()
+    return not verb.startswith(("SELECT", "PRAGMA"))
+
+
+class _Os:
+    """``os`` as the blob store sees it, with a step before each call that changes files."""
+
+    def __init__(self, steps: Steps) -> None:
+        self._steps = steps
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(os, name)
+        if name == "open":
+            return self._open
+        if name not in CHANGES:
+            return real
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._steps()
+            return real(*args, **kwargs)
+
+        return call
+
+    def _open(self, path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & CREATES:
+            self._steps()
+        return os.open(path, flags, *args, **kwargs)
+
+
+# -- one registry, copied and restored per crash -------------------------------------------
+
+
+Dump = tuple[dict[str, list[tuple[Any, ...]]], dict[str, tuple[int, bool]]]
+
+
+@dataclass
+class Registry:
+    """A registry's database and blob folder, which can be saved and put back as saved."""
+
+    tmp: Path
+    url: str
+    _engine: Engine
+    _saved: Dump | None = None
+
+    @property
+    def blob_root(self) -> Path:
+        return self.tmp / "blobs"
+
+    def service(
+        self, *, clock: Callable[[], int] | None = None, sweep: bool = False
+    ) -> RegistryService:
+        limits = Limits(gc_grace_s=0, pending_timeout_s=0) if sweep else Limits()
+        options: dict[str, Any] = {"limits": limits}
+        if clock is not None:
+            options["clock"] = clock
+        return RegistryService(Database(self.url), LocalBlobStore(self.blob_root), **options)
+
+    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, in a stable order."""
+        with self._engine.connect() as conn:
+            return {
+                t.name: sorted(
+                    map(tuple, conn.exec_driver_sql(f"SELECT * FROM {t.name}")), key=repr
+                )
+                for t in metadata.sorted_tables
+            }
+
+    def files(self) -> set[str]:
+        """Every file under the blob root, relative to it."""
+        if not self.blob_root.exists():
+            return set()
+        return {
+            str(p.relative_to(self.blob_root)) for p in self.blob_root.rglob("*") if p.is_file()
+        }
+
+    def save(self) -> None:
+        _copy_tree(self.blob_root, self.tmp / "saved-blobs")
+        if self._engine.dialect.name == "sqlite":
+            _copy_sqlite(self.tmp / "cairn.db", self.tmp / "saved.db")
+        else:
+            self._saved = _dump(self._engine)
+
+    def restore(self) -> None:
+        _copy_tree(self.tmp / "saved-blobs", self.blob_root)
+        if self._engine.dialect.name == "sqlite":
+            _copy_sqlite(self.tmp / "saved.db", self.tmp / "cairn.db")
+        else:
+            assert self._saved is not None
+            _load(self._engine, self._saved)
+
+
+def _copy_tree(source: Path, to: Path) -> None:
+    shutil.rmtree(to, ignore_errors=True)
+    if source.exists():
+        shutil.copytree(source, to)
+
+
+def _copy_sqlite(db: Path, to: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        target = Path(f"{to}{suffix}")
+        target.unlink(missing_ok=True)
+        if Path(f"{db}{suffix}").exists():
+            shutil.copy(f"{db}{suffix}", target)
+
+
+@pytest.fixture
+def registry(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Registry]:
+    """An empty registry: on SQLite a new file, on PostgreSQL the test worker's own
+    database emptied (as the ``db_url`` fixture does)."""
+    if backend == "sqlite":
+        shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "cairn.db")
+        url = f"sqlite:///{tmp_path / 'cairn.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url, poolclass=NullPool)
+    if backend == "postgresql":
+        _load(engine, ({t.name: [] for t in metadata.sorted_tables}, {}))
+    yield Registry(tmp_path, url, engine)
+    engine.dispose()
+
+
+def _dump(engine: Engine) -> Dump:
+    """A PostgreSQL database's rows and sequences (far quicker to put back than a copy of
+    the database made with CREATE DATABASE ... TEMPLATE, whose DROP waits on a checkpoint)."""
+    with engine.connect() as conn:
+        rows = {
+            t.name: list(map(tuple, conn.exec_driver_sql(f"SELECT * FROM {t.name}")))
+            for t in metadata.sorted_tables
+        }
+        names = (
+            conn.exec_driver_sql(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+            )
+            .scalars()
+            .all()
+        )
+        sequences = {
+            n: tuple(conn.exec_driver_sql(f'SELECT last_value, is_called FROM "{n}"').one())
+            for n in names
+        }
+    return rows, sequences  # type: ignore[return-value]
+
+
+def _load(engine: Engine, dump: Dump) -> None:
+    rows, sequences = dump
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} RESTART IDENTITY CASCADE"
+        )
+        for table in metadata.sorted_tables:
+            if rows[table.name]:
+                marks = ", ".join(["%s"] * len(rows[table.name][0]))
+                conn.exec_driver_sql(f"INSERT INTO {table.name} VALUES ({marks})", rows[table.name])
+        for name, (value, called) in sequences.items():
+            conn.exec_driver_sql("SELECT setval(%s, %s, %s)", (name, value, called))
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def child(registry: Registry, op: Callable[[RegistryService], object], crash_at: int | None) -> int:
+    """Run ``op`` in a forked child that dies before step ``crash_at`` (None: never); its
+    exit status: 0 finished, CRASHED, or 1 when ``op`` raised (its traceback printed)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        status = 1
+        try:
+            signal.alarm(60)  # a child stuck on a lock a thread of the parent held dies
+            steps = Steps(crash_at)
+            steps.install()
+            start = itertools.count(now_us() - 1800 * US, 1000)  # the same times every run
+            op(registry.service(clock=lambda: next(start)))
+            status = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def masked(rows: dict[str, list[tuple[Any, ...]]], varying: dict[str, set[int]]) -> dict[str, Any]:
+    """``rows`` without the columns that differ from one clean run to another (random ids
+    and secrets)."""
+    return {
+        table: sorted(
+            (
+                tuple("*" if i in varying.get(table, ()) else v for i, v in enumerate(row))
+                for row in got
+            ),
+            key=repr,
+        )
+        for table, got in rows.items()
+    }
+
+
+def varying_columns(
+    a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[Any, ...]]]
+) -> dict[str, set[int]]:
+    """Per table, the columns whose values differ between two clean runs."""
+    varying: dict[str, set[int]] = {}
+    for table, rows in a.items():
+        if rows == b[table]:
+            continue
+        assert len(rows) == len(b[table]), f"{table}: two clean runs left different row counts"
+        width = len(rows[0])
+        varying[table] = {
+            i
+            for i in range(width)
+            if sorted(map(repr, (r[i] for r in rows)))
+            != sorted(map(repr, (r[i] for r in b[table])))
+        }
+    return varying
+
+
+def check_consistent(registry: Registry) -> None:
+    """What must hold after any crash, before any clean-up."""
+    svc = registry.service()
+    try:
+        report = svc.verify(ACTOR)
+        assert not report.corrupt and not report.missing, report
+        page_token = None
+        while True:
+            page = svc.search_versions(
+                ACTOR, None, max_results=100, page_token=page_token, include_deleted=True
+            )
+            for version in page.items:
+                if version.status is VersionStatus.READY:
+                    for f in version.files:
+                        assert svc.blobs.exists(f.digest), (version.name, version.version, f)
+            page_token = page.next_page_token
+            if not page_token:
+                break
+        audit = svc.verify_audit(ACTOR)
+        assert audit.ok, audit
+    finally:
+        svc.db.dispose()
+
+
+def check_swept(registry: Registry) -> None:
+    """After gc with no grace, the blob folder holds exactly the blobs the database counts."""
+    svc = registry.service(sweep=True)
+    try:
+        svc.gc(ACTOR, dry_run=False)
+    finally:
+        svc.db.dispose()
+    counted = {layout.blob_key(digest) for digest, *_ in registry.rows()["blobs"]}
+    assert registry.files() == counted
+
+
+def crash_everywhere(
+    registry: Registry,
+    setup: Callable[[RegistryService], object],
+    op: Callable[[RegistryService], object],
+    *,
+    whole: bool = True,
+) -> int:
+    """Set up, then crash ``op`` at each of its steps in turn (see the module's docstring);
+    how many steps it took."""
+    start = itertools.count(now_us() - 3600 * US, 1000)  # before the use case's times
+    svc = registry.service(clock=lambda: next(start))
+    setup(svc)
+    svc.db.dispose()
+    registry.save()
+    before = registry.rows()
+    assert child(registry, op, None) == 0, "the use case fails without a crash"
+    after = registry.rows()
+    registry.restore()
+    assert child(registry, op, None) == 0
+    varying = varying_columns(after, registry.rows())
+    expected = [masked(before, varying), masked(after, varying)]
+    for k in range(1, MAX_STEPS):
+        registry.restore()
+        status = child(registry, op, k)
+        if status == 0:
+            assert not whole or masked(registry.rows(), varying) == expected[1]
+            return k - 1
+        assert status == CRASHED, f"the use case failed after a crash at step {k}"
+        now = masked(registry.rows(), varying)
+        if whole:
+            assert now in expected, f"crash at step {k}: the database is neither before nor after"
+        check_consistent(registry)
+        check_swept(registry)  # the caller gave up: the clean-up leaves nothing behind
+        if now == expected[0]:  # not applied: the caller tries again, and it works
+            registry.restore()
+            assert child(registry, op, k) == CRASHED
+            again = registry.service()
+            try:
+                op(again)
+            finally:
+                again.db.dispose()
+            check_consistent(registry)
+    raise AssertionError(f"still going after {MAX_STEPS} steps")
+
+
+# -- the use cases -------------------------------------------------------------------------
+
+
+def two_versions(svc: RegistryService) -> None:
+    """Model "m": v1 READY (files 0, 1), v2 READY (files 0, 3), "champion" on v1."""
+    svc.create_model(ACTOR, "m")
+    for files in ((0, 1), (0, 3)):
+        made = svc.create_version(
+            ACTOR, "m", VersionSpec(files=tuple(entry(f"f{i}", i) for i in files))
+        )
+        for i in files:
+            if not svc.blobs.exists(DIGESTS[i]):
+                put(svc, "m", made.version, i)
+    svc.set_alias(ACTOR, "m", "champion", 1)
+
+
+def pending(svc: RegistryService) -> None:
+    """``two_versions``, and v3 PENDING on file 2 (empty) and new file ``big`` (0 stored)."""
+    two_versions(svc)
+    spec = VersionSpec(
+        files=(
+            entry("empty", 2),
+            FileEntry("big", 4096, "sha256:" + hashlib.sha256(b"b" * 4096).hexdigest()),
+        )
+    )
+    svc.create_version(ACTOR, "m", spec)
+
+
+BIG = b"b" * 4096
+BIG_DIGEST = "sha256:" + hashlib.sha256(BIG).hexdigest()
+
+
+def begun(svc: RegistryService) -> str:
+    """``pending`` with a resumable upload of ``big`` begun and 1,000 bytes in."""
+    pending(svc)
+    ticket = svc.begin_upload(ACTOR, "m", 3, BIG_DIGEST)
+    svc.append_upload(ACTOR, ticket.upload_id, 0, [BIG[:1000]])
+    return ticket.upload_id
+
+
+def upload_id(svc: RegistryService) -> str:
+    return svc.begin_upload(ACTOR, "m", 3, BIG_DIGEST).upload_id  # resumes the one begun
+
+
+def resume(svc: RegistryService) -> str:
+    """Send the rest of ``big`` from where the staged bytes end, as a client resumes."""
+    ticket = svc.begin_upload(ACTOR, "m", 3, BIG_DIGEST)
+    if ticket.offset < len(BIG):
+        svc.append_upload(ACTOR, ticket.upload_id, ticket.offset, [BIG[ticket.offset :]])
+    return ticket.upload_id
+
+
+def with_users(svc: RegistryService) -> None:
+    """An admin (signed in with ``BOOTSTRAP``) and a user "ann"."""
+    svc.bootstrap(BOOTSTRAP)
+    svc.create_user(ACTOR, "ann")
+
+
+def admin(svc: RegistryService) -> Actor:
+    return svc.authenticate(BOOTSTRAP)
+
+
+def ann_token(svc: RegistryService) -> int:
+    (token,) = [t for t in svc.list_tokens(admin(svc), all_users=True) if t["user"] == "ann"]
+    return int(token["id"])
+
+
+CASES: dict[
+    str, tuple[Callable[[RegistryService], object], Callable[[RegistryService], object], bool]
+] = {
+    "create model": (
+        lambda svc: None,
+        lambda svc: svc.create_model(
+            ACTOR, "new", description="d", tags={"team": "risk"}, idempotency_key="k1"
+        ),
+        True,
+    ),
+    "create version, blobs stored": (
+        two_versions,
+        lambda svc: svc.create_version(
+            ACTOR,
+            "m",
+            VersionSpec(
+                tags={"t": "1"},
+                params={"lr": "0.1"},
+                metrics={"auc": 0.9},
+                files=(entry("a", 0), entry("b/c", 1)),
+            ),
+            idempotency_key="k2",
+        ),
+        True,
+    ),
+    "create version, blobs missing": (
+        two_versions,
+        lambda svc: svc.create_version(
+            ACTOR, "m", VersionSpec(files=(entry("a", 0), entry("big", 2)))
+        ),
+        True,
+    ),
+    "upload the last blob": (pending, lambda svc: put(svc, "m", 3, 2), True),
+    "begin an upload": (pending, lambda svc: svc.begin_upload(ACTOR, "m", 3, BIG_DIGEST), True),
+    "append to an upload": (begun, resume, True),
+    "complete an upload": (
+        lambda svc: (begun(svc), resume(svc)),
+        lambda svc: svc.complete_upload(ACTOR, resume(svc)),
+        True,
+    ),
+    "abort an upload": (begun, lambda svc: svc.abort_upload(ACTOR, upload_id(svc)), True),
+    "move an alias": (
+        two_versions,
+        lambda svc: svc.set_alias(ACTOR, "m", "champion", 2, expect=1),
+        True,
+    ),
+    "roll an alias back": (
+        lambda svc: (two_versions(svc), svc.set_alias(ACTOR, "m", "champion", 2)),
+        lambda svc: svc.rollback_alias(ACTOR, "m", "champion"),
+        True,
+    ),
+    "stage, archiving the rest": (
+        lambda svc: (two_versions(svc), svc.transition_stage(ACTOR, "m", 1, "Production")),
+        lambda svc: svc.transition_stage(
+            ACTOR, "m", 2, "production", archive_existing_versions=True
+        ),
+        True,
+    ),
+    "delete a version": (two_versions, lambda svc: svc.delete_version(ACTOR, "m", 2), True),
+    "purge a version": (
+        lambda svc: (two_versions(svc), svc.delete_version(ACTOR, "m", 2)),
+        lambda svc: svc.purge_version(ACTOR, "m", 2),
+        True,
+    ),
+    "rename a model": (two_versions, lambda svc: svc.rename_model(ACTOR, "m", "n"), True),
+    "delete a model": (two_versions, lambda svc: svc.delete_model(ACTOR, "m"), True),
+    "grant a role": (
+        lambda svc: svc.create_user(ACTOR, "ann"),
+        lambda svc: svc.grant(ACTOR, "ann", "WRITE", pattern="risk.*"),
+        True,
+    ),
+    "create a token": (
+        with_users,
+        lambda svc: svc.create_token(admin(svc), user="ann", scope="WRITE", name="ci"),
+        True,
+    ),
+    "revoke a token": (
+        lambda svc: (with_users(svc), svc.create_token(admin(svc), user="ann", name="ci")),
+        lambda svc: svc.revoke_token(admin(svc), ann_token(svc)),
+        True,
+    ),
+    "prune and purge": (
+        lambda svc: (
+            two_versions(svc),
+            svc.create_version(ACTOR, "m", VersionSpec(files=(entry("z", 0),))),
+        ),
+        lambda svc: svc.prune_versions(ACTOR, "m", keep=1, dry_run=False, purge=True),
+        False,
+    ),
+    "gc": (
+        lambda svc: (
+            two_versions(svc),
+            svc.delete_version(ACTOR, "m", 1),
+            svc.purge_version(ACTOR, "m", 1),
+        ),
+        lambda svc: svc.gc(ACTOR, dry_run=False, grace_s=0),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_crash_at_any_step_leaves_the_registry_whole(registry: Registry, case: str) -> None:
+    setup, op, whole = CASES[case]
+    assert crash_everywhere(registry, setup, op, whole=whole) > 0
