@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -232,6 +237,56 @@ def live_server_with(app: FastAPI) -> Callable[..., LiveServer]:
     """``live_server`` with uvicorn options of the test's choosing: ``with
     live_server_with(proxy_headers=False) as url: ...``."""
     return lambda **options: LiveServer(app, **options)
+
+
+class ServerProcess:
+    """``cairn server`` in a process of its own, in a session of its own, so that a kill
+    takes all its workers; its output goes to ``server.log`` beside the data folder."""
+
+    def __init__(self, data: Path, backend: str, workers: int = 1) -> None:
+        self.data, self.backend, self.workers = data, backend, workers
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        log = self.data.parent / "server.log"
+        command = [sys.executable, "-m", "cairn.cli", "server", "--port", str(self.port)]
+        command += ["--data-dir", str(self.data), "--backend-uri", self.backend]
+        command += ["--workers", str(self.workers)]
+        with log.open("ab") as sink:
+            self.proc = subprocess.Popen(command, stdout=sink, stderr=sink, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError(f"server did not start: {log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process() -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``cairn server`` processes: ``server_process(data_dir, backend_uri,
+    workers=1)``; whatever still runs at the end is stopped."""
+    started: list[ServerProcess] = []
+
+    def start(data: Path, backend: str, workers: int = 1) -> ServerProcess:
+        started.append(ServerProcess(data, backend, workers).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop(signal.SIGKILL)
 
 
 # -- S3: a moto server speaking real HTTP on loopback -----------------------------------

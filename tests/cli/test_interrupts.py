@@ -5,60 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
+if TYPE_CHECKING:
+    from conftest import ServerProcess
+
 SIZE = 200 << 20  # large enough to take the resumable path and to be caught mid-way
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data: Path, port: int, backend: str) -> subprocess.Popen[bytes]:
-    log = data.parent / f"server-{port}.log"
-    with log.open("ab") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cairn.cli",
-                "server",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data),
-                "--backend-uri",
-                backend,
-            ],
-            stdout=sink,
-            stderr=sink,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
 
 
 def push_cmd(uri: str, path: Path, cache: Path) -> list[str]:
@@ -102,11 +62,16 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("killed", ["client", "server"])
-def test_killed_push_resumes(killed: str, tmp_path: Path, big_file: Path, db_url: str) -> None:
+def test_killed_push_resumes(
+    killed: str,
+    tmp_path: Path,
+    big_file: Path,
+    db_url: str,
+    server_process: Callable[..., ServerProcess],
+) -> None:
     data = tmp_path / "data"
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = start_server(data, port, db_url)
+    server = server_process(data, db_url)
+    uri = server.url
     env = {**os.environ, "CAIRN_CACHE_DIR": str(tmp_path / "cache")}
     try:
         subprocess.run(
@@ -124,11 +89,12 @@ def test_killed_push_resumes(killed: str, tmp_path: Path, big_file: Path, db_url
         )
         wait_until_some_bytes_arrive(data)
         if killed == "client":
-            stop(client, signal.SIGKILL)
+            os.killpg(client.pid, signal.SIGKILL)
+            client.wait(timeout=30)
         else:
-            stop(server, signal.SIGKILL)
+            server.stop(signal.SIGKILL)
             assert client.wait(timeout=120) != 0
-            server = start_server(data, port, db_url)
+            server.start()
         client.wait(timeout=60)
         auth = {"Authorization": f"Bearer {os.environ['CAIRN_TOKEN']}"}
         versions = httpx.get(f"{uri}/api/v1/models/big/versions", headers=auth).json()["versions"]
@@ -175,7 +141,7 @@ def test_killed_push_resumes(killed: str, tmp_path: Path, big_file: Path, db_url
         assert (out / "weights.bin").stat().st_size == SIZE
         assert (out / "weights.bin").read_bytes() == big_file.read_bytes()
     finally:
-        stop(server)
+        server.stop()
     gc = subprocess.run(
         [sys.executable, "-m", "cairn.cli", "--uri", str(data), "gc", "--yes", "--grace", "0"],
         capture_output=True,
