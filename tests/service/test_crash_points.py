@@ -42,6 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from cairn import fileio
+from cairn.domain.blob_batch import frames
 from cairn.domain.models import Actor, FileEntry, VersionSpec, VersionStatus
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
@@ -61,6 +62,8 @@ MAX_STEPS = 200
 US = 1_000_000
 CONTENTS = [b"weights " * 300, b"config", b"", b"tokenizer " * 50]
 DIGESTS = ["sha256:" + hashlib.sha256(c).hexdigest() for c in CONTENTS]
+BIG = b"b" * 4096  # sent as a resumable upload
+BIG_DIGEST = "sha256:" + hashlib.sha256(BIG).hexdigest()
 # os functions of the local blob store that change the file system (``open`` when it
 # creates or truncates): a crash can come before any of them
 CHANGES = {"write", "writev", "fsync", "replace", "rename", "unlink", "rmdir", "mkdir", "fchmod"}
@@ -434,17 +437,8 @@ def two_versions(svc: RegistryService) -> None:
 def pending(svc: RegistryService) -> None:
     """``two_versions``, and v3 PENDING on file 2 (empty) and new file ``big`` (0 stored)."""
     two_versions(svc)
-    spec = VersionSpec(
-        files=(
-            entry("empty", 2),
-            FileEntry("big", 4096, "sha256:" + hashlib.sha256(b"b" * 4096).hexdigest()),
-        )
-    )
+    spec = VersionSpec(files=(entry("empty", 2), big_entry()))
     svc.create_version(ACTOR, "m", spec)
-
-
-BIG = b"b" * 4096
-BIG_DIGEST = "sha256:" + hashlib.sha256(BIG).hexdigest()
 
 
 def begun(svc: RegistryService) -> str:
@@ -465,6 +459,10 @@ def resume(svc: RegistryService) -> str:
     if ticket.offset < len(BIG):
         svc.append_upload(ACTOR, ticket.upload_id, ticket.offset, [BIG[ticket.offset :]])
     return ticket.upload_id
+
+
+def big_entry() -> FileEntry:
+    return FileEntry("big", len(BIG), BIG_DIGEST)
 
 
 def with_users(svc: RegistryService) -> None:
@@ -523,6 +521,44 @@ CASES: dict[
         True,
     ),
     "abort an upload": (begun, lambda svc: svc.abort_upload(ACTOR, upload_id(svc)), True),
+    "upload a batch": (
+        lambda svc: (
+            two_versions(svc),
+            svc.create_version(
+                ACTOR, "m", VersionSpec(files=(entry("c", 1), entry("e", 2), big_entry()))
+            ),
+        ),
+        lambda svc: svc.put_blobs(
+            ACTOR, "m", 3, b"".join(frames([(DIGESTS[2], CONTENTS[2]), (BIG_DIGEST, BIG)]))
+        ),
+        True,
+    ),
+    "import a version": (
+        two_versions,
+        lambda svc: svc.import_version(
+            ACTOR,
+            "m",
+            7,
+            VersionSpec(tags={"from": "mlflow"}, files=(entry("a", 0),)),
+            stage="Staging",
+        ),
+        True,
+    ),
+    "approve a promotion": (
+        lambda svc: (
+            two_versions(svc),
+            svc.set_policy(ACTOR, "m", "prod*", approvals=1),
+            svc.promote(ACTOR, "m", 2, "production"),
+        ),
+        lambda svc: svc.approve(Actor("bob", is_admin=True), 1),
+        True,
+    ),
+    "fail stuck uploads": (pending, lambda svc: svc.expire_pending(ACTOR), True),
+    "restore a version": (
+        lambda svc: (two_versions(svc), svc.delete_version(ACTOR, "m", 2)),
+        lambda svc: svc.restore_version(ACTOR, "m", 2),
+        True,
+    ),
     "move an alias": (
         two_versions,
         lambda svc: svc.set_alias(ACTOR, "m", "champion", 2, expect=1),
