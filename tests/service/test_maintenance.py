@@ -10,9 +10,10 @@ import pytest
 
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
-from cairn.errors import InvalidFilter, InvalidParameter, NotFound
+from cairn.errors import Conflict, InvalidFilter, InvalidParameter, NotFound
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
+from cairn.store.metadata.named_lock import named_lock
 
 
 def entry(path: str, data: bytes) -> FileEntry:
@@ -103,6 +104,14 @@ def test_an_upload_whose_completion_was_cut_short_completes(service: RegistrySer
     assert receipt.version_status is VersionStatus.READY
     with pytest.raises(NotFound):
         service.upload_status(SYSTEM, ticket.upload_id)
+
+
+def test_one_gc_at_a_time(service: RegistryService) -> None:
+    with named_lock(service.db, "gc"):  # another process's gc, say
+        with pytest.raises(Conflict, match="another gc is running"):
+            service.gc(SYSTEM, dry_run=False)
+        assert service.gc(SYSTEM, dry_run=True).dry_run  # a dry run takes no lock
+    assert not service.gc(SYSTEM, dry_run=False).dry_run
 
 
 def test_stuck_pending_versions_fail_with_a_reason(service: RegistryService) -> None:

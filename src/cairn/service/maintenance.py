@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 
@@ -30,6 +31,7 @@ from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.named_lock import named_lock
 from cairn.store.metadata.retention_store import RetentionStore
 from cairn.store.metadata.search import version_matches
 from cairn.store.metadata.versions_store import VersionStore, prunable_ids
@@ -187,6 +189,14 @@ class MaintenanceService(ServiceBase):
             if keep_days is not None:
                 raise InvalidParameter("keep_days goes with keep: how many versions stay")
             keep, keep_days = self.limits.keep_versions, self.limits.keep_versions_days
+        # one gc at a time changes things: a second one could give a row to bytes the
+        # first is about to delete (``_strays``)
+        with nullcontext() if dry_run else named_lock(self.db, "gc", wait=False):
+            return self._gc(actor, grace, keep, keep_days, dry_run=dry_run)
+
+    def _gc(
+        self, actor: Actor, grace: int, keep: int | None, keep_days: float | None, *, dry_run: bool
+    ) -> GcReport:
         now = self.clock()
         failed = [] if dry_run else self.expire_pending(actor)
         pruned = self._prune_all(actor, keep, keep_days, dry_run)

@@ -13,10 +13,6 @@ mismatch.
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +20,7 @@ from sqlalchemy import Connection, inspect, text
 
 from cairn.errors import SchemaMismatch
 from cairn.store.metadata.database import Database
+from cairn.store.metadata.named_lock import named_lock
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -33,7 +30,6 @@ if TYPE_CHECKING:
 # checks that it is the head of the migrations folder).
 HEAD = "0013_require_compatible"
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_PG_LOCK_ID = 0x0CA1_2000_0001
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -81,7 +77,7 @@ def upgrade(db: Database) -> None:
     from alembic import command
 
     script = _script()
-    with _migration_lock(db), db.engine.connect() as conn:
+    with named_lock(db, "migrate"), db.engine.connect() as conn:
         current = _revision(conn)
         if current is not None and not _known(script, current):
             raise SchemaMismatch(_mismatch_message(current, HEAD))
@@ -115,29 +111,3 @@ def _mismatch_message(current: str | None, head: str | None) -> str:
             "Upgrade Cairn rather than point an older one at it."
         )
     return f"the metadata database is at revision {current}; run `cairn db upgrade` to reach {head}"
-
-
-@contextmanager
-def _migration_lock(db: Database) -> Iterator[None]:
-    if db.dialect == "postgresql":
-        with db.engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
-                conn.commit()
-        return
-    database = db.url.database
-    if not database or database == ":memory:":
-        yield
-        return
-    lock_path = Path(database).with_suffix(".migrate.lock")
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)

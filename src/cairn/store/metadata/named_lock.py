@@ -1,0 +1,57 @@
+"""Locks that span transactions and processes: one holder at a time per name and database.
+
+Schema migrations hold one (``migrate.py``), and so does garbage collection while it
+changes anything (``MaintenanceService.gc``). On PostgreSQL it is a session advisory
+lock on a connection of its own; on SQLite an ``flock`` of a file beside the database
+(``cairn.<name>.lock``); an in-memory database, which no other process can open, needs
+none. The operating system releases either when the holder dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+
+from cairn.errors import Conflict
+from cairn.store.metadata.database import Database
+
+# PostgreSQL advisory lock ids, one per name (a namespace of Cairn's own: 0x0CA1...)
+_IDS = {"migrate": 0x0CA1_2000_0001, "gc": 0x0CA1_2000_0002}
+
+
+@contextmanager
+def named_lock(db: Database, name: str, *, wait: bool = True) -> Iterator[None]:
+    """Hold the lock ``name`` of ``db``. ``wait`` False: raise ``Conflict`` at once if
+    another holds it."""
+    busy = Conflict(f"another {name} is running on this registry; try again once it ends")
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            got = conn.execute(text(f"SELECT {take}(:id)"), {"id": _IDS[name]}).scalar()
+            conn.commit()
+            if got is False:
+                raise busy
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _IDS[name]})
+                conn.commit()
+        return
+    database = db.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(Path(database).with_suffix(f".{name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
