@@ -20,32 +20,43 @@ opens the registry, as a restarted server would, and checks:
   uploads; here with no grace period) leaves exactly the blobs the database counts in
   the blob folder: no temporary file, staged upload or orphaned blob;
 - or, where the crash came before the commit, the caller tries again, and it succeeds.
+
+The same use cases are then failed in-process at each step in turn, reads included, as a
+full disk fails them (``ENOSPC``; the driver's disk-full error): the caller must get a
+Cairn error (not a 500), nothing may change, and the same service, with its caches and
+connections as the failure left them, must then do the use case exactly as a clean run
+does (``fail_everywhere``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from cairn import fileio
 from cairn.domain.blob_batch import frames
 from cairn.domain.models import Actor, FileEntry, VersionSpec, VersionStatus
-from cairn.errors import Conflict
+from cairn.errors import CairnError, Conflict
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
 from cairn.store.blobs import layout, local, localfs, localio
@@ -86,47 +97,70 @@ def put(svc: RegistryService, name: str, version: int, i: int) -> None:
 
 
 class Steps:
-    """Counts the steps the child's main thread takes and dies just before the k-th."""
+    """Counts the steps the main thread takes and, just before the k-th, dies (``fail``
+    None: a crash) or raises what ``fail`` makes of the step's kind (``"sql"``, ``"fs"``).
+    A crash counts only changes (see ``changes``); a failure, reads too."""
 
-    def __init__(self, crash_at: int | None) -> None:
-        self.crash_at = crash_at
+    def __init__(self, at: int | None, fail: Callable[[str], Exception] | None = None) -> None:
+        self.at = at
+        self.fail = fail
         self.taken = 0
 
-    def __call__(self) -> None:
+    def step(self, kind: str) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # the WAL checkpointer's, say: not the use case's
         self.taken += 1
-        if self.taken == self.crash_at:
-            os._exit(CRASHED)
+        if self.taken == self.at:
+            if self.fail is None:
+                os._exit(CRASHED)
+            raise self.fail(kind)
 
-    def install(self) -> None:
-        """Hook every way a change reaches the database or the blob folder (in the child
-        only: it is thrown away with it)."""
+    def counts(self, sql: str) -> bool:
+        verb = sql.lstrip()[:7].upper()
+        return not verb.startswith("PRAGMA") and (self.fail is not None or changes(sql))
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Hook every way a statement reaches the database or a change the blob folder."""
 
         def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
-            if changes(sql):
-                self()
+            if self.counts(sql):
+                self.step("sql")
 
-        event.listen(Engine, "before_cursor_execute", statement)
-        event.listen(Engine, "commit", lambda _conn: self())
+        def commit(_conn: Any) -> None:
+            if self.fail is None:  # a failing commit is a failing statement's business
+                self.step("sql")
+
         run = prepared.driver_execute
 
         def driver_execute(conn: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
-            if changes(sql):
-                self()
+            if self.counts(sql):
+                try:
+                    self.step("sql")
+                except conn.dialect.loaded_dbapi.Error as exc:  # as the real one wraps it
+                    raise DBAPIError.instance(
+                        sql, args, exc, conn.dialect.loaded_dbapi.Error
+                    ) from exc
             return run(conn, sql, *args, **kwargs)
 
-        for module in SQL_MODULES:
-            module.driver_execute = driver_execute  # type: ignore[attr-defined]
-        for module in BLOB_MODULES:
-            module.os = _Os(self)  # type: ignore[attr-defined]
+        event.listen(Engine, "before_cursor_execute", statement)
+        event.listen(Engine, "commit", commit)
+        with pytest.MonkeyPatch.context() as patch:
+            for module in SQL_MODULES:
+                patch.setattr(module, "driver_execute", driver_execute)
+            for module in BLOB_MODULES:
+                patch.setattr(module, "os", _Os(self))
+            try:
+                yield
+            finally:
+                event.remove(Engine, "before_cursor_execute", statement)
+                event.remove(Engine, "commit", commit)
 
 
 def changes(sql: str) -> bool:
     """Whether a statement may change what is stored. A crash just before a read leaves
-    what a crash before the next change leaves, so reads are not steps."""
-    verb = sql.lstrip()[:7].upper()
-    return not verb.startswith(("SELECT", "PRAGMA"))
+    what a crash before the next change leaves, so reads are not crash steps."""
+    return not sql.lstrip()[:7].upper().startswith(("SELECT", "PRAGMA"))
 
 
 class _Os:
@@ -143,14 +177,14 @@ class _Os:
             return real
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self._steps()
+            self._steps.step("fs")
             return real(*args, **kwargs)
 
         return call
 
     def _open(self, path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         if flags & CREATES:
-            self._steps()
+            self._steps.step("fs")
         return os.open(path, flags, *args, **kwargs)
 
 
@@ -199,6 +233,17 @@ class Registry:
         return {
             str(p.relative_to(self.blob_root)) for p in self.blob_root.rglob("*") if p.is_file()
         }
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def reset_sequences(self) -> None:
+        """Put PostgreSQL's sequences back as saved (a rolled-back insert keeps the
+        number it took)."""
+        if self._saved is not None:
+            with self._engine.begin() as conn:
+                _set_sequences(conn, self._saved[1])
 
     def save(self) -> None:
         _copy_tree(self.blob_root, self.tmp / "saved-blobs")
@@ -269,20 +314,36 @@ def _dump(engine: Engine) -> Dump:
 
 
 def _load(engine: Engine, dump: Dump) -> None:
+    """Put back a ``_dump`` (DELETE, not TRUNCATE: on tables this small it is ten times
+    quicker, as TRUNCATE makes new files)."""
     rows, sequences = dump
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} RESTART IDENTITY CASCADE"
-        )
+        for table in reversed(metadata.sorted_tables):
+            conn.exec_driver_sql(f"DELETE FROM {table.name}")
         for table in metadata.sorted_tables:
             if rows[table.name]:
                 marks = ", ".join(["%s"] * len(rows[table.name][0]))
                 conn.exec_driver_sql(f"INSERT INTO {table.name} VALUES ({marks})", rows[table.name])
-        for name, (value, called) in sequences.items():
-            conn.exec_driver_sql("SELECT setval(%s, %s, %s)", (name, value, called))
+        _set_sequences(conn, sequences)
+
+
+def _set_sequences(conn: Connection, sequences: dict[str, tuple[int, bool]]) -> None:
+    for name, (value, called) in sequences.items():
+        conn.exec_driver_sql("SELECT setval(%s, %s, %s)", (name, value, called))
 
 
 # -- the run -------------------------------------------------------------------------------
+
+
+def setup_clock() -> Callable[[], int]:
+    start = itertools.count(now_us() - 3600 * US, 1000)
+    return lambda: next(start)
+
+
+def use_case_clock() -> Callable[[], int]:
+    """The same times in every run of a use case, after those of its set-up."""
+    start = itertools.count(now_us() - 1800 * US, 1000)
+    return lambda: next(start)
 
 
 def child(registry: Registry, op: Callable[[RegistryService], object], crash_at: int | None) -> int:
@@ -293,10 +354,8 @@ def child(registry: Registry, op: Callable[[RegistryService], object], crash_at:
         status = 1
         try:
             signal.alarm(60)  # a child stuck on a lock a thread of the parent held dies
-            steps = Steps(crash_at)
-            steps.install()
-            start = itertools.count(now_us() - 1800 * US, 1000)  # the same times every run
-            op(registry.service(clock=lambda: next(start)))
+            with Steps(crash_at).installed():
+                op(registry.service(clock=use_case_clock()))
             status = 0
         except BaseException:
             traceback.print_exc()
@@ -340,9 +399,12 @@ def varying_columns(
     return varying
 
 
-def check_consistent(registry: Registry) -> None:
-    """What must hold after any crash, before any clean-up."""
-    svc = registry.service()
+def check(registry: Registry, *, sweep: bool = True) -> None:
+    """What must hold after any crash or failure: every blob the database counts is
+    there and hashes right, so is every file of every READY version, and the audit chain
+    is unbroken. With ``sweep``, then: after gc with no grace (the caller gave up), the
+    blob folder holds exactly the blobs the database counts."""
+    svc = registry.service(sweep=True)
     try:
         report = svc.verify(ACTOR)
         assert not report.corrupt and not report.missing, report
@@ -360,14 +422,8 @@ def check_consistent(registry: Registry) -> None:
                 break
         audit = svc.verify_audit(ACTOR)
         assert audit.ok, audit
-    finally:
-        svc.db.dispose()
-
-
-def check_swept(registry: Registry) -> None:
-    """After gc with no grace, the blob folder holds exactly the blobs the database counts."""
-    svc = registry.service(sweep=True)
-    try:
+        if not sweep:
+            return
         for _ in range(100):
             try:
                 svc.gc(ACTOR, dry_run=False)
@@ -382,17 +438,32 @@ def check_swept(registry: Registry) -> None:
     assert registry.files() == counted
 
 
-def crash_everywhere(
+class Checked:
+    """Runs ``check`` on the registry's state unless that state was checked already:
+    many steps leave the same one behind (every failed read, every crash before the
+    first change), and checking it again finds nothing new."""
+
+    def __init__(self, registry: Registry, varying: dict[str, set[int]]) -> None:
+        self.registry, self.varying = registry, varying
+        self.seen: set[str] = set()
+
+    def __call__(self) -> None:
+        root = self.registry.blob_root
+        files = sorted((f, (root / f).stat().st_size) for f in self.registry.files())
+        state = repr((masked(self.registry.rows(), self.varying), files))
+        if state not in self.seen:
+            self.seen.add(state)
+            check(self.registry)
+
+
+def prepare(
     registry: Registry,
     setup: Callable[[RegistryService], object],
     op: Callable[[RegistryService], object],
-    *,
-    whole: bool = True,
-) -> int:
-    """Set up, then crash ``op`` at each of its steps in turn (see the module's docstring);
-    how many steps it took."""
-    start = itertools.count(now_us() - 3600 * US, 1000)  # before the use case's times
-    svc = registry.service(clock=lambda: next(start))
+) -> tuple[list[dict[str, Any]], dict[str, set[int]]]:
+    """Set up and save the registry; the rows before and after a clean run of ``op``, both
+    without the columns that differ from one clean run to another (random ids, secrets)."""
+    svc = registry.service(clock=setup_clock())
     setup(svc)
     svc.db.dispose()
     registry.save()
@@ -402,7 +473,20 @@ def crash_everywhere(
     registry.restore()
     assert child(registry, op, None) == 0
     varying = varying_columns(after, registry.rows())
-    expected = [masked(before, varying), masked(after, varying)]
+    return [masked(before, varying), masked(after, varying)], varying
+
+
+def crash_everywhere(
+    registry: Registry,
+    setup: Callable[[RegistryService], object],
+    op: Callable[[RegistryService], object],
+    *,
+    whole: bool = True,
+) -> int:
+    """Set up, then crash ``op`` at each of its steps in turn (see the module's docstring);
+    how many steps it took."""
+    expected, varying = prepare(registry, setup, op)
+    checked = Checked(registry, varying)
     for k in range(1, MAX_STEPS):
         registry.restore()
         status = child(registry, op, k)
@@ -413,8 +497,7 @@ def crash_everywhere(
         now = masked(registry.rows(), varying)
         if whole:
             assert now in expected, f"crash at step {k}: the database is neither before nor after"
-        check_consistent(registry)
-        check_swept(registry)  # the caller gave up: the clean-up leaves nothing behind
+        checked()
         if now == expected[0]:  # not applied: the caller tries again, and it works
             registry.restore()
             assert child(registry, op, k) == CRASHED
@@ -423,7 +506,64 @@ def crash_everywhere(
                 op(again)
             finally:
                 again.db.dispose()
-            check_consistent(registry)
+            check(registry, sweep=False)
+    raise AssertionError(f"still going after {MAX_STEPS} steps")
+
+
+def disk_full(dialect: str) -> Callable[[str], Exception]:
+    """What a full disk raises: from the database's driver, or from the file system."""
+
+    def make(kind: str) -> Exception:
+        if kind == "fs":
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if dialect == "sqlite":
+            return sqlite3.OperationalError("database or disk is full")
+        return psycopg.errors.DiskFull("could not extend file: No space left on device")
+
+    return make
+
+
+def fail_everywhere(
+    registry: Registry,
+    setup: Callable[[RegistryService], object],
+    op: Callable[[RegistryService], object],
+    *,
+    whole: bool = True,
+) -> int:
+    """Set up, then fail each step of ``op`` in turn, reads included, as a full disk
+    would: the caller gets a Cairn error, the registry is as before (or, for a use case
+    of several transactions, consistent), and the same service, its caches and
+    connections as the failure left them, then does the use case exactly as a clean run
+    does; how many steps it took."""
+    expected, varying = prepare(registry, setup, op)
+    fail = disk_full(registry.dialect)
+    checked = Checked(registry, varying)
+    for k in range(1, MAX_STEPS):
+        registry.restore()
+        svc = registry.service(clock=use_case_clock())
+        try:
+            with Steps(k, fail).installed():
+                try:
+                    op(svc)
+                except CairnError:  # what reaches the caller: a clear error, not a 500
+                    failed = True
+                else:
+                    failed = False
+            if not failed:
+                assert not whole or masked(registry.rows(), varying) == expected[1]
+                return k - 1
+            now = masked(registry.rows(), varying)
+            if whole:
+                assert now in expected, f"failure at step {k}: neither before nor after"
+            if now == expected[0]:
+                registry.reset_sequences()  # numbers a failed PostgreSQL insert took
+                svc.clock = use_case_clock()
+                op(svc)
+                if whole:
+                    assert masked(registry.rows(), varying) == expected[1], f"step {k}"
+        finally:
+            svc.db.dispose()
+        checked()
     raise AssertionError(f"still going after {MAX_STEPS} steps")
 
 
@@ -632,3 +772,11 @@ CASES: dict[
 def test_a_crash_at_any_step_leaves_the_registry_whole(registry: Registry, case: str) -> None:
     setup, op, whole = CASES[case]
     assert crash_everywhere(registry, setup, op, whole=whole) > 0
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_full_disk_at_any_step_changes_nothing_and_the_service_carries_on(
+    registry: Registry, case: str
+) -> None:
+    setup, op, whole = CASES[case]
+    assert fail_everywhere(registry, setup, op, whole=whole) > 0

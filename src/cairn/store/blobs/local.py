@@ -21,6 +21,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import stat
@@ -46,6 +47,8 @@ from cairn.store.blobs.integrity import (
 )
 from cairn.store.blobs.localfs import CLOEXEC, DIR_FLAGS, NEW_FILE_FLAGS, open_dir, os_errors
 from cairn.store.blobs.localio import StagedHashes, VerifiedFiles, write_chunks
+
+log = logging.getLogger(__name__)
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 
@@ -269,7 +272,10 @@ class LocalBlobStore:
                 self._verified.remember(digest, os.fstat(fd))
             finally:
                 os.close(fd)
-        self._remove_upload(upload_id)
+        try:
+            self._remove_upload(upload_id)
+        except OSError as exc:  # the blob is in place: what is left, purge_stale removes
+            log.warning("upload %s is complete, but its staging stays: %s", upload_id, exc)
         return True
 
     def abort_upload(self, upload_id: str) -> None:

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from cairn.errors import Conflict
-from cairn.store.metadata.database import Database
+from cairn.store.metadata.database import Database, translate
 
 # PostgreSQL advisory lock ids, one per name (a namespace of Cairn's own: 0x0CA1...)
 _IDS = {"migrate": 0x0CA1_2000_0001, "gc": 0x0CA1_2000_0002}
@@ -30,17 +31,14 @@ def named_lock(db: Database, name: str, *, wait: bool = True) -> Iterator[None]:
     another holds it."""
     busy = Conflict(f"another {name} is running on this registry; try again once it ends")
     if db.dialect == "postgresql":
+        take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
         with db.engine.connect() as conn:
-            take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-            got = conn.execute(text(f"SELECT {take}(:id)"), {"id": _IDS[name]}).scalar()
-            conn.commit()
-            if got is False:
+            if _run(conn, f"SELECT {take}(:id)", _IDS[name]) is False:
                 raise busy
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _IDS[name]})
-                conn.commit()
+                _run(conn, "SELECT pg_advisory_unlock(:id)", _IDS[name])
         return
     database = db.url.database
     if not database or database == ":memory:":
@@ -55,3 +53,12 @@ def named_lock(db: Database, name: str, *, wait: bool = True) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _run(conn: Connection, sql: str, lock_id: int) -> object:
+    try:
+        result = conn.execute(text(sql), {"id": lock_id}).scalar()
+        conn.commit()
+    except DBAPIError as exc:
+        raise translate(exc) from exc
+    return result
