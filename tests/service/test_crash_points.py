@@ -25,7 +25,8 @@ The same use cases are then failed in-process at each step in turn, reads includ
 full disk fails them (``ENOSPC``; the driver's disk-full error): the caller must get a
 Cairn error (not a 500), nothing may change, and the same service, with its caches and
 connections as the failure left them, must then do the use case exactly as a clean run
-does (``fail_everywhere``).
+does (``fail_everywhere``). The use cases that touch the blob store also run so on S3,
+each object-store request failing in turn (``ON_S3``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import obstore
+import obstore.exceptions
 import psycopg
 import pytest
 from sqlalchemy import Connection, create_engine, event
@@ -59,8 +62,10 @@ from cairn.domain.models import Actor, FileEntry, VersionSpec, VersionStatus
 from cairn.errors import CairnError, Conflict
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
-from cairn.store.blobs import layout, local, localfs, localio
+from cairn.store.blobs import layout, local, localfs, localio, s3
+from cairn.store.blobs.base import BlobStore
 from cairn.store.blobs.local import LocalBlobStore
+from cairn.store.blobs.s3 import S3BlobStore
 from cairn.store.metadata import database, engines, one_trip, prepared
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database
@@ -150,6 +155,7 @@ class Steps:
                 patch.setattr(module, "driver_execute", driver_execute)
             for module in BLOB_MODULES:
                 patch.setattr(module, "os", _Os(self))
+            patch.setattr(s3, "obstore", _Obstore(self))
             try:
                 yield
             finally:
@@ -161,6 +167,24 @@ def changes(sql: str) -> bool:
     """Whether a statement may change what is stored. A crash just before a read leaves
     what a crash before the next change leaves, so reads are not crash steps."""
     return not sql.lstrip()[:7].upper().startswith(("SELECT", "PRAGMA"))
+
+
+class _Obstore:
+    """``obstore`` as the S3 blob store sees it, with a step before each request."""
+
+    def __init__(self, steps: Steps) -> None:
+        self._steps = steps
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(obstore, name)
+        if not callable(real):
+            return real
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._steps.step("s3")
+            return real(*args, **kwargs)
+
+        return call
 
 
 class _Os:
@@ -194,18 +218,74 @@ class _Os:
 Dump = tuple[dict[str, list[tuple[Any, ...]]], dict[str, tuple[int, bool]]]
 
 
+class Folder:
+    """A local blob store's folder, saved and put back by copying."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.root, self._saved = tmp / "blobs", tmp / "saved-blobs"
+
+    def store(self) -> BlobStore:
+        return LocalBlobStore(self.root)
+
+    def files(self) -> dict[str, int]:
+        """Every file under the root, relative to it, with its size."""
+        if not self.root.exists():
+            return {}
+        found = (p for p in self.root.rglob("*") if p.is_file())
+        return {str(p.relative_to(self.root)): p.stat().st_size for p in found}
+
+    def save(self) -> None:
+        _copy_tree(self.root, self._saved)
+
+    def restore(self) -> None:
+        _copy_tree(self._saved, self.root)
+
+
+class Bucket:
+    """An S3 blob store (moto on loopback), saved and put back object by object."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client, self.bucket = client, bucket
+        self._saved: dict[str, bytes] = {}
+
+    def store(self) -> BlobStore:
+        return S3BlobStore.from_uri(f"s3://{self.bucket}/reg")
+
+    def files(self) -> dict[str, int]:
+        """Every object under the store's prefix with its size, and every multipart
+        upload left open (as ``(multipart) KEY``)."""
+        objects = self.client.list_objects_v2(Bucket=self.bucket).get("Contents", [])
+        open_ = self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+        found = {o["Key"].removeprefix("reg/"): o["Size"] for o in objects}
+        return found | {f"(multipart) {u['Key']}": 0 for u in open_}
+
+    def save(self) -> None:
+        self._saved = {
+            key: self.client.get_object(Bucket=self.bucket, Key=f"reg/{key}")["Body"].read()
+            for key in self.files()
+            if not key.startswith("(multipart)")
+        }
+
+    def restore(self) -> None:
+        for upload in self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []):
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        for key in set(self.files()) - set(self._saved):
+            self.client.delete_object(Bucket=self.bucket, Key=f"reg/{key}")
+        for key, data in self._saved.items():
+            self.client.put_object(Bucket=self.bucket, Key=f"reg/{key}", Body=data)
+
+
 @dataclass
 class Registry:
-    """A registry's database and blob folder, which can be saved and put back as saved."""
+    """A registry's database and blob store, which can be saved and put back as saved."""
 
     tmp: Path
     url: str
+    blobs: Folder | Bucket
     _engine: Engine
     _saved: Dump | None = None
-
-    @property
-    def blob_root(self) -> Path:
-        return self.tmp / "blobs"
 
     def service(
         self, *, clock: Callable[[], int] | None = None, sweep: bool = False
@@ -214,7 +294,7 @@ class Registry:
         options: dict[str, Any] = {"limits": limits}
         if clock is not None:
             options["clock"] = clock
-        return RegistryService(Database(self.url), LocalBlobStore(self.blob_root), **options)
+        return RegistryService(Database(self.url), self.blobs.store(), **options)
 
     def rows(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, in a stable order."""
@@ -225,14 +305,6 @@ class Registry:
                 )
                 for t in metadata.sorted_tables
             }
-
-    def files(self) -> set[str]:
-        """Every file under the blob root, relative to it."""
-        if not self.blob_root.exists():
-            return set()
-        return {
-            str(p.relative_to(self.blob_root)) for p in self.blob_root.rglob("*") if p.is_file()
-        }
 
     @property
     def dialect(self) -> str:
@@ -246,15 +318,15 @@ class Registry:
                 _set_sequences(conn, self._saved[1])
 
     def save(self) -> None:
-        _copy_tree(self.blob_root, self.tmp / "saved-blobs")
-        if self._engine.dialect.name == "sqlite":
+        self.blobs.save()
+        if self.dialect == "sqlite":
             _copy_sqlite(self.tmp / "cairn.db", self.tmp / "saved.db")
         else:
             self._saved = _dump(self._engine)
 
     def restore(self) -> None:
-        _copy_tree(self.tmp / "saved-blobs", self.blob_root)
-        if self._engine.dialect.name == "sqlite":
+        self.blobs.restore()
+        if self.dialect == "sqlite":
             _copy_sqlite(self.tmp / "saved.db", self.tmp / "cairn.db")
         else:
             assert self._saved is not None
@@ -277,8 +349,8 @@ def _copy_sqlite(db: Path, to: Path) -> None:
 
 @pytest.fixture
 def registry(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Registry]:
-    """An empty registry: on SQLite a new file, on PostgreSQL the test worker's own
-    database emptied (as the ``db_url`` fixture does)."""
+    """An empty registry on a local folder: on SQLite a new file, on PostgreSQL the test
+    worker's own database emptied (as the ``db_url`` fixture does)."""
     if backend == "sqlite":
         shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "cairn.db")
         url = f"sqlite:///{tmp_path / 'cairn.db'}"
@@ -287,8 +359,15 @@ def registry(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
     engine = create_engine(url, poolclass=NullPool)
     if backend == "postgresql":
         _load(engine, ({t.name: [] for t in metadata.sorted_tables}, {}))
-    yield Registry(tmp_path, url, engine)
+    yield Registry(tmp_path, url, Folder(tmp_path), engine)
     engine.dispose()
+
+
+@pytest.fixture
+def s3_registry(registry: Registry, s3_client: Any, s3_bucket: str) -> Registry:
+    """``registry`` on an S3 bucket of its own instead."""
+    registry.blobs = Bucket(s3_client, s3_bucket)
+    return registry
 
 
 def _dump(engine: Engine) -> Dump:
@@ -435,7 +514,7 @@ def check(registry: Registry, *, sweep: bool = True) -> None:
     finally:
         svc.db.dispose()
     counted = {layout.blob_key(digest) for digest, *_ in registry.rows()["blobs"]}
-    assert registry.files() == counted
+    assert set(registry.blobs.files()) == counted
 
 
 class Checked:
@@ -448,8 +527,7 @@ class Checked:
         self.seen: set[str] = set()
 
     def __call__(self) -> None:
-        root = self.registry.blob_root
-        files = sorted((f, (root / f).stat().st_size) for f in self.registry.files())
+        files = sorted(self.registry.blobs.files().items())
         state = repr((masked(self.registry.rows(), self.varying), files))
         if state not in self.seen:
             self.seen.add(state)
@@ -460,20 +538,31 @@ def prepare(
     registry: Registry,
     setup: Callable[[RegistryService], object],
     op: Callable[[RegistryService], object],
+    *,
+    fork: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, set[int]]]:
-    """Set up and save the registry; the rows before and after a clean run of ``op``, both
-    without the columns that differ from one clean run to another (random ids, secrets)."""
+    """Set up and save the registry; the rows before and after a clean run of ``op`` (in
+    a child, or with ``fork`` False in this process), both without the columns that
+    differ from one clean run to another (random ids, secrets)."""
     svc = registry.service(clock=setup_clock())
     setup(svc)
     svc.db.dispose()
     registry.save()
     before = registry.rows()
-    assert child(registry, op, None) == 0, "the use case fails without a crash"
-    after = registry.rows()
-    registry.restore()
-    assert child(registry, op, None) == 0
-    varying = varying_columns(after, registry.rows())
-    return [masked(before, varying), masked(after, varying)], varying
+    runs = []
+    for _ in range(2):
+        if fork:
+            assert child(registry, op, None) == 0, "the use case fails on its own"
+        else:
+            clean = registry.service(clock=use_case_clock())
+            try:
+                op(clean)
+            finally:
+                clean.db.dispose()
+        runs.append(registry.rows())
+        registry.restore()
+    varying = varying_columns(*runs)
+    return [masked(before, varying), masked(runs[0], varying)], varying
 
 
 def crash_everywhere(
@@ -516,6 +605,8 @@ def disk_full(dialect: str) -> Callable[[str], Exception]:
     def make(kind: str) -> Exception:
         if kind == "fs":
             return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if kind == "s3":  # what obstore raises when S3 answers 503 SlowDown to the end
+            return obstore.exceptions.GenericError("injected: 503 Slow Down")
         if dialect == "sqlite":
             return sqlite3.OperationalError("database or disk is full")
         return psycopg.errors.DiskFull("could not extend file: No space left on device")
@@ -535,7 +626,7 @@ def fail_everywhere(
     of several transactions, consistent), and the same service, its caches and
     connections as the failure left them, then does the use case exactly as a clean run
     does; how many steps it took."""
-    expected, varying = prepare(registry, setup, op)
+    expected, varying = prepare(registry, setup, op, fork=False)
     fail = disk_full(registry.dialect)
     checked = Checked(registry, varying)
     for k in range(1, MAX_STEPS):
@@ -772,6 +863,28 @@ CASES: dict[
 def test_a_crash_at_any_step_leaves_the_registry_whole(registry: Registry, case: str) -> None:
     setup, op, whole = CASES[case]
     assert crash_everywhere(registry, setup, op, whole=whole) > 0
+
+
+# the use cases that touch the blob store, run again on S3
+ON_S3 = [
+    "create version, blobs stored",
+    "upload the last blob",
+    "begin an upload",
+    "append to an upload",
+    "complete an upload",
+    "abort an upload",
+    "upload a batch",
+    "purge a version",
+    "gc",
+]
+
+
+@pytest.mark.parametrize("case", ON_S3)
+def test_a_failing_s3_request_at_any_step_changes_nothing_and_the_service_carries_on(
+    s3_registry: Registry, case: str
+) -> None:
+    setup, op, whole = CASES[case]
+    assert fail_everywhere(s3_registry, setup, op, whole=whole) > 0
 
 
 @pytest.mark.parametrize("case", list(CASES))
