@@ -66,7 +66,7 @@ from cairn.store.blobs import layout, local, localfs, localio, s3
 from cairn.store.blobs.base import BlobStore
 from cairn.store.blobs.local import LocalBlobStore
 from cairn.store.blobs.s3 import S3BlobStore
-from cairn.store.metadata import database, engines, one_trip, prepared
+from cairn.store.metadata import database, engines, one_trip, prepared, wal_sync
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.schema import metadata
@@ -84,9 +84,14 @@ BIG = b"b" * 4096  # sent as a resumable upload
 BIG_DIGEST = "sha256:" + hashlib.sha256(BIG).hexdigest()
 # os functions of the local blob store that change the file system (``open`` when it
 # creates or truncates): a crash can come before any of them
-CHANGES = {"write", "writev", "fsync", "replace", "rename", "unlink", "rmdir", "mkdir", "fchmod"}
+CHANGES = {
+    *("write", "writev", "fsync", "fdatasync", "replace", "rename", "unlink", "rmdir", "mkdir"),
+    "fchmod",
+}
 CREATES = os.O_CREAT | os.O_TRUNC
-BLOB_MODULES = (local, localfs, localio, fileio)
+# the modules whose ``os`` a step comes before: the local blob store's, and the syncs of
+# SQLite's write-ahead log that Cairn makes itself
+FILE_MODULES = (local, localfs, localio, fileio, wal_sync)
 SQL_MODULES = (prepared, one_trip, engines, database)
 
 
@@ -153,7 +158,7 @@ class Steps:
         with pytest.MonkeyPatch.context() as patch:
             for module in SQL_MODULES:
                 patch.setattr(module, "driver_execute", driver_execute)
-            for module in BLOB_MODULES:
+            for module in FILE_MODULES:
                 patch.setattr(module, "os", _Os(self))
             patch.setattr(s3, "obstore", _Obstore(self))
             try:

@@ -4,6 +4,7 @@ left unsynced by either."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
+from cairn.errors import Unavailable
 from cairn.store.metadata import wal_sync
 from cairn.store.metadata.database import Database, SyncDebt
 from cairn.store.metadata.wal_sync import WalSync
@@ -122,3 +124,30 @@ def test_the_log_is_found_again_when_it_is_replaced(tmp_path: Path, syncs: list[
     assert len(syncs) == 2
     assert os.fstat(syncs[-1]).st_ino == log.stat().st_ino != first
     wal.close()
+
+
+def test_a_sync_that_fails_is_a_clear_error_and_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that cannot sync (EIO, ENOSPC) gives an ``Unavailable`` that says the change
+    may not be durable, not a bare OSError; the commit stays owed, so the next sync tries
+    again."""
+    db = Database(f"sqlite:///{tmp_path / 'cairn.db'}")
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    wal = WalSync(str(tmp_path / "cairn.db"))
+    commit = wal.committed()
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(wal_sync.os, "fdatasync", failing)
+        with pytest.raises(Unavailable, match="may not survive a power loss"):
+            wal.sync_through(commit)
+    assert not wal.covers(commit)
+    wal.sync_through(commit)
+    assert wal.covers(commit)
+    wal.close()
+    db.dispose()

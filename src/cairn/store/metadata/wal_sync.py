@@ -29,6 +29,8 @@ from __future__ import annotations
 import os
 import threading
 
+from cairn.errors import Unavailable
+
 
 class WalSync:
     """Syncs of one SQLite database's write-ahead log (``<database>-wal``), shared by
@@ -67,9 +69,16 @@ class WalSync:
             if self._synced >= commit:  # a sync that began after it has finished
                 return
             covered = self._committed  # every commit counted now has written its frames
-            fd = self._log()
-            if fd is not None:
-                os.fdatasync(fd)
+            try:
+                fd = self._log()
+                if fd is not None:
+                    os.fdatasync(fd)
+            except OSError as exc:
+                raise Unavailable(
+                    f"the change was written, but the disk failed to make it durable "
+                    f"({exc.strerror}): it may not survive a power loss; the server's disk "
+                    "needs attention"
+                ) from exc
             self._synced = max(self._synced, covered)
 
     def close(self) -> None:
