@@ -5,15 +5,14 @@ Garbage collection deletes a blob only when no version (live, soft-deleted or pe
 and no upload refers to it, it is older than the grace period, and a re-check under the
 row lock still finds no reference; the row goes first, then the bytes. Bytes a crash left
 in the store without a row are given one first (``_strays``), so they are reclaimed the
-same way. Soft-deleted
-versions keep their bytes until purged (``purge_version``, or the configured retention).
+same way. Soft-deleted versions keep their bytes until purged (``purge_version``, or the
+configured retention).
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 
@@ -191,7 +190,7 @@ class MaintenanceService(ServiceBase):
             keep, keep_days = self.limits.keep_versions, self.limits.keep_versions_days
         # one gc at a time changes things: a second one could give a row to bytes the
         # first is about to delete (``_strays``)
-        with nullcontext() if dry_run else named_lock(self.db, "gc", wait=False):
+        with contextlib.nullcontext() if dry_run else named_lock(self.db, "gc", wait=False):
             return self._gc(actor, grace, keep, keep_days, dry_run=dry_run)
 
     def _gc(
