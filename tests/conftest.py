@@ -91,10 +91,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _truncate_all(db: Database) -> None:
-    tables = ", ".join(t.name for t in metadata.sorted_tables)
+def _empty(db: Database) -> None:
+    """Delete every row and restart every sequence. DELETE, not TRUNCATE: on tables this
+    small it takes 8 ms here where TRUNCATE, which makes new files, takes 80 ms."""
     with db.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+        sequences = conn.execute(
+            text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+        ).scalars()
+        for name in sequences.all():
+            conn.execute(text("SELECT setval(:name, 1, false)"), {"name": name})
 
 
 @pytest.fixture(params=BACKENDS)
@@ -110,7 +117,7 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
     db = Database(url)
-    _truncate_all(db)
+    _empty(db)
     db.dispose()
     return url
 
