@@ -46,7 +46,9 @@ class Ledger:
     versions: dict[str, int] = field(default_factory=dict)  # key -> version acknowledged
     unanswered: set[str] = field(default_factory=set)  # keys sent, answer lost in the kill
     moves: list[int] = field(default_factory=list)  # alias moves acknowledged, in order
-    moves_in_flight: list[int] = field(default_factory=list)
+    # alias moves whose answer the kill cut off, each with how many moves had been
+    # acknowledged when it was sent
+    moves_in_flight: list[tuple[int, int]] = field(default_factory=list)
     files: dict[int, bytes] = field(default_factory=dict)  # version of "files" -> bytes
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -91,7 +93,7 @@ def move_alias(url: str, ledger: Ledger, stop: threading.Event) -> None:
             try:
                 answer = http.put("/models/m/aliases/champion", json={"version": target})
             except httpx.TransportError:
-                ledger.moves_in_flight.append(target)
+                ledger.moves_in_flight.append((len(ledger.moves), target))
                 return
             assert answer.status_code == 200, answer.text
             ledger.moves.append(target)
@@ -187,7 +189,8 @@ def test_a_killed_server_loses_nothing_it_acknowledged(
         assert len(set(after)) == len(after)
 
         champion = http.get("/models/m/aliases/champion").json()["version"]
-        assert champion in ledger.moves[-1:] + ledger.moves_in_flight
+        last = len(ledger.moves)  # the last acknowledged move, or one sent after it
+        assert champion in ledger.moves[-1:] + [v for n, v in ledger.moves_in_flight if n == last]
         history = http.get("/models/m/aliases/champion/history").json()["events"]
         moved_to = [e["to_version"] for e in reversed(history)]
         acknowledged = [v for i, v in enumerate(ledger.moves) if i == 0 or v != ledger.moves[i - 1]]
