@@ -434,12 +434,6 @@ def _load(engine: Engine, dump: Dump) -> None:
         _set_sequences(conn, sequences)
 
 
-def empty_database(engine: Engine) -> None:
-    """Empty a PostgreSQL database: no rows, every sequence back at 1."""
-    rows, sequences = _dump(engine)
-    _load(engine, ({t: [] for t in rows}, dict.fromkeys(sequences, (1, False))))
-
-
 def _set_sequences(conn: Connection, sequences: dict[str, tuple[int, bool]]) -> None:
     for name, (value, called) in sequences.items():
         conn.exec_driver_sql("SELECT setval(%s, %s, %s)", (name, value, called))

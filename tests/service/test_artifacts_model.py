@@ -26,20 +26,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import machines
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
+from machines import run_machine
 
 from cairn.domain.models import Actor, FileEntry, VersionSpec, VersionStatus
 from cairn.errors import CairnError, Conflict, InvalidParameter, NotFound
@@ -55,8 +54,6 @@ FILES = st.dictionaries(
 )
 CONTENT = st.integers(min_value=0, max_value=CONTENTS - 1)
 _RUNS = itertools.count()
-EXPLORE = os.environ.get("CAIRN_MACHINE_EXAMPLES")  # a longer, random search
-EXAMPLES = int(EXPLORE or "150")
 
 
 @dataclass
@@ -98,14 +95,6 @@ class ArtifactMachine(RuleBasedStateMachine):
         self.versions: dict[int, Version] = {}
         self.stored: set[int] = set()  # content indexes whose blob the store holds
         self.uploads: dict[int, Upload] = {}  # content index -> its upload in progress
-
-    def expect(self, error: type[CairnError] | None, call: Callable[[], object]) -> object:
-        if error is None:
-            return call()
-        with pytest.raises(CairnError) as caught:
-            call()
-        assert type(caught.value) is error, caught.value
-        return None
 
     def number(self, data: st.DataObject, which: Callable[[Version], bool]) -> int:
         """Mostly a version ``which`` picks, sometimes any number."""
@@ -157,7 +146,7 @@ class ArtifactMachine(RuleBasedStateMachine):
     def upload(self, data: st.DataObject, content: int) -> None:
         number = self.number(data, self.pending)
         error = self.refusal(number, content)
-        self.expect(
+        machines.expect(
             error,
             lambda: self.svc.put_blob(
                 ACTOR, self.name, number, self.digests[content], [self.contents[content]]
@@ -185,7 +174,7 @@ class ArtifactMachine(RuleBasedStateMachine):
         number = self.number(data, self.pending)
         content = self.listed(data, number)
         error = self.refusal(number, content)
-        ticket = self.expect(
+        ticket = machines.expect(
             error, lambda: self.svc.begin_upload(ACTOR, self.name, number, self.digests[content])
         )
         if error is not None:
@@ -200,7 +189,7 @@ class ArtifactMachine(RuleBasedStateMachine):
     def complete(self, upload: Upload) -> None:
         whole = upload.offset == len(self.contents[upload.content])
         error = None if whole and not upload.corrupt else InvalidParameter
-        self.expect(error, lambda: self.svc.complete_upload(ACTOR, upload.upload_id))
+        machines.expect(error, lambda: self.svc.complete_upload(ACTOR, upload.upload_id))
         if whole:  # done, or its wrong bytes thrown away
             del self.uploads[upload.content]
         if error is None:
@@ -229,7 +218,7 @@ class ArtifactMachine(RuleBasedStateMachine):
         if corrupt:
             chunk = spoil(chunk)
         at = upload.offset + 1 if misplaced else upload.offset
-        offset = self.expect(
+        offset = machines.expect(
             Conflict if misplaced else None,
             lambda: self.svc.append_upload(ACTOR, upload.upload_id, at, [chunk]),
         )
@@ -277,7 +266,7 @@ class ArtifactMachine(RuleBasedStateMachine):
         number = self.number(data, lambda v: v.live)
         version = self.versions.get(number)
         live = version is not None and version.live
-        self.expect(
+        machines.expect(
             None if live else NotFound, lambda: self.svc.delete_version(ACTOR, self.name, number)
         )
         if live:
@@ -289,7 +278,7 @@ class ArtifactMachine(RuleBasedStateMachine):
         number = self.number(data, lambda v: v.deleted and not v.purged)
         version = self.versions.get(number)
         deleted = version is not None and version.deleted and not version.purged
-        self.expect(
+        machines.expect(
             None if deleted else NotFound,
             lambda: self.svc.restore_version(ACTOR, self.name, number),
         )
@@ -302,7 +291,7 @@ class ArtifactMachine(RuleBasedStateMachine):
         number = self.number(data, lambda v: v.deleted and not v.purged)
         version = self.versions.get(number)
         there = version is not None and not version.purged
-        self.expect(
+        machines.expect(
             None if there else NotFound, lambda: self.svc.purge_version(ACTOR, self.name, number)
         )
         if there:
@@ -343,14 +332,4 @@ class ArtifactMachine(RuleBasedStateMachine):
 
 
 def test_artifacts_behave_like_their_model(service: RegistryService) -> None:
-    run_state_machine_as_test(
-        lambda: ArtifactMachine(service),  # type: ignore[arg-type]
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=25,
-            deadline=None,
-            database=None,
-            derandomize=EXPLORE is None,  # the suite: the same sequences every run
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
+    run_machine(lambda: ArtifactMachine(service), examples=150, steps=25)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,6 @@ from crash_harness import (
     Folder,
     Registry,
     crash_everywhere,
-    empty_database,
     fail_everywhere,
 )
 from sqlalchemy import create_engine
@@ -79,18 +77,11 @@ def put(svc: RegistryService, name: str, version: int, i: int) -> None:
 
 
 @pytest.fixture
-def registry(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Registry]:
-    """An empty registry on a local folder: on SQLite a new file, on PostgreSQL the test
-    worker's own database emptied (as the ``db_url`` fixture does)."""
-    if backend == "sqlite":
-        shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "cairn.db")
-        url = f"sqlite:///{tmp_path / 'cairn.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url, poolclass=NullPool)
-    if backend == "postgresql":
-        empty_database(engine)
-    yield Registry(tmp_path, url, Folder(tmp_path), engine)
+def registry(db_url: str, tmp_path: Path) -> Iterator[Registry]:
+    """An empty registry on a local folder, on the database of ``db_url`` (on SQLite a
+    new ``cairn.db`` in ``tmp_path``, on PostgreSQL the test worker's own, emptied)."""
+    engine = create_engine(db_url, poolclass=NullPool)
+    yield Registry(tmp_path, db_url, Folder(tmp_path), engine)
     engine.dispose()
 
 

@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import machines
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
+from machines import run_machine
 
 from cairn.domain.models import Actor, FileEntry, Stage, VersionSpec, VersionStatus
 from cairn.domain.uris import ModelRef
@@ -44,9 +43,6 @@ ALIASES = st.sampled_from(["champion", "shadow"])
 NUMBERS = st.integers(min_value=1, max_value=6)
 STAGES = st.sampled_from([Stage.NONE, Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED])
 _RUNS = itertools.count()
-# sequences per backend; a longer, random search: CAIRN_MACHINE_EXAMPLES=5000 pytest this file
-EXPLORE = os.environ.get("CAIRN_MACHINE_EXAMPLES")
-EXAMPLES = int(EXPLORE or "200")
 
 
 @dataclass
@@ -96,16 +92,6 @@ class RegistryMachine(RuleBasedStateMachine):
     def full(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
-    def expect(self, error: type[CairnError] | None, call: object) -> object:
-        """Run ``call``; it must raise ``error`` (exactly that class), or succeed if None."""
-        assert callable(call)
-        if error is None:
-            return call()
-        with pytest.raises(CairnError) as caught:
-            call()
-        assert type(caught.value) is error, caught.value
-        return None
-
     def number(
         self, data: st.DataObject, name: str, which: Callable[[Version], bool] = is_live
     ) -> int:
@@ -127,14 +113,14 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(name=NAMES)
     def create_model(self, name: str) -> None:
         error = AlreadyExists if name in self.live else None
-        self.expect(error, lambda: self.svc.create_model(ACTOR, self.full(name)))
+        machines.expect(error, lambda: self.svc.create_model(ACTOR, self.full(name)))
         if error is None:
             self.live[name] = Model()
 
     @rule(name=NAMES)
     def delete_model(self, name: str) -> None:
         error = None if name in self.live else NotFound
-        self.expect(error, lambda: self.svc.delete_model(ACTOR, self.full(name)))
+        machines.expect(error, lambda: self.svc.delete_model(ACTOR, self.full(name)))
         if error is None:
             self.deleted[name].append(self.live.pop(name))
 
@@ -144,7 +130,7 @@ class RegistryMachine(RuleBasedStateMachine):
             error: type[CairnError] | None = NotFound
         else:
             error = AlreadyExists if name in self.live else None
-        self.expect(error, lambda: self.svc.restore_model(ACTOR, self.full(name)))
+        machines.expect(error, lambda: self.svc.restore_model(ACTOR, self.full(name)))
         if error is None:
             self.live[name] = self.deleted[name].pop()
 
@@ -156,7 +142,7 @@ class RegistryMachine(RuleBasedStateMachine):
             error: type[CairnError] | None = NotFound
         else:
             error = AlreadyExists if new in self.live else None
-        self.expect(error, lambda: self.svc.rename_model(ACTOR, self.full(old), self.full(new)))
+        machines.expect(error, lambda: self.svc.rename_model(ACTOR, self.full(old), self.full(new)))
         if error is None:
             self.live[new] = self.live.pop(old)
 
@@ -169,7 +155,7 @@ class RegistryMachine(RuleBasedStateMachine):
             digest = hashlib.sha256(f"{self.prefix}{name}{id(self)}".encode()).hexdigest()
             files = (FileEntry("w.bin", 10, f"sha256:{digest}"),)
         model = self.live.get(name)
-        made = self.expect(
+        made = machines.expect(
             None if model else NotFound,
             lambda: self.svc.create_version(ACTOR, self.full(name), VersionSpec(files=files)),
         )
@@ -185,7 +171,7 @@ class RegistryMachine(RuleBasedStateMachine):
         number = self.number(data, name)
         model = self.live.get(name)
         found = model.live(number) if model else None
-        self.expect(
+        machines.expect(
             None if found else NotFound,
             lambda: self.svc.delete_version(ACTOR, self.full(name), number),
         )
@@ -200,7 +186,7 @@ class RegistryMachine(RuleBasedStateMachine):
         model = self.live.get(name)
         found = model.versions.get(number) if model else None
         restorable = found is not None and found.deleted
-        self.expect(
+        machines.expect(
             None if restorable else NotFound,
             lambda: self.svc.restore_version(ACTOR, self.full(name), number),
         )
@@ -217,7 +203,7 @@ class RegistryMachine(RuleBasedStateMachine):
             error: type[CairnError] | None = InvalidParameter
         else:
             error = None if found else NotFound
-        self.expect(
+        machines.expect(
             error,
             lambda: self.svc.transition_stage(
                 ACTOR, self.full(name), number, stage, archive_existing_versions=archive
@@ -236,7 +222,7 @@ class RegistryMachine(RuleBasedStateMachine):
         number = self.number(data, name)
         model = self.live.get(name)
         found = model.live(number) if model else None
-        self.expect(
+        machines.expect(
             None if found else NotFound,
             lambda: self.svc.set_version_tag(ACTOR, self.full(name), number, "run", value),
         )
@@ -254,7 +240,7 @@ class RegistryMachine(RuleBasedStateMachine):
         Staging or Production stage or a missing blob (PENDING) holds; with a filter, only
         the ones it matches are candidates."""
         model = self.live.get(name)
-        report = self.expect(
+        report = machines.expect(
             None if model else NotFound,
             lambda: self.svc.prune_versions(
                 ACTOR,
@@ -306,7 +292,7 @@ class RegistryMachine(RuleBasedStateMachine):
             error = Conflict
         else:
             error = None
-        moved = self.expect(
+        moved = machines.expect(
             error,
             lambda: self.svc.set_alias(ACTOR, self.full(name), alias, number, expect=expect),
         )
@@ -319,7 +305,7 @@ class RegistryMachine(RuleBasedStateMachine):
     def delete_alias(self, name: str, alias: str) -> None:
         model = self.live.get(name)
         there = model is not None and alias in model.aliases
-        self.expect(
+        machines.expect(
             None if there else NotFound,
             lambda: self.svc.delete_alias(ACTOR, self.full(name), alias),
         )
@@ -340,7 +326,9 @@ class RegistryMachine(RuleBasedStateMachine):
             error = InvalidParameter  # its last move created it
         else:
             error = None if model.live(target) else NotFound  # type: ignore[union-attr]
-        moved = self.expect(error, lambda: self.svc.rollback_alias(ACTOR, self.full(name), alias))
+        moved = machines.expect(
+            error, lambda: self.svc.rollback_alias(ACTOR, self.full(name), alias)
+        )
         if error is None:
             assert model is not None and target is not None
             assert moved.version == target  # type: ignore[attr-defined]
@@ -392,14 +380,4 @@ class RegistryMachine(RuleBasedStateMachine):
 
 
 def test_registry_behaves_like_its_model(service: RegistryService) -> None:
-    run_state_machine_as_test(
-        lambda: RegistryMachine(service),  # type: ignore[arg-type]
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=30,
-            deadline=None,
-            database=None,
-            derandomize=EXPLORE is None,  # the suite: the same sequences every run
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
+    run_machine(lambda: RegistryMachine(service), examples=200, steps=30)
