@@ -151,3 +151,34 @@ def test_a_sync_that_fails_is_a_clear_error_and_is_tried_again(
     assert wal.covers(commit)
     wal.close()
     db.dispose()
+
+
+def test_the_log_is_checked_without_reading_its_times(
+    tmp_path: Path, syncs: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a file's times (any ``stat``) makes the next write to it record a
+    fine-grained time on Linux 6.13+, and the sync after that write must write the inode
+    too; so once the log is open, each sync finds out whether it is still the same file
+    from ``statx`` asking for the inode number alone (``file_id``)."""
+    log = tmp_path / "x.db-wal"
+    log.write_bytes(b"frames")
+    st = log.stat()
+    assert wal_sync.file_id(str(log)) == (st.st_dev, st.st_ino)
+    with pytest.raises(FileNotFoundError):
+        wal_sync.file_id(str(tmp_path / "none"))
+    wal = WalSync(str(tmp_path / "x.db"))
+    wal.sync_through(wal.committed())  # opens the log (and reads it once)
+
+    def no_stat(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the log's times were read")
+
+    with monkeypatch.context() as patch:
+        if wal_sync._STATX is not None:  # Linux: nothing but statx
+            patch.setattr(wal_sync.os, "stat", no_stat)
+            patch.setattr(wal_sync.os, "fstat", no_stat)
+        for _ in range(3):
+            with log.open("ab") as f:
+                f.write(b"more frames")
+            wal.sync_through(wal.committed())
+    assert len(syncs) == 4 and len(set(syncs)) == 1
+    wal.close()
