@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -126,29 +127,54 @@ def test_the_log_is_found_again_when_it_is_replaced(tmp_path: Path, syncs: list[
     wal.close()
 
 
-def test_a_sync_that_fails_is_a_clear_error_and_is_tried_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_after_a_failed_sync_nothing_is_acknowledged_until_a_checkpoint_mends_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncs: list[int]
 ) -> None:
     """A disk that cannot sync (EIO, ENOSPC) gives an ``Unavailable`` that says the change
-    may not be durable, not a bare OSError; the commit stays owed, so the next sync tries
-    again."""
-    db = Database(f"sqlite:///{tmp_path / 'cairn.db'}")
+    may not be durable, not a bare OSError. The log is not synced again as if nothing
+    happened (Linux may report the retry a success with the pages gone): every later
+    sync fails too until a TRUNCATE checkpoint has copied the log into the database,
+    synced it and emptied the log. A reader still on the old log makes that wait."""
+    database = tmp_path / "cairn.db"
+    db = Database(f"sqlite:///{database}")
     with db.engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (x INTEGER)"))
         conn.execute(text("INSERT INTO t VALUES (1)"))
-    wal = WalSync(str(tmp_path / "cairn.db"))
-    commit = wal.committed()
+    wal = WalSync(str(database))
+    log = Path(wal.path)
+    first = wal.committed()
 
     def failing(fd: int) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
     with monkeypatch.context() as patch:
         patch.setattr(wal_sync.os, "fdatasync", failing)
-        with pytest.raises(Unavailable, match="may not survive a power loss"):
-            wal.sync_through(commit)
-    assert not wal.covers(commit)
-    wal.sync_through(commit)
-    assert wal.covers(commit)
+        with pytest.raises(Unavailable, match=r"Input/output error\): it may not survive"):
+            wal.sync_through(first)
+    assert not wal.covers(first)
+
+    monkeypatch.setattr(wal_sync, "MEND_WAIT_S", 0.05)
+    reader = sqlite3.connect(database)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (1,)  # holds the old log
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+    second = wal.committed()
+    with pytest.raises(Unavailable, match="could not finish"):
+        wal.sync_through(second)
+    assert not wal.covers(first) and log.stat().st_size > 0
+    assert syncs == []  # no plain sync of the suspect log, ever
+
+    reader.rollback()
+    reader.close()
+    wal.sync_through(second)
+    assert wal.covers(second) and log.stat().st_size == 0  # all of it in the database
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 2]
+        conn.execute(text("INSERT INTO t VALUES (3)"))
+        conn.commit()
+    wal.sync_through(wal.committed())  # a fresh log: synced as usual again
+    assert len(syncs) == 1
     wal.close()
     db.dispose()
 

@@ -22,17 +22,27 @@ crash in between loses at most the commits not yet answered, and leaves the data
 consistent: that is SQLite's guarantee for ``synchronous=NORMAL`` in WAL mode, whose
 checkpoints still sync the log before they copy it into the database. Every other
 connection (the thread pool's, migrations, other processes) keeps ``synchronous=FULL``.
+
+A sync that fails answers its commits with ``Unavailable`` (503: written, maybe not
+durable), and so does every later sync until a checkpoint has made the whole log durable
+in the database and emptied it (``WalSync._mend``): after a failed sync the log itself is
+suspect, not only the commits it was syncing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
 
 from cairn.errors import Unavailable
+
+# how long a checkpoint that recovers from a failed sync waits for readers to let go
+MEND_WAIT_S = 1.0
 
 
 class WalSync:
@@ -40,6 +50,7 @@ class WalSync:
     the threads of one process."""
 
     def __init__(self, database: str) -> None:
+        self.database = database
         self.path = f"{database}-wal"
         self._folder = os.path.dirname(os.path.abspath(database))
         self._count = threading.Lock()  # guards _committed
@@ -48,6 +59,7 @@ class WalSync:
         self._synced = 0  # of those, how many are known to be on disk
         self._fd: int | None = None
         self._inode: tuple[int, int] | None = None
+        self._broken = False  # a sync failed, and no checkpoint has mended the log since
 
     @property
     def last_commit(self) -> int:
@@ -73,16 +85,39 @@ class WalSync:
                 return
             covered = self._committed  # every commit counted now has written its frames
             try:
-                fd = self._log()
-                if fd is not None:
-                    os.fdatasync(fd)
-            except OSError as exc:
+                if self._broken:
+                    self._mend()
+                else:
+                    fd = self._log()
+                    if fd is not None:
+                        os.fdatasync(fd)
+            except (OSError, sqlite3.Error) as exc:
+                self._broken = True
+                why = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise Unavailable(
                     f"the change was written, but the disk failed to make it durable "
-                    f"({exc.strerror}): it may not survive a power loss; the server's disk "
-                    "needs attention"
+                    f"({why}): it may not survive a power loss; the server's disk needs "
+                    "attention"
                 ) from exc
             self._synced = max(self._synced, covered)
+
+    def _mend(self) -> None:
+        """Make the log trustworthy again after a failed sync, or raise.
+
+        A failed ``fdatasync`` cannot simply be tried again: Linux may have dropped the
+        pages it could not write and report the next sync as a success, and a frame lost
+        from the middle of the log makes SQLite's recovery stop there, dropping every
+        later commit however well it was synced. So nothing is acknowledged until a
+        ``TRUNCATE`` checkpoint (on a connection of its own, ``synchronous=FULL``) has
+        copied the whole log into the database from the page cache, synced the database
+        and emptied the log, so that later commits begin a fresh one. Readers still on
+        the old log make it give up after ``MEND_WAIT_S``; the next sync tries again.
+        """
+        with contextlib.closing(sqlite3.connect(self.database, timeout=MEND_WAIT_S)) as conn:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise sqlite3.OperationalError("a checkpoint to recover from it could not finish")
+        self._broken = False
 
     def close(self) -> None:
         with self._syncing:
