@@ -94,6 +94,33 @@ def test_fsync_failure_fails_the_append(
         store.append(upload_id, 0, [DATA])
 
 
+def test_an_append_whose_fsync_fails_is_cut_back_to_what_an_earlier_one_made_durable(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed fsync is not retried as if nothing happened (Linux may drop the pages it
+    could not write and call the next fsync a success): the staging loses what that
+    append wrote, so its offset says what to send again, and the blob is whole."""
+    half = len(DATA) // 2
+    upload_id = store.begin_upload(DIGEST, len(DATA))
+    store.append(upload_id, 0, [DATA[:half]])
+    real = os.fsync
+    failures = [OSError(5, "Input/output error")]
+
+    def fails_once(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fails_once)
+    with pytest.raises(Unavailable, match="Input/output error"):
+        store.append(upload_id, half, [DATA[half:]])
+    monkeypatch.undo()
+    assert store.upload_offset(upload_id) == half
+    assert store.append(upload_id, half, [DATA[half:]]) == len(DATA)
+    assert store.complete_upload(upload_id)
+    assert b"".join(store.open_verified(DIGEST)) == DATA
+
+
 def test_a_linked_directory_below_the_root_is_not_followed(
     store: LocalBlobStore, root: Path, tmp_path: Path
 ) -> None:

@@ -231,7 +231,7 @@ class LocalBlobStore:
                 try:
                     write_chunks(fd, guarded(chunks), check, current)
                 finally:
-                    os.fsync(fd)  # what was received stays staged, durably
+                    _sync_appended(fd, current)  # what was received stays staged, durably
                 if hasher is not None:
                     self._staged.put(upload_id, hasher, os.fstat(fd))
             finally:
@@ -445,3 +445,21 @@ class LocalBlobStore:
 
 def _upload_not_found(upload_id: str) -> str:
     return f"upload {upload_id} not found; it was completed, aborted or never begun"
+
+
+def _sync_appended(fd: int, durable: int) -> None:
+    """fsync what an append wrote to a staging file, whose first ``durable`` bytes an
+    earlier append synced.
+
+    If the fsync fails, what this append wrote cannot be trusted, and syncing again is
+    no test: Linux may drop the pages it could not write and report the next fsync a
+    success, while the file's size still counts them. So the file is cut back to
+    ``durable`` (and that synced) before the error goes up: the upload's offset then
+    says what to send again. Should that fail too, the error says so and the staging is
+    left to ``abort_upload`` or the stale-upload sweep."""
+    try:
+        os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, durable)
+        os.fsync(fd)
+        raise
