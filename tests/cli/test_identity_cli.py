@@ -11,8 +11,8 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from cairn.cli.identity import parse_expires
 from cairn.cli.main import app
+from cairn.cli.tokens import parse_expires
 from cairn.errors import CairnError, InvalidParameter
 from cairn.settings import Settings
 

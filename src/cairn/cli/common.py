@@ -36,6 +36,11 @@ def client(ctx: typer.Context) -> BaseClient:
     return opened
 
 
+def quiet(ctx: typer.Context) -> bool:
+    """Whether ``--quiet`` was given: no progress bars, no messages on stderr."""
+    return bool(ctx.find_root().obj.get("quiet"))
+
+
 def parse_pairs(kind: str, items: list[str] | None) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in items or []:

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from cairn.cli.common import Json, as_of_option, client, in_utc
 from cairn.cli.output import out, print_json
-from cairn.domain.codec import diff_to_json
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
+from cairn.domain.diff_codec import diff_to_json
 from cairn.domain.mlmodel import SignatureDiff
 from cairn.domain.models import ModelVersion
 from cairn.domain.tensors import Tensor, TensorChange, TensorDiff

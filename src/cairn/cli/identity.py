@@ -1,30 +1,22 @@
-"""``cairn whoami``, ``cairn tokens``, ``cairn users``, ``cairn groups``, ``cairn grants``.
+"""``cairn users``, ``cairn groups``, ``cairn grants``: the instance admin's tools.
 
-Who you are, API tokens (the secret is printed once), and the instance admin's tools:
-users and service accounts, groups, and roles on models or name patterns.
+Users and service accounts, groups, and roles on models or name patterns. Who you are
+and API tokens are in ``tokens.py``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import sys
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from cairn.cli.common import Json, Yes, client, confirm
-from cairn.cli.output import err, message, out, print_json
-from cairn.domain.access import Role, Scope
-from cairn.domain.codec import parse_time
+from cairn.cli.output import columns_table, message, out, print_json, stamp, yes_no
+from cairn.domain.access import Role
 from cairn.errors import InvalidParameter
 
-tokens_app = typer.Typer(
-    help="API tokens: create (the secret is shown once), list, revoke.", no_args_is_help=True
-)
 users_app = typer.Typer(
     help="Users and service accounts (instance admin): create, list, change.",
     no_args_is_help=True,
@@ -37,48 +29,6 @@ grants_app = typer.Typer(
     help="Roles (READ < WRITE < MANAGE) of users and groups on a model or a name pattern.",
     no_args_is_help=True,
 )
-
-_EXPIRES = re.compile(r"(\d+)\s*([dhw])", re.IGNORECASE)
-_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
-
-
-def parse_expires(value: str) -> int | None:
-    """``--expires`` as whole days for the API: ``30d``, ``4w``, ``12h``, or ``never`` (None).
-
-    Tokens expire in whole days, so hours round up: ``12h`` is 1 day, ``36h`` 2 days.
-    """
-    text = value.strip()
-    if text.lower() == "never":
-        return None
-    match = _EXPIRES.fullmatch(text)
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidParameter(
-            f"--expires {value!r}: use a number of days, weeks or hours (30d, 4w, 12h) or never"
-        )
-    hours = int(match.group(1)) * _HOURS[match.group(2).lower()]
-    return math.ceil(hours / 24)
-
-
-def _when(value: str | None, missing: str = "-", *, seconds: bool = True) -> str:
-    parsed = parse_time(value)
-    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    return missing if parsed is None else parsed.astimezone(UTC).strftime(shape)
-
-
-def _quiet(ctx: typer.Context) -> bool:
-    return bool(ctx.find_root().obj.get("quiet"))
-
-
-def _table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
-    """A table whose ``keep`` columns (names, ids) never wrap: the others give way."""
-    table = Table()
-    for column in columns:
-        table.add_column(column, no_wrap=column in keep)
-    return table
-
-
-def _yes_no(value: object) -> str:
-    return "yes" if value else "no"
 
 
 def _read_password(from_stdin: bool, prompt: bool) -> str | None:
@@ -115,149 +65,6 @@ PasswordPrompt = Annotated[
     bool,
     typer.Option("--password-prompt", help="Ask for the password (hidden, typed twice)."),
 ]
-
-
-# -- cairn whoami ----------------------------------------------------------------------------
-
-
-def _grant_target(grant: dict[str, Any]) -> str:
-    if grant.get("model") is not None:
-        return f"model {grant['model']}"
-    if grant.get("model_id") is not None:
-        return f"model id {grant['model_id']}"
-    return f"pattern {grant.get('pattern')}"
-
-
-def whoami(ctx: typer.Context, as_json: Json = False) -> None:
-    """Who the token (or local mode) stands for: user, admin, token scope and grants."""
-    me = client(ctx).whoami()
-    if as_json:
-        print_json(me)
-        return
-    table = Table(show_header=False, box=None)
-    table.add_row("user", str(me["user"]))
-    table.add_row("instance admin", _yes_no(me["is_admin"]))
-    table.add_row("token scope", str(me["scope"]))
-    grants = [f"{g['role']} on {_grant_target(g)}" for g in me.get("grants", [])]
-    table.add_row("grants", ", ".join(grants) if grants else "-")
-    out.print(table)
-
-
-# -- cairn tokens ----------------------------------------------------------------------------
-
-
-@tokens_app.command("create")
-def create_token(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name", help="What the token is for (e.g. ci).")] = "",
-    scope: Annotated[
-        str,
-        typer.Option(
-            "--scope",
-            help="read, write or admin: caps what the token may do, whatever its user "
-            "holds. A token cannot create one with more scope than itself.",
-        ),
-    ] = "read",
-    expires: Annotated[
-        str,
-        typer.Option(
-            "--expires",
-            help="Lifetime: 30d, 4w, 12h (hours round up to whole days), or never.",
-        ),
-    ] = "90d",
-    user: Annotated[
-        str | None,
-        typer.Option("--user", help="Make it for another user or service account (admin)."),
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the API's JSON: the record with the secret.")
-    ] = False,
-) -> None:
-    """Create an API token and print its secret, once: it cannot be shown again.
-
-    The secret alone goes to stdout (capture it: TOKEN=$(cairn -q tokens create --name ci));
-    what it is goes to stderr, unless --quiet. --json prints the record with the secret.
-    """
-    days = parse_expires(expires)
-    wanted = Scope.parse(scope).value
-    created = client(ctx).create_token(name=name, scope=wanted, expires_days=days, user=user)
-    if as_json:
-        print_json(created)
-        return
-    quiet = _quiet(ctx)
-    if not quiet:
-        label = f" {created['name']!r}" if created["name"] else ""
-        until = _when(created["expires_at"], "never")
-        if days is not None and expires.strip().lower().endswith("h"):
-            until += f" ({expires.strip()} rounded up to {days} day{'s' if days > 1 else ''})"
-        message(
-            f"created token {created['id']}{label} for {created['user']}: "
-            f"scope {created['scope']}, expires {until}"
-        )
-    sys.stdout.write(created["token"] + "\n")
-    sys.stdout.flush()
-    if not quiet:
-        err.print(
-            "[bold yellow]Copy this token now: it is shown only once and cannot be recovered."
-            "[/bold yellow]"
-        )
-
-
-@tokens_app.command("list")
-def list_tokens(
-    ctx: typer.Context,
-    all_users: Annotated[
-        bool, typer.Option("--all", help="Every user's tokens (admin), not just yours.")
-    ] = False,
-    as_json: Json = False,
-) -> None:
-    """Your API tokens (never their secrets): prefix, scope, expiry, last use, revoked."""
-    tokens = client(ctx).list_tokens(all_users=all_users)
-    if as_json:
-        print_json(tokens)
-        return
-    now = datetime.now(UTC)
-    table = _table(
-        "id",
-        "user",
-        "name",
-        "prefix",
-        "scope",
-        "created",
-        "expires",
-        "last used",
-        "revoked",
-        keep=("id", "user", "prefix"),
-    )
-    for t in tokens:  # to the minute: last use is only recorded every few minutes
-        expires: str | Text = _when(t["expires_at"], "never", seconds=False)
-        expires_at = parse_time(t["expires_at"])
-        if expires_at is not None and expires_at <= now:
-            expires = Text(f"{expires} (expired)", style="red")
-        table.add_row(
-            str(t["id"]),
-            t["user"],
-            t["name"],
-            t["prefix"],
-            t["scope"],
-            _when(t["created_at"], seconds=False),
-            expires,
-            _when(t["last_used_at"], seconds=False),
-            Text("yes", style="red") if t["revoked"] else "no",
-        )
-    out.print(table)
-
-
-@tokens_app.command("revoke")
-def revoke_token(
-    ctx: typer.Context,
-    token_id: Annotated[int, typer.Argument(metavar="ID", help="The id from `tokens list`.")],
-    yes: Yes = False,
-) -> None:
-    """Revoke a token at once (your own, or any as admin); it cannot be undone."""
-    confirm(f"Revoke token {token_id}? Anything using it stops working.", yes)
-    client(ctx).revoke_token(token_id)
-    message(f"revoked token {token_id}")
 
 
 # -- cairn users -----------------------------------------------------------------------------
@@ -303,18 +110,18 @@ def list_users(ctx: typer.Context, as_json: Json = False) -> None:
     if as_json:
         print_json(users)
         return
-    table = _table(
+    table = columns_table(
         "name", "kind", "admin", "password", "disabled", "groups", "created", "by", keep=("name",)
     )
     for u in users:
         table.add_row(
             u["name"],
             u["kind"],
-            _yes_no(u["is_admin"]),
-            _yes_no(u["has_password"]),
+            yes_no(u["is_admin"]),
+            yes_no(u["has_password"]),
             Text("yes", style="red") if u["disabled"] else "no",
             ", ".join(u["groups"]),
-            _when(u["created_at"]),
+            stamp(u["created_at"]),
             u["created_by"] or "",
         )
     out.print(table)
@@ -392,7 +199,7 @@ def list_groups(ctx: typer.Context, as_json: Json = False) -> None:
     if as_json:
         print_json(groups)
         return
-    table = _table("group", "members", keep=("group",))
+    table = columns_table("group", "members", keep=("group",))
     for g in groups:
         table.add_row(g["name"], ", ".join(g["members"]))
     out.print(table)
@@ -475,13 +282,13 @@ def list_grants(
     if as_json:
         print_json(grants)
         return
-    table = _table("subject", "role", "on", "created", "by", keep=("subject", "role"))
+    table = columns_table("subject", "role", "on", "created", "by", keep=("subject", "role"))
     for g in grants:
         table.add_row(
             g["subject"],
             g["role"],
             _on(g["model"], g["pattern"]),
-            _when(g["created_at"]),
+            stamp(g["created_at"]),
             g["created_by"] or "",
         )
     out.print(table)

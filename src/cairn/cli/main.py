@@ -21,6 +21,7 @@ from cairn.cli import (
     scans,
     server,
     signatures,
+    tokens,
     transfer,
     versions,
 )
@@ -54,8 +55,8 @@ app.add_typer(promotion.policies_app, name="policies")
 app.add_typer(signatures.signers_app, name="signers")
 app.add_typer(signatures.sign_app, name="sign")
 app.add_typer(scans.app, name="scan")
-app.command("whoami")(identity.whoami)
-app.add_typer(identity.tokens_app, name="tokens")
+app.command("whoami")(tokens.whoami)
+app.add_typer(tokens.tokens_app, name="tokens")
 app.add_typer(identity.users_app, name="users")
 app.add_typer(identity.groups_app, name="groups")
 app.add_typer(identity.grants_app, name="grants")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +17,7 @@ from cairn.domain.codec import (
     file_to_json,
     link_to_json,
     model_to_json,
+    parse_time,
     version_to_json,
 )
 from cairn.domain.models import AliasEvent, ModelVersion, RegisteredModel
@@ -35,6 +36,25 @@ def print_json(data: Any) -> None:
 
 def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def stamp(value: str | None, missing: str = "-", *, seconds: bool = True) -> str:
+    """A time from the API's JSON (ISO 8601), in UTC, to the second or the minute."""
+    parsed = parse_time(value)
+    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return missing if parsed is None else parsed.astimezone(UTC).strftime(shape)
+
+
+def columns_table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
+    """A table whose ``keep`` columns (names, ids) never wrap: the others give way."""
+    table = Table()
+    for column in columns:
+        table.add_column(column, no_wrap=column in keep)
+    return table
+
+
+def yes_no(value: object) -> str:
+    return "yes" if value else "no"
 
 
 def _pairs(values: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import typer.core
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.text import Text
 
-from cairn.cli.common import client
+from cairn.cli.common import client, quiet
 from cairn.cli.output import err, message, print_json
 from cairn.client.importing import FAILED, SKIPPED, ImportSummary, ItemResult, Reporter
 
@@ -113,10 +113,6 @@ class _BytesProgress:
         self._owner._end()
 
 
-def _quiet(ctx: typer.Context) -> bool:
-    return bool(ctx.find_root().obj.get("quiet"))
-
-
 def _finish(summary: Any, as_json: bool) -> None:
     if as_json:
         print_json(summary.to_json())
@@ -156,7 +152,7 @@ def export(
     from cairn.client.archive import export_registry
 
     sdk = client(ctx)
-    with CliReporter(enabled=not _quiet(ctx)) as reporter:
+    with CliReporter(enabled=not quiet(ctx)) as reporter:
         summary = export_registry(
             sdk, out, names=model or [], metadata_only=metadata_only, reporter=reporter
         )
@@ -209,7 +205,7 @@ def import_dir(
     from cairn.client.archive_import import ArchiveImporter
 
     sdk = client(ctx)
-    with CliReporter(enabled=not _quiet(ctx), dry_run=dry_run) as reporter:
+    with CliReporter(enabled=not quiet(ctx), dry_run=dry_run) as reporter:
         summary = ArchiveImporter(sdk, folder, reporter).run(dry_run=dry_run)
     _finish(summary, as_json)
 
@@ -255,7 +251,7 @@ def import_mlflow(
     sdk = client(ctx)
     source = MlflowSource(tracking_uri, registry_uri)
     importer = MlflowImporter(sdk, source, files=not no_files)
-    with CliReporter(enabled=not _quiet(ctx), dry_run=dry_run) as reporter:
+    with CliReporter(enabled=not quiet(ctx), dry_run=dry_run) as reporter:
         importer.reporter = reporter
         summary: ImportSummary = importer.run(model or [], dry_run=dry_run)
     _finish(summary, as_json)

@@ -17,7 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cairn.cli.common import Json, Yes, client, parse_metrics, parse_pairs
+from cairn.cli.common import Json, Yes, client, parse_metrics, parse_pairs, quiet
 from cairn.cli.output import err, message, print_json, show_version
 from cairn.client.push_pull import TransferStats
 
@@ -63,10 +63,6 @@ class RichProgress:
             self._task = None
 
 
-def _quiet(ctx: typer.Context) -> bool:
-    return bool(ctx.find_root().obj.get("quiet"))
-
-
 def push(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="A file or a folder (pushed recursively).")],
@@ -95,7 +91,7 @@ def push(
     sdk = client(ctx)
     if create_model:
         sdk.ensure_model(model)
-    with RichProgress(not _quiet(ctx)) as progress:
+    with RichProgress(not quiet(ctx)) as progress:
         version = sdk.push(
             path,
             name=model,
@@ -110,12 +106,12 @@ def push(
             if_changed=if_changed,
         )
     stats = sdk.last_transfer
-    if stats is not None and not stats.created and not _quiet(ctx):
+    if stats is not None and not stats.created and not quiet(ctx):
         message(
             f"unchanged: {version.name} version {version.version} has the same "
             f"{stats.files} file(s); no version created"
         )
-    elif stats is not None and not _quiet(ctx):
+    elif stats is not None and not quiet(ctx):
         message(
             f"pushed {version.name} version {version.version}: {stats.files} file(s), "
             f"{stats.bytes} bytes{_moved(stats, 'sent', 'already stored')}"
@@ -163,7 +159,7 @@ def pull(
     and no weights.
     """
     sdk = client(ctx)
-    with RichProgress(not _quiet(ctx)) as progress:
+    with RichProgress(not quiet(ctx)) as progress:
         folder = sdk.pull(
             model_uri,
             out,
@@ -188,7 +184,7 @@ def pull(
             }
         )
         return
-    if not _quiet(ctx):
+    if not quiet(ctx):
         message(
             f"{stats.files} file(s), {stats.bytes} bytes in {folder}"
             f"{_moved(stats, 'downloaded', 'from the cache')}"
