@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cairn.domain.codec import diff_from_json, diff_to_json
 from cairn.domain.diff import FileChange, Kind, ValueChange, diff_versions
+from cairn.domain.diff_codec import diff_from_json, diff_to_json
 from cairn.domain.models import FileEntry, ModelVersion, Stage, VersionStatus
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

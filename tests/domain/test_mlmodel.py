@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cairn.domain.codec import signature_diff_from_json, signature_diff_to_json
+from cairn.domain.diff_codec import signature_diff_from_json, signature_diff_to_json
 from cairn.domain.mlmodel import (
     Signature,
     SignatureField,

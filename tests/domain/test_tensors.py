@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cairn.domain.codec import tensor_diff_from_json, tensor_diff_to_json
+from cairn.domain.diff_codec import tensor_diff_from_json, tensor_diff_to_json
 from cairn.domain.tensors import Tensor, TensorKind, diff_tensors, is_safetensors
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64

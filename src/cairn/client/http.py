@@ -25,7 +25,6 @@ from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
     alias_event_from_json,
-    diff_from_json,
     file_from_json,
     format_time,
     link_from_json,
@@ -35,6 +34,7 @@ from cairn.domain.codec import (
     version_from_json,
 )
 from cairn.domain.diff import VersionDiff
+from cairn.domain.diff_codec import diff_from_json
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,

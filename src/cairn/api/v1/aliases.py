@@ -13,8 +13,9 @@ from cairn.api.lean import lean_router
 from cairn.api.offload import brief
 from cairn.api.v1.models import OrderBy, WithFiles
 from cairn.api.v1.schemas import AliasHistory, AliasSet, DiffOut, VersionOut, VersionPage
-from cairn.domain.codec import alias_event_to_json, diff_to_json, version_to_json
+from cairn.domain.codec import alias_event_to_json, version_to_json
 from cairn.domain.diff import VersionDiff
+from cairn.domain.diff_codec import diff_to_json
 from cairn.domain.uris import ModelRef
 
 router = lean_router(tags=["aliases"])
