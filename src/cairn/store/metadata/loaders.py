@@ -79,7 +79,7 @@ def newest_ready(model_id: Any, *wanted: Any, stage: Any = None, versions: Any =
 
 
 # A page of models: two statements, the rows, then their tags, aliases and latest READY
-# version numbers in one UNION ALL.
+# version numbers in one UNION ALL, put in order here (``_in_order``).
 _MODEL_ROWS = Prepared(select(M).where(M.c.id.in_(_IDS)))
 _MODEL_CHILDREN = Prepared(
     union_all(
@@ -107,8 +107,19 @@ _MODEL_CHILDREN = Prepared(
             cast(newest_ready(M.c.id, V.c.version).scalar_subquery(), BigInteger),
             _NO_TEXT,
         ).where(M.c.id.in_(_IDS)),
-    ).order_by("kind", "owner", "sort")
+    )
 )
+
+
+def _in_order(rows: Sequence[Any]) -> list[Any]:
+    """Child rows by kind, owner, then the sort key (a tag's key, an alias, a path): the
+    order the values keep in their dicts and lists, and so in the API's JSON. Sorted here,
+    not by the statement: SQLite sorts a UNION ALL by giving each of its arms a sorter of
+    its own, a fixed cost that outweighed reading a page's few child rows (two alternated
+    runs of ``benchmarks/asgi_costs.py --calls 2000``: a model search 267-275 → 252-254
+    µs, through the MLflow API 420-431 → 392-394). Code-point order, as SQLite's and
+    PostgreSQL's "C" collation give, on both databases."""
+    return sorted(rows, key=lambda r: (r[0], r[1], r[-1] or ""))
 
 
 def load_models(session: Connection, model_ids: Sequence[int]) -> list[RegisteredModel]:
@@ -141,7 +152,7 @@ def models_from_rows(session: Connection, found: Sequence[Row[Any]]) -> list[Reg
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     alias_map: dict[int, dict[str, int]] = defaultdict(dict)
     latest: dict[int, int] = {}
-    for kind, owner, name, text, number, _sort in _MODEL_CHILDREN.all(session, params):
+    for kind, owner, name, text, number, _sort in _in_order(_MODEL_CHILDREN.all(session, params)):
         if kind == "t":
             tags[owner][name] = text
         elif kind == "a":
@@ -206,7 +217,7 @@ _VERSION_CHILDREN = Prepared(
             version_files.c.size,
             version_files.c.path,
         ).where(version_files.c.version_id.in_(_IDS), WITH_FILES),
-    ).order_by("kind", "owner", "sort")
+    )
 )
 
 
@@ -317,7 +328,8 @@ def _assemble(
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     alias_names: dict[int, list[str]] = defaultdict(list)
     files: dict[int, list[FileEntry]] = defaultdict(list)
-    for kind, owner, name, text, number, integer, _sort in _VERSION_CHILDREN.all(session, params):
+    children = _in_order(_VERSION_CHILDREN.all(session, params))
+    for kind, owner, name, text, number, integer, _sort in children:
         if kind == "t":
             tags[owner][name] = text
         elif kind == "p":
