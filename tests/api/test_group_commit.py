@@ -100,3 +100,61 @@ def test_a_failed_sync_fails_every_request_waiting_on_it(
     else:  # a clear 503 that says what happened, not a bare 500
         assert {status for status, _ in answers} == {503}
         assert all("may not survive a power loss" in message for _, message in answers)
+
+
+def test_after_a_failed_sync_the_server_is_not_ready_until_the_log_is_mended(
+    app: FastAPI, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed sync leaves the log suspect (``WalSync._mend``): ``/ready`` says so (503)
+    while it cannot be mended, mends it once it can, and writes are taken again
+    (PostgreSQL syncs its own log: nothing of this concerns it)."""
+    real_sync = os.fdatasync
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    def cannot_mend(self: wal_sync.WalSync) -> None:
+        raise OSError(5, "Input/output error")
+
+    async def run() -> list[tuple[str, object]]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=ADMIN_HEADERS
+        ) as client:
+            seen: list[tuple[str, object]] = [("ready", (await client.get("/ready")).status_code)]
+            assert (await client.get("/api/v1/models")).status_code == 200  # signed in
+            monkeypatch.setattr(wal_sync.os, "fdatasync", broken)
+            monkeypatch.setattr(wal_sync.WalSync, "_mend", cannot_mend)
+            seen.append(
+                ("create", (await client.post("/api/v1/models", json={"name": "a"})).status_code)
+            )
+            monkeypatch.setattr(wal_sync.os, "fdatasync", real_sync)  # the disk is back...
+            seen.append(
+                ("create", (await client.post("/api/v1/models", json={"name": "b"})).status_code)
+            )
+            not_ready = await client.get("/ready")
+            if not_ready.status_code == 503:
+                assert "writes are refused" in not_ready.json()["message"]
+            seen.append(("ready", not_ready.status_code))
+            monkeypatch.undo()  # ...and the log can be mended
+            seen.append(("ready", (await client.get("/ready")).status_code))
+            seen.append(
+                ("create", (await client.post("/api/v1/models", json={"name": "c"})).status_code)
+            )
+            names = (await client.get("/api/v1/models")).json()["models"]
+            seen.append(("models", sorted(m["name"] for m in names)))
+            return seen
+
+    seen = asyncio.run(run())
+    if backend == "postgresql":
+        assert [answer for _, answer in seen] == [200, 201, 201, 200, 200, 201, ["a", "b", "c"]]
+        return
+    assert seen == [
+        ("ready", 200),
+        ("create", 503),  # written, not known durable
+        ("create", 503),  # the log is suspect: not acknowledged either
+        ("ready", 503),
+        ("ready", 200),  # mended by the probe
+        ("create", 201),
+        ("models", ["a", "b", "c"]),  # written all along: now durable too
+    ]

@@ -427,12 +427,15 @@ class Database:
                 conn.rollback()  # nothing to undo on the server: it ends the bookkeeping
 
     def ping(self) -> None:
-        """Raise ``Unavailable`` unless the database answers."""
+        """Raise ``Unavailable`` unless the database answers, and takes writes (SQLite: no
+        failed sync of the log is left unmended, ``WalSync.check``)."""
         try:
             with self._reader.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except DBAPIError as exc:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
+        if self.wal is not None:
+            self.wal.check()
 
 
 def _sync_or_defer(wal: WalSync, commit: int) -> None:

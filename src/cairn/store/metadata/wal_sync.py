@@ -93,13 +93,30 @@ class WalSync:
                         os.fdatasync(fd)
             except (OSError, sqlite3.Error) as exc:
                 self._broken = True
-                why = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise Unavailable(
                     f"the change was written, but the disk failed to make it durable "
-                    f"({why}): it may not survive a power loss; the server's disk needs "
-                    "attention"
+                    f"({_why(exc)}): it may not survive a power loss; the server's disk "
+                    "needs attention"
                 ) from exc
             self._synced = max(self._synced, covered)
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` while a failed sync has not been mended, trying to mend
+        it first: the server's readiness probe, so that the log is mended once the disk
+        is back even if no write comes to do it."""
+        if not self._broken:
+            return
+        with self._syncing:
+            if not self._broken:
+                return
+            try:
+                self._mend()
+            except (OSError, sqlite3.Error) as exc:
+                raise Unavailable(
+                    f"a sync of the database's log failed and the log is not mended yet "
+                    f"({_why(exc)}): writes are refused until it is; the server's disk "
+                    "needs attention"
+                ) from exc
 
     def _mend(self) -> None:
         """Make the log trustworthy again after a failed sync, or raise.
@@ -149,6 +166,10 @@ class WalSync:
         st = os.fstat(fd)  # once per log file
         self._fd, self._inode = fd, (st.st_dev, st.st_ino)
         return fd
+
+
+def _why(exc: OSError | sqlite3.Error) -> str:
+    return str(exc.strerror) if isinstance(exc, OSError) else str(exc)
 
 
 class _Statx(ctypes.Structure):
