@@ -14,8 +14,11 @@ case with each step in turn failing and check what must hold after it (``check``
 from __future__ import annotations
 
 import errno
+import importlib
 import itertools
 import json
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import signal
@@ -292,7 +295,11 @@ class Bucket:
         self._saved: dict[str, tuple[str, bytes]] = {}  # key -> (ETag, bytes)
 
     def store(self) -> BlobStore:
-        return S3BlobStore.from_uri(f"s3://{self.bucket}/reg")
+        return self.store_of(self.bucket)
+
+    @staticmethod
+    def store_of(bucket: str) -> BlobStore:
+        return S3BlobStore.from_uri(f"s3://{bucket}/reg")
 
     def _objects(self) -> dict[str, dict[str, Any]]:
         listed = self.client.list_objects_v2(Bucket=self.bucket).get("Contents", [])
@@ -458,10 +465,28 @@ def child(
     op: Callable[[RegistryService], object],
     crash_at: int | None,
     journal: Path | None = None,
+    *,
+    case: str | None = None,
 ) -> int:
-    """Run ``op`` in a forked child that dies before step ``crash_at`` (None: never),
+    """Run ``op`` in a child process that dies before step ``crash_at`` (None: never),
     keeping a ``Journal`` of its syncs at ``journal`` if given; its exit status: 0
-    finished, CRASHED, or 1 when ``op`` raised (its traceback printed)."""
+    finished, CRASHED, or 1 when ``op`` raised (its traceback printed).
+
+    On local disk the child is forked from this process. On S3 it cannot be: a fork
+    after obstore's runtime has started here hangs in the child's first request. There
+    the child comes from a fork server that never touched obstore, and finds ``op`` by
+    its use case's name (``case``) in ``test_crash_points.CASES``."""
+    if isinstance(registry.blobs, Bucket):
+        assert case is not None and journal is None, "S3: crashes by use case name only"
+        aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        _start_fork_server()
+        spawned = _FORK_SERVER.Process(
+            target=_s3_child, args=(registry.url, registry.blobs.bucket, aws, case, crash_at)
+        )
+        spawned.start()
+        spawned.join(90)
+        assert spawned.exitcode is not None, f"the child of {case!r} is stuck"
+        return spawned.exitcode
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
         status = 1
@@ -481,6 +506,45 @@ def child(
             os._exit(status)
     _, wait_status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(wait_status)
+
+
+_FORK_SERVER = multiprocessing.get_context("forkserver")
+# imported once, by the fork server: a child starts with Cairn and the use cases loaded
+_FORK_SERVER.set_forkserver_preload(["crash_harness", "test_crash_points"])
+
+
+def _start_fork_server() -> None:
+    """Start the fork server (once) with this folder on its path: Python 3.11's fork
+    server imports the modules to preload before it takes the caller's ``sys.path``, and
+    quietly skips those it cannot find; each child then imported them itself, half a
+    second each."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), saved]))
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _s3_child(
+    url: str, bucket: str, aws: dict[str, str], case: str, crash_at: int | None
+) -> None:  # pragma: no cover (the child)
+    status = 1
+    try:
+        signal.alarm(60)
+        os.environ.update(aws)  # the moto server's endpoint and credentials
+        op = importlib.import_module("test_crash_points").CASES[case][1]
+        svc = RegistryService(Database(url), Bucket.store_of(bucket), clock=use_case_clock())
+        with Steps(crash_at).installed():
+            op(svc)
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(status)
 
 
 def masked(rows: dict[str, list[tuple[Any, ...]]], varying: dict[str, set[int]]) -> dict[str, Any]:
@@ -579,6 +643,7 @@ def prepare(
     op: Callable[[RegistryService], object],
     *,
     fork: bool = True,
+    case: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, set[int]]]:
     """Set up and save the registry; the rows before and after a clean run of ``op`` (in
     a child, or with ``fork`` False in this process), both without the columns that
@@ -591,7 +656,7 @@ def prepare(
     runs = []
     for _ in range(2):
         if fork:
-            assert child(registry, op, None) == 0, "the use case fails on its own"
+            assert child(registry, op, None, case=case) == 0, "the use case fails on its own"
         else:
             clean = registry.service(clock=use_case_clock())
             try:
@@ -611,17 +676,19 @@ def crash_everywhere(
     *,
     whole: bool = True,
     power: bool = False,
+    case: str | None = None,
 ) -> int:
     """Set up, then crash ``op`` at each of its steps in turn (see ``test_crash_points.py``),
     with ``power`` a power loss (``lose_power``); how many steps it took. A use case that
-    finished was acknowledged: after a power loss too, all of it must be there."""
-    expected, varying = prepare(registry, setup, op)
+    finished was acknowledged: after a power loss too, all of it must be there. On S3
+    the child finds ``op`` by its use case's name, ``case`` (``child``)."""
+    expected, varying = prepare(registry, setup, op, case=case)
     checked = Checked(registry, varying)
     journal = registry.tmp / "journal" if power else None
 
     def crash(k: int | None) -> int:
         registry.restore()
-        status = child(registry, op, k, journal)
+        status = child(registry, op, k, journal, case=case)
         if journal is not None:
             lose_power(registry, journal)
         return status

@@ -26,10 +26,11 @@ full disk fails them (``ENOSPC``; the driver's disk-full error): the caller must
 Cairn error (not a 500), nothing may change, and the same service, with its caches and
 connections as the failure left them, must then do the use case exactly as a clean run
 does (``fail_everywhere``). The use cases that touch the blob store also run so on S3,
-each object-store request failing in turn (``BLOB_CASES``), and are crashed with a power
-loss: what a ``Journal`` of the child's syncs shows a power loss could take is taken
-(``lose_power``) before the registry is reopened, and a use case that returned must then
-be there in full.
+each object-store request failing in turn (``BLOB_CASES``), and crashed there at each
+step (by a child of a fork server: ``crash_harness.child``); and they are crashed with a
+power loss: what a ``Journal`` of the child's syncs shows a power loss could take is
+taken (``lose_power``) before the registry is reopened, and a use case that returned
+must then be there in full.
 """
 
 from __future__ import annotations
@@ -319,6 +320,14 @@ def test_a_power_loss_at_any_step_keeps_what_was_acknowledged_and_leaves_the_reg
 ) -> None:
     setup, op, whole = CASES[case]
     assert crash_everywhere(registry, setup, op, whole=whole, power=True) > 0
+
+
+@pytest.mark.parametrize("case", BLOB_CASES)
+def test_a_crash_at_any_step_on_s3_leaves_the_registry_whole(
+    s3_registry: Registry, case: str
+) -> None:
+    setup, op, whole = CASES[case]
+    assert crash_everywhere(s3_registry, setup, op, whole=whole, case=case) > 0
 
 
 @pytest.mark.parametrize("case", BLOB_CASES)
