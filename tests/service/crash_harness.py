@@ -489,9 +489,8 @@ def child(
         return spawned.exitcode
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
-        status = 1
-        try:
-            signal.alarm(60)  # a child stuck on a lock a thread of the parent held dies
+
+        def run() -> None:
             svc = registry.service(clock=use_case_clock())
             synced = None
             if journal is not None:
@@ -499,13 +498,25 @@ def child(
                 synced.baseline(registry.tmp, registry.blobs.root)  # type: ignore[union-attr]
             with Steps(crash_at, journal=synced).installed():
                 op(svc)
-            status = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(status)
+
+        _exit_after(run)
     _, wait_status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(wait_status)
+
+
+def _exit_after(run: Callable[[], None]) -> None:  # pragma: no cover (the child)
+    """The child's end: exit 0 once ``run`` returned, 1 if it raised (traceback printed);
+    a crash step exits with CRASHED before. A child stuck on a lock a thread of the
+    parent held dies within a minute."""
+    status = 1
+    try:
+        signal.alarm(60)
+        run()
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(status)
 
 
 _FORK_SERVER = multiprocessing.get_context("forkserver")
@@ -532,19 +543,14 @@ def _start_fork_server() -> None:
 def _s3_child(
     url: str, bucket: str, aws: dict[str, str], case: str, crash_at: int | None
 ) -> None:  # pragma: no cover (the child)
-    status = 1
-    try:
-        signal.alarm(60)
+    def run() -> None:
         os.environ.update(aws)  # the moto server's endpoint and credentials
         op = importlib.import_module("test_crash_points").CASES[case][1]
         svc = RegistryService(Database(url), Bucket.store_of(bucket), clock=use_case_clock())
         with Steps(crash_at).installed():
             op(svc)
-        status = 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(status)
+
+    _exit_after(run)
 
 
 def masked(rows: dict[str, list[tuple[Any, ...]]], varying: dict[str, set[int]]) -> dict[str, Any]:
