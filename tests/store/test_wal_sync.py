@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
+from cairn import fileio
 from cairn.errors import Unavailable
 from cairn.store.metadata import wal_sync
 from cairn.store.metadata.database import Database, SyncDebt
@@ -189,9 +190,9 @@ def test_the_log_is_checked_without_reading_its_times(
     log = tmp_path / "x.db-wal"
     log.write_bytes(b"frames")
     st = log.stat()
-    assert wal_sync.file_id(str(log)) == (st.st_dev, st.st_ino)
+    assert fileio.file_id(str(log)) == (st.st_dev, st.st_ino)
     with pytest.raises(FileNotFoundError):
-        wal_sync.file_id(str(tmp_path / "none"))
+        fileio.file_id(str(tmp_path / "none"))
     wal = WalSync(str(tmp_path / "x.db"))
     wal.sync_through(wal.committed())  # opens the log (and reads it once)
 
@@ -199,7 +200,7 @@ def test_the_log_is_checked_without_reading_its_times(
         raise AssertionError("the log's times were read")
 
     with monkeypatch.context() as patch:
-        if wal_sync._STATX is not None:  # Linux: nothing but statx
+        if fileio._statx() is not None:  # Linux: nothing but statx
             patch.setattr(wal_sync.os, "stat", no_stat)
             patch.setattr(wal_sync.os, "fstat", no_stat)
         for _ in range(3):

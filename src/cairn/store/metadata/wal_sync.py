@@ -32,14 +32,12 @@ suspect, not only the commits it was syncing.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import sqlite3
-import sys
 import threading
-from collections.abc import Callable
 
 from cairn.errors import Unavailable
+from cairn.fileio import file_id
 
 # how long a checkpoint that recovers from a failed sync waits for readers to let go
 MEND_WAIT_S = 1.0
@@ -107,10 +105,9 @@ class WalSync:
         if not self._broken:
             return
         with self._syncing:
-            if not self._broken:
-                return
             try:
-                self._mend()
+                if self._broken:  # (another thread may have mended it meanwhile)
+                    self._mend()
             except (OSError, sqlite3.Error) as exc:
                 raise Unavailable(
                     f"a sync of the database's log failed and the log is not mended yet "
@@ -170,69 +167,3 @@ class WalSync:
 
 def _why(exc: OSError | sqlite3.Error) -> str:
     return str(exc.strerror) if isinstance(exc, OSError) else str(exc)
-
-
-class _Statx(ctypes.Structure):
-    """Linux's ``struct statx`` (``linux/stat.h``), up to the fields read here, with room
-    for the rest."""
-
-    _fields_ = [
-        ("mask", ctypes.c_uint32),
-        ("blksize", ctypes.c_uint32),
-        ("attributes", ctypes.c_uint64),
-        ("nlink", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("gid", ctypes.c_uint32),
-        ("mode", ctypes.c_uint16),
-        ("spare0", ctypes.c_uint16),
-        ("ino", ctypes.c_uint64),
-        ("size", ctypes.c_uint64),
-        ("blocks", ctypes.c_uint64),
-        ("attributes_mask", ctypes.c_uint64),
-        ("times", ctypes.c_byte * 64),  # atime, btime, ctime, mtime
-        ("rdev_major", ctypes.c_uint32),
-        ("rdev_minor", ctypes.c_uint32),
-        ("dev_major", ctypes.c_uint32),
-        ("dev_minor", ctypes.c_uint32),
-        ("spare", ctypes.c_uint64 * 46),  # the kernel writes 256 bytes; this is 512
-    ]
-
-
-_STATX_INO = 0x100
-_AT_FDCWD = -100
-
-
-def _statx() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        statx: Callable[..., int] = ctypes.CDLL(None, use_errno=True).statx
-    except (AttributeError, OSError):  # glibc before 2.28, musl before 1.2.5
-        return None
-    return statx
-
-
-_STATX = _statx()
-
-
-def file_id(path: str) -> tuple[int, int]:
-    """The device and inode number of the file at ``path`` (``FileNotFoundError`` if
-    there is none), found without asking for its times.
-
-    Since Linux 6.13, a ``stat`` that reads a file's times makes the next write to it
-    record a fine-grained modification time (so that the change shows), which dirties the
-    inode; on an ext4 without a journal, as this machine's is, ``fdatasync`` then writes
-    the inode's block too, one more disk write per sync (a journal, or the ``lazytime``
-    mount option, would keep it out of the sync). The log is written on every commit and
-    synced after it, so ``WalSync`` asks ``statx`` for the inode number only: here the
-    syncs of 3,000 version creates took 200 µs (p50) with ``os.stat`` and 163 µs without
-    (``benchmarks/asgi_costs.py``). Elsewhere it falls back to ``os.stat``.
-    """
-    if _STATX is None:
-        st = os.stat(path)
-        return st.st_dev, st.st_ino
-    out = _Statx()
-    if _STATX(_AT_FDCWD, os.fsencode(path), 0, _STATX_INO, ctypes.byref(out)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)  # FileNotFoundError for ENOENT
-    return os.makedev(out.dev_major, out.dev_minor), out.ino
