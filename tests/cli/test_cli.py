@@ -136,6 +136,34 @@ def test_verify_exits_1_when_bytes_are_corrupt(tmp_path: Path) -> None:
     assert "CORRUPT" in proc.stderr and "m v1" in proc.stderr
 
 
+@pytest.mark.parametrize("where", ["global", "command"])
+def test_quiet_silences_push_and_pull_given_to_cairn_or_to_the_command(
+    tmp_path: Path, where: str
+) -> None:
+    """`cairn push … --quiet` (as the issue writes it) and `cairn --quiet push …` alike
+    leave stderr empty; without either, the progress and the summary go there."""
+    data, src = str(tmp_path / "d"), tmp_path / "w.bin"
+    src.write_bytes(b"weights" * 100)
+    out = str(tmp_path / "out")
+
+    def run(quiet: bool, *args: str) -> subprocess.CompletedProcess[str]:
+        if not quiet:
+            return run_cli("--uri", data, *args)
+        if where == "global":
+            return run_cli("--uri", data, "--quiet", *args)
+        return run_cli("--uri", data, *args, "--quiet")
+
+    loud = run(False, "push", str(src), "--model", "m")
+    assert loud.returncode == 0 and "pushed m version 1" in loud.stderr
+    pushed = run(True, "push", str(src), "--model", "m")
+    assert pushed.returncode == 0 and pushed.stderr == ""
+    assert "version      2" in pushed.stdout
+    pulled = run(True, "pull", "models:/m/2", "-o", out, "--cache-dir", str(tmp_path / "c"))
+    assert pulled.returncode == 0 and pulled.stderr == ""
+    assert pulled.stdout.strip() == out
+    assert Path(out, "w.bin").read_bytes() == src.read_bytes()
+
+
 def test_push_then_pull_as_json(uri: str, tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)

@@ -79,6 +79,8 @@ def test_tokens(uri: str) -> None:
 
     quiet = ok(uri, "tokens", "create", "--name", "quiet", pre=("--quiet",))
     assert quiet.stdout.strip().startswith("cairn_") and quiet.stderr == ""
+    hushed = ok(uri, "tokens", "create", "--name", "hushed", "-q")  # the command's own
+    assert hushed.stdout.strip().startswith("cairn_") and hushed.stderr == ""
 
     full = as_json(uri, "tokens", "create", "--name", "forever", "--expires", "never")
     assert isinstance(full, dict)

@@ -13,6 +13,11 @@ from cairn.errors import InvalidParameter
 
 Json = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+# a command's own --quiet, as parameter ``quiet_flag`` (``quiet`` reads it); also a global
+# option (``cairn -q push …``): either place silences the command
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr.")
+]
 
 
 def as_of_option(help: str) -> Any:
@@ -37,8 +42,9 @@ def client(ctx: typer.Context) -> BaseClient:
 
 
 def quiet(ctx: typer.Context) -> bool:
-    """Whether ``--quiet`` was given: no progress bars, no messages on stderr."""
-    return bool(ctx.find_root().obj.get("quiet"))
+    """Whether ``--quiet`` was given, to ``cairn`` or to the command itself (``Quiet``): no
+    progress bars, no messages on stderr."""
+    return bool(ctx.params.get("quiet_flag") or ctx.find_root().obj.get("quiet"))
 
 
 def parse_pairs(kind: str, items: list[str] | None) -> dict[str, str]:

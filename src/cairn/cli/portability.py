@@ -12,7 +12,7 @@ import typer.core
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.text import Text
 
-from cairn.cli.common import client, quiet
+from cairn.cli.common import Quiet, client, quiet
 from cairn.cli.output import err, message, print_json
 from cairn.client.importing import FAILED, SKIPPED, ImportSummary, ItemResult, Reporter
 
@@ -147,6 +147,7 @@ def export(
         typer.Option("--metadata-only", help="Leave the files out: metadata and manifests only."),
     ] = False,
     as_json: SummaryJson = False,
+    quiet_flag: Quiet = False,
 ) -> None:
     """Write models, versions and files to a new folder (help: ``EXPORT_HELP``)."""
     from cairn.client.archive import export_registry
@@ -201,6 +202,7 @@ def import_dir(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder from `cairn export`.")],
     dry_run: DryRun = False,
     as_json: SummaryJson = False,
+    quiet_flag: Quiet = False,
 ) -> None:
     from cairn.client.archive_import import ArchiveImporter
 
@@ -244,6 +246,7 @@ def import_mlflow(
         ),
     ] = False,
     as_json: SummaryJson = False,
+    quiet_flag: Quiet = False,
 ) -> None:
     from cairn.client.mlflow_import import MlflowImporter, MlflowSource
 

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cairn.cli.common import Json, Yes, client, confirm, quiet
+from cairn.cli.common import Json, Quiet, Yes, client, confirm, quiet
 from cairn.cli.output import columns_table, err, message, out, print_json, stamp, yes_no
 from cairn.domain.access import Scope
 from cairn.domain.codec import parse_time
@@ -98,6 +98,7 @@ def create_token(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the API's JSON: the record with the secret.")
     ] = False,
+    quiet_flag: Quiet = False,
 ) -> None:
     """Create an API token and print its secret, once: it cannot be shown again.
 

@@ -17,7 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cairn.cli.common import Json, Yes, client, parse_metrics, parse_pairs, quiet
+from cairn.cli.common import Json, Quiet, Yes, client, parse_metrics, parse_pairs, quiet
 from cairn.cli.output import err, message, print_json, show_version
 from cairn.client.push_pull import TransferStats
 
@@ -86,6 +86,7 @@ def push(
         ),
     ] = False,
     as_json: Json = False,
+    quiet_flag: Quiet = False,
 ) -> None:
     """Upload files as a new version: hashes locally, sends only what the server lacks."""
     sdk = client(ctx)
@@ -133,6 +134,7 @@ def pull(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print what was pulled as JSON instead of the folder.")
     ] = False,
+    quiet_flag: Quiet = False,
     override_quarantine: Annotated[
         bool,
         typer.Option(
