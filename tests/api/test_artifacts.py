@@ -85,6 +85,47 @@ def test_download_range_and_headers(api: TestClient) -> None:
     assert api.get("/api/v1/models/m/versions/1/files/nope").status_code == 404
 
 
+def test_head_and_conditional_downloads(api: TestClient) -> None:
+    """HEAD tells size and digest without the bytes; the ETag (the digest) makes
+    If-None-Match answer 304 and decides whether If-Range lets a Range through."""
+    push(api, FILES)
+    url = "/api/v1/models/m/versions/1/files/model.bin"
+    data, etag = FILES["model.bin"], f'"{digest(FILES["model.bin"])}"'
+    head = api.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(data))
+    assert head.headers["etag"] == etag
+    assert head.headers["content-disposition"].startswith("attachment;")
+    assert head.headers["x-content-type-options"] == "nosniff"
+    assert api.head(url, headers={"Range": "bytes=0-3"}).status_code == 200  # GET's only
+    assert api.head("/api/v1/models/m/versions/1/files/nope").status_code == 404
+    assert api.head("/api/v1/models/m/versions/9/files/model.bin").status_code == 404
+    assert api.head(url, headers={"If-None-Match": etag}).status_code == 304
+
+    for held in (etag, f"W/{etag}", f'"sha256:{"0" * 64}", {etag}', "*"):
+        same = api.get(url, headers={"If-None-Match": held})
+        assert (same.status_code, same.content) == (304, b""), held
+        assert same.headers["etag"] == etag
+    other = api.get(url, headers={"If-None-Match": f'"sha256:{"0" * 64}"'})
+    assert (other.status_code, other.content) == (200, data)
+
+    ranged = {"Range": "bytes=2-9"}
+    kept = api.get(url, headers={**ranged, "If-Range": etag})
+    assert (kept.status_code, kept.content) == (206, data[2:10])
+    for stale in (f'"sha256:{"0" * 64}"', "Sat, 28 Nov 2026 10:00:00 GMT"):
+        whole = api.get(url, headers={**ranged, "If-Range": stale})
+        assert (whole.status_code, whole.content) == (200, data), stale
+    empty = api.head("/api/v1/models/m/versions/1/files/empty.txt")
+    assert (empty.status_code, empty.headers["content-length"]) == (200, "0")
+
+
+def test_head_checks_what_a_download_checks(api: TestClient, app: Any) -> None:
+    """HEAD needs read access as GET does: someone else sees no such model."""
+    push(api, FILES)
+    url = "/api/v1/models/m/versions/1/files/model.bin"
+    assert api.head(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
 def test_archive(api: TestClient) -> None:
     push(api, FILES)
     r = api.get("/api/v1/models/m/versions/1/archive")

@@ -167,6 +167,12 @@ CASES: list[Case] = [
     ),
     ("list files", _req("GET", f"{MODEL_URL}/versions/1/files"), R),
     ("download a file", _req("GET", f"{MODEL_URL}/versions/1/files/a.bin"), R),
+    ("a file's headers", _req("HEAD", f"{MODEL_URL}/versions/1/files/a.bin"), R),
+    (
+        "a conditional download (304 where read is allowed)",
+        _req("GET", f"{MODEL_URL}/versions/1/files/a.bin", headers={"If-None-Match": "*"}),
+        _with(R, **{who: 304 for who, code in R.items() if code == 200}),
+    ),
     ("download the archive", _req("GET", f"{MODEL_URL}/versions/1/archive"), R),
     ("scan report", _req("GET", f"{MODEL_URL}/versions/1/scan"), R),
     ("mlflow get", _req("GET", f"{MLFLOW}/registered-models/get", params={"name": FRAUD}), R),

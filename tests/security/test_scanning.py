@@ -367,6 +367,9 @@ def test_api_quarantine_report_override_and_rescan(api: TestClient, evil: bytes)
     assert refused.json()["error_code"] == "PERMISSION_DENIED"
     assert "override_quarantine=true" in refused.json()["message"]
     assert api.get(f"{base}/archive").status_code == 403
+    assert api.head(f"{base}/files/model.pkl").status_code == 403  # nor its headers
+    etag = {"If-None-Match": "*"}  # nor a 304 that says it is there
+    assert api.get(f"{base}/files/model.pkl", headers=etag).status_code == 403
     both = {"paths": ["README.md", "model.pkl"]}
     assert api.post(f"{base}/files", json=both).status_code == 403
     batch = api.post(f"{base}/files", json=both, params={"override_quarantine": "true"})

@@ -27,7 +27,7 @@ from cairn.api.v1.schemas import (
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
 from cairn.domain.blob_batch import MEDIA_TYPE, frames
 from cairn.domain.codec import file_to_json, link_to_json, version_to_json
-from cairn.domain.models import VersionStatus
+from cairn.domain.models import FileEntry, VersionStatus
 from cairn.errors import InvalidParameter
 from cairn.service.base import PRESIGN_SECONDS
 from cairn.service.downloads import OpenedFile
@@ -165,12 +165,16 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _BYTES = {"application/octet-stream": _BINARY}
 
 
+_FILE_PATH = VERSION + "/files/{path:path}"
+
+
 @router.get(
-    VERSION + "/files/{path:path}",
+    _FILE_PATH,
     response_class=Response,
     responses={
         200: {"description": "The whole file, verified", "content": _BYTES},
         206: {"description": "The bytes the Range asked for", "content": _BYTES},
+        304: {"description": "`If-None-Match` names this file's ETag (its digest)"},
         416: {"description": "The Range starts past the end (`Content-Range: bytes */SIZE`)"},
     },
 )
@@ -181,16 +185,21 @@ def download_file(
     service: Service,
     actor: Caller,
     range: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+    if_range: Annotated[str | None, Header()] = None,
     override_quarantine: bool = False,
 ) -> Response:
     """Download one file; supports a single ``Range: bytes=a-b``. Whole files are verified.
 
-    A version quarantined by its scan is refused (403) unless ``override_quarantine=true``
-    is sent by someone with MANAGE on the model; the override is audited. Without a
-    ``Range`` the file is opened once; with one, its size is read first to place it.
-    Up to ``INLINE_BYTES`` are read (and verified) here, in the route's worker thread,
-    and sent as one body: streamed, each chunk would cost a hop to a worker thread, which
-    made a 10 kB download take three times as long as reading it."""
+    The ETag is the file's digest, so it never changes: ``If-None-Match`` with it answers
+    304 without a body, and a ``Range`` with an ``If-Range`` other than it (a date, or
+    another ETag) gets the whole file (RFC 9110). A version quarantined by its scan is
+    refused (403) unless ``override_quarantine=true`` is sent by someone with MANAGE on
+    the model; the override is audited. Without a ``Range`` or a condition the file is
+    opened once; with one, its size is read first to place it. Up to ``INLINE_BYTES``
+    are read (and verified) here, in the route's worker thread, and sent as one body:
+    streamed, each chunk would cost a hop to a worker thread, which made a 10 kB
+    download take three times as long as reading it."""
 
     def open_range(start: int, end: int | None) -> OpenedFile:
         override = override_quarantine
@@ -198,11 +207,15 @@ def download_file(
             actor, name, version, path, start=start, end=end, override_quarantine=override
         )
 
-    if range is None:
+    if range is None and if_none_match is None:
         opened = open_range(0, None)
         entry, start, end, partial = opened.entry, 0, opened.entry.size, False
     else:
         entry = open_range(0, 0).entry
+        if _names_etag(if_none_match, entry.digest):
+            return _not_modified(entry.digest)
+        if if_range is not None and if_range.strip() != _etag(entry.digest):
+            range = None
         start, end, partial = _parse_range(range, entry.size)
         if start >= end and entry.size > 0 and partial:
             return Response(
@@ -210,14 +223,7 @@ def download_file(
                 headers={"Content-Range": f"bytes */{entry.size}", **DOWNLOAD_HEADERS},
             )
         opened = open_range(start, end)
-    headers = {
-        **DOWNLOAD_HEADERS,
-        "Content-Disposition": _attachment(path),
-        "Content-Length": str(end - start),
-        "Accept-Ranges": "bytes",
-        "ETag": f'"{entry.digest}"',
-        "Repr-Digest": _repr_digest(entry.digest),
-    }
+    headers = _file_headers(entry, path, end - start)
     if partial:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
     status, media = 206 if partial else 200, "application/octet-stream"
@@ -225,6 +231,65 @@ def download_file(
         body = b"".join(opened.chunks)
         return Response(body, status_code=status, media_type=media, headers=headers)
     return StreamingResponse(opened.chunks, status_code=status, media_type=media, headers=headers)
+
+
+@router.head(
+    _FILE_PATH,
+    response_class=Response,
+    responses={
+        200: {"description": "The headers a GET would answer with, without the bytes"},
+        304: {"description": "`If-None-Match` names this file's ETag (its digest)"},
+    },
+)
+def file_headers(
+    name: str,
+    version: str,
+    path: str,
+    service: Service,
+    actor: Caller,
+    if_none_match: Annotated[str | None, Header()] = None,
+    override_quarantine: bool = False,
+) -> Response:
+    """What a download of the file would answer, without the bytes: its size
+    (``Content-Length``), digest (``ETag``, ``Repr-Digest``) and name. Checked as a
+    download is (permission, quarantine); no byte is read, so nothing is verified."""
+    entry = service.open_file(
+        actor, name, version, path, start=0, end=0, override_quarantine=override_quarantine
+    ).entry
+    if _names_etag(if_none_match, entry.digest):
+        return _not_modified(entry.digest)
+    headers = _file_headers(entry, path, entry.size)
+    return Response(status_code=200, media_type="application/octet-stream", headers=headers)
+
+
+def _file_headers(entry: FileEntry, path: str, length: int) -> dict[str, str]:
+    """The headers of an answer with ``length`` bytes of the file ``entry`` at ``path``."""
+    return {
+        **DOWNLOAD_HEADERS,
+        "Content-Disposition": _attachment(path),
+        "Content-Length": str(length),
+        "Accept-Ranges": "bytes",
+        "ETag": _etag(entry.digest),
+        "Repr-Digest": _repr_digest(entry.digest),
+    }
+
+
+def _not_modified(digest: str) -> Response:
+    """304: what the client holds is current; the validator and caching headers only."""
+    return Response(status_code=304, headers={**DOWNLOAD_HEADERS, "ETag": _etag(digest)})
+
+
+def _etag(digest: str) -> str:
+    return f'"{digest}"'
+
+
+def _names_etag(if_none_match: str | None, digest: str) -> bool:
+    """Whether an ``If-None-Match`` matches the file of ``digest``: ``*``, or a list of
+    entity tags one of which is its ETag (weak comparison: ``W/`` is ignored, RFC 9110)."""
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or _etag(digest) in tags
 
 
 @router.post(
