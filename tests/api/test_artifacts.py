@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +128,20 @@ def test_head_checks_what_a_download_checks(api: TestClient, app: Any) -> None:
 
 
 def test_archive(api: TestClient) -> None:
-    push(api, FILES)
+    """Every file, its length announced up front (PAX headers for the unicode and the
+    long names counted), members stamped with the version's creation time."""
+    files = {**FILES, "deep/" * 30 + "w.bin": b"x" * 513}
+    push(api, files)
     r = api.get("/api/v1/models/m/versions/1/archive")
     assert r.headers["content-type"] == "application/x-tar"
+    assert r.headers["content-length"] == str(len(r.content))
+    created = datetime.fromisoformat(api.get("/api/v1/models/m/versions/1").json()["created_at"])
     with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
-        got = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
-    assert got == FILES
+        members = tar.getmembers()
+        got = {m.name: tar.extractfile(m).read() for m in members}  # type: ignore[union-attr]
+    assert got == files
+    assert {m.mtime for m in members} == {int(created.timestamp())}
+    assert {m.mode for m in members} == {0o644}
 
 
 @pytest.mark.parametrize(

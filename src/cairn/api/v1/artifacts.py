@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.streaming import run_with_body
-from cairn.api.v1.archive import tar_stream
+from cairn.api.v1.archive import TarPlan
 from cairn.api.v1.schemas import (
     BlobBatchOut,
     BlobReceiptOut,
@@ -365,11 +365,17 @@ def download_archive(
             actor, name, version, path, override_quarantine=override_quarantine
         ).chunks
 
+    plan = TarPlan.of(files, target.created_at.timestamp())
     filename = f"{target.name}-v{target.version}.tar"
+    headers = {
+        **DOWNLOAD_HEADERS,
+        "Content-Disposition": _attachment(filename),
+        "Content-Length": str(plan.length),
+    }
     return StreamingResponse(
-        tar_stream(files, opener),  # type: ignore[arg-type]
+        plan.stream(opener),  # type: ignore[arg-type]
         media_type="application/x-tar",
-        headers={**DOWNLOAD_HEADERS, "Content-Disposition": _attachment(filename)},
+        headers=headers,
     )
 
 
