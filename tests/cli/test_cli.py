@@ -131,9 +131,10 @@ def test_verify_exits_1_when_bytes_are_corrupt(tmp_path: Path) -> None:
     [blob] = [p for p in (data / "artifacts").rglob("*") if p.is_file() and "sha256" in p.parts]
     blob.chmod(0o644)
     blob.write_bytes(b"X" * 700)
-    proc = run_cli("--uri", str(data), "verify")
+    proc = run_cli("--uri", str(data), "verify", "--jobs", "3")
     assert proc.returncode == 1
     assert "CORRUPT" in proc.stderr and "m v1" in proc.stderr
+    assert "verifying" in proc.stderr  # the progress bar, on stderr
 
 
 @pytest.mark.parametrize("where", ["global", "command"])

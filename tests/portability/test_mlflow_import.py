@@ -21,8 +21,9 @@ import pytest
 
 from cairn.client import Client
 from cairn.client.base import BaseClient
-from cairn.client.transfer import NoProgress, scan
+from cairn.client.transfer import scan
 from cairn.domain.models import VersionSpec, VersionStatus
+from cairn.domain.progress import NoProgress
 
 from .conftest import QUIET_MLFLOW, cairn, mlflow_server, snapshot
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -150,6 +151,51 @@ def test_verify_reports_missing_and_corrupt(service: RegistryService, blob_root:
     assert report.checked == 2
     assert len(report.corrupt) == 1 and len(report.missing) == 1
     assert report.corrupt[0].versions == (("m", 1),)
+
+
+class Recorder:
+    """A ``Progress`` that keeps what it heard (from several threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.begun: list[tuple[str, int]] = []
+        self.advanced = 0
+        self.ended = 0
+
+    def begin(self, description: str, total: int) -> None:
+        self.begun.append((description, total))
+
+    def advance(self, n: int) -> None:
+        with self.lock:
+            self.advanced += n
+
+    def end(self) -> None:
+        self.ended += 1
+
+
+def test_verify_in_parallel_reports_progress_and_the_same_findings(
+    service: RegistryService, blob_root: Path
+) -> None:
+    """Several blobs at once: every byte is read once and told to the progress, and a
+    corrupt and a missing blob are found as they are one at a time."""
+    service.create_model(SYSTEM, "m")
+    files = {f"f{i}": bytes([i]) * (1000 + 4096 * i) for i in range(9)}
+    push(service, "m", files)
+    total = sum(len(b) for b in files.values())
+    heard = Recorder()
+    clean = service.verify(SYSTEM, progress=heard, jobs=4)
+    assert (clean.checked, clean.bytes, clean.corrupt, clean.missing) == (9, total, (), ())
+    assert (heard.begun, heard.advanced, heard.ended) == ([("verifying", total)], total, 1)
+    blobs = sorted(p for p in (blob_root / "blobs").rglob("*") if p.is_file())
+    blobs[3].chmod(0o644)
+    blobs[3].write_bytes(b"Z" * blobs[3].stat().st_size)
+    blobs[5].unlink()
+    one, many = service.verify(SYSTEM), service.verify(SYSTEM, jobs=8)
+    assert one == many
+    assert (len(many.corrupt), len(many.missing)) == (1, 1)
+    for bad in (0, 65):
+        with pytest.raises(InvalidParameter, match="jobs must be 1 to 64"):
+            service.verify(SYSTEM, jobs=bad)
 
 
 def _prunable_model(service: RegistryService) -> None:

@@ -20,6 +20,7 @@ from rich.progress import (
 from cairn.cli.common import Json, Quiet, Yes, client, parse_metrics, parse_pairs, quiet
 from cairn.cli.output import err, message, print_json, show_version
 from cairn.client.push_pull import TransferStats
+from cairn.domain.artifacts import MAX_VERIFY_JOBS
 
 
 class RichProgress:
@@ -264,7 +265,22 @@ def gc(
         message("run again with --yes to delete them")
 
 
-def verify(ctx: typer.Context, as_json: Json = False) -> None:
+def verify(
+    ctx: typer.Context,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=MAX_VERIFY_JOBS,
+            help="Blobs re-hashed at once (more helps on SSDs and object stores, and "
+            "where cores outnumber them).",
+        ),
+    ] = 2,
+    as_json: Json = False,
+    quiet_flag: Quiet = False,
+) -> None:
     """Re-hash every stored blob; report the ones whose bytes changed (exit 1 if any)."""
     from cairn.client.local import LocalClient
 
@@ -273,7 +289,8 @@ def verify(ctx: typer.Context, as_json: Json = False) -> None:
         raise typer.BadParameter(
             "verify runs on the server's data: use --uri DATA_DIR", param_hint="--uri"
         )
-    report = sdk.verify()
+    with RichProgress(not quiet(ctx)) as progress:
+        report = sdk.verify(progress=progress, jobs=jobs)
     bad = [*report.corrupt, *report.missing]
     if as_json:
         print_json(

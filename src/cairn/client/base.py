@@ -17,13 +17,7 @@ from typing import Any
 from cairn.client import push_pull
 from cairn.client.cache import BlobCache
 from cairn.client.push_pull import TransferStats
-from cairn.client.transfer import (
-    WORKERS,
-    LocalFile,
-    NoProgress,
-    Progress,
-    upload_plan,
-)
+from cairn.client.transfer import WORKERS, LocalFile, upload_plan
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
@@ -37,6 +31,7 @@ from cairn.domain.models import (
     VersionSpec,
 )
 from cairn.domain.paths import select_files
+from cairn.domain.progress import NoProgress, Progress
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature

@@ -22,10 +22,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from cairn.client.transfer import CHUNK, Progress, default_cache_dir, sha256_file
+from cairn.client.transfer import CHUNK, default_cache_dir, sha256_file
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import FileEntry
 from cairn.domain.paths import validate_file_path
+from cairn.domain.progress import Progress
 from cairn.errors import DataCorrupted, InvalidParameter
 from cairn.fileio import MAX_IOVECS, write_all
 

@@ -20,7 +20,7 @@ import httpx
 from cairn.client.base import BaseClient
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
-from cairn.client.transfer import LocalFile, Progress, read_chunks
+from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
 from cairn.domain.codec import (
@@ -43,6 +43,7 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.domain.progress import Progress
 from cairn.domain.uris import parse_version_number
 from cairn.errors import CairnError, Conflict, DataCorrupted, PayloadTooLarge, Unavailable
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from cairn.client.base import BaseClient
-from cairn.client.transfer import LocalFile, NoProgress, Progress, scan
+from cairn.client.transfer import LocalFile, scan
 from cairn.domain.models import ModelVersion, VersionSpec, VersionStatus
+from cairn.domain.progress import NoProgress, Progress
 from cairn.errors import (
     AlreadyExists,
     CairnError,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.client.base import BaseClient
-from cairn.client.transfer import LocalFile, Progress, read_chunks
+from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import (
     FileLink,
     GcReport,
@@ -36,6 +36,7 @@ from cairn.domain.models import (
     VersionSpec,
     VersionStatus,
 )
+from cairn.domain.progress import Progress
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
@@ -295,9 +296,9 @@ class LocalClient(BaseClient):
             self._actor, dry_run=dry_run, grace_s=grace_s, keep=keep, keep_days=keep_days
         )
 
-    def verify(self) -> VerifyReport:
-        """Re-hash every stored blob."""
-        return self._service.verify(self._actor)
+    def verify(self, *, progress: Progress | None = None, jobs: int = 1) -> VerifyReport:
+        """Re-hash every stored blob, ``jobs`` at a time (``progress``: the bytes read)."""
+        return self._service.verify(self._actor, progress=progress, jobs=jobs)
 
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
         return self._service.restore_version(self._actor, name, version)

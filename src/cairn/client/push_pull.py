@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cairn.client.cache import BlobCache, Placement
-from cairn.client.transfer import WORKERS, Progress, batch_plan, scan
+from cairn.client.transfer import WORKERS, batch_plan, scan
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import FileEntry, ModelVersion, VersionSpec
+from cairn.domain.progress import Progress
 from cairn.errors import NotFound
 
 if TYPE_CHECKING:

@@ -3,7 +3,8 @@
 * ``scan``: list a file or folder and hash every file with a streaming sha256, several
   files at once (hashlib releases the GIL on large updates), skipping files the
   ``DigestCache`` knows unchanged.
-* ``Progress``: what a transfer reports; the CLI draws it with Rich, the SDK ignores it.
+* ``Progress`` (``domain/progress.py``): what a transfer reports; the CLI draws it with
+  Rich, the SDK ignores it.
 
 Downloads go through the blob cache in ``cache.py``.
 """
@@ -19,36 +20,18 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from cairn.domain.blob_batch import BATCH_BYTES, BATCH_FILE_MAX, MAX_BATCH_BLOBS
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import FileEntry
 from cairn.domain.paths import validate_file_path
+from cairn.domain.progress import NoProgress, Progress
 from cairn.errors import InvalidParameter
 
 CHUNK = 1 << 20
 T = TypeVar("T")
 WORKERS = 4
-
-
-class Progress(Protocol):
-    def begin(self, description: str, total: int) -> None: ...
-
-    def advance(self, n: int) -> None: ...
-
-    def end(self) -> None: ...
-
-
-class NoProgress:
-    def begin(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, n: int) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)

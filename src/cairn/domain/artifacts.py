@@ -105,6 +105,9 @@ class RetentionPolicy:
     effective: Retention
 
 
+MAX_VERIFY_JOBS = 64  # blobs `verify` re-hashes at once (threads: hashing releases the GIL)
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
     checked: int

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 
 from cairn.domain import names
 from cairn.domain.access import Role
-from cairn.domain.artifacts import BlobUse, GcReport, PruneReport, VerifyReport
+from cairn.domain.artifacts import MAX_VERIFY_JOBS, BlobUse, GcReport, PruneReport, VerifyReport
 from cairn.domain.filters import parse_filter
 from cairn.domain.models import Actor, VersionStatus
+from cairn.domain.progress import NoProgress, Progress
 from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
@@ -246,22 +248,35 @@ class MaintenanceService(ServiceBase):
                 pruned += [(report.model, v) for v in report.pruned]
         return pruned
 
-    def verify(self, actor: Actor) -> VerifyReport:
-        """Re-hash every stored blob; mark and report the ones whose bytes changed."""
+    def verify(
+        self, actor: Actor, *, progress: Progress | None = None, jobs: int = 1
+    ) -> VerifyReport:
+        """Re-hash every stored blob, ``jobs`` at a time; mark and report the ones whose
+        bytes changed. ``progress`` hears of the bytes as they are read (from the worker
+        threads)."""
         self._require_admin(actor, "verify")
+        if not 1 <= jobs <= MAX_VERIFY_JOBS:
+            raise InvalidParameter(f"jobs must be 1 to {MAX_VERIFY_JOBS}, not {jobs}")
         rows = self.db.read(lambda s: BlobIndexStore(s).all_rows())
+        total = sum(int(row.size) for row in rows)
+        shown = progress or NoProgress()
+        shown.begin("verifying", total)
+
+        def check(digest: str) -> tuple[bool, bool]:
+            present = self.blobs.size(digest) is not None
+            ok = present and self.blobs.verify(digest, shown.advance)
+            self._mark(digest, corrupt=not ok)
+            return present, ok
+
+        with ThreadPoolExecutor(jobs, thread_name_prefix="cairn-verify") as pool:
+            found = list(pool.map(check, [row.digest for row in rows]))
+        shown.end()
         corrupt: list[BlobUse] = []
         missing: list[BlobUse] = []
-        total = 0
-        for row in rows:
-            digest, size = row.digest, int(row.size)
-            total += size
-            present = self.blobs.size(digest) is not None
-            ok = present and self.blobs.verify(digest)
-            self._mark(digest, corrupt=not ok)
+        for row, (present, ok) in zip(rows, found, strict=True):
             if not ok:
-                users = self._users(digest)
-                (corrupt if present else missing).append(BlobUse(digest, size, tuple(users)))
+                use = BlobUse(row.digest, int(row.size), tuple(self._users(row.digest)))
+                (corrupt if present else missing).append(use)
         return VerifyReport(
             checked=len(rows), bytes=total, corrupt=tuple(corrupt), missing=tuple(missing)
         )

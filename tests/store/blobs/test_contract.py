@@ -191,7 +191,9 @@ def test_large_upload_in_two_appends(blob_store: BlobStore) -> None:
     assert blob_store.append(upload_id, 0, chunked(data[: 9 * MiB], 16 * 1024)) == 9 * MiB
     assert blob_store.append(upload_id, 9 * MiB, chunked(data[9 * MiB :])) == len(data)
     assert blob_store.complete_upload(upload_id) is True
-    assert blob_store.verify(digest)
+    heard: list[int] = []
+    assert blob_store.verify(digest, heard.append)
+    assert sum(heard) == len(data) and len(heard) > 1  # told as it reads, not once at the end
     assert read(blob_store, digest, 9 * MiB - 3, 9 * MiB + 3) == data[9 * MiB - 3 : 9 * MiB + 3]
 
 

@@ -27,7 +27,7 @@ tell a caller about blobs that caller is allowed to reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,8 +103,9 @@ class BlobStore(Protocol):
         """
         ...
 
-    def verify(self, digest: str) -> bool:
-        """Re-read and re-hash the stored blob; ``False`` if its bytes no longer match."""
+    def verify(self, digest: str, read: Callable[[int], None] | None = None) -> bool:
+        """Re-read and re-hash the stored blob; ``False`` if its bytes no longer match.
+        ``read(n)`` hears of every ``n`` bytes read (a progress bar)."""
         ...
 
     def delete(self, digest: str) -> None:

@@ -26,7 +26,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
@@ -124,14 +124,15 @@ class LocalBlobStore:
             raise NotFound(f"blob {digest} not found")
         return self._read_verified(digest)
 
-    def verify(self, digest: str) -> bool:
+    def verify(self, digest: str, read: Callable[[int], None] | None = None) -> bool:
         fd, st = self._open_blob(digest)
         try:
             verifier = Verifier(digest, st.st_size)
             try:
                 with os_errors():
                     for chunk in verifier.wrap(self._pread(fd, 0, st.st_size)):
-                        del chunk
+                        if read is not None:
+                            read(len(chunk))
             except InvalidParameter:
                 self._verified.forget(digest)
                 return False

@@ -165,13 +165,14 @@ class S3BlobStore:
     def open_verified(self, digest: str) -> Iterator[bytes]:
         return held_back(self.open(digest), digest)
 
-    def verify(self, digest: str) -> bool:
+    def verify(self, digest: str, read: Callable[[int], None] | None = None) -> bool:
         size = self.size(digest)
         if size is None:
             raise NotFound(f"blob {digest} not found")
         try:
-            for _ in Verifier(digest, size).wrap(self.open(digest)):
-                pass
+            for chunk in Verifier(digest, size).wrap(self.open(digest)):
+                if read is not None:
+                    read(len(chunk))
         except InvalidParameter:
             return False
         return True
