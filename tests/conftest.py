@@ -336,3 +336,92 @@ def s3_bucket(s3_client: Any, s3_env: None) -> str:
     name = f"cairn-{secrets.token_hex(6)}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+# -- Azure Blob Storage: Azurite (npm, tests/emulators) speaking real HTTP on loopback ----
+
+AZURITE = Path(__file__).parent / "emulators" / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's one account and its published key (the emulator's, in every Azure SDK)
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's blob service on a port of its own, in memory, for the test session.
+    Installed by ``make test`` (``npm ci`` in tests/emulators); where it is missing the
+    Azure half of the blob-store tests is skipped, except under CI=true."""
+    if not AZURITE.exists():
+        reason = f"Azurite is not installed ({AZURITE}): run make test, or npm ci there"
+        if IN_CI:
+            pytest.fail(f"Azurite is required under CI=true. {reason}")
+        pytest.skip(reason)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(AZURITE),
+                *("--blobHost", "127.0.0.1", "--blobPort", str(port)),
+                *("--inMemoryPersistence", "--silent", "--skipApiVersionCheck"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{endpoint}/{AZURITE_ACCOUNT}?comp=list", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"Azurite did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield endpoint
+    finally:  # in memory: nothing to shut down cleanly
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def azurite_account() -> dict[str, str]:
+    """The emulator's account, as obstore's ``AzureStore`` takes it."""
+    return {"account_name": AZURITE_ACCOUNT, "access_key": AZURITE_KEY}
+
+
+@pytest.fixture(scope="session")
+def azure_client(azurite_endpoint: str) -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    return BlobServiceClient.from_connection_string(
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={azurite_endpoint}/{AZURITE_ACCOUNT};"
+    )
+
+
+@pytest.fixture
+def azure_env(azurite_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """obstore's standard variables for the emulator (``az://`` URIs then reach it)."""
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "AZURITE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+    monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", azurite_endpoint)
+
+
+@pytest.fixture
+def azure_container(azure_client: Any, azure_env: None) -> str:
+    name = f"cairn-{secrets.token_hex(6)}"
+    with azure_client.create_container(name):
+        return name

@@ -395,7 +395,10 @@ class HttpClient(GovernanceCalls, BaseClient):
             with file.source.open("rb") as f:
                 f.seek(offset)
                 data = f.read(length)
-            response = direct.request(part.get("method", "PUT"), part["url"], content=data)
+            headers = part.get("headers") or {}
+            response = direct.request(
+                part.get("method", "PUT"), part["url"], content=data, headers=headers
+            )
             if not response.is_success:
                 raise CairnError(
                     f"object store refused part at {offset}: HTTP {response.status_code}"

@@ -9,12 +9,14 @@ from cairn.domain.models import FileEntry, VersionStatus
 
 @dataclass(frozen=True, slots=True)
 class UploadPart:
-    """Where a client may send bytes ``[offset, offset + length)`` directly (object stores)."""
+    """Where a client may send bytes ``[offset, offset + length)`` directly (object stores):
+    a ``method`` request to ``url`` carrying ``headers`` (Azure: the blob type it creates)."""
 
     offset: int
     length: int
     url: str
     method: str = "PUT"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Role
-from cairn.domain.artifacts import BlobReceipt, UploadPart, UploadTicket
+from cairn.domain.artifacts import BlobReceipt, UploadTicket
 from cairn.domain.blob_batch import parse_frames
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import Actor, ModelVersion, VersionStatus
@@ -218,9 +218,7 @@ class ArtifactsService(ScansService):
             digest=digest,
             size=size,
             offset=offset,
-            parts=None
-            if parts is None
-            else tuple(UploadPart(p.offset, p.length, p.url, p.method) for p in parts),
+            parts=None if parts is None else tuple(parts),
         )
 
     def _staging_gone(self, upload_id: str) -> bool:

@@ -56,7 +56,13 @@ def ticket_json(ticket: UploadTicket) -> dict[str, object]:
     parts = None
     if ticket.parts is not None:
         parts = [
-            {"offset": p.offset, "length": p.length, "url": p.url, "method": p.method}
+            {
+                "offset": p.offset,
+                "length": p.length,
+                "url": p.url,
+                "method": p.method,
+                "headers": dict(p.headers),
+            }
             for p in ticket.parts
         ]
     return {

@@ -313,6 +313,9 @@ class UploadPartOut(BaseModel):
     length: int
     url: str
     method: str
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers the request must carry (Azure: x-ms-blob-type)"
+    )
 
 
 class UploadTicketOut(BaseModel):

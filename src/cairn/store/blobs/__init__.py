@@ -4,7 +4,7 @@ The object-store backend (``cairn.store.blobs.s3.S3BlobStore``) is not imported 
 registry on local disk never loads obstore (``open_blob_store`` imports it for s3/gs/az).
 """
 
-from cairn.store.blobs.base import BlobInfo, BlobStore, PresignedPart, UploadStatus
+from cairn.store.blobs.base import BlobInfo, BlobStore, UploadStatus
 from cairn.store.blobs.factory import open_blob_store
 from cairn.store.blobs.local import LocalBlobStore
 
@@ -12,7 +12,6 @@ __all__ = [
     "BlobInfo",
     "BlobStore",
     "LocalBlobStore",
-    "PresignedPart",
     "UploadStatus",
     "open_blob_store",
 ]

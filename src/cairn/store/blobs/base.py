@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from cairn.domain.artifacts import UploadPart
+
 
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
@@ -49,16 +51,6 @@ class UploadStatus:
     digest: str
     size: int
     offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class PresignedPart:
-    """One URL a client may ``PUT`` the bytes ``[offset, offset + length)`` of an upload to."""
-
-    offset: int
-    length: int
-    url: str
-    method: str = "PUT"
 
 
 class BlobStore(Protocol):
@@ -173,7 +165,7 @@ class BlobStore(Protocol):
 
     def presign_upload(
         self, upload_id: str, expires_s: int, part_size: int | None = None
-    ) -> list[PresignedPart] | None:
+    ) -> list[UploadPart] | None:
         """URLs for the client to ``PUT`` the rest of an upload's bytes directly.
 
         The parts cover ``[upload_offset, size)`` in ``part_size`` pieces and may be sent

@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
+from cairn.domain.artifacts import UploadPart
 from cairn.domain.digests import validate_digest
 from cairn.errors import CairnError, Conflict, InvalidParameter, NotFound, Unavailable
 from cairn.store.blobs import layout
-from cairn.store.blobs.base import BlobInfo, PresignedPart, UploadStatus
+from cairn.store.blobs.base import BlobInfo, UploadStatus
 from cairn.store.blobs.integrity import (
     Verifier,
     clamp_range,
@@ -340,7 +341,7 @@ class LocalBlobStore:
 
     def presign_upload(
         self, upload_id: str, expires_s: int, part_size: int | None = None
-    ) -> list[PresignedPart] | None:
+    ) -> list[UploadPart] | None:
         layout.validate_upload_id(upload_id)
         validate_expiry(expires_s)
         return None

@@ -53,10 +53,11 @@ import obstore
 import obstore.exceptions as obstore_exceptions
 from obstore.store import AzureStore, GCSStore, S3Store
 
+from cairn.domain.artifacts import UploadPart
 from cairn.domain.digests import validate_digest
 from cairn.errors import CairnError, Conflict, InvalidParameter, NotFound
 from cairn.store.blobs import layout
-from cairn.store.blobs.base import BlobInfo, PresignedPart, UploadStatus
+from cairn.store.blobs.base import BlobInfo, UploadStatus
 from cairn.store.blobs.integrity import (
     Verifier,
     clamp_range,
@@ -95,7 +96,9 @@ class S3BlobStore:
         upload_part_size: int = 8 * MiB,
         max_concurrency: int = 4,
         read_chunk_size: int = 1 * MiB,
+        label: str | None = None,
     ) -> None:
+        """``label``: how the store is named in messages (``from_uri``: its URI)."""
         if upload_part_size < 5 * MiB:
             raise InvalidParameter("upload_part_size must be at least 5 MiB (an S3 limit)")
         self._store = store
@@ -103,12 +106,14 @@ class S3BlobStore:
         self._upload_part_size = upload_part_size
         self._max_concurrency = max_concurrency
         self._read_chunk_size = read_chunk_size
+        self._label = label or type(store).__name__
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> S3BlobStore:
         """``s3://``, ``gs://`` or ``az://`` bucket[/prefix], configured from the
         environment (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``) by obstore."""
         scheme = uri.partition("://")[0].lower()
+        options.setdefault("label", uri)
         with obstore_errors():
             if scheme == "s3":
                 return cls(S3Store.from_url(uri), **options)
@@ -119,7 +124,9 @@ class S3BlobStore:
         raise InvalidParameter(f"object-store URI {uri!r} is not s3://, gs:// or az://")
 
     def __repr__(self) -> str:
-        return f"S3BlobStore({self._store!r})"
+        # not the obstore store's own repr: an AzureStore configured without an account
+        # name (the emulator, some credential chains) panics in it (obstore 0.12)
+        return f"S3BlobStore({self._label!r})"
 
     # --- blobs -------------------------------------------------------------------------
 
@@ -300,7 +307,7 @@ class S3BlobStore:
 
     def presign_upload(
         self, upload_id: str, expires_s: int, part_size: int | None = None
-    ) -> list[PresignedPart] | None:
+    ) -> list[UploadPart] | None:
         expires = timedelta(seconds=validate_expiry(expires_s))
         part_size = 64 * MiB if part_size is None else part_size
         if not isinstance(part_size, int) or not MiB <= part_size <= _MAX_PRESIGNED_PART:
@@ -311,7 +318,11 @@ class S3BlobStore:
         keys = [layout.upload_part_key(upload_id, offset) for offset, _ in plan]
         with obstore_errors():
             urls = obstore.sign(self._store, "PUT", keys, expires) if keys else []
-        return [PresignedPart(o, n, url) for (o, n), url in zip(plan, urls, strict=True)]
+        # Azure's Put Blob names the kind of blob it creates; a signed URL cannot
+        headers = (("x-ms-blob-type", "BlockBlob"),) if isinstance(self._store, AzureStore) else ()
+        return [
+            UploadPart(o, n, url, "PUT", headers) for (o, n), url in zip(plan, urls, strict=True)
+        ]
 
     def check(self) -> None:
         with obstore_errors():
