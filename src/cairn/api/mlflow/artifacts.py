@@ -25,9 +25,9 @@ from fastapi import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.downloads import DOWNLOAD_HEADERS
 from cairn.api.errors import error_response
 from cairn.api.lean import lean_router
-from cairn.api.v1.artifacts import DOWNLOAD_HEADERS
 from cairn.domain.models import Actor, ModelVersion
 from cairn.domain.paths import validate_file_path
 from cairn.domain.uris import parse_model_uri

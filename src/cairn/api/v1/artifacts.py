@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import re
 from typing import Annotated
 
 import anyio.to_thread
@@ -11,6 +9,15 @@ from fastapi import Header, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cairn.api.deps import Caller, Service, json
+from cairn.api.downloads import (
+    DOWNLOAD_HEADERS,
+    attachment,
+    download_headers,
+    etag,
+    names_etag,
+    not_modified,
+    parse_range,
+)
 from cairn.api.lean import lean_router
 from cairn.api.streaming import run_with_body
 from cairn.api.v1.archive import TarPlan
@@ -27,20 +34,14 @@ from cairn.api.v1.schemas import (
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
 from cairn.domain.blob_batch import MEDIA_TYPE, frames
 from cairn.domain.codec import file_to_json, link_to_json, version_to_json
-from cairn.domain.models import FileEntry, VersionStatus
+from cairn.domain.models import VersionStatus
 from cairn.errors import InvalidParameter
 from cairn.service.base import PRESIGN_SECONDS
 from cairn.service.downloads import OpenedFile
 
 router = lean_router(tags=["artifacts"])
 VERSION = "/models/{name}/versions/{version}"
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 INLINE_BYTES = 256 << 10  # a download this small is read whole in the route, not streamed
-DOWNLOAD_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-    "Cache-Control": "private, max-age=0",
-}
 
 
 def receipt_json(receipt: BlobReceipt) -> dict[str, object]:
@@ -218,18 +219,18 @@ def download_file(
         entry, start, end, partial = opened.entry, 0, opened.entry.size, False
     else:
         entry = open_range(0, 0).entry
-        if _names_etag(if_none_match, entry.digest):
-            return _not_modified(entry.digest)
-        if if_range is not None and if_range.strip() != _etag(entry.digest):
+        if names_etag(if_none_match, entry.digest):
+            return not_modified(entry.digest)
+        if if_range is not None and if_range.strip() != etag(entry.digest):
             range = None
-        start, end, partial = _parse_range(range, entry.size)
+        start, end, partial = parse_range(range, entry.size)
         if start >= end and entry.size > 0 and partial:
             return Response(
                 status_code=416,
                 headers={"Content-Range": f"bytes */{entry.size}", **DOWNLOAD_HEADERS},
             )
         opened = open_range(start, end)
-    headers = _file_headers(entry, path, end - start)
+    headers = download_headers(entry, path, end - start)
     if partial:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
     status, media = 206 if partial else 200, "application/octet-stream"
@@ -262,40 +263,10 @@ def file_headers(
     entry = service.open_file(
         actor, name, version, path, start=0, end=0, override_quarantine=override_quarantine
     ).entry
-    if _names_etag(if_none_match, entry.digest):
-        return _not_modified(entry.digest)
-    headers = _file_headers(entry, path, entry.size)
+    if names_etag(if_none_match, entry.digest):
+        return not_modified(entry.digest)
+    headers = download_headers(entry, path, entry.size)
     return Response(status_code=200, media_type="application/octet-stream", headers=headers)
-
-
-def _file_headers(entry: FileEntry, path: str, length: int) -> dict[str, str]:
-    """The headers of an answer with ``length`` bytes of the file ``entry`` at ``path``."""
-    return {
-        **DOWNLOAD_HEADERS,
-        "Content-Disposition": _attachment(path),
-        "Content-Length": str(length),
-        "Accept-Ranges": "bytes",
-        "ETag": _etag(entry.digest),
-        "Repr-Digest": _repr_digest(entry.digest),
-    }
-
-
-def _not_modified(digest: str) -> Response:
-    """304: what the client holds is current; the validator and caching headers only."""
-    return Response(status_code=304, headers={**DOWNLOAD_HEADERS, "ETag": _etag(digest)})
-
-
-def _etag(digest: str) -> str:
-    return f'"{digest}"'
-
-
-def _names_etag(if_none_match: str | None, digest: str) -> bool:
-    """Whether an ``If-None-Match`` matches the file of ``digest``: ``*``, or a list of
-    entity tags one of which is its ETag (weak comparison: ``W/`` is ignored, RFC 9110)."""
-    if if_none_match is None:
-        return False
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in tags or _etag(digest) in tags
 
 
 @router.post(
@@ -318,7 +289,7 @@ def read_files(
         actor, name, version, body.paths, override_quarantine=override_quarantine
     )
     content = b"".join(frames([(entry.digest, data) for entry, data in read]))
-    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": _attachment(f"{name}-v{version}.blobs")}
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": attachment(f"{name}-v{version}.blobs")}
     return Response(content, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -375,7 +346,7 @@ def download_archive(
     filename = f"{target.name}-v{target.version}.tar"
     headers = {
         **DOWNLOAD_HEADERS,
-        "Content-Disposition": _attachment(filename),
+        "Content-Disposition": attachment(filename),
         "Content-Length": str(plan.length),
     }
     return StreamingResponse(
@@ -383,36 +354,3 @@ def download_archive(
         media_type="application/x-tar",
         headers=headers,
     )
-
-
-def _repr_digest(digest: str) -> str:
-    """RFC 9530 ``Repr-Digest`` for a ``sha256:<hex>`` digest."""
-    raw = bytes.fromhex(digest.removeprefix("sha256:"))
-    return f"sha-256=:{base64.b64encode(raw).decode()}:"
-
-
-def _attachment(path: str) -> str:
-    from urllib.parse import quote
-
-    base = path.rsplit("/", 1)[-1]
-    ascii_name = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_" for c in base)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
-
-
-def _parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
-    """(start, end exclusive, partial?) for a single-range header; ignore what we can't use."""
-    if not header:
-        return 0, size, False
-    match = _RANGE.fullmatch(header.strip())
-    if match is None:
-        if not header.strip().startswith("bytes=") or "," in header:
-            return 0, size, False  # another unit, or several ranges: the whole file (RFC 9110)
-        raise InvalidParameter(f"Range header {header!r} is not of the form bytes=START-END")
-    first, last = match.groups()
-    if not first and not last:
-        raise InvalidParameter("Range header has neither start nor end")
-    if not first:  # suffix: the last N bytes
-        return max(size - int(last), 0), size, True
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    return start, max(end, start), True
