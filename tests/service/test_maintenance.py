@@ -12,6 +12,7 @@ import pytest
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
 from cairn.errors import Conflict, InvalidFilter, InvalidParameter, NotFound
+from cairn.service import maintenance
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
 from cairn.store.metadata.named_lock import named_lock
@@ -174,10 +175,12 @@ class Recorder:
 
 
 def test_verify_in_parallel_reports_progress_and_the_same_findings(
-    service: RegistryService, blob_root: Path
+    service: RegistryService, blob_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Several blobs at once: every byte is read once and told to the progress, and a
-    corrupt and a missing blob are found as they are one at a time."""
+    """Several blobs at once, the index read a page at a time: every byte is read once
+    and told to the progress, and a corrupt and a missing blob are found as they are one
+    at a time."""
+    monkeypatch.setattr(maintenance, "VERIFY_PAGE", 4)  # 9 blobs: three pages
     service.create_model(SYSTEM, "m")
     files = {f"f{i}": bytes([i]) * (1000 + 4096 * i) for i in range(9)}
     push(service, "m", files)

@@ -38,6 +38,7 @@ from cairn.store.metadata.search import version_matches
 from cairn.store.metadata.versions_store import VersionStore, prunable_ids
 
 US = 1_000_000
+VERIFY_PAGE = 1000  # blob rows `verify` reads at a time
 
 
 class MaintenanceService(ServiceBase):
@@ -257,28 +258,31 @@ class MaintenanceService(ServiceBase):
         self._require_admin(actor, "verify")
         if not 1 <= jobs <= MAX_VERIFY_JOBS:
             raise InvalidParameter(f"jobs must be 1 to {MAX_VERIFY_JOBS}, not {jobs}")
-        rows = self.db.read(lambda s: BlobIndexStore(s).all_rows())
-        total = sum(int(row.size) for row in rows)
         shown = progress or NoProgress()
-        shown.begin("verifying", total)
+        shown.begin("verifying", self.db.read(lambda s: BlobIndexStore(s).total())[1])
 
-        def check(digest: str) -> tuple[bool, bool]:
+        def check(blob: tuple[str, int]) -> tuple[BlobUse, bool] | None:
+            """The blob's users and whether its bytes are there, if they do not match."""
+            digest, size = blob
             present = self.blobs.size(digest) is not None
             ok = present and self.blobs.verify(digest, shown.advance)
             self._mark(digest, corrupt=not ok)
-            return present, ok
+            return None if ok else (BlobUse(digest, size, tuple(self._users(digest))), present)
 
+        checked = total = 0
+        bad: list[tuple[BlobUse, bool]] = []
         with ThreadPoolExecutor(jobs, thread_name_prefix="cairn-verify") as pool:
-            found = list(pool.map(check, [row.digest for row in rows]))
+            after = ""  # the index a page at a time: a million rows at once take hundreds of MB
+            while page := self.db.read(partial(_index_page, after)):
+                bad += [found for found in pool.map(check, page) if found is not None]
+                checked, total = checked + len(page), total + sum(size for _, size in page)
+                after = page[-1][0]
         shown.end()
-        corrupt: list[BlobUse] = []
-        missing: list[BlobUse] = []
-        for row, (present, ok) in zip(rows, found, strict=True):
-            if not ok:
-                use = BlobUse(row.digest, int(row.size), tuple(self._users(row.digest)))
-                (corrupt if present else missing).append(use)
         return VerifyReport(
-            checked=len(rows), bytes=total, corrupt=tuple(corrupt), missing=tuple(missing)
+            checked=checked,
+            bytes=total,
+            corrupt=tuple(use for use, present in bad if present),
+            missing=tuple(use for use, present in bad if not present),
         )
 
     def _strays(self, cut: int, *, dry_run: bool) -> list[BlobUse]:
@@ -346,6 +350,10 @@ class MaintenanceService(ServiceBase):
         for upload in stale:
             self._drop_upload(upload.upload_id)
         return len(stale) + self.blobs.purge_stale(self.limits.pending_timeout_s)
+
+
+def _index_page(after: str, s: Tx) -> list[tuple[str, int]]:
+    return BlobIndexStore(s).page(after, VERIFY_PAGE)
 
 
 def _unknown(blobs: list[BlobInfo], s: Tx) -> list[BlobInfo]:

@@ -128,8 +128,11 @@ class BlobIndexStore:
         values = {"corrupt_at": now} if corrupt else {"verified_at": now, "corrupt_at": None}
         self.s.execute(update(B).where(B.c.digest == digest).values(**values))
 
-    def all_rows(self) -> list[Row[Any]]:
-        return list(self.s.execute(select(B).order_by(B.c.digest)))
+    def page(self, after: str, limit: int) -> list[tuple[str, int]]:
+        """(digest, size) of up to ``limit`` blobs whose digest sorts after ``after``, in
+        digest order (keyset paging: each page is one step down the primary key)."""
+        query = select(B.c.digest, B.c.size).where(B.c.digest > after)
+        return [(d, int(n)) for d, n in self.s.execute(query.order_by(B.c.digest).limit(limit))]
 
     def unreferenced(self, created_before: int) -> list[Row[Any]]:
         """Blob rows no version (live, deleted or pending; not failed) refers to, older than
