@@ -131,6 +131,9 @@ def test_verify_exits_1_when_bytes_are_corrupt(tmp_path: Path) -> None:
     [blob] = [p for p in (data / "artifacts").rglob("*") if p.is_file() and "sha256" in p.parts]
     blob.chmod(0o644)
     blob.write_bytes(b"X" * 700)
+    recent = run_cli("--uri", str(data), "verify", "--older-than", "30", "--json")
+    assert recent.returncode == 0  # verified a moment ago: not due, not read
+    assert json.loads(recent.stdout)["checked"] == 0
     proc = run_cli("--uri", str(data), "verify", "--jobs", "3")
     assert proc.returncode == 1
     assert "CORRUPT" in proc.stderr and "m v1" in proc.stderr

@@ -17,6 +17,9 @@ from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
 from cairn.store.metadata.named_lock import named_lock
 
+US = 1_000_000
+DAY = 86400 * US
+
 
 def entry(path: str, data: bytes) -> FileEntry:
     return FileEntry(path, len(data), "sha256:" + hashlib.sha256(data).hexdigest())
@@ -199,6 +202,39 @@ def test_verify_in_parallel_reports_progress_and_the_same_findings(
     for bad in (0, 65):
         with pytest.raises(InvalidParameter, match="jobs must be 1 to 64"):
             service.verify(SYSTEM, jobs=bad)
+
+
+def test_verify_older_than_takes_only_blobs_not_verified_since(
+    service: RegistryService, blob_root: Path
+) -> None:
+    """A scrub spread over runs: each run re-hashes the blobs the last ones did not
+    verify within the age, and a corrupt blob, never marked verified, every time."""
+    now = [1_000_000_000 * US]
+    service.clock = lambda: now[0]
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"A" * 100})  # stored (and verified) at t0
+    now[0] += 10 * DAY
+    push(service, "m", {"b": b"B" * 200})  # at t0 + 10 days
+    now[0] += 5 * DAY
+    week = 7 * 86400
+    assert service.verify(SYSTEM, older_than_s=week).checked == 1  # "a" only
+    assert service.verify(SYSTEM, older_than_s=week).checked == 0  # just verified
+    now[0] += 1
+    both = service.verify(SYSTEM, older_than_s=0)  # verified before now: all of them
+    assert (both.checked, both.bytes) == (2, 300)
+    [a_blob] = [
+        p for p in (blob_root / "blobs").rglob("*") if p.is_file() and p.stat().st_size == 100
+    ]
+    a_blob.chmod(0o644)
+    a_blob.write_bytes(b"Z" * 100)
+    now[0] += DAY
+    assert len(service.verify(SYSTEM, older_than_s=week * 52).corrupt) == 0  # not due yet
+    assert len(service.verify(SYSTEM, older_than_s=3600).corrupt) == 1
+    again = service.verify(SYSTEM, older_than_s=3600)  # not marked verified: found again
+    assert (again.checked, len(again.corrupt)) == (1, 1)
+    for bad in (-1, float("nan"), 1e300):
+        with pytest.raises(InvalidParameter, match="age"):
+            service.verify(SYSTEM, older_than_s=bad)
 
 
 def _prunable_model(service: RegistryService) -> None:

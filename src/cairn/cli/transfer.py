@@ -278,6 +278,16 @@ def verify(
             "where cores outnumber them).",
         ),
     ] = 2,
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            min=0,
+            max=36500,
+            help="Only blobs last verified more than this many days ago, or never: a scrub "
+            "spread over runs (`--older-than 30` nightly re-hashes each blob about monthly).",
+        ),
+    ] = None,
     as_json: Json = False,
     quiet_flag: Quiet = False,
 ) -> None:
@@ -290,7 +300,8 @@ def verify(
             "verify runs on the server's data: use --uri DATA_DIR", param_hint="--uri"
         )
     with RichProgress(not quiet(ctx)) as progress:
-        report = sdk.verify(progress=progress, jobs=jobs)
+        age = None if older_than is None else older_than * 86400
+        report = sdk.verify(progress=progress, jobs=jobs, older_than_s=age)
     bad = [*report.corrupt, *report.missing]
     if as_json:
         print_json(

@@ -296,9 +296,18 @@ class LocalClient(BaseClient):
             self._actor, dry_run=dry_run, grace_s=grace_s, keep=keep, keep_days=keep_days
         )
 
-    def verify(self, *, progress: Progress | None = None, jobs: int = 1) -> VerifyReport:
-        """Re-hash every stored blob, ``jobs`` at a time (``progress``: the bytes read)."""
-        return self._service.verify(self._actor, progress=progress, jobs=jobs)
+    def verify(
+        self,
+        *,
+        progress: Progress | None = None,
+        jobs: int = 1,
+        older_than_s: float | None = None,
+    ) -> VerifyReport:
+        """Re-hash every stored blob, ``jobs`` at a time (``progress``: the bytes read;
+        ``older_than_s``: only blobs last verified longer ago than that, or never)."""
+        return self._service.verify(
+            self._actor, progress=progress, jobs=jobs, older_than_s=older_than_s
+        )
 
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
         return self._service.restore_version(self._actor, name, version)

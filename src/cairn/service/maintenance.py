@@ -39,6 +39,7 @@ from cairn.store.metadata.versions_store import VersionStore, prunable_ids
 
 US = 1_000_000
 VERIFY_PAGE = 1000  # blob rows `verify` reads at a time
+MAX_AGE_S = 100 * 365 * 86400  # a bound for ages given in seconds (a century)
 
 
 class MaintenanceService(ServiceBase):
@@ -250,16 +251,28 @@ class MaintenanceService(ServiceBase):
         return pruned
 
     def verify(
-        self, actor: Actor, *, progress: Progress | None = None, jobs: int = 1
+        self,
+        actor: Actor,
+        *,
+        progress: Progress | None = None,
+        jobs: int = 1,
+        older_than_s: float | None = None,
     ) -> VerifyReport:
         """Re-hash every stored blob, ``jobs`` at a time; mark and report the ones whose
         bytes changed. ``progress`` hears of the bytes as they are read (from the worker
-        threads)."""
+        threads). ``older_than_s``: only blobs last verified longer ago than that, or
+        never (a scrub spread over several runs: each run takes what the last ones did
+        not; a corrupt blob is never marked verified, so every run reports it again)."""
         self._require_admin(actor, "verify")
         if not 1 <= jobs <= MAX_VERIFY_JOBS:
             raise InvalidParameter(f"jobs must be 1 to {MAX_VERIFY_JOBS}, not {jobs}")
+        cut = None
+        if older_than_s is not None:
+            if not 0 <= older_than_s <= MAX_AGE_S:  # NaN fails too
+                raise InvalidParameter(f"age {older_than_s!r} must be 0 to {MAX_AGE_S} seconds")
+            cut = self.clock() - int(older_than_s * US)
         shown = progress or NoProgress()
-        shown.begin("verifying", self.db.read(lambda s: BlobIndexStore(s).total())[1])
+        shown.begin("verifying", self.db.read(lambda s: BlobIndexStore(s).total(cut))[1])
 
         def check(blob: tuple[str, int]) -> tuple[BlobUse, bool] | None:
             """The blob's users and whether its bytes are there, if they do not match."""
@@ -273,7 +286,7 @@ class MaintenanceService(ServiceBase):
         bad: list[tuple[BlobUse, bool]] = []
         with ThreadPoolExecutor(jobs, thread_name_prefix="cairn-verify") as pool:
             after = ""  # the index a page at a time: a million rows at once take hundreds of MB
-            while page := self.db.read(partial(_index_page, after)):
+            while page := self.db.read(partial(_index_page, after, cut)):
                 bad += [found for found in pool.map(check, page) if found is not None]
                 checked, total = checked + len(page), total + sum(size for _, size in page)
                 after = page[-1][0]
@@ -352,8 +365,8 @@ class MaintenanceService(ServiceBase):
         return len(stale) + self.blobs.purge_stale(self.limits.pending_timeout_s)
 
 
-def _index_page(after: str, s: Tx) -> list[tuple[str, int]]:
-    return BlobIndexStore(s).page(after, VERIFY_PAGE)
+def _index_page(after: str, verified_before: int | None, s: Tx) -> list[tuple[str, int]]:
+    return BlobIndexStore(s).page(after, VERIFY_PAGE, verified_before)
 
 
 def _unknown(blobs: list[BlobInfo], s: Tx) -> list[BlobInfo]:

@@ -128,10 +128,13 @@ class BlobIndexStore:
         values = {"corrupt_at": now} if corrupt else {"verified_at": now, "corrupt_at": None}
         self.s.execute(update(B).where(B.c.digest == digest).values(**values))
 
-    def page(self, after: str, limit: int) -> list[tuple[str, int]]:
+    def page(
+        self, after: str, limit: int, verified_before: int | None = None
+    ) -> list[tuple[str, int]]:
         """(digest, size) of up to ``limit`` blobs whose digest sorts after ``after``, in
-        digest order (keyset paging: each page is one step down the primary key)."""
-        query = select(B.c.digest, B.c.size).where(B.c.digest > after)
+        digest order (keyset paging: each page is one step down the primary key); with
+        ``verified_before``, only those last verified before it (or never)."""
+        query = select(B.c.digest, B.c.size).where(B.c.digest > after, *_stale(verified_before))
         return [(d, int(n)) for d, n in self.s.execute(query.order_by(B.c.digest).limit(limit))]
 
     def unreferenced(self, created_before: int) -> list[Row[Any]]:
@@ -317,9 +320,12 @@ class BlobIndexStore:
         )
         return list(rows.scalars())
 
-    def total(self) -> tuple[int, int]:
+    def total(self, verified_before: int | None = None) -> tuple[int, int]:
+        """How many blobs, and their bytes (``verified_before``: as ``page`` counts them)."""
         count, size = self.s.execute(
-            select(func.count(), func.coalesce(func.sum(B.c.size), 0))
+            select(func.count(), func.coalesce(func.sum(B.c.size), 0)).where(
+                *_stale(verified_before)
+            )
         ).one()
         return int(count), int(size)
 
@@ -366,6 +372,13 @@ class BlobIndexStore:
 
     def stale_uploads(self, created_before: int) -> list[Row[Any]]:
         return list(self.s.execute(select(U).where(U.c.created_at < created_before)))
+
+
+def _stale(verified_before: int | None) -> tuple[Any, ...]:
+    """The condition of blobs last verified before a time, or never (none: every blob)."""
+    if verified_before is None:
+        return ()
+    return (or_(B.c.verified_at.is_(None), B.c.verified_at < verified_before),)
 
 
 def _check_sizes(files: Iterable[FileEntry], stored: dict[str, int]) -> None:
