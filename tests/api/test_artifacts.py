@@ -135,6 +135,10 @@ def test_archive(api: TestClient) -> None:
     r = api.get("/api/v1/models/m/versions/1/archive")
     assert r.headers["content-type"] == "application/x-tar"
     assert r.headers["content-length"] == str(len(r.content))
+    head = api.head("/api/v1/models/m/versions/1/archive")  # the same, without the bytes
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(r.content))
+    assert head.headers["content-disposition"] == r.headers["content-disposition"]
     created = datetime.fromisoformat(api.get("/api/v1/models/m/versions/1").json()["created_at"])
     with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
         members = tar.getmembers()
@@ -302,6 +306,7 @@ def test_archive_of_a_pending_version_is_refused(api: TestClient) -> None:
     )
     r = api.get("/api/v1/models/m/versions/1/archive")
     assert r.status_code == 400 and "PENDING" in r.json()["message"]
+    assert api.head("/api/v1/models/m/versions/1/archive").status_code == 400
 
 
 def test_listings_can_leave_the_manifests_out(api: TestClient) -> None:

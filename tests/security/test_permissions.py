@@ -174,6 +174,7 @@ CASES: list[Case] = [
         _with(R, **{who: 304 for who, code in R.items() if code == 200}),
     ),
     ("download the archive", _req("GET", f"{MODEL_URL}/versions/1/archive"), R),
+    ("the archive's headers", _req("HEAD", f"{MODEL_URL}/versions/1/archive"), R),
     ("scan report", _req("GET", f"{MODEL_URL}/versions/1/scan"), R),
     ("mlflow get", _req("GET", f"{MLFLOW}/registered-models/get", params={"name": FRAUD}), R),
     (

@@ -368,6 +368,10 @@ def test_api_quarantine_report_override_and_rescan(api: TestClient, evil: bytes)
     assert "override_quarantine=true" in refused.json()["message"]
     assert api.get(f"{base}/archive").status_code == 403
     assert api.head(f"{base}/files/model.pkl").status_code == 403  # nor its headers
+    assert api.head(f"{base}/archive").status_code == 403
+    overriding = {"override_quarantine": "true"}
+    assert api.head(f"{base}/archive", params=overriding).status_code == 200
+    assert api.head(f"{base}/files/model.pkl", params=overriding).status_code == 200
     etag = {"If-None-Match": "*"}  # nor a 304 that says it is there
     assert api.get(f"{base}/files/model.pkl", headers=etag).status_code == 403
     both = {"paths": ["README.md", "model.pkl"]}
@@ -380,6 +384,10 @@ def test_api_quarantine_report_override_and_rescan(api: TestClient, evil: bytes)
     events = api.get("/api/v1/audit", params={"action": "artifact.quarantine_override"})
     if events.status_code == 200:  # the audit route (another part of the API) is there
         assert any(e["target"] == "model.pkl" for e in events.json()["events"])
+        # the HEADs above read no byte and left no event: only the batch (two files), the
+        # file, the archive (itself, then each file) were audited
+        targets = [e["target"] for e in sorted(events.json()["events"], key=lambda e: e["seq"])]
+        assert targets == ["README.md", "model.pkl", "model.pkl", None, "README.md", "model.pkl"]
     rescanned = api.post(f"{base}/scan")
     assert rescanned.status_code == 200 and rescanned.json()["quarantined"] is True
 

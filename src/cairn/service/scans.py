@@ -146,9 +146,11 @@ class ScansService(ServiceBase):
         *,
         override_quarantine: bool = False,
         path: str | None = None,
+        audit: bool = True,
     ) -> None:
         """Refuse the files of a quarantined version, unless ``override_quarantine`` is
-        asked by someone with MANAGE on the model; each override is audited."""
+        asked by someone with MANAGE on the model; each override is audited (unless no
+        byte is about to flow: ``audit=False``, as for a HEAD)."""
         names.validate_model_name(name)
         number = parse_version_number(version)
 
@@ -159,7 +161,7 @@ class ScansService(ServiceBase):
         reason = self.db.read(state)
         if reason is not None:
             self._pass_quarantine(
-                actor, name, number, reason, override=override_quarantine, path=path, audit=True
+                actor, name, number, reason, override=override_quarantine, path=path, audit=audit
             )
 
     def _pass_quarantine(

@@ -34,10 +34,11 @@ from cairn.api.v1.schemas import (
 from cairn.domain.artifacts import BlobReceipt, UploadTicket
 from cairn.domain.blob_batch import MEDIA_TYPE, frames
 from cairn.domain.codec import file_to_json, link_to_json, version_to_json
-from cairn.domain.models import VersionStatus
+from cairn.domain.models import Actor, VersionStatus
 from cairn.errors import InvalidParameter
 from cairn.service.base import PRESIGN_SECONDS
 from cairn.service.downloads import OpenedFile
+from cairn.service.registry import RegistryService
 
 router = lean_router(tags=["artifacts"])
 VERSION = "/models/{name}/versions/{version}"
@@ -328,29 +329,58 @@ def download_archive(
 ) -> Response:
     """The whole version as one streamed, uncompressed tar archive (a quarantined version
     only with ``override_quarantine=true`` and MANAGE, audited)."""
-    target = service.get_version(actor, name, version)
-    if target.status is not VersionStatus.READY:
-        raise InvalidParameter(
-            f"version {target.version} of {target.name!r} is {target.status.value}, not READY"
-        )
-    # refused here, before the response starts, not half-way through the stream
-    service.check_download(actor, name, version, override_quarantine=override_quarantine)
-    files = service.list_files(actor, name, version)
+    plan, headers = _archive(service, actor, name, version, override_quarantine, audit=True)
 
     def opener(path: str) -> object:
         return service.open_file(
             actor, name, version, path, override_quarantine=override_quarantine
         ).chunks
 
-    plan = TarPlan.of(files, target.created_at.timestamp())
-    filename = f"{target.name}-v{target.version}.tar"
-    headers = {
-        **DOWNLOAD_HEADERS,
-        "Content-Disposition": attachment(filename),
-        "Content-Length": str(plan.length),
-    }
     return StreamingResponse(
         plan.stream(opener),  # type: ignore[arg-type]
         media_type="application/x-tar",
         headers=headers,
     )
+
+
+@router.head(
+    VERSION + "/archive",
+    response_class=Response,
+    responses={200: {"description": "The headers the archive would come with, its length"}},
+)
+def archive_headers(
+    name: str, version: str, service: Service, actor: Caller, override_quarantine: bool = False
+) -> Response:
+    """What a download of the archive would answer, without the bytes: its length and
+    name, after the same checks (no byte is read, so a quarantine override through it is
+    not audited as a read)."""
+    _, headers = _archive(service, actor, name, version, override_quarantine, audit=False)
+    return Response(status_code=200, media_type="application/x-tar", headers=headers)
+
+
+def _archive(
+    service: RegistryService,
+    actor: Actor,
+    name: str,
+    version: str,
+    override_quarantine: bool,
+    *,
+    audit: bool,
+) -> tuple[TarPlan, dict[str, str]]:
+    """The checks of an archive download, its members and its headers."""
+    target = service.get_version(actor, name, version)
+    if target.status is not VersionStatus.READY:
+        raise InvalidParameter(
+            f"version {target.version} of {target.name!r} is {target.status.value}, not READY"
+        )
+    # refused here, before the response starts, not half-way through the stream
+    service.check_download(
+        actor, name, version, override_quarantine=override_quarantine, audit=audit
+    )
+    plan = TarPlan.of(service.list_files(actor, name, version), target.created_at.timestamp())
+    headers = {
+        **DOWNLOAD_HEADERS,
+        "Content-Disposition": attachment(f"{target.name}-v{target.version}.tar"),
+        "Content-Length": str(plan.length),
+    }
+    return plan, headers
