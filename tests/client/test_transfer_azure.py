@@ -7,51 +7,28 @@ signed Put Blob, with the blob-type header the ticket names) and pulled straight
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from cairn.app import create_app
 from cairn.client import http as http_client
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
-from cairn.client.local import LocalClient
 from cairn.domain.models import VersionStatus
 from cairn.service.downloads import DownloadsService
-from cairn.settings import Settings
+
+StoreSdk = Callable[[str, str], AbstractContextManager[BaseClient]]  # conftest's store_sdk
 
 
 @pytest.fixture(params=["http", "local"])
 def azure_sdk(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    db_url: str,
-    azure_container: str,
-    admin_headers: dict[str, str],
+    request: pytest.FixtureRequest, store_sdk: StoreSdk, azure_container: str
 ) -> Iterator[BaseClient]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        backend_uri=db_url,
-        artifacts_uri=f"az://{azure_container}/cairn",
-        allowed_hosts=["testserver"],  # TestClient's Host
-        bootstrap_token=admin_headers["Authorization"].removeprefix("Bearer "),
-    )
-    if request.param == "local":
-        sdk: BaseClient = LocalClient(
-            settings.data_dir, backend_uri=db_url, artifacts_uri=settings.artifacts_uri
-        )
+    with store_sdk(request.param, f"az://{azure_container}/cairn") as sdk:
         yield sdk
-        sdk.close()
-        return
-    app = create_app(settings)
-    with TestClient(app, headers=admin_headers) as test_client:
-        http_sdk = HttpClient("http://testserver", http_client=test_client)
-        yield http_sdk
-        http_sdk.close()  # and its client for the container's signed links
-    app.state.service.db.dispose()
 
 
 def test_push_pull_on_azure(

@@ -12,75 +12,40 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from safetensors.numpy import save
 
-from cairn.app import create_app
 from cairn.client import http as http_client
 from cairn.client.archive import blob_path, export_registry
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
-from cairn.client.local import LocalClient
 from cairn.domain.models import ModelVersion, VersionStatus
 from cairn.errors import DataCorrupted, InvalidParameter, NotFound, PermissionDenied
 from cairn.service.downloads import DownloadsService
-from cairn.settings import Settings
 from cairn.store.blobs.s3 import S3BlobStore
 
-
-def _settings(tmp_path: Path, db_url: str, bucket: str, token: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        backend_uri=db_url,
-        artifacts_uri=f"s3://{bucket}/cairn",
-        allowed_hosts=["testserver"],  # TestClient's Host
-        bootstrap_token=token,
-    )
-
-
-@contextmanager
-def _http_sdk(settings: Settings, headers: dict[str, str]) -> Iterator[HttpClient]:
-    app = create_app(settings)
-    with TestClient(app, headers=headers) as test_client:
-        yield HttpClient("http://testserver", http_client=test_client)
-    app.state.service.db.dispose()
+StoreSdk = Callable[[str, str], AbstractContextManager[BaseClient]]  # conftest's store_sdk
 
 
 @pytest.fixture(params=["http", "local"])
 def s3_client_sdk(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    db_url: str,
-    s3_bucket: str,
-    admin_headers: dict[str, str],
+    request: pytest.FixtureRequest, store_sdk: StoreSdk, s3_bucket: str
 ) -> Iterator[BaseClient]:
-    token = admin_headers["Authorization"].removeprefix("Bearer ")
-    settings = _settings(tmp_path, db_url, s3_bucket, token)
-    if request.param == "local":
-        sdk: BaseClient = LocalClient(
-            settings.data_dir, backend_uri=db_url, artifacts_uri=settings.artifacts_uri
-        )
-        yield sdk
-        sdk.close()
-        return
-    with _http_sdk(settings, admin_headers) as sdk:
+    with store_sdk(request.param, f"s3://{s3_bucket}/cairn") as sdk:
         yield sdk
 
 
 @pytest.fixture
-def http_sdk(
-    tmp_path: Path, db_url: str, s3_bucket: str, admin_headers: dict[str, str]
-) -> Iterator[HttpClient]:
+def http_sdk(store_sdk: StoreSdk, s3_bucket: str) -> Iterator[HttpClient]:
     """Direct links are the HTTP client's: the local one reads the store itself."""
-    token = admin_headers["Authorization"].removeprefix("Bearer ")
-    with _http_sdk(_settings(tmp_path, db_url, s3_bucket, token), admin_headers) as sdk:
+    with store_sdk("http", f"s3://{s3_bucket}/cairn") as sdk:
+        assert isinstance(sdk, HttpClient)
         yield sdk
 
 

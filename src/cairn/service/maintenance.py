@@ -277,8 +277,10 @@ class MaintenanceService(ServiceBase):
         def check(blob: tuple[str, int]) -> tuple[BlobUse, bool] | None:
             """The blob's users and whether its bytes are there, if they do not match."""
             digest, size = blob
-            present = self.blobs.size(digest) is not None
-            ok = present and self.blobs.verify(digest, shown.advance)
+            try:  # one call: the store says itself when the bytes are gone
+                ok, present = self.blobs.verify(digest, shown.advance), True
+            except NotFound:
+                ok = present = False
             self._mark(digest, corrupt=not ok)
             return None if ok else (BlobUse(digest, size, tuple(self._users(digest))), present)
 
