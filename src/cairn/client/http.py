@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn.client.base import BaseClient
+from cairn.client.direct_parts import send_parts
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
 from cairn.client.transfer import LocalFile, read_chunks
@@ -45,7 +46,7 @@ from cairn.domain.models import (
 )
 from cairn.domain.progress import Progress
 from cairn.domain.uris import parse_version_number
-from cairn.errors import CairnError, Conflict, DataCorrupted, PayloadTooLarge, Unavailable
+from cairn.errors import Conflict, DataCorrupted, PayloadTooLarge, Unavailable
 
 RESUMABLE_ABOVE = 64 << 20  # bigger files go through resumable uploads
 
@@ -348,7 +349,13 @@ class HttpClient(GovernanceCalls, BaseClient):
         ticket = self._request("POST", path, json={"digest": entry.digest})
         upload_id, offset = ticket["upload_id"], int(ticket["offset"])
         if ticket.get("parts"):
-            self._send_parts(file, ticket["parts"], progress)
+            send_parts(
+                self._bucket(),
+                file.source,
+                ticket["parts"],
+                progress,
+                lambda: self._request("POST", path, json={"digest": entry.digest})["parts"] or [],
+            )
         counted = [offset]  # what the progress bar has been told
         progress.advance(offset)
 
@@ -386,24 +393,6 @@ class HttpClient(GovernanceCalls, BaseClient):
                 time.sleep(0.2 * attempts)
                 offset = settle(int(self._request("GET", f"/uploads/{seg(upload_id)}")["offset"]))
         self._request("POST", f"/uploads/{seg(upload_id)}/complete")
-
-    def _send_parts(self, file: LocalFile, parts: list[dict[str, Any]], progress: Progress) -> None:
-        """PUT parts straight to the object store through the presigned URLs."""
-        direct = self._bucket()
-        for part in parts:
-            offset, length = int(part["offset"]), int(part["length"])
-            with file.source.open("rb") as f:
-                f.seek(offset)
-                data = f.read(length)
-            headers = part.get("headers") or {}
-            response = direct.request(
-                part.get("method", "PUT"), part["url"], content=data, headers=headers
-            )
-            if not response.is_success:
-                raise CairnError(
-                    f"object store refused part at {offset}: HTTP {response.status_code}"
-                )
-            progress.advance(length)
 
     def _fetch_many(
         self, name: str, version: int, entries: Sequence[FileEntry], *, override: bool = False

@@ -168,9 +168,10 @@ class BlobStore(Protocol):
     ) -> list[UploadPart] | None:
         """URLs for the client to ``PUT`` the rest of an upload's bytes directly.
 
-        The parts cover ``[upload_offset, size)`` in ``part_size`` pieces and may be sent
-        in parallel; ``complete_upload`` then verifies them like appended bytes. ``None``
-        if the backend cannot presign (local disk: use ``append``).
+        The parts cover ``[upload_offset, size)`` in ``part_size`` pieces, leaving out
+        those already stored whole (a resumed upload sends only what is missing), and may
+        be sent in parallel; ``complete_upload`` then verifies them like appended bytes.
+        ``None`` if the backend cannot presign (local disk: use ``append``).
         """
         ...
 

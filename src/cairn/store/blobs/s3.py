@@ -313,8 +313,9 @@ class S3BlobStore:
         if not isinstance(part_size, int) or not MiB <= part_size <= _MAX_PRESIGNED_PART:
             raise InvalidParameter(f"part size {part_size!r} must be 1 MiB to 5 GiB")
         _, size = self._load_info(upload_id)
-        start = self.upload_offset(upload_id)
-        plan = [(o, min(part_size, size - o)) for o in range(start, size, part_size)]
+        _, staged = self._scan(upload_id)
+        spans = [(o, min(part_size, size - o)) for o in range(_chain(staged)[0], size, part_size)]
+        plan = [(o, n) for o, n in spans if staged.get(o) != n]  # stored ones are not sent again
         keys = [layout.upload_part_key(upload_id, offset) for offset, _ in plan]
         with obstore_errors():
             urls = obstore.sign(self._store, "PUT", keys, expires) if keys else []
