@@ -1,18 +1,31 @@
-"""Pulls from an S3 store: straight from the bucket through presigned links, against the
-same bytes streamed through the Cairn server.
+"""Pulls from an object store: straight from the bucket through presigned links, against
+the same bytes streamed through the Cairn server, on S3 (moto) and Azure (Azurite).
 
     .venv/bin/python benchmarks/direct_pull.py [--mib 256] [--reps 3] [--no-write]
+                                               [--stores s3,azure,azure-capped]
 
-Not part of ``make bench`` (the issue's transfer benchmark runs on local disk). It starts
-a moto server (``moto[server]``, real HTTP on 127.0.0.1) as the bucket and one
-``cairn server --workers 1`` whose artifacts live there, pushes one file of random bytes
-with the SDK, then pulls it with the SDK into a fresh cache, alternating two ways, ``--reps``
-times each: ``direct`` (the SDK as shipped: ``POST …/urls``, then a presigned GET from the
-bucket) and ``through the server`` (the SDK without links: ``GET …/files/{path}``, the server
-reading the bucket and hashing as it streams). It reports the median wall time, MB/s, and
-the CPU seconds the Cairn server and the moto server used. moto keeps the objects in memory
-on loopback, so the wall times are not a real bucket's; the server's CPU is the point: with
-links, the bytes no longer pass through it.
+Not part of ``make bench`` (the issue's transfer benchmark runs on local disk). For each
+store it starts its emulator on 127.0.0.1 (moto's server from ``moto[server]``; Azurite,
+installed in tests/emulators by ``make test``) and one ``cairn server --workers 1`` whose
+artifacts live there, pushes one file of random bytes with the SDK, then pulls it with
+the SDK into a fresh cache, alternating three ways, ``--reps`` times each:
+
+* ``direct, ranges at once``: the SDK as shipped, ``POST …/urls`` and then presigned
+  GETs from the bucket, 8 MiB ranges four at a time;
+* ``direct, one stream``: the same link read by one GET (the SDK before session 27);
+* ``through the server``: the SDK without links, ``GET …/files/{path}``, the server
+  reading the bucket and hashing as it streams.
+
+It reports the median wall time, MB/s, and the CPU seconds the Cairn server and the
+emulator used. Both emulators keep objects in memory on loopback, so the wall times are
+not a real bucket's, whose one stream seldom passes ~100 MB/s (what ranges at once are
+for). moto answers a range by reading the whole object (an 8 MiB range of a 256 MiB
+object costs about a fifth of the whole GET), so on moto ranges at once cost many times
+more; Azurite serves a range in proportion to its size. ``azure-capped`` puts Azurite
+behind ``regbench/throttle.py``, a relay that lets each connection download at most
+``CAPPED_MB_S``: a model of a remote bucket's one-stream limit, not a measurement of
+one. The server's CPU is the point of the third way: with links, the bytes no longer
+pass through it.
 """
 
 from __future__ import annotations
@@ -26,10 +39,12 @@ import time
 from pathlib import Path
 
 import boto3
+from azure.storage.blob import BlobServiceClient
 from regbench.auth import BENCH_TOKEN, server_env
 from regbench.report import splice
 from transfer_procs import RUNNING, Server, free_port, process_tree, start_server, stop_all
 
+from cairn.client import http as http_module
 from cairn.client.http import HttpClient
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -37,6 +52,19 @@ BIN = Path(sys.executable).parent
 BEGIN = "<!-- direct-pull:begin (written by benchmarks/direct_pull.py) -->"
 END = "<!-- direct-pull:end -->"
 BUCKET = "cairn-bench"
+AZURITE = BENCH_DIR.parent / "tests" / "emulators" / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_ACCOUNT = "devstoreaccount1"  # the emulator's one account and its published key
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+CAPPED_MB_S = 25  # azure-capped: each connection's download rate through the relay
+STORES = {
+    "s3": "S3 (moto)",
+    "azure": "Azure (Azurite)",
+    "azure-capped": f"Azure (Azurite), {CAPPED_MB_S} MB/s per connection",
+}
+MODES = ["direct, ranges at once", "direct, one stream", "through the server"]
+Results = dict[str, list[tuple[float, float, float]]]  # mode → (s, Cairn CPU, emulator CPU)
 
 
 def cpu_seconds(server: Server) -> float:
@@ -52,53 +80,95 @@ def cpu_seconds(server: Server) -> float:
     return total / tick
 
 
-def start(work: Path) -> tuple[Server, Server]:
+def start_bucket(work: Path, store: str) -> tuple[Server, str, dict[str, str]]:
+    """The store's emulator, the artifacts URI in it and the environment that reaches it."""
     port = free_port()
-    moto = start_server(
-        "moto",
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    if store == "s3":
+        moto = start_server(
+            "moto",
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            port=port,
+            health_path="/moto-api/",
+            log_path=work / "moto.log",
+        )
+        boto3.client("s3", endpoint_url=moto.base_url, region_name="us-east-1").create_bucket(
+            Bucket=BUCKET
+        )
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": moto.base_url,
+            "AWS_ALLOW_HTTP": "true",
+        }
+        return moto, f"s3://{BUCKET}/cairn", env
+    if not AZURITE.exists():
+        raise SystemExit(f"Azurite is not installed ({AZURITE}): run make test first")
+    cmd = [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
+    cmd += ["--inMemoryPersistence", "--silent", "--skipApiVersionCheck"]
+    azurite = start_server(
+        "azurite",
+        cmd,
         port=port,
-        health_path="/moto-api/",
-        log_path=work / "moto.log",
+        health_path=f"/{AZURITE_ACCOUNT}?comp=list",  # 403: up, and asking for a key
+        log_path=work / "azurite.log",
+        healthy=lambda status: status in (200, 403),
     )
-    aws = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto.base_url,
-        "AWS_ALLOW_HTTP": "true",
-    }
-    boto3.client("s3", endpoint_url=moto.base_url, region_name="us-east-1").create_bucket(
-        Bucket=BUCKET
-    )
+    BlobServiceClient.from_connection_string(
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint={azurite.base_url}/{AZURITE_ACCOUNT};"
+    ).create_container(BUCKET)
+    endpoint = azurite.base_url
+    if store == "azure-capped":  # Cairn and its links reach Azurite through the relay
+        relay_port = free_port()
+        relay = [sys.executable, str(BENCH_DIR / "regbench" / "throttle.py")]
+        relay += [str(relay_port), str(port), str(CAPPED_MB_S)]
+        endpoint = start_server(
+            "throttle",
+            relay,
+            port=relay_port,
+            health_path=f"/{AZURITE_ACCOUNT}?comp=list",
+            log_path=work / "throttle.log",
+            healthy=lambda status: status in (200, 403),
+        ).base_url
+    env = {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURITE_BLOB_STORAGE_URL": endpoint}
+    return azurite, f"az://{BUCKET}/cairn", env
+
+
+def start(work: Path, store: str = "s3") -> tuple[Server, Server]:
+    """The store's emulator and a Cairn server keeping its artifacts there."""
+    bucket, uri, env = start_bucket(work, store)
     port = free_port()
     cmd = [str(BIN / "cairn"), "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--data-dir", str(work / "data"), "--artifacts-uri", f"s3://{BUCKET}/cairn"]
+    cmd += ["--data-dir", str(work / "data"), "--artifacts-uri", uri]
     cairn = start_server(
         "cairn",
         cmd,
         port=port,
         health_path="/ready",
         log_path=work / "cairn.log",
-        env={**server_env(), **aws},
+        env={**server_env(), **env},
     )
-    return moto, cairn
+    return bucket, cairn
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mib", type=int, default=256, help="size of the file pulled")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--stores", default=",".join(STORES), help="comma-separated; all by default")
     p.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     a = p.parse_args()
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    with tempfile.TemporaryDirectory(prefix="cairn-direct-pull-") as tmp:
-        work = Path(tmp)
-        try:
-            moto, cairn = start(work)
-            results = measure(work, moto, cairn, a.mib, a.reps)
-        finally:
-            stop_all()
+    results: dict[str, Results] = {}
+    for store in a.stores.split(","):
+        with tempfile.TemporaryDirectory(prefix="cairn-direct-pull-") as tmp:
+            work = Path(tmp)
+            try:
+                bucket, cairn = start(work, store)
+                results[store] = measure(work, bucket, cairn, a.mib, a.reps)
+            finally:
+                stop_all()
     assert not RUNNING
     text = report(results, a.mib, "".join(f" {x}" for x in sys.argv[1:]))
     print(text)
@@ -106,55 +176,65 @@ def main() -> None:
         splice(BENCH_DIR / "RESULTS.md", text, BEGIN, END)
 
 
-def measure(
-    work: Path, moto: Server, cairn: Server, mib: int, reps: int
-) -> dict[str, list[tuple[float, float, float]]]:
+def measure(work: Path, bucket: Server, cairn: Server, mib: int, reps: int) -> Results:
     src = work / "model"
     src.mkdir()
     (src / "weights.bin").write_bytes(os.urandom(mib << 20))
     sdk = HttpClient(cairn.base_url, token=BENCH_TOKEN)
     linked = sdk._direct_urls
-    results: dict[str, list[tuple[float, float, float]]] = {"direct": [], "through the server": []}
+    results: Results = {mode: [] for mode in MODES}
+    ranged_above = http_module.RANGED_ABOVE
     try:
         sdk.create_model("bench")
         sdk.push(src, name="bench")
         for rep in range(reps):
             for mode in results:
-                sdk._direct_urls = linked if mode == "direct" else lambda *_: {}  # type: ignore[method-assign]
+                direct = mode.startswith("direct")
+                sdk._direct_urls = linked if direct else lambda *_, **__: {}  # type: ignore[method-assign]
+                http_module.RANGED_ABOVE = ranged_above if "ranges" in mode else 1 << 62
                 out, cache = work / f"out-{mode}-{rep}", work / f"cache-{mode}-{rep}"
-                before = cpu_seconds(cairn), cpu_seconds(moto)
+                before = cpu_seconds(cairn), cpu_seconds(bucket)
                 t0 = time.perf_counter()
                 sdk.pull("models:/bench/1", out, cache_dir=cache)
                 seconds = time.perf_counter() - t0
                 results[mode].append(
-                    (seconds, cpu_seconds(cairn) - before[0], cpu_seconds(moto) - before[1])
+                    (seconds, cpu_seconds(cairn) - before[0], cpu_seconds(bucket) - before[1])
                 )
                 assert (out / "weights.bin").stat().st_size == mib << 20
     finally:
+        http_module.RANGED_ABOVE = ranged_above
         sdk.close()
     return results
 
 
-def report(results: dict[str, list[tuple[float, float, float]]], mib: int, args: str) -> str:
+def report(results: dict[str, Results], mib: int, args: str) -> str:
     lines = [
-        "## direct_pull: pulls from S3 (moto) straight from the bucket vs through the server",
+        "## direct_pull: pulls from S3 (moto) and Azure (Azurite), straight from the bucket"
+        " or through the server",
         "",
         f"- Command: `.venv/bin/python benchmarks/direct_pull.py{args}`",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; one file of {mib} MiB,"
         " SDK pull into a fresh cache each time, modes alternated; medians.",
-        "- The bucket is a moto server on 127.0.0.1 (objects in its memory, no network between"
-        " it and the client), not S3: the wall times are not a real bucket's. What carries over"
-        " is the Cairn server's CPU: with links the bytes do not pass through it.",
+        "- The buckets are emulators on 127.0.0.1 (objects in their memory), not S3 or Azure:"
+        " the wall times are not a real bucket's, whose one stream seldom passes ~100 MB/s"
+        " (what ranges at once are for). moto reads the whole object to answer any range, so"
+        " there ranges at once cost many times more; Azurite serves a range in proportion to"
+        " its size. The capped rows put Azurite behind a relay that lets each connection"
+        f" download at most {CAPPED_MB_S} MB/s (benchmarks/regbench/throttle.py): a model of"
+        " a remote bucket's one-stream limit, not a measurement of one. What carries over is"
+        " the Cairn server's CPU: with links the bytes do not pass through it.",
         "",
-        "| mode | runs | s | MB/s | Cairn server CPU s | moto CPU s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| store | mode | runs | s | MB/s | Cairn server CPU s | emulator CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for mode, runs in results.items():
-        s, cairn_cpu, moto_cpu = (statistics.median(r[i] for r in runs) for i in range(3))
-        mb = (mib << 20) / 1e6
-        lines.append(
-            f"| {mode} | {len(runs)} | {s:.2f} | {mb / s:.0f} | {cairn_cpu:.2f} | {moto_cpu:.2f} |"
-        )
+    mb = (mib << 20) / 1e6
+    for store, by_mode in results.items():
+        for mode, runs in by_mode.items():
+            s, cairn_cpu, bucket_cpu = (statistics.median(r[i] for r in runs) for i in range(3))
+            lines.append(
+                f"| {STORES[store]} | {mode} | {len(runs)} | {s:.2f} | {mb / s:.0f} |"
+                f" {cairn_cpu:.2f} | {bucket_cpu:.2f} |"
+            )
     return "\n".join(lines)
 
 

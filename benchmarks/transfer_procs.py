@@ -86,8 +86,10 @@ def start_server(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout_s: float = 90.0,
+    healthy: Callable[[int], bool] = lambda status: status == 200,
 ) -> Server:
-    """Start ``cmd`` in a new session and wait until ``GET health_path`` answers 200."""
+    """Start ``cmd`` in a new session and wait until ``GET health_path`` answers a status
+    ``healthy`` accepts (200)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -102,14 +104,16 @@ def start_server(
     server = Server(name, proc, f"http://127.0.0.1:{port}", log_path)
     RUNNING.append(server)
     try:
-        _wait_healthy(server, health_path, timeout_s)
+        _wait_healthy(server, health_path, timeout_s, healthy)
     except BaseException:
         server.stop()
         raise
     return server
 
 
-def _wait_healthy(server: Server, health_path: str, timeout_s: float) -> None:
+def _wait_healthy(
+    server: Server, health_path: str, timeout_s: float, healthy: Callable[[int], bool]
+) -> None:
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
@@ -118,7 +122,7 @@ def _wait_healthy(server: Server, health_path: str, timeout_s: float) -> None:
                     f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(server.base_url + health_path).status_code == 200:
+                if healthy(client.get(server.base_url + health_path).status_code):
                     return
             time.sleep(0.1)
     raise TimeoutError(f"{server.name} not healthy after {timeout_s:.0f} s:\n{server.log_tail()}")

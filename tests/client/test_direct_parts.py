@@ -1,24 +1,19 @@
 """Large pushes to S3 through presigned part URLs: several parts at once, a part that
 fails transiently sent again (and only it), expired links replaced by a fresh ticket.
 
-The parts go through a proxy on loopback that forwards to the moto server (a presigned
-URL signs the host, not the route to it) and can refuse, hang up or hold requests.
+The parts go through a proxy on loopback (``BucketProxy``) that forwards to the moto
+server and can refuse, hang up or hold requests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
 
-import httpx
 import pytest
 
 from cairn.client import http as http_client
@@ -28,63 +23,11 @@ from cairn.domain.models import VersionStatus
 from cairn.errors import CairnError
 from cairn.store.blobs.s3 import S3BlobStore
 
+from .conftest import BucketProxy, Policy
+
 MiB = 1 << 20
 SIZE = 4 * MiB + 5  # five parts of 1 MiB: offsets 0, 1, 2, 3 and 4 MiB
 StoreSdk = Callable[[str, str], AbstractContextManager[BaseClient]]
-Policy = Callable[[int, int, int], "int | str | None"]  # (generation, offset, attempt)
-
-
-class _Proxy:
-    """Forwards part PUTs to their real URL unless ``policy(generation, offset, attempt)``
-    answers a status (sent instead) or "reset" (the connection dropped, no answer)."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.attempts: Counter[int] = Counter()  # offset → requests
-        self.stored: Counter[int] = Counter()  # offset → forwarded and stored
-        self.in_flight = self.most_in_flight = 0
-        self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                query = parse_qs(urlsplit(self.path).query)
-                generation, offset = int(query["g"][0]), int(query["o"][0])
-                with proxy.lock:
-                    proxy.attempts[offset] += 1
-                    attempt = proxy.attempts[offset]
-                    proxy.in_flight += 1
-                    proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
-                try:
-                    verdict = proxy.policy(generation, offset, attempt)
-                    if verdict == "reset":
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                        self.close_connection = True
-                        return
-                    if verdict is None:
-                        real = httpx.put(query["u"][0], content=body)
-                        verdict = real.status_code
-                        if real.is_success:
-                            with proxy.lock:
-                                proxy.stored[offset] += 1
-                    self.send_response(int(verdict))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                finally:
-                    with proxy.lock:
-                        proxy.in_flight -= 1
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -95,33 +38,29 @@ def sdk(store_sdk: StoreSdk, s3_bucket: str) -> Iterator[HttpClient]:
 
 
 @pytest.fixture
-def through(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Policy], _Proxy]]:
-    """``through(policy)``: parts of 1 MiB, each link a hop through a ``_Proxy``; the
-    links of the n-th ticket carry generation n."""
+def through(
+    monkeypatch: pytest.MonkeyPatch, bucket_proxy: Callable[[Policy], BucketProxy]
+) -> Callable[[Policy], BucketProxy]:
+    """``through(policy)``: parts of 1 MiB, each link a hop through a ``BucketProxy``;
+    the links of the n-th ticket carry generation n."""
     monkeypatch.setattr(http_client, "RESUMABLE_ABOVE", 64 * 1024)
-    proxies: list[_Proxy] = []
     tickets = [0]
     real = S3BlobStore.presign_upload
 
-    def start(policy: Policy) -> _Proxy:
-        proxy = _Proxy(policy)
-        proxies.append(proxy)
+    def start(policy: Policy) -> BucketProxy:
+        proxy = bucket_proxy(policy)
 
         def presign(self: S3BlobStore, upload_id: str, expires_s: int, part_size: object = None):  # type: ignore[no-untyped-def]
             tickets[0] += 1
             return [
-                dataclasses.replace(
-                    p, url=f"{proxy.base}?g={tickets[0]}&o={p.offset}&u={quote(p.url, safe='')}"
-                )
+                dataclasses.replace(p, url=proxy.link(p.url, tickets[0], p.offset))
                 for p in real(self, upload_id, expires_s, MiB) or []
             ]
 
         monkeypatch.setattr(S3BlobStore, "presign_upload", presign)
         return proxy
 
-    yield start
-    for proxy in proxies:
-        proxy.close()
+    return start
 
 
 def _push(sdk: HttpClient, tmp_path: Path) -> tuple[bytes, BaseClient]:
@@ -142,7 +81,7 @@ OFFSETS = [0, MiB, 2 * MiB, 3 * MiB, 4 * MiB]
 
 
 def test_parts_travel_several_at_once(
-    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], _Proxy]
+    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], BucketProxy]
 ) -> None:
     arrived = threading.Condition()
     count = [0]
@@ -161,7 +100,7 @@ def test_parts_travel_several_at_once(
 
 
 def test_a_part_that_fails_transiently_is_sent_again_alone(
-    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], _Proxy]
+    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], BucketProxy]
 ) -> None:
     def flaky(_generation: int, offset: int, attempt: int) -> int | str | None:
         if offset == MiB and attempt == 1:
@@ -178,7 +117,7 @@ def test_a_part_that_fails_transiently_is_sent_again_alone(
 
 
 def test_expired_links_are_replaced_and_stored_parts_not_sent_again(
-    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], _Proxy]
+    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], BucketProxy]
 ) -> None:
     def expire_first_ticket(generation: int, offset: int, _attempt: int) -> int | None:
         return 403 if generation == 1 and offset != 0 else None
@@ -191,7 +130,7 @@ def test_expired_links_are_replaced_and_stored_parts_not_sent_again(
 
 
 def test_a_part_refused_for_good_fails_the_push_and_nothing_is_ready(
-    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], _Proxy]
+    sdk: HttpClient, tmp_path: Path, through: Callable[[Policy], BucketProxy]
 ) -> None:
     proxy = through(lambda _g, offset, _a: 400 if offset == 2 * MiB else None)
     with pytest.raises(CairnError, match="refused the part at 2097152"):

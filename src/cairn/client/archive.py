@@ -51,7 +51,7 @@ from cairn.domain.codec import (
     version_from_json,
     version_to_json,
 )
-from cairn.domain.models import ModelVersion, RegisteredModel, VersionStatus
+from cairn.domain.models import FileEntry, ModelVersion, RegisteredModel, VersionStatus
 from cairn.errors import CairnError, InvalidParameter
 
 FORMAT = "cairn-export"
@@ -226,9 +226,9 @@ def _export_files(
     for entry in todo:
 
         def fetch(
-            start: int, path: str = entry.path, link: str | None = links.get(entry.digest)
+            start: int, file: FileEntry = entry, link: str | None = links.get(entry.digest)
         ) -> Iterator[bytes]:
-            return client._fetch(version.name, version.version, path, start, link)
+            return client._fetch(version.name, version.version, file, start, link)
 
         try:
             stored = blobs.fill(entry, fetch, reporter.progress)

@@ -485,7 +485,7 @@ class BaseClient(abc.ABC):
         self,
         name: str,
         version: int,
-        path: str,
+        file: FileEntry,
         start: int,
         direct: str | None = None,
         *,

@@ -21,6 +21,7 @@ from cairn.client.base import BaseClient
 from cairn.client.direct_parts import send_parts
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
+from cairn.client.ranged import RANGED_ABOVE, ranged_get
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
@@ -429,7 +430,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         self,
         name: str,
         version: int,
-        path: str,
+        file: FileEntry,
         start: int,
         direct: str | None = None,
         *,
@@ -439,11 +440,11 @@ class HttpClient(GovernanceCalls, BaseClient):
         does any download); from the server when there is none, or for whatever the link
         did not deliver (expired, refused, cut off)."""
         if direct is not None:
-            came = yield from self._fetch_direct(direct, start)
+            came = yield from self._fetch_direct(direct, start, file.size)
             if came is None:
                 return  # the link delivered it all
             start += came
-        url = f"/api/v1/models/{seg(name)}/versions/{version}/files/{quote(path)}"
+        url = f"/api/v1/models/{seg(name)}/versions/{version}/files/{quote(file.path)}"
         headers = {"Range": f"bytes={start}-"} if start else {}
         params = _overriding(override)
         with self._http.stream("GET", url, headers=headers, params=params) as response:
@@ -452,9 +453,13 @@ class HttpClient(GovernanceCalls, BaseClient):
                 self._decode(response)
             yield from response.iter_bytes()  # as received: the cache batches its writes
 
-    def _fetch_direct(self, url: str, start: int) -> Generator[bytes, None, int | None]:
-        """Bytes from ``start`` through a presigned link: None once it delivered all of
-        them, else how many came before it failed. No Cairn credentials go with it."""
+    def _fetch_direct(self, url: str, start: int, size: int) -> Generator[bytes, None, int | None]:
+        """Bytes from ``start`` through a presigned link, several ranges at once for a
+        large rest: None once it delivered all of them, else how many came before it
+        failed. No Cairn credentials go with it."""
+        if size - start > RANGED_ABOVE:
+            came = yield from ranged_get(self._bucket(), url, start, size)
+            return None if start + came == size else came
         came = 0
         headers = {"Range": f"bytes={start}-"} if start else {}
         try:

@@ -589,14 +589,14 @@ class LocalClient(BaseClient):
         self,
         name: str,
         version: int,
-        path: str,
+        file: FileEntry,
         start: int,
         direct: str | None = None,
         *,
         override: bool = False,
     ) -> Iterator[bytes]:
         return self._service.open_file(
-            self._actor, name, version, path, start=start, override_quarantine=override
+            self._actor, name, version, file.path, start=start, override_quarantine=override
         ).chunks
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:

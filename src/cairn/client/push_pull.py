@@ -119,7 +119,7 @@ def pull(
                 client._fetch(
                     version.name,
                     version.version,
-                    entry.path,
+                    entry,
                     start,
                     urls.get(entry.digest),
                     override=override,
