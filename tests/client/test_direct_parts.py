@@ -13,7 +13,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from cairn.client import http as http_client
@@ -142,3 +144,52 @@ def test_a_part_refused_for_good_fails_the_push_and_nothing_is_ready(
     again = sdk.push(tmp_path / "src", name="m")
     assert again.status is VersionStatus.READY
     assert proxy.stored[0] == 1
+
+
+def test_a_completion_whose_answer_was_lost_is_not_sent_again_in_vain(
+    sdk: HttpClient,
+    tmp_path: Path,
+    through: Callable[[Policy], BucketProxy],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server verified and recorded the blob, but the answer never came back (a proxy's
+    timeout, a reset): the retry finds the upload gone, and the version no longer lacks
+    the blob, so the push goes on."""
+    through(lambda _g, _o, _a: None)
+    real = sdk._http.request
+    completes: list[int] = []
+
+    def answer_lost_once(method: str, url: object, **kwargs: Any) -> httpx.Response:
+        response = real(method, url, **kwargs)  # type: ignore[arg-type]
+        if str(url).endswith("/complete"):
+            completes.append(response.status_code)
+            if len(completes) == 1:
+                raise httpx.ReadError("connection reset before the answer")
+        return response
+
+    monkeypatch.setattr(sdk._http, "request", answer_lost_once)
+    data, _ = _push(sdk, tmp_path)
+    assert completes == [200, 404]  # done the first time; gone the second
+    assert sdk.get_version("m", 1).status is VersionStatus.READY
+    assert _pulled(sdk, tmp_path) == data
+
+
+def test_a_completion_is_awaited_as_long_as_verifying_the_file_may_take(
+    sdk: HttpClient,
+    tmp_path: Path,
+    through: Callable[[Policy], BucketProxy],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    through(lambda _g, _o, _a: None)
+    real = sdk._http.request
+    waits: list[float | None] = []
+
+    def recording(method: str, url: object, **kwargs: Any) -> httpx.Response:
+        if str(url).endswith("/complete"):
+            waits.append(kwargs["extensions"]["timeout"]["read"])
+        return real(method, url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sdk._http, "request", recording)
+    monkeypatch.setattr(http_client, "COMPLETE_MIN_RATE", 1_000)  # bytes/s
+    _push(sdk, tmp_path)
+    assert waits == [SIZE / 1_000]  # over an hour for this file at that rate

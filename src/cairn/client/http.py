@@ -47,9 +47,10 @@ from cairn.domain.models import (
 )
 from cairn.domain.progress import Progress
 from cairn.domain.uris import parse_version_number
-from cairn.errors import Conflict, DataCorrupted, PayloadTooLarge, Unavailable
+from cairn.errors import Conflict, DataCorrupted, NotFound, PayloadTooLarge, Unavailable
 
 RESUMABLE_ABOVE = 64 << 20  # bigger files go through resumable uploads
+COMPLETE_MIN_RATE = 20e6  # bytes/s: the slowest a server may verify an upload at ``complete``
 
 
 def _page_params(
@@ -393,7 +394,21 @@ class HttpClient(GovernanceCalls, BaseClient):
                     raise Unavailable(f"upload of {entry.path!r} keeps failing: {exc}") from exc
                 time.sleep(0.2 * attempts)
                 offset = settle(int(self._request("GET", f"/uploads/{seg(upload_id)}")["offset"]))
-        self._request("POST", f"/uploads/{seg(upload_id)}/complete")
+        self._complete(name, version, upload_id, entry)
+
+    def _complete(self, name: str, version: int, upload_id: str, entry: FileEntry) -> None:
+        """Complete an upload. The server reads every byte before it answers (minutes for
+        tens of GB on an object store), so the answer is awaited as long as reading at
+        ``COMPLETE_MIN_RATE`` would take. An upload found gone was completed by an earlier
+        attempt whose answer was lost, or by another push of the same file to this model
+        (they share it): fine if the version no longer lacks the blob."""
+        wait = httpx.Timeout(self._timeout, read=max(self._timeout, entry.size / COMPLETE_MIN_RATE))
+        try:
+            self._request("POST", f"/uploads/{seg(upload_id)}/complete", timeout=wait)
+        except NotFound:
+            missing = self._request("GET", f"/models/{seg(name)}/versions/{version}/missing")
+            if entry.digest in missing:
+                raise
 
     def _fetch_many(
         self, name: str, version: int, entries: Sequence[FileEntry], *, override: bool = False

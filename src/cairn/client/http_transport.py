@@ -76,10 +76,12 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
         content: Callable[[], Iterable[bytes]] | None = None,
         attempts: int = MAX_ATTEMPTS,
+        timeout: httpx.Timeout | None = None,
     ) -> Any:
         """One API call, retried on transient failures; ``content`` makes a fresh body.
 
         ``attempts=1`` for calls a retry must not repeat (a second token nobody would see).
+        ``timeout``: this call's, instead of the client's.
         """
         url = "/api/v1" + path
         query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
@@ -93,6 +95,9 @@ class HttpTransport:
                     params=query,
                     headers=headers,
                     content=None if content is None else content(),
+                    # as the request's extension, which every httpx client honours (a
+                    # ``timeout=`` argument is refused by Starlette's TestClient)
+                    extensions=None if timeout is None else {"timeout": timeout.as_dict()},
                 )
             except httpx.TransportError as exc:
                 if attempt == attempts:
