@@ -59,6 +59,15 @@ def store_sdk(tmp_path: Path, db_url: str, admin_headers: dict[str, str]) -> Sto
     return sdk
 
 
+@pytest.fixture
+def s3_http_sdk(store_sdk: StoreSdk, s3_bucket: str) -> Iterator[HttpClient]:
+    """The HTTP SDK of a registry on S3 (moto): presigned links are the HTTP client's;
+    the local one reads the store itself."""
+    with store_sdk("http", f"s3://{s3_bucket}/cairn") as sdk:
+        assert isinstance(sdk, HttpClient)
+        yield sdk
+
+
 Policy = Callable[[int, int, int], "int | str | None"]  # (generation, offset, attempt)
 
 

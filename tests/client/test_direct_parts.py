@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,11 @@ from .conftest import BucketProxy, Policy
 
 MiB = 1 << 20
 SIZE = 4 * MiB + 5  # five parts of 1 MiB: offsets 0, 1, 2, 3 and 4 MiB
-StoreSdk = Callable[[str, str], AbstractContextManager[BaseClient]]
 
 
 @pytest.fixture
-def sdk(store_sdk: StoreSdk, s3_bucket: str) -> Iterator[HttpClient]:
-    with store_sdk("http", f"s3://{s3_bucket}/cairn") as client:
-        assert isinstance(client, HttpClient)
-        yield client
+def sdk(s3_http_sdk: HttpClient) -> HttpClient:
+    return s3_http_sdk
 
 
 @pytest.fixture

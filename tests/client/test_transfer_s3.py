@@ -42,11 +42,8 @@ def s3_client_sdk(
 
 
 @pytest.fixture
-def http_sdk(store_sdk: StoreSdk, s3_bucket: str) -> Iterator[HttpClient]:
-    """Direct links are the HTTP client's: the local one reads the store itself."""
-    with store_sdk("http", f"s3://{s3_bucket}/cairn") as sdk:
-        assert isinstance(sdk, HttpClient)
-        yield sdk
+def http_sdk(s3_http_sdk: HttpClient) -> HttpClient:
+    return s3_http_sdk
 
 
 def test_push_pull_on_s3(
