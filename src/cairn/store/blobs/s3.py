@@ -42,8 +42,11 @@ Every obstore call sits inside ``obstore_errors``, which translates its exceptio
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from time import time
@@ -75,6 +78,8 @@ from cairn.store.blobs.pump import Pump
 MiB = 1 << 20
 _MAX_PARTS = 9_000  # S3 allows 10,000 parts per multipart upload; keep a margin
 _MAX_PRESIGNED_PART = 5 << 30  # largest single PUT S3 accepts
+READ_SEGMENT = 8 * MiB  # staged parts are read back in ranges of this size,
+READ_STREAMS = 4  # this many at once
 
 SignableStore = S3Store | GCSStore | AzureStore
 
@@ -396,12 +401,33 @@ class S3BlobStore:
                 ) from None
 
     def _read_parts(self, upload_id: str, chain: list[tuple[int, int]]) -> Iterator[bytes]:
+        """The staged bytes in order, read ``READ_STREAMS`` ranges of ``READ_SEGMENT`` at a
+        time: one stream from a remote bucket is slower than the hashing, and ``complete``
+        reads every byte of an upload that may be tens of GB."""
         not_found = f"upload {upload_id} lost a part while being read; it was aborted or purged"
-        for offset, _ in chain:
-            key = layout.upload_part_key(upload_id, offset)
+
+        def read(key: str, start: int, end: int) -> Any:
             with obstore_errors(not_found):
-                result = obstore.get(self._store, key)
-            yield from translated_stream(result.stream(self._read_chunk_size), not_found)
+                return obstore.get_range(self._store, key, start=start, end=end)
+
+        spans = (
+            (layout.upload_part_key(upload_id, offset), start, min(start + READ_SEGMENT, size))
+            for offset, size in chain
+            for start in range(0, size, READ_SEGMENT)
+        )
+        with ThreadPoolExecutor(READ_STREAMS, "cairn-s3-read") as pool:
+            queued: deque[Future[Any]] = deque()
+            try:
+                for span in itertools.islice(spans, READ_STREAMS):
+                    queued.append(pool.submit(read, *span))
+                while queued:
+                    data = queued.popleft().result()
+                    if (following := next(spans, None)) is not None:
+                        queued.append(pool.submit(read, *following))
+                    yield data
+            finally:
+                for pending in queued:
+                    pending.cancel()
 
     def _remove_upload(self, upload_id: str) -> int:
         """Delete everything under the upload's prefix; returns how many objects."""
