@@ -12,7 +12,8 @@ the SDK into a fresh cache, alternating three ways, ``--reps`` times each:
 
 * ``direct, ranges at once``: the SDK as shipped, ``POST …/urls`` and then presigned
   GETs from the bucket, 8 MiB ranges four at a time;
-* ``direct, one stream``: the same link read by one GET (the SDK before session 27);
+* ``direct, one stream``: the same link read by one GET (``CAIRN_LINK_STREAMS=1``; the
+  SDK before session 27);
 * ``through the server``: the SDK without links, ``GET …/files/{path}``, the server
   reading the bucket and hashing as it streams.
 
@@ -44,7 +45,6 @@ from regbench.auth import BENCH_TOKEN, server_env
 from regbench.report import splice
 from transfer_procs import RUNNING, Server, free_port, process_tree, start_server, stop_all
 
-from cairn.client import http as http_module
 from cairn.client.http import HttpClient
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -183,7 +183,6 @@ def measure(work: Path, bucket: Server, cairn: Server, mib: int, reps: int) -> R
     sdk = HttpClient(cairn.base_url, token=BENCH_TOKEN)
     linked = sdk._direct_urls
     results: Results = {mode: [] for mode in MODES}
-    ranged_above = http_module.RANGED_ABOVE
     try:
         sdk.create_model("bench")
         sdk.push(src, name="bench")
@@ -191,7 +190,7 @@ def measure(work: Path, bucket: Server, cairn: Server, mib: int, reps: int) -> R
             for mode in results:
                 direct = mode.startswith("direct")
                 sdk._direct_urls = linked if direct else lambda *_, **__: {}  # type: ignore[method-assign]
-                http_module.RANGED_ABOVE = ranged_above if "ranges" in mode else 1 << 62
+                os.environ["CAIRN_LINK_STREAMS"] = "4" if "ranges" in mode else "1"
                 out, cache = work / f"out-{mode}-{rep}", work / f"cache-{mode}-{rep}"
                 before = cpu_seconds(cairn), cpu_seconds(bucket)
                 t0 = time.perf_counter()
@@ -202,7 +201,7 @@ def measure(work: Path, bucket: Server, cairn: Server, mib: int, reps: int) -> R
                 )
                 assert (out / "weights.bin").stat().st_size == mib << 20
     finally:
-        http_module.RANGED_ABOVE = ranged_above
+        os.environ.pop("CAIRN_LINK_STREAMS", None)
         sdk.close()
     return results
 

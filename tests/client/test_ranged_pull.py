@@ -19,7 +19,7 @@ from cairn.client import http as http_client
 from cairn.client import ranged
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
-from cairn.errors import DataCorrupted
+from cairn.errors import DataCorrupted, InvalidParameter
 from cairn.service.downloads import DownloadsService
 from cairn.store.blobs.s3 import S3BlobStore
 
@@ -165,5 +165,34 @@ def test_ranges_are_checked_against_the_digest(
 
     monkeypatch.setattr(ranged, "_segment", tampered)
     with pytest.raises(DataCorrupted, match="do not match"):
+        _pulled(sdk, tmp_path)
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_one_stream_when_the_environment_asks(
+    sdk: HttpClient,
+    pushed: bytes,
+    tmp_path: Path,
+    through: Callable[[Policy], BucketProxy],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = through(lambda _g, _o, _a: None)
+    monkeypatch.setenv("CAIRN_LINK_STREAMS", "1")
+    assert _pulled(sdk, tmp_path) == pushed
+    assert proxy.attempts == {0: 1}  # one GET of the whole file
+
+
+@pytest.mark.parametrize("value", ["0", "many", "33", "-1"])
+def test_a_bad_stream_count_is_a_clear_error(
+    sdk: HttpClient,
+    pushed: bytes,
+    tmp_path: Path,
+    through: Callable[[Policy], BucketProxy],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    through(lambda _g, _o, _a: None)
+    monkeypatch.setenv("CAIRN_LINK_STREAMS", value)
+    with pytest.raises(InvalidParameter, match="CAIRN_LINK_STREAMS must be a whole number"):
         _pulled(sdk, tmp_path)
     assert not any((tmp_path / "out").iterdir())

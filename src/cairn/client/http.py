@@ -21,7 +21,7 @@ from cairn.client.base import BaseClient
 from cairn.client.direct_parts import send_parts
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import MAX_ATTEMPTS, seg
-from cairn.client.ranged import RANGED_ABOVE, ranged_get
+from cairn.client.ranged import RANGED_ABOVE, link_streams, ranged_get
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.blob_batch import MEDIA_TYPE, frames, parse_frames
@@ -472,8 +472,8 @@ class HttpClient(GovernanceCalls, BaseClient):
         """Bytes from ``start`` through a presigned link, several ranges at once for a
         large rest: None once it delivered all of them, else how many came before it
         failed. No Cairn credentials go with it."""
-        if size - start > RANGED_ABOVE:
-            came = yield from ranged_get(self._bucket(), url, start, size)
+        if size - start > RANGED_ABOVE and (streams := link_streams()) > 1:
+            came = yield from ranged_get(self._bucket(), url, start, size, streams)
             return None if start + came == size else came
         came = 0
         headers = {"Range": f"bytes={start}-"} if start else {}

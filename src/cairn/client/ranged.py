@@ -4,7 +4,7 @@ in order. Imports only ``errors`` and httpx.
 One TCP stream from S3 or Azure seldom carries more than ~100 MB/s; the stores serve
 ranges of one object in parallel. The consumer (the cache, which writes and hashes) sees
 one ordered stream, so resuming and verifying work as for a single GET. Memory stays at
-``STREAMS`` segments in flight and the one being handed on.
+``link_streams()`` segments in flight and the one being handed on.
 
 A segment that fails transiently (reset, 408, 429, 5xx) is fetched again; one that fails
 for good (an expired link: 403) ends the stream there, and the caller fetches the rest
@@ -13,6 +13,7 @@ another way.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Generator
@@ -20,11 +21,28 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 
+from cairn.errors import InvalidParameter
+
 SEGMENT = 8 << 20
-STREAMS = 4
+STREAMS = 4  # unless CAIRN_LINK_STREAMS says otherwise
+MAX_STREAMS = 32
 RANGED_ABOVE = 64 << 20  # smaller objects come in one GET (as uploads: parts above 64 MiB)
 MAX_ATTEMPTS = 3
 TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def link_streams() -> int:
+    """How many ranges of one link to fetch at once: ``CAIRN_LINK_STREAMS`` or ``STREAMS``.
+    1 reads each link as one GET (a bucket on the same machine or LAN gains nothing from
+    more, and an emulator may lose)."""
+    raw = os.environ.get("CAIRN_LINK_STREAMS", "").strip()
+    if not raw:
+        return STREAMS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_STREAMS:
+        raise InvalidParameter(
+            f"CAIRN_LINK_STREAMS must be a whole number from 1 to {MAX_STREAMS}, not {raw!r}"
+        )
+    return int(raw)
 
 
 class _Refused(Exception):
@@ -36,21 +54,23 @@ def ranged_get(
     url: str,
     start: int,
     end: int,
+    streams: int,
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Generator[bytes, None, int]:
-    """Bytes ``[start, end)`` of ``url`` in order; returns how many were delivered (all of
-    them, or those before a segment that could not be had)."""
+    """Bytes ``[start, end)`` of ``url`` in order, ``streams`` ranges at a time; returns
+    how many were delivered (all of them, or those before a segment that could not be
+    had)."""
     spans = iter([(o, min(o + SEGMENT, end)) for o in range(start, end, SEGMENT)])
     came = 0
-    with ThreadPoolExecutor(STREAMS, "cairn-range") as pool:
+    with ThreadPoolExecutor(streams, "cairn-range") as pool:
         queued: deque[Future[bytes]] = deque()
 
         def more() -> None:
             if (span := next(spans, None)) is not None:
                 queued.append(pool.submit(_segment, bucket, url, *span, sleep))
 
-        for _ in range(STREAMS):
+        for _ in range(streams):
             more()
         try:
             while queued:
