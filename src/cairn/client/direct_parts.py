@@ -1,5 +1,5 @@
 """Send a large file straight to the object store, through the presigned part URLs of its
-upload ticket. Imports only ``domain``, ``errors`` and httpx.
+upload ticket.
 
 * Several parts travel at once (``PART_WORKERS``): one TCP stream to S3 or Azure seldom
   carries more than ~100 MB/s, and the store takes parts in any order.
@@ -24,13 +24,13 @@ from typing import Any
 
 import httpx
 
+from cairn.client.http_transport import STORE_RETRY_STATUSES
 from cairn.client.transfer import CHUNK
 from cairn.domain.progress import Progress
 from cairn.errors import CairnError, Unavailable
 
 PART_WORKERS = 4
 MAX_ATTEMPTS = 5
-TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 EXPIRED = frozenset({401, 403})  # an expired or revoked signature
 Part = Mapping[str, Any]  # a ticket's part: offset, length, url, method, headers
 
@@ -45,8 +45,6 @@ def send_parts(
     parts: Sequence[Part],
     progress: Progress,
     fresh_parts: Callable[[], Sequence[Part]],
-    *,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """PUT ``parts`` of ``source``, ``PART_WORKERS`` at once; ``fresh_parts()`` asks the
     server for the upload's current links when some have expired."""
@@ -55,7 +53,7 @@ def send_parts(
         todo = [p for p in parts if _span(p) not in done]
         if not todo:
             return
-        expired = _send_round(bucket, source, todo, progress, done, sleep)
+        expired = _send_round(bucket, source, todo, progress, done)
         if not expired:
             return
         parts = fresh_parts()
@@ -68,13 +66,12 @@ def _send_round(
     parts: Sequence[Part],
     progress: Progress,
     done: set[tuple[int, int]],
-    sleep: Callable[[float], None],
 ) -> bool:
     """Send ``parts``, adding each stored one to ``done``; True if any link had expired."""
 
     def send(part: Part) -> bool:
         try:
-            _send_part(bucket, source, part, progress, sleep)
+            _send_part(bucket, source, part, progress)
         except _Expired:
             return True
         done.add(_span(part))
@@ -84,13 +81,7 @@ def _send_round(
         return any(list(pool.map(send, parts)))
 
 
-def _send_part(
-    bucket: httpx.Client,
-    source: Path,
-    part: Part,
-    progress: Progress,
-    sleep: Callable[[float], None],
-) -> None:
+def _send_part(bucket: httpx.Client, source: Path, part: Part, progress: Progress) -> None:
     offset, length = _span(part)
     headers = {**dict(part.get("headers") or {}), "Content-Length": str(length)}
     delay = 0.2
@@ -111,7 +102,7 @@ def _send_part(
             if response.status_code in EXPIRED:
                 progress.advance(-sent[0])
                 raise _Expired
-            if response.status_code not in TRANSIENT:
+            if response.status_code not in STORE_RETRY_STATUSES:
                 raise CairnError(
                     f"object store refused the part at {offset} of {source.name!r}: "
                     f"HTTP {response.status_code} {response.text[:200]}"
@@ -122,7 +113,7 @@ def _send_part(
             raise Unavailable(
                 f"the part at {offset} of {source.name!r} failed {attempt} times: {failure}"
             )
-        sleep(delay)
+        time.sleep(delay)
         delay = min(delay * 2, 5.0)
 
 

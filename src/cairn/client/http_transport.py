@@ -15,6 +15,8 @@ import httpx
 from cairn.errors import CairnError, Unavailable, error_from_response
 
 RETRY_STATUSES = {502, 503, 504}
+# an object store's answers worth another try (S3 asks for them on SlowDown, InternalError)
+STORE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5
 
 

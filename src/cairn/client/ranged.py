@@ -1,5 +1,5 @@
 """Download a large object through a presigned link as several ranges at once, handed on
-in order. Imports only ``errors`` and httpx.
+in order.
 
 One TCP stream from S3 or Azure seldom carries more than ~100 MB/s; the stores serve
 ranges of one object in parallel. The consumer (the cache, which writes and hashes) sees
@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 
+from cairn.client.http_transport import STORE_RETRY_STATUSES
 from cairn.errors import InvalidParameter
 
 SEGMENT = 8 << 20
@@ -28,7 +29,6 @@ STREAMS = 4  # unless CAIRN_LINK_STREAMS says otherwise
 MAX_STREAMS = 32
 RANGED_ABOVE = 64 << 20  # smaller objects come in one GET (as uploads: parts above 64 MiB)
 MAX_ATTEMPTS = 3
-TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def link_streams() -> int:
@@ -55,8 +55,6 @@ def ranged_get(
     start: int,
     end: int,
     streams: int,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Generator[bytes, None, int]:
     """Bytes ``[start, end)`` of ``url`` in order, ``streams`` ranges at a time; returns
     how many were delivered (all of them, or those before a segment that could not be
@@ -68,7 +66,7 @@ def ranged_get(
 
         def more() -> None:
             if (span := next(spans, None)) is not None:
-                queued.append(pool.submit(_segment, bucket, url, *span, sleep))
+                queued.append(pool.submit(_segment, bucket, url, *span))
 
         for _ in range(streams):
             more()
@@ -88,9 +86,7 @@ def ranged_get(
     return came
 
 
-def _segment(
-    bucket: httpx.Client, url: str, first: int, stop: int, sleep: Callable[[float], None]
-) -> bytes:
+def _segment(bucket: httpx.Client, url: str, first: int, stop: int) -> bytes:
     headers = {"Range": f"bytes={first}-{stop - 1}"}
     delay = 0.2
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -104,8 +100,8 @@ def _segment(
                 if response.headers.get("content-range", "").startswith(f"bytes {first}-"):
                     return response.content
                 raise _Refused  # another range than the one asked for
-            if response.status_code not in TRANSIENT or attempt == MAX_ATTEMPTS:
+            if response.status_code not in STORE_RETRY_STATUSES or attempt == MAX_ATTEMPTS:
                 raise _Refused
-        sleep(delay)
+        time.sleep(delay)
         delay *= 2
     raise _Refused  # pragma: no cover
