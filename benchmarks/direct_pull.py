@@ -37,7 +37,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import boto3
 from azure.storage.blob import BlobServiceClient
@@ -47,6 +49,7 @@ from transfer_procs import RUNNING, Server, free_port, process_tree, start_serve
 
 from cairn.client.http import HttpClient
 
+T = TypeVar("T")
 BENCH_DIR = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 BEGIN = "<!-- direct-pull:begin (written by benchmarks/direct_pull.py) -->"
@@ -152,6 +155,22 @@ def start(work: Path, store: str = "s3") -> tuple[Server, Server]:
     return bucket, cairn
 
 
+def per_store(stores: str, measure: Callable[[Path, Server, Server], T]) -> dict[str, T]:
+    """``measure(work, bucket, cairn)`` for each store of the comma-separated ``stores``,
+    each with its emulator and Cairn server started in a fresh folder and stopped after."""
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    results: dict[str, T] = {}
+    for store in stores.split(","):
+        with tempfile.TemporaryDirectory(prefix=f"cairn-bench-{store}-") as tmp:
+            work = Path(tmp)
+            try:
+                results[store] = measure(work, *start(work, store))
+            finally:
+                stop_all()
+    assert not RUNNING
+    return results
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mib", type=int, default=256, help="size of the file pulled")
@@ -159,17 +178,7 @@ def main() -> None:
     p.add_argument("--stores", default=",".join(STORES), help="comma-separated; all by default")
     p.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     a = p.parse_args()
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    results: dict[str, Results] = {}
-    for store in a.stores.split(","):
-        with tempfile.TemporaryDirectory(prefix="cairn-direct-pull-") as tmp:
-            work = Path(tmp)
-            try:
-                bucket, cairn = start(work, store)
-                results[store] = measure(work, bucket, cairn, a.mib, a.reps)
-            finally:
-                stop_all()
-    assert not RUNNING
+    results = per_store(a.stores, lambda *servers: measure(*servers, a.mib, a.reps))
     text = report(results, a.mib, "".join(f" {x}" for x in sys.argv[1:]))
     print(text)
     if not a.no_write:

@@ -23,16 +23,15 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from direct_pull import STORES, cpu_seconds, start
+from direct_pull import STORES, cpu_seconds, per_store
 from regbench.auth import BENCH_TOKEN
 from regbench.report import splice
-from transfer_procs import RUNNING, Server, stop_all
+from transfer_procs import Server
 
 from cairn.client import direct_parts
 from cairn.client import http as http_module
@@ -52,17 +51,7 @@ def main() -> None:
     p.add_argument("--stores", default=",".join(STORES), help="as in direct_pull.py")
     p.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     a = p.parse_args()
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    results: dict[str, dict[str, list[Row]]] = {}
-    for store in a.stores.split(","):
-        with tempfile.TemporaryDirectory(prefix="cairn-direct-push-") as tmp:
-            work = Path(tmp)
-            try:
-                bucket, cairn = start(work, store)
-                results[store] = measure(work, bucket, cairn, a.mib, a.reps)
-            finally:
-                stop_all()
-    assert not RUNNING
+    results = per_store(a.stores, lambda *servers: measure(*servers, a.mib, a.reps))
     text = report(results, a.mib, "".join(f" {x}" for x in sys.argv[1:]))
     print(text)
     if not a.no_write:
