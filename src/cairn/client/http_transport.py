@@ -1,5 +1,6 @@
 """The SDK's HTTP transport: one API call, retried on transient failures, its answer
-decoded or its error raised as Cairn's. Imports only ``errors`` and httpx."""
+decoded or its error raised as Cairn's. Imports only ``errors``, httpx and how its
+connections move bytes (``connections``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from cairn.client.connections import transport
 from cairn.errors import CairnError, Unavailable, error_from_response
 
 RETRY_STATUSES = {502, 503, 504}
@@ -45,7 +47,9 @@ class HttpTransport:
             self._http.headers.update(headers)
             self._owns_http = False
         else:
-            self._http = httpx.Client(base_url=self.uri, headers=headers, timeout=timeout)
+            self._http = httpx.Client(
+                base_url=self.uri, headers=headers, timeout=timeout, transport=transport()
+            )
             self._owns_http = True
         self._timeout = timeout
         self._object_store: httpx.Client | None = None  # for presigned links, made on use
@@ -64,7 +68,7 @@ class HttpTransport:
         with self._object_store_guard:
             if self._object_store is None:
                 timeout = httpx.Timeout(self._timeout, write=None)
-                self._object_store = httpx.Client(timeout=timeout)
+                self._object_store = httpx.Client(timeout=timeout, transport=transport())
             return self._object_store
 
     # -- transport ---------------------------------------------------------------------
