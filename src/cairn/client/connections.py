@@ -6,10 +6,12 @@ lets each socket read take up to ``READ_SIZE`` (1 MiB) of what has arrived (``re
 returns what the kernel holds; it never waits to fill the size). Sends need nothing: the
 SDK's body chunks are 1 MiB already.
 
-A 1 GiB pull through the SDK from a local server on tmpfs took 2.5-2.9 s with 64 KiB
-reads and 1.8-2.0 s with 1 MiB ones (four alternating rounds on a 2-core machine); a
-plain loopback GET through httpx went from ~800 to ~1,300 MB/s (curl: ~1,700). Pushes
-did not change.
+On a 2-core machine a plain loopback GET through httpx went from ~800 to ~1,300 MB/s
+(curl: ~1,700), and a 1 GiB pull through the SDK from a local server with its data on
+tmpfs took 1.8-2.0 s instead of 2.5-2.9 (four alternating rounds). With the data on disk
+and the pulled files fsynced (``benchmarks/transfer.py``, the old and new client in
+turn, twice), 20 x 50 MB took 2.56-2.58 s instead of 2.96-3.41, and 1 GiB did not change
+(2.80-3.32 s against 2.78-3.18): the disk bounds it there. Pushes did not change.
 
 httpx takes no network backend, so ``transport()`` puts one into the connection pool of
 an ordinary ``httpx.HTTPTransport``, through its private ``_pool``. If a release of httpx
