@@ -2,16 +2,18 @@
 
 httpcore, under httpx, reads a response 64 KiB at a time, and every read climbs back up
 through httpcore's and h11's Python layers: 16,000 trips for a GiB of model. ``WideReads``
-lets each socket read take up to ``READ_SIZE`` (1 MiB) of what has arrived (``recv``
-returns what the kernel holds; it never waits to fill the size). Sends need nothing: the
-SDK's body chunks are 1 MiB already.
+lets a read of a plain connection take up to ``READ_SIZE`` (1 MiB) of what has arrived
+while data keeps arriving faster than it is read (``recv`` returns what the kernel holds;
+it never waits to fill the size). Sends need nothing: the SDK's body chunks are 1 MiB
+already. HTTPS is left alone: a TLS socket hands out one 16 KiB record per read whatever
+the size asked, and asking 1 MiB for each made a loopback HTTPS download half as fast
+(Python allocates the size asked, then shrinks it).
 
-On a 2-core machine a plain loopback GET through httpx went from ~800 to ~1,300 MB/s
-(curl: ~1,700), and a 1 GiB pull through the SDK from a local server with its data on
-tmpfs took 1.8-2.0 s instead of 2.5-2.9 (four alternating rounds). With the data on disk
-and the pulled files fsynced (``benchmarks/transfer.py``, the old and new client in
-turn, twice), 20 x 50 MB took 2.56-2.58 s instead of 2.96-3.41, and 1 GiB did not change
-(2.80-3.32 s against 2.78-3.18): the disk bounds it there. Pushes did not change.
+On a 2-core VM a plain loopback GET through httpx went from 680-740 to 720-1,030 MB/s
+(median of six ~720 against ~915; curl ~1,600). Pulls through the SDK from a local
+server (``benchmarks/transfer.py --only cairn-sdk``, data on disk and the pulled files
+fsynced, the old and new client in turn, twice, three runs each): 1 GiB in 2.53-2.61 s
+instead of 2.91-2.97, 20 x 50 MB in 2.39-2.54 s instead of 3.15. Pushes did not change.
 
 httpx takes no network backend, so ``transport()`` puts one into the connection pool of
 an ordinary ``httpx.HTTPTransport``, through its private ``_pool``. If a release of httpx
@@ -30,13 +32,23 @@ READ_SIZE: Final = 1 << 20
 
 
 class WideStream(httpcore.NetworkStream):
-    """A connection whose reads take up to ``READ_SIZE``; the rest as ``inner`` does it."""
+    """A connection whose reads ask for up to ``READ_SIZE`` while data keeps coming
+    faster than it is read; the rest as ``inner`` does it.
+
+    Python's ``recv`` allocates the size it is asked for and shrinks the result to what
+    came, so asking 1 MiB of a connection that has 16 KiB waiting costs an allocation of
+    1 MiB (through ``mmap`` at that size) for nothing. A read asks for more than httpcore
+    does only after a read that came back full, and goes back to httpcore's size as soon
+    as one comes back short."""
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
+        self._flowing = False  # the last read filled what httpcore asked for
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max(max_bytes, READ_SIZE), timeout)
+        data = self._inner.read(max(READ_SIZE, max_bytes) if self._flowing else max_bytes, timeout)
+        self._flowing = len(data) >= max_bytes
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, timeout)
@@ -50,7 +62,9 @@ class WideStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        return WideStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+        """httpcore's own TLS stream: a TLS socket hands out one record (16 KiB) per read,
+        whatever the size asked."""
+        return self._inner.start_tls(ssl_context, server_hostname, timeout)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
