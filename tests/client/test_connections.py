@@ -1,5 +1,5 @@
-"""The SDK's connections read up to 1 MiB at a time (client/connections.py), over HTTP
-and HTTPS alike."""
+"""The SDK's plain HTTP connections read up to 1 MiB at a time (client/connections.py);
+HTTPS goes as httpx makes it."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ class Planned(httpcore.NetworkStream):
         return b"x" * min(max_bytes, self.sizes.pop(0))
 
 
-def test_reads_widen_while_they_come_back_full_and_narrow_when_one_comes_back_short() -> None:
+def test_reads_widen_while_they_bring_httpxs_size_and_narrow_when_one_brings_less() -> None:
     inner = Planned(HTTPX_READ, READ_SIZE, 5_000, 100, HTTPX_READ, 300_000)
     stream = WideStream(inner)
     got = [len(stream.read(HTTPX_READ)) for _ in range(6)]

@@ -38,12 +38,12 @@ class WideStream(httpcore.NetworkStream):
     Python's ``recv`` allocates the size it is asked for and shrinks the result to what
     came, so asking 1 MiB of a connection that has 16 KiB waiting costs an allocation of
     1 MiB (through ``mmap`` at that size) for nothing. A read asks for more than httpcore
-    does only after a read that came back full, and goes back to httpcore's size as soon
-    as one comes back short."""
+    does only after a read that brought at least httpcore's size, and goes back to
+    httpcore's size as soon as one brings less."""
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
-        self._flowing = False  # the last read filled what httpcore asked for
+        self._flowing = False  # the last read brought at least what httpcore asks for
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = self._inner.read(max(READ_SIZE, max_bytes) if self._flowing else max_bytes, timeout)
