@@ -21,8 +21,9 @@ BODY = 4 << 20
 HTTPX_READ = 64 << 10  # what httpcore asks a socket for, left alone
 
 
-def answer_big(listener: socket.socket, tls: ssl.SSLContext | None) -> Iterator[str]:
-    """Serve one request on ``listener`` with 4 MiB in one ``sendall``; yields the URL."""
+def answer_big(tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Serve one request on a loopback port with 4 MiB in one ``sendall``; yields the URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
         raw, _ = listener.accept()
@@ -41,7 +42,7 @@ def answer_big(listener: socket.socket, tls: ssl.SSLContext | None) -> Iterator[
 
 @pytest.fixture
 def big_answer() -> Iterator[str]:
-    yield from answer_big(socket.create_server(("127.0.0.1", 0)), None)
+    yield from answer_big()
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def big_answer_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     ca.issue_cert("127.0.0.1").configure_cert(server)
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
-    yield from answer_big(socket.create_server(("127.0.0.1", 0)), server)
+    yield from answer_big(server)
 
 
 def test_the_sdk_opens_its_connections_through_wide_reads() -> None:
