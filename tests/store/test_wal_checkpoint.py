@@ -124,3 +124,24 @@ def test_a_closed_checkpointer_starts_no_thread(tmp_path: Path) -> None:
     checkpointer.close()
     checkpointer.committed()
     assert checkpointer._thread is None
+
+
+def test_no_checkpoint_runs_while_its_lock_is_held(tmp_path: Path) -> None:
+    """The lock a checkpointer is given is the one ``WalSync`` mends the log under after a
+    failed sync: SQLite would answer the mend busy while the thread's checkpoint runs."""
+    path = tmp_path / "c.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x TEXT)")
+    lock = threading.Lock()
+    checkpointer = Checkpointer(str(path), delay_s=0.01, lock=lock)
+    try:
+        with lock:
+            conn.execute("INSERT INTO t VALUES ('a')")
+            checkpointer.committed()
+            time.sleep(0.3)
+            assert checkpointer.checkpoints == 0
+        _wait_for(lambda: checkpointer.checkpoints == 1, "the checkpoint, once let go")
+    finally:
+        checkpointer.close()
+        conn.close()

@@ -8,6 +8,7 @@ import errno
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,48 @@ def test_the_log_is_checked_without_reading_its_times(
             wal.sync_through(wal.committed())
     assert len(syncs) == 4 and len(set(syncs)) == 1
     wal.close()
+
+
+def test_a_mend_waits_out_a_checkpoint_another_connection_is_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite runs one checkpoint of a log at a time and answers a second one busy at once,
+    without waiting (another worker's, say, or this process's ``Checkpointer``). The mend
+    after a failed sync waits for the other to finish instead of refusing the write."""
+    database = tmp_path / "cairn.db"
+    db = Database(f"sqlite:///{database}")
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    wal = WalSync(str(database))
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(wal_sync.os, "fdatasync", failing)
+        with pytest.raises(Unavailable):
+            wal.sync_through(wal.committed())
+
+    # a RESTART checkpoint takes the log's checkpoint lock, then waits for the writer
+    writer = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    other = sqlite3.connect(database, timeout=30, check_same_thread=False)
+    done: list[tuple[int, int, int]] = []
+    checkpoint = threading.Thread(
+        target=lambda: done.append(other.execute("PRAGMA wal_checkpoint(RESTART)").fetchone())
+    )
+    checkpoint.start()
+    time.sleep(0.2)
+    assert checkpoint.is_alive() and not done  # waiting for the writer, holding the lock
+    release = threading.Timer(0.3, writer.rollback)
+    release.start()
+    wal.check()  # waits for it (well within MEND_WAIT_S), then mends
+    checkpoint.join()
+    assert done[0][0] == 0  # the other checkpoint finished as well
+    assert Path(wal.path).stat().st_size == 0
+    wal.sync_through(wal.committed())  # writes are acknowledged again
+    for conn in (writer, other):
+        conn.close()
+    wal.close()
+    db.dispose()

@@ -143,7 +143,7 @@ class Database:
             self._budgeted = self._reader  # budgeted by a progress handler (_budget)
             if on_disk(self.url.database):
                 self.wal = WalSync(self.url.database)
-                self._checkpointer = Checkpointer(self.url.database)
+                self._checkpointer = Checkpointer(self.url.database, lock=self.wal.checkpointing)
         elif self.dialect == "postgresql":
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")

@@ -41,9 +41,17 @@ class Checkpointer:
     """Passive checkpoints of one SQLite database, in a daemon thread started on the first
     commit it hears of."""
 
-    def __init__(self, database: str, *, delay_s: float = CHECKPOINT_DELAY_S) -> None:
+    def __init__(
+        self,
+        database: str,
+        *,
+        delay_s: float = CHECKPOINT_DELAY_S,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self._database = database
         self._delay_s = delay_s
+        # held during each checkpoint: the one the log's ``WalSync`` mends it under
+        self._lock = lock if lock is not None else threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,7 +94,8 @@ class Checkpointer:
                     return
                 self._wake.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self._lock:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
                     continue  # (a busy database, say): the next commit wakes us again
                 self.checkpoints += 1

@@ -35,12 +35,16 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 
 from cairn.errors import Unavailable
 from cairn.fileio import file_id
 
-# how long a checkpoint that recovers from a failed sync waits for readers to let go
+# how long a checkpoint that recovers from a failed sync waits for readers to let go, and
+# for another process's checkpoint to finish
 MEND_WAIT_S = 1.0
+# how often it asks again meanwhile (SQLite refuses a second checkpoint without waiting)
+MEND_RETRY_S = 0.005
 
 
 class WalSync:
@@ -58,6 +62,8 @@ class WalSync:
         self._fd: int | None = None
         self._inode: tuple[int, int] | None = None
         self._broken = False  # a sync failed, and no checkpoint has mended the log since
+        # held by whoever checkpoints this log in this process (``Checkpointer``, _mend)
+        self.checkpointing = threading.Lock()
 
     @property
     def last_commit(self) -> int:
@@ -124,13 +130,25 @@ class WalSync:
         later commit however well it was synced. So nothing is acknowledged until a
         ``TRUNCATE`` checkpoint (on a connection of its own, ``synchronous=FULL``) has
         copied the whole log into the database from the page cache, synced the database
-        and emptied the log, so that later commits begin a fresh one. Readers still on
-        the old log make it give up after ``MEND_WAIT_S``; the next sync tries again.
+        and emptied the log, so that later commits begin a fresh one.
+
+        SQLite runs one checkpoint of a log at a time and answers another one busy at
+        once, without waiting: the mend waits for this process's ``Checkpointer``
+        (``checkpointing``) and asks again until ``MEND_WAIT_S`` while another process
+        checkpoints. Readers still on the old log make it give up after ``MEND_WAIT_S``
+        too; the next sync tries again.
         """
-        with contextlib.closing(sqlite3.connect(self.database, timeout=MEND_WAIT_S)) as conn:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
-            raise sqlite3.OperationalError("a checkpoint to recover from it could not finish")
+        deadline = time.monotonic() + MEND_WAIT_S
+        with (
+            self.checkpointing,
+            contextlib.closing(sqlite3.connect(self.database, timeout=MEND_WAIT_S)) as conn,
+        ):
+            while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:  # busy
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError(
+                        "a checkpoint to recover from it could not finish"
+                    )
+                time.sleep(MEND_RETRY_S)
         self._broken = False
 
     def close(self) -> None:
