@@ -137,26 +137,14 @@ def test_after_a_failed_sync_nothing_is_acknowledged_until_a_checkpoint_mends_th
     happened (Linux may report the retry a success with the pages gone): every later
     sync fails too until a TRUNCATE checkpoint has copied the log into the database,
     synced it and emptied the log. A reader still on the old log makes that wait."""
-    database = tmp_path / "cairn.db"
-    db = Database(f"sqlite:///{database}")
-    with db.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (x INTEGER)"))
-        conn.execute(text("INSERT INTO t VALUES (1)"))
-    wal = WalSync(str(database))
+    db, wal, failed = _after_a_failed_sync(tmp_path, monkeypatch)
+    assert "Input/output error): it may not survive" in failed.message
     log = Path(wal.path)
-    first = wal.committed()
-
-    def failing(fd: int) -> None:
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    with monkeypatch.context() as patch:
-        patch.setattr(wal_sync.os, "fdatasync", failing)
-        with pytest.raises(Unavailable, match=r"Input/output error\): it may not survive"):
-            wal.sync_through(first)
+    first = wal.last_commit
     assert not wal.covers(first)
 
     monkeypatch.setattr(wal_sync, "MEND_WAIT_S", 0.05)
-    reader = sqlite3.connect(database)
+    reader = sqlite3.connect(wal.database)
     reader.execute("BEGIN")
     assert reader.execute("SELECT count(*) FROM t").fetchone() == (1,)  # holds the old log
     with db.engine.begin() as conn:
@@ -218,21 +206,8 @@ def test_a_mend_waits_out_a_checkpoint_another_connection_is_running(
     """SQLite runs one checkpoint of a log at a time and answers a second one busy at once,
     without waiting (another worker's, say, or this process's ``Checkpointer``). The mend
     after a failed sync waits for the other to finish instead of refusing the write."""
-    database = tmp_path / "cairn.db"
-    db = Database(f"sqlite:///{database}")
-    with db.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (x INTEGER)"))
-        conn.execute(text("INSERT INTO t VALUES (1)"))
-    wal = WalSync(str(database))
-
-    def failing(fd: int) -> None:
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    with monkeypatch.context() as patch:
-        patch.setattr(wal_sync.os, "fdatasync", failing)
-        with pytest.raises(Unavailable):
-            wal.sync_through(wal.committed())
-
+    db, wal, _ = _after_a_failed_sync(tmp_path, monkeypatch)
+    database = wal.database
     # a RESTART checkpoint takes the log's checkpoint lock, then waits for the writer
     writer = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
     writer.execute("BEGIN IMMEDIATE")
@@ -255,3 +230,23 @@ def test_a_mend_waits_out_a_checkpoint_another_connection_is_running(
         conn.close()
     wal.close()
     db.dispose()
+
+
+def _after_a_failed_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Database, WalSync, Unavailable]:
+    """A database with a table ``t`` of one row, whose log's last sync failed (EIO)."""
+    db = Database(f"sqlite:///{tmp_path / 'cairn.db'}")
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    wal = WalSync(str(db.url.database))
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(wal_sync.os, "fdatasync", failing)
+        with pytest.raises(Unavailable) as failed:
+            wal.sync_through(wal.committed())
+    return db, wal, failed.value
