@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
@@ -131,6 +132,43 @@ def test_stuck_pending_versions_fail_with_a_reason(service: RegistryService) -> 
     failed = service.get_version(SYSTEM, "m", 1)
     assert failed.status is VersionStatus.FAILED
     assert "never arrived" in failed.status_message
+
+
+def test_an_upload_finishing_while_pending_versions_expire_keeps_its_version_ready(
+    service: RegistryService,
+) -> None:
+    """The last blob of a stuck version lands while gc fails the stuck versions: the
+    version the upload made READY must not be failed afterwards (its bytes would then
+    count as unreferenced), nor told READY and left FAILED."""
+    service.limits = Limits(pending_timeout_s=60)
+    service.create_model(SYSTEM, "m")
+    late = entry("w", b"arrives late")
+    service.create_version(SYSTEM, "m", VersionSpec(files=(late,)))
+    real_clock = service.clock
+    service.clock = lambda: real_clock() + 120 * US
+    receipts: list[VersionStatus] = []
+
+    def upload() -> None:
+        receipt = service.put_blob(SYSTEM, "m", 1, late.digest, [b"arrives late"])
+        receipts.append(receipt.version_status)
+
+    landed = threading.Thread(target=upload)
+
+    def before(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        # expire_pending has chosen the version and is about to fail it: the upload lands
+        if statement.lstrip().upper().startswith("UPDATE MODEL_VERSIONS") and not landed.ident:
+            landed.start()
+            landed.join(timeout=2)  # SQLite: it waits for this writer, and runs after it
+
+    event.listen(service.db.engine, "before_cursor_execute", before)
+    try:
+        failed = service.expire_pending(SYSTEM)
+    finally:
+        event.remove(service.db.engine, "before_cursor_execute", before)
+    landed.join()
+    status = service.get_version(SYSTEM, "m", 1).status
+    assert receipts == [status]  # the upload was told what became of the version
+    assert (failed == [("m", 1)]) == (status is VersionStatus.FAILED)
 
 
 def test_a_blob_landing_completes_every_version_waiting_for_it(service: RegistryService) -> None:

@@ -277,7 +277,10 @@ class VersionStore:
             self.s.execute(delete(V).where(V.c.id.in_(chunk)))
 
     def pending_before(self, cut: int) -> list[Row[Any]]:
-        return list(self.s.execute(select(V).where(PENDING_ROWS, V.c.created_at < cut)))
+        """PENDING versions created before ``cut``, locked: an upload that makes one READY
+        meanwhile either commits first (and the row no longer qualifies) or waits."""
+        query = select(V).where(PENDING_ROWS, V.c.created_at < cut).with_for_update()
+        return list(self.s.execute(query))
 
     def latest_ready_by_stage(
         self, key_names: Sequence[str], stages: Sequence[str], *, files: bool = True
