@@ -191,9 +191,14 @@ def test_manifest_clashes_are_refused(api: TestClient) -> None:
         ],
         [{"path": "a", "size": -1, "digest": digest(b"x")}],
         [{"path": "a", "size": 1, "digest": "sha256:ABC"}],
+        [  # one digest, two sizes: the short path would be READY and serve the long bytes
+            {"path": "a", "size": 1, "digest": digest(b"xyz")},
+            {"path": "b", "size": 3, "digest": digest(b"xyz")},
+        ],
     ):
         r = api.post("/api/v1/models/m/versions", json={"files": files})
         assert r.status_code == 400, (files, r.text)
+    assert api.get("/api/v1/models/m/versions").json()["versions"] == []  # nothing made
 
 
 def test_mismatched_bytes_are_refused_and_leave_nothing(api: TestClient, blob_root: Path) -> None:

@@ -83,11 +83,18 @@ def validate_manifest(files: Sequence[FileEntry], max_files: int) -> tuple[FileE
         raise InvalidParameter(f"{len(files)} files given; the limit is {max_files}")
     seen: set[str] = set()
     folded: set[str] = set()
+    sized: dict[str, FileEntry] = {}  # digest -> its first entry: one digest, one size
     for entry in files:
         validate_file_path(entry.path)
         validate_digest(entry.digest)
         if isinstance(entry.size, bool) or not isinstance(entry.size, int) or entry.size < 0:
             raise InvalidParameter(f"size of {entry.path!r} must be a non-negative integer")
+        first = sized.setdefault(entry.digest, entry)
+        if first.size != entry.size:
+            raise InvalidParameter(
+                f"{first.path!r} and {entry.path!r} have the same digest {entry.digest} but "
+                f"sizes {first.size} and {entry.size}; a digest names one content, of one size"
+            )
         key = unicodedata.normalize("NFC", entry.path).casefold()
         if entry.path in seen or key in folded:
             raise InvalidParameter(
