@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import pickle
 from dataclasses import replace
 
 import pytest
@@ -180,6 +182,32 @@ def test_idempotent_create_version(service: RegistryService, model: str) -> None
     assert service.create_version(ALICE, model).version == 2
     with pytest.raises(Conflict):
         service.create_version(ALICE, model, VersionSpec(), idempotency_key="req-1")
+
+
+class _RunsTrue:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("true",))
+
+
+def test_idempotent_create_of_a_version_the_scan_policy_rejects(
+    service: RegistryService, model: str
+) -> None:
+    """A create answered with a FAILED version (its stored bytes flagged, the policy
+    rejects) is a create like any other: its retry with the key returns that version
+    and creates no second one."""
+    blob = pickle.dumps({"hook": _RunsTrue()})
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    spec = VersionSpec(files=(FileEntry("model.pkl", len(blob), digest),))
+    service.create_version(ALICE, model, spec)
+    service.put_blob(ALICE, model, 1, digest, [blob])  # stored now: later creates are READY
+    service.set_scan_policy(ALICE, model, "reject")
+    first = service.create_version(ALICE, model, spec, idempotency_key="req-1")
+    assert (first.version, first.status) == (2, VersionStatus.FAILED)
+    again = service.create_version(ALICE, model, spec, idempotency_key="req-1")
+    assert (again.version, again.status) == (2, VersionStatus.FAILED)
+    assert [v.version for v in service.list_versions(ALICE, model).items] == [2, 1]
+    created = service.list_audit(ALICE, action="version.create").items
+    assert [e.version for e in created] == [2, 1]  # the rejected one was created too
 
 
 def test_empty_manifest_digest_is_stable(service: RegistryService, model: str) -> None:

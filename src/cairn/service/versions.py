@@ -122,8 +122,9 @@ class VersionsService(VersionReadsService, ScansService):
             )
             if status is VersionStatus.READY and (
                 self._apply_scan_policy(s, version_id, model, written) is not VersionStatus.READY
-            ):  # the scan verdict, and the policy: a rejected version comes back FAILED
-                return load_versions(s, [version_id])[0]
+            ):  # the scan verdict, and the policy: a rejected version comes back FAILED,
+                # created all the same (its key recorded, its creation audited)
+                made = load_versions(s, [version_id])[0]
             if claim is not None:
                 IdempotencyStore(s).record(claim, model.id, number)
             after = _created(made)
