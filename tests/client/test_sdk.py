@@ -6,8 +6,9 @@ the same results and raise the same exceptions.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,29 @@ def test_as_of_before_anything_existed(client: BaseClient) -> None:
     client.set_alias("m", "prod", 1)
     with pytest.raises(NotFound):
         client.resolve("models:/m@prod", as_of=datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def test_a_time_without_zone_is_utc_in_both_modes(
+    client: BaseClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``as_of`` without a zone is UTC, as the API and the service take it: the HTTP SDK
+    must not read it in the machine's local zone (here nine hours east of UTC)."""
+    client.create_model("m")
+    client.create_version("m")
+    client.create_version("m")
+    client.set_alias("m", "prod", 1)
+    client.set_alias("m", "prod", 2)
+    moved = client.alias_history("m", "prod")[0].at  # the move to 2
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        naive = moved.astimezone(UTC).replace(tzinfo=None)
+        assert client.resolve("models:/m@prod", as_of=naive).version == 2
+        before = naive - timedelta(microseconds=1)
+        assert client.resolve("models:/m@prod", as_of=before).version == 1
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_client_factory_picks_the_mode(tmp_path: Path) -> None:

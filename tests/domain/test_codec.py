@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,3 +30,14 @@ def test_a_time_is_spelled_in_utc_with_microseconds_and_z(value: datetime, tz: t
 
 def test_no_time_is_null() -> None:
     assert format_time(None) is None
+
+
+def test_a_time_without_zone_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the service and the API take it, whatever the machine's local zone."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert format_time(datetime(2026, 1, 2, 3, 4, 5, 6)) == "2026-01-02T03:04:05.000006Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -21,10 +21,13 @@ from cairn.domain.models import (
 
 
 def format_time(value: datetime | None) -> str | None:
-    """RFC 3339, UTC, microseconds, ``Z`` suffix."""
+    """RFC 3339, UTC, microseconds, ``Z`` suffix; a time without zone is UTC (as the
+    service and the API take it), never the machine's local time."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    elif value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
