@@ -126,6 +126,30 @@ def test_a_time_without_zone_is_utc_in_both_modes(
         time.tzset()
 
 
+def test_dot_and_empty_names_are_one_path_segment(client: BaseClient) -> None:
+    """A key (or name) ``.`` or ``..`` names itself over HTTP as it does locally, never a
+    URL's dot-segment: ``DELETE …/models/m/tags/..`` must not become ``DELETE …/models/m``
+    (the model gone); an empty one is refused, not sent as the collection's URL."""
+    client.create_model("m")
+    client.create_version("m")
+    for key in (".", ".."):
+        assert client.set_model_tag("m", key, "v").tags[key] == "v"
+        assert client.set_version_tag("m", 1, key, "v").tags[key] == "v"
+    for key in (".", ".."):
+        assert key not in client.delete_model_tag("m", key).tags
+        assert key not in client.delete_version_tag("m", 1, key).tags
+        with pytest.raises(NotFound):
+            client.delete_model_tag("m", key)
+        with pytest.raises(NotFound):
+            client.delete_version_tag("m", 1, key)
+    assert [v.version for v in client.list_versions("m").items] == [1]
+    assert client.get_model("m").latest_version == 1
+    with pytest.raises(InvalidParameter):
+        client.get_model("")
+    with pytest.raises(InvalidParameter):
+        client.delete_model_tag("m", "")
+
+
 def test_client_factory_picks_the_mode(tmp_path: Path) -> None:
     remote = cairn.Client("http://127.0.0.1:9")
     assert isinstance(remote, HttpClient)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn.client.connections import transport
-from cairn.errors import CairnError, Unavailable, error_from_response
+from cairn.errors import CairnError, InvalidParameter, Unavailable, error_from_response
 
 RETRY_STATUSES = {502, 503, 504}
 # an object store's answers worth another try (S3 asks for them on SlowDown, InternalError)
@@ -23,8 +23,19 @@ MAX_ATTEMPTS = 5
 
 
 def seg(value: object) -> str:
-    """``value`` as one path segment."""
-    return quote(str(value), safe="")
+    """``value`` as exactly one path segment. A URL's dot-segments are removed before it
+    is sent (``/models/m/tags/..`` is ``/models/m``), so ``.`` and ``..`` are sent
+    percent-encoded, which the server reads back as themselves; an empty value makes no
+    segment at all (``/models/`` is the list), so it is refused here, as the service
+    refuses every empty name, alias, key and version."""
+    text = quote(str(value), safe="")
+    if not text:
+        raise InvalidParameter(
+            "an empty name, alias, key or version was given; it must not be empty"
+        )
+    if text in (".", ".."):
+        return text.replace(".", "%2E")
+    return text
 
 
 class HttpTransport:
