@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cairn.api.lean import LeanRoute
+
 JSON = {"content-type": "application/json"}
 
 
@@ -172,6 +174,24 @@ def test_names_with_spaces_and_dots_in_paths(api: TestClient) -> None:
     assert api.post("/api/v1/models", json={"name": "risk.fraud v2"}).status_code == 201
     assert api.get("/api/v1/models/risk.fraud%20v2").json()["name"] == "risk.fraud v2"
     assert api.get("/api/v1/models/RISK.FRAUD%20V2").status_code == 200
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_tag_keys_with_slashes_in_paths(
+    api: TestClient, lean: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tag key may hold ``/`` (``tags.team/owner`` in a filter): its routes take it
+    percent-encoded, which the server reads back as ``/``, on the fast path and the usual."""
+    monkeypatch.setattr(LeanRoute, "enabled", lean)
+    api.post("/api/v1/models", json={"name": "m"})
+    api.post("/api/v1/models/m/versions", json={})
+    for path in ("/api/v1/models/m", "/api/v1/models/m/versions/1"):
+        r = api.put(f"{path}/tags/team%2Fowner", json={"value": "risk"})
+        assert r.status_code == 200, r.json()
+        assert r.json()["tags"] == {"team/owner": "risk"}
+        r = api.delete(f"{path}/tags/team%2Fowner")
+        assert (r.status_code, r.json()["tags"]) == (200, {})
+        assert error(api.delete(f"{path}/tags/team%2Fowner")) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
 def test_security_headers(api: TestClient) -> None:

@@ -151,7 +151,7 @@ def clear_retention(name: str, service: Service, actor: Caller) -> JSONResponse:
     return json(retention_to_json(service.clear_retention(actor, name)))
 
 
-@router.put("/{name}/tags/{key}", response_model=ModelOut)
+@router.put("/{name}/tags/{key:path}", response_model=ModelOut)
 async def set_model_tag(
     name: str, key: str, body: TagValue, service: Service, actor: Caller
 ) -> JSONResponse:
@@ -159,7 +159,7 @@ async def set_model_tag(
     return json(model_to_json(tagged))
 
 
-@router.delete("/{name}/tags/{key}", response_model=ModelOut)
+@router.delete("/{name}/tags/{key:path}", response_model=ModelOut)
 async def delete_model_tag(name: str, key: str, service: Service, actor: Caller) -> JSONResponse:
     untagged = await brief(service, lambda: service.delete_model_tag(actor, name, key))
     return json(model_to_json(untagged))

@@ -127,14 +127,14 @@ def transition_stage(
     return json(version_to_json(moved))
 
 
-@router.put("/{version}/tags/{key}", response_model=VersionOut)
+@router.put("/{version}/tags/{key:path}", response_model=VersionOut)
 def set_version_tag(
     name: str, version: str, key: str, body: TagValue, service: Service, actor: Caller
 ) -> JSONResponse:
     return json(version_to_json(service.set_version_tag(actor, name, version, key, body.value)))
 
 
-@router.delete("/{version}/tags/{key}", response_model=VersionOut)
+@router.delete("/{version}/tags/{key:path}", response_model=VersionOut)
 def delete_version_tag(
     name: str, version: str, key: str, service: Service, actor: Caller
 ) -> JSONResponse:
