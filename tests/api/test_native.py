@@ -138,6 +138,28 @@ def test_oversized_body_is_413_before_anything_changes(api: TestClient) -> None:
     assert error(r) == (413, "REQUEST_LIMIT_EXCEEDED")
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/models/m/versions", {"metrics": {"auc": True}}),
+        ("/api/v1/models/m/versions", {"metrics": {"auc": "0.9"}}),
+        ("/api/v1/models/m/aliases/prod", {"version": True}),
+        ("/api/v1/models/m/aliases/prod", {"version": "1"}),
+        ("/api/v1/models/m/aliases/prod", {"version": 1, "expect": True}),
+        ("/api/v1/models/m/aliases/prod", {"version": 1, "expect": 1.0}),
+    ],
+)
+def test_numbers_are_not_coerced(api: TestClient, path: str, body: dict[str, Any]) -> None:
+    """A metric, a version or an ``expect`` is a JSON number, as the service (and so the
+    local SDK) takes it: ``true`` is not 1, nor ``"0.9"`` 0.9; nothing changes."""
+    api.post("/api/v1/models", json={"name": "m"})
+    api.post("/api/v1/models/m/versions", json={})
+    method = api.post if path.endswith("versions") else api.put
+    assert error(method(path, json=body)) == (400, "INVALID_PARAMETER_VALUE")
+    assert [v["version"] for v in api.get("/api/v1/models/m/versions").json()["versions"]] == [1]
+    assert api.get("/api/v1/models/m").json()["aliases"] == {}
+
+
 def test_filter_error_points_at_position(api: TestClient) -> None:
     r = api.get("/api/v1/search/versions", params={"filter": "metrics.auc >> 0.5"})
     assert error(r) == (400, "INVALID_PARAMETER_VALUE")

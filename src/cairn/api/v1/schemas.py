@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
 
@@ -95,7 +95,8 @@ class VersionCreate(Strict):
     )
     tags: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    # strict: a metric is a JSON number, never true or "0.9" (the service refuses them)
+    metrics: dict[str, StrictFloat] = Field(default_factory=dict)
     semver: str | None = None
     source: str | None = None
     run_id: str | None = None
@@ -113,8 +114,9 @@ class StageTransition(Strict):
 
 
 class AliasSet(Strict):
-    version: int = Field(ge=1)
-    expect: int | None = Field(
+    # strict: whole JSON numbers, never true, 1.0 or "1" (the service refuses them)
+    version: StrictInt = Field(ge=1)
+    expect: StrictInt | None = Field(
         None, ge=0, description="Version the alias must point at now; 0: it must not exist."
     )
 
