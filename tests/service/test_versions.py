@@ -184,6 +184,22 @@ def test_idempotent_create_version(service: RegistryService, model: str) -> None
         service.create_version(ALICE, model, VersionSpec(), idempotency_key="req-1")
 
 
+def test_idempotent_create_version_ignores_the_order_of_keys(
+    service: RegistryService, model: str
+) -> None:
+    """The same request with its tags, params or metrics in another order (a JSON object's
+    members have none) is the same request: its retry returns the version."""
+    spec = VersionSpec(tags={"a": "1", "b": "2"}, params={"x": "1", "y": "2"}, metrics={"m": 1})
+    first = service.create_version(ALICE, model, spec, idempotency_key="req-1")
+    turned = VersionSpec(tags={"b": "2", "a": "1"}, params={"y": "2", "x": "1"}, metrics={"m": 1})
+    again = service.create_version(ALICE, model, turned, idempotency_key="req-1")
+    assert again.version == first.version == 1
+    with pytest.raises(Conflict):  # another value is another request
+        service.create_version(
+            ALICE, model, replace(turned, tags={"b": "2", "a": "2"}), idempotency_key="req-1"
+        )
+
+
 class _RunsTrue:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, ("true",))

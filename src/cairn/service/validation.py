@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -81,6 +82,15 @@ def clean_page_size(max_results: object, default: int) -> int:
 
 
 def fingerprint(*parts: object) -> str:
-    """A stable digest of a request's inputs, for idempotency-key reuse checks."""
-    blob = json.dumps(parts, sort_keys=True, default=repr, separators=(",", ":"))
+    """A stable digest of a request's inputs, for idempotency-key reuse checks. Mappings
+    are compared without their order, dataclasses (a ``VersionSpec``) field by field."""
+    blob = json.dumps(parts, sort_keys=True, default=_plain, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _plain(value: object) -> object:
+    """What ``json`` cannot write itself: a dataclass as its fields (whose mappings it then
+    writes with sorted keys; ``repr`` would keep their order), anything else as ``repr``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return repr(value)
