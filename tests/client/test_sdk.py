@@ -6,6 +6,7 @@ the same results and raise the same exceptions.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -148,6 +149,16 @@ def test_dot_and_empty_names_are_one_path_segment(client: BaseClient) -> None:
         client.get_model("")
     with pytest.raises(InvalidParameter):
         client.delete_model_tag("m", "")
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_a_metric_that_is_not_finite_is_refused_alike(client: BaseClient, number: float) -> None:
+    """Not a number JSON can carry: over HTTP as locally, ``InvalidParameter`` (a Cairn
+    error, not the encoder's ``ValueError``), and nothing is created."""
+    client.create_model("m")
+    with pytest.raises(InvalidParameter):
+        client.create_version("m", metrics={"auc": number})
+    assert client.get_model("m").latest_version is None
 
 
 def test_client_factory_picks_the_mode(tmp_path: Path) -> None:

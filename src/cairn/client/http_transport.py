@@ -4,6 +4,7 @@ connections move bytes (``connections``)."""
 
 from __future__ import annotations
 
+import json as jsonlib
 import threading
 import time
 import uuid
@@ -102,16 +103,26 @@ class HttpTransport:
         """
         url = "/api/v1" + path
         query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
+        encoded: bytes | None = None  # the JSON body, encoded once for every attempt
+        if json is not None:  # here, as httpx would, so that a value it cannot carry is Cairn's
+            try:
+                encoded = jsonlib.dumps(
+                    json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                ).encode()
+            except ValueError as exc:  # NaN or infinity, which the service refuses too
+                raise InvalidParameter(
+                    f"the request holds a value JSON cannot carry: {exc}"
+                ) from None
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         delay = 0.1
         for attempt in range(1, attempts + 1):
             try:
                 response = self._http.request(
                     method,
                     url,
-                    json=json,
                     params=query,
                     headers=headers,
-                    content=None if content is None else content(),
+                    content=encoded if content is None else content(),
                     # as the request's extension, which every httpx client honours (a
                     # ``timeout=`` argument is refused by Starlette's TestClient)
                     extensions=None if timeout is None else {"timeout": timeout.as_dict()},
