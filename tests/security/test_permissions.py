@@ -693,3 +693,31 @@ def test_bytes_are_checked_even_when_already_stored(world: World) -> None:
     )
     assert world.call("dave", "POST", f"{upload}/complete").status_code == 400
     assert ok(world.call("dave", "GET", f"{V1}/models/lab.copy/versions/1"))["status"] == "PENDING"
+
+
+def test_an_idempotent_replay_is_authorized_like_the_request(world: World) -> None:
+    """Repeating a create with its Idempotency-Key gives back what it made only to a caller
+    who may still make it: a caller whose grant was revoked meanwhile learns nothing of
+    what the model holds now (its description, tags, aliases, newest version)."""
+    world.grant("user:dave", "WRITE", pattern="lab.*")
+    key, vkey = {"Idempotency-Key": "replay-1"}, {"Idempotency-Key": "replay-2"}
+    body = {"name": "lab.model"}
+    ok(world.call("dave", "POST", f"{V1}/models", json=body, headers=key), 201)
+    made = ok(
+        world.call("dave", "POST", f"{V1}/models/lab.model/versions", json={}, headers=vkey), 201
+    )
+    assert made["version"] == 1
+    # what someone else does to the model afterwards
+    api = world.api
+    ok(api.patch(f"{V1}/models/lab.model", json={"description": "private notes"}))
+    ok(api.put(f"{V1}/models/lab.model/aliases/champion", json={"version": 1}))
+    # dave loses every grant: the model is "not found" to him, replayed or not
+    ok(api.delete(f"{V1}/grants", params={"subject": "user:dave", "pattern": "lab.*"}), 204)
+    ok(api.delete(f"{V1}/grants", params={"subject": "user:dave", "model": "lab.model"}), 204)
+    assert world.call("dave", "GET", f"{V1}/models/lab.model").status_code == 404
+    again = world.call("dave", "POST", f"{V1}/models", json=body, headers=key)
+    assert again.status_code == 403, again.text  # creating needs WRITE on the name first
+    assert "private notes" not in again.text
+    again = world.call("dave", "POST", f"{V1}/models/lab.model/versions", json={}, headers=vkey)
+    assert again.status_code == 404, again.text
+    assert "champion" not in again.text

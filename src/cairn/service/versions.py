@@ -104,6 +104,11 @@ class VersionsService(VersionReadsService, ScansService):
                     idempotency_key, actor.name, "create_version", fingerprint(name, spec), now
                 )
                 if claim.replay_model_id is not None and claim.replay_version is not None:
+                    # the same request again: authorized as it would be now, so that a
+                    # caller who lost the model learns nothing of what it holds since
+                    made_in = ModelStore(s).get_by_id(claim.replay_model_id)
+                    live = made_in if made_in.deleted_at is None else None
+                    authorize(actor, live, Role.WRITE, "create_version", no_such_model(name))
                     return self._load(s, claim.replay_model_id, name, claim.replay_version)
             model = ModelStore(s).allocate_version(name, now)
             authorize(actor, model, Role.WRITE, "create_version", no_such_model(name))
