@@ -3,6 +3,7 @@ one error handler; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -112,6 +113,24 @@ def test_a_failed_authentication_is_recorded_without_the_secret(
     )
     secret = BAD_TOKEN["Authorization"].removeprefix("Bearer ")
     assert secret not in json.dumps(denied) and secret.startswith(denied["target"])
+
+
+def test_a_secret_that_is_not_a_token_is_not_recorded_at_all(
+    api: TestClient, anon: TestClient
+) -> None:
+    """A password sent where a token belongs (MLflow's ``MLFLOW_TRACKING_PASSWORD`` set to
+    the user's login password, a short key pasted as a bearer token) is not a token with a
+    public prefix: none of it goes to the audit log."""
+    password = "hunter2-pass!"  # a password of 13 characters: its "prefix" is all of it
+    basic = base64.b64encode(f"alice:{password}".encode()).decode()
+    for header in (f"Basic {basic}", f"Bearer {password}"):
+        r = anon.get("/api/v1/models", headers={"Authorization": header})
+        assert r.status_code == 401, r.text
+    denied = events(api, outcome="denied", action="authenticate")
+    assert len(denied) == 2
+    for event in denied:
+        assert password[:4] not in json.dumps(event), event
+        assert event["target"] is None
 
 
 def test_refused_calls_are_recorded_and_only_managers_and_admins_list(api: TestClient) -> None:

@@ -135,7 +135,10 @@ async def authenticate(request: Request) -> Actor:
     kind, secret = found
     # per source only: token prefixes are not secret (listings, the audit log), so counting
     # per prefix would let anyone lock a real token out by guessing against its prefix
-    denial = {"action": "authenticate", "target": tokens.display_prefix(secret)}
+    # Only a Cairn token's first characters are public (listings show them); any other
+    # secret may be a password sent in a token's place, and none of it is recorded.
+    shown = tokens.display_prefix(secret) if secret.startswith(tokens.PREFIX) else None
+    denial = {"action": "authenticate", "target": shown}
     csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
 
     def check() -> Actor:
