@@ -555,6 +555,33 @@ def test_direct_set_passes_a_gate_without_approvals_and_is_recorded(
     assert alias_of(svc, "risk.fraud", "production") is None
 
 
+def test_a_rename_is_no_side_door_into_a_protected_alias(svc: RegistryService) -> None:
+    """Renaming the model out of a policy's pattern, moving the alias there, and renaming
+    it back would point a protected alias at a version no gate passed: a rename that puts
+    the model's aliases under a gate that did not protect them is refused."""
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    svc.approve(BOB, request.id)
+    assert alias_of(svc, "risk.fraud", "production") == 1
+    svc.rename_model(ALICE, "risk.fraud", "lab.fraud")  # leaving the pattern: allowed
+    svc.set_alias(ALICE, "lab.fraud", "production", 2)  # unprotected under this name
+    with pytest.raises(PermissionDenied, match="production"):
+        svc.rename_model(ALICE, "lab.fraud", "risk.fraud")
+    assert alias_of(svc, "lab.fraud", "production") == 2
+    with pytest.raises(NotFound):
+        svc.get_model(SYSTEM, "risk.fraud")
+    # without the alias, or with one no policy protects, the rename back is allowed
+    svc.set_alias(ALICE, "lab.fraud", "staging", 2)
+    svc.delete_alias(ALICE, "lab.fraud", "production")
+    svc.rename_model(ALICE, "lab.fraud", "risk.fraud")
+    assert svc.get_model(SYSTEM, "risk.fraud").aliases == {"staging": 2}
+    # a rename among names the same policies cover keeps the gate: allowed
+    svc.promote(ALICE, "risk.fraud", 1, "production")
+    svc.approve(BOB, svc.list_requests(SYSTEM, status="pending").items[0].id)
+    svc.rename_model(ALICE, "risk.fraud", "risk.fraud2")
+    assert alias_of(svc, "risk.fraud2", "production") == 1
+
+
 def test_the_alias_table_is_only_written_by_applied_requests(svc: RegistryService) -> None:
     """Every row in ``aliases`` for a protected alias comes from an applied request."""
     svc.set_policy(SYSTEM, "*", "production", approvals=1)

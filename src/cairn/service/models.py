@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.filters import parse_filter, parse_order_by
 from cairn.domain.models import Actor, Page, RegisteredModel
-from cairn.errors import NotFound
+from cairn.domain.promotion import gate_for
+from cairn.errors import NotFound, PermissionDenied
 from cairn.service.base import ServiceBase, require
 from cairn.service.validation import clean_page_size, clean_tags, fingerprint
 from cairn.store.metadata import one_trip
@@ -19,6 +21,7 @@ from cairn.store.metadata.idempotency_store import IdempotencyStore
 from cairn.store.metadata.identity_store import IdentityStore
 from cairn.store.metadata.loaders import load_models, models_from_rows
 from cairn.store.metadata.models_store import ModelStore
+from cairn.store.metadata.promotion_store import PromotionStore
 from cairn.store.metadata.search import search_models_page
 
 MODEL_ORDER_FIELDS = {"name", "created_at", "updated_at"}
@@ -121,6 +124,7 @@ class ModelsService(ServiceBase):
 
         def run(s: Tx) -> RegisteredModel:
             row = self._model(s, actor, name, Role.MANAGE, "rename_model", lock=True)
+            _refuse_new_gates(s, row, new_name)
             ModelStore(s).rename(row.id, name, new_name, self.clock())
             before, after = {"name": row.name}, {"name": new_name}
             self._audit(s, actor, "model.rename", model=row, before=before, after=after)
@@ -261,4 +265,31 @@ class ModelsService(ServiceBase):
                 now=now,
                 created_by=actor.name,
                 new_model=True,
+            )
+
+
+def _refuse_new_gates(s: Tx, row: Any, new_name: str) -> None:
+    """A rename must not put an alias the model carries under a promotion gate that did not
+    protect it under its current name: renaming out of a policy's pattern, moving the alias,
+    and renaming back would point a protected alias at a version no gate passed."""
+    policies = PromotionStore(s).policies()
+    if not policies:
+        return
+    new_key = names.name_key(new_name)
+    for alias in load_models(s, [row.id])[0].aliases:
+        gate = gate_for(policies, new_key, alias)
+        if gate is None:
+            continue
+        now = gate_for(policies, row.name_key, alias)
+        if now is None or not set(gate.policy_ids) <= set(now.policy_ids):
+            raise PermissionDenied(
+                f"renaming {row.name!r} to {new_name!r} would put its alias @{alias} under a "
+                "promotion gate it did not pass; delete the alias first, then promote a "
+                "version to it under the new name",
+                denial={
+                    "action": "rename_model",
+                    "model": row.name,
+                    "model_id": row.id,
+                    "target": alias,
+                },
             )
