@@ -27,7 +27,12 @@ from cairn.errors import InvalidParameter
         ("version_number >= '2'", "version >= 2"),
         ("version_number <> 2", "version != 2"),
         ("tags.team = 'risk'", "tags.team = 'risk'"),
-        ("tag.team != 'risk'", "tags.team != 'risk'"),
+        # MLflow's tag != matches only what has the tag; its prompt tag is the exception
+        ("tag.team != 'risk'", "tags.team LIKE '%' AND tags.team != 'risk'"),
+        (
+            "name = 'a' AND tags.`a b` != ''",
+            "name = 'a' AND tags.`a b` LIKE '%' AND tags.`a b` != ''",
+        ),
         ("tags.`mlflow.prompt.is_prompt` != 'true'", "tags.mlflow.prompt.is_prompt != 'true'"),
         ("tags.\"a key\" = 'v'", "tags.`a key` = 'v'"),
         ("tags.`it's` = 'it''s'", "tags.`it's` = 'it''s'"),

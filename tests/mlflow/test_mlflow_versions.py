@@ -82,6 +82,7 @@ def test_search_versions(registry: MlflowClient) -> None:
         "name = 'a' AND version_number >= 2": [a3, a2],
         "version_number < 2": [a1, b1],
         "tags.run = 'r1' AND source_path != 's3://a/1'": [a3],
+        "tags.run != 'r1'": [a2],  # as MLflow: b1, without a run tag, is not a match
         "tag.`mlflow.prompt.is_prompt` != 'true'": [a1, b1, a3, a2],
     }
     for filter_string, expected in cases.items():

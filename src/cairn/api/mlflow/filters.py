@@ -11,6 +11,12 @@ that dialect into Cairn's AST and prints it with ``format_filter``; Cairn's own 
 compiler then decide what it means (the semantics live there, once). ``OR``, ``NOT`` and
 parentheses are refused with MLflow's message. ``tags.k IS [NOT] NULL`` is accepted (MLflow
 answers it with an HTML 500) and means an absent (present) tag.
+
+``tags.k != 'v'`` matches, as in MLflow, only what has the tag ``k`` with another value
+(MLflow joins the tags table): it becomes ``tags.k LIKE '%' AND tags.k != 'v'``, since in
+Cairn's grammar ``!=`` alone also matches an absent tag. The one exception is MLflow's too:
+``mlflow.prompt.is_prompt``, whose ``!=`` (the clause MLflow's client appends to every model
+search) matches what lacks the tag.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ _ATTRIBUTES: dict[Target, dict[str, FieldName]] = {
 _STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_OPS = ("=", "!=", "LIKE", "ILIKE")
 _NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN")
+PROMPT_TAG = "mlflow.prompt.is_prompt"  # absent counts as not 'true' (MLflow's special case)
 _ENTITIES = {"attribute": "attribute", "attributes": "attribute", "tag": "tag", "tags": "tag"}
 _ORDER_FIELDS: dict[Target, dict[str, str]] = {
     "models": {
@@ -117,10 +124,10 @@ class _Parser:
         return token.kind == "ident" and token.text.upper() in words
 
     def parse(self) -> Expr:
-        clauses = [self.comparison()]
+        clauses = self.clauses()
         while self.word("AND"):
             self.take()
-            clauses.append(self.comparison())
+            clauses += self.clauses()
         if self.peek().kind != "end":  # OR, NOT, '(' … : only AND-ed comparisons exist
             raise InvalidParameter(f"Invalid clause(s) in filter string: {self.peek().text}")
         return clauses[0] if len(clauses) == 1 else And(tuple(clauses))
@@ -151,6 +158,18 @@ class _Parser:
             )
         name = attributes[key]
         return Field(name), "number" if name == "version" else "string"
+
+    def clauses(self) -> list[Expr]:
+        """One MLflow comparison, as the Cairn clauses AND-ed in its place."""
+        clause = self.comparison()
+        if (
+            isinstance(clause, Comparison)
+            and clause.op == "!="
+            and clause.field.name == "tags"
+            and clause.field.key != PROMPT_TAG
+        ):  # MLflow's tag != needs the tag to be there
+            return [Comparison(clause.field, "LIKE", "%"), clause]
+        return [clause]
 
     def comparison(self) -> Expr:
         label = self.peek().text
