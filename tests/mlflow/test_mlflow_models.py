@@ -127,3 +127,20 @@ def test_search_filters_order_and_pages(registry: MlflowClient, live_server: str
     assert code_of(lambda: registry.search_registered_models(order_by=["tags.x"])) == (
         "INVALID_PARAMETER_VALUE"
     )
+
+
+def test_search_ordered_by_timestamp(registry: MlflowClient) -> None:
+    """``timestamp`` is the key MLflow recommends (and its UI sends) for the last update."""
+    for name in ("alpha", "beta", "gamma"):
+        registry.create_registered_model(name)
+        time.sleep(0.01)  # millisecond timestamps: no two alike
+    registry.update_registered_model("alpha", description="touched last")
+    assert names(registry.search_registered_models(order_by=["timestamp DESC"])) == [
+        "alpha", "gamma", "beta"
+    ]  # fmt: skip
+    assert names(registry.search_registered_models(order_by=["timestamp"])) == [
+        "beta", "gamma", "alpha"
+    ]  # fmt: skip
+    assert names(registry.search_registered_models(order_by=["last_updated_timestamp DESC"])) == [
+        "alpha", "gamma", "beta"
+    ]  # fmt: skip

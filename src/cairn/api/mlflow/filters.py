@@ -57,6 +57,7 @@ _ENTITIES = {"attribute": "attribute", "attributes": "attribute", "tag": "tag", 
 _ORDER_FIELDS: dict[Target, dict[str, str]] = {
     "models": {
         "name": "name",
+        "timestamp": "updated_at",  # what MLflow recommends, and its UI sends
         "creation_timestamp": "created_at",
         "last_updated_timestamp": "updated_at",
     },
