@@ -590,8 +590,8 @@ def varying_columns(
 def check(registry: Registry, *, sweep: bool = True) -> None:
     """What must hold after any crash or failure: every blob the database counts is
     there and hashes right, so is every file of every READY version, and the audit chain
-    is unbroken. With ``sweep``, then: after gc with no grace (the caller gave up), the
-    blob folder holds exactly the blobs the database counts."""
+    is unbroken. With ``sweep``, then: after gc with no grace (the caller gave up), no
+    tombstone is left and the blob folder holds exactly the blobs the database counts."""
     svc = registry.service(sweep=True)
     try:
         report = svc.verify(ACTOR)
@@ -622,7 +622,9 @@ def check(registry: Registry, *, sweep: bool = True) -> None:
             raise AssertionError("a crashed gc's lock outlived it")
     finally:
         svc.db.dispose()
-    counted = {layout.blob_key(digest) for digest, *_ in registry.rows()["blobs"]}
+    rows = registry.rows()
+    assert rows["blob_tombstones"] == []  # gc finished what a crashed gc left half done
+    counted = {layout.blob_key(digest) for digest, *_ in rows["blobs"]}
     assert set(registry.blobs.files()) == counted
 
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
 
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
-from cairn.errors import Conflict, InvalidFilter, InvalidParameter, NotFound
+from cairn.errors import Conflict, InvalidFilter, InvalidParameter, NotFound, Unavailable
 from cairn.service import maintenance
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
+from cairn.store.blobs.base import BlobStore
+from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.named_lock import named_lock
 
 US = 1_000_000
@@ -110,6 +114,182 @@ def test_an_upload_whose_completion_was_cut_short_completes(service: RegistrySer
     assert receipt.version_status is VersionStatus.READY
     with pytest.raises(NotFound):
         service.upload_status(SYSTEM, ticket.upload_id)
+
+
+class Crash(Exception):
+    """The process dying where it is raised."""
+
+
+class RacingStore:
+    """The real blob store, with hooks where gc and an upload can meet: ``before_delete``
+    runs (once) when ``delete`` is called, before the bytes go; ``crash_on_delete`` makes
+    ``delete`` raise ``Crash`` instead; ``after_size`` runs (once, off the main thread)
+    after ``size`` has answered."""
+
+    def __init__(self, real: BlobStore) -> None:
+        self.real = real
+        self.before_delete: Callable[[str], None] | None = None
+        self.crash_on_delete = False
+        self.after_size: Callable[[], None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def delete(self, digest: str) -> None:
+        hook, self.before_delete = self.before_delete, None
+        if hook is not None:
+            hook(digest)
+        if self.crash_on_delete:
+            raise Crash(f"died before deleting {digest}")
+        self.real.delete(digest)
+
+    def size(self, digest: str) -> int | None:
+        size = self.real.size(digest)
+        if (
+            self.after_size is not None
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            hook, self.after_size = self.after_size, None
+            hook()
+        return size
+
+    def put(self, digest: str, size: int, chunks: Iterable[bytes]) -> bool:
+        return self.real.put(digest, size, chunks)
+
+
+DOOMED = b"bytes gc is about to delete"
+
+
+def _doomed_blob(service: RegistryService) -> tuple[RacingStore, str]:
+    """Model "m" whose only version was purged: its one blob is garbage."""
+    store = RacingStore(service.blobs)
+    service.blobs = store  # type: ignore[assignment]
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"w": DOOMED})
+    service.purge_version(SYSTEM, "m", 1)
+    return store, entry("w", DOOMED).digest
+
+
+def _row_and_tombstone(service: RegistryService, digest: str) -> tuple[bool, bool]:
+    def read(s: Any) -> tuple[bool, bool]:
+        index = BlobIndexStore(s)
+        return index.find(digest) is not None, digest in index.tombstoned([digest])
+
+    return service.db.read(read)
+
+
+def _new_version(service: RegistryService) -> int:
+    version = service.create_version(SYSTEM, "m", VersionSpec(files=(entry("w", DOOMED),)))
+    assert version.status is VersionStatus.PENDING  # the row is gone
+    return version.version
+
+
+def _sent_again_and_sound(service: RegistryService, version: int, digest: str) -> None:
+    assert service.get_version(SYSTEM, "m", version).status is VersionStatus.PENDING
+    assert service.missing_blobs(SYSTEM, "m", version) == [digest]
+    receipt = service.put_blob(SYSTEM, "m", version, digest, [DOOMED])
+    assert receipt.version_status is VersionStatus.READY
+    assert service.blobs.exists(digest)
+    report = service.verify(SYSTEM)
+    assert (report.checked, report.missing, report.corrupt) == (1, (), ())
+
+
+def test_an_upload_landing_while_gc_deletes_the_bytes_is_refused_until_gc_is_done(
+    service: RegistryService,
+) -> None:
+    """gc has deleted the blob's row and not yet its bytes when a new version names the
+    digest and its upload arrives: the store says the bytes are already there, but the
+    digest has a tombstone, so recording them is refused (503: send again) and nothing
+    is recorded. Once gc is done, sending them again stores them anew."""
+    store, digest = _doomed_blob(service)
+    raced: list[int] = []
+
+    def upload(deleting: str) -> None:
+        assert deleting == digest
+        version = _new_version(service)
+        raced.append(version)
+        with pytest.raises(Unavailable, match="being deleted by gc; send it again"):
+            service.put_blob(SYSTEM, "m", version, digest, [DOOMED])
+        assert _row_and_tombstone(service, digest) == (False, True)  # nothing recorded
+        assert service.missing_blobs(SYSTEM, "m", version) == [digest]
+
+    store.before_delete = upload
+    report = service.gc(SYSTEM, dry_run=False, grace_s=0)
+    assert raced and [b.digest for b in report.blobs] == [digest]
+    assert not service.blobs.exists(digest)
+    assert _row_and_tombstone(service, digest) == (False, False)
+    _sent_again_and_sound(service, raced[0], digest)
+
+
+def test_an_upload_gc_finishes_under_is_refused(service: RegistryService) -> None:
+    """The store says the bytes are already there; then, before the upload records them,
+    gc deletes them and its tombstone. Recording a new row looks for the bytes again
+    under the row's lock, finds them gone and refuses (503): the version must not become
+    READY without them."""
+    store, digest = _doomed_blob(service)
+    answered, go = threading.Event(), threading.Event()
+    outcome: list[BaseException | VersionStatus] = []
+    raced: list[int] = []
+
+    def pause() -> None:  # the upload, between the store's answer and recording it
+        answered.set()
+        assert go.wait(timeout=30)
+
+    def upload() -> None:
+        try:
+            version = _new_version(service)
+            raced.append(version)
+            store.after_size = pause
+            outcome.append(service.put_blob(SYSTEM, "m", version, digest, [DOOMED]).version_status)
+        except BaseException as exc:  # the main thread reports it
+            outcome.append(exc)
+            answered.set()
+
+    sender = threading.Thread(target=upload)
+
+    def race(_digest: str) -> None:
+        sender.start()
+        assert answered.wait(timeout=30)
+
+    store.before_delete = race
+    service.gc(SYSTEM, dry_run=False, grace_s=0)
+    assert not service.blobs.exists(digest)  # gc is done
+    go.set()
+    sender.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Unavailable), outcome
+    assert "deleted by gc" in str(outcome[0])
+    assert _row_and_tombstone(service, digest) == (False, False)  # nothing recorded
+    _sent_again_and_sound(service, raced[0], digest)
+
+
+def test_a_gc_that_died_before_deleting_the_bytes_is_finished_by_the_next(
+    service: RegistryService,
+) -> None:
+    """gc commits the row's deletion with a tombstone and dies before the bytes go: the
+    tombstone stays and refuses uploads of the digest; a dry run reports the bytes and
+    changes nothing; the next gc deletes the bytes and the tombstone, and the upload then
+    succeeds."""
+    store, digest = _doomed_blob(service)
+    store.crash_on_delete = True
+    with pytest.raises(Crash):
+        service.gc(SYSTEM, dry_run=False, grace_s=0)
+    store.crash_on_delete = False
+    assert service.blobs.exists(digest)
+    version = _new_version(service)
+    with pytest.raises(Unavailable, match="being deleted by gc"):
+        service.put_blob(SYSTEM, "m", version, digest, [DOOMED])
+    assert _row_and_tombstone(service, digest) == (False, True)  # nothing recorded
+
+    dry = service.gc(SYSTEM, dry_run=True, grace_s=0)
+    assert [(b.digest, b.size) for b in dry.blobs] == [(digest, len(DOOMED))]
+    assert _row_and_tombstone(service, digest) == (False, True)  # a dry run changes nothing
+    assert service.blobs.exists(digest)
+
+    report = service.gc(SYSTEM, dry_run=False, grace_s=3600)  # a tombstone has no grace
+    assert [(b.digest, b.size) for b in report.blobs] == [(digest, len(DOOMED))]
+    assert _row_and_tombstone(service, digest) == (False, False)
+    assert not service.blobs.exists(digest)
+    _sent_again_and_sound(service, version, digest)
 
 
 def test_one_gc_at_a_time(service: RegistryService) -> None:

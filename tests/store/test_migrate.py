@@ -116,3 +116,18 @@ def test_semver_labels_written_before_0012_are_keyed_by_it(db: Database) -> None
             (3, "0000000002.0000000000.0000000000"),
         ]
     migrate.check_schema(db)
+
+
+def test_0014_adds_blob_tombstones_and_its_downgrade_drops_them(db: Database) -> None:
+    """Migration 0014 creates ``blob_tombstones``; down to 0013 and up again round-trips."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0013_require_compatible")
+        conn.commit()
+    assert "blob_tombstones" not in inspect(db.engine).get_table_names()
+    migrate.upgrade(db)
+    assert migrate.current_revision(db) == "0014_blob_tombstones"
+    assert "blob_tombstones" in inspect(db.engine).get_table_names()
+    migrate.check_schema(db)

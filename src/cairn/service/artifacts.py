@@ -18,7 +18,7 @@ from cairn.domain.blob_batch import parse_frames
 from cairn.domain.digests import validate_digest
 from cairn.domain.models import Actor, ModelVersion, VersionStatus
 from cairn.domain.uris import parse_version_number
-from cairn.errors import Conflict, InvalidParameter, NotFound
+from cairn.errors import Conflict, InvalidParameter, NotFound, Unavailable
 from cairn.service.base import PRESIGN_SECONDS, authorize
 from cairn.service.scan_engine import scanner_name
 from cairn.service.scans import ScansService
@@ -244,9 +244,20 @@ class ArtifactsService(ScansService):
     ) -> list[BlobReceipt]:
         """Record verified blobs ``(digest, size, stored)`` of a version in one transaction,
         and re-check every PENDING version that waits for one of them; the upload
-        ``upload_id`` that brought them is forgotten in the same transaction."""
+        ``upload_id`` that brought them is forgotten in the same transaction.
+
+        gc may be deleting bytes the store just called "already stored": a blob gc has a
+        tombstone for is refused (``BlobIndexStore.record``), and one whose row is new is
+        looked for in the store inside the transaction, which then holds its row: a gc
+        that finished between the store's answer and now has left no tombstone but has
+        taken the bytes. Either way ``Unavailable`` (503): the client sends them again."""
         for digest, size, stored in items:
-            if not stored and self.blobs.size(digest) != size:  # pre-existing, other size
+            if stored:
+                continue
+            held = self.blobs.size(digest)
+            if held is None:  # gc deleted them since the store said they were there
+                raise Unavailable(_deleted(digest))
+            if held != size:  # pre-existing, other size
                 raise InvalidParameter(f"{digest} is stored with another size than {size} bytes")
         # reading bytes comes before the transaction that may promote: these blobs' scans
         # (recorded with the blobs), and once nothing else is missing, any of the version's
@@ -262,7 +273,8 @@ class ArtifactsService(ScansService):
                 index.remove_upload(upload_id)
             owed = set()
             for digest, size, _ in items:
-                index.record(digest, size, now)
+                if index.record(digest, size, now) and not self.blobs.exists(digest):
+                    raise Unavailable(_deleted(digest))
                 if (scan := scans[digest]) is not None:
                     ScansStore(s).record_blob(digest, scan, now)
                 # the uploader proved it holds the bytes; saying they were "already stored"
@@ -320,3 +332,7 @@ class ArtifactsService(ScansService):
             after={"status": VersionStatus.READY.value},
         )
         return self._apply_scan_policy(s, version_id)  # its scan verdict, and the policy
+
+
+def _deleted(digest: str) -> str:
+    return f"blob {digest} was deleted by gc while it was being sent; send it again"

@@ -3,10 +3,11 @@ garbage, verify bytes.
 
 Garbage collection deletes a blob only when no version (live, soft-deleted or pending)
 and no upload refers to it, it is older than the grace period, and a re-check under the
-row lock still finds no reference; the row goes first, then the bytes. Bytes a crash left
-in the store without a row are given one first (``_strays``), so they are reclaimed the
-same way. Soft-deleted versions keep their bytes until purged (``purge_version``, or the
-configured retention).
+row lock still finds no reference; the row goes first, with a tombstone written in its
+place, then the bytes, then the tombstone (``_reclaim``). Tombstones a crash left are
+finished first (``_finish_tombstones``). Bytes a crash left in the store without a row
+are given one (``_strays``), so they are reclaimed the same way. Soft-deleted versions
+keep their bytes until purged (``purge_version``, or the configured retention).
 """
 
 from __future__ import annotations
@@ -201,12 +202,13 @@ class MaintenanceService(ServiceBase):
         self, actor: Actor, grace: int, keep: int | None, keep_days: float | None, *, dry_run: bool
     ) -> GcReport:
         now = self.clock()
+        finished = self._finish_tombstones(dry_run=dry_run)  # before anything else
         failed = [] if dry_run else self.expire_pending(actor)
         pruned = self._prune_all(actor, keep, keep_days, dry_run)
         purged = [] if dry_run else self._purge_expired(now)
         stale = 0 if dry_run else self._drop_stale_uploads(now)
         cut = now - grace * US
-        reclaimed = self._strays(cut, dry_run=dry_run)
+        reclaimed = finished + self._strays(cut, dry_run=dry_run)
         candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(cut))
         for row in candidates:
             if not dry_run and not self._reclaim(row.digest):
@@ -318,20 +320,52 @@ class MaintenanceService(ServiceBase):
         return would
 
     def _reclaim(self, digest: str) -> bool:
-        """Delete one blob if a re-check under its row lock finds it still unused:
-        the row first (in the transaction), then the bytes."""
+        """Delete one blob if a re-check under its row lock finds it still unused: in one
+        transaction the row goes and a tombstone takes its place; then the bytes go, then
+        the tombstone (``_bury``).
+
+        The tombstone is what keeps an upload of the same digest from landing between the
+        commit and the bytes' deletion: a new version naming the digest is PENDING (the
+        row is gone), the blob store says its bytes are "already stored", and recording
+        them would make the version READY just before the bytes vanish. While the
+        tombstone stands, ``BlobIndexStore.record`` refuses them (503: send again); once
+        it is gone, the bytes are too, and the upload's check of the store (in its
+        recording transaction, ``ArtifactsService._record_blobs``) finds that out. Deleting
+        the bytes before the commit instead would let a crash leave a row without bytes.
+        A crash after the commit leaves the tombstone: the next gc finishes it."""
+        now = self.clock()
 
         def claim(s: Tx) -> bool:
             index = BlobIndexStore(s)
             if not index.claim_for_deletion(digest):
                 return False
             index.delete(digest)
+            index.add_tombstone(digest, now)
             return True
 
         if not self.db.write(claim):
             return False
-        self.blobs.delete(digest)
+        self._bury(digest)
         return True
+
+    def _bury(self, digest: str) -> None:
+        """Delete a tombstoned blob's bytes (gone already is fine), then its tombstone."""
+        self.blobs.delete(digest)
+        self.db.write(lambda s: BlobIndexStore(s).remove_tombstone(digest))
+
+    def _finish_tombstones(self, *, dry_run: bool) -> list[BlobUse]:
+        """Finish the deletions a crashed gc left between its commit and its tombstone's
+        removal: the bytes that are still there (what this returns; a dry run only says
+        so), then the tombstone. Runs under gc's lock, before anything else: until it has
+        run, uploads of those digests are refused."""
+        left: list[BlobUse] = []
+        for digest in self.db.read(lambda s: BlobIndexStore(s).tombstones()):
+            size = self.blobs.size(digest)
+            if size is not None:
+                left.append(BlobUse(digest, size))
+            if not dry_run:
+                self._bury(digest)
+        return left
 
     def _mark(self, digest: str, *, corrupt: bool) -> None:
         now = self.clock()
@@ -372,8 +406,11 @@ def _index_page(after: str, verified_before: int | None, s: Tx) -> list[tuple[st
 
 
 def _unknown(blobs: list[BlobInfo], s: Tx) -> list[BlobInfo]:
-    """Those of ``blobs`` the index has no row for."""
-    unknown = BlobIndexStore(s).unknown(b.digest for b in blobs)
+    """Those of ``blobs`` the index has no row for and no tombstone (gc is deleting those:
+    ``_finish_tombstones`` counts them)."""
+    index = BlobIndexStore(s)
+    unknown = index.unknown(b.digest for b in blobs)
+    unknown -= index.tombstoned(unknown)
     return [b for b in blobs if b.digest in unknown]
 
 
@@ -384,6 +421,9 @@ def _unused(blobs: list[BlobInfo], s: Tx) -> list[BlobUse]:
 
 
 def _adopt(blobs: list[BlobInfo], s: Tx) -> None:
+    """Give ``blobs`` rows, but those with a tombstone: they are being deleted."""
     index = BlobIndexStore(s)
+    doomed = index.tombstoned(b.digest for b in blobs)
     for b in blobs:
-        index.adopt(b.digest, b.size, int(b.modified * US))
+        if b.digest not in doomed:
+            index.adopt(b.digest, b.size, int(b.modified * US))

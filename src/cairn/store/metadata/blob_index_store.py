@@ -5,6 +5,11 @@ first, rows second). Readers that rely on a blob (a version becoming READY) lock
 row ``FOR SHARE``; garbage collection locks it ``FOR UPDATE`` and re-checks references
 in a fresh statement, so the two can never both win (PostgreSQL; SQLite serialises
 writers anyway).
+
+Deleting is rows first, bytes second, so between the two gc leaves a tombstone
+(``blob_tombstones``), written in the transaction that deletes the row and deleted once
+the bytes are gone. A row and a tombstone of the same digest are never both committed:
+``record`` refuses a digest with a tombstone and ``adopt`` skips it.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cairn.domain.access import ReadFilter
 from cairn.domain.models import FileEntry
-from cairn.errors import InvalidParameter
+from cairn.errors import InvalidParameter, Unavailable
 from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import (
     blob_claims,
+    blob_tombstones,
     blobs,
     model_versions,
     registered_models,
@@ -44,6 +50,7 @@ from cairn.store.metadata.search import readable_models
 _FAILED = "FAILED"
 B = blobs
 C = blob_claims
+T = blob_tombstones
 F = version_files
 U = uploads
 
@@ -110,16 +117,66 @@ class BlobIndexStore:
             query = query.with_for_update(read=True)
         return {digest: int(size) for digest, size in self.s.execute(query)}
 
-    def record(self, digest: str, size: int, now: int) -> None:
+    def record(self, digest: str, size: int, now: int) -> bool:
+        """Record verified bytes the blob store holds: insert the blob's row, or mark the
+        row there as verified (and not corrupt). True if the row is new: the caller must
+        then make sure, in this transaction, that the bytes are still in the store.
+
+        A new row is refused with ``Unavailable`` (the transaction rolls back; the client
+        sends the blob again) while gc is deleting the digest: it has a tombstone. That
+        check is a statement after the insert. On PostgreSQL (READ COMMITTED) the insert
+        waits for a gc transaction that has locked or deleted the row and not committed;
+        once gc commits, the next statement sees its tombstone. On SQLite gc's transaction
+        and this one run one after the other, whole. A new row with no tombstone means
+        either that no gc has claimed the digest since it last had a row, or that its gc
+        has finished: the bytes are gone, unless they were sent again, and the caller's
+        look at the store tells which. From the insert on, this transaction holds the row
+        (or SQLite's writer lock), so a gc that comes later waits for it, then finds the
+        version that names the digest and leaves it alone.
+
+        An existing row needs neither check: a committed row never has a tombstone, and
+        its bytes are there (gc deletes them only after it has deleted the row). The
+        update locks the row; if gc deleted it meanwhile (PostgreSQL: the update waited
+        for gc, then found nothing), the insert is tried again."""
         dialect = self.s.dialect.name
-        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(B).values(
-            digest=digest, size=size, created_at=now, verified_at=now
+        new = (
+            (pg_insert if dialect == "postgresql" else sqlite_insert)(B)
+            .values(digest=digest, size=size, created_at=now, verified_at=now)
+            .on_conflict_do_nothing(index_elements=["digest"])
+            .returning(B.c.digest)
         )
-        self.s.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["digest"], set_={"corrupt_at": None, "verified_at": now}
-            )
+        again = update(B).where(B.c.digest == digest).values(corrupt_at=None, verified_at=now)
+        for _ in range(3):
+            if self.s.execute(new).first() is not None:
+                if self.tombstoned([digest]):
+                    raise Unavailable(
+                        f"blob {digest} is being deleted by gc; send it again in a moment"
+                    )
+                return True
+            if self.s.execute(again).rowcount:
+                return False
+        raise Unavailable(f"blob {digest} kept changing while it was recorded; send it again")
+
+    def tombstoned(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` gc is deleting (or a crash left it deleting)."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return set()
+        return set(self.s.execute(select(T.c.digest).where(T.c.digest.in_(wanted))).scalars())
+
+    def tombstones(self) -> list[str]:
+        """Every digest gc has deleted the row of and not yet finished deleting."""
+        return list(self.s.execute(select(T.c.digest).order_by(T.c.digest)).scalars())
+
+    def add_tombstone(self, digest: str, now: int) -> None:
+        dialect = self.s.dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(T).values(
+            digest=digest, created_at=now
         )
+        self.s.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
+
+    def remove_tombstone(self, digest: str) -> None:
+        self.s.execute(delete(T).where(T.c.digest == digest))
 
     def find(self, digest: str) -> Row[Any] | None:
         return self.s.execute(select(B).where(B.c.digest == digest)).first()
@@ -153,7 +210,8 @@ class BlobIndexStore:
         )
 
     def claim_for_deletion(self, digest: str) -> bool:
-        """Lock the row and re-check references; True if it may be deleted now."""
+        """Lock the row and re-check references; True if it may be deleted now (the caller
+        deletes it and writes its tombstone in the same transaction: ``add_tombstone``)."""
         row = self.s.execute(select(B.c.digest).where(B.c.digest == digest).with_for_update())
         if row.first() is None:
             return False
@@ -193,7 +251,8 @@ class BlobIndexStore:
 
     def adopt(self, digest: str, size: int, stored_at: int) -> None:
         """Give bytes the store holds without a row one, dated when they were stored (and
-        not counted as verified); a row written meanwhile is left as it is."""
+        not counted as verified); a row written meanwhile is left as it is. The caller
+        leaves out digests with a tombstone (``tombstoned``): gc is deleting them."""
         dialect = self.s.dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(B).values(
             digest=digest, size=size, created_at=stored_at

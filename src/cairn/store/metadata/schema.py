@@ -247,6 +247,16 @@ blobs = Table(
     Index("ix_blobs_created_at", "created_at"),
 )
 
+# gc deletes a blob's row and writes its tombstone in one transaction, then deletes the
+# bytes, then the tombstone (migration 0014). While it stands, no upload may record the
+# digest (``BlobIndexStore.record``); one a crash left behind, the next gc finishes.
+blob_tombstones = Table(
+    "blob_tombstones",
+    metadata,
+    Column("digest", String(71), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 uploads = Table(
     "uploads",
     metadata,
