@@ -143,6 +143,15 @@ def test_dry_run_changes_nothing(source: Source, tmp_path: Path) -> None:
     assert json.loads(cairn(target, "models", "list", "--json").stdout) == []
 
 
+def test_a_dry_run_with_json_prints_only_json(source: Source, tmp_path: Path) -> None:
+    """--json makes stdout one JSON document; the plan's lines go to stderr."""
+    target = str(tmp_path / "target")
+    result = cairn(target, "import", str(source.full), "--dry-run", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["dry_run"] is True and summary["versions"]["planned"] == 4
+    assert "fraud v2: import 5 file(s)" in result.stderr
+
+
 def test_metadata_only_round_trip(source: Source, target: str, target_client: BaseClient) -> None:
     meta, full = source.meta, source.full
     assert not (meta / "blobs").exists()

@@ -36,10 +36,11 @@ class _Amount(ProgressColumn):
 class CliReporter(Reporter):
     """Two bars on stderr (versions done; bytes of the current step), problems as lines.
 
-    In a dry run the plan goes to stdout, one line per model, version or alias.
+    In a dry run the plan goes to stdout, one line per model, version or alias; to stderr
+    with ``as_json`` (stdout is then the summary's JSON alone), unless quiet.
     """
 
-    def __init__(self, *, enabled: bool, dry_run: bool = False) -> None:
+    def __init__(self, *, enabled: bool, dry_run: bool = False, as_json: bool = False) -> None:
         self._bar = Progress(
             TextColumn("{task.description:<40.40}"),
             BarColumn(),
@@ -48,6 +49,8 @@ class CliReporter(Reporter):
             disable=not enabled or dry_run,
         )
         self._dry_run = dry_run
+        self._plan_to_stderr = as_json
+        self._quiet = not enabled
         self._lock = threading.Lock()
         self._versions: TaskID = self._bar.add_task("versions", total=0)
         self._bytes: TaskID = self._bar.add_task("", total=0, unit="bytes", visible=False)
@@ -74,9 +77,9 @@ class CliReporter(Reporter):
         with self._lock:
             if result.version is not None and result.alias is None:
                 self._bar.advance(self._versions, 1)
-        if self._dry_run:
+        if self._dry_run and not (self._plan_to_stderr and self._quiet):
             verb = {SKIPPED: "skip: ", FAILED: "FAILED: "}.get(result.outcome, "")
-            typer.echo(f"{result.label}: {verb}{result.message}")
+            typer.echo(f"{result.label}: {verb}{result.message}", err=self._plan_to_stderr)
         elif result.outcome == FAILED:
             self._bar.console.print(
                 Text.assemble(("FAILED", "red"), f" {result.label}: {result.message}")
@@ -207,7 +210,7 @@ def import_dir(
     from cairn.client.archive_import import ArchiveImporter
 
     sdk = client(ctx)
-    with CliReporter(enabled=not quiet(ctx), dry_run=dry_run) as reporter:
+    with CliReporter(enabled=not quiet(ctx), dry_run=dry_run, as_json=as_json) as reporter:
         summary = ArchiveImporter(sdk, folder, reporter).run(dry_run=dry_run)
     _finish(summary, as_json)
 
@@ -254,7 +257,7 @@ def import_mlflow(
     sdk = client(ctx)
     source = MlflowSource(tracking_uri, registry_uri)
     importer = MlflowImporter(sdk, source, files=not no_files)
-    with CliReporter(enabled=not quiet(ctx), dry_run=dry_run) as reporter:
+    with CliReporter(enabled=not quiet(ctx), dry_run=dry_run, as_json=as_json) as reporter:
         importer.reporter = reporter
         summary: ImportSummary = importer.run(model or [], dry_run=dry_run)
     _finish(summary, as_json)
