@@ -200,6 +200,26 @@ def test_files_with_the_same_bytes_are_each_placed(
     assert read_tree(client.pull("models:/m/1", tmp_path / "again", cache_dir=cache)) == same
 
 
+@pytest.mark.parametrize("in_the_way", ["a folder at a file's path", "a file at a folder's path"])
+def test_a_pull_that_cannot_place_a_file_places_none(
+    client: BaseClient, tmp_path: Path, cache: Path, in_the_way: str
+) -> None:
+    """A file or folder already in the output folder where the version needs the other
+    kind is found before anything moves: an error naming the path, and no file placed."""
+    files = {"a.bin": b"a" * 100, "b": b"b" * 100, "c.bin": b"c" * 100, "sub/x": b"x"}
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", files), name="m")
+    out = tmp_path / "out"
+    if in_the_way == "a folder at a file's path":
+        write_tree(out, {"b/mine.txt": b"mine"})
+    else:
+        write_tree(out, {"sub": b"mine"})
+    before = read_tree(out), sorted(out.rglob("*"))
+    with pytest.raises(InvalidParameter, match=r"cannot place ('b'|'sub/x')"):
+        client.pull("models:/m/1", out, cache_dir=cache)
+    assert (read_tree(out), sorted(out.rglob("*"))) == before
+
+
 def _cached(cache: Path, data: bytes) -> Path:
     hexdigest = hashlib.sha256(data).hexdigest()
     return cache / "blobs" / "sha256" / hexdigest[:2] / hexdigest

@@ -265,14 +265,24 @@ def _update_all(hasher: Any, batch: list[bytes]) -> None:
 class Placement:
     """A file on its way to ``out_dir/rel``: written into a temp file beside its target,
     renamed over the target by ``commit`` (an interrupt never leaves half a file) or
-    removed by ``abort``. The path is checked at once; the target never lands outside
-    ``out_dir``. The temp file is open only while it is being written."""
+    removed by ``abort``. The path is checked at once: the target never lands outside
+    ``out_dir``, and a folder where the file goes (or a file where one of its folders
+    goes) is refused before anything moves. The temp file is open only while it is being
+    written."""
 
     def __init__(self, out_dir: Path, rel: str) -> None:
         validate_file_path(rel)
+        root = out_dir.resolve()
         target = (out_dir / rel).resolve()
-        if not target.is_relative_to(out_dir.resolve()):
+        if not target.is_relative_to(root):
             raise InvalidParameter(f"file path {rel!r} would land outside {out_dir}")
+        if target.is_dir():
+            raise InvalidParameter(f"cannot place {rel!r}: {out_dir / rel} is a folder")
+        for folder in target.parents:
+            if folder.exists() and not folder.is_dir():
+                raise InvalidParameter(f"cannot place {rel!r}: {folder} is not a folder")
+            if folder == root:
+                break
         self.target = target
         self.tmp: Path | None = None
         self.fd = -1
