@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -198,6 +201,35 @@ def test_files_with_the_same_bytes_are_each_placed(
     client.push(write_tree(tmp_path / "src", same), name="m")
     assert read_tree(client.pull("models:/m/1", tmp_path / "first", cache_dir=cache)) == same
     assert read_tree(client.pull("models:/m/1", tmp_path / "again", cache_dir=cache)) == same
+
+
+def test_an_interrupted_pull_stops_its_downloads(
+    client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a pull ends the downloads under way at their next chunk, instead of
+    waiting for each one to finish; nothing is placed, and the cache keeps what arrived."""
+    data = os.urandom(2 * BATCH_FILE_MAX)
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", {"w.bin": data}), name="m")
+    pieces = 400
+    step = len(data) // pieces
+    sent: list[int] = []
+
+    def slow(*_args: object, **_kwargs: object) -> Iterator[bytes]:
+        for i in range(pieces):
+            if i == 1:  # Ctrl-C, as the terminal delivers it: to the main thread
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            sent.append(i)
+            yield data[i * step : (i + 1) * step]
+            time.sleep(0.025)
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(client, "_fetch", slow)
+        client.pull("models:/m/1", out, cache_dir=cache)
+    assert len(sent) < pieces  # not read to its end after the interrupt
+    assert list(out.iterdir()) == []
+    assert read_tree(client.pull("models:/m/1", out, cache_dir=cache)) == {"w.bin": data}
 
 
 @pytest.mark.parametrize("in_the_way", ["a folder at a file's path", "a file at a folder's path"])

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +29,10 @@ from cairn.errors import NotFound
 
 if TYPE_CHECKING:
     from cairn.client.base import BaseClient
+
+
+class _Stopped(Exception):
+    """A download ended because its pull is ending (an error elsewhere, or Ctrl-C)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +115,36 @@ def pull(
     cache.root.mkdir(parents=True, exist_ok=True)
     share = os.stat(out).st_dev == os.stat(cache.root).st_dev
     touched: list[Path] = []  # cached blobs a link was tried for: stamped again
+    stop = threading.Event()  # the pull is ending: downloads under way stop at a chunk
     progress.begin("downloading", sum(f.size for f in unique))
+
+    def unless_stopped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks`` until the pull ends early (what came stays in the cache's partial
+        file, for the next pull to resume)."""
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    raise _Stopped
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def fill(entry: FileEntry, received: bytes | None = None) -> None:
         mine = placements[entry.digest]
         cached = cache.fill(
             entry,
             lambda start: (
-                client._fetch(
-                    version.name,
-                    version.version,
-                    entry,
-                    start,
-                    urls.get(entry.digest),
-                    override=override,
+                unless_stopped(
+                    client._fetch(
+                        version.name,
+                        version.version,
+                        entry,
+                        start,
+                        urls.get(entry.digest),
+                        override=override,
+                    )
                 )
                 if received is None
                 else iter((received[start:],))
@@ -155,7 +177,11 @@ def pull(
     jobs += [functools.partial(fill_batch, b) for b in batches]
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(lambda job: job(), jobs))
+            try:
+                list(pool.map(lambda job: job(), jobs))
+            except BaseException:  # a failed file, or Ctrl-C: the others need not finish
+                stop.set()
+                raise
         progress.end()
         for group in placements.values():
             for placement in group:
