@@ -347,6 +347,18 @@ def test_bad_pushes_change_nothing(client: BaseClient, tmp_path: Path) -> None:
     assert client.list_versions("m").items == []
 
 
+@pytest.mark.parametrize("alias", ["bad alias!", "latest", "v2"])
+def test_a_push_with_an_invalid_alias_creates_no_version(
+    client: BaseClient, tmp_path: Path, alias: str
+) -> None:
+    """The alias is checked before the version is made: the push that fails leaves nothing
+    behind (a re-run with the alias corrected would otherwise make a second version)."""
+    client.create_model("m")
+    with pytest.raises(InvalidParameter, match="alias"):
+        client.push(write_tree(tmp_path / "src", {"w": b"w"}), name="m", alias=alias)
+    assert client.list_versions("m").items == []
+
+
 def test_files_listing(client: BaseClient, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", FILES)
     client.create_model("m")

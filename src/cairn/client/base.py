@@ -30,6 +30,7 @@ from cairn.domain.models import (
     RegisteredModel,
     VersionSpec,
 )
+from cairn.domain.names import validate_alias
 from cairn.domain.paths import select_files
 from cairn.domain.progress import NoProgress, Progress
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
@@ -603,6 +604,8 @@ class BaseClient(abc.ABC):
         it once; ``last_transfer.created`` says which happened). The metadata given here is
         then not applied; ``alias`` is, so that it points at these files either way.
         """
+        if alias is not None:  # checked first: a bad one must not leave a version behind
+            validate_alias(alias)
         spec = VersionSpec(
             description=description,
             tags=dict(tags or {}),
