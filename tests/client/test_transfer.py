@@ -113,6 +113,32 @@ def test_tampered_cache_is_not_trusted_blindly(
     assert (out / "w").read_bytes() == b"weights" * 100
 
 
+def test_a_download_longer_than_its_file_is_cut_off(
+    client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server (or a bucket's link) that sends more bytes than the manifest's size is
+    not read on into the cache folder: the pull fails at the first byte too many."""
+    data = os.urandom(2 * BATCH_FILE_MAX)
+    client.create_model("m")
+    client.push(write_tree(tmp_path / "src", {"w.bin": data}), name="m")
+    extra: list[int] = []
+
+    def endless(*_args: object, **_kwargs: object) -> Iterator[bytes]:
+        yield data
+        for i in range(64):  # stands for a body that never ends
+            extra.append(i)
+            yield bytes(BATCH_FILE_MAX)
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patched, pytest.raises(DataCorrupted, match="longer"):
+        patched.setattr(client, "_fetch", endless)
+        client.pull("models:/m/1", out, cache_dir=cache)
+    assert len(extra) <= 1
+    assert list(out.iterdir()) == []
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    assert read_tree(client.pull("models:/m/1", out, cache_dir=cache)) == {"w.bin": data}
+
+
 def test_a_verified_cached_blob_is_not_hashed_again(
     client: BaseClient, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -143,9 +143,17 @@ class BlobCache:
             if progress is not None:
                 progress.advance(have)
             if have < entry.size:
-                _receive(fd, fetch(have), hasher, progress, copies)
-        finally:
+                _receive(fd, _at_most(fetch(have), entry.size - have), hasher, progress, copies)
+        except _TooLong:
             os.close(fd)
+            fd = -1
+            partial.unlink(missing_ok=True)
+            raise DataCorrupted(
+                f"the download of {entry.path!r} is longer than its {entry.size} bytes"
+            ) from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
         return "sha256:" + hasher.hexdigest() == entry.digest
 
     def fill(
@@ -192,6 +200,25 @@ class BlobCache:
         os.replace(partial, final)
         self._stamp(final)
         return final
+
+
+class _TooLong(Exception):
+    """A download delivered more bytes than the file has."""
+
+
+def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """``chunks`` while they add up to at most ``limit`` bytes: a body that runs on (a
+    broken or hostile server, or link) is not written on into the cache folder."""
+    try:
+        for chunk in chunks:
+            limit -= len(chunk)
+            if limit < 0:
+                raise _TooLong
+            yield chunk
+    finally:  # the response under it is closed now, not when the traceback goes
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _identity(st: os.stat_result) -> list[int]:
