@@ -469,3 +469,16 @@ def test_values_that_look_like_rich_markup_are_printed_as_they_are(uri: str) -> 
     proc = run_cli("--uri", uri, "versions", "get", "models:/m/9")
     assert proc.returncode == 1 and "[/x]" not in proc.stderr  # and no traceback
     assert proc.stderr.startswith("error (RESOURCE_DOES_NOT_EXIST)")
+
+
+def test_db_current_prints_json(tmp_path: Path) -> None:
+    """A read command: ``--json`` gives the revisions alone on stdout."""
+    where = ["--data-dir", str(tmp_path), "--backend-uri", f"sqlite:///{tmp_path / 'c.db'}"]
+    result = runner.invoke(app, ["db", "current", *where, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    empty = json.loads(result.stdout)
+    assert empty["revision"] is None and empty["head"]
+    upgraded = runner.invoke(app, ["db", "upgrade", *where], catch_exceptions=False)
+    assert upgraded.exit_code == 0, upgraded.output
+    result = runner.invoke(app, ["db", "current", *where, "--json"], catch_exceptions=False)
+    assert json.loads(result.stdout) == {"revision": empty["head"], "head": empty["head"]}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cairn.cli.output import message
+from cairn.cli.output import message, print_json
 
 if TYPE_CHECKING:  # loaded by the commands that need it: other commands start faster
     from cairn.settings import Settings
@@ -122,6 +122,9 @@ def upgrade(
 def current(
     data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
     backend_uri: Annotated[str | None, typer.Option(help="Metadata database URI.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"revision", "head"} as JSON.')
+    ] = False,
 ) -> None:
     """Print the database's schema revision and this code's newest."""
     from cairn.store.metadata import migrate
@@ -129,5 +132,9 @@ def current(
 
     settings = _settings(data_dir=data_dir, backend_uri=backend_uri)
     db = Database(settings.resolved_backend_uri())
-    typer.echo(f"{migrate.current_revision(db) or '(empty)'} (code: {migrate.head_revision()})")
+    revision, head = migrate.current_revision(db), migrate.head_revision()
     db.dispose()
+    if as_json:
+        print_json({"revision": revision, "head": head})
+    else:
+        typer.echo(f"{revision or '(empty)'} (code: {head})")
