@@ -216,6 +216,23 @@ def test_prune_versions_both_modes(client: BaseClient) -> None:
         client.prune_versions("m", keep=1, filter="tags.run ==")
 
 
+def test_the_version_counter_outlives_a_purge_both_modes(client: BaseClient) -> None:
+    """``last_version`` is the model's counter, not its highest surviving version."""
+    made = client.create_model("m")
+    assert (made.latest_version, made.last_version) == (None, 0)
+    assert client.get_model("m").last_version == 0
+    client.create_version("m")
+    client.create_version("m")
+    client.purge_version("m", 2)
+    got = client.get_model("m")
+    assert (got.latest_version, got.last_version) == (1, 2)
+    listed = client.search_models("name = 'm'").items
+    assert [(m.latest_version, m.last_version) for m in listed] == [(1, 2)]
+    assert client.update_model("m", description="d").last_version == 2
+    assert client.create_version("m").version == 3
+    assert client.get_model("m").last_version == 3
+
+
 def test_diff_versions_both_modes(client: BaseClient, tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     (one / "sub").mkdir(parents=True)

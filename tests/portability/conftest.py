@@ -85,6 +85,7 @@ def snapshot(sdk: BaseClient) -> dict[str, Any]:
             "tags": dict(model.tags),
             "aliases": dict(model.aliases),
             "latest_version": model.latest_version,
+            "last_version": model.last_version,
             "created_at": model.created_at,
             "created_by": model.created_by,
             "versions": {

@@ -135,6 +135,55 @@ def test_round_trip_into_an_empty_cairn(
     assert (pulled / "extra" / "notes.md").read_bytes() == b"# v2\n"
 
 
+def purged_source(root: Path) -> Source:
+    """A model with versions 1 and 2, and 2 purged: its counter is above every version."""
+    src = Source(root)
+    src.client.create_model("m")
+    src.client.create_version("m")
+    src.client.create_version("m")
+    src.client.purge_version("m", 2)
+    return src
+
+
+def test_a_purged_number_stays_spent_after_a_restore(
+    tmp_path: Path, target: str, target_client: BaseClient
+) -> None:
+    src = purged_source(tmp_path / "purged")
+    src.export(tmp_path / "out")
+    cairn(target, "import", str(tmp_path / "out"))
+    assert target_client.create_version("m").version == 3  # as the source's next would be
+
+    assert src.client.get_model("m").last_version == 2
+    src.client.close()
+    text = (tmp_path / "out" / "cairn-export.jsonl").read_text(encoding="utf-8")
+    model = next(r for r in map(json.loads, text.splitlines()) if r["type"] == "model")
+    assert model["version_counter"] == 2 and model["model"]["last_version"] == 2
+    restored = target_client.get_model("m")
+    assert (restored.latest_version, restored.last_version) == (3, 3)
+
+
+def test_an_export_older_than_last_version_still_imports(
+    tmp_path: Path, target: str, target_client: BaseClient
+) -> None:
+    """Exports written before models carried ``last_version``: the counter they hold is
+    honoured."""
+    src = purged_source(tmp_path / "purged")
+    src.client.create_version("m")  # 3
+    src.client.delete_version("m", 3)  # soft-deleted: counted by the old exporter too
+    src.export(tmp_path / "out")
+    src.client.close()
+    path = tmp_path / "out" / "cairn-export.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for record in records:
+        if record["type"] == "model":
+            del record["model"]["last_version"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    cairn(target, "import", str(tmp_path / "out"))
+    assert target_client.get_model("m").last_version == 3
+    assert target_client.create_version("m").version == 4
+
+
 def test_dry_run_changes_nothing(source: Source, tmp_path: Path) -> None:
     target = str(tmp_path / "target")
     plan = cairn(target, "import", str(source.full), "--dry-run").stdout

@@ -134,8 +134,10 @@ EXPORT_HELP = (
     "versions: numbers, metadata, stage, aliases, file manifests; one JSON object per "
     "line) and blobs/sha256/ab/<hex> (each file once, unless --metadata-only). It is "
     "written under a temporary name beside DIR and renamed when complete. Alias history "
-    "and deleted versions are left out. Restore with `cairn import DIR`. Exit status 1 "
-    "if a file could not be exported."
+    "and deleted versions are left out; each model's version counter is kept, so a "
+    "restored registry does not hand out the numbers of deleted or purged versions "
+    "again. Restore with `cairn import DIR`. Exit status 1 if a file could not be "
+    "exported."
 )
 
 

@@ -6,6 +6,8 @@ For backups and restores, and for promoting models from one Cairn to another::
         {"type": "header", "format": "cairn-export", "format_version": 1,
          "exported_at": …, "cairn_version": …, "metadata_only": false}
         {"type": "model", "model": {…as the API returns it…}, "version_counter": N}
+                                       N: the model's counter (its ``last_version``), the
+                                       highest number it ever handed out
         {"type": "version", "version": {…as the API returns it, files included…}}
         …                              each model followed by its versions, oldest first
         {"type": "end", "models": M, "versions": V, "blobs": B, "bytes": S}
@@ -17,7 +19,9 @@ complete, so DIR either does not exist or holds a whole export. An import checks
 format, re-hashes every blob before sending it, and keeps each version's number and
 manifest digest; importing the same folder again changes nothing. Current aliases are
 kept; alias history and soft-deleted versions are not exported (the counter is, so a
-restored registry does not hand out their numbers again).
+restored registry hands out neither their numbers nor those of purged versions again).
+An export written before models carried ``last_version`` (its counter then counted only
+the versions still there, deleted ones included) imports as it always did.
 
 This module writes and reads the format; ``archive_import`` brings a folder in.
 """
@@ -165,7 +169,10 @@ def export_registry(
             for model in _models(client, names):
                 every = _all_versions(client, model.name)
                 live = [v for v in every if v.deleted_at is None]
-                counter = max((v.version for v in every), default=0)
+                # the model's counter, not its highest surviving version: a purged
+                # version is in no listing, yet its number is spent (a server older than
+                # the field reports 0: the versions listed are then the best known)
+                counter = max(model.last_version, max((v.version for v in every), default=0))
                 write({"type": "model", "model": model_to_json(model), "version_counter": counter})
                 summary.models += 1
                 reporter.expect(len(live))
@@ -273,13 +280,10 @@ def read_export(folder: str | Path) -> tuple[dict[str, Any], list[ExportedModel]
 
     def close() -> None:
         if current is not None:
-            models.append(
-                ExportedModel(
-                    model_from_json(current["model"]),
-                    int(current["version_counter"]),
-                    tuple(versions),
-                )
-            )
+            counter = int(current["version_counter"])
+            # an older export's model lacks last_version: its counter stands for it
+            model = model_from_json({"last_version": counter, **current["model"]})
+            models.append(ExportedModel(model, counter, tuple(versions)))
 
     try:
         for record in records[1:-1]:

@@ -71,6 +71,7 @@ def model_to_json(m: RegisteredModel) -> dict[str, Any]:
         "tags": dict(m.tags),
         "aliases": dict(m.aliases),
         "latest_version": m.latest_version,
+        "last_version": m.last_version,
         "created_at": format_time(m.created_at),
         "updated_at": format_time(m.updated_at),
         "created_by": m.created_by,
@@ -85,6 +86,9 @@ def model_from_json(d: dict[str, Any]) -> RegisteredModel:
         tags=dict(d["tags"]),
         aliases={k: int(v) for k, v in d["aliases"].items()},
         latest_version=d["latest_version"],
+        # a server older than the field sends none: 0, "not known" (the exporter then
+        # falls back on the versions it sees)
+        last_version=int(d.get("last_version") or 0),
         created_at=_time(d["created_at"]),
         updated_at=_time(d["updated_at"]),
         created_by=d.get("created_by"),

@@ -49,11 +49,17 @@ class FileEntry:
 
 @dataclass(frozen=True, slots=True)
 class RegisteredModel:
+    """A model. ``latest_version``: its highest READY live version (None if none).
+    ``last_version``: its version counter, the highest number it ever handed out (0 if
+    none), deleted and purged versions included; the next version is above it, as numbers
+    are never reused."""
+
     name: str
     description: str
     tags: Mapping[str, str]
     aliases: Mapping[str, int]
     latest_version: int | None
+    last_version: int
     created_at: datetime
     updated_at: datetime
     created_by: str | None

@@ -52,6 +52,7 @@ class ModelsService(ServiceBase):
                 tags=dict(sorted(clean.items())),
                 aliases={},
                 latest_version=None,
+                last_version=0,
                 created_at=at,
                 updated_at=at,
                 created_by=actor.name,

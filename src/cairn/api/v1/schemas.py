@@ -132,7 +132,16 @@ class ModelOut(BaseModel):
     description: str
     tags: dict[str, str]
     aliases: dict[str, int]
-    latest_version: int | None
+    latest_version: int | None = Field(
+        description="The highest READY, non-deleted version; null if none."
+    )
+    last_version: int = Field(
+        description=(
+            "The model's version counter: the highest number ever allocated (0 if none), "
+            "deleted and purged versions included. Numbers are never reused: the next "
+            "version is above it."
+        )
+    )
     created_at: datetime
     updated_at: datetime
     created_by: str | None

@@ -171,6 +171,7 @@ def _model(
         tags=tags,
         aliases=alias_map,
         latest_version=latest,
+        last_version=int(row.last_version),
         created_at=to_datetime(row.created_at),
         updated_at=to_datetime(row.updated_at),
         created_by=row.created_by,
