@@ -304,7 +304,9 @@ class AuditStore:
             conditions.append(
                 or_(
                     c.model_id.in_(named.scalar_subquery()),
-                    and_(c.model_id.is_(None), func.lower(c.model) == model_name.lower()),
+                    # folded by the database on both sides: SQLite's lower() folds
+                    # ASCII only, and a name folded by Python would not meet it there
+                    and_(c.model_id.is_(None), func.lower(c.model) == func.lower(model_name)),
                 )
             )
         if actor is not None:
