@@ -393,6 +393,28 @@ def test_version_filters(catalog: Catalog, text: str, expected: set[tuple[str, i
     assert catalog.versions_matching(text) == expected
 
 
+_BEYOND_INT32 = ", ".join(str(2**40 + i) for i in range(12))  # a long list: an array on PG
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # any 64-bit whole number compares, though version numbers are 32-bit columns
+        ("version < 3000000000", LIVE),
+        ("version = 9223372036854775807", set()),
+        ("version != 9223372036854775807", LIVE),
+        ("version > -9223372036854775808", LIVE),
+        ("version IN (1, 9223372036854775807)", {FD1, FS1, CH1}),
+        (f"version IN ({_BEYOND_INT32})", set()),
+        (f"version NOT IN ({_BEYOND_INT32})", LIVE),
+    ],
+)
+def test_version_numbers_beyond_32_bits_compare_on_both_engines(
+    catalog: Catalog, text: str, expected: set[tuple[str, int]]
+) -> None:
+    assert catalog.versions_matching(text) == expected
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -681,6 +703,15 @@ def test_malformed_tokens_are_refused(
     # A well-formed token naming a row that does not exist still works: it is a position.
     ids, _ = version_page(db, size=30, token=_b64({"q": fingerprint, "k": ["bravo", 3, 0]}))
     assert [grid[i][:2] for i in ids[:3]] == [("bravo", 2), ("bravo", 1), ("charlie", 5)]
+
+
+def test_a_token_may_name_a_version_beyond_32_bits(
+    db: Database, grid: dict[int, tuple[str, int, int, int]]
+) -> None:
+    # a token is a position, and any 64-bit one is well-formed: past every version of bravo
+    fingerprint = json.loads(base64.urlsafe_b64decode(_first_token(db) + "==="))["q"]
+    ids, _ = version_page(db, size=30, token=_b64({"q": fingerprint, "k": ["bravo", 2**40, 0]}))
+    assert [grid[i][:2] for i in ids[:2]] == [("bravo", 5), ("bravo", 4)]
 
 
 @pytest.mark.parametrize("size", [0, -1, 1001, True])

@@ -160,7 +160,7 @@ def _lists_as_arrays(stmt: ClauseElement) -> ClauseElement:
             array = arrays[list_.key] = bindparam(
                 list_.key,
                 list_.value,  # a list given when the statement was built, if any
-                type_=ARRAY(element.left.type),
+                type_=ARRAY(list_.type),  # the list's own (a column's, unless it says)
                 required=list_.required,
             )
         if element.operator is operators.in_op:

@@ -22,9 +22,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     FromClause,
+    Integer,
     Row,
     and_,
     bindparam,
@@ -314,7 +316,13 @@ def _statement(
     keys = [(columns[k.field], k.descending) for k in order]
     keys.append((id_column, order[-1].descending))
     if after:
-        conditions.append(_after(keys, [bindparam(f"k{i}") for i in range(len(keys))]))
+        # a token's numbers are any 64-bit ones: bound as BIGINT, as the filter's (the
+        # version column is an INTEGER, to which PostgreSQL would cast them)
+        after_values = [
+            bindparam(f"k{i}", type_=BigInteger if isinstance(column.type, Integer) else None)
+            for i, (column, _) in enumerate(keys)
+        ]
+        conditions.append(_after(keys, after_values))
     sorts = (column.label(f"sort{i}") for i, (column, _) in enumerate(keys[:-1]))
     # the id settles ties; with none to settle, ordering by it too would keep PostgreSQL
     # from reading the page straight off the (model_id, version) index

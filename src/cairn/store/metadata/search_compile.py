@@ -41,7 +41,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, not_, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Table, and_, bindparam, not_, or_, select
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from cairn.domain.filter_lexer import Scalar
@@ -78,6 +78,10 @@ _KEYED: dict[str, Table] = {
     "metrics": version_metrics,
 }
 _PREFIXED = ("tags", "params")
+# A filter compares any 64-bit whole number with ``version``, an INTEGER column: its value
+# is bound as a BIGINT, or PostgreSQL casts it to the column's type and fails out of its
+# range (``version < 3000000000``) where SQLite answers.
+_BIND_TYPES = {"version": BigInteger()}
 
 
 Column = KeyedColumnElement[Any]
@@ -176,7 +180,7 @@ def compile_shape(
     if slot in indexed:  # a tag or param equality, found through its value index
         table, link, owner = key_value_table(name, target)
         return owner.in_(select(link).where(table.c.key == key, value_matches(table, slot, op)))
-    value: Any = bindparam(f"f{slot}", expanding=op == "IN")
+    value: Any = bindparam(f"f{slot}", expanding=op == "IN", type_=_BIND_TYPES.get(name))
     return _comparison(name, key, op, value, target, probe)
 
 
