@@ -22,6 +22,7 @@ from cairn.api.v1.models import IdempotencyKey
 JSON = {"content-type": "application/json"}
 V1 = "/api/v1"
 MLFLOW = "/api/2.0/mlflow"
+DEEP = b"[" * 10_000 + b"]" * 10_000
 
 # (method, path, request options): reads, and writes that fail, so that the registry is the
 # same before each way's turn
@@ -55,6 +56,9 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("PUT", "/api/v1/models/m/aliases/prod", {"content": b"{not json", "headers": JSON}),
     ("PUT", "/api/v1/models/m/aliases/prod", {"content": b"[1]", "headers": JSON}),
     ("PUT", "/api/v1/models/m/aliases/prod", {"content": b"null", "headers": JSON}),
+    # nested deeper than the JSON decoder recurses: a 400 either way, not a 500
+    ("PUT", "/api/v1/models/m/aliases/prod", {"content": DEEP, "headers": JSON}),
+    ("POST", "/api/v1/models", {"content": DEEP, "headers": JSON}),
     ("PUT", "/api/v1/models/m/aliases/prod", {"json": {"version": 1, "expect": 7}}),
     ("POST", "/api/v1/models", {"json": {"name": "m"}}),
     ("POST", "/api/v1/models", {"json": {"name": "a/b"}}),
@@ -118,6 +122,7 @@ def test_both_ways_answer_the_same(
     monkeypatch.setattr(LeanRoute, "enabled", False)
     assert _answers(seeded) == lean
     assert {status for status, _ in lean} >= {200, 400, 404, 409, 415}
+    assert 500 not in {status for status, _ in lean}
 
 
 def test_the_common_case_skips_dependency_solving(

@@ -136,7 +136,9 @@ async def _body(body: _Body, request: Request) -> BaseModel:
         raise Decline
     try:
         return body.model.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+    # JSONDecodeError is a ValueError; a body nested deeper than the decoder recurses
+    # raises RecursionError, which FastAPI's usual way answers with a 400
+    except (ValueError, RecursionError, ValidationError):
         raise Decline from None
 
 
