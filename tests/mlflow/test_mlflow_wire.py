@@ -172,7 +172,8 @@ def test_errors(api: TestClient) -> None:
         got = error(response)
         assert got[:2] == (status, code), (method, path, payload, got)
         assert words in got[2], (method, path, payload, got)
-    for body in (b"{not json", b"[1, 2]", b'"name"'):
+    too_deep = b"[" * 10_000 + b"]" * 10_000  # deeper than the JSON decoder recurses
+    for body in (b"{not json", b"[1, 2]", b'"name"', too_deep):
         response = api.post(
             f"{API}/registered-models/create",
             content=body,

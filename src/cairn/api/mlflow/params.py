@@ -148,7 +148,7 @@ async def read_params(request: Request) -> Params:
         return Params({})
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than it recurses
         raise InvalidParameter("the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidParameter("the request body must be a JSON object")
