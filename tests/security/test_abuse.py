@@ -361,6 +361,33 @@ def test_a_nul_anywhere_in_the_url_is_a_400(api: TestClient, populated: list[str
         assert error(response) == (400, "INVALID_PARAMETER_VALUE"), (url, params)
 
 
+def test_a_lone_surrogate_in_json_text_is_a_400(api: TestClient, populated: list[str]) -> None:
+    """JSON's \\ud800 escape decodes to a lone surrogate, which is no character and which no
+    database driver can encode as UTF-8: free text holding one is refused, not a 500."""
+    lone = "x\ud800"
+    for method, url, body in [
+        ("POST", "/api/v1/models", {"name": "delta", "description": lone}),
+        ("POST", "/api/v1/models", {"name": "delta", "tags": {"k": lone}}),
+        ("PATCH", "/api/v1/models/alpha", {"description": lone}),
+        ("PUT", "/api/v1/models/alpha/tags/k", {"value": lone}),
+        ("POST", "/api/v1/models/alpha/versions", {"description": lone}),
+        ("POST", "/api/v1/models/alpha/versions", {"params": {"p": lone}}),
+        ("PATCH", "/api/v1/models/alpha/versions/1", {"description": lone}),
+        ("POST", f"{MLFLOW}/registered-models/create", {"name": "delta", "description": lone}),
+        (
+            "POST",
+            f"{MLFLOW}/registered-models/set-tag",
+            {"name": "alpha", "key": "k", "value": lone},
+        ),
+    ]:
+        content = json.dumps(body).encode()  # ASCII: the surrogate as its \\u escape
+        response = api.request(
+            method, url, content=content, headers={"Content-Type": "application/json"}
+        )
+        assert error(response) == (400, "INVALID_PARAMETER_VALUE"), (method, url, response.text)
+    assert names(api) == populated
+
+
 # -- oversized bodies ---------------------------------------------------------------------
 
 

@@ -170,6 +170,11 @@ def validate_key(kind: str, key: object) -> str:
     return key
 
 
+# JSON's \ud800-\udfff escapes decode to lone surrogates: not characters, and no database
+# driver can encode them as UTF-8
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def validate_text(kind: str, value: object, limit: int, *, allow_newlines: bool = True) -> str:
     if not isinstance(value, str):
         raise InvalidParameter(f"{kind} must be a string")
@@ -177,6 +182,12 @@ def validate_text(kind: str, value: object, limit: int, *, allow_newlines: bool 
         raise InvalidParameter(f"{kind} is {len(value)} characters long; the limit is {limit}")
     if "\x00" in value:
         raise InvalidParameter(f"{kind} contains a NUL character")
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        raise InvalidParameter(
+            f"{kind} contains U+{ord(surrogate.group()):04X}, half of a UTF-16 surrogate pair, "
+            "which is not a character; send the text as UTF-8"
+        )
     if not allow_newlines and any(unicodedata.category(ch)[0] == "C" for ch in value):
         raise InvalidParameter(f"{kind} contains a control character")
     return value
