@@ -46,6 +46,7 @@ def server(
     """Run the Cairn server (API, docs at /docs)."""
     import uvicorn
 
+    from cairn.api.middleware import HostRules
     from cairn.app import ensure_admin
     from cairn.service.factory import build_service
 
@@ -57,6 +58,9 @@ def server(
         artifacts_uri=artifacts_uri,
         workers=workers,
     )
+    # what every worker's create_app checks, checked once here: a bad entry there would
+    # kill each worker at start, and uvicorn restart them forever
+    HostRules(settings.resolved_allowed_hosts())
     service = build_service(settings)  # migrate once, before any worker starts
     token_file = ensure_admin(service, settings)
     service.db.dispose()

@@ -1,0 +1,34 @@
+"""``cairn server`` as a process: what it refuses before any worker starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_allowed_host_is_refused_before_the_workers_start(
+    tmp_path: Path, workers: int
+) -> None:
+    """One clear line and exit 1; not a traceback per worker, restarted forever."""
+    env = {**os.environ, "CAIRN_ALLOWED_HOSTS": "registry.example.com,not a host"}
+    command = [sys.executable, "-m", "cairn.cli", "server", "--port", "0"]
+    command += ["--data-dir", str(tmp_path / "data"), "--workers", str(workers)]
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"the server kept running:\n{out.decode()[-2000:]}")
+    text = out.decode()
+    assert proc.returncode == 1, text
+    assert "allowed host 'not a host' is not a host name or IP address" in text
+    assert "Traceback" not in text
