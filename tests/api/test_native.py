@@ -8,6 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cairn.api.lean import LeanRoute
+from cairn.app import create_app
+from cairn.settings import Settings
 
 JSON = {"content-type": "application/json"}
 
@@ -25,6 +27,25 @@ def test_health_ready_and_openapi(api: TestClient) -> None:
     spec = api.get("/api/v1/openapi.json").json()
     assert "/api/v1/models/{name}/versions" in spec["paths"]
     assert api.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_ready_is_a_503_while_the_database_takes_no_writes(
+    api: TestClient, settings: Settings
+) -> None:
+    """A PostgreSQL that answers but refuses writes (a standby after a failover, or
+    ``default_transaction_read_only``) is not ready: docs/api.md, ``GET /ready``."""
+    assert settings.backend_uri is not None
+    read_only = settings.backend_uri + "?options=-c%20default_transaction_read_only%3Don"
+    app = create_app(settings.model_copy(update={"backend_uri": read_only}))
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            response = client.get("/ready")
+    finally:
+        app.state.service.db.dispose()
+    assert error(response) == (503, "TEMPORARILY_UNAVAILABLE")
+    assert "read-only" in response.json()["message"]
+    assert api.get("/ready").json() == {"status": "ready"}  # the same database, writable
 
 
 def test_model_and_version_shapes(api: TestClient) -> None:

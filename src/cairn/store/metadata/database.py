@@ -431,9 +431,20 @@ class Database:
         failed sync of the log is left unmended, ``WalSync.check``)."""
         try:
             with self._reader.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+                if self.dialect == "postgresql":
+                    # a standby (after a failover) or default_transaction_read_only answers
+                    # reads and refuses every write
+                    read_only = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
+                else:
+                    conn.exec_driver_sql("SELECT 1")
+                    read_only = "off"
         except DBAPIError as exc:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
+        if read_only != "off":
+            raise Unavailable(
+                "metadata database is read-only (a standby server, or "
+                "default_transaction_read_only is on): writes are refused"
+            )
         if self.wal is not None:
             self.wal.check()
 
