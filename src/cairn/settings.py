@@ -6,8 +6,10 @@ Nothing here runs at import time: ``Settings()`` is built by the CLI or by the c
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -154,3 +156,22 @@ class Settings(BaseSettings):
         if self.artifacts_uri:
             return self.artifacts_uri
         return f"file://{(self.data_dir / 'artifacts').resolve()}"
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``CAIRN_*`` variable that is no setting but looks like one
+    (``CAIRN_WORKER``): ``Settings`` ignores it, which would leave the typo unnoticed.
+    Variables of the CLI and SDK (``CAIRN_TOKEN``, ``CAIRN_URI``...) look like none."""
+    settings = {name.upper(): f"CAIRN_{name.upper()}" for name in Settings.model_fields}
+    warnings = []
+    for key in environ:
+        prefix, name = key[:6].upper(), key[6:].upper()  # names are case-insensitive
+        if prefix != "CAIRN_" or name in settings:
+            continue
+        close = difflib.get_close_matches(name, settings, n=1, cutoff=0.8)
+        if close:
+            warnings.append(
+                f"warning: {key} is not a setting and is ignored; did you mean "
+                f"{settings[close[0]]}?"
+            )
+    return warnings

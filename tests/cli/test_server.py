@@ -32,3 +32,24 @@ def test_a_bad_allowed_host_is_refused_before_the_workers_start(
     assert proc.returncode == 1, text
     assert "allowed host 'not a host' is not a host name or IP address" in text
     assert "Traceback" not in text
+
+
+def test_a_misspelt_setting_is_named_not_silently_ignored(tmp_path: Path) -> None:
+    env = {**os.environ, "CAIRN_WORKER": "4", "cairn_allowed_host": "ml.example.com"}
+    command = [sys.executable, "-m", "cairn.cli", "server", "--port", "0"]
+    command += ["--data-dir", str(tmp_path / "data")]
+    lines = []
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            for raw in proc.stdout:  # up to the line that says it starts serving
+                lines.append(raw.decode())
+                if lines[-1].startswith("Cairn on "):
+                    break
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = "".join(lines)
+    assert "CAIRN_WORKER is not a setting" in text and "CAIRN_WORKERS" in text, text
+    assert "cairn_allowed_host is not a setting" in text and "CAIRN_ALLOWED_HOSTS" in text, text

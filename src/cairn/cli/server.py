@@ -49,7 +49,10 @@ def server(
     from cairn.api.middleware import HostRules
     from cairn.app import ensure_admin
     from cairn.service.factory import build_service
+    from cairn.settings import misspelt_variables
 
+    for warning in misspelt_variables(os.environ):
+        message(warning)
     settings = _settings(
         host=host,
         port=port,
