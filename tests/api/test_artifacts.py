@@ -86,6 +86,24 @@ def test_download_range_and_headers(api: TestClient) -> None:
     assert api.get("/api/v1/models/m/versions/1/files/nope").status_code == 404
 
 
+def test_ranges_of_an_empty_file(api: TestClient) -> None:
+    """An empty file has no byte to send in a 206 (``bytes 0--1/0`` is no Content-Range):
+    a range that names a position is unsatisfiable (416, ``bytes */0``), as a start past
+    the end of any file is, and a suffix of some bytes is the whole empty file (RFC 9110
+    §14.1.2), sent as a plain 200."""
+    push(api, {"empty.txt": b""})
+    url = "/api/v1/models/m/versions/1/files/empty.txt"
+    for unsatisfiable in ("bytes=0-0", "bytes=0-", "bytes=-0", "bytes=9-", "bytes=0-999"):
+        r = api.get(url, headers={"Range": unsatisfiable})
+        assert r.status_code == 416, (unsatisfiable, r.status_code, r.text)
+        assert r.headers["content-range"] == "bytes */0"
+    for suffix in ("bytes=-1", "bytes=-100"):
+        r = api.get(url, headers={"Range": suffix})
+        assert (r.status_code, r.content) == (200, b""), suffix
+        assert "content-range" not in r.headers
+        assert r.headers["content-length"] == "0"
+
+
 def test_head_and_conditional_downloads(api: TestClient) -> None:
     """HEAD tells size and digest without the bytes; the ETag (the digest) makes
     If-None-Match answer 304 and decides whether If-Range lets a Range through."""

@@ -83,6 +83,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
     if not first and not last:
         raise InvalidParameter("Range header has neither start nor end")
     if not first:  # suffix: the last N bytes
+        if size == 0 and int(last) > 0:  # all of an empty file: no 206 can say so, a 200 does
+            return 0, 0, False
         return max(size - int(last), 0), size, True
     start = int(first)
     end = size if not last else min(int(last) + 1, size)

@@ -225,7 +225,7 @@ def download_file(
         if if_range is not None and if_range.strip() != etag(entry.digest):
             range = None
         start, end, partial = parse_range(range, entry.size)
-        if start >= end and entry.size > 0 and partial:
+        if start >= end and partial:  # no byte of the file asked for (an empty file has none)
             return Response(
                 status_code=416,
                 headers={"Content-Range": f"bytes */{entry.size}", **DOWNLOAD_HEADERS},
