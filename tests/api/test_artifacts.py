@@ -104,6 +104,25 @@ def test_ranges_of_an_empty_file(api: TestClient) -> None:
         assert r.headers["content-length"] == "0"
 
 
+def test_range_positions_of_any_length(api: TestClient) -> None:
+    """RFC 9110 puts no bound on a range's digits: a start past the end is 416, an end
+    past it is clamped, a suffix longer than the file is all of it, however many digits
+    they have (Python refuses int() of over 4,300 digits: that was a 500)."""
+    data = b"0123456789"
+    push(api, {"w.bin": data})
+    url = "/api/v1/models/m/versions/1/files/w.bin"
+    huge = "9" * 5000
+    past = api.get(url, headers={"Range": f"bytes={huge}-"})
+    assert (past.status_code, past.headers["content-range"]) == (416, "bytes */10")
+    for clamped in (f"bytes=0-{huge}", f"bytes=-{huge}", f"bytes={'0' * 5000}3-4"):
+        r = api.get(url, headers={"Range": clamped})
+        assert r.status_code == 206, (clamped[:20], r.text)
+        start = 3 if clamped.endswith("3-4") else 0
+        end = 5 if clamped.endswith("3-4") else 10
+        assert r.content == data[start:end]
+        assert r.headers["content-range"] == f"bytes {start}-{end - 1}/10"
+
+
 def test_head_and_conditional_downloads(api: TestClient) -> None:
     """HEAD tells size and digest without the bytes; the ETag (the digest) makes
     If-None-Match answer 304 and decides whether If-Range lets a Range through."""

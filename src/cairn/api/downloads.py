@@ -83,9 +83,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
     if not first and not last:
         raise InvalidParameter("Range header has neither start nor end")
     if not first:  # suffix: the last N bytes
-        if size == 0 and int(last) > 0:  # all of an empty file: no 206 can say so, a 200 does
+        suffix = _position(last, size)
+        if size == 0 and suffix > 0:  # all of an empty file: no 206 can say so, a 200 does
             return 0, 0, False
-        return max(size - int(last), 0), size, True
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
+        return max(size - suffix, 0), size, True
+    start = _position(first, size)
+    end = size if not last else min(_position(last, size) + 1, size)
     return start, max(end, start), True
+
+
+def _position(digits: str, size: int) -> int:
+    """A range's number, or ``size + 1`` for any past the end, however many digits it has
+    (``int()`` refuses more than 4,300)."""
+    digits = digits.lstrip("0") or "0"
+    return size + 1 if len(digits) > len(str(size)) else min(int(digits), size + 1)
