@@ -54,6 +54,16 @@ def test_normal_forms_share_a_key(name: str) -> None:
     assert name_key(nfc) == name_key(nfd)
 
 
+@given(st.text(max_size=40))
+@example("Vie\u0323\u0302t")  # Việt decomposed: two marks on one letter
+@example("U\u0308\u0304ber")  # Ǖber decomposed
+def test_normal_forms_are_equally_valid(name: str) -> None:
+    """Two spellings of one name in different normal forms are the same name, so one is
+    valid exactly when the other is (macOS hands out decomposed file and folder names)."""
+    nfc, nfd = unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)
+    assert _valid(nfc) == _valid(nfd), (nfc, nfd)
+
+
 @given(SAFE)
 def test_key_is_idempotent(name: str) -> None:
     assert name_key(name_key(name)) == name_key(name)

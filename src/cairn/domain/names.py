@@ -88,7 +88,10 @@ def validate_model_name(name: object) -> str:
         raise InvalidParameter(f"model name {name!r} contains two spaces in a row")
     if _PLAIN_NAME.fullmatch(name):
         return name
-    for i, ch in enumerate(name):
+    # The characters of the composed form: a name is one name in every normal form, so a
+    # decomposed spelling (macOS gives out decomposed names) passes exactly when it does.
+    composed = unicodedata.normalize("NFC", name)
+    for i, ch in enumerate(composed):
         if ch in "/:":
             raise InvalidParameter(
                 f"model name {name!r} contains {ch!r}, which would break models:/ URIs; "
@@ -101,7 +104,7 @@ def validate_model_name(name: object) -> str:
         if ch == " " or ch in _PUNCT or ch.isalnum():
             continue
         category = unicodedata.category(ch)
-        if category in ("Mn", "Mc") and i > 0 and name[i - 1].isalpha():
+        if category in ("Mn", "Mc") and i > 0 and composed[i - 1].isalpha():
             continue  # a combining mark on a letter (a decomposed é)
         if category[0] in "CZ":
             raise InvalidParameter(
@@ -111,7 +114,7 @@ def validate_model_name(name: object) -> str:
             f"model name {name!r} contains {ch!r}; use letters, digits, '.', '_', '-' "
             "and single spaces"
         )
-    if unicodedata.normalize("NFKC", name) != unicodedata.normalize("NFC", name):
+    if unicodedata.normalize("NFKC", name) != composed:
         raise InvalidParameter(
             f"model name {name!r} contains compatibility characters (such as full-width "
             "letters or ligatures); write it with plain characters"
