@@ -312,6 +312,38 @@ def test_corrupt_blob_is_caught_by_download_and_verify(
     assert [b.versions for b in report.corrupt] == [(("m", 1),)]
 
 
+def test_an_archive_never_runs_a_member_past_its_size(
+    api: TestClient, blob_root: Path, live_server: str
+) -> None:
+    """A stored blob that grew past its file's size (here by a forged tar member) ends
+    the archive before the excess: a reader of the stream (``curl | tar x``) must not get
+    a member the version does not have, nor a complete member of wrong bytes."""
+    good = b"A" * (1 << 20)  # one store chunk, then the forged member starts a header block
+    push(api, {"a.bin": good, "z.bin": b"Z" * (3 << 20)})
+    [path] = [p for p in blob_root.rglob("*") if p.is_file() and p.name.endswith(digest(good)[7:])]
+    forged = io.BytesIO()
+    with tarfile.open(fileobj=forged, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        evil = tarfile.TarInfo("evil.txt")
+        evil.size = 4
+        tar.addfile(evil, io.BytesIO(b"evil"))
+    path.chmod(0o644)
+    path.write_bytes(good + forged.getvalue().ljust(1 << 20, b"\0") + b"more")
+    url = f"{live_server}/api/v1/models/m/versions/1/archive"
+    received = bytearray()
+    auth = {"Authorization": api.headers["Authorization"]}
+    with (
+        pytest.raises(httpx.RemoteProtocolError),  # cut short: Content-Length not reached
+        httpx.stream("GET", url, headers=auth) as r,
+    ):
+        for chunk in r.iter_bytes():
+            received += chunk
+    with tarfile.open(fileobj=io.BytesIO(bytes(received)), mode="r|") as tar:
+        names = [m.name for m in tar]
+    assert "evil.txt" not in names
+    r = api.get("/api/v1/models/m/versions/1/files/a.bin")  # and the blob is marked corrupt
+    assert r.status_code == 500 and r.json()["error_code"] == "DATA_LOSS"
+
+
 def test_a_lying_size_for_a_stored_digest_is_refused(api: TestClient) -> None:
     push(api, {"config.json": b'{"a": 1, "b": [1, 2, 3]}'})
     real = digest(b'{"a": 1, "b": [1, 2, 3]}')

@@ -77,7 +77,7 @@ class DownloadsService(ScansService):
         if start < 0 or start > stop:
             raise InvalidParameter(f"range {start}-{stop} is outside the file's {size} bytes")
         if start == 0 and stop == size:
-            chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
+            chunks = self._verified(self.blobs.open_verified(entry.digest), entry)
         elif start == stop:  # no byte asked (a HEAD, a Range placed by size): no store I/O
             chunks = iter(())
         else:
@@ -108,7 +108,7 @@ class DownloadsService(ScansService):
         read = []
         for entry, file in found:
             self._check_intact(entry, file)
-            chunks = self._verified(self.blobs.open_verified(entry.digest), entry.digest)
+            chunks = self._verified(self.blobs.open_verified(entry.digest), entry)
             read.append((entry, b"".join(chunks)))
         return read
 
@@ -191,11 +191,20 @@ class DownloadsService(ScansService):
                 actor, name, number, quarantined, override=override, path=entry.path, audit=True
             )
 
-    def _verified(self, chunks: Iterator[bytes], digest: str) -> Iterator[bytes]:
-        """The store's verified stream; bytes found corrupt are marked so in the index."""
+    def _verified(self, chunks: Iterator[bytes], entry: FileEntry) -> Iterator[bytes]:
+        """The store's verified stream, cut before any byte past the file's size (whose
+        digest would not match at the end: in an archive the excess would pass for the
+        next member); bytes found corrupt are marked so in the index."""
+        sent = 0
         try:
-            yield from chunks
+            for chunk in chunks:
+                sent += len(chunk)
+                if sent > entry.size:
+                    raise DataCorrupted(
+                        f"stored bytes of {entry.digest} run past its {entry.size} bytes"
+                    )
+                yield chunk
         except DataCorrupted:
             now = self.clock()
-            self.db.write(lambda s: BlobIndexStore(s).mark(digest, now, corrupt=True))
+            self.db.write(lambda s: BlobIndexStore(s).mark(entry.digest, now, corrupt=True))
             raise
