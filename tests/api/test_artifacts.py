@@ -226,6 +226,14 @@ def test_manifest_clashes_are_refused(api: TestClient) -> None:
             {"path": "A.txt", "size": 1, "digest": digest(b"x")},
             {"path": "a.txt", "size": 1, "digest": digest(b"x")},
         ],
+        [  # on a case-insensitive disk (macOS, Windows) 'a' is both a file and a folder
+            {"path": "a", "size": 1, "digest": digest(b"x")},
+            {"path": "A/b", "size": 1, "digest": digest(b"x")},
+        ],
+        [  # the same with Unicode forms: the NFD folder of the NFC file
+            {"path": "\u00e9", "size": 1, "digest": digest(b"x")},
+            {"path": "e\u0301/b", "size": 1, "digest": digest(b"x")},
+        ],
         [{"path": "a", "size": -1, "digest": digest(b"x")}],
         [{"path": "a", "size": 1, "digest": "sha256:ABC"}],
         [  # one digest, two sizes: the short path would be READY and serve the long bytes

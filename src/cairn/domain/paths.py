@@ -82,7 +82,7 @@ def validate_manifest(files: Sequence[FileEntry], max_files: int) -> tuple[FileE
     if len(files) > max_files:
         raise InvalidParameter(f"{len(files)} files given; the limit is {max_files}")
     seen: set[str] = set()
-    folded: set[str] = set()
+    folded: dict[str, str] = {}  # case- and form-folded path -> the path
     sized: dict[str, FileEntry] = {}  # digest -> its first entry: one digest, one size
     for entry in files:
         validate_file_path(entry.path)
@@ -102,11 +102,15 @@ def validate_manifest(files: Sequence[FileEntry], max_files: int) -> tuple[FileE
                 "Unicode form would collide on many filesystems)"
             )
         seen.add(entry.path)
-        folded.add(key)
-    folders = {p.rsplit("/", i)[0] for p in seen for i in range(1, p.count("/") + 1)}
-    clash = sorted(folders & seen)
+        folded[key] = entry.path
+    # folded too: on a case-insensitive disk 'a' and 'A/b' make 'a' a file and a folder
+    folders = {p.rsplit("/", i)[0] for p in folded for i in range(1, p.count("/") + 1)}
+    clash = sorted(folders & folded.keys())
     if clash:
-        raise InvalidParameter(f"{clash[0]!r} is both a file and a folder in this manifest")
+        raise InvalidParameter(
+            f"{folded[clash[0]]!r} is both a file and a folder in this manifest (paths that "
+            "differ only by case or Unicode form count as one)"
+        )
     return tuple(sorted(files, key=lambda f: f.path))
 
 
