@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -71,11 +72,14 @@ class LocalClient(BaseClient):
         settings = Settings(**overrides)
         self._settings = settings
         self._service = build_service(settings)
+        # a client dropped without ``close`` lets go of the database's descriptors, its
+        # connections and its checkpoint thread when it is collected
+        self._release = weakref.finalize(self, self._service.db.dispose)
         self._actor = _local_actor()
         self._owner: Actor | None = None  # the local actor as the ``admin`` user, for tokens
 
     def close(self) -> None:
-        self._service.db.dispose()
+        self._release()  # at most once
 
     def create_model(
         self,

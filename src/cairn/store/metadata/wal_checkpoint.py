@@ -73,8 +73,8 @@ class Checkpointer:
             self._closing.set()
             thread, self._thread = self._thread, None
         self._wake.set()
-        if thread is not None:
-            thread.join(timeout=10)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)  # (closed from the thread itself: by a finalizer)
 
     def _start(self) -> None:
         with self._guard:

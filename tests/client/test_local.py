@@ -1,0 +1,44 @@
+"""The SDK in-process on a data directory (``client/local.py``): what it holds of the
+operating system, and what it says about a directory it cannot use."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from pathlib import Path
+
+import cairn
+from cairn.client.local import LocalClient
+
+
+def _held_below(folder: Path) -> list[str]:
+    """This process's open descriptors of files below ``folder``."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # (the descriptor listdir itself used)
+            continue
+        if target.startswith(f"{folder}/"):
+            held.append(target)
+    return held
+
+
+def _checkpoint_threads() -> int:
+    return sum(t.name == "cairn-sqlite-checkpoint" for t in threading.enumerate())
+
+
+def test_a_client_dropped_without_close_lets_go_of_its_files_and_thread(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with LocalClient(data) as first:
+        first.create_model("m")
+    gc.collect()
+    files, threads = _held_below(data), _checkpoint_threads()
+    for _ in range(5):
+        client = cairn.Client(str(data))
+        client.create_version("m")  # a write: the log, its sync and its checkpoint thread
+        del client
+        gc.collect()
+    assert _held_below(data) == files
+    assert _checkpoint_threads() == threads
