@@ -8,8 +8,11 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 import cairn
 from cairn.client.local import LocalClient
+from cairn.errors import CairnError
 
 
 def _held_below(folder: Path) -> list[str]:
@@ -42,3 +45,20 @@ def test_a_client_dropped_without_close_lets_go_of_its_files_and_thread(tmp_path
         gc.collect()
     assert _held_below(data) == files
     assert _checkpoint_threads() == threads
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file", "no database file"])
+def test_a_directory_that_cannot_be_used_is_a_clear_error(tmp_path: Path, where: str) -> None:
+    """(A folder that does not let this user create files fails as a database that
+    cannot be opened does; running as root, the test stands one in for it.)"""
+    (tmp_path / "file").write_text("not a folder")
+    data = {
+        "a file": tmp_path / "file",
+        "below a file": tmp_path / "file" / "data",
+        "no database file": tmp_path / "data",
+    }[where]
+    if where == "no database file":
+        (data / "cairn.db").mkdir(parents=True)  # where the database file would go
+    with pytest.raises(CairnError) as caught:
+        cairn.Client(str(data))
+    assert str(data) in caught.value.message

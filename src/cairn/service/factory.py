@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cairn.errors import InvalidParameter
 from cairn.service.base import Limits
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
@@ -12,7 +13,13 @@ from cairn.store.metadata.database import Database
 
 def build_service(settings: Settings) -> RegistryService:
     """The service over the configured database, migrated first (or checked, if told not to)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameter(
+            f"data directory {settings.data_dir} cannot be used: {exc.strerror}; give a "
+            "directory this user can create, or one that exists and is writable"
+        ) from exc
     db = Database(settings.resolved_backend_uri(), pool_size=settings.db_pool_size)
     if settings.migrate:
         migrate.upgrade(db)

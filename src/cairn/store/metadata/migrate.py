@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import DBAPIError
 
-from cairn.errors import SchemaMismatch
+from cairn.errors import SchemaMismatch, Unavailable
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.named_lock import named_lock
 
@@ -59,8 +60,15 @@ def _revision(conn: Connection) -> str | None:
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as conn:
-        return _revision(conn)
+    try:
+        with db.engine.connect() as conn:
+            return _revision(conn)
+    except DBAPIError as exc:  # the first time the database is opened: say which one
+        where = db.url.render_as_string(hide_password=True)
+        raise Unavailable(
+            f"cannot open the metadata database {where}: {exc.orig}; check that it exists "
+            "and that this user may read and write it and its folder"
+        ) from exc
 
 
 def check_schema(db: Database) -> None:
