@@ -659,3 +659,18 @@ def test_a_retention_policy_is_checked_and_a_bad_one_changes_nothing(
     service.set_retention(SYSTEM, "m", keep=1)
     service.delete_model(SYSTEM, "m")
     assert service.gc(SYSTEM, grace_s=0).pruned_versions == ()
+
+
+def test_prune_counts_only_ready_versions_among_the_newest_kept(
+    service: RegistryService,
+) -> None:
+    """An upload in progress (PENDING) or one that never finished (FAILED) is not one of
+    the newest ``keep``: counting it would prune the newest version anyone can use."""
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    push(service, "m", {"a": b"two"})  # the newest READY version
+    service.create_version(SYSTEM, "m", VersionSpec(files=(entry("w", b"never sent"),)))
+    report = service.prune_versions(SYSTEM, "m", keep=1, dry_run=False)
+    assert (report.pruned, report.protected) == ((1,), ())
+    assert _live(service) == [3, 2]
+    assert service.resolve(SYSTEM, "models:/m/latest").version == 2

@@ -83,10 +83,10 @@ class MaintenanceService(ServiceBase):
         purge: bool = False,
         filter: str | None = None,
     ) -> PruneReport:
-        """Delete the model's live versions older than its newest ``keep``, except those an
-        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds, and
-        (``keep_days``) those created within that many days: soft (restorable, bytes kept)
-        or, with ``purge``, for good. ``filter`` (the search grammar): only the versions
+        """Delete the model's live versions older than its newest ``keep`` READY ones, except
+        those an alias, the ``Staging`` or ``Production`` stage or an upload in progress
+        holds, and (``keep_days``) those created within that many days: soft (restorable,
+        bytes kept) or, with ``purge``, for good. ``filter`` (the search grammar): only the versions
         it matches are candidates (``tags.run = 'scratch'``). ``dry_run``: only say what."""
         names.validate_model_name(name)
         check_keep(keep, keep_days)
@@ -100,7 +100,7 @@ class MaintenanceService(ServiceBase):
             )
             versions = VersionStore(s)
             matching = None if expr is None else version_matches(expr, model.id)
-            below = versions.nth_newest_live(model.id, keep)
+            below = versions.nth_newest_ready(model.id, keep)
             if below is None:
                 return report
             older = versions.live_below(model.id, below, since, matching)

@@ -220,11 +220,17 @@ class VersionStore:
         # ``deleted_at < cut`` implies the partial index's condition for both planners
         return list(self.s.execute(select(V).where(V.c.deleted_at < cut)))
 
-    def nth_newest_live(self, model_id: int, n: int) -> int | None:
-        """The number of the model's ``n``-th newest live version (None: it has fewer)."""
+    def nth_newest_ready(self, model_id: int, n: int) -> int | None:
+        """The number of the model's ``n``-th newest live READY version (None: it has
+        fewer). An upload still going on (PENDING) or one that never finished (FAILED) is
+        not one of the newest a retention keeps: it would push out the newest usable one."""
         value = self.s.execute(
             select(V.c.version)
-            .where(V.c.model_id == model_id, V.c.deleted_at.is_(None))
+            .where(
+                V.c.model_id == model_id,
+                V.c.deleted_at.is_(None),
+                V.c.status == VersionStatus.READY.value,
+            )
             .order_by(V.c.version.desc())
             .offset(n - 1)
             .limit(1)
