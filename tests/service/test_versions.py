@@ -68,6 +68,8 @@ def test_version_of_missing_model(service: RegistryService) -> None:
         VersionSpec(metrics={"auc": "high"}),  # type: ignore[dict-item]
         VersionSpec(params={"lr": 0.1}),  # type: ignore[dict-item]
         VersionSpec(semver="1.0"),
+        VersionSpec(semver="1.0.0-" + "a" * 300),  # longer than the column
+        VersionSpec(semver="1" * 5000 + ".0.0"),  # past int()'s digits
         VersionSpec(run_id="a\nb"),
         VersionSpec(params={"": "x"}),
         VersionSpec(tags={"k" * 251: "x"}),

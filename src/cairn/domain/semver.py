@@ -38,6 +38,7 @@ _COMPARATOR_RE = re.compile(
     rf"(\^|~|>=|<=|>|<|=)?{_PART}(?:\.{_PART}(?:\.{_PART}(?:-({_PRE}))?(?:\+{_BUILD})?)?)?"
 )
 MAX_RANGE = 256
+MAX_SEMVER = 256  # the ``semver`` column's width (npm's limit too)
 _COMPARE = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -48,6 +49,8 @@ _COMPARE = {
 
 
 def validate_semver(value: object) -> str:
+    if isinstance(value, str) and len(value) > MAX_SEMVER:
+        raise InvalidParameter(f"semver is {len(value)} characters long; the limit is {MAX_SEMVER}")
     if not isinstance(value, str) or not _SEMVER_RE.fullmatch(value):
         raise InvalidParameter(
             f"semver {value!r} is not a semantic version such as '1.4.0' or '2.0.0-rc.1'"
