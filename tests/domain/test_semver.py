@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cairn.domain.semver import parse_range, sort_key
+from cairn.domain.semver import parse_range, sort_key, validate_semver
 from cairn.domain.uris import parse_model_uri
 from cairn.errors import InvalidParameter
 
@@ -80,3 +80,12 @@ def test_a_range_after_the_at_sign_is_a_semver_reference() -> None:
     assert parse_model_uri("models:/fraud@>=1.2 <2").semver is not None
     with pytest.raises(InvalidParameter, match="semver range"):
         parse_model_uri("models:/fraud@1.x.2")
+
+
+@pytest.mark.parametrize("text", ["1\u0661.0.0", "1.1\u0662.0", "1.0.0-rc.1\u0663"])
+def test_digits_are_ascii_digits(text: str) -> None:
+    """SemVer's digits are 0-9: '1\\u0661.0.0' is not version 11.0.0, nor a range of it."""
+    with pytest.raises(InvalidParameter, match="semver"):
+        validate_semver(text)
+    with pytest.raises(InvalidParameter, match="semver range"):
+        parse_range(text)

@@ -32,10 +32,14 @@ Key = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
 _IDENT = r"(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
 _PRE = rf"{_IDENT}(?:\.{_IDENT})*"
 _BUILD = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
-_SEMVER_RE = re.compile(rf"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-({_PRE}))?(?:\+({_BUILD}))?")
+# re.ASCII: digits are 0-9 (\d would take any script's, and int("1\u0661") is 11)
+_SEMVER_RE = re.compile(
+    rf"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-({_PRE}))?(?:\+({_BUILD}))?", re.ASCII
+)
 _PART = r"(0|[1-9]\d*|[xX*])"
 _COMPARATOR_RE = re.compile(
-    rf"(\^|~|>=|<=|>|<|=)?{_PART}(?:\.{_PART}(?:\.{_PART}(?:-({_PRE}))?(?:\+{_BUILD})?)?)?"
+    rf"(\^|~|>=|<=|>|<|=)?{_PART}(?:\.{_PART}(?:\.{_PART}(?:-({_PRE}))?(?:\+{_BUILD})?)?)?",
+    re.ASCII,
 )
 MAX_RANGE = 256
 MAX_SEMVER = 256  # the ``semver`` column's width (npm's limit too)
