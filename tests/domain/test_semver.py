@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cairn.domain.semver import parse_range, sort_key, validate_semver
+from cairn.domain.semver import order_key, parse_range, sort_key, validate_semver
 from cairn.domain.uris import parse_model_uri
 from cairn.errors import InvalidParameter
 
@@ -89,3 +89,24 @@ def test_digits_are_ascii_digits(text: str) -> None:
         validate_semver(text)
     with pytest.raises(InvalidParameter, match="semver range"):
         parse_range(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        (">=5.10000000001.9", "5.10000000005.0"),
+        ("<=5.10000000001.0", "5.10000000000.7"),
+        (">=5.9999999999.3", "5.10000000000.0"),
+        ("^10000000000", "10000000000.2.0"),
+    ],
+)
+def test_the_spans_of_a_range_hold_the_keys_of_its_labels_past_the_key_width(
+    text: str, label: str
+) -> None:
+    """``semver_key`` caps each number at ten digits: the database's first cut must still
+    take every label the range holds."""
+    found = parse_range(text)
+    assert found.matches(label)
+    key = order_key(label)
+    assert key is not None
+    assert any(low <= key <= high for low, high in found.spans())

@@ -278,3 +278,23 @@ def _one(found: object) -> object:
         ((version,),) = found.values()
         return version
     return found
+
+
+def test_a_semver_number_past_the_index_width_is_found_by_its_ranges(
+    service: RegistryService, model: str
+) -> None:
+    """``semver_key`` caps each number at ten digits; a range naming a larger one still
+    finds the versions labelled with it."""
+    for label in ("1.0.0", "10000000000.0.0", "20000000000.1.0"):
+        service.create_version(ALICE, model, VersionSpec(semver=label))
+    picked = {
+        r: service.resolve(ALICE, f"models:/{model}@{r}").version
+        for r in ("10000000000.0.0", "^10000000000", ">=10000000000.0.0", "*", "<2")
+    }
+    assert picked == {
+        "10000000000.0.0": 2,
+        "^10000000000": 2,
+        ">=10000000000.0.0": 3,
+        "*": 3,
+        "<2": 1,
+    }

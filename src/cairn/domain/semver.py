@@ -103,6 +103,19 @@ def _triple_text(triple: tuple[int, ...]) -> str:
 _TOP = 10**10 - 1
 
 
+def _capped(triple: tuple[int, ...], rest: int) -> tuple[int, int, int]:
+    """A bound's ``major.minor.patch`` as ``semver_key`` can hold it: from the first number
+    at the cap on, the cap, then ``rest`` (0 for a lower bound, the cap for an upper one),
+    since every label whose number reaches the cap shares that one key there."""
+    out = list(triple)
+    for i, n in enumerate(out):
+        if n >= _TOP:
+            out[i:] = [_TOP] + [rest] * (2 - i)
+            break
+    major, minor, patch = out
+    return major, minor, patch
+
+
 def _lowest(major: int, minor: int, patch: int) -> Key:
     """Below every version of ``major.minor.patch``, its prereleases included (``-0``)."""
     return _key(major, minor, patch, "0")
@@ -134,10 +147,9 @@ class SemverRange:
         for bounds in self.sets:
             low, high = (0, 0, 0), (_TOP, _TOP, _TOP)
             for b in bounds:
-                triple = b.key[:3]
-                if b.op in (">=", ">", "=") and triple > low:
+                if b.op in (">=", ">", "=") and (triple := _capped(b.key[:3], 0)) > low:
                     low = triple
-                if b.op in ("<", "<=", "=") and triple < high:
+                if b.op in ("<", "<=", "=") and (triple := _capped(b.key[:3], _TOP)) < high:
                     high = triple
             if low <= high:
                 out.append((_triple_text(low), _triple_text(high)))
