@@ -514,3 +514,27 @@ def test_compressed_streams_of_every_kind(marker: Path) -> None:
         result = scan(data)
         assert result.format == f"{fmt}+pickle"
         assert_flags_system(result)
+
+
+def _short_unicode(text: str) -> bytes:
+    return b"\x8c" + bytes([len(text)]) + text.encode()
+
+
+_OS = b"\x80\x04" + _short_unicode("os")
+_GETCWD = _short_unicode("getcwd") + b"\x93)R."
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _OS + b"2\x94" + b"00" + b"h\x00" + _GETCWD,  # DUP, MEMOIZE: the opcode before has no value
+        _OS + _short_unicode("x") + b"0\x94" + b"0" + b"h\x00" + _GETCWD,  # MEMOIZE after a POP
+        _OS + b"\x94" + b"h\x00\x94" + b"00" + b"h\x01" + _GETCWD,  # memo 1 from a BINGET
+    ],
+)
+def test_stack_global_names_come_from_the_stack_not_the_opcodes_before_it(data: bytes) -> None:
+    # an unpickler imports os.getcwd (the module name comes back from the memo); picklescan
+    # takes a memo entry from the argument of the opcode before MEMOIZE, and saw 'None' or '0'
+    result = scan(data)
+    assert result.status == "flagged", result
+    assert ("os", "getcwd", None) in dangerous(result)

@@ -7,7 +7,12 @@ in the middle of its pickle stream. So the stream is walked here first, once, op
 opcode (pickletools' own argument readers decode every argument), and a *skeleton* is
 written for picklescan to judge:
 
-- the same opcodes in the same order, so memo references resolve as they would;
+- the same opcodes in the same order, except that every import (``GLOBAL``, ``INST``,
+  ``STACK_GLOBAL``) is written as the two names the walker resolved for it followed by
+  ``STACK_GLOBAL``: picklescan reads a ``STACK_GLOBAL``'s names from the opcodes just
+  before it and its own idea of the memo (the argument of the opcode before a ``PUT``,
+  not the value on the stack), which a stream can make differ from what an unpickler
+  imports;
 - byte payloads over ``MAX_INLINE`` replaced by empty ones, and longer strings by the
   string ``unknown``, which picklescan treats as a dangerous import if it is used as one;
 - no ``FRAME`` opcodes (framing carries no meaning, and picklescan's memo bookkeeping
@@ -354,7 +359,7 @@ class Walker:
             if result.pickles == 0 and self.first_value is None and self.stack:
                 self.first_value = self.stack[-1]
             return True  # the segment's STOP is written by whoever ends the segment
-        if name != "FRAME":
+        if name != "FRAME" and name not in _IMPORT_OPS:  # imports are written by name
             self.out.write(raw)
         self._ops[name](value)
         return False
@@ -519,24 +524,37 @@ class Walker:
             if isinstance(key, (str, int)) and len(target) < 64:
                 target[key] = value
 
+    def _import(self, module: Any, name: Any) -> _Global | _Opaque:
+        """What an unpickler imports, written to the skeleton as two literal strings and a
+        STACK_GLOBAL: picklescan then judges the names the walker resolved (through the
+        memo, say), not its own guess from the opcodes that precede the import. A name
+        that is not a string (or too long to keep) is ``unknown``: dangerous (and no
+        import: an unpickler stops there)."""
+        named = isinstance(module, str) and isinstance(name, str)
+        for text in (module, name) if named else (_UNKNOWN, _UNKNOWN):
+            encoded = text.encode("utf-8", "surrogatepass")
+            self.out.write(_CODES["BINUNICODE"] + len(encoded).to_bytes(4, "little") + encoded)
+        self.out.write(_CODES["STACK_GLOBAL"])
+        if not named:
+            return OPAQUE
+        self.imports += 1
+        return _Global(module, name)
+
     def op_global(self, value: Any) -> None:
         module, name = value.split(" ", 1) if isinstance(value, str) else value
-        self.imports += 1
-        self._push(_Global(module, name))
+        self._push(self._import(module, name))
 
     def op_stack_global(self, _: Any) -> None:
         name, module = self._pop(), self._pop()
-        if isinstance(module, str) and isinstance(name, str):
-            self.imports += 1
-            self._push(_Global(module, name))
-        else:
-            self._push(OPAQUE)
+        self.out.write(_CODES["POP"] * 2)  # the two strings, named again by _import
+        self._push(self._import(module, name))
 
     def op_inst(self, value: Any) -> None:
         module, name = value.split(" ", 1) if isinstance(value, str) else value
-        self.imports += 1
+        cls = self._import(module, name)
+        self.out.write(_CODES["POP"] + _CODES["POP_MARK"] + _CODES["NONE"])  # INST's effect
         self.calls += 1
-        self._push(_Obj(_Global(module, name), tuple(self._pop_mark())))
+        self._push(_Obj(cls, tuple(self._pop_mark())))
 
     def _call(self) -> None:
         if self.imports:
