@@ -538,3 +538,25 @@ def test_stack_global_names_come_from_the_stack_not_the_opcodes_before_it(data: 
     result = scan(data)
     assert result.status == "flagged", result
     assert ("os", "getcwd", None) in dangerous(result)
+
+
+@pytest.mark.parametrize(
+    ("data", "module", "name"),
+    [
+        (b"\x80\x02ccPickle\nloads\nq\x00.", "pickle", "loads"),  # a pickle in a pickle
+        (b"curllib2\nurlopen\n(S'http://127.0.0.1:9/'\ntR.", "urllib.request", "urlopen"),
+        (
+            b"\x80\x02" + _short_unicode("cPickle") + _short_unicode("loads") + b"\x93.",
+            "pickle",
+            "loads",
+        ),
+    ],
+)
+def test_python_2_names_are_judged_as_the_modules_they_import(
+    data: bytes, module: str, name: str
+) -> None:
+    # below protocol 3 an unpickler maps Python 2 module names (fix_imports): cPickle is
+    # pickle, urllib2 is urllib.request; picklescan knew neither old name
+    result = scan(data)
+    assert result.status == "flagged", result
+    assert (module, name, None) in dangerous(result)

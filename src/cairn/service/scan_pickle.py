@@ -32,6 +32,7 @@ headers and to tell whether two strings are about to be imported.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickletools
 import struct
@@ -271,7 +272,8 @@ class Walker:
         self.stack: list[Any] = []
         self.marks: list[int] = []
         self.memo: dict[int, Any] = {}
-        self.nested: list[tuple[list[Any], list[int], dict[int, Any], IO[bytes]]] = []
+        self.nested: list[tuple[list[Any], list[int], dict[int, Any], IO[bytes], int]] = []
+        self.proto = 0  # the unpickler's protocol: 0 until a PROTO opcode says otherwise
         self.first_value: Any = None
         self.imports = 0  # import-shaped opcodes seen in the current segment
         self.calls = 0  # opcodes that call something already imported
@@ -329,7 +331,7 @@ class Walker:
     def _pickle(self, first: bytes) -> None:
         """Walk opcodes from ``first`` until the top-level STOP."""
         self.stack, self.marks, self.memo, self.nested = [], [], {}, []
-        self.imports = self.calls = 0
+        self.imports = self.calls = self.proto = 0
         code = first
         while True:
             if self._op(code):
@@ -531,6 +533,11 @@ class Walker:
         that is not a string (or too long to keep) is ``unknown``: dangerous (and no
         import: an unpickler stops there)."""
         named = isinstance(module, str) and isinstance(name, str)
+        if named and self.proto < 3:  # Unpickler.find_class(fix_imports=True), as pickle does
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
         for text in (module, name) if named else (_UNKNOWN, _UNKNOWN):
             encoded = text.encode("utf-8", "surrogatepass")
             self.out.write(_CODES["BINUNICODE"] + len(encoded).to_bytes(4, "little") + encoded)
@@ -617,6 +624,7 @@ class Walker:
     def op_proto(self, value: Any) -> None:
         if not 0 <= int(value) <= 5:
             raise Malformed(f"unsupported pickle protocol {value}", self.src.pos - 2)
+        self.proto = int(value)
 
     def op_frame(self, _: Any) -> None:
         pass
@@ -634,8 +642,8 @@ class Walker:
             )
         nbytes, has_object = layout
         if has_object:  # the array follows as a nested pickle: walk it as a unit of its own
-            self.nested.append((self.stack, self.marks, self.memo, self.out))
-            self.stack, self.marks, self.memo = [], [], {}
+            self.nested.append((self.stack, self.marks, self.memo, self.out, self.proto))
+            self.stack, self.marks, self.memo, self.proto = [], [], {}, 0  # a new Unpickler
             self.out = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 (a unit)
             self.result.joblib_arrays += 1
             return
@@ -663,14 +671,14 @@ class Walker:
             unit.close()
         while self.nested:
             self.out.close()
-            self.stack, self.marks, self.memo, self.out = self.nested.pop()
+            self.stack, self.marks, self.memo, self.out, self.proto = self.nested.pop()
 
     def _leave_nested(self) -> None:
         unit = self.out
         unit.write(b".")
         unit.seek(0)
         self.result.units.append(unit)
-        self.stack, self.marks, self.memo, self.out = self.nested.pop()
+        self.stack, self.marks, self.memo, self.out, self.proto = self.nested.pop()
 
     def _probe(self, data: bytes, start: int) -> None:
         """If ``data`` (which a plain unpickler would read as opcodes) imports something and
