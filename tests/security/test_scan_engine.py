@@ -560,3 +560,22 @@ def test_python_2_names_are_judged_as_the_modules_they_import(
     result = scan(data)
     assert result.status == "flagged", result
     assert (module, name, None) in dangerous(result)
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "flagged"),
+    [
+        ("builtins", "eval.__call__", ("builtins", "eval")),  # a prefix is dangerous
+        ("posixpath", "os.getcwd", ("os", "getcwd")),  # a module reached as an attribute
+        ("torch", "serialization.load", ("torch.serialization", "load")),  # a submodule
+    ],
+)
+def test_a_dotted_name_is_judged_by_what_it_reaches(
+    module: str, name: str, flagged: tuple[str, str]
+) -> None:
+    # from protocol 4 find_class follows a dotted name attribute by attribute:
+    # builtins 'eval.__call__' is eval; picklescan matched only the whole name
+    data = b"\x80\x04" + _short_unicode(module) + _short_unicode(name) + b"\x93)R."
+    result = scan(data)
+    assert result.status == "flagged", result
+    assert (*flagged, None) in dangerous(result)

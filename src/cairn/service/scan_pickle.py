@@ -538,14 +538,22 @@ class Walker:
                 module, name = _compat_pickle.NAME_MAPPING[(module, name)]
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
-        for text in (module, name) if named else (_UNKNOWN, _UNKNOWN):
+        if not named:
+            self._write_import(_UNKNOWN, _UNKNOWN)
+            return OPAQUE
+        if self.proto >= 4 and "." in name:  # find_class follows the dotted path
+            for steps in _dotted_steps(module, name):
+                self._write_import(*steps)
+                self.out.write(_CODES["POP"])
+        self._write_import(module, name)
+        self.imports += 1
+        return _Global(module, name)
+
+    def _write_import(self, module: str, name: str) -> None:
+        for text in (module, name):
             encoded = text.encode("utf-8", "surrogatepass")
             self.out.write(_CODES["BINUNICODE"] + len(encoded).to_bytes(4, "little") + encoded)
         self.out.write(_CODES["STACK_GLOBAL"])
-        if not named:
-            return OPAQUE
-        self.imports += 1
-        return _Global(module, name)
 
     def op_global(self, value: Any) -> None:
         module, name = value.split(" ", 1) if isinstance(value, str) else value
@@ -689,6 +697,19 @@ class Walker:
             self.result.notes.append(
                 f"raw array bytes at byte {start} read as pickle opcodes that import; scanned"
             )
+
+
+def _dotted_steps(module: str, name: str) -> list[tuple[str, str]]:
+    """What a dotted name (``eval.__call__``, ``os.system`` in ``posixpath``) reaches on
+    its way, as imports picklescan can judge: each prefix of the path in ``module``
+    (``builtins.eval``), each step as a submodule (``posixpath.os`` → ``system``), and
+    each step as the module an attribute of that name usually is (``os.system``)."""
+    parts = name.split(".")
+    steps = [(module, ".".join(parts[:i])) for i in range(1, len(parts))]
+    for i in range(1, len(parts)):
+        steps.append((".".join([module, *parts[:i]]), parts[i]))
+        steps.append((parts[i - 1], parts[i]))
+    return steps
 
 
 def _wrapper_class(obj: _Obj) -> tuple[str, str] | None:
