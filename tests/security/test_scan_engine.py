@@ -342,6 +342,40 @@ def test_npy_of_numbers_is_clean_and_npz_members_are_scanned(marker: Path) -> No
     assert_flags_system(result, member="bad.npy")
 
 
+def npy_with_descr(descr: object, body: bytes) -> bytes:
+    header = repr({"descr": descr, "fortran_order": False, "shape": (1,)}).encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + body
+
+
+@pytest.mark.parametrize(
+    "descr",
+    ["object", "object_", "(2,)O", "2O", "i4,O", [["a", "O"]], ["xO"], [("a", ("O", (2,)))]],
+)
+def test_npy_object_dtypes_in_every_spelling_numpy_reads_are_scanned(
+    marker: Path, descr: object
+) -> None:
+    # numpy.load(allow_pickle=True) unpickles what follows each of these headers
+    result = scan(npy_with_descr(descr, pickle.dumps([evil(marker)], protocol=2)))
+    assert result.format == "numpy"
+    assert_flags_system(result)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros(3, dtype=[("Offset", "<f8"), ("objects", "<i4"), ("O", "u1")]),
+        np.zeros((2, 2), dtype=[(("Title O", "b"), "<f4", (3,))]),
+        np.array(["a", "bc"]),
+        np.array([b"O", b"x"]),
+        np.array(["2024-01-01"], dtype="datetime64[ns]"),
+    ],
+)
+def test_npy_without_objects_is_clean_whatever_its_field_names(array: np.ndarray) -> None:
+    result = scan(npy_bytes(array))
+    assert (result.format, result.status) == ("numpy", "clean"), result
+
+
 def test_npy_with_a_broken_header_is_an_error() -> None:
     data = npy_bytes(np.arange(3.0))
     broken = data[:10] + b"{'descr': __import__('os')}".ljust(len(data) - 10)

@@ -57,7 +57,7 @@ from cairn.service.scan_formats import (
 )
 from cairn.service.scan_pickle import Malformed, TooLarge, probe, walk
 
-ENGINE_VERSION = "cairn-5"  # bump when the engine's verdicts change: blobs are re-scanned
+ENGINE_VERSION = "cairn-6"  # bump when the engine's verdicts change: blobs are re-scanned
 HEAD_BYTES = 64 * 1024  # what sniffing reads
 MAX_DEPTH = 4  # containers inside containers
 MAX_MEMBERS = 100_000  # per archive

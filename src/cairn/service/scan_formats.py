@@ -56,14 +56,26 @@ def npy_header(f: IO[bytes]) -> dict[str, Any]:
 
 
 def npy_has_object(descr: object) -> bool:
+    """Whether numpy's ``descr_to_dtype`` would make a dtype holding objects (the array
+    then follows as a pickle) of a header's ``descr``, read as loosely as numpy reads it:
+    a string is any dtype string (``O``, ``object``, ``i4,O``, ``(2,)O``); a tuple is a
+    subarray ``(descr, shape)``; any other container is a list of fields, each any
+    sequence of 2 or 3 items (``[name, descr]``, even the string ``'xO'``) whose second
+    item is a descr."""
     if isinstance(descr, str):
-        return descr.lstrip("<>|=")[:1] == "O"
-    if isinstance(descr, list):
-        return any(
-            isinstance(field, tuple) and len(field) >= 2 and npy_has_object(field[1])
-            for field in descr
-        )
-    raise Malformed(f"dtype description {descr!r} is neither a string nor a list", 0)
+        # dtype strings name objects only by the type code O or the type name object
+        return "O" in descr or "object" in descr
+    if isinstance(descr, tuple):
+        return bool(descr) and npy_has_object(descr[0])
+    if isinstance(descr, (list, dict, set, frozenset)):
+        for field in descr:
+            if not isinstance(field, (str, tuple, list, dict, set, frozenset)):
+                raise Malformed(f"dtype field {field!r} is not a sequence", 0)
+            items = list(field)
+            if len(items) in (2, 3) and npy_has_object(items[1]):
+                return True
+        return False
+    raise Malformed(f"dtype description {descr!r} is not one numpy reads", 0)
 
 
 def check_safetensors(f: IO[bytes], size: int | None) -> None:
