@@ -613,3 +613,36 @@ def test_a_dotted_name_is_judged_by_what_it_reaches(
     result = scan(data)
     assert result.status == "flagged", result
     assert (*flagged, None) in dangerous(result)
+
+
+def safetensors_that_is_a_pickle(payload: bytes, strings: int) -> bytes:
+    """Valid safetensors whose header length starts with b'T' (BINSTRING): an unpickler
+    reads a string up to an 'S' (STRING) in a tensor name, a second one to the end of a
+    header line, two EMPTY_DICTs from the header's closing braces, then tensor data:
+    ``payload``."""
+    length = 0x54 + 256 * strings  # BINSTRING's length is the next three bytes
+    key = "a" * (strings - 5) + "S"  # BINSTRING ends at byte 5 + strings: this 'S'
+    tensor = {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}
+
+    def header(pad: int) -> bytes:
+        entry = json.dumps(tensor, separators=(",", ":"))
+        text = f'{{"{key}":{entry},"__metadata__":{{"x":"{"y" * pad}"\n}}}}'
+        return text.encode()
+
+    text = header(length - len(header(0)))
+    assert len(text) == length
+    return length.to_bytes(8, "little") + text + payload
+
+
+@pytest.mark.parametrize("strings", [16, 300])  # the call within, or past, the sniffed head
+def test_safetensors_that_is_also_a_pickle_is_scanned_as_one(marker: Path, strings: int) -> None:
+    data = safetensors_that_is_a_pickle(f"cos\nsystem\n(S'touch {marker}'\ntR.".encode(), strings)
+    result = scan(data)
+    assert (result.format, result.status) == ("safetensors", "flagged"), result
+    assert ("os", "system", None) in dangerous(result)
+
+
+def test_safetensors_whose_header_length_reads_as_opcodes_is_still_clean() -> None:
+    data = safetensors_that_is_a_pickle(b"\x00" * 16, 16)  # a string, a string, no call
+    result = scan(data)
+    assert (result.format, result.status) == ("safetensors", "clean"), result

@@ -16,7 +16,8 @@ its format, ``clean`` / ``flagged`` / ``error``, and the findings.
   ``subprocess.*`` …). Imports it does not know are reported as ``suspicious_global``.
 - safetensors headers are validated as the reference implementation does: header size
   limit, JSON object, known dtypes, shapes that match their byte ranges, ranges that
-  neither overlap nor leave gaps and that end exactly at the end of the file.
+  neither overlap nor leave gaps and that end exactly at the end of the file. A header
+  length whose bytes read as pickle opcodes gets the file walked as a pickle too.
 - ``error``: the bytes claim a format and do not parse, or could not be inspected (7z,
   lz4, encrypted zip members, too large, too deeply nested). Fail closed.
 
@@ -57,7 +58,7 @@ from cairn.service.scan_formats import (
 )
 from cairn.service.scan_pickle import Malformed, TooLarge, probe, walk
 
-ENGINE_VERSION = "cairn-6"  # bump when the engine's verdicts change: blobs are re-scanned
+ENGINE_VERSION = "cairn-7"  # bump when the engine's verdicts change: blobs are re-scanned
 HEAD_BYTES = 64 * 1024  # what sniffing reads
 MAX_DEPTH = 4  # containers inside containers
 MAX_MEMBERS = 100_000  # per archive
@@ -275,6 +276,11 @@ class _Scan:
         if fmt == "safetensors":
             with opener() as f:
                 self.safetensors(f, size, member)
+            # its first bytes are a header length, which pickle.load / torch.load read as
+            # opcodes: a file can be valid safetensors and a pickle that runs code
+            if _reads_as_pickle(head, at_eof=size is not None and size <= len(head)):
+                with opener() as f:
+                    self.pickle(f, member, headerless=True)
             return fmt
         if fmt in ("lz4", "7z"):
             self.add("unscannable", member=member, detail=f"{fmt} content cannot be inspected")
