@@ -284,3 +284,37 @@ def test_unknown_model_is_reported(mlflow_registry: Expected, tmp_path: Path) ->
         data, "import", "mlflow", "--tracking-uri", mlflow_registry.url, "-m", "nope", code=1
     )
     assert "nope" in result.stderr
+
+
+# a local MLflow store (no server) uses a SQLAlchemy loader option 2.1 deprecates
+@pytest.mark.filterwarnings("ignore:.*noload.*:sqlalchemy.exc.SADeprecationWarning")
+def test_models_differing_only_in_case_are_not_merged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow names are case-sensitive, Cairn's are not: "Fraud" must not land in "fraud"
+    from mlflow import MlflowClient
+
+    for key, value in QUIET_MLFLOW.items():
+        monkeypatch.setenv(key, value)
+    for name in ("CAIRN_BACKEND_URI", "CAIRN_ARTIFACTS_URI"):
+        monkeypatch.delenv(name, raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    source = MlflowClient(tracking_uri=uri)
+    source.create_registered_model("fraud", description="lower")
+    source.create_model_version("fraud", "s3://bucket/lower/1")
+    source.create_registered_model("Fraud", description="upper")
+    source.create_model_version("Fraud", "s3://bucket/upper/1")
+    source.create_model_version("Fraud", "s3://bucket/upper/2")
+    data = str(tmp_path / "cairn")
+
+    for _ in range(2):  # and again: the second run changes nothing either
+        result = cairn(data, "import", "mlflow", "--tracking-uri", uri, "--no-files", code=1)
+        assert "differ" in result.stderr and "case" in result.stderr
+        with Client(data) as sdk:
+            models = list(sdk.iter_models())
+            assert len(models) == 1
+            model = models[0]
+            mine = "lower" if model.name == "fraud" else "upper"
+            assert model.description == mine
+            versions = sdk.list_versions(model.name, order_by=["version ASC"]).items
+            assert {v.source.split("/")[3] for v in versions if v.source} == {mine}

@@ -42,8 +42,8 @@ from cairn.client.importing import (
     write_version,
 )
 from cairn.domain.models import ModelVersion, Stage, VersionSpec, VersionStatus
-from cairn.domain.names import validate_model_name
-from cairn.errors import CairnError, InvalidParameter, Unavailable
+from cairn.domain.names import name_key, validate_model_name
+from cairn.errors import CairnError, InvalidParameter, NotFound, Unavailable
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 PAGE = 1000
@@ -216,6 +216,7 @@ class MlflowImporter:
         self.source = source
         self.files = files
         self.reporter = reporter or Reporter()
+        self._claimed: dict[str, str] = {}  # name key -> the MLflow name that took it
 
     def run(self, names: Sequence[str] = (), *, dry_run: bool = False) -> ImportSummary:
         try:
@@ -238,6 +239,22 @@ class MlflowImporter:
     ) -> Iterator[ItemResult]:
         if model.problem is not None:
             yield ItemResult(model.name, None, FAILED, model.problem)
+            return
+        try:
+            other = self._case_twin(model.name)
+        except FATAL:
+            raise
+        except CairnError as exc:
+            yield ItemResult(model.name, None, FAILED, f"model not imported: {exc.message}")
+            return
+        if other is not None:
+            yield ItemResult(
+                model.name,
+                None,
+                FAILED,
+                f"model not imported: it differs only in case from {other!r}, which is the "
+                "same model in Cairn (Cairn names ignore case; MLflow's do not)",
+            )
             return
         try:
             created, changes = ensure_model(
@@ -267,6 +284,18 @@ class MlflowImporter:
             except CairnError as exc:
                 yield ItemResult(model.name, version.number, FAILED, exc.message)
         yield from sync_aliases(self.cairn, model.name, model.aliases, dry_run=dry_run)
+
+    def _case_twin(self, name: str) -> str | None:
+        """The model ``name`` would be merged into: another MLflow name met in this run, or
+        a Cairn model, that differs from ``name`` only in case."""
+        other = self._claimed.setdefault(name_key(name), name)
+        if other != name:
+            return other
+        try:
+            there = self.cairn.get_model(name).name
+        except NotFound:
+            return None
+        return there if there != name else None
 
     def _version(self, name: str, mv: MlflowVersion, dry_run: bool, *, exists: bool) -> ItemResult:
         number = mv.number
