@@ -150,6 +150,17 @@ def test_put_interrupted_by_client_leaves_nothing(harness: Harness, length: int)
     assert harness.stored() == []
 
 
+def test_put_of_stored_bytes_interrupted_by_client_raises_the_clients_error(
+    harness: Harness,
+) -> None:
+    """The second put of a stored blob still reads what is sent; a client that goes away
+    meanwhile is its own error, as for a first put (not the store's wrapper of it)."""
+    harness.store.put(DIGEST, len(DATA), [DATA])
+    with pytest.raises(ConnectionResetError):
+        harness.store.put(DIGEST, len(DATA), interrupted(DATA, len(DATA) // 2))
+    assert harness.stored() == [blob_key(DIGEST)]
+
+
 def test_large_blob_streamed_in_small_chunks(blob_store: BlobStore) -> None:
     data = os.urandom(21 * MiB)
     digest = digest_of(data)
