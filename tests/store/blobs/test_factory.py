@@ -61,3 +61,10 @@ def test_s3_uri_uses_the_aws_environment(s3_uri: str) -> None:
 def test_bad_uris_are_refused(uri: str) -> None:
     with pytest.raises(InvalidParameter, match="artifacts URI"):
         open_blob_store(uri)
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/pre//", "s3://bucket//pre", "s3://bucket/a//b"])
+def test_a_prefix_with_an_empty_segment_is_refused(s3_env: None, uri: str) -> None:
+    """A configuration mistake, refused at start-up: not a store failure to retry later."""
+    with pytest.raises(InvalidParameter, match="artifacts URI"):
+        open_blob_store(uri)

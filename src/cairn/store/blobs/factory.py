@@ -47,6 +47,10 @@ def open_blob_store(uri: str) -> BlobStore:
     if not parts.netloc:
         raise InvalidParameter(f"artifacts URI {uri!r} names no bucket; {_HINT}")
     if scheme in ("s3", "gs", "az"):
+        if "//" in parts.path:  # obstore fails it as a generic store error
+            raise InvalidParameter(
+                f"artifacts URI {uri!r} has an empty segment ('//') in its prefix; {_HINT}"
+            )
         from cairn.store.blobs.s3 import S3BlobStore  # obstore, only for an object store
 
         return S3BlobStore.from_uri(uri)
