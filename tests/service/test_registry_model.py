@@ -236,7 +236,7 @@ class RegistryMachine(RuleBasedStateMachine):
         dry_run=st.booleans(),
     )
     def prune(self, name: str, keep: int, scratch_only: bool, dry_run: bool) -> None:
-        """Live versions older than the newest ``keep`` go, but for those an alias, the
+        """Live versions older than the newest ``keep`` READY ones go, but for those an alias, the
         Staging or Production stage or a missing blob (PENDING) holds; with a filter, only
         the ones it matches are candidates."""
         model = self.live.get(name)
@@ -252,10 +252,12 @@ class RegistryMachine(RuleBasedStateMachine):
         )
         if model is None:
             return
-        live = sorted((n for n in model.versions if model.live(n)), reverse=True)
-        older = [
-            n for n in sorted(live[keep:]) if not scratch_only or model.versions[n].run == "scratch"
-        ]
+        # the cut is the newest ``keep``-th READY version: an upload still under way is not
+        # one of the newest kept (it would push out the newest usable one)
+        ready = sorted(n for n in model.versions if model.live(n) and model.versions[n].ready)
+        cut = ready[-keep] if len(ready) >= keep else 0
+        live = sorted(n for n in model.versions if model.live(n) and n < cut)
+        older = [n for n in live if not scratch_only or model.versions[n].run == "scratch"]
         held = {n for n in older if self.held(model, n)}
         assert report.pruned == tuple(n for n in older if n not in held)  # type: ignore[attr-defined]
         assert report.protected == tuple(n for n in older if n in held)  # type: ignore[attr-defined]

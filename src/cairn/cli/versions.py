@@ -230,7 +230,7 @@ def delete(
 def prune(
     ctx: typer.Context,
     name: str,
-    keep: Annotated[int, typer.Option(min=1, help="How many of the newest versions stay.")],
+    keep: Annotated[int, typer.Option(min=1, help="How many of the newest READY versions stay.")],
     keep_days: Annotated[
         float | None,
         typer.Option(min=0, help="Versions created within this many days stay too."),
@@ -251,7 +251,7 @@ def prune(
     ] = False,
     as_json: Json = False,
 ) -> None:
-    """Delete the versions of model NAME older than its newest --keep, except those an
+    """Delete the versions of model NAME older than its newest --keep READY ones, except those an
     alias, the Staging or Production stage or an upload in progress holds, and those
     younger than --keep-days; with --filter, only among the versions it matches (bulk
     deletion: `--keep 1 --filter "tags.run = 'scratch'"`). Dry run unless --yes; soft
