@@ -206,19 +206,31 @@ class _TooLong(Exception):
     """A download delivered more bytes than the file has."""
 
 
-def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
-    """``chunks`` while they add up to at most ``limit`` bytes: a body that runs on (a
-    broken or hostile server, or link) is not written on into the cache folder."""
+def checked_chunks(chunks: Iterator[bytes], check: Callable[[bytes], None]) -> Iterator[bytes]:
+    """``chunks``, each passed to ``check`` first (which raises to stop them); the source
+    (a download's response) is closed when they stop, not when the traceback goes."""
     try:
         for chunk in chunks:
-            limit -= len(chunk)
-            if limit < 0:
-                raise _TooLong
+            check(chunk)
             yield chunk
-    finally:  # the response under it is closed now, not when the traceback goes
+    finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+
+
+def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """``chunks`` while they add up to at most ``limit`` bytes: a body that runs on (a
+    broken or hostile server, or link) is not written on into the cache folder."""
+    left = limit
+
+    def count(chunk: bytes) -> None:
+        nonlocal left
+        left -= len(chunk)
+        if left < 0:
+            raise _TooLong
+
+    return checked_chunks(chunks, count)
 
 
 def _identity(st: os.stat_result) -> list[int]:

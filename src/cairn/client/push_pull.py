@@ -14,13 +14,12 @@ import os
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cairn.client.cache import BlobCache, Placement
+from cairn.client.cache import BlobCache, Placement, checked_chunks
 from cairn.client.transfer import WORKERS, batch_plan, scan
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import FileEntry, ModelVersion, VersionSpec
@@ -118,25 +117,18 @@ def pull(
     stop = threading.Event()  # the pull is ending: downloads under way stop at a chunk
     progress.begin("downloading", sum(f.size for f in unique))
 
-    def unless_stopped(chunks: Iterator[bytes]) -> Iterator[bytes]:
-        """``chunks`` until the pull ends early (what came stays in the cache's partial
-        file, for the next pull to resume)."""
-        try:
-            for chunk in chunks:
-                if stop.is_set():
-                    raise _Stopped
-                yield chunk
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+    def unless_stopped(_: bytes) -> None:
+        """Downloads stop at a chunk once the pull ends early (what came stays in the
+        cache's partial file, for the next pull to resume)."""
+        if stop.is_set():
+            raise _Stopped
 
     def fill(entry: FileEntry, received: bytes | None = None) -> None:
         mine = placements[entry.digest]
         cached = cache.fill(
             entry,
             lambda start: (
-                unless_stopped(
+                checked_chunks(
                     client._fetch(
                         version.name,
                         version.version,
@@ -144,7 +136,8 @@ def pull(
                         start,
                         urls.get(entry.digest),
                         override=override,
-                    )
+                    ),
+                    unless_stopped,
                 )
                 if received is None
                 else iter((received[start:],))
