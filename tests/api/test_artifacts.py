@@ -320,6 +320,28 @@ def test_corrupt_blob_is_caught_by_download_and_verify(
     assert [b.versions for b in report.corrupt] == [(("m", 1),)]
 
 
+def test_bytes_gone_from_the_store_are_data_loss_not_a_missing_file(
+    api: TestClient, blob_root: Path
+) -> None:
+    """A file the version lists whose bytes the store no longer holds is 500 `DATA_LOSS`
+    (what api.md promises for missing bytes), for a whole read, a range and a batch, not
+    404 as if the client had asked for a file that does not exist; and it is marked, so
+    the next read says so before touching the store."""
+    data = b"weights" * 100
+    push(api, {"w.bin": data, "x.txt": b"x"})
+    [path] = [p for p in blob_root.rglob("*") if p.is_file() and p.name == digest(data)[7:]]
+    path.unlink()
+    url = "/api/v1/models/m/versions/1/files/w.bin"
+    for r in (
+        api.get(url, headers={"Range": "bytes=0-9"}),
+        api.get(url),
+        api.post("/api/v1/models/m/versions/1/files", json={"paths": ["w.bin"]}),
+    ):
+        assert r.status_code == 500, r.text
+        assert r.json()["error_code"] == "DATA_LOSS"
+        assert "missing or corrupt" in r.json()["message"]
+
+
 def test_an_archive_never_runs_a_member_past_its_size(
     api: TestClient, blob_root: Path, live_server: str
 ) -> None:

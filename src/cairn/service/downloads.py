@@ -77,11 +77,11 @@ class DownloadsService(ScansService):
         if start < 0 or start > stop:
             raise InvalidParameter(f"range {start}-{stop} is outside the file's {size} bytes")
         if start == 0 and stop == size:
-            chunks = self._verified(self.blobs.open_verified(entry.digest), entry)
+            chunks = self._stored(entry)
         elif start == stop:  # no byte asked (a HEAD, a Range placed by size): no store I/O
             chunks = iter(())
         else:
-            chunks = self.blobs.open(entry.digest, start, stop)
+            chunks = self._stored(entry, start, stop)
         return OpenedFile(entry, start, stop, chunks)
 
     def read_files(
@@ -108,7 +108,7 @@ class DownloadsService(ScansService):
         read = []
         for entry, file in found:
             self._check_intact(entry, file)
-            chunks = self._verified(self.blobs.open_verified(entry.digest), entry)
+            chunks = self._stored(entry)
             read.append((entry, b"".join(chunks)))
         return read
 
@@ -169,10 +169,7 @@ class DownloadsService(ScansService):
     @staticmethod
     def _check_intact(entry: FileEntry, file: Any) -> None:
         if not file.stored or file.corrupt_at is not None:
-            raise DataCorrupted(
-                f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or corrupt; "
-                "run `cairn verify` and re-push the file"
-            )
+            raise _lost(entry)
 
     def _pass_each(
         self,
@@ -191,10 +188,25 @@ class DownloadsService(ScansService):
                 actor, name, number, quarantined, override=override, path=entry.path, audit=True
             )
 
+    def _stored(self, entry: FileEntry, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """The file's bytes ``[start, stop)`` from the store, verified if that is all of
+        them. Bytes the store no longer holds, which the index says it does, are
+        ``DataCorrupted`` (not the store's ``NotFound``: the file exists, its bytes were
+        lost), marked so."""
+        try:
+            if start == 0 and stop in (None, entry.size):
+                chunks = self.blobs.open_verified(entry.digest)
+            else:
+                chunks = self.blobs.open(entry.digest, start, stop)
+        except NotFound as exc:
+            self._mark_corrupt(entry.digest)
+            raise _lost(entry) from exc
+        return self._verified(chunks, entry)
+
     def _verified(self, chunks: Iterator[bytes], entry: FileEntry) -> Iterator[bytes]:
         """The store's verified stream, cut before any byte past the file's size (whose
         digest would not match at the end: in an archive the excess would pass for the
-        next member); bytes found corrupt are marked so in the index."""
+        next member); bytes found corrupt, or gone, are marked so in the index."""
         sent = 0
         try:
             for chunk in chunks:
@@ -204,7 +216,20 @@ class DownloadsService(ScansService):
                         f"stored bytes of {entry.digest} run past its {entry.size} bytes"
                     )
                 yield chunk
+        except NotFound as exc:  # deleted between the open and the read
+            self._mark_corrupt(entry.digest)
+            raise _lost(entry) from exc
         except DataCorrupted:
-            now = self.clock()
-            self.db.write(lambda s: BlobIndexStore(s).mark(entry.digest, now, corrupt=True))
+            self._mark_corrupt(entry.digest)
             raise
+
+    def _mark_corrupt(self, digest: str) -> None:
+        now = self.clock()
+        self.db.write(lambda s: BlobIndexStore(s).mark(digest, now, corrupt=True))
+
+
+def _lost(entry: FileEntry) -> DataCorrupted:
+    return DataCorrupted(
+        f"the stored bytes of {entry.path!r} ({entry.digest}) are missing or corrupt; "
+        "run `cairn verify` and re-push the file"
+    )
