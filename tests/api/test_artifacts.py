@@ -342,6 +342,25 @@ def test_bytes_gone_from_the_store_are_data_loss_not_a_missing_file(
         assert "missing or corrupt" in r.json()["message"]
 
 
+def test_a_range_of_bytes_cut_short_in_the_store_is_data_loss(
+    api: TestClient, blob_root: Path
+) -> None:
+    """Stored bytes shorter than the file they hold: a range past where they now end is
+    500 `DATA_LOSS`, not 400 blaming the client's (valid) range, and a range across the
+    cut is not answered short; the blob is marked, so a whole read says so at once."""
+    data = bytes(range(256)) * 40
+    push(api, {"w.bin": data})
+    [path] = [p for p in blob_root.rglob("*") if p.is_file() and p.name == digest(data)[7:]]
+    path.chmod(0o644)
+    path.write_bytes(data[:1000])
+    url = "/api/v1/models/m/versions/1/files/w.bin"
+    for asked in ("bytes=1500-2000", "bytes=500-1500", "bytes=-10"):
+        r = api.get(url, headers={"Range": asked})
+        assert r.status_code == 500, (asked, r.status_code, r.text)
+        assert r.json()["error_code"] == "DATA_LOSS"
+    assert api.get(url).json()["error_code"] == "DATA_LOSS"
+
+
 def test_an_archive_never_runs_a_member_past_its_size(
     api: TestClient, blob_root: Path, live_server: str
 ) -> None:

@@ -193,29 +193,35 @@ class DownloadsService(ScansService):
         them. Bytes the store no longer holds, which the index says it does, are
         ``DataCorrupted`` (not the store's ``NotFound``: the file exists, its bytes were
         lost), marked so."""
+        stop = entry.size if stop is None else stop
         try:
-            if start == 0 and stop in (None, entry.size):
+            if start == 0 and stop == entry.size:
                 chunks = self.blobs.open_verified(entry.digest)
-            else:
+            else:  # the range is within the file: one the store refuses ends past its bytes
                 chunks = self.blobs.open(entry.digest, start, stop)
-        except NotFound as exc:
+        except (NotFound, InvalidParameter) as exc:
             self._mark_corrupt(entry.digest)
             raise _lost(entry) from exc
-        return self._verified(chunks, entry)
+        return self._verified(chunks, entry, stop - start)
 
-    def _verified(self, chunks: Iterator[bytes], entry: FileEntry) -> Iterator[bytes]:
-        """The store's verified stream, cut before any byte past the file's size (whose
-        digest would not match at the end: in an archive the excess would pass for the
-        next member); bytes found corrupt, or gone, are marked so in the index."""
+    def _verified(self, chunks: Iterator[bytes], entry: FileEntry, length: int) -> Iterator[bytes]:
+        """The store's stream of ``length`` bytes of the file, cut before any byte past
+        that (whose digest would not match at the end: in an archive the excess would
+        pass for the next member) and failed if it ends short; bytes found corrupt, or
+        gone, are marked so in the index."""
         sent = 0
         try:
             for chunk in chunks:
                 sent += len(chunk)
-                if sent > entry.size:
+                if sent > length:
                     raise DataCorrupted(
                         f"stored bytes of {entry.digest} run past its {entry.size} bytes"
                     )
                 yield chunk
+            if sent < length:  # a whole read's digest check has found that already
+                raise DataCorrupted(
+                    f"stored bytes of {entry.digest} end short of its {entry.size} bytes"
+                )
         except NotFound as exc:  # deleted between the open and the read
             self._mark_corrupt(entry.digest)
             raise _lost(entry) from exc
