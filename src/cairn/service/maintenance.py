@@ -274,16 +274,22 @@ class MaintenanceService(ServiceBase):
                 raise InvalidParameter(f"age {older_than_s!r} must be 0 to {MAX_AGE_S} seconds")
             cut = self.clock() - int(older_than_s * US)
         shown = progress or NoProgress()
-        shown.begin("verifying", self.db.read(lambda s: BlobIndexStore(s).total(cut))[1])
+        # the files of READY versions the index lost the rows of: never verified, so due
+        lost = self.db.read(lambda s: BlobIndexStore(s).unindexed())
+        indexed = self.db.read(lambda s: BlobIndexStore(s).total(cut))[1]
+        shown.begin("verifying", indexed + sum(size for _, size in lost))
 
-        def check(blob: tuple[str, int]) -> tuple[BlobUse, bool] | None:
+        def check(blob: tuple[str, int], *, has_row: bool = True) -> tuple[BlobUse, bool] | None:
             """The blob's users and whether its bytes are there, if they do not match."""
             digest, size = blob
             try:  # one call: the store says itself when the bytes are gone
                 ok, present = self.blobs.verify(digest, shown.advance), True
             except NotFound:
                 ok = present = False
-            self._mark(digest, corrupt=not ok)
+            if has_row:
+                self._mark(digest, corrupt=not ok)
+            elif ok:  # intact: the row it lost is given back, and it reads again
+                self.db.write(partial(_restore, digest, size, self.clock()))
             return None if ok else (BlobUse(digest, size, tuple(self._users(digest))), present)
 
         checked = total = 0
@@ -294,6 +300,9 @@ class MaintenanceService(ServiceBase):
                 bad += [found for found in pool.map(check, page) if found is not None]
                 checked, total = checked + len(page), total + sum(size for _, size in page)
                 after = page[-1][0]
+            unrowed = pool.map(partial(check, has_row=False), lost)
+            bad += [found for found in unrowed if found is not None]
+            checked, total = checked + len(lost), total + sum(size for _, size in lost)
         shown.end()
         return VerifyReport(
             checked=checked,
@@ -403,6 +412,15 @@ class MaintenanceService(ServiceBase):
 
 def _index_page(after: str, verified_before: int | None, s: Tx) -> list[tuple[str, int]]:
     return BlobIndexStore(s).page(after, VERIFY_PAGE, verified_before)
+
+
+def _restore(digest: str, size: int, now: int, s: Tx) -> None:
+    """Give the intact bytes of a READY version's file back the row the index lost, as
+    verified (not while gc is deleting the digest: it has a tombstone)."""
+    index = BlobIndexStore(s)
+    if not index.tombstoned([digest]):
+        index.adopt(digest, size, now)
+        index.mark(digest, now, corrupt=False)
 
 
 def _unknown(blobs: list[BlobInfo], s: Tx) -> list[BlobInfo]:

@@ -379,6 +379,21 @@ class BlobIndexStore:
         )
         return list(rows.scalars())
 
+    def unindexed(self) -> list[tuple[str, int]]:
+        """(digest, size) of the files of READY versions (soft-deleted ones too) whose
+        digest has no row: bytes the registry once held and the index has lost (a
+        restored backup, a hand-made delete). Nothing else makes one: a version becomes
+        READY only once every row is there, and gc leaves a referenced row alone."""
+        row = select(B.c.digest).where(B.c.digest == F.c.digest)
+        query = (
+            select(F.c.digest, func.max(F.c.size))
+            .join(model_versions, model_versions.c.id == F.c.version_id)
+            .where(model_versions.c.status == "READY", ~row.exists())
+            .group_by(F.c.digest)
+            .order_by(F.c.digest)
+        )
+        return [(d, int(n)) for d, n in self.s.execute(query)]
+
     def total(self, verified_before: int | None = None) -> tuple[int, int]:
         """How many blobs, and their bytes (``verified_before``: as ``page`` counts them)."""
         count, size = self.s.execute(
