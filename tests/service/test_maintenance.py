@@ -410,6 +410,24 @@ def test_verify_checks_the_files_of_ready_versions_the_index_has_no_row_for(
     assert (again.checked, len(again.missing), len(again.corrupt)) == (3, 1, 1)
 
 
+def test_verify_names_every_version_that_uses_a_bad_blob(
+    service: RegistryService, blob_root: Path
+) -> None:
+    """A blob shared by many versions (a tokenizer pushed with each) found corrupt is
+    reported with all of them: the list is what an operator repairs from, and a cut one
+    reads as if the rest were safe."""
+    service.create_model(SYSTEM, "m")
+    for i in range(25):
+        files = {"tok.json": b"T" * 100, "copy/tok.json": b"T" * 100, "w": bytes([i]) * 10}
+        push(service, "m", files)  # twice in each: each version is named once
+    d = entry("x", b"T" * 100).digest
+    path = blob_root / "blobs" / "sha256" / d[7:9] / d[7:]
+    path.chmod(0o644)
+    path.write_bytes(b"Z" * 100)
+    [bad] = service.verify(SYSTEM).corrupt
+    assert bad.versions == tuple(("m", v) for v in range(1, 26))
+
+
 class Recorder:
     """A ``Progress`` that keeps what it heard (from several threads)."""
 

@@ -209,6 +209,9 @@ def _moved(stats: TransferStats, verb: str, elsewhere: str) -> str:
     )
 
 
+SHOWN_USERS = 20  # versions named per bad blob in verify's text (--json has them all)
+
+
 def gc(
     ctx: typer.Context,
     yes: Yes = False,
@@ -322,7 +325,9 @@ def verify(
         message(f"checked {report.checked} blob(s), {report.bytes} bytes")
         for kind, items in (("CORRUPT", report.corrupt), ("MISSING", report.missing)):
             for b in items:
-                users = ", ".join(f"{n} v{v}" for n, v in b.versions) or "no version"
+                users = ", ".join(f"{n} v{v}" for n, v in b.versions[:SHOWN_USERS]) or "no version"
+                if len(b.versions) > SHOWN_USERS:
+                    users += f" and {len(b.versions) - SHOWN_USERS} more (--json lists them all)"
                 message(f"{kind} {b.digest} used by {users}")
     if bad:
         raise typer.Exit(1)

@@ -272,15 +272,20 @@ class BlobIndexStore:
     def delete(self, digest: str) -> None:
         self.s.execute(delete(B).where(B.c.digest == digest))
 
-    def users(self, digest: str, limit: int = 20) -> list[tuple[str, int]]:
-        """(model name, version) pairs whose manifest holds ``digest``."""
+    def users(self, digest: str) -> list[tuple[str, int]]:
+        """(model name, version) pairs whose manifest holds ``digest``, every one."""
         rows = self.s.execute(
             select(registered_models.c.name, model_versions.c.version)
             .join(model_versions, model_versions.c.id == F.c.version_id)
             .join(registered_models, registered_models.c.id == model_versions.c.model_id)
             .where(F.c.digest == digest)
+            .group_by(  # once per version, however many of its paths hold the digest
+                model_versions.c.id,
+                registered_models.c.name_key,
+                registered_models.c.name,
+                model_versions.c.version,
+            )
             .order_by(registered_models.c.name_key, model_versions.c.version)
-            .limit(limit)
         )
         return [(name, int(version)) for name, version in rows]
 
