@@ -22,16 +22,20 @@ media type Schemathesis cannot generate (tests/api/test_artifacts.py covers it).
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from schemathesis import engine, openapi
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 
 from cairn.api.auth import PUBLIC_PATHS
+from cairn.errors import Unavailable
 
 EXCLUDED = r"^/api/v1/(tokens/|logout|users/)|/blobs$"
 MLFLOW = r"^/api/[23]\.0/"
@@ -74,6 +78,10 @@ CONFIG: dict[str, object] = {
         {"include-path-regex": MLFLOW, "checks": {"unsupported_method": {"enabled": False}}}
     ],
 }
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -135,6 +143,95 @@ def test_405_names_every_method_of_its_path(
     answer = api.request(method, path)
     assert answer.status_code == 405
     assert answer.headers["allow"] == allowed
+
+
+def _served(app: FastAPI) -> dict[str, set[str]]:
+    """The methods of every path the app serves under /api/v1 and documents, as the
+    document writes the path (``{path:path}`` is ``{path}``)."""
+    served: dict[str, set[str]] = {}
+    for route in iter_route_contexts(app.routes):
+        if not route.path.startswith("/api/v1/") or not route.include_in_schema:
+            continue
+        methods = {m.lower() for m in route.methods or ()}
+        if not isinstance(route.original_route, APIRoute):
+            methods.discard("head")  # Starlette's own HEAD of a GET route
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+        served.setdefault(path, set()).update(methods)
+    return served
+
+
+def test_every_route_is_documented_with_its_methods_and_nothing_else(
+    app: FastAPI, api: TestClient
+) -> None:
+    spec = api.get("/api/v1/openapi.json").json()
+    documented = {p: set(ops) for p, ops in spec["paths"].items() if p.startswith("/api/v1/")}
+    assert _served(app) == documented
+
+
+# A value for each path parameter, so that every documented operation can be called.
+SAMPLES = {
+    "name": "m",
+    "version": "1",
+    "alias": "prod",
+    "key": "k",
+    "path": "w.bin",
+    "digest": "sha256:" + "0" * 64,
+    "upload_id": "0" * 32,
+    "token_id": "1",
+    "request_id": "1",
+    "policy_id": "1",
+    "user": "bob",
+}
+
+
+def _call(api: TestClient, method: str, path: str) -> Any:
+    url = re.sub(r"\{(\w+)\}", lambda m: SAMPLES[m.group(1)], path)
+    return api.request(method.upper(), url, json={} if method in ("post", "put", "patch") else None)
+
+
+def test_every_operation_documents_the_503_it_answers_while_the_database_is_down(
+    app: FastAPI, api: TestClient
+) -> None:
+    """api.md: any request may answer 503 ``TEMPORARILY_UNAVAILABLE`` (the database busy
+    past the retries, or unreachable), and the SDK retries on it: a client generated from
+    the document must know it too."""
+    spec = api.get("/api/v1/openapi.json").json()
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise Unavailable("metadata database unavailable: gone")
+
+    app.state.service.db.read = app.state.service.db.write = down
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, op in operations.items():
+            answer = _call(api, method, path)  # login's empty body is refused first: 400
+            assert str(answer.status_code) in op["responses"], (method, path, answer.text)
+            assert "503" in op["responses"], (method, path)
+
+
+def test_reads_of_lost_bytes_document_their_500(api: TestClient, blob_root: Path) -> None:
+    """api.md: bytes gone from the store or changed answer 500 ``DATA_LOSS``: each
+    operation that reads them documents it."""
+    spec = api.get("/api/v1/openapi.json").json()
+    data = b"weights" * 10
+    manifest = [{"path": "w.bin", "size": len(data), "digest": sha(data)}]
+    api.post("/api/v1/models", json={"name": "m"})
+    api.post("/api/v1/models/m/versions", json={"files": manifest})
+    assert api.put(f"/api/v1/models/m/versions/1/blobs/{sha(data)}", content=data).is_success
+    [stored] = [p for p in blob_root.rglob("*") if p.is_file() and p.name == sha(data)[7:]]
+    stored.unlink()
+    version = "/api/v1/models/{name}/versions/{version}"
+    for method, path, body in [
+        ("get", version + "/files/{path}", None),
+        ("head", version + "/files/{path}", None),
+        ("post", version + "/files", {"paths": ["w.bin"]}),
+        ("post", version + "/urls", {"paths": ["w.bin"]}),
+    ]:
+        url = re.sub(r"\{(\w+)\}", lambda m: SAMPLES[m.group(1)], path)
+        answer = api.request(method.upper(), url, json=body)
+        assert answer.status_code == 500, (method, path, answer.text)
+        assert "500" in spec["paths"][path][method]["responses"], (method, path)
 
 
 def _run(app: FastAPI, headers: dict[str, str]) -> tuple[list[str], int]:

@@ -58,9 +58,20 @@ _ERRORS = {
     "413": "The request body is larger than the server accepts.",
     "415": "The body is not of the media type this operation reads.",
     "429": "Too many failed authentications from this address (`Retry-After`).",
-    "503": "The metadata database does not answer.",
+    "500": "`DATA_LOSS`: the file's stored bytes are missing or no longer match its digest.",
+    "503": "`TEMPORARILY_UNAVAILABLE`: the metadata database (or the blob store) stayed busy "
+    "or cannot be reached; send the request again.",
 }
 _PROBES = ("/health", "/ready")
+# The operations that read a file's stored bytes, or check them first (DownloadsService):
+# an archive's members are read once its answer has started, so it is cut short instead.
+_FILE_READS = {
+    ("get", "/api/v1/models/{name}/versions/{version}/files/{path}"),
+    ("head", "/api/v1/models/{name}/versions/{version}/files/{path}"),
+    ("post", "/api/v1/models/{name}/versions/{version}/files"),
+    ("post", "/api/v1/models/{name}/versions/{version}/urls"),
+    ("get", "/api/2.0/mlflow-artifacts/artifacts/{path}"),
+}
 # Path parameters the routes take as text, to word their own errors, documented as what
 # they accept (domain/uris.py, domain/names.py).
 _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -104,7 +115,9 @@ def _correct(path: str, method: str, operation: dict[str, Any]) -> None:
 def _statuses(path: str, method: str, caller: bool) -> list[str]:
     if path in _PROBES:
         return ["503"] if path == "/ready" else []
-    statuses = ["400", "404"]
+    statuses = ["400", "404", "503"]  # every operation reads the database
+    if (method, path) in _FILE_READS:
+        statuses.append("500")
     if caller:
         statuses += ["401", "403", "429"]
     else:  # logging in
