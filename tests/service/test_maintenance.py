@@ -428,6 +428,30 @@ def test_verify_names_every_version_that_uses_a_bad_blob(
     assert bad.versions == tuple(("m", v) for v in range(1, 26))
 
 
+def test_verify_does_not_report_a_blob_gc_reclaimed_while_it_ran(
+    service: RegistryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc and verify each on a schedule may overlap: a blob no version uses, reclaimed
+    after verify read its row and before it read the bytes, is gone by design, not
+    MISSING (which fails the run with exit 1)."""
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"kept": b"K" * 100, "dropped": b"D" * 100})
+    service.purge_version(SYSTEM, "m", 1)
+    push(service, "m", {"kept": b"K" * 100})
+    store, real = service.blobs, service.blobs.verify
+    dropped = entry("x", b"D" * 100).digest
+
+    def gc_meanwhile(digest: str, read: Any = None) -> bool:
+        if digest == dropped:
+            service.gc(SYSTEM, dry_run=False, grace_s=0)
+        return real(digest, read)
+
+    monkeypatch.setattr(store, "verify", gc_meanwhile)
+    report = service.verify(SYSTEM)
+    assert (report.corrupt, report.missing) == ((), ())
+    assert not store.exists(dropped)
+
+
 class Recorder:
     """A ``Progress`` that keeps what it heard (from several threads)."""
 

@@ -285,6 +285,8 @@ class MaintenanceService(ServiceBase):
             try:  # one call: the store says itself when the bytes are gone
                 ok, present = self.blobs.verify(digest, shown.advance), True
             except NotFound:
+                if has_row and not self.db.read(partial(_has_row, digest)):
+                    return None  # gc reclaimed it meanwhile: gone by design, not lost
                 ok = present = False
             if has_row:
                 self._mark(digest, corrupt=not ok)
@@ -412,6 +414,10 @@ class MaintenanceService(ServiceBase):
 
 def _index_page(after: str, verified_before: int | None, s: Tx) -> list[tuple[str, int]]:
     return BlobIndexStore(s).page(after, VERIFY_PAGE, verified_before)
+
+
+def _has_row(digest: str, s: Tx) -> bool:
+    return BlobIndexStore(s).find(digest) is not None
 
 
 def _restore(digest: str, size: int, now: int, s: Tx) -> None:
