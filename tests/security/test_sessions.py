@@ -226,6 +226,15 @@ def test_wrong_passwords_are_refused_alike_and_counted(
     assert form.status_code == 415  # a cross-site form cannot log anyone in
 
 
+def test_a_user_name_no_account_can_have_is_a_wrong_login(browser: TestClient) -> None:
+    """A NUL in the name (PostgreSQL cannot compare text holding one): refused like any
+    unknown user, not a 500."""
+    for user in ("ali\x00ce", "alice\x00", "\x00"):
+        answer = browser.post(f"{V1}/login", json={"user": user, "password": PASSWORD})
+        assert "wrong user name or password" in error(answer, 401, "UNAUTHENTICATED")
+    login(browser)
+
+
 def test_passwords_are_set_by_admins_or_their_owner_and_never_for_service_accounts(
     api: TestClient, app: FastAPI
 ) -> None:

@@ -217,6 +217,22 @@ def test_a_disabled_user_loses_every_token(api: TestClient, anon: TestClient) ->
     ok(anon.get(f"{V1}/models/m", headers=bearer(fresh)))
 
 
+def test_a_token_for_a_name_no_account_can_have_is_not_found(api: TestClient) -> None:
+    """A NUL (PostgreSQL cannot compare text holding one) or half a surrogate pair (not
+    text at all) in the user's name: no such user, not a 500."""
+    new_user(api, "alice")
+    for body in (b'{"user": "ali\\u0000ce"}', b'{"user": "ali\\ud800ce"}'):
+        answer = api.post(
+            f"{V1}/tokens", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert [t["user"] for t in ok(api.get(f"{V1}/tokens", params={"all": True}))["tokens"]] == [
+        "admin",
+        "alice",
+    ]
+
+
 # -- the MLflow client -------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Names: registered models, aliases, tag/param/metric keys, semantic versions.
+"""Names: registered models, aliases, tag/param/metric keys, users and groups.
 
 Pure rules, no I/O. A model name is case-preserving for display, but its identity is
 ``name_key(name)``: NFKC-normalised and case-folded (see there). Names that mix scripts (a Cyrillic
@@ -136,6 +136,26 @@ def name_key(name: str) -> str:
     (Turkish dotless ``ı`` and ``I``) still meet, then NFKC again so the key is stable.
     """
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).upper().casefold())
+
+
+# Users, service accounts and groups: plain ASCII, compared case-insensitively.
+_IDENTITY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+
+
+def is_identity_name(name: object) -> bool:
+    """Whether ``name`` can be a user's or a group's name (none other is ever stored, so
+    looking one up needs no query: a NUL or half a surrogate pair could not even be sent)."""
+    return isinstance(name, str) and _IDENTITY_RE.fullmatch(name) is not None
+
+
+def validate_identity(kind: str, name: object) -> str:
+    if not is_identity_name(name):
+        raise InvalidParameter(
+            f"{kind} name must be 1-128 characters of letters, digits, '.', '_', '@', '-', "
+            f"starting with a letter or digit; got {name!r}"
+        )
+    assert isinstance(name, str)
+    return name
 
 
 def validate_alias(alias: object) -> str:

@@ -8,7 +8,6 @@ returns them as they are, the clients hand them back unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,17 +22,6 @@ from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
 from cairn.store.metadata.models_store import ModelStore
 
-_IDENTITY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
-
-
-def validate_identity(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not _IDENTITY_RE.fullmatch(name):
-        raise InvalidParameter(
-            f"{kind} name must be 1-128 characters of letters, digits, '.', '_', '@', '-', "
-            f"starting with a letter or digit; got {name!r}"
-        )
-    return name
-
 
 def validate_password(password: object) -> str:
     if not isinstance(password, str) or not 12 <= len(password) <= 1024:
@@ -47,7 +35,7 @@ def parse_subject(subject: str) -> tuple[str, str]:
     kind = kind or "user"
     if kind not in ("user", "group"):
         raise InvalidParameter(f"subject must be user:NAME or group:NAME, not {subject!r}")
-    return kind, validate_identity(kind, name)
+    return kind, names.validate_identity(kind, name)
 
 
 class IdentityService(ServiceBase):
@@ -88,7 +76,7 @@ class IdentityService(ServiceBase):
         admin: bool = False,
     ) -> dict[str, Any]:
         self._require_admin(actor, "create_user")
-        validate_identity("user", name)
+        names.validate_identity("user", name)
         if password is not None and service:
             raise InvalidParameter("service accounts authenticate with tokens, not passwords")
         hashed = None if password is None else PASSWORDS.hash(validate_password(password))
@@ -174,7 +162,7 @@ class IdentityService(ServiceBase):
     # -- groups -----------------------------------------------------------------------------
     def create_group(self, actor: Actor, name: str) -> dict[str, Any]:
         self._require_admin(actor, "create_group")
-        validate_identity("group", name)
+        names.validate_identity("group", name)
         now = self.clock()
 
         def run(s: Tx) -> dict[str, Any]:

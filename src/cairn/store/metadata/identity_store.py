@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 
 from cairn.domain.access import Grant, Role
+from cairn.domain.names import is_identity_name
 from cairn.errors import AlreadyExists, NotFound
 from cairn.store.metadata.identity_watch import mark_changed
 from cairn.store.metadata.prepared import Prepared
@@ -107,6 +108,8 @@ class IdentityStore:
         return int(row.id)
 
     def find_user(self, name: str) -> Row[Any] | None:
+        if not is_identity_name(name):  # never stored; PostgreSQL refuses text with a NUL
+            return None
         return self.s.execute(select(users).where(U.name_key == identity_key(name))).first()
 
     def user(self, name: str) -> Row[Any]:
@@ -141,6 +144,8 @@ class IdentityStore:
         return int(row.id)
 
     def find_group(self, name: str) -> Row[Any] | None:
+        if not is_identity_name(name):
+            return None
         return self.s.execute(select(groups).where(G.name_key == identity_key(name))).first()
 
     def group(self, name: str) -> Row[Any]:
