@@ -287,6 +287,20 @@ def test_passwords_are_set_by_admins_or_their_owner_and_never_for_service_accoun
     ok(admin.get(f"{V1}/users"))
 
 
+def test_a_password_that_is_not_text_is_refused(api: TestClient) -> None:
+    """Half a surrogate pair (JSON's \\ud800) cannot be hashed: 400, not a 500."""
+    ok(api.post(f"{V1}/users", json={"name": "bob"}), 201)
+    body = b'{"password": "\\ud800 a long password"}'
+    headers = {"Content-Type": "application/json"}
+    for answer in (
+        api.post(f"{V1}/users", content=b'{"name": "eve", ' + body[1:], headers=headers),
+        api.patch(f"{V1}/users/bob", content=body, headers=headers),
+    ):
+        assert "surrogate" in error(answer, 400, "INVALID_PARAMETER_VALUE")
+    users = {u["name"]: u for u in ok(api.get(f"{V1}/users"))["users"]}
+    assert "eve" not in users and users["bob"]["has_password"] is False
+
+
 def test_unknown_users_cost_a_verification_with_the_hashers_parameters() -> None:
     """A login of an unknown name verifies the password against ``DUMMY_HASH`` so that it
     takes as long as a wrong password; that holds while the literal's parameters are the

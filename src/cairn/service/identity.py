@@ -26,7 +26,8 @@ from cairn.store.metadata.models_store import ModelStore
 def validate_password(password: object) -> str:
     if not isinstance(password, str) or not 12 <= len(password) <= 1024:
         raise InvalidParameter("a password must be 12 to 1024 characters long")
-    return password
+    # argon2 hashes the UTF-8 bytes: half a surrogate pair (JSON's \ud800) has none
+    return names.validate_text("password", password, 1024)
 
 
 def parse_subject(subject: str) -> tuple[str, str]:
