@@ -614,6 +614,27 @@ def test_no_one_makes_themself_admin(world: World) -> None:
     assert users["alice"]["is_admin"] is False and users["alice"]["disabled"] is False
 
 
+def test_the_last_administrator_stays_one(world: World) -> None:
+    """Unmaking or disabling the only enabled administrator would leave the instance with
+    nobody who may manage users over the API: refused (409), until there is another."""
+    for body in ({"admin": False}, {"disabled": True}, {"admin": False, "disabled": True}):
+        answer = world.api.patch(f"{V1}/users/admin", json=body)
+        assert answer.status_code == 409, (body, answer.text)
+        assert answer.json()["error_code"] == "RESOURCE_CONFLICT"
+        assert "last" in answer.json()["message"]
+    me = ok(world.api.get(f"{V1}/whoami"))
+    assert me["is_admin"] is True
+    # a disabled administrator does not count; an enabled one does
+    ok(world.api.patch(f"{V1}/users/dave", json={"admin": True, "disabled": True}))
+    assert world.api.patch(f"{V1}/users/admin", json={"admin": False}).status_code == 409
+    ok(world.api.patch(f"{V1}/users/dave", json={"disabled": False}))
+    dave = ok(world.api.post(f"{V1}/tokens", json={"user": "dave", "scope": "admin"}), 201)
+    ok(world.api.patch(f"{V1}/users/admin", json={"disabled": True}))
+    as_dave = {"Authorization": f"Bearer {dave['token']}"}
+    users = {u["name"]: u for u in ok(world.api.get(f"{V1}/users", headers=as_dave))["users"]}
+    assert users["admin"]["disabled"] is True and users["dave"]["is_admin"] is True
+
+
 def test_import_routes_are_admin_only(world: World) -> None:
     imports = (
         ("POST", f"{V1}/import/models", {"name": "risk.imported", "created_by": "admin"}),

@@ -14,7 +14,7 @@ from typing import Any
 from cairn.domain import names
 from cairn.domain.access import Actor, Grant, Role, Scope, pattern_key
 from cairn.domain.codec import format_time
-from cairn.errors import InvalidParameter, NotFound, PermissionDenied
+from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
 from cairn.service.base import ServiceBase
 from cairn.service.credentials import PASSWORDS
 from cairn.store.metadata.clock import optional_datetime
@@ -144,6 +144,13 @@ class IdentityService(ServiceBase):
                 if row.kind == "service":
                     raise InvalidParameter("service accounts have no password")
                 values["password_hash"] = hashed
+            was_admin = row.is_admin and row.disabled_at is None
+            stays_admin = (admin is None or admin) and not disabled
+            if was_admin and not stays_admin and store.other_admins(row.id) == 0:
+                raise Conflict(
+                    f"{row.name!r} is the last enabled administrator: make another user "
+                    "an administrator first (cairn users set NAME --admin)"
+                )
             if admin is not None:
                 values["is_admin"] = admin
             if disabled is not None:

@@ -128,6 +128,19 @@ class IdentityStore:
         mark_changed()
         self.s.execute(update(users).where(U.id == user_id).values(**values))
 
+    def other_admins(self, user_id: int) -> int:
+        """How many enabled administrators there are besides ``user_id``. Every enabled
+        administrator's row stays locked to the transaction (PostgreSQL; in id order, so
+        two such transactions wait for each other instead of deadlocking): two
+        administrators cannot each unmake the other at once."""
+        rows = self.s.execute(
+            select(U.id)
+            .where(U.is_admin.is_(True), U.disabled_at.is_(None))
+            .order_by(U.id)
+            .with_for_update()
+        ).all()
+        return sum(1 for r in rows if r.id != user_id)
+
     def has_users(self) -> bool:
         return self.s.execute(select(U.id).limit(1)).first() is not None
 
