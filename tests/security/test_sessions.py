@@ -182,6 +182,33 @@ def test_sessions_expire_and_die_with_a_disabled_account(
     )
 
 
+def test_a_new_password_ends_the_other_sessions(
+    browser: TestClient, api: TestClient, app: FastAPI
+) -> None:
+    """Whoever logged in with the old password (someone who learned it, say) is logged
+    out when it changes: every session of the user but the one that changed it. API
+    tokens are not sessions and live on."""
+    token = ok(api.post(f"{V1}/tokens", json={"user": "alice", "scope": "write"}), 201)["token"]
+    login(browser)
+    elsewhere = TestClient(app, raise_server_exceptions=False)
+    _session, csrf = login(elsewhere)
+    third = TestClient(app, raise_server_exceptions=False)
+    login(third)
+    new = "a brand new long password"
+    ok(elsewhere.patch(f"{V1}/users/alice", json={"password": new}, headers={"X-CSRF-Token": csrf}))
+    error(browser.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    error(third.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    assert ok(elsewhere.get(f"{V1}/whoami"))["user"] == "alice"  # the one that changed it
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert ok(browser.get(f"{V1}/whoami", headers=bearer))["user"] == "alice"
+    # an administrator's reset ends them all
+    login(browser, password=new)
+    ok(api.patch(f"{V1}/users/alice", json={"password": PASSWORD}))
+    error(browser.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    error(elsewhere.get(f"{V1}/whoami"), 401, "UNAUTHENTICATED")
+    login(browser)
+
+
 def test_wrong_passwords_are_refused_alike_and_counted(
     browser: TestClient, api: TestClient, app: FastAPI
 ) -> None:

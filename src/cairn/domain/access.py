@@ -180,6 +180,7 @@ class Actor:
     grants: Grants = NO_GRANTS
     request_id: str | None = None
     client: str | None = None
+    token_id: int | None = None  # the token or session that authenticated the call
 
     def __post_init__(self) -> None:
         if not isinstance(self.grants, Grants):  # a plain sequence of Grant

@@ -116,6 +116,7 @@ class CredentialsService(ServiceBase):
             grants=held,
             request_id=request_id,
             client=client,
+            token_id=int(row.id),
         )
 
     def login(self, name: str, password: str) -> dict[str, Any]:

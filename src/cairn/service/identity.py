@@ -144,6 +144,10 @@ class IdentityService(ServiceBase):
                 if row.kind == "service":
                     raise InvalidParameter("service accounts have no password")
                 values["password_hash"] = hashed
+                # whoever logged in with the old password is logged out (the session that
+                # sets the new one stays: its owner just proved who they are)
+                keep = actor.token_id if row.id == actor.user_id else None
+                store.revoke_user_tokens(row.id, now, kind="session", keep=keep)
             was_admin = row.is_admin and row.disabled_at is None
             stays_admin = (admin is None or admin) and not disabled
             if was_admin and not stays_admin and store.other_admins(row.id) == 0:

@@ -341,10 +341,14 @@ class IdentityStore:
             update(tokens).where(T.id == token_id, T.revoked_at.is_(None)).values(revoked_at=now)
         )
 
-    def revoke_user_tokens(self, user_id: int, now: int) -> None:
+    def revoke_user_tokens(
+        self, user_id: int, now: int, *, kind: str | None = None, keep: int | None = None
+    ) -> None:
+        """Revoke a user's tokens and sessions (``kind``: only those; ``keep``: but that one)."""
         mark_changed()
-        self.s.execute(
-            update(tokens)
-            .where(T.user_id == user_id, T.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        query = update(tokens).where(T.user_id == user_id, T.revoked_at.is_(None))
+        if kind is not None:
+            query = query.where(T.kind == kind)
+        if keep is not None:
+            query = query.where(T.id != keep)
+        self.s.execute(query.values(revoked_at=now))
