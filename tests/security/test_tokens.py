@@ -118,6 +118,26 @@ def test_a_token_is_shown_once_stored_as_a_hash_and_listed_by_prefix(
     assert other["token"] != secret and other["user"] == "alice"
 
 
+def test_no_part_of_a_bootstrap_token_of_another_format_is_shown(
+    api: TestClient, app: FastAPI, admin_headers: dict[str, str]
+) -> None:
+    """Only a ``cairn_`` token's first characters are public; a CAIRN_BOOTSTRAP_TOKEN in
+    another format (the tests' own) may be any secret: listings, the database and the audit
+    log hold none of it."""
+    secret = admin_headers["Authorization"].removeprefix("Bearer ")
+    assert not secret.startswith(tokens.PREFIX)
+    fresh = ok(api.post(f"{V1}/tokens", json={"scope": "admin"}), 201)
+    listed = ok(api.get(f"{V1}/tokens", params={"all": "true"}))["tokens"]
+    (bootstrap,) = [t for t in listed if t["name"] == "bootstrap"]
+    assert bootstrap["prefix"][:8] not in secret, bootstrap
+    ok(api.delete(f"{V1}/tokens/{bootstrap['id']}", headers=bearer(fresh["token"])), 204)
+    events = api.get(f"{V1}/audit", headers=bearer(fresh["token"]), params={"limit": 100})
+    assert secret[:8] not in ok(events)["events"].__repr__()
+    with app.state.service.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT prefix FROM tokens WHERE name = 'bootstrap'")).scalar()
+    assert stored[:8] not in secret
+
+
 def test_expired_and_revoked_tokens_stop_working(
     api: TestClient, anon: TestClient, app: FastAPI
 ) -> None:

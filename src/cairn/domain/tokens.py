@@ -24,6 +24,8 @@ MAX_TOKEN_LENGTH = 256
 # where a server's first start leaves the bootstrap admin's token, in its data directory,
 # for the CLI and SDK on the same machine (a file name, not a secret)
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
+# what a secret not in the cairn_ format is listed as (none of its characters)
+EXTERNAL_PREFIX = "(external)"
 
 
 def _base62(number: int, width: int) -> str:
@@ -62,4 +64,8 @@ def token_hash(token: str) -> str:
 
 
 def display_prefix(token: str) -> str:
-    return token[:DISPLAY_LENGTH]
+    """What listings and the audit log show of a token: a ``cairn_`` token's first
+    characters (the random part is long enough to spare them). A secret of another format
+    (a CAIRN_BOOTSTRAP_TOKEN chosen by automation) may be a password or a short one: none
+    of it is shown. Applied to a stored prefix, it gives the prefix to show for it."""
+    return token[:DISPLAY_LENGTH] if token.startswith(PREFIX) else EXTERNAL_PREFIX

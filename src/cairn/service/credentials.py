@@ -285,7 +285,8 @@ class CredentialsService(ServiceBase):
             ):
                 raise NotFound(f"token {token_id} does not exist")
             store.revoke_token(row.id, now)
-            self._audit(s, actor, "token.revoke", target=f"{row.user_name}:{row.prefix}")
+            shown = tokens.display_prefix(row.prefix)  # stored before external ones were hidden
+            self._audit(s, actor, "token.revoke", target=f"{row.user_name}:{shown}")
 
         self.db.write(run)
 
@@ -295,7 +296,7 @@ def _token_json(row: Any) -> dict[str, Any]:
         "id": int(row.id),
         "user": row.user_name,
         "name": row.name,
-        "prefix": row.prefix,
+        "prefix": tokens.display_prefix(row.prefix),
         "scope": row.scope,
         "created_at": format_time(optional_datetime(row.created_at)),
         "expires_at": format_time(optional_datetime(row.expires_at)),

@@ -122,7 +122,10 @@ class TokenOut(BaseModel):
     id: int
     user: str
     name: str
-    prefix: str = Field(description="The secret's first characters, to recognise it by.")
+    prefix: str = Field(
+        description="The secret's first characters, to recognise it by ('(external)' for a "
+        "bootstrap token not in the cairn_ format)."
+    )
     scope: str
     created_at: datetime
     expires_at: datetime | None
