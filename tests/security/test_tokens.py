@@ -218,6 +218,14 @@ def test_malformed_unknown_and_misplaced_credentials_are_refused(
     refused(anon.get(f"{V1}/whoami", auth=(good, "")))
 
 
+def test_an_empty_bearer_or_basic_header_is_called_empty(anon: TestClient) -> None:
+    """``Bearer`` with no token is not an unsupported scheme: the message says what is wrong."""
+    for header in ("Bearer", "Bearer   ", "bearer", "Basic", "Basic "):
+        message = refused(anon.get(f"{V1}/whoami", headers={"Authorization": header}))
+        assert "unsupported" not in message and "no credentials" in message, (header, message)
+    assert "unsupported" in refused(anon.get(f"{V1}/whoami", headers={"Authorization": "Token x"}))
+
+
 def test_a_disabled_user_loses_every_token(api: TestClient, anon: TestClient) -> None:
     token = new_user(api, "alice")
     ok(api.post(f"{V1}/models", json={"name": "m"}), 201)

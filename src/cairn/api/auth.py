@@ -107,6 +107,11 @@ def _credentials(request: Request) -> tuple[str, str] | None:
             except (binascii.Error, UnicodeDecodeError):
                 raise Unauthenticated("malformed Basic credentials") from None
             return "api", decoded.partition(":")[2]
+        if scheme.lower() in ("bearer", "basic"):
+            raise Unauthenticated(
+                f"the Authorization header says {scheme} but has no credentials; "
+                "send Authorization: Bearer <token>"
+            )
         raise Unauthenticated("unsupported Authorization scheme; use Bearer <token>")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
