@@ -37,6 +37,7 @@ BOB = Actor("bob", user_id=2, grants=(Grant(Role.MANAGE, pattern="*"),))
 DAVE = Actor("dave", user_id=4, grants=(Grant(Role.WRITE, pattern="*"),))
 READER = Actor("carol", user_id=3, grants=(Grant(Role.READ, pattern="*"),))
 OUTSIDER = Actor("eve", user_id=5, grants=(Grant(Role.MANAGE, pattern="other"),))
+CARL = Actor("carl", user_id=6, grants=(Grant(Role.MANAGE, pattern="risk.*"),))
 
 
 class Clock:
@@ -64,6 +65,13 @@ def svc(service: RegistryService) -> RegistryService:
     service.create_version(SYSTEM, "risk.fraud", spec)
     service.put_blob(SYSTEM, "risk.fraud", 3, digest(data), [data])
     service.create_version(SYSTEM, "churn", VersionSpec(metrics={"auc": 0.5}))
+    # the people as the identity tables hold them: an approval counts only while its
+    # author still holds the gate's role there
+    for actor in (ALICE, BOB, DAVE, READER, OUTSIDER, CARL):
+        service.create_user(SYSTEM, actor.name)
+        for g in actor.grants:
+            assert g.pattern is not None
+            service.grant(SYSTEM, f"user:{actor.name}", g.role, pattern=g.pattern)
     return service
 
 
@@ -229,11 +237,61 @@ def test_two_approvals_need_two_other_people(svc: RegistryService) -> None:
     with pytest.raises(Conflict, match="already decided"):
         svc.approve(BOB, request.id)
     assert alias_of(svc, "risk.fraud", "Production-EU") is None
-    carl = Actor("carl", user_id=6, grants=(Grant(Role.MANAGE, model_id=None, pattern="risk.*"),))
-    done = svc.approve(carl, request.id)
+    done = svc.approve(CARL, request.id)
     assert done.status is PromotionStatus.APPLIED
     assert "2 of 2" in next(c.detail for c in done.checks if c.check == "approvals")
     assert alias_of(svc, "risk.fraud", "Production-EU") == 2
+
+
+def lose_role(svc: RegistryService, name: str, how: str) -> None:
+    if how == "revoked":
+        svc.revoke(SYSTEM, f"user:{name}", pattern="*")
+    elif how == "lowered":
+        svc.grant(SYSTEM, f"user:{name}", Role.WRITE, pattern="*")
+    else:
+        svc.update_user(SYSTEM, name, disabled=True)
+
+
+@pytest.mark.parametrize("how", ["revoked", "lowered", "disabled"])
+def test_an_approval_counts_only_while_its_author_holds_the_role(
+    svc: RegistryService, how: str
+) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=2)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    assert svc.approve(BOB, request.id).status is PromotionStatus.PENDING
+    lose_role(svc, "bob", how)
+    after = svc.approve(CARL, request.id)
+    assert after.status is PromotionStatus.PENDING
+    assert checks_of(after)["approvals"] is False
+    detail = next(c.detail for c in after.checks if c.check == "approvals")
+    assert "1 of 2" in detail and "(carl)" in detail
+    assert "bob" in detail and "no longer" in detail
+    assert alias_of(svc, "risk.fraud", "production") is None
+    # asking again evaluates again: still short of an approval
+    assert svc.promote(ALICE, "risk.fraud", 1, "production").status is PromotionStatus.PENDING
+    # a third person who holds the role makes up the count
+    svc.create_user(SYSTEM, "frank")
+    svc.grant(SYSTEM, "user:frank", Role.MANAGE, model="risk.fraud")
+    frank = Actor("frank", grants=(Grant(Role.MANAGE, pattern="risk.fraud"),))
+    assert svc.approve(frank, request.id).status is PromotionStatus.APPLIED
+    assert alias_of(svc, "risk.fraud", "production") == 1
+
+
+def test_an_approval_through_a_group_counts_while_the_group_holds_the_role(
+    svc: RegistryService,
+) -> None:
+    svc.create_user(SYSTEM, "gina")
+    svc.create_group(SYSTEM, "release")
+    svc.set_membership(SYSTEM, "release", "gina", member=True)
+    svc.grant(SYSTEM, "group:release", Role.MANAGE, pattern="risk.*")
+    gina = Actor("gina", grants=(Grant(Role.MANAGE, pattern="risk.*"),))
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=2)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    svc.approve(gina, request.id)
+    svc.set_membership(SYSTEM, "release", "gina", member=False)
+    assert svc.approve(BOB, request.id).status is PromotionStatus.PENDING
+    svc.set_membership(SYSTEM, "release", "gina", member=True)
+    assert svc.promote(ALICE, "risk.fraud", 1, "production").status is PromotionStatus.APPLIED
 
 
 def test_metric_gate_failing_at_request_is_refused_and_recorded_nowhere(
@@ -416,7 +474,7 @@ def test_reject_flow(svc: RegistryService) -> None:
         ("bob", "reject", "wait for the audit")
     ]
     with pytest.raises(Conflict, match="rejected"):
-        svc.approve(Actor("carl", grants=(Grant(Role.MANAGE, pattern="*"),)), request.id)
+        svc.approve(CARL, request.id)
     assert alias_of(svc, "risk.fraud", "production") is None
     assert ("bob", "promotion.reject", "production") in audit_actions(svc)
 

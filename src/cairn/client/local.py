@@ -17,6 +17,7 @@ from typing import Any
 
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, read_chunks
+from cairn.domain.access import LOCAL_ACTOR_PREFIX
 from cairn.domain.artifacts import (
     FileLink,
     GcReport,
@@ -51,7 +52,7 @@ def _local_actor() -> Actor:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
         user = "local"
-    return Actor(f"local:{user}", is_admin=True)
+    return Actor(LOCAL_ACTOR_PREFIX + user, is_admin=True)
 
 
 class LocalClient(BaseClient):

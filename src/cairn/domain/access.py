@@ -207,3 +207,7 @@ class Actor:
 
 
 SYSTEM = Actor("system", is_admin=True)
+
+# The local client's actors are ``local:<os user>``: whoever holds the data directory is
+# its administrator. No account can be named so (identity names have no ':').
+LOCAL_ACTOR_PREFIX = "local:"

@@ -274,6 +274,13 @@ def scan_check(scan: Any, number: int) -> Check:
     return Check("scan", clean, f"scan verdict: {scan.status}")
 
 
-def approvals_check(approvers: Sequence[str], need: int) -> Check:
+def approvals_check(
+    approvers: Sequence[str], need: int, dropped: Sequence[str] = (), role: Role = Role.MANAGE
+) -> Check:
+    """``approvers`` count; ``dropped`` approved, but no longer hold ``role`` on the model
+    (a grant revoked or lowered, a group left, the account disabled)."""
     who = f" ({', '.join(approvers)})" if approvers else ""
-    return Check(APPROVALS, len(approvers) >= need, f"{len(approvers)} of {need} approval(s){who}")
+    detail = f"{len(approvers)} of {need} approval(s){who}"
+    if dropped:
+        detail += f"; not counted, no longer holding {role.name}: {', '.join(dropped)}"
+    return Check(APPROVALS, len(approvers) >= need, detail)

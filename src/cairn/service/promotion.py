@@ -13,7 +13,8 @@ a pending request keeps the checks so far. Each approval re-evaluates every chec
 moment (metrics, scan and signature may have changed, the version may have been deleted), and
 the alias moves only when the approvals are all in and every check passes; a request whose
 checks fail stays pending with the new results (``promote`` on the same version and alias
-evaluates it again). The alias therefore never moves while a check fails.
+evaluates it again). The alias therefore never moves while a check fails. An approval counts
+only while its author still holds the gate's role (``_holds_now``, reloaded each time).
 
 Authorization: policies are set, listed whole and deleted by the instance ADMIN only; the
 policies applying to one model can be listed by anyone who may read it. Approvers and
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cairn.domain import names
-from cairn.domain.access import Actor, Role, pattern_matches
+from cairn.domain.access import LOCAL_ACTOR_PREFIX, Actor, Grants, Role, pattern_matches
 from cairn.domain.models import Page, VersionStatus
 from cairn.domain.promotion import (
     DEFAULT_MIN_ROLE,
@@ -45,6 +46,7 @@ from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
 from cairn.service.gates import AliasGuard, approvals_check, role_check, same_person
 from cairn.service.validation import clean_page_size
 from cairn.store.metadata.database import Tx
+from cairn.store.metadata.identity_store import IdentityStore
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.promotion_store import PromotionStore
 from cairn.store.metadata.versions_store import VersionStore
@@ -386,13 +388,15 @@ class PromotionService(AliasGuard):
         checks = [c for c in request.checks if c.check == "role"]  # the requester's, as asked
         if gate is not None:
             checks += self._evaluate(s, gate, model, number, request.alias)
-            approvers = [
-                d.approver
-                for d in store.decisions(request_id)
-                if d.decision == "approve" and not same_person(d.approver, request.requester)
-            ]
             if gate.approvals:
-                checks.append(approvals_check(approvers, gate.approvals))
+                approvers: list[str] = []
+                dropped: list[str] = []
+                for d in store.decisions(request_id):
+                    if d.decision != "approve" or same_person(d.approver, request.requester):
+                        continue
+                    holds = self._holds_now(s, actor, d.approver, model, gate.min_role)
+                    (approvers if holds else dropped).append(d.approver)
+                checks.append(approvals_check(approvers, gate.approvals, dropped, gate.min_role))
         else:  # the policy was removed meanwhile: the version must still be there
             version = store.version_row(model.id, number)
             ok = version is not None and version.deleted_at is None
@@ -409,6 +413,25 @@ class PromotionService(AliasGuard):
         else:
             store.update_request(request_id, checks=checks)
         return store.load_requests([request_id])[0]
+
+    @staticmethod
+    def _holds_now(s: Tx, actor: Actor, name: str, model: Any, need: Role) -> bool:
+        """Whether the person ``name`` holds ``need`` on ``model`` now: the caller as
+        authenticated, anyone else as the identity tables say at this moment (an enabled
+        account, an instance administrator or a grant of theirs or their groups'). An
+        approval counts only while its author still could give it."""
+        if same_person(name, actor.name):
+            return actor.allows(need, model.id, model.name_key)
+        if name.startswith(LOCAL_ACTOR_PREFIX):  # holds the data directory: its owner
+            return True
+        store = IdentityStore(s)
+        user = store.find_user(name)
+        if user is None or user.disabled_at is not None:
+            return False
+        if user.is_admin:
+            return True
+        held = Grants(store.grants_of(int(user.id))).role_on(model.id, model.name_key)
+        return held is not None and held >= need
 
     def _audit_apply(
         self,
