@@ -277,6 +277,28 @@ def test_an_approval_counts_only_while_its_author_holds_the_role(
     assert alias_of(svc, "risk.fraud", "production") == 1
 
 
+@pytest.mark.parametrize("how", ["revoked", "lowered", "disabled"])
+def test_a_request_applies_only_while_its_requester_holds_the_role(
+    svc: RegistryService, how: str
+) -> None:
+    svc.set_policy(SYSTEM, "risk.*", "production", approvals=1)
+    request = svc.promote(ALICE, "risk.fraud", 1, "production")
+    lose_role(svc, "alice", how)
+    after = svc.approve(BOB, request.id)
+    assert after.status is PromotionStatus.PENDING
+    assert checks_of(after) == {"role": False, "version": True, "approvals": True}
+    detail = next(c.detail for c in after.checks if c.check == "role")
+    assert "alice" in detail and "MANAGE" in detail
+    assert alias_of(svc, "risk.fraud", "production") is None
+    # given back what the policy needs, asking again (by the requester) applies it
+    if how == "disabled":
+        svc.update_user(SYSTEM, "alice", disabled=False)
+    else:
+        svc.grant(SYSTEM, "user:alice", Role.MANAGE, pattern="*")
+    assert svc.promote(ALICE, "risk.fraud", 1, "production").status is PromotionStatus.APPLIED
+    assert alias_of(svc, "risk.fraud", "production") == 1
+
+
 def test_an_approval_through_a_group_counts_while_the_group_holds_the_role(
     svc: RegistryService,
 ) -> None:

@@ -14,7 +14,8 @@ moment (metrics, scan and signature may have changed, the version may have been 
 the alias moves only when the approvals are all in and every check passes; a request whose
 checks fail stays pending with the new results (``promote`` on the same version and alias
 evaluates it again). The alias therefore never moves while a check fails. An approval counts
-only while its author still holds the gate's role (``_holds_now``, reloaded each time).
+only while its author still holds the gate's role, and a request is applied only while
+its requester does (``_role_now``, reloaded at each evaluation).
 
 Authorization: policies are set, listed whole and deleted by the instance ADMIN only; the
 policies applying to one model can be listed by anyone who may read it. Approvers and
@@ -385,7 +386,17 @@ class PromotionService(AliasGuard):
         store = PromotionStore(s)
         request = store.load_requests([request_id])[0]
         number = request.version
-        checks = [c for c in request.checks if c.check == "role"]  # the requester's, as asked
+        need = gate.min_role if gate is not None else Role.WRITE
+        held = self._role_now(s, actor, request.requester, model)
+        source = "the alias's policy" if gate is not None else "an unprotected alias"
+        checks = [
+            Check(
+                "role",
+                held is not None and held >= need,
+                f"{request.requester} holds {held.name if held else 'no role'} on "
+                f"{model.name!r}; {source} needs {need.name}",
+            )
+        ]
         if gate is not None:
             checks += self._evaluate(s, gate, model, number, request.alias)
             if gate.approvals:
@@ -394,7 +405,8 @@ class PromotionService(AliasGuard):
                 for d in store.decisions(request_id):
                     if d.decision != "approve" or same_person(d.approver, request.requester):
                         continue
-                    holds = self._holds_now(s, actor, d.approver, model, gate.min_role)
+                    role = self._role_now(s, actor, d.approver, model)
+                    holds = role is not None and role >= gate.min_role
                     (approvers if holds else dropped).append(d.approver)
                 checks.append(approvals_check(approvers, gate.approvals, dropped, gate.min_role))
         else:  # the policy was removed meanwhile: the version must still be there
@@ -415,23 +427,22 @@ class PromotionService(AliasGuard):
         return store.load_requests([request_id])[0]
 
     @staticmethod
-    def _holds_now(s: Tx, actor: Actor, name: str, model: Any, need: Role) -> bool:
-        """Whether the person ``name`` holds ``need`` on ``model`` now: the caller as
-        authenticated, anyone else as the identity tables say at this moment (an enabled
-        account, an instance administrator or a grant of theirs or their groups'). An
-        approval counts only while its author still could give it."""
+    def _role_now(s: Tx, actor: Actor, name: str, model: Any) -> Role | None:
+        """The role the person ``name`` holds on ``model`` now: the caller's as
+        authenticated, anyone else's as the identity tables say at this moment (None for
+        a disabled or unknown account; MANAGE for an instance administrator). A request
+        and its approvals count only while their authors still hold the gate's role."""
         if same_person(name, actor.name):
-            return actor.allows(need, model.id, model.name_key)
+            return actor.role_on(model.id, model.name_key)
         if name.startswith(LOCAL_ACTOR_PREFIX):  # holds the data directory: its owner
-            return True
+            return Role.MANAGE
         store = IdentityStore(s)
         user = store.find_user(name)
         if user is None or user.disabled_at is not None:
-            return False
+            return None
         if user.is_admin:
-            return True
-        held = Grants(store.grants_of(int(user.id))).role_on(model.id, model.name_key)
-        return held is not None and held >= need
+            return Role.MANAGE
+        return Grants(store.grants_of(int(user.id))).role_on(model.id, model.name_key)
 
     def _audit_apply(
         self,
