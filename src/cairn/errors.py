@@ -112,6 +112,16 @@ class Unavailable(CairnError):
     error_code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        denial: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, denial=denial)
+        self.retry_after = retry_after  # seconds; the API sends it as Retry-After
+
 
 _BY_STATUS_AND_CODE: dict[tuple[int, str], type[CairnError]] = {
     (cls.http_status, cls.error_code): cls

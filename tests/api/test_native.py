@@ -48,6 +48,33 @@ def test_ready_is_a_503_while_the_database_takes_no_writes(
     assert api.get("/ready").json() == {"status": "ready"}  # the same database, writable
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_write_on_a_read_only_database_is_a_503_that_changes_nothing(
+    api: TestClient, settings: Settings
+) -> None:
+    """A write the database refuses because it is read-only (a standby after a failover,
+    or ``default_transaction_read_only``) answers what ``/ready`` says: 503 with
+    TEMPORARILY_UNAVAILABLE and a Retry-After, not a 500; reads still answer."""
+    assert settings.backend_uri is not None
+    assert api.post("/api/v1/models", json={"name": "fraud"}).status_code == 201
+    read_only = settings.backend_uri + "?options=-c%20default_transaction_read_only%3Don"
+    app = create_app(settings.model_copy(update={"backend_uri": read_only}))
+    try:
+        with TestClient(app, raise_server_exceptions=False, headers=api.headers) as client:
+            assert client.get("/api/v1/models/fraud").status_code == 200
+            created = client.post("/api/v1/models", json={"name": "churn"})
+            tagged = client.patch("/api/v1/models/fraud", json={"description": "new"})
+            mlflow = client.post("/api/2.0/mlflow/registered-models/create", json={"name": "churn"})
+    finally:
+        app.state.service.db.dispose()
+    for response in (created, tagged, mlflow):
+        assert error(response) == (503, "TEMPORARILY_UNAVAILABLE"), response.text
+        assert "read-only" in response.json()["message"]
+        assert int(response.headers["Retry-After"]) > 0
+    assert api.get("/api/v1/models/churn").status_code == 404
+    assert api.get("/api/v1/models/fraud").json()["description"] == ""
+
+
 def test_model_and_version_shapes(api: TestClient) -> None:
     r = api.post("/api/v1/models", json={"name": "fraud", "tags": {"team": "risk"}})
     assert r.status_code == 201

@@ -72,6 +72,14 @@ INLINE_READ_S = 0.005
 _PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 _QUERY_CANCELED = "57014"  # e.g. by statement_timeout
+_READ_ONLY_PG = "25006"  # read_only_sql_transaction: a standby, default_transaction_read_only
+READ_ONLY = (
+    "metadata database is read-only (a standby server, or default_transaction_read_only "
+    "is on): writes are refused"
+)
+# What a write refused for that asks the caller to wait (Retry-After): about as long as a
+# failover takes to promote a standby.
+READ_ONLY_RETRY_S = 10
 
 
 class NotInline(BaseException):
@@ -441,10 +449,7 @@ class Database:
         except DBAPIError as exc:
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
         if read_only != "off":
-            raise Unavailable(
-                "metadata database is read-only (a standby server, or "
-                "default_transaction_read_only is on): writes are refused"
-            )
+            raise Unavailable(READ_ONLY, retry_after=READ_ONLY_RETRY_S)
         if self.wal is not None:
             self.wal.check()
 
@@ -499,6 +504,8 @@ def translate(exc: DBAPIError) -> CairnError:
         return Conflict("the change conflicts with a concurrent change; try again")
     if _is_retryable(exc):
         return Unavailable("the database is busy; try again")
+    if _sqlstate(exc) == _READ_ONLY_PG:  # nothing was written: the transaction is rolled back
+        return Unavailable(f"{READ_ONLY}; try again later", retry_after=READ_ONLY_RETRY_S)
     if isinstance(exc, OperationalError):
         return Unavailable(f"metadata database unavailable: {exc.orig}")
     return CairnError(f"metadata database error: {exc.orig}")
