@@ -75,6 +75,34 @@ def test_a_write_on_a_read_only_database_is_a_503_that_changes_nothing(
     assert api.get("/api/v1/models/fraud").json()["description"] == ""
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_reads_on_a_read_only_database_need_no_write(api: TestClient, settings: Settings) -> None:
+    """Authenticating records when a token was last used, a write: on a read-only database
+    a token not used lately still reads (the record waits), and a login still fails
+    cleanly (503)."""
+    assert settings.backend_uri is not None
+    assert api.post("/api/v1/models", json={"name": "fraud"}).status_code == 201
+    made = api.post("/api/v1/tokens", json={"user": "admin", "scope": "read"})
+    assert made.status_code == 201, made.text
+    fresh = {"Authorization": f"Bearer {made.json()['token']}"}
+    password = "a long enough password"
+    assert api.post("/api/v1/users", json={"name": "rita", "password": password}).status_code == 201
+    read_only = settings.backend_uri + "?options=-c%20default_transaction_read_only%3Don"
+    app = create_app(settings.model_copy(update={"backend_uri": read_only}))
+    try:
+        with TestClient(app, raise_server_exceptions=False, headers=fresh) as client:
+            first = client.get("/api/v1/models/fraud")
+            second = client.get("/api/v1/models")
+            login = client.post("/api/v1/login", json={"user": "rita", "password": password})
+    finally:
+        app.state.service.db.dispose()
+    assert first.status_code == 200, first.text
+    assert second.status_code == 200, second.text
+    assert error(login) == (503, "TEMPORARILY_UNAVAILABLE")  # a session is a write
+    tokens = api.get("/api/v1/tokens").json()["tokens"]
+    assert [t["last_used_at"] for t in tokens if t["id"] == made.json()["id"]] == [None]
+
+
 def test_model_and_version_shapes(api: TestClient) -> None:
     r = api.post("/api/v1/models", json={"name": "fraud", "tags": {"team": "risk"}})
     assert r.status_code == 201

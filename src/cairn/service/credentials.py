@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cairn.domain import names, tokens
 from cairn.domain.access import Actor, Grant, Grants, Scope
 from cairn.domain.codec import format_time
-from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated
+from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated, Unavailable
 from cairn.service.auth_cache import moot_grants
 from cairn.service.base import ServiceBase
 from cairn.store.metadata.clock import optional_datetime
@@ -106,8 +106,14 @@ class CredentialsService(ServiceBase):
         ):
             raise PermissionDenied("missing or wrong CSRF token (X-CSRF-Token header)")
         if last_used_at is None or now - last_used_at > TOUCH_EVERY_S * US:
-            self.db.write(lambda s: IdentityStore(s).touch_token(row.id, now))
-            self._auth_cache.touched(digest, now)
+            try:
+                self.db.write(lambda s: IdentityStore(s).touch_token(row.id, now))
+            except Unavailable:
+                # a database that takes no writes (a standby after a failover) still serves
+                # reads: when the token was last used is recorded once it takes them again
+                pass
+            else:
+                self._auth_cache.touched(digest, now)
         return Actor(
             row.user_name,
             is_admin=bool(row.is_admin),
