@@ -324,3 +324,17 @@ def test_a_user_grant_changed_with_sql_is_heard(
 
 def _assert(condition: bool) -> None:
     assert condition
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_watch_listens_with_connection_options_in_the_url(
+    db_url: str, blob_root: Path, alice: str
+) -> None:
+    """A backend URL's query (here ``options`` with a space, percent-encoded) reaches the
+    listening connection as it reaches every other: the watch must not mangle it."""
+    db = Database(db_url + "?options=-c%20statement_timeout%3D60000&application_name=cairn%20x")
+    try:
+        svc = RegistryService(db, LocalBlobStore(blob_root))
+        _remembers(svc, alice)
+    finally:
+        db.dispose()

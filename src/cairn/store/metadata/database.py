@@ -196,10 +196,12 @@ class Database:
         with self._watch_guard:
             if self._watch is None:
                 if self.dialect == "postgresql":
-                    conninfo = self.url.set(drivername="postgresql")
-                    self._watch = IdentityWatch(
-                        conninfo.render_as_string(hide_password=False), self._network_args()
-                    )
+                    # what the engines pass psycopg, the URL's query (options=...) as it
+                    # means: rendered back to a URL, a space in it would come out as '+',
+                    # which libpq does not read as a space
+                    _, params = self._writer.dialect.create_connect_args(self.url)
+                    params.pop("context", None)  # SQLAlchemy's adapters: not the watch's
+                    self._watch = IdentityWatch("", {**params, **self._network_args()})
                 elif self.url.database not in (None, "", ":memory:"):
                     self._watch = SqliteIdentityWatch(self.url.database)
             return self._watch
