@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
@@ -28,7 +28,7 @@ from cairn.service.registry import RegistryService
 from cairn.store.blobs.base import BlobStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.named_lock import named_lock
-from cairn.store.metadata.schema import blobs
+from cairn.store.metadata.schema import blobs, model_versions
 
 US = 1_000_000
 DAY = 86400 * US
@@ -751,3 +751,80 @@ def test_prune_counts_only_ready_versions_among_the_newest_kept(
     assert (report.pruned, report.protected) == ((1,), ())
     assert _live(service) == [3, 2]
     assert service.resolve(SYSTEM, "models:/m/latest").version == 2
+
+
+def _failed_version(service: RegistryService, name: str) -> int:
+    """A version whose upload never finished, as ``expire_pending`` leaves it."""
+    number = service.create_version(
+        SYSTEM, name, VersionSpec(files=(entry("w", b"never sent"),))
+    ).version
+    service.db.write(
+        lambda s: s.execute(
+            update(model_versions)
+            .where(model_versions.c.version == number)
+            .values(status=VersionStatus.FAILED.value)
+        )
+    )
+    return number
+
+
+def test_prune_deletes_failed_versions_newer_than_the_ready_ones_kept(
+    service: RegistryService,
+) -> None:
+    """``--keep N`` keeps the newest N READY versions: a FAILED version is never one of them,
+    so it goes wherever it is (unless something protects it); a PENDING one stays."""
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})  # 1
+    _failed_version(service, "m")  # 2
+    push(service, "m", {"a": b"three"})  # 3: the newest READY version
+    _failed_version(service, "m")  # 4
+    service.create_version(SYSTEM, "m", VersionSpec(files=(entry("w", b"coming"),)))  # 5
+    dry = service.prune_versions(SYSTEM, "m", keep=1)
+    assert (dry.pruned, dry.protected) == ((1, 2, 4), ())
+    done = service.prune_versions(SYSTEM, "m", keep=1, dry_run=False)
+    assert done.pruned == (1, 2, 4)
+    assert _live(service) == [5, 3]
+    # with fewer READY versions than kept, the failed ones go all the same
+    _failed_version(service, "m")  # 6
+    assert service.prune_versions(SYSTEM, "m", keep=5, dry_run=False).pruned == (6,)
+    assert _live(service) == [5, 3]
+
+
+def test_gc_retention_prunes_failed_versions_of_a_model_within_its_keep(
+    service: RegistryService,
+) -> None:
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    _failed_version(service, "m")
+    service.limits = replace(service.limits, keep_versions=5)
+    assert service.gc(SYSTEM, grace_s=0).pruned_versions == (("m", 2),)
+
+
+def test_prune_keeps_failed_versions_a_keep_days_holds(service: RegistryService) -> None:
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    _failed_version(service, "m")
+    report = service.prune_versions(SYSTEM, "m", keep=1, keep_days=1)
+    assert (report.pruned, report.protected) == ((), (2,))
+
+
+def test_prune_never_deletes_a_version_an_alias_points_at_even_failed(
+    service: RegistryService,
+) -> None:
+    """A version can fail after an alias points at it (a rescan under ``reject``): the alias
+    keeps it, newest or not, as it keeps any other."""
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    push(service, "m", {"a": b"two"})
+    service.set_alias(SYSTEM, "m", "champion", 2)
+    service.db.write(
+        lambda s: s.execute(
+            update(model_versions)
+            .where(model_versions.c.version == 2)
+            .values(status=VersionStatus.FAILED.value)
+        )
+    )
+    report = service.prune_versions(SYSTEM, "m", keep=1, dry_run=False)
+    assert (report.pruned, report.protected) == ((), (2,))
+    assert _live(service) == [2, 1]
+    assert service.get_model(SYSTEM, "m").aliases == {"champion": 2}

@@ -251,10 +251,11 @@ def prune(
     ] = False,
     as_json: Json = False,
 ) -> None:
-    """Delete the versions of model NAME older than its newest --keep READY ones, except those an
-    alias, the Staging or Production stage or an upload in progress holds, and those
-    younger than --keep-days; with --filter, only among the versions it matches (bulk
-    deletion: `--keep 1 --filter "tags.run = 'scratch'"`). Dry run unless --yes; soft
+    """Delete the versions of model NAME older than its newest --keep READY ones, and
+    its FAILED ones wherever they are, except those an alias, the Staging or
+    Production stage or an upload in progress holds, and those younger than
+    --keep-days; with --filter, only among the versions it matches (bulk deletion:
+    `--keep 1 --filter "tags.run = 'scratch'"`). Dry run unless --yes; soft
     (restorable) unless --purge."""
     report = client(ctx).prune_versions(
         name, keep=keep, keep_days=keep_days, dry_run=not yes, purge=purge, filter=filter_
@@ -286,7 +287,8 @@ def retention(
     ctx: typer.Context,
     name: str,
     keep: Annotated[
-        int | None, typer.Option(min=1, help="Keep the newest N versions; gc prunes the rest.")
+        int | None,
+        typer.Option(min=1, help="Keep the newest N READY versions; gc prunes the rest."),
     ] = None,
     keep_days: Annotated[
         float | None,
@@ -303,8 +305,8 @@ def retention(
     """Show or set how many versions of model NAME gc keeps.
 
     A model's own policy replaces the instance's (CAIRN_KEEP_VERSIONS, or gc --keep): each
-    `cairn gc --yes` keeps the newest --keep versions and those from the last --keep-days,
-    and deletes the others (soft: restorable until purged) by the rule of `versions
+    `cairn gc --yes` keeps the newest --keep READY versions and those from the last
+    --keep-days, and deletes the others (soft: restorable until purged) by the rule of `versions
     prune`: a version an alias, the Staging or Production stage or an unfinished upload
     holds always stays. Without options it shows the policy. Setting one needs MANAGE.
     """

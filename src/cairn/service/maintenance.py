@@ -83,11 +83,13 @@ class MaintenanceService(ServiceBase):
         purge: bool = False,
         filter: str | None = None,
     ) -> PruneReport:
-        """Delete the model's live versions older than its newest ``keep`` READY ones, except
-        those an alias, the ``Staging`` or ``Production`` stage or an upload in progress
-        holds, and (``keep_days``) those created within that many days: soft (restorable,
-        bytes kept) or, with ``purge``, for good. ``filter`` (the search grammar): only the versions
-        it matches are candidates (``tags.run = 'scratch'``). ``dry_run``: only say what."""
+        """Delete the model's live versions older than its newest ``keep`` READY ones, and
+        its FAILED ones wherever they are (an upload that never finished is never one of the
+        versions kept), except those an alias, the ``Staging`` or ``Production`` stage or an
+        upload in progress holds, and (``keep_days``) those created within that many days:
+        soft (restorable, bytes kept) or, with ``purge``, for good. ``filter`` (the search
+        grammar): only the versions it matches are candidates (``tags.run = 'scratch'``).
+        ``dry_run``: only say what."""
         names.validate_model_name(name)
         check_keep(keep, keep_days)
         expr = parse_filter(filter, "versions")
@@ -100,9 +102,7 @@ class MaintenanceService(ServiceBase):
             )
             versions = VersionStore(s)
             matching = None if expr is None else version_matches(expr, model.id)
-            below = versions.nth_newest_ready(model.id, keep)
-            if below is None:
-                return report
+            below = versions.nth_newest_ready(model.id, keep)  # None: keeps every READY one
             older = versions.live_below(model.id, below, since, matching)
             doomed = [r for r in older if r.prunable]
             freed = BlobIndexStore(s).held_only_by(prunable_ids(model.id, below, since, matching))

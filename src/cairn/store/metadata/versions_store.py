@@ -11,10 +11,12 @@ from sqlalchemy import (
     Row,
     Select,
     bindparam,
+    case,
     delete,
     func,
     insert,
     literal,
+    or_,
     select,
     true,
     union_all,
@@ -238,7 +240,9 @@ class VersionStore:
         return None if value is None else int(value)
 
     def models_over(self, keep: int) -> list[str]:
-        """Names of the live models with more than ``keep`` live versions, by name."""
+        """Names of the live models with more than ``keep`` live versions or a live FAILED
+        one (those a retention keeping ``keep`` may prune from), by name."""
+        failed = case((V.c.status == VersionStatus.FAILED.value, 1), else_=0)
         rows = self.s.execute(
             select(registered_models.c.name)
             .join(V, V.c.model_id == registered_models.c.id)
@@ -246,7 +250,7 @@ class VersionStore:
             .group_by(
                 registered_models.c.id, registered_models.c.name, registered_models.c.name_key
             )
-            .having(func.count() > keep)
+            .having(or_(func.count() > keep, func.max(failed) == 1))
             .order_by(registered_models.c.name_key)
         )
         return [name for (name,) in rows]
@@ -254,18 +258,19 @@ class VersionStore:
     def live_below(
         self,
         model_id: int,
-        below: int,
+        below: int | None,
         created_before: int | None = None,
         matching: ColumnElement[bool] | None = None,
     ) -> list[Row[Any]]:
-        """(id, version, prunable) of the model's live versions numbered below ``below``
-        (and ``matching``, a condition such as ``search.version_matches``), oldest first;
-        ``prunable`` per ``prunable(...)``."""
+        """(id, version, prunable) of the model's live versions beyond what a retention
+        keeps (``beyond_kept``: numbered below ``below``, or FAILED) and ``matching`` (a
+        condition such as ``search.version_matches``), oldest first; ``prunable`` per
+        ``prunable(...)``."""
         rule = prunable(model_id, created_before)
         return list(
             self.s.execute(
                 select(V.c.id, V.c.version, rule.label("prunable"))
-                .where(V.c.model_id == model_id, V.c.deleted_at.is_(None), V.c.version < below)
+                .where(V.c.model_id == model_id, V.c.deleted_at.is_(None), beyond_kept(below))
                 .where(true() if matching is None else matching)
                 .order_by(V.c.version)
             )
@@ -347,18 +352,27 @@ class VersionStore:
         )
 
 
+def beyond_kept(below: int | None) -> ColumnElement[bool]:
+    """The versions a retention keeping the newest READY ones does not keep: those numbered
+    below ``below``, the oldest of the kept (None: fewer are READY than it keeps, so it
+    keeps every READY one), and every FAILED one, wherever it is (an upload that never
+    finished is never one of those kept; its bytes already count for nothing)."""
+    failed = V.c.status == VersionStatus.FAILED.value
+    return failed if below is None else or_(V.c.version < below, failed)
+
+
 def prunable_ids(
     model_id: int,
-    below: int,
+    below: int | None,
     created_before: int | None = None,
     matching: ColumnElement[bool] | None = None,
 ) -> Select[tuple[int]]:
-    """Ids of the model's live versions numbered below ``below`` (and ``matching``) that
-    ``prunable`` allows."""
+    """Ids of the model's live versions beyond what a retention keeps (``beyond_kept``)
+    and ``matching`` that ``prunable`` allows."""
     return select(V.c.id).where(
         V.c.model_id == model_id,
         V.c.deleted_at.is_(None),
-        V.c.version < below,
+        beyond_kept(below),
         prunable(model_id, created_before),
         true() if matching is None else matching,
     )
