@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select, update
 from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.models import FileEntry, VersionSpec
 from cairn.domain.promotion import PromotionStatus, parse_condition
+from cairn.domain.signatures import material_digest
 from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
 from cairn.service.registry import RegistryService
 from cairn.store.metadata.schema import (
@@ -130,6 +131,7 @@ def add_signature(
                 version_id=vid,
                 verified=verified,
                 signer="release-key",
+                signer_digest=material_digest("(test)"),
                 identity="SHA256:test",
                 digests=json.dumps(files),
                 bundle="{}",

@@ -519,6 +519,10 @@ def test_removing_the_signer_withdraws_its_verdicts_from_gates(
     # a new signer under the old name does not revive verdicts given by the old one
     service.add_signer(SYSTEM, "release", "key", public_pem(new_key()))
     assert not has_verified(service, "fraud", model)
+    # trusting the very key that verified it again counts it again
+    service.remove_signer(SYSTEM, "release")
+    service.add_signer(SYSTEM, "release", "key", public_pem(key))
+    assert has_verified(service, "fraud", model)
     # the record itself stays as it was
     assert [s.verified for s in service.list_signatures(SYSTEM, "fraud", model)] == [True]
 
@@ -680,3 +684,48 @@ def test_cli_signers_and_sign(uri: str, tmp_path: Path) -> None:
     assert json.loads(cairn(uri, "signers", "list", "--json")) == []
     both = CliRunner().invoke(app, ["--uri", uri, "signers", "add", "x"])
     assert both.exit_code != 0
+
+
+def test_a_verdict_given_by_an_old_key_does_not_count_for_a_new_key_of_the_same_name(
+    service: RegistryService, model: int, tmp_path: Path
+) -> None:
+    """The signer 'release' is rekeyed (removed, then added with a new key) on a host whose
+    clock is behind the one that recorded a signature made with the old key, or while that
+    signature's transaction was still verifying against the old key: the verdict's time is
+    then later than the new signer's. The old key's verdict must not count for the new key."""
+    old = new_key()
+    service.add_signer(SYSTEM, "release", "key", public_pem(old))
+    service.clock = lambda: 2_000_000_000_000_000  # this host's clock is ahead
+    assert service.add_signature(
+        WRITER, "fraud", model, sign_with_key(tmp_path, old, FILES)
+    ).verified
+    service.remove_signer(SYSTEM, "release")
+    service.clock = lambda: 1_900_000_000_000_000  # the rekeying host's is behind
+    service.add_signer(SYSTEM, "release", "key", public_pem(new_key()))
+
+    assert not has_verified(service, "fraud", model)
+
+
+def test_a_verdict_made_with_the_old_key_while_it_is_replaced_does_not_count(
+    service: RegistryService, model: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race itself, driven by hand: ``add_signature`` reads the trusted signers (the old
+    key), and before it records its verdict the signer is rekeyed; the verdict is stamped
+    after the new signer row was created."""
+    if service.db.engine.dialect.name == "sqlite":
+        pytest.skip("a SQLite writer holds the database lock while it verifies")
+    old = new_key()
+    service.add_signer(SYSTEM, "release", "key", public_pem(old))
+    bundle = sign_with_key(tmp_path, old, FILES)
+    real_verify = signing.verify
+
+    def verify_then_rekey(*args: Any) -> signing.Verdict:
+        verdict = real_verify(*args)  # with the old key, read by add_signature's transaction
+        service.remove_signer(SYSTEM, "release")  # two other transactions, committed now
+        service.add_signer(SYSTEM, "release", "key", public_pem(new_key()))
+        return verdict
+
+    monkeypatch.setattr(signing, "verify", verify_then_rekey)
+    assert service.add_signature(WRITER, "fraud", model, bundle).verified
+
+    assert not has_verified(service, "fraud", model)

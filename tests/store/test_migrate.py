@@ -128,6 +128,98 @@ def test_0014_adds_blob_tombstones_and_its_downgrade_drops_them(db: Database) ->
         conn.commit()
     assert "blob_tombstones" not in inspect(db.engine).get_table_names()
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == "0014_blob_tombstones"
+    assert migrate.current_revision(db) == migrate.head_revision()
     assert "blob_tombstones" in inspect(db.engine).get_table_names()
+    migrate.check_schema(db)
+
+
+def test_0015_attributes_existing_signatures_to_the_material_that_verified_them(
+    db: Database,
+) -> None:
+    """Migration 0015 adds ``signer_digest``: a key signer's signature is attributed when its
+    identity is that key's fingerprint (not one the old key gave), a certificate signer's
+    when the signer is no newer than it; nothing else is."""
+    import hashlib
+
+    from alembic import command
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cairn.domain.signatures import material_digest
+    from cairn.store.metadata.signatures_store import SignatureStore
+
+    def key_pem_and_fingerprint() -> tuple[str, str]:
+        public = ec.generate_private_key(ec.SECP256R1()).public_key()
+        pem = public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        der = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return pem, "sha256:" + hashlib.sha256(der).hexdigest()
+
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0014_blob_tombstones")
+        conn.commit()
+    new_pem, new_fingerprint = key_pem_and_fingerprint()
+    _, old_fingerprint = key_pem_and_fingerprint()
+    ca_pem = "-----BEGIN CERTIFICATE-----\nnot parsed by the migration\n-----END CERTIFICATE-----\n"
+    files = '{"a":"sha256:' + "0" * 64 + '"}'
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO registered_models (name, name_key, description, last_version, "
+                "created_at, updated_at) VALUES ('m', 'm', '', 1, 0, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (model_id, version, status, created_at, updated_at) "
+                "SELECT id, 1, 'READY', 0, 0 FROM registered_models WHERE name = 'm'"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO version_files (version_id, path, size, digest) "
+                "SELECT id, 'a', 1, :d FROM model_versions"
+            ),
+            {"d": "sha256:" + "0" * 64},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO trusted_signers (name, kind, material, created_at) VALUES "
+                "('release', 'key', :key, 500), ('corp-ca', 'certificate', :ca, 500)"
+            ),
+            {"key": new_pem, "ca": ca_pem},
+        )
+        # (signer, identity, created_at): by the new key (before or after it was added: a
+        # clock behind), by the old key after the new one was added, by the CA after and
+        # before it was added, and one whose signer is gone
+        for signer, identity, at in (
+            ("release", new_fingerprint, 400),
+            ("release", old_fingerprint, 900),
+            ("corp-ca", "CN=bot", 900),
+            ("corp-ca", "CN=bot", 100),
+            ("gone", "CN=bot", 900),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO version_signatures (version_id, verified, signer, identity, "
+                    "digests, message, bundle, created_at) SELECT id, :t, :signer, :identity, "
+                    ":files, '', '{}', :at FROM model_versions"
+                ),
+                {"t": True, "signer": signer, "identity": identity, "files": files, "at": at},
+            )
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT signer_digest FROM version_signatures ORDER BY id"))
+        assert [r[0] for r in rows] == [
+            material_digest(new_pem),
+            None,
+            material_digest(ca_pem),
+            None,
+            None,
+        ]
+        version_id = conn.execute(text("SELECT id FROM model_versions")).scalar_one()
+        assert SignatureStore(conn).has_verified(version_id)
     migrate.check_schema(db)

@@ -7,6 +7,7 @@ uploaded for a version, with the verdict Cairn reached when it checked it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,13 @@ class SignerKind(StrEnum):
             raise InvalidParameter(
                 f"signer kind must be 'key' or 'certificate'; got {value!r}"
             ) from None
+
+
+def material_digest(material: str) -> str:
+    """``sha256:<hex>`` of a trusted signer's PEM material, as stored: which key (or CA
+    chain) verified a signature, so that its verdict counts only while that same material
+    is trusted, not merely a signer of the same name."""
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

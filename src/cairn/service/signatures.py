@@ -15,7 +15,12 @@ from typing import Any
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.models import Actor, VersionStatus
-from cairn.domain.signatures import SignerKind, TrustedSigner, VersionSignature
+from cairn.domain.signatures import (
+    SignerKind,
+    TrustedSigner,
+    VersionSignature,
+    material_digest,
+)
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.service import signing
@@ -83,7 +88,8 @@ class SignaturesService(ServiceBase):
         return self.db.read(run)
 
     def remove_signer(self, actor: Actor, name: str) -> None:
-        """Stop trusting ``name``. Recorded verdicts stay, but gates no longer count them."""
+        """Stop trusting ``name``. Recorded verdicts stay, but gates no longer count them,
+        nor once another key is trusted under the same name (``has_verified``)."""
         _signer_name(name)
 
         def run(s: Tx) -> None:
@@ -133,17 +139,22 @@ class SignaturesService(ServiceBase):
                     "can be signed"
                 )
             store = SignatureStore(s)
-            trusted = [
-                signing.Trusted(r.name, SignerKind.parse(r.kind), r.material)
-                for r in store.list_signers()
-            ]
+            rows = store.list_signers()
+            trusted = [signing.Trusted(r.name, SignerKind.parse(r.kind), r.material) for r in rows]
             # a bundle that is not one raises InvalidParameter here: nothing is recorded
             verdict = signing.verify(data, trusted, store.files_of(row.id))
+            # which material authenticated it: a rekey racing with this transaction (or a
+            # clock behind ours) must not let the new key inherit this verdict
+            materials = {r.name: r.material for r in rows}
+            signer_digest = (
+                material_digest(materials[verdict.signer]) if verdict.signer is not None else None
+            )
             now = self.clock()
             signature_id = store.add(
                 row.id,
                 verified=verdict.verified,
                 signer=verdict.signer,
+                signer_digest=signer_digest,
                 identity=verdict.identity,
                 digests=verdict.digests,
                 message=verdict.message,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # The newest migration's revision: a new migration moves it (tests/store/test_migrate.py
 # checks that it is the head of the migrations folder).
-HEAD = "0014_blob_tombstones"
+HEAD = "0015_signer_digest"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -458,6 +458,9 @@ version_signatures = Table(
     Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
     Column("verified", Boolean, nullable=False),
     Column("signer", String(256)),  # the trusted signer that verified it
+    # material_digest of that signer's PEM when it verified: the verdict counts only while
+    # the signer trusted under that name has this very material (not one added since)
+    Column("signer_digest", String(71)),
     Column("identity", Text),  # key fingerprint or certificate subject
     Column("digests", Text, nullable=False, server_default="{}"),  # path -> sha256 signed
     Column("message", Text, nullable=False, server_default=""),

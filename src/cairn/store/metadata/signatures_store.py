@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select
+from sqlalchemy import Connection, Row, delete, insert, select
 
-from cairn.domain.signatures import VersionSignature
+from cairn.domain.signatures import VersionSignature, material_digest
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.schema import trusted_signers, version_files, version_signatures
 
@@ -50,6 +50,7 @@ class SignatureStore:
         *,
         verified: bool,
         signer: str | None,
+        signer_digest: str | None,
         identity: str | None,
         digests: Mapping[str, str],
         message: str,
@@ -63,6 +64,7 @@ class SignatureStore:
                 version_id=version_id,
                 verified=verified,
                 signer=signer,
+                signer_digest=signer_digest,
                 identity=identity,
                 digests=_dump(digests),
                 message=message,
@@ -98,14 +100,17 @@ class SignatureStore:
     def has_verified(self, version_id: int) -> bool:
         """True when a verified signature's signed digests equal the version's files now.
 
-        A verdict counts only while the signer that gave it is still trusted: removing a
-        signer (or removing it and adding a new one under the same name) withdraws it.
+        A verdict counts only while the signer that gave it is still trusted with the same
+        material (key or CA chain) it was checked against: removing a signer withdraws its
+        verdicts, and so does replacing it by another key under the same name, whatever the
+        clocks of the hosts say or however the rekey interleaved with the verification.
         """
-        signed = self.s.execute(
-            select(S.c.digests)
-            .join(T, and_(T.c.name == S.c.signer, T.c.created_at <= S.c.created_at))
+        rows = self.s.execute(
+            select(S.c.digests, S.c.signer_digest, T.c.material)
+            .join(T, T.c.name == S.c.signer)
             .where(S.c.version_id == version_id, S.c.verified.is_(True))
-        ).scalars()
+        )
+        signed = [row.digests for row in rows if row.signer_digest == material_digest(row.material)]
         candidates = [json.loads(text) for text in signed]
         if not candidates:
             return False
