@@ -223,3 +223,38 @@ def test_0015_attributes_existing_signatures_to_the_material_that_verified_them(
         version_id = conn.execute(text("SELECT id FROM model_versions")).scalar_one()
         assert SignatureStore(conn).has_verified(version_id)
     migrate.check_schema(db)
+
+
+def test_0015_drops_the_stored_characters_of_a_bootstrap_token_in_another_format(
+    db: Database,
+) -> None:
+    """A CAIRN_BOOTSTRAP_TOKEN not in the cairn_ format had its first 14 characters stored
+    as its prefix, a part of the secret; migration 0015 stores '(external)' instead."""
+    from alembic import command
+
+    from cairn.domain.tokens import EXTERNAL_PREFIX
+
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0014_blob_tombstones")
+        conn.commit()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (name, name_key, kind, is_admin, created_at) "
+                "VALUES ('admin', 'admin', 'user', :t, 0)"
+            ),
+            {"t": True},
+        )
+        for n, prefix in enumerate(("correct-horse-", "cairn_AbCdEfGh", EXTERNAL_PREFIX)):
+            conn.execute(
+                text(
+                    "INSERT INTO tokens (user_id, kind, name, prefix, secret_hash, scope, "
+                    "created_at) SELECT id, 'api', 'bootstrap', :prefix, :hash, 'admin', 0 "
+                    "FROM users"
+                ),
+                {"prefix": prefix, "hash": str(n) * 64},
+            )
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT prefix FROM tokens ORDER BY id"))
+        assert [r[0] for r in rows] == [EXTERNAL_PREFIX, "cairn_AbCdEfGh", EXTERNAL_PREFIX]

@@ -1,4 +1,4 @@
-"""Which signer material verified a signature
+"""Which signer material verified a signature; no stored character of a foreign token
 
 Revision ID: 0015_signer_digest
 Revises: 0014_blob_tombstones
@@ -15,6 +15,11 @@ Existing signatures are attributed here. A key signer is the one that verified a
 signature when the signature's ``identity`` (the key's fingerprint) is that key's; a
 certificate signer, when it was created no later than the signature (the old rule, the
 best evidence there is). Any other signature keeps no digest, and no gate counts it.
+
+A ``CAIRN_BOOTSTRAP_TOKEN`` need not be a ``cairn_`` token; before listings hid it
+(``domain/tokens.py``, ``display_prefix``), the first 14 characters of such a secret were
+stored as its ``tokens.prefix``. They are replaced here by what is shown for it,
+``(external)``, so that no part of the secret stays in the database.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from alembic import op
 from cryptography.hazmat.primitives import serialization
 
 from cairn.domain.signatures import material_digest
+
+# frozen here: what domain/tokens.py calls PREFIX and EXTERNAL_PREFIX
+_CAIRN_PREFIX = "cairn_"
+_EXTERNAL = "(external)"
 
 revision = "0015_signer_digest"
 down_revision = "0014_blob_tombstones"
@@ -88,8 +97,13 @@ def upgrade() -> None:
             sa.text("UPDATE version_signatures SET signer_digest = :digest WHERE id = :row"),
             attributed,
         )
+    conn.execute(
+        sa.text("UPDATE tokens SET prefix = :shown WHERE substr(prefix, 1, :n) <> :cairn"),
+        {"shown": _EXTERNAL, "n": len(_CAIRN_PREFIX), "cairn": _CAIRN_PREFIX},
+    )
 
 
 def downgrade() -> None:
+    # the secret's characters are gone for good; '(external)' is what 0014's code shows too
     with op.batch_alter_table("version_signatures") as batch:
         batch.drop_column("signer_digest")
