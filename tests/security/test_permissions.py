@@ -614,6 +614,22 @@ def test_no_one_makes_themself_admin(world: World) -> None:
     assert users["alice"]["is_admin"] is False and users["alice"]["disabled"] is False
 
 
+def test_a_user_acts_on_their_own_account_whatever_the_case_of_its_name(world: World) -> None:
+    """User names are one identity in any case (the store looks them up by their key): alice
+    naming herself ALICE sets her own password and makes her own tokens, as herself, and
+    still cannot act on another account nor make herself admin that way."""
+    ok(world.call("alice", "PATCH", f"{V1}/users/ALICE", json={"password": "x" * 16}))
+    made = ok(world.call("alice", "POST", f"{V1}/tokens", json={"user": "Alice"}), 201)
+    assert made["user"] == "alice" and made["scope"] == "read"
+    for body in ({"admin": True}, {"disabled": False}):
+        assert world.call("alice", "PATCH", f"{V1}/users/ALICE", json=body).status_code == 403
+    assert world.call("alice", "POST", f"{V1}/tokens", json={"user": "BOB"}).status_code == 403
+    assert (
+        world.call("alice", "PATCH", f"{V1}/users/Bob", json={"password": "y" * 16}).status_code
+        == 403
+    )
+
+
 def test_the_last_administrator_stays_one(world: World) -> None:
     """Unmaking or disabling the only enabled administrator would leave the instance with
     nobody who may manage users over the API: refused (409), until there is another."""

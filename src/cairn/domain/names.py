@@ -148,6 +148,16 @@ def is_identity_name(name: object) -> bool:
     return isinstance(name, str) and _IDENTITY_RE.fullmatch(name) is not None
 
 
+def identity_key(name: str) -> str:
+    """The identity of a user's or group's name: two names with the same key are the same
+    account (``alice`` and ``ALICE``). The store looks accounts up by it."""
+    return name.casefold()
+
+
+def same_identity(a: str, b: str) -> bool:
+    return identity_key(a) == identity_key(b)
+
+
 def validate_identity(kind: str, name: object) -> str:
     if not is_identity_name(name):
         raise InvalidParameter(

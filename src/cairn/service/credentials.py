@@ -228,7 +228,7 @@ class CredentialsService(ServiceBase):
             raise PermissionDenied(
                 f"a {actor.scope.value} token cannot create a {wanted.value} token"
             )
-        if user is not None and user != actor.name:
+        if user is not None and not names.same_identity(user, actor.name):
             self._require_admin(actor, "create_token_for_user")
         if expires_days is not None and (
             isinstance(expires_days, bool) or not 1 <= expires_days <= MAX_TOKEN_DAYS

@@ -121,7 +121,10 @@ class IdentityService(ServiceBase):
         disabled: bool | None = None,
     ) -> dict[str, Any]:
         """Change a password (your own, or anyone's as ADMIN), the admin flag or disable."""
-        own_password_only = admin is None and disabled is None and name == actor.name
+        # the store finds ``name`` by its identity key: ALICE is alice's own account
+        own_password_only = (
+            admin is None and disabled is None and names.same_identity(name, actor.name)
+        )
         if not own_password_only:
             self._require_admin(actor, "update_user")
         elif password is not None:

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 
 from cairn.domain.access import Grant, Role
-from cairn.domain.names import is_identity_name
+from cairn.domain.names import identity_key, is_identity_name
 from cairn.errors import AlreadyExists, NotFound
 from cairn.store.metadata.identity_watch import mark_changed
 from cairn.store.metadata.prepared import Prepared
@@ -68,10 +68,6 @@ _INSERT_GRANT = Prepared(
         "created_by",
     ),
 )
-
-
-def identity_key(name: str) -> str:
-    return name.casefold()
 
 
 class IdentityStore:
