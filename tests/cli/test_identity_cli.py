@@ -59,6 +59,10 @@ def test_parse_expires() -> None:
     for bad in ("30", "0d", "-1d", "1.5d", "30m", "d", ""):
         with pytest.raises(InvalidParameter):
             parse_expires(bad)
+    assert parse_expires("3650d") == 3650 and parse_expires("87600h") == 3650
+    for too_long in ("3651d", "522w", "87601h"):  # said in terms of the option, not the API
+        with pytest.raises(InvalidParameter, match=r"--expires .* at most 3650d \(10 years\)"):
+            parse_expires(too_long)
 
 
 def test_whoami(uri: str) -> None:
@@ -106,7 +110,8 @@ def test_tokens(uri: str) -> None:
     assert after[ci["id"]]["revoked"] is True
     if uri.startswith("http"):
         assert "revoked" in str(fails(uri, "--token", secret, "whoami"))
-    assert "between" in str(fails(uri, "tokens", "create", "--expires", "9999d"))
+    too_long = str(fails(uri, "tokens", "create", "--expires", "3651d"))
+    assert "--expires" in too_long and "expires_days" not in too_long
     assert "scope" in str(fails(uri, "tokens", "create", "--scope", "root"))
 
 

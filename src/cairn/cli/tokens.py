@@ -17,6 +17,7 @@ from cairn.cli.common import Json, Quiet, Yes, client, confirm, quiet
 from cairn.cli.output import columns_table, err, message, out, print_json, stamp, yes_no
 from cairn.domain.access import Scope
 from cairn.domain.codec import parse_time
+from cairn.domain.tokens import MAX_TOKEN_DAYS
 from cairn.errors import InvalidParameter
 
 tokens_app = typer.Typer(
@@ -40,7 +41,13 @@ def parse_expires(value: str) -> int | None:
             f"--expires {value!r}: use a number of days, weeks or hours (30d, 4w, 12h) or never"
         )
     hours = int(match.group(1)) * _HOURS[match.group(2).lower()]
-    return math.ceil(hours / 24)
+    days = math.ceil(hours / 24)
+    if days > MAX_TOKEN_DAYS:
+        raise InvalidParameter(
+            f"--expires {value!r} is too long: at most {MAX_TOKEN_DAYS}d "
+            f"({MAX_TOKEN_DAYS // 365} years), or never"
+        )
+    return days
 
 
 # -- cairn whoami ----------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from cairn.store.metadata.identity_store import IdentityStore
 US = 1_000_000
 SESSION_SECONDS = 12 * 3600
 TOUCH_EVERY_S = 300  # last_used_at is refreshed at most this often (a write per request is not)
-MAX_TOKEN_DAYS = 3650
 PASSWORDS = PasswordHasher()  # argon2id, the library's current recommended parameters
 # Verified in place of an unknown user's hash, for equal work. A literal: hashing it at
 # import took 64 MiB and ~0.1 s in every server worker and CLI call. Its parameters are
@@ -231,9 +230,9 @@ class CredentialsService(ServiceBase):
         if user is not None and not names.same_identity(user, actor.name):
             self._require_admin(actor, "create_token_for_user")
         if expires_days is not None and (
-            isinstance(expires_days, bool) or not 1 <= expires_days <= MAX_TOKEN_DAYS
+            isinstance(expires_days, bool) or not 1 <= expires_days <= tokens.MAX_TOKEN_DAYS
         ):
-            raise InvalidParameter(f"expires_days must be between 1 and {MAX_TOKEN_DAYS}")
+            raise InvalidParameter(f"expires_days must be between 1 and {tokens.MAX_TOKEN_DAYS}")
         secret = tokens.new_token()
         now = self.clock()
 
