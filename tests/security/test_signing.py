@@ -412,6 +412,27 @@ def test_malformed_bundle_is_refused_and_nothing_recorded(
     assert service.list_signatures(SYSTEM, "fraud", model) == []
 
 
+def test_text_that_is_not_unicode_is_refused_not_a_500(
+    service: RegistryService, model: int, api: TestClient
+) -> None:
+    """Half a surrogate pair (JSON can carry one: "\\ud800") cannot be UTF-8 encoded: a
+    bundle or signer material holding one is refused (400), not an internal error."""
+    with pytest.raises(InvalidParameter, match="bundle"):
+        service.add_signature(WRITER, "fraud", model, "{\ud800}")
+    with pytest.raises(InvalidParameter, match="material"):
+        service.add_signer(SYSTEM, "release", "key", "-----BEGIN PUBLIC KEY-----\ud800")
+    headers = {"Content-Type": "application/json"}
+    for url, body in (
+        ("/api/v1/signers", '{"name": "x", "kind": "key", "material": "\\ud800"}'),
+        ("/api/v1/models/fraud/versions/1/signatures", '{"bundle": "\\udc00{}"}'),
+    ):
+        answer = api.post(url, content=body, headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert service.list_signatures(SYSTEM, "fraud", model) == []
+    assert service.list_signers(SYSTEM) == []
+
+
 def test_oversized_bundle_is_refused(service: RegistryService, model: int) -> None:
     with pytest.raises(InvalidParameter, match="larger than"):
         service.add_signature(WRITER, "fraud", model, b" " * (signing.MAX_BUNDLE_BYTES + 1))

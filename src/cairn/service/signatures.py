@@ -123,7 +123,9 @@ class SignaturesService(ServiceBase):
         """
         names.validate_model_name(name)
         number = parse_version_number(version)
-        data = bundle.encode() if isinstance(bundle, str) else bytes(bundle)
+        data = (
+            signing.utf8("signature bundle", bundle) if isinstance(bundle, str) else bytes(bundle)
+        )
         if len(data) > signing.MAX_BUNDLE_BYTES:
             raise InvalidParameter(
                 f"signature bundle is larger than {signing.MAX_BUNDLE_BYTES} bytes"

@@ -65,6 +65,18 @@ class Verdict:
     digests: Mapping[str, str] = field(default_factory=dict)
 
 
+def utf8(what: str, text: str) -> bytes:
+    """``text`` as UTF-8, or ``InvalidParameter``: a JSON string can carry half a surrogate
+    pair (``\\ud800``), which is not a character and has no UTF-8."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidParameter(
+            f"{what} contains U+{ord(text[exc.start]):04X}, half of a UTF-16 surrogate pair, "
+            "which is not a character; send the text as UTF-8"
+        ) from None
+
+
 # -- trusted signer material ---------------------------------------------------------------
 
 
@@ -76,9 +88,9 @@ def normalize_material(kind: SignerKind, pem: str) -> tuple[str, str]:
     intermediates). The fingerprint is ``sha256:<hex>`` over the DER of the key, or of the
     first certificate.
     """
-    if len(pem.encode()) > MAX_MATERIAL_BYTES:
+    data = utf8("signer material", pem)
+    if len(data) > MAX_MATERIAL_BYTES:
         raise InvalidParameter(f"signer material is larger than {MAX_MATERIAL_BYTES} bytes")
-    data = pem.encode()
     if kind is SignerKind.KEY:
         key = _load_public_key(data)
         der = key.public_bytes(
