@@ -433,6 +433,21 @@ def test_text_that_is_not_unicode_is_refused_not_a_500(
     assert service.list_signers(SYSTEM) == []
 
 
+def test_a_deeply_nested_bundle_is_refused_not_a_500(
+    service: RegistryService, model: int, api: TestClient
+) -> None:
+    """Well under the size limit, a bundle of nested arrays or objects exhausts Python's
+    recursion limit in ``json.loads``: refused as not a bundle (400), nothing recorded."""
+    service.add_signer(SYSTEM, "release", "key", public_pem(new_key()))
+    nested = '{"mediaType": "x", "verificationMaterial": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001
+    for bundle in ("[" * 100_000 + "]" * 100_000, nested):
+        with pytest.raises(InvalidParameter, match="nested"):
+            service.add_signature(WRITER, "fraud", model, bundle)
+    answer = api.post("/api/v1/models/fraud/versions/1/signatures", json={"bundle": nested})
+    assert answer.status_code == 400, answer.text
+    assert service.list_signatures(SYSTEM, "fraud", model) == []
+
+
 def test_oversized_bundle_is_refused(service: RegistryService, model: int) -> None:
     with pytest.raises(InvalidParameter, match="larger than"):
         service.add_signature(WRITER, "fraud", model, b" " * (signing.MAX_BUNDLE_BYTES + 1))

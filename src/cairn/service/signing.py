@@ -164,6 +164,10 @@ def parse_bundle(data: bytes) -> dict[str, Any]:
         raise InvalidParameter("signature bundle is not UTF-8 JSON") from None
     except ValueError:
         raise InvalidParameter("signature bundle is not JSON") from None
+    except RecursionError:  # well under the size limit, '[' * 100_000 gets here
+        raise InvalidParameter(
+            "signature bundle is not a Sigstore bundle: its JSON is nested too deeply"
+        ) from None
     if not isinstance(bundle, dict):
         raise InvalidParameter("signature bundle must be a JSON object (a Sigstore bundle)")
     missing = [k for k in ("mediaType", "verificationMaterial") if k not in bundle]
