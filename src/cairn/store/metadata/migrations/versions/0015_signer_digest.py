@@ -30,8 +30,6 @@ import sqlalchemy as sa
 from alembic import op
 from cryptography.hazmat.primitives import serialization
 
-from cairn.domain.signatures import material_digest
-
 # frozen here: what domain/tokens.py calls PREFIX and EXTERNAL_PREFIX
 _CAIRN_PREFIX = "cairn_"
 _EXTERNAL = "(external)"
@@ -40,6 +38,11 @@ revision = "0015_signer_digest"
 down_revision = "0014_blob_tombstones"
 branch_labels = None
 depends_on = None
+
+
+def _material_digest(material: str) -> str:
+    """Frozen here: what domain/signatures.py's ``material_digest`` computes today."""
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
 
 def _key_fingerprint(material: str) -> str | None:
@@ -91,7 +94,7 @@ def upgrade() -> None:
         else:
             same = row.trusted_at <= row.created_at
         if same:
-            attributed.append({"row": row.id, "digest": material_digest(row.material)})
+            attributed.append({"row": row.id, "digest": _material_digest(row.material)})
     if attributed:
         conn.execute(
             sa.text("UPDATE version_signatures SET signer_digest = :digest WHERE id = :row"),
