@@ -55,6 +55,27 @@ def test_newer_database_is_refused(db: Database) -> None:
         )
 
 
+def test_another_applications_database_is_refused_as_not_cairns(db: Database) -> None:
+    """An MLflow database (or any other Alembic-managed one) holds a revision such as
+    ``dc11669786a5``: refused as not Cairn's, not taken for a newer Cairn's (upgrading
+    Cairn would not help), and left as it was."""
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'dc11669786a5'"))
+    try:
+        for call in (migrate.upgrade, migrate.check_schema):
+            with pytest.raises(SchemaMismatch) as refused:
+                call(db)
+            assert "newer Cairn" not in refused.value.message
+            assert "not a Cairn database" in refused.value.message
+            assert "dc11669786a5" in refused.value.message
+        assert migrate.current_revision(db) == "dc11669786a5"
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE alembic_version SET version_num = :v"), {"v": migrate.head_revision()}
+            )
+
+
 def test_empty_sqlite_database_is_created_on_first_use(tmp_path: object) -> None:
     from pathlib import Path
 

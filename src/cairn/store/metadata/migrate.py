@@ -13,6 +13,7 @@ mismatch.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 # checks that it is the head of the migrations folder).
 HEAD = "0015_signer_digest"
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# How every Cairn revision is named (``0014_blob_tombstones``): an unknown revision named
+# so was written by a newer Cairn; any other (MLflow's ``dc11669786a5``) by another
+# application that keeps its schema with Alembic too.
+_CAIRN_REVISION = re.compile(r"\d{4}_[a-z0-9_]+")
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -111,6 +116,13 @@ def _mismatch_message(current: str | None, head: str | None) -> str:
     if current is None:
         return (
             "the metadata database has no Cairn schema; run `cairn db upgrade` or start the server"
+        )
+    if not is_known and not _CAIRN_REVISION.fullmatch(current):
+        return (
+            f"the metadata database is not a Cairn database: its schema revision {current} "
+            "is another application's (an MLflow tracking database, say). Point Cairn at its "
+            "own database (CAIRN_BACKEND_URI, --backend-uri) or at an empty one; to bring "
+            "models over from MLflow, use `cairn import mlflow`."
         )
     if not is_known:
         return (
