@@ -76,6 +76,23 @@ def test_another_applications_database_is_refused_as_not_cairns(db: Database) ->
             )
 
 
+def test_unmigrated_database_refused_under_migrate_false_says_how(db: Database) -> None:
+    """With CAIRN_MIGRATE=false a database with no Cairn schema is refused; the message
+    names ``cairn db upgrade`` and does not send the operator back to the start that just
+    refused it."""
+    with db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE alembic_version RENAME TO alembic_version_aside"))
+    try:
+        with pytest.raises(SchemaMismatch) as refused:
+            migrate.check_schema(db)
+        assert "cairn db upgrade" in refused.value.message
+        assert "CAIRN_MIGRATE" in refused.value.message
+        assert "start the server" not in refused.value.message
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE alembic_version_aside RENAME TO alembic_version"))
+
+
 def test_empty_sqlite_database_is_created_on_first_use(tmp_path: object) -> None:
     from pathlib import Path
 

@@ -113,9 +113,12 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
 def _mismatch_message(current: str | None, head: str | None) -> str:
     script = _script()
     is_known = current is not None and _known(script, current)
+    # an unmigrated or older database is refused only where CAIRN_MIGRATE=false (check_schema)
     if current is None:
         return (
-            "the metadata database has no Cairn schema; run `cairn db upgrade` or start the server"
+            "the metadata database has no Cairn schema and CAIRN_MIGRATE is false: run "
+            f"`cairn db upgrade` to create it ({head}), or let Cairn migrate on start "
+            "(CAIRN_MIGRATE=true)"
         )
     if not is_known and not _CAIRN_REVISION.fullmatch(current):
         return (
@@ -130,4 +133,7 @@ def _mismatch_message(current: str | None, head: str | None) -> str:
             f"Cairn does not know (its newest is {head}); it was written by a newer Cairn. "
             "Upgrade Cairn rather than point an older one at it."
         )
-    return f"the metadata database is at revision {current}; run `cairn db upgrade` to reach {head}"
+    return (
+        f"the metadata database is at revision {current} and CAIRN_MIGRATE is false: run "
+        f"`cairn db upgrade` to reach {head}, or let Cairn migrate on start (CAIRN_MIGRATE=true)"
+    )
