@@ -296,3 +296,54 @@ def test_0015_drops_the_stored_characters_of_a_bootstrap_token_in_another_format
     with db.engine.connect() as conn:
         rows = conn.execute(text("SELECT prefix FROM tokens ORDER BY id"))
         assert [r[0] for r in rows] == [EXTERNAL_PREFIX, "cairn_AbCdEfGh", EXTERNAL_PREFIX]
+
+
+def test_a_migration_that_rebuilds_a_table_keeps_the_rows_that_reference_it(
+    db: Database,
+) -> None:
+    """On SQLite a batch operation that cannot ALTER in place rebuilds the table (copy,
+    DROP, rename); with foreign keys on, the DROP cascaded to every row referencing it.
+    0012's downgrade rebuilds ``model_versions``: a version's tags, params, metrics and
+    files stay, and foreign keys are on again for the connection afterwards."""
+    from alembic import command
+
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO registered_models (name, name_key, created_at, updated_at) "
+                "VALUES ('m', 'm', 0, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (model_id, version, status, created_at, updated_at) "
+                "SELECT id, 1, 'READY', 0, 0 FROM registered_models"
+            )
+        )
+        for table, value in (
+            ("version_tags", "'v'"),
+            ("version_params", "'p'"),
+            ("version_metrics", "0.5"),
+        ):
+            conn.execute(
+                text(
+                    f"INSERT INTO {table} (version_id, key, value) "
+                    f"SELECT id, 'k', {value} FROM model_versions"
+                )
+            )
+        conn.execute(
+            text(
+                "INSERT INTO version_files (version_id, path, size, digest) "
+                "SELECT id, 'model.pkl', 1, 'sha256:' || 'ab' FROM model_versions"
+            )
+        )
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0011_retention")
+        conn.commit()
+        if db.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        for table in ("version_tags", "version_params", "version_metrics", "version_files"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1, table
+    migrate.check_schema(db)
