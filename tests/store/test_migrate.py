@@ -104,6 +104,27 @@ def test_empty_sqlite_database_is_created_on_first_use(tmp_path: object) -> None
     service.db.dispose()
 
 
+def test_a_file_that_is_not_sqlite_is_refused_as_such_and_left_alone(tmp_path: object) -> None:
+    """``CAIRN_BACKEND_URI`` naming a file that is not a SQLite database (a text file, a
+    model's weights): refused as not a database, not as a passing outage to retry
+    (TEMPORARILY_UNAVAILABLE) nor with advice about permissions; the file is untouched."""
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 10)
+    before = path.read_bytes()
+    db = Database(f"sqlite:///{path}")
+    try:
+        for call in (migrate.current_revision, migrate.upgrade, migrate.check_schema):
+            with pytest.raises(SchemaMismatch, match="is not a SQLite database") as refused:
+                call(db)
+            assert str(path) in refused.value.message
+            assert "may read and write" not in refused.value.message
+    finally:
+        db.dispose()
+    assert path.read_bytes() == before
+
+
 def test_sqlite_connections_sync_every_commit(tmp_path: object) -> None:
     """WAL with synchronous=FULL: an acknowledged write survives a power cut, not only a crash
     of the process (NORMAL would lose the last commits)."""

@@ -35,6 +35,7 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # How every Cairn revision is named (``0014_blob_tombstones``): an unknown revision named
 # so was written by a newer Cairn; any other (MLflow's ``dc11669786a5``) by another
 # application that keeps its schema with Alembic too.
+_SQLITE_NOTADB = 26  # "file is not a database"
 _CAIRN_REVISION = re.compile(r"\d{4}_[a-z0-9_]+")
 
 
@@ -70,6 +71,12 @@ def current_revision(db: Database) -> str | None:
             return _revision(conn)
     except DBAPIError as exc:  # the first time the database is opened: say which one
         where = db.url.render_as_string(hide_password=True)
+        if getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_NOTADB:
+            raise SchemaMismatch(
+                f"the metadata database {where} is not a SQLite database ({exc.orig}); "
+                "point CAIRN_BACKEND_URI (--backend-uri) at Cairn's database file, or at a "
+                "path where none exists yet to create one"
+            ) from exc
         raise Unavailable(
             f"cannot open the metadata database {where}: {exc.orig}; check that it exists "
             "and that this user may read and write it and its folder"
