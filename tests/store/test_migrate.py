@@ -93,6 +93,47 @@ def test_unmigrated_database_refused_under_migrate_false_says_how(db: Database) 
             conn.execute(text("ALTER TABLE alembic_version_aside RENAME TO alembic_version"))
 
 
+def test_tables_without_a_cairn_revision_are_refused_not_migrated_over(db: Database) -> None:
+    """A database that holds Cairn's tables but no revision (its ``alembic_version`` lost,
+    or another application's tables of the same names: ``users``, ``groups``, ``tokens``)
+    is refused with a clear message instead of failing midway on ``CREATE TABLE``."""
+    with db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE alembic_version RENAME TO alembic_version_aside"))
+    try:
+        with pytest.raises(SchemaMismatch, match="no Cairn schema revision") as refused:
+            migrate.upgrade(db)
+        assert "alias_events" in refused.value.message
+        assert migrate.current_revision(db) is None
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE alembic_version_aside RENAME TO alembic_version"))
+
+
+def test_another_applications_sqlite_file_is_refused_and_left_alone(tmp_path: object) -> None:
+    """A SQLite file of another application (tables, no ``alembic_version``) is not Cairn's:
+    migrating it committed Cairn's first migrations into it, then failed on its ``users``
+    table, leaving it half Cairn's. It is refused, and holds what it held."""
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "app.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        raw.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+        raw.execute("INSERT INTO users (email) VALUES ('a@example.com')")
+    raw.close()
+    db = Database(f"sqlite:///{path}")
+    try:
+        with pytest.raises(SchemaMismatch, match="not a Cairn database"):
+            migrate.upgrade(db)
+    finally:
+        db.dispose()
+    with sqlite3.connect(path) as raw:
+        tables = raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        assert sorted(name for (name,) in tables) == ["notes", "users"]
+    raw.close()
+
+
 def test_empty_sqlite_database_is_created_on_first_use(tmp_path: object) -> None:
     from pathlib import Path
 

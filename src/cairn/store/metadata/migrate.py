@@ -103,9 +103,34 @@ def upgrade(db: Database) -> None:
             raise SchemaMismatch(_mismatch_message(current, HEAD))
         if current == HEAD:
             return  # another process migrated it meanwhile
+        if current is None:
+            _refuse_others_tables(db, conn)
         conn.commit()  # end the implicit transaction of the revision read
         command.upgrade(_config(conn), "head")
         conn.commit()
+
+
+def _refuse_others_tables(db: Database, conn: Connection) -> None:
+    """Refuse a database with no Cairn revision that holds tables Cairn would not create in
+    it: on SQLite any (a file is one application's: migrating it would commit Cairn's first
+    migrations into it before failing on, say, its ``users`` table), on PostgreSQL those of
+    Cairn's names (another application may share the database, but not the names)."""
+    from cairn.store.metadata.schema import metadata
+
+    found = set(inspect(conn).get_table_names()) - {"alembic_version"}
+    conn.rollback()  # end the implicit transaction of the reflection
+    if db.dialect != "sqlite":
+        found &= set(metadata.tables)
+    if found:
+        names = sorted(found)
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        where = db.url.render_as_string(hide_password=True)
+        raise SchemaMismatch(
+            f"the metadata database {where} has no Cairn schema revision (no alembic_version "
+            f"row) but already holds tables ({shown}): it is not a Cairn database, or it lost "
+            "its alembic_version table. Point CAIRN_BACKEND_URI (--backend-uri) at Cairn's own "
+            "database or at an empty one; Cairn does not migrate over tables it did not make."
+        )
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:
