@@ -12,15 +12,17 @@ only) hands the rows of a range over in the order the query asks, highest first,
 database reads the top of the range and no more. (Without ``version`` in it, PostgreSQL's
 generic plan, which guesses a range holds one row, sorted every row of the range first:
 30 ms for 50,000 labels.) Existing
-labels are keyed here.
+labels are keyed here, by ``_order_key``: a copy of what ``order_key`` computed when this
+migration was written, so that a later change to the live one cannot change what this
+migration writes (a change of keys takes a migration of its own).
 """
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from alembic import op
-
-from cairn.domain.semver import order_key
 
 revision = "0012_semver_key"
 down_revision = "0011_retention"
@@ -28,6 +30,25 @@ branch_labels = None
 depends_on = None
 
 _LABELLED = sa.text("semver_key IS NOT NULL")
+
+# Frozen here: domain/semver.py's SemVer 2.0 pattern and ``order_key`` as they were
+# (tests/store/test_migrate.py checks that they still agree while they are meant to).
+_IDENT = r"(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
+_PRE = rf"{_IDENT}(?:\.{_IDENT})*"
+_BUILD = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
+_SEMVER_RE = re.compile(
+    rf"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-({_PRE}))?(?:\+({_BUILD}))?", re.ASCII
+)
+_TOP = 10**10 - 1  # larger numbers share this one
+
+
+def _order_key(value: str | None) -> str | None:
+    """A label's ``major.minor.patch`` as fixed-width text; None for no label or one that
+    is not SemVer."""
+    match = None if value is None else _SEMVER_RE.fullmatch(value)
+    if match is None:
+        return None
+    return ".".join(f"{min(int(n), _TOP):010d}" for n in match.groups()[:3])
 
 
 def upgrade() -> None:
@@ -39,7 +60,7 @@ def upgrade() -> None:
     conn = op.get_bind()
     labelled = sa.select(versions.c.id, versions.c.semver).where(versions.c.semver.is_not(None))
     rows = conn.execute(labelled).all()
-    keyed = [{"row": i, "key": order_key(label)} for i, label in rows]
+    keyed = [{"row": i, "key": _order_key(label)} for i, label in rows]
     if keyed:
         conn.execute(sa.text("UPDATE model_versions SET semver_key = :key WHERE id = :row"), keyed)
     op.create_index(
