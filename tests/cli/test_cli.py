@@ -482,3 +482,28 @@ def test_db_current_prints_json(tmp_path: Path) -> None:
     assert upgraded.exit_code == 0, upgraded.output
     result = runner.invoke(app, ["db", "current", *where, "--json"], catch_exceptions=False)
     assert json.loads(result.stdout) == {"revision": empty["head"], "head": empty["head"]}
+
+
+def test_db_commands_leave_another_applications_sqlite_file_as_it_was(tmp_path: Path) -> None:
+    """`cairn db current` (a read) and `cairn db upgrade` (refused) pointed at an MLflow
+    tracking database: it was switched to WAL for good, with Cairn's lock files left beside
+    it. The folder now holds exactly what it held."""
+    import sqlite3
+
+    folder = tmp_path / "mlruns"
+    folder.mkdir()
+    path = folder / "mlflow.db"
+    raw = sqlite3.connect(path)
+    with raw:
+        raw.execute("CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, name TEXT)")
+        raw.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        raw.execute("INSERT INTO alembic_version VALUES ('dc11669786a5')")
+    raw.close()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    where = ["--data-dir", str(tmp_path / "data"), "--backend-uri", f"sqlite:///{path}"]
+    shown = runner.invoke(app, ["db", "current", *where, "--json"], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["revision"] == "dc11669786a5"
+    refused = run_cli("db", "upgrade", *where)
+    assert refused.returncode == 1 and "not a Cairn database" in refused.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -481,3 +481,57 @@ def test_0015_s_frozen_material_digest_is_today_s() -> None:
     frozen = _migration("0015_signer_digest")._material_digest  # type: ignore[attr-defined]
     for material in ("", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "é"):
         assert frozen(material) == material_digest(material)
+
+
+def _folder(path: object) -> dict[str, bytes]:
+    """Every file of a folder by name, with its bytes."""
+    from pathlib import Path
+
+    return {p.name: p.read_bytes() for p in sorted(Path(str(path)).iterdir())}
+
+
+def _foreign_sqlite(path: object, revision: str | None) -> None:
+    """A SQLite file of another application, in its own (rollback) journal mode: tables,
+    and an ``alembic_version`` row if ``revision``."""
+    import sqlite3
+
+    raw = sqlite3.connect(str(path))
+    with raw:
+        raw.execute("CREATE TABLE experiments (id INTEGER PRIMARY KEY, name TEXT)")
+        raw.execute("INSERT INTO experiments (name) VALUES ('Default')")
+        if revision is not None:
+            raw.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+            raw.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
+    raw.close()
+
+
+@pytest.mark.parametrize(
+    "revision", [None, "dc11669786a5", "9999_from_the_future"], ids=["none", "mlflow", "newer"]
+)
+def test_a_refused_sqlite_file_is_left_byte_for_byte_with_no_file_beside_it(
+    tmp_path: object, revision: str | None
+) -> None:
+    """Opening another application's SQLite file (or a newer Cairn's) to refuse it switched
+    it to WAL for good and left ``-writer.lock`` and ``.migrate.lock`` files beside it, even
+    for a look at its revision. It is read read-only before anything writes: refused, and the
+    folder holds exactly what it held, the file in its own journal mode."""
+    import sqlite3
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / "other"
+    folder.mkdir()
+    path = folder / "app.db"
+    _foreign_sqlite(path, revision)
+    before = _folder(folder)
+    db = Database(f"sqlite:///{path}")
+    try:
+        assert migrate.current_revision(db) == revision
+        for call in (migrate.upgrade, migrate.check_schema):
+            with pytest.raises(SchemaMismatch):
+                call(db)
+    finally:
+        db.dispose()
+    assert _folder(folder) == before
+    raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    raw.close()

@@ -38,6 +38,8 @@ def test_a_write_transaction_holds_the_lock_other_processes_wait_on(tmp_path: Pa
     db = Database(f"sqlite:///{tmp_path / 'cairn.db'}")
     lock_file = tmp_path / "cairn.db-writer.lock"
     try:
+        assert not lock_file.exists()  # made by the first write, not by opening the database
+        db.write(lambda s: None)
         assert lock_file.exists()
         assert _other_process_may_write(lock_file)
         held = db.write(lambda s: _other_process_may_write(lock_file))

@@ -9,20 +9,33 @@ Most starts find the database already at this code's newest revision (``HEAD``):
 is checked with one query, without loading Alembic (about 10 MB and 50 ms in every
 server worker and local CLI call). Alembic is imported only to migrate or to explain a
 mismatch.
+
+A SQLite file that exists is first looked at read-only (``_look``), before Cairn's own
+connections open it: they switch it to WAL for good and Cairn leaves lock files beside
+it. A file Cairn refuses (another application's, a newer Cairn's) is thus left exactly as
+it was, and a look at the revision (``cairn db current``, ``CAIRN_MIGRATE=false``) writes
+nothing.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from cairn.errors import SchemaMismatch, Unavailable
 from cairn.store.metadata.database import Database
+from cairn.store.metadata.engines import SQLITE_BUSY_TIMEOUT_MS
 from cairn.store.metadata.named_lock import named_lock
+from cairn.store.metadata.sqlite_lock import on_disk
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -37,6 +50,17 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # application that keeps its schema with Alembic too.
 _SQLITE_NOTADB = 26  # "file is not a database"
 _CAIRN_REVISION = re.compile(r"\d{4}_[a-z0-9_]+")
+_SQLITE_MAGIC = b"SQLite format 3\x00"  # how a SQLite database file begins
+_WAL_VERSION = 2  # the file format bytes (18, 19) of a database in WAL mode
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What a read-only look at a SQLite file found: its Cairn revision (None: none), and
+    the tables besides ``alembic_version`` (read only when the revision is not ``HEAD``)."""
+
+    revision: str | None
+    tables: frozenset[str] = frozenset()
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -65,18 +89,73 @@ def _revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def _not_sqlite(db: Database, why: object) -> SchemaMismatch:
+    where = db.url.render_as_string(hide_password=True)
+    return SchemaMismatch(
+        f"the metadata database {where} is not a SQLite database ({why}); point "
+        "CAIRN_BACKEND_URI (--backend-uri) at Cairn's database file, or at a path where none "
+        "exists yet to create one"
+    )
+
+
+def _look(db: Database) -> _Look | None:
+    """A SQLite file's revision (and, unless it is ``HEAD``, its tables), read without
+    writing a byte of it or making a file beside it. None where there is no file to look at
+    (PostgreSQL, a database in memory or named by a URI, a path with no file yet) or where
+    the look fails for a reason Cairn's own connection will explain."""
+    path = db.url.database
+    if db.dialect != "sqlite" or not on_disk(path):
+        return None
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError:  # none there yet, or unreadable: Cairn's connection makes it or says why
+        return None
+    if not header:
+        return _Look(None)  # an empty file is an empty database
+    if not header.startswith(_SQLITE_MAGIC):
+        raise _not_sqlite(db, "its first bytes are not SQLite's header")
+    options = "mode=ro"
+    if len(header) > 18 and header[18] == _WAL_VERSION and not os.path.exists(f"{path}-wal"):
+        # all of it is in the file; read-only, SQLite would still make its -wal and -shm
+        options += "&immutable=1"
+    uri = f"file:{quote(os.path.abspath(path))}?{options}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error:
+        return None
+    try:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+        row = found and conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        revision = row[0] if row else None
+        if revision == HEAD:
+            return _Look(HEAD)
+        tables = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite~_%' ESCAPE '~'"
+        ).fetchall()
+        return _Look(revision, frozenset(name for (name,) in tables) - {"alembic_version"})
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_NOTADB:
+            raise _not_sqlite(db, exc) from exc
+        return None
+    finally:
+        conn.close()
+
+
 def current_revision(db: Database) -> str | None:
+    look = _look(db)
+    if look is not None:
+        return look.revision
     try:
         with db.engine.connect() as conn:
             return _revision(conn)
     except DBAPIError as exc:  # the first time the database is opened: say which one
         where = db.url.render_as_string(hide_password=True)
         if getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_NOTADB:
-            raise SchemaMismatch(
-                f"the metadata database {where} is not a SQLite database ({exc.orig}); "
-                "point CAIRN_BACKEND_URI (--backend-uri) at Cairn's database file, or at a "
-                "path where none exists yet to create one"
-            ) from exc
+            raise _not_sqlite(db, exc.orig) from exc
         raise Unavailable(
             f"cannot open the metadata database {where}: {exc.orig}; check that it exists "
             "and that this user may read and write it and its folder"
@@ -85,15 +164,24 @@ def current_revision(db: Database) -> str | None:
 
 def check_schema(db: Database) -> None:
     """Raise ``SchemaMismatch`` unless the database is exactly at this code's head."""
-    current = current_revision(db)
+    current = current_revision(db)  # of a SQLite file, read-only (``_look``)
     if current != HEAD:
         raise SchemaMismatch(_mismatch_message(current, HEAD))
 
 
 def upgrade(db: Database) -> None:
-    """Migrate to head; refuse a database newer than this code."""
-    if current_revision(db) == HEAD:
-        return  # the usual start: no lock to take, nothing of Alembic's to load
+    """Migrate to head; refuse a database newer than this code, or not Cairn's."""
+    look = _look(db)
+    if look is not None:
+        if look.revision == HEAD:
+            return  # the usual start: no lock to take, nothing of Alembic's to load
+        # refused before anything of Cairn's opens the file to write (WAL, lock files)
+        if look.revision is None and look.tables:
+            raise SchemaMismatch(_others_tables_message(db, look.tables))
+        if look.revision is not None and not _known(_script(), look.revision):
+            raise SchemaMismatch(_mismatch_message(look.revision, HEAD))
+    elif current_revision(db) == HEAD:
+        return
     from alembic import command
 
     script = _script()
@@ -122,15 +210,19 @@ def _refuse_others_tables(db: Database, conn: Connection) -> None:
     if db.dialect != "sqlite":
         found &= set(metadata.tables)
     if found:
-        names = sorted(found)
-        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        where = db.url.render_as_string(hide_password=True)
-        raise SchemaMismatch(
-            f"the metadata database {where} has no Cairn schema revision (no alembic_version "
-            f"row) but already holds tables ({shown}): it is not a Cairn database, or it lost "
-            "its alembic_version table. Point CAIRN_BACKEND_URI (--backend-uri) at Cairn's own "
-            "database or at an empty one; Cairn does not migrate over tables it did not make."
-        )
+        raise SchemaMismatch(_others_tables_message(db, found))
+
+
+def _others_tables_message(db: Database, found: Collection[str]) -> str:
+    names = sorted(found)
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    where = db.url.render_as_string(hide_password=True)
+    return (
+        f"the metadata database {where} has no Cairn schema revision (no alembic_version "
+        f"row) but already holds tables ({shown}): it is not a Cairn database, or it lost "
+        "its alembic_version table. Point CAIRN_BACKEND_URI (--backend-uri) at Cairn's own "
+        "database or at an empty one; Cairn does not migrate over tables it did not make."
+    )
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:

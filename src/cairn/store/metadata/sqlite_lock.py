@@ -5,7 +5,9 @@ sleeps (up to 100 ms each) made the tail of concurrent creates. Writers queue he
 instead: on a thread lock, then on an ``flock`` of a file beside the database
 (``<database>-writer.lock``) for other processes (server workers, the CLI), each handed
 over as soon as the holder lets go. ``Database.write`` takes it around every SQLite write
-transaction.
+transaction. The file is made on the first write, not when the database is opened: a
+database only read (``cairn db current``), or refused (another application's), gets no file
+beside it.
 """
 
 from __future__ import annotations
@@ -34,15 +36,25 @@ class WriterLock:
     def __init__(self, database: str | None) -> None:
         self._threads = threading.Lock()
         self._fd: int | None = None
-        if on_disk(database):
-            path = f"{database}-writer.lock"
-            try:
-                self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError:  # a read-only folder: other processes meet at BEGIN IMMEDIATE
-                self._fd = None
+        # the lock file, until it is opened (on the first write, under ``_threads``)
+        self._path = f"{database}-writer.lock" if on_disk(database) else None
+
+    def _open(self) -> None:
+        """Open the lock file if it is not yet open (the caller holds ``_threads``)."""
+        if self._fd is not None or self._path is None:
+            return
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:  # a read-only folder: other processes meet at BEGIN IMMEDIATE
+            self._path = None
 
     def __enter__(self) -> None:
         self._threads.acquire()
+        try:
+            self._open()
+        except BaseException:
+            self._threads.release()
+            raise
         if self._fd is not None:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits in the kernel, GIL released
@@ -56,6 +68,11 @@ class WriterLock:
         deadline = time.monotonic() + wait_s
         if not self._threads.acquire(timeout=wait_s):
             raise Busy
+        try:
+            self._open()
+        except BaseException:
+            self._threads.release()
+            raise
         if self._fd is not None:
             try:
                 _flock_before(self._fd, deadline)
