@@ -507,3 +507,28 @@ def test_db_commands_leave_another_applications_sqlite_file_as_it_was(tmp_path: 
     refused = run_cli("db", "upgrade", *where)
     assert refused.returncode == 1 and "not a Cairn database" in refused.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_db_current_where_no_database_is_creates_nothing(tmp_path: Path, as_json: bool) -> None:
+    """`cairn db current` on a path with no database made an empty one there (and its lock
+    file). A read creates nothing: it says there is none (a null revision in --json), and
+    `cairn db upgrade` still creates it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for where in (
+        ["--data-dir", str(data)],
+        ["--data-dir", str(tmp_path / "none")],
+        ["--backend-uri", f"sqlite:///{data / 'other.db'}"],
+    ):
+        proc = run_cli("db", "current", *where, *(["--json"] if as_json else []))
+        assert proc.returncode == 0, proc.stderr
+        assert "no metadata database at" in proc.stderr and "cairn db upgrade" in proc.stderr
+        if as_json:
+            assert json.loads(proc.stdout)["revision"] is None
+        else:
+            assert proc.stdout.startswith("(no database) (code: ")
+        assert sorted(tmp_path.rglob("*")) == [data]
+    upgraded = run_cli("db", "upgrade", "--data-dir", str(data))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (data / "cairn.db").is_file()

@@ -133,15 +133,29 @@ def current(
         bool, typer.Option("--json", help='Print {"revision", "head"} as JSON.')
     ] = False,
 ) -> None:
-    """Print the database's schema revision and this code's newest."""
+    """Print the database's schema revision and this code's newest.
+
+    Reads only: where no SQLite file exists yet it creates none, says so on stderr and
+    prints `(no database)` (`"revision": null` in JSON, as for an empty database); `cairn db
+    upgrade`, or the server's first start, creates it.
+    """
     from cairn.store.metadata import migrate
     from cairn.store.metadata.database import Database
 
     settings = _settings(data_dir=data_dir, backend_uri=backend_uri)
     db = Database(settings.resolved_backend_uri())
-    revision, head = migrate.current_revision(db), migrate.head_revision()
-    db.dispose()
+    try:
+        missing = migrate.absent(db)
+        revision = None if missing else migrate.current_revision(db)
+    finally:
+        db.dispose()
+    head = migrate.head_revision()
+    if missing:
+        message(
+            f"no metadata database at {missing} yet: `cairn db upgrade`, or the server's "
+            "first start, creates it"
+        )
     if as_json:
         print_json({"revision": revision, "head": head})
     else:
-        typer.echo(f"{revision or '(empty)'} (code: {head})")
+        typer.echo(f"{'(no database)' if missing else revision or '(empty)'} (code: {head})")

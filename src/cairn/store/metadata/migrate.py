@@ -145,6 +145,15 @@ def _look(db: Database) -> _Look | None:
         conn.close()
 
 
+def absent(db: Database) -> str | None:
+    """The path of the SQLite file ``db`` names, when there is no file there (yet); None
+    otherwise. Opening such a database creates it: a command that only reads asks first."""
+    path = db.url.database
+    if db.dialect == "sqlite" and on_disk(path) and not os.path.lexists(path):
+        return path
+    return None
+
+
 def current_revision(db: Database) -> str | None:
     look = _look(db)
     if look is not None:
