@@ -535,3 +535,16 @@ def test_a_refused_sqlite_file_is_left_byte_for_byte_with_no_file_beside_it(
     raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     raw.close()
+
+
+def test_a_start_under_migrate_false_where_no_database_is_creates_none(tmp_path: object) -> None:
+    """With CAIRN_MIGRATE=false a start is refused where there is no database; it made an
+    empty SQLite file there first (then refused it as unmigrated)."""
+    from pathlib import Path
+
+    from cairn.service.factory import build_service
+
+    data = Path(str(tmp_path)) / "data"
+    with pytest.raises(SchemaMismatch, match="cairn db upgrade"):
+        build_service(Settings(data_dir=data, migrate=False))
+    assert list(data.iterdir()) == []

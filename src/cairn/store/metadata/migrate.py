@@ -173,6 +173,13 @@ def current_revision(db: Database) -> str | None:
 
 def check_schema(db: Database) -> None:
     """Raise ``SchemaMismatch`` unless the database is exactly at this code's head."""
+    missing = absent(db)
+    if missing:  # opening it would create it
+        raise SchemaMismatch(
+            f"there is no metadata database at {missing} and CAIRN_MIGRATE is false: run "
+            f"`cairn db upgrade` to create it ({HEAD}), or let Cairn create it on start "
+            "(CAIRN_MIGRATE=true)"
+        )
     current = current_revision(db)  # of a SQLite file, read-only (``_look``)
     if current != HEAD:
         raise SchemaMismatch(_mismatch_message(current, HEAD))
