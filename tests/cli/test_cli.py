@@ -532,3 +532,28 @@ def test_db_current_where_no_database_is_creates_nothing(tmp_path: Path, as_json
     upgraded = run_cli("db", "upgrade", "--data-dir", str(data))
     assert upgraded.returncode == 0, upgraded.stderr
     assert (data / "cairn.db").is_file()
+
+
+def test_db_upgrade_of_a_database_elsewhere_makes_no_data_directory(tmp_path: Path) -> None:
+    """`cairn db upgrade --backend-uri sqlite:///…` made an empty ./cairn-data (the default
+    data directory) in the current folder though it only migrates a database elsewhere."""
+    import cairn as cairn_package
+
+    work = tmp_path / "work"
+    work.mkdir()
+    path = tmp_path / "registry.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cairn.cli", "db", "upgrade", "--backend-uri", f"sqlite:///{path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=work,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "CAIRN_DATA_DIR"},
+            # this cairn, wherever the test runs from (the call runs in another folder)
+            "PYTHONPATH": str(Path(cairn_package.__file__).parents[1]),
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert path.is_file()
+    assert list(work.iterdir()) == []

@@ -118,7 +118,8 @@ def upgrade(
     from cairn.store.metadata.database import Database
 
     settings = _settings(data_dir=data_dir, backend_uri=backend_uri)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.backend_uri:  # the database is the data directory's: make it a folder
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_backend_uri())
     migrate.upgrade(db)
     message(f"database at revision {migrate.current_revision(db)}")
