@@ -81,14 +81,15 @@ def show_model(model: RegisteredModel, as_json: bool) -> None:
 def show_models(models: Sequence[RegisteredModel], as_json: bool, token: str | None) -> None:
     if as_json:
         print_json([model_to_json(m) for m in models])
-        return
-    table = Table("name", "latest", "aliases", "tags", "updated")
-    for m in models:
-        aliases = " ".join(f"@{a}={v}" for a, v in m.aliases.items())
-        table.add_row(
-            m.name, str(m.latest_version or "-"), aliases, _pairs(dict(m.tags)), _when(m.updated_at)
-        )
-    out.print(table)
+    else:
+        table = Table("name", "latest", "aliases", "tags", "updated")
+        for m in models:
+            aliases = " ".join(f"@{a}={v}" for a, v in m.aliases.items())
+            updated = _when(m.updated_at)
+            table.add_row(
+                m.name, str(m.latest_version or "-"), aliases, _pairs(dict(m.tags)), updated
+            )
+        out.print(table)
     _more(token)
 
 
@@ -130,19 +131,19 @@ def show_version(version: ModelVersion, as_json: bool) -> None:
 def show_versions(versions: Sequence[ModelVersion], as_json: bool, token: str | None) -> None:
     if as_json:
         print_json([version_to_json(v) for v in versions])
-        return
-    table = Table("model", "version", "status", "stage", "aliases", "metrics", "created")
-    for v in versions:
-        table.add_row(
-            v.name,
-            str(v.version),
-            v.status.value,
-            v.stage.value,
-            " ".join(f"@{a}" for a in v.aliases),
-            _pairs(dict(v.metrics)),
-            _when(v.created_at),
-        )
-    out.print(table)
+    else:
+        table = Table("model", "version", "status", "stage", "aliases", "metrics", "created")
+        for v in versions:
+            table.add_row(
+                v.name,
+                str(v.version),
+                v.status.value,
+                v.stage.value,
+                " ".join(f"@{a}" for a in v.aliases),
+                _pairs(dict(v.metrics)),
+                _when(v.created_at),
+            )
+        out.print(table)
     _more(token)
 
 
@@ -178,6 +179,7 @@ def show_files(links: Sequence[FileLink], as_json: bool, *, with_links: bool) ->
 
 
 def _more(token: str | None) -> None:
+    """Where the next page starts, on stderr: with --json too (stdout stays the JSON alone)."""
     if token:
         err.print(f"[dim]more results: --page-token {token}[/dim]")
 
