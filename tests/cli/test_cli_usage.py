@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cairn.cli.main import app
+from cairn.errors import InvalidParameter
 from cairn.settings import Settings
 
 runner = CliRunner()
@@ -58,3 +59,27 @@ def test_json_listings_page_with_the_next_page_token(
         token = ["--page-token", found.group(1)]
     assert sorted(seen, key=str) == sorted({*seen}, key=str)
     assert len(seen) == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "values", "says"),
+    [
+        ("--metric", ["auc=0.9", "auc=0.8"], "metric 'auc' is given twice (auc=0.9, auc=0.8)"),
+        ("--tag", ["team=risk", "team=ops"], "tag 'team' is given twice (team=risk, team=ops)"),
+        ("--param", ["lr=0.1", "lr=0.2"], "param 'lr' is given twice (lr=0.1, lr=0.2)"),
+        ("--metric", ["auc=nan"], "metric auc='nan': the value is not a finite number"),
+        ("--metric", ["auc=inf"], "metric auc='inf': the value is not a finite number"),
+    ],
+)
+def test_a_repeated_key_or_a_non_finite_metric_is_refused_naming_it(
+    uri: str, option: str, values: list[str], says: str
+) -> None:
+    """A key given twice was silently the last value; nan or inf over HTTP was an error about
+    'the request' and JSON. Both are refused before anything is sent, the same on either
+    side, and nothing is created."""
+    cairn(uri, "models", "create", "m")
+    args = [part for value in values for part in (option, value)]
+    result = runner.invoke(app, ["--uri", uri, "versions", "create", "m", *args])
+    assert isinstance(result.exception, InvalidParameter)
+    assert result.exception.message == says
+    assert json.loads(cairn(uri, "versions", "list", "m", "--json")) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -48,11 +49,16 @@ def quiet(ctx: typer.Context) -> bool:
 
 
 def parse_pairs(kind: str, items: list[str] | None) -> dict[str, str]:
+    """``KEY=VALUE`` options; a key given twice is refused (neither value would be right)."""
     pairs: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidParameter(f"{kind} {item!r} is not of the form KEY=VALUE")
+        if key in pairs:
+            raise InvalidParameter(
+                f"{kind} {key!r} is given twice ({key}={pairs[key]}, {key}={value})"
+            )
         pairs[key] = value
     return pairs
 
@@ -61,9 +67,12 @@ def parse_metrics(items: list[str] | None) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for key, value in parse_pairs("metric", items).items():
         try:
-            metrics[key] = float(value)
+            number = float(value)
         except ValueError:
             raise InvalidParameter(f"metric {key}={value!r}: the value is not a number") from None
+        if not math.isfinite(number):
+            raise InvalidParameter(f"metric {key}={value!r}: the value is not a finite number")
+        metrics[key] = number
     return metrics
 
 
