@@ -62,3 +62,28 @@ def test_a_directory_that_cannot_be_used_is_a_clear_error(tmp_path: Path, where:
     with pytest.raises(CairnError) as caught:
         cairn.Client(str(data))
     assert str(data) in caught.value.message
+
+
+@pytest.mark.parametrize("uri", ["ftp://host/x", "s3://bucket/prefix", "htp://127.0.0.1:8080"])
+def test_a_uri_of_another_scheme_is_refused_not_made_a_data_directory(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ftp://…`` or a misspelt ``htp://…`` became a local data directory named ``ftp:``
+    (created in the working directory), and every command "worked" on it."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CairnError) as refused:
+        cairn.Client(uri)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert refused.value.message == (
+        f"{uri!r} is neither a Cairn server (http://, https://) nor a data directory "
+        "(a path, or file://PATH)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_uri_scheme_is_read_in_any_case(tmp_path: Path) -> None:
+    with cairn.Client("HTTP://127.0.0.1:9", token="t") as remote:
+        assert type(remote).__name__ == "HttpClient"
+    with cairn.Client(f"FILE://{tmp_path / 'd'}") as local:
+        local.create_model("m")
+    assert (tmp_path / "d" / "cairn.db").exists()

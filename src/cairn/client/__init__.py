@@ -7,6 +7,7 @@ no server needed). Both give the same methods and raise the same ``cairn.errors`
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,8 +15,10 @@ from urllib.parse import urlsplit
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.domain.tokens import ADMIN_TOKEN_FILE
+from cairn.errors import InvalidParameter
 
 DEFAULT_URI = "http://127.0.0.1:8080"
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # RFC 3986's scheme, in any case
 
 __all__ = ["BaseClient", "Client", "HttpClient"]
 
@@ -28,11 +31,18 @@ def Client(  # noqa: N802 (reads as a class to users)
 ) -> BaseClient:
     """Open a client on ``uri`` (default ``$CAIRN_URI`` or ``http://127.0.0.1:8080``)."""
     target = os.fspath(uri) if uri is not None else os.environ.get("CAIRN_URI", DEFAULT_URI)
-    if target.startswith(("http://", "https://")):
+    scheme = _SCHEME.match(target)
+    kind = scheme.group(1).lower() if scheme else None
+    if kind in ("http", "https"):
         token = token or os.environ.get("CAIRN_TOKEN") or local_admin_token(target)
         return HttpClient(target, token=token, **kwargs)
-    if target.startswith("file://"):
+    if kind == "file":
         target = target[len("file://") :]
+    elif kind is not None:  # ftp://, s3://, a misspelt htp://: not a folder to create
+        raise InvalidParameter(
+            f"{target!r} is neither a Cairn server (http://, https://) nor a data directory "
+            "(a path, or file://PATH)"
+        )
     from cairn.client.local import LocalClient  # lazy: pulls in the service layer
 
     return LocalClient(Path(target), **kwargs)
