@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -83,3 +87,60 @@ def test_a_repeated_key_or_a_non_finite_metric_is_refused_naming_it(
     assert isinstance(result.exception, InvalidParameter)
     assert result.exception.message == says
     assert json.loads(cairn(uri, "versions", "list", "m", "--json")) == []
+
+
+def _cells(table: str) -> list[str]:
+    """The values of a one-row boxed table's body, each column's folded lines joined."""
+    body = [line for line in table.splitlines() if line.startswith("│")]
+    columns = zip(*(line.split("│")[1:-1] for line in body), strict=True)
+    return ["".join(part.strip() for part in column) for column in columns]
+
+
+@pytest.mark.parametrize("width", ["40", "80"])
+def test_narrow_output_wraps_long_values_and_cuts_none(
+    uri: str, tmp_path: Path, width: str
+) -> None:
+    """In a pipe or a terminal of 80 columns, a version's digest, its files' digests and
+    paths, and a policy's alias were cut with '…' (a digest no one could check); a long
+    value now folds onto the next lines."""
+    src = tmp_path / "w"
+    src.mkdir()
+    (src / "a-rather-long-file-name-for-the-weights.safetensors").write_bytes(b"w" * 100)
+    cairn(uri, "-q", "push", str(src), "--model", "fraud-detector-with-a-long-name")
+    got = json.loads(
+        cairn(uri, "versions", "get", "models:/fraud-detector-with-a-long-name/1", "--json")
+    )
+    [file] = got["files"]
+    cairn(
+        uri,
+        "policies",
+        "set",
+        "--model",
+        "fraud-*",
+        "--alias",
+        "production-eu-west",
+        "--approvals",
+        "1",
+    )
+
+    def run(*args: str) -> str:
+        env = {**os.environ, "COLUMNS": width}
+        proc = subprocess.run(
+            [sys.executable, "-m", "cairn.cli", "--uri", uri, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "…" not in proc.stdout
+        assert max(len(line) for line in proc.stdout.splitlines()) <= int(width)
+        return proc.stdout
+
+    shown = run("versions", "get", "models:/fraud-detector-with-a-long-name/1")
+    assert got["digest"] in "".join(shown.split())
+    files = run("versions", "files", "models:/fraud-detector-with-a-long-name/1")
+    assert _cells(files) == [file["path"], "100", file["digest"]]
+    listed = run("versions", "list", "fraud-detector-with-a-long-name")
+    assert _cells(listed)[0] == "fraud-detector-with-a-long-name"
+    assert "production-eu-west" in _cells(run("policies", "list"))

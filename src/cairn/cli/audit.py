@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from cairn.cli.common import Json, client
-from cairn.cli.output import err, out, print_json
+from cairn.cli.output import DataTable, err, out, print_json
 from cairn.domain.audit import AuditEvent, audit_event_to_json, audit_report_to_json
 from cairn.errors import InvalidParameter
 
@@ -65,9 +64,7 @@ def show_events(events: list[AuditEvent], as_json: bool) -> None:
     if as_json:
         print_json([audit_event_to_json(e) for e in events])
         return
-    table = Table("seq", "time (UTC)", "actor", "action", "model", "target", "change")
-    for column in table.columns:
-        column.overflow = "fold"  # narrow terminals: break long values, never cut them
+    table = DataTable("seq", "time (UTC)", "actor", "action", "model", "target", "change")
     for e in events:
         table.add_row(
             str(e.seq),

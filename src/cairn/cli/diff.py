@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from cairn.cli.common import Json, as_of_option, client, in_utc
-from cairn.cli.output import out, print_json
+from cairn.cli.output import DataTable, out, print_json
 from cairn.domain.diff import FileChange, Kind, ValueChange, VersionDiff
 from cairn.domain.diff_codec import diff_to_json
 from cairn.domain.mlmodel import SignatureDiff
@@ -33,7 +32,7 @@ def _value(value: str | float | None) -> str:
 def _changes(title: str, changes: tuple[ValueChange, ...], *, deltas: bool = False) -> None:
     if not changes:
         return
-    table = Table(title, "old", "new", *(["delta"] if deltas else []), box=None)
+    table = DataTable(title, "old", "new", *(["delta"] if deltas else []), box=None)
     for c in changes:
         delta = [] if not deltas else ["-" if c.delta is None else format(c.delta, "+.6g")]
         table.add_row(c.key, _value(c.old), _value(c.new), *delta)
@@ -51,7 +50,7 @@ def _size(change: FileChange) -> str:
 def _files(changes: tuple[FileChange, ...]) -> None:
     if not changes:
         return
-    table = Table("file", "change", "size (bytes)", box=None)
+    table = DataTable("file", "change", "size (bytes)", box=None)
     for c in changes:
         moved = f" (from {c.old.path})" if c.kind is Kind.RENAMED and c.old is not None else ""
         table.add_row(c.path + moved, c.kind.value, _size(c))
@@ -75,7 +74,7 @@ def _tensors(t: TensorDiff) -> None:
         out.print(f"not read: {path}: {why}")
     if not t.changes:
         return
-    table = Table("tensor", "change", "what", "old", "new", "size (bytes)", box=None)
+    table = DataTable("tensor", "change", "what", "old", "new", "size (bytes)", box=None)
     for c in t.changes:
         either = c.new or c.old
         size = 0 if either is None else either.size
@@ -100,7 +99,7 @@ def _signature(s: SignatureDiff) -> None:
         f"signature: {len(s.changes)} change(s), {s.breaking} breaking for callers of OLD "
         f"({s.old_path} -> {s.new_path})"
     )
-    table = Table("section", "name", "change", "old", "new", "breaking", box=None)
+    table = DataTable("section", "name", "change", "old", "new", "breaking", box=None)
     for c in s.changes:
         old = "-" if c.old is None else c.old.describe()
         new = "-" if c.new is None else c.new.describe()

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from cairn.domain.artifacts import FileLink
@@ -45,6 +45,17 @@ def stamp(value: str | None, missing: str = "-", *, seconds: bool = True) -> str
     return missing if parsed is None else parsed.astimezone(UTC).strftime(shape)
 
 
+class DataTable(Table):
+    """A table that never cuts a value with '…': one too wide for the terminal (or for 80
+    columns in a pipe) folds onto the next lines, so a digest, a path or a name can be read
+    and copied whole."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for column in self.columns:
+            column.overflow = "fold"
+        yield from super().__rich_console__(console, options)
+
+
 def columns_table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
     """A table whose ``keep`` columns (names, ids) never wrap: the others give way."""
     table = Table()
@@ -65,7 +76,7 @@ def show_model(model: RegisteredModel, as_json: bool) -> None:
     if as_json:
         print_json(model_to_json(model))
         return
-    table = Table(show_header=False, box=None)
+    table = DataTable(show_header=False, box=None)
     table.add_row("name", model.name)
     table.add_row("description", model.description)
     table.add_row("latest version", str(model.latest_version or "-"))
@@ -82,7 +93,7 @@ def show_models(models: Sequence[RegisteredModel], as_json: bool, token: str | N
     if as_json:
         print_json([model_to_json(m) for m in models])
     else:
-        table = Table("name", "latest", "aliases", "tags", "updated")
+        table = DataTable("name", "latest", "aliases", "tags", "updated")
         for m in models:
             aliases = " ".join(f"@{a}={v}" for a, v in m.aliases.items())
             updated = _when(m.updated_at)
@@ -97,7 +108,7 @@ def show_version(version: ModelVersion, as_json: bool) -> None:
     if as_json:
         print_json(version_to_json(version))
         return
-    table = Table(show_header=False, box=None)
+    table = DataTable(show_header=False, box=None)
     table.add_row("model", version.name)
     table.add_row("version", str(version.version))
     table.add_row(
@@ -132,7 +143,7 @@ def show_versions(versions: Sequence[ModelVersion], as_json: bool, token: str | 
     if as_json:
         print_json([version_to_json(v) for v in versions])
     else:
-        table = Table("model", "version", "status", "stage", "aliases", "metrics", "created")
+        table = DataTable("model", "version", "status", "stage", "aliases", "metrics", "created")
         for v in versions:
             table.add_row(
                 v.name,
@@ -152,7 +163,7 @@ def show_alias_events(events: Iterable[AliasEvent], as_json: bool) -> None:
     if as_json:
         print_json([alias_event_to_json(e) for e in events])
         return
-    table = Table("when", "alias", "from", "to", "by")
+    table = DataTable("when", "alias", "from", "to", "by")
     for e in events:
         table.add_row(
             _when(e.at),
@@ -169,7 +180,7 @@ def show_files(links: Sequence[FileLink], as_json: bool, *, with_links: bool) ->
     if as_json:
         print_json([link_to_json(k) if with_links else file_to_json(k.file) for k in links])
     else:
-        table = Table("path", "size", "digest", *(["link"] if with_links else []))
+        table = DataTable("path", "size", "digest", *(["link"] if with_links else []))
         for link in links:
             f, url = link.file, [link.url or "-"] if with_links else []
             table.add_row(f.path, f"{f.size:,}", f.digest, *url)

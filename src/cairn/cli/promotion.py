@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cairn.cli.common import Json, Yes, client, confirm
-from cairn.cli.output import message, out, print_json
+from cairn.cli.output import DataTable, message, out, print_json
 from cairn.domain.promotion import (
     AliasPolicy,
     PromotionRequest,
@@ -41,7 +40,7 @@ def show_request(request: PromotionRequest, as_json: bool) -> None:
     if as_json:
         print_json(request_to_json(request))
         return
-    table = Table(show_header=False, box=None)
+    table = DataTable(show_header=False, box=None)
     table.add_row("request", str(request.id))
     table.add_row("promotion", f"{request.name} version {request.version} -> @{request.alias}")
     table.add_row("status", request.status.value)
@@ -118,7 +117,7 @@ def list_requests(
     if as_json:
         print_json([request_to_json(r) for r in page.items])
     else:
-        table = Table(
+        table = DataTable(
             "id", "model", "version", "alias", "status", "requester", "requested", "checks"
         )
         for r in page.items:
@@ -182,7 +181,7 @@ def _show_policies(policies: Sequence[AliasPolicy], as_json: bool) -> None:
     if as_json:
         print_json([policy_to_json(p) for p in policies])
         return
-    table = Table(
+    table = DataTable(
         "id", "models", "aliases", "role", "approvals", "metrics", "scan", "signed", "compatible"
     )
     for p in policies:

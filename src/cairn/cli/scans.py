@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from cairn.cli.common import Json, client
-from cairn.cli.output import message, out, print_json
+from cairn.cli.output import DataTable, message, out, print_json
 from cairn.domain.scans import (
     SCAN_ACTIONS,
     ScanPolicy,
@@ -40,7 +39,7 @@ def _show(report: ScanReport, as_json: bool) -> None:
     )
     if report.status != "clean":
         out.print(report.summary, highlight=False)
-    table = Table("path", "format", "status", "findings")
+    table = DataTable("path", "format", "status", "findings")
     for f in report.files:
         found = [
             (f"{x.member}: " if x.member else "")

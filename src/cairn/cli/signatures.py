@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from cairn.cli.common import Json, Yes, client, confirm
-from cairn.cli.output import message, out, print_json
+from cairn.cli.output import DataTable, message, out, print_json
 from cairn.domain.signatures import (
     TrustedSigner,
     VersionSignature,
@@ -94,7 +93,7 @@ def list_signers(ctx: typer.Context, as_json: Json = False) -> None:
     if as_json:
         print_json([signer_to_json(s) for s in signers])
         return
-    table = Table("name", "kind", "fingerprint", "created", "by")
+    table = DataTable("name", "kind", "fingerprint", "created", "by")
     for s in signers:
         table.add_row(s.name, s.kind.value, s.fingerprint, _when(s), s.created_by or "")
     out.print(table)
@@ -157,7 +156,7 @@ def list_signatures(
     if as_json:
         print_json([signature_to_json(s) for s in signatures])
         return
-    table = Table("id", "verified", "signer", "identity", "files", "created", "by", "message")
+    table = DataTable("id", "verified", "signer", "identity", "files", "created", "by", "message")
     for s in signatures:
         table.add_row(
             str(s.id),

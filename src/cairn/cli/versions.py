@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cairn.cli.common import (
     Json,
@@ -19,7 +18,15 @@ from cairn.cli.common import (
     parse_metrics,
     parse_pairs,
 )
-from cairn.cli.output import message, out, print_json, show_files, show_version, show_versions
+from cairn.cli.output import (
+    DataTable,
+    message,
+    out,
+    print_json,
+    show_files,
+    show_version,
+    show_versions,
+)
 from cairn.domain.artifacts import FileLink, Retention
 from cairn.domain.codec import prune_to_json, retention_to_json
 from cairn.domain.uris import parse_model_uri
@@ -325,7 +332,7 @@ def retention(
     if as_json:
         print_json(retention_to_json(policy))
         return
-    table = Table(show_header=False, box=None)
+    table = DataTable(show_header=False, box=None)
     table.add_row("model", policy.name)
     table.add_row(
         "own policy", "none: the instance's applies" if policy.own is None else _kept(policy.own)
