@@ -144,3 +144,18 @@ def test_narrow_output_wraps_long_values_and_cuts_none(
     listed = run("versions", "list", "fraud-detector-with-a-long-name")
     assert _cells(listed)[0] == "fraud-detector-with-a-long-name"
     assert "production-eu-west" in _cells(run("policies", "list"))
+
+
+def test_alias_delete_asks_or_takes_yes(uri: str) -> None:
+    """Deleting @production took effect at once, unlike every other destructive command."""
+    cairn(uri, "models", "create", "m")
+    cairn(uri, "versions", "create", "m")
+    cairn(uri, "alias", "set", "m", "production", "1")
+    refused = runner.invoke(app, ["--uri", uri, "alias", "delete", "m", "production"], input="n\n")
+    assert refused.exit_code != 0
+    assert "Delete alias @production of 'm' (version 1)?" in refused.stderr
+    assert json.loads(cairn(uri, "models", "get", "m", "--json"))["aliases"] == {"production": 1}
+    done = runner.invoke(app, ["--uri", uri, "alias", "delete", "m", "production", "--yes"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(cairn(uri, "models", "get", "m", "--json"))["aliases"] == {}
+    assert "deleted @production of 'm'" in done.stderr

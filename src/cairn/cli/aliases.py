@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cairn.cli.common import Json, as_of_option, client, in_utc
+from cairn.cli.common import Json, Yes, as_of_option, client, confirm, in_utc
 from cairn.cli.output import message, show_alias_events, show_version
 
 app = typer.Typer(help="Point aliases (@champion, @production) at versions.", no_args_is_help=True)
@@ -54,9 +54,13 @@ def rollback(
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, name: str, alias: str) -> None:
-    """Remove ALIAS from model NAME."""
-    client(ctx).delete_alias(name, alias)
+def delete(ctx: typer.Context, name: str, alias: str, yes: Yes = False) -> None:
+    """Remove ALIAS from model NAME (`alias rollback` sets it again)."""
+    sdk = client(ctx)
+    pointed = sdk.get_model(name).aliases.get(alias)
+    if pointed is not None:  # else: the delete says the alias does not exist
+        confirm(f"Delete alias @{alias} of {name!r} (version {pointed})?", yes)
+    sdk.delete_alias(name, alias)
     message(f"deleted @{alias} of {name!r}")
 
 
