@@ -159,3 +159,27 @@ def test_alias_delete_asks_or_takes_yes(uri: str) -> None:
     assert done.exit_code == 0, done.output
     assert json.loads(cairn(uri, "models", "get", "m", "--json"))["aliases"] == {}
     assert "deleted @production of 'm'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["models", "list", "--max-results", "0"], "--max-results"),
+        (["models", "list", "--max-results", "1001"], "--max-results"),
+        (["versions", "list", "m", "--max-results=-1"], "--max-results"),
+        (["versions", "search", "version = 1", "--max-results", "5000"], "--max-results"),
+        (["approvals", "list", "--max-results", "0"], "--max-results"),
+        (["alias", "history", "m", "--limit", "0"], "--limit"),
+        (["alias", "set", "m", "champion", "1", "--expect=-5"], "--expect"),
+    ],
+)
+def test_an_out_of_range_option_is_a_usage_error_naming_it(
+    uri: str, args: list[str], option: str
+) -> None:
+    """These were API errors (exit 1) naming the API's field ('max_results', 'limit',
+    'expect'), worded differently by a server and a data directory; now they are usage
+    errors (exit 2) naming the option, like --keep and --limit of other commands."""
+    cairn(uri, "models", "create", "m")
+    result = runner.invoke(app, ["--uri", uri, *args])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.stderr

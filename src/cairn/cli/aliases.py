@@ -21,7 +21,7 @@ def set_(
     version: int,
     expect: Annotated[
         int | None,
-        typer.Option(help="Only move if the alias points at this version now (0: not set)."),
+        typer.Option(min=0, help="Only move if the alias points at this version now (0: not set)."),
     ] = None,
     as_json: Json = False,
 ) -> None:
@@ -69,7 +69,7 @@ def history(
     ctx: typer.Context,
     name: str,
     alias: Annotated[str | None, typer.Argument(help="One alias; all when omitted.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Most recent N events.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Most recent N events.")] = None,
     as_json: Json = False,
 ) -> None:
     """Who moved an alias, when, from which version to which; newest first."""

@@ -12,6 +12,8 @@ from cairn.client import Client
 from cairn.client.base import BaseClient
 from cairn.errors import InvalidParameter
 
+# the API's page cap (service.validation.MAX_PAGE): outside it, a usage error naming the option
+MaxResults = Annotated[int | None, typer.Option(min=1, max=1000, help="Page size (1-1000).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 # a command's own --quiet, as parameter ``quiet_flag`` (``quiet`` reads it); also a global

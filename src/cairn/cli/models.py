@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cairn.cli.common import Json, Yes, client, confirm, parse_pairs
+from cairn.cli.common import Json, MaxResults, Yes, client, confirm, parse_pairs
 from cairn.cli.output import message, show_model, show_models
 
 app = typer.Typer(help="Create, read, change and delete registered models.", no_args_is_help=True)
@@ -48,7 +48,7 @@ def list_(
     order_by: Annotated[
         list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")
     ] = None,
-    max_results: Annotated[int | None, typer.Option(help="Page size (1-1000).")] = None,
+    max_results: MaxResults = None,
     page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
     include_deleted: Annotated[bool, typer.Option(help="Show soft-deleted models too.")] = False,
     as_json: Json = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cairn.cli.common import Json, Yes, client, confirm
+from cairn.cli.common import Json, MaxResults, Yes, client, confirm
 from cairn.cli.output import DataTable, message, out, print_json
 from cairn.domain.promotion import (
     AliasPolicy,
@@ -103,7 +103,7 @@ def list_requests(
         str, typer.Option(help="pending, applied, rejected, cancelled, or all.")
     ] = "pending",
     model: Annotated[str | None, typer.Option(help="Only requests on this model.")] = None,
-    max_results: Annotated[int | None, typer.Option(help="Page size.")] = None,
+    max_results: MaxResults = None,
     page_token: Annotated[str | None, typer.Option(help="Next page of a previous list.")] = None,
     as_json: Json = False,
 ) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from cairn.cli.common import (
     Json,
+    MaxResults,
     Yes,
     as_of_option,
     client,
@@ -34,7 +35,6 @@ from cairn.domain.uris import parse_model_uri
 app = typer.Typer(help="Create, find, change and delete model versions.", no_args_is_help=True)
 
 OrderBy = Annotated[list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")]
-MaxResults = Annotated[int | None, typer.Option(help="Page size (1-1000).")]
 PageToken = Annotated[str | None, typer.Option(help="Continue a previous listing.")]
 
 
