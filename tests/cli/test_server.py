@@ -53,3 +53,22 @@ def test_a_misspelt_setting_is_named_not_silently_ignored(tmp_path: Path) -> Non
     text = "".join(lines)
     assert "CAIRN_WORKER is not a setting" in text and "CAIRN_WORKERS" in text, text
     assert "cairn_allowed_host is not a setting" in text and "CAIRN_ALLOWED_HOSTS" in text, text
+
+
+@pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"]])
+def test_a_backend_uri_of_another_scheme_is_a_bad_value_not_an_internal_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """It said 'error (INTERNAL_ERROR): …', as for a bug in Cairn; it is the user's value."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cairn.cli", *command, "--backend-uri", "mysql://db/cairn"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "error (INVALID_PARAMETER_VALUE): backend URI scheme 'mysql' is not supported; "
+        "use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )

@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from cairn.errors import CairnError, Conflict, Unavailable
+from cairn.errors import CairnError, Conflict, InvalidParameter, Unavailable
 from cairn.store.metadata.engines import (
     PG_NETWORK,
     pg_budgeted_engine,
@@ -168,7 +168,7 @@ class Database:
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
             self._budgeted = pg_budgeted_engine(self.url, self._network_args(), echo, INLINE_READ_S)
         else:
-            raise CairnError(
+            raise InvalidParameter(
                 f"backend URI scheme {self.url.drivername!r} is not supported; "
                 "use sqlite:///PATH or postgresql://USER@HOST/DB"
             )
