@@ -17,13 +17,6 @@ from cairn.settings import Settings
 runner = CliRunner()
 
 
-@pytest.fixture(params=["http", "local"])
-def uri(request: pytest.FixtureRequest, settings: Settings) -> str:
-    if request.param == "http":
-        return str(request.getfixturevalue("live_server"))
-    return str(settings.data_dir)
-
-
 def cairn(uri: str, *args: str, code: int = 0) -> str:
     result = runner.invoke(app, ["--uri", uri, *args], catch_exceptions=False)
     assert result.exit_code == code, result.output

@@ -16,16 +16,8 @@ from safetensors.numpy import save
 from typer.testing import CliRunner
 
 from cairn.cli.main import app
-from cairn.settings import Settings
 
 runner = CliRunner()
-
-
-@pytest.fixture(params=["http", "local"])
-def uri(request: pytest.FixtureRequest, settings: Settings) -> str:
-    if request.param == "http":
-        return str(request.getfixturevalue("live_server"))
-    return str(settings.data_dir)
 
 
 def cairn(uri: str, *args: str) -> str:

@@ -14,18 +14,10 @@ from typer.testing import CliRunner
 from cairn.cli.main import app
 from cairn.cli.tokens import parse_expires
 from cairn.errors import CairnError, InvalidParameter
-from cairn.settings import Settings
 
 runner = CliRunner()
 LIST = ("users", "list")
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(params=["http", "local"])
-def uri(request: pytest.FixtureRequest, settings: Settings) -> str:
-    if request.param == "http":
-        return str(request.getfixturevalue("live_server"))
-    return str(settings.data_dir)
 
 
 def run(uri: str, *args: str, stdin: str | None = None, pre: tuple[str, ...] = ()) -> Result:
