@@ -20,7 +20,7 @@ import httpx
 from cairn.client.base import BaseClient
 from cairn.client.direct_parts import send_parts
 from cairn.client.http_governance import GovernanceCalls
-from cairn.client.http_transport import MAX_ATTEMPTS, seg
+from cairn.client.http_transport import MAX_ATTEMPTS, alias_seg, model_seg, seg
 from cairn.client.ranged import RANGED_ABOVE, link_streams, ranged_get
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
@@ -97,7 +97,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         )
 
     def get_model(self, name: str) -> RegisteredModel:
-        return model_from_json(self._request("GET", f"/models/{seg(name)}"))
+        return model_from_json(self._request("GET", f"/models/{model_seg(name)}"))
 
     def search_models(
         self,
@@ -113,24 +113,28 @@ class HttpClient(GovernanceCalls, BaseClient):
 
     def update_model(self, name: str, *, description: str | None = None) -> RegisteredModel:
         body = {"description": description}
-        return model_from_json(self._request("PATCH", f"/models/{seg(name)}", json=body))
+        return model_from_json(self._request("PATCH", f"/models/{model_seg(name)}", json=body))
 
     def rename_model(self, name: str, new_name: str) -> RegisteredModel:
         body = {"new_name": new_name}
-        return model_from_json(self._request("POST", f"/models/{seg(name)}/rename", json=body))
+        return model_from_json(
+            self._request("POST", f"/models/{model_seg(name)}/rename", json=body)
+        )
 
     def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
-        path = f"/models/{seg(name)}/tags/{seg(key)}"
+        path = f"/models/{model_seg(name)}/tags/{seg(key, slashes=True)}"
         return model_from_json(self._request("PUT", path, json={"value": value}))
 
     def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
-        return model_from_json(self._request("DELETE", f"/models/{seg(name)}/tags/{seg(key)}"))
+        return model_from_json(
+            self._request("DELETE", f"/models/{model_seg(name)}/tags/{seg(key, slashes=True)}")
+        )
 
     def delete_model(self, name: str) -> None:
-        self._request("DELETE", f"/models/{seg(name)}")
+        self._request("DELETE", f"/models/{model_seg(name)}")
 
     def restore_model(self, name: str) -> RegisteredModel:
-        return model_from_json(self._request("POST", f"/models/{seg(name)}/restore"))
+        return model_from_json(self._request("POST", f"/models/{model_seg(name)}/restore"))
 
     # -- versions ----------------------------------------------------------------------
     def create_version(
@@ -160,7 +164,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         return self._create_with_manifest(name, spec, idempotency_key or str(uuid.uuid4()))[0]
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:
-        path = f"/models/{seg(name)}/versions/{seg(version)}"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}"
         return version_from_json(self._request("GET", path))
 
     def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion:
@@ -193,7 +197,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         files: bool = True,
     ) -> Page[ModelVersion]:
         params = _page_params(None, order_by, max_results, page_token, include_deleted, files)
-        path = f"/models/{seg(name)}/versions"
+        path = f"/models/{model_seg(name)}/versions"
         return self._versions_page(self._request("GET", path, params=params))
 
     def search_versions(
@@ -217,16 +221,16 @@ class HttpClient(GovernanceCalls, BaseClient):
         description: str | None = None,
         semver: str | None = None,
     ) -> ModelVersion:
-        path = f"/models/{seg(name)}/versions/{seg(version)}"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}"
         body = {"description": description, "semver": semver}
         return version_from_json(self._request("PATCH", path, json=body))
 
     def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
-        path = f"/models/{seg(name)}/versions/{seg(version)}/tags/{seg(key)}"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}/tags/{seg(key, slashes=True)}"
         return version_from_json(self._request("PUT", path, json={"value": value}))
 
     def delete_version_tag(self, name: str, version: int | str, key: str) -> ModelVersion:
-        path = f"/models/{seg(name)}/versions/{seg(version)}/tags/{seg(key)}"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}/tags/{seg(key, slashes=True)}"
         return version_from_json(self._request("DELETE", path))
 
     def transition_stage(
@@ -237,15 +241,15 @@ class HttpClient(GovernanceCalls, BaseClient):
         *,
         archive_existing_versions: bool = False,
     ) -> ModelVersion:
-        path = f"/models/{seg(name)}/versions/{seg(version)}/stage"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}/stage"
         body = {"stage": stage, "archive_existing_versions": archive_existing_versions}
         return version_from_json(self._request("POST", path, json=body))
 
     def delete_version(self, name: str, version: int | str) -> None:
-        self._request("DELETE", f"/models/{seg(name)}/versions/{seg(version)}")
+        self._request("DELETE", f"/models/{model_seg(name)}/versions/{seg(version)}")
 
     def purge_version(self, name: str, version: int | str) -> None:
-        path = f"/models/{seg(name)}/versions/{seg(version)}"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}"
         self._request("DELETE", path, params={"purge": True})
 
     def prune_versions(
@@ -265,23 +269,23 @@ class HttpClient(GovernanceCalls, BaseClient):
             "purge": purge,
             "filter": filter,
         }
-        return prune_from_json(self._request("POST", f"/models/{seg(name)}/prune", json=body))
+        return prune_from_json(self._request("POST", f"/models/{model_seg(name)}/prune", json=body))
 
     def get_retention(self, name: str) -> RetentionPolicy:
-        return retention_from_json(self._request("GET", f"/models/{seg(name)}/retention"))
+        return retention_from_json(self._request("GET", f"/models/{model_seg(name)}/retention"))
 
     def set_retention(
         self, name: str, *, keep: int | None, keep_days: float | None = None
     ) -> RetentionPolicy:
         body = {"keep": keep, "keep_days": keep_days}
-        path = f"/models/{seg(name)}/retention"
+        path = f"/models/{model_seg(name)}/retention"
         return retention_from_json(self._request("PUT", path, json=body))
 
     def clear_retention(self, name: str) -> RetentionPolicy:
-        return retention_from_json(self._request("DELETE", f"/models/{seg(name)}/retention"))
+        return retention_from_json(self._request("DELETE", f"/models/{model_seg(name)}/retention"))
 
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
-        path = f"/models/{seg(name)}/versions/{seg(version)}/restore"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}/restore"
         return version_from_json(self._request("POST", path))
 
     # -- files -------------------------------------------------------------------------
@@ -299,14 +303,14 @@ class HttpClient(GovernanceCalls, BaseClient):
             "run_link": spec.run_link,
             "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in spec.files],
         }
-        path = f"/models/{seg(name)}/versions"
+        path = f"/models/{model_seg(name)}/versions"
         created = self._request("POST", path, json=body, headers=self._key(idempotency_key))
         return version_from_json(created), list(created["missing"])
 
     def _upload_blob(self, name: str, version: int, file: LocalFile, progress: Progress) -> None:
         entry = file.entry
         if entry.size <= RESUMABLE_ABOVE:
-            path = f"/models/{seg(name)}/versions/{version}/blobs/{entry.digest}"
+            path = f"/models/{model_seg(name)}/versions/{version}/blobs/{entry.digest}"
             sent = [0]
 
             def body() -> Iterator[bytes]:
@@ -332,7 +336,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         is below the batch (413)."""
         body = b"".join(frames([(f.entry.digest, f.source.read_bytes()) for f in files]))
         headers = {"Content-Length": str(len(body)), "Content-Type": MEDIA_TYPE}
-        path = f"/models/{seg(name)}/versions/{version}/blobs"
+        path = f"/models/{model_seg(name)}/versions/{version}/blobs"
         try:
             self._request("POST", path, headers=headers, content=lambda: [body])
         except PayloadTooLarge:
@@ -347,7 +351,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         """Send a large blob in streamed PATCHes; after a failure, ask the server how much it
         has and go on from there (a server restart included)."""
         entry = file.entry
-        path = f"/models/{seg(name)}/versions/{version}/uploads"
+        path = f"/models/{model_seg(name)}/versions/{version}/uploads"
         ticket = self._request("POST", path, json={"digest": entry.digest})
         upload_id, offset = ticket["upload_id"], int(ticket["offset"])
         if ticket.get("parts"):
@@ -406,7 +410,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         try:
             self._request("POST", f"/uploads/{seg(upload_id)}/complete", timeout=wait)
         except NotFound:
-            missing = self._request("GET", f"/models/{seg(name)}/versions/{version}/missing")
+            missing = self._request("GET", f"/models/{model_seg(name)}/versions/{version}/missing")
             if entry.digest in missing:
                 raise
 
@@ -415,7 +419,7 @@ class HttpClient(GovernanceCalls, BaseClient):
     ) -> list[bytes]:
         """One request for several small files; the frames must answer the paths asked
         for, in order (each file is verified again as it goes into the cache)."""
-        url = f"/api/v1/models/{seg(name)}/versions/{version}/files"
+        url = f"/api/v1/models/{model_seg(name)}/versions/{version}/files"
         paths = [e.path for e in entries]
         response = self._http.post(url, json={"paths": paths}, params=_overriding(override))
         if not response.is_success:
@@ -435,7 +439,7 @@ class HttpClient(GovernanceCalls, BaseClient):
     def _links(
         self, name: str, version: int | str, paths: Sequence[str], *, override: bool
     ) -> list[FileLink]:
-        path = f"/models/{seg(name)}/versions/{seg(version)}/urls"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}/urls"
         answer = self._request(
             "POST", path, json={"paths": list(paths)}, params=_overriding(override)
         )
@@ -459,7 +463,7 @@ class HttpClient(GovernanceCalls, BaseClient):
             if came is None:
                 return  # the link delivered it all
             start += came
-        url = f"/api/v1/models/{seg(name)}/versions/{version}/files/{quote(file.path)}"
+        url = f"/api/v1/models/{model_seg(name)}/versions/{version}/files/{quote(file.path)}"
         headers = {"Range": f"bytes={start}-"} if start else {}
         params = _overriding(override)
         with self._http.stream("GET", url, headers=headers, params=params) as response:
@@ -489,11 +493,11 @@ class HttpClient(GovernanceCalls, BaseClient):
         return None
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:
-        path = f"/models/{seg(name)}/versions/{seg(version)}/finalize"
+        path = f"/models/{model_seg(name)}/versions/{seg(version)}/finalize"
         return version_from_json(self._request("POST", path))
 
     def list_files(self, name: str, version: int | str) -> list[FileEntry]:
-        body = self._request("GET", f"/models/{seg(name)}/versions/{seg(version)}/files")
+        body = self._request("GET", f"/models/{model_seg(name)}/versions/{seg(version)}/files")
         return [file_from_json(f) for f in body["files"]]
 
     # -- importers ---------------------------------------------------------------------
@@ -543,39 +547,39 @@ class HttpClient(GovernanceCalls, BaseClient):
             "created_at": format_time(created_at),
             "created_by": created_by,
         }
-        path = f"/import/models/{seg(name)}/versions/{seg(version)}"
+        path = f"/import/models/{model_seg(name)}/versions/{seg(version)}"
         imported = self._request("PUT", path, json=body)
         return version_from_json(imported), list(imported["missing"])
 
     def reserve_versions(self, name: str, up_to: int) -> RegisteredModel:
-        path = f"/import/models/{seg(name)}/reserve"
+        path = f"/import/models/{model_seg(name)}/reserve"
         return model_from_json(self._request("POST", path, json={"up_to": up_to}))
 
     # -- aliases -----------------------------------------------------------------------
     def set_alias(
         self, name: str, alias: str, version: int | str, *, expect: int | None = None
     ) -> ModelVersion:
-        path = f"/models/{seg(name)}/aliases/{seg(alias)}"
+        path = f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}"
         body = {"version": parse_version_number(version), "expect": expect}
         return version_from_json(self._request("PUT", path, json=body))
 
     def rollback_alias(
         self, name: str, alias: str, *, as_of: datetime | None = None
     ) -> ModelVersion:
-        path = f"/models/{seg(name)}/aliases/{seg(alias)}/rollback"
+        path = f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}/rollback"
         params = {"as_of": format_time(as_of)}
         return version_from_json(self._request("POST", path, params=params, attempts=1))
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._request("DELETE", f"/models/{seg(name)}/aliases/{seg(alias)}")
+        self._request("DELETE", f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}")
 
     def alias_history(
         self, name: str, alias: str | None = None, *, limit: int | None = None
     ) -> list[AliasEvent]:
         if alias is None:
-            path = f"/models/{seg(name)}/alias-history"
+            path = f"/models/{model_seg(name)}/alias-history"
         else:
-            path = f"/models/{seg(name)}/aliases/{seg(alias)}/history"
+            path = f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}/history"
         body = self._request("GET", path, params={"limit": limit})
         return [alias_event_from_json(e) for e in body["events"]]
 

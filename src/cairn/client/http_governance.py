@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cairn.client.http_transport import HttpTransport, seg
+from cairn.client.http_transport import HttpTransport, model_seg, seg
 from cairn.domain.audit import (
     AuditEvent,
     AuditReport,
@@ -37,9 +37,10 @@ from cairn.domain.signatures import (
     VersionSignature,
     signature_from_json,
     signer_from_json,
+    validate_signer_name,
 )
 from cairn.domain.uris import parse_version_number
-from cairn.errors import InvalidParameter
+from cairn.errors import InvalidParameter, NotFound
 
 
 class GovernanceCalls(HttpTransport):
@@ -68,7 +69,7 @@ class GovernanceCalls(HttpTransport):
     ) -> dict[str, Any]:
         given = {"password": password, "admin": admin, "disabled": disabled}
         body = {k: v for k, v in given.items() if v is not None}
-        answer: dict[str, Any] = self._request("PATCH", f"/users/{seg(name)}", json=body)
+        answer: dict[str, Any] = self._request("PATCH", f"/users/{_named('user', name)}", json=body)
         return answer
 
     def create_group(self, name: str) -> dict[str, Any]:
@@ -76,13 +77,13 @@ class GovernanceCalls(HttpTransport):
         return answer
 
     def delete_group(self, name: str) -> None:
-        self._request("DELETE", f"/groups/{seg(name)}")
+        self._request("DELETE", f"/groups/{_named('group', name)}")
 
     def add_member(self, group: str, user: str) -> None:
-        self._request("PUT", f"/groups/{seg(group)}/members/{seg(user)}")
+        self._request("PUT", f"/groups/{_named('group', group)}/members/{_named('user', user)}")
 
     def remove_member(self, group: str, user: str) -> None:
-        self._request("DELETE", f"/groups/{seg(group)}/members/{seg(user)}")
+        self._request("DELETE", f"/groups/{_named('group', group)}/members/{_named('user', user)}")
 
     def list_groups(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/groups")["groups"])
@@ -164,7 +165,7 @@ class GovernanceCalls(HttpTransport):
         return [signer_from_json(s) for s in self._request("GET", "/signers")["signers"]]
 
     def remove_signer(self, name: str) -> None:
-        self._request("DELETE", f"/signers/{seg(name)}")
+        self._request("DELETE", f"/signers/{seg(validate_signer_name(name))}")
 
     def add_signature(
         self, name: str, version: int | str, bundle: str | bytes | Mapping[str, Any]
@@ -175,27 +176,27 @@ class GovernanceCalls(HttpTransport):
             except UnicodeDecodeError:
                 raise InvalidParameter("signature bundle is not UTF-8 JSON") from None
         body = {"bundle": bundle if isinstance(bundle, str) else dict(bundle)}
-        path = f"/models/{seg(name)}/versions/{seg(str(version))}/signatures"
+        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/signatures"
         return signature_from_json(self._request("POST", path, json=body))
 
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
-        path = f"/models/{seg(name)}/versions/{seg(str(version))}/signatures"
+        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/signatures"
         return [signature_from_json(s) for s in self._request("GET", path)["signatures"]]
 
     # -- unsafe-file scanning -----------------------------------------------------------
     def get_scan_report(self, name: str, version: int | str) -> ScanReport:
-        path = f"/models/{seg(name)}/versions/{seg(str(version))}/scan"
+        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/scan"
         return scan_report_from_json(self._request("GET", path))
 
     def rescan_version(self, name: str, version: int | str) -> ScanReport:
-        path = f"/models/{seg(name)}/versions/{seg(str(version))}/scan"
+        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/scan"
         return scan_report_from_json(self._request("POST", path))
 
     def get_scan_policy(self, name: str) -> ScanPolicy:
-        return scan_policy_from_json(self._request("GET", f"/models/{seg(name)}/scan-policy"))
+        return scan_policy_from_json(self._request("GET", f"/models/{model_seg(name)}/scan-policy"))
 
     def set_scan_policy(self, name: str, action: str | None) -> ScanPolicy:
-        path = f"/models/{seg(name)}/scan-policy"
+        path = f"/models/{model_seg(name)}/scan-policy"
         return scan_policy_from_json(self._request("PUT", path, json={"action": action}))
 
     # -- protected aliases -------------------------------------------------------------
@@ -274,3 +275,11 @@ class GovernanceCalls(HttpTransport):
     def _decide(self, request_id: int, decision: str, comment: str) -> PromotionRequest:
         path = f"/promotions/{seg(request_id)}/{decision}"
         return request_from_json(self._request("POST", path, json={"comment": comment}))
+
+
+def _named(kind: str, name: str) -> str:
+    """A user's or group's name as its path segment. No such name holds a ``/``, which
+    no URL segment can carry: the one that does is not found, as the service says."""
+    if "/" in str(name):
+        raise NotFound(f"{kind} {name!r} does not exist")
+    return seg(name)

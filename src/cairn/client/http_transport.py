@@ -1,6 +1,6 @@
 """The SDK's HTTP transport: one API call, retried on transient failures, its answer
-decoded or its error raised as Cairn's. Imports only ``errors``, httpx and how its
-connections move bytes (``connections``)."""
+decoded or its error raised as Cairn's. Imports only ``errors``, the name rules of
+``domain``, httpx and how its connections move bytes (``connections``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn.client.connections import transport
+from cairn.domain.names import validate_alias, validate_model_name
 from cairn.errors import CairnError, InvalidParameter, Unavailable, error_from_response
 
 RETRY_STATUSES = {502, 503, 504}
@@ -23,20 +24,38 @@ STORE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5
 
 
-def seg(value: object) -> str:
+def seg(value: object, *, slashes: bool = False) -> str:
     """``value`` as exactly one path segment. A URL's dot-segments are removed before it
     is sent (``/models/m/tags/..`` is ``/models/m``), so ``.`` and ``..`` are sent
     percent-encoded, which the server reads back as themselves; an empty value makes no
     segment at all (``/models/`` is the list), so it is refused here, as the service
-    refuses every empty name, alias, key and version."""
+    refuses every empty name, alias, key and version. A ``/`` reaches the server's router
+    as a separator whatever its encoding (``DELETE /models/m%2Ftags%2Fx`` is ``DELETE
+    /models/m/tags/x``, another resource), so it is refused, except with ``slashes``: for
+    the last segment of a route that takes it (a tag key)."""
     text = quote(str(value), safe="")
     if not text:
         raise InvalidParameter(
             "an empty name, alias, key or version was given; it must not be empty"
         )
+    if "/" in str(value) and not slashes:
+        raise InvalidParameter(
+            f"{str(value)!r} contains '/', which no name, alias, version or id may contain"
+        )
     if text in (".", ".."):
         return text.replace(".", "%2E")
     return text
+
+
+def model_seg(name: object) -> str:
+    """A model name as its path segment, checked first as the service checks it (so the
+    error is the one a local client raises, and a ``/`` never reaches the URL)."""
+    return seg(validate_model_name(name))
+
+
+def alias_seg(alias: object) -> str:
+    """An alias as its path segment, checked first as the service checks it."""
+    return seg(validate_alias(alias))
 
 
 class HttpTransport:

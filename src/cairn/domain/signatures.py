@@ -8,6 +8,7 @@ uploaded for a version, with the verdict Cairn reached when it checked it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,18 @@ from typing import Any
 
 from cairn.domain.codec import format_time, parse_time
 from cairn.errors import InvalidParameter
+
+_SIGNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def validate_signer_name(name: object) -> str:
+    """Return ``name`` unchanged if it may name a trusted signer, else raise."""
+    if not isinstance(name, str) or not _SIGNER_NAME.fullmatch(name):
+        raise InvalidParameter(
+            f"signer name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
 
 
 class SignerKind(StrEnum):

@@ -9,7 +9,6 @@ verdict, verified or not. Promotion gates ask ``SignatureStore.has_verified``.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from cairn.domain import names
@@ -20,6 +19,7 @@ from cairn.domain.signatures import (
     TrustedSigner,
     VersionSignature,
     material_digest,
+    validate_signer_name,
 )
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
@@ -30,17 +30,6 @@ from cairn.store.metadata.database import Tx
 from cairn.store.metadata.signatures_store import SignatureStore
 from cairn.store.metadata.versions_store import VersionStore
 
-_SIGNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def _signer_name(name: object) -> str:
-    if not isinstance(name, str) or not _SIGNER_NAME.fullmatch(name):
-        raise InvalidParameter(
-            f"signer name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
 
 class SignaturesService(ServiceBase):
     # -- trusted signers (instance ADMIN) ----------------------------------------------
@@ -49,7 +38,7 @@ class SignaturesService(ServiceBase):
         self, actor: Actor, name: str, kind: SignerKind | str, material: str
     ) -> TrustedSigner:
         """Trust a public key or a CA certificate (chain) under ``name``."""
-        _signer_name(name)
+        validate_signer_name(name)
         kind = SignerKind.parse(kind)
         if not isinstance(material, str):
             raise InvalidParameter("signer material must be PEM text")
@@ -90,7 +79,7 @@ class SignaturesService(ServiceBase):
     def remove_signer(self, actor: Actor, name: str) -> None:
         """Stop trusting ``name``. Recorded verdicts stay, but gates no longer count them,
         nor once another key is trusted under the same name (``has_verified``)."""
-        _signer_name(name)
+        validate_signer_name(name)
 
         def run(s: Tx) -> None:
             self._require_admin(actor, "remove_signer")

@@ -1,0 +1,606 @@
+"""``cairn.Client(uri)`` keeps one promise: over HTTP and in-process on a directory, the
+same call gives the same answer or raises the same ``cairn.errors`` exception (class,
+``error_code`` and message).
+
+Each scenario runs twice, on two fresh registries of the same database backend: once
+through ``HttpClient`` against the real app, once through ``LocalClient``. What the two
+return, or raise, is then compared, after what must differ is set aside: the caller
+(the HTTP client is the ``admin`` user, the local one ``local:<login>``) and the clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from cairn.app import create_app
+from cairn.client.base import BaseClient
+from cairn.client.http import HttpClient
+from cairn.client.local import LocalClient
+from cairn.errors import CairnError
+from cairn.settings import Settings
+from cairn.store.metadata.database import Database
+from cairn.store.metadata.schema import metadata
+
+ADMIN_TOKEN = "cairn-test-admin-token-0123456789abcdefghij"  # as in tests/conftest.py
+ME = "<caller>"
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)")
+Scenario = Callable[[BaseClient], Any]
+
+
+def _empty(url: str) -> None:
+    """The PostgreSQL database as new, its sequences included (as ``tests/conftest.py``)."""
+    db = Database(url)
+    with db.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+        sequences = conn.execute(
+            text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+        ).scalars()
+        for sequence in sequences.all():
+            conn.execute(text("SELECT setval(:name, 1, false)"), {"name": sequence})
+    db.dispose()
+
+
+@pytest.fixture
+def registry(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Any]:
+    """``registry(mode)``: a context giving the SDK of ``mode`` on a registry of its own."""
+
+    @contextmanager
+    def open_registry(mode: str) -> Iterator[BaseClient]:
+        root = tmp_path / mode
+        root.mkdir()
+        if backend == "sqlite":
+            shutil.copy(request.getfixturevalue("sqlite_template"), root / "cairn.db")
+            url = f"sqlite:///{root / 'cairn.db'}"
+        else:
+            url = request.getfixturevalue("postgres_url")
+            _empty(url)
+        settings = Settings(
+            data_dir=root / "data",
+            backend_uri=url,
+            artifacts_uri=str(root / "blobs"),
+            allowed_hosts=["testserver"],
+            bootstrap_token=ADMIN_TOKEN,
+        )
+        if mode == "local":
+            local = LocalClient(
+                settings.data_dir, backend_uri=url, artifacts_uri=str(root / "blobs")
+            )
+            try:
+                yield local
+            finally:
+                local.close()
+            return
+        app = create_app(settings)
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with TestClient(app, raise_server_exceptions=False, headers=headers) as test_client:
+            http = HttpClient("http://testserver", http_client=test_client)
+            try:
+                yield http
+            finally:
+                http.close()
+        app.state.service.db.dispose()
+
+    return open_registry
+
+
+def _plain(value: Any, me: str) -> Any:
+    """``value`` as plain data to compare: the caller's name as ``ME``, times as whether
+    they carry a zone (both modes answer aware UTC times)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return (type(value).__name__, _plain(fields, me))
+    if isinstance(value, enum.Enum):
+        return (type(value).__name__, value.value)
+    if isinstance(value, datetime):
+        return ("datetime", value.utcoffset())
+    if isinstance(value, dict):
+        return {_plain(k, me): _plain(v, me) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, me) for v in value]
+    if isinstance(value, str):
+        if value == me:
+            return ME
+        if _TIMESTAMP.fullmatch(value):
+            return "<time>"
+        return _mine(value, me)
+    return value
+
+
+def _mine(text: str, me: str) -> str:
+    """``text`` with the caller's name, as a word of its own, written ``ME``."""
+    return re.sub(rf"(?<!\w){re.escape(me)}(?!\w)", ME, text)
+
+
+def _outcome(client: BaseClient, scenario: Scenario) -> Any:
+    me = "admin" if isinstance(client, HttpClient) else str(client.whoami()["user"])
+    try:
+        return ("returned", _plain(scenario(client), me))
+    except CairnError as exc:
+        return ("raised", type(exc).__name__, exc.error_code, _mine(exc.message, me))
+    except Exception as exc:  # not a Cairn error: a leak in either mode
+        return ("LEAKED", type(exc).__name__, str(exc))
+
+
+def _run_both(registry: Callable[[str], Any], scenario: Scenario) -> tuple[Any, Any]:
+    with registry("http") as http:
+        over_http = _outcome(http, scenario)
+    with registry("local") as local:
+        in_process = _outcome(local, scenario)
+    return over_http, in_process
+
+
+# -- the scenarios: set up with good calls, end with the one under test -------------------
+
+
+def _model(c: BaseClient, name: str = "m", versions: int = 1) -> None:
+    c.create_model(name, description="d", tags={"team": "risk"})
+    for _ in range(versions):
+        c.create_version(name, metrics={"auc": 0.9}, params={"lr": "0.1"})
+
+
+def _then(setup: Callable[[BaseClient], Any], call: Scenario) -> Scenario:
+    def scenario(c: BaseClient) -> Any:
+        setup(c)
+        return call(c)
+
+    return scenario
+
+
+def _deleted(c: BaseClient) -> None:
+    _model(c, versions=2)
+    c.delete_model("m")
+
+
+def _two(c: BaseClient) -> None:
+    _model(c, versions=2)
+
+
+def _none(c: BaseClient) -> None:
+    return None
+
+
+SCENARIOS: dict[str, Scenario] = {
+    # registered models
+    "create_model": lambda c: c.create_model("m", description="d", tags={"a": "1"}),
+    "create_model twice": _then(_two, lambda c: c.create_model("M")),
+    "create_model bad name": lambda c: c.create_model("bad/name"),
+    "create_model empty name": lambda c: c.create_model(""),
+    "create_model None name": lambda c: c.create_model(None),  # type: ignore[arg-type]
+    "create_model int name": lambda c: c.create_model(5),  # type: ignore[arg-type]
+    "create_model tags not str": lambda c: c.create_model("m", tags={"a": 1}),  # type: ignore[dict-item]
+    "create_model description None": lambda c: c.create_model("m", description=None),  # type: ignore[arg-type]
+    "get_model": _then(_two, lambda c: c.get_model("m")),
+    "get_model unknown": lambda c: c.get_model("ghost"),
+    "get_model deleted": _then(_deleted, lambda c: c.get_model("m")),
+    "get_model empty": lambda c: c.get_model(""),
+    "get_model None": lambda c: c.get_model(None),  # type: ignore[arg-type]
+    "search_models": _then(_two, lambda c: c.search_models("name = 'm'")),
+    "search_models bad filter": lambda c: c.search_models("name = "),
+    "search_models unknown field": lambda c: c.search_models("colour = 'red'"),
+    "search_models order": _then(_two, lambda c: c.search_models(order_by=["name DESC"])),
+    "search_models bad order": lambda c: c.search_models(order_by=["colour"]),
+    "search_models max_results 0": lambda c: c.search_models(max_results=0),
+    "search_models max_results -1": lambda c: c.search_models(max_results=-1),
+    "search_models max_results huge": lambda c: c.search_models(max_results=10**9),
+    "search_models max_results str": lambda c: c.search_models(max_results="2"),  # type: ignore[arg-type]
+    "search_models max_results bad str": lambda c: c.search_models(max_results="x"),  # type: ignore[arg-type]
+    "search_models bad token": lambda c: c.search_models(page_token="nonsense"),
+    "search_models empty filter": lambda c: c.search_models(""),
+    "search_models deleted": _then(_deleted, lambda c: c.search_models(include_deleted=True)),
+    "search_models paged": _then(
+        lambda c: [c.create_model(f"p{i}") for i in range(3)],
+        lambda c: c.search_models(max_results=2),
+    ),
+    "update_model": _then(_two, lambda c: c.update_model("m", description="new")),
+    "update_model unknown": lambda c: c.update_model("ghost", description="x"),
+    "update_model nothing": _then(_two, lambda c: c.update_model("m")),
+    "rename_model": _then(_two, lambda c: c.rename_model("m", "n")),
+    "rename_model to existing": _then(
+        lambda c: (_two(c), c.create_model("n")), lambda c: c.rename_model("m", "n")
+    ),
+    "rename_model bad": _then(_two, lambda c: c.rename_model("m", "a/b")),
+    "rename_model empty": _then(_two, lambda c: c.rename_model("m", "")),
+    "rename_model same": _then(_two, lambda c: c.rename_model("m", "m")),
+    "set_model_tag": _then(_two, lambda c: c.set_model_tag("m", "k", "v")),
+    "set_model_tag empty key": _then(_two, lambda c: c.set_model_tag("m", "", "v")),
+    "set_model_tag int value": _then(_two, lambda c: c.set_model_tag("m", "k", 5)),  # type: ignore[arg-type]
+    "set_model_tag None value": _then(_two, lambda c: c.set_model_tag("m", "k", None)),  # type: ignore[arg-type]
+    "set_model_tag deleted": _then(_deleted, lambda c: c.set_model_tag("m", "k", "v")),
+    "set_model_tag slash key": _then(_two, lambda c: c.set_model_tag("m", "a/b", "v")),
+    "delete_model_tag slash key": _then(
+        lambda c: (_two(c), c.set_model_tag("m", "a/b", "v")),
+        lambda c: c.delete_model_tag("m", "a/b"),
+    ),
+    "set_version_tag slash key": _then(_two, lambda c: c.set_version_tag("m", 1, "a/b", "v")),
+    "get_model slash": lambda c: c.get_model("a/b"),
+    "get_model slash versions": _then(_two, lambda c: c.get_model("m/versions")),
+    "delete_model slash": _then(
+        _two, lambda c: (c.delete_model("m/versions/1"), c.get_version("m", 1))
+    ),
+    "delete_model slash tag": _then(
+        _two, lambda c: (c.delete_model("m/tags/team"), c.get_model("m"))
+    ),
+    "set_alias slash": _then(_two, lambda c: c.set_alias("m", "a/b", 1)),
+    "delete_alias slash": _then(_two, lambda c: c.delete_alias("m", "a/b")),
+    "update_user slash": lambda c: c.update_user("a/b", admin=True),
+    "delete_group slash": lambda c: c.delete_group("a/b"),
+    "add_member slash": _then(lambda c: c.create_group("g"), lambda c: c.add_member("g", "a/b")),
+    "remove_signer slash": lambda c: c.remove_signer("a/b"),
+    "get_model backslash": lambda c: c.get_model("a\\b"),
+    "get_model question": lambda c: c.get_model("a?b"),
+    "get_model hash": lambda c: c.get_model("a#b"),
+    "delete_model_tag unknown": _then(_two, lambda c: c.delete_model_tag("m", "nope")),
+    "delete_model unknown": lambda c: c.delete_model("ghost"),
+    "delete_model twice": _then(_deleted, lambda c: c.delete_model("m")),
+    "restore_model": _then(_deleted, lambda c: c.restore_model("m")),
+    "restore_model live": _then(_two, lambda c: c.restore_model("m")),
+    "restore_model unknown": lambda c: c.restore_model("ghost"),
+    "ensure_model": _then(_two, lambda c: c.ensure_model("m")),
+    "ensure_model deleted": _then(_deleted, lambda c: c.ensure_model("m")),
+    # versions
+    "create_version": _then(
+        lambda c: c.create_model("m"),
+        lambda c: c.create_version("m", description="d", tags={"t": "1"}, semver="1.2.3"),
+    ),
+    "create_version unknown model": lambda c: c.create_version("ghost"),
+    "create_version deleted model": _then(_deleted, lambda c: c.create_version("m")),
+    "create_version bad semver": _then(_two, lambda c: c.create_version("m", semver="1.x")),
+    "create_version metric str": _then(
+        _two,
+        lambda c: c.create_version("m", metrics={"auc": "high"}),  # type: ignore[dict-item]
+    ),
+    "create_version metric numeric str": _then(
+        _two,
+        lambda c: c.create_version("m", metrics={"auc": "0.5"}),  # type: ignore[dict-item]
+    ),
+    "create_version metric bool": _then(
+        _two,
+        lambda c: c.create_version("m", metrics={"auc": True}),
+    ),
+    "create_version param int": _then(
+        _two,
+        lambda c: c.create_version("m", params={"lr": 1}),  # type: ignore[dict-item]
+    ),
+    "create_version bad run_link": _then(
+        _two, lambda c: c.create_version("m", run_link="javascript:alert(1)")
+    ),
+    "get_version": _then(_two, lambda c: c.get_version("m", 2)),
+    "get_version str": _then(_two, lambda c: c.get_version("m", "2")),
+    "get_version latest": _then(_two, lambda c: c.get_version("m", "latest")),
+    "get_version unknown": _then(_two, lambda c: c.get_version("m", 9)),
+    "get_version zero": _then(_two, lambda c: c.get_version("m", 0)),
+    "get_version negative": _then(_two, lambda c: c.get_version("m", -1)),
+    "get_version word": _then(_two, lambda c: c.get_version("m", "two")),
+    "get_version empty": _then(_two, lambda c: c.get_version("m", "")),
+    "get_version float": _then(_two, lambda c: c.get_version("m", 1.0)),  # type: ignore[arg-type]
+    "get_version None": _then(_two, lambda c: c.get_version("m", None)),  # type: ignore[arg-type]
+    "get_version bool": _then(_two, lambda c: c.get_version("m", True)),
+    "get_version huge": _then(_two, lambda c: c.get_version("m", 2**70)),
+    "get_version of deleted model": _then(_deleted, lambda c: c.get_version("m", 1)),
+    "get_version deleted": _then(
+        lambda c: (_two(c), c.delete_version("m", 2)), lambda c: c.get_version("m", 2)
+    ),
+    "resolve latest": _then(_two, lambda c: c.resolve("models:/m/latest")),
+    "resolve number": _then(_two, lambda c: c.resolve("models:/m/1")),
+    "resolve unknown alias": _then(_two, lambda c: c.resolve("models:/m@nope")),
+    "resolve bad uri": lambda c: c.resolve("runs:/x"),
+    "resolve empty": lambda c: c.resolve(""),
+    "resolve stage": _then(
+        lambda c: (_two(c), c.transition_stage("m", 1, "Production")),
+        lambda c: c.resolve("models:/m/Production"),
+    ),
+    "resolve naive as_of": _then(
+        _two, lambda c: c.resolve("models:/m/latest", as_of=datetime(2000, 1, 1))
+    ),
+    "resolve future as_of": _then(
+        _two, lambda c: c.resolve("models:/m/1", as_of=datetime.now(UTC) + timedelta(days=1))
+    ),
+    "list_versions": _then(_two, lambda c: c.list_versions("m", order_by=["version DESC"])),
+    "list_versions unknown": lambda c: c.list_versions("ghost"),
+    "list_versions deleted model": _then(_deleted, lambda c: c.list_versions("m")),
+    "list_versions paged": _then(_two, lambda c: c.list_versions("m", max_results=1)),
+    "list_versions max_results 0": _then(_two, lambda c: c.list_versions("m", max_results=0)),
+    "list_versions bad order": _then(_two, lambda c: c.list_versions("m", order_by=["x"])),
+    "search_versions": _then(_two, lambda c: c.search_versions("metrics.auc > 0.5")),
+    "search_versions bad": lambda c: c.search_versions("metrics.auc >"),
+    "search_versions bad token": lambda c: c.search_versions(page_token="zzz"),
+    "search_versions max_results huge": lambda c: c.search_versions(max_results=10**6),
+    "search_versions order": _then(
+        _two, lambda c: c.search_versions(order_by=["version ASC"], max_results=1)
+    ),
+    "update_version": _then(_two, lambda c: c.update_version("m", 1, semver="2.0.0")),
+    "update_version bad semver": _then(_two, lambda c: c.update_version("m", 1, semver="x")),
+    "update_version unknown": _then(_two, lambda c: c.update_version("m", 7, description="x")),
+    "set_version_tag": _then(_two, lambda c: c.set_version_tag("m", 1, "k", "v")),
+    "set_version_tag unknown version": _then(_two, lambda c: c.set_version_tag("m", 9, "k", "v")),
+    "delete_version_tag unknown": _then(_two, lambda c: c.delete_version_tag("m", 1, "k")),
+    "transition_stage": _then(_two, lambda c: c.transition_stage("m", 1, "staging")),
+    "transition_stage archive": _then(
+        lambda c: (_two(c), c.transition_stage("m", 1, "Production")),
+        lambda c: c.transition_stage("m", 2, "Production", archive_existing_versions=True),
+    ),
+    "transition_stage bad": _then(_two, lambda c: c.transition_stage("m", 1, "Prod")),
+    "transition_stage empty": _then(_two, lambda c: c.transition_stage("m", 1, "")),
+    "delete_version unknown": _then(_two, lambda c: c.delete_version("m", 9)),
+    "delete_version twice": _then(
+        lambda c: (_two(c), c.delete_version("m", 1)), lambda c: c.delete_version("m", 1)
+    ),
+    "restore_version": _then(
+        lambda c: (_two(c), c.delete_version("m", 1)), lambda c: c.restore_version("m", 1)
+    ),
+    "restore_version live": _then(_two, lambda c: c.restore_version("m", 1)),
+    "purge_version": _then(
+        _two, lambda c: (c.purge_version("m", 1), c.list_versions("m", include_deleted=True))
+    ),
+    "purge_version unknown": _then(_two, lambda c: c.purge_version("m", 9)),
+    "prune_versions": _then(_two, lambda c: c.prune_versions("m", keep=1)),
+    "prune_versions keep -1": _then(_two, lambda c: c.prune_versions("m", keep=-1)),
+    "prune_versions keep str": _then(_two, lambda c: c.prune_versions("m", keep="1")),  # type: ignore[arg-type]
+    "prune_versions bad filter": _then(_two, lambda c: c.prune_versions("m", keep=1, filter="x")),
+    "prune_versions keep_days -1": _then(
+        _two, lambda c: c.prune_versions("m", keep=1, keep_days=-1)
+    ),
+    "prune_versions unknown": lambda c: c.prune_versions("ghost", keep=1),
+    "get_retention": _then(_two, lambda c: c.get_retention("m")),
+    "set_retention": _then(_two, lambda c: c.set_retention("m", keep=3, keep_days=1.5)),
+    "set_retention bad": _then(_two, lambda c: c.set_retention("m", keep=-3)),
+    "set_retention none": _then(_two, lambda c: c.set_retention("m", keep=None)),
+    "clear_retention": _then(_two, lambda c: c.clear_retention("m")),
+    "clear_retention unknown": lambda c: c.clear_retention("ghost"),
+    # aliases
+    "set_alias": _then(_two, lambda c: c.set_alias("m", "prod", 1)),
+    "set_alias str version": _then(_two, lambda c: c.set_alias("m", "prod", "1")),
+    "set_alias latest": _then(_two, lambda c: c.set_alias("m", "prod", "latest")),
+    "set_alias unknown version": _then(_two, lambda c: c.set_alias("m", "prod", 9)),
+    "set_alias zero": _then(_two, lambda c: c.set_alias("m", "prod", 0)),
+    "set_alias bad alias": _then(_two, lambda c: c.set_alias("m", "a/b", 1)),
+    "set_alias number alias": _then(_two, lambda c: c.set_alias("m", "12", 1)),
+    "set_alias latest alias": _then(_two, lambda c: c.set_alias("m", "latest", 1)),
+    "set_alias empty alias": _then(_two, lambda c: c.set_alias("m", "", 1)),
+    "set_alias expect wrong": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1)),
+        lambda c: c.set_alias("m", "prod", 2, expect=2),
+    ),
+    "set_alias expect unset": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1)),
+        lambda c: c.set_alias("m", "prod", 2, expect=0),
+    ),
+    "set_alias expect right": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1)),
+        lambda c: c.set_alias("m", "prod", 2, expect=1),
+    ),
+    "set_alias expect negative": _then(_two, lambda c: c.set_alias("m", "prod", 2, expect=-1)),
+    "set_alias expect str": _then(_two, lambda c: c.set_alias("m", "prod", 2, expect="0")),  # type: ignore[arg-type]
+    "set_alias deleted model": _then(_deleted, lambda c: c.set_alias("m", "prod", 1)),
+    "set_alias deleted version": _then(
+        lambda c: (_two(c), c.delete_version("m", 1)), lambda c: c.set_alias("m", "prod", 1)
+    ),
+    "rollback_alias": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1), c.set_alias("m", "prod", 2)),
+        lambda c: c.rollback_alias("m", "prod"),
+    ),
+    "rollback_alias never moved": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1)), lambda c: c.rollback_alias("m", "prod")
+    ),
+    "rollback_alias unknown": _then(_two, lambda c: c.rollback_alias("m", "nope")),
+    "delete_alias": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1)), lambda c: c.delete_alias("m", "prod")
+    ),
+    "delete_alias unknown": _then(_two, lambda c: c.delete_alias("m", "nope")),
+    "alias_history": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1), c.set_alias("m", "prod", 2)),
+        lambda c: c.alias_history("m"),
+    ),
+    "alias_history limit": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1), c.set_alias("m", "prod", 2)),
+        lambda c: c.alias_history("m", "prod", limit=1),
+    ),
+    "alias_history limit 0": _then(_two, lambda c: c.alias_history("m", limit=0)),
+    "alias_history limit -1": _then(_two, lambda c: c.alias_history("m", limit=-1)),
+    "alias_history unknown": lambda c: c.alias_history("ghost"),
+    "alias_history unknown alias": _then(_two, lambda c: c.alias_history("m", "nope")),
+    # audit
+    "list_audit bad action": lambda c: c.list_audit(action="nope"),
+    "list_audit bad outcome": lambda c: c.list_audit(outcome="nope"),
+    "list_audit max_results 0": lambda c: c.list_audit(max_results=0),
+    "list_audit bad token": lambda c: c.list_audit(page_token="zz"),
+    "list_audit model": _then(_two, lambda c: len(c.list_audit(model="m").items)),
+    "verify_audit": _then(_two, lambda c: c.verify_audit().ok),
+    # signatures and scans
+    "list_signers": lambda c: c.list_signers(),
+    "add_signer bad kind": lambda c: c.add_signer("s", kind="nope", material="x"),
+    "add_signer bad key": lambda c: c.add_signer("s", kind="key", material="x"),
+    "remove_signer unknown": lambda c: c.remove_signer("nope"),
+    "add_signature garbage": _then(_two, lambda c: c.add_signature("m", 1, "garbage")),
+    "add_signature bytes": _then(_two, lambda c: c.add_signature("m", 1, b"\xff")),
+    "add_signature dict": _then(_two, lambda c: c.add_signature("m", 1, {"a": 1})),
+    "list_signatures": _then(_two, lambda c: c.list_signatures("m", 1)),
+    "list_signatures unknown": _then(_two, lambda c: c.list_signatures("m", 9)),
+    "get_scan_report": _then(_two, lambda c: c.get_scan_report("m", 1)),
+    "get_scan_report unknown": _then(_two, lambda c: c.get_scan_report("m", 9)),
+    "rescan_version": _then(_two, lambda c: c.rescan_version("m", 1)),
+    "get_scan_policy": _then(_two, lambda c: c.get_scan_policy("m")),
+    "set_scan_policy": _then(_two, lambda c: c.set_scan_policy("m", "reject")),
+    "set_scan_policy bad": _then(_two, lambda c: c.set_scan_policy("m", "nope")),
+    "set_scan_policy none": _then(_two, lambda c: c.set_scan_policy("m", None)),
+    # protected aliases and promotions
+    "set_policy": lambda c: c.set_policy("m*", "prod", approvals=1, conditions=["auc>=0.5"]),
+    "set_policy bad role": lambda c: c.set_policy("m", "prod", min_role="GOD"),
+    "set_policy bad condition": lambda c: c.set_policy("m", "prod", conditions=["auc >> 1"]),
+    "set_policy negative approvals": lambda c: c.set_policy("m", "prod", approvals=-1),
+    "list_policies": _then(lambda c: c.set_policy("m", "prod"), lambda c: c.list_policies()),
+    "delete_policy unknown": lambda c: c.delete_policy(99),
+    "delete_policy str": lambda c: c.delete_policy("x"),  # type: ignore[arg-type]
+    "promote applied": _then(_two, lambda c: c.promote("m", 1, "prod", comment="go")),
+    "promote pending": _then(
+        lambda c: (_two(c), c.set_policy("m", "prod", approvals=1)),
+        lambda c: c.promote("m", 1, "prod"),
+    ),
+    "promote unknown version": _then(_two, lambda c: c.promote("m", 9, "prod")),
+    "promote bad alias": _then(_two, lambda c: c.promote("m", 1, "a/b")),
+    "promote latest": _then(_two, lambda c: c.promote("m", "latest", "prod")),
+    "list_promotions": _then(
+        lambda c: (_two(c), c.promote("m", 1, "prod")), lambda c: c.list_promotions()
+    ),
+    "list_promotions bad status": lambda c: c.list_promotions(status="nope"),
+    "list_promotions max_results 0": lambda c: c.list_promotions(max_results=0),
+    "list_promotions bad token": lambda c: c.list_promotions(page_token="zz"),
+    "get_promotion unknown": lambda c: c.get_promotion(99),
+    "approve_promotion own": _then(
+        lambda c: (_two(c), c.set_policy("m", "prod", approvals=1), c.promote("m", 1, "prod")),
+        lambda c: c.approve_promotion(1),
+    ),
+    "cancel_promotion": _then(
+        lambda c: (_two(c), c.set_policy("m", "prod", approvals=1), c.promote("m", 1, "prod")),
+        lambda c: c.cancel_promotion(1, comment="no"),
+    ),
+    "reject_promotion applied": _then(
+        lambda c: (_two(c), c.promote("m", 1, "prod")), lambda c: c.reject_promotion(1)
+    ),
+    # identities
+    "create_user": lambda c: c.create_user("ana", password="pa55word-long-enough"),
+    "create_user bad name": lambda c: c.create_user("a b"),
+    "create_user twice": _then(lambda c: c.create_user("ana"), lambda c: c.create_user("ana")),
+    "create_user service with password": lambda c: c.create_user("svc", service=True, password="x"),
+    "list_users": _then(
+        lambda c: c.create_user("ana"),
+        lambda c: [u for u in c.list_users() if u["name"] != "admin"],  # the caller over HTTP
+    ),
+    "update_user unknown": lambda c: c.update_user("ghost", admin=True),
+    "update_user nothing": _then(lambda c: c.create_user("ana"), lambda c: c.update_user("ana")),
+    "create_group": lambda c: c.create_group("g"),
+    "create_group twice": _then(lambda c: c.create_group("g"), lambda c: c.create_group("g")),
+    "delete_group unknown": lambda c: c.delete_group("g"),
+    "add_member unknown": lambda c: c.add_member("g", "ana"),
+    "add_member": _then(
+        lambda c: (c.create_group("g"), c.create_user("ana")),
+        lambda c: (c.add_member("g", "ana"), c.list_groups()),
+    ),
+    "remove_member not member": _then(
+        lambda c: (c.create_group("g"), c.create_user("ana")),
+        lambda c: c.remove_member("g", "ana"),
+    ),
+    "grant": _then(
+        lambda c: (_two(c), c.create_user("ana")), lambda c: c.grant("ana", "READ", model="m")
+    ),
+    "grant bad role": _then(
+        lambda c: (_two(c), c.create_user("ana")), lambda c: c.grant("ana", "GOD", model="m")
+    ),
+    "grant both": _then(
+        lambda c: (_two(c), c.create_user("ana")),
+        lambda c: c.grant("ana", "READ", model="m", pattern="*"),
+    ),
+    "grant neither": _then(lambda c: c.create_user("ana"), lambda c: c.grant("ana", "READ")),
+    "grant unknown subject": _then(_two, lambda c: c.grant("ghost", "READ", model="m")),
+    "revoke not granted": _then(
+        lambda c: (_two(c), c.create_user("ana")), lambda c: c.revoke("ana", model="m")
+    ),
+    "list_grants": _then(
+        lambda c: (_two(c), c.create_user("ana"), c.grant("ana", "READ", model="m")),
+        lambda c: c.list_grants(model="m", subject="user:ana"),
+    ),
+    "create_token bad scope": lambda c: c.create_token("t", scope="god"),
+    "create_token negative days": lambda c: c.create_token("t", expires_days=-1),
+    "create_token unknown user": lambda c: c.create_token("t", user="ghost"),
+    "revoke_token unknown": lambda c: c.revoke_token(99),
+    "revoke_token str": lambda c: c.revoke_token("x"),  # type: ignore[arg-type]
+    # files
+    "list_files": _then(_two, lambda c: c.list_files("m", 1)),
+    "list_files unknown": _then(_two, lambda c: c.list_files("m", 9)),
+    "file_links": _then(_two, lambda c: c.file_links("m", 1)),
+    "file_links unknown path": _then(_two, lambda c: c.file_links("m", 1, ["nope"])),
+    "finalize_version ready": _then(_two, lambda c: c.finalize_version("m", 1)),
+    "finalize_version unknown": _then(_two, lambda c: c.finalize_version("m", 9)),
+    "pull unknown": lambda c: c.pull("models:/ghost/1"),
+    "pull bad uri": lambda c: c.pull("nonsense"),
+    "reserve_versions": _then(_two, lambda c: c.reserve_versions("m", 10)),
+    "reserve_versions down": _then(_two, lambda c: c.reserve_versions("m", 1)),
+    "reserve_versions negative": _then(_two, lambda c: c.reserve_versions("m", -1)),
+    "import_model": lambda c: c.import_model(
+        "m", created_at=datetime(2020, 1, 1, tzinfo=UTC), created_by="bob"
+    ),
+    "import_model naive": lambda c: c.import_model("m", created_at=datetime(2020, 1, 1)),
+    "import_model future": lambda c: c.import_model(
+        "m", created_at=datetime.now(UTC) + timedelta(days=3)
+    ),
+    "diff_versions": _then(_two, lambda c: c.diff_versions("models:/m/1", "models:/m/2")),
+    "diff_versions unknown": _then(_two, lambda c: c.diff_versions("models:/m/1", "models:/m/9")),
+    "diff_versions bad uri": lambda c: c.diff_versions("x", "y"),
+    "whoami keys": lambda c: sorted(c.whoami()),
+}
+
+
+# The server checks a request's shape (types, ranges, choices) before the service sees it,
+# in its own words: the same exception, with another message.
+WORDED_BY_THE_SERVER = {
+    "create_model None name",
+    "create_model int name",
+    "create_model tags not str",
+    "create_model description None",
+    "set_model_tag int value",
+    "set_model_tag None value",
+    "create_version metric str",
+    "create_version metric numeric str",
+    "create_version metric bool",
+    "create_version param int",
+    "prune_versions keep -1",
+    "prune_versions keep_days -1",
+    "set_retention bad",
+    "set_alias expect negative",
+    "set_scan_policy bad",
+    "delete_policy str",
+    "grant bad role",
+    "create_token bad scope",
+    "reserve_versions negative",
+    "search_models max_results bad str",
+}
+
+# Differences not resolved yet: each must fail until it is.
+KNOWN: dict[str, str] = {
+    "prune_versions keep str": "a str for an int: TypeError locally",
+    "set_alias expect str": "a str for an int: TypeError locally",
+    "revoke_token str": "a str for an int: TypeError locally",
+    "search_models max_results str": "a numeric str for an int: refused locally only",
+    "search_models bad filter": "InvalidFilter arrives as InvalidParameter over HTTP",
+    "search_models unknown field": "InvalidFilter arrives as InvalidParameter over HTTP",
+    "search_versions bad": "InvalidFilter arrives as InvalidParameter over HTTP",
+    "prune_versions bad filter": "InvalidFilter arrives as InvalidParameter over HTTP",
+    "get_version zero": "the version is quoted over HTTP only",
+    "get_version negative": "'not a positive integer' over HTTP, 'out of range' locally",
+    "get_version empty": "the empty-segment message over HTTP",
+    "get_version float": "the version is quoted over HTTP only",
+    "get_version None": "the version is quoted over HTTP only",
+    "get_version bool": "the version is quoted over HTTP only",
+    "get_version huge": "the version is quoted over HTTP only",
+    "set_model_tag empty key": "the empty-segment message over HTTP",
+}
+
+
+def _case(name: str) -> Any:
+    if name in KNOWN:
+        return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[name]))
+    return name
+
+
+@pytest.mark.parametrize("name", [_case(name) for name in SCENARIOS])
+def test_same_outcome_both_modes(registry: Callable[[str], Any], name: str) -> None:
+    over_http, in_process = _run_both(registry, SCENARIOS[name])
+    assert over_http[0] != "LEAKED", over_http
+    assert in_process[0] != "LEAKED", in_process
+    if name in WORDED_BY_THE_SERVER:
+        assert over_http[0] == in_process[0] == "raised", (over_http, in_process)
+        over_http, in_process = over_http[:3], in_process[:3]
+    assert over_http == in_process, f"\nHTTP : {over_http}\nLOCAL: {in_process}"
