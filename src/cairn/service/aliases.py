@@ -11,6 +11,7 @@ from cairn.domain.models import Actor, AliasEvent, ModelVersion, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.service.gates import AliasGuard
+from cairn.service.validation import require_int
 from cairn.store.metadata import one_trip
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.audit_store import event_template, new_event
@@ -39,7 +40,7 @@ class AliasesService(AliasGuard):
         names.validate_model_name(name)
         names.validate_alias(alias)
         number = parse_version_number(version)
-        if expect is not None and (isinstance(expect, bool) or expect < 0):
+        if expect is not None and require_int("expect", expect) < 0:
             raise InvalidParameter("expect must be a version number, or 0 for 'not set yet'")
 
         if expect is None and self._one_statement_for(actor, name):
@@ -167,8 +168,8 @@ class AliasesService(AliasGuard):
         if alias is not None:
             names.validate_alias(alias)
         cap = self.limits.max_alias_history
-        count = cap if limit is None else limit
-        if isinstance(count, bool) or not 1 <= count <= cap:
+        count = cap if limit is None else require_int("limit", limit)
+        if not 1 <= count <= cap:
             raise InvalidParameter(f"limit must be between 1 and {cap}")
 
         def run(s: Tx) -> list[AliasEvent]:

@@ -19,6 +19,7 @@ from cairn.domain.codec import format_time
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated, Unavailable
 from cairn.service.auth_cache import moot_grants
 from cairn.service.base import ServiceBase
+from cairn.service.validation import require_int
 from cairn.store.metadata.clock import optional_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
@@ -230,7 +231,7 @@ class CredentialsService(ServiceBase):
         if user is not None and not names.same_identity(user, actor.name):
             self._require_admin(actor, "create_token_for_user")
         if expires_days is not None and (
-            isinstance(expires_days, bool) or not 1 <= expires_days <= tokens.MAX_TOKEN_DAYS
+            not 1 <= require_int("expires_days", expires_days) <= tokens.MAX_TOKEN_DAYS
         ):
             raise InvalidParameter(f"expires_days must be between 1 and {tokens.MAX_TOKEN_DAYS}")
         secret = tokens.new_token()
@@ -276,7 +277,7 @@ class CredentialsService(ServiceBase):
         )
 
     def revoke_token(self, actor: Actor, token_id: int) -> None:
-        if isinstance(token_id, bool) or not 1 <= token_id < 1 << 63:  # 64-bit ids
+        if not 1 <= require_int("token id", token_id) < 1 << 63:  # 64-bit ids
             raise NotFound(f"token {token_id} does not exist")
         now = self.clock()
 

@@ -16,6 +16,7 @@ from cairn.domain.artifacts import Retention, RetentionPolicy
 from cairn.domain.models import Actor
 from cairn.errors import InvalidParameter
 from cairn.service.base import ServiceBase
+from cairn.service.validation import require_int, require_number
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.retention_store import RetentionStore
 
@@ -25,7 +26,7 @@ MAX_KEEP_DAYS = 36_500  # ...and for how many days a version stays whatever its 
 
 def check_keep(keep: int | None, keep_days: float | None) -> None:
     """Refuse a ``keep`` or ``keep_days`` out of range, or days without a count."""
-    if keep is not None and not MIN_KEEP <= keep <= MAX_KEEP:
+    if keep is not None and not MIN_KEEP <= require_int("keep", keep) <= MAX_KEEP:
         raise InvalidParameter(
             f"keep must be between {MIN_KEEP} and {MAX_KEEP}: the newest versions kept"
         )
@@ -33,7 +34,7 @@ def check_keep(keep: int | None, keep_days: float | None) -> None:
         return
     if keep is None:
         raise InvalidParameter("keep_days goes with keep: how many versions stay")
-    if not 0 <= keep_days <= MAX_KEEP_DAYS:
+    if not 0 <= require_number("keep_days", keep_days) <= MAX_KEEP_DAYS:
         raise InvalidParameter(
             f"keep_days must be between 0 and {MAX_KEEP_DAYS}: versions that young stay"
         )
