@@ -565,6 +565,16 @@ SCENARIOS: dict[str, Scenario] = {
     "prune_versions keep float": _then(_two, lambda c: c.prune_versions("m", keep=1.5)),  # type: ignore[arg-type]
     "list_audit since str": lambda c: c.list_audit(since="yesterday"),  # type: ignore[arg-type]
     "resolve as_of str": _then(_two, lambda c: c.resolve("models:/m/1", as_of="x")),  # type: ignore[arg-type]
+    "list_audit until int": lambda c: c.list_audit(until=0),  # type: ignore[arg-type]
+    "rollback_alias as_of str": _then(
+        lambda c: (_two(c), c.set_alias("m", "prod", 1)),
+        lambda c: c.rollback_alias("m", "prod", as_of="2020-01-01T00:00:00Z"),  # type: ignore[arg-type]
+    ),
+    "diff_versions old_as_of str": _then(
+        _two,
+        lambda c: c.diff_versions("models:/m@p", "models:/m/2", old_as_of="x"),  # type: ignore[arg-type]
+    ),
+    "import_model created_at str": lambda c: c.import_model("m", created_at="2020-01-01"),  # type: ignore[arg-type]
     "search_models order_by str": _then(_two, lambda c: c.search_models(order_by="name")),  # type: ignore[arg-type]
     "search_models filter int": lambda c: c.search_models(5),  # type: ignore[arg-type]
     "create_model tags list": lambda c: c.create_model("m", tags=[("a", "b")]),  # type: ignore[arg-type]
@@ -628,8 +638,6 @@ KNOWN: dict[str, str] = {
     "get_version bool": "the version is quoted over HTTP only",
     "get_version huge": "the version is quoted over HTTP only",
     "set_model_tag empty key": "the empty-segment message over HTTP",
-    "list_audit since str": "a str for a datetime: AttributeError",
-    "resolve as_of str": "a str for a datetime: AttributeError",
     "search_models filter int": "a filter that is no str is sent as one over HTTP",
     "create_model tags list": "a list of pairs for tags is taken as a dict over HTTP",
 }

@@ -33,6 +33,7 @@ from cairn.domain.codec import (
     model_from_json,
     prune_from_json,
     retention_from_json,
+    validate_time,
     version_from_json,
 )
 from cairn.domain.diff import VersionDiff
@@ -168,7 +169,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         return version_from_json(self._request("GET", path))
 
     def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion:
-        params = {"uri": uri, "as_of": format_time(as_of)}
+        params = {"uri": uri, "as_of": format_time(validate_time("as_of", as_of))}
         return version_from_json(self._request("GET", "/resolve", params=params))
 
     def diff_versions(
@@ -180,7 +181,11 @@ class HttpClient(GovernanceCalls, BaseClient):
         tensors: bool = False,
         signature: bool = False,
     ) -> VersionDiff:
-        params = {"old": old, "new": new, "old_as_of": format_time(old_as_of)}
+        params = {
+            "old": old,
+            "new": new,
+            "old_as_of": format_time(validate_time("old_as_of", old_as_of)),
+        }
         params.update(
             {k: "true" for k, on in (("tensors", tensors), ("signature", signature)) if on}
         )
@@ -514,7 +519,7 @@ class HttpClient(GovernanceCalls, BaseClient):
             "name": name,
             "description": description,
             "tags": dict(tags or {}),
-            "created_at": format_time(created_at),
+            "created_at": format_time(validate_time("created_at", created_at)),
             "created_by": created_by,
         }
         return model_from_json(self._request("POST", "/import/models", json=body))
@@ -544,7 +549,7 @@ class HttpClient(GovernanceCalls, BaseClient):
             "stage": stage,
             "status": status,
             "status_message": status_message,
-            "created_at": format_time(created_at),
+            "created_at": format_time(validate_time("created_at", created_at)),
             "created_by": created_by,
         }
         path = f"/import/models/{model_seg(name)}/versions/{seg(version)}"
@@ -567,7 +572,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         self, name: str, alias: str, *, as_of: datetime | None = None
     ) -> ModelVersion:
         path = f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}/rollback"
-        params = {"as_of": format_time(as_of)}
+        params = {"as_of": format_time(validate_time("as_of", as_of))}
         return version_from_json(self._request("POST", path, params=params, attempts=1))
 
     def delete_alias(self, name: str, alias: str) -> None:

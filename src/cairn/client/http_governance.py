@@ -15,7 +15,7 @@ from cairn.domain.audit import (
     audit_event_from_json,
     audit_report_from_json,
 )
-from cairn.domain.codec import format_time
+from cairn.domain.codec import format_time, validate_time
 from cairn.domain.models import Page
 from cairn.domain.promotion import (
     AliasPolicy,
@@ -144,8 +144,8 @@ class GovernanceCalls(HttpTransport):
             "action": action,
             "alias": alias,
             "outcome": outcome,
-            "since": format_time(since),
-            "until": format_time(until),
+            "since": format_time(validate_time("since", since)),
+            "until": format_time(validate_time("until", until)),
             "oldest_first": oldest_first,
             "max_results": max_results,
             "page_token": page_token,

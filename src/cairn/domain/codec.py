@@ -18,6 +18,15 @@ from cairn.domain.models import (
     Stage,
     VersionStatus,
 )
+from cairn.errors import InvalidParameter
+
+
+def validate_time(kind: str, value: object) -> datetime | None:
+    """``value`` if it is a ``datetime`` (or None), else ``InvalidParameter``: a string
+    or a number for a time is refused alike by the HTTP client and by the service."""
+    if value is None or isinstance(value, datetime):
+        return value
+    raise InvalidParameter(f"{kind} must be a datetime, not {value!r}")
 
 
 def format_time(value: datetime | None) -> str | None:

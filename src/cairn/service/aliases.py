@@ -7,6 +7,7 @@ from datetime import datetime
 
 from cairn.domain import names
 from cairn.domain.access import Role
+from cairn.domain.codec import validate_time
 from cairn.domain.models import Actor, AliasEvent, ModelVersion, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
@@ -96,6 +97,7 @@ class AliasesService(AliasGuard):
         move like any other: ``set_alias`` with the alias's current version as its
         precondition (a conflict if it moves meanwhile), audited, kept in the history (so a
         second rollback undoes the first), and subject to a protected alias's policy."""
+        validate_time("as_of", as_of)
         names.validate_model_name(name)
         names.validate_alias(alias)
 

@@ -15,6 +15,7 @@ from typing import Any
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
 from cairn.domain.audit import AuditEvent, AuditReport, clean_outcome
+from cairn.domain.codec import validate_time
 from cairn.domain.models import Page
 from cairn.errors import InvalidParameter, PermissionDenied
 from cairn.service.base import ServiceBase
@@ -90,6 +91,7 @@ class AuditService(ServiceBase):
                 "or a family such as 'alias' or 'version.tag'"
             )
         outcome = clean_outcome(outcome)
+        since, until = validate_time("since", since), validate_time("until", until)
         start = None if since is None else from_datetime(since)
         end = None if until is None else from_datetime(until)
         size = clean_page_size(max_results, self.limits.default_page)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from cairn.domain import names
+from cairn.domain.codec import validate_time
 from cairn.domain.digests import manifest_digest
 from cairn.domain.models import Actor, ModelVersion, RegisteredModel, Stage, VersionSpec
 from cairn.domain.models import VersionStatus as Status
@@ -54,6 +55,7 @@ class PortabilityService(ScansService):
         ``AlreadyExists`` if a live model has the name: an importer then updates the
         existing one through the ordinary methods.
         """
+        validate_time("created_at", created_at)
         names.validate_model_name(name)
         names.validate_text("description", description, names.MAX_DESCRIPTION_LENGTH)
         clean = clean_tags("tag", tags, names.MAX_TAG_VALUE_LENGTH)
@@ -96,6 +98,7 @@ class PortabilityService(ScansService):
         An existing version with the same manifest digest is returned unchanged; one with
         other content is a ``Conflict``, as is a number that was used before and is gone.
         """
+        validate_time("created_at", created_at)
         names.validate_model_name(name)
         number = parse_version_number(version)
         target_stage = Stage.parse(stage)

@@ -11,6 +11,7 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Role
+from cairn.domain.codec import validate_time
 from cairn.domain.diff import VersionDiff, diff_versions
 from cairn.domain.filters import names_one_model, parse_filter, parse_order_by
 from cairn.domain.models import Actor, ModelVersion, Page, Stage
@@ -64,6 +65,7 @@ class VersionReadsService(ServiceBase):
         files: bool = True,
     ) -> ModelVersion:
         """The version a ``models:/`` URI names; aliases may be resolved as of a past time."""
+        validate_time("as_of", as_of)
         ref = _ref(ref, as_of)
         return self.db.read(lambda s: self._resolve(s, actor, ref, as_of, files))
 
@@ -82,6 +84,7 @@ class VersionReadsService(ServiceBase):
         which tensors of their safetensors files changed; ``signature``: and how the
         signatures of their MLmodel files differ. Both read the blob store after the
         snapshot (a version's files never change)."""
+        validate_time("old_as_of", old_as_of)
         before, after = _ref(old, old_as_of), _ref(new, None)
 
         def run(s: Tx) -> VersionDiff:
