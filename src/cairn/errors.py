@@ -22,6 +22,7 @@ the same classes, so local and remote callers catch the same exceptions::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -143,9 +144,16 @@ _BY_STATUS_AND_CODE: dict[tuple[int, str], type[CairnError]] = {
 }
 
 
+# how ``InvalidFilter`` ends its message: the one trace of it an error body keeps
+_AT_POSITION = re.compile(r"(?s)(.*) \(at position (\d+)\)")
+
+
 def error_from_response(status: int, error_code: str | None, message: str) -> CairnError:
-    """Rebuild the exception a server raised from its status and error body."""
+    """Rebuild the exception a server raised from its status and error body (a filter
+    that does not parse: ``InvalidFilter`` with its ``position``, as raised locally)."""
     cls = _BY_STATUS_AND_CODE.get((status, error_code or ""))
+    if cls is InvalidParameter and (at := _AT_POSITION.fullmatch(message)):
+        return InvalidFilter(at.group(1), int(at.group(2)))
     if cls is None:
         for (s, _), candidate in _BY_STATUS_AND_CODE.items():
             if s == status:

@@ -626,10 +626,6 @@ WORDED_BY_THE_SERVER = {
 # Differences not resolved yet: each must fail until it is.
 KNOWN: dict[str, str] = {
     "search_models max_results str": "a numeric str for an int: refused locally only",
-    "search_models bad filter": "InvalidFilter arrives as InvalidParameter over HTTP",
-    "search_models unknown field": "InvalidFilter arrives as InvalidParameter over HTTP",
-    "search_versions bad": "InvalidFilter arrives as InvalidParameter over HTTP",
-    "prune_versions bad filter": "InvalidFilter arrives as InvalidParameter over HTTP",
     "get_version zero": "the version is quoted over HTTP only",
     "get_version negative": "'not a positive integer' over HTTP, 'out of range' locally",
     "get_version empty": "the empty-segment message over HTTP",

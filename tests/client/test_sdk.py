@@ -58,10 +58,10 @@ def test_same_exceptions_both_modes(client: BaseClient) -> None:
         client.get_version("m", 1)
     with pytest.raises(InvalidParameter):
         client.create_model("bad/name")
-    with pytest.raises(InvalidParameter) as info:
+    with pytest.raises(InvalidFilter) as info:  # over HTTP too, with its position
         client.search_versions("tags.team = ")
-    assert "position" in info.value.message
-    assert not isinstance(info.value, InvalidFilter) or info.value.position is not None
+    assert info.value.position == 12
+    assert info.value.message.endswith("(at position 12)")
     client.create_version("m")
     client.set_alias("m", "prod", 1)
     with pytest.raises(Conflict):
