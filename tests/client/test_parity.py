@@ -289,6 +289,10 @@ SCENARIOS: dict[str, Scenario] = {
     "get_version None": _then(_two, lambda c: c.get_version("m", None)),  # type: ignore[arg-type]
     "get_version bool": _then(_two, lambda c: c.get_version("m", True)),
     "get_version huge": _then(_two, lambda c: c.get_version("m", 2**70)),
+    "delete_version zero": _then(_two, lambda c: c.delete_version("m", 0)),
+    "set_version_tag negative": _then(_two, lambda c: c.set_version_tag("m", -3, "k", "v")),
+    "get_scan_report word": _then(_two, lambda c: c.get_scan_report("m", "one")),
+    "list_files empty": _then(_two, lambda c: c.list_files("m", "")),
     "get_version of deleted model": _then(_deleted, lambda c: c.get_version("m", 1)),
     "get_version deleted": _then(
         lambda c: (_two(c), c.delete_version("m", 2)), lambda c: c.get_version("m", 2)
@@ -626,13 +630,6 @@ WORDED_BY_THE_SERVER = {
 # Differences not resolved yet: each must fail until it is.
 KNOWN: dict[str, str] = {
     "search_models max_results str": "a numeric str for an int: refused locally only",
-    "get_version zero": "the version is quoted over HTTP only",
-    "get_version negative": "'not a positive integer' over HTTP, 'out of range' locally",
-    "get_version empty": "the empty-segment message over HTTP",
-    "get_version float": "the version is quoted over HTTP only",
-    "get_version None": "the version is quoted over HTTP only",
-    "get_version bool": "the version is quoted over HTTP only",
-    "get_version huge": "the version is quoted over HTTP only",
     "set_model_tag empty key": "the empty-segment message over HTTP",
     "search_models filter int": "a filter that is no str is sent as one over HTTP",
     "create_model tags list": "a list of pairs for tags is taken as a dict over HTTP",

@@ -20,7 +20,7 @@ import httpx
 from cairn.client.base import BaseClient
 from cairn.client.direct_parts import send_parts
 from cairn.client.http_governance import GovernanceCalls
-from cairn.client.http_transport import MAX_ATTEMPTS, alias_seg, model_seg, seg
+from cairn.client.http_transport import MAX_ATTEMPTS, alias_seg, model_seg, seg, version_seg
 from cairn.client.ranged import RANGED_ABOVE, link_streams, ranged_get
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
@@ -165,7 +165,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         return self._create_with_manifest(name, spec, idempotency_key or str(uuid.uuid4()))[0]
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}"
         return version_from_json(self._request("GET", path))
 
     def resolve(self, uri: str, *, as_of: datetime | None = None) -> ModelVersion:
@@ -226,16 +226,18 @@ class HttpClient(GovernanceCalls, BaseClient):
         description: str | None = None,
         semver: str | None = None,
     ) -> ModelVersion:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}"
         body = {"description": description, "semver": semver}
         return version_from_json(self._request("PATCH", path, json=body))
 
     def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}/tags/{seg(key, slashes=True)}"
+        tag = seg(key, slashes=True)
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/tags/{tag}"
         return version_from_json(self._request("PUT", path, json={"value": value}))
 
     def delete_version_tag(self, name: str, version: int | str, key: str) -> ModelVersion:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}/tags/{seg(key, slashes=True)}"
+        tag = seg(key, slashes=True)
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/tags/{tag}"
         return version_from_json(self._request("DELETE", path))
 
     def transition_stage(
@@ -246,15 +248,15 @@ class HttpClient(GovernanceCalls, BaseClient):
         *,
         archive_existing_versions: bool = False,
     ) -> ModelVersion:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}/stage"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/stage"
         body = {"stage": stage, "archive_existing_versions": archive_existing_versions}
         return version_from_json(self._request("POST", path, json=body))
 
     def delete_version(self, name: str, version: int | str) -> None:
-        self._request("DELETE", f"/models/{model_seg(name)}/versions/{seg(version)}")
+        self._request("DELETE", f"/models/{model_seg(name)}/versions/{version_seg(version)}")
 
     def purge_version(self, name: str, version: int | str) -> None:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}"
         self._request("DELETE", path, params={"purge": True})
 
     def prune_versions(
@@ -290,7 +292,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         return retention_from_json(self._request("DELETE", f"/models/{model_seg(name)}/retention"))
 
     def restore_version(self, name: str, version: int | str) -> ModelVersion:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}/restore"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/restore"
         return version_from_json(self._request("POST", path))
 
     # -- files -------------------------------------------------------------------------
@@ -444,7 +446,7 @@ class HttpClient(GovernanceCalls, BaseClient):
     def _links(
         self, name: str, version: int | str, paths: Sequence[str], *, override: bool
     ) -> list[FileLink]:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}/urls"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/urls"
         answer = self._request(
             "POST", path, json={"paths": list(paths)}, params=_overriding(override)
         )
@@ -498,11 +500,13 @@ class HttpClient(GovernanceCalls, BaseClient):
         return None
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:
-        path = f"/models/{model_seg(name)}/versions/{seg(version)}/finalize"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/finalize"
         return version_from_json(self._request("POST", path))
 
     def list_files(self, name: str, version: int | str) -> list[FileEntry]:
-        body = self._request("GET", f"/models/{model_seg(name)}/versions/{seg(version)}/files")
+        body = self._request(
+            "GET", f"/models/{model_seg(name)}/versions/{version_seg(version)}/files"
+        )
         return [file_from_json(f) for f in body["files"]]
 
     # -- importers ---------------------------------------------------------------------
@@ -552,7 +556,7 @@ class HttpClient(GovernanceCalls, BaseClient):
             "created_at": format_time(validate_time("created_at", created_at)),
             "created_by": created_by,
         }
-        path = f"/import/models/{model_seg(name)}/versions/{seg(version)}"
+        path = f"/import/models/{model_seg(name)}/versions/{version_seg(version)}"
         imported = self._request("PUT", path, json=body)
         return version_from_json(imported), list(imported["missing"])
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cairn.client.http_transport import HttpTransport, model_seg, seg
+from cairn.client.http_transport import HttpTransport, model_seg, seg, version_seg
 from cairn.domain.audit import (
     AuditEvent,
     AuditReport,
@@ -176,20 +176,20 @@ class GovernanceCalls(HttpTransport):
             except UnicodeDecodeError:
                 raise InvalidParameter("signature bundle is not UTF-8 JSON") from None
         body = {"bundle": bundle if isinstance(bundle, str) else dict(bundle)}
-        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/signatures"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/signatures"
         return signature_from_json(self._request("POST", path, json=body))
 
     def list_signatures(self, name: str, version: int | str) -> list[VersionSignature]:
-        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/signatures"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/signatures"
         return [signature_from_json(s) for s in self._request("GET", path)["signatures"]]
 
     # -- unsafe-file scanning -----------------------------------------------------------
     def get_scan_report(self, name: str, version: int | str) -> ScanReport:
-        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/scan"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/scan"
         return scan_report_from_json(self._request("GET", path))
 
     def rescan_version(self, name: str, version: int | str) -> ScanReport:
-        path = f"/models/{model_seg(name)}/versions/{seg(str(version))}/scan"
+        path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/scan"
         return scan_report_from_json(self._request("POST", path))
 
     def get_scan_policy(self, name: str) -> ScanPolicy:

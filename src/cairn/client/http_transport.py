@@ -16,6 +16,7 @@ import httpx
 
 from cairn.client.connections import transport
 from cairn.domain.names import validate_alias, validate_model_name
+from cairn.domain.uris import parse_version_number
 from cairn.errors import CairnError, InvalidParameter, Unavailable, error_from_response
 
 RETRY_STATUSES = {502, 503, 504}
@@ -51,6 +52,13 @@ def model_seg(name: object) -> str:
     """A model name as its path segment, checked first as the service checks it (so the
     error is the one a local client raises, and a ``/`` never reaches the URL)."""
     return seg(validate_model_name(name))
+
+
+def version_seg(version: object) -> str:
+    """A version number (an int or its decimal string) as its path segment, checked
+    first as the service checks it: ``0``, ``-1``, ``''`` or ``None`` is refused here in
+    the local client's words, not the server's (to whom every value is a string)."""
+    return seg(parse_version_number(version))
 
 
 def alias_seg(alias: object) -> str:
