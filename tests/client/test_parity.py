@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -168,8 +169,25 @@ def _two(c: BaseClient) -> None:
     _model(c, versions=2)
 
 
-def _none(c: BaseClient) -> None:
-    return None
+def _folder() -> Path:
+    """A small model folder: a config and two weight shards."""
+    src = Path(tempfile.mkdtemp(prefix="parity-src-"))
+    (src / "weights").mkdir()
+    (src / "config.json").write_text('{"layers": 2}')
+    for i in range(2):
+        (src / "weights" / f"{i}.bin").write_bytes(bytes([i]) * 1000)
+    return src
+
+
+def _pushed(c: BaseClient) -> None:
+    c.create_model("m")
+    c.push(_folder(), name="m", alias="prod", metrics={"auc": 0.9})
+
+
+def _pulled(c: BaseClient, uri: str, **options: Any) -> Any:
+    out = Path(tempfile.mkdtemp(prefix="parity-out-")) / "out"
+    folder = c.pull(uri, out, **options)
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -544,6 +562,48 @@ SCENARIOS: dict[str, Scenario] = {
     "diff_versions unknown": _then(_two, lambda c: c.diff_versions("models:/m/1", "models:/m/9")),
     "diff_versions bad uri": lambda c: c.diff_versions("x", "y"),
     "whoami keys": lambda c: sorted(c.whoami()),
+    # files
+    "push": lambda c: (c.create_model("m"), c.push(_folder(), name="m", alias="prod"))[1],
+    "push unknown model": lambda c: c.push(_folder(), name="ghost"),
+    "push bad alias": _then(
+        lambda c: c.create_model("m"), lambda c: c.push(_folder(), name="m", alias="1x")
+    ),
+    "push missing path": _then(
+        lambda c: c.create_model("m"), lambda c: c.push("/nonexistent/x", name="m")
+    ),
+    "push if_changed": _then(_pushed, lambda c: c.push(_folder(), name="m", if_changed=True)),
+    "push deleted model": _then(
+        lambda c: (_pushed(c), c.delete_model("m")), lambda c: c.push(_folder(), name="m")
+    ),
+    "pull": _then(_pushed, lambda c: _pulled(c, "models:/m@prod")),
+    "pull include": _then(_pushed, lambda c: _pulled(c, "models:/m/1", include=["weights/"])),
+    "pull include nothing": _then(_pushed, lambda c: _pulled(c, "models:/m/1", include=["*.x"])),
+    "pull deleted version": _then(
+        lambda c: (_pushed(c), c.delete_version("m", 1)), lambda c: _pulled(c, "models:/m/1")
+    ),
+    "pull pending version": _then(
+        lambda c: (c.create_model("m"), c.create_version("m")), lambda c: _pulled(c, "models:/m/1")
+    ),
+    "list_files pushed": _then(_pushed, lambda c: c.list_files("m", 1)),
+    "file_links pushed": _then(_pushed, lambda c: c.file_links("m", 1, ["config.json"])),
+    "file_links missing": _then(_pushed, lambda c: c.file_links("m", 1, ["nope.bin"])),
+    "file_links bad path": _then(_pushed, lambda c: c.file_links("m", 1, ["../x"])),
+    "get_scan_report pushed": _then(_pushed, lambda c: c.get_scan_report("m", 1)),
+    "diff pushed": _then(
+        lambda c: (_pushed(c), c.push(_folder(), name="m", tags={"x": "1"})),
+        lambda c: c.diff_versions("models:/m/1", "models:/m/2", tensors=True, signature=True),
+    ),
+    "iter_versions": _then(
+        lambda c: [_model(c, f"p{i}") for i in range(3)],
+        lambda c: list(c.iter_versions("name LIKE 'p%'", max_results=2)),
+    ),
+    "iter_models deleted": _then(
+        lambda c: ([_model(c, f"p{i}") for i in range(3)], c.delete_model("p1")),
+        lambda c: list(c.iter_models(max_results=1, include_deleted=True)),
+    ),
+    "list_audit after push": _then(
+        _pushed, lambda c: [(e.action, e.model, e.outcome) for e in c.list_audit().items]
+    ),
     # a value of the wrong type where a number is due
     "alias_history limit str": _then(_two, lambda c: c.alias_history("m", limit="x")),  # type: ignore[arg-type]
     "list_audit max_results str": lambda c: c.list_audit(max_results="x"),  # type: ignore[arg-type]

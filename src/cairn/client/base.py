@@ -135,9 +135,11 @@ class BaseClient(abc.ABC):
     ) -> VersionDiff:
         """How the version the ``models:/`` URI ``new`` names differs from ``old``'s (of
         one model or two): record fields, metrics with deltas, params, tags, and files
-        (changed, renamed, added, removed). ``old_as_of``: resolve ``old``'s alias as of
-        that time, to see what changed since. ``tensors``: also which tensors of their
-        safetensors files changed (``VersionDiff.tensors``), matched by name;
+        (changed, renamed, added, removed); ``old`` and ``new`` come without their
+        manifests (``files`` empty, ``size`` and ``digest`` theirs). ``old_as_of``:
+        resolve ``old``'s alias as of that time, to see what changed since. ``tensors``:
+        also which tensors of their safetensors files changed (``VersionDiff.tensors``),
+        matched by name;
         ``signature``: how the signatures of their MLflow ``MLmodel`` files differ, and
         which changes break a caller of ``old`` (``VersionDiff.signature``)."""
 

@@ -99,7 +99,9 @@ class VersionReadsService(ServiceBase):
             found = replace(found, tensors=tensor_diff(*files))
         if signature:
             found = replace(found, signature=signature_diff(*files))
-        return found
+        # both versions without their manifests, as the API answers them (the changes
+        # are in ``files``): the local SDK returns what the HTTP one does
+        return replace(found, old=replace(found.old, files=()), new=replace(found.new, files=()))
 
     def _resolve(
         self, s: Tx, actor: Actor, ref: ModelRef, as_of: datetime | None, files: bool
