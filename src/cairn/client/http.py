@@ -20,7 +20,14 @@ import httpx
 from cairn.client.base import BaseClient
 from cairn.client.direct_parts import send_parts
 from cairn.client.http_governance import GovernanceCalls
-from cairn.client.http_transport import MAX_ATTEMPTS, alias_seg, model_seg, seg, version_seg
+from cairn.client.http_transport import (
+    MAX_ATTEMPTS,
+    alias_seg,
+    model_seg,
+    seg,
+    version_seg,
+    whole,
+)
 from cairn.client.ranged import RANGED_ABOVE, link_streams, ranged_get
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
@@ -48,10 +55,25 @@ from cairn.domain.models import (
 )
 from cairn.domain.progress import Progress
 from cairn.domain.uris import parse_version_number
-from cairn.errors import Conflict, DataCorrupted, NotFound, PayloadTooLarge, Unavailable
+from cairn.errors import (
+    Conflict,
+    DataCorrupted,
+    InvalidFilter,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 
 RESUMABLE_ABOVE = 64 << 20  # bigger files go through resumable uploads
 COMPLETE_MIN_RATE = 20e6  # bytes/s: the slowest a server may verify an upload at ``complete``
+
+
+def filter_text(filter: object) -> str | None:
+    """A search filter for the query: a str, refused otherwise as the service refuses it
+    (``5`` would arrive as the filter ``"5"``)."""
+    if filter is not None and not isinstance(filter, str):
+        raise InvalidFilter("filter must be a string")
+    return filter
 
 
 def _page_params(
@@ -64,9 +86,9 @@ def _page_params(
 ) -> dict[str, Any]:
     """The query of every listing call (unset values are dropped by ``_request``)."""
     return {
-        "filter": filter,
+        "filter": filter_text(filter),
         "order_by": list(order_by) if order_by else None,
-        "max_results": max_results,
+        "max_results": whole("max_results", max_results),
         "page_token": page_token,
         "include_deleted": include_deleted,
         "files": None if files else "false",  # sent only when the manifests are left out
@@ -589,7 +611,7 @@ class HttpClient(GovernanceCalls, BaseClient):
             path = f"/models/{model_seg(name)}/alias-history"
         else:
             path = f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}/history"
-        body = self._request("GET", path, params={"limit": limit})
+        body = self._request("GET", path, params={"limit": whole("limit", limit)})
         return [alias_event_from_json(e) for e in body["events"]]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cairn.client.http_transport import HttpTransport, model_seg, seg, version_seg
+from cairn.client.http_transport import HttpTransport, model_seg, seg, version_seg, whole
 from cairn.domain.audit import (
     AuditEvent,
     AuditReport,
@@ -147,7 +147,7 @@ class GovernanceCalls(HttpTransport):
             "since": format_time(validate_time("since", since)),
             "until": format_time(validate_time("until", until)),
             "oldest_first": oldest_first,
-            "max_results": max_results,
+            "max_results": whole("max_results", max_results),
             "page_token": page_token,
         }
         body = self._request("GET", "/audit", params=params)
@@ -253,7 +253,7 @@ class GovernanceCalls(HttpTransport):
         query = {
             "status": status,
             "model": model,
-            "max_results": max_results,
+            "max_results": whole("max_results", max_results),
             "page_token": page_token,
         }
         body = self._request("GET", "/promotions", params=query)

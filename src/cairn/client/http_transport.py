@@ -48,6 +48,15 @@ def seg(value: object, *, slashes: bool = False) -> str:
     return text
 
 
+def whole(kind: str, value: object) -> int | None:
+    """``value`` for a query's integer (None: not sent). A query carries text, so the
+    server would take ``"2"`` (or ``2.0``) for 2 where the local client refuses it: the
+    type is checked here, in the service's words."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidParameter(f"{kind} must be an integer, not {value!r}")
+    return value
+
+
 def model_seg(name: object) -> str:
     """A model name as its path segment, checked first as the service checks it (so the
     error is the one a local client raises, and a ``/`` never reaches the URL)."""
