@@ -37,7 +37,19 @@ from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
-from cairn.errors import AlreadyExists, NotFound
+from cairn.errors import AlreadyExists, InvalidParameter, NotFound
+
+
+def field_map(kind: str, value: object) -> dict[Any, Any]:
+    """``tags``, ``params`` or ``metrics`` (``kind``) as a dict, None as an empty one;
+    anything but a mapping is refused in the service's words, not with ``dict()``'s
+    ``TypeError``, and a list of pairs is refused in both modes alike."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        of = "numbers" if kind == "metrics" else "string values"
+        raise InvalidParameter(f"{kind} must be an object of string keys to {of}")
+    return dict(value)
 
 
 class BaseClient(abc.ABC):
@@ -610,9 +622,9 @@ class BaseClient(abc.ABC):
             validate_alias(alias)
         spec = VersionSpec(
             description=description,
-            tags=dict(tags or {}),
-            params=dict(params or {}),
-            metrics=dict(metrics or {}),
+            tags=field_map("tags", tags),
+            params=field_map("params", params),
+            metrics=field_map("metrics", metrics),
             semver=semver,
             source=source,
             run_id=run_id,

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cairn.client.base import BaseClient
+from cairn.client.base import BaseClient, field_map
 from cairn.client.direct_parts import send_parts
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import (
@@ -114,7 +114,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         tags: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> RegisteredModel:
-        body = {"name": name, "description": description, "tags": dict(tags or {})}
+        body = {"name": name, "description": description, "tags": field_map("tags", tags)}
         return model_from_json(
             self._request("POST", "/models", json=body, headers=self._key(idempotency_key))
         )
@@ -176,9 +176,9 @@ class HttpClient(GovernanceCalls, BaseClient):
     ) -> ModelVersion:
         spec = VersionSpec(
             description=description,
-            tags=dict(tags or {}),
-            params=dict(params or {}),
-            metrics=dict(metrics or {}),
+            tags=field_map("tags", tags),
+            params=field_map("params", params),
+            metrics=field_map("metrics", metrics),
             semver=semver,
             source=source,
             run_id=run_id,
@@ -544,7 +544,7 @@ class HttpClient(GovernanceCalls, BaseClient):
         body = {
             "name": name,
             "description": description,
-            "tags": dict(tags or {}),
+            "tags": field_map("tags", tags),
             "created_at": format_time(validate_time("created_at", created_at)),
             "created_by": created_by,
         }

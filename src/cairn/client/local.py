@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cairn.client.base import BaseClient
+from cairn.client.base import BaseClient, field_map
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.access import LOCAL_ACTOR_PREFIX
 from cairn.domain.artifacts import (
@@ -149,9 +149,9 @@ class LocalClient(BaseClient):
     ) -> ModelVersion:
         spec = VersionSpec(
             description=description,
-            tags=dict(tags or {}),
-            params=dict(params or {}),
-            metrics=dict(metrics or {}),
+            tags=field_map("tags", tags),
+            params=field_map("params", params),
+            metrics=field_map("metrics", metrics),
             semver=semver,
             source=source,
             run_id=run_id,
