@@ -25,6 +25,7 @@ from cairn.client.http_transport import (
     alias_seg,
     model_seg,
     seg,
+    tag_seg,
     version_seg,
     whole,
 )
@@ -145,12 +146,12 @@ class HttpClient(GovernanceCalls, BaseClient):
         )
 
     def set_model_tag(self, name: str, key: str, value: str) -> RegisteredModel:
-        path = f"/models/{model_seg(name)}/tags/{seg(key, slashes=True)}"
+        path = f"/models/{model_seg(name)}/tags/{tag_seg(key)}"
         return model_from_json(self._request("PUT", path, json={"value": value}))
 
     def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
         return model_from_json(
-            self._request("DELETE", f"/models/{model_seg(name)}/tags/{seg(key, slashes=True)}")
+            self._request("DELETE", f"/models/{model_seg(name)}/tags/{tag_seg(key)}")
         )
 
     def delete_model(self, name: str) -> None:
@@ -253,12 +254,12 @@ class HttpClient(GovernanceCalls, BaseClient):
         return version_from_json(self._request("PATCH", path, json=body))
 
     def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
-        tag = seg(key, slashes=True)
+        tag = tag_seg(key)
         path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/tags/{tag}"
         return version_from_json(self._request("PUT", path, json={"value": value}))
 
     def delete_version_tag(self, name: str, version: int | str, key: str) -> ModelVersion:
-        tag = seg(key, slashes=True)
+        tag = tag_seg(key)
         path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/tags/{tag}"
         return version_from_json(self._request("DELETE", path))
 

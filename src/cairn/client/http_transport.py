@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn.client.connections import transport
-from cairn.domain.names import validate_alias, validate_model_name
+from cairn.domain.names import validate_alias, validate_key, validate_model_name
 from cairn.domain.uris import parse_version_number
 from cairn.errors import CairnError, InvalidParameter, Unavailable, error_from_response
 
@@ -68,6 +68,12 @@ def version_seg(version: object) -> str:
     first as the service checks it: ``0``, ``-1``, ``''`` or ``None`` is refused here in
     the local client's words, not the server's (to whom every value is a string)."""
     return seg(parse_version_number(version))
+
+
+def tag_seg(key: object) -> str:
+    """A tag key as the last segment of its route (which takes a ``/``), checked first as
+    the service checks it."""
+    return seg(validate_key("tag", key), slashes=True)
 
 
 def alias_seg(alias: object) -> str:
