@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 import cairn
@@ -20,7 +21,14 @@ from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import Stage, VersionStatus
-from cairn.errors import AlreadyExists, Conflict, InvalidFilter, InvalidParameter, NotFound
+from cairn.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidFilter,
+    InvalidParameter,
+    NotFound,
+    Unavailable,
+)
 
 
 def test_full_round_trip(client: BaseClient) -> None:
@@ -363,3 +371,43 @@ def test_rollback_alias_both_modes(client: BaseClient) -> None:
         client.rollback_alias("m", "challenger")
     with pytest.raises(NotFound):
         client.rollback_alias("m", "champion", as_of=datetime(2001, 1, 1, tzinfo=UTC))
+
+
+class _FilesUnreachable(httpx.BaseTransport):
+    """The server for every call but file downloads, whose connection fails."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if "/files" in request.url.path and request.url.path.endswith(("/files", ".bin")):
+            raise httpx.ConnectError("connection refused", request=request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("size", [10, 3 << 20])  # in a batch of small files; alone
+def test_a_download_that_cannot_connect_is_unavailable_not_httpx(
+    live_server: str, admin_headers: dict[str, str], tmp_path: Path, size: int
+) -> None:
+    """A pull whose file requests fail to connect raises ``Unavailable``, the error every
+    other call gives for an unreachable server, never httpx's own exception."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        (src / f"{i}.bin").write_bytes(bytes([i]) * size)
+    with cairn.Client(live_server) as client:
+        client.create_model("m")
+        client.push(src, name="m")
+    broken = httpx.Client(
+        base_url=live_server, headers=admin_headers, transport=_FilesUnreachable()
+    )
+    client = HttpClient(live_server, http_client=broken)
+    try:
+        with pytest.raises(Unavailable, match="cannot reach Cairn"):
+            client.pull("models:/m/1", tmp_path / "out", cache_dir=tmp_path / "cache")
+    finally:
+        client.close()
+        broken.close()

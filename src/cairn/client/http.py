@@ -451,7 +451,8 @@ class HttpClient(GovernanceCalls, BaseClient):
         for, in order (each file is verified again as it goes into the cache)."""
         url = f"/api/v1/models/{model_seg(name)}/versions/{version}/files"
         paths = [e.path for e in entries]
-        response = self._http.post(url, json={"paths": paths}, params=_overriding(override))
+        with self._reaching():
+            response = self._http.post(url, json={"paths": paths}, params=_overriding(override))
         if not response.is_success:
             self._decode(response)
         received = parse_frames(response.content)
@@ -496,7 +497,10 @@ class HttpClient(GovernanceCalls, BaseClient):
         url = f"/api/v1/models/{model_seg(name)}/versions/{version}/files/{quote(file.path)}"
         headers = {"Range": f"bytes={start}-"} if start else {}
         params = _overriding(override)
-        with self._http.stream("GET", url, headers=headers, params=params) as response:
+        with (
+            self._reaching(),
+            self._http.stream("GET", url, headers=headers, params=params) as response,
+        ):
             if not response.is_success:
                 response.read()
                 self._decode(response)

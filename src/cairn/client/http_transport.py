@@ -4,11 +4,12 @@ decoded or its error raised as Cairn's. Imports only ``errors``, the name rules 
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -178,6 +179,16 @@ class HttpTransport:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         raise Unavailable(f"cannot reach Cairn at {self.uri}")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """For a request made outside ``_request`` (a download): a connection that fails,
+        or breaks while the bytes come, is ``Unavailable`` as it is there, not httpx's
+        own exception."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
 
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
