@@ -546,21 +546,21 @@ def test_every_mutation_writes_its_event(svc: RegistryService) -> None:
     svc.limits = replace(svc.limits, pending_timeout_s=0)
     expect("expire_pending", lambda: svc.expire_pending(ADMIN))
     expect("prune_versions", lambda: svc.prune_versions(ALICE, "fraud2", keep=1, dry_run=False))
-    # keep=1 keeps 4, the newest READY one (5 failed); 3 goes, 1 stays (Staging)
-    assert seen["prune_versions"] == ["version.delete"]
+    # keep=1 keeps 4, the newest READY one; 3 and the failed 5 go, 1 stays (Staging)
+    assert seen["prune_versions"] == ["version.delete", "version.delete"]
     expect("set_retention", lambda: svc.set_retention(ALICE, "fraud2", keep=10))
     expect("clear_retention", lambda: svc.clear_retention(ALICE, "fraud2"))
     expect("gc", lambda: svc.gc(ADMIN, dry_run=False, grace_s=0))
     expect("import_model", lambda: svc.import_model(ADMIN, "imported"))
     expect("import_version", lambda: svc.import_version(ADMIN, "imported", 3, VersionSpec()))
     expect("reserve_versions", lambda: svc.reserve_versions(ADMIN, "imported", 9))
-    svc.create_version(ALICE, "fraud2", VersionSpec())  # 6: 4 and the failed 5 are now prunable
+    svc.create_version(ALICE, "fraud2", VersionSpec())  # 6: 4 is now prunable
     # reads and dry runs leave no trace
     before = svc.verify_audit(ADMIN).head_seq
     svc.get_model(ALICE, "fraud2")
     svc.search_versions(ALICE, "name = 'fraud2'")
     svc.gc(ADMIN)
-    assert svc.prune_versions(ALICE, "fraud2", keep=1).pruned == (4, 5)
+    assert svc.prune_versions(ALICE, "fraud2", keep=1).pruned == (4,)
     assert svc.verify_audit(ADMIN).head_seq == before
     assert set(AUDITED) - {"finalize_version"} <= set(seen)
     assert svc.verify_audit(ADMIN).ok
