@@ -564,3 +564,23 @@ def test_every_mutation_writes_its_event(svc: RegistryService) -> None:
     assert svc.verify_audit(ADMIN).head_seq == before
     assert set(AUDITED) - {"finalize_version"} <= set(seen)
     assert svc.verify_audit(ADMIN).ok
+
+
+def test_gc_purging_expired_deleted_versions_records_each_purge(svc: RegistryService) -> None:
+    """gc's purge of versions deleted longer ago than CAIRN_PURGE_DELETED_AFTER_DAYS is a purge
+    like purge_version: each version gets its own version.purge event, in the transaction
+    that purges it (not only a line of the gc.run summary written afterwards)."""
+    svc.create_model(ALICE, "fraud")
+    svc.create_version(ALICE, "fraud")
+    svc.create_version(ALICE, "fraud")
+    svc.delete_version(ALICE, "fraud", 1)
+    svc.limits = replace(svc.limits, purge_deleted_after_s=0)
+    before = svc.verify_audit(ADMIN).head_seq
+    report = svc.gc(ADMIN, dry_run=False, grace_s=0)
+    assert report.purged_versions == (("fraud", 1),)
+    new = [e for e in all_events(svc) if e.seq > before]
+    assert [(e.action, e.model, e.version, e.actor) for e in new] == [
+        ("version.purge", "fraud", 1, "root"),
+        ("gc.run", None, None, "root"),
+    ]
+    assert svc.verify_audit(ADMIN).ok

@@ -205,7 +205,7 @@ class MaintenanceService(ServiceBase):
         finished = self._finish_tombstones(dry_run=dry_run)  # before anything else
         failed = [] if dry_run else self.expire_pending(actor)
         pruned = self._prune_all(actor, keep, keep_days, dry_run)
-        purged = [] if dry_run else self._purge_expired(now)
+        purged = [] if dry_run else self._purge_expired(actor, now)
         stale = 0 if dry_run else self._drop_stale_uploads(now)
         cut = now - grace * US
         reclaimed = finished + self._strays(cut, dry_run=dry_run)
@@ -390,7 +390,9 @@ class MaintenanceService(ServiceBase):
             self.blobs.abort_upload(upload_id)
         self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
 
-    def _purge_expired(self, now: int) -> list[tuple[str, int]]:
+    def _purge_expired(self, actor: Actor, now: int) -> list[tuple[str, int]]:
+        """Purge the versions soft-deleted longer ago than the retention allows, each one
+        audited as ``version.purge`` in the transaction that purges it."""
         keep = self.limits.purge_deleted_after_s
         if keep is None:
             return []
@@ -398,8 +400,17 @@ class MaintenanceService(ServiceBase):
         def run(s: Tx) -> list[tuple[str, int]]:
             purged = []
             for row in VersionStore(s).deleted_before(now - keep * US):
-                purged.append((ModelStore(s).get_by_id(row.model_id).name, int(row.version)))
+                model = ModelStore(s).get_by_id(row.model_id)
+                purged.append((model.name, int(row.version)))
                 VersionStore(s).purge(row.id)
+                self._audit(
+                    s,
+                    actor,
+                    "version.purge",
+                    model=model,
+                    version=int(row.version),
+                    after={"deleted_longer_than_s": keep},
+                )
             return purged
 
         return self.db.write(run)
