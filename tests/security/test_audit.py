@@ -155,6 +155,52 @@ def test_denials_are_recorded_with_the_anonymous_or_named_caller(svc: RegistrySe
     assert svc.verify_audit(ADMIN).ok
 
 
+def test_every_refusal_is_filed_under_the_action_its_success_records(
+    svc: RegistryService,
+) -> None:
+    """``--action user`` (or ``grant``, ``scan``...) finds refused attempts as well as the
+    changes: each use case's refusal is filed under the action it records on success."""
+    rob = Actor("rob", user_id=4, grants=(Grant(Role.READ, pattern="*"),))  # reads only
+    svc.create_model(ALICE, "fraud")
+    svc.create_version(ALICE, "fraud")
+    svc.set_alias(ALICE, "fraud", "production", 1)
+    refusals: list[tuple[Any, str]] = [
+        (lambda: svc.create_user(RITA, "eve"), "user.create"),
+        (lambda: svc.update_user(RITA, "alice", admin=True), "user.update"),
+        (lambda: svc.create_group(RITA, "risk"), "group.create"),
+        (lambda: svc.delete_group(RITA, "risk"), "group.delete"),
+        (lambda: svc.set_membership(RITA, "risk", "alice", member=True), "group.add_member"),
+        (lambda: svc.set_membership(RITA, "risk", "alice", member=False), "group.remove_member"),
+        (lambda: svc.grant(RITA, "user:rita", "MANAGE", model="fraud"), "grant.set"),
+        (lambda: svc.revoke(RITA, "user:alice", model="fraud"), "grant.revoke"),
+        (lambda: svc.grant(RITA, "user:rita", "READ", pattern="*"), "grant.set"),
+        (lambda: svc.revoke(RITA, "user:alice", pattern="*"), "grant.revoke"),
+        (lambda: svc.create_token(RITA, user="alice"), "token.create"),
+        (lambda: svc.remove_signer(RITA, "release"), "signer.remove"),
+        (lambda: svc.add_signature(rob, "fraud", 1, b"{}"), "signature.add"),
+        (lambda: svc.set_scan_policy(RITA, "fraud", "label"), "scan.policy"),
+        (lambda: svc.rescan_version(RITA, "fraud", 1), "scan.rerun"),
+        (lambda: svc.set_retention(RITA, "fraud", keep=3), "retention.policy"),
+        (lambda: svc.clear_retention(RITA, "fraud"), "retention.policy"),
+        (lambda: svc.rollback_alias(rob, "fraud", "production"), "alias.set"),
+        (lambda: svc.prune_versions(RITA, "fraud", keep=1, dry_run=False), "version.delete"),
+        (
+            lambda: svc.prune_versions(RITA, "fraud", keep=1, dry_run=False, purge=True),
+            "version.purge",
+        ),
+    ]
+    for call, _ in refusals:
+        with pytest.raises(PermissionDenied) as refused:
+            call()
+        assert refused.value.denial is not None
+        svc.record_denial(RITA, refused.value.denial)
+    # refusals that need more setting up than a test of names deserves
+    svc.record_denial(RITA, {"action": "add_signer"})
+    svc.record_denial(RITA, {"action": "override_quarantine", "model": "fraud", "version": 1})
+    expected = [action for _, action in refusals] + ["signer.add", "artifact.quarantine_override"]
+    assert [e.action for e in all_events(svc, outcome="denied")] == expected
+
+
 def test_a_named_only_denial_is_found_by_its_non_ascii_name(svc: RegistryService) -> None:
     # SQLite's lower() folds ASCII only: the name must be folded by the database on both
     # sides, or a name with a non-ASCII capital never meets its own spelling there

@@ -52,6 +52,28 @@ DENIED_AS = {
     "import_version": "import.version",
     "reserve_versions": "import.reserve",
     "gc": "gc.run",
+    "rollback_alias": "alias.set",
+    "prune_versions": "version.delete",
+    "purge_versions": "version.purge",  # prune_versions(purge=True)
+    "set_retention": "retention.policy",
+    "clear_retention": "retention.policy",
+    "set_scan_policy": "scan.policy",
+    "rescan_version": "scan.rerun",
+    "override_quarantine": "artifact.quarantine_override",
+    "add_signer": "signer.add",
+    "remove_signer": "signer.remove",
+    "add_signature": "signature.add",
+    "create_user": "user.create",
+    "update_user": "user.update",
+    "create_group": "group.create",
+    "delete_group": "group.delete",
+    "add_group_member": "group.add_member",
+    "remove_group_member": "group.remove_member",
+    "grant": "grant.set",
+    "grant_pattern": "grant.set",
+    "revoke": "grant.revoke",
+    "revoke_pattern": "grant.revoke",
+    "create_token_for_user": "token.create",
 }
 
 

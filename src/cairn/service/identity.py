@@ -198,7 +198,7 @@ class IdentityService(ServiceBase):
         self.db.write(run)
 
     def set_membership(self, actor: Actor, group: str, user: str, *, member: bool) -> None:
-        self._require_admin(actor, "set_membership")
+        self._require_admin(actor, "add_group_member" if member else "remove_group_member")
 
         def run(s: Tx) -> None:
             store = IdentityStore(s)

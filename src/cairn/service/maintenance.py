@@ -96,7 +96,8 @@ class MaintenanceService(ServiceBase):
         since = None if keep_days is None else self.clock() - int(keep_days * 86400 * US)
 
         def run(s: Tx) -> PruneReport:
-            model = self._model(s, actor, name, Role.MANAGE, "prune_versions", lock=not dry_run)
+            doing = "purge_versions" if purge and not dry_run else "prune_versions"
+            model = self._model(s, actor, name, Role.MANAGE, doing, lock=not dry_run)
             report = PruneReport(
                 model.name, keep, dry_run, purge, keep_days=keep_days, filter=filter
             )
