@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cairn.domain.access import SYSTEM, Actor, Grant, Role
+from cairn.domain.access import SYSTEM, Actor, Grant, Role, Scope
 from cairn.domain.audit import AuditEvent
 from cairn.domain.blob_batch import frames
 from cairn.domain.models import FileEntry, VersionSpec
@@ -199,6 +199,24 @@ def test_every_refusal_is_filed_under_the_action_its_success_records(
     svc.record_denial(RITA, {"action": "override_quarantine", "model": "fraud", "version": 1})
     expected = [action for _, action in refusals] + ["signer.add", "artifact.quarantine_override"]
     assert [e.action for e in all_events(svc, outcome="denied")] == expected
+
+
+def test_a_token_refused_for_asking_more_than_its_creator_has_is_recorded(
+    svc: RegistryService,
+) -> None:
+    """A read token that asks for a write token, or a caller who is no user, is refused
+    (403) like any unauthorized call, and the refusal reaches the log like theirs."""
+    reader = Actor("rita", user_id=3, scope=Scope.READ)
+    for actor, wanted in ((reader, "write"), (Actor("nobody"), "read")):
+        with pytest.raises(PermissionDenied) as refused:
+            svc.create_token(actor, scope=wanted)
+        assert refused.value.denial is not None
+        svc.record_denial(actor, refused.value.denial)
+    denied = all_events(svc, outcome="denied")
+    assert [(e.actor, e.action, e.after) for e in denied] == [
+        ("rita", "token.create", {"scope": "write"}),
+        ("nobody", "token.create", {"scope": "read"}),
+    ]
 
 
 def test_a_named_only_denial_is_found_by_its_non_ascii_name(svc: RegistryService) -> None:

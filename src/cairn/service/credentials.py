@@ -222,11 +222,14 @@ class CredentialsService(ServiceBase):
         """
         wanted = Scope.parse(scope)
         names.validate_text("token name", name, 256, allow_newlines=False)
+        # refused like any unauthorized call: on record (an attempt to widen a token)
+        denial = {"action": "token.create", "scope": wanted.value}
         if actor.user_id is None:
-            raise PermissionDenied("tokens belong to users; this caller is not one")
+            raise PermissionDenied("tokens belong to users; this caller is not one", denial=denial)
         if not actor.scope.covers(wanted):
             raise PermissionDenied(
-                f"a {actor.scope.value} token cannot create a {wanted.value} token"
+                f"a {actor.scope.value} token cannot create a {wanted.value} token",
+                denial=denial,
             )
         if user is not None and not names.same_identity(user, actor.name):
             self._require_admin(actor, "create_token_for_user")
