@@ -339,3 +339,29 @@ def test_unknown_users_cost_a_verification_with_the_hashers_parameters() -> None
     assert not PASSWORDS.check_needs_rehash(DUMMY_HASH)
     with pytest.raises(VerifyMismatchError):
         PASSWORDS.verify(DUMMY_HASH, "any password at all")
+
+
+def test_logins_logouts_and_the_bootstrap_are_audited_without_secrets(
+    browser: TestClient, api: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """A session is a credential like a token: creating and ending one is on record, and so
+    is the bootstrap's admin user and token; none of their secrets is."""
+    session, csrf = login(browser)
+    ok(browser.post(f"{V1}/logout", headers={"X-CSRF-Token": csrf}), 204)
+    browser.post(f"{V1}/logout", headers={"X-CSRF-Token": csrf})  # already ended: no event
+    events = ok(api.get(f"{V1}/audit", params={"oldest_first": "true", "max_results": 1000}))
+    seen = [(e["actor"], e["action"], e["target"]) for e in events["events"]]
+    assert seen[:2] == [
+        ("system", "user.create", "admin"),
+        ("system", "token.create", "admin:(external)"),
+    ]
+    assert [s for s in seen if s[1].startswith("session.")] == [
+        ("alice", "session.create", "alice"),
+        ("alice", "session.revoke", "alice"),
+    ]
+    (created,) = [e for e in events["events"] if e["action"] == "session.create"]
+    assert created["after"]["scope"] == "write" and created["client"] and created["request_id"]
+    text_of_log = repr(events)
+    bootstrap_secret = admin_headers["Authorization"].removeprefix("Bearer ")
+    for secret in (session, csrf, PASSWORD, bootstrap_secret):
+        assert secret not in text_of_log

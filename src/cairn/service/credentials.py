@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cairn.domain import names, tokens
-from cairn.domain.access import Actor, Grant, Grants, Scope
+from cairn.domain.access import SYSTEM, Actor, Grant, Grants, Scope
 from cairn.domain.codec import format_time
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated, Unavailable
 from cairn.service.auth_cache import moot_grants
@@ -125,8 +125,17 @@ class CredentialsService(ServiceBase):
             token_id=int(row.id),
         )
 
-    def login(self, name: str, password: str) -> dict[str, Any]:
-        """Password login for the UI: a session secret and its CSRF token (shown once)."""
+    def login(
+        self,
+        name: str,
+        password: str,
+        *,
+        request_id: str | None = None,
+        client: str | None = None,
+    ) -> dict[str, Any]:
+        """Password login for the UI: a session secret and its CSRF token (shown once),
+        audited as ``session.create`` by the user (a refused login is the caller's
+        ``login`` denial)."""
         now = self.clock()
         row = self.db.read(lambda s: IdentityStore(s).find_user(name)) if name else None
         stored = row.password_hash if row is not None else None
@@ -139,8 +148,10 @@ class CredentialsService(ServiceBase):
             raise Unauthenticated("wrong user name or password")
         secret, csrf = tokens.new_token(), tokens.new_token()
         scope = Scope.ADMIN if row.is_admin else Scope.WRITE
-        self.db.write(
-            lambda s: IdentityStore(s).add_token(
+        user = Actor(row.name, user_id=int(row.id), request_id=request_id, client=client)
+
+        def run(s: Tx) -> None:
+            IdentityStore(s).add_token(
                 row.id,
                 kind="session",
                 name="login",
@@ -151,7 +162,10 @@ class CredentialsService(ServiceBase):
                 expires_at=now + SESSION_SECONDS * US,
                 csrf_hash=tokens.token_hash(csrf),
             )
-        )
+            after = {"scope": scope.value, "expires_in": SESSION_SECONDS}
+            self._audit(s, user, "session.create", target=row.name, after=after)
+
+        self.db.write(run)
         return {
             "session": secret,
             "csrf_token": csrf,
@@ -159,15 +173,17 @@ class CredentialsService(ServiceBase):
             "expires_in": SESSION_SECONDS,
         }
 
-    def logout(self, secret: str) -> None:
+    def logout(self, actor: Actor, secret: str) -> None:
+        """End the login session ``secret`` (audited as ``session.revoke``)."""
         digest = tokens.token_hash(secret)
         now = self.clock()
 
         def run(s: Tx) -> None:
             store = IdentityStore(s)
             row = store.token_by_hash(digest)
-            if row is not None and row.kind == "session":
+            if row is not None and row.kind == "session" and row.revoked_at is None:
                 store.revoke_token(row.id, now)
+                self._audit(s, actor, "session.revoke", target=row.user_name)
 
         self.db.write(run)
 
@@ -200,6 +216,14 @@ class CredentialsService(ServiceBase):
                 scope=Scope.ADMIN.value,
                 now=now,
                 expires_at=None,
+            )
+            self._audit(s, SYSTEM, "user.create", target="admin", after={"admin": True})
+            self._audit(
+                s,
+                SYSTEM,
+                "token.create",
+                target=f"admin:{tokens.display_prefix(token)}",
+                after={"scope": Scope.ADMIN.value, "expires_days": None, "name": "bootstrap"},
             )
             return token
 

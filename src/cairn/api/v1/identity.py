@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Literal
 
@@ -149,7 +150,12 @@ def login(body: Login, request: Request, service: Service) -> JSONResponse:
     client = request.client.host if request.client else "unknown"
     keys = (f"ip:{client}", f"user:{body.user.casefold()}")
     with limiter.guard(*keys, denial={"action": "login", "target": body.user[:128]}):
-        session = service.login(body.user, body.password)
+        session = service.login(
+            body.user,
+            body.password,
+            request_id=request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex,
+            client=client,
+        )
     response = json({k: session[k] for k in ("user", "csrf_token", "expires_in")}, status=200)
     response.set_cookie(
         SESSION_COOKIE,
@@ -167,7 +173,7 @@ def login(body: Login, request: Request, service: Service) -> JSONResponse:
 def logout(request: Request, service: Service, actor: Caller) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        service.logout(cookie)
+        service.logout(actor, cookie)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
