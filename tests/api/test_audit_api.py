@@ -97,6 +97,13 @@ def test_pages_times_and_verify(api: TestClient) -> None:
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     report = api.get("/api/v1/audit/verify").json()
     assert report["ok"] is True and report["events"] >= 3 and report["first_bad_seq"] is None
+    head = f"{report['head_seq']}:{report['head_hash']}"
+    assert api.get("/api/v1/audit/verify", params={"anchor": head}).json()["ok"] is True
+    beyond = f"{report['head_seq'] + 1}:{report['head_hash']}"
+    cut = api.get("/api/v1/audit/verify", params={"anchor": beyond}).json()
+    assert (cut["ok"], cut["first_bad_seq"]) == (False, report["head_seq"] + 1)
+    r = api.get("/api/v1/audit/verify", params={"anchor": report["head_hash"]})
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_a_failed_authentication_is_recorded_without_the_secret(

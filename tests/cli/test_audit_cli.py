@@ -77,3 +77,31 @@ def test_bad_times_are_refused(tmp_path: object) -> None:
             ["--uri", str(tmp_path), "audit", "list", "--since", "yesterday"],
             catch_exceptions=False,
         )
+
+
+def test_verify_against_a_recorded_head_finds_a_cut_off_tail(uri: str, settings: Settings) -> None:
+    cairn(uri, "models", "create", "fraud")
+    printed = cairn(uri, "audit", "verify").split("head ")[1].strip()  # SEQ:HASH
+    head, digest = printed.split(":")
+    cairn(uri, "models", "create", "churn")
+    assert "intact" in cairn(uri, "audit", "verify", "--anchor", printed)
+    url = str(settings.backend_uri) if uri.startswith("http") else f"sqlite:///{uri}/cairn.db"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the newest events removed, the head set back to match
+        conn.execute(text("DELETE FROM audit_events WHERE seq >= :s"), {"s": int(head)})
+        last = conn.execute(text("SELECT max(seq) FROM audit_events")).scalar() or 0
+        tip = conn.execute(text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": last})
+        conn.execute(
+            text("UPDATE audit_head SET seq = :s, hash = :h"),
+            {"s": last, "h": tip.scalar() or "0" * 64},
+        )
+    engine.dispose()
+    assert "intact" in cairn(uri, "audit", "verify")  # consistent without the recorded head
+    out = cairn(uri, "audit", "verify", "--anchor", f"{head}:{digest}", code=1)
+    assert f"broken at event {head}" in out and "recorded head" in out
+    report = json.loads(cairn(uri, "audit", "verify", "--anchor", printed, "--json", code=1))
+    assert (report["ok"], report["first_bad_seq"]) == (False, int(head))
+    with pytest.raises(InvalidParameter, match="SEQ:HASH"):
+        runner.invoke(
+            app, ["--uri", uri, "audit", "verify", "--anchor", digest], catch_exceptions=False
+        )

@@ -370,6 +370,31 @@ def test_a_truncated_tail_is_found(svc: RegistryService) -> None:
     assert report.reason and "removed" in report.reason
 
 
+def test_a_truncated_tail_with_its_head_rewound_is_found_only_against_a_recorded_head(
+    svc: RegistryService,
+) -> None:
+    """Deleting the newest events and setting the head back to the last one left is a
+    consistent chain: only a head recorded elsewhere shows it (verify's ``anchor``)."""
+    chain(svc, 5)
+    recorded = svc.verify_audit(ADMIN)
+    anchor = (recorded.head_seq, recorded.head_hash)
+    assert svc.verify_audit(ADMIN, anchor=anchor).ok
+    third = stored(svc, 3)["hash"]
+    sql(svc, "DELETE FROM audit_events WHERE seq >= 4")
+    sql(svc, "UPDATE audit_head SET seq = 3, hash = :h", h=third)
+    assert svc.verify_audit(ADMIN).ok  # consistent: the limit security.md states
+    report = svc.verify_audit(ADMIN, anchor=anchor)
+    assert (report.ok, report.first_bad_seq, report.events) == (False, 4, 3)
+    assert report.reason and "recorded head" in report.reason
+    # an anchor the chain passes through with another hash: rewritten up to there
+    report = svc.verify_audit(ADMIN, anchor=(2, third))
+    assert (report.ok, report.first_bad_seq) == (False, 2)
+    assert svc.verify_audit(ADMIN, anchor=(2, stored(svc, 2)["hash"])).ok
+    for bad in ((0, third), (3, "x" * 64), (3, third[:-1])):
+        with pytest.raises(InvalidParameter):
+            svc.verify_audit(ADMIN, anchor=bad)
+
+
 def test_reordered_events_are_found(svc: RegistryService) -> None:
     chain(svc, 5)
     # swap events 2 and 3 by their sequence numbers

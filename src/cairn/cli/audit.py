@@ -11,7 +11,12 @@ from rich.text import Text
 
 from cairn.cli.common import Json, client
 from cairn.cli.output import DataTable, err, out, print_json
-from cairn.domain.audit import AuditEvent, audit_event_to_json, audit_report_to_json
+from cairn.domain.audit import (
+    AuditEvent,
+    audit_event_to_json,
+    audit_report_to_json,
+    parse_anchor,
+)
 from cairn.errors import InvalidParameter
 
 app = typer.Typer(
@@ -129,14 +134,26 @@ def list_(
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, as_json: Json = False) -> None:
+def verify(
+    ctx: typer.Context,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SEQ:HASH",
+            help="A head an earlier verify printed, kept elsewhere: the chain must still "
+            "pass through it (finds the newest events deleted with the head set back).",
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
     """Recompute the audit log's hash chain (instance admin); exit 1 if it was tampered with."""
-    report = client(ctx).verify_audit()
+    wanted = None if anchor is None else parse_anchor(anchor)
+    report = client(ctx).verify_audit(anchor=wanted)
     if as_json:
         print_json(audit_report_to_json(report))
     elif report.ok:
         out.print(
-            f"audit log intact: {report.events} events; head {report.head_seq} {report.head_hash}",
+            f"audit log intact: {report.events} events; head {report.head_seq}:{report.head_hash}",
             highlight=False,
         )
     else:

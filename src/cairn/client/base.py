@@ -296,8 +296,10 @@ class BaseClient(abc.ABC):
         """Audit events, newest first (``alias``: who moved it, when, from what)."""
 
     @abc.abstractmethod
-    def verify_audit(self) -> AuditReport:
-        """Check the audit log's hash chain; ``ok`` false names the first bad event."""
+    def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditReport:
+        """Check the audit log's hash chain; ``ok`` false names the first bad event.
+        ``anchor``: a head recorded earlier, ``(head_seq, head_hash)``, the chain must
+        still pass through (the only way to find its newest events cut off)."""
 
     # -- signatures: trusted signers (instance ADMIN) and bundles per version ----------
     @abc.abstractmethod

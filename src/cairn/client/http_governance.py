@@ -154,8 +154,9 @@ class GovernanceCalls(HttpTransport):
         events = [audit_event_from_json(e) for e in body["events"]]
         return Page(events, body.get("next_page_token"))
 
-    def verify_audit(self) -> AuditReport:
-        return audit_report_from_json(self._request("GET", "/audit/verify"))
+    def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditReport:
+        params = None if anchor is None else {"anchor": f"{anchor[0]}:{anchor[1]}"}
+        return audit_report_from_json(self._request("GET", "/audit/verify", params=params))
 
     def add_signer(self, name: str, *, kind: str, material: str) -> TrustedSigner:
         body = {"name": name, "kind": kind, "material": material}

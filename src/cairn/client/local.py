@@ -363,8 +363,8 @@ class LocalClient(BaseClient):
             page_token=page_token,
         )
 
-    def verify_audit(self) -> AuditReport:
-        return self._service.verify_audit(self._actor)
+    def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditReport:
+        return self._service.verify_audit(self._actor, anchor=anchor)
 
     def add_signer(self, name: str, *, kind: str, material: str) -> TrustedSigner:
         return self._service.add_signer(self._actor, name, kind, material)

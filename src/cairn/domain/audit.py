@@ -17,6 +17,27 @@ from cairn.errors import InvalidParameter
 OUTCOMES = ("ok", "denied")
 
 
+def clean_anchor(anchor: tuple[int, str]) -> tuple[int, str]:
+    """A head recorded earlier, ``(seq, hash)``, that the chain must still pass through."""
+    seq, digest = anchor
+    digest = digest.strip().lower() if isinstance(digest, str) else ""
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq < 1 << 63:
+        raise InvalidParameter(f"the anchor's sequence number must be 1 or more, not {seq!r}")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidParameter("the anchor's hash must be 64 hex digits (a head_hash)")
+    return seq, digest
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH``, as ``cairn audit verify`` printed a head (``head_seq``, ``head_hash``)."""
+    seq, sep, digest = text.strip().partition(":")
+    if not sep or not seq.strip().isdecimal() or len(seq.strip()) > 19:
+        raise InvalidParameter(
+            f"anchor {text!r} is not SEQ:HASH (a head_seq and head_hash verify printed)"
+        )
+    return clean_anchor((int(seq), digest))
+
+
 def clean_outcome(value: str | None) -> str | None:
     if value is None or value in OUTCOMES:
         return value

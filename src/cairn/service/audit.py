@@ -14,7 +14,7 @@ from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
-from cairn.domain.audit import AuditEvent, AuditReport, clean_outcome
+from cairn.domain.audit import AuditEvent, AuditReport, clean_anchor, clean_outcome
 from cairn.domain.codec import validate_time
 from cairn.domain.models import Page
 from cairn.errors import InvalidParameter, PermissionDenied
@@ -147,10 +147,15 @@ class AuditService(ServiceBase):
 
         return self.db.read(run)
 
-    def verify_audit(self, actor: Actor) -> AuditReport:
-        """Walk the whole chain and report the first event that does not fit it."""
+    def verify_audit(self, actor: Actor, *, anchor: tuple[int, str] | None = None) -> AuditReport:
+        """Walk the whole chain and report the first event that does not fit it.
+
+        ``anchor``: a head recorded earlier somewhere Cairn cannot write, ``(head_seq,
+        head_hash)``; the chain must still pass through it. Only this finds the newest
+        events deleted together with the head set back (a consistent, shorter chain)."""
+        wanted = None if anchor is None else clean_anchor(anchor)
         self._require_admin(actor, "audit.verify")
-        return self.db.read(lambda s: AuditStore(s).verify())
+        return self.db.read(lambda s: AuditStore(s).verify(anchor=wanted))
 
     def record_denial(self, actor: Actor, denial: Mapping[str, Any]) -> None:
         """Append an ``outcome="denied"`` event for a refused attempt, in its own transaction.

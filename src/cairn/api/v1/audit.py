@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
-from cairn.domain.audit import audit_event_to_json, audit_report_to_json
+from cairn.domain.audit import audit_event_to_json, audit_report_to_json, parse_anchor
 
 router = lean_router(prefix="/audit", tags=["audit"])
 
@@ -87,6 +87,9 @@ def list_audit(
 
 
 @router.get("/verify", response_model=AuditReportOut)
-def verify_audit(service: Service, actor: Caller) -> JSONResponse:
-    """Walk the whole hash chain (instance ADMIN): ``ok`` false names the first bad event."""
-    return json(audit_report_to_json(service.verify_audit(actor)))
+def verify_audit(service: Service, actor: Caller, anchor: str | None = None) -> JSONResponse:
+    """Walk the whole hash chain (instance ADMIN): ``ok`` false names the first bad event.
+    ``anchor`` (``SEQ:HASH``): a head recorded earlier that the chain must still pass
+    through; without one, the newest events deleted with the head set back go unseen."""
+    wanted = None if anchor is None else parse_anchor(anchor)
+    return json(audit_report_to_json(service.verify_audit(actor, anchor=wanted)))

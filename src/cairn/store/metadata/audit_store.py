@@ -359,11 +359,15 @@ class AuditStore:
 
     # -- verifying ----------------------------------------------------------------------
 
-    def verify(self, batch: int = VERIFY_BATCH) -> AuditReport:
+    def verify(
+        self, batch: int = VERIFY_BATCH, *, anchor: tuple[int, str] | None = None
+    ) -> AuditReport:
         """Check every stored event against the chain, in ``seq`` order, ``batch`` at a time.
 
         The head is read first and only events up to it are walked, so events appended
-        while this runs are not mistaken for tampering.
+        while this runs are not mistaken for tampering. ``anchor`` ``(seq, hash)``: a head
+        recorded earlier; event ``seq`` must exist and have that hash (the chain proves
+        everything before it then), or the log was rewritten or cut short since.
         """
         c = audit_events.c
         head = self.s.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
@@ -427,6 +431,13 @@ class AuditStore:
                         checked,
                         f"event {seq} does not match its hash: one of its fields was changed",
                     )
+                if anchor is not None and seq == anchor[0] and row.hash != anchor[1]:
+                    return bad(
+                        seq,
+                        checked,
+                        f"event {seq}'s hash is not the one recorded for it: the log up to "
+                        "it was rewritten",
+                    )
                 prev, expected, checked = row.hash, expected + 1, checked + 1
 
         if expected <= head_seq:
@@ -441,6 +452,13 @@ class AuditStore:
                 max(head_seq, 1),
                 checked,
                 f"the head's hash does not match the hash of event {head_seq}",
+            )
+        if anchor is not None and anchor[0] > head_seq:
+            return bad(
+                head_seq + 1,
+                checked,
+                f"the log ends at event {head_seq} but a recorded head is at event "
+                f"{anchor[0]}: events at its end were removed and its head set back",
             )
         extra = self.s.execute(select(func.min(c.seq)).where(c.seq > head_seq)).scalar()
         if extra is not None:
