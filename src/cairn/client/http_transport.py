@@ -1,6 +1,6 @@
 """The SDK's HTTP transport: one API call, retried on transient failures, its answer
-decoded or its error raised as Cairn's. Imports only ``errors``, the name rules of
-``domain``, httpx and how its connections move bytes (``connections``)."""
+decoded or its error raised as Cairn's. Imports only ``errors``, the value and name rules
+of ``domain``, httpx and how its connections move bytes (``connections``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn.client.connections import transport
+from cairn.domain.codec import require_int
 from cairn.domain.names import validate_alias, validate_key, validate_model_name
 from cairn.domain.uris import parse_version_number
 from cairn.errors import CairnError, InvalidParameter, Unavailable, error_from_response
@@ -52,10 +53,8 @@ def seg(value: object, *, slashes: bool = False) -> str:
 def whole(kind: str, value: object) -> int | None:
     """``value`` for a query's integer (None: not sent). A query carries text, so the
     server would take ``"2"`` (or ``2.0``) for 2 where the local client refuses it: the
-    type is checked here, in the service's words."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidParameter(f"{kind} must be an integer, not {value!r}")
-    return value
+    type is checked here, as the service checks it."""
+    return None if value is None else require_int(kind, value)
 
 
 def model_seg(name: object) -> str:

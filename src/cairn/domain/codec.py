@@ -29,6 +29,22 @@ def validate_time(kind: str, value: object) -> datetime | None:
     raise InvalidParameter(f"{kind} must be a datetime, not {value!r}")
 
 
+def require_int(kind: str, value: object) -> int:
+    """``value`` if it is an integer (a bool is not), else ``InvalidParameter``: a string
+    or a float from an SDK caller must not reach a comparison (a ``TypeError``) or the
+    database, and the API refuses it too."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameter(f"{kind} must be an integer, not {value!r}")
+    return value
+
+
+def require_number(kind: str, value: object) -> float:
+    """``value`` if it is an int or a float (a bool is not), else ``InvalidParameter``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidParameter(f"{kind} must be a number, not {value!r}")
+    return value
+
+
 def format_time(value: datetime | None) -> str | None:
     """RFC 3339, UTC, microseconds, ``Z`` suffix; a time without zone is UTC (as the
     service and the API take it), never the machine's local time."""

@@ -7,12 +7,11 @@ from datetime import datetime
 
 from cairn.domain import names
 from cairn.domain.access import Role
-from cairn.domain.codec import validate_time
+from cairn.domain.codec import require_int, validate_time
 from cairn.domain.models import Actor, AliasEvent, ModelVersion, VersionStatus
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
 from cairn.service.gates import AliasGuard
-from cairn.service.validation import require_int
 from cairn.store.metadata import one_trip
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.audit_store import event_template, new_event

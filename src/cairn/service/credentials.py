@@ -15,11 +15,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from cairn.domain import names, tokens
 from cairn.domain.access import SYSTEM, Actor, Grant, Grants, Scope
-from cairn.domain.codec import format_time
+from cairn.domain.codec import format_time, require_int
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied, Unauthenticated, Unavailable
 from cairn.service.auth_cache import moot_grants
 from cairn.service.base import ServiceBase
-from cairn.service.validation import require_int
 from cairn.store.metadata.clock import optional_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore

@@ -13,10 +13,10 @@ from __future__ import annotations
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.artifacts import Retention, RetentionPolicy
+from cairn.domain.codec import require_int, require_number
 from cairn.domain.models import Actor
 from cairn.errors import InvalidParameter
 from cairn.service.base import ServiceBase
-from cairn.service.validation import require_int, require_number
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.retention_store import RetentionStore
 

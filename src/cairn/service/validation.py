@@ -71,22 +71,6 @@ def clean_spec(spec: VersionSpec) -> VersionSpec:
     )
 
 
-def require_int(kind: str, value: object) -> int:
-    """``value`` if it is an integer (a bool is not), else ``InvalidParameter``: a string
-    or a float from an SDK caller must not reach a comparison (a ``TypeError``) or the
-    database, and the API refuses it too."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameter(f"{kind} must be an integer, not {value!r}")
-    return value
-
-
-def require_number(kind: str, value: object) -> float:
-    """``value`` if it is an int or a float (a bool is not), else ``InvalidParameter``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidParameter(f"{kind} must be a number, not {value!r}")
-    return value
-
-
 def clean_page_size(max_results: object, default: int) -> int:
     if max_results is None:
         return default
