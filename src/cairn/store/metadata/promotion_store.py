@@ -50,7 +50,6 @@ from cairn.store.metadata.schema import (
     registered_models,
     version_metrics,
     version_scans,
-    version_signatures,
 )
 from cairn.store.metadata.search import readable_models
 
@@ -324,21 +323,6 @@ class PromotionStore:
         return self.s.execute(
             select(version_scans).where(version_scans.c.version_id == version_id)
         ).first()
-
-    def verified_signer(self, version_id: int) -> str | None:
-        """Who signed the version, by its newest verified signature; None if none verifies."""
-        row = self.s.execute(
-            select(version_signatures.c.signer, version_signatures.c.identity)
-            .where(
-                version_signatures.c.version_id == version_id,
-                version_signatures.c.verified.is_(True),
-            )
-            .order_by(version_signatures.c.id.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            return None
-        return str(row.signer or row.identity or "a trusted signer")
 
 
 def _policy(row: Row[Any]) -> AliasPolicy:
