@@ -395,6 +395,16 @@ def test_a_truncated_tail_with_its_head_rewound_is_found_only_against_a_recorded
             svc.verify_audit(ADMIN, anchor=bad)
 
 
+def test_verify_reads_the_head_appends_use_not_a_stray_row(svc: RegistryService) -> None:
+    """Appends advance the head row ``id = 1``; verify and ``tip`` read that row too, not
+    whichever row the database returns first (a stray second row must not decide)."""
+    chain(svc, 5)
+    sql(svc, "DELETE FROM audit_events WHERE seq >= 4")  # a cut tail
+    sql(svc, "INSERT INTO audit_head (id, seq, hash) VALUES (0, 3, :h)", h=stored(svc, 3)["hash"])
+    report = svc.verify_audit(ADMIN)
+    assert (report.ok, report.first_bad_seq) == (False, 4)
+
+
 def test_reordered_events_are_found(svc: RegistryService) -> None:
     chain(svc, 5)
     # swap events 2 and 3 by their sequence numbers

@@ -259,7 +259,9 @@ class AuditStore:
         )
 
     def tip(self) -> tuple[int, str]:
-        row = self.s.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        row = self.s.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        ).first()
         return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
     # -- reading ------------------------------------------------------------------------
@@ -370,7 +372,9 @@ class AuditStore:
         everything before it then), or the log was rewritten or cut short since.
         """
         c = audit_events.c
-        head = self.s.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        head = self.s.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        ).first()
         if head is None:
             first = self.s.execute(select(func.min(c.seq))).scalar()
             if first is None:
