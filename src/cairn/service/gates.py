@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cairn.domain import names
 from cairn.domain.access import Actor, Role
 from cairn.domain.models import FileEntry, VersionStatus
 from cairn.domain.promotion import (
@@ -41,10 +40,6 @@ from cairn.store.metadata.versions_store import VersionStore
 
 APPROVALS = "approvals"
 COMPATIBLE = "compatible"
-
-
-def same_person(a: str, b: str) -> bool:
-    return names.name_key(a) == names.name_key(b)
 
 
 def role_check(actor: Actor, model: Any, need: Role, gate: Gate | None) -> Check:

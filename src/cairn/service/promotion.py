@@ -44,7 +44,7 @@ from cairn.domain.promotion import (
 )
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
-from cairn.service.gates import AliasGuard, approvals_check, role_check, same_person
+from cairn.service.gates import AliasGuard, approvals_check, role_check
 from cairn.service.validation import clean_page_size
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
@@ -236,7 +236,7 @@ class PromotionService(AliasGuard):
         def run(s: Tx) -> PromotionRequest:
             store = PromotionStore(s)
             row, model = self._request(s, actor, request_id, lock=True)
-            if not (actor.admin or same_person(actor.name, row.requester)):
+            if not (actor.admin or names.same_identity(actor.name, row.requester)):
                 raise PermissionDenied(
                     f"only the requester ({row.requester}) or an instance ADMIN can cancel "
                     f"promotion request {request_id}",
@@ -347,7 +347,7 @@ class PromotionService(AliasGuard):
             gate = self._gate(s, model, row.alias)
             need = gate.min_role if gate is not None else DEFAULT_MIN_ROLE
             self._require_role(actor, need, model, action, f"{decision} promotions of @{row.alias}")
-            if same_person(actor.name, row.requester):
+            if names.same_identity(actor.name, row.requester):
                 hint = "" if decision == "approve" else "; withdraw it with cancel"
                 raise PermissionDenied(
                     f"{actor.name} requested promotion {request_id} and cannot {decision} it: "
@@ -355,7 +355,9 @@ class PromotionService(AliasGuard):
                     denial=denial,
                 )
             _require_pending(row, f"{decision}d")
-            if any(same_person(d.approver, actor.name) for d in store.decisions(request_id)):
+            if any(
+                names.same_identity(d.approver, actor.name) for d in store.decisions(request_id)
+            ):
                 raise Conflict(
                     f"{actor.name} has already decided on promotion request {request_id}"
                 )
@@ -403,7 +405,9 @@ class PromotionService(AliasGuard):
                 approvers: list[str] = []
                 dropped: list[str] = []
                 for d in store.decisions(request_id):
-                    if d.decision != "approve" or same_person(d.approver, request.requester):
+                    if d.decision != "approve" or names.same_identity(
+                        d.approver, request.requester
+                    ):
                         continue
                     role = self._role_now(s, actor, d.approver, model)
                     holds = role is not None and role >= gate.min_role
@@ -432,7 +436,7 @@ class PromotionService(AliasGuard):
         authenticated, anyone else's as the identity tables say at this moment (None for
         a disabled or unknown account; MANAGE for an instance administrator). A request
         and its approvals count only while their authors still hold the gate's role."""
-        if same_person(name, actor.name):
+        if names.same_identity(name, actor.name):
             return actor.role_on(model.id, model.name_key)
         if name.startswith(LOCAL_ACTOR_PREFIX):  # holds the data directory: its owner
             return Role.MANAGE
