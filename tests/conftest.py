@@ -104,6 +104,19 @@ def _empty(db: Database) -> None:
             conn.execute(text("SELECT setval(:name, 1, false)"), {"name": name})
 
 
+@pytest.fixture(scope="session")
+def reset_postgres() -> Callable[[str], None]:
+    """``reset_postgres(url)``: that PostgreSQL database's rows deleted and its sequences
+    restarted, as ``db_url`` gives it to every test (for a test that needs two)."""
+
+    def reset(url: str) -> None:
+        db = Database(url)
+        _empty(db)
+        db.dispose()
+
+    return reset
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from cairn.app import create_app
 from cairn.client.base import BaseClient
@@ -32,8 +31,6 @@ from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
 from cairn.errors import CairnError
 from cairn.settings import Settings
-from cairn.store.metadata.database import Database
-from cairn.store.metadata.schema import metadata
 
 ADMIN_TOKEN = "cairn-test-admin-token-0123456789abcdefghij"  # as in tests/conftest.py
 ME = "<caller>"
@@ -41,22 +38,13 @@ _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)")
 Scenario = Callable[[BaseClient], Any]
 
 
-def _empty(url: str) -> None:
-    """The PostgreSQL database as new, its sequences included (as ``tests/conftest.py``)."""
-    db = Database(url)
-    with db.engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            conn.execute(table.delete())
-        sequences = conn.execute(
-            text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
-        ).scalars()
-        for sequence in sequences.all():
-            conn.execute(text("SELECT setval(:name, 1, false)"), {"name": sequence})
-    db.dispose()
-
-
 @pytest.fixture
-def registry(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Any]:
+def registry(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    reset_postgres: Callable[[str], None],
+) -> Callable[[str], Any]:
     """``registry(mode)``: a context giving the SDK of ``mode`` on a registry of its own."""
 
     @contextmanager
@@ -68,7 +56,7 @@ def registry(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ca
             url = f"sqlite:///{root / 'cairn.db'}"
         else:
             url = request.getfixturevalue("postgres_url")
-            _empty(url)
+            reset_postgres(url)
         settings = Settings(
             data_dir=root / "data",
             backend_uri=url,
