@@ -53,6 +53,50 @@ ADMIN_TOKEN = "cairn-test-admin-token-0123456789abcdefghij"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+# What a run may leave in the checkout: caches. Anything else new (a database, a data
+# directory made by a misread URI) is a test writing into the source tree.
+_TREE_CACHES = ("__pycache__/", ".pytest_cache/", ".hypothesis/", ".mypy_cache/", ".ruff_cache/")
+_REPO = Path(__file__).resolve().parent.parent
+_TREE_KEY = pytest.StashKey[set[str] | None]()
+
+
+def _untracked() -> set[str] | None:
+    """Untracked paths of the checkout, ignored ones included (None outside a git tree)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=normal", "-z"],
+            cwd=_REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    entries = (e[3:] for e in out.split("\0") if e[:2] in ("??", "!!"))
+    return {
+        e for e in entries if not any(e.endswith(c) or f"/{c}" in f"/{e}" for c in _TREE_CACHES)
+    }
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, or a run without xdist
+        session.config.stash[_TREE_KEY] = _untracked()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_TREE_KEY, None)
+    after = _untracked() if before is not None else None
+    if before is None or after is None or not (new := sorted(after - before)):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"\nthe test run left files in the source tree: {', '.join(new)}", red=True
+        )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _worker() -> str:
     return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 

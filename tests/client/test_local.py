@@ -81,7 +81,10 @@ def test_a_uri_of_another_scheme_is_refused_not_made_a_data_directory(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_uri_scheme_is_read_in_any_case(tmp_path: Path) -> None:
+def test_a_uri_scheme_is_read_in_any_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(
+        tmp_path
+    )  # were the scheme misread, the directory lands here, not in the tree
     with cairn.Client("HTTP://127.0.0.1:9", token="t") as remote:
         assert type(remote).__name__ == "HttpClient"
     with cairn.Client(f"FILE://{tmp_path / 'd'}") as local:
