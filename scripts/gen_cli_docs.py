@@ -34,8 +34,15 @@ HEADER = """\
 
 This page is the `--help` of every command and sub-command, generated from the code.
 Global options (`--uri`, `--token`, `--debug`, `--quiet`) go before the command:
-`cairn --uri ./cairn-data models list`. Data goes to stdout, messages to stderr; a Cairn
-error prints one line, `error (ERROR_CODE): message`, and exits with status 1.
+`cairn --uri ./cairn-data models list`. Data goes to stdout, messages to stderr.
+
+Exit status: 0 done; 1 a Cairn error (one line, `error (ERROR_CODE): message`) or a
+confirmation answered "no" (nothing changed; `--yes` skips the question); 2 a usage error
+(a missing argument, an unknown option, a value out of range); 130 interrupted (Ctrl-C, or a
+question left unanswered because stdin closed). Checks also exit 1 when what they check
+fails: `verify` (a corrupt or missing blob), `audit verify` (a broken chain),
+`sign verify` (not verified), `import` (problems listed), `diff --exit-code` (the
+versions differ).
 """
 
 

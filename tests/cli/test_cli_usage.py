@@ -175,3 +175,26 @@ def test_an_out_of_range_option_is_a_usage_error_naming_it(
     result = runner.invoke(app, ["--uri", uri, *args])
     assert result.exit_code == 2, result.output
     assert f"Invalid value for '{option}'" in result.stderr
+
+
+def test_declining_a_confirmation_exits_1_and_says_nothing_changed(tmp_path: Path) -> None:
+    """Answering "no" exited 130, the code of a Ctrl-C, so a script could not tell a
+    declined prompt from an interrupted one."""
+    uri = str(tmp_path / "d")
+
+    def delete(answer: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cairn.cli", "--uri", uri, "models", "delete", "m"],
+            input=answer,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    cairn(uri, "models", "create", "m")
+    declined = delete("n\n")
+    assert declined.returncode == 1, declined.stderr
+    assert "not confirmed; nothing was changed" in declined.stderr
+    closed = delete("")  # no answer at all (stdin closed): Click aborts, as on Ctrl-C
+    assert closed.returncode == 130, closed.stderr
+    assert json.loads(cairn(uri, "models", "get", "m", "--json"))["name"] == "m"

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cairn.cli.output import err
 from cairn.client import Client
 from cairn.client.base import BaseClient
 from cairn.errors import InvalidParameter
@@ -79,7 +80,10 @@ def parse_metrics(items: list[str] | None) -> dict[str, float]:
 
 
 def confirm(question: str, yes: bool) -> None:
+    """Ask, unless ``--yes``. "No" exits 1; no answer at all (Ctrl-C, stdin closed) is
+    Click's abort, which ``main`` turns into 130 like any interrupt."""
     if yes:
         return
     if not typer.confirm(question, default=False, err=True):
-        raise typer.Abort()
+        err.print("not confirmed; nothing was changed")
+        raise typer.Exit(1)
