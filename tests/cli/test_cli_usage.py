@@ -58,6 +58,36 @@ def test_json_listings_page_with_the_next_page_token(
 
 
 @pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (["models", "list"], "name"),
+        (["versions", "list", "m"], "version"),
+        (["versions", "search", "name = 'm'"], "version"),
+        (["approvals", "list", "--status", "all"], "id"),
+    ],
+)
+def test_all_follows_every_page(uri: str, command: list[str], key: str) -> None:
+    """A listing showed one page and a token; ``--all`` walks the pages (of --max-results
+    each) and prints every item once, as one table or one JSON array, with no token."""
+    for name in ("m", "n", "o", "p", "q"):
+        cairn(uri, "models", "create", name)
+    for _ in range(5):
+        cairn(uri, "versions", "create", "m")
+    cairn(uri, "policies", "set", "--model", "m", "--alias", "*", "--approvals", "1")
+    for number in range(1, 6):  # five pending requests for approval
+        cairn(uri, "promote", f"models:/m/{number}", "--to", f"stage{number}")
+    result = runner.invoke(app, ["--uri", uri, *command, "--max-results", "2", "--all", "--json"])
+    assert result.exit_code == 0, result.output
+    seen = [item[key] for item in json.loads(result.stdout)]
+    assert len(seen) == 5
+    assert len(set(seen)) == 5
+    assert "--page-token" not in result.stderr
+    table = runner.invoke(app, ["--uri", uri, *command, "--max-results", "2", "--all"])
+    assert table.exit_code == 0, table.output
+    assert "--page-token" not in table.stderr
+
+
+@pytest.mark.parametrize(
     ("option", "values", "says"),
     [
         ("--metric", ["auc=0.9", "auc=0.8"], "metric 'auc' is given twice (auc=0.9, auc=0.8)"),

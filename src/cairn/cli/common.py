@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from cairn.cli.output import err
 from cairn.client import Client
 from cairn.client.base import BaseClient
+from cairn.domain.models import Page
 from cairn.errors import InvalidParameter
+
+T = TypeVar("T")
 
 # the API's page cap (service.validation.MAX_PAGE): outside it, a usage error naming the option
 MaxResults = Annotated[int | None, typer.Option(min=1, max=1000, help="Page size (1-1000).")]
+PageToken = Annotated[str | None, typer.Option(help="Continue a previous listing.")]
+AllPages = Annotated[
+    bool, typer.Option("--all", help="Every page, not just the first (--max-results sizes them).")
+]
 Json = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 # a command's own --quiet, as parameter ``quiet_flag`` (``quiet`` reads it); also a global
@@ -22,6 +30,21 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmat
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr.")
 ]
+
+
+def every_page(
+    fetch: Callable[[str | None], Page[T]], page_token: str | None, all_pages: bool
+) -> Page[T]:
+    """``fetch(token)`` once, or with ``--all`` until no page is left (one page in memory
+    per request; the listing is the concatenation, and has no next token)."""
+    page = fetch(page_token)
+    if not all_pages:
+        return page
+    items = list(page.items)
+    while page.next_page_token is not None:
+        page = fetch(page.next_page_token)
+        items.extend(page.items)
+    return Page(items)
 
 
 def as_of_option(help: str) -> Any:

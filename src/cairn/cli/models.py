@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from cairn.cli.common import Json, MaxResults, Yes, client, confirm, parse_pairs
+from cairn.cli.common import (
+    AllPages,
+    Json,
+    MaxResults,
+    PageToken,
+    Yes,
+    client,
+    confirm,
+    every_page,
+    parse_pairs,
+)
 from cairn.cli.output import message, show_model, show_models
 
 app = typer.Typer(help="Create, read, change and delete registered models.", no_args_is_help=True)
@@ -49,17 +59,23 @@ def list_(
         list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")
     ] = None,
     max_results: MaxResults = None,
-    page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
+    page_token: PageToken = None,
+    all_pages: AllPages = False,
     include_deleted: Annotated[bool, typer.Option(help="Show soft-deleted models too.")] = False,
     as_json: Json = False,
 ) -> None:
     """List registered models, optionally filtered."""
-    page = client(ctx).search_models(
-        filter,
-        order_by=order_by,
-        max_results=max_results,
-        page_token=page_token,
-        include_deleted=include_deleted,
+    sdk = client(ctx)
+    page = every_page(
+        lambda token: sdk.search_models(
+            filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=token,
+            include_deleted=include_deleted,
+        ),
+        page_token,
+        all_pages,
     )
     show_models(page.items, as_json, page.next_page_token)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cairn.cli.common import Json, MaxResults, Yes, client, confirm
+from cairn.cli.common import AllPages, Json, MaxResults, PageToken, Yes, client, confirm, every_page
 from cairn.cli.output import DataTable, message, out, print_json
 from cairn.domain.promotion import (
     AliasPolicy,
@@ -104,15 +104,21 @@ def list_requests(
     ] = "pending",
     model: Annotated[str | None, typer.Option(help="Only requests on this model.")] = None,
     max_results: MaxResults = None,
-    page_token: Annotated[str | None, typer.Option(help="Next page of a previous list.")] = None,
+    page_token: PageToken = None,
+    all_pages: AllPages = False,
     as_json: Json = False,
 ) -> None:
     """Promotion requests on models you can read, newest first."""
-    page = client(ctx).list_promotions(
-        status=None if status == "all" else status,
-        model=model,
-        max_results=max_results,
-        page_token=page_token,
+    sdk = client(ctx)
+    page = every_page(
+        lambda token: sdk.list_promotions(
+            status=None if status == "all" else status,
+            model=model,
+            max_results=max_results,
+            page_token=token,
+        ),
+        page_token,
+        all_pages,
     )
     if as_json:
         print_json([request_to_json(r) for r in page.items])

@@ -9,12 +9,15 @@ from typing import Annotated
 import typer
 
 from cairn.cli.common import (
+    AllPages,
     Json,
     MaxResults,
+    PageToken,
     Yes,
     as_of_option,
     client,
     confirm,
+    every_page,
     in_utc,
     parse_metrics,
     parse_pairs,
@@ -35,7 +38,6 @@ from cairn.domain.uris import parse_model_uri
 app = typer.Typer(help="Create, find, change and delete model versions.", no_args_is_help=True)
 
 OrderBy = Annotated[list[str] | None, typer.Option(help="FIELD [ASC|DESC]; repeatable.")]
-PageToken = Annotated[str | None, typer.Option(help="Continue a previous listing.")]
 
 
 @app.command("create")
@@ -127,17 +129,23 @@ def list_(
     order_by: OrderBy = None,
     max_results: MaxResults = None,
     page_token: PageToken = None,
+    all_pages: AllPages = False,
     include_deleted: Annotated[bool, typer.Option(help="Show soft-deleted versions.")] = False,
     as_json: Json = False,
 ) -> None:
     """List the versions of model NAME, newest first."""
-    page = client(ctx).list_versions(
-        name,
-        order_by=order_by,
-        max_results=max_results,
-        page_token=page_token,
-        include_deleted=include_deleted,
-        files=as_json,  # the table shows no files: a page of large manifests stays small
+    sdk = client(ctx)
+    page = every_page(
+        lambda token: sdk.list_versions(
+            name,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=token,
+            include_deleted=include_deleted,
+            files=as_json,  # the table shows no files: a page of large manifests stays small
+        ),
+        page_token,
+        all_pages,
     )
     show_versions(page.items, as_json, page.next_page_token)
 
@@ -149,11 +157,17 @@ def search(
     order_by: OrderBy = None,
     max_results: MaxResults = None,
     page_token: PageToken = None,
+    all_pages: AllPages = False,
     as_json: Json = False,
 ) -> None:
     """Search versions of all models: "metrics.auc >= 0.9 AND tags.team = 'risk'"."""
-    page = client(ctx).search_versions(
-        filter, order_by=order_by, max_results=max_results, page_token=page_token, files=as_json
+    sdk = client(ctx)
+    page = every_page(
+        lambda token: sdk.search_versions(
+            filter, order_by=order_by, max_results=max_results, page_token=token, files=as_json
+        ),
+        page_token,
+        all_pages,
     )
     show_versions(page.items, as_json, page.next_page_token)
 
