@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import typer.core
+import typer.main
 
 from cairn.api.errors import _HTTP_CODES
 from cairn.app import create_app
+from cairn.cli.main import app as cli_app
 from cairn.errors import CairnError
 from cairn.settings import Settings
 
@@ -106,3 +110,105 @@ def test_openapi_document_is_where_the_api_doc_says(tmp_path: Path) -> None:
     finally:
         app.state.service.db.dispose()
     assert "/api/v1/openapi.json" in API_DOC.read_text(encoding="utf-8")
+
+
+# -- every `cairn …` command the docs show is one the CLI accepts -----------------------------
+
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+_SHELL = {"console", "sh", "shell", "bash"}
+
+
+def _documented_commands() -> Iterator[tuple[str, str]]:
+    """(where, command line) for each ``cairn`` call in a shell block of README and docs/:
+    a ``$ `` line of a console block (continued by a trailing backslash), or any line of an
+    sh block; inside pipes, ``$(…)``, ``&&`` and after ``VAR=``."""
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for fence in _FENCE.finditer(doc.read_text()):
+            if fence.group(1) not in _SHELL:
+                continue
+            prompt = fence.group(1) == "console"
+            lines = iter(fence.group(2).splitlines())
+            for line in lines:
+                if prompt and not line.startswith("$ "):
+                    continue
+                while line.endswith("\\"):
+                    line = line[:-1] + next(lines, "")
+                lexer = shlex.shlex(line.removeprefix("$ "), posix=True, punctuation_chars=True)
+                lexer.whitespace_split = True
+                words: list[str] = []
+                for word in [*lexer, ";"]:  # split at | && ; ( ) and $(
+                    if word.strip("|&;()"):
+                        words.append(word)
+                        continue
+                    while words and re.fullmatch(r"\w+=.*", words[0]):
+                        words = words[1:]
+                    if words[:1] == ["cairn"]:
+                        yield doc.name, shlex.join(words)
+                    words = []
+
+
+def _parse(args: list[str]) -> None:
+    """Parse like ``cairn ARGS`` down to the last sub-command, running nothing: Click's
+    usage error (a missing argument, an unknown option or command) propagates."""
+    command = typer.main.get_command(cli_app)
+    ctx = command.make_context("cairn", args)
+    while isinstance(command, typer.core.TyperGroup):
+        rest = [*ctx._protected_args, *ctx.args]
+        if not rest:
+            return
+        name, sub, rest = command.resolve_command(ctx, rest)
+        assert name is not None and sub is not None
+        command, ctx = sub, sub.make_context(name, rest, parent=ctx)
+
+
+@pytest.mark.parametrize(("doc", "line"), sorted(set(_documented_commands())))
+def test_documented_commands_parse(doc: str, line: str) -> None:
+    _parse(shlex.split(line)[1:])
+
+
+_SPAN = re.compile(r"`(cairn [^`]+)`")
+
+
+def _mentioned_commands() -> Iterator[tuple[str, str]]:
+    """(where, text) for each ```cairn …``` code span in the prose of README and docs/ but
+    the generated CLI page: often a reference (``cairn pull --include PATTERN``), not a
+    whole command."""
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        if doc != CLI_DOC:
+            prose = _FENCE.sub("", doc.read_text())
+            yield from ((doc.name, span) for span in _SPAN.findall(prose))
+
+
+def _check_reference(args: list[str]) -> None:
+    """The sub-commands named exist and so does every ``--option`` (on the command or a
+    parent); arguments and values may be placeholders."""
+    command = typer.main.get_command(cli_app)
+    chain = [command]
+    words = iter(args)
+    for word in words:
+        if word.startswith("-"):
+            name = word.split("=")[0].strip("[]")
+            known = [p for c in chain for p in c.params if name in (*p.opts, *p.secondary_opts)]
+            assert known, f"no option {name} on `{' '.join(c.name or '' for c in chain)}`"
+            if not getattr(known[0], "is_flag", False) and "=" not in word:
+                next(words, None)  # its value
+        elif isinstance(command, typer.core.TyperGroup):  # Click's UsageError if none
+            ctx = command.make_context(command.name or "cairn", [], resilient_parsing=True)
+            _, found, _ = command.resolve_command(ctx, [word])
+            assert found is not None
+            command = found
+            chain.append(command)
+
+
+@pytest.mark.parametrize(("doc", "span"), sorted(set(_mentioned_commands())))
+def test_mentioned_commands_exist(doc: str, span: str) -> None:
+    _check_reference(shlex.split(span.replace("…", ""))[1:])  # `cairn --uri ./dir …`
+
+
+def test_documented_commands_are_found() -> None:
+    found = {line for _, line in _documented_commands()}
+    assert len(found) > 60
+    assert len(set(_mentioned_commands())) > 70
+    assert "cairn --uri ./cairn-data gc" in found  # a console line
+    assert any(line.endswith("--require-compatible") for line in found)  # a continued line
+    assert any(line.startswith("cairn -q tokens create") for line in found)  # in TOKEN=$(…)
