@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from cairn import __version__
-from cairn.api import mlflow, openapi
+from cairn.api import docs_page, mlflow, openapi
 from cairn.api.auth import AUTHENTICATED, RateLimiter
 from cairn.api.errors import error_response, install_error_handlers
 from cairn.api.fastlane import FastLane
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A model registry: versioned, verified, auditable models.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by docs_page, without a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)
     app.include_router(identity.public, prefix="/api/v1")
+    docs_page.install(app, title=f"{app.title} API", openapi_url=app.openapi_url or "")
     # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts, /api/3.0/mlflow: matched
     # first, by prefix (api/mlflow/__init__.py)
     app.router.routes[:0] = mlflow.mounts(AUTHENTICATED)

@@ -63,8 +63,11 @@ ANONYMOUS_ALLOWED = {
     ("GET", "/ready"),
     ("POST", "/api/v1/login"),
     ("GET", "/api/v1/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs"),  # Swagger UI and its files (api/docs_page.py); no OAuth2 redirect page
+    ("GET", "/docs/swagger-ui-bundle.js"),
+    ("GET", "/docs/swagger-ui-start.js"),
+    ("GET", "/docs/swagger-ui.css"),
+    ("GET", "/docs/favicon.png"),
 }
 # Answered for any authenticated caller: about themselves, or lists filtered to what they
 # may read (which for a user without grants is nothing).

@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
+from cairn.api import docs_page
 from cairn.api.offload import brief
 from cairn.domain import tokens
 from cairn.domain.access import Actor
@@ -33,8 +34,9 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "auth", "session"})
 # routes that answer without authentication: liveness, readiness, logging in, the API schema
+# and the page that shows it with its files
 PUBLIC_PATHS = frozenset(
-    {"/health", "/ready", "/api/v1/login", "/docs", "/docs/oauth2-redirect", "/api/v1/openapi.json"}
+    {"/health", "/ready", "/api/v1/login", "/api/v1/openapi.json", *docs_page.PATHS}
 )
 
 
