@@ -212,3 +212,34 @@ def test_documented_commands_are_found() -> None:
     assert "cairn --uri ./cairn-data gc" in found  # a console line
     assert any(line.endswith("--require-compatible") for line in found)  # a continued line
     assert any(line.startswith("cairn -q tokens create") for line in found)  # in TOKEN=$(…)
+
+
+def test_every_route_the_api_doc_names_is_served(tmp_path: Path) -> None:
+    """The other way round: each ``METHOD /path`` docs/api.md names is a route of the app,
+    spelt as the OpenAPI document spells it (its parameter names too); a concrete path
+    (an example) must match one. ``/docs`` and the document itself are served outside it."""
+    app = create_app(Settings(data_dir=tmp_path, backend_uri=None, artifacts_uri=None))
+    try:
+        paths = app.openapi()["paths"]
+    finally:
+        app.state.service.db.dispose()
+    served = {(method.upper(), path) for path, operations in paths.items() for method in operations}
+    served |= {("GET", "/docs"), ("GET", "/api/v1/openapi.json")}
+    patterns = [
+        (method, re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+(/[^/]+)*", re.escape(path))))
+        for method, path in served
+    ]
+    named = re.findall(
+        r"`(GET|HEAD|POST|PUT|PATCH|DELETE) (/[^`?\s]*)", API_DOC.read_text(encoding="utf-8")
+    )
+    assert len(named) > 30, "the doc's routes were not found"
+    wrong = sorted(
+        f"{method} {path}"
+        for method, path in set(named)
+        if (
+            (method, path) not in served
+            if "{" in path
+            else not any(m == method and p.fullmatch(path) for m, p in patterns)
+        )
+    )
+    assert not wrong, f"docs/api.md names routes the app does not serve: {wrong}"
