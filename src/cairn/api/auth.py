@@ -29,7 +29,7 @@ from cairn.domain.access import Actor
 from cairn.errors import RateLimited, Unauthenticated
 from cairn.service.registry import RegistryService
 
-SESSION_COOKIE = "cairn_session"
+SESSION_COOKIE = tokens.SESSION_COOKIE
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "auth", "session"})

@@ -24,6 +24,8 @@ MAX_TOKEN_LENGTH = 256
 # where a server's first start leaves the bootstrap admin's token, in its data directory,
 # for the CLI and SDK on the same machine (a file name, not a secret)
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
+# the cookie that carries a login session (set by the API's login and the UI's sign-in)
+SESSION_COOKIE = "cairn_session"
 # the longest lifetime of an API token, in days (10 years)
 MAX_TOKEN_DAYS = 3650
 # what a secret not in the cairn_ format is listed as (none of its characters)
