@@ -36,6 +36,7 @@ from cairn.errors import AlreadyExists, CairnError
 from cairn.service.factory import build_service
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
+from cairn.ui import router as ui_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /api/2.0/mlflow, /ajax-api/2.0/mlflow, mlflow-artifacts, /api/3.0/mlflow: matched
     # first, by prefix (api/mlflow/__init__.py)
     app.router.routes[:0] = mlflow.mounts(AUTHENTICATED)
+    # the web UI at /: its own sign-in (a redirect, not a 401), after every API route
+    app.include_router(ui_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     # innermost: plan routes skip FastAPI's routing (api/fastlane.py)

@@ -44,6 +44,7 @@ from cairn.app import create_app
 from cairn.settings import Settings
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.schema import metadata
+from cairn.ui.web import UiRoute
 
 pytestmark = pytest.mark.xdist_group("security-route-sweep")  # one worker computes the sweep
 
@@ -213,16 +214,19 @@ class Answer:
 
 
 def route_contexts(app: FastAPI) -> Iterator[Any]:
-    """Every route as the app serves it (included routers flattened, their prefixes and
-    dependencies applied; a router mounted at a prefix, as the MLflow API is, seen under
-    its full paths)."""
+    """Every API route as the app serves it (included routers flattened, their prefixes
+    and dependencies applied; a router mounted at a prefix, as the MLflow API is, seen
+    under its full paths). The web UI's pages are left out: they answer a visitor without
+    a session with a redirect to sign in, not a 401, and tests/ui/test_ui_routes.py sweeps
+    them the same way."""
     for route in app.routes:
         if isinstance(route, Mount) and isinstance(route.app, APIRouter):
             outer = APIRouter()
             outer.include_router(route.app, prefix=route.path)
             yield from iter_route_contexts(outer.routes)
         else:
-            yield from iter_route_contexts([route])
+            found = iter_route_contexts([route])
+            yield from (rc for rc in found if not isinstance(rc.original_route, UiRoute))
 
 
 def endpoints(app: FastAPI) -> list[Endpoint]:

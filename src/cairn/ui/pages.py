@@ -1,0 +1,247 @@
+"""The UI's routes: sign in and out, models, a model, a version, an alias's history, and
+the version search. Each reads through the service's use cases as the signed-in caller."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from cairn.domain.access import Actor
+from cairn.domain.models import AliasEvent, ModelVersion, Page, RegisteredModel, Stage
+from cairn.errors import InvalidParameter, NotFound, RateLimited, Unauthenticated
+from cairn.ui.web import (
+    HOME,
+    SESSION_COOKIE,
+    SIGN_IN,
+    Limiter,
+    UiRoute,
+    check_origin,
+    client_of,
+    forget_session,
+    form_caller,
+    read_form,
+    record_denial,
+    request_id_of,
+    safe_next,
+    service_of,
+    set_session,
+    show,
+    signed_in,
+)
+
+router = APIRouter(route_class=UiRoute, include_in_schema=False)
+Viewer = Annotated[Actor, Depends(signed_in)]
+PAGE_SIZE = 50
+MAX_USER = 128  # as the API login takes them
+MAX_PASSWORD = 1024
+MODEL_ORDERS = (
+    ("name ASC", "name, A to Z"),
+    ("name DESC", "name, Z to A"),
+    ("updated_at DESC", "recently updated"),
+    ("created_at DESC", "recently created"),
+)
+VERSION_ORDERS = (
+    ("", "model, newest version first"),
+    ("created_at DESC", "recently created"),
+    ("updated_at DESC", "recently updated"),
+)
+
+
+def _arg(request: Request, key: str) -> str:
+    return request.query_params.get(key, "").strip()
+
+
+# -- no session needed -------------------------------------------------------------------
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse(HOME, status_code=303)
+
+
+STATIC = {"cairn.css": "text/css", "cairn.svg": "image/svg+xml"}  # file → media type
+
+
+@functools.cache
+def _static(file: str) -> bytes:
+    return (resources.files("cairn.ui") / "static" / file).read_bytes()
+
+
+@router.get("/static/{file}")
+def static(file: str) -> Response:
+    """The stylesheet and the icon: the only files a page loads, all from this server."""
+    media_type = STATIC.get(file)
+    if media_type is None:
+        raise NotFound(f"no static file {file!r}")
+    headers = {"Cache-Control": "public, max-age=3600"}
+    return Response(_static(file), media_type=media_type, headers=headers)
+
+
+@router.get(SIGN_IN)
+def sign_in_form(request: Request) -> Response:
+    return show(request, "login.html", next=safe_next(_arg(request, "next")), user="", error=None)
+
+
+@router.post(SIGN_IN)
+async def sign_in(request: Request) -> Response:
+    """Check the password (service.login), set the session's cookies, go where the user was
+    going. Exempt from the session's CSRF token (there is no session yet) but not from
+    the origin check: another site cannot sign a browser in to an account of its choosing."""
+    check_origin(request)
+    form = await read_form(request)
+    user, password = form.get("user", "").strip(), form.get("password", "")
+    target = safe_next(form.get("next"))
+
+    def refused(status: int, message: str) -> Response:
+        return show(request, "login.html", status, next=target, user=user, error=message)
+
+    if not user or not password:
+        return refused(400, "enter your user name and password")
+    if len(user) > MAX_USER or len(password) > MAX_PASSWORD:
+        return refused(400, "wrong user name or password")
+    limiter: Limiter = request.app.state.limiter
+    client = client_of(request)
+    keys = (f"ip:{client}", f"user:{user.casefold()}")
+    service = service_of(request)
+
+    def login() -> dict[str, object]:
+        with limiter.guard(*keys, denial={"action": "login", "target": user}):
+            return service.login(user, password, request_id=request_id_of(request), client=client)
+
+    try:
+        session = await run_in_threadpool(login)
+    except Unauthenticated as exc:
+        await run_in_threadpool(record_denial, request, exc)
+        return refused(401, exc.message)
+    except RateLimited as exc:
+        response = refused(429, exc.message)
+        response.headers["Retry-After"] = str(getattr(exc, "retry_after", 60))
+        return response
+    response = RedirectResponse(target, status_code=303)
+    set_session(request, response, session)
+    return response
+
+
+@router.post("/logout")
+async def sign_out(request: Request) -> Response:
+    """End the session (revoked in the database, not only forgotten by the browser)."""
+    actor, _form = await form_caller(request)
+    secret = request.cookies.get(SESSION_COOKIE, "")
+    await run_in_threadpool(service_of(request).logout, actor, secret)
+    response = RedirectResponse(SIGN_IN, status_code=303)
+    forget_session(response)
+    return response
+
+
+# -- pages -------------------------------------------------------------------------------
+
+
+@router.get("/models")
+def models(request: Request, actor: Viewer) -> Response:
+    query, order, token = _arg(request, "filter"), _arg(request, "order"), _arg(request, "page")
+    page: Page[RegisteredModel] = Page([])
+    error, status = None, 200
+    try:
+        page = service_of(request).search_models(
+            actor,
+            query or None,
+            order_by=[order] if order else None,
+            max_results=PAGE_SIZE,
+            page_token=token or None,
+        )
+    except InvalidParameter as exc:  # the filter, the order or the page token
+        error, status = exc.message, 400
+    return show(
+        request,
+        "models.html",
+        status,
+        page=page,
+        filter=query,
+        order=order,
+        orders=MODEL_ORDERS,
+        error=error,
+        paged=bool(token),
+    )
+
+
+@router.get("/models/{name}")
+def model(request: Request, name: str, actor: Viewer) -> Response:
+    service = service_of(request)
+    token = _arg(request, "page")
+
+    def read() -> tuple[RegisteredModel, Page[ModelVersion], list[ModelVersion]]:
+        found = service.get_model(actor, name)
+        versions = service.list_versions(
+            actor, name, max_results=PAGE_SIZE, page_token=token or None, files=False
+        )
+        staged = service.latest_versions_by_stage(actor, [name], files=False)
+        return found, versions, next(iter(staged.values()), [])
+
+    found, versions, staged = service.read_together(read)
+    return show(
+        request,
+        "model.html",
+        model=found,
+        versions=versions,
+        staged=[v for v in staged if v.stage is not Stage.NONE],
+        paged=bool(token),
+    )
+
+
+@router.get("/models/{name}/versions/{version}")
+def version(request: Request, name: str, version: str, actor: Viewer) -> Response:
+    found = service_of(request).get_version(actor, name, version)
+    return show(request, "version.html", version=found)
+
+
+@router.get("/models/{name}/aliases/{alias}")
+def alias(request: Request, name: str, alias: str, actor: Viewer) -> Response:
+    service = service_of(request)
+
+    def read() -> tuple[RegisteredModel, list[AliasEvent]]:
+        history = service.alias_history(actor, name, alias)
+        return service.get_model(actor, name), history
+
+    found, history = service.read_together(read)
+    return show(
+        request,
+        "alias.html",
+        model=found,
+        alias=alias,
+        current=found.aliases.get(alias),
+        history=history,
+    )
+
+
+@router.get("/versions")
+def search_versions(request: Request, actor: Viewer) -> Response:
+    query, order, token = _arg(request, "filter"), _arg(request, "order"), _arg(request, "page")
+    page: Page[ModelVersion] = Page([])
+    error, status = None, 200
+    try:
+        page = service_of(request).search_versions(
+            actor,
+            query or None,
+            order_by=[order] if order else None,
+            max_results=PAGE_SIZE,
+            page_token=token or None,
+            files=False,
+        )
+    except InvalidParameter as exc:
+        error, status = exc.message, 400
+    return show(
+        request,
+        "versions.html",
+        status,
+        page=page,
+        filter=query,
+        order=order,
+        orders=VERSION_ORDERS,
+        error=error,
+        paged=bool(token),
+    )
