@@ -8,6 +8,7 @@ missing PostgreSQL is a failure.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
@@ -99,6 +100,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _worker() -> str:
     return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+
+
+CHROMIUM = Path(os.environ.get("CAIRN_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium from the system (Debian's; never a downloaded one), driven by
+    Playwright, for one test module (each test opens its own context). Missing: skipped,
+    except under CI=true, where that is a failure (.ci/run installs it)."""
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+    elif importlib.util.find_spec("playwright") is None:
+        reason = "the playwright package is not installed (it is in the dev extras)"
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"the browser tests need Chromium and Playwright under CI=true: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")

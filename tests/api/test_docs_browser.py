@@ -1,16 +1,13 @@
 """``/docs`` in a real browser: headless Chromium (Debian's, never a downloaded build)
 driven by Playwright against the real server on loopback.
 
-Where Chromium (or Playwright) is missing these tests are skipped, except under CI=true,
-where that is a failure (.ci/run installs Chromium, the dev extras Playwright).
+The browser is tests/conftest.py's ``chromium`` (skipped where missing, except under CI=true,
+where that is a failure).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -24,36 +21,8 @@ pytestmark = [
     pytest.mark.xdist_group("browser"),  # one worker, one browser
 ]
 
-CHROMIUM = Path("/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TOKEN = "cairn-test-admin-token-0123456789abcdefghij"  # conftest's bootstrap admin
 WAIT_MS = 30_000  # the longest any step may take on a busy machine; not a measurement
-
-
-def _missing() -> str | None:
-    if not CHROMIUM.exists():
-        return f"Chromium is not installed ({CHROMIUM}): .ci/run installs it with apt-get"
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed: it comes with the dev extras (make install)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    reason = _missing()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"A browser is required under CI=true. {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
 
 
 class Visit:
@@ -88,8 +57,8 @@ class Visit:
 
 
 @pytest.fixture
-def visit(browser: Browser) -> Iterator[Visit]:
-    opened = Visit(browser)
+def visit(chromium: Browser) -> Iterator[Visit]:
+    opened = Visit(chromium)
     yield opened
     opened.context.close()
 

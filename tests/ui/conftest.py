@@ -1,17 +1,11 @@
-"""The web UI's fixtures: a small registry to look at, its users, and a real browser.
-
-The browser is Debian's Chromium (``/usr/bin/chromium``) driven by Playwright; no browser
-is ever downloaded. Where Chromium or Playwright is missing, the browser tests are skipped
-with the reason, except under CI=true, where that is a failure (as for PostgreSQL).
-"""
+"""The web UI's fixtures: a small registry to look at and its users (the browser,
+``chromium``, is tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +13,6 @@ from fastapi.testclient import TestClient
 
 from cairn.settings import Settings
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}  # as tests/conftest.py
-CHROMIUM = Path(os.environ.get("CAIRN_TEST_CHROMIUM", "/usr/bin/chromium"))
 PASSWORD = "correct horse battery staple"
 V1 = "/api/v1"
 
@@ -128,31 +120,3 @@ def visitor(app: Any) -> Iterator[TestClient]:
     """A cookie-keeping client with no token that does not follow redirects."""
     with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
         yield client
-
-
-# -- the browser ---------------------------------------------------------------------------
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"the browser tests need Chromium and Playwright under CI=true: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """Headless Chromium from the system, for the session (each test opens its own context)."""
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
