@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from cairn import __version__
 from cairn.api import docs_page, mlflow, openapi
 from cairn.api.auth import AUTHENTICATED, RateLimiter
-from cairn.api.errors import error_response, install_error_handlers
+from cairn.api.errors import cairn_error_response, install_error_handlers
 from cairn.api.fastlane import FastLane
 from cairn.api.middleware import install_hardening
 from cairn.api.offload import InFlight
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             service.ping()
         except CairnError as exc:
-            return error_response(503, exc.error_code, exc.message)
+            return cairn_error_response(exc, 503)
         return JSONResponse({"status": "ready"})
 
     # Every router but login's requires a caller (tests/security/test_routes.py sweeps them).

@@ -32,6 +32,9 @@ class CairnError(Exception):
 
     error_code: ClassVar[str] = "INTERNAL_ERROR"
     http_status: ClassVar[int] = 500
+    # seconds the caller should wait before trying again; the API sends it as Retry-After
+    # (a 503 without one gets the API's default: ``api/errors.py``)
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, denial: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -121,7 +124,7 @@ class Unavailable(CairnError):
         denial: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message, denial=denial)
-        self.retry_after = retry_after  # seconds; the API sends it as Retry-After
+        self.retry_after = retry_after
 
 
 _BY_STATUS_AND_CODE: dict[tuple[int, str], type[CairnError]] = {

@@ -64,6 +64,7 @@ def assert_full_disk_answer(answer: Any) -> None:
     body = answer.json()
     assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert "No space left on device" in body["message"]
+    assert int(answer.headers["Retry-After"]) >= 1  # as every 503: it is worth another try
 
 
 def files_under(root: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from cairn.api.lean import LeanRoute
 from cairn.app import create_app
 from cairn.settings import Settings
+from cairn.store.metadata.database import READ_ONLY_RETRY_S
 
 JSON = {"content-type": "application/json"}
 
@@ -45,6 +46,7 @@ def test_ready_is_a_503_while_the_database_takes_no_writes(
         app.state.service.db.dispose()
     assert error(response) == (503, "TEMPORARILY_UNAVAILABLE")
     assert "read-only" in response.json()["message"]
+    assert response.headers["Retry-After"] == str(READ_ONLY_RETRY_S)
     assert api.get("/ready").json() == {"status": "ready"}  # the same database, writable
 
 

@@ -208,6 +208,9 @@ def test_every_operation_documents_the_503_it_answers_while_the_database_is_down
             answer = _call(api, method, path)  # login's empty body is refused first: 400
             assert str(answer.status_code) in op["responses"], (method, path, answer.text)
             assert "503" in op["responses"], (method, path)
+            assert "Retry-After" in op["responses"]["503"].get("headers", {}), (method, path)
+            if answer.status_code == 503:  # every 503 says when to come back
+                assert int(answer.headers["Retry-After"]) >= 1, (method, path)
 
 
 def test_reads_of_lost_bytes_document_their_500(api: TestClient, blob_root: Path) -> None:

@@ -60,7 +60,7 @@ class RateLimiter:
                 if seen is not None and len(seen) >= self.limit:
                     wait = max(1, int(seen[0] + self.window_s - now) + 1)
                     error = RateLimited(f"too many failed authentications; try again in {wait} s")
-                    error.retry_after = wait  # type: ignore[attr-defined]
+                    error.retry_after = wait
                     raise error
 
     @contextmanager

@@ -28,9 +28,33 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, error_code: str, message: str) -> JSONResponse:
+# How long a 503 asks the caller to wait when its error names no time of its own: the
+# usual 503 (a database busy past the retries, a lost connection, a store that failed a
+# request) is over in a moment. Every 503 carries a Retry-After (RFC 9110 §10.2.3), so
+# that a client or a proxy knows the failure is temporary and when to come back.
+RETRY_AFTER_S = 1
+
+
+def error_response(
+    status: int, error_code: str, message: str, *, retry_after: int | None = None
+) -> JSONResponse:
+    """The one error body, with ``Retry-After`` when given and on every 503."""
     body = {"error_code": error_code, "message": message}
-    return FastJSONResponse(body, status_code=status)
+    response = FastJSONResponse(body, status_code=status)
+    if retry_after is None and status == 503:
+        retry_after = RETRY_AFTER_S
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def cairn_error_response(exc: CairnError, status: int | None = None) -> JSONResponse:
+    """The answer to a Cairn error: its status (or ``status``), body and headers."""
+    status = exc.http_status if status is None else status
+    response = error_response(status, exc.error_code, exc.message, retry_after=exc.retry_after)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cairn"'
+    return response
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -86,13 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _cairn(request: Request, exc: CairnError) -> JSONResponse:
         if exc.denial is not None:
             await _record_denial(request, exc)
-        response = error_response(exc.http_status, exc.error_code, exc.message)
-        if exc.http_status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="cairn"'
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+        return cairn_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

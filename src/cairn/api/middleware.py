@@ -27,7 +27,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cairn.api.errors import error_response
+from cairn.api.errors import cairn_error_response, error_response
 from cairn.errors import CairnError, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 
 SECURITY_HEADERS = [
@@ -90,8 +90,7 @@ class _TooLarge(Exception):
 
 
 async def _refuse(error: CairnError, scope: Scope, receive: Receive, send: Send) -> None:
-    response = error_response(error.http_status, error.error_code, error.message)
-    await response(scope, receive, send)
+    await cairn_error_response(error)(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -59,8 +59,18 @@ _ERRORS = {
     "415": "The body is not of the media type this operation reads.",
     "429": "Too many failed authentications from this address (`Retry-After`).",
     "500": "`DATA_LOSS`: the file's stored bytes are missing or no longer match its digest.",
-    "503": "`TEMPORARILY_UNAVAILABLE`: the metadata database (or the blob store) stayed busy "
-    "or cannot be reached; send the request again.",
+    "503": "`TEMPORARILY_UNAVAILABLE`: the metadata database (or the blob store) stayed busy, "
+    "cannot be reached or takes no writes (read-only); send the request again after "
+    "`Retry-After` seconds.",
+}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before sending the request again.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+# the statuses whose answers always carry a Retry-After (``api/errors.py``)
+_HEADERS: dict[str, dict[str, Any]] = {
+    "429": {"Retry-After": _RETRY_AFTER},
+    "503": {"Retry-After": _RETRY_AFTER},
 }
 _PROBES = ("/health", "/ready")
 # The operations that read a file's stored bytes, or check them first (DownloadsService):
@@ -128,7 +138,10 @@ def _statuses(path: str, method: str, caller: bool) -> list[str]:
 
 
 def _error(status: str) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": _ERRORS[status],
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+    if status in _HEADERS:
+        response["headers"] = _HEADERS[status]
+    return response
