@@ -77,6 +77,36 @@ def test_a_write_on_a_read_only_database_is_a_503_that_changes_nothing(
     assert api.get("/api/v1/models/fraud").json()["description"] == ""
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_read_only_sqlite_database_answers_as_a_read_only_postgresql(
+    api: TestClient, settings: Settings
+) -> None:
+    """A SQLite database this server may only read (its file, folder or file system not
+    writable, or opened with ``mode=ro``) refuses writes as a read-only PostgreSQL does:
+    503 TEMPORARILY_UNAVAILABLE saying so, with its Retry-After, nothing changed; reads
+    answer and ``/ready`` says it takes no writes."""
+    assert settings.backend_uri is not None
+    assert api.post("/api/v1/models", json={"name": "fraud"}).status_code == 201
+    path = settings.backend_uri.removeprefix("sqlite:///")
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    app = create_app(settings.model_copy(update={"backend_uri": read_only}))
+    try:
+        with TestClient(app, raise_server_exceptions=False, headers=api.headers) as client:
+            assert client.get("/api/v1/models/fraud").status_code == 200
+            created = client.post("/api/v1/models", json={"name": "churn"})
+            tagged = client.patch("/api/v1/models/fraud", json={"description": "new"})
+            mlflow = client.post("/api/2.0/mlflow/registered-models/create", json={"name": "churn"})
+            ready = client.get("/ready")
+    finally:
+        app.state.service.db.dispose()
+    for response in (created, tagged, mlflow, ready):
+        assert error(response) == (503, "TEMPORARILY_UNAVAILABLE"), response.text
+        assert "read-only" in response.json()["message"], response.text
+        assert response.headers["Retry-After"] == str(READ_ONLY_RETRY_S)
+    assert api.get("/api/v1/models/churn").status_code == 404
+    assert api.get("/api/v1/models/fraud").json()["description"] == ""
+
+
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_reads_on_a_read_only_database_need_no_write(api: TestClient, settings: Settings) -> None:
     """Authenticating records when a token was last used, a write: on a read-only database

@@ -26,6 +26,7 @@ leaves the outcome unknown and is reported as ``Unavailable``.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -76,6 +77,11 @@ _READ_ONLY_PG = "25006"  # read_only_sql_transaction: a standby, default_transac
 READ_ONLY = (
     "metadata database is read-only (a standby server, or default_transaction_read_only "
     "is on): writes are refused"
+)
+_READ_ONLY_SQLITE = 8  # SQLITE_READONLY, the primary code of every "readonly" extended code
+SQLITE_READ_ONLY = (
+    "metadata database is read-only (this user may not write its SQLite file or folder, "
+    "its file system is mounted read-only, or it is opened with mode=ro): writes are refused"
 )
 # What a write refused for that asks the caller to wait (Retry-After): about as long as a
 # failover takes to promote a standby.
@@ -447,13 +453,28 @@ class Database:
                     read_only = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
                 else:
                     conn.exec_driver_sql("SELECT 1")
-                    read_only = "off"
+                    read_only = "on" if _sqlite_read_only(self.url) else "off"
         except DBAPIError as exc:
+            if _sqlite_code(exc) == _READ_ONLY_SQLITE:  # not even readable so (no -shm)
+                raise Unavailable(SQLITE_READ_ONLY, retry_after=READ_ONLY_RETRY_S) from exc
             raise Unavailable(f"metadata database unreachable: {exc.orig}") from exc
         if read_only != "off":
-            raise Unavailable(READ_ONLY, retry_after=READ_ONLY_RETRY_S)
+            message = READ_ONLY if self.dialect == "postgresql" else SQLITE_READ_ONLY
+            raise Unavailable(message, retry_after=READ_ONLY_RETRY_S)
         if self.wal is not None:
             self.wal.check()
+
+
+def _sqlite_read_only(url: URL) -> bool:
+    """Whether SQLite refuses every write to the database ``url`` names, as far as can be
+    told without writing (which would queue the probe behind the writers): opened
+    read-only (a ``mode=ro`` or ``immutable`` URI), or a file this process may not write
+    (its mode or owner, a file system mounted read-only)."""
+    query = {key: str(value).lower() for key, value in url.query.items()}
+    if query.get("mode") == "ro" or query.get("immutable") in ("1", "true", "yes", "on"):
+        return True
+    path = url.database
+    return on_disk(path) and os.path.exists(path) and not os.access(path, os.W_OK)
 
 
 def _sync_or_defer(wal: WalSync, commit: int) -> None:
@@ -493,6 +514,12 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
+def _sqlite_code(exc: DBAPIError) -> int | None:
+    """SQLite's primary result code of the error (its extended code's low byte)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
 def _is_retryable(exc: DBAPIError) -> bool:
     if _sqlstate(exc) in _RETRYABLE_PG:
         return True
@@ -508,6 +535,8 @@ def translate(exc: DBAPIError) -> CairnError:
         return Unavailable("the database is busy; try again")
     if _sqlstate(exc) == _READ_ONLY_PG:  # nothing was written: the transaction is rolled back
         return Unavailable(f"{READ_ONLY}; try again later", retry_after=READ_ONLY_RETRY_S)
+    if _sqlite_code(exc) == _READ_ONLY_SQLITE:  # refused before anything was written
+        return Unavailable(f"{SQLITE_READ_ONLY}; try again later", retry_after=READ_ONLY_RETRY_S)
     if isinstance(exc, OperationalError):
         return Unavailable(f"metadata database unavailable: {exc.orig}")
     return CairnError(f"metadata database error: {exc.orig}")
