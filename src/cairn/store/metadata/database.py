@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cairn.errors import CairnError, Conflict, InvalidParameter, Unavailable
 from cairn.store.metadata.engines import (
@@ -56,6 +57,9 @@ T = TypeVar("T")
 Tx = Connection  # what a transaction function receives; services name it without SQLAlchemy
 
 MAX_ATTEMPTS = 8
+# How long a transaction waits for a pooled connection when all are in use (SQLAlchemy's
+# default) before it gives up with ``Unavailable``.
+POOL_TIMEOUT_S = 30.0
 # How long a write on the event loop (``Database.inline``) may wait for the SQLite writer
 # lock before it gives up and runs in the thread pool: long enough for another worker's
 # write to commit (a fraction of a millisecond; handing every contended write to the pool
@@ -139,8 +143,16 @@ class _Reconnect(Exception):
 class Database:
     """One metadata database: a write engine and a read engine over the same URL."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout_s: float = POOL_TIMEOUT_S,
+        echo: bool = False,
+    ) -> None:
         self.url: URL = make_url(url)
+        self._pool_timeout_s = pool_timeout_s
         self.dialect = self.url.get_backend_name()
         # SQLite writers queue on a lock that hands over at once (``sqlite_lock.py``)
         self._write_lock: AbstractContextManager[object] = nullcontext()
@@ -151,8 +163,12 @@ class Database:
         self.wal: WalSync | None = None  # SQLite in a file: the event loop's commits
         self._checkpointer: Checkpointer | None = None  # ...and their checkpoints
         if self.dialect == "sqlite":
-            self._writer = sqlite_engine(self.url, immediate=True, echo=echo)
-            self._reader = sqlite_engine(self.url, immediate=False, echo=echo)
+            self._writer = sqlite_engine(
+                self.url, immediate=True, echo=echo, pool_timeout_s=pool_timeout_s
+            )
+            self._reader = sqlite_engine(
+                self.url, immediate=False, echo=echo, pool_timeout_s=pool_timeout_s
+            )
             self._write_lock = WriterLock(self.url.database)
             self._budgeted = self._reader  # budgeted by a progress handler (_budget)
             if on_disk(self.url.database):
@@ -165,6 +181,7 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
+                pool_timeout=pool_timeout_s,
                 pool_recycle=1800,
                 echo=echo,
                 connect_args=self._network_args(),
@@ -361,6 +378,11 @@ class Database:
                 if attempt < MAX_ATTEMPTS:
                     continue  # the pool was invalidated: the next checkout connects anew
                 raise Unavailable(f"metadata database unreachable: {exc.__cause__}") from exc
+            except PoolTimeout as exc:  # waited pool_timeout_s already: no retry here
+                raise Unavailable(
+                    f"no metadata database connection came free within "
+                    f"{self._pool_timeout_s:g} s (every pooled one is in use); try again"
+                ) from exc
             except RetryTransaction:
                 if give_up:
                     raise NotInline from None

@@ -56,7 +56,7 @@ def pg_budgeted_engine(url: URL, network: dict[str, Any], echo: bool, timeout_s:
     )
 
 
-def sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
+def sqlite_engine(url: URL, *, immediate: bool, echo: bool, pool_timeout_s: float = 30.0) -> Engine:
     """WAL, a busy timeout, foreign keys on, every commit synced, case-sensitive LIKE (as on
     PostgreSQL), temporary b-trees in memory; transactions begun with ``BEGIN IMMEDIATE``
     (writers) or ``BEGIN``."""
@@ -66,6 +66,7 @@ def sqlite_engine(url: URL, *, immediate: bool, echo: bool) -> Engine:
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_size=8,
         max_overflow=16,
+        pool_timeout=pool_timeout_s,
     )
 
     @event.listens_for(engine, "connect")
