@@ -365,3 +365,30 @@ def test_logins_logouts_and_the_bootstrap_are_audited_without_secrets(
     bootstrap_secret = admin_headers["Authorization"].removeprefix("Bearer ")
     for secret in (session, csrf, PASSWORD, bootstrap_secret):
         assert secret not in text_of_log
+
+
+def test_a_csrf_refusal_is_audited_without_secrets(browser: TestClient, api: TestClient) -> None:
+    """A cookie request refused for its CSRF token (a forged cross-site request, say) is on
+    record like any refused authentication: ``authenticate``, denied, by ``anonymous``
+    (the user did not make it, as far as anyone knows), naming the session's user and
+    showing only the session's display prefix; neither the session, its CSRF token nor
+    the wrong token sent is in the log."""
+    session, csrf = login(browser)
+    wrong = csrf[:-1] + ("x" if csrf[-1] != "x" else "y")
+    for headers in ({}, {"X-CSRF-Token": wrong}):
+        refused = browser.put(
+            f"{V1}/models/risk.fraud/tags/team", json={"value": "forged"}, headers=headers
+        )
+        assert "CSRF" in error(refused, 403, "PERMISSION_DENIED")
+    events = ok(api.get(f"{V1}/audit", params={"outcome": "denied", "max_results": 1000}))
+    refusals = [e for e in events["events"] if e["action"] == "authenticate"]
+    assert len(refusals) == 2, events
+    for event in refusals:
+        assert event["actor"] == "anonymous" and event["outcome"] == "denied"
+        assert event["target"] and session.startswith(event["target"])
+        assert len(event["target"]) < len(session)
+        assert event["after"] == {"user": "alice", "reason": "missing or wrong CSRF token"}
+        assert event["client"] and event["request_id"]
+    text_of_log = repr(events)
+    for secret in (session, csrf, wrong):
+        assert secret not in text_of_log

@@ -26,6 +26,7 @@ from cairn.store.metadata.identity_store import IdentityStore
 US = 1_000_000
 SESSION_SECONDS = 12 * 3600
 TOUCH_EVERY_S = 300  # last_used_at is refreshed at most this often (a write per request is not)
+_CSRF_REFUSED = "missing or wrong CSRF token"
 PASSWORDS = PasswordHasher()  # argon2id, the library's current recommended parameters
 # Verified in place of an unknown user's hash, for equal work. A literal: hashing it at
 # import took 64 MiB and ~0.1 s in every server worker and CLI call. Its parameters are
@@ -103,7 +104,17 @@ class CredentialsService(ServiceBase):
             and csrf is not None
             and not (row.csrf_hash and hmac.compare_digest(row.csrf_hash, tokens.token_hash(csrf)))
         ):
-            raise PermissionDenied("missing or wrong CSRF token (X-CSRF-Token header)")
+            raise PermissionDenied(
+                f"{_CSRF_REFUSED} (X-CSRF-Token header)",
+                # on record as a refused authentication: by nobody known (a forged
+                # cross-site request is not the user's), naming whose session it was
+                denial={
+                    "action": "authenticate",
+                    "target": tokens.display_prefix(secret),
+                    "user": row.user_name,
+                    "reason": _CSRF_REFUSED,
+                },
+            )
         if last_used_at is None or now - last_used_at > TOUCH_EVERY_S * US:
             try:
                 self.db.write(lambda s: IdentityStore(s).touch_token(row.id, now))
