@@ -540,6 +540,54 @@ def test_add_list_remove_signer(service: RegistryService) -> None:
         service.remove_signer(SYSTEM, "release")
 
 
+def test_signer_names_that_differ_only_by_case_are_one_signer(
+    service: RegistryService, model: int, tmp_path: Path
+) -> None:
+    """Signers are identities, named as users and groups are (``names.same_identity``):
+    ``release`` is ``Release``. Two trusted signers told apart only by case would let an
+    administrator who revokes a compromised ``Release`` by typing ``release`` remove the
+    other one, leaving the compromised key trusted by every signature gate."""
+    key = new_key()
+    service.add_signer(SYSTEM, "Release", "key", public_pem(key))
+    with pytest.raises(Conflict, match="'Release' already exists"):
+        service.add_signer(SYSTEM, "release", "key", public_pem(new_key()))
+    assert [s.name for s in service.list_signers(SYSTEM)] == ["Release"]
+    assert service.add_signature(
+        WRITER, "fraud", model, sign_with_key(tmp_path, key, FILES)
+    ).verified
+    service.remove_signer(SYSTEM, "RELEASE")  # the one there is, in any case
+    assert service.list_signers(SYSTEM) == []
+    events = service.list_audit(SYSTEM, action="signer.remove").items
+    assert [e.target for e in events] == ["Release"]  # as it was named
+    assert not has_verified(service, "fraud", model)
+    # the same key trusted again, the name in another case: the same signer, its verdicts
+    service.add_signer(SYSTEM, "release", "key", public_pem(key))
+    assert has_verified(service, "fraud", model)
+
+
+def test_signers_an_older_cairn_let_differ_by_case_are_removed_by_their_exact_name(
+    service: RegistryService,
+) -> None:
+    """A database may already hold ``Release`` and ``release`` (older Cairns compared
+    signer names by case): each is removed by its exact name, and a name that matches
+    both only ignoring case is refused rather than guessed."""
+    pem = public_pem(new_key())
+    service.add_signer(SYSTEM, "Release", "key", pem)
+
+    def older_cairn(s: Any) -> None:  # what an older Cairn's add_signer let through
+        SignatureStore(s).add_signer("release", "key", pem, "system", 0)
+
+    service.db.write(older_cairn)
+    with pytest.raises(InvalidParameter, match="'Release' and 'release'"):
+        service.remove_signer(SYSTEM, "RELEASE")
+    with pytest.raises(Conflict):
+        service.add_signer(SYSTEM, "RELEASE", "key", pem)
+    service.remove_signer(SYSTEM, "release")
+    assert [s.name for s in service.list_signers(SYSTEM)] == ["Release"]
+    service.remove_signer(SYSTEM, "RELEASE")
+    assert service.list_signers(SYSTEM) == []
+
+
 def test_removing_the_signer_withdraws_its_verdicts_from_gates(
     service: RegistryService, model: int, tmp_path: Path
 ) -> None:

@@ -22,7 +22,9 @@ _SIGNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def validate_signer_name(name: object) -> str:
-    """Return ``name`` unchanged if it may name a trusted signer, else raise."""
+    """Return ``name`` unchanged if it may name a trusted signer, else raise. Signers are
+    identities, named as accounts are: two names that differ only by case are the same
+    signer (``names.identity_key``; the service keeps one of them)."""
     if not isinstance(name, str) or not _SIGNER_NAME.fullmatch(name):
         raise InvalidParameter(
             f"signer name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "

@@ -47,8 +47,14 @@ class SignaturesService(ServiceBase):
         def run(s: Tx) -> TrustedSigner:
             self._require_admin(actor, "add_signer")
             store = SignatureStore(s)
-            if store.find_signer(name) is not None:
-                raise Conflict(f"a trusted signer named {name!r} already exists")
+            store.lock_signers()
+            taken = store.signers_named(name)
+            if taken:
+                raise Conflict(
+                    f"a trusted signer named {taken[0].name!r} already exists (signer names "
+                    "are the same in any case); remove it first to trust another key under "
+                    "this name"
+                )
             now = self.clock()
             store.add_signer(name, kind.value, pem, actor.name, now)
             self._audit(
@@ -84,16 +90,15 @@ class SignaturesService(ServiceBase):
         def run(s: Tx) -> None:
             self._require_admin(actor, "remove_signer")
             store = SignatureStore(s)
-            row = store.find_signer(name)
-            if row is None:
-                raise NotFound(f"trusted signer {name!r} does not exist")
-            store.delete_signer(name)
+            store.lock_signers()
+            row = _one_signer(store, name)
+            store.delete_signer(row.name)
             signer = _trusted_signer(row)
             self._audit(
                 s,
                 actor,
                 "signer.remove",
-                target=name,
+                target=row.name,
                 before={"kind": signer.kind.value, "fingerprint": signer.fingerprint},
             )
 
@@ -195,6 +200,25 @@ class SignaturesService(ServiceBase):
             return SignatureStore(s).list_for_version(row.id, model.name, number)
 
         return self.db.read(run)
+
+
+def _one_signer(store: SignatureStore, name: str) -> Any:
+    """The trusted signer ``name`` names: the one so named in any case. Where an older
+    Cairn let several differ only by case, the one named exactly so; a name matching
+    several only ignoring case is refused rather than guessed."""
+    rows = store.signers_named(name)
+    exact = [row for row in rows if row.name == name]
+    if exact:
+        return exact[0]
+    if not rows:
+        raise NotFound(f"trusted signer {name!r} does not exist")
+    if len(rows) > 1:
+        found = " and ".join(repr(row.name) for row in rows)
+        raise InvalidParameter(
+            f"signer name {name!r} matches the trusted signers {found}, which differ only by "
+            "case (an older Cairn let them both in); name one exactly as it is listed"
+        )
+    return rows[0]
 
 
 def _trusted_signer(row: Any) -> TrustedSigner:

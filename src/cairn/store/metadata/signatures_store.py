@@ -10,8 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, delete, func, insert, select, text
 
+from cairn.domain.names import identity_key
 from cairn.domain.signatures import VersionSignature, material_digest
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.schema import trusted_signers, version_files, version_signatures
@@ -26,7 +27,22 @@ class SignatureStore:
 
     # -- trusted signers ---------------------------------------------------------------
     def find_signer(self, name: str) -> Row[Any] | None:
+        """The signer named exactly ``name``."""
         return self.s.execute(select(T).where(T.c.name == name)).first()
+
+    def signers_named(self, name: str) -> list[Row[Any]]:
+        """The signers whose name is ``name`` ignoring case (``names.identity_key``;
+        signer names are ASCII, where it is SQL's ``lower``). One at most, but for a
+        database an older Cairn let hold names that differ only by case."""
+        key = identity_key(name)
+        return list(self.s.execute(select(T).where(func.lower(T.c.name) == key).order_by(T.c.name)))
+
+    def lock_signers(self) -> None:
+        """Hold the signers still against another transaction's add or remove until this
+        one ends, so that the check that no signer has a name (in any case) holds at
+        its insert. SQLite's write transactions are serialised already."""
+        if self.s.dialect.name == "postgresql":
+            self.s.execute(text("LOCK TABLE trusted_signers IN SHARE ROW EXCLUSIVE MODE"))
 
     def list_signers(self) -> list[Row[Any]]:
         return list(self.s.execute(select(T).order_by(T.c.name)))
@@ -107,7 +123,7 @@ class SignatureStore:
         """
         rows = self.s.execute(
             select(S.c.digests, S.c.signer_digest, T.c.material)
-            .join(T, T.c.name == S.c.signer)
+            .join(T, func.lower(T.c.name) == func.lower(S.c.signer))  # a name in any case
             .where(S.c.version_id == version_id, S.c.verified.is_(True))
         )
         signed = [row.digests for row in rows if row.signer_digest == material_digest(row.material)]
