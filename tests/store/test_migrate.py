@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from cairn.domain.models import SYSTEM
 from cairn.errors import SchemaMismatch
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
+from cairn.store.blobs.local import LocalBlobStore
 from cairn.store.metadata import migrate
 from cairn.store.metadata.database import Database
 from cairn.store.metadata.schema import metadata
@@ -548,3 +551,142 @@ def test_a_start_under_migrate_false_where_no_database_is_creates_none(tmp_path:
     with pytest.raises(SchemaMismatch, match="cairn db upgrade"):
         build_service(Settings(data_dir=data, migrate=False))
     assert list(data.iterdir()) == []
+
+
+def _hot_journal(path: object) -> None:
+    """A SQLite file of another application left by a writer that crashed mid-transaction:
+    its rollback journal is hot, so even a read must first roll it back (a write)."""
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    scratch = Path(str(path)).with_name("scratch.db")
+    raw = sqlite3.connect(scratch, isolation_level=None)
+    raw.execute("PRAGMA cache_size=5")  # the change spills into the file before COMMIT
+    raw.execute("CREATE TABLE experiments (id INTEGER PRIMARY KEY, blob BLOB)")
+    raw.execute(
+        "INSERT INTO experiments (blob) SELECT randomblob(500) FROM (WITH RECURSIVE "
+        "r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2000) SELECT i FROM r)"
+    )
+    raw.execute("BEGIN")
+    raw.execute("UPDATE experiments SET blob = randomblob(500)")
+    shutil.copyfile(scratch, str(path))  # the crash: the file and its journal, as they are
+    shutil.copyfile(f"{scratch}-journal", f"{path}-journal")
+    raw.execute("ROLLBACK")
+    raw.close()
+    scratch.unlink()
+
+
+def _log_without_its_index(path: object) -> None:
+    """A SQLite file of another application in WAL mode, its log not yet checkpointed and
+    no ``-shm`` index beside it (copied, or restored from a backup): reading it in place
+    makes that index file."""
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    scratch = Path(str(path)).with_name("scratch.db")
+    raw = sqlite3.connect(scratch, isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA wal_autocheckpoint=0")
+    raw.execute("CREATE TABLE experiments (id INTEGER PRIMARY KEY, name TEXT)")
+    raw.execute("INSERT INTO experiments (name) VALUES ('Default')")
+    shutil.copyfile(scratch, str(path))
+    shutil.copyfile(f"{scratch}-wal", f"{path}-wal")
+    raw.close()
+    scratch.unlink()
+
+
+@pytest.mark.parametrize("make", [_hot_journal, _log_without_its_index], ids=["hot", "wal"])
+def test_a_sqlite_file_that_cannot_be_read_in_place_is_refused_untouched(
+    tmp_path: object, make: Callable[[object], None]
+) -> None:
+    """Where the read-only look at a file cannot read it in place without writing (a hot
+    journal to roll back, a log whose index must be made), it fell back to Cairn's own
+    connection, which rolled the journal back (or made the index) and switched the file
+    to WAL before refusing it. The look now reads a copy of it elsewhere: refused, and
+    the folder holds exactly what it held."""
+    import sqlite3
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / "other"
+    folder.mkdir()
+    path = folder / "app.db"
+    make(path)
+    before = _folder(folder)
+    if make is _hot_journal:  # what made the look give up in place
+        raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        with pytest.raises(sqlite3.DatabaseError):
+            raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        raw.close()
+        assert _folder(folder) == before
+    db = Database(f"sqlite:///{path}")
+    try:
+        assert migrate.current_revision(db) is None
+        for call in (migrate.upgrade, migrate.check_schema):
+            with pytest.raises(SchemaMismatch):
+                call(db)
+    finally:
+        db.dispose()
+    assert _folder(folder) == before
+
+
+def test_a_damaged_sqlite_file_is_refused_untouched(tmp_path: object) -> None:
+    """A file whose schema page is damaged cannot be looked at at all: it is refused with
+    SQLite's reason, and never opened by Cairn's own connection (which would have
+    switched it to WAL first)."""
+    import sqlite3
+    from pathlib import Path
+
+    from cairn.errors import Unavailable
+
+    folder = Path(str(tmp_path)) / "other"
+    folder.mkdir()
+    path = folder / "app.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE experiments (id INTEGER PRIMARY KEY, name TEXT)")
+    raw.commit()
+    raw.close()
+    damaged = bytearray(path.read_bytes())
+    damaged[100] = 0xFF  # the schema table's page header
+    path.write_bytes(bytes(damaged))
+    before = _folder(folder)
+    db = Database(f"sqlite:///{path}")
+    try:
+        for call in (migrate.current_revision, migrate.upgrade, migrate.check_schema):
+            with pytest.raises(Unavailable, match="malformed"):
+                call(db)
+    finally:
+        db.dispose()
+    assert _folder(folder) == before
+
+
+def test_a_cairn_database_restored_without_its_log_index_is_read_and_used(
+    tmp_path: object, sqlite_template: object
+) -> None:
+    """Cairn's own database copied with its not yet checkpointed log but not its ``-shm``
+    (a backup taken while the server ran) is read through a copy, found at HEAD, and
+    used: what the log holds is there."""
+    import shutil
+    from pathlib import Path
+
+    live = Path(str(tmp_path)) / "live"
+    live.mkdir()
+    shutil.copyfile(str(sqlite_template), live / "cairn.db")
+    db = Database(f"sqlite:///{live / 'cairn.db'}")
+    RegistryService(db, LocalBlobStore(live / "blobs")).create_model(SYSTEM, "kept-in-the-log")
+    restored = Path(str(tmp_path)) / "restored"
+    restored.mkdir()
+    shutil.copyfile(live / "cairn.db", restored / "cairn.db")
+    shutil.copyfile(live / "cairn.db-wal", restored / "cairn.db-wal")
+    db.dispose()
+    before = _folder(restored)
+    again = Database(f"sqlite:///{restored / 'cairn.db'}")
+    try:
+        assert migrate.current_revision(again) == migrate.HEAD
+        assert _folder(restored) == before  # the look made nothing beside it
+        migrate.upgrade(again)
+        service = RegistryService(again, LocalBlobStore(restored / "blobs"))
+        assert service.get_model(SYSTEM, "kept-in-the-log").name == "kept-in-the-log"
+    finally:
+        again.dispose()

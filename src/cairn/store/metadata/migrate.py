@@ -12,8 +12,11 @@ mismatch.
 
 A SQLite file that exists is first looked at read-only (``_look``), before Cairn's own
 connections open it: they switch it to WAL for good and Cairn leaves lock files beside
-it. A file Cairn refuses (another application's, a newer Cairn's) is thus left exactly as
-it was, and a look at the revision (``cairn db current``, ``CAIRN_MIGRATE=false``) writes
+it. Where the file cannot be read in place without a write (a hot journal a crashed
+writer left, a log without its ``-shm`` index), a copy of it in a temporary folder is
+read instead; a file that cannot be read either way is refused. A file Cairn refuses
+(another application's, a newer Cairn's, a damaged one) is thus left exactly as it was,
+and a look at the revision (``cairn db current``, ``CAIRN_MIGRATE=false``) writes
 nothing.
 """
 
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +57,7 @@ _SQLITE_NOTADB = 26  # "file is not a database"
 _CAIRN_REVISION = re.compile(r"\d{4}_[a-z0-9_]+")
 _SQLITE_MAGIC = b"SQLite format 3\x00"  # how a SQLite database file begins
 _WAL_VERSION = 2  # the file format bytes (18, 19) of a database in WAL mode
+_TIMEOUT_S = SQLITE_BUSY_TIMEOUT_MS / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,29 +107,60 @@ def _not_sqlite(db: Database, why: object) -> SchemaMismatch:
 def _look(db: Database) -> _Look | None:
     """A SQLite file's revision (and, unless it is ``HEAD``, its tables), read without
     writing a byte of it or making a file beside it. None where there is no file to look at
-    (PostgreSQL, a database in memory or named by a URI, a path with no file yet) or where
-    the look fails for a reason Cairn's own connection will explain."""
+    (PostgreSQL, a database in memory or named by a URI, a path with no file yet): Cairn's
+    own connection makes it. A file it cannot look at so is refused, never opened by
+    Cairn's connection, which would switch it to WAL before knowing whose it is."""
     path = db.url.database
     if db.dialect != "sqlite" or not on_disk(path):
         return None
     try:
         with open(path, "rb") as file:
             header = file.read(100)
-    except OSError:  # none there yet, or unreadable: Cairn's connection makes it or says why
+    except FileNotFoundError:  # none there yet: Cairn's connection makes it
         return None
+    except OSError as exc:
+        raise _unreadable(db, exc.strerror) from exc
     if not header:
         return _Look(None)  # an empty file is an empty database
     if not header.startswith(_SQLITE_MAGIC):
         raise _not_sqlite(db, "its first bytes are not SQLite's header")
+    log = os.path.exists(f"{path}-wal")
+    if log and not os.path.exists(f"{path}-shm"):
+        # read in place, SQLite would make the log's index (-shm) beside it
+        return _look_at_copy(db, path)
     options = "mode=ro"
-    if len(header) > 18 and header[18] == _WAL_VERSION and not os.path.exists(f"{path}-wal"):
+    if len(header) > 18 and header[18] == _WAL_VERSION and not log:
         # all of it is in the file; read-only, SQLite would still make its -wal and -shm
         options += "&immutable=1"
     uri = f"file:{quote(os.path.abspath(path))}?{options}"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.Error:
-        return None
+        return _read_look(db, sqlite3.connect(uri, uri=True, timeout=_TIMEOUT_S))
+    except sqlite3.DatabaseError:
+        # e.g. a hot journal, which only a writer may roll back: read a copy of it all
+        return _look_at_copy(db, path)
+
+
+def _look_at_copy(db: Database, path: str) -> _Look:
+    """``_look`` on a copy of the file (with its log or journal) in a temporary folder,
+    where SQLite may recover it as it needs to: the file itself is left as it is."""
+    with tempfile.TemporaryDirectory(prefix="cairn-look-") as folder:
+        copy = os.path.join(folder, "look.db")
+        try:
+            shutil.copyfile(path, copy)
+            for suffix in ("-wal", "-journal"):
+                if os.path.exists(path + suffix):
+                    shutil.copyfile(path + suffix, copy + suffix)
+        except OSError as exc:
+            raise _unreadable(db, f"{exc.strerror} while copying it to look at it") from exc
+        try:
+            return _read_look(db, sqlite3.connect(copy, timeout=_TIMEOUT_S))
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(db, exc) from exc
+
+
+def _read_look(db: Database, conn: sqlite3.Connection) -> _Look:
+    """The look through ``conn``, which it closes; a file that is not a database is
+    refused as such."""
     try:
         found = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
@@ -140,9 +177,19 @@ def _look(db: Database) -> _Look | None:
     except sqlite3.DatabaseError as exc:
         if getattr(exc, "sqlite_errorcode", None) == _SQLITE_NOTADB:
             raise _not_sqlite(db, exc) from exc
-        return None
+        raise
     finally:
         conn.close()
+
+
+def _unreadable(db: Database, why: object) -> Unavailable:
+    where = db.url.render_as_string(hide_password=True)
+    return Unavailable(
+        f"cannot read the metadata database {where} ({why}); Cairn reads an existing SQLite "
+        "file before it opens it to write, so that a file it would refuse is left as it "
+        "was. Check that it is a SQLite database this user may read, or point "
+        "CAIRN_BACKEND_URI (--backend-uri) at another one"
+    )
 
 
 def absent(db: Database) -> str | None:
