@@ -32,8 +32,8 @@ class CairnError(Exception):
 
     error_code: ClassVar[str] = "INTERNAL_ERROR"
     http_status: ClassVar[int] = 500
-    # seconds the caller should wait before trying again; the API sends it as Retry-After
-    # (a 503 without one gets the API's default: ``api/errors.py``)
+    # seconds the caller should wait before trying again; the API and the UI send it as
+    # Retry-After (every 503 has one: ``Unavailable``)
     retry_after: int | None = None
 
     def __init__(self, message: str, *, denial: Mapping[str, Any] | None = None) -> None:
@@ -113,6 +113,10 @@ class DataCorrupted(CairnError):
 
 
 class Unavailable(CairnError):
+    """Temporarily unavailable: try again after ``retry_after`` seconds. The usual cause (a
+    database busy past the retries, a lost connection, a store that failed a request) is
+    over in a moment, hence the default of 1 s; a read-only database names a longer wait."""
+
     error_code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
 
@@ -120,7 +124,7 @@ class Unavailable(CairnError):
         self,
         message: str,
         *,
-        retry_after: int | None = None,
+        retry_after: int = 1,
         denial: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message, denial=denial)

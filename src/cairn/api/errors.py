@@ -28,10 +28,9 @@ _HTTP_CODES = {
 }
 
 
-# How long a 503 asks the caller to wait when its error names no time of its own: the
-# usual 503 (a database busy past the retries, a lost connection, a store that failed a
-# request) is over in a moment. Every 503 carries a Retry-After (RFC 9110 §10.2.3), so
-# that a client or a proxy knows the failure is temporary and when to come back.
+# Every 503 carries a Retry-After (RFC 9110 §10.2.3), so that a client or a proxy knows the
+# failure is temporary and when to come back: an ``Unavailable`` names its own wait, and a
+# 503 built here without one gets that same default.
 RETRY_AFTER_S = 1
 
 

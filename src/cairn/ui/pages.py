@@ -120,7 +120,8 @@ async def sign_in(request: Request) -> Response:
         return refused(401, exc.message)
     except RateLimited as exc:
         response = refused(429, exc.message)
-        response.headers["Retry-After"] = str(getattr(exc, "retry_after", 60))
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
     response = RedirectResponse(target, status_code=303)
     set_session(request, response, session)

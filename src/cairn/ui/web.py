@@ -249,9 +249,8 @@ def error_page(request: Request, exc: CairnError) -> Response:
     status = exc.http_status
     title = ERROR_TITLES.get(status, "Something went wrong" if status >= 500 else "Refused")
     response = show(request, "error.html", status, title=title, error=exc)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
