@@ -34,7 +34,10 @@ HEADER = """\
 
 This page is the `--help` of every command and sub-command, generated from the code.
 Global options (`--uri`, `--token`, `--debug`, `--quiet`) go before the command:
-`cairn --uri ./cairn-data models list`. Data goes to stdout, messages to stderr.
+`cairn --uri ./cairn-data models list`. Data goes to stdout, messages to stderr. Tables
+fit the terminal (or `COLUMNS`), folding a long value onto more lines rather than cutting
+it; piped, each row stays on one line (`cairn versions list m | grep champion`); `--json`
+prints the API's JSON.
 
 Exit status: 0 done; 1 a Cairn error (one line, `error (ERROR_CODE): message`) or a
 confirmation answered "no" (nothing changed; `--yes` skips the question); 2 a usage error

@@ -118,6 +118,33 @@ def _cells(table: str) -> list[str]:
     return ["".join(part.strip() for part in column) for column in columns]
 
 
+def test_a_table_in_a_pipe_keeps_each_row_on_one_line(tmp_path: Path) -> None:
+    """Piped (no terminal, no COLUMNS), a table was drawn 80 columns wide: a wide row folded
+    its values onto several lines, mid-word (``fraud-detect`` / ``or``), and ``cairn
+    versions list m | grep fraud-detector`` found nothing. In a pipe a table is as wide as
+    its rows; in a terminal, or with COLUMNS set, it fits the width (the test below)."""
+    uri = str(tmp_path / "d")
+    name = "fraud-detector-for-card-payments-in-the-eu"
+    cairn(uri, "models", "create", name, "--tag", "team=risk-and-compliance-engineering")
+    cairn(uri, "versions", "create", name, "--metric", "auc=0.9412345", "--metric", "f1=0.8")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    for command, value in (
+        (["versions", "list", name], "auc=0.9412345, f1=0.8"),
+        (["models", "list"], "team=risk-and-compliance-engineering"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "cairn.cli", "--uri", uri, *command],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        rows = [line for line in proc.stdout.splitlines() if name in line]
+        assert len(rows) == 1, proc.stdout
+        assert value in rows[0]
+
+
 @pytest.mark.parametrize("width", ["40", "80"])
 def test_narrow_output_wraps_long_values_and_cuts_none(
     uri: str, tmp_path: Path, width: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -26,7 +27,11 @@ from cairn.domain.models import AliasEvent, ModelVersion, RegisteredModel
 # Rich markup (it would be restyled, or make the print fail). Messages on stderr are plain
 # text too (``message``); only this package's own fixed strings use markup, through
 # ``err.print``.
-out = Console(soft_wrap=True, markup=False)
+#
+# On a terminal (or with COLUMNS set) tables fit its width; in a pipe they are as wide as
+# their rows, one line each, for grep and awk (Rich's default there is 80 columns).
+_PIPED = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+out = Console(soft_wrap=True, markup=False, width=1_000_000 if _PIPED else None)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -46,9 +51,9 @@ def stamp(value: str | None, missing: str = "-", *, seconds: bool = True) -> str
 
 
 class DataTable(Table):
-    """A table that never cuts a value with '…': one too wide for the terminal (or for 80
-    columns in a pipe) folds onto the next lines, so a digest, a path or a name can be read
-    and copied whole."""
+    """A table that never cuts a value with '…': one too wide for the terminal (or for
+    COLUMNS) folds onto the next lines, so a digest, a path or a name can be read and
+    copied whole."""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         for column in self.columns:
