@@ -18,6 +18,7 @@ refusals as throughput. ``ops_per_s`` counts good answers only.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import re
@@ -86,11 +87,13 @@ class Outcome:
 
 
 def percentile_ms(latencies_us: list[int], pct: float) -> float:
-    """Nearest-rank percentile, in milliseconds."""
+    """Nearest-rank percentile, in milliseconds: the smallest latency with at least ``pct``
+    percent of the sample at or below it (rank ``ceil(pct / 100 * n)``, at least 1)."""
     if not latencies_us:
         return float("nan")
     ordered = sorted(latencies_us)
-    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    exact = round(pct * len(ordered) / 100, 9)  # 99 * 300 / 100 is 297, not 297.00000001
+    rank = max(1, min(len(ordered), math.ceil(exact)))
     return ordered[rank - 1] / 1000
 
 
