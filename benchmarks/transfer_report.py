@@ -220,7 +220,7 @@ def verdicts(
                 if row is None:
                     continue
                 out += _rate_verdicts(rows, row, label, direction)
-                if key == datasets[0][0] and row.rss_peak_mb is not None:
+                if row.rss_peak_mb is not None:
                     out.append(
                         Verdict(
                             f"server RSS ≤ {TARGET_RSS_MB:.0f} MB, {label} {direction}",
