@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shlex
 import statistics
 import sys
@@ -48,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from regbench import auth, servers
 from regbench.load import Outcome, percentile_ms, run_phase, wrk_available
+from regbench.provenance import commit_label, machine
 from regbench.report import splice
 from regbench.workload import CairnApi, Phase, Req
 from transfer_procs import foreign_load, tree_cpu_s, wait_quiet
@@ -310,8 +310,9 @@ def render(opts: Options, runs: list[BackendRun], started: str, took_s: float) -
     parts = [
         "## auth_cost: what authentication costs per Cairn request",
         "",
-        f"Run {started}, took {took_s:.0f} s. Command: `{opts.command}`. Machine: "
-        f"{os.cpu_count()} CPUs; load average at the end {_loadavg()}.",
+        f"Run {started}, took {took_s:.0f} s. Command: `{opts.command}`. Cairn commit "
+        f"{commit_label(REPO)}. Machine: {machine(BENCH_DIR)}; load average at the end "
+        f"{_loadavg()}.",
         "",
         "Authentication cannot be turned off, so it is measured as a difference on one "
         "server process (`cairn server --workers 1`, fresh database) answering one "

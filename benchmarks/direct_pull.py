@@ -44,6 +44,7 @@ from typing import TypeVar
 import boto3
 from azure.storage.blob import BlobServiceClient
 from regbench.auth import BENCH_TOKEN, server_env
+from regbench.provenance import commit_label, machine
 from regbench.report import splice
 from transfer_procs import RUNNING, Server, free_port, process_tree, start_server, stop_all
 
@@ -223,6 +224,7 @@ def report(results: dict[str, Results], mib: int, args: str) -> str:
         f"- Command: `.venv/bin/python benchmarks/direct_pull.py{args}`",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; one file of {mib} MiB,"
         " SDK pull into a fresh cache each time, modes alternated; medians.",
+        f"- Cairn commit {commit_label(BENCH_DIR.parent)}; machine: {machine(BENCH_DIR)}",
         "- The buckets are emulators on 127.0.0.1 (objects in their memory), not S3 or Azure:"
         " the wall times are not a real bucket's, whose one stream seldom passes ~100 MB/s"
         " (what ranges at once are for). moto reads the whole object to answer any range, so"

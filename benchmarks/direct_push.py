@@ -30,6 +30,7 @@ from typing import Any
 
 from direct_pull import STORES, cpu_seconds, per_store
 from regbench.auth import BENCH_TOKEN
+from regbench.provenance import commit_label, machine
 from regbench.report import splice
 from transfer_procs import Server
 
@@ -113,6 +114,7 @@ def report(results: dict[str, dict[str, list[Row]]], mib: int, args: str) -> str
         f"- Command: `.venv/bin/python benchmarks/direct_push.py{args}`",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; one file of {mib} MiB"
         " of fresh random bytes per push, presigned parts of 64 MiB, modes alternated; medians.",
+        f"- Cairn commit {commit_label(BENCH_DIR.parent)}; machine: {machine(BENCH_DIR)}",
         "- push: the SDK's whole push (hashing, create, parts, the server's verification at"
         " complete); parts: sending the parts alone. The buckets are emulators on 127.0.0.1"
         " (objects in memory), not a cloud's, whose one-stream rate is what several parts at"

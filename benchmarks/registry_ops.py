@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from regbench import auth, servers
 from regbench.load import Outcome, percentile_ms, run_phase, wrk_available
+from regbench.provenance import commit_label, first_line, version_of
 from regbench.report import Key, Results, ceiling_table, splice, tables
 from regbench.workload import (
     FULL,
@@ -459,28 +459,6 @@ def _probe_table(rows: list[ProbeRow]) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str:
-    """The checkout's commit, ``-dirty`` when a file other than the results has changed
-    (``run.sh`` lets ``auth_cost.py`` write its section first)."""
-    changed = _run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", ".", ":!benchmarks/RESULTS.md"]
-    )
-    commit = _run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    return commit if changed == "?" else f"{commit}-dirty"
-
-
-def _run(cmd: list[str]) -> str:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return (
-        (done.stdout or done.stderr).strip().splitlines()[0]
-        if (done.stdout or done.stderr)
-        else "?"
-    )
-
-
 def _loadavg() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
 
@@ -496,16 +474,14 @@ def machine_facts(paths: servers.Paths) -> dict[str, str]:
     )
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {
-        "CPU": f"{os.cpu_count()} x {cpu} (nproc {_run(['nproc'])})",
+        "CPU": f"{os.cpu_count()} x {cpu} (nproc {first_line(['nproc'])})",
         "Memory": f"{mem_kb / 1024 / 1024:.0f} GiB",
         "Kernel": platform.release(),
         "Python": platform.python_version(),
-        "MLflow": _run([str(paths.mlflow), "--version"]),
-        "Cairn": _commit(),
-        "wrk": _run(["wrk", "--version"]),
-        "PostgreSQL": _run(
-            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "show server_version"]
-        ),
+        "MLflow": version_of(paths.mlflow),
+        "Cairn": commit_label(REPO),
+        "wrk": version_of("wrk"),
+        "PostgreSQL": servers.postgres_version(),
     }
 
 

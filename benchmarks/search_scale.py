@@ -31,15 +31,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from regbench.provenance import commit_label, machine
 from regbench.report import splice
 from service_costs import TOKEN, scratch_settings
 from sqlalchemy import text
@@ -237,7 +236,7 @@ def report(results: dict[str, dict[tuple[int, str], float]], sizes: list[int], a
         "",
         f"- Command: `.venv/bin/python benchmarks/search_scale.py{args}`",
         f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}; "
-        f"commit {_commit()}; {os.cpu_count()} CPUs",
+        f"commit {commit_label(BENCH_DIR.parent)}; {machine(BENCH_DIR)}",
         "- What: each read through the service in-process (no HTTP), as the admin; median "
         "ms of the runs. Registry and method: the script's docstring. growth = last size "
         "/ first size; about 1x means the read does not grow with the registry.",
@@ -254,13 +253,6 @@ def report(results: dict[str, dict[tuple[int, str], float]], sizes: list[int], a
             cells.append(f"{last / first:.1f}x" if first and last else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transfer_contenders as tc
 import transfer_data as td
 import transfer_report as tr
+from regbench.provenance import commit_label, machine, version_of
 from transfer_procs import busy_neighbours, foreign_load, sample_rss, stop_all, wait_quiet
 from transfer_proxy import CountingProxy
 
@@ -324,10 +325,11 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         f"- Command: `{opts.command}`",
         f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}; "
         f"took {run.elapsed():.0f} s",
-        f"- Machine: {tr.machine(WORK)}",
+        f"- Machine: {machine(WORK)}",
+        f"- Code: Cairn commit {commit_label(BENCH_DIR.parent)}; {version_of(tc.MLFLOW_BIN)}",
         f"- Load average (1/5/15 min) at start: {load[0]}; at end: {load[1]}",
         f"- Data: {', '.join(ds.label for ds in datasets)} of random bytes, hot in the page "
-        "cache for every contender (24 GiB RAM; each was read just before the run).",
+        "cache for every contender (each was read just before the run).",
         "- Durability: every contender's writes are fsync'ed before its clock stops. Cairn "
         "and the HTTP references fsync on the server (temp file, fsync, rename, fsync dir); "
         "for `cp`, MLflow (which does not fsync) and every pull the harness fsyncs the "

@@ -32,6 +32,7 @@ import os
 import shlex
 import statistics
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ import transfer_contenders as tc
 import transfer_data as td
 import transfer_report as tr
 from regbench import auth
+from regbench.provenance import commit_label, machine
 from transfer_procs import (
     foreign_load,
     free_port,
@@ -289,6 +291,9 @@ def main(argv: list[str]) -> int:
             f"`{command}`: Cairn's server with one layer changed at a time (monkeypatched "
             "at start-up; see the script's docstring), median of "
             f"{a.reps}; push = upload only (the client's hashing left out).",
+            "",
+            f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Cairn commit "
+            f"{commit_label(BENCH_DIR.parent)}; machine: {machine(BENCH_DIR)}.",
             "",
             table(results, ds),
             "",

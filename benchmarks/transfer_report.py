@@ -6,10 +6,7 @@ it; other benchmarks own the rest of the file.
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,49 +285,6 @@ def repush_lines(repushes: list[Repush]) -> list[str]:
             + (f"; {r.disturbed} iteration(s) disturbed by other load." if r.disturbed else ".")
         )
     return lines
-
-
-# --- machine -----------------------------------------------------------------------------
-
-
-def _first(path: str, prefix: str) -> str:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(prefix):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
-def _disk(path: Path) -> str:
-    try:
-        out = subprocess.run(
-            ["df", "--output=source,fstype,size", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.splitlines()[-1]
-        source, fstype, size = out.split()
-        dev = Path(source).name
-        rotational = Path(f"/sys/block/{dev}/queue/rotational")
-        kind = ""
-        if rotational.exists():
-            kind = ", rotational=1 (virtio reports 1 whatever backs it)"
-            if rotational.read_text().strip() == "0":
-                kind = ", non-rotational"
-        return f"{source} ({fstype}, {size}{kind})"
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-        return "?"
-
-
-def machine(workdir: Path) -> str:
-    mem_kib = _first("/proc/meminfo", "MemTotal").split()[0]
-    mem = f"{int(mem_kib) / 1024 / 1024:.0f} GiB" if mem_kib.isdigit() else "?"
-    return (
-        f"{os.cpu_count()} CPUs ({_first('/proc/cpuinfo', 'model name')}), {mem} RAM, "
-        f"disk {_disk(workdir)}, Linux {platform.release()}, Python {platform.python_version()}"
-    )
 
 
 # --- RESULTS.md --------------------------------------------------------------------------
