@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -37,18 +38,19 @@ PG = "postgresql://postgres@127.0.0.1:5432/"
 
 @contextmanager
 def scratch_settings(backend: str, prefix: str) -> Iterator[Settings]:
-    """Settings of a fresh registry: a temporary data folder, and on PostgreSQL a new
-    database on 127.0.0.1:5432, dropped afterwards. The bootstrap admin's token is TOKEN."""
+    """Settings of a fresh registry: a temporary data folder, removed afterwards, and on
+    PostgreSQL a new database on 127.0.0.1:5432, dropped afterwards. The bootstrap admin's
+    token is TOKEN."""
     database = f"{prefix}_{uuid.uuid4().hex[:8]}" if backend == "postgresql" else None
     if database:
         with psycopg.connect(PG + "postgres", autocommit=True) as c:
             c.execute(f"CREATE DATABASE {database}")
     os.environ["CAIRN_BOOTSTRAP_TOKEN"] = TOKEN
+    data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     try:
-        yield Settings(
-            data_dir=Path(tempfile.mkdtemp()), backend_uri=PG + database if database else None
-        )
+        yield Settings(data_dir=data_dir, backend_uri=PG + database if database else None)
     finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
         if database:
             with psycopg.connect(PG + "postgres", autocommit=True) as c:
                 c.execute(f"DROP DATABASE {database} WITH (FORCE)")
