@@ -22,9 +22,10 @@ Each round runs every endpoint once (``--requests`` requests each, the order rot
 round to round, after an unmeasured warm-up of every endpoint). Per endpoint and round:
 client latency (closed-loop cycle time, p50 and mean) and server CPU per request (user +
 system time of the server's process tree from /proc, over the good answers). The figures
-are medians over the rounds; "authentication" is at most the cheaper of ``whoami (admin) -
-/health`` and ``whoami (reader) - /health`` of the same round (whoami also lists the
-caller's grants: see ``verdict``). Every answer's status is checked: a 401/403 (or any
+are medians over the rounds other load did not disturb (all rounds if it disturbed each);
+"authentication" is at most the cheaper of ``whoami (admin) - /health`` and ``whoami
+(reader) - /health`` of the same round (whoami also lists the caller's grants: see
+``verdict``). Every answer's status is checked: a 401/403 (or any
 other unexpected status) is an error and makes the row invalid. Results: stdout and,
 unless ``--no-write``, the ``auth_cost`` section of ``benchmarks/RESULTS.md``. Part of
 ``make bench`` (run.sh).
@@ -100,6 +101,15 @@ class Sample:
     def cpu_us(self) -> float:
         good = self.outcome.good
         return self.cpu_s / good * 1e6 if good else float("nan")
+
+    @property
+    def disturbed(self) -> bool:
+        return self.other_cpus > DISTURBED_CPUS
+
+
+def _quiet(samples: list[Sample]) -> list[Sample]:
+    """The undisturbed samples, or all of them when every one was disturbed."""
+    return [s for s in samples if not s.disturbed] or samples
 
 
 @dataclass
@@ -256,9 +266,11 @@ def _cell(value: float, digits: int = 3) -> str:
 
 
 def _delta(run: BackendRun, key: str, metric: str) -> float:
-    """Median over rounds of (endpoint - /health) in the same round."""
-    pairs = zip(run.samples.get(key, []), run.samples.get("health", []), strict=False)
-    return _median([getattr(a, metric) - getattr(b, metric) for a, b in pairs])
+    """Median over rounds of (endpoint - /health) in the same round, over the rounds where
+    neither was disturbed when there are any."""
+    pairs = list(zip(run.samples.get(key, []), run.samples.get("health", []), strict=False))
+    quiet = [(a, b) for a, b in pairs if not (a.disturbed or b.disturbed)] or pairs
+    return _median([getattr(a, metric) - getattr(b, metric) for a, b in quiet])
 
 
 def table(run: BackendRun) -> str:
@@ -273,12 +285,13 @@ def table(run: BackendRun) -> str:
             continue
         errors = sum(s.outcome.errors for s in samples)
         denied = sum(s.outcome.denied for s in samples)
-        disturbed = sum(s.other_cpus > DISTURBED_CPUS for s in samples)
+        disturbed = sum(s.disturbed for s in samples)
+        quiet = _quiet(samples)
         base = ep.key == "health"
         lines.append(
-            f"| {ep.label} | {_cell(_median([s.p50_ms for s in samples]))} "
-            f"| {_cell(_median([s.mean_ms for s in samples]))} "
-            f"| {_cell(_median([s.cpu_us for s in samples]), 0)} "
+            f"| {ep.label} | {_cell(_median([s.p50_ms for s in quiet]))} "
+            f"| {_cell(_median([s.mean_ms for s in quiet]))} "
+            f"| {_cell(_median([s.cpu_us for s in quiet]), 0)} "
             f"| {'-' if base else _cell(_delta(run, ep.key, 'p50_ms'))} "
             f"| {'-' if base else _cell(_delta(run, ep.key, 'cpu_us'), 0)} "
             f"| {errors} ({denied}) | {disturbed} of {len(samples)} |"
@@ -324,9 +337,10 @@ def render(opts: Options, runs: list[BackendRun], started: str, took_s: float) -
         "authorized against the caller's grants. `reader` is a service account with a READ "
         "grant on `bench-*` and, through a group, on `risk.*`. Latency: the client's cycle "
         "time per request. Server CPU: user + system time of the server's processes over the "
-        "requests answered with 200. Medians over the rounds; Δ: difference to `/health` in "
-        f"the same round. A round is *disturbed* when other processes used more than "
-        f"{DISTURBED_CPUS:g} CPUs meanwhile. Every answer's status is checked; a 401/403 "
+        "requests answered with 200. Medians over the rounds that were not disturbed (over "
+        "all of them only when every one was); Δ: difference to `/health` in the same round. "
+        f"A round is *disturbed* when other processes used more than {DISTURBED_CPUS:g} CPUs "
+        "meanwhile. Every answer's status is checked; a 401/403 "
         "counts as an error.",
         "",
     ]
