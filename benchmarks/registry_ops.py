@@ -25,6 +25,7 @@ import platform
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,7 +355,7 @@ def run_config(
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
         contenders, failures = _start_all(stack, paths, cfg, opts, workdir / cfg.slug)
-        results.notes.extend(failures)
+        results.failures.extend(failures)
         _quiet_after_start(cfg, results)
         for i, spec in enumerate(phase_specs()):
             for who in contenders:  # untimed: what autovacuum would have done by now
@@ -371,6 +372,25 @@ def run_config(
     clock.record("config", time.monotonic() - began)
 
 
+def run_all(
+    paths: servers.Paths, opts: Options, results: Results, workdir: Path, clock: Clock
+) -> None:
+    """Every configuration in turn. One that fails (a database error, a full disk, a tool
+    missing) is reported as a missed target, and the others still run: a crash must not
+    cost the runs already measured."""
+    for cfg in plan(opts):
+        try:
+            run_config(paths, cfg, opts, results, workdir, clock)
+        except Exception as exc:
+            results.failures.append(f"{cfg.label}: {type(exc).__name__}: {exc}")
+            log(f"FAIL {cfg.label}:\n{traceback.format_exc()}")
+
+
+def probe_engines(opts: Options) -> list[str]:
+    """The stall probe's clients: the chosen engine, and the Python client beside it."""
+    return list(dict.fromkeys([opts.engine, "python"]))
+
+
 @dataclass
 class ProbeRow:
     target: str
@@ -380,7 +400,12 @@ class ProbeRow:
 
 
 def stall_probe(
-    paths: servers.Paths, opts: Options, workdir: Path, clock: Clock, notes: list[str]
+    paths: servers.Paths,
+    opts: Options,
+    workdir: Path,
+    clock: Clock,
+    notes: list[str],
+    failures: list[str],
 ) -> list[ProbeRow]:
     """Sequential keep-alive alias reads at other worker counts (MLflow's default is 4)."""
     rows: list[ProbeRow] = []
@@ -396,9 +421,9 @@ def stall_probe(
             spec = servers.ServerSpec(target, "sqlite", workers)
             try:
                 rows += _probe_one(paths, spec, api, setup, opts, workdir, notes)
-            except servers.ServerError as exc:
-                notes.append(f"stall probe {target} workers={workers}: {exc}")
-                log(f"FAIL stall probe {target} workers={workers}: {exc}")
+            except Exception as exc:  # the runs measured so far are still reported
+                failures.append(f"stall probe {target} workers={workers}: {exc}")
+                log(f"FAIL stall probe {target} workers={workers}:\n{traceback.format_exc()}")
             clock.record("probe", time.monotonic() - began)
     return rows
 
@@ -428,7 +453,7 @@ def _probe_one(
             )
             if done.denied:
                 notes.append(_denied_note(spec.target, where, done))
-        for engine in ("wrk", "python"):
+        for engine in probe_engines(opts):
             out = run_phase(
                 setup[4],
                 run.port,
@@ -550,6 +575,7 @@ def render(
     took_s: float,
 ) -> tuple[str, list[str]]:
     body, misses = tables(results, opts.backends, opts.workers, opts.modes, opts.engine)
+    misses = [f"did not run: {f}" for f in results.failures] + misses
     for row in probe:
         p50 = percentile_ms(row.outcome.latencies_us, 50)
         if row.target in CAIRN_TARGETS and (p50 > 20 or row.outcome.errors):
@@ -630,6 +656,7 @@ def _dump_raw(path: Path, results: Results, probe: list[ProbeRow]) -> None:
             for r in probe
         ],
         "notes": results.notes,
+        "failures": results.failures,
     }
     path.write_text(json.dumps(data, indent=1))
 
@@ -663,9 +690,8 @@ def main(argv: list[str]) -> int:
     )
     log(f"work dir {workdir}")
     measure_ceiling(paths, opts, results, workdir)
-    for cfg in plan(opts):
-        run_config(paths, cfg, opts, results, workdir, clock)
-    probe = stall_probe(paths, opts, workdir, clock, results.notes)
+    run_all(paths, opts, results, workdir, clock)
+    probe = stall_probe(paths, opts, workdir, clock, results.notes, results.failures)
     took = time.monotonic() - clock.started
     text, misses = render(
         opts, results, probe, machine_facts(paths), f"{started:%Y-%m-%d %H:%M %Z}", took

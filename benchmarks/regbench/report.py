@@ -34,6 +34,7 @@ class Results:
     by_target: dict[str, dict[Key, Outcome]] = field(default_factory=dict)
     ceiling: dict[tuple[str, str, str], Outcome] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # servers or runs that did not run
 
     def add(self, target: str, key: Key, outcome: Outcome) -> None:
         if key.phase not in self.phases:
