@@ -45,6 +45,7 @@ import transfer_data as td
 import transfer_report as tr
 from regbench import auth
 from regbench.provenance import commit_label, machine
+from regbench.report import splice
 from transfer_procs import (
     foreign_load,
     free_port,
@@ -246,18 +247,7 @@ def table(results: list[Result], ds: td.Dataset) -> str:
 
 def splice_after_transfer(path: Path, section: str) -> None:
     """Replace this block, or put it right after transfer.py's block (or at the end)."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + block + ("\n" + tail if tail else "")
-    elif tr.END in text:
-        head, tail = text.split(tr.END, 1)
-        text = head + tr.END + "\n\n" + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block
-    path.write_text(text)
+    splice(path, section, BEGIN, END, after=tr.END)
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from regbench.report import splice as splice_section
+
 BEGIN = "<!-- transfer:begin (written by benchmarks/transfer.py) -->"
 END = "<!-- transfer:end -->"
 LOOPBACK = "http-ref/curl"
@@ -292,12 +294,4 @@ def repush_lines(repushes: list[Repush]) -> list[str]:
 
 def splice(path: Path, section: str) -> None:
     """Replace this benchmark's block in ``path`` (or append it), keeping everything else."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + block + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip() + "\n\n" + block
-    path.write_text(text)
+    splice_section(path, section, BEGIN, END)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,15 +210,38 @@ def ceiling_table(results: Results, modes: Iterable[str]) -> str:
     return "\n".join(lines)
 
 
-def splice(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), keeping other sections;
-    ``begin``/``end``: the markers of another benchmark's section."""
+def splice(
+    path: Path, section: str, begin: str = BEGIN, end: str = END, after: str | None = None
+) -> None:
+    """Replace this benchmark's section of ``path`` between its ``begin``/``end`` markers
+    (the registry_ops ones unless given), or add it: right after the ``after`` marker when
+    that is in the file, else at the end. Every other byte of the file is kept, the
+    hand-written text between sections included, and the file is replaced in one step (an
+    interrupted write leaves the old file). Markers that are not exactly one ``begin``
+    followed by one ``end`` (or neither) raise ValueError and leave the file alone: guessing
+    there could swallow the text between two sections."""
     block = f"{begin}\n{section.rstrip()}\n{end}\n"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if begin in text and end in text:
+    begins, ends = text.count(begin), text.count(end)
+    if begins == ends == 1 and text.index(begin) < text.index(end):
         head, rest = text.split(begin, 1)
-        tail = rest.split(end, 1)[1].lstrip("\n")
-        text = head + block + ("\n" + tail if tail else "")
-    else:
+        text = head + block + _rest(rest.split(end, 1)[1])
+    elif begins == ends == 0 and after is not None and after in text:
+        head, tail = text.split(after, 1)
+        text = head + after + "\n\n" + block + _rest(tail)
+    elif begins == ends == 0:
         text = text.rstrip() + "\n\n" + block
-    path.write_text(text)
+    else:
+        raise ValueError(
+            f"{path}: the section markers {begin!r} and {end!r} are broken ({begins} begin, "
+            f"{ends} end); the section was not written (it is on stdout). Mend them by hand."
+        )
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _rest(tail: str) -> str:
+    """What follows a section: one blank line, then the rest of the file (if any)."""
+    tail = tail.lstrip("\n")
+    return "\n" + tail if tail else ""
