@@ -358,6 +358,7 @@ def _loadavg() -> str:
 
 
 def main(argv: list[str]) -> int:
+    servers.exit_on_sigterm()  # the server and its PostgreSQL database are cleaned up
     opts = parse_args(argv)
     paths = servers.default_paths(REPO)
     if not paths.cairn.exists():

@@ -46,6 +46,7 @@ from azure.storage.blob import BlobServiceClient
 from regbench.auth import BENCH_TOKEN, server_env
 from regbench.provenance import commit_label, machine
 from regbench.report import splice
+from regbench.servers import exit_on_sigterm
 from transfer_procs import RUNNING, Server, free_port, process_tree, start_server, stop_all
 
 from cairn.client.http import HttpClient
@@ -173,6 +174,7 @@ def per_store(stores: str, measure: Callable[[Path, Server, Server], T]) -> dict
 
 
 def main() -> None:
+    exit_on_sigterm()  # servers stopped, databases dropped on `kill`
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mib", type=int, default=256, help="size of the file pulled")
     p.add_argument("--reps", type=int, default=3)

@@ -32,6 +32,7 @@ from direct_pull import STORES, cpu_seconds, per_store
 from regbench.auth import BENCH_TOKEN
 from regbench.provenance import commit_label, machine
 from regbench.report import splice
+from regbench.servers import exit_on_sigterm
 from transfer_procs import Server
 
 from cairn.client import direct_parts
@@ -46,6 +47,7 @@ Row = tuple[float, float, float, float]  # push s, parts s, Cairn CPU s, emulato
 
 
 def main() -> None:
+    exit_on_sigterm()  # servers stopped, databases dropped on `kill`
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mib", type=int, default=256, help="size of the file pushed")
     p.add_argument("--reps", type=int, default=3)

@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import psycopg
 from regbench import auth
+from regbench.servers import exit_on_sigterm
 from transfer_contenders import CAIRN_BIN
 from transfer_procs import Server, free_port, start_server
 
@@ -116,6 +117,7 @@ def _measure(
 
 
 def main() -> None:
+    exit_on_sigterm()  # servers stopped, databases dropped on `kill`
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", default="1000,3000", help="comma-separated file counts")
     p.add_argument("--size", type=int, default=10_000, help="bytes per file")

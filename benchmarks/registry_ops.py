@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import platform
-import signal
 import sys
 import time
 import traceback
@@ -670,12 +669,8 @@ def check_prerequisites(paths: servers.Paths, opts: Options) -> None:
         sys.exit("missing: " + ", ".join(missing) + " (bash benchmarks/run.sh installs them)")
 
 
-def _exit_on_sigterm(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every ``serving`` block: servers stop
-
-
 def main(argv: list[str]) -> int:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    servers.exit_on_sigterm()  # unwinds through every ``serving`` block: servers stop
     opts = parse_args(argv)
     paths = servers.default_paths(REPO)
     check_prerequisites(paths, opts)

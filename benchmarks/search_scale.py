@@ -40,6 +40,7 @@ from typing import Any
 
 from regbench.provenance import commit_label, machine
 from regbench.report import splice
+from regbench.servers import exit_on_sigterm
 from service_costs import TOKEN, scratch_settings
 from sqlalchemy import text
 
@@ -256,6 +257,7 @@ def report(results: dict[str, dict[tuple[int, str], float]], sizes: list[int], a
 
 
 def main() -> None:
+    exit_on_sigterm()  # the scratch folder and PostgreSQL database are cleaned up
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backends", default="sqlite,postgresql")
     p.add_argument("--sizes", default="100000,1000000")

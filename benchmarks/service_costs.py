@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from regbench.servers import exit_on_sigterm
 
 from cairn.app import ensure_admin
 from cairn.domain.models import VersionSpec
@@ -57,6 +58,7 @@ def scratch_settings(backend: str, prefix: str) -> Iterator[Settings]:
 
 
 def main() -> None:
+    exit_on_sigterm()  # servers stopped, databases dropped on `kill`
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     p.add_argument("--calls", type=int, default=1000)

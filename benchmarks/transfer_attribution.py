@@ -46,6 +46,7 @@ import transfer_report as tr
 from regbench import auth
 from regbench.provenance import commit_label, machine
 from regbench.report import splice
+from regbench.servers import exit_on_sigterm
 from transfer_procs import (
     foreign_load,
     free_port,
@@ -254,6 +255,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--serve"]:
         serve(int(argv[1]), Path(argv[2]), set(filter(None, argv[3].split(","))))
         return 0
+    exit_on_sigterm()  # servers stopped on `kill`
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="256 MiB instead of 1 GiB")
     p.add_argument("--reps", type=int, default=3)

@@ -38,6 +38,18 @@ QUIET_ENV = {
 PROGRAMS = {"cairn-mlflow-api": "cairn"}  # contender label -> server program, where they differ
 
 
+def _raise_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a CI timeout) unwind like Ctrl-C does: through every
+    ``finally`` and ``with`` block, so servers are stopped, databases dropped and scratch
+    folders removed. Python's default for SIGTERM ends the process on the spot, leaving
+    servers (in sessions of their own) running and databases behind. Call it in ``main``."""
+    signal.signal(signal.SIGTERM, _raise_exit)
+
+
 class ServerError(RuntimeError):
     """A server did not come up; the message names its log file."""
 
