@@ -339,8 +339,9 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         f"Cairn raw pushes hash the files first ({opts.hash_threads} threads) and that "
         "time is included (shown separately as “w/o hashing”).",
         "- Servers: Cairn `cairn server --workers 1` (SQLite + local blobs), a fresh one per "
-        "round; MLflow 3 `mlflow server --serve-artifacts --workers 1` (SQLite, job runner "
-        "off); RSS is the serving process's (MLflow: its uvicorn process, not the launcher). "
+        "round; MLflow 3 `mlflow server --serve-artifacts --workers 1 --uvicorn-opts "
+        "--no-access-log` (SQLite, job runner off); RSS is the serving process's (MLflow: "
+        "its uvicorn process, not the launcher). "
         "Idle → peak: VmRSS before the transfer → max of 50 ms polls and VmHWM. Server CPU: "
         "user + system seconds the serving process(es) used during the transfer (less "
         "sensitive to other load than the wall-clock rates).",
