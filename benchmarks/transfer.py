@@ -358,7 +358,8 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         f"{tr.DISTURBED_CPUS:g} CPUs on average meanwhile (user-space processes outside "
         "this harness's process tree, from /proc/PID/stat); disturbed rounds are repeated "
         "while the time budget lasts and the medians use only undisturbed runs where there "
-        "are any.",
+        "are any. A ratio target whose reference (loopback HTTP, MLflow) has only disturbed "
+        "runs while Cairn has undisturbed ones is not judged met.",
         "",
         tr.results_table(rows, pairs, ORDER),
         "",

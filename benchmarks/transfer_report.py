@@ -70,6 +70,11 @@ class Row:
         return self.nbytes / self.seconds / 1e6
 
     @property
+    def only_disturbed(self) -> bool:
+        """Its median comes from disturbed runs (there was no undisturbed one)."""
+        return self.disturbed == self.runs
+
+    @property
     def upload_mbps(self) -> float | None:
         """Push rate without the hashing phase (only when there was one)."""
         if self.hash_s <= 0 or self.seconds <= self.hash_s:
@@ -260,9 +265,13 @@ def _rate_verdicts(rows: list[Row], row: Row, label: str, direction: str) -> lis
         measured = f"{row.mbps:.0f} vs {ref.mbps:.0f} MB/s = {ratio:.2f}x"
         if row.upload_mbps is not None and name == "loopback HTTP":
             measured += f" (w/o hashing {row.upload_mbps / ref.mbps:.2f}x)"
-        out.append(
-            Verdict(f"≥ {goal:g}x {name}, {label} {direction}", row.label, measured, ratio >= goal)
-        )
+        ok = ratio >= goal
+        if ref.only_disturbed and not row.only_disturbed:  # other load slowed the reference
+            measured += f"; every {name} run disturbed, not judged"
+            ok = False
+        elif row.only_disturbed and not ref.only_disturbed:
+            measured += "; every Cairn run disturbed"
+        out.append(Verdict(f"≥ {goal:g}x {name}, {label} {direction}", row.label, measured, ok))
     return out
 
 

@@ -32,3 +32,29 @@ def test_server_rss_is_judged_on_every_data_set() -> None:
         ("server RSS ≤ 150 MB, 1 x 1 GiB push", True),
         ("server RSS ≤ 150 MB, 20 x 50 MB push", False),
     ]
+
+
+def test_a_ratio_over_a_disturbed_reference_is_not_a_met_target() -> None:
+    busy = tr.DISTURBED_CPUS + 1.0
+    samples = [  # every loopback run slowed by other load; Cairn's ran on a quiet machine
+        _sample("http-ref/curl", "single", "pull", 4.0, foreign_cpus=busy),
+        _sample("http-ref/curl", "single", "pull", 4.0, foreign_cpus=busy),
+        _sample("cairn-raw/curl", "single", "pull", 2.0),
+        _sample("cairn-raw/curl", "single", "pull", 2.0),
+    ]
+    (loop,) = [
+        v for v in tr.verdicts(tr.summarize(samples), DATASETS, []) if "loopback" in v.target
+    ]
+    assert not loop.ok  # 2.00x, but against a reference the machine's other load slowed
+    assert "disturbed" in loop.measured
+
+
+def test_a_ratio_over_quiet_runs_on_both_sides_is_judged() -> None:
+    samples = [
+        _sample("http-ref/curl", "single", "pull", 2.0),
+        _sample("cairn-raw/curl", "single", "pull", 2.1),
+    ]
+    (loop,) = [
+        v for v in tr.verdicts(tr.summarize(samples), DATASETS, []) if "loopback" in v.target
+    ]
+    assert loop.ok and "disturbed" not in loop.measured
