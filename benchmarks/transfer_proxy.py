@@ -85,12 +85,12 @@ class CountingProxy:
     def _pipe(self, src: socket.socket, dst: socket.socket, outbound: bool) -> None:
         try:
             while data := src.recv(_BUFFER):
-                dst.sendall(data)
-                with self._lock:
+                with self._lock:  # before forwarding: the answer can only follow the count
                     if outbound:
                         self.sent += len(data)
                     else:
                         self.received += len(data)
+                dst.sendall(data)
         except OSError:
             pass
         finally:
