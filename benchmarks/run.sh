@@ -10,7 +10,7 @@
 #
 # - the project's .venv (Cairn server and the harness itself), created if missing;
 # - benchmarks/.venv-mlflow with a stock MLflow 3.x and psycopg2 (MLflow's PostgreSQL driver);
-# - wrk from Debian's packages (the load generator);
+# - wrk (the load generator) and curl (transfer.py's C client) from Debian's packages;
 # - PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) for the PostgreSQL rounds.
 set -euo pipefail
 
@@ -52,13 +52,15 @@ EOF
     "$venv/bin/pip" install -q "$MLFLOW_SPEC" "$PSYCOPG2_SPEC" packaging
 }
 
-ensure_wrk() {
-    command -v wrk >/dev/null && return
-    log "installing wrk"
+ensure_tools() {
+    local missing=()
+    for tool in wrk curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    [[ ${#missing[@]} -eq 0 ]] && return
+    log "installing ${missing[*]}"
     if [[ $(id -u) -eq 0 ]]; then
-        apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null
+        sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
 
@@ -104,7 +106,7 @@ run_auth_cost() {
 
 ensure_project_venv
 ensure_mlflow_venv
-ensure_wrk
+ensure_tools
 if wants_postgres "$@"; then check_postgres; fi
 run_auth_cost "$@"
 

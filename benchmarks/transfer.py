@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -157,6 +158,8 @@ def build_contenders(opts: Options, run: Run) -> list[tc.Contender]:
             "benchmarks/.venv-mlflow/bin/pip install 'mlflow>=3.17,<4'"
         )
     chosen = [k for k in every if not opts.only or k.key in opts.only]
+    if any(k.key.endswith("/curl") for k in chosen) and shutil.which("curl") is None:
+        raise SystemExit("curl is not installed (apt-get install curl; run.sh installs it)")
     return sorted(chosen, key=lambda k: ORDER.index(k.key))
 
 
@@ -398,10 +401,10 @@ def main(argv: list[str]) -> int:
             "Other processes were busy when the run started, so absolute rates are low and "
             f"noisy (ratios within a repetition suffer less): {', '.join(busy)}."
         )
+    contenders = build_contenders(opts, run)  # first: a missing tool stops it here
     WORK.mkdir(parents=True, exist_ok=True)
     log(f"load average {load_start}; preparing data under {WORK / 'data'}")
     datasets = [td.ensure(shape, WORK / "data") for shape in opts.shapes]
-    contenders = build_contenders(opts, run)
     try:
         run_matrix(contenders, datasets, opts, run)
         many = datasets[-1]
