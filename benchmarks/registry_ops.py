@@ -543,7 +543,8 @@ time; errors are answers with an unexpected status (401/403 among them are also 
 notes) plus requests that got no answer. Planned counts are
 the issue's; a phase still running at its time cap stops there ("capped: sent/planned") and
 its rate is measured over what it did; the next phases are then built only from objects that
-exist, so a slow server works on a smaller data set (which can only flatter it). MLflow runs
+exist, so a slow server works on a smaller data set (which can only flatter it; a capped
+Cairn phase is therefore listed as a missed target). MLflow runs
 with `--uvicorn-opts --no-access-log` and `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false` (no
 background job runner), i.e. at its fastest; Cairn with its defaults. Every ratio, and the
 10x verdict, is taken against MLflow at its best: for each backend, connection mode and

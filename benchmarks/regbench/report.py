@@ -111,6 +111,9 @@ def verdict(
         misses.append(f"{label}/MLflow {ratio:.1f}x{against} < {RATIO_TARGET:.0f}x")
     if cairn is not None and cairn.errors:
         misses.append(f"{cairn.errors} {label} errors")
+    if cairn is not None and cairn.truncated:  # less than the workload, and the
+        # next phases then ran on a smaller data set than MLflow's: not the same workload
+        misses.append(f"{label} capped at {cairn.sent}/{cairn.planned}")
     if (
         cairn is not None
         and key.phase.startswith("create versions")
