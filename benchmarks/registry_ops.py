@@ -685,9 +685,17 @@ def main(argv: list[str]) -> int:
         "anything else running on its 2 cores shows up in every server's figures."
     )
     log(f"work dir {workdir}")
-    measure_ceiling(paths, opts, results, workdir)
-    run_all(paths, opts, results, workdir, clock)
-    probe = stall_probe(paths, opts, workdir, clock, results.notes, results.failures)
+    probe: list[ProbeRow] = []
+    try:
+        measure_ceiling(paths, opts, results, workdir)
+        run_all(paths, opts, results, workdir, clock)
+        probe = stall_probe(paths, opts, workdir, clock, results.notes, results.failures)
+    except BaseException:  # Ctrl-C, SIGTERM: RESULTS.md keeps the last whole run, but
+        saved = workdir / "results-interrupted.json"  # what this one measured is kept
+        workdir.mkdir(parents=True, exist_ok=True)
+        _dump_raw(saved, results, probe)
+        log(f"interrupted; what was measured is in {saved}")
+        raise
     took = time.monotonic() - clock.started
     text, misses = render(
         opts, results, probe, machine_facts(paths), f"{started:%Y-%m-%d %H:%M %Z}", took

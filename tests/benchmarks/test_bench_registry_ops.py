@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,24 @@ def test_a_config_that_crashes_is_reported_and_the_run_goes_on(
     ro.run_all(paths, opts, results, tmp_path, ro.Clock(60.0))
     assert ran == [1, 2]
     assert results.failures == ["sqlite workers=1 keep-alive round 1: OSError: disk full"]
+
+
+def test_an_interrupted_run_keeps_what_it_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or SIGTERM after some configurations ran: RESULTS.md stays as it was (half a
+    run must not replace a whole one), but the figures measured are saved, not lost."""
+    monkeypatch.setattr(ro, "BENCH_DIR", tmp_path)
+    monkeypatch.setattr(ro.servers, "exit_on_sigterm", lambda: None)  # pytest's SIGTERM
+    monkeypatch.setattr(ro, "check_prerequisites", lambda paths, opts: None)
+    monkeypatch.setattr(ro, "measure_ceiling", lambda *args: None)
+
+    def run_all(paths: Any, opts: Any, results: Results, workdir: Path, clock: Any) -> None:
+        results.notes.append("sqlite workers=1 measured")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ro, "run_all", run_all)
+    with pytest.raises(KeyboardInterrupt):
+        ro.main(["--no-write", "--backends", "sqlite", "--quiet-wait", "0"])
+    (saved,) = tmp_path.glob(".work/registry_ops-*/results-interrupted.json")
+    assert "sqlite workers=1 measured" in json.loads(saved.read_text())["notes"]
