@@ -10,6 +10,8 @@ import hashlib
 import importlib
 import json
 import shutil
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +26,7 @@ from cairn.client.base import BaseClient
 from cairn.client.transfer import scan
 from cairn.domain.models import VersionSpec, VersionStatus
 from cairn.domain.progress import NoProgress
+from cairn.errors import Unavailable
 
 from .conftest import QUIET_MLFLOW, cairn, mlflow_server, snapshot
 
@@ -318,3 +321,44 @@ def test_models_differing_only_in_case_are_not_merged(
             assert model.description == mine
             versions = sdk.list_versions(model.name, order_by=["version ASC"]).items
             assert {v.source.split("/")[3] for v in versions if v.source} == {mine}
+
+
+@pytest.fixture
+def dropping_port() -> Iterator[tuple[str, list[int]]]:
+    """A loopback port that accepts each connection and closes it at once: an MLflow that
+    is not answering. Yields its URL and a list with one entry per connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    attempts: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed
+            attempts.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}", attempts
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_an_mlflow_that_does_not_answer_is_reported_at_once(
+    dropping_port: tuple[str, list[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The MLflow client retries a connection that fails 7 times, backing off for about
+    # four minutes in all, before it gives up: the import must not sit through that
+    # silently. (Back-off off here, so that the retrying shows as attempts, not time.)
+    for key, value in QUIET_MLFLOW.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    url, attempts = dropping_port
+    data = str(tmp_path / "cairn")
+    with pytest.raises(Unavailable, match=f"cannot reach MLflow at {url}"):
+        cairn(data, "import", "mlflow", "--tracking-uri", url, "--dry-run")
+    assert len(attempts) == 1

@@ -16,12 +16,14 @@ keeping its number; the next run retries it.
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cairn.client.base import BaseClient
 from cairn.client.importing import (
@@ -47,6 +49,7 @@ from cairn.errors import CairnError, InvalidParameter, NotFound, Unavailable
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 PAGE = 1000
+PROBE_TIMEOUT = 30  # seconds for the one request that checks whether MLflow answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,15 @@ def _one_line(exc: Exception, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error behind ``exc`` ("[Errno 111] Connection refused"), one line."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return _one_line(exc) if isinstance(exc, Exception) else type(exc).__name__
+
+
 def _import_mlflow() -> Any:
     try:
         import mlflow
@@ -120,6 +132,39 @@ class MlflowSource:
         self._client = self._mlflow.MlflowClient(
             tracking_uri=tracking_uri, registry_uri=self.registry_uri
         )
+
+    def _servers(self) -> list[str]:
+        """The MLflow servers this source talks to over HTTP (tracking, registry)."""
+        uris = dict.fromkeys([self.tracking_uri, self.registry_uri])
+        return [u for u in uris if urlsplit(u).scheme.lower() in ("http", "https")]
+
+    def _probe(self, uri: str) -> Any:
+        """One request to the server at ``uri``, not retried: its response (whatever its
+        status), or the error that kept it from answering."""
+        rest: Any = importlib.import_module("mlflow.utils.rest_utils")  # untyped
+        credentials: Any = importlib.import_module("mlflow.utils.credentials")
+        return rest.http_request(
+            credentials.get_default_host_creds(uri),
+            "/api/2.0/mlflow/registered-models/search",
+            "GET",
+            max_retries=0,
+            backoff_factor=0,
+            backoff_jitter=0,
+            timeout=PROBE_TIMEOUT,
+            raise_on_status=False,
+            params={"max_results": 1},
+        )
+
+    def check(self) -> None:
+        """Fail at once, clearly, if an MLflow server does not answer (the MLflow client
+        would retry a dead server for minutes before saying so)."""
+        for uri in self._servers():
+            try:
+                status = int(self._probe(uri).status_code)
+            except Exception as exc:  # requests' and MLflow's errors
+                raise Unavailable(f"cannot reach MLflow at {uri}: {_root_cause(exc)}") from exc
+            if status >= 500:
+                raise Unavailable(f"MLflow at {uri} answers {status}: try again later")
 
     def models(self, names: Sequence[str] = ()) -> Iterator[MlflowModel]:
         """Every registered model (or the named ones), prompts left out, with versions."""
@@ -219,6 +264,7 @@ class MlflowImporter:
         self._claimed: dict[str, str] = {}  # name key -> the MLflow name that took it
 
     def run(self, names: Sequence[str] = (), *, dry_run: bool = False) -> ImportSummary:
+        self.source.check()
         try:
             models = list(self.source.models(names))
         except Exception as exc:  # MlflowException, requests' errors, …
