@@ -136,6 +136,15 @@ def mlflow_server(root: Path, while_starting: Callable[[], object] | None = None
 
     ``while_starting`` runs while the server boots (it takes several seconds).
     """
+    with mlflow_process(root, while_starting) as (url, _stop):
+        yield url
+
+
+@contextlib.contextmanager
+def mlflow_process(
+    root: Path, while_starting: Callable[[], object] | None = None
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """``mlflow_server``, with a function that stops the server (as a crash would)."""
     port = _free_port()
     log = (root / "server.log").open("wb")
     command = [
@@ -170,14 +179,18 @@ def mlflow_server(root: Path, while_starting: Callable[[], object] | None = None
             if time.monotonic() > deadline:
                 raise RuntimeError("mlflow server did not answer /health within 180 s")
             time.sleep(0.3)
-        yield url
+        yield url, lambda: _stop(proc)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:  # uvicorn waits for idle keep-alive clients
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        _stop(proc)
         log.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=1)
+    except subprocess.TimeoutExpired:  # uvicorn waits for idle keep-alive clients
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)

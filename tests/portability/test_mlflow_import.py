@@ -12,7 +12,7 @@ import json
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,12 +23,14 @@ import pytest
 
 from cairn.client import Client
 from cairn.client.base import BaseClient
+from cairn.client.importing import ItemResult, Reporter
+from cairn.client.mlflow_import import MlflowImporter, MlflowSource
 from cairn.client.transfer import scan
 from cairn.domain.models import VersionSpec, VersionStatus
 from cairn.domain.progress import NoProgress
 from cairn.errors import Unavailable
 
-from .conftest import QUIET_MLFLOW, cairn, mlflow_server, snapshot
+from .conftest import QUIET_MLFLOW, cairn, mlflow_process, mlflow_server, snapshot
 
 pytestmark = [
     pytest.mark.xdist_group("mlflow-server"),  # one worker builds the module fixture
@@ -362,3 +364,46 @@ def test_an_mlflow_that_does_not_answer_is_reported_at_once(
     with pytest.raises(Unavailable, match=f"cannot reach MLflow at {url}"):
         cairn(data, "import", "mlflow", "--tracking-uri", url, "--dry-run")
     assert len(attempts) == 1
+
+
+class _StopsMlflow(Reporter):
+    """Stops the MLflow server once version ``after`` is imported."""
+
+    def __init__(self, stop: Callable[[], None], after: int) -> None:
+        self.stop = stop
+        self.after = after
+
+    def done(self, result: ItemResult) -> None:
+        if result.version == self.after and result.alias is None:
+            self.stop()
+
+
+@pytest.mark.parametrize("target", ["local"], indirect=True)
+def test_an_mlflow_that_stops_midway_ends_the_import(
+    target_client: BaseClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without its server, every version left would be recorded as FAILED (each after the
+    # client's minutes of retries): the import stops instead, and the next run resumes.
+    from mlflow import MlflowClient
+
+    for key, value in QUIET_MLFLOW.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the old code fails fast
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "w.bin").write_bytes(b"weights")
+    (tmp_path / "server").mkdir()
+    with mlflow_process(tmp_path / "server") as (url, stop):
+        source = MlflowClient(tracking_uri=url)
+        run_id = source.create_run("0").info.run_id
+        source.log_artifacts(run_id, str(files), "model")
+        root = source.get_run(run_id).info.artifact_uri
+        source.create_registered_model("m")
+        for _ in range(3):
+            source.create_model_version("m", f"{root}/model", run_id)
+        importer = MlflowImporter(target_client, MlflowSource(url), reporter=_StopsMlflow(stop, 1))
+        with pytest.raises(Unavailable, match=f"MLflow at {url} stopped answering") as info:
+            importer.run()
+    assert "m v2" in info.value.message and "Run the import again" in info.value.message
+    versions = target_client.list_versions("m").items
+    assert [(v.version, v.status) for v in versions] == [(1, VersionStatus.READY)]

@@ -166,6 +166,17 @@ class MlflowSource:
             if status >= 500:
                 raise Unavailable(f"MLflow at {uri} answers {status}: try again later")
 
+    def gone(self) -> tuple[str, str] | None:
+        """An MLflow server this source uses that no longer answers, and why; or None."""
+        for uri in self._servers():
+            try:
+                status = int(self._probe(uri).status_code)
+            except Exception as exc:
+                return uri, _root_cause(exc)
+            if status >= 500:
+                return uri, f"it answers {status}"
+        return None
+
     def models(self, names: Sequence[str] = ()) -> Iterator[MlflowModel]:
         """Every registered model (or the named ones), prompts left out, with versions."""
         for name, rm, problem in self._registered(names):
@@ -372,6 +383,7 @@ class MlflowImporter:
             try:
                 local = self.source.download(name, number, Path(tmp))
             except Exception as exc:  # whatever the artifact repository raised
+                self._stop_if_gone(name, number)
                 reason = f"files could not be downloaded from {mv.source}: {_one_line(exc)}"
                 return self._failed(name, mv, existing, reason)
             self.reporter.start(name, number, "uploading")
@@ -387,6 +399,18 @@ class MlflowImporter:
             except CairnError as exc:  # a file name Cairn refuses, other content, …
                 return self._failed(name, mv, existing, f"not stored: {exc.message}")
         return self._written(name, mv, existing, version, sent)
+
+    def _stop_if_gone(self, name: str, number: int) -> None:
+        """End the import if MLflow itself stopped answering: recording each version left
+        as FAILED would be wrong, and each would first sit through the client's retries."""
+        gone = self.source.gone()
+        if gone is not None:
+            uri, why = gone
+            raise Unavailable(
+                f"MLflow at {uri} stopped answering ({why}) while {name} v{number} was "
+                "being downloaded; nothing was recorded for it. Run the import again when "
+                "MLflow is back: it resumes where it stopped"
+            )
 
     def _written(
         self,
