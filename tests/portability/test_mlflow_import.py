@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from cairn.client.mlflow_import import MlflowImporter, MlflowSource
 from cairn.client.transfer import scan
 from cairn.domain.models import VersionSpec, VersionStatus
 from cairn.domain.progress import NoProgress
-from cairn.errors import Unavailable
+from cairn.errors import InvalidParameter, PermissionDenied, Unauthenticated, Unavailable
 
 from .conftest import QUIET_MLFLOW, cairn, mlflow_process, mlflow_server, snapshot
 
@@ -364,6 +366,44 @@ def test_an_mlflow_that_does_not_answer_is_reported_at_once(
     with pytest.raises(Unavailable, match=f"cannot reach MLflow at {url}"):
         cairn(data, "import", "mlflow", "--tracking-uri", url, "--dry-run")
     assert len(attempts) == 1
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """Answers every request with the status in the server's ``status`` attribute."""
+
+    def do_GET(self) -> None:
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"You are not authenticated.")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "says"),
+    [
+        (401, Unauthenticated, "asks for credentials (401): set MLFLOW_TRACKING_USERNAME"),
+        (403, PermissionDenied, "refuses these credentials"),
+        (404, InvalidParameter, "does not serve MLflow's registry API"),
+    ],
+)
+def test_an_mlflow_that_refuses_or_is_not_mlflow_is_said_plainly(
+    status: int, error: type[Exception], says: str, tmp_path: Path
+) -> None:
+    # not "temporarily unavailable": credentials are missing, or the URI is wrong
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.status = status  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(error, match=re.escape(says)):
+            cairn(str(tmp_path / "cairn"), "import", "mlflow", "--tracking-uri", url)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class _StopsMlflow(Reporter):

@@ -45,7 +45,14 @@ from cairn.client.importing import (
 )
 from cairn.domain.models import ModelVersion, Stage, VersionSpec, VersionStatus
 from cairn.domain.names import name_key, validate_model_name
-from cairn.errors import CairnError, InvalidParameter, NotFound, Unavailable
+from cairn.errors import (
+    CairnError,
+    InvalidParameter,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 PAGE = 1000
@@ -156,13 +163,27 @@ class MlflowSource:
         )
 
     def check(self) -> None:
-        """Fail at once, clearly, if an MLflow server does not answer (the MLflow client
-        would retry a dead server for minutes before saying so)."""
+        """Fail at once, clearly, if an MLflow server does not answer or refuses the caller
+        (the MLflow client would retry a dead server for minutes before saying so)."""
         for uri in self._servers():
             try:
                 status = int(self._probe(uri).status_code)
             except Exception as exc:  # requests' and MLflow's errors
                 raise Unavailable(f"cannot reach MLflow at {uri}: {_root_cause(exc)}") from exc
+            if status == 401:
+                raise Unauthenticated(
+                    f"MLflow at {uri} asks for credentials (401): set MLFLOW_TRACKING_USERNAME "
+                    "and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+                )
+            if status == 403:
+                raise PermissionDenied(
+                    f"MLflow at {uri} refuses these credentials access to its registry (403)"
+                )
+            if status == 404:
+                raise InvalidParameter(
+                    f"{uri} does not serve MLflow's registry API (404 for "
+                    "/api/2.0/mlflow/registered-models/search): check the URI"
+                )
             if status >= 500:
                 raise Unavailable(f"MLflow at {uri} answers {status}: try again later")
 
