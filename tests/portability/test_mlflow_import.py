@@ -447,3 +447,54 @@ def test_an_mlflow_that_stops_midway_ends_the_import(
     assert "m v2" in info.value.message and "Run the import again" in info.value.message
     versions = target_client.list_versions("m").items
     assert [(v.version, v.status) for v in versions] == [(1, VersionStatus.READY)]
+
+
+# a local MLflow store (no server) uses a SQLAlchemy loader option 2.1 deprecates
+@pytest.mark.filterwarnings("ignore:.*noload.*:sqlalchemy.exc.SADeprecationWarning")
+@pytest.mark.parametrize("target", ["local"], indirect=True)
+def test_what_cairn_refuses_is_planned_as_a_problem_and_never_downloaded(
+    target: str, target_client: BaseClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow takes tag values up to 100,000 characters and any alias; Cairn's bounds are
+    # tighter. The dry run must show what the real run will refuse, and the real run must
+    # not download files it cannot store.
+    from mlflow import MlflowClient
+
+    for key, value in QUIET_MLFLOW.items():
+        monkeypatch.setenv(key, value)
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "w.bin").write_bytes(b"weights")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    source = MlflowClient(tracking_uri=uri)
+    source.create_registered_model("tagged", tags={"big": "x" * 6000})
+    source.create_model_version("tagged", str(files))
+    source.create_registered_model("ok")
+    source.create_model_version("ok", str(files), tags={"big": "y" * 6000})
+    source.create_model_version("ok", str(files))
+    source.set_registered_model_alias("ok", "1st", "2")
+    downloads: list[int] = []
+    download = MlflowSource.download
+
+    def counted(self: MlflowSource, name: str, version: int, dst: Path) -> Path:
+        downloads.append(version)
+        return download(self, name, version, dst)
+
+    monkeypatch.setattr(MlflowSource, "download", counted)
+
+    def problems(result: Any) -> list[tuple[str, int | None, str | None, str]]:
+        found = json.loads(result.stdout)["problems"]
+        return [(p["name"], p["version"], p["alias"], p["message"]) for p in found]
+
+    plan = cairn(target, "import", "mlflow", "--tracking-uri", uri, "--dry-run", "--json", code=1)
+    real = cairn(target, "import", "mlflow", "--tracking-uri", uri, "--json", code=1)
+    assert problems(plan) == problems(real)
+    assert [p[:3] for p in problems(real)] == [
+        ("ok", 1, None),
+        ("ok", 2, "1st"),
+        ("tagged", None, None),
+    ]
+    assert "tag 'big' is 6000 characters long; the limit is 5000" in problems(real)[0][3]
+    assert "could not be recorded" not in problems(real)[0][3]
+    assert downloads == [2]  # v1 of ok is refused before its files are fetched
+    assert [v.version for v in target_client.list_versions("ok").items] == [2]

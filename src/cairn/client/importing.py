@@ -21,10 +21,12 @@ from typing import Any
 from cairn.client.base import BaseClient
 from cairn.client.transfer import LocalFile, scan
 from cairn.domain.models import ModelVersion, VersionSpec, VersionStatus
+from cairn.domain.names import validate_alias
 from cairn.domain.progress import NoProgress, Progress
 from cairn.errors import (
     AlreadyExists,
     CairnError,
+    InvalidParameter,
     NotFound,
     PermissionDenied,
     Unauthenticated,
@@ -326,7 +328,13 @@ def sync_aliases(
         if current.get(alias) == version:
             continue
         if dry_run:
-            results.append(ItemResult(name, version, PLANNED, f"set to v{version}", alias=alias))
+            try:
+                validate_alias(alias)
+            except InvalidParameter as exc:
+                results.append(ItemResult(name, version, FAILED, exc.message, alias=alias))
+            else:
+                note = f"set to v{version}"
+                results.append(ItemResult(name, version, PLANNED, note, alias=alias))
             continue
         if version in waiting:
             note = f"not set: v{version} waits for its files"

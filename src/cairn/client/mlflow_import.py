@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,13 @@ from cairn.client.importing import (
     write_version,
 )
 from cairn.domain.models import ModelVersion, Stage, VersionSpec, VersionStatus
-from cairn.domain.names import name_key, validate_model_name
+from cairn.domain.names import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    name_key,
+    validate_model_name,
+    validate_text,
+)
 from cairn.errors import (
     CairnError,
     InvalidParameter,
@@ -53,6 +59,7 @@ from cairn.errors import (
     Unauthenticated,
     Unavailable,
 )
+from cairn.service.validation import clean_spec, clean_tags
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 PAGE = 1000
@@ -72,6 +79,7 @@ class MlflowVersion:
     run_link: str | None
     created_at: datetime | None
     created_by: str | None
+    problem: str | None = None  # metadata Cairn refuses (a tag value over its bound, …)
 
     def spec(self, files: tuple[Any, ...] = ()) -> VersionSpec:
         return VersionSpec(
@@ -117,6 +125,15 @@ def _root_cause(exc: BaseException) -> str:
         seen.add(id(inner))
         exc = inner
     return _one_line(exc) if isinstance(exc, Exception) else type(exc).__name__
+
+
+def _refused(spec: VersionSpec) -> str | None:
+    """Why Cairn would refuse a version's metadata, or None."""
+    try:
+        clean_spec(spec)
+    except InvalidParameter as exc:
+        return f"not importable: {exc.message}"
+    return None
 
 
 def _import_mlflow() -> Any:
@@ -220,6 +237,13 @@ class MlflowSource:
             except InvalidParameter as exc:
                 yield MlflowModel(versions=(), problem=f"not a valid Cairn name: {exc}", **base)
                 continue
+            try:  # what the server would refuse, said before anything is written
+                validate_text("description", base["description"], MAX_DESCRIPTION_LENGTH)
+                clean_tags("tag", tags, MAX_TAG_VALUE_LENGTH)
+            except InvalidParameter as exc:
+                problem = f"model not imported: {exc.message}"
+                yield MlflowModel(versions=(), problem=problem, **base)
+                continue
             yield MlflowModel(versions=tuple(self._versions(name)), **base)
 
     def _registered(self, names: Sequence[str]) -> Iterator[tuple[str, Any, str | None]]:
@@ -250,7 +274,7 @@ class MlflowSource:
             )
             for mv in page:
                 number = int(mv.version)
-                found[number] = MlflowVersion(
+                version = MlflowVersion(
                     number=number,
                     description=mv.description or "",
                     tags=dict(mv.tags or {}),
@@ -263,6 +287,7 @@ class MlflowSource:
                     created_at=_time(mv.creation_timestamp),
                     created_by=_text(mv.user_id),
                 )
+                found[number] = replace(version, problem=_refused(version.spec()))
             token = page.token
             if not token:
                 break
@@ -377,6 +402,8 @@ class MlflowImporter:
 
     def _version(self, name: str, mv: MlflowVersion, dry_run: bool, *, exists: bool) -> ItemResult:
         number = mv.number
+        if mv.problem is not None:  # nothing to download, and no record it could have
+            return ItemResult(name, number, FAILED, mv.problem)
         existing = find_version(self.cairn, name, number) if exists else None
         if existing is not None and self._same_origin(existing, mv):
             if dry_run:
