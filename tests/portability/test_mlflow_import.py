@@ -498,3 +498,13 @@ def test_what_cairn_refuses_is_planned_as_a_problem_and_never_downloaded(
     assert "could not be recorded" not in problems(real)[0][3]
     assert downloads == [2]  # v1 of ok is refused before its files are fetched
     assert [v.version for v in target_client.list_versions("ok").items] == [2]
+
+
+@pytest.mark.filterwarnings("ignore:.*noload.*:sqlalchemy.exc.SADeprecationWarning")
+def test_a_mistyped_sqlite_store_is_not_created(tmp_path: Path) -> None:
+    # the MLflow client creates (and migrates) a database wherever a sqlite URI points:
+    # a typo made an empty MLflow store, and an import of it found nothing, successfully
+    missing = tmp_path / "typo" / "mlflow.db"
+    with pytest.raises(InvalidParameter, match=f"no MLflow database at {missing}"):
+        cairn(str(tmp_path / "cairn"), "import", "mlflow", "--tracking-uri", f"sqlite:///{missing}")
+    assert not (tmp_path / "typo").exists()

@@ -136,6 +136,21 @@ def _refused(spec: VersionSpec) -> str | None:
     return None
 
 
+def _check_sqlite(uri: str) -> None:
+    """A ``sqlite:`` store must exist: the MLflow client would create an empty one (and
+    its folder) wherever a mistyped URI points, and the import would find nothing."""
+    parts = urlsplit(uri)
+    if parts.scheme.lower() != "sqlite":
+        return
+    database = parts.path[1:]  # SQLAlchemy's reading: sqlite:///rel.db, sqlite:////abs.db
+    if database in ("", ":memory:") or Path(database).is_file():
+        return
+    raise InvalidParameter(
+        f"no MLflow database at {database} (from {uri}); check the URI (the MLflow client "
+        "would create an empty one there)"
+    )
+
+
 def _import_mlflow() -> Any:
     try:
         import mlflow
@@ -153,6 +168,8 @@ class MlflowSource:
         self._mlflow = _import_mlflow()
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
+        for uri in dict.fromkeys([self.tracking_uri, self.registry_uri]):
+            _check_sqlite(uri)  # before the client, which creates a missing database
         self._client = self._mlflow.MlflowClient(
             tracking_uri=tracking_uri, registry_uri=self.registry_uri
         )
