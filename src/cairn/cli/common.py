@@ -17,7 +17,7 @@ from cairn.errors import InvalidParameter
 
 T = TypeVar("T")
 
-# the API's page cap (service.validation.MAX_PAGE): outside it, a usage error naming the option
+# the API's page cap (domain.validation.MAX_PAGE): outside it, a usage error naming the option
 MaxResults = Annotated[int | None, typer.Option(min=1, max=1000, help="Page size (1-1000).")]
 PageToken = Annotated[str | None, typer.Option(help="Continue a previous listing.")]
 AllPages = Annotated[

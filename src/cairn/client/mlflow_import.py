@@ -51,6 +51,7 @@ from cairn.domain.names import (
     validate_model_name,
     validate_text,
 )
+from cairn.domain.validation import clean_spec, clean_tags
 from cairn.errors import (
     CairnError,
     InvalidParameter,
@@ -59,7 +60,6 @@ from cairn.errors import (
     Unauthenticated,
     Unavailable,
 )
-from cairn.service.validation import clean_spec, clean_tags
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 PAGE = 1000

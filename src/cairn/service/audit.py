@@ -17,9 +17,9 @@ from cairn.domain.access import Actor, Role
 from cairn.domain.audit import AuditEvent, AuditReport, clean_anchor, clean_outcome
 from cairn.domain.codec import validate_time
 from cairn.domain.models import Page
+from cairn.domain.validation import clean_page_size
 from cairn.errors import InvalidParameter, PermissionDenied
 from cairn.service.base import ServiceBase
-from cairn.service.validation import clean_page_size
 from cairn.store.metadata.audit_store import AuditStore, new_event
 from cairn.store.metadata.clock import from_datetime
 from cairn.store.metadata.database import Tx

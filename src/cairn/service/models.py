@@ -10,9 +10,9 @@ from cairn.domain.access import Role
 from cairn.domain.filters import parse_filter, parse_order_by
 from cairn.domain.models import Actor, Page, RegisteredModel
 from cairn.domain.promotion import gate_for
+from cairn.domain.validation import clean_page_size, clean_tags, fingerprint
 from cairn.errors import NotFound, PermissionDenied
 from cairn.service.base import ServiceBase, require
-from cairn.service.validation import clean_page_size, clean_tags, fingerprint
 from cairn.store.metadata import one_trip
 from cairn.store.metadata.audit_store import event_template, new_event
 from cairn.store.metadata.clock import to_datetime

@@ -22,9 +22,9 @@ from cairn.domain.models import Actor, ModelVersion, RegisteredModel, Stage, Ver
 from cairn.domain.models import VersionStatus as Status
 from cairn.domain.paths import validate_manifest
 from cairn.domain.uris import parse_version_number
+from cairn.domain.validation import clean_optional, clean_spec, clean_tags
 from cairn.errors import Conflict, InvalidParameter, PayloadTooLarge
 from cairn.service.scans import ScansService
-from cairn.service.validation import clean_optional, clean_spec, clean_tags
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.clock import from_datetime
 from cairn.store.metadata.database import Tx

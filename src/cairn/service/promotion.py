@@ -43,9 +43,9 @@ from cairn.domain.promotion import (
     validate_policy_fields,
 )
 from cairn.domain.uris import parse_version_number
+from cairn.domain.validation import clean_page_size
 from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
 from cairn.service.gates import AliasGuard, approvals_check, role_check
-from cairn.service.validation import clean_page_size
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.identity_store import IdentityStore
 from cairn.store.metadata.models_store import ModelStore

@@ -17,11 +17,11 @@ from cairn.domain.filters import names_one_model, parse_filter, parse_order_by
 from cairn.domain.models import Actor, ModelVersion, Page, Stage
 from cairn.domain.semver import SemverRange
 from cairn.domain.uris import ModelRef, parse_model_uri, parse_version_number
+from cairn.domain.validation import clean_page_size
 from cairn.errors import InvalidFilter, InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
 from cairn.service.signature_diff import signature_diff
 from cairn.service.tensor_diff import tensor_diff
-from cairn.service.validation import clean_page_size
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.clock import from_datetime
 from cairn.store.metadata.database import Tx

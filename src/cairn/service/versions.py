@@ -14,10 +14,10 @@ from cairn.domain.models import Actor, ModelVersion, Stage, VersionSpec, Version
 from cairn.domain.paths import validate_manifest
 from cairn.domain.semver import validate_semver
 from cairn.domain.uris import parse_version_number
+from cairn.domain.validation import clean_spec, clean_tags, fingerprint
 from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.base import authorize, no_such_model
 from cairn.service.scans import ScansService
-from cairn.service.validation import clean_spec, clean_tags, fingerprint
 from cairn.service.version_reads import VersionReadsService
 from cairn.store.metadata import one_trip
 from cairn.store.metadata.aliases_store import AliasStore
