@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/ready", tags=["operations"])
     def ready() -> JSONResponse:
-        """Ready: the metadata database answers."""
+        """Ready: the metadata database and the blob store answer and take writes."""
         try:
             service.ping()
         except CairnError as exc:
