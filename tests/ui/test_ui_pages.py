@@ -385,3 +385,25 @@ def test_names_with_spaces_and_unicode_are_linked_escaped(
     listed = visitor.get("/models")
     assert 'href="/models/Fraud%20D%C3%A9tecteur"' in listed.text
     assert visitor.get("/models/Fraud%20D%C3%A9tecteur").status_code == 200
+
+
+def test_a_refused_csrf_token_is_audited_as_the_api_s_is(
+    visitor: TestClient, api: TestClient, world: World
+) -> None:
+    """A sign-out posted without the session's CSRF token (what a forged form looks like)
+    is on record as the API's CSRF refusals are: a denied ``authenticate`` by anonymous,
+    naming the session's user, with no secret in it."""
+    signed_in(visitor, world.reader)
+    session, csrf = str(visitor.cookies.get("cairn_session")), csrf_of(visitor)
+    for form in ({}, {"csrf_token": "cairn_forged"}):
+        refused = visitor.post("/logout", data=form, headers={"Origin": "http://testserver"})
+        assert refused.status_code == 403, refused.text
+    events = ok(api.get(f"{V1}/audit", params={"outcome": "denied", "max_results": 100}))
+    refusals = [e for e in events["events"] if e["action"] == "authenticate"]
+    assert len(refusals) == 2, events
+    for event in refusals:
+        assert event["actor"] == "anonymous"
+        assert event["after"] == {"user": world.reader, "reason": "missing or wrong CSRF token"}
+        assert event["target"] and session.startswith(event["target"])
+    for secret in (session, csrf, "cairn_forged"):
+        assert secret not in repr(events)

@@ -171,10 +171,11 @@ async def form_caller(request: Request) -> tuple[Actor, dict[str, str]]:
         raise SignInRequired
     try:
         actor = await run_in_threadpool(authenticate, request, csrf)
-    except PermissionDenied:  # the service's words name the API's header
+    except PermissionDenied as exc:  # the service's words name the API's header
         raise PermissionDenied(
             "this form's CSRF token is missing or wrong (an old page, or another site "
-            "posted it); reload the page and try again"
+            "posted it); reload the page and try again",
+            denial=exc.denial,  # on record as the API's CSRF refusals are
         ) from None
     return actor, form
 
