@@ -99,6 +99,23 @@ def test_every_ui_answer_carries_the_security_headers(visitor: TestClient, world
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
 
+def test_head_is_answered_as_get(visitor: TestClient, world: World) -> None:
+    """Browsers and link checkers send HEAD: each UI address answers it as its GET (the
+    same status, type and headers; the server sends no body), not with the API's JSON 405."""
+
+    def check(*paths: str) -> None:
+        for path in paths:
+            head, get = visitor.head(path), visitor.get(path)
+            assert head.status_code == get.status_code, (path, head.status_code, head.text)
+            for name in ("content-type", "location", "x-frame-options", "cache-control"):
+                assert head.headers.get(name) == get.headers.get(name), (path, name)
+
+    check("/", "/login", "/static/cairn.css", "/models")  # /models: to sign in
+    assert visitor.head("/models").headers["location"] == "/login?next=%2Fmodels"
+    signed_in(visitor, world.reader)
+    check(*PAGES, "/models/vault.ghost")
+
+
 def test_the_api_and_the_probes_are_untouched(anon: TestClient, api: TestClient) -> None:
     assert anon.get("/health").json() == {"status": "ok"}
     assert anon.get("/ready").status_code == 200

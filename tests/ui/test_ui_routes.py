@@ -16,18 +16,21 @@ from cairn.ui.web import UiRoute
 
 from .conftest import PASSWORD, V1, World, ok, sign_in
 
+# every GET answers HEAD too (browsers and link checkers send it)
 PUBLIC = {
-    ("GET", "/"),
-    ("GET", "/login"),
+    *((method, path) for path in ("/", "/login", "/static/{file}") for method in ("GET", "HEAD")),
     ("POST", "/login"),
-    ("GET", "/static/{file}"),
 }
 PAGES = {
-    ("GET", "/models"),
-    ("GET", "/models/{name}"),
-    ("GET", "/models/{name}/versions/{version}"),
-    ("GET", "/models/{name}/aliases/{alias}"),
-    ("GET", "/versions"),
+    (method, path)
+    for path in (
+        "/models",
+        "/models/{name}",
+        "/models/{name}/versions/{version}",
+        "/models/{name}/aliases/{alias}",
+        "/versions",
+    )
+    for method in ("GET", "HEAD")
 }
 FORMS = {("POST", "/logout")}
 # pages that list what the caller may read: for a user without grants, nothing
@@ -61,6 +64,8 @@ def test_without_a_session_every_page_redirects_to_sign_in(
         answer = visitor.request(method, url(path, world.model), data={"csrf_token": "x"})
         assert answer.status_code == 303, (method, path, answer.status_code, answer.text)
         assert answer.headers["location"].startswith("/login"), (method, path)
+        if method in ("GET", "HEAD"):  # and back to the page after signing in
+            assert answer.headers["location"].startswith("/login?next=%2F"), (method, path)
     for method, path in sorted(PUBLIC - {("POST", "/login")}):
         answer = visitor.request(method, url(path, world.model))
         assert answer.status_code in (200, 303), (method, path, answer.status_code)
@@ -73,9 +78,9 @@ def test_a_user_without_grants_is_refused_alike_for_real_and_ghost_models(
     ok(api.post(f"{V1}/users", json={"name": "nobody", "password": PASSWORD}), 201)
     assert sign_in(visitor, "nobody").status_code == 303
     ghost = "vault.ghost"
-    for _method, path in sorted(PAGES):
-        real: Any = visitor.get(url(path, world.model))
-        missing: Any = visitor.get(url(path, ghost))
+    for method, path in sorted(PAGES):
+        real: Any = visitor.request(method, url(path, world.model))
+        missing: Any = visitor.request(method, url(path, ghost))
         if path in LISTS:
             assert real.status_code == 200, (path, real.text)
             assert world.model not in real.text and world.hidden not in real.text, path

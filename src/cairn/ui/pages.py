@@ -4,8 +4,9 @@ the version search. Each reads through the service's use cases as the signed-in 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +35,16 @@ from cairn.ui.web import (
     signed_in,
 )
 
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
+
+
+def page_route(path: str) -> Callable[[Handler], Handler]:
+    """A GET route that answers HEAD too (browsers and link checkers send it; the server
+    sends the headers only), as Starlette's own routes do and FastAPI's do not."""
+    return router.api_route(path, methods=["GET", "HEAD"])
+
+
 Viewer = Annotated[Actor, Depends(signed_in)]
 PAGE_SIZE = 50
 MAX_USER = 128  # as the API login takes them
@@ -59,7 +69,7 @@ def _arg(request: Request, key: str) -> str:
 # -- no session needed -------------------------------------------------------------------
 
 
-@router.get("/")
+@page_route("/")
 def home() -> Response:
     return RedirectResponse(HOME, status_code=303)
 
@@ -72,7 +82,7 @@ def _static(file: str) -> bytes:
     return (resources.files("cairn.ui") / "static" / file).read_bytes()
 
 
-@router.get("/static/{file}")
+@page_route("/static/{file}")
 def static(file: str) -> Response:
     """The stylesheet and the icon: the only files a page loads, all from this server."""
     media_type = STATIC.get(file)
@@ -82,7 +92,7 @@ def static(file: str) -> Response:
     return Response(_static(file), media_type=media_type, headers=headers)
 
 
-@router.get(SIGN_IN)
+@page_route(SIGN_IN)
 def sign_in_form(request: Request) -> Response:
     return show(request, "login.html", next=safe_next(_arg(request, "next")), user="", error=None)
 
@@ -142,7 +152,7 @@ async def sign_out(request: Request) -> Response:
 # -- pages -------------------------------------------------------------------------------
 
 
-@router.get("/models")
+@page_route("/models")
 def models(request: Request, actor: Viewer) -> Response:
     query, order, token = _arg(request, "filter"), _arg(request, "order"), _arg(request, "page")
     page: Page[RegisteredModel] = Page([])
@@ -170,7 +180,7 @@ def models(request: Request, actor: Viewer) -> Response:
     )
 
 
-@router.get("/models/{name}")
+@page_route("/models/{name}")
 def model(request: Request, name: str, actor: Viewer) -> Response:
     service = service_of(request)
     token = _arg(request, "page")
@@ -194,13 +204,13 @@ def model(request: Request, name: str, actor: Viewer) -> Response:
     )
 
 
-@router.get("/models/{name}/versions/{version}")
+@page_route("/models/{name}/versions/{version}")
 def version(request: Request, name: str, version: str, actor: Viewer) -> Response:
     found = service_of(request).get_version(actor, name, version)
     return show(request, "version.html", version=found)
 
 
-@router.get("/models/{name}/aliases/{alias}")
+@page_route("/models/{name}/aliases/{alias}")
 def alias(request: Request, name: str, alias: str, actor: Viewer) -> Response:
     service = service_of(request)
 
@@ -219,7 +229,7 @@ def alias(request: Request, name: str, alias: str, actor: Viewer) -> Response:
     )
 
 
-@router.get("/versions")
+@page_route("/versions")
 def search_versions(request: Request, actor: Viewer) -> Response:
     query, order, token = _arg(request, "filter"), _arg(request, "order"), _arg(request, "page")
     page: Page[ModelVersion] = Page([])

@@ -198,7 +198,8 @@ def safe_next(value: str | None) -> str:
 
 def sign_in_redirect(request: Request, *, forget: bool) -> Response:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    target = SIGN_IN if request.method != "GET" else f"{SIGN_IN}?{urlencode({'next': here})}"
+    back = request.method in ("GET", "HEAD")  # a form post cannot be repeated by a redirect
+    target = f"{SIGN_IN}?{urlencode({'next': here})}" if back else SIGN_IN
     response = RedirectResponse(target, status_code=303)
     if forget:
         forget_session(response)
