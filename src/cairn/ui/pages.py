@@ -49,6 +49,7 @@ Viewer = Annotated[Actor, Depends(signed_in)]
 PAGE_SIZE = 50
 MAX_USER = 128  # as the API login takes them
 MAX_PASSWORD = 1024
+WRONG_CREDENTIALS = "wrong user name or password"  # as service.login says it
 MODEL_ORDERS = (
     ("name ASC", "name, A to Z"),
     ("name DESC", "name, Z to A"),
@@ -110,10 +111,12 @@ async def sign_in(request: Request) -> Response:
     def refused(status: int, message: str) -> Response:
         return show(request, "login.html", status, next=target, user=user, error=message)
 
+    # Wrong credentials are the form again with the message, a 200: a 401 must carry a
+    # WWW-Authenticate challenge (RFC 9110, 15.5.2), and a sign-in form has none to offer.
     if not user or not password:
         return refused(400, "enter your user name and password")
     if len(user) > MAX_USER or len(password) > MAX_PASSWORD:
-        return refused(400, "wrong user name or password")
+        return refused(200, WRONG_CREDENTIALS)  # no account has them: as any wrong ones
     limiter: Limiter = request.app.state.limiter
     client = client_of(request)
     keys = (f"ip:{client}", f"user:{user.casefold()}")
@@ -127,7 +130,7 @@ async def sign_in(request: Request) -> Response:
         session = await run_in_threadpool(login)
     except Unauthenticated as exc:
         await run_in_threadpool(record_denial, request, exc)
-        return refused(401, exc.message)
+        return refused(200, exc.message)
     except RateLimited as exc:
         response = refused(429, exc.message)
         if exc.retry_after is not None:
