@@ -269,6 +269,31 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(
     assert "cairn_session=" in stale.headers["set-cookie"]  # the stale cookie is cleared
 
 
+def test_a_session_from_the_api_login_can_sign_out_on_the_page(
+    visitor: TestClient, anon: TestClient, world: World
+) -> None:
+    """A session opened by ``POST /api/v1/login`` (the same cookie) browses the pages, but
+    its pages cannot hold the CSRF token (the API gave it to the caller, not to a cookie):
+    its sign-out is taken when the browser names this site as the form's origin, which
+    every browser does, and refused without one or from another site."""
+    login = visitor.post(f"{V1}/login", json={"user": world.reader, "password": PASSWORD})
+    assert login.status_code == 200 and not visitor.cookies.get("cairn_csrf")
+    session = str(visitor.cookies.get("cairn_session"))
+    page = visitor.get("/models")
+    assert page.status_code == 200 and "Sign out" in page.text
+    form = {"csrf_token": ""}  # what the page's form sends
+    for headers in ({}, {"Origin": "https://evil.example"}, {"Referer": "http://testserver/"}):
+        refused = visitor.post("/logout", data=form, headers=headers)
+        assert refused.status_code == 403, (headers, refused.text)
+        assert "reload the page" not in refused.text  # no use: it would not help
+    assert visitor.get("/models").status_code == 200  # still signed in
+    done = visitor.post("/logout", data=form, headers={"Origin": "http://testserver"})
+    assert done.status_code == 303 and done.headers["location"] == "/login"
+    assert not visitor.cookies.get("cairn_session")
+    anon.cookies.set("cairn_session", session)
+    assert anon.get(f"{V1}/whoami").status_code == 401  # revoked on the server
+
+
 def test_sign_out_without_a_session_goes_to_sign_in(visitor: TestClient) -> None:
     response = visitor.post("/logout", data={"csrf_token": "x"})
     assert response.status_code == 303 and response.headers["location"] == "/login"

@@ -24,7 +24,6 @@ from cairn.ui.web import (
     check_origin,
     client_of,
     forget_session,
-    form_caller,
     read_form,
     record_denial,
     request_id_of,
@@ -32,6 +31,7 @@ from cairn.ui.web import (
     service_of,
     set_session,
     show,
+    sign_out_caller,
     signed_in,
 )
 
@@ -144,7 +144,7 @@ async def sign_in(request: Request) -> Response:
 @router.post("/logout")
 async def sign_out(request: Request) -> Response:
     """End the session (revoked in the database, not only forgotten by the browser)."""
-    actor, _form = await form_caller(request)
+    actor = await sign_out_caller(request)
     secret = request.cookies.get(SESSION_COOKIE, "")
     await run_in_threadpool(service_of(request).logout, actor, secret)
     response = RedirectResponse(SIGN_IN, status_code=303)

@@ -180,6 +180,26 @@ async def form_caller(request: Request) -> tuple[Actor, dict[str, str]]:
     return actor, form
 
 
+async def sign_out_caller(request: Request) -> Actor:
+    """The caller of a sign-out post: ``form_caller``'s, or, for a session opened by the
+    API's login (``POST /api/v1/login``), whose CSRF token went to that caller and never
+    into this site's cookie, so its pages cannot copy it into the form: a post whose
+    ``Origin`` is this site. Every current browser names the origin of a form post, and
+    the session cookie (SameSite=Strict) never comes with another site's post anyway."""
+    if request.cookies.get(CSRF_COOKIE) or not request.cookies.get(SESSION_COOKIE):
+        actor, _form = await form_caller(request)
+        return actor
+    if not request.headers.get("origin"):
+        raise PermissionDenied(
+            "this session was opened by the API's login, so its sign-out must come from a "
+            "browser that names the page's origin; sign out with POST /api/v1/logout, or "
+            "sign in on this page to have a sign-out form of its own"
+        )
+    check_origin(request)
+    await read_form(request)  # the same limits on the body as every form's
+    return await run_in_threadpool(authenticate, request)
+
+
 # -- where to go -----------------------------------------------------------------------
 
 
