@@ -454,3 +454,26 @@ def test_a_refused_csrf_token_is_audited_as_the_api_s_is(
         assert event["target"] and session.startswith(event["target"])
     for secret in (session, csrf, "cairn_forged"):
         assert secret not in repr(events)
+
+
+def test_empty_pages_say_what_to_do(visitor: TestClient, api: TestClient) -> None:
+    """An empty registry, a model without versions, a filter that matches nothing: each
+    page says how to get something there (or back to everything), not only that it is
+    empty."""
+    ok(api.post(f"{V1}/users", json={"name": "eve", "password": PASSWORD}), 201)
+    signed_in(visitor, "eve")
+    for path in ("/models", "/versions"):
+        empty = text_of(visitor.get(path))
+        assert "cairn push --model" in empty, empty  # how to register one
+        assert "cairn grants" in empty  # and why one may be missing
+        nothing = visitor.get(path, params={"filter": "name = 'nothing'"})
+        assert "match this filter" in nothing.text
+        assert f'href="{path}">' in nothing.text  # back to all of them
+    ok(api.post(f"{V1}/models", json={"name": "empty model"}), 201)
+    ok(
+        api.put(
+            f"{V1}/grants", json={"subject": "user:eve", "role": "READ", "model": "empty model"}
+        )
+    )
+    model = text_of(visitor.get("/models/empty%20model"))
+    assert "No versions yet" in model and "cairn push --model 'empty model'" in model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -20,7 +21,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, rfc3339=rfc3339, size=size)
+    env.filters.update(when=when, rfc3339=rfc3339, size=size, shell_quote=shlex.quote)
     env.globals.update(
         web_link=web_link,
         model_url=model_url,
