@@ -164,6 +164,25 @@ def test_a_wrong_password_is_refused_on_the_form(visitor: TestClient, world: Wor
     assert too_long.status_code == 200 and "wrong user name or password" in too_long.text
 
 
+def test_signing_in_again_ends_the_session_the_browser_had(
+    visitor: TestClient, anon: TestClient, world: World
+) -> None:
+    """Signing in over a session (another user on a shared browser, say) replaces the
+    cookies and revokes the session they held, rather than leaving it valid for hours
+    with nobody to sign it out."""
+    signed_in(visitor, world.reader)
+    before = str(visitor.cookies.get("cairn_session"))
+    signed_in(visitor, world.admin)
+    after = str(visitor.cookies.get("cairn_session"))
+    assert after != before
+    assert ok(visitor.get(f"{V1}/whoami"))["user"] == world.admin
+    anon.cookies.set("cairn_session", before)
+    assert anon.get(f"{V1}/whoami").status_code == 401
+    # a stale or forged cookie in the way is no obstacle
+    visitor.cookies.set("cairn_session", "cairn_not-a-session")
+    assert sign_in(visitor, world.reader).status_code == 303
+
+
 def test_sign_in_is_rate_limited_like_the_api_login(
     app: Any, settings: Settings, world: World
 ) -> None:

@@ -23,6 +23,7 @@ from cairn.ui.web import (
     UiRoute,
     check_origin,
     client_of,
+    end_replaced_session,
     forget_session,
     read_form,
     record_denial,
@@ -136,6 +137,7 @@ async def sign_in(request: Request) -> Response:
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    await run_in_threadpool(end_replaced_session, request)
     response = RedirectResponse(target, status_code=303)
     set_session(request, response, session)
     return response

@@ -240,6 +240,24 @@ def set_session(request: Request, response: Response, session: Mapping[str, Any]
         )
 
 
+def end_replaced_session(request: Request) -> None:
+    """Revoke the session whose cookie a new sign-in replaces (another user on a shared
+    browser, say), so it does not stay valid with nobody left to sign it out. A cookie
+    that is no session (stale, forged) is left alone; never raises."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        return
+    service = service_of(request)
+    client, request_id = client_of(request), request_id_of(request)
+    try:
+        actor = service.authenticate_session(secret, None, request_id=request_id, client=client)
+        service.logout(actor, secret)
+    except Unauthenticated:
+        return
+    except CairnError:
+        log.exception("could not end the session a sign-in replaced")
+
+
 def forget_session(response: Response) -> None:
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(name, path="/", httponly=True, samesite="strict")
