@@ -496,3 +496,19 @@ def test_empty_pages_say_what_to_do(visitor: TestClient, api: TestClient) -> Non
     )
     model = text_of(visitor.get("/models/empty%20model"))
     assert "No versions yet" in model and "cairn push --model 'empty model'" in model
+
+
+def test_tables_and_navigation_are_named_for_assistive_technology(
+    visitor: TestClient, world: World
+) -> None:
+    """Every column has a header with text, the page's navigation regions have names that
+    tell them apart, and a size in a list gives its exact bytes as the version page does."""
+    signed_in(visitor, world.reader)
+    version = visitor.get(f"/models/{world.model}/versions/1").text
+    assert "<th></th>" not in version
+    model = visitor.get(f"/models/{world.model}").text
+    assert f'title="{len(WEIGHTS) + len(CONFIG)} bytes"' in model
+    for page in (version, model):
+        assert '<nav aria-label="Main">' in page
+    bulk = visitor.get("/models", params={"page": "x"}).text  # paged: the pager shows
+    assert '<nav class="pager" aria-label="Pages">' in bulk
