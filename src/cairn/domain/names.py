@@ -84,6 +84,10 @@ def validate_model_name(name: object) -> str:
         raise InvalidParameter(f"model name {name!r} has leading or trailing white space")
     if ".." in name:
         raise InvalidParameter(f"model name {name!r} contains '..'")
+    if name == ".":  # a URL's "this folder": browsers, curl and proxies drop the segment
+        raise InvalidParameter(
+            "model name '.' is refused: no URL could reach it (/models/. is /models/)"
+        )
     if "  " in name:
         raise InvalidParameter(f"model name {name!r} contains two spaces in a row")
     if _PLAIN_NAME.fullmatch(name):
