@@ -670,7 +670,8 @@ def test_sdk_signers_and_signatures(client: BaseClient, tmp_path: Path) -> None:
     assert len(client.list_signatures("fraud", 1)) == 2
     with pytest.raises(NotFound):
         client.list_signatures("fraud", 2)
-    client.remove_signer("release")
+    removed = client.remove_signer("RELEASE")  # the one there is, named as it is stored
+    assert (removed.name, removed.fingerprint) == ("release", key_fingerprint(key))
     assert client.list_signers() == []
     with pytest.raises(NotFound):
         client.remove_signer("release")
@@ -728,7 +729,9 @@ def test_api_answers_201_with_the_verdict_and_400_for_a_malformed_bundle(
     assert listed.status_code == 200
     assert [s["verified"] for s in listed.json()["signatures"]] == [True, False]
     assert "bundle" not in listed.json()["signatures"][0]
-    assert api.delete("/api/v1/signers/corp-ca").status_code == 204
+    gone = api.delete("/api/v1/signers/CORP-CA")
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["name"] == "corp-ca" and gone.json()["kind"] == "certificate"
     assert api.get("/api/v1/signers").json() == {"signers": []}
     assert api.delete("/api/v1/signers/corp-ca").status_code == 404
 
@@ -768,6 +771,19 @@ def test_cli_signers_and_sign(uri: str, tmp_path: Path) -> None:
     assert json.loads(cairn(uri, "signers", "list", "--json")) == []
     both = CliRunner().invoke(app, ["--uri", uri, "signers", "add", "x"])
     assert both.exit_code != 0
+
+
+def test_removing_a_signer_names_the_one_removed_as_it_is_stored(uri: str, tmp_path: Path) -> None:
+    """Signer names are the same in any case: ``remove release`` removes ``Release``, and
+    says so, through the SDK and the CLI, local or over HTTP (an administrator revoking a
+    key must see which signer went, not the name they typed)."""
+    (tmp_path / "pub.pem").write_text(public_pem(new_key()))
+    cairn(uri, "signers", "add", "Release", "--key", str(tmp_path / "pub.pem"))
+    result = CliRunner().invoke(app, ["--uri", uri, "signers", "remove", "release", "--yes"])
+    assert result.exit_code == 0, result.output
+    said = result.stderr
+    assert "'Release'" in said and "'release'" not in said, said
+    assert json.loads(cairn(uri, "signers", "list", "--json")) == []
 
 
 def test_a_verdict_given_by_an_old_key_does_not_count_for_a_new_key_of_the_same_name(

@@ -103,8 +103,8 @@ def list_signers(ctx: typer.Context, as_json: Json = False) -> None:
 def remove_signer(ctx: typer.Context, name: str, yes: Yes = False) -> None:
     """Stop trusting NAME; signatures it verified no longer satisfy promotion gates."""
     confirm(f"Stop trusting signer {name!r}?", yes)
-    client(ctx).remove_signer(name)
-    message(f"removed trusted signer {name!r}")
+    removed = client(ctx).remove_signer(name)
+    message(f"removed trusted signer {removed.name!r} ({removed.fingerprint})")
 
 
 # -- cairn sign ------------------------------------------------------------------------------

@@ -310,7 +310,8 @@ class BaseClient(abc.ABC):
     def list_signers(self) -> list[TrustedSigner]: ...
 
     @abc.abstractmethod
-    def remove_signer(self, name: str) -> None: ...
+    def remove_signer(self, name: str) -> TrustedSigner:
+        """Stop trusting ``name`` (in any case); returns the signer removed, as stored."""
 
     @abc.abstractmethod
     def add_signature(

@@ -165,8 +165,9 @@ class GovernanceCalls(HttpTransport):
     def list_signers(self) -> list[TrustedSigner]:
         return [signer_from_json(s) for s in self._request("GET", "/signers")["signers"]]
 
-    def remove_signer(self, name: str) -> None:
-        self._request("DELETE", f"/signers/{seg(validate_signer_name(name))}")
+    def remove_signer(self, name: str) -> TrustedSigner:
+        path = f"/signers/{seg(validate_signer_name(name))}"
+        return signer_from_json(self._request("DELETE", path))
 
     def add_signature(
         self, name: str, version: int | str, bundle: str | bytes | Mapping[str, Any]

@@ -372,8 +372,8 @@ class LocalClient(BaseClient):
     def list_signers(self) -> list[TrustedSigner]:
         return self._service.list_signers(self._actor)
 
-    def remove_signer(self, name: str) -> None:
-        self._service.remove_signer(self._actor, name)
+    def remove_signer(self, name: str) -> TrustedSigner:
+        return self._service.remove_signer(self._actor, name)
 
     def add_signature(
         self, name: str, version: int | str, bundle: str | bytes | Mapping[str, Any]

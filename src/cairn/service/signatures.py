@@ -82,12 +82,13 @@ class SignaturesService(ServiceBase):
 
         return self.db.read(run)
 
-    def remove_signer(self, actor: Actor, name: str) -> None:
-        """Stop trusting ``name``. Recorded verdicts stay, but gates no longer count them,
-        nor once another key is trusted under the same name (``has_verified``)."""
+    def remove_signer(self, actor: Actor, name: str) -> TrustedSigner:
+        """Stop trusting ``name`` (in any case); returns the signer removed, named as it
+        was stored. Recorded verdicts stay, but gates no longer count them, nor once
+        another key is trusted under the same name (``has_verified``)."""
         validate_signer_name(name)
 
-        def run(s: Tx) -> None:
+        def run(s: Tx) -> TrustedSigner:
             self._require_admin(actor, "remove_signer")
             store = SignatureStore(s)
             store.lock_signers()
@@ -101,8 +102,9 @@ class SignaturesService(ServiceBase):
                 target=row.name,
                 before={"kind": signer.kind.value, "fingerprint": signer.fingerprint},
             )
+            return signer
 
-        self.db.write(run)
+        return self.db.write(run)
 
     # -- signatures of a version ---------------------------------------------------------
 

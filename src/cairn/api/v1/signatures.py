@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
@@ -73,10 +73,11 @@ def add_signer(body: SignerCreate, service: Service, actor: Caller) -> JSONRespo
     return json(signer_to_json(signer), 201)
 
 
-@router.delete("/signers/{name}", status_code=204)
-def remove_signer(name: str, service: Service, actor: Caller) -> Response:
-    service.remove_signer(actor, name)
-    return Response(status_code=204)
+@router.delete("/signers/{name}", response_model=SignerOut)
+def remove_signer(name: str, service: Service, actor: Caller) -> JSONResponse:
+    """Stop trusting the signer ``name`` (in any case); answers with the one removed, named
+    as it was stored."""
+    return json(signer_to_json(service.remove_signer(actor, name)))
 
 
 @router.post(
