@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from cairn.cli.server import uvicorn_options
+from cairn.domain import tokens
 from cairn.errors import Unavailable
 from cairn.settings import Settings
 
@@ -138,6 +139,40 @@ def test_a_secret_that_is_not_a_token_is_not_recorded_at_all(
     for event in denied:
         assert password[:4] not in json.dumps(event), event
         assert event["target"] is None
+
+
+def test_credentials_refused_unread_are_recorded_too_without_the_secret(
+    api: TestClient, anon: TestClient
+) -> None:
+    """A token in the query string and a malformed Basic header are refused before any
+    secret is checked, but they are failed authentications all the same: each is in the
+    log, so probing shows up in ``cairn audit list --outcome denied``. None of the secret
+    goes there, only a real token's public prefix (which tells the administrator which
+    token leaked into a URL)."""
+    leaked = api.post("/api/v1/tokens", json={"user": "admin", "scope": "read"}).json()["token"]
+    password = "hunter2-pass!"
+    sent = [
+        ({"params": {"access_token": leaked}}, leaked[: tokens.DISPLAY_LENGTH]),
+        ({"params": {"Token": password}}, None),
+        ({"headers": {"Authorization": "Basic !!" + password}}, None),
+        (
+            {
+                "headers": {
+                    "Authorization": b"Basic " + base64.b64encode(b"al:\xff" + password.encode())
+                }
+            },
+            None,
+        ),
+    ]
+    for request, _ in sent:
+        r = anon.get("/api/v1/models", **request)  # type: ignore[arg-type]
+        assert r.status_code == 401 and r.json()["error_code"] == "UNAUTHENTICATED", r.text
+    denied = events(api, outcome="denied", action="authenticate")
+    assert [e["target"] for e in reversed(denied)] == [target for _, target in sent]
+    for event in denied:
+        assert event["actor"] == "anonymous" and event["client"] == "testclient", event
+        for secret in (leaked[tokens.DISPLAY_LENGTH :], password[:4]):
+            assert secret not in json.dumps(event), event
 
 
 def test_refused_calls_are_recorded_and_only_managers_and_admins_list(api: TestClient) -> None:

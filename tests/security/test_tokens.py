@@ -356,6 +356,34 @@ def test_failed_tokens_are_limited_per_source(
         refused(attacker.get(f"{V1}/whoami", headers=bearer(good)), 429)
 
 
+def test_credentials_refused_unread_count_against_the_source_too(
+    api: TestClient, app: FastAPI, clock: FakeClock
+) -> None:
+    """Tokens in a query string and malformed Basic headers are failed authentications:
+    they count against the source as a wrong token does, and a source past the limit is
+    refused them with 429 as it is refused everything else."""
+    good = new_user(api, "alice")
+    app.state.limiter = auth.RateLimiter(limit=4, window_s=60)
+    probes: list[dict[str, Any]] = [
+        {"params": {"access_token": tokens.new_token()}},
+        {"params": {"token": "guess"}},
+        {"headers": {"Authorization": "Basic !!!"}},
+        {"headers": {"Authorization": b"Basic " + base64.b64encode(b"alice:\xff")}},
+    ]
+    with client_at(app, "10.0.5.1") as prober, client_at(app, "10.0.5.2") as bystander:
+        for probe in probes:
+            refused(prober.get(f"{V1}/whoami", **probe))
+        for probe in probes:
+            refused(prober.get(f"{V1}/whoami", **probe), 429)
+        refused(prober.get(f"{V1}/whoami", headers=bearer(good)), 429)
+        # anonymous calls (no credentials at all) are not failures: they never lock out
+        for _ in range(5):
+            refused(bystander.get(f"{V1}/whoami"))
+        ok(bystander.get(f"{V1}/whoami", headers=bearer(good)))
+        clock.now += 61
+        ok(prober.get(f"{V1}/whoami", headers=bearer(good)))
+
+
 def test_guesses_at_a_token_prefix_do_not_lock_the_token_out(
     api: TestClient, app: FastAPI, clock: FakeClock
 ) -> None:

@@ -4,8 +4,9 @@ A caller proves who they are with ``Authorization: Bearer <token>`` (an API toke
 MLflow client sends ``MLFLOW_TRACKING_TOKEN`` this way), ``Authorization: Basic`` whose
 password is a token (MLflow's ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``), or the UI's
 session cookie, whose unsafe requests must carry the session's CSRF token in
-``X-CSRF-Token``. Tokens in query strings are refused. Failed attempts are limited per
-client address (tokens) and per address and account (logins): 429 with ``Retry-After``.
+``X-CSRF-Token``. Tokens in query strings are refused. Failed attempts (those refused
+unread too: a query-string token, a malformed header) are audited and limited per client
+address (tokens) and per address and account (logins): 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -95,8 +96,31 @@ class RateLimiter:
         return seen
 
 
+def _query_secret(request: Request) -> str | None:
+    """A credential sent in the query string (refused: URLs end up in logs), or None."""
+    for key, value in request.query_params.multi_items():
+        if key.lower() in QUERY_TOKEN_NAMES:
+            return value
+    return None
+
+
+def _denial(secret: str | None) -> dict[str, Any]:
+    """What the audit log records of a failed authentication: of the secret, only a Cairn
+    token's first characters (public: listings show them); any other secret may be a
+    password sent in a token's place, and none of it is recorded."""
+    shown = tokens.display_prefix(secret) if secret and secret.startswith(tokens.PREFIX) else None
+    return {"action": "authenticate", "target": shown}
+
+
 def _credentials(request: Request) -> tuple[str, str] | None:
-    """(kind, secret) from the request: ``api`` for bearer/basic, ``session`` for the cookie."""
+    """(kind, secret) from the request: ``api`` for bearer/basic, ``session`` for the cookie;
+    None if it carries none. Credentials sent where or as none are read (the query string,
+    a malformed header) are refused: ``Unauthenticated``."""
+    if _query_secret(request) is not None:
+        raise Unauthenticated(
+            "credentials in the query string are refused (they end up in logs); "
+            "send Authorization: Bearer <token>"
+        )
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, value = header.strip().partition(" ")
@@ -126,26 +150,22 @@ async def authenticate(request: Request) -> Actor:
     cached: Actor | None = getattr(request.state, "actor", None)
     if cached is not None:
         return cached
-    if QUERY_TOKEN_NAMES & {k.lower() for k in request.query_params}:
-        raise Unauthenticated(
-            "credentials in the query string are refused (they end up in logs); "
-            "send Authorization: Bearer <token>"
-        )
     service: RegistryService = request.app.state.service
     limiter: RateLimiter = request.app.state.limiter
     client = request.client.host if request.client else "unknown"
     request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
     request.state.request_id = request_id
-    found = _credentials(request)
-    if found is None:
-        raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
-    kind, secret = found
     # per source only: token prefixes are not secret (listings, the audit log), so counting
     # per prefix would let anyone lock a real token out by guessing against its prefix
-    # Only a Cairn token's first characters are public (listings show them); any other
-    # secret may be a password sent in a token's place, and none of it is recorded.
-    shown = tokens.display_prefix(secret) if secret.startswith(tokens.PREFIX) else None
-    denial = {"action": "authenticate", "target": shown}
+    source = f"ip:{client}"
+    # credentials refused unread (in the query string, malformed) are failed attempts too:
+    # counted against the source and audited like a wrong token, so probing is throttled
+    # and shows in the log
+    with limiter.guard(source, denial=_denial(_query_secret(request))):
+        found = _credentials(request)
+    if found is None:  # no credentials at all: not an attempt, so not counted
+        raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+    kind, secret = found
     csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
 
     def check() -> Actor:
@@ -153,7 +173,7 @@ async def authenticate(request: Request) -> Actor:
             return service.authenticate_session(secret, csrf, request_id=request_id, client=client)
         return service.authenticate(secret, request_id=request_id, client=client)
 
-    with limiter.guard(f"ip:{client}", denial=denial):
+    with limiter.guard(source, denial=_denial(secret)):
         actor = await brief(service, check)
     request.state.actor = actor
     return actor
