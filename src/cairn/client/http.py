@@ -2,7 +2,8 @@
 
 Creates carry an ``Idempotency-Key`` the client makes up, so a create retried after a
 dropped connection cannot make a second model or version. Idempotent calls (and creates,
-thanks to the key) are retried on connection errors and 502/503/504 with backoff.
+thanks to the key) are retried on connection errors and 429/502/503/504, after the wait the
+server's ``Retry-After`` asks for, within a budget (``http_transport``).
 """
 
 from __future__ import annotations

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import json as jsonlib
+import math
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -21,10 +25,33 @@ from cairn.domain.names import validate_alias, validate_key, validate_model_name
 from cairn.domain.uris import parse_version_number
 from cairn.errors import CairnError, InvalidParameter, Unavailable, error_from_response
 
-RETRY_STATUSES = {502, 503, 504}
+# Cairn's answers worth another try: 503 (busy, read-only: with Retry-After), 429 (an
+# address locked out after failed authentications: with Retry-After), and a proxy's 502/504
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # an object store's answers worth another try (S3 asks for them on SlowDown, InternalError)
 STORE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5
+# The longest one call waits between its attempts, in all. A server that asks for more
+# (``Retry-After``: a read-only database's 10 s, a lockout's minute) is not waited for:
+# the call fails at once with the server's error, which says when to try again.
+RETRY_BUDGET_S = 30.0
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """How long ``response`` asks the client to wait before trying again: its
+    ``Retry-After`` (RFC 9110 §10.2.3) in seconds, whole seconds or an HTTP-date (0 when
+    the date is past); None when it has none, or none that reads as either."""
+    value = response.headers.get("retry-after", "").strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, said to be of unknown origin
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def seg(value: object, *, slashes: bool = False) -> str:
@@ -156,7 +183,8 @@ class HttpTransport:
                     f"the request holds a value JSON cannot carry: {exc}"
                 ) from None
             headers = {**(headers or {}), "Content-Type": "application/json"}
-        delay = 0.1
+        delay = 0.1  # the backoff, when the server names no wait
+        waited = 0.0
         for attempt in range(1, attempts + 1):
             try:
                 response = self._http.request(
@@ -170,12 +198,18 @@ class HttpTransport:
                     extensions=None if timeout is None else {"timeout": timeout.as_dict()},
                 )
             except httpx.TransportError as exc:
-                if attempt == attempts:
+                if attempt == attempts or waited + delay > RETRY_BUDGET_S:
                     raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
+                wait = delay
             else:
                 if response.status_code not in RETRY_STATUSES or attempt == attempts:
                     return self._decode(response)
-            time.sleep(delay)
+                asked = retry_after(response)
+                wait = delay if asked is None else asked
+                if waited + wait > RETRY_BUDGET_S:
+                    self._decode(response, gave_up=asked)
+            time.sleep(wait)
+            waited += wait
             delay = min(delay * 2, 2.0)
         raise Unavailable(f"cannot reach Cairn at {self.uri}")  # pragma: no cover
 
@@ -190,7 +224,10 @@ class HttpTransport:
             raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
 
     @staticmethod
-    def _decode(response: httpx.Response) -> Any:
+    def _decode(response: httpx.Response, *, gave_up: float | None = None) -> Any:
+        """The answer's body, or its error raised as Cairn's, carrying the wait the server
+        asked for (``retry_after``). ``gave_up``: that wait, which the client would not
+        make (more than its budget); the message then says so."""
         if response.status_code == 204:
             return None
         try:
@@ -200,10 +237,18 @@ class HttpTransport:
         if response.is_success:
             return body
         if isinstance(body, dict) and "message" in body:
-            raise error_from_response(
-                response.status_code, body.get("error_code"), str(body["message"])
-            )
-        raise CairnError(f"HTTP {response.status_code} from server: {response.text[:200]}")
+            message = str(body["message"])
+            if gave_up is not None:
+                message += (
+                    f" (the server asks to wait {math.ceil(gave_up)} s before trying again, "
+                    f"longer than this client waits: {RETRY_BUDGET_S:g} s)"
+                )
+            error = error_from_response(response.status_code, body.get("error_code"), message)
+        else:
+            error = CairnError(f"HTTP {response.status_code} from server: {response.text[:200]}")
+        if (asked := retry_after(response)) is not None:
+            error.retry_after = math.ceil(asked)
+        raise error
 
     @staticmethod
     def _key(idempotency_key: str | None) -> dict[str, str]:
