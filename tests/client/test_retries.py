@@ -11,6 +11,7 @@ the transport's clock and sleep are stand-ins that record the waits asked for.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from cairn.app import create_app
 from cairn.client import http_transport
 from cairn.client.http import HttpClient
 from cairn.domain import tokens
-from cairn.errors import RateLimited, Unauthenticated, Unavailable
+from cairn.errors import CairnError, RateLimited, Unauthenticated, Unavailable
 from cairn.settings import Settings
 from cairn.store.metadata.database import READ_ONLY_RETRY_S
 
@@ -74,6 +75,9 @@ class Stub:
         handler.rfile.read(length)
         self.seen.append((handler.command, handler.path))
         status, headers = self.script[min(len(self.seen), len(self.script)) - 1]
+        if status == DROP:  # the request arrived; its answer is lost
+            handler.close_connection = True
+            return
         if status < 400:
             body = {"user": "admin", "scope": "admin", "is_admin": True}
         else:
@@ -117,6 +121,7 @@ def busy(retry_after: str | None = None, status: int = 503) -> tuple[int, dict[s
 
 
 OK = (200, {})
+DROP = 0  # as a status: close the connection without answering
 
 
 def http_date(at: float) -> str:
@@ -191,6 +196,63 @@ def test_the_server_s_wait_is_on_the_error_when_the_attempts_run_out(clock: Fake
     assert len(stub.seen) == http_transport.MAX_ATTEMPTS
     assert clock.waits == [1] * (http_transport.MAX_ATTEMPTS - 1)
     assert caught.value.retry_after == 1
+
+
+# -- what may be sent again ------------------------------------------------------------------
+
+
+def test_a_call_that_may_have_been_applied_is_not_sent_again(clock: FakeTime) -> None:
+    """A POST without an ``Idempotency-Key`` (a rename, a promotion request, a new user) may
+    have been applied when the answer is a 503 (a connection lost during the commit), a
+    proxy's 502/504, or lost on the way: a second one would rename what is no longer
+    there, or file a second request. It is sent once and the failure raised."""
+    for answer in (busy("1"), busy(None, 502), busy(None, 504), (DROP, {})):
+        stub = Stub(answer, OK)
+        with (
+            serving(stub) as client,
+            pytest.raises(CairnError),
+        ):
+            client.rename_model("fraud", "fraud-v2")
+        assert stub.seen == [("POST", "/api/v1/models/fraud/rename")], answer
+    assert clock.waits == []
+
+
+def test_a_call_refused_before_it_ran_is_sent_again_whatever_it_is(clock: FakeTime) -> None:
+    """A 429 (the limiter refuses before anything runs) is retried even for a POST that is
+    not safe to repeat; the 503 after it is not."""
+    stub = Stub(busy("2", 429), busy("2", 429), busy("1"))
+    with serving(stub) as client, pytest.raises(Unavailable):
+        client.rename_model("fraud", "fraud-v2")
+    assert len(stub.seen) == 3 and clock.waits == [2, 2]
+
+
+def test_a_connection_that_never_opened_is_tried_again_for_any_call(clock: FakeTime) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+    with (
+        HttpClient(f"http://127.0.0.1:{port}", token="t") as client,
+        pytest.raises(Unavailable, match="cannot reach"),
+    ):
+        client.rename_model("fraud", "fraud-v2")
+    assert len(clock.waits) == http_transport.MAX_ATTEMPTS - 1
+
+
+def test_calls_safe_to_repeat_are_sent_again(clock: FakeTime) -> None:
+    """Reads, PUT and DELETE, creates with their ``Idempotency-Key``, and the POSTs that
+    are the same done twice (finalize) are retried after any transient failure."""
+    calls = {
+        ("GET", "/api/v1/models/fraud"): lambda c: c.get_model("fraud"),
+        ("DELETE", "/api/v1/models/fraud"): lambda c: c.delete_model("fraud"),
+        ("POST", "/api/v1/models"): lambda c: c.create_model("fraud"),
+        ("POST", "/api/v1/models/fraud/versions/1/finalize"): lambda c: c.finalize_version(
+            "fraud", 1
+        ),
+    }
+    for (method, path), call in calls.items():
+        stub = Stub((DROP, {}), busy(None, 502), busy("1"))
+        with serving(stub) as client, pytest.raises(Unavailable):
+            call(client)
+        assert stub.seen == [(method, path)] * http_transport.MAX_ATTEMPTS, method
 
 
 # -- against Cairn ---------------------------------------------------------------------------

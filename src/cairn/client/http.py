@@ -3,7 +3,8 @@
 Creates carry an ``Idempotency-Key`` the client makes up, so a create retried after a
 dropped connection cannot make a second model or version. Idempotent calls (and creates,
 thanks to the key) are retried on connection errors and 429/502/503/504, after the wait the
-server's ``Retry-After`` asks for, within a budget (``http_transport``).
+server's ``Retry-After`` asks for, within a budget; any other call only when it never ran
+(``http_transport``).
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ class HttpClient(GovernanceCalls, BaseClient):
 
     def update_model(self, name: str, *, description: str | None = None) -> RegisteredModel:
         body = {"description": description}
-        return model_from_json(self._request("PATCH", f"/models/{model_seg(name)}", json=body))
+        path = f"/models/{model_seg(name)}"
+        return model_from_json(self._request("PATCH", path, json=body, idempotent=True))
 
     def rename_model(self, name: str, new_name: str) -> RegisteredModel:
         body = {"new_name": new_name}
@@ -252,7 +254,7 @@ class HttpClient(GovernanceCalls, BaseClient):
     ) -> ModelVersion:
         path = f"/models/{model_seg(name)}/versions/{version_seg(version)}"
         body = {"description": description, "semver": semver}
-        return version_from_json(self._request("PATCH", path, json=body))
+        return version_from_json(self._request("PATCH", path, json=body, idempotent=True))
 
     def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
         tag = tag_seg(key)
@@ -369,7 +371,8 @@ class HttpClient(GovernanceCalls, BaseClient):
         headers = {"Content-Length": str(len(body)), "Content-Type": MEDIA_TYPE}
         path = f"/models/{model_seg(name)}/versions/{version}/blobs"
         try:
-            self._request("POST", path, headers=headers, content=lambda: [body])
+            # bytes checked against their digests: a second sending stores nothing more
+            self._request("POST", path, headers=headers, content=lambda: [body], idempotent=True)
         except PayloadTooLarge:
             for f in files:
                 self._upload_blob(name, version, f, progress)
@@ -383,7 +386,8 @@ class HttpClient(GovernanceCalls, BaseClient):
         has and go on from there (a server restart included)."""
         entry = file.entry
         path = f"/models/{model_seg(name)}/versions/{version}/uploads"
-        ticket = self._request("POST", path, json={"digest": entry.digest})
+        # an upload of that blob: a second asking finds the same one or opens another
+        ticket = self._request("POST", path, json={"digest": entry.digest}, idempotent=True)
         upload_id, offset = ticket["upload_id"], int(ticket["offset"])
         if ticket.get("parts"):
             send_parts(
@@ -391,7 +395,12 @@ class HttpClient(GovernanceCalls, BaseClient):
                 file.source,
                 ticket["parts"],
                 progress,
-                lambda: self._request("POST", path, json={"digest": entry.digest})["parts"] or [],
+                lambda: (
+                    self._request("POST", path, json={"digest": entry.digest}, idempotent=True)[
+                        "parts"
+                    ]
+                    or []
+                ),
             )
         counted = [offset]  # what the progress bar has been told
         progress.advance(offset)
@@ -421,6 +430,7 @@ class HttpClient(GovernanceCalls, BaseClient):
                     f"/uploads/{seg(upload_id)}",
                     headers=headers,
                     content=functools.partial(body, start),
+                    idempotent=True,  # at Upload-Offset: a second sending is refused (409)
                 )
                 offset = settle(int(answer["offset"]))
             except (Conflict, Unavailable) as exc:  # cut off, or the offsets disagree
@@ -439,7 +449,8 @@ class HttpClient(GovernanceCalls, BaseClient):
         (they share it): fine if the version no longer lacks the blob."""
         wait = httpx.Timeout(self._timeout, read=max(self._timeout, entry.size / COMPLETE_MIN_RATE))
         try:
-            self._request("POST", f"/uploads/{seg(upload_id)}/complete", timeout=wait)
+            path = f"/uploads/{seg(upload_id)}/complete"  # a second: 404, handled below
+            self._request("POST", path, timeout=wait, idempotent=True)
         except NotFound:
             missing = self._request("GET", f"/models/{model_seg(name)}/versions/{version}/missing")
             if entry.digest in missing:
@@ -472,8 +483,8 @@ class HttpClient(GovernanceCalls, BaseClient):
         self, name: str, version: int | str, paths: Sequence[str], *, override: bool
     ) -> list[FileLink]:
         path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/urls"
-        answer = self._request(
-            "POST", path, json={"paths": list(paths)}, params=_overriding(override)
+        answer = self._request(  # a read: links to the files
+            "POST", path, json={"paths": list(paths)}, params=_overriding(override), idempotent=True
         )
         return [link_from_json(f) for f in answer["files"]]
 
@@ -529,7 +540,8 @@ class HttpClient(GovernanceCalls, BaseClient):
 
     def finalize_version(self, name: str, version: int | str) -> ModelVersion:
         path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/finalize"
-        return version_from_json(self._request("POST", path))
+        # a READY version stays as it is: the second finalize answers as the first
+        return version_from_json(self._request("POST", path, idempotent=True))
 
     def list_files(self, name: str, version: int | str) -> list[FileEntry]:
         body = self._request(
@@ -590,7 +602,8 @@ class HttpClient(GovernanceCalls, BaseClient):
 
     def reserve_versions(self, name: str, up_to: int) -> RegisteredModel:
         path = f"/import/models/{model_seg(name)}/reserve"
-        return model_from_json(self._request("POST", path, json={"up_to": up_to}))
+        body = {"up_to": up_to}  # numbers up to a bound: the second reserves nothing more
+        return model_from_json(self._request("POST", path, json=body, idempotent=True))
 
     # -- aliases -----------------------------------------------------------------------
     def set_alias(
@@ -605,7 +618,7 @@ class HttpClient(GovernanceCalls, BaseClient):
     ) -> ModelVersion:
         path = f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}/rollback"
         params = {"as_of": format_time(validate_time("as_of", as_of))}
-        return version_from_json(self._request("POST", path, params=params, attempts=1))
+        return version_from_json(self._request("POST", path, params=params))
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._request("DELETE", f"/models/{model_seg(name)}/aliases/{alias_seg(alias)}")

@@ -114,7 +114,7 @@ class GovernanceCalls(HttpTransport):
         user: str | None = None,
     ) -> dict[str, Any]:
         body = {"name": name, "scope": scope, "expires_days": expires_days, "user": user}
-        answer: dict[str, Any] = self._request("POST", "/tokens", json=body, attempts=1)
+        answer: dict[str, Any] = self._request("POST", "/tokens", json=body)
         return answer
 
     def list_tokens(self, *, all_users: bool = False) -> list[dict[str, Any]]:
@@ -192,7 +192,7 @@ class GovernanceCalls(HttpTransport):
 
     def rescan_version(self, name: str, version: int | str) -> ScanReport:
         path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/scan"
-        return scan_report_from_json(self._request("POST", path))
+        return scan_report_from_json(self._request("POST", path, idempotent=True))  # scans again
 
     def get_scan_policy(self, name: str) -> ScanPolicy:
         return scan_policy_from_json(self._request("GET", f"/models/{model_seg(name)}/scan-policy"))

@@ -31,6 +31,11 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # an object store's answers worth another try (S3 asks for them on SlowDown, InternalError)
 STORE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5
+# Methods whose second sending does what the first did (RFC 9110 §9.2.2)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Failures that show the request never reached the server: any call may be sent again
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_RUN_STATUSES = frozenset({429})  # refused before anything ran (the limiter)
 # The longest one call waits between its attempts, in all. A server that asks for more
 # (``Retry-After``: a read-only database's 10 s, a lockout's minute) is not waited for:
 # the call fails at once with the server's error, which says when to try again.
@@ -162,14 +167,21 @@ class HttpTransport:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         content: Callable[[], Iterable[bytes]] | None = None,
-        attempts: int = MAX_ATTEMPTS,
+        idempotent: bool | None = None,
         timeout: httpx.Timeout | None = None,
     ) -> Any:
         """One API call, retried on transient failures; ``content`` makes a fresh body.
 
-        ``attempts=1`` for calls a retry must not repeat (a second token nobody would see).
-        ``timeout``: this call's, instead of the client's.
+        A call is sent again only when that cannot do twice what it asks: after a failure
+        that shows it never ran (no connection opened, a 429), or when it is ``idempotent``:
+        by default GET, HEAD, OPTIONS, PUT and DELETE, and a create with its
+        ``Idempotency-Key``. Any other (a rename, a new token, a promotion request) may have
+        been applied when a 503, a proxy's 502/504 or a lost connection answers it, and is
+        not sent again; ``idempotent=True`` for a POST or PATCH that does the same done
+        twice. ``timeout``: this call's, instead of the client's.
         """
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS or "Idempotency-Key" in (headers or {})
         url = "/api/v1" + path
         query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
         encoded: bytes | None = None  # the JSON body, encoded once for every attempt
@@ -185,7 +197,7 @@ class HttpTransport:
             headers = {**(headers or {}), "Content-Type": "application/json"}
         delay = 0.1  # the backoff, when the server names no wait
         waited = 0.0
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 response = self._http.request(
                     method,
@@ -198,11 +210,14 @@ class HttpTransport:
                     extensions=None if timeout is None else {"timeout": timeout.as_dict()},
                 )
             except httpx.TransportError as exc:
-                if attempt == attempts or waited + delay > RETRY_BUDGET_S:
+                again = idempotent or isinstance(exc, NOT_SENT)
+                if not again or attempt == MAX_ATTEMPTS or waited + delay > RETRY_BUDGET_S:
                     raise Unavailable(f"cannot reach Cairn at {self.uri}: {exc}") from exc
                 wait = delay
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == attempts:
+                status = response.status_code
+                again = idempotent or status in NOT_RUN_STATUSES
+                if status not in RETRY_STATUSES or not again or attempt == MAX_ATTEMPTS:
                     return self._decode(response)
                 asked = retry_after(response)
                 wait = delay if asked is None else asked
