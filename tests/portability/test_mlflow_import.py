@@ -218,7 +218,13 @@ def test_import_keeps_numbers_metadata_and_files(
 
     first = cairn(target, "import", "mlflow", "--tracking-uri", url, "--json", code=1)
     summary = json.loads(first.stdout)
-    assert summary["versions"] == {"imported": 4, "skipped": 0, "failed": 1, "planned": 0}
+    assert summary["versions"] == {
+        "imported": 4,
+        "skipped": 0,
+        "failed": 1,
+        "planned": 0,
+        "left_out": 0,
+    }
     assert [(p["name"], p["version"]) for p in summary["problems"]] == [("orphan", 1)]
     assert "orphan v1" in first.stderr
     assert summary["bytes"] > 50_000
@@ -228,7 +234,13 @@ def test_import_keeps_numbers_metadata_and_files(
 
     again = cairn(target, "import", "mlflow", "--tracking-uri", url, "--json", code=1)
     summary = json.loads(again.stdout)
-    assert summary["versions"] == {"imported": 0, "skipped": 4, "failed": 1, "planned": 0}
+    assert summary["versions"] == {
+        "imported": 0,
+        "skipped": 4,
+        "failed": 1,
+        "planned": 0,
+        "left_out": 0,
+    }
     assert summary["bytes"] == 0
     assert snapshot(target_client) == before  # nothing duplicated, nothing changed
     assert target_client.alias_history("fraud-detector") == history
@@ -508,3 +520,81 @@ def test_a_mistyped_sqlite_store_is_not_created(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match=f"no MLflow database at {missing}"):
         cairn(str(tmp_path / "cairn"), "import", "mlflow", "--tracking-uri", f"sqlite:///{missing}")
     assert not (tmp_path / "typo").exists()
+
+
+class _Recorder(Reporter):
+    """Keeps what an import tells its reporter, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def listing(self, models: int, versions: int) -> None:
+        self.events.append(("listing", (models, versions)))
+
+    def expect(self, versions: int) -> None:
+        self.events.append(("expect", versions))
+
+    def done(self, result: ItemResult) -> None:
+        if result.version is not None and result.alias is None:
+            self.events.append(("version", result))
+
+    def expected(self) -> int:
+        return sum(n for kind, n in self.events if kind == "expect")
+
+    def versions(self) -> list[ItemResult]:
+        return [r for kind, r in self.events if kind == "version"]
+
+
+# a local MLflow store (no server) uses a SQLAlchemy loader option 2.1 deprecates
+@pytest.mark.filterwarnings("ignore:.*noload.*:sqlalchemy.exc.SADeprecationWarning")
+@pytest.mark.parametrize("target", ["local"], indirect=True)
+def test_versions_of_a_model_left_out_are_counted(
+    target: str, target_client: BaseClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model Cairn refuses (its name, its metadata, a case twin) took its versions out of
+    # the counts: the bar ended short of its total and the summary did not add up to what
+    # MLflow holds.
+    from mlflow import MlflowClient
+
+    for key, value in QUIET_MLFLOW.items():
+        monkeypatch.setenv(key, value)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    source = MlflowClient(tracking_uri=uri)
+    source.create_registered_model("Ok")
+    source.create_model_version("Ok", "s3://bucket/upper/1")
+    source.create_registered_model("ok")  # the case twin of "Ok", listed after it
+    for n in (1, 2):
+        source.create_model_version("ok", f"s3://bucket/lower/{n}")
+    source.create_registered_model("a..b")  # not a valid Cairn name
+    for n in (1, 2):
+        source.create_model_version("a..b", f"s3://bucket/ab/{n}")
+    source.create_registered_model("tagged", tags={"big": "x" * 6000})  # over Cairn's bound
+    source.create_model_version("tagged", "s3://bucket/tagged/1")
+    held = 6  # versions MLflow holds
+
+    plan = cairn(
+        target, "import", "mlflow", "--tracking-uri", uri, "--no-files", "--dry-run", code=1
+    )
+    assert "1 version(s) would be imported" in plan.stderr
+    assert "5 left out with their model" in plan.stderr
+    assert "ok: FAILED: model not imported: it differs only in case" in plan.stdout
+    assert "ok v1" not in plan.stdout  # the model's line says how many go with it
+
+    reporter = _Recorder()
+    importer = MlflowImporter(target_client, MlflowSource(uri), files=False, reporter=reporter)
+    summary = importer.run().to_json()
+    assert summary["versions"] == {
+        "imported": 1,
+        "skipped": 0,
+        "failed": 0,
+        "planned": 0,
+        "left_out": 5,
+    }
+    assert reporter.expected() == held == len(reporter.versions())  # the bar ends full
+    problems = {p["name"]: p["message"] for p in summary["problems"]}
+    assert set(problems) == {"ok", "a..b", "tagged"}
+    assert problems["ok"].endswith("its 2 version(s) left out")
+    assert problems["tagged"].endswith("its 1 version(s) left out")
+
+    again = cairn(target, "import", "mlflow", "--tracking-uri", uri, "--no-files", code=1)
+    assert "0 imported, 1 skipped, 0 failed, 5 left out with their model" in again.stderr

@@ -14,7 +14,14 @@ from rich.text import Text
 
 from cairn.cli.common import Quiet, client, quiet
 from cairn.cli.output import err, message, print_json
-from cairn.client.importing import FAILED, SKIPPED, ImportSummary, ItemResult, Reporter
+from cairn.client.importing import (
+    FAILED,
+    LEFT_OUT,
+    SKIPPED,
+    ImportSummary,
+    ItemResult,
+    Reporter,
+)
 
 MIB = 1 << 20
 SummaryJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
@@ -77,6 +84,8 @@ class CliReporter(Reporter):
         with self._lock:
             if result.version is not None and result.alias is None:
                 self._bar.advance(self._versions, 1)
+        if result.outcome == LEFT_OUT:
+            return  # its model's problem says how many
         if self._dry_run and not (self._plan_to_stderr and self._quiet):
             verb = {SKIPPED: "skip: ", FAILED: "FAILED: "}.get(result.outcome, "")
             typer.echo(f"{result.label}: {verb}{result.message}", err=self._plan_to_stderr)

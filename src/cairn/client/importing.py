@@ -40,6 +40,7 @@ IMPORTED = "imported"
 SKIPPED = "skipped"
 FAILED = "failed"
 PLANNED = "planned"  # dry run: what would be imported
+LEFT_OUT = "left out"  # a version of a model that is not imported (its problem is the model's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class ImportSummary:
     skipped: int = 0
     failed: int = 0
     planned: int = 0
+    left_out: int = 0  # versions of models that were not imported
     bytes: int = 0  # bytes sent to Cairn
     problems: list[ItemResult] = field(default_factory=list)
 
@@ -89,6 +91,8 @@ class ImportSummary:
             self.failed += 1
         elif result.outcome == PLANNED:
             self.planned += 1
+        elif result.outcome == LEFT_OUT:
+            self.left_out += 1
         self.bytes += result.bytes
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +105,7 @@ class ImportSummary:
                 "skipped": self.skipped,
                 "failed": self.failed,
                 "planned": self.planned,
+                "left_out": self.left_out,
             },
             "bytes": self.bytes,
             "problems": [
@@ -110,15 +115,20 @@ class ImportSummary:
         }
 
     def describe(self) -> str:
+        """One line that accounts for every version met (failed ones and those left out
+        with their model said only when there are any in a dry run)."""
+        left_out = f", {self.left_out} left out with their model" if self.left_out else ""
         if self.dry_run:
+            failing = f", {self.failed} would fail" if self.failed else ""
             return (
                 f"dry run: {self.models} model(s), {self.planned} version(s) would be "
-                f"imported, {self.skipped} already there; {len(self.problems)} problem(s)"
+                f"imported, {self.skipped} already there{failing}{left_out}; "
+                f"{len(self.problems)} problem(s)"
             )
         return (
             f"{self.models} model(s) ({self.models_created} created); versions: "
-            f"{self.imported} imported, {self.skipped} skipped, {self.failed} failed; "
-            f"{self.bytes} bytes sent; {len(self.problems)} problem(s)"
+            f"{self.imported} imported, {self.skipped} skipped, {self.failed} failed"
+            f"{left_out}; {self.bytes} bytes sent; {len(self.problems)} problem(s)"
         )
 
 
@@ -126,6 +136,9 @@ class Reporter:
     """Told what an import does; the CLI draws it, the default ignores it."""
 
     progress: Progress = NoProgress()
+
+    def listing(self, models: int, versions: int) -> None:
+        """The source is being listed: ``models`` models and ``versions`` versions so far."""
 
     def expect(self, versions: int) -> None:
         """``versions`` more versions to go through (called before starting on them)."""
@@ -135,6 +148,15 @@ class Reporter:
 
     def done(self, result: ItemResult) -> None:
         """A version, model or alias is finished with."""
+
+
+def left_out(name: str, versions: Sequence[int], reason: str) -> list[ItemResult]:
+    """A model that is not imported: its problem, saying how many versions go with it, and
+    each of those versions, so that every version the source holds is accounted for."""
+    if versions:
+        reason += f"; its {len(versions)} version(s) left out"
+    problem = ItemResult(name, None, FAILED, reason)
+    return [problem] + [ItemResult(name, v, LEFT_OUT, "left out with its model") for v in versions]
 
 
 def scan_tree(root: Path, progress: Progress) -> list[LocalFile]:

@@ -37,6 +37,7 @@ from cairn.client.importing import (
     Reporter,
     ensure_model,
     find_version,
+    left_out,
     record_failed,
     scan_tree,
     sync_aliases,
@@ -249,19 +250,23 @@ class MlflowSource:
                 "created_at": _time(rm.creation_timestamp),
                 "created_by": _text(getattr(rm, "user_id", None)),
             }
-            try:
-                validate_model_name(name)
-            except InvalidParameter as exc:
-                yield MlflowModel(versions=(), problem=f"not a valid Cairn name: {exc}", **base)
-                continue
-            try:  # what the server would refuse, said before anything is written
-                validate_text("description", base["description"], MAX_DESCRIPTION_LENGTH)
-                clean_tags("tag", tags, MAX_TAG_VALUE_LENGTH)
-            except InvalidParameter as exc:
-                problem = f"model not imported: {exc.message}"
-                yield MlflowModel(versions=(), problem=problem, **base)
-                continue
-            yield MlflowModel(versions=tuple(self._versions(name)), **base)
+            # listed even for a model Cairn refuses, so that its versions are accounted for
+            versions = tuple(self._versions(name))
+            yield MlflowModel(versions=versions, problem=self._model_refused(name, rm), **base)
+
+    @staticmethod
+    def _model_refused(name: str, rm: Any) -> str | None:
+        """Why Cairn would refuse the model itself (said before anything is written)."""
+        try:
+            validate_model_name(name)
+        except InvalidParameter as exc:
+            return f"not a valid Cairn name: {exc}"
+        try:
+            validate_text("description", rm.description or "", MAX_DESCRIPTION_LENGTH)
+            clean_tags("tag", dict(rm.tags or {}), MAX_TAG_VALUE_LENGTH)
+        except InvalidParameter as exc:
+            return f"model not imported: {exc.message}"
+        return None
 
     def _registered(self, names: Sequence[str]) -> Iterator[tuple[str, Any, str | None]]:
         """(name, MLflow's registered model or None, why not)."""
@@ -357,24 +362,23 @@ class MlflowImporter:
     def _model(
         self, model: MlflowModel, summary: ImportSummary, dry_run: bool
     ) -> Iterator[ItemResult]:
+        numbers = [v.number for v in model.versions]
         if model.problem is not None:
-            yield ItemResult(model.name, None, FAILED, model.problem)
+            yield from left_out(model.name, numbers, model.problem)
             return
         try:
             other = self._case_twin(model.name)
         except FATAL:
             raise
         except CairnError as exc:
-            yield ItemResult(model.name, None, FAILED, f"model not imported: {exc.message}")
+            yield from left_out(model.name, numbers, f"model not imported: {exc.message}")
             return
         if other is not None:
-            yield ItemResult(
-                model.name,
-                None,
-                FAILED,
+            reason = (
                 f"model not imported: it differs only in case from {other!r}, which is the "
-                "same model in Cairn (Cairn names ignore case; MLflow's do not)",
+                "same model in Cairn (Cairn names ignore case; MLflow's do not)"
             )
+            yield from left_out(model.name, numbers, reason)
             return
         try:
             created, changes = ensure_model(
@@ -389,7 +393,7 @@ class MlflowImporter:
         except FATAL:
             raise
         except CairnError as exc:
-            yield ItemResult(model.name, None, FAILED, f"model not imported: {exc.message}")
+            yield from left_out(model.name, numbers, f"model not imported: {exc.message}")
             return
         summary.models_created += created
         what = "create model" if created else ("update " + ", ".join(changes) if changes else "")
