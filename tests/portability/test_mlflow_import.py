@@ -297,6 +297,31 @@ def test_no_files_keeps_metadata_and_source(
         assert sdk.get_model("fraud-detector").aliases == {"champion": 3, "challenger": 1}
 
 
+def test_files_after_a_no_files_import_say_what_to_do(
+    mlflow_registry: Expected, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A version imported with --no-files is READY without files, and versions never
+    # change: a later full import said only "exists with other content".
+    for name in ("CAIRN_BACKEND_URI", "CAIRN_ARTIFACTS_URI"):
+        monkeypatch.delenv(name, raising=False)
+    data = str(tmp_path / "cairn")
+    url = mlflow_registry.url
+    only = ("--tracking-uri", url, "-m", "churn")
+    cairn(data, "import", "mlflow", *only, "--no-files")
+    full = cairn(data, "import", "mlflow", *only, "--json", code=1)
+    [problem] = json.loads(full.stdout)["problems"]
+    assert problem["version"] == 1
+    assert "imported without files (--no-files)" in problem["message"]
+    assert "cairn models delete churn" in problem["message"]
+    with Client(data) as sdk:
+        assert sdk.get_version("churn", 1).status is VersionStatus.READY  # left as it was
+        sdk.delete_model("churn")  # what the message says to do
+    cairn(data, "import", "mlflow", *only)
+    with Client(data) as sdk:
+        files = {f.path: f.digest for f in sdk.get_version("churn", 1).files}
+    assert files == mlflow_registry.files[("churn", 1)]
+
+
 def test_unknown_model_is_reported(mlflow_registry: Expected, tmp_path: Path) -> None:
     data = str(tmp_path / "cairn")
     result = cairn(

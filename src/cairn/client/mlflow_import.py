@@ -17,6 +17,7 @@ keeping its number; the next run retries it.
 from __future__ import annotations
 
 import importlib
+import shlex
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -135,6 +136,16 @@ def _refused(spec: VersionSpec) -> str | None:
     except InvalidParameter as exc:
         return f"not importable: {exc.message}"
     return None
+
+
+def _files_refused(name: str, count: int) -> str:
+    """Why the files of a version imported earlier with --no-files are not added."""
+    return (
+        f"in Cairn without files: it was imported without files (--no-files), and Cairn "
+        f"versions never change, so its {count} file(s) in MLflow cannot be added. To "
+        f"bring them, delete the model in Cairn (cairn models delete {shlex.quote(name)}; "
+        "all its versions go) and run the import again: it is imported afresh"
+    )
 
 
 def _check_sqlite(uri: str) -> None:
@@ -459,6 +470,8 @@ class MlflowImporter:
             progress = self.reporter.progress
             try:
                 files = scan_tree(local, progress)
+                if files and existing is not None and self._imported_without_files(existing, mv):
+                    return ItemResult(name, number, FAILED, _files_refused(name, len(files)))
                 spec = mv.spec(tuple(f.entry for f in files))
                 version, sent = write_version(
                     self.cairn, name, number, spec, files, progress=progress, **self._provenance(mv)
@@ -513,6 +526,16 @@ class MlflowImporter:
     @staticmethod
     def _provenance(mv: MlflowVersion) -> dict[str, Any]:
         return {"stage": mv.stage, "created_at": mv.created_at, "created_by": mv.created_by}
+
+    @staticmethod
+    def _imported_without_files(existing: ModelVersion, mv: MlflowVersion) -> bool:
+        """Imported before from this MLflow version, with --no-files."""
+        return (
+            existing.status is VersionStatus.READY
+            and not existing.files
+            and existing.source == mv.source
+            and existing.run_id == mv.run_id
+        )
 
     def _same_origin(self, existing: ModelVersion, mv: MlflowVersion) -> bool:
         """Imported before from this very MLflow version (its files are immutable)."""
