@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -328,6 +329,53 @@ def test_unknown_model_is_reported(mlflow_registry: Expected, tmp_path: Path) ->
         data, "import", "mlflow", "--tracking-uri", mlflow_registry.url, "-m", "nope", code=1
     )
     assert "nope" in result.stderr
+
+
+class _FailsModelLookups(BaseHTTPRequestHandler):
+    """Forwards every request to the MLflow server at the server's ``upstream``, except a
+    model lookup (``registered-models/get``), which it answers 500 as a broken MLflow
+    would."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/api/2.0/mlflow/registered-models/get?"):
+            body = b'{"error_code": "INTERNAL_ERROR", "message": "database is locked"}'
+            status, kind = 500, "application/json"
+        else:
+            answer = httpx.get(self.server.upstream + self.path)  # type: ignore[attr-defined]
+            body, status = answer.content, answer.status_code
+            kind = answer.headers.get("content-type", "application/json")
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_failed_model_lookup_is_not_said_to_be_not_found(
+    mlflow_registry: Expected, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every error from MLflow's lookup of a -m NAME was reported as "not found in MLflow".
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the client retries 500s
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _FailsModelLookups)
+    proxy.upstream = mlflow_registry.url  # type: ignore[attr-defined]
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    data = str(tmp_path / "cairn")
+    try:
+        broken = cairn(data, "import", "mlflow", "--tracking-uri", url, "-m", "churn", code=1)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert "not found" not in broken.stderr
+    assert "churn: could not be read from MLflow" in " ".join(broken.stderr.split())
+    assert "500" in broken.stderr
+    url = mlflow_registry.url
+    missing = cairn(data, "import", "mlflow", "--tracking-uri", url, "-m", "nope", code=1)
+    assert "nope: not found in MLflow" in " ".join(missing.stderr.split())
 
 
 # a local MLflow store (no server) uses a SQLAlchemy loader option 2.1 deprecates

@@ -148,6 +148,14 @@ def _files_refused(name: str, count: int) -> str:
     )
 
 
+def _lookup_failed(exc: Exception) -> str:
+    """Why MLflow did not return a model asked for by name: not found (a prompt is not
+    found either), or the error that kept it from answering."""
+    if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
+        return f"not found in MLflow: {_one_line(exc)}"
+    return f"could not be read from MLflow: {_one_line(exc)}"
+
+
 def _check_sqlite(uri: str) -> None:
     """A ``sqlite:`` store must exist: the MLflow client would create an empty one (and
     its folder) wherever a mistyped URI points, and the import would find nothing."""
@@ -285,8 +293,8 @@ class MlflowSource:
             for name in names:
                 try:
                     yield name, self._client.get_registered_model(name), None
-                except Exception as exc:  # MlflowException: not found, a prompt, …
-                    yield name, None, f"not found in MLflow: {exc}"
+                except Exception as exc:  # MlflowException, requests' errors, …
+                    yield name, None, _lookup_failed(exc)
             return
         token = None
         while True:
