@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import json
 import re
 import shutil
@@ -671,3 +672,44 @@ def test_versions_of_a_model_left_out_are_counted(
 
     again = cairn(target, "import", "mlflow", "--tracking-uri", uri, "--no-files", code=1)
     assert "0 imported, 1 skipped, 0 failed, 5 left out with their model" in again.stderr
+
+
+@pytest.mark.parametrize("target", ["local"], indirect=True)
+def test_listing_the_registry_is_reported_as_it_goes(
+    mlflow_registry: Expected, target_client: BaseClient
+) -> None:
+    # The whole registry is listed before the first version is worked on: on a large one
+    # the user saw an empty bar for minutes.
+    reporter = _Recorder()
+    importer = MlflowImporter(target_client, MlflowSource(mlflow_registry.url), reporter=reporter)
+    importer.run(dry_run=True)
+    kinds = [kind for kind, _ in reporter.events]
+    first_expect = kinds.index("expect")
+    listed = [n for kind, n in reporter.events[:first_expect] if kind == "listing"]
+    assert listed == [(1, 1), (2, 3), (3, 5)]  # churn, fraud-detector, orphan; no prompt
+    assert "listing" not in kinds[first_expect:]
+
+
+@pytest.mark.parametrize("flags", [(), ("--dry-run",), ("--quiet",)])
+def test_the_cli_shows_listing_on_stderr_unless_quiet(
+    mlflow_registry: Expected,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: tuple[str, ...],
+) -> None:
+    from rich.console import Console
+
+    from cairn.cli import portability
+
+    terminal = io.StringIO()  # what a terminal would show on stderr
+    console = Console(file=terminal, force_terminal=True, width=120)
+    monkeypatch.setattr(portability, "err", console)
+    data = str(tmp_path / "cairn")
+    args = ("--tracking-uri", mlflow_registry.url, "-m", "churn", "--no-files", "--json")
+    result = cairn(data, "import", "mlflow", *args, *flags)
+    json.loads(result.stdout)  # stdout is the summary alone
+    shown = terminal.getvalue()
+    if "--quiet" in flags:
+        assert shown == ""
+    else:
+        assert "listing: 1 models, 1 versions" in shown

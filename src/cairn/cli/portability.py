@@ -43,8 +43,10 @@ class _Amount(ProgressColumn):
 class CliReporter(Reporter):
     """Two bars on stderr (versions done; bytes of the current step), problems as lines.
 
-    In a dry run the plan goes to stdout, one line per model, version or alias; to stderr
-    with ``as_json`` (stdout is then the summary's JSON alone), unless quiet.
+    While the source is listed, the versions bar says how much is listed so far. In a dry
+    run the bars end there (they leave no trace), and the plan goes to stdout, one line per
+    model, version or alias; to stderr with ``as_json`` (stdout is then the summary's JSON
+    alone), unless quiet.
     """
 
     def __init__(self, *, enabled: bool, dry_run: bool = False, as_json: bool = False) -> None:
@@ -53,8 +55,10 @@ class CliReporter(Reporter):
             BarColumn(),
             _Amount(),
             console=err,
-            disable=not enabled or dry_run,
+            disable=not enabled,
+            transient=dry_run,
         )
+        self._shown = False
         self._dry_run = dry_run
         self._plan_to_stderr = as_json
         self._quiet = not enabled
@@ -65,16 +69,30 @@ class CliReporter(Reporter):
 
     def __enter__(self) -> CliReporter:
         self._bar.start()
+        self._shown = True
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._bar.update(self._versions, description="versions")
-        self._bar.stop()
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._shown:  # Progress.stop prints a blank line off a terminal each time
+            self._shown = False
+            self._bar.stop()
+
+    def listing(self, models: int, versions: int) -> None:
+        with self._lock:
+            what = f"listing: {models} models, {versions} versions"
+            self._bar.update(self._versions, description=what, refresh=True)
 
     def expect(self, versions: int) -> None:
         with self._lock:
             total = self._bar.tasks[self._versions].total or 0
             self._bar.update(self._versions, total=total + versions)
+            self._bar.update(self._versions, description="versions")
+        if self._dry_run:
+            self._stop()  # the plan follows, line by line
 
     def start(self, name: str, version: int, what: str) -> None:
         with self._lock:

@@ -363,12 +363,7 @@ class MlflowImporter:
 
     def run(self, names: Sequence[str] = (), *, dry_run: bool = False) -> ImportSummary:
         self.source.check()
-        try:
-            models = list(self.source.models(names))
-        except Exception as exc:  # MlflowException, requests' errors, …
-            raise Unavailable(
-                f"cannot list the MLflow registry at {self.source.registry_uri}: {_one_line(exc)}"
-            ) from exc
+        models = self._list(names)
         self.reporter.expect(sum(len(m.versions) for m in models))
         summary = ImportSummary(dry_run=dry_run)
         for model in models:
@@ -377,6 +372,21 @@ class MlflowImporter:
                 summary.add(result)
                 self.reporter.done(result)
         return summary
+
+    def _list(self, names: Sequence[str]) -> list[MlflowModel]:
+        """The models to import with their versions, reported as they are listed."""
+        models: list[MlflowModel] = []
+        versions = 0
+        try:
+            for model in self.source.models(names):
+                models.append(model)
+                versions += len(model.versions)
+                self.reporter.listing(len(models), versions)
+        except Exception as exc:  # MlflowException, requests' errors, …
+            raise Unavailable(
+                f"cannot list the MLflow registry at {self.source.registry_uri}: {_one_line(exc)}"
+            ) from exc
+        return models
 
     def _model(
         self, model: MlflowModel, summary: ImportSummary, dry_run: bool
