@@ -310,6 +310,9 @@ def test_files_after_a_no_files_import_say_what_to_do(
     url = mlflow_registry.url
     only = ("--tracking-uri", url, "-m", "churn")
     cairn(data, "import", "mlflow", *only, "--no-files")
+    plan = cairn(data, "import", "mlflow", *only, "--dry-run")
+    assert "churn v1: import (files from " in plan.stdout
+    assert "in Cairn without files (imported with --no-files)" in plan.stdout
     full = cairn(data, "import", "mlflow", *only, "--json", code=1)
     [problem] = json.loads(full.stdout)["problems"]
     assert problem["version"] == 1

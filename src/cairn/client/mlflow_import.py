@@ -465,6 +465,11 @@ class MlflowImporter:
             return ItemResult(name, number, SKIPPED, note)
         if dry_run:
             where = "without files" if not self.files else f"files from {mv.source}"
+            if existing is not None and self._imported_without_files(existing, mv):
+                where += (  # only the download tells whether MLflow has files for it
+                    "; it is in Cairn without files (imported with --no-files): if MLflow "
+                    "has files for it, they cannot be added"
+                )
             return ItemResult(name, number, PLANNED, f"import ({where})")
         if mv.status != "READY":
             reason = f"MLflow status is {mv.status}" + (
