@@ -327,6 +327,17 @@ def test_files_after_a_no_files_import_say_what_to_do(
     assert files == mlflow_registry.files[("churn", 1)]
 
 
+def test_a_model_named_twice_is_imported_once(mlflow_registry: Expected, tmp_path: Path) -> None:
+    # `-m churn -m churn` went through churn twice: 2 models, its version imported and
+    # then counted again as skipped
+    data = str(tmp_path / "cairn")
+    args = ("--tracking-uri", mlflow_registry.url, "--no-files", "--json")
+    result = cairn(data, "import", "mlflow", *args, "-m", "churn", "-m", "churn")
+    summary = json.loads(result.stdout)
+    assert summary["models"] == 1
+    assert summary["versions"]["imported"] == 1 and summary["versions"]["skipped"] == 0
+
+
 def test_unknown_model_is_reported(mlflow_registry: Expected, tmp_path: Path) -> None:
     data = str(tmp_path / "cairn")
     result = cairn(

@@ -290,7 +290,7 @@ class MlflowSource:
     def _registered(self, names: Sequence[str]) -> Iterator[tuple[str, Any, str | None]]:
         """(name, MLflow's registered model or None, why not)."""
         if names:
-            for name in names:
+            for name in dict.fromkeys(names):  # a name given twice is imported once
                 try:
                     yield name, self._client.get_registered_model(name), None
                 except Exception as exc:  # MlflowException, requests' errors, …
