@@ -167,7 +167,9 @@ def _slug(key: str) -> str:
     return key.replace("/", "_")
 
 
-def measure(k: tc.Contender, ds: td.Dataset, rep: int, direction: str, out: Path, run: Run) -> None:
+def measure(
+    k: tc.Contender, ds: td.Dataset, rep: int, direction: str, out: Path, run: Run
+) -> tr.Sample:
     settle()
     with foreign_load() as other, sample_rss(k.rss_root) as rss:
         timing = k.push(ds) if direction == "push" else k.pull(ds, out)
@@ -203,12 +205,17 @@ def measure(k: tc.Contender, ds: td.Dataset, rep: int, direction: str, out: Path
             else ""
         )
     )
+    return run.samples[-1]
 
 
 def run_round(
-    k: tc.Contender, ds: td.Dataset, rep: int, run_dir: Path, run: Run, keep: bool
+    k: tc.Contender, ds: td.Dataset, rep: int, run_dir: Path, run: Run, opts: Options
 ) -> None:
-    """Push then pull ``ds`` with ``k``; fresh server and storage if the contender needs it."""
+    """Push then pull ``ds`` with ``k``; fresh server and storage if the contender needs it.
+
+    The pulled files are then checked against the source's sha256 digests, outside the
+    timed region: a round that delivered other bytes is a failed round (reported, in no
+    median), never a fast one."""
     if k.fresh_per_round:
         k.start(run_dir / f"{_slug(k.key)}-{ds.key}-{rep}")
     elif k.server is None:
@@ -217,27 +224,24 @@ def run_round(
     tc.remove_tree(out)
     settle()
     try:
-        measure(k, ds, rep, "push", out, run)
-        measure(k, ds, rep, "pull", out, run)
-        _check_pulled(ds, out)
+        pushed = measure(k, ds, rep, "push", out, run)
+        pulled = measure(k, ds, rep, "pull", out, run)
+        if problems := td.content_mismatches(ds, out, opts.hash_threads):
+            pushed.error = pulled.error = "pulled files differ from the source: " + "; ".join(
+                problems
+            )
+            log(f"rep {rep} {ds.key:6} {k.key}: FAILED, {pulled.error}")
     finally:
         tc.remove_tree(out)
         if k.fresh_per_round:
             k.stop()
-            if not keep:
+            if not opts.keep:
                 tc.remove_tree(k.workdir)
 
 
 def settle() -> None:
     """Flush the last round's deletions (ext4 with ``discard``) before the next clock starts."""
     os.sync()
-
-
-def _check_pulled(ds: td.Dataset, out: Path) -> None:
-    got = {p.name: p.stat().st_size for p in td.tree_files(out)}
-    want = {p.name: p.stat().st_size for p in ds.files}
-    if got != want:
-        raise RuntimeError(f"pulled files differ from the data set: {got} != {want}")
 
 
 def run_matrix(
@@ -255,7 +259,7 @@ def run_matrix(
                         f"of {ds.label} skipped {k.label}."
                     )
                     continue
-                run_round(k, ds, rep, run_dir, run, opts.keep)
+                run_round(k, ds, rep, run_dir, run, opts)
     retry_disturbed(contenders, datasets, opts, run, run_dir)
     for k in contenders:
         k.stop()
@@ -280,7 +284,7 @@ def retry_disturbed(
                     run.notes.append("No time left to repeat every disturbed round.")
                     return
                 log(f"repeating a disturbed round: {k.key} on {ds.key}")
-                run_round(k, ds, opts.reps + extra, run_dir, run, opts.keep)
+                run_round(k, ds, opts.reps + extra, run_dir, run, opts)
 
 
 def measure_repush(
@@ -320,7 +324,8 @@ def measure_repush(
 def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str, str]) -> str:
     rows = tr.summarize(run.samples)
     pairs = [(ds.key, ds.label) for ds in datasets]
-    verdicts = tr.verdicts(rows, pairs, run.repushes)
+    failed = tr.failures(run.samples)
+    verdicts = tr.verdicts(rows, pairs, run.repushes, failed)
     missed = [v for v in verdicts if not v.ok]
     parts = [
         "## transfer (benchmarks/transfer.py)",
@@ -337,6 +342,9 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         "and the HTTP references fsync on the server (temp file, fsync, rename, fsync dir); "
         "for `cp`, MLflow (which does not fsync) and every pull the harness fsyncs the "
         "written files inside the timed region. `sync` runs before every timed transfer.",
+        "- Correctness: after every pull, outside the timed region, the harness compares the "
+        "sha256 of each pulled file with the source's; a round that delivered other bytes "
+        "is a failed round, listed below and left out of every figure.",
         "- Clients: curl (C) sends one file per request on one keep-alive connection, "
         "`Content-Length` set, no `Expect: 100-continue`; httpx streams 1 MiB chunks. "
         f"Cairn raw pushes hash the files first ({opts.hash_threads} threads) and that "
@@ -366,6 +374,7 @@ def render(opts: Options, run: Run, datasets: list[td.Dataset], load: tuple[str,
         "",
         tr.results_table(rows, pairs, ORDER),
         "",
+        *([*tr.failure_lines(failed), ""] if failed else []),
         "### Re-push of an unchanged model",
         "",
         *(tr.repush_lines(run.repushes) or ["- not measured"]),

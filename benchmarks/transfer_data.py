@@ -1,8 +1,9 @@
 """Test data for the transfer benchmark: random (incompressible) files, generated once.
 
 A data set is a directory of files; a ``.complete`` marker records its shape so a later
-run reuses it (and regenerates it if the shape changed). Files are read once after
-generation so every contender starts with them hot in the page cache.
+run reuses it (and regenerates it if the shape changed). Files are hashed (sha256) at the
+start of every run: that reads them, so every contender starts with them hot in the page
+cache, and gives the digests every pulled copy is checked against.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GIB = 1 << 30
@@ -52,6 +54,8 @@ QUICK_SHAPES = (
 class Dataset:
     shape: Shape
     root: Path
+    # file name -> "sha256:…" of the source files, what every pull must deliver
+    digests: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -82,9 +86,9 @@ def ensure(shape: Shape, parent: Path) -> Dataset:
         for name in shape.names():
             _random_file(root / name, shape.size)
         marker.write_text(expected)
-    dataset = Dataset(shape, root)
-    warm(dataset.files)
-    return dataset
+    files = [root / name for name in shape.names()]
+    digests = sha256_files(files, os.cpu_count() or 1)  # reads them: hot in the page cache
+    return Dataset(shape, root, {path.name: digest for path, digest in digests.items()})
 
 
 def _random_file(path: Path, size: int) -> None:
@@ -96,14 +100,6 @@ def _random_file(path: Path, size: int) -> None:
             remaining -= n
         f.flush()
         os.fsync(f.fileno())
-
-
-def warm(paths: list[Path]) -> None:
-    """Read every file once so it sits in the page cache."""
-    for path in paths:
-        with path.open("rb") as f:
-            while f.read(_GEN_CHUNK):
-                pass
 
 
 def sha256_file(path: Path, chunk: int = MIB) -> str:
@@ -119,6 +115,20 @@ def sha256_files(paths: list[Path], threads: int) -> dict[Path, str]:
     """Digests of ``paths`` on a pool of ``threads`` (hashlib releases the GIL)."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
+
+
+def content_mismatches(ds: Dataset, out: Path, threads: int) -> list[str]:
+    """How the files pulled into ``out`` differ from ``ds``'s source files (sha256 of
+    each); empty when they are the same names with the same bytes."""
+    got = {p.relative_to(out).as_posix(): p for p in tree_files(out)} if out.is_dir() else {}
+    problems = [f"{name} missing" for name in sorted(ds.digests.keys() - got.keys())]
+    problems += [f"{name} not in the data set" for name in sorted(got.keys() - ds.digests.keys())]
+    common = sorted(got.keys() & ds.digests.keys())
+    digests = sha256_files([got[name] for name in common], threads)
+    for name in common:
+        if digests[got[name]] != ds.digests[name]:
+            problems.append(f"{name} has other bytes ({got[name].stat().st_size} B)")
+    return problems
 
 
 def fsync_paths(paths: list[Path]) -> None:

@@ -42,10 +42,15 @@ class Sample:
     server_cpu_s: float | None = None
     foreign_cpus: float = 0.0  # CPUs the rest of the machine used meanwhile (averaged)
     note: str = ""
+    error: str = ""  # why the round failed (e.g. the pull delivered other bytes), if it did
 
     @property
     def disturbed(self) -> bool:
         return self.foreign_cpus > DISTURBED_CPUS
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
 
 
 @dataclass
@@ -58,12 +63,13 @@ class Row:
     direction: str
     seconds: float
     nbytes: int
-    runs: int
+    runs: int  # correct runs (those that delivered the source bytes)
     disturbed: int  # runs during which other processes were busy (left out of the median)
     hash_s: float
     rss_idle_mb: float | None
     rss_peak_mb: float | None
     server_cpu_s: float | None
+    failed: int = 0  # runs that delivered wrong bytes (in no figure of the row)
 
     @property
     def mbps(self) -> float:
@@ -108,9 +114,16 @@ class Repush:
 
 
 def summarize(samples: list[Sample]) -> list[Row]:
+    """One row per cell, from its correct runs only: a run that delivered wrong bytes is in
+    no median (it is counted in ``failed``; a cell with no correct run has no row)."""
     cells: dict[tuple[str, str, str], list[Sample]] = {}
+    failures: dict[tuple[str, str, str], int] = {}
     for s in samples:
-        cells.setdefault((s.dataset, s.direction, s.contender), []).append(s)
+        key = (s.dataset, s.direction, s.contender)
+        if s.failed:
+            failures[key] = failures.get(key, 0) + 1
+        else:
+            cells.setdefault(key, []).append(s)
     rows = []
     for (dataset, direction, contender), every in cells.items():
         clean = [s for s in every if not s.disturbed]
@@ -132,25 +145,26 @@ def summarize(samples: list[Sample]) -> list[Row]:
                 rss_idle_mb=statistics.median(idles) if idles else None,
                 rss_peak_mb=max(peaks) if peaks else None,
                 server_cpu_s=statistics.median(cpus) if cpus else None,
+                failed=failures.get((dataset, direction, contender), 0),
             )
         )
     return rows
 
 
+def failures(samples: list[Sample]) -> list[Sample]:
+    """The failed pulls (one per failed round), in the order they ran."""
+    return [s for s in samples if s.failed and s.direction == "pull"]
+
+
 def clean_count(samples: list[Sample], contender: str, dataset: str) -> int:
-    """Undisturbed push+pull pairs of one contender on one data set."""
-    pulls = {
-        s.rep
+    """Undisturbed, correct push+pull pairs of one contender on one data set."""
+    clean = [
+        s
         for s in samples
-        if (s.contender, s.dataset, s.direction, s.disturbed) == (contender, dataset, "pull", False)
-    }
-    return sum(
-        1
-        for s in samples
-        if (s.contender, s.dataset, s.direction) == (contender, dataset, "push")
-        and not s.disturbed
-        and s.rep in pulls
-    )
+        if (s.contender, s.dataset) == (contender, dataset) and not (s.disturbed or s.failed)
+    ]
+    pulls = {s.rep for s in clean if s.direction == "pull"}
+    return sum(1 for s in clean if s.direction == "push" and s.rep in pulls)
 
 
 def find(rows: list[Row], dataset: str, direction: str, contender: str) -> Row | None:
@@ -196,6 +210,8 @@ def results_table(rows: list[Row], datasets: list[tuple[str, str]], order: list[
                 if row.upload_mbps is not None:
                     speed += f" ({row.upload_mbps:.0f} w/o hashing)"
                 runs = f"{row.runs}" + (f" ({row.disturbed} disturbed)" if row.disturbed else "")
+                if row.failed:
+                    runs += f" + {row.failed} failed"
                 lines.append(
                     f"| {label} | {direction} | {row.label} | {runs} | {row.seconds:.2f} "
                     f"| {speed} | {_fmt_ratio(_ratio(row, loop))} "
@@ -213,12 +229,26 @@ class Verdict:
 
 
 def verdicts(
-    rows: list[Row], datasets: list[tuple[str, str]], repushes: list[Repush]
+    rows: list[Row],
+    datasets: list[tuple[str, str]],
+    repushes: list[Repush],
+    failed: Iterable[Sample] = (),
 ) -> list[Verdict]:
     out: list[Verdict] = []
-    cairn = sorted({r.contender for r in rows if r.contender.startswith(CAIRN_PREFIX)})
+    failed = list(failed)
+    cairn = sorted({r.contender for r in [*rows, *failed] if r.contender.startswith(CAIRN_PREFIX)})
     for contender in cairn:
         for key, label in datasets:
+            wrong = [s for s in failed if (s.contender, s.dataset) == (contender, key)]
+            if wrong:
+                out.append(
+                    Verdict(
+                        f"every pull delivers the pushed bytes, {label}",
+                        wrong[0].label,
+                        f"{len(wrong)} round(s) failed: {wrong[0].error}",
+                        False,
+                    )
+                )
             for direction in ("push", "pull"):
                 row = find(rows, key, direction, contender)
                 if row is None:
@@ -296,6 +326,14 @@ def repush_lines(repushes: list[Repush]) -> list[str]:
             + (f"; {r.disturbed} iteration(s) disturbed by other load." if r.disturbed else ".")
         )
     return lines
+
+
+def failure_lines(failed: Iterable[Sample]) -> list[str]:
+    return [
+        f"- **Failed round**: {s.label}, {s.dataset}, repetition {s.rep + 1}: {s.error}; "
+        "its push and pull are in no figure above."
+        for s in failed
+    ]
 
 
 # --- RESULTS.md --------------------------------------------------------------------------
