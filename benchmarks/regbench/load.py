@@ -8,7 +8,9 @@ Two engines replay the same request lists:
 
 Both are closed loops: every client sends its next request when the previous answer has
 arrived. A request's latency is that client's cycle time (end of previous response to end of
-this one), so in new-connection mode it includes connecting.
+this one), so in new-connection mode it includes connecting. Latencies (and so every
+percentile) are those of good answers only: a wrong status or a request that got no answer
+is an error, counted apart, and its time is in no percentile (nor in the next request's).
 
 Both send ``Authorization`` when given one (Cairn's servers require it). An answer whose
 status is not the request's expected one is an error, and 401/403 answers are also counted
@@ -252,7 +254,7 @@ def _py_client(job: _PyJob) -> ClientShare:
     if job.auth:
         headers["Authorization"] = job.auth
     latencies: list[int] = []
-    sent = bad = denied = 0
+    sent = answered = bad = denied = 0
     with httpx.Client(base_url=f"http://127.0.0.1:{job.port}", timeout=30.0) as client:
         while time.monotonic() < job.start_at:
             time.sleep(0.0005)
@@ -262,12 +264,15 @@ def _py_client(job: _PyJob) -> ClientShare:
                 break
             sent += 1
             status = _py_send(client, req, headers)
-            bad += status != req.expect
-            denied += status in DENIED_STATUSES
             now = time.monotonic()
-            latencies.append(round((now - prev) * 1e6))
+            if status == req.expect:  # only good answers are timed, as in replay.lua
+                latencies.append(round((now - prev) * 1e6))
+            elif status:
+                bad += 1
+                denied += status in DENIED_STATUSES
+            answered += status != 0  # 0: no answer (an error, but not a wrong status)
             prev = now
-    return ClientShare(start, prev, sent, len(latencies), bad, denied, latencies)
+    return ClientShare(start, prev, sent, answered, bad, denied, latencies)
 
 
 def _py_send(client: httpx.Client, req: Req, headers: dict[str, str]) -> int:

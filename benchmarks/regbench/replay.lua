@@ -8,9 +8,11 @@
 -- Thread k (0-based) replays requests k+1, k+1+N, ... and, when it has replayed its share or
 -- passed the deadline, writes "<out>.<k>" (first line: start end sent answered bad denied,
 -- then one latency per line in microseconds) and stops. "bad" counts answers whose status is
--- not the expected one; "denied" those of them that are 401/403 (not authenticated). Latency is the closed-loop cycle time: from the
--- end of the previous response (or the first request) to the end of this response, so in
--- close mode it includes connecting. wrk's own summary is not used: its main thread sleeps for
+-- not the expected one; "denied" those of them that are 401/403 (not authenticated).
+-- Latency is the closed-loop cycle time: from the end of the previous response (or the first
+-- request) to the end of this response, so in close mode it includes connecting. Only
+-- answers with the expected status get a latency line (as in the Python engine); after a
+-- request that got no answer, the next cycle starts when its request is written. wrk's own summary is not used: its main thread sleeps for
 -- the whole -d duration and it "corrects" latencies for coordinated omission.
 
 local ffi = require("ffi")
@@ -31,7 +33,7 @@ function setup(thread)
 end
 
 local mine, expect, lat, denied_status = {}, {}, {}, {}
-local sent, answered, bad, denied = 0, 0, 0, 0
+local sent, answered, bad, denied, lost = 0, 0, 0, 0, 0
 local t_start, t_prev, deadline, out, finished = nil, nil, nil, nil, false
 local verifying = false
 
@@ -75,6 +77,12 @@ function request()
     t_start = now()
     t_prev = t_start
   end
+  if sent > answered + lost then
+    -- the last request got no answer (wrk reconnected after an error): its time is in no
+    -- latency, so the next cycle starts now
+    lost = sent - answered
+    t_prev = now()
+  end
   if sent >= #mine then
     finish()
     return mine[#mine]
@@ -86,11 +94,12 @@ end
 function response(status, headers, body)
   local t = now()
   answered = answered + 1
-  lat[#lat + 1] = math.floor((t - t_prev) * 1e6 + 0.5)
-  t_prev = t
-  if status ~= expect[sent] then
+  if status == expect[sent] then
+    lat[#lat + 1] = math.floor((t - t_prev) * 1e6 + 0.5)
+  else
     bad = bad + 1
     if denied_status[status] then denied = denied + 1 end
   end
+  t_prev = t
   if sent >= #mine or t - t_start > deadline then finish() end
 end
