@@ -38,6 +38,8 @@ from regbench.auth import DENIED_STATUSES
 from regbench.workload import Phase, Req
 
 REPLAY_LUA = Path(__file__).with_name("replay.lua")
+REQUEST_TIMEOUT_S = 30.0  # a request still unanswered after this long is given up (an error)
+STOP_GRACE_S = 15.0  # for a stopped load generator to report what it measured
 
 
 @dataclass
@@ -200,10 +202,12 @@ def _wait_for_files(proc: subprocess.Popen[bytes], files: list[Path], limit_s: f
 
 
 def _stop_wrk(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT: wrk stops its threads, and replay.lua's ``done`` writes the reports of the
+    threads still waiting for an answer."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=STOP_GRACE_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
@@ -217,20 +221,28 @@ def run_wrk(
     cap_s: float,
     workdir: Path,
     auth: str | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> Outcome:
-    """Replay ``phase`` with wrk: one thread and one connection per concurrent client."""
+    """Replay ``phase`` with wrk: one thread and one connection per concurrent client.
+
+    wrk's ``--timeout`` only counts a slow request, it does not abort it: a thread whose
+    request never gets an answer would wait for it to the end of ``-d``. So wrk runs at
+    most ``cap_s + timeout_s`` (a request sent before the cap has ``timeout_s`` to be
+    answered); then it is stopped, the unanswered request counts as an error and what that
+    thread measured before is kept (replay.lua's ``done``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / f"{_slug(phase.name)}-{time.monotonic_ns()}.lua"
     _write_lua_data(phase, data, port=port, close=close, cap_s=cap_s, auth=auth)
     files = [Path(f"{data.with_suffix('.out')}.{k}") for k in range(phase.concurrency)]
     n = str(phase.concurrency)
-    cmd = ["wrk", "-t", n, "-c", n, "-d", f"{int(cap_s) + 60}s", "--timeout", "30s"]
+    limit_s = math.ceil(cap_s + timeout_s)
+    cmd = ["wrk", "-t", n, "-c", n, "-d", f"{limit_s}s", "--timeout", f"{math.ceil(timeout_s)}s"]
     cmd += ["-s", str(REPLAY_LUA), f"http://127.0.0.1:{port}", "--", str(data)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        _wait_for_files(proc, files, cap_s + 60)
+        _wait_for_files(proc, files, limit_s + 1)
     finally:
         _stop_wrk(proc)
     return _combine(phase, [_read_wrk_share(f) if f.exists() else None for f in files])
@@ -247,6 +259,7 @@ class _PyJob:
     start_at: float
     cap_s: float
     auth: str | None = None
+    timeout_s: float = REQUEST_TIMEOUT_S
 
 
 def _py_client(job: _PyJob) -> ClientShare:
@@ -255,7 +268,7 @@ def _py_client(job: _PyJob) -> ClientShare:
         headers["Authorization"] = job.auth
     latencies: list[int] = []
     sent = answered = bad = denied = 0
-    with httpx.Client(base_url=f"http://127.0.0.1:{job.port}", timeout=30.0) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{job.port}", timeout=job.timeout_s) as client:
         while time.monotonic() < job.start_at:
             time.sleep(0.0005)
         start = prev = time.monotonic()
@@ -303,9 +316,17 @@ def _collect(conn: Connection, deadline: float) -> ClientShare | None:
 
 
 def run_python(
-    phase: Phase, port: int, *, close: bool, cap_s: float, auth: str | None = None
+    phase: Phase,
+    port: int,
+    *,
+    close: bool,
+    cap_s: float,
+    auth: str | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> Outcome:
-    """Replay ``phase`` with one forked process (and httpx client) per concurrent client."""
+    """Replay ``phase`` with one forked process (and httpx client) per concurrent client;
+    a request unanswered after ``timeout_s`` is an error, and a client that has not reported
+    ``cap_s + timeout_s`` (plus a grace) after the start is stopped."""
     ctx = multiprocessing.get_context("fork")
     start_at = time.monotonic() + 0.3 + 0.02 * phase.concurrency
     clients = []
@@ -313,12 +334,12 @@ def run_python(
         recv, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=_client_main,
-            args=(_PyJob(port, share, close, start_at, cap_s, auth), send),
+            args=(_PyJob(port, share, close, start_at, cap_s, auth, timeout_s), send),
         )
         proc.start()
         send.close()
         clients.append((proc, recv))
-    deadline = start_at + cap_s + 60
+    deadline = start_at + cap_s + timeout_s + STOP_GRACE_S
     try:
         shares = [_collect(recv, deadline) for _, recv in clients]
     finally:

@@ -26,16 +26,18 @@ local function now()
   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
 end
 
-local counter = 0
+local counter, threads = 0, {}
 function setup(thread)
   thread:set("tid", counter)
   counter = counter + 1
+  threads[#threads + 1] = thread
 end
 
-local mine, expect, lat, denied_status = {}, {}, {}, {}
-local sent, answered, bad, denied, lost = 0, 0, 0, 0, 0
-local t_start, t_prev, deadline, out, finished = nil, nil, nil, nil, false
-local verifying = false
+-- What a thread reports is global (not local) so that done() can read it with thread:get.
+local mine, expect, denied_status = {}, {}, {}
+lat, sent, answered, bad, denied = {}, 0, 0, 0, 0
+t_start, t_prev, out, finished = nil, nil, nil, false
+local lost, deadline, verifying = 0, nil, false
 
 function init(args)
   local data = dofile(args[1])
@@ -55,17 +57,37 @@ function init(args)
   end
 end
 
+local function report(r)
+  local f = assert(io.open(r.out .. ".tmp", "w"))
+  f:write(string.format(
+    "%.6f %.6f %d %d %d %d\n", r.t_start or 0, r.t_prev or 0, r.sent, r.answered, r.bad, r.denied
+  ))
+  for i = 1, #r.lat do f:write(string.format("%d\n", r.lat[i])) end
+  f:close()
+  os.rename(r.out .. ".tmp", r.out)
+end
+
 local function finish()
   if finished then return end
   finished = true
-  local f = assert(io.open(out .. ".tmp", "w"))
-  f:write(string.format(
-    "%.6f %.6f %d %d %d %d\n", t_start or 0, t_prev or 0, sent, answered, bad, denied
-  ))
-  for i = 1, #lat do f:write(string.format("%d\n", lat[i])) end
-  f:close()
-  os.rename(out .. ".tmp", out)
+  report({out = out, t_start = t_start, t_prev = t_prev, sent = sent, answered = answered,
+          bad = bad, denied = denied, lat = lat})
   wrk.thread:stop()
+end
+
+-- Runs once wrk has stopped (its -d ran out, or SIGINT): a thread that has not reported is
+-- waiting for an answer that never came (wrk's --timeout does not abort a request). Its
+-- report is written here, the request in flight counted as sent and unanswered.
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    if not t:get("finished") and t:get("out") then
+      local r = {}
+      for _, k in ipairs({"out", "t_start", "t_prev", "sent", "answered", "bad", "denied", "lat"}) do
+        r[k] = t:get(k)
+      end
+      report(r)
+    end
+  end
 end
 
 function request()

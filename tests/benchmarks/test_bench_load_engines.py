@@ -21,6 +21,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/drop":  # no answer at all: the connection just closes
             self.close_connection = True
             return
+        if self.path == "/hang":  # no answer until the test ends
+            _RELEASE.wait()
+            self.close_connection = True
+            return
         status = 200 if self.path == "/ok" else 500
         body = b"{}"
         self.send_response(status)
@@ -32,12 +36,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+_RELEASE = threading.Event()
+
+
 @pytest.fixture
 def port() -> Iterator[int]:
+    _RELEASE.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]
+    _RELEASE.set()
     server.shutdown()
     server.server_close()
 
@@ -52,10 +62,28 @@ def _check(outcome: load.Outcome) -> None:
     assert len(outcome.latencies_us) == outcome.good  # failed requests are in no percentile
 
 
-def test_python_engine_times_good_answers_only(port: int) -> None:
-    _check(load.run_python(PHASE, port, close=False, cap_s=30.0))
+@pytest.mark.parametrize("close", [False, True])
+def test_python_engine_times_good_answers_only(port: int, close: bool) -> None:
+    _check(load.run_python(PHASE, port, close=close, cap_s=30.0))
 
 
 @pytest.mark.skipif(not load.wrk_available(), reason="wrk is not installed")
-def test_wrk_engine_times_good_answers_only(port: int, tmp_path: Path) -> None:
-    _check(load.run_wrk(PHASE, port, close=False, cap_s=30.0, workdir=tmp_path))
+@pytest.mark.parametrize("close", [False, True])
+def test_wrk_engine_times_good_answers_only(port: int, tmp_path: Path, close: bool) -> None:
+    _check(load.run_wrk(PHASE, port, close=close, cap_s=30.0, workdir=tmp_path))
+
+
+HUNG = Phase("hung", 2, tuple(Req("GET", p, b"", 200) for p in ["/ok", "/ok", "/ok", "/hang"]))
+
+
+@pytest.mark.skipif(not load.wrk_available(), reason="wrk is not installed")
+def test_wrk_keeps_a_hung_clients_answers_and_counts_its_request_as_an_error(
+    port: int, tmp_path: Path
+) -> None:
+    """A request that never gets an answer stops its wrk thread's share at the phase cap plus
+    the request timeout (wrk's --timeout does not abort it); what that thread measured before
+    is kept, and the hung request is an error."""
+    outcome = load.run_wrk(HUNG, port, close=False, cap_s=0.5, workdir=tmp_path, timeout_s=1.0)
+    assert outcome.sent_per_client == [2, 2]
+    assert (outcome.sent, outcome.answered, outcome.good, outcome.errors) == (4, 3, 3, 1)
+    assert len(outcome.latencies_us) == 3
