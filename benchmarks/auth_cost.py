@@ -363,6 +363,8 @@ def main(argv: list[str]) -> int:
     paths = servers.default_paths(REPO)
     if not paths.cairn.exists():
         sys.exit(f"missing {paths.cairn} (bash benchmarks/run.sh installs it)")
+    if dropped := servers.sweep_stale_databases():
+        log(f"dropped databases of killed benchmark runs: {', '.join(dropped)}")
     busy = wait_quiet(opts.wait_quiet_s, log)
     began = time.monotonic()
     started = dt.datetime.now().astimezone()

@@ -675,6 +675,8 @@ def main(argv: list[str]) -> int:
     opts = parse_args(argv)
     paths = servers.default_paths(REPO)
     check_prerequisites(paths, opts)
+    if dropped := servers.sweep_stale_databases():
+        log(f"dropped databases of killed benchmark runs: {', '.join(dropped)}")
     started = dt.datetime.now().astimezone()
     results_load = " ".join(_loadavg())
     workdir = BENCH_DIR / ".work" / f"registry_ops-{started:%Y%m%d-%H%M%S}"

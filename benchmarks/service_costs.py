@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from regbench.servers import exit_on_sigterm
+from regbench.servers import database_name, exit_on_sigterm, sweep_stale_databases
 
 from cairn.app import ensure_admin
 from cairn.domain.models import VersionSpec
@@ -40,10 +40,14 @@ PG = "postgresql://postgres@127.0.0.1:5432/"
 @contextmanager
 def scratch_settings(backend: str, prefix: str) -> Iterator[Settings]:
     """Settings of a fresh registry: a temporary data folder, removed afterwards, and on
-    PostgreSQL a new database on 127.0.0.1:5432, dropped afterwards. The bootstrap admin's
-    token is TOKEN."""
-    database = f"{prefix}_{uuid.uuid4().hex[:8]}" if backend == "postgresql" else None
+    PostgreSQL a new database on 127.0.0.1:5432, dropped afterwards (named after this
+    process, so that a later run drops it if this one is killed before it can). The
+    bootstrap admin's token is TOKEN."""
+    database = (
+        database_name(f"{prefix}_{uuid.uuid4().hex[:8]}") if backend == "postgresql" else None
+    )
     if database:
+        sweep_stale_databases()
         with psycopg.connect(PG + "postgres", autocommit=True) as c:
             c.execute(f"CREATE DATABASE {database}")
     os.environ["CAIRN_BOOTSTRAP_TOKEN"] = TOKEN

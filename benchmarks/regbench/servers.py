@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,55 @@ def drop_database(name: str) -> None:
     _pg_exec(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+# A benchmark's PostgreSQL databases are named bench_<what>_<pid of the run that made them>.
+_RUN_DATABASE = re.compile(r"bench_[a-z0-9_]+_([0-9]{1,7})")
+
+
+def database_name(what: str) -> str:
+    """The name of a new database of this run: ``bench_<what>_<pid>`` (see
+    :func:`sweep_stale_databases`)."""
+    return f"bench_{what}_{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def stale_databases(names: Iterable[str], alive: Callable[[int], bool] = pid_alive) -> list[str]:
+    """The benchmark databases among ``names`` whose run is gone."""
+    return [
+        name
+        for name in names
+        if (m := _RUN_DATABASE.fullmatch(name)) is not None and not alive(int(m.group(1)))
+    ]
+
+
+def sweep_stale_databases() -> list[str]:
+    """Drop the databases left by benchmark runs that were killed with SIGKILL (no clean-up
+    ran): those named ``bench_<what>_<pid>`` whose process no longer exists. A live run's
+    are never touched, nor one that someone is connected to (the drop is not forced).
+    Returns the names dropped; nothing when PostgreSQL is not reachable."""
+    try:
+        with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5) as conn:
+            names = [str(row[0]) for row in conn.execute("SELECT datname FROM pg_database")]
+            dropped = []
+            for name in stale_databases(names):
+                try:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                except psycopg.errors.ObjectInUse:
+                    continue
+                dropped.append(name)
+    except psycopg.OperationalError:
+        return []
+    return dropped
+
+
 def analyze(run: Running) -> None:
     """Collect the planner's statistics of the server's PostgreSQL database, as autovacuum
     does on a live server (this machine's PostgreSQL runs with ``autovacuum = off``, so
@@ -239,7 +289,7 @@ def _start(paths: Paths, spec: ServerSpec, workdir: Path) -> Running:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     slug = spec.target.replace("-", "_")
-    db = f"bench_{slug}_{os.getpid()}" if spec.backend == "postgresql" else None
+    db = database_name(slug) if spec.backend == "postgresql" else None
     if db and spec.program != "trivial":
         create_database(db)
     else:
