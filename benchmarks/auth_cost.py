@@ -51,7 +51,7 @@ from regbench.load import Outcome, percentile_ms, run_phase, wrk_available
 from regbench.provenance import commit_label, machine
 from regbench.report import splice
 from regbench.workload import CairnApi, Phase, Req
-from transfer_procs import foreign_load, tree_cpu_s, wait_quiet
+from transfer_procs import DISTURBED_CPUS, foreign_load, tree_cpu_s, wait_quiet
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -60,7 +60,6 @@ END = "<!-- auth_cost:end -->"
 MODEL = "bench-0"
 ALIAS_PATH = f"/api/v1/models/{MODEL}/aliases/champion"
 LARGE_COST_MS = 1.0  # above this per request, authentication is worth optimising
-DISTURBED_CPUS = 0.25  # other processes' average CPU use that marks a measurement disturbed
 
 
 @dataclass(frozen=True)

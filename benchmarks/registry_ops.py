@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -134,7 +135,8 @@ def parse_args(argv: list[str]) -> Options:
         stall_workers=[int(w) for w in _csv(a.stall_probe_workers)],
         quiet_wait_s=a.quiet_wait,
         results_path=None if a.no_write else BENCH_DIR / "RESULTS.md",
-        command=os.environ.get("BENCH_COMMAND") or " ".join(["python", *sys.argv]),
+        command=os.environ.get("BENCH_COMMAND")
+        or shlex.join([".venv/bin/python", "benchmarks/registry_ops.py", *argv]),
     )
 
 

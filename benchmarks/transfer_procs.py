@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,6 +292,7 @@ def wait_quiet(max_wait_s: float, log: Callable[[str], None]) -> list[str]:
 # --- other load during a measurement ---------------------------------------------------
 
 _PF_KTHREAD = 0x00200000
+DISTURBED_CPUS = 0.25  # other processes averaging more than this many CPUs: a disturbed run
 
 
 def _user_ticks() -> dict[int, int]:
@@ -321,16 +322,19 @@ class ForeignLoad:
 
 
 @contextlib.contextmanager
-def foreign_load() -> Iterator[ForeignLoad]:
+def foreign_load(also_mine: Callable[[], Iterable[int]] = tuple) -> Iterator[ForeignLoad]:
+    """Measure the other processes' CPU use while the block runs: every user-space process
+    but this one's tree and ``also_mine()`` (asked before and after: e.g. the PostgreSQL
+    backends serving this process's own connections)."""
     result = ForeignLoad()
     hz = os.sysconf("SC_CLK_TCK")
-    mine = set(process_tree(os.getpid()))
+    mine = set(process_tree(os.getpid())) | set(also_mine())
     before, t0 = _user_ticks(), time.monotonic()
     try:
         yield result
     finally:
         elapsed = max(time.monotonic() - t0, 1e-3)
-        mine |= set(process_tree(os.getpid()))
+        mine |= set(process_tree(os.getpid())) | set(also_mine())
         after = _user_ticks()
         foreign = sum(ticks - before.get(pid, 0) for pid, ticks in after.items() if pid not in mine)
         result.cpus = max(0.0, foreign / hz / elapsed)

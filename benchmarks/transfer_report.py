@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regbench.report import splice as splice_section
+from transfer_procs import DISTURBED_CPUS
 
 BEGIN = "<!-- transfer:begin (written by benchmarks/transfer.py) -->"
 END = "<!-- transfer:end -->"
@@ -22,7 +23,6 @@ TARGET_LOOPBACK = 0.90
 TARGET_MLFLOW = 3.0
 TARGET_RSS_MB = 150.0
 TARGET_REPUSH_FRACTION = 0.01
-DISTURBED_CPUS = 0.25  # other processes averaging more than this many CPUs: a disturbed run
 
 
 @dataclass
