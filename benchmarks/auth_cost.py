@@ -39,6 +39,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,11 +201,17 @@ def set_up(port: int) -> dict[str, str]:
 
 
 def measure(
-    run: servers.Running, ep: Endpoint, creds: dict[str, str], opts: Options, workdir: Path
+    run: servers.Running,
+    ep: Endpoint,
+    creds: dict[str, str],
+    opts: Options,
+    workdir: Path,
+    ours: Callable[[], Iterable[int]] = list,
 ) -> Sample:
+    """One round of ``ep``; ``ours``: the server's PostgreSQL backends (not other load)."""
     phase = Phase(ep.key, 1, (Req("GET", ep.path, b"", 200),) * opts.requests)
     before = tree_cpu_s(run.proc.pid)
-    with foreign_load() as other:
+    with foreign_load(ours) as other:
         outcome = run_phase(
             phase,
             run.port,
@@ -220,7 +227,10 @@ def measure(
 def run_backend(paths: servers.Paths, backend: str, opts: Options, workdir: Path) -> BackendRun:
     result = BackendRun(backend)
     spec = servers.ServerSpec("cairn", backend, 1)
-    with servers.serving(paths, spec, workdir / backend) as run:
+    with (
+        servers.serving(paths, spec, workdir / backend) as run,
+        servers.backends_of(run.database) as ours,
+    ):
         creds = set_up(run.port)
         for ep in ENDPOINTS:  # warm-up: every code path, every prepared statement once
             warm = Phase(ep.key, 1, (Req("GET", ep.path, b"", 200),) * 100)
@@ -241,7 +251,7 @@ def run_backend(paths: servers.Paths, backend: str, opts: Options, workdir: Path
         for rnd in range(opts.rounds):
             shift = rnd % len(ENDPOINTS)
             for ep in ENDPOINTS[shift:] + ENDPOINTS[:shift]:
-                sample = measure(run, ep, creds, opts, workdir / "load")
+                sample = measure(run, ep, creds, opts, workdir / "load", ours)
                 result.samples.setdefault(ep.key, []).append(sample)
                 o = sample.outcome
                 log(

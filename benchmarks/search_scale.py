@@ -45,7 +45,7 @@ from typing import Any
 
 from regbench.provenance import commit_label, machine
 from regbench.report import splice
-from regbench.servers import exit_on_sigterm
+from regbench.servers import backends_of, exit_on_sigterm
 from service_costs import TOKEN, scratch_settings
 from sqlalchemy import text
 from transfer_procs import DISTURBED_CPUS, foreign_load, wait_quiet
@@ -239,46 +239,39 @@ def timed(
     return Timing(best.ms, best.other_cpus, attempt)
 
 
-def backend_pids(service: RegistryService) -> Callable[[], list[int]]:
-    """The PostgreSQL backends serving the registry's database (only this process uses it);
-    none on SQLite, which runs inside this process."""
-    engine = service.db.engine
-    if engine.dialect.name != "postgresql":
-        return list
-
-    def pids() -> list[int]:
-        with engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            ).all()
-        return [int(pid) for (pid,) in rows]
-
-    return pids
-
-
 def measure(backend: str, sizes: list[int], runs: int) -> Iterator[tuple[int, str, Timing]]:
     """(size, read, timing) for each size in turn, on a fresh registry of ``backend``."""
     with scratch_settings(backend, "search_scale") as settings:
         service = build_service(settings)
+        url = service.db.engine.url
+        database = url.database if url.get_backend_name() == "postgresql" else None
         try:
             ensure_admin(service, settings)
             reg = Registry(service)
-            ours = backend_pids(service)
-            for size in sizes:
-                start = time.perf_counter()
-                reg.grow(size)
-                print(f"[{backend}] {size:,} versions in {time.perf_counter() - start:.0f} s",
-                      file=sys.stderr, flush=True)  # fmt: skip
-                for label, fn in reads(reg):
-                    t = timed(fn, runs, ours)
-                    print(
-                        f"[{backend}] {size:,}: {label}: {t.ms:.2f} ms (other load "
-                        f"{t.other_cpus:.2f} CPUs, attempt {t.attempts})",
-                        file=sys.stderr,
-                    )
-                    yield size, label, t
+            with backends_of(database) as ours:  # its reads' PostgreSQL backends
+                for size in sizes:
+                    yield from _measure_size(reg, backend, size, runs, ours)
         finally:
             service.db.dispose()
+
+
+def _measure_size(
+    reg: Registry, backend: str, size: int, runs: int, ours: Callable[[], Iterable[int]]
+) -> Iterator[tuple[int, str, Timing]]:
+    start = time.perf_counter()
+    reg.grow(size)
+    log(f"[{backend}] {size:,} versions in {time.perf_counter() - start:.0f} s")
+    for label, fn in reads(reg):
+        t = timed(fn, runs, ours)
+        log(
+            f"[{backend}] {size:,}: {label}: {t.ms:.2f} ms (other load "
+            f"{t.other_cpus:.2f} CPUs, attempt {t.attempts})"
+        )
+        yield size, label, t
+
+
+def log(message: str) -> None:
+    print(f"[search_scale] {message}", file=sys.stderr, flush=True)
 
 
 def _cell(t: Timing | None) -> str:
@@ -351,9 +344,7 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     a = p.parse_args()
     sizes = sorted(int(s) for s in a.sizes.split(","))
-    busy = wait_quiet(
-        a.wait_quiet, lambda message: print(f"[search_scale] {message}", file=sys.stderr)
-    )
+    busy = wait_quiet(a.wait_quiet, log)
     results: dict[str, dict[tuple[int, str], Timing]] = {}
     for backend in a.backends.split(","):
         results[backend] = {(s, label): t for s, label, t in measure(backend, sizes, a.runs)}

@@ -196,6 +196,26 @@ def sweep_stale_databases() -> list[str]:
     return dropped
 
 
+@contextlib.contextmanager
+def backends_of(database: str | None) -> Iterator[Callable[[], list[int]]]:
+    """A function that lists the PostgreSQL backends serving ``database`` (and its own),
+    over one connection kept open meanwhile: processes that work for the benchmark, not
+    other load (``transfer_procs.foreign_load``'s ``also_mine``). None: no database, none."""
+    if database is None:
+        yield list
+        return
+    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=10) as conn:
+
+        def pids() -> list[int]:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s OR pid = pg_backend_pid()",
+                (database,),
+            ).fetchall()
+            return [int(row[0]) for row in rows]
+
+        yield pids
+
+
 def analyze(run: Running) -> None:
     """Collect the planner's statistics of the server's PostgreSQL database, as autovacuum
     does on a live server (this machine's PostgreSQL runs with ``autovacuum = off``, so

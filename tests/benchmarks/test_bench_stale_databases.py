@@ -59,3 +59,15 @@ def test_sweep_drops_a_killed_runs_database_and_keeps_a_live_ones(
     assert dead in dropped and live not in dropped
     names = _databases()
     assert dead not in names and live in names
+
+
+def test_the_backends_serving_a_database_are_known(leftovers: tuple[str, str]) -> None:
+    """They work for the run (auth_cost's server, search_scale's reads): not other load."""
+    _, live = leftovers
+    with (
+        psycopg.connect(servers.PG_DSN.rsplit("/", 1)[0] + f"/{live}") as client,
+        servers.backends_of(live) as ours,
+    ):
+        assert client.info.backend_pid in ours()
+    with servers.backends_of(None) as none:
+        assert list(none()) == []
