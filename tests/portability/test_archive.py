@@ -295,3 +295,21 @@ def test_a_file_that_cannot_be_read_is_reported_and_the_rest_exported(tmp_path: 
     assert "'a' not exported" in summary["problems"][0]["message"]
     assert (out / "cairn-export.jsonl").is_file()  # the rest is there, complete
     src.client.close()
+
+
+def test_a_model_left_out_accounts_for_its_versions(
+    source: Source, tmp_path: Path, target: str
+) -> None:
+    """A model the target refuses (here: a name edited into one Cairn refuses) was one
+    problem line, and its versions were never reported: the bar ended short and the
+    summary did not add up to the export's versions."""
+    export = tmp_path / "edited"
+    shutil.copytree(source.full, export)
+    records = export / "cairn-export.jsonl"
+    records.write_text(records.read_text().replace('"name": "fraud"', '"name": "fr/aud"'))
+    result = cairn(target, "import", str(export), "--json", code=1)
+    summary = json.loads(result.stdout)
+    assert summary["versions"]["left_out"] == 2  # fraud's v1 and v2
+    assert sum(summary["versions"].values()) == 4  # every exported version, once
+    [problem] = [p for p in summary["problems"] if p["name"] == "fr/aud"]
+    assert problem["message"].endswith("its 2 version(s) left out")

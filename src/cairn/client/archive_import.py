@@ -27,6 +27,7 @@ from cairn.client.importing import (
     Reporter,
     ensure_model,
     find_version,
+    left_out,
     record_failed,
     sync_aliases,
     sync_version,
@@ -76,7 +77,8 @@ class ArchiveImporter:
         except FATAL:
             raise
         except CairnError as exc:
-            yield ItemResult(model.name, None, FAILED, f"model not imported: {exc.message}")
+            numbers = [v.version for v in exported.versions]
+            yield from left_out(model.name, numbers, f"model not imported: {exc.message}")
             return
         summary.models_created += created
         what = "create model" if created else ("update " + ", ".join(changes) if changes else "")
