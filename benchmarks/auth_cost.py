@@ -52,7 +52,13 @@ from regbench.load import Outcome, percentile_ms, run_phase, wrk_available
 from regbench.provenance import commit_label, machine
 from regbench.report import splice
 from regbench.workload import CairnApi, Phase, Req
-from transfer_procs import DISTURBED_CPUS, foreign_load, tree_cpu_s, wait_quiet
+from transfer_procs import (
+    DISTURBED_CPUS,
+    add_wait_quiet,
+    foreign_load,
+    tree_cpu_s,
+    wait_quiet,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -141,7 +147,7 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--rounds", type=int, help="rounds (default 3)")
     p.add_argument("--backends", default="sqlite,postgresql", help="sqlite,postgresql")
     p.add_argument("--engine", choices=["wrk", "python"], default="wrk")
-    p.add_argument("--wait-quiet", type=float, default=30.0, metavar="S")
+    add_wait_quiet(p, 30.0)
     p.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     a = p.parse_args(argv)
     return Options(

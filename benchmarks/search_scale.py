@@ -48,7 +48,7 @@ from regbench.report import splice
 from regbench.servers import backends_of, exit_on_sigterm
 from service_costs import TOKEN, scratch_settings
 from sqlalchemy import text
-from transfer_procs import DISTURBED_CPUS, foreign_load, wait_quiet
+from transfer_procs import DISTURBED_CPUS, add_wait_quiet, foreign_load, wait_quiet
 
 from cairn.app import ensure_admin
 from cairn.domain.semver import order_key
@@ -334,13 +334,7 @@ def main() -> None:
     p.add_argument("--backends", default="sqlite,postgresql")
     p.add_argument("--sizes", default="100000,1000000")
     p.add_argument("--runs", type=int, default=21)
-    p.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="first wait up to S seconds for other busy processes to finish",
-    )
+    add_wait_quiet(p)
     p.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     a = p.parse_args()
     sizes = sorted(int(s) for s in a.sizes.split(","))

@@ -48,7 +48,14 @@ import transfer_contenders as tc
 import transfer_data as td
 import transfer_report as tr
 from regbench.provenance import commit_label, machine, version_of
-from transfer_procs import busy_neighbours, foreign_load, sample_rss, stop_all, wait_quiet
+from transfer_procs import (
+    add_wait_quiet,
+    busy_neighbours,
+    foreign_load,
+    sample_rss,
+    stop_all,
+    wait_quiet,
+)
 from transfer_proxy import CountingProxy
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -106,13 +113,7 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--repush-reps", type=int, default=3)
     p.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     p.add_argument("--keep", action="store_true", help="keep the servers' storage")
-    p.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="first wait up to S seconds for other busy processes to finish",
-    )
+    add_wait_quiet(p)
     a = p.parse_args(argv)
     only = [k for k in a.only.split(",") if k]
     unknown = sorted(set(only) - set(ORDER))

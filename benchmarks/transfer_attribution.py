@@ -48,6 +48,7 @@ from regbench.provenance import commit_label, machine
 from regbench.report import splice
 from regbench.servers import exit_on_sigterm
 from transfer_procs import (
+    add_wait_quiet,
     foreign_load,
     free_port,
     sample_rss,
@@ -260,7 +261,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="256 MiB instead of 1 GiB")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--no-write", action="store_true")
-    p.add_argument("--wait-quiet", type=float, default=60.0, metavar="S")
+    add_wait_quiet(p)
     a = p.parse_args(argv)
     busy = wait_quiet(a.wait_quiet, lambda m: print(f"[attribution] {m}", file=sys.stderr))
     shape = (td.QUICK_SHAPES if a.quick else td.FULL_SHAPES)[0]

@@ -7,6 +7,7 @@ registered in ``RUNNING`` and ``stop_all`` ends whatever is left, also on error.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -276,6 +277,17 @@ def busy_neighbours(seconds: float = 2.0, threshold: float = 0.10) -> list[str]:
         if share > threshold:
             busy.append(f"`{_cmdline(pid) or name}` ({share:.0%} CPU)")
     return busy
+
+
+def add_wait_quiet(parser: argparse.ArgumentParser, default_s: float = 60.0) -> None:
+    """The ``--wait-quiet S`` option of every script that calls ``wait_quiet``."""
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=default_s,
+        metavar="S",
+        help="first wait up to S seconds for other busy processes to finish",
+    )
 
 
 def wait_quiet(max_wait_s: float, log: Callable[[str], None]) -> list[str]:
