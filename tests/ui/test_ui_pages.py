@@ -149,6 +149,23 @@ def test_sign_in_sets_the_api_session_cookie_and_a_csrf_cookie(
     assert visitor.get("/models").status_code == 200
 
 
+def test_the_sign_in_page_of_a_signed_in_user_goes_where_they_were_going(
+    visitor: TestClient, world: World
+) -> None:
+    """Signed in, /login showed the form again (a bookmark, the back button): it now goes
+    to ``next`` (or home); a dead session still gets the form."""
+    assert sign_in(visitor, world.reader).status_code == 303
+    again = visitor.get("/login", params={"next": f"/models/{world.model}"})
+    assert again.status_code == 303 and again.headers["location"] == f"/models/{world.model}"
+    home = visitor.get("/login", params={"next": "//evil.example/"})
+    assert home.status_code == 303 and home.headers["location"] == "/models"
+    visitor.cookies.clear()
+    visitor.cookies.set("cairn_session", "not-a-session")
+    dead = visitor.get("/login")
+    assert dead.status_code == 200 and 'action="/login"' in dead.text
+    assert 'cairn_session=""' in dead.headers["set-cookie"]  # forgotten
+
+
 def test_a_wrong_password_is_refused_on_the_form(visitor: TestClient, world: World) -> None:
     """The form again, with the message, as a 200: not a 401, which RFC 9110 (15.5.2)
     requires to carry a WWW-Authenticate challenge that a sign-in form has none of."""
@@ -248,6 +265,9 @@ def test_next_never_leads_off_the_site(visitor: TestClient, world: World, target
     response = sign_in(visitor, world.reader, next=target)
     assert response.status_code == 303
     assert response.headers["location"] == "/models"
+    signed_in = visitor.get("/login", params={"next": target})  # goes there, if on the site
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/models"
+    visitor.cookies.clear()
     form = visitor.get("/login", params={"next": target})
     assert 'name="next" value="/models"' in form.text
 

@@ -20,7 +20,9 @@ from cairn.ui.web import (
     SESSION_COOKIE,
     SIGN_IN,
     Limiter,
+    SignInRequired,
     UiRoute,
+    authenticate,
     check_origin,
     client_of,
     end_replaced_session,
@@ -96,7 +98,18 @@ def static(file: str) -> Response:
 
 @page_route(SIGN_IN)
 def sign_in_form(request: Request) -> Response:
-    return show(request, "login.html", next=safe_next(_arg(request, "next")), user="", error=None)
+    """The form; already signed in, where the user was going instead (a bookmark, the
+    back button). A dead session gets the form, its cookies cleared."""
+    target = safe_next(_arg(request, "next"))
+    if request.cookies.get(SESSION_COOKIE):
+        try:
+            authenticate(request)
+        except SignInRequired:
+            response = show(request, "login.html", next=target, user="", error=None)
+            forget_session(response)
+            return response
+        return RedirectResponse(target, status_code=303)
+    return show(request, "login.html", next=target, user="", error=None)
 
 
 @router.post(SIGN_IN)
