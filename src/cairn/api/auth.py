@@ -112,11 +112,11 @@ def _denial(secret: str | None) -> dict[str, Any]:
     return {"action": "authenticate", "target": shown}
 
 
-def _credentials(request: Request) -> tuple[str, str] | None:
+def _credentials(request: Request, query_secret: str | None) -> tuple[str, str] | None:
     """(kind, secret) from the request: ``api`` for bearer/basic, ``session`` for the cookie;
-    None if it carries none. Credentials sent where or as none are read (the query string,
-    a malformed header) are refused: ``Unauthenticated``."""
-    if _query_secret(request) is not None:
+    None if it carries none. Credentials sent where or as none are read (``query_secret``,
+    found in the query string; a malformed header) are refused: ``Unauthenticated``."""
+    if query_secret is not None:
         raise Unauthenticated(
             "credentials in the query string are refused (they end up in logs); "
             "send Authorization: Bearer <token>"
@@ -161,20 +161,26 @@ async def authenticate(request: Request) -> Actor:
     # credentials refused unread (in the query string, malformed) are failed attempts too:
     # counted against the source and audited like a wrong token, so probing is throttled
     # and shows in the log
-    with limiter.guard(source, denial=_denial(_query_secret(request))):
-        found = _credentials(request)
+    query_secret = _query_secret(request)
+    # what the audit log records if the attempt fails: updated once the secret is read
+    denial = _denial(query_secret)
+    csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
+    with limiter.guard(source, denial=denial):
+        found = _credentials(request, query_secret)
+        if found is not None:
+            kind, secret = found
+            denial.update(_denial(secret))
+
+            def check() -> Actor:
+                if kind == "session":
+                    return service.authenticate_session(
+                        secret, csrf, request_id=request_id, client=client
+                    )
+                return service.authenticate(secret, request_id=request_id, client=client)
+
+            actor = await brief(service, check)
     if found is None:  # no credentials at all: not an attempt, so not counted
         raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
-    kind, secret = found
-    csrf = None if request.method in SAFE_METHODS else request.headers.get(CSRF_HEADER, "")
-
-    def check() -> Actor:
-        if kind == "session":
-            return service.authenticate_session(secret, csrf, request_id=request_id, client=client)
-        return service.authenticate(secret, request_id=request_id, client=client)
-
-    with limiter.guard(source, denial=_denial(secret)):
-        actor = await brief(service, check)
     request.state.actor = actor
     return actor
 
