@@ -170,32 +170,44 @@ async def sign_out(request: Request) -> Response:
 # -- pages -------------------------------------------------------------------------------
 
 
-@page_route("/models")
-def models(request: Request, actor: Viewer) -> Response:
+def _search_page(
+    request: Request,
+    template: str,
+    orders: tuple[tuple[str, str], ...],
+    search: Callable[[str | None, list[str] | None, str | None], Page[Any]],
+) -> Response:
+    """A filtered, ordered, paged list: ``search(filter, order_by, page_token)`` reads it;
+    a filter, order or page token the service refuses is shown on the page (400)."""
     query, order, token = _arg(request, "filter"), _arg(request, "order"), _arg(request, "page")
-    page: Page[RegisteredModel] = Page([])
+    page: Page[Any] = Page([])
     error, status = None, 200
     try:
-        page = service_of(request).search_models(
-            actor,
-            query or None,
-            order_by=[order] if order else None,
-            max_results=PAGE_SIZE,
-            page_token=token or None,
-        )
-    except InvalidParameter as exc:  # the filter, the order or the page token
+        page = search(query or None, [order] if order else None, token or None)
+    except InvalidParameter as exc:
         error, status = exc.message, 400
     return show(
         request,
-        "models.html",
+        template,
         status,
         page=page,
         filter=query,
         order=order,
-        orders=MODEL_ORDERS,
+        orders=orders,
         error=error,
         paged=bool(token),
     )
+
+
+@page_route("/models")
+def models(request: Request, actor: Viewer) -> Response:
+    service = service_of(request)
+
+    def search(query: str | None, order_by: list[str] | None, token: str | None) -> Page[Any]:
+        return service.search_models(
+            actor, query, order_by=order_by, max_results=PAGE_SIZE, page_token=token
+        )
+
+    return _search_page(request, "models.html", MODEL_ORDERS, search)
 
 
 @page_route("/models/{name}")
@@ -249,28 +261,11 @@ def alias(request: Request, name: str, alias: str, actor: Viewer) -> Response:
 
 @page_route("/versions")
 def search_versions(request: Request, actor: Viewer) -> Response:
-    query, order, token = _arg(request, "filter"), _arg(request, "order"), _arg(request, "page")
-    page: Page[ModelVersion] = Page([])
-    error, status = None, 200
-    try:
-        page = service_of(request).search_versions(
-            actor,
-            query or None,
-            order_by=[order] if order else None,
-            max_results=PAGE_SIZE,
-            page_token=token or None,
-            files=False,
+    service = service_of(request)
+
+    def search(query: str | None, order_by: list[str] | None, token: str | None) -> Page[Any]:
+        return service.search_versions(
+            actor, query, order_by=order_by, max_results=PAGE_SIZE, page_token=token, files=False
         )
-    except InvalidParameter as exc:
-        error, status = exc.message, 400
-    return show(
-        request,
-        "versions.html",
-        status,
-        page=page,
-        filter=query,
-        order=order,
-        orders=VERSION_ORDERS,
-        error=error,
-        paged=bool(token),
-    )
+
+    return _search_page(request, "versions.html", VERSION_ORDERS, search)
