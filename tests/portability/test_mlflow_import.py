@@ -28,7 +28,8 @@ import pytest
 from cairn.client import Client
 from cairn.client.base import BaseClient
 from cairn.client.importing import ItemResult, Reporter
-from cairn.client.mlflow_import import MlflowImporter, MlflowSource
+from cairn.client.mlflow_import import MlflowImporter
+from cairn.client.mlflow_source import MlflowSource
 from cairn.client.transfer import scan
 from cairn.domain.models import VersionSpec, VersionStatus
 from cairn.domain.progress import NoProgress

@@ -280,7 +280,8 @@ def import_mlflow(
     as_json: SummaryJson = False,
     quiet_flag: Quiet = False,
 ) -> None:
-    from cairn.client.mlflow_import import MlflowImporter, MlflowSource
+    from cairn.client.mlflow_import import MlflowImporter
+    from cairn.client.mlflow_source import MlflowSource
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     sdk = client(ctx)
