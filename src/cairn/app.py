@@ -160,3 +160,39 @@ def ensure_admin(service: RegistryService, settings: Settings) -> Path | None:
 def create_app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings come from ``CAIRN_*`` variables."""
     return create_app(Settings())
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``cairn server`` runs uvicorn, besides where it listens."""
+    return {
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_keep_alive": 30,
+        # X-Forwarded-For/-Proto only from the proxies named: uvicorn's own default believes
+        # them from 127.0.0.1, i.e. from any local process (rate limits and the audit log
+        # key on the client's address)
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
+    }
+
+
+# What ``cairn server`` execs into once it has checked the settings and migrated: a fresh
+# interpreter holding only uvicorn and the app, not the command line's libraries or the
+# migration's. ``-P``: no current folder on the import path (a ``cairn.py`` there would
+# be imported in Cairn's place).
+SERVE_COMMAND = ("-P", "-c", "from cairn.app import serve; serve()")
+
+
+def serve() -> None:
+    """Run uvicorn on the app with the settings ``cairn server`` left in ``CAIRN_*``."""
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(
+        "cairn.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        **uvicorn_options(settings),
+    )

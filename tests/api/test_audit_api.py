@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from cairn.cli.server import uvicorn_options
+from cairn.app import uvicorn_options
 from cairn.domain import tokens
 from cairn.errors import Unavailable
 from cairn.settings import Settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,10 +45,8 @@ def server(
     ] = None,
 ) -> None:
     """Run the Cairn server (API, docs at /docs)."""
-    import uvicorn
-
     from cairn.api.middleware import HostRules
-    from cairn.app import ensure_admin
+    from cairn.app import SERVE_COMMAND, ensure_admin
     from cairn.service.factory import build_service
     from cairn.settings import misspelt_variables
 
@@ -84,28 +83,11 @@ def server(
             "answering only Host: localhost/127.0.0.1/::1; set CAIRN_ALLOWED_HOSTS to the names "
             "clients use to reach this server (docs/security.md#http-hardening)"
         )
-    uvicorn.run(
-        "cairn.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        **uvicorn_options(settings),
-    )
-
-
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How ``cairn server`` runs uvicorn, besides where it listens."""
-    return {
-        "log_level": "warning",
-        "access_log": False,
-        "timeout_keep_alive": 30,
-        # X-Forwarded-For/-Proto only from the proxies named: uvicorn's own default believes
-        # them from 127.0.0.1, i.e. from any local process (rate limits and the audit log
-        # key on the client's address)
-        "proxy_headers": bool(settings.trusted_proxies),
-        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
-    }
+    # the serving process starts afresh: what this one loaded to check, migrate and talk
+    # (the command line's libraries, Alembic) would otherwise stay in its memory for good
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *SERVE_COMMAND])  # noqa: S606 (fixed argv)
 
 
 @db_app.command("upgrade")

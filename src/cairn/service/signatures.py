@@ -23,7 +23,6 @@ from cairn.domain.signatures import (
 )
 from cairn.domain.uris import parse_version_number
 from cairn.errors import Conflict, InvalidParameter, NotFound
-from cairn.service import signing
 from cairn.service.base import ServiceBase
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
@@ -38,6 +37,8 @@ class SignaturesService(ServiceBase):
         self, actor: Actor, name: str, kind: SignerKind | str, material: str
     ) -> TrustedSigner:
         """Trust a public key or a CA certificate (chain) under ``name``."""
+        from cairn.service import signing  # cryptography: loaded when first needed
+
         validate_signer_name(name)
         kind = SignerKind.parse(kind)
         if not isinstance(material, str):
@@ -117,6 +118,8 @@ class SignaturesService(ServiceBase):
         nothing is recorded; any other bundle is recorded, verified or with the reason it
         is not.
         """
+        from cairn.service import signing  # cryptography: loaded when first needed
+
         names.validate_model_name(name)
         number = parse_version_number(version)
         data = (
@@ -224,6 +227,8 @@ def _one_signer(store: SignatureStore, name: str) -> Any:
 
 
 def _trusted_signer(row: Any) -> TrustedSigner:
+    from cairn.service import signing  # cryptography: loaded when first needed
+
     kind = SignerKind.parse(row.kind)
     return TrustedSigner(
         name=row.name,
