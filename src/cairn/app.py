@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from starlette.responses import JSONResponse
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
 
 from cairn import __version__
 from cairn.api import docs_page, mlflow, openapi
 from cairn.api.auth import AUTHENTICATED, RateLimiter
-from cairn.api.errors import cairn_error_response, install_error_handlers
+from cairn.api.errors import cairn_error_response, http_error_response, install_error_handlers
 from cairn.api.fastlane import FastLane
 from cairn.api.middleware import install_hardening
 from cairn.api.offload import InFlight
@@ -37,6 +39,7 @@ from cairn.service.factory import build_service
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
 from cairn.ui import router as ui_router
+from cairn.ui.web import not_found_page, wants_page
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,6 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.auth_failures_per_minute, 60.0)
     ensure_admin(service, settings)
     install_error_handlers(app)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
+        """No route: a page for a browser outside the APIs, Cairn's JSON error otherwise."""
+        if wants_page(request):
+            return await run_in_threadpool(not_found_page, request)
+        return await http_error_response(request, exc)
 
     # Probes first: routes are matched in order, and probes come often.
     @app.get("/health", tags=["operations"])

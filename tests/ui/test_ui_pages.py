@@ -131,6 +131,28 @@ def test_the_api_and_the_probes_are_untouched(anon: TestClient, api: TestClient)
     assert not [p for p in paths if not p.startswith(("/api/", "/health", "/ready"))]
 
 
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}  # what a browser sends
+
+
+def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_the_rest(
+    visitor: TestClient, anon: TestClient
+) -> None:
+    """A mistyped address in a browser showed raw JSON; the APIs answer JSON whoever asks."""
+    page = visitor.get("/modles", headers=HTML)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "there is no page at this address" in page.text and "/modles" not in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+    for path in (f"{V1}/no-such-thing", "/api/2.0/mlflow/no-such-thing", "/ajax-api/2.0/x"):
+        unknown = anon.get(path, headers=HTML)  # MLflow's prefix asks for a caller first
+        assert unknown.status_code in (401, 404), path
+        assert unknown.headers["content-type"] == "application/json", path
+    unknown = anon.get("/modles")  # no Accept: text/html (curl, scripts)
+    assert unknown.status_code == 404
+    assert unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
 # -- signing in ------------------------------------------------------------------------------
 
 

@@ -104,6 +104,20 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+async def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own errors (no route, a method the route does not take) in Cairn's shape."""
+    code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+    message = str(exc.detail) if exc.detail else "request failed"
+    if exc.status_code == 404 and message == "Not Found":
+        message = "no such endpoint"
+    response = error_response(exc.status_code, code, message)
+    response.headers.update(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else ""
+    if allowed:
+        response.headers["Allow"] = allowed
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CairnError)
     async def _cairn(request: Request, exc: CairnError) -> JSONResponse:
@@ -115,18 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, "INVALID_PARAMETER_VALUE", _describe_validation(exc))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
-        message = str(exc.detail) if exc.detail else "request failed"
-        if exc.status_code == 404 and message == "Not Found":
-            message = "no such endpoint"
-        response = error_response(exc.status_code, code, message)
-        response.headers.update(exc.headers or {})
-        allowed = _allowed_methods(request) if exc.status_code == 405 else ""
-        if allowed:
-            response.headers["Allow"] = allowed
-        return response
+    app.add_exception_handler(StarletteHTTPException, http_error_response)  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

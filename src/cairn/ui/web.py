@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from cairn.domain import tokens
 from cairn.domain.access import Actor
-from cairn.errors import CairnError, InvalidParameter, PermissionDenied, Unauthenticated
+from cairn.errors import CairnError, InvalidParameter, NotFound, PermissionDenied, Unauthenticated
 from cairn.service.registry import RegistryService
 from cairn.ui.render import render
 
@@ -291,6 +291,21 @@ def error_page(request: Request, exc: CairnError) -> Response:
     response = show(request, "error.html", status, title=title, error=exc)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page outside the APIs (which answer JSON whoever asks)."""
+    path = request.url.path
+    api = path.startswith(("/api/", "/ajax-api/")) or path in ("/health", "/ready")
+    return not api and "text/html" in request.headers.get("accept", "")
+
+
+def not_found_page(request: Request) -> Response:
+    """The page for an address the server does not know."""
+    response = error_page(request, NotFound("there is no page at this address"))
+    response.headers.update(UI_HEADERS)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
