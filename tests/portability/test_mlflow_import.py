@@ -311,15 +311,24 @@ def test_files_after_a_no_files_import_say_what_to_do(
     url = mlflow_registry.url
     only = ("--tracking-uri", url, "-m", "churn")
     cairn(data, "import", "mlflow", *only, "--no-files")
-    plan = cairn(data, "import", "mlflow", *only, "--dry-run")
-    assert "churn v1: import (files from " in plan.stdout
-    assert "in Cairn without files (imported with --no-files)" in plan.stdout
+    plan = cairn(data, "import", "mlflow", *only, "--dry-run", code=1)
+    assert "churn v1: FAILED: in Cairn without files" in plan.stdout  # MLflow has files
     full = cairn(data, "import", "mlflow", *only, "--json", code=1)
     [problem] = json.loads(full.stdout)["problems"]
     assert problem["version"] == 1
     assert "imported without files (--no-files)" in problem["message"]
     assert "cairn models delete churn" in problem["message"]
+
+    downloaded = []
+
+    class Counted(MlflowSource):  # it downloaded every file before refusing them
+        def download(self, name: str, version: int, dst: Path) -> Path:
+            downloaded.append((name, version))
+            return super().download(name, version, dst)
+
     with Client(data) as sdk:
+        summary = MlflowImporter(sdk, Counted(url)).run(["churn"]).to_json()
+        assert summary["versions"]["failed"] == 1 and downloaded == []
         assert sdk.get_version("churn", 1).status is VersionStatus.READY  # left as it was
         sdk.delete_model("churn")  # what the message says to do
     cairn(data, "import", "mlflow", *only)

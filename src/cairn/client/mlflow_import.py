@@ -47,11 +47,11 @@ from cairn.domain.names import name_key
 from cairn.errors import CairnError, NotFound, Unavailable
 
 
-def _files_refused(name: str, count: int) -> str:
+def _files_refused(name: str) -> str:
     """Why the files of a version imported earlier with --no-files are not added."""
     return (
-        f"in Cairn without files: it was imported without files (--no-files), and Cairn "
-        f"versions never change, so its {count} file(s) in MLflow cannot be added. To "
+        "in Cairn without files: it was imported without files (--no-files), and Cairn "
+        "versions never change, so its files in MLflow cannot be added. To "
         f"bring them, delete the model in Cairn (cairn models delete {shlex.quote(name)}; "
         "all its versions go) and run the import again: it is imported afresh"
     )
@@ -174,13 +174,13 @@ class MlflowImporter:
             )
             note = "already in Cairn" + (f"; updated {', '.join(changes)}" if changes else "")
             return ItemResult(name, number, SKIPPED, note)
+        if self.files and existing is not None and self._imported_without_files(existing, mv):
+            # refused before a byte is downloaded, if MLflow says it has files for it
+            held = self.source.has_files(name, number)
+            if held:
+                return ItemResult(name, number, FAILED, _files_refused(name))
         if dry_run:
             where = "without files" if not self.files else f"files from {mv.source}"
-            if existing is not None and self._imported_without_files(existing, mv):
-                where += (  # only the download tells whether MLflow has files for it
-                    "; it is in Cairn without files (imported with --no-files): if MLflow "
-                    "has files for it, they cannot be added"
-                )
             return ItemResult(name, number, PLANNED, f"import ({where})")
         if mv.status != "READY":
             reason = f"MLflow status is {mv.status}" + (
@@ -205,7 +205,7 @@ class MlflowImporter:
             try:
                 files = scan_tree(local, progress)
                 if files and existing is not None and self._imported_without_files(existing, mv):
-                    return ItemResult(name, number, FAILED, _files_refused(name, len(files)))
+                    return ItemResult(name, number, FAILED, _files_refused(name))
                 spec = mv.spec(tuple(f.entry for f in files))
                 version, sent = write_version(
                     self.cairn, name, number, spec, files, progress=progress, **self._provenance(mv)

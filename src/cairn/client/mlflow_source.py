@@ -290,6 +290,18 @@ class MlflowSource:
                 break
         return [found[n] for n in sorted(found)]
 
+    def has_files(self, name: str, version: int) -> bool | None:
+        """Whether MLflow holds any file for the version (one listing, nothing downloaded);
+        None if it cannot say."""
+        try:
+            uri = self._client.get_model_version_download_uri(name, str(version))
+            listed = self._mlflow.artifacts.list_artifacts(
+                artifact_uri=uri, tracking_uri=self.tracking_uri
+            )
+        except Exception:  # the download, if tried, says why
+            return None
+        return bool(listed)
+
     def download(self, name: str, version: int, dst: Path) -> Path:
         """The version's files, downloaded under ``dst``; returns their folder (or file)."""
         uri = self._client.get_model_version_download_uri(name, str(version))
