@@ -11,6 +11,7 @@ from cairn.service.aliases import AliasesService
 from cairn.service.artifacts import ArtifactsService
 from cairn.service.audit import AuditService
 from cairn.service.credentials import CredentialsService
+from cairn.service.deployments import DeploymentsService
 from cairn.service.downloads import DownloadsService
 from cairn.service.identity import IdentityService
 from cairn.service.maintenance import MaintenanceService
@@ -36,6 +37,7 @@ class RegistryService(
     AuditService,
     IdentityService,
     CredentialsService,
+    DeploymentsService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""
 

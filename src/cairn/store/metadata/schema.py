@@ -518,3 +518,58 @@ approvals = Table(
     Column("at", BigInteger, nullable=False),
     UniqueConstraint("request_id", "approver"),
 )
+
+# -- deployments and monitoring feedback (migration 0018) -------------------------------
+
+# Where versions run: one row per named target, the version of one model it serves now.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("name_key", String(256), nullable=False, unique=True),
+    Column("environment", String(64), nullable=False),
+    Column("url", String(2048)),
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer),  # NULL: retired
+    Column("alias", String(255)),  # the alias the version was given through
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Column("retired_at", BigInteger),
+    Index("ix_deployments_model_id_version", "model_id", "version"),
+)
+
+# Every change of what a deployment serves; in force from ``at`` until ``until``.
+deployment_events = Table(
+    "deployment_events",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("deployment_id", ID, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),  # NULL: retired
+    Column("alias", String(255)),
+    Column("actor", String(256)),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("at", BigInteger, nullable=False),
+    Column("until", BigInteger),  # the next event's ``at``; NULL: in force
+    Index("ix_deployment_events_deployment_id_at", "deployment_id", "at", "id"),
+    Index("ix_deployment_events_model_id_to_version_at", "model_id", "to_version", "at"),
+)
+
+# Monitoring feedback, each point linked to the version its deployment served at ``at``.
+feedback_points = Table(
+    "feedback_points",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("deployment_id", ID, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("labels", Text),  # JSON object, NULL when empty
+    Index("ix_feedback_points_deployment_id_at", "deployment_id", "at", "id"),
+    Index("ix_feedback_points_model_id_version_key_at", "model_id", "version", "key", "at"),
+)
