@@ -25,6 +25,7 @@ from cairn.api.v1 import (
     aliases,
     artifacts,
     audit,
+    deployments,
     identity,
     models,
     portability,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signatures.router,
         promotions.router,
         scans.router,
+        deployments.router,
     )
     for router in routers:
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)

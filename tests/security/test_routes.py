@@ -50,6 +50,7 @@ pytestmark = pytest.mark.xdist_group("security-route-sweep")  # one worker compu
 
 ADMIN_TOKEN = "cairn-sweep-admin-token-0123456789abcdefghij"
 MODEL, GHOST = "vault.m", "vault.ghost"
+DEPLOYMENT = "vault.dep"
 DATA_A, DATA_B = b"weights of version one", b"weights of version two, still uploading"
 
 
@@ -80,6 +81,7 @@ SELF_SERVICE = {
     "list_models",
     "search_versions",
     "list_promotions",
+    "list_deployments",
     "search_registered_models",
     "search_model_versions",
     "server_info",
@@ -114,6 +116,7 @@ QUERY: dict[str, dict[str, str]] = {
     "revoke_grant": {"subject": "user:{user}", "model": "{model}"},
     "list_audit": {"model": "{model}"},
     "list_policies": {"model": "{model}"},
+    "deployment_at": {"at": "2030-01-01T00:00:00Z"},
     "list_artifacts": {"path": "cairn-models/{model}/1"},
     "get_registered_model": {"name": "{model}"},
     "search_registered_models": {"filter": "name = '{model}'"},
@@ -152,6 +155,9 @@ BODY: dict[str, dict[str, Any]] = {
     "read_files": {"paths": ["a.bin"]},
     "file_urls": {"paths": ["a.bin"]},
     "prune_versions": {"keep": 1},
+    "set_deployment": {"model_uri": "models:/{model}/1", "environment": "prod"},
+    "retire_deployment": {"reason": "sweep"},
+    "push_feedback": {"points": [{"key": "k", "value": 1, "timestamp": "2020-01-01T00:00:00Z"}]},
 }
 # The MLflow registry API reads a JSON body for POST, PATCH and DELETE: one that names
 # everything any of its routes needs.
@@ -304,6 +310,7 @@ def path_values(path: str, values: dict[str, str]) -> dict[str, str]:
         "policy_id": values["policy_id"],
         "request_id": values["request_id"],
         "user": values["member"],
+        "deployment": values.get("deployment", DEPLOYMENT),
     }
 
 
@@ -351,8 +358,8 @@ def _ok(response: Any, expected: int = 200) -> Any:
 
 def build_world(api: TestClient) -> World:
     """As the admin: a model with a READY version, tags, an alias, a PENDING version with
-    an upload in progress, a protected alias with a pending promotion request, a group,
-    and a user without grants."""
+    an upload in progress, a protected alias with a pending promotion request, a
+    deployment, a group, and a user without grants."""
     _ok(api.post("/api/v1/models", json={"name": MODEL, "tags": {"k": "v"}}), 201)
     files = [{"path": "a.bin", "size": len(DATA_A), "digest": sha(DATA_A)}]
     _ok(api.post(f"/api/v1/models/{MODEL}/versions", json={"files": files}), 201)
@@ -382,6 +389,8 @@ def build_world(api: TestClient) -> World:
         201,
     )
     assert promotion["status"] == "pending", promotion
+    deployment = {"model_uri": f"models:/{MODEL}/1", "environment": "prod"}
+    _ok(api.put(f"/api/v1/deployments/{DEPLOYMENT}", json=deployment))
     _ok(api.post("/api/v1/groups", json={"name": "team"}), 201)
     _ok(api.put("/api/v1/groups/team/members/admin"), 204)
     _ok(api.post("/api/v1/users", json={"name": "dave"}), 201)
@@ -400,6 +409,7 @@ def build_world(api: TestClient) -> World:
         "token_id": str(admin_token["id"]),
         "policy_id": str(policy["id"]),
         "request_id": str(promotion["id"]),
+        "deployment": DEPLOYMENT,
     }
     ghosts = {
         **real,
@@ -412,6 +422,7 @@ def build_world(api: TestClient) -> World:
         "token_id": "987654",
         "policy_id": "987654",
         "request_id": "987654",
+        "deployment": "ghost-dep",
     }
     return World(real, ghosts)
 
@@ -533,6 +544,7 @@ def _static() -> Static:
                 "policy_id": "1",
                 "request_id": "1",
                 "pem": "",
+                "deployment": DEPLOYMENT,
             }
             authenticated, dispatched = {}, {}
             for e in found:
@@ -564,6 +576,7 @@ def test_the_sweep_sees_every_family_of_routes() -> None:
         "/api/v1/audit",
         "/api/v1/signers",
         "/api/v1/promotions",
+        "/api/v1/deployments",
         "/api/v1/import/models",
         "/api/v1/uploads/",
         "/api/2.0/mlflow/registered-models/",
