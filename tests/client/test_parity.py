@@ -158,6 +158,17 @@ def _two(c: BaseClient) -> None:
     _model(c, versions=2)
 
 
+def _deployed(c: BaseClient) -> None:
+    """Model m with two versions; deployment d served version 1, then 2 (now)."""
+    _two(c)
+    c.set_deployment("d", "models:/m/1", environment="prod")
+    c.set_deployment("d", "models:/m/2")
+
+
+def _point(key: str, value: float) -> dict[str, Any]:
+    return {"key": key, "value": value, "timestamp": datetime.now(UTC)}
+
+
 def _folder() -> Path:
     """A small model folder: a config and two weight shards."""
     src = Path(tempfile.mkdtemp(prefix="parity-src-"))
@@ -655,6 +666,53 @@ SCENARIOS: dict[str, Scenario] = {
     "search_models order_by str": _then(_two, lambda c: c.search_models(order_by="name")),  # type: ignore[arg-type]
     "search_models filter int": lambda c: c.search_models(5),  # type: ignore[arg-type]
     "create_model tags list": lambda c: c.create_model("m", tags=[("a", "b")]),  # type: ignore[arg-type]
+    # deployments and monitoring feedback
+    "set_deployment": _then(
+        _two, lambda c: c.set_deployment("d", "models:/m/1", environment="prod", url="https://x")
+    ),
+    "deployment lifecycle": _then(
+        _deployed,
+        lambda c: (
+            c.retire_deployment("d", expect=2, reason="done"),
+            c.deployment_history("d"),
+            c.list_servings("m", 1),
+            c.list_deployments(model="m", retired=True),
+        ),
+    ),
+    "set_deployment expect mismatch": _then(
+        _deployed, lambda c: c.set_deployment("d", "models:/m/1", expect=1)
+    ),
+    "set_deployment new without environment": _then(
+        _two, lambda c: c.set_deployment("d", "models:/m/1")
+    ),
+    "set_deployment bad name": _then(
+        _two, lambda c: c.set_deployment("a/b", "models:/m/1", environment="prod")
+    ),
+    "get_deployment missing": lambda c: c.get_deployment("ghost"),
+    "deployment_at before": _then(
+        _deployed, lambda c: c.deployment_at("d", datetime(2000, 1, 1, tzinfo=UTC))
+    ),
+    "push_feedback": _then(
+        _deployed,
+        lambda c: (
+            c.push_feedback("d", [_point("auc", 0.5)], idempotency_key="k1"),
+            c.push_feedback("d", [_point("auc", 0.5)], idempotency_key="k1").replayed,
+            [(p.key, p.value, p.version) for p in c.version_feedback("m", 2).items],
+            [(s.key, s.count, s.mean) for s in c.feedback_summary("m", 2)],
+        ),
+    ),
+    "push_feedback nan": _then(
+        _deployed, lambda c: c.push_feedback("d", [_point("auc", float("nan"))])
+    ),
+    "push_feedback too early": _then(
+        _deployed,
+        lambda c: c.push_feedback(
+            "d", [{"key": "a", "value": 1, "timestamp": datetime(2000, 1, 1, tzinfo=UTC)}]
+        ),
+    ),
+    "deployment_feedback bad token": _then(
+        _deployed, lambda c: c.deployment_feedback("d", page_token="nope")
+    ),
 }
 
 

@@ -21,6 +21,13 @@ from cairn.client.transfer import WORKERS, LocalFile, upload_plan
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
+from cairn.domain.deployments import (
+    Deployment,
+    DeploymentEvent,
+    FeedbackPoint,
+    FeedbackReceipt,
+    FeedbackSummary,
+)
 from cairn.domain.diff import VersionDiff
 from cairn.domain.models import (
     AliasEvent,
@@ -391,6 +398,105 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest: ...
+
+    # -- deployments (where versions run) and monitoring feedback ------------------------
+    @abc.abstractmethod
+    def set_deployment(
+        self,
+        name: str,
+        model_uri: str,
+        *,
+        environment: str | None = None,
+        url: str | None = None,
+        expect: int | None = None,
+        reason: str = "",
+    ) -> Deployment:
+        """Record that deployment ``name`` now serves ``model_uri`` (``models:/NAME/VERSION``,
+        ``models:/NAME@ALIAS`` resolved now, or ``/latest``). A new deployment needs its
+        ``environment``; ``expect``: the version it must serve now (0: new or retired)."""
+
+    @abc.abstractmethod
+    def get_deployment(self, name: str) -> Deployment: ...
+
+    @abc.abstractmethod
+    def list_deployments(
+        self,
+        *,
+        model: str | None = None,
+        version: int | str | None = None,
+        environment: str | None = None,
+        retired: bool = False,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[Deployment]: ...
+
+    @abc.abstractmethod
+    def retire_deployment(
+        self, name: str, *, expect: int | None = None, reason: str = ""
+    ) -> Deployment:
+        """End the deployment: it serves nothing from now on; its history is kept."""
+
+    @abc.abstractmethod
+    def deployment_history(self, name: str, *, limit: int | None = None) -> list[DeploymentEvent]:
+        """Every change of what ``name`` serves, newest first."""
+
+    @abc.abstractmethod
+    def deployment_at(self, name: str, at: datetime) -> DeploymentEvent:
+        """The change in force at ``at``: what ``name`` served then."""
+
+    @abc.abstractmethod
+    def list_servings(
+        self, name: str, version: int | str | None = None, *, limit: int | None = None
+    ) -> list[DeploymentEvent]:
+        """Where model ``name``'s versions (or ``version``) ran and when, newest first."""
+
+    @abc.abstractmethod
+    def push_feedback(
+        self,
+        name: str,
+        points: Sequence[FeedbackPoint | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> FeedbackReceipt:
+        """Post observations of deployment ``name``; each is linked to the version it
+        served at the point's timestamp. Points are ``FeedbackPoint`` or
+        ``{"key", "value", "timestamp"[, "labels"]}``."""
+
+    @abc.abstractmethod
+    def deployment_feedback(
+        self,
+        name: str,
+        *,
+        key: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[FeedbackPoint]: ...
+
+    @abc.abstractmethod
+    def version_feedback(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        key: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[FeedbackPoint]: ...
+
+    @abc.abstractmethod
+    def feedback_summary(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[FeedbackSummary]:
+        """Per metric key: count, min, max, mean and last value of the version's points."""
 
     # -- identities: who am I, users, groups, grants, tokens ---------------------------
     # Plain JSON-shaped dicts, exactly as the API returns them (docs/api.md).

@@ -21,6 +21,7 @@ import httpx
 
 from cairn.client.base import BaseClient, field_map
 from cairn.client.direct_parts import send_parts
+from cairn.client.http_deployments import DeploymentCalls
 from cairn.client.http_governance import GovernanceCalls
 from cairn.client.http_transport import (
     MAX_ATTEMPTS,
@@ -98,9 +99,10 @@ def _page_params(
     }
 
 
-class HttpClient(GovernanceCalls, BaseClient):
+class HttpClient(GovernanceCalls, DeploymentCalls, BaseClient):
     """The SDK over HTTP: models, versions, aliases and their files; the identity,
-    audit and governance calls come from ``GovernanceCalls``."""
+    audit and governance calls come from ``GovernanceCalls``, the deployment and feedback
+    calls from ``DeploymentCalls``."""
 
     def _models_page(self, body: Any) -> Page[RegisteredModel]:
         return Page([model_from_json(m) for m in body["models"]], body.get("next_page_token"))

@@ -27,6 +27,13 @@ from cairn.domain.artifacts import (
 )
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import frames
+from cairn.domain.deployments import (
+    Deployment,
+    DeploymentEvent,
+    FeedbackPoint,
+    FeedbackReceipt,
+    FeedbackSummary,
+)
 from cairn.domain.diff import VersionDiff
 from cairn.domain.models import (
     Actor,
@@ -461,6 +468,129 @@ class LocalClient(BaseClient):
         return self._service.cancel(self._actor, request_id, comment=comment)
 
     # -- identities ----------------------------------------------------------------------
+    # -- deployments and monitoring feedback ------------------------------------------------
+    def set_deployment(
+        self,
+        name: str,
+        model_uri: str,
+        *,
+        environment: str | None = None,
+        url: str | None = None,
+        expect: int | None = None,
+        reason: str = "",
+    ) -> Deployment:
+        return self._service.set_deployment(
+            self._actor,
+            name,
+            model_uri,
+            environment=environment,
+            url=url,
+            expect=expect,
+            reason=reason,
+        )
+
+    def get_deployment(self, name: str) -> Deployment:
+        return self._service.get_deployment(self._actor, name)
+
+    def list_deployments(
+        self,
+        *,
+        model: str | None = None,
+        version: int | str | None = None,
+        environment: str | None = None,
+        retired: bool = False,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[Deployment]:
+        return self._service.list_deployments(
+            self._actor,
+            model=model,
+            version=version,
+            environment=environment,
+            retired=retired,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def retire_deployment(
+        self, name: str, *, expect: int | None = None, reason: str = ""
+    ) -> Deployment:
+        return self._service.retire_deployment(self._actor, name, expect=expect, reason=reason)
+
+    def deployment_history(self, name: str, *, limit: int | None = None) -> list[DeploymentEvent]:
+        return self._service.deployment_history(self._actor, name, limit=limit)
+
+    def deployment_at(self, name: str, at: datetime) -> DeploymentEvent:
+        return self._service.deployment_at(self._actor, name, at)
+
+    def list_servings(
+        self, name: str, version: int | str | None = None, *, limit: int | None = None
+    ) -> list[DeploymentEvent]:
+        return self._service.list_servings(self._actor, name, version, limit=limit)
+
+    def push_feedback(
+        self,
+        name: str,
+        points: Sequence[FeedbackPoint | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> FeedbackReceipt:
+        return self._service.push_feedback(
+            self._actor, name, points, idempotency_key=idempotency_key
+        )
+
+    def deployment_feedback(
+        self,
+        name: str,
+        *,
+        key: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[FeedbackPoint]:
+        return self._service.deployment_feedback(
+            self._actor,
+            name,
+            key=key,
+            since=since,
+            until=until,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def version_feedback(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        key: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[FeedbackPoint]:
+        return self._service.version_feedback(
+            self._actor,
+            name,
+            version,
+            key=key,
+            since=since,
+            until=until,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def feedback_summary(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[FeedbackSummary]:
+        return self._service.feedback_summary(self._actor, name, version, since=since, until=until)
+
     def _as_admin_user(self, *, bootstrap: bool) -> Actor:
         """The local actor holding the ``admin`` user's id: tokens belong to users.
 
