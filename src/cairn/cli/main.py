@@ -13,6 +13,7 @@ from cairn import __version__
 from cairn.cli import (
     aliases,
     audit,
+    deployments,
     diff,
     identity,
     models,
@@ -60,6 +61,8 @@ app.add_typer(tokens.tokens_app, name="tokens")
 app.add_typer(identity.users_app, name="users")
 app.add_typer(identity.groups_app, name="groups")
 app.add_typer(identity.grants_app, name="grants")
+app.add_typer(deployments.deployments_app, name="deployments")
+app.add_typer(deployments.feedback_app, name="feedback")
 
 
 def _version(value: bool) -> None:
