@@ -99,6 +99,12 @@ def test_bad_input_is_one_clear_line(uri: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("key,value\nauc,1\n", encoding="utf-8")
     assert "no column timestamp" in refused(uri, "feedback", "push", "d", "--file", str(bad))
+    late = tmp_path / "late.json"
+    late.write_text('[{"key": "a", "value": 1, "timestamp": "yesterday"}]', encoding="utf-8")
+    assert "not RFC 3339" in refused(uri, "feedback", "push", "d", "--file", str(late))
+    words = tmp_path / "words.csv"
+    words.write_text("key,value,timestamp\nauc,high,2026-01-01T00:00:00Z\n", encoding="utf-8")
+    assert "line 2: value 'high'" in refused(uri, "feedback", "push", "d", "-f", str(words))
     assert "does not exist" in refused(uri, "deployments", "get", "ghost")
     shown = cairn(uri, "feedback", "show", "d", "--json")
     assert shown == []

@@ -25,7 +25,6 @@ from cairn.cli.common import (
     parse_pairs,
 )
 from cairn.cli.output import DataTable, _more, message, out, print_json
-from cairn.domain.codec import parse_time
 from cairn.domain.deployments import (
     Deployment,
     DeploymentEvent,
@@ -301,14 +300,6 @@ def push(
         {"key": k, "value": v, "timestamp": when, "labels": labels}
         for k, v in parse_metrics(metric).items()
     ]
-    for point in points:
-        if isinstance(point, dict) and isinstance(point.get("timestamp"), str):
-            try:
-                point["timestamp"] = parse_time(point["timestamp"])
-            except ValueError:
-                raise InvalidParameter(
-                    f"timestamp {point['timestamp']!r} is not RFC 3339"
-                ) from None
     if not points:
         raise InvalidParameter("nothing to post: give --file or --metric KEY=VALUE")
     receipt = client(ctx).push_feedback(name, points, idempotency_key=idempotency_key)
