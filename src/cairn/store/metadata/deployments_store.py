@@ -200,7 +200,10 @@ class DeploymentStore:
     def add_points(
         self, deployment_id: int, model_id: int, points: Sequence[tuple[FeedbackPoint, int, int]]
     ) -> None:
-        """One multi-row insert: (point, its time in µs, the version in force then)."""
+        """(point, its time in µs, the version in force then), in one INSERT executed for
+        every row (executemany: psycopg pipelines it, SQLite loops in C). A literal
+        multi-row VALUES was 5-9 times slower for 1,000 points: it compiles afresh for
+        each batch size."""
         self.s.execute(
             insert(F),
             [
