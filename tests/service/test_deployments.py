@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -376,3 +377,36 @@ def test_lists_page_by_name(service: RegistryService, clock: Clock) -> None:
     assert [d.name for d in second.items] == ["c"] and second.next_page_token is None
     with pytest.raises(InvalidParameter, match="does not belong to this query"):
         service.list_deployments(READER, max_results=2, page_token=first.next_page_token)
+
+
+def test_writers_racing_with_one_precondition_move_it_once(service: RegistryService) -> None:
+    """Eight writers each move 'd' from version 1 to their own version, with --expect 1:
+    exactly one succeeds, the others are refused, and the history has one move. The
+    first writes of a new name race too: one creates it, the others find it."""
+    service.create_model(SYSTEM, "m")
+    for _ in range(9):
+        service.create_version(SYSTEM, "m")
+
+    def create(_: int) -> str:
+        try:
+            service.set_deployment(SYSTEM, "d", "models:/m/1", environment="prod", expect=0)
+        except Conflict:
+            return "refused"
+        return "created"
+
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(create, range(8)))
+    assert sorted(created) == ["created"] + ["refused"] * 7
+
+    def move(version: int) -> int | None:
+        try:
+            return service.set_deployment(SYSTEM, "d", f"models:/m/{version}", expect=1).version
+        except Conflict:
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        moved = [v for v in pool.map(move, range(2, 10)) if v is not None]
+    assert len(moved) == 1
+    history = service.deployment_history(SYSTEM, "d")
+    assert [(e.from_version, e.to_version) for e in history] == [(1, moved[0]), (None, 1)]
+    assert service.get_deployment(SYSTEM, "d").version == moved[0]
