@@ -191,3 +191,7 @@ def test_a_reader_reads_and_an_outsider_sees_nothing(api: TestClient) -> None:
     assert message.replace("'d'", "'g'") == ghost
     assert ok(api.get("/api/v1/deployments", headers=outsider))["deployments"] == []
     assert ok(api.get("/api/v1/deployments/d", headers=reader))["version"] == 1
+    denied = events(api, outcome="denied", action="deployment")
+    assert [(e["action"], e["actor"], e["model"]) for e in denied] == [
+        ("deployment.set", "rita", "fraud")
+    ]

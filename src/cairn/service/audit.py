@@ -74,6 +74,9 @@ DENIED_AS = {
     "revoke": "grant.revoke",
     "revoke_pattern": "grant.revoke",
     "create_token_for_user": "token.create",
+    "set_deployment": "deployment.set",
+    "retire_deployment": "deployment.retire",
+    "push_feedback": "deployment.feedback",
 }
 
 

@@ -265,7 +265,9 @@ class DeploymentsService(VersionReadsService):
     def get_deployment(self, actor: Actor, name: str) -> Deployment:
         validate_deployment_name(name)
         return self.db.read(
-            lambda s: to_deployment(self._deployment_row(s, actor, name, Role.READ, "get"))
+            lambda s: to_deployment(
+                self._deployment_row(s, actor, name, Role.READ, "get_deployment")
+            )
         )
 
     def list_deployments(
