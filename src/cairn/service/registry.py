@@ -20,6 +20,7 @@ from cairn.service.promotion import PromotionService
 from cairn.service.retention import RetentionService
 from cairn.service.signatures import SignaturesService
 from cairn.service.versions import VersionsService
+from cairn.service.webhooks import WebhooksService
 
 
 class RegistryService(
@@ -36,6 +37,7 @@ class RegistryService(
     AuditService,
     IdentityService,
     CredentialsService,
+    WebhooksService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""
 

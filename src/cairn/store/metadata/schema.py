@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     literal_column,
     text,
+    true,
 )
 
 NAMING = {
@@ -517,4 +518,49 @@ approvals = Table(
     Column("comment", Text, nullable=False, server_default=""),
     Column("at", BigInteger, nullable=False),
     UniqueConstraint("request_id", "approver"),
+)
+
+# Webhooks: where the audited changes to the models of a scope are POSTed (migration 0017).
+# ``events`` is ``,action,action,`` and ``scope_key`` a name-key prefix ('' for '*') or,
+# with ``scope_exact``, one name key: a trigger on ``audit_events`` matches them in SQL.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(256), nullable=False),
+    Column("events", Text, nullable=False),
+    Column("scope", String(1024), nullable=False),
+    Column("scope_key", String(1024), nullable=False),
+    Column("scope_exact", Boolean, nullable=False, server_default=false()),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_webhooks_active", "active"),
+)
+
+# The outbox: one row per (webhook, event), written by that trigger in the transaction of
+# the change; the dispatchers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("uid", String(36), nullable=False, unique=True),  # Cairn-Delivery
+    Column("webhook_id", ID, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("event_seq", BigInteger),  # the audit event (None: a ping)
+    Column("payload", Text),  # JSON; filled from the audit event when first claimed
+    Column("status", String(16), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger),
+    Column("last_status", Integer),
+    Column("last_error", String(512)),
+    Column("redelivery_of", String(36)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),
+    Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
 )
