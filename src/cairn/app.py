@@ -32,6 +32,7 @@ from cairn.api.v1 import (
     scans,
     signatures,
     versions,
+    webhooks,
 )
 from cairn.domain.tokens import ADMIN_TOKEN_FILE
 from cairn.errors import AlreadyExists, CairnError
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signatures.router,
         promotions.router,
         scans.router,
+        webhooks.router,
     )
     for router in routers:
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)

@@ -24,6 +24,7 @@ from cairn.cli import (
     tokens,
     transfer,
     versions,
+    webhooks,
 )
 from cairn.cli.output import err
 from cairn.client import DEFAULT_URI
@@ -60,6 +61,7 @@ app.add_typer(tokens.tokens_app, name="tokens")
 app.add_typer(identity.users_app, name="users")
 app.add_typer(identity.groups_app, name="groups")
 app.add_typer(identity.grants_app, name="grants")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def _version(value: bool) -> None:

@@ -392,6 +392,61 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest: ...
 
+    # -- webhooks (docs/webhooks.md): JSON-shaped dicts, as the API returns them ---------
+    @abc.abstractmethod
+    def create_webhook(
+        self,
+        name: str,
+        url: str,
+        *,
+        events: Sequence[str] = ("*",),
+        scope: str = "*",
+        secret: str | None = None,
+        active: bool = True,
+    ) -> dict[str, Any]:
+        """A new webhook; its ``secret`` is in this answer only."""
+
+    @abc.abstractmethod
+    def list_webhooks(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def get_webhook(self, name: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def update_webhook(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        scope: str | None = None,
+        active: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change what is given; ``active=False`` pauses, ``True`` resumes."""
+
+    @abc.abstractmethod
+    def delete_webhook(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def rotate_webhook_secret(self, name: str, *, secret: str | None = None) -> dict[str, Any]:
+        """A new signing secret, in this answer only."""
+
+    @abc.abstractmethod
+    def list_webhook_deliveries(
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def redeliver_webhook(self, name: str, delivery_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def ping_webhook(self, name: str) -> dict[str, Any]: ...
+
     # -- identities: who am I, users, groups, grants, tokens ---------------------------
     # Plain JSON-shaped dicts, exactly as the API returns them (docs/api.md).
     @abc.abstractmethod

@@ -31,6 +31,7 @@ from cairn.client.http_transport import (
     version_seg,
     whole,
 )
+from cairn.client.http_webhooks import WebhookCalls
 from cairn.client.ranged import RANGED_ABOVE, link_streams, ranged_get
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
@@ -98,9 +99,10 @@ def _page_params(
     }
 
 
-class HttpClient(GovernanceCalls, BaseClient):
+class HttpClient(GovernanceCalls, WebhookCalls, BaseClient):
     """The SDK over HTTP: models, versions, aliases and their files; the identity,
-    audit and governance calls come from ``GovernanceCalls``."""
+    audit and governance calls come from ``GovernanceCalls``, the webhook calls from
+    ``WebhookCalls``."""
 
     def _models_page(self, body: Any) -> Page[RegisteredModel]:
         return Page([model_from_json(m) for m in body["models"]], body.get("next_page_token"))

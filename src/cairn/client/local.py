@@ -42,6 +42,7 @@ from cairn.domain.progress import Progress
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
+from cairn.domain.webhooks import Webhook, delivery_to_json, webhook_to_json
 from cairn.errors import PermissionDenied
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -460,6 +461,67 @@ class LocalClient(BaseClient):
     def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
         return self._service.cancel(self._actor, request_id, comment=comment)
 
+    # -- webhooks: queued here, delivered by a server on the same database ---------------
+    def create_webhook(
+        self,
+        name: str,
+        url: str,
+        *,
+        events: Sequence[str] = ("*",),
+        scope: str = "*",
+        secret: str | None = None,
+        active: bool = True,
+    ) -> dict[str, Any]:
+        made = self._service.create_webhook(
+            self._actor, name, url, events=events, scope=scope, secret=secret, active=active
+        )
+        return _with_secret(made)
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return [webhook_to_json(w) for w in self._service.list_webhooks(self._actor)]
+
+    def get_webhook(self, name: str) -> dict[str, Any]:
+        return webhook_to_json(self._service.get_webhook(self._actor, name))
+
+    def update_webhook(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        scope: str | None = None,
+        active: bool | None = None,
+    ) -> dict[str, Any]:
+        webhook = self._service.update_webhook(
+            self._actor, name, url=url, events=events, scope=scope, active=active
+        )
+        return webhook_to_json(webhook)
+
+    def delete_webhook(self, name: str) -> None:
+        self._service.delete_webhook(self._actor, name)
+
+    def rotate_webhook_secret(self, name: str, *, secret: str | None = None) -> dict[str, Any]:
+        return _with_secret(self._service.rotate_webhook_secret(self._actor, name, secret=secret))
+
+    def list_webhook_deliveries(
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[dict[str, Any]]:
+        page = self._service.list_webhook_deliveries(
+            self._actor, name, status=status, max_results=max_results, page_token=page_token
+        )
+        return Page([delivery_to_json(d) for d in page.items], page.next_page_token)
+
+    def redeliver_webhook(self, name: str, delivery_id: str) -> dict[str, Any]:
+        return delivery_to_json(self._service.redeliver_webhook(self._actor, name, delivery_id))
+
+    def ping_webhook(self, name: str) -> dict[str, Any]:
+        return delivery_to_json(self._service.ping_webhook(self._actor, name))
+
     # -- identities ----------------------------------------------------------------------
     def _as_admin_user(self, *, bootstrap: bool) -> Actor:
         """The local actor holding the ``admin`` user's id: tokens belong to users.
@@ -665,3 +727,8 @@ class LocalClient(BaseClient):
 
     def reserve_versions(self, name: str, up_to: int) -> RegisteredModel:
         return self._service.reserve_versions(self._actor, name, up_to)
+
+
+def _with_secret(made: tuple[Webhook, str]) -> dict[str, Any]:
+    webhook, secret = made
+    return {**webhook_to_json(webhook), "secret": secret}
