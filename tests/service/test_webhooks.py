@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from cairn.domain.access import SYSTEM
-from cairn.domain.models import VersionSpec
 from cairn.domain.webhooks import verify_signature
 from cairn.errors import InvalidParameter
 from cairn.service.base import Limits
