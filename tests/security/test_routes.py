@@ -80,6 +80,7 @@ SELF_SERVICE = {
     "list_models",
     "search_versions",
     "list_promotions",
+    "list_webhooks",
     "search_registered_models",
     "search_model_versions",
     "server_info",
@@ -102,6 +103,8 @@ HUGE = {
     "digest": sha(DATA_B),
     "upload_id": "0" * 32,
     "pem": "",
+    "webhook": "hook",
+    "delivery": "0" * 32,
 }
 
 # -- how to call each route ------------------------------------------------------------------
@@ -152,6 +155,8 @@ BODY: dict[str, dict[str, Any]] = {
     "read_files": {"paths": ["a.bin"]},
     "file_urls": {"paths": ["a.bin"]},
     "prune_versions": {"keep": 1},
+    "create_webhook": {"name": "hook2", "url": "http://127.0.0.1:9/", "scope": "{model}"},
+    "update_webhook": {"active": False},
 }
 # The MLflow registry API reads a JSON body for POST, PATCH and DELETE: one that names
 # everything any of its routes needs.
@@ -284,6 +289,8 @@ def path_values(path: str, values: dict[str, str]) -> dict[str, str]:
         name = values["group"]
     elif path.startswith("/api/v1/signers/"):
         name = values["signer"]
+    elif path.startswith("/api/v1/webhooks/"):
+        name = values["webhook"]
     else:
         name = values["model"]
     if "/mlflow-artifacts/" in path:
@@ -304,6 +311,7 @@ def path_values(path: str, values: dict[str, str]) -> dict[str, str]:
         "policy_id": values["policy_id"],
         "request_id": values["request_id"],
         "user": values["member"],
+        "delivery_id": values["delivery"],
     }
 
 
@@ -385,6 +393,9 @@ def build_world(api: TestClient) -> World:
     _ok(api.post("/api/v1/groups", json={"name": "team"}), 201)
     _ok(api.put("/api/v1/groups/team/members/admin"), 204)
     _ok(api.post("/api/v1/users", json={"name": "dave"}), 201)
+    hook = {"name": "hook", "url": "http://127.0.0.1:9/", "scope": MODEL}
+    _ok(api.post("/api/v1/webhooks", json=hook), 201)
+    ping = _ok(api.post("/api/v1/webhooks/hook/ping"), 202)
     (admin_token,) = _ok(api.get("/api/v1/tokens"))["tokens"]
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
@@ -400,6 +411,8 @@ def build_world(api: TestClient) -> World:
         "token_id": str(admin_token["id"]),
         "policy_id": str(policy["id"]),
         "request_id": str(promotion["id"]),
+        "webhook": "hook",
+        "delivery": ping["id"],
     }
     ghosts = {
         **real,
@@ -412,6 +425,8 @@ def build_world(api: TestClient) -> World:
         "token_id": "987654",
         "policy_id": "987654",
         "request_id": "987654",
+        "webhook": "ghost-hook",
+        "delivery": "0" * len(ping["id"]),
     }
     return World(real, ghosts)
 
@@ -460,6 +475,8 @@ def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         artifacts_uri=str(root / "blobs"),
         allowed_hosts=["testserver"],
         bootstrap_token=ADMIN_TOKEN,
+        webhooks=False,
+        webhook_allow_private=True,  # the world's webhook posts to loopback
     )
     app = create_app(settings)
     try:
@@ -533,6 +550,8 @@ def _static() -> Static:
                 "policy_id": "1",
                 "request_id": "1",
                 "pem": "",
+                "webhook": "hook",
+                "delivery": "0" * 32,
             }
             authenticated, dispatched = {}, {}
             for e in found:

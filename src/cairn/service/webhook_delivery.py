@@ -155,5 +155,8 @@ class Dispatcher:
             except CairnError as exc:  # the database away for a while: try again later
                 log.warning("webhook dispatcher: %s", exc.message)
                 busy = False
+            except Exception:  # a worker that dies delivers nothing more: log, go on
+                log.exception("webhook dispatcher: a round failed")
+                busy = False
             if not busy:
                 self._stop.wait(self.poll_s)
