@@ -181,6 +181,7 @@ SAMPLES = {
     "request_id": "1",
     "policy_id": "1",
     "user": "bob",
+    "delivery_id": "0" * 32,
 }
 
 
