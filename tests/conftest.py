@@ -527,6 +527,7 @@ class Receiver:
         self.script: list[int | str] = []
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.released = threading.Event()
+        self.got = threading.Event()  # set at each POST kept
         self._lock = threading.Lock()
         receiver = self
 
@@ -537,6 +538,7 @@ class Receiver:
                     answer = receiver.script.pop(0) if receiver.script else 200
                     if answer != "hang":
                         receiver.received.append((dict(self.headers.items()), body))
+                        receiver.got.set()
                 if answer == "hang":
                     receiver.released.wait()
                     answer = 200

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from cairn.app import create_app
 from cairn.domain.access import SYSTEM
 from cairn.domain.webhooks import verify_signature
 from cairn.errors import InvalidParameter
@@ -106,6 +107,24 @@ def test_a_change_through_the_api_arrives_signed(
     assert {d["status"] for d in log} == {"succeeded"}
     assert {d["id"] for d in log} == {h["Cairn-Delivery"] for h, _ in got}
     assert all(d["last_status_code"] == 200 and d["attempts"] == 1 for d in log)
+
+
+def test_the_server_delivers_in_the_background_and_stops_with_it(
+    settings: Settings, admin_headers: dict[str, str], receiver: Any
+) -> None:
+    """The app's lifespan starts a dispatcher thread (``CAIRN_WEBHOOKS``) and stops it."""
+    app = create_app(settings.model_copy(update={"webhooks": True}))
+    try:
+        with TestClient(app, raise_server_exceptions=False, headers=admin_headers) as api:
+            body = {"name": "hook", "url": receiver.url}
+            assert api.post("/api/v1/webhooks", json=body).status_code == 201
+            assert api.post("/api/v1/webhooks/hook/ping").status_code == 202
+            assert receiver.got.wait(60), "the dispatcher thread delivered nothing"
+            assert any(t.name == "cairn-webhooks" for t in threading.enumerate())
+        assert not any(t.name == "cairn-webhooks" for t in threading.enumerate())
+    finally:
+        app.state.service.db.dispose()
+    assert [h["Cairn-Event"] for h, _ in receiver.received] == ["ping"]
 
 
 def test_a_rolled_back_change_emits_nothing(svc: RegistryService) -> None:
