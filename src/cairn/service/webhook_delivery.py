@@ -17,15 +17,16 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from cairn.errors import CairnError
 from cairn.service.webhook_net import Attempt, Resolver, destination, post, resolve
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
 from cairn.store.metadata.webhooks_store import WebhookStore
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 _US = 1_000_000
@@ -54,7 +55,6 @@ class Dispatcher:
         poll_s: float = 1.0,
         clock: Callable[[], int] = now_us,
         resolver: Resolver = resolve,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.db = db
         self.allow_private = allow_private
@@ -67,10 +67,8 @@ class Dispatcher:
         self.clock = clock
         self.resolver = resolver
         self._rng = random.Random()  # noqa: S311 (jitter, not a secret)
-        # no proxies from the environment: the POST must reach the address that was checked
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout_s), trust_env=False, transport=transport
-        )
+        self._timeout_s = timeout_s
+        self._http: httpx.Client | None = None  # made by the first attempt
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -96,7 +94,7 @@ class Dispatcher:
         except CairnError as exc:
             return Attempt(False, None, exc.message)
         return post(
-            self._http,
+            self._client(),
             dest,
             secret=row.secret,
             event=row.event,
@@ -104,6 +102,17 @@ class Dispatcher:
             body=row.payload.encode(),
             now_s=lambda: self.clock() / _US,
         )
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            import httpx
+
+            # no proxies from the environment: the POST must reach the address checked
+            self._http = httpx.Client(
+                timeout=httpx.Timeout(self._timeout_s),
+                trust_env=False,
+            )
+        return self._http
 
     def _record(self, row: Any, lease_until: int, attempt: Attempt) -> None:
         now = self.clock()
@@ -146,7 +155,9 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -14,12 +14,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from cairn.domain.webhooks import forbidden_address, signature_header
 from cairn.errors import InvalidParameter
+
+if TYPE_CHECKING:  # httpx is loaded by the first delivery, not by every worker's start
+    import httpx
 
 Resolver = Callable[[str, int], list[str]]
 MAX_ERROR = 500
@@ -87,6 +89,8 @@ def post(
 ) -> Attempt:
     """One signed POST; 2xx is success, anything else (or no answer) a failed attempt.
     The answer's body is not read."""
+    import httpx
+
     timestamp = int(now_s())
     headers = {
         "Host": dest.host_header,
