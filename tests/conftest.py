@@ -238,6 +238,7 @@ def settings(tmp_path: Path, db_url: str, blob_root: Path) -> Settings:
         artifacts_uri=str(blob_root),
         allowed_hosts=["testserver"],
         bootstrap_token=ADMIN_TOKEN,
+        webhooks=False,  # no background thread; webhook tests run the dispatcher themselves
     )
 
 

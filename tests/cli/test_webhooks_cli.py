@@ -23,7 +23,7 @@ runner = CliRunner()
 @pytest.fixture
 def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("CAIRN_WEBHOOK_ALLOW_PRIVATE", "true")  # local mode reads it too
-    return settings.model_copy(update={"webhooks": False, "webhook_allow_private": True})
+    return settings.model_copy(update={"webhook_allow_private": True})
 
 
 def cairn(uri: str, *args: str, code: int = 0) -> str:

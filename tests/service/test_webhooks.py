@@ -48,8 +48,8 @@ class Clock:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The app of these tests delivers nothing by itself: the tests run the dispatcher."""
-    return settings.model_copy(update={"webhooks": False, "webhook_allow_private": True})
+    """Their receivers listen on loopback (the app delivers nothing by itself: conftest)."""
+    return settings.model_copy(update={"webhook_allow_private": True})
 
 
 @pytest.fixture

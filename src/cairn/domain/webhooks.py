@@ -217,6 +217,8 @@ def forbidden_address(address: str) -> str | None:
     ):
         if flag:
             return f"{address} is a {kind} address"
+    if not ip.is_global:  # shared (100.64/10), documentation, benchmarking ranges...
+        return f"{address} is not a globally reachable address"
     return None
 
 

@@ -29,7 +29,7 @@ EVERYWHERE = Actor("mia", user_id=8, grants=(Grant(Role.MANAGE, pattern="*"),))
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"webhooks": False, "webhook_allow_private": True})
+    return settings.model_copy(update={"webhook_allow_private": True})
 
 
 @pytest.fixture
