@@ -400,3 +400,23 @@ def test_redirects_are_not_followed(
     (d,) = deliveries(svc, "hook")
     assert (d.status, d.last_status_code, d.last_error) == ("pending", 302, "HTTP 302")
     assert len(receiver.received) == 1
+
+
+def test_the_delivery_log_pages_newest_first(svc: RegistryService) -> None:
+    svc.create_webhook(SYSTEM, "hook", "http://127.0.0.1:9/")
+    made = [svc.ping_webhook(SYSTEM, "hook").id for _ in range(5)]
+    seen, token = [], None
+    while True:
+        page = svc.list_webhook_deliveries(SYSTEM, "hook", max_results=2, page_token=token)
+        seen += [d.id for d in page.items]
+        token = page.next_page_token
+        if token is None:
+            break
+    assert seen == made[::-1]
+    with pytest.raises(InvalidParameter, match="page_token"):  # bound to its query
+        first = svc.list_webhook_deliveries(SYSTEM, "hook", max_results=2)
+        svc.list_webhook_deliveries(
+            SYSTEM, "hook", status="failed", page_token=first.next_page_token
+        )
+    with pytest.raises(InvalidParameter, match="status"):
+        svc.list_webhook_deliveries(SYSTEM, "hook", status="lost")
