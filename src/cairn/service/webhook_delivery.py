@@ -49,7 +49,7 @@ class Dispatcher:
         max_attempts: int = 8,
         timeout_s: float = 5.0,
         batch: int = 10,
-        lease_s: float = 60.0,
+        lease_s: float | None = None,
         backoff_base_s: float = 30.0,
         backoff_cap_s: float = 3600.0,
         poll_s: float = 1.0,
@@ -60,7 +60,10 @@ class Dispatcher:
         self.allow_private = allow_private
         self.max_attempts = max_attempts
         self.batch = batch
-        self.lease_us = int(lease_s * _US)
+        # long enough for every attempt of a batch (connect, send and answer each within
+        # the timeout, and the lookup), so that no other dispatcher takes a row still in hand
+        lease = batch * (3 * timeout_s + 5) + 30 if lease_s is None else lease_s
+        self.lease_us = int(lease * _US)
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.poll_s = poll_s
