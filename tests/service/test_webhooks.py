@@ -420,3 +420,93 @@ def test_the_delivery_log_pages_newest_first(svc: RegistryService) -> None:
         )
     with pytest.raises(InvalidParameter, match="status"):
         svc.list_webhook_deliveries(SYSTEM, "hook", status="lost")
+
+
+def _tls_receiver(tmp_path: Path) -> tuple[Any, str]:
+    """An https receiver on loopback whose certificate names ``hooks.example`` only; the
+    certificate's PEM (the trust a test dispatcher is given)."""
+    import ssl
+    from datetime import UTC, datetime, timedelta
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.example")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.example")]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, str(cert_path)
+
+
+def test_https_goes_to_the_checked_address_and_checks_the_url_s_name(
+    svc: RegistryService,
+    db: Database,
+    clock: Clock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The POST is sent to the address that was checked, and the certificate is checked
+    against the URL's host (sent as the TLS server name), not against the address."""
+    import ssl
+
+    server, ca = _tls_receiver(tmp_path)
+    port = server.server_address[1]
+    fake_dns = {"hooks.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]}
+    monkeypatch.setattr(svc, "webhook_resolver", lambda host, _port: fake_dns[host])
+    svc.create_webhook(SYSTEM, "right", f"https://hooks.example:{port}/in")
+    svc.create_webhook(SYSTEM, "wrong", f"https://other.example:{port}/in")
+    svc.ping_webhook(SYSTEM, "right")
+    svc.ping_webhook(SYSTEM, "wrong")
+    trust = ssl.create_default_context(cafile=ca)
+    d = Dispatcher(
+        db, allow_private=True, clock=clock, resolver=lambda h, _p: fake_dns[h], verify=trust
+    )
+    try:
+        assert d.run_once() == 2
+    finally:
+        d.stop()
+        server.shutdown()
+        server.server_close()
+    (right,) = deliveries(svc, "right")
+    (wrong,) = deliveries(svc, "wrong")
+    assert (right.status, right.last_status_code) == ("succeeded", 200)
+    assert wrong.status == "pending" and "CERTIFICATE_VERIFY_FAILED" in (wrong.last_error or "")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ class Dispatcher:
         poll_s: float = 1.0,
         clock: Callable[[], int] = now_us,
         resolver: Resolver = resolve,
+        verify: ssl.SSLContext | bool = True,  # the system's CAs (tests give their own)
     ) -> None:
         self.db = db
         self.allow_private = allow_private
@@ -71,6 +73,7 @@ class Dispatcher:
         self.resolver = resolver
         self._rng = random.Random()  # noqa: S311 (jitter, not a secret)
         self._timeout_s = timeout_s
+        self._verify = verify
         self._http: httpx.Client | None = None  # made by the first attempt
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,6 +117,7 @@ class Dispatcher:
             self._http = httpx.Client(
                 timeout=httpx.Timeout(self._timeout_s),
                 trust_env=False,
+                verify=self._verify,
             )
         return self._http
 
