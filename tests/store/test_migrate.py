@@ -722,3 +722,19 @@ def test_a_cairn_database_restored_without_its_log_index_is_read_and_used(
         assert service.get_model(SYSTEM, "kept-in-the-log").name == "kept-in-the-log"
     finally:
         again.dispose()
+
+
+def test_0016_adds_lineage_inputs_and_its_downgrade_drops_them(db: Database) -> None:
+    """Migration 0016 creates ``lineage_inputs``; down to 0015 and up again round-trips."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0015_signer_digest")
+        conn.commit()
+    assert "lineage_inputs" not in inspect(db.engine).get_table_names()
+    migrate.upgrade(db)
+    assert migrate.current_revision(db) == migrate.head_revision()
+    indexes = {i["name"] for i in inspect(db.engine).get_indexes("lineage_inputs")}
+    assert {"ix_lineage_inputs_uri_key_id", "ix_lineage_inputs_parent_version_id"} <= indexes
+    migrate.check_schema(db)

@@ -520,6 +520,34 @@ approvals = Table(
     UniqueConstraint("request_id", "approver"),
 )
 
+# Lineage: the inputs of a version (its child end). A dataset or code input is a URI with a
+# ref (a dataset's digest or version string, a commit) and a qualifier (a dataset's role);
+# a parent version is a row of its own (the qualifier is the relation). ``input_key`` is
+# the sha256 of the input's identity, so that recording it again finds it; ``uri_key`` the
+# sha256 of the URI, so that "which versions used this dataset" is an index lookup however
+# long the URI is.
+lineage_inputs = Table(
+    "lineage_inputs",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # dataset | code | model_version
+    Column("input_key", String(64), nullable=False),
+    Column("uri", Text),  # NULL for a parent version
+    Column("uri_key", String(64)),
+    Column("name", String(256)),
+    Column("ref", String(256)),
+    Column("qualifier", String(16)),
+    Column(
+        "parent_version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=True
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    UniqueConstraint("version_id", "input_key"),
+    Index("ix_lineage_inputs_uri_key_id", "uri_key", "id"),
+    Index("ix_lineage_inputs_parent_version_id", "parent_version_id"),
+)
+
 # Webhooks: where the audited changes to the models of a scope are POSTed (migration 0017).
 # ``events`` is ``,action,action,`` and ``scope_key`` a name-key prefix ('' for '*') or,
 # with ``scope_exact``, one name key: a trigger on ``audit_events`` matches them in SQL.

@@ -1,7 +1,7 @@
 """Webhooks, their outbox, and the trigger that fills it from the audit log
 
 Revision ID: 0017_webhooks
-Revises: 0015_signer_digest
+Revises: 0016_lineage
 Create Date: 2026-11-30 00:30:00
 
 ``webhooks`` holds where events go (url, signing secret, event filter, model scope) and
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_webhooks"
-down_revision = "0015_signer_digest"
+down_revision = "0016_lineage"
 branch_labels = None
 depends_on = None
 
