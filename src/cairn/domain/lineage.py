@@ -67,7 +67,9 @@ def validate_uri(kind: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidParameter(f"{kind} uri must be a non-empty string")
     if len(value) > MAX_URI:
-        raise InvalidParameter(f"{kind} uri is {len(value)} characters long; the limit is {MAX_URI}")
+        raise InvalidParameter(
+            f"{kind} uri is {len(value)} characters long; the limit is {MAX_URI}"
+        )
     bad = next((ch for ch in value if ch.isspace() or unicodedata.category(ch)[0] == "C"), None)
     if bad is not None:
         raise InvalidParameter(
@@ -180,9 +182,7 @@ def validate_input(
             raise InvalidParameter("a code input needs the commit it was built from")
         return LineageInput(k, validate_uri("code", uri), commit=validate_commit(commit))
     ref = parent_ref(uri)
-    return LineageInput(
-        k, str(ref), relation=_choice("relation", relation or "other", RELATIONS)
-    )
+    return LineageInput(k, str(ref), relation=_choice("relation", relation or "other", RELATIONS))
 
 
 def _opaque_name(value: object) -> str:

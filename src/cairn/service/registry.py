@@ -13,6 +13,7 @@ from cairn.service.audit import AuditService
 from cairn.service.credentials import CredentialsService
 from cairn.service.downloads import DownloadsService
 from cairn.service.identity import IdentityService
+from cairn.service.lineage import LineageService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
 from cairn.service.portability import PortabilityService
@@ -33,6 +34,7 @@ class RegistryService(
     RetentionService,
     PortabilityService,
     PromotionService,
+    LineageService,
     SignaturesService,
     AuditService,
     IdentityService,
