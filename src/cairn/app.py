@@ -26,6 +26,7 @@ from cairn.api.v1 import (
     artifacts,
     audit,
     identity,
+    lineage,
     models,
     portability,
     promotions,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         promotions.router,
         scans.router,
         webhooks.router,
+        lineage.router,
     )
     for router in routers:
         app.include_router(router, prefix="/api/v1", dependencies=AUTHENTICATED)

@@ -126,7 +126,7 @@ def test_recording_needs_write_on_the_child_and_read_on_the_parent(
 ) -> None:
     with pytest.raises(PermissionDenied):
         svc.record_inputs(READER, "team.tuned", 1, [dataset()])
-    with pytest.raises(NotFound, match="secret.t"):  # not readable: as if it did not exist
+    with pytest.raises(NotFound, match=r"secret\.t"):  # not readable: as if it did not exist
         svc.record_inputs(WRITER, "team.tuned", 1, [parent("models:/secret.t/1")])
     with pytest.raises(NotFound, match="version 9"):
         svc.record_inputs(WRITER, "team.tuned", 1, [parent("models:/team.base/9")])

@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping
 
 from cairn.domain import names
+from cairn.domain.lineage import validate_inputs
 from cairn.domain.models import VersionSpec
 from cairn.domain.semver import validate_semver
 from cairn.errors import InvalidParameter
@@ -68,6 +69,7 @@ def clean_spec(spec: VersionSpec) -> VersionSpec:
         run_id=clean_optional("run_id", spec.run_id, names.MAX_RUN_ID_LENGTH),
         run_link=clean_optional("run_link", spec.run_link, names.MAX_SOURCE_LENGTH),
         files=spec.files,
+        lineage=validate_inputs(spec.lineage),
     )
 
 

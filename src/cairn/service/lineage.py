@@ -70,7 +70,7 @@ class LineageService(ServiceBase):
         def run(s: Tx) -> list[LineageInput]:
             model = self._model(s, actor, name, Role.WRITE, "lineage.record")
             row = VersionStore(s).get(model.id, model.name, number)
-            added = self._record_in(s, actor, row.id, clean)
+            added = record_in(s, actor, int(row.id), clean, self.clock())
             if added:
                 self._audit(
                     s,
@@ -83,56 +83,6 @@ class LineageService(ServiceBase):
             return self._inputs_in(s, actor, row.id)
 
         return self.db.write(run)
-
-    def _record_in(
-        self, s: Tx, actor: Actor, version_id: int, inputs: Sequence[LineageInput]
-    ) -> list[LineageInput]:
-        """Insert the inputs the version lacks; the ones inserted (parents by number)."""
-        store = LineageStore(s)
-        added: list[LineageInput] = []
-        for i in inputs:
-            parent_id = None
-            if i.kind is InputKind.MODEL_VERSION:
-                parent_id, uri = self._parent(s, actor, i.uri)
-                if parent_id == version_id:
-                    raise InvalidParameter(f"a version cannot derive from itself ({uri})")
-                i = LineageInput(i.kind, uri, relation=i.relation)
-            key = input_key(i, parent_id)
-            found = store.find(version_id, key)
-            if found is not None:
-                if parent_id is not None and found.qualifier != i.relation:
-                    raise Conflict(
-                        f"{i.uri} is recorded as a parent with relation {found.qualifier!r}, "
-                        f"not {i.relation!r}; remove that input first to change it"
-                    )
-                continue
-            if parent_id is not None and self._closes_cycle(store, version_id, parent_id):
-                raise InvalidParameter(
-                    f"{i.uri} derives from this version already; recording it as a parent "
-                    "would make a cycle"
-                )
-            store.insert(version_id, i, key, parent_id, actor.name, self.clock())
-            added.append(i)
-        return added
-
-    def _parent(self, s: Tx, actor: Actor, uri: str) -> tuple[int, str]:
-        """The parent version's id and its ``models:/NAME/VERSION`` (READ on its model)."""
-        ref = parent_ref(uri)
-        model = self._model(s, actor, ref.name, Role.READ, "lineage.record")
-        number = _number(s, model, ref)
-        row = VersionStore(s).get(model.id, model.name, number)
-        return int(row.id), version_node_id(model.name, number)
-
-    @staticmethod
-    def _closes_cycle(store: LineageStore, child: int, parent: int) -> bool:
-        """Whether ``child`` is ``parent`` or one of its ancestors (walked a level at a time)."""
-        edges: dict[int, set[int]] = {}
-        frontier = {parent}
-        while frontier and len(edges) < MAX_ANCESTRY:
-            found = store.parents(frontier)
-            edges.update(found)
-            frontier = {p for ps in found.values() for p in ps} - set(edges)
-        return has_cycle(edges, child, parent)
 
     def remove_input(
         self, actor: Actor, name: str, version: int | str, input_id: int
@@ -259,7 +209,7 @@ class LineageService(ServiceBase):
             run_set = row.run_id is None
             if run_set:
                 versions.update(row.id, self.clock(), run_id=plan.run_id)
-            added = self._record_in(s, actor, row.id, plan.inputs)
+            added = record_in(s, actor, int(row.id), plan.inputs, self.clock())
             self._audit(
                 s,
                 actor,
@@ -297,6 +247,60 @@ class LineageService(ServiceBase):
             )
 
         return self.db.read(run)
+
+
+def record_in(
+    s: Tx, actor: Actor, version_id: int, inputs: Sequence[LineageInput], now: int
+) -> list[LineageInput]:
+    """Insert the inputs the version lacks, in the caller's transaction (the version's
+    WRITE already checked); returns those inserted, parents by number. Also used when a
+    version is created with its inputs."""
+    store = LineageStore(s)
+    added: list[LineageInput] = []
+    for i in inputs:
+        parent_id = None
+        if i.kind is InputKind.MODEL_VERSION:
+            parent_id, uri = _parent(s, actor, i.uri)
+            if parent_id == version_id:
+                raise InvalidParameter(f"a version cannot derive from itself ({uri})")
+            i = LineageInput(i.kind, uri, relation=i.relation)
+        key = input_key(i, parent_id)
+        found = store.find(version_id, key)
+        if found is not None:
+            if parent_id is not None and found.qualifier != i.relation:
+                raise Conflict(
+                    f"{i.uri} is recorded as a parent with relation {found.qualifier!r}, "
+                    f"not {i.relation!r}; remove that input first to change it"
+                )
+            continue
+        if parent_id is not None and _closes_cycle(store, version_id, parent_id):
+            raise InvalidParameter(
+                f"{i.uri} derives from this version already; recording it as a parent "
+                "would make a cycle"
+            )
+        store.insert(version_id, i, key, parent_id, actor.name, now)
+        added.append(i)
+    return added
+
+
+def _parent(s: Tx, actor: Actor, uri: str) -> tuple[int, str]:
+    """The parent version's id and its ``models:/NAME/VERSION`` (READ on its model)."""
+    ref = parent_ref(uri)
+    model = ServiceBase._model(s, actor, ref.name, Role.READ, "lineage.record")
+    number = _number(s, model, ref)
+    row = VersionStore(s).get(model.id, model.name, number)
+    return int(row.id), version_node_id(model.name, number)
+
+
+def _closes_cycle(store: LineageStore, child: int, parent: int) -> bool:
+    """Whether ``child`` is ``parent`` or one of its ancestors (walked a level at a time)."""
+    edges: dict[int, set[int]] = {}
+    frontier = {parent}
+    while frontier and len(edges) < MAX_ANCESTRY:
+        found = store.parents(frontier)
+        edges.update(found)
+        frontier = {p for ps in found.values() for p in ps} - set(edges)
+    return has_cycle(edges, child, parent)
 
 
 def _visible(actor: Actor, model_id: Any, name_key: Any, model_deleted_at: Any) -> bool:
