@@ -81,6 +81,7 @@ SELF_SERVICE = {
     "search_versions",
     "list_promotions",
     "list_webhooks",
+    "list_dataset_users",
     "search_registered_models",
     "search_model_versions",
     "server_info",
@@ -89,13 +90,14 @@ SELF_SERVICE = {
 FIXED_REFUSALS = {"refuse_artifact_writes": 405, "unknown_endpoint": 404}
 
 # Path parameters that are numbers; HUGE fills them beyond what a 64-bit id holds.
-NUMBERED = re.compile(r"\{(version|token_id|policy_id|request_id)\}")
+NUMBERED = re.compile(r"\{(version|token_id|policy_id|request_id|input_id)\}")
 BIG = "9" * 25
 HUGE = {
     "version": BIG,
     "token_id": BIG,
     "policy_id": BIG,
     "request_id": BIG,
+    "input_id": BIG,
     "user": "admin",
     "member": "admin",
     "group": "team",
@@ -112,6 +114,7 @@ HUGE = {
 
 QUERY: dict[str, dict[str, str]] = {
     "resolve": {"uri": "models:/{model}/1"},
+    "list_dataset_users": {"uri": "s3://lake/{model}"},
     "diff_versions": {"old": "models:/{model}/1", "new": "models:/{model}@champion"},
     "list_grants": {"model": "{model}"},
     "revoke_grant": {"subject": "user:{user}", "model": "{model}"},
@@ -157,6 +160,15 @@ BODY: dict[str, dict[str, Any]] = {
     "prune_versions": {"keep": 1},
     "create_webhook": {"name": "hook2", "url": "http://127.0.0.1:9/", "scope": "{model}"},
     "update_webhook": {"active": False},
+    "record_lineage_inputs": {"inputs": [{"kind": "dataset", "uri": "s3://lake/{model}"}]},
+    "import_openlineage": {
+        "eventTime": "2026-11-30T00:00:00Z",
+        "run": {"runId": "00000000-0000-0000-0000-000000000007"},
+        "job": {"namespace": "ci", "name": "train"},
+        "outputs": [{"namespace": "cairn", "name": "models:/{model}/1"}],
+        "producer": "https://example.com/ci",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+    },
 }
 # The MLflow registry API reads a JSON body for POST, PATCH and DELETE: one that names
 # everything any of its routes needs.
@@ -278,6 +290,8 @@ def _fill(template: Any, values: dict[str, str]) -> Any:
         return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], template)
     if isinstance(template, dict):
         return {k: _fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, values) for v in template]
     return template
 
 
@@ -310,6 +324,7 @@ def path_values(path: str, values: dict[str, str]) -> dict[str, str]:
         "token_id": values["token_id"],
         "policy_id": values["policy_id"],
         "request_id": values["request_id"],
+        "input_id": values.get("input_id", "1"),
         "user": values["member"],
         "delivery_id": values["delivery"],
     }

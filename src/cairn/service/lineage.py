@@ -90,8 +90,14 @@ class LineageService(ServiceBase):
         """Remove one input of the version (WRITE on its model); returns what it was."""
         names.validate_model_name(name)
         number = parse_version_number(version)
-        if isinstance(input_id, bool) or not isinstance(input_id, int) or input_id < 1:
-            raise InvalidParameter(f"lineage input id {input_id!r} is not a positive integer")
+        if (
+            isinstance(input_id, bool)
+            or not isinstance(input_id, int)
+            or not 0 < input_id < 1 << 63
+        ):
+            raise InvalidParameter(
+                f"lineage input id {input_id!r} is not a positive 64-bit integer"
+            )
 
         def run(s: Tx) -> LineageInput:
             model = self._model(s, actor, name, Role.WRITE, "lineage.remove")
