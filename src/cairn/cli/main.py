@@ -15,6 +15,7 @@ from cairn.cli import (
     audit,
     diff,
     identity,
+    lineage,
     models,
     portability,
     promotion,
@@ -53,6 +54,7 @@ app.add_typer(audit.app, name="audit")
 app.command("promote")(promotion.promote)
 app.add_typer(promotion.approvals_app, name="approvals")
 app.add_typer(promotion.policies_app, name="policies")
+app.add_typer(lineage.app, name="lineage")
 app.add_typer(signatures.signers_app, name="signers")
 app.add_typer(signatures.sign_app, name="sign")
 app.add_typer(scans.app, name="scan")

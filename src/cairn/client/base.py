@@ -16,12 +16,14 @@ from typing import Any
 
 from cairn.client import push_pull
 from cairn.client.cache import BlobCache
+from cairn.client.lineage_base import LineageMethods
 from cairn.client.push_pull import TransferStats
 from cairn.client.transfer import WORKERS, LocalFile, upload_plan
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
 from cairn.domain.diff import VersionDiff
+from cairn.domain.lineage import LineageInput
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -52,7 +54,7 @@ def field_map(kind: str, value: object) -> dict[Any, Any]:
     return dict(value)
 
 
-class BaseClient(abc.ABC):
+class BaseClient(LineageMethods, abc.ABC):
     """Methods of ``cairn.Client``; parameter names match the API and the CLI."""
 
     # -- registered models -------------------------------------------------------------
@@ -127,6 +129,7 @@ class BaseClient(abc.ABC):
         run_id: str | None = None,
         run_link: str | None = None,
         idempotency_key: str | None = None,
+        lineage: Sequence[LineageInput] = (),
     ) -> ModelVersion: ...
 
     @abc.abstractmethod
@@ -664,6 +667,7 @@ class BaseClient(abc.ABC):
         alias: str | None = None,
         progress: Progress | None = None,
         if_changed: bool = False,
+        lineage: Sequence[LineageInput] = (),
     ) -> ModelVersion:
         """Upload a file or folder as the next version of ``name``; send only missing bytes.
 
@@ -687,6 +691,7 @@ class BaseClient(abc.ABC):
             source=source,
             run_id=run_id,
             run_link=run_link,
+            lineage=tuple(lineage),
         )
         version, self.last_transfer = push_pull.push(
             self, Path(path), name, spec, progress or NoProgress(), if_changed=if_changed
@@ -731,7 +736,7 @@ class BaseClient(abc.ABC):
         return out
 
     # -- lifecycle ---------------------------------------------------------------------
-    def close(self) -> None:  # noqa: B027 (optional hook)
+    def close(self) -> None:
         """Release connections; the client is unusable afterwards."""
 
     def __enter__(self) -> BaseClient:

@@ -28,6 +28,7 @@ from cairn.domain.artifacts import (
 from cairn.domain.audit import AuditEvent, AuditReport
 from cairn.domain.blob_batch import frames
 from cairn.domain.diff import VersionDiff
+from cairn.domain.lineage import DatasetUse, LineageGraph, LineageInput
 from cairn.domain.models import (
     Actor,
     AliasEvent,
@@ -147,6 +148,7 @@ class LocalClient(BaseClient):
         run_id: str | None = None,
         run_link: str | None = None,
         idempotency_key: str | None = None,
+        lineage: Sequence[LineageInput] = (),
     ) -> ModelVersion:
         spec = VersionSpec(
             description=description,
@@ -157,6 +159,7 @@ class LocalClient(BaseClient):
             source=source,
             run_id=run_id,
             run_link=run_link,
+            lineage=tuple(lineage),
         )
         return self._service.create_version(
             self._actor, name, spec, idempotency_key=idempotency_key
@@ -432,6 +435,45 @@ class LocalClient(BaseClient):
         self, name: str, version: int | str, alias: str, *, comment: str = ""
     ) -> PromotionRequest:
         return self._service.promote(self._actor, name, version, alias, comment=comment)
+
+    # -- lineage ------------------------------------------------------------------------
+    def add_lineage(
+        self, name: str, version: int | str, inputs: Sequence[LineageInput]
+    ) -> list[LineageInput]:
+        return self._service.record_inputs(self._actor, name, version, inputs)
+
+    def list_lineage(self, name: str, version: int | str) -> list[LineageInput]:
+        return self._service.list_inputs(self._actor, name, version)
+
+    def remove_lineage(self, name: str, version: int | str, input_id: int) -> LineageInput:
+        return self._service.remove_input(self._actor, name, version, input_id)
+
+    def lineage_graph(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        direction: str = "upstream",
+        depth: int | None = None,
+        max_nodes: int | None = None,
+    ) -> LineageGraph:
+        return self._service.lineage_graph(
+            self._actor, name, version, direction=direction, depth=depth, max_nodes=max_nodes
+        )
+
+    def dataset_users(
+        self, uri: str, *, max_results: int | None = None, page_token: str | None = None
+    ) -> Page[DatasetUse]:
+        return self._service.dataset_users(
+            self._actor, uri, max_results=max_results, page_token=page_token
+        )
+
+    def import_openlineage(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        # what the HTTP client sends is JSON: the local one takes the same values only
+        return self._service.import_openlineage(self._actor, json.loads(json.dumps(event)))
+
+    def export_openlineage(self, name: str, version: int | str) -> dict[str, Any]:
+        return self._service.export_openlineage(self._actor, name, version)
 
     def list_promotions(
         self,

@@ -185,6 +185,22 @@ def validate_input(
     return LineageInput(k, str(ref), relation=_choice("relation", relation or "other", RELATIONS))
 
 
+def dataset_input(
+    uri: str, *, name: str | None = None, digest: str | None = None, role: str | None = None
+) -> LineageInput:
+    """A dataset input (the SDK's and CLI's way to write one)."""
+    return validate_input(InputKind.DATASET, uri, name=name, digest=digest, role=role)
+
+
+def code_input(uri: str, commit: str) -> LineageInput:
+    return validate_input(InputKind.CODE, uri, commit=commit)
+
+
+def parent_input(uri: str, relation: str = "other") -> LineageInput:
+    """A parent version (``models:/NAME/VERSION``, ``@ALIAS`` or ``/latest``)."""
+    return validate_input(InputKind.MODEL_VERSION, uri, relation=relation)
+
+
 def _opaque_name(value: object) -> str:
     text = names.validate_text("dataset name", value, names.MAX_NAME_LENGTH, allow_newlines=False)
     if not text.strip():
