@@ -322,9 +322,11 @@ def input_to_json(i: LineageInput) -> dict[str, Any]:
     elif i.kind is InputKind.CODE:
         out.update(commit=i.commit)
     else:
-        out.update(relation=i.relation, deleted=i.deleted)
-    if i.id is not None:
+        out.update(relation=i.relation)
+    if i.id is not None:  # recorded: what the answers add
         out.update(id=i.id, created_at=format_time(i.created_at), created_by=i.created_by)
+        if i.kind is InputKind.MODEL_VERSION:
+            out.update(deleted=i.deleted)
     return out
 
 
