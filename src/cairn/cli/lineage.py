@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 from rich.tree import Tree
 
 from cairn.cli.common import AllPages, Json, MaxResults, PageToken, Yes, client, confirm, every_page
@@ -157,22 +158,27 @@ def remove(
     message(f"removed {gone.kind.value} input {_describe(gone)}")
 
 
-def _label(node: Node, via: dict[str, Any] | None) -> str:
+def _label(node: Node, via: dict[str, Any] | None) -> Text:
+    """One node of the tree: versions and deployments in bold (as plain text: a URI may
+    hold what Rich would read as markup)."""
     a = node.attrs
+    label = Text(overflow="fold")
     if node.kind == "model_version":
-        text = f"[bold]{node.id}[/bold] {a.get('status')}" + (
-            " (deleted)" if a.get("deleted") else ""
-        )
+        label.append(node.id, style="bold")
+        label.append(f" {a.get('status')}" + (" (deleted)" if a.get("deleted") else ""))
     elif node.kind == "dataset":
-        text = f"dataset {a['uri']}" + (f" @ {a['digest']}" if a.get("digest") else "")
+        label.append(f"dataset {a['uri']}" + (f" @ {a['digest']}" if a.get("digest") else ""))
     elif node.kind == "code":
-        text = f"code {a['uri']} @ {a['commit']}"
+        label.append(f"code {a['uri']} @ {a['commit']}")
     elif node.kind == "run":
-        text = f"run {a['run_id']}" + (f" ({a['run_link']})" if a.get("run_link") else "")
+        label.append(f"run {a['run_id']}" + (f" ({a['run_link']})" if a.get("run_link") else ""))
     else:
-        text = f"deployed as [bold]@{a['alias']}[/bold]"
+        label.append("deployed as ")
+        label.append(f"@{a['alias']}", style="bold")
     qualifier = (via or {}).get("relation") or (via or {}).get("role")
-    return f"{text} [dim]({qualifier})[/dim]" if qualifier else text
+    if qualifier:
+        label.append(f" ({qualifier})", style="dim")
+    return label
 
 
 def render_tree(graph: LineageGraph) -> Tree:
@@ -180,8 +186,8 @@ def render_tree(graph: LineageGraph) -> Tree:
     downstream, what came from it. A node met again is named, not repeated."""
     nodes = {n.id: n for n in graph.nodes}
     below: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    up = graph.direction.value == "upstream"
     for e in graph.edges:
-        up = graph.direction.value == "upstream"
         parent, child = (e.target, e.source) if up else (e.source, e.target)
         below.setdefault(parent, []).append((child, dict(e.attrs)))
     tree = Tree(_label(nodes[graph.root], None))
@@ -191,7 +197,7 @@ def render_tree(graph: LineageGraph) -> Tree:
         branch, node_id = todo.pop(0)
         for child, via in below.get(node_id, []):
             if child in shown:
-                branch.add(f"{child} [dim](shown above)[/dim]")
+                branch.add(Text(f"{child} (shown above)", style="dim", overflow="fold"))
                 continue
             shown.add(child)
             todo.append((branch.add(_label(nodes[child], via)), child))
@@ -224,7 +230,7 @@ def show(
     if as_json:
         print_json(graph_to_json(graph))
     else:
-        out.print(render_tree(graph))
+        out.print(render_tree(graph), soft_wrap=False)  # long URIs fold, not cut
     if graph.truncated:
         message("truncated: there is more beyond --depth or --max-nodes")
 
