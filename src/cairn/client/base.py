@@ -679,6 +679,9 @@ class BaseClient(LineageMethods, abc.ABC):
         return it and create nothing (a pipeline that re-runs on the same model registers
         it once; ``last_transfer.created`` says which happened). The metadata given here is
         then not applied; ``alias`` is, so that it points at these files either way.
+
+        ``lineage``: inputs recorded with the new version (``cairn.domain.lineage``'s
+        ``dataset_input``, ``code_input``, ``parent_input``; docs/lineage.md).
         """
         if alias is not None:  # checked first: a bad one must not leave a version behind
             validate_alias(alias)
