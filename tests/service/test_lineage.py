@@ -3,17 +3,28 @@ deletes and audit. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.lineage import InputKind, LineageInput, validate_input
 from cairn.domain.models import VersionSpec
 from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
+from cairn.service.lineage import record_in
 from cairn.service.registry import RegistryService
-from cairn.store.metadata.schema import audit_events, lineage_inputs
+from cairn.store.blobs.local import LocalBlobStore
+from cairn.store.metadata.database import Database
+from cairn.store.metadata.schema import (
+    audit_events,
+    lineage_inputs,
+    model_versions,
+    registered_models,
+)
 
 WRITER = Actor("wendy", user_id=1, grants=(Grant(Role.WRITE, pattern="team.*"),))
 READER = Actor("rita", user_id=2, grants=(Grant(Role.READ, pattern="team.*"),))  # no secret.*
@@ -282,3 +293,54 @@ def test_dataset_users_finds_versions_of_readable_models_a_page_at_a_time(
     assert seen == [("team.base", 1), ("team.tuned", 1), ("team.base", 2)]
     with pytest.raises(InvalidParameter, match="page_token"):
         svc.dataset_users(SYSTEM, "s3://lake/other", page_token=first.next_page_token)
+
+
+def test_two_parents_recorded_at_once_cannot_close_a_cycle(
+    postgres_url: str, reset_postgres: Callable[[str], None], tmp_path: Path
+) -> None:
+    """b derives from a, in a transaction still open, while a is said to derive from b:
+    the second waits for the first (PostgreSQL; SQLite writers are serial) and then sees
+    the cycle, instead of each passing its check on its own snapshot."""
+    reset_postgres(postgres_url)
+    svc = RegistryService(Database(postgres_url), LocalBlobStore(tmp_path / "blobs"))
+    try:
+        for name in ("a", "b"):
+            svc.create_model(SYSTEM, name)
+            svc.create_version(SYSTEM, name)
+        b1 = svc.db.read(
+            lambda s: s.execute(
+                select(model_versions.c.id)
+                .join(registered_models, registered_models.c.id == model_versions.c.model_id)
+                .where(registered_models.c.name == "b")
+            ).scalar_one()
+        )
+        entered, release = threading.Event(), threading.Event()
+
+        def first(s: Any) -> None:
+            record_in(s, SYSTEM, int(b1), [parent("models:/a/1")], svc.clock())
+            entered.set()
+            assert release.wait(60)
+
+        outcome: dict[str, object] = {}
+
+        def second() -> None:
+            try:
+                svc.record_inputs(SYSTEM, "a", 1, [parent("models:/b/1")])
+                outcome["recorded"] = True
+            except InvalidParameter as exc:
+                outcome["refused"] = exc
+
+        opened = threading.Thread(target=lambda: svc.db.write(first))
+        opened.start()
+        assert entered.wait(60)
+        racer = threading.Thread(target=second)
+        racer.start()
+        waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        while racer.is_alive() and not svc.db.read(lambda s: s.execute(waiting).scalar()):
+            racer.join(0.01)
+        release.set()
+        opened.join()
+        racer.join()
+        assert "cycle" in str(outcome.get("refused")), outcome
+    finally:
+        svc.db.dispose()

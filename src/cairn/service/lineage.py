@@ -262,6 +262,8 @@ def record_in(
     WRITE already checked); returns those inserted, parents by number. Also used when a
     version is created with its inputs."""
     store = LineageStore(s)
+    if any(i.kind is InputKind.MODEL_VERSION for i in inputs):
+        store.lock_parents()  # before the cycle checks read the edges
     added: list[LineageInput] = []
     for i in inputs:
         parent_id = None

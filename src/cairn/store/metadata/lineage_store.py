@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, tuple_
+from sqlalchemy import Connection, Row, and_, delete, insert, select, text, tuple_
 from sqlalchemy.orm import aliased
 
 from cairn.domain.access import ReadFilter
@@ -28,6 +28,8 @@ from cairn.store.metadata.search import _decode as decode_page_token
 from cairn.store.metadata.search import _encode as encode_page_token
 from cairn.store.metadata.search import readable_models
 
+# PostgreSQL advisory lock id (Cairn's namespace, as named_lock's)
+_PARENTS_LOCK = 0x0CA1_2000_0003
 L = lineage_inputs
 V = model_versions
 M = registered_models
@@ -70,6 +72,13 @@ class LineageStore:
         self.s = session
 
     # -- writes ---------------------------------------------------------------------------
+
+    def lock_parents(self) -> None:
+        """Serialise the transactions that add version → version edges, until commit: two
+        edges added at once could each pass the cycle check and close a cycle together.
+        PostgreSQL: a transaction advisory lock; SQLite writers are serial already."""
+        if self.s.dialect.name == "postgresql":
+            self.s.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PARENTS_LOCK})
 
     def find(self, version_id: int, key: str) -> Row[Any] | None:
         return self.s.execute(
