@@ -90,6 +90,15 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def spec_fingerprint(name: str, spec: VersionSpec) -> str:
+    """``fingerprint(name, spec)``, where a spec without lineage inputs has the fingerprint
+    it had before versions took any: a key stored by an older Cairn still matches."""
+    fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    if not spec.lineage:
+        del fields["lineage"]
+    return fingerprint(name, fields)
+
+
 def _plain(value: object) -> object:
     """What ``json`` cannot write itself: a dataclass as its fields (whose mappings it then
     writes with sorted keys; ``repr`` would keep their order), anything else as ``repr``."""

@@ -15,7 +15,7 @@ from cairn.domain.models import Actor, ModelVersion, Stage, VersionSpec, Version
 from cairn.domain.paths import validate_manifest
 from cairn.domain.semver import validate_semver
 from cairn.domain.uris import parse_version_number
-from cairn.domain.validation import clean_spec, clean_tags, fingerprint
+from cairn.domain.validation import clean_spec, clean_tags, spec_fingerprint
 from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.base import authorize, no_such_model
 from cairn.service.lineage import record_in
@@ -108,7 +108,7 @@ class VersionsService(VersionReadsService, ScansService):
             claim = None
             if idempotency_key is not None:
                 claim = IdempotencyStore(s).claim(
-                    idempotency_key, actor.name, "create_version", fingerprint(name, spec), now
+                    idempotency_key, actor.name, "create_version", spec_fingerprint(name, spec), now
                 )
                 if claim.replay_model_id is not None and claim.replay_version is not None:
                     # the same request again: authorized as it would be now, so that a
