@@ -152,10 +152,21 @@ def test_removing_an_input_needs_write_and_is_audited(svc: RegistryService) -> N
         svc.remove_input(READER, "team.tuned", 1, made[0].id)
     with pytest.raises(NotFound):  # an input of another version
         svc.remove_input(WRITER, "team.base", 1, made[0].id)
+    hidden = svc.record_inputs(SYSTEM, "team.tuned", 1, [parent("models:/secret.t/1")])
+    with pytest.raises(NotFound) as refused:  # it would name a model wendy cannot read
+        assert hidden[-1].id is not None
+        svc.remove_input(WRITER, "team.tuned", 1, hidden[-1].id)
+    assert "secret" not in str(refused.value)
+    svc.remove_input(SYSTEM, "team.tuned", 1, hidden[-1].id)
     gone = svc.remove_input(WRITER, "team.tuned", 1, made[0].id)
     assert gone == made[0]
     assert svc.list_inputs(WRITER, "team.tuned", 1) == made[1:]
-    assert audit_actions(svc) == ["lineage.record", "lineage.remove"]
+    assert audit_actions(svc) == [
+        "lineage.record",
+        "lineage.record",
+        "lineage.remove",
+        "lineage.remove",
+    ]
 
 
 def chain(svc: RegistryService) -> None:

@@ -104,7 +104,11 @@ class LineageService(ServiceBase):
             row = VersionStore(s).get(model.id, model.name, number)
             store = LineageStore(s)
             store.get(row.id, input_id)
-            gone = next(i for i in self._inputs_in(s, None, row.id) if i.id == input_id)
+            # a parent of a model the caller may not read is not theirs to learn of: as
+            # if it did not exist (the answer would name it)
+            gone = next((i for i in self._inputs_in(s, actor, row.id) if i.id == input_id), None)
+            if gone is None:
+                raise NotFound(f"lineage input {input_id} of this version does not exist")
             store.delete(input_id)
             before = input_to_json(gone)
             self._audit(s, actor, "lineage.remove", model=model, version=number, before=before)
