@@ -15,6 +15,7 @@ from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.lineage import InputKind, LineageInput, validate_input
 from cairn.domain.models import VersionSpec
 from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
+from cairn.service import lineage as lineage_service
 from cairn.service.lineage import record_in
 from cairn.service.registry import RegistryService
 from cairn.store.blobs.local import LocalBlobStore
@@ -355,3 +356,14 @@ def test_two_parents_recorded_at_once_cannot_close_a_cycle(
         assert "cycle" in str(outcome.get("refused")), outcome
     finally:
         svc.db.dispose()
+
+
+def test_a_version_holds_a_bounded_number_of_inputs(
+    svc: RegistryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lineage_service, "MAX_VERSION_INPUTS", 2)
+    svc.record_inputs(SYSTEM, "team.base", 1, [dataset("s3://a/1"), dataset("s3://a/2")])
+    with pytest.raises(InvalidParameter, match="at most 2 lineage inputs"):
+        svc.record_inputs(SYSTEM, "team.base", 1, [dataset("s3://a/3")])
+    assert rows(svc, lineage_inputs) == 2
+    svc.record_inputs(SYSTEM, "team.base", 1, [dataset("s3://a/1")])  # nothing new: fine

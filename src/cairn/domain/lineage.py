@@ -32,6 +32,7 @@ from cairn.errors import InvalidParameter
 MAX_URI = 2048
 MAX_REF = 256  # a dataset's version string, a commit
 MAX_INPUTS = 100  # inputs recorded in one call
+MAX_VERSION_INPUTS = 1000  # inputs one version may hold
 MAX_DEPTH = 10  # how far a graph query may go
 DEFAULT_DEPTH = 3
 MAX_NODES = 1000  # nodes a graph answer may hold

@@ -18,6 +18,7 @@ from typing import Any
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
 from cairn.domain.lineage import (
+    MAX_VERSION_INPUTS,
     DatasetUse,
     Direction,
     Edge,
@@ -292,6 +293,10 @@ def record_in(
             )
         store.insert(version_id, i, key, parent_id, actor.name, now)
         added.append(i)
+    if added and store.count(version_id) > MAX_VERSION_INPUTS:
+        raise InvalidParameter(
+            f"a version holds at most {MAX_VERSION_INPUTS} lineage inputs; remove some first"
+        )
     return added
 
 

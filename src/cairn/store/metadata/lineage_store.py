@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, text, tuple_
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, tuple_
 from sqlalchemy.orm import aliased
 
 from cairn.domain.access import ReadFilter
@@ -112,6 +112,13 @@ class LineageStore:
                     created_by=actor,
                 )
                 .returning(L.c.id)
+            ).scalar_one()
+        )
+
+    def count(self, version_id: int) -> int:
+        return int(
+            self.s.execute(
+                select(func.count()).select_from(L).where(L.c.version_id == version_id)
             ).scalar_one()
         )
 
