@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from cairn.app import create_app
 from cairn.domain.access import SYSTEM
+from cairn.domain.lineage import dataset_input
 from cairn.domain.webhooks import verify_signature
 from cairn.errors import InvalidParameter
 from cairn.service.base import Limits
@@ -251,6 +252,21 @@ def test_scope_and_event_filters(svc: RegistryService) -> None:
         svc.create_webhook(SYSTEM, "bad", url, events=["grant.set"])  # not a reader's event
     with pytest.raises(InvalidParameter):
         svc.create_webhook(SYSTEM, "bad", url, scope="risk*x")
+
+
+def test_lineage_changes_are_events(svc: RegistryService) -> None:
+    svc.create_webhook(SYSTEM, "lineage", "http://127.0.0.1:9/", events=["lineage.*"])
+    svc.create_model(SYSTEM, "risk.fraud")
+    svc.create_version(SYSTEM, "risk.fraud")
+    [recorded] = svc.record_inputs(
+        SYSTEM, "risk.fraud", 1, [dataset_input("s3://lake/cards/2026-11")]
+    )
+    assert recorded.id is not None
+    svc.remove_input(SYSTEM, "risk.fraud", 1, recorded.id)
+    assert events_of(svc, "lineage") == [
+        ("lineage.record", "risk.fraud"),
+        ("lineage.remove", "risk.fraud"),
+    ]
 
 
 def test_a_paused_webhook_queues_nothing_and_holds_what_was_queued(

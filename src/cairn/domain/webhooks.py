@@ -57,6 +57,9 @@ EVENTS: tuple[str, ...] = (
     "retention.policy",
     "import.model",
     "import.version",
+    "lineage.record",  # inputs recorded for a version (with it, later, or from OpenLineage)
+    "lineage.remove",
+    "lineage.openlineage",
 )
 PING = "ping"  # the test event ``ping`` sends; never from the audit log
 STATUSES = ("pending", "succeeded", "failed")
