@@ -238,6 +238,7 @@ def settings(tmp_path: Path, db_url: str, blob_root: Path) -> Settings:
         artifacts_uri=str(blob_root),
         allowed_hosts=["testserver"],
         bootstrap_token=ADMIN_TOKEN,
+        webhooks=False,  # no background thread; webhook tests run the dispatcher themselves
     )
 
 
@@ -512,3 +513,57 @@ def azure_container(azure_client: Any, azure_env: None) -> str:
     name = f"cairn-{secrets.token_hex(6)}"
     with azure_client.create_container(name):
         return name
+
+
+# -- a webhook receiver: a real HTTP server on loopback ----------------------------------
+
+
+class Receiver:
+    """Answers each POST with the next scripted status (200 once the script is used up);
+    ``"hang"`` holds the answer until ``release`` (a client timeout). Keeps what came."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.script: list[int | str] = []
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.released = threading.Event()
+        self.got = threading.Event()  # set at each POST kept
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    answer = receiver.script.pop(0) if receiver.script else 200
+                    if answer != "hang":
+                        receiver.received.append((dict(self.headers.items()), body))
+                        receiver.got.set()
+                if answer == "hang":
+                    receiver.released.wait()
+                    answer = 200
+                self.send_response(int(answer))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver()
+    yield hook
+    hook.close()

@@ -27,17 +27,20 @@ from cairn.api.v1 import (
     audit,
     deployments,
     identity,
+    lineage,
     models,
     portability,
     promotions,
     scans,
     signatures,
     versions,
+    webhooks,
 )
 from cairn.domain.tokens import ADMIN_TOKEN_FILE
 from cairn.errors import AlreadyExists, CairnError
 from cairn.service.factory import build_service
 from cairn.service.registry import RegistryService
+from cairn.service.webhook_delivery import Dispatcher
 from cairn.settings import Settings
 from cairn.ui import router as ui_router
 from cairn.ui.web import not_found_page, wants_page
@@ -55,7 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # and pause the worker for tens to hundreds of milliseconds under load.
         gc.collect()
         gc.freeze()
+        dispatcher = webhook_dispatcher(service, settings)
         yield
+        if dispatcher is not None:
+            dispatcher.stop()
         service.db.dispose()
 
     app = FastAPI(
@@ -109,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signatures.router,
         promotions.router,
         scans.router,
+        webhooks.router,
+        lineage.router,
         deployments.router,
     )
     for router in routers:
@@ -167,6 +175,20 @@ def ensure_admin(service: RegistryService, settings: Settings) -> Path | None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
+
+
+def webhook_dispatcher(service: RegistryService, settings: Settings) -> Dispatcher | None:
+    """This process's webhook dispatcher, started (None when ``CAIRN_WEBHOOKS=false``)."""
+    if not settings.webhooks:
+        return None
+    dispatcher = Dispatcher(
+        service.db,
+        allow_private=settings.webhook_allow_private,
+        max_attempts=settings.webhook_max_attempts,
+        timeout_s=settings.webhook_timeout_s,
+    )
+    dispatcher.start()
+    return dispatcher
 
 
 def create_app_from_env() -> FastAPI:

@@ -81,6 +81,21 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         10, ge=1, description="Failed logins/tokens per client address or account before 429."
     )
+    # -- webhooks (docs/webhooks.md) --
+    webhooks: bool = Field(
+        True, description="Run a webhook dispatcher in each server process (false: none)."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Let webhooks reach loopback, private, link-local and other internal "
+        "addresses (refused by default: SSRF).",
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=50, description="Attempts of one webhook delivery before it is failed."
+    )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Seconds a webhook receiver has to answer one attempt."
+    )
     # -- HTTP hardening (docs/security.md) --
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -180,7 +180,9 @@ SAMPLES = {
     "token_id": "1",
     "request_id": "1",
     "policy_id": "1",
+    "input_id": "1",
     "user": "bob",
+    "delivery_id": "0" * 32,
     "deployment": "d",
 }
 

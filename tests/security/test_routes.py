@@ -81,6 +81,8 @@ SELF_SERVICE = {
     "list_models",
     "search_versions",
     "list_promotions",
+    "list_webhooks",
+    "list_dataset_users",
     "list_deployments",
     "search_registered_models",
     "search_model_versions",
@@ -90,13 +92,14 @@ SELF_SERVICE = {
 FIXED_REFUSALS = {"refuse_artifact_writes": 405, "unknown_endpoint": 404}
 
 # Path parameters that are numbers; HUGE fills them beyond what a 64-bit id holds.
-NUMBERED = re.compile(r"\{(version|token_id|policy_id|request_id)\}")
+NUMBERED = re.compile(r"\{(version|token_id|policy_id|request_id|input_id)\}")
 BIG = "9" * 25
 HUGE = {
     "version": BIG,
     "token_id": BIG,
     "policy_id": BIG,
     "request_id": BIG,
+    "input_id": BIG,
     "user": "admin",
     "member": "admin",
     "group": "team",
@@ -104,6 +107,8 @@ HUGE = {
     "digest": sha(DATA_B),
     "upload_id": "0" * 32,
     "pem": "",
+    "webhook": "hook",
+    "delivery": "0" * 32,
 }
 
 # -- how to call each route ------------------------------------------------------------------
@@ -111,6 +116,7 @@ HUGE = {
 
 QUERY: dict[str, dict[str, str]] = {
     "resolve": {"uri": "models:/{model}/1"},
+    "list_dataset_users": {"uri": "s3://lake/{model}"},
     "diff_versions": {"old": "models:/{model}/1", "new": "models:/{model}@champion"},
     "list_grants": {"model": "{model}"},
     "revoke_grant": {"subject": "user:{user}", "model": "{model}"},
@@ -155,6 +161,17 @@ BODY: dict[str, dict[str, Any]] = {
     "read_files": {"paths": ["a.bin"]},
     "file_urls": {"paths": ["a.bin"]},
     "prune_versions": {"keep": 1},
+    "create_webhook": {"name": "hook2", "url": "http://127.0.0.1:9/", "scope": "{model}"},
+    "update_webhook": {"active": False},
+    "record_lineage_inputs": {"inputs": [{"kind": "dataset", "uri": "s3://lake/{model}"}]},
+    "import_openlineage": {
+        "eventTime": "2026-11-30T00:00:00Z",
+        "run": {"runId": "00000000-0000-0000-0000-000000000007"},
+        "job": {"namespace": "ci", "name": "train"},
+        "outputs": [{"namespace": "cairn", "name": "models:/{model}/1"}],
+        "producer": "https://example.com/ci",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+    },
     "set_deployment": {"model_uri": "models:/{model}/1", "environment": "prod"},
     "retire_deployment": {"reason": "sweep"},
     "push_feedback": {"points": [{"key": "k", "value": 1, "timestamp": "2020-01-01T00:00:00Z"}]},
@@ -279,6 +296,8 @@ def _fill(template: Any, values: dict[str, str]) -> Any:
         return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], template)
     if isinstance(template, dict):
         return {k: _fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, values) for v in template]
     return template
 
 
@@ -290,6 +309,8 @@ def path_values(path: str, values: dict[str, str]) -> dict[str, str]:
         name = values["group"]
     elif path.startswith("/api/v1/signers/"):
         name = values["signer"]
+    elif path.startswith("/api/v1/webhooks/"):
+        name = values["webhook"]
     else:
         name = values["model"]
     if "/mlflow-artifacts/" in path:
@@ -309,7 +330,9 @@ def path_values(path: str, values: dict[str, str]) -> dict[str, str]:
         "token_id": values["token_id"],
         "policy_id": values["policy_id"],
         "request_id": values["request_id"],
+        "input_id": values.get("input_id", "1"),
         "user": values["member"],
+        "delivery_id": values["delivery"],
         "deployment": values.get("deployment", DEPLOYMENT),
     }
 
@@ -394,6 +417,9 @@ def build_world(api: TestClient) -> World:
     _ok(api.post("/api/v1/groups", json={"name": "team"}), 201)
     _ok(api.put("/api/v1/groups/team/members/admin"), 204)
     _ok(api.post("/api/v1/users", json={"name": "dave"}), 201)
+    hook = {"name": "hook", "url": "http://127.0.0.1:9/", "scope": MODEL}
+    _ok(api.post("/api/v1/webhooks", json=hook), 201)
+    ping = _ok(api.post("/api/v1/webhooks/hook/ping"), 202)
     (admin_token,) = _ok(api.get("/api/v1/tokens"))["tokens"]
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
@@ -409,6 +435,8 @@ def build_world(api: TestClient) -> World:
         "token_id": str(admin_token["id"]),
         "policy_id": str(policy["id"]),
         "request_id": str(promotion["id"]),
+        "webhook": "hook",
+        "delivery": ping["id"],
         "deployment": DEPLOYMENT,
     }
     ghosts = {
@@ -422,6 +450,8 @@ def build_world(api: TestClient) -> World:
         "token_id": "987654",
         "policy_id": "987654",
         "request_id": "987654",
+        "webhook": "ghost-hook",
+        "delivery": "0" * len(ping["id"]),
         "deployment": "ghost-dep",
     }
     return World(real, ghosts)
@@ -471,6 +501,8 @@ def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         artifacts_uri=str(root / "blobs"),
         allowed_hosts=["testserver"],
         bootstrap_token=ADMIN_TOKEN,
+        webhooks=False,
+        webhook_allow_private=True,  # the world's webhook posts to loopback
     )
     app = create_app(settings)
     try:
@@ -544,6 +576,8 @@ def _static() -> Static:
                 "policy_id": "1",
                 "request_id": "1",
                 "pem": "",
+                "webhook": "hook",
+                "delivery": "0" * 32,
                 "deployment": DEPLOYMENT,
             }
             authenticated, dispatched = {}, {}

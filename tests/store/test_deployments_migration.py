@@ -16,7 +16,7 @@ TABLES = {"deployments", "deployment_events", "feedback_points"}
 def test_0018_adds_the_deployment_tables_and_its_downgrade_drops_them(db: Database) -> None:
     assert set(inspect(db.engine).get_table_names()) >= TABLES
     with db.engine.connect() as conn:
-        command.downgrade(migrate._config(conn), "0015_signer_digest")
+        command.downgrade(migrate._config(conn), "0017_webhooks")
         conn.commit()
     assert not TABLES & set(inspect(db.engine).get_table_names())
     migrate.upgrade(db)

@@ -236,6 +236,38 @@ def test_0014_adds_blob_tombstones_and_its_downgrade_drops_them(db: Database) ->
     migrate.check_schema(db)
 
 
+def test_0017_queues_deliveries_from_the_audit_log_and_its_downgrade_drops_it(
+    db: Database, tmp_path: object
+) -> None:
+    """Migration 0017's trigger queues a delivery for an audited change; down to 0016
+    drops it with both tables (audited changes still work), and up again restores it."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from cairn.service.base import Limits
+
+    svc = RegistryService(
+        db, LocalBlobStore(f"{tmp_path}/blobs"), limits=Limits(webhook_allow_private=True)
+    )
+    svc.create_webhook(SYSTEM, "hook", "http://127.0.0.1:9/")
+    svc.create_model(SYSTEM, "queued")
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0016_lineage")
+        conn.commit()
+    assert {"webhooks", "webhook_deliveries"}.isdisjoint(inspect(db.engine).get_table_names())
+    svc.create_model(SYSTEM, "unheard")  # the audit log takes events without the trigger
+    migrate.upgrade(db)
+    migrate.check_schema(db)
+    svc.create_webhook(SYSTEM, "hook", "http://127.0.0.1:9/")
+    svc.create_model(SYSTEM, "heard")
+    with db.engine.connect() as conn:
+        events = conn.execute(text("SELECT event FROM webhook_deliveries")).scalars().all()
+    assert events == ["model.create"]  # 'heard': nothing queued while it was gone
+    assert [d.payload["model"] for d in svc.list_webhook_deliveries(SYSTEM, "hook").items] == [
+        "heard"
+    ]
+
+
 def test_0015_attributes_existing_signatures_to_the_material_that_verified_them(
     db: Database,
 ) -> None:
@@ -690,3 +722,19 @@ def test_a_cairn_database_restored_without_its_log_index_is_read_and_used(
         assert service.get_model(SYSTEM, "kept-in-the-log").name == "kept-in-the-log"
     finally:
         again.dispose()
+
+
+def test_0016_adds_lineage_inputs_and_its_downgrade_drops_them(db: Database) -> None:
+    """Migration 0016 creates ``lineage_inputs``; down to 0015 and up again round-trips."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    with db.engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0015_signer_digest")
+        conn.commit()
+    assert "lineage_inputs" not in inspect(db.engine).get_table_names()
+    migrate.upgrade(db)
+    assert migrate.current_revision(db) == migrate.head_revision()
+    indexes = {i["name"] for i in inspect(db.engine).get_indexes("lineage_inputs")}
+    assert {"ix_lineage_inputs_uri_key_id", "ix_lineage_inputs_parent_version_id"} <= indexes
+    migrate.check_schema(db)

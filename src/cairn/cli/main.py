@@ -16,6 +16,7 @@ from cairn.cli import (
     deployments,
     diff,
     identity,
+    lineage,
     models,
     portability,
     promotion,
@@ -25,6 +26,7 @@ from cairn.cli import (
     tokens,
     transfer,
     versions,
+    webhooks,
 )
 from cairn.cli.output import err
 from cairn.client import DEFAULT_URI
@@ -53,6 +55,7 @@ app.add_typer(audit.app, name="audit")
 app.command("promote")(promotion.promote)
 app.add_typer(promotion.approvals_app, name="approvals")
 app.add_typer(promotion.policies_app, name="policies")
+app.add_typer(lineage.app, name="lineage")
 app.add_typer(signatures.signers_app, name="signers")
 app.add_typer(signatures.sign_app, name="sign")
 app.add_typer(scans.app, name="scan")
@@ -61,6 +64,7 @@ app.add_typer(tokens.tokens_app, name="tokens")
 app.add_typer(identity.users_app, name="users")
 app.add_typer(identity.groups_app, name="groups")
 app.add_typer(identity.grants_app, name="grants")
+app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(deployments.deployments_app, name="deployments")
 app.add_typer(deployments.feedback_app, name="feedback")
 

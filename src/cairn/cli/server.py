@@ -43,6 +43,9 @@ def server(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (env CAIRN_WORKERS, default 1).")
     ] = None,
+    no_webhooks: Annotated[
+        bool, typer.Option("--no-webhooks", help="Deliver no webhooks (env CAIRN_WEBHOOKS=false).")
+    ] = False,
 ) -> None:
     """Run the Cairn server (API, docs at /docs)."""
     from cairn.api.middleware import HostRules
@@ -59,6 +62,7 @@ def server(
         backend_uri=backend_uri,
         artifacts_uri=artifacts_uri,
         workers=workers,
+        webhooks=False if no_webhooks else None,
     )
     # what every worker's create_app checks, checked once here: a bad entry there would
     # kill each worker at start, and uvicorn restart them forever

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from cairn.cli.common import Json, Quiet, Yes, client, parse_metrics, parse_pairs, quiet
+from cairn.cli.lineage import Datasets, Parents, Relation, lineage_options
 from cairn.cli.output import err, message, print_json, show_version
 from cairn.client.push_pull import TransferStats
 from cairn.domain.artifacts import MAX_VERIFY_JOBS
@@ -86,10 +87,17 @@ def push(
             "(it is shown instead; --alias still points at it).",
         ),
     ] = False,
+    dataset: Datasets = None,
+    parent: Parents = None,
+    relation: Relation = "other",
     as_json: Json = False,
     quiet_flag: Quiet = False,
 ) -> None:
-    """Upload files as a new version: hashes locally, sends only what the server lacks."""
+    """Upload files as a new version: hashes locally, sends only what the server lacks.
+
+    --dataset and --parent are recorded as the new version's lineage (`cairn lineage`).
+    """
+    inputs = lineage_options(dataset, parent, relation)  # checked before anything is made
     sdk = client(ctx)
     if create_model:
         sdk.ensure_model(model)
@@ -106,6 +114,7 @@ def push(
             run_id=run_id,
             progress=progress,
             if_changed=if_changed,
+            lineage=inputs,
         )
     stats = sdk.last_transfer
     if stats is not None and not stats.created and not quiet(ctx):

@@ -22,6 +22,7 @@ from cairn.cli.common import (
     parse_metrics,
     parse_pairs,
 )
+from cairn.cli.lineage import Datasets, Parents, Relation, lineage_options
 from cairn.cli.output import (
     DataTable,
     message,
@@ -52,9 +53,15 @@ def create(
     source: Annotated[str | None, typer.Option(help="Where it came from (opaque text).")] = None,
     run_id: Annotated[str | None, typer.Option(help="Training run id (opaque text).")] = None,
     run_link: Annotated[str | None, typer.Option(help="Link to the run (opaque text).")] = None,
+    dataset: Datasets = None,
+    parent: Parents = None,
+    relation: Relation = "other",
     as_json: Json = False,
 ) -> None:
-    """Create the next version of model NAME (metadata only; `cairn push` uploads files)."""
+    """Create the next version of model NAME (metadata only; `cairn push` uploads files).
+
+    --dataset and --parent are recorded as its lineage (`cairn lineage`), with it.
+    """
     version = client(ctx).create_version(
         name,
         description=description,
@@ -65,6 +72,7 @@ def create(
         source=source,
         run_id=run_id,
         run_link=run_link,
+        lineage=lineage_options(dataset, parent, relation),
     )
     show_version(version, as_json)
 

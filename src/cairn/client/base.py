@@ -16,6 +16,7 @@ from typing import Any
 
 from cairn.client import push_pull
 from cairn.client.cache import BlobCache
+from cairn.client.lineage_base import LineageMethods
 from cairn.client.push_pull import TransferStats
 from cairn.client.transfer import WORKERS, LocalFile, upload_plan
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
@@ -29,6 +30,7 @@ from cairn.domain.deployments import (
     FeedbackSummary,
 )
 from cairn.domain.diff import VersionDiff
+from cairn.domain.lineage import LineageInput
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -59,7 +61,7 @@ def field_map(kind: str, value: object) -> dict[Any, Any]:
     return dict(value)
 
 
-class BaseClient(abc.ABC):
+class BaseClient(LineageMethods, abc.ABC):
     """Methods of ``cairn.Client``; parameter names match the API and the CLI."""
 
     # -- registered models -------------------------------------------------------------
@@ -134,6 +136,7 @@ class BaseClient(abc.ABC):
         run_id: str | None = None,
         run_link: str | None = None,
         idempotency_key: str | None = None,
+        lineage: Sequence[LineageInput] = (),
     ) -> ModelVersion: ...
 
     @abc.abstractmethod
@@ -398,6 +401,61 @@ class BaseClient(abc.ABC):
 
     @abc.abstractmethod
     def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest: ...
+
+    # -- webhooks (docs/webhooks.md): JSON-shaped dicts, as the API returns them ---------
+    @abc.abstractmethod
+    def create_webhook(
+        self,
+        name: str,
+        url: str,
+        *,
+        events: Sequence[str] = ("*",),
+        scope: str = "*",
+        secret: str | None = None,
+        active: bool = True,
+    ) -> dict[str, Any]:
+        """A new webhook; its ``secret`` is in this answer only."""
+
+    @abc.abstractmethod
+    def list_webhooks(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def get_webhook(self, name: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def update_webhook(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        scope: str | None = None,
+        active: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change what is given; ``active=False`` pauses, ``True`` resumes."""
+
+    @abc.abstractmethod
+    def delete_webhook(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def rotate_webhook_secret(self, name: str, *, secret: str | None = None) -> dict[str, Any]:
+        """A new signing secret, in this answer only."""
+
+    @abc.abstractmethod
+    def list_webhook_deliveries(
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def redeliver_webhook(self, name: str, delivery_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def ping_webhook(self, name: str) -> dict[str, Any]: ...
 
     # -- deployments (where versions run) and monitoring feedback ------------------------
     @abc.abstractmethod
@@ -715,6 +773,7 @@ class BaseClient(abc.ABC):
         alias: str | None = None,
         progress: Progress | None = None,
         if_changed: bool = False,
+        lineage: Sequence[LineageInput] = (),
     ) -> ModelVersion:
         """Upload a file or folder as the next version of ``name``; send only missing bytes.
 
@@ -726,6 +785,9 @@ class BaseClient(abc.ABC):
         return it and create nothing (a pipeline that re-runs on the same model registers
         it once; ``last_transfer.created`` says which happened). The metadata given here is
         then not applied; ``alias`` is, so that it points at these files either way.
+
+        ``lineage``: inputs recorded with the new version (``cairn.domain.lineage``'s
+        ``dataset_input``, ``code_input``, ``parent_input``; docs/lineage.md).
         """
         if alias is not None:  # checked first: a bad one must not leave a version behind
             validate_alias(alias)
@@ -738,6 +800,7 @@ class BaseClient(abc.ABC):
             source=source,
             run_id=run_id,
             run_link=run_link,
+            lineage=tuple(lineage),
         )
         version, self.last_transfer = push_pull.push(
             self, Path(path), name, spec, progress or NoProgress(), if_changed=if_changed
@@ -782,7 +845,7 @@ class BaseClient(abc.ABC):
         return out
 
     # -- lifecycle ---------------------------------------------------------------------
-    def close(self) -> None:  # noqa: B027 (optional hook)
+    def close(self) -> None:
         """Release connections; the client is unusable afterwards."""
 
     def __enter__(self) -> BaseClient:

@@ -23,6 +23,7 @@ from cairn.client.base import BaseClient, field_map
 from cairn.client.direct_parts import send_parts
 from cairn.client.http_deployments import DeploymentCalls
 from cairn.client.http_governance import GovernanceCalls
+from cairn.client.http_lineage import LineageCalls
 from cairn.client.http_transport import (
     MAX_ATTEMPTS,
     alias_seg,
@@ -32,6 +33,7 @@ from cairn.client.http_transport import (
     version_seg,
     whole,
 )
+from cairn.client.http_webhooks import WebhookCalls
 from cairn.client.ranged import RANGED_ABOVE, link_streams, ranged_get
 from cairn.client.transfer import LocalFile, read_chunks
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
@@ -49,6 +51,7 @@ from cairn.domain.codec import (
 )
 from cairn.domain.diff import VersionDiff
 from cairn.domain.diff_codec import diff_from_json
+from cairn.domain.lineage import LineageInput, input_to_json, validate_inputs
 from cairn.domain.models import (
     AliasEvent,
     FileEntry,
@@ -99,10 +102,11 @@ def _page_params(
     }
 
 
-class HttpClient(GovernanceCalls, DeploymentCalls, BaseClient):
+class HttpClient(GovernanceCalls, WebhookCalls, LineageCalls, DeploymentCalls, BaseClient):
     """The SDK over HTTP: models, versions, aliases and their files; the identity,
-    audit and governance calls come from ``GovernanceCalls``, the deployment and feedback
-    calls from ``DeploymentCalls``."""
+    audit and governance calls come from ``GovernanceCalls``, the webhook calls from
+    ``WebhookCalls``, lineage from ``LineageCalls``, deployments and feedback from
+    ``DeploymentCalls``."""
 
     def _models_page(self, body: Any) -> Page[RegisteredModel]:
         return Page([model_from_json(m) for m in body["models"]], body.get("next_page_token"))
@@ -179,6 +183,7 @@ class HttpClient(GovernanceCalls, DeploymentCalls, BaseClient):
         run_id: str | None = None,
         run_link: str | None = None,
         idempotency_key: str | None = None,
+        lineage: Sequence[LineageInput] = (),
     ) -> ModelVersion:
         spec = VersionSpec(
             description=description,
@@ -189,6 +194,7 @@ class HttpClient(GovernanceCalls, DeploymentCalls, BaseClient):
             source=source,
             run_id=run_id,
             run_link=run_link,
+            lineage=tuple(lineage),
         )
         return self._create_with_manifest(name, spec, idempotency_key or str(uuid.uuid4()))[0]
 
@@ -338,6 +344,8 @@ class HttpClient(GovernanceCalls, DeploymentCalls, BaseClient):
             "run_link": spec.run_link,
             "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in spec.files],
         }
+        if spec.lineage:  # sent only when given: a server without lineage takes the rest
+            body["lineage"] = [input_to_json(i) for i in validate_inputs(spec.lineage)]
         path = f"/models/{model_seg(name)}/versions"
         created = self._request("POST", path, json=body, headers=self._key(idempotency_key))
         return version_from_json(created), list(created["missing"])

@@ -35,6 +35,7 @@ from cairn.domain.deployments import (
     FeedbackSummary,
 )
 from cairn.domain.diff import VersionDiff
+from cairn.domain.lineage import DatasetUse, LineageGraph, LineageInput
 from cairn.domain.models import (
     Actor,
     AliasEvent,
@@ -49,6 +50,7 @@ from cairn.domain.progress import Progress
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
+from cairn.domain.webhooks import Webhook, delivery_to_json, webhook_to_json
 from cairn.errors import PermissionDenied
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -153,6 +155,7 @@ class LocalClient(BaseClient):
         run_id: str | None = None,
         run_link: str | None = None,
         idempotency_key: str | None = None,
+        lineage: Sequence[LineageInput] = (),
     ) -> ModelVersion:
         spec = VersionSpec(
             description=description,
@@ -163,6 +166,7 @@ class LocalClient(BaseClient):
             source=source,
             run_id=run_id,
             run_link=run_link,
+            lineage=tuple(lineage),
         )
         return self._service.create_version(
             self._actor, name, spec, idempotency_key=idempotency_key
@@ -439,6 +443,45 @@ class LocalClient(BaseClient):
     ) -> PromotionRequest:
         return self._service.promote(self._actor, name, version, alias, comment=comment)
 
+    # -- lineage ------------------------------------------------------------------------
+    def add_lineage(
+        self, name: str, version: int | str, inputs: Sequence[LineageInput]
+    ) -> list[LineageInput]:
+        return self._service.record_inputs(self._actor, name, version, inputs)
+
+    def list_lineage(self, name: str, version: int | str) -> list[LineageInput]:
+        return self._service.list_inputs(self._actor, name, version)
+
+    def remove_lineage(self, name: str, version: int | str, input_id: int) -> LineageInput:
+        return self._service.remove_input(self._actor, name, version, input_id)
+
+    def lineage_graph(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        direction: str = "upstream",
+        depth: int | None = None,
+        max_nodes: int | None = None,
+    ) -> LineageGraph:
+        return self._service.lineage_graph(
+            self._actor, name, version, direction=direction, depth=depth, max_nodes=max_nodes
+        )
+
+    def dataset_users(
+        self, uri: str, *, max_results: int | None = None, page_token: str | None = None
+    ) -> Page[DatasetUse]:
+        return self._service.dataset_users(
+            self._actor, uri, max_results=max_results, page_token=page_token
+        )
+
+    def import_openlineage(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        # what the HTTP client sends is JSON: the local one takes the same values only
+        return self._service.import_openlineage(self._actor, json.loads(json.dumps(event)))
+
+    def export_openlineage(self, name: str, version: int | str) -> dict[str, Any]:
+        return self._service.export_openlineage(self._actor, name, version)
+
     def list_promotions(
         self,
         *,
@@ -466,6 +509,67 @@ class LocalClient(BaseClient):
 
     def cancel_promotion(self, request_id: int, *, comment: str = "") -> PromotionRequest:
         return self._service.cancel(self._actor, request_id, comment=comment)
+
+    # -- webhooks: queued here, delivered by a server on the same database ---------------
+    def create_webhook(
+        self,
+        name: str,
+        url: str,
+        *,
+        events: Sequence[str] = ("*",),
+        scope: str = "*",
+        secret: str | None = None,
+        active: bool = True,
+    ) -> dict[str, Any]:
+        made = self._service.create_webhook(
+            self._actor, name, url, events=events, scope=scope, secret=secret, active=active
+        )
+        return _with_secret(made)
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return [webhook_to_json(w) for w in self._service.list_webhooks(self._actor)]
+
+    def get_webhook(self, name: str) -> dict[str, Any]:
+        return webhook_to_json(self._service.get_webhook(self._actor, name))
+
+    def update_webhook(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        scope: str | None = None,
+        active: bool | None = None,
+    ) -> dict[str, Any]:
+        webhook = self._service.update_webhook(
+            self._actor, name, url=url, events=events, scope=scope, active=active
+        )
+        return webhook_to_json(webhook)
+
+    def delete_webhook(self, name: str) -> None:
+        self._service.delete_webhook(self._actor, name)
+
+    def rotate_webhook_secret(self, name: str, *, secret: str | None = None) -> dict[str, Any]:
+        return _with_secret(self._service.rotate_webhook_secret(self._actor, name, secret=secret))
+
+    def list_webhook_deliveries(
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[dict[str, Any]]:
+        page = self._service.list_webhook_deliveries(
+            self._actor, name, status=status, max_results=max_results, page_token=page_token
+        )
+        return Page([delivery_to_json(d) for d in page.items], page.next_page_token)
+
+    def redeliver_webhook(self, name: str, delivery_id: str) -> dict[str, Any]:
+        return delivery_to_json(self._service.redeliver_webhook(self._actor, name, delivery_id))
+
+    def ping_webhook(self, name: str) -> dict[str, Any]:
+        return delivery_to_json(self._service.ping_webhook(self._actor, name))
 
     # -- identities ----------------------------------------------------------------------
     # -- deployments and monitoring feedback ------------------------------------------------
@@ -795,3 +899,8 @@ class LocalClient(BaseClient):
 
     def reserve_versions(self, name: str, up_to: int) -> RegisteredModel:
         return self._service.reserve_versions(self._actor, name, up_to)
+
+
+def _with_secret(made: tuple[Webhook, str]) -> dict[str, Any]:
+    webhook, secret = made
+    return {**webhook_to_json(webhook), "secret": secret}

@@ -6,12 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 # re-exported: callers import the caller type with the other values
 from cairn.domain.access import SYSTEM as SYSTEM
 from cairn.domain.access import Actor as Actor
 from cairn.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from cairn.domain.lineage import LineageInput
 
 T = TypeVar("T")
 
@@ -86,6 +89,7 @@ class ModelVersion:
     run_id: str | None = None
     run_link: str | None = None
     files: tuple[FileEntry, ...] = ()
+    lineage: tuple[LineageInput, ...] = ()  # recorded with the version (domain/lineage.py)
     size: int = 0
     digest: str | None = None
     deleted_at: datetime | None = None
@@ -122,3 +126,4 @@ class VersionSpec:
     run_id: str | None = None
     run_link: str | None = None
     files: tuple[FileEntry, ...] = ()
+    lineage: tuple[LineageInput, ...] = ()  # recorded with the version (domain/lineage.py)

@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping
 
 from cairn.domain import names
+from cairn.domain.lineage import validate_inputs
 from cairn.domain.models import VersionSpec
 from cairn.domain.semver import validate_semver
 from cairn.errors import InvalidParameter
@@ -68,6 +69,7 @@ def clean_spec(spec: VersionSpec) -> VersionSpec:
         run_id=clean_optional("run_id", spec.run_id, names.MAX_RUN_ID_LENGTH),
         run_link=clean_optional("run_link", spec.run_link, names.MAX_SOURCE_LENGTH),
         files=spec.files,
+        lineage=validate_inputs(spec.lineage),
     )
 
 
@@ -86,6 +88,15 @@ def fingerprint(*parts: object) -> str:
     are compared without their order, dataclasses (a ``VersionSpec``) field by field."""
     blob = json.dumps(parts, sort_keys=True, default=_plain, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def spec_fingerprint(name: str, spec: VersionSpec) -> str:
+    """``fingerprint(name, spec)``, where a spec without lineage inputs has the fingerprint
+    it had before versions took any: a key stored by an older Cairn still matches."""
+    fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    if not spec.lineage:
+        del fields["lineage"]
+    return fingerprint(name, fields)
 
 
 def _plain(value: object) -> object:

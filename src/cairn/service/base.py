@@ -40,6 +40,7 @@ class Limits:
     keep_versions_days: float | None = None  # ...keeping those younger than this too
     creator_role: str | None = "MANAGE"  # what creating a model grants its creator
     scan_policy: str = "quarantine"  # a version whose scan is not clean: label|quarantine|reject
+    webhook_allow_private: bool = False  # webhooks may target loopback/private addresses
 
 
 class ServiceBase:

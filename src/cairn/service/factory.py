@@ -39,5 +39,6 @@ def build_service(settings: Settings) -> RegistryService:
         creator_role=None if settings.creator_role == "NONE" else settings.creator_role,
         keep_versions=settings.keep_versions,
         keep_versions_days=settings.keep_versions_days,
+        webhook_allow_private=settings.webhook_allow_private,
     )
     return RegistryService(db, blobs, limits=limits)

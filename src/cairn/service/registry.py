@@ -14,6 +14,7 @@ from cairn.service.credentials import CredentialsService
 from cairn.service.deployments import DeploymentsService
 from cairn.service.downloads import DownloadsService
 from cairn.service.identity import IdentityService
+from cairn.service.lineage import LineageService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
 from cairn.service.portability import PortabilityService
@@ -21,6 +22,7 @@ from cairn.service.promotion import PromotionService
 from cairn.service.retention import RetentionService
 from cairn.service.signatures import SignaturesService
 from cairn.service.versions import VersionsService
+from cairn.service.webhooks import WebhooksService
 
 
 class RegistryService(
@@ -33,10 +35,12 @@ class RegistryService(
     RetentionService,
     PortabilityService,
     PromotionService,
+    LineageService,
     SignaturesService,
     AuditService,
     IdentityService,
     CredentialsService,
+    WebhooksService,
     DeploymentsService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""

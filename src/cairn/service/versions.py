@@ -10,13 +10,15 @@ from types import SimpleNamespace
 from cairn.domain import names
 from cairn.domain.access import Role
 from cairn.domain.digests import NO_FILES, manifest_digest
+from cairn.domain.lineage import input_to_json
 from cairn.domain.models import Actor, ModelVersion, Stage, VersionSpec, VersionStatus
 from cairn.domain.paths import validate_manifest
 from cairn.domain.semver import validate_semver
 from cairn.domain.uris import parse_version_number
-from cairn.domain.validation import clean_spec, clean_tags, fingerprint
+from cairn.domain.validation import clean_spec, clean_tags, spec_fingerprint
 from cairn.errors import InvalidParameter, NotFound, PayloadTooLarge
 from cairn.service.base import authorize, no_such_model
+from cairn.service.lineage import record_in
 from cairn.service.scans import ScansService
 from cairn.service.version_reads import VersionReadsService
 from cairn.store.metadata import one_trip
@@ -89,7 +91,12 @@ class VersionsService(VersionReadsService, ScansService):
         # reads bytes: before the transaction that may make it READY
         self._scan_stored(files, actor)
 
-        if idempotency_key is None and not spec.files and self._one_statement_for(actor, name):
+        if (
+            idempotency_key is None
+            and not spec.files
+            and not spec.lineage
+            and self._one_statement_for(actor, name)
+        ):
             made = self.db.write_statement(
                 lambda s: self._create_in_one_statement(s, actor, name, spec, self.clock())
             )
@@ -101,7 +108,7 @@ class VersionsService(VersionReadsService, ScansService):
             claim = None
             if idempotency_key is not None:
                 claim = IdempotencyStore(s).claim(
-                    idempotency_key, actor.name, "create_version", fingerprint(name, spec), now
+                    idempotency_key, actor.name, "create_version", spec_fingerprint(name, spec), now
                 )
                 if claim.replay_model_id is not None and claim.replay_version is not None:
                     # the same request again: authorized as it would be now, so that a
@@ -121,6 +128,7 @@ class VersionsService(VersionReadsService, ScansService):
             status = VersionStatus.READY if present >= digests else VersionStatus.PENDING
             version_id = VersionStore(s).insert(model.id, number, spec, status, actor.name, now)
             index.add_claims(version_id, owed)
+            recorded = record_in(s, actor, version_id, spec.lineage, now)
             made = _new_version(model.name, number, spec, status, actor.name, to_datetime(now))
             written = SimpleNamespace(
                 id=version_id, version=number, digest=made.digest, status=status.value
@@ -134,6 +142,9 @@ class VersionsService(VersionReadsService, ScansService):
                 IdempotencyStore(s).record(claim, model.id, number)
             after = _created(made)
             self._audit(s, actor, "version.create", model=model, version=number, after=after)
+            if recorded:
+                lineage = [input_to_json(i) for i in recorded]
+                self._audit(s, actor, "lineage.record", model=model, version=number, after=lineage)
             return made
 
         return self.db.write(run)

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from cairn.domain.access import Actor
+from cairn.domain.lineage import LineageGraph, LineageInput
 from cairn.domain.models import AliasEvent, ModelVersion, Page, RegisteredModel, Stage
 from cairn.errors import InvalidParameter, NotFound, RateLimited, Unauthenticated
 from cairn.ui.web import (
@@ -236,8 +237,30 @@ def model(request: Request, name: str, actor: Viewer) -> Response:
 
 @page_route("/models/{name}/versions/{version}")
 def version(request: Request, name: str, version: str, actor: Viewer) -> Response:
-    found = service_of(request).get_version(actor, name, version)
-    return show(request, "version.html", version=found)
+    service = service_of(request)
+
+    def read() -> tuple[ModelVersion, list[LineageInput], list[tuple[str, int, str]]]:
+        found = service.get_version(actor, name, version)
+        inputs = service.list_inputs(actor, name, found.version)
+        graph = service.lineage_graph(actor, name, found.version, direction="downstream", depth=1)
+        return found, inputs, derived_versions(graph)
+
+    found, inputs, derived = service.read_together(read)
+    return show(request, "version.html", version=found, inputs=inputs, derived=derived)
+
+
+def derived_versions(graph: LineageGraph) -> list[tuple[str, int, str]]:
+    """(name, version, relation) of the versions derived straight from the graph's root."""
+    nodes = {n.id: n for n in graph.nodes}
+    return [
+        (
+            str(nodes[e.target].attrs["name"]),
+            int(nodes[e.target].attrs["version"]),
+            str(e.attrs.get("relation")),
+        )
+        for e in graph.edges
+        if e.source == graph.root and e.kind == "model_version"
+    ]
 
 
 @page_route("/models/{name}/aliases/{alias}")

@@ -88,6 +88,22 @@ class FileIn(Strict):
     digest: str
 
 
+class LineageInputIn(Strict):
+    kind: str = Field(description="dataset, code or model_version.")
+    uri: str = Field(
+        description="A dataset or repository URI with a scheme; for model_version, the parent "
+        "models:/NAME/VERSION (an alias or latest is recorded as the version it names)."
+    )
+    name: str | None = Field(None, description="dataset: a readable name.")
+    digest: str | None = Field(None, description="dataset: sha256:<hex> or a version string.")
+    role: str | None = Field(None, description="dataset: train, validation, test, eval, other.")
+    commit: str | None = Field(None, description="code: the git commit (required).")
+    relation: str | None = Field(
+        None,
+        description="model_version: fine-tune, quantize, distil, retrain, merge, convert, other.",
+    )
+
+
 class VersionCreate(Strict):
     description: str = ""
     files: list[FileIn] = Field(
@@ -101,6 +117,9 @@ class VersionCreate(Strict):
     source: str | None = None
     run_id: str | None = None
     run_link: str | None = None
+    lineage: list[LineageInputIn] = Field(
+        default_factory=list, description="Inputs recorded with the version (docs/lineage.md)."
+    )
 
 
 class VersionUpdate(Strict):

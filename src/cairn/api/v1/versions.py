@@ -18,6 +18,7 @@ from cairn.api.v1.schemas import (
     VersionUpdate,
 )
 from cairn.domain.codec import version_to_json
+from cairn.domain.lineage import input_from_json
 from cairn.domain.models import FileEntry, ModelVersion, VersionSpec
 
 router = lean_router(prefix="/models/{name}/versions", tags=["versions"])
@@ -41,6 +42,7 @@ async def create_version(
         run_id=body.run_id,
         run_link=body.run_link,
         files=tuple(FileEntry(f.path, f.size, f.digest) for f in body.files),
+        lineage=tuple(input_from_json(i.model_dump(exclude_none=True)) for i in body.lineage),
     )
 
     def create() -> tuple[ModelVersion, list[str]]:

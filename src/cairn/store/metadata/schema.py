@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     literal_column,
     text,
+    true,
 )
 
 NAMING = {
@@ -517,6 +518,79 @@ approvals = Table(
     Column("comment", Text, nullable=False, server_default=""),
     Column("at", BigInteger, nullable=False),
     UniqueConstraint("request_id", "approver"),
+)
+
+# Lineage: the inputs of a version (its child end). A dataset or code input is a URI with a
+# ref (a dataset's digest or version string, a commit) and a qualifier (a dataset's role);
+# a parent version is a row of its own (the qualifier is the relation). ``input_key`` is
+# the sha256 of the input's identity, so that recording it again finds it; ``uri_key`` the
+# sha256 of the URI, so that "which versions used this dataset" is an index lookup however
+# long the URI is.
+lineage_inputs = Table(
+    "lineage_inputs",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # dataset | code | model_version
+    Column("input_key", String(64), nullable=False),
+    Column("uri", Text),  # NULL for a parent version
+    Column("uri_key", String(64)),
+    Column("name", String(256)),
+    Column("ref", String(256)),
+    Column("qualifier", String(16)),
+    Column(
+        "parent_version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=True
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    UniqueConstraint("version_id", "input_key"),
+    Index("ix_lineage_inputs_uri_key_id", "uri_key", "id"),
+    Index("ix_lineage_inputs_parent_version_id", "parent_version_id"),
+)
+
+# Webhooks: where the audited changes to the models of a scope are POSTed (migration 0017).
+# ``events`` is ``,action,action,`` and ``scope_key`` a name-key prefix ('' for '*') or,
+# with ``scope_exact``, one name key: a trigger on ``audit_events`` matches them in SQL.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(256), nullable=False),
+    Column("events", Text, nullable=False),
+    Column("scope", String(1024), nullable=False),
+    Column("scope_key", String(1024), nullable=False),
+    Column("scope_exact", Boolean, nullable=False, server_default=false()),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_webhooks_active", "active"),
+)
+
+# The outbox: one row per (webhook, event), written by that trigger in the transaction of
+# the change; the dispatchers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("uid", String(36), nullable=False, unique=True),  # Cairn-Delivery
+    Column("webhook_id", ID, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("event_seq", BigInteger),  # the audit event (None: a ping)
+    Column("payload", Text),  # JSON; filled from the audit event when first claimed
+    Column("status", String(16), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger),
+    Column("last_status", Integer),
+    Column("last_error", String(512)),
+    Column("redelivery_of", String(36)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),
+    Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
 )
 
 # -- deployments and monitoring feedback (migration 0018) -------------------------------

@@ -1,7 +1,7 @@
 """Deployments and monitoring feedback
 
 Revision ID: 0018_deployments
-Revises: 0015_signer_digest
+Revises: 0017_webhooks
 Create Date: 2026-11-30 01:00:00
 
 ``deployments``: named targets (an environment label, an optional URL) and the version of
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_deployments"
-down_revision = "0015_signer_digest"
+down_revision = "0017_webhooks"
 branch_labels = None
 depends_on = None
 
