@@ -51,7 +51,7 @@ def test_webhooks_commands(uri: str, settings: Settings, receiver: Any) -> None:
     assert secret.startswith("whsec_")
     shown = json.loads(cairn(uri, "webhooks", "get", "ci", "--json"))
     assert shown["scope"] == "risk.*" and "secret" not in shown
-    assert shown["events"] == ["alias.delete", "alias.set", "model.create"]
+    assert shown["events"] == ["alias.*", "model.create"]  # as given, for events to come
     listed = json.loads(cairn(uri, "webhooks", "list", "--json"))
     assert [w["name"] for w in listed] == ["ci"]
     assert secret not in cairn(uri, "webhooks", "list")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 
 import pytest
 
 from cairn.domain.access import Actor, Grant, Role
 from cairn.domain.webhooks import (
     EVENTS,
+    MAX_FAMILY_DOTS,
     clean_events,
     clean_scope,
     clean_url,
@@ -17,28 +19,39 @@ from cairn.domain.webhooks import (
     events_from_column,
     forbidden_address,
     may_manage_scope,
+    selects,
     signature_header,
     verify_signature,
 )
 from cairn.errors import InvalidParameter
 
 
-def test_event_filters_expand_to_event_names() -> None:
-    assert clean_events("*") == tuple(sorted(EVENTS))
-    assert clean_events(["alias.*", "version.finalize"]) == (
-        "alias.delete",
-        "alias.set",
+def test_event_filters_are_kept_as_given_and_select_events_now_and_later() -> None:
+    """A filter is stored as patterns, not expanded: '*' and a family take the events a
+    later Cairn adds (an expansion made at creation would have left them out)."""
+    assert clean_events("*") == ("*",)
+    assert clean_events(["alias.*", "alias.set", "version.finalize", "*"]) == ("*",)
+    assert clean_events(["alias.*", "alias.set", "version.finalize"]) == (
+        "alias.*",
         "version.finalize",
     )
-    assert clean_events(["version.tag.*"]) == ("version.tag.delete", "version.tag.set")
+    assert clean_events(["version.tag.*"]) == ("version.tag.*",)
+    assert selects(("version.tag.*",), "version.tag.set")
+    assert not selects(("version.tag.*",), "version.stage")
+    assert selects(("alias.*",), "alias.renamed-in-a-later-cairn")
+    assert selects(("*",), "anything")
     stored = events_column(clean_events(["alias.*"]))
-    assert stored == ",alias.delete,alias.set," and events_from_column(stored) == (
-        "alias.delete",
-        "alias.set",
-    )
-    for bad in (["token.create"], ["grant.*"], [], [""], {"alias.set": 1}, [3]):
+    assert stored == ",alias.*," and events_from_column(stored) == ("alias.*",)
+    for bad in (["token.create"], ["grant.*"], ["alias.set.x.*"], [], [""], {"a": 1}, [3]):
         with pytest.raises(InvalidParameter):
             clean_events(bad)
+
+
+def test_the_trigger_carries_exactly_the_events_the_domain_lists() -> None:
+    """A new event type needs a migration that re-creates the trigger with it."""
+    migration = importlib.import_module("cairn.store.metadata.migrations.versions.0017_webhooks")
+    assert set(migration.DELIVERABLE) == set(EVENTS)
+    assert max(e.count(".") for e in EVENTS) <= MAX_FAMILY_DOTS
 
 
 def test_scopes_are_grant_patterns_over_name_keys() -> None:

@@ -24,7 +24,10 @@ from cairn.domain.codec import format_time
 from cairn.errors import InvalidParameter
 
 # The audit actions a webhook can carry: changes to a model that a reader of the model
-# could see. Grants, tokens, users and instance upkeep are not sent anywhere.
+# could see. Grants, tokens, users and instance upkeep are not sent anywhere. The trigger
+# that queues deliveries holds this list too (``DELIVERABLE`` in migration 0017): a new
+# event needs a migration that re-creates the trigger with it. Webhooks whose filter is
+# ``*`` or a family then get it with no change of theirs.
 EVENTS: tuple[str, ...] = (
     "model.create",
     "model.update",
@@ -63,6 +66,8 @@ EVENTS: tuple[str, ...] = (
     "deployment.set",  # what a deployment serves (docs/deployments.md)
     "deployment.retire",
 )
+# A family is ``a.*`` or ``a.b.*``: the trigger looks for the two (no event has more dots).
+MAX_FAMILY_DOTS = 2
 PING = "ping"  # the test event ``ping`` sends; never from the audit log
 STATUSES = ("pending", "succeeded", "failed")
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
@@ -114,8 +119,11 @@ def validate_webhook_name(name: object) -> str:
 
 
 def clean_events(events: object) -> tuple[str, ...]:
-    """An event filter: ``*`` (every event in ``EVENTS``), families (``alias.*``) or
-    action names, to the sorted tuple of actions it selects."""
+    """An event filter, checked and kept as it was given, sorted: ``*`` (every event,
+    those a later Cairn adds too), families (``alias.*``, ``version.tag.*``: every event
+    whose name starts so, now and later) or event names. An event a family or ``*``
+    already selects is dropped; each must select at least one event of ``EVENTS``. The
+    trigger on ``audit_events`` (migration 0017) matches them in SQL."""
     given = [events] if isinstance(events, str) else events
     if not isinstance(given, Iterable) or isinstance(given, Mapping):
         raise InvalidParameter("events must be a list of event names such as 'alias.set'")
@@ -124,12 +132,11 @@ def clean_events(events: object) -> tuple[str, ...]:
         if not isinstance(item, str) or not item:
             raise InvalidParameter("events must be a list of event names such as 'alias.set'")
         if item == "*":
-            chosen.update(EVENTS)
+            chosen.add(item)
         elif item.endswith(".*"):
-            family = [e for e in EVENTS if e.startswith(item[:-1])]
-            if not family:
+            if item.count(".") > MAX_FAMILY_DOTS or not any(selects((item,), e) for e in EVENTS):
                 raise InvalidParameter(f"event family {item!r} matches no event; see EVENTS")
-            chosen.update(family)
+            chosen.add(item)
         elif item in EVENTS:
             chosen.add(item)
         else:
@@ -139,7 +146,17 @@ def clean_events(events: object) -> tuple[str, ...]:
             )
     if not chosen:
         raise InvalidParameter("events must name at least one event (or '*')")
-    return tuple(sorted(chosen))
+    if "*" in chosen:
+        return ("*",)
+    families = [f for f in chosen if f.endswith(".*")]
+    return tuple(sorted(e for e in chosen if e in families or not selects(families, e)))
+
+
+def selects(patterns: Iterable[str], event: str) -> bool:
+    """Whether a filter (``clean_events``) selects ``event``: as the trigger decides."""
+    return any(
+        p == "*" or p == event or (p.endswith(".*") and event.startswith(p[:-1])) for p in patterns
+    )
 
 
 def events_column(events: tuple[str, ...]) -> str:

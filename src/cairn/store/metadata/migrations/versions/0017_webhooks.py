@@ -37,7 +37,59 @@ _SELECT = """
       AND CASE WHEN w.scope_exact THEN m.name_key = w.scope_key
                ELSE substr(m.name_key, 1, length(w.scope_key)) = w.scope_key END;
 """
-_WHEN = "NEW.outcome = 'ok' AND NEW.model_id IS NOT NULL"
+# The audit actions a webhook may carry (frozen: a later event type re-creates the trigger
+# in its own migration); ``domain/webhooks.py`` keeps the same list as ``EVENTS``.
+DELIVERABLE = (
+    "model.create",
+    "model.update",
+    "model.rename",
+    "model.delete",
+    "model.restore",
+    "model.tag.set",
+    "model.tag.delete",
+    "version.create",
+    "version.update",
+    "version.finalize",
+    "version.expire",
+    "version.stage",
+    "version.tag.set",
+    "version.tag.delete",
+    "version.delete",
+    "version.restore",
+    "version.purge",
+    "alias.set",
+    "alias.delete",
+    "promotion.request",
+    "promotion.approve",
+    "promotion.reject",
+    "promotion.cancel",
+    "promotion.apply",
+    "signature.add",
+    "scan.rerun",
+    "scan.policy",
+    "artifact.quarantine_override",
+    "retention.policy",
+    "import.model",
+    "import.version",
+    "lineage.record",
+    "lineage.remove",
+    "lineage.openlineage",
+    "deployment.set",
+    "deployment.retire",
+)
+_WHEN = (
+    "NEW.outcome = 'ok' AND NEW.model_id IS NOT NULL AND NEW.action IN ("
+    + ", ".join(f"'{a}'" for a in DELIVERABLE)
+    + ")"
+)
+# A webhook's ``events`` is ``,pattern,…,``: ``*``, an action, or a family ``a.*`` /
+# ``a.b.*``; {first} and {second} are the action's first one and two dotted parts.
+_SELECTS = """(
+        strpos(w.events, ',*,') > 0
+        OR strpos(w.events, ',' || NEW.action || ',') > 0
+        OR strpos(w.events, ',' || {first} || '.*,') > 0
+        OR strpos(w.events, ',' || {second} || '.*,') > 0
+    )"""
 
 
 def upgrade() -> None:
@@ -98,7 +150,10 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         body = _SELECT.format(
             uid="replace(gen_random_uuid()::text, '-', '')",
-            contains="strpos(w.events, ',' || NEW.action || ',') > 0",
+            contains=_SELECTS.format(
+                first="split_part(NEW.action, '.', 1)",
+                second="split_part(NEW.action, '.', 1) || '.' || split_part(NEW.action, '.', 2)",
+            ),
         )
         op.execute(
             f"CREATE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
@@ -111,7 +166,12 @@ def upgrade() -> None:
     else:
         body = _SELECT.format(
             uid="lower(hex(randomblob(16)))",
-            contains="instr(w.events, ',' || NEW.action || ',') > 0",
+            contains=_SELECTS.replace("strpos(", "instr(").format(
+                first="substr(NEW.action, 1, instr(NEW.action, '.') - 1)",
+                # the action up to its second dot (its first part again if it has one)
+                second="substr(NEW.action, 1, instr(NEW.action, '.') "
+                "+ instr(substr(NEW.action, instr(NEW.action, '.') + 1), '.') - 1)",
+            ),
         )
         op.execute(
             f"CREATE TRIGGER {TRIGGER} AFTER INSERT ON audit_events WHEN {_WHEN} BEGIN {body} END"
