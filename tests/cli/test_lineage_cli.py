@@ -55,6 +55,7 @@ def test_create_push_add_show_and_remove(uri: str, tmp_path: Path) -> None:
         "-q",
     )
     cairn(uri, "alias", "set", "small", "prod", "1")
+    cairn(uri, "deployments", "set", "small-api", "models:/small@prod", "--env", "prod")
     added = json.loads(
         cairn(
             uri,
@@ -82,6 +83,7 @@ def test_create_push_add_show_and_remove(uri: str, tmp_path: Path) -> None:
     assert "(eval)" in tree and f"code https://git.example/ml.git @ {COMMIT}" in tree
     down = cairn(uri, "lineage", "show", "models:/base/1", "--downstream")
     assert "models:/small/1" in down and "deployed as @prod" in down
+    assert "served by small-api (prod)" in down
     graph = json.loads(cairn(uri, "lineage", "show", "models:/base/1", "--downstream", "--json"))
     assert graph["direction"] == "downstream" and graph["truncated"] is False
     assert "small" in cairn(uri, "lineage", "used-by", "s3://lake/eval")

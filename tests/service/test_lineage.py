@@ -253,6 +253,28 @@ def test_downstream_walks_derived_versions_and_their_deployments(svc: RegistrySe
     assert ("models:/team.base/1", "models:/team.tuned/1", "model_version") in edges
 
 
+def test_downstream_shows_the_recorded_deployments_serving_a_version(
+    svc: RegistryService,
+) -> None:
+    chain(svc)
+    svc.set_deployment(
+        SYSTEM, "small-api", "models:/team.small@prod", environment="prod", url="https://x.test"
+    )
+    svc.set_deployment(SYSTEM, "small-old", "models:/team.small/1", environment="staging")
+    svc.retire_deployment(SYSTEM, "small-old")  # serves nothing now: not shown
+    graph = svc.lineage_graph(SYSTEM, "team.base", 1, direction="downstream")
+    served = {n.id: dict(n.attrs) for n in graph.nodes if n.id.startswith("deployment:")}
+    assert served == {
+        "deployment:small-api": {
+            "name": "small-api",
+            "environment": "prod",
+            "url": "https://x.test",
+        }
+    }
+    edges = {(e.source, e.target, e.kind) for e in graph.edges}
+    assert ("models:/team.small/1", "deployment:small-api", "deployment") in edges
+
+
 def test_unreadable_models_are_left_out_as_if_they_did_not_exist(svc: RegistryService) -> None:
     chain(svc)
     graph = svc.lineage_graph(READER, "team.small", 1, depth=5)

@@ -37,3 +37,18 @@ def test_the_version_page_shows_its_lineage(
     assert "Derived versions" in text_of(one)
     assert f'href="/models/{world.model}/versions/2"' in one.text
     assert "No recorded inputs." in text_of(one)
+
+
+def test_the_version_page_names_the_deployments_serving_it(
+    api: TestClient, visitor: TestClient, world: World
+) -> None:
+    body = {
+        "model_uri": f"models:/{world.model}/1",
+        "environment": "prod",
+        "url": "https://x.test/a",
+    }
+    ok(api.put(f"{V1}/deployments/fraud-api", json=body))
+    signed_in(visitor, world.reader)
+    page = visitor.get(f"/models/{world.model}/versions/1")
+    assert "Served by" in text_of(page) and "fraud-api" in text_of(page)
+    assert 'href="https://x.test/a"' in page.text

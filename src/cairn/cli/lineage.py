@@ -172,9 +172,13 @@ def _label(node: Node, via: dict[str, Any] | None) -> Text:
         label.append(f"code {a['uri']} @ {a['commit']}")
     elif node.kind == "run":
         label.append(f"run {a['run_id']}" + (f" ({a['run_link']})" if a.get("run_link") else ""))
-    else:
+    elif "alias" in a:
         label.append("deployed as ")
         label.append(f"@{a['alias']}", style="bold")
+    else:  # a recorded deployment
+        label.append("served by ")
+        label.append(str(a["name"]), style="bold")
+        label.append(f" ({a['environment']})" + (f" {a['url']}" if a.get("url") else ""))
     qualifier = (via or {}).get("relation") or (via or {}).get("role")
     if qualifier:
         label.append(f" ({qualifier})", style="dim")

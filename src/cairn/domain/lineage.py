@@ -269,8 +269,10 @@ class Direction(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Node:
     """A node: ``model_version`` (name, version, status, deleted), ``dataset`` (uri, name,
-    digest), ``code`` (uri, commit), ``run`` (run_id, run_link) or ``deployment`` (name,
-    alias). ``id`` is what edges refer to."""
+    digest), ``code`` (uri, commit), ``run`` (run_id, run_link) or ``deployment``: an
+    alias pointing at the version (name, alias; id ``models:/NAME@ALIAS``) or a recorded
+    deployment serving it (name, environment, url; id ``deployment:NAME``). ``id`` is what
+    edges refer to."""
 
     id: str
     kind: str

@@ -464,3 +464,10 @@ class _Walk:
                 )
                 if self._add(node):
                     self._link(ids[pairs[pair]], node.id, "deployment")
+        # the recorded deployments serving it (docs/deployments.md): where it runs
+        for pair, served in self.store.deployments_of(list(pairs)).items():
+            for d in served:
+                attrs = {"name": d.name, "environment": d.environment, "url": d.url}
+                node = Node(f"deployment:{d.name}", "deployment", attrs)
+                if self._add(node):
+                    self._link(ids[pairs[pair]], node.id, "deployment")

@@ -239,14 +239,21 @@ def model(request: Request, name: str, actor: Viewer) -> Response:
 def version(request: Request, name: str, version: str, actor: Viewer) -> Response:
     service = service_of(request)
 
-    def read() -> tuple[ModelVersion, list[LineageInput], list[tuple[str, int, str]]]:
+    def read() -> tuple[ModelVersion, list[LineageInput], LineageGraph]:
         found = service.get_version(actor, name, version)
         inputs = service.list_inputs(actor, name, found.version)
         graph = service.lineage_graph(actor, name, found.version, direction="downstream", depth=1)
-        return found, inputs, derived_versions(graph)
+        return found, inputs, graph
 
-    found, inputs, derived = service.read_together(read)
-    return show(request, "version.html", version=found, inputs=inputs, derived=derived)
+    found, inputs, graph = service.read_together(read)
+    return show(
+        request,
+        "version.html",
+        version=found,
+        inputs=inputs,
+        derived=derived_versions(graph),
+        served=[n.attrs for n in graph.nodes if n.id.startswith("deployment:")],
+    )
 
 
 def derived_versions(graph: LineageGraph) -> list[tuple[str, int, str]]:

@@ -20,6 +20,7 @@ from cairn.errors import NotFound
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.schema import (
     aliases,
+    deployments,
     lineage_inputs,
     model_versions,
     registered_models,
@@ -215,6 +216,25 @@ class LineageStore:
         ).all()
         for model_id, version, alias in rows:
             found.setdefault((int(model_id), int(version)), []).append(str(alias))
+        return found
+
+    def deployments_of(
+        self, pairs: Collection[tuple[int, int]]
+    ) -> dict[tuple[int, int], list[Row[Any]]]:
+        """(model id, version) → the deployments serving it now (name, environment, url)."""
+        found: dict[tuple[int, int], list[Row[Any]]] = {}
+        if not pairs:
+            return found
+        d = deployments.c
+        rows: list[Row[Any]] = list(
+            self.s.execute(
+                select(d.model_id, d.version, d.name, d.environment, d.url)
+                .where(tuple_(d.model_id, d.version).in_(list(pairs)))
+                .order_by(d.model_id, d.version, d.name_key)
+            )
+        )
+        for row in rows:
+            found.setdefault((int(row.model_id), int(row.version)), []).append(row)
         return found
 
     def users_of(
