@@ -19,7 +19,7 @@ from starlette.requests import Request
 T = TypeVar("T")
 
 BATCH = 1 << 20
-QUEUE_DEPTH = 4
+QUEUE_DEPTH = 2  # 4 held 9 to 12 MB more in four concurrent uploads, no faster (RESULTS.md)
 
 
 async def _batched(request: Request) -> AsyncIterator[bytes]:
