@@ -80,6 +80,14 @@ def _untracked() -> set[str] | None:
     }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist's workers run with COLUMNS=80, which the CLI reads once, at import (after
+    # this, at collection): tables in `make test` came out 80 wide and cut values ("succ…"),
+    # where `-n 0` prints them whole, as in a pipe. Every run now prints as in a pipe; tests
+    # of a terminal's width set COLUMNS for the process they start.
+    os.environ.pop("COLUMNS", None)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):  # the controller, or a run without xdist
         session.config.stash[_TREE_KEY] = _untracked()
