@@ -45,8 +45,7 @@ from cairn.store.metadata.prepared import Prepared
 from cairn.store.metadata.schema import audit_events, audit_head, registered_models
 
 # the page-token format of every listing (URL-safe base64 JSON bound to the query)
-from cairn.store.metadata.search import _decode as decode_page_token
-from cairn.store.metadata.search import _encode as encode_page_token
+from cairn.store.metadata.search import decode_page_token, encode_page_token
 
 GENESIS = "0" * 64
 HASHED_FIELDS = (

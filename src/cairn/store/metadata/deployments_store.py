@@ -31,7 +31,7 @@ from cairn.store.metadata.schema import (
     feedback_points,
     registered_models,
 )
-from cairn.store.metadata.search import _decode, _encode, readable_models
+from cairn.store.metadata.search import decode_page_token, encode_page_token, readable_models
 
 D = deployments
 E = deployment_events
@@ -120,10 +120,10 @@ class DeploymentStore:
             query = query.where(D.c.retired_at.is_(None))
         scope = _scope("deployments", model_id, version, environment, retired)
         if page_token:
-            (after,) = _decode(page_token, scope, (str,))
+            (after,) = decode_page_token(page_token, scope, (str,))
             query = query.where(D.c.name_key > after)
         rows = list(self.s.execute(query.limit(limit + 1)))
-        token = _encode(scope, [rows[limit - 1].name_key]) if len(rows) > limit else None
+        token = encode_page_token(scope, [rows[limit - 1].name_key]) if len(rows) > limit else None
         return [to_deployment(r) for r in rows[:limit]], token
 
     # -- history ----------------------------------------------------------------------------
@@ -251,12 +251,12 @@ class DeploymentStore:
             query = query.where(F.c.at < until)
         scope = _scope("feedback", deployment_id, model_id, version, key, since, until)
         if page_token:
-            at, last = _decode(page_token, scope, (int, int))
+            at, last = decode_page_token(page_token, scope, (int, int))
             query = query.where((F.c.at > at) | ((F.c.at == at) & (F.c.id > last)))
         rows = list(self.s.execute(query.limit(limit + 1)))
         token = None
         if len(rows) > limit:
-            token = _encode(scope, [int(rows[limit - 1].at), int(rows[limit - 1].id)])
+            token = encode_page_token(scope, [int(rows[limit - 1].at), int(rows[limit - 1].id)])
         return [_point(r) for r in rows[:limit]], token
 
     def summary(

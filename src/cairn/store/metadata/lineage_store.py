@@ -25,9 +25,7 @@ from cairn.store.metadata.schema import (
     model_versions,
     registered_models,
 )
-from cairn.store.metadata.search import _decode as decode_page_token
-from cairn.store.metadata.search import _encode as encode_page_token
-from cairn.store.metadata.search import readable_models
+from cairn.store.metadata.search import decode_page_token, encode_page_token, readable_models
 
 # PostgreSQL advisory lock id (Cairn's namespace, as named_lock's)
 _PARENTS_LOCK = 0x0CA1_2000_0003

@@ -206,7 +206,7 @@ def _page(
     if target == "versions":
         scope["model_id"] = model_id
     fingerprint = _fingerprint(target, expr, order, scope)
-    after = _decode(page_token, fingerprint, kinds) if page_token else []
+    after = decode_page_token(page_token, fingerprint, kinds) if page_token else []
     shape, values = parameterize(expr) if expr is not None else (None, ())
     params = {
         "model_id": model_id,
@@ -245,7 +245,7 @@ def _page(
         return rows, None
     last = rows[max_results - 1]
     sort_values = [getattr(last, f"sort{i}") for i in range(len(order))]
-    return rows[:max_results], _encode(fingerprint, [*sort_values, int(last.id)])
+    return rows[:max_results], encode_page_token(fingerprint, [*sort_values, int(last.id)])
 
 
 @functools.lru_cache(maxsize=512)
@@ -389,12 +389,16 @@ def _fingerprint(
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def _encode(fingerprint: str, values: Sequence[object]) -> str:
+def encode_page_token(fingerprint: str, values: Sequence[object]) -> str:
+    """A keyset page token: the last row's sort ``values``, bound to the query's
+    ``fingerprint`` (a token of another query is refused). Every paged store uses it."""
     payload = json.dumps({"q": fingerprint, "k": list(values)}, separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def _decode(token: str, fingerprint: str, kinds: Sequence[type]) -> list[object]:
+def decode_page_token(token: str, fingerprint: str, kinds: Sequence[type]) -> list[object]:
+    """The values ``encode_page_token`` put in ``token``, checked against the query's
+    ``fingerprint`` and the expected ``kinds``; a bad token is ``InvalidParameter``."""
     malformed = InvalidParameter(
         "page_token is malformed; pass the next_page_token of the previous page unchanged"
     )

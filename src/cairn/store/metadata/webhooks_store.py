@@ -28,8 +28,7 @@ from cairn.store.metadata.clock import optional_datetime, to_datetime
 from cairn.store.metadata.schema import audit_events, webhook_deliveries, webhooks
 
 # the page-token format of every listing (URL-safe base64 JSON bound to the query)
-from cairn.store.metadata.search import _decode as decode_page_token
-from cairn.store.metadata.search import _encode as encode_page_token
+from cairn.store.metadata.search import decode_page_token, encode_page_token
 
 W = webhooks
 D = webhook_deliveries

@@ -84,11 +84,12 @@ _WHEN = (
 )
 # A webhook's ``events`` is ``,pattern,…,``: ``*``, an action, or a family ``a.*`` /
 # ``a.b.*``; {first} and {second} are the action's first one and two dotted parts.
+# {find} is the dialect's substring search (strpos, instr).
 _SELECTS = """(
-        strpos(w.events, ',*,') > 0
-        OR strpos(w.events, ',' || NEW.action || ',') > 0
-        OR strpos(w.events, ',' || {first} || '.*,') > 0
-        OR strpos(w.events, ',' || {second} || '.*,') > 0
+        {find}(w.events, ',*,') > 0
+        OR {find}(w.events, ',' || NEW.action || ',') > 0
+        OR {find}(w.events, ',' || {first} || '.*,') > 0
+        OR {find}(w.events, ',' || {second} || '.*,') > 0
     )"""
 
 
@@ -151,6 +152,7 @@ def upgrade() -> None:
         body = _SELECT.format(
             uid="replace(gen_random_uuid()::text, '-', '')",
             contains=_SELECTS.format(
+                find="strpos",
                 first="split_part(NEW.action, '.', 1)",
                 second="split_part(NEW.action, '.', 1) || '.' || split_part(NEW.action, '.', 2)",
             ),
@@ -166,7 +168,8 @@ def upgrade() -> None:
     else:
         body = _SELECT.format(
             uid="lower(hex(randomblob(16)))",
-            contains=_SELECTS.replace("strpos(", "instr(").format(
+            contains=_SELECTS.format(
+                find="instr",
                 first="substr(NEW.action, 1, instr(NEW.action, '.') - 1)",
                 # the action up to its second dot (its first part again if it has one)
                 second="substr(NEW.action, 1, instr(NEW.action, '.') "
