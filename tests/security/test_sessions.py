@@ -367,6 +367,26 @@ def test_logins_logouts_and_the_bootstrap_are_audited_without_secrets(
         assert secret not in text_of_log
 
 
+def test_a_refused_login_names_an_account_only_if_there_is_one(
+    browser: TestClient, api: TestClient
+) -> None:
+    """A wrong password for alice is on record against alice (by her account's name, not
+    as typed); a name no account has is not kept at all: people type passwords into the
+    user-name field, and the audit log must not collect them."""
+    typed_password = "hunter2-typed-into-the-wrong-field"
+    for user in ("ALICE", typed_password):
+        response = browser.post(f"{V1}/login", json={"user": user, "password": "wrong"})
+        error(response, 401, "UNAUTHENTICATED")
+    events = ok(api.get(f"{V1}/audit", params={"outcome": "denied", "max_results": 1000}))
+    refusals = [e for e in events["events"] if e["action"] == "login"]
+    assert [(e["target"], e["after"]) for e in refusals] == [
+        (None, {"unknown_user": True}),
+        ("alice", None),
+    ]
+    assert all(e["actor"] == "anonymous" and e["client"] for e in refusals)
+    assert typed_password not in repr(events)
+
+
 def test_a_csrf_refusal_is_audited_without_secrets(browser: TestClient, api: TestClient) -> None:
     """A cookie request refused for its CSRF token (a forged cross-site request, say) is on
     record like any refused authentication: ``authenticate``, denied, by ``anonymous``

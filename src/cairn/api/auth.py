@@ -67,13 +67,14 @@ class RateLimiter:
     @contextmanager
     def guard(self, *keys: str, denial: Mapping[str, Any]) -> Iterator[None]:
         """Refuse (429) if ``keys`` failed too often; count an Unauthenticated raised inside
-        against them and re-raise it carrying ``denial`` (what the audit log records)."""
+        against them and re-raise it carrying its own denial, else ``denial`` (what the
+        audit log records)."""
         self.check(*keys)
         try:
             yield
         except Unauthenticated as exc:
             self.fail(*keys)
-            raise Unauthenticated(exc.message, denial=denial) from None
+            raise Unauthenticated(exc.message, denial=exc.denial or denial) from None
 
     def fail(self, *keys: str) -> None:
         now = time.monotonic()

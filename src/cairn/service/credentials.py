@@ -144,8 +144,8 @@ class CredentialsService(ServiceBase):
         client: str | None = None,
     ) -> dict[str, Any]:
         """Password login for the UI: a session secret and its CSRF token (shown once),
-        audited as ``session.create`` by the user (a refused login is the caller's
-        ``login`` denial)."""
+        audited as ``session.create`` by the user; a refused one carries its ``login``
+        denial, which names the account only if there is one by that name)."""
         now = self.clock()
         row = self.db.read(lambda s: IdentityStore(s).find_user(name)) if name else None
         stored = row.password_hash if row is not None else None
@@ -155,7 +155,12 @@ class CredentialsService(ServiceBase):
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or row is None:
-            raise Unauthenticated("wrong user name or password")
+            # the audit log names an account only: a name no account has may be a password
+            # typed into the wrong field, and is not kept
+            known = {"target": row.name} if row is not None else {"unknown_user": True}
+            raise Unauthenticated(
+                "wrong user name or password", denial={"action": "login", **known}
+            )
         secret, csrf = tokens.new_token(), tokens.new_token()
         scope = Scope.ADMIN if row.is_admin else Scope.WRITE
         user = Actor(row.name, user_id=int(row.id), request_id=request_id, client=client)

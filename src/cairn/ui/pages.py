@@ -138,7 +138,7 @@ async def sign_in(request: Request) -> Response:
     service = service_of(request)
 
     def login() -> dict[str, object]:
-        with limiter.guard(*keys, denial={"action": "login", "target": user}):
+        with limiter.guard(*keys, denial={"action": "login"}):
             return service.login(user, password, request_id=request_id_of(request), client=client)
 
     try:

@@ -149,7 +149,7 @@ def login(body: Login, request: Request, service: Service) -> JSONResponse:
     limiter: RateLimiter = request.app.state.limiter
     client = request.client.host if request.client else "unknown"
     keys = (f"ip:{client}", f"user:{body.user.casefold()}")
-    with limiter.guard(*keys, denial={"action": "login", "target": body.user[:128]}):
+    with limiter.guard(*keys, denial={"action": "login"}):
         session = service.login(
             body.user,
             body.password,
