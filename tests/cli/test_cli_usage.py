@@ -210,6 +210,22 @@ def test_alias_delete_asks_or_takes_yes(uri: str) -> None:
     assert "deleted @production of 'm'" in done.stderr
 
 
+def test_deletes_name_the_model_as_the_registry_spells_it(uri: str) -> None:
+    """``fraud`` finds the model ``Fraud`` (names are matched without case); what the
+    command asks and says names the model the registry holds, not what was typed."""
+    cairn(uri, "models", "create", "Fraud")
+    cairn(uri, "versions", "create", "Fraud")
+    cairn(uri, "alias", "set", "Fraud", "production", "1")
+    done = runner.invoke(app, ["--uri", uri, "alias", "delete", "fraud", "production", "--yes"])
+    assert done.exit_code == 0, done.output
+    assert "deleted @production of 'Fraud'" in done.stderr
+    asked = runner.invoke(app, ["--uri", uri, "models", "delete", "FRAUD"], input="n\n")
+    assert asked.exit_code != 0 and "Delete registered model 'Fraud'?" in asked.stderr
+    done = runner.invoke(app, ["--uri", uri, "models", "delete", "FRAUD", "--yes"])
+    assert done.exit_code == 0, done.output
+    assert "deleted 'Fraud' (cairn models restore 'Fraud' brings it back)" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [

@@ -57,7 +57,8 @@ def rollback(
 def delete(ctx: typer.Context, name: str, alias: str, yes: Yes = False) -> None:
     """Remove ALIAS from model NAME (`alias rollback` sets it again)."""
     sdk = client(ctx)
-    pointed = sdk.get_model(name).aliases.get(alias)
+    model = sdk.get_model(name)
+    name, pointed = model.name, model.aliases.get(alias)  # the name as the registry spells it
     if pointed is not None:  # else: the delete says the alias does not exist
         confirm(f"Delete alias @{alias} of {name!r} (version {pointed})?", yes)
     sdk.delete_alias(name, alias)

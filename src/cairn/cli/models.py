@@ -113,6 +113,7 @@ def untag(ctx: typer.Context, name: str, key: str, as_json: Json = False) -> Non
 @app.command("delete")
 def delete(ctx: typer.Context, name: str, yes: Yes = False) -> None:
     """Soft-delete a model and its versions (restore brings them back)."""
+    name = client(ctx).get_model(name).name  # as the registry spells it
     confirm(f"Delete registered model {name!r}?", yes)
     client(ctx).delete_model(name)
     message(f"deleted {name!r} (cairn models restore {name!r} brings it back)")
