@@ -24,7 +24,7 @@ from cairn.cli.common import (
     parse_metrics,
     parse_pairs,
 )
-from cairn.cli.output import DataTable, _more, message, out, print_json
+from cairn.cli.output import DataTable, _more, message, out, print_json, record_table, when
 from cairn.domain.deployments import (
     Deployment,
     DeploymentEvent,
@@ -67,24 +67,20 @@ Until = Annotated[
 ]
 
 
-def _when(value: datetime | None, missing: str = "-") -> str:
-    return missing if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _show(d: Deployment, as_json: bool) -> None:
     if as_json:
         print_json(deployment_to_json(d))
         return
-    table = DataTable("field", "value")
+    table = record_table()
     serves = "(retired)" if d.version is None else f"models:/{d.model}/{d.version}"
     table.add_row("name", d.name)
     table.add_row("environment", d.environment)
     table.add_row("serves", serves + (f"  (through @{d.alias})" if d.alias else ""))
     table.add_row("url", d.url or "-")
-    table.add_row("created", f"{_when(d.created_at)} by {d.created_by or '?'}")
-    table.add_row("updated", _when(d.updated_at))
+    table.add_row("created", f"{when(d.created_at)} by {d.created_by or '?'}")
+    table.add_row("updated", when(d.updated_at))
     if d.retired_at is not None:
-        table.add_row("retired", _when(d.retired_at))
+        table.add_row("retired", when(d.retired_at))
     out.print(table)
 
 
@@ -98,8 +94,8 @@ def _show_events(events: Sequence[DeploymentEvent], as_json: bool) -> None:
         if e.alias:
             version += f" @{e.alias}"
         table.add_row(
-            _when(e.at),
-            _when(e.until, "now"),
+            when(e.at),
+            when(e.until, "now"),
             e.deployment,
             e.environment,
             e.model,
@@ -193,7 +189,7 @@ def list_(
                 "(retired)" if d.version is None else str(d.version),
                 f"@{d.alias}" if d.alias else "",
                 d.url or "",
-                _when(d.updated_at),
+                when(d.updated_at),
             )
         out.print(table)
     _more(page.next_page_token)
@@ -351,7 +347,7 @@ def show(
         for p in page.items:
             labels = ", ".join(f"{k}={v}" for k, v in p.labels.items())
             table.add_row(
-                _when(p.at), p.deployment or "", str(p.version), p.key, f"{p.value:g}", labels
+                when(p.at), p.deployment or "", str(p.version), p.key, f"{p.value:g}", labels
             )
         out.print(table)
     _more(page.next_page_token)
@@ -384,6 +380,6 @@ def summary(
             f"{s.max:g}",
             f"{s.mean:g}",
             f"{s.last:g}",
-            _when(s.last_at),
+            when(s.last_at),
         )
     out.print(table)

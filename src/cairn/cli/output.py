@@ -39,8 +39,15 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+def when(value: datetime | None, missing: str = "") -> str:
+    """A time, in UTC to the second (one without zone is UTC, as the domain keeps them)."""
+    if value is None:
+        return missing
+    return (
+        (value if value.tzinfo else value.replace(tzinfo=UTC))
+        .astimezone(UTC)
+        .strftime("%Y-%m-%d %H:%M:%S")
+    )
 
 
 def stamp(value: str | None, missing: str = "-", *, seconds: bool = True) -> str:
@@ -59,6 +66,11 @@ class DataTable(Table):
         for column in self.columns:
             column.overflow = "fold"
         yield from super().__rich_console__(console, options)
+
+
+def record_table() -> DataTable:
+    """The two-column, borderless table that shows one record (a model, a version ...)."""
+    return DataTable(show_header=False, box=None)
 
 
 def columns_table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
@@ -81,16 +93,16 @@ def show_model(model: RegisteredModel, as_json: bool) -> None:
     if as_json:
         print_json(model_to_json(model))
         return
-    table = DataTable(show_header=False, box=None)
+    table = record_table()
     table.add_row("name", model.name)
     table.add_row("description", model.description)
     table.add_row("latest version", str(model.latest_version or "-"))
     table.add_row("aliases", _pairs({f"@{a}": v for a, v in model.aliases.items()}))
     table.add_row("tags", _pairs(dict(model.tags)))
-    table.add_row("created", f"{_when(model.created_at)} by {model.created_by or '?'}")
-    table.add_row("updated", _when(model.updated_at))
+    table.add_row("created", f"{when(model.created_at)} by {model.created_by or '?'}")
+    table.add_row("updated", when(model.updated_at))
     if model.deleted_at:
-        table.add_row("deleted", _when(model.deleted_at))
+        table.add_row("deleted", when(model.deleted_at))
     out.print(table)
 
 
@@ -101,7 +113,7 @@ def show_models(models: Sequence[RegisteredModel], as_json: bool, token: str | N
         table = DataTable("name", "latest", "aliases", "tags", "updated")
         for m in models:
             aliases = " ".join(f"@{a}={v}" for a, v in m.aliases.items())
-            updated = _when(m.updated_at)
+            updated = when(m.updated_at)
             table.add_row(
                 m.name, str(m.latest_version or "-"), aliases, _pairs(dict(m.tags)), updated
             )
@@ -113,7 +125,7 @@ def show_version(version: ModelVersion, as_json: bool) -> None:
     if as_json:
         print_json(version_to_json(version))
         return
-    table = DataTable(show_header=False, box=None)
+    table = record_table()
     table.add_row("model", version.name)
     table.add_row("version", str(version.version))
     table.add_row(
@@ -138,9 +150,9 @@ def show_version(version: ModelVersion, as_json: bool) -> None:
     table.add_row("files", f"{len(version.files)} ({version.size} bytes)")
     if version.digest:
         table.add_row("digest", version.digest)
-    table.add_row("created", f"{_when(version.created_at)} by {version.created_by or '?'}")
+    table.add_row("created", f"{when(version.created_at)} by {version.created_by or '?'}")
     if version.deleted_at:
-        table.add_row("deleted", _when(version.deleted_at))
+        table.add_row("deleted", when(version.deleted_at))
     out.print(table)
 
 
@@ -157,7 +169,7 @@ def show_versions(versions: Sequence[ModelVersion], as_json: bool, token: str | 
                 v.stage.value,
                 " ".join(f"@{a}" for a in v.aliases),
                 _pairs(dict(v.metrics)),
-                _when(v.created_at),
+                when(v.created_at),
             )
         out.print(table)
     _more(token)
@@ -171,7 +183,7 @@ def show_alias_events(events: Iterable[AliasEvent], as_json: bool) -> None:
     table = DataTable("when", "alias", "from", "to", "by")
     for e in events:
         table.add_row(
-            _when(e.at),
+            when(e.at),
             f"@{e.alias}",
             str(e.from_version or "-"),
             str(e.to_version or "(deleted)"),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cairn.cli.common import AllPages, Json, MaxResults, PageToken, Yes, client, confirm, every_page
-from cairn.cli.output import DataTable, message, out, print_json
+from cairn.cli.output import DataTable, message, out, print_json, record_table, when
 from cairn.domain.promotion import (
     AliasPolicy,
     PromotionRequest,
@@ -32,19 +32,15 @@ policies_app = typer.Typer(
 Comment = Annotated[str, typer.Option("--comment", "-m", help="Why (kept with the decision).")]
 
 
-def _when(request: PromotionRequest) -> str:
-    return request.created_at.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def show_request(request: PromotionRequest, as_json: bool) -> None:
     if as_json:
         print_json(request_to_json(request))
         return
-    table = DataTable(show_header=False, box=None)
+    table = record_table()
     table.add_row("request", str(request.id))
     table.add_row("promotion", f"{request.name} version {request.version} -> @{request.alias}")
     table.add_row("status", request.status.value)
-    table.add_row("requested", f"{_when(request)} by {request.requester}")
+    table.add_row("requested", f"{when(request.created_at)} by {request.requester}")
     if request.comment:
         table.add_row("comment", request.comment)
     for c in request.checks:
@@ -136,7 +132,7 @@ def list_requests(
                 f"@{r.alias}",
                 r.status.value,
                 r.requester,
-                _when(r),
+                when(r.created_at),
                 checks,
             )
         out.print(table)

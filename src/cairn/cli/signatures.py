@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +9,8 @@ import typer
 from rich.text import Text
 
 from cairn.cli.common import Json, Yes, client, confirm
-from cairn.cli.output import DataTable, message, out, print_json
+from cairn.cli.output import DataTable, message, out, print_json, when
 from cairn.domain.signatures import (
-    TrustedSigner,
-    VersionSignature,
     signature_to_json,
     signer_to_json,
 )
@@ -46,10 +43,6 @@ def _text(path: Path, what: str) -> str:
         return _read(path, what).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidParameter(f"{what} {str(path)!r} is not UTF-8 text (PEM)") from None
-
-
-def _when(signer: TrustedSigner | VersionSignature) -> str:
-    return signer.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # -- cairn signers ---------------------------------------------------------------------------
@@ -95,7 +88,7 @@ def list_signers(ctx: typer.Context, as_json: Json = False) -> None:
         return
     table = DataTable("name", "kind", "fingerprint", "created", "by")
     for s in signers:
-        table.add_row(s.name, s.kind.value, s.fingerprint, _when(s), s.created_by or "")
+        table.add_row(s.name, s.kind.value, s.fingerprint, when(s.created_at), s.created_by or "")
     out.print(table)
 
 
@@ -164,7 +157,7 @@ def list_signatures(
             s.signer or "",
             s.identity or "",
             str(len(s.digests)),
-            _when(s),
+            when(s.created_at),
             s.created_by or "",
             s.message,
         )

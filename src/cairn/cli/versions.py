@@ -24,10 +24,10 @@ from cairn.cli.common import (
 )
 from cairn.cli.lineage import Datasets, Parents, Relation, lineage_options
 from cairn.cli.output import (
-    DataTable,
     message,
     out,
     print_json,
+    record_table,
     show_files,
     show_version,
     show_versions,
@@ -354,7 +354,7 @@ def retention(
     if as_json:
         print_json(retention_to_json(policy))
         return
-    table = DataTable(show_header=False, box=None)
+    table = record_table()
     table.add_row("model", policy.name)
     table.add_row(
         "own policy", "none: the instance's applies" if policy.own is None else _kept(policy.own)
