@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 from cairn.domain.artifacts import FileLink
 from cairn.domain.codec import (
@@ -57,7 +58,18 @@ def stamp(value: str | None, missing: str = "-", *, seconds: bool = True) -> str
     return missing if parsed is None else parsed.astimezone(UTC).strftime(shape)
 
 
-class DataTable(Table):
+class ListTable(Table):
+    """A table that says ``(none)`` when it has no rows, rather than drawing a header over
+    nothing (a record table, without a header, draws as it is)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.show_header and not self.rows:
+            yield Text("(none)", style="dim")
+            return
+        yield from super().__rich_console__(console, options)
+
+
+class DataTable(ListTable):
     """A table that never cuts a value with '…': one too wide for the terminal (or for
     COLUMNS) folds onto the next lines, so a digest, a path or a name can be read and
     copied whole."""
@@ -75,7 +87,7 @@ def record_table() -> DataTable:
 
 def columns_table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
     """A table whose ``keep`` columns (names, ids) never wrap: the others give way."""
-    table = Table()
+    table = ListTable()
     for column in columns:
         table.add_column(column, no_wrap=column in keep)
     return table
