@@ -11,12 +11,12 @@ from cairn.service.aliases import AliasesService
 from cairn.service.artifacts import ArtifactsService
 from cairn.service.audit import AuditService
 from cairn.service.credentials import CredentialsService
-from cairn.service.deployments import DeploymentsService
 from cairn.service.downloads import DownloadsService
 from cairn.service.identity import IdentityService
 from cairn.service.lineage import LineageService
 from cairn.service.maintenance import MaintenanceService
 from cairn.service.models import ModelsService
+from cairn.service.monitoring import MonitoringService
 from cairn.service.portability import PortabilityService
 from cairn.service.promotion import PromotionService
 from cairn.service.retention import RetentionService
@@ -41,7 +41,7 @@ class RegistryService(
     IdentityService,
     CredentialsService,
     WebhooksService,
-    DeploymentsService,
+    MonitoringService,
 ):
     """Registered models, versions, aliases, their files, and the upkeep of both stores."""
 

@@ -260,10 +260,19 @@ class DeploymentStore:
         return [_point(r) for r in rows[:limit]], token
 
     def summary(
-        self, model_id: int, version: int, since: int | None, until: int | None
+        self,
+        model_id: int,
+        version: int,
+        since: int | None,
+        until: int | None,
+        *,
+        deployment_id: int | None = None,
     ) -> list[FeedbackSummary]:
-        """Per key: count, min, max, mean and the last value, computed by the database."""
+        """Per key: count, min, max, mean and the last value, computed by the database;
+        over every deployment's points, or ``deployment_id``'s only."""
         where = [F.c.model_id == model_id, F.c.version == version]
+        if deployment_id is not None:
+            where.append(F.c.deployment_id == deployment_id)
         if since is not None:
             where.append(F.c.at >= since)
         if until is not None:
@@ -309,6 +318,45 @@ class DeploymentStore:
             )
             for r in rows
         ]
+
+    def recent_points(
+        self, model_id: int, version: int, deployment_id: int | None, per_key: int
+    ) -> list[FeedbackPoint]:
+        """The latest ``per_key`` points of each key linked to the version (of every
+        deployment, or ``deployment_id``'s only), by key, then oldest first."""
+        where = [F.c.model_id == model_id, F.c.version == version]
+        if deployment_id is not None:
+            where.append(F.c.deployment_id == deployment_id)
+        ranked = (
+            select(
+                F,
+                func.row_number()
+                .over(partition_by=F.c.key, order_by=(F.c.at.desc(), F.c.id.desc()))
+                .label("rank"),
+            )
+            .where(*where)
+            .subquery()
+        )
+        rows = self.s.execute(
+            select(ranked, D.c.name.label("deployment_name"), M.c.name.label("model_name"))
+            .join(D, D.c.id == ranked.c.deployment_id)
+            .join(M, M.c.id == ranked.c.model_id)
+            .where(ranked.c.rank <= per_key)
+            .order_by(ranked.c.key, ranked.c.at, ranked.c.id)
+        )
+        return [_point(r) for r in rows]
+
+    def current_events(
+        self, name_keys: Sequence[str], readable: ReadFilter | None
+    ) -> list[DeploymentEvent]:
+        """The event in force now of each deployment named (by name key) whose live model
+        the caller may read (``readable`` None: any)."""
+        query = _EVENT.where(
+            D.c.name_key.in_(name_keys), E.c.until.is_(None), M.c.deleted_at.is_(None)
+        )
+        if readable is not None:
+            query = query.where(readable_models(readable))
+        return [_event(r) for r in self.s.execute(query)]
 
 
 def _scope(kind: str, *parts: object) -> str:
