@@ -14,6 +14,9 @@ import httpx
 import pytest
 
 from .conftest import PASSWORD, V1, WEIGHTS, XSS, World
+from .test_ui_deployments import HOSTILE_URL, Deployed, deployed
+
+__all__ = ["deployed"]  # a fixture, used by name
 
 
 class Browsing:
@@ -168,4 +171,39 @@ def test_a_wrong_password_stays_on_the_sign_in_page(browsing: Browsing, world: W
     page.click("button[type=submit]")
     assert "wrong user name or password" in page.locator("[role=alert]").inner_text()
     assert page.input_value("#user") == world.reader
+    browsing.check_clean()
+
+
+def test_browse_from_the_deployments_to_a_version(
+    browsing: Browsing, world: World, deployed: Deployed
+) -> None:
+    """List, deployment (its monitoring beside the version before, a sparkline drawn by
+    the server, markup everywhere shown as text), then the version it serves."""
+    page = browsing.page
+    browsing.sign_in(world.reader)
+    page.click("nav >> text=Deployments")
+    page.wait_for_url("**/deployments")
+    names = page.locator("table.list tbody tr td:first-child").all_inner_texts()
+    assert names == [deployed.name, deployed.staging]  # not vault.secret's; not retired
+    page.fill("#environment", "prod")
+    page.click("form.search button")
+    page.wait_for_url("**/deployments?environment=prod*")
+    assert page.locator("table.list tbody tr td:first-child").all_inner_texts() == [deployed.name]
+    page.click(f"table.list a[href='/deployments/{deployed.name}']")
+    page.wait_for_url(f"**/deployments/{deployed.name}")
+    assert page.locator("h1").inner_text() == f"{deployed.name} prod"
+    facts = page.locator("table.facts").inner_text()
+    assert XSS in facts and HOSTILE_URL in facts  # the reason and the URL, as text
+    monitoring = page.locator("table.monitoring")
+    latency = monitoring.locator("tr", has_text="latency_ms").inner_text()
+    assert "41.5" in latency and "-20.2%" in latency
+    assert monitoring.locator("svg.spark polyline").count() == 1
+    box = monitoring.locator("svg.spark").bounding_box()
+    assert box is not None and box["width"] == 120  # drawn, at its size
+    assert XSS in page.locator("table.points").inner_text()  # a key and a label, as text
+    page.click("table.facts a[href$='/versions/2']")
+    page.wait_for_url(f"**/models/{world.model}/versions/2")
+    assert "latency_ms" in page.locator("table.monitoring").inner_text()
+    page.click(f"ul.served a[href='/deployments/{deployed.name}']")  # and back
+    page.wait_for_url(f"**/deployments/{deployed.name}")
     browsing.check_clean()

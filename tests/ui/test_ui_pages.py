@@ -22,6 +22,7 @@ PAGES = [
     "/models/risk.fraud/versions/1",
     "/models/risk.fraud/aliases/champion",
     "/versions",
+    "/deployments",
 ]
 UI_HEADERS = {
     "content-security-policy": (

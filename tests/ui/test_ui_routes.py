@@ -29,12 +29,14 @@ PAGES = {
         "/models/{name}/versions/{version}",
         "/models/{name}/aliases/{alias}",
         "/versions",
+        "/deployments",
+        "/deployments/{name}",
     )
     for method in ("GET", "HEAD")
 }
 FORMS = {("POST", "/logout")}
 # pages that list what the caller may read: for a user without grants, nothing
-LISTS = {"/models", "/versions"}
+LISTS = {"/models", "/versions", "/deployments"}
 
 
 def ui_routes(app: FastAPI) -> set[tuple[str, str]]:

@@ -1,5 +1,6 @@
 """The UI's routes: sign in and out, models, a model, a version, an alias's history, and
-the version search. Each reads through the service's use cases as the signed-in caller."""
+the version search (the deployment pages are in ``deployment_pages``). Each reads through
+the service's use cases as the signed-in caller."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from cairn.domain.access import Actor
+from cairn.domain.deployments import FeedbackSummary
 from cairn.domain.lineage import LineageGraph, LineageInput
 from cairn.domain.models import AliasEvent, ModelVersion, Page, RegisteredModel, Stage
 from cairn.errors import InvalidParameter, NotFound, RateLimited, Unauthenticated
@@ -239,13 +241,13 @@ def model(request: Request, name: str, actor: Viewer) -> Response:
 def version(request: Request, name: str, version: str, actor: Viewer) -> Response:
     service = service_of(request)
 
-    def read() -> tuple[ModelVersion, list[LineageInput], LineageGraph]:
+    def read() -> tuple[ModelVersion, list[LineageInput], LineageGraph, list[FeedbackSummary]]:
         found = service.get_version(actor, name, version)
         inputs = service.list_inputs(actor, name, found.version)
         graph = service.lineage_graph(actor, name, found.version, direction="downstream", depth=1)
-        return found, inputs, graph
+        return found, inputs, graph, service.feedback_summary(actor, name, found.version)
 
-    found, inputs, graph = service.read_together(read)
+    found, inputs, graph, monitoring = service.read_together(read)
     return show(
         request,
         "version.html",
@@ -253,6 +255,7 @@ def version(request: Request, name: str, version: str, actor: Viewer) -> Respons
         inputs=inputs,
         derived=derived_versions(graph),
         served=[n.attrs for n in graph.nodes if n.id.startswith("deployment:")],
+        monitoring=monitoring,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import shlex
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -21,9 +22,14 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, rfc3339=rfc3339, size=size, shell_quote=shlex.quote)
+    env.filters.update(
+        when=when, rfc3339=rfc3339, size=size, shell_quote=shlex.quote, number=number
+    )
     env.globals.update(
         web_link=web_link,
+        change=change,
+        sparkline=sparkline,
+        deployment_url=deployment_url,
         model_url=model_url,
         version_url=version_url,
         file_url=file_url,
@@ -66,6 +72,42 @@ def size(count: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def number(value: float) -> str:
+    """A measured value, to 6 significant digits: ``41.5``, ``0.00213``, ``1.23457e+06``."""
+    return f"{value:.6g}"
+
+
+def change(before: float, now: float) -> str:
+    """How ``now`` differs from ``before``: relative (``+12.5%``) when ``before`` is not 0,
+    else the difference (``+0.002``). No judgement: whether up is better depends on the key."""
+    if before == now:
+        return "±0"
+    if before == 0:
+        return f"{now - before:+.3g}"
+    return f"{(now - before) / abs(before) * 100:+.3g}%"
+
+
+SPARK_WIDTH, SPARK_HEIGHT = 120, 24
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """The ``points`` of an SVG polyline drawing ``values`` left to right in a
+    ``SPARK_WIDTH`` by ``SPARK_HEIGHT`` box (highest at the top, a flat series in the
+    middle); empty for fewer than 2 values. Numbers only: nothing a page could run."""
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = high - low
+    step = SPARK_WIDTH / (len(values) - 1)
+    margin = 2  # the stroke's half width, so that the extremes are not cut
+    inner = SPARK_HEIGHT - 2 * margin
+    points = []
+    for i, value in enumerate(values):
+        y = SPARK_HEIGHT / 2 if span == 0 else margin + inner * (high - value) / span
+        points.append(f"{i * step:.1f},{y:.1f}")
+    return " ".join(points)
+
+
 def web_link(url: str | None) -> str | None:
     """``url`` if it is an ``http(s)://`` address a page may link to, else None (shown as
     text): never ``javascript:``, ``data:`` or anything else a click would run."""
@@ -94,6 +136,10 @@ def version_url(name: str, version: int) -> str:
 
 def alias_url(name: str, alias: str) -> str:
     return f"{model_url(name)}/aliases/{_segment(alias)}"
+
+
+def deployment_url(name: str) -> str:
+    return f"/deployments/{_segment(name)}"
 
 
 def file_url(name: str, version: int, path: str) -> str:
