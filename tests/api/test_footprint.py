@@ -63,6 +63,8 @@ def test_cairn_server_serves_from_a_fresh_interpreter(tmp_path: Path) -> None:
                 time.sleep(0.1)
         argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().split("\0")
         assert argv[1:4] == list(SERVE_COMMAND)
+        # ps tells which server it is: its address and data, nothing secret
+        assert argv[4:7] == ["cairn-server", f"127.0.0.1:{port}", str(tmp_path / "data")]
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "cryptography" not in maps  # its Rust extension, mapped where it is loaded
     finally:

@@ -91,7 +91,10 @@ def server(
     # (the command line's libraries, Alembic) would otherwise stay in its memory for good
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *SERVE_COMMAND])  # noqa: S606 (fixed argv)
+    # the words after the code are not read: they say in ps and top which server this is
+    # (the command line's own words may hold a database password, these hold none)
+    shown = ["cairn-server", f"{settings.host}:{settings.port}", os.environ["CAIRN_DATA_DIR"]]
+    os.execv(sys.executable, [sys.executable, *SERVE_COMMAND, *shown])  # noqa: S606
 
 
 @db_app.command("upgrade")
