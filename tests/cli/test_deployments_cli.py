@@ -75,6 +75,11 @@ def test_deployments_and_feedback_end_to_end(uri: str, tmp_path: Path) -> None:
         ("drift", 1, 0.5, 0.5, 0.5),
         ("latency_ms", 2, 30.0, 50.0, 50.0),
     ]
+    by_alias = cairn(
+        uri, "feedback", "summary", "models:/fraud@production", "--deployment", "api-prod",
+        "--json",
+    )  # fmt: skip
+    assert by_alias == summary  # @production is version 2, api-prod its only deployment
 
     at_v1 = cairn(uri, "deployments", "get", "api-prod", "--as-of", v1_at, "--json")
     assert [e["to_version"] for e in at_v1] == [1]

@@ -209,6 +209,30 @@ def test_feedback_is_linked_to_the_version_served_at_each_timestamp(
     assert ("deployment.feedback", "d", None) in actions(service)
 
 
+def test_a_summary_can_keep_to_one_deployment(service: RegistryService, clock: Clock) -> None:
+    """A canary and production serve version 1: each one's points can be summarised apart;
+    a deployment of another model is refused, one the caller cannot read is not found."""
+    clock.at(0)
+    service.set_deployment(WRITER, "canary", "models:/risk.fraud/1", environment="staging")
+    service.set_deployment(WRITER, "prod", "models:/risk.fraud/1", environment="prod")
+    service.set_deployment(SYSTEM, "elsewhere", "models:/other.model/1", environment="prod")
+    clock.at(10)
+    service.push_feedback(WRITER, "canary", points(("auc", 0.5, 1)))
+    service.push_feedback(WRITER, "prod", points(("auc", 0.9, 1), ("auc", 0.7, 2)))
+    both = service.feedback_summary(READER, "risk.fraud", 1)
+    assert [(s.key, s.count) for s in both] == [("auc", 3)]
+    prod = service.feedback_summary(READER, "risk.fraud", 1, deployment="PROD")
+    assert [(s.key, s.count, s.mean, s.last) for s in prod] == [("auc", 2, 0.8, 0.7)]
+    canary = service.feedback_summary(READER, "risk.fraud", 1, deployment="canary")
+    assert [(s.count, s.mean) for s in canary] == [(1, 0.5)]
+    with pytest.raises(InvalidParameter, match="not a deployment of 'other.model'"):
+        service.feedback_summary(SYSTEM, "other.model", 1, deployment="prod")
+    with pytest.raises(NotFound):
+        service.feedback_summary(READER, "risk.fraud", 1, deployment="elsewhere")
+    with pytest.raises(InvalidParameter):
+        service.feedback_summary(READER, "risk.fraud", 1, deployment="bad/name")
+
+
 def test_idempotent_reposts_store_nothing_more(service: RegistryService, clock: Clock) -> None:
     service.set_deployment(WRITER, "d", "models:/risk.fraud/1", environment="prod")
     clock.at(5)

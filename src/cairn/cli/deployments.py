@@ -356,17 +356,25 @@ def show(
 @feedback_app.command("summary")
 def summary(
     ctx: typer.Context,
-    model_uri: Annotated[str, typer.Argument(help="models:/NAME/VERSION")],
+    model_uri: Annotated[
+        str, typer.Argument(help="models:/NAME/VERSION, or @ALIAS for the version it names now")
+    ],
+    deployment: Annotated[
+        str | None,
+        typer.Option(help="Only this deployment's points (a canary apart from production)."),
+    ] = None,
     since: Since = None,
     until: Until = None,
     as_json: Json = False,
 ) -> None:
     """Per metric: count, min, max, mean and last value of the version's feedback."""
     ref = parse_model_uri(model_uri)
-    if ref.version is None:
-        raise InvalidParameter("name a version: models:/NAME/VERSION")
+    name, number = ref.name, ref.version
+    if number is None:  # an alias, latest, a semver range: the version it names now
+        target = client(ctx).resolve(model_uri)
+        name, number = target.name, target.version
     found = client(ctx).feedback_summary(
-        ref.name, ref.version, since=in_utc(since), until=in_utc(until)
+        name, number, since=in_utc(since), until=in_utc(until), deployment=deployment
     )
     if as_json:
         print_json([summary_to_json(s) for s in found])

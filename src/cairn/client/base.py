@@ -553,8 +553,10 @@ class BaseClient(LineageMethods, abc.ABC):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        deployment: str | None = None,
     ) -> list[FeedbackSummary]:
-        """Per metric key: count, min, max, mean and last value of the version's points."""
+        """Per metric key: count, min, max, mean and last value of the version's points
+        (only ``deployment``'s, if given: a deployment of this model)."""
 
     # -- identities: who am I, users, groups, grants, tokens ---------------------------
     # Plain JSON-shaped dicts, exactly as the API returns them (docs/api.md).

@@ -166,9 +166,13 @@ class DeploymentCalls(HttpTransport):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        deployment: str | None = None,
     ) -> list[FeedbackSummary]:
         path = f"/models/{model_seg(name)}/versions/{version_seg(version)}/feedback/summary"
-        body = self._request("GET", path, params=_window(since, until))
+        params = _window(since, until)
+        if deployment is not None:
+            params["deployment"] = deployment
+        body = self._request("GET", path, params=params)
         return [summary_from_json(s) for s in body["metrics"]]
 
 

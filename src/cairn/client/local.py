@@ -692,8 +692,11 @@ class LocalClient(BaseClient):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        deployment: str | None = None,
     ) -> list[FeedbackSummary]:
-        return self._service.feedback_summary(self._actor, name, version, since=since, until=until)
+        return self._service.feedback_summary(
+            self._actor, name, version, since=since, until=until, deployment=deployment
+        )
 
     def _as_admin_user(self, *, bootstrap: bool) -> Actor:
         """The local actor holding the ``admin`` user's id: tokens belong to users.

@@ -409,16 +409,28 @@ class DeploymentsService(VersionReadsService):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        deployment: str | None = None,
     ) -> list[FeedbackSummary]:
-        """Per metric key, over every deployment: count, min, max, mean and the last value."""
+        """Per metric key, over every deployment (or only ``deployment``'s points, which
+        must be a deployment of this model): count, min, max, mean and the last value."""
         names.validate_model_name(name)
         number = parse_version_number(version)
         start, end = _window(since, until)
+        if deployment is not None:
+            validate_deployment_name(deployment)
 
         def run(s: Tx) -> list[FeedbackSummary]:
             model = self._model(s, actor, name, Role.READ, "feedback_summary")
             VersionStore(s).get(model.id, name, number)
-            return DeploymentStore(s).summary(model.id, number, start, end)
+            only = None
+            if deployment is not None:
+                row = self._deployment_row(s, actor, deployment, Role.READ, "feedback_summary")
+                if row.model_id != model.id:
+                    raise InvalidParameter(
+                        f"deployment {row.name!r} is not a deployment of {model.name!r}"
+                    )
+                only = row.id
+            return DeploymentStore(s).summary(model.id, number, start, end, deployment_id=only)
 
         return self.db.read(run)
 

@@ -309,7 +309,11 @@ def feedback_summary(
     actor: Caller,
     since: datetime | None = None,
     until: datetime | None = None,
+    deployment: str | None = None,
 ) -> JSONResponse:
-    """Per metric key, over every deployment: count, min, max, mean, last."""
-    found = service.feedback_summary(actor, name, version, since=since, until=until)
+    """Per metric key, over every deployment (or only ``deployment``'s points): count,
+    min, max, mean, last."""
+    found = service.feedback_summary(
+        actor, name, version, since=since, until=until, deployment=deployment
+    )
     return json({"metrics": [summary_to_json(s) for s in found]})
