@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -131,6 +133,82 @@ def list_(
     show_events(events, as_json)
     if token is not None and not as_json:
         err.print(f"[dim]more events: raise --limit (now {limit})[/dim]")
+
+
+def event_line(e: AuditEvent) -> str:
+    """One event on one line: seq, time, actor, action, model and version, target."""
+    action = e.action if e.outcome == "ok" else f"{e.action} ({e.outcome})"
+    about = (e.model or "-") + ("" if e.version is None else f" v{e.version}")
+    when = e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return "  ".join((str(e.seq), when, e.actor, action, about, e.target or "-"))
+
+
+def _emit(events: Iterable[AuditEvent], as_json: bool) -> None:
+    """Print each event as it comes, one line each, flushed (for ``| jq`` and ``| grep``)."""
+    for e in events:
+        if as_json:
+            line = json.dumps(audit_event_to_json(e), ensure_ascii=False, separators=(",", ":"))
+        else:
+            line = event_line(e)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+@app.command("tail")
+def tail(
+    ctx: typer.Context,
+    after: Annotated[
+        int,
+        typer.Option(
+            "--after",
+            "--since-seq",
+            min=0,
+            help="Events after this seq (a cursor: the last seq seen); 0, the default, is "
+            "the log's start.",
+        ),
+    ] = 0,
+    model: Annotated[str | None, typer.Option(help="Events of this model.")] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event",
+            metavar="PATTERN",
+            help="Events by name, as webhooks select them: alias.set, a family alias.* or "
+            "version.tag.*, or *; repeatable. An event's name is its audit action.",
+        ),
+    ] = None,
+    outcome: Annotated[str | None, typer.Option(help="ok, or denied for refused attempts.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing events as they land, until Ctrl-C."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event and line (for jq).")
+    ] = False,
+) -> None:
+    """The audit log as a stream, oldest first: one line per event (seq, time, actor,
+    action, model and version, target). Without --follow it prints the events there are
+    and exits; with it, it waits for new ones, reconnecting when the server goes away.
+    The instance admin sees all; MANAGE on a model shows that model's events (--model)."""
+    sdk = client(ctx)
+    try:
+        if follow:
+            _emit(
+                sdk.follow_events(after=after, model=model, events=event, outcome=outcome),
+                as_json,
+            )
+            return
+        cursor = after
+        while True:
+            page = sdk.tail_events(
+                after=cursor, model=model, events=event, outcome=outcome, max_results=MAX_PAGE
+            )
+            _emit(page.events, as_json)
+            if len(page.events) < MAX_PAGE:
+                return
+            cursor = page.next_after_seq
+    except KeyboardInterrupt:  # the way out of --follow: not a failure
+        raise typer.Exit(0) from None
 
 
 @app.command("verify")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -20,7 +21,7 @@ from cairn.client.lineage_base import LineageMethods
 from cairn.client.push_pull import TransferStats
 from cairn.client.transfer import WORKERS, LocalFile, upload_plan
 from cairn.domain.artifacts import FileLink, PruneReport, RetentionPolicy
-from cairn.domain.audit import AuditEvent, AuditReport
+from cairn.domain.audit import AuditEvent, AuditReport, EventPage
 from cairn.domain.blob_batch import MAX_BATCH_BLOBS
 from cairn.domain.deployments import (
     Deployment,
@@ -46,7 +47,7 @@ from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
 from cairn.domain.uris import parse_model_uri
-from cairn.errors import AlreadyExists, InvalidParameter, NotFound
+from cairn.errors import AlreadyExists, InvalidParameter, NotFound, Unavailable
 
 
 def field_map(kind: str, value: object) -> dict[Any, Any]:
@@ -59,6 +60,10 @@ def field_map(kind: str, value: object) -> dict[Any, Any]:
         of = "numbers" if kind == "metrics" else "string values"
         raise InvalidParameter(f"{kind} must be an object of string keys to {of}")
     return dict(value)
+
+
+# ``follow_events``: the first wait after a transient failure (it doubles from there)
+FOLLOW_FIRST_BACKOFF_S = 0.5
 
 
 class BaseClient(LineageMethods, abc.ABC):
@@ -304,6 +309,56 @@ class BaseClient(LineageMethods, abc.ABC):
         page_token: str | None = None,
     ) -> Page[AuditEvent]:
         """Audit events, newest first (``alias``: who moved it, when, from what)."""
+
+    @abc.abstractmethod
+    def tail_events(
+        self,
+        *,
+        after: int | None = None,
+        model: str | None = None,
+        events: Sequence[str] | str | None = None,
+        outcome: str | None = None,
+        wait: float = 0.0,
+        max_results: int | None = None,
+    ) -> EventPage:
+        """The audit log's events after the cursor ``after`` (an event's ``seq``; None:
+        from the log's start), oldest first, and ``next_after_seq``, the cursor to pass
+        next. ``events``: names or families in the webhook grammar (``alias.*``); an
+        event's name is its audit action. ``wait`` (up to 60 s): when there is no event
+        yet, wait for one that long; the page may then be empty. Permissions as for
+        ``list_audit``: the instance ADMIN sees every event, MANAGE on a ``model`` its."""
+
+    def follow_events(
+        self,
+        *,
+        after: int | None = None,
+        model: str | None = None,
+        events: Sequence[str] | str | None = None,
+        outcome: str | None = None,
+        wait: float = 30.0,
+        max_backoff: float = 30.0,
+    ) -> Iterator[AuditEvent]:
+        """Every event after ``after`` and then each new one as it lands, for ever
+        (``tail_events`` pages, each waiting up to ``wait`` seconds). A transient failure
+        (the server unreachable or busy: ``Unavailable``) is retried from the last cursor
+        after a back-off that doubles up to ``max_backoff`` seconds; any other error ends
+        the iteration. To resume later, pass the ``seq`` of the last event handled."""
+        cursor = 0 if after is None else after
+        delay = FOLLOW_FIRST_BACKOFF_S
+        while True:
+            try:
+                page = self.tail_events(
+                    after=cursor, model=model, events=events, outcome=outcome, wait=wait
+                )
+            except Unavailable:
+                time.sleep(delay)
+                delay = min(delay * 2, max_backoff)
+                continue
+            delay = FOLLOW_FIRST_BACKOFF_S
+            for event in page.events:
+                cursor = event.seq  # a consumer that stops mid-page resumes after it
+                yield event
+            cursor = page.next_after_seq
 
     @abc.abstractmethod
     def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditReport:

@@ -8,12 +8,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from cairn.client.http_transport import HttpTransport, model_seg, seg, version_seg, whole
 from cairn.domain.audit import (
     AuditEvent,
     AuditReport,
+    EventPage,
     audit_event_from_json,
     audit_report_from_json,
+    clean_wait,
+    event_page_from_json,
 )
 from cairn.domain.codec import format_time, validate_time
 from cairn.domain.models import Page
@@ -153,6 +158,30 @@ class GovernanceCalls(HttpTransport):
         body = self._request("GET", "/audit", params=params)
         events = [audit_event_from_json(e) for e in body["events"]]
         return Page(events, body.get("next_page_token"))
+
+    def tail_events(
+        self,
+        *,
+        after: int | None = None,
+        model: str | None = None,
+        events: Sequence[str] | str | None = None,
+        outcome: str | None = None,
+        wait: float = 0.0,
+        max_results: int | None = None,
+    ) -> EventPage:
+        seconds = clean_wait(wait)
+        params = {
+            "after_seq": whole("after", after),
+            "model": model,
+            "event": [events] if isinstance(events, str) else events,
+            "outcome": outcome,
+            "wait": seconds or None,
+            "max_results": whole("max_results", max_results),
+        }
+        # the server may hold the answer ``wait`` seconds before it starts it
+        timeout = httpx.Timeout(self._timeout, read=self._timeout + seconds)
+        body = self._request("GET", "/audit/tail", params=params, timeout=timeout)
+        return event_page_from_json(body)
 
     def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditReport:
         params = None if anchor is None else {"anchor": f"{anchor[0]}:{anchor[1]}"}

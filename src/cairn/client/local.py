@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -25,7 +26,7 @@ from cairn.domain.artifacts import (
     RetentionPolicy,
     VerifyReport,
 )
-from cairn.domain.audit import AuditEvent, AuditReport
+from cairn.domain.audit import POLL_S, AuditEvent, AuditReport, EventPage, clean_wait
 from cairn.domain.blob_batch import frames
 from cairn.domain.deployments import (
     Deployment,
@@ -373,6 +374,35 @@ class LocalClient(BaseClient):
             max_results=max_results,
             page_token=page_token,
         )
+
+    def tail_events(
+        self,
+        *,
+        after: int | None = None,
+        model: str | None = None,
+        events: Sequence[str] | str | None = None,
+        outcome: str | None = None,
+        wait: float = 0.0,
+        max_results: int | None = None,
+    ) -> EventPage:
+        # as the server waits (api/v1/audit.py): look again every POLL_S until an event
+        # lands, written by this process or any other on the same database
+        deadline = time.monotonic() + clean_wait(wait)
+        cursor = 0 if after is None else after
+        while True:
+            page = self._service.tail_events(
+                self._actor,
+                after_seq=cursor,
+                model=model,
+                events=events,
+                outcome=outcome,
+                max_results=max_results,
+            )
+            left = deadline - time.monotonic()
+            if page.events or left <= 0:
+                return page
+            cursor = page.next_after_seq
+            time.sleep(min(POLL_S, left))
 
     def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditReport:
         return self._service.verify_audit(self._actor, anchor=anchor)

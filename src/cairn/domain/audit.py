@@ -7,14 +7,24 @@ how the thing looked ``before`` and ``after``. ``hash`` is the event's link in t
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cairn.domain.codec import format_time, parse_time
+from cairn.domain.webhooks import MAX_FAMILY_DOTS, selects
 from cairn.errors import InvalidParameter
 
 OUTCOMES = ("ok", "denied")
+# Tailing the log (``tail_events``): the longest a call may wait for an event, and how
+# often a waiting call looks at the database again (one read of the chain's head when
+# nothing was appended).
+MAX_WAIT_S = 60.0
+POLL_S = 0.25
+_ACTION_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
 
 
 def clean_anchor(anchor: tuple[int, str]) -> tuple[int, str]:
@@ -59,6 +69,72 @@ class AuditEvent:
     request_id: str | None = None
     client: str | None = None
     hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """A page of the log's tail: events after a cursor, oldest first, and the cursor to
+    pass next. ``next_after_seq`` can be past the last event here: the events between
+    were not the caller's to see or not selected, and need not be read again."""
+
+    events: list[AuditEvent]
+    next_after_seq: int
+
+
+def clean_after_seq(value: object) -> int:
+    """A tail's cursor: 0 (the log's start) or an event's ``seq``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
+        raise InvalidParameter(
+            f"after_seq must be 0 or an event's seq (a whole number), not {value!r}"
+        )
+    return value
+
+
+def clean_wait(value: object) -> float:
+    """How long a tail may wait for an event: 0 (answer at once) to ``MAX_WAIT_S``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_WAIT_S
+    ):
+        raise InvalidParameter(
+            f"wait must be a number of seconds from 0 to {MAX_WAIT_S:g}, not {value!r}"
+        )
+    return float(value)
+
+
+def clean_event_filter(events: object) -> tuple[str, ...] | None:
+    """A tail's event filter in the webhook grammar (``domain/webhooks.py``): ``*``,
+    families (``alias.*``, ``version.tag.*``) and names, matched against the event's
+    audit action, which is its event name. Unlike a webhook's, a name need not be one a
+    webhook carries (``grant.set``, ``user.create`` are in the log too). None or ``*``:
+    every event. Sorted, without what a family or ``*`` already selects."""
+    if events is None:
+        return None
+    given = [events] if isinstance(events, str) else events
+    if not isinstance(given, Iterable) or isinstance(given, Mapping):
+        raise InvalidParameter("events must be a list of event names such as 'alias.set'")
+    chosen: set[str] = set()
+    for item in given:
+        if not isinstance(item, str) or not item:
+            raise InvalidParameter("events must be a list of event names such as 'alias.set'")
+        name = item.removesuffix(".*")
+        family = name != item
+        if item != "*" and (
+            len(item) > 64
+            or not _ACTION_RE.fullmatch(name)
+            or (family and item.count(".") > MAX_FAMILY_DOTS)
+        ):
+            raise InvalidParameter(
+                f"event filter {item!r} is not valid; use '*', a family such as 'alias.*' "
+                "or 'version.tag.*', or an event name such as 'alias.set'"
+            )
+        chosen.add(item)
+    if not chosen or "*" in chosen:
+        return None
+    families = [f for f in chosen if f.endswith(".*")]
+    return tuple(sorted(e for e in chosen if e in families or not selects(families, e)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +190,20 @@ def audit_event_from_json(d: dict[str, Any]) -> AuditEvent:
         request_id=d.get("request_id"),
         client=d.get("client"),
         hash=d.get("hash", ""),
+    )
+
+
+def event_page_to_json(p: EventPage) -> dict[str, Any]:
+    return {
+        "events": [audit_event_to_json(e) for e in p.events],
+        "next_after_seq": p.next_after_seq,
+    }
+
+
+def event_page_from_json(d: dict[str, Any]) -> EventPage:
+    return EventPage(
+        events=[audit_event_from_json(e) for e in d["events"]],
+        next_after_seq=int(d["next_after_seq"]),
     )
 
 

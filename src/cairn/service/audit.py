@@ -8,13 +8,21 @@ whole log; a caller who MANAGEs a model sees that model's events.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
-from cairn.domain.audit import AuditEvent, AuditReport, clean_anchor, clean_outcome
+from cairn.domain.audit import (
+    AuditEvent,
+    AuditReport,
+    EventPage,
+    clean_after_seq,
+    clean_anchor,
+    clean_event_filter,
+    clean_outcome,
+)
 from cairn.domain.codec import validate_time
 from cairn.domain.models import Page
 from cairn.domain.validation import clean_page_size
@@ -120,19 +128,10 @@ class AuditService(ServiceBase):
         start = None if since is None else from_datetime(since)
         end = None if until is None else from_datetime(until)
         size = clean_page_size(max_results, self.limits.default_page)
-        if model is None and not actor.admin:
-            raise PermissionDenied(
-                "the instance ADMIN role is required to list the whole audit log; "
-                "pass a model you MANAGE to see its events",
-                denial={"action": "audit.list"},
-            )
+        _require_scope(actor, model)
 
         def run(s: Tx) -> Page[AuditEvent]:
-            by_id = by_name = None
-            if model is not None and actor.admin:
-                by_name = model
-            elif model is not None:
-                by_id = int(self._model(s, actor, model, Role.MANAGE, "audit.list").id)
+            by_id, by_name = self._scope(s, actor, model)
             events, token = AuditStore(s).list(
                 model_id=by_id,
                 model_name=by_name,
@@ -149,6 +148,57 @@ class AuditService(ServiceBase):
             return Page(events, token)
 
         return self.db.read(run)
+
+    def tail_events(
+        self,
+        actor: Actor,
+        *,
+        after_seq: int = 0,
+        model: str | None = None,
+        events: Sequence[str] | str | None = None,
+        outcome: str | None = None,
+        max_results: int | None = None,
+    ) -> EventPage:
+        """The log's events after ``after_seq`` (0: from its start), oldest first, and
+        the cursor to pass next: a tail that neither skips nor repeats an event.
+
+        Who sees what is ``list_audit``'s rule: the instance ADMIN every event (with
+        ``model``, that name's, deleted namesakes and refused attempts included); MANAGE
+        on a model, that model's events. An event's name is its audit action; ``events``
+        selects some in the webhook grammar (``*``, ``alias.*``, ``version.tag.*``,
+        ``alias.set``); ``outcome`` keeps to ``ok`` or to ``denied`` attempts. One read,
+        never a wait: callers that wait for events call again (``api/v1/audit.py``).
+        """
+        cursor = clean_after_seq(after_seq)
+        if model is not None:
+            names.validate_model_name(model)
+        selected = clean_event_filter(events)
+        outcome = clean_outcome(outcome)
+        size = clean_page_size(max_results, self.limits.default_page)
+        _require_scope(actor, model)
+
+        def run(s: Tx) -> EventPage:
+            by_id, by_name = self._scope(s, actor, model)
+            found, after = AuditStore(s).tail(
+                after_seq=cursor,
+                model_id=by_id,
+                model_name=by_name,
+                events=selected,
+                outcome=outcome,
+                max_results=size,
+            )
+            return EventPage(found, after)
+
+        return self.db.read(run)
+
+    def _scope(self, s: Tx, actor: Actor, model: str | None) -> tuple[int | None, str | None]:
+        """``(model_id, model_name)`` to read the log by: the ADMIN reads a model's
+        events by its name, anyone else by the id of the live model they MANAGE."""
+        if model is None:
+            return None, None
+        if actor.admin:
+            return None, model
+        return int(self._model(s, actor, model, Role.MANAGE, "audit.list").id), None
 
     def verify_audit(self, actor: Actor, *, anchor: tuple[int, str] | None = None) -> AuditReport:
         """Walk the whole chain and report the first event that does not fit it.
@@ -192,6 +242,15 @@ class AuditService(ServiceBase):
             AuditStore(s).append(event)
 
         self.db.write(run)
+
+
+def _require_scope(actor: Actor, model: str | None) -> None:
+    if model is None and not actor.admin:
+        raise PermissionDenied(
+            "the instance ADMIN role is required to list the whole audit log; "
+            "pass a model you MANAGE to see its events",
+            denial={"action": "audit.list"},
+        )
 
 
 def _is_int(value: object) -> bool:

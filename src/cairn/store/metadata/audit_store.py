@@ -16,6 +16,7 @@ the head's hash to be kept elsewhere.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from dataclasses import dataclass
@@ -295,21 +296,7 @@ class AuditStore:
         if not 1 <= max_results <= MAX_LIST:
             raise InvalidParameter(f"max_results must be between 1 and {MAX_LIST}")
         c = audit_events.c
-        conditions: list[ColumnElement[bool]] = []
-        if model_id is not None:
-            conditions.append(c.model_id == model_id)
-        if model_name is not None:
-            named = select(registered_models.c.id).where(
-                registered_models.c.name_key == name_key(model_name)
-            )
-            conditions.append(
-                or_(
-                    c.model_id.in_(named.scalar_subquery()),
-                    # folded by the database on both sides: SQLite's lower() folds
-                    # ASCII only, and a name folded by Python would not meet it there
-                    and_(c.model_id.is_(None), func.lower(c.model) == func.lower(model_name)),
-                )
-            )
+        conditions = _about(model_id, model_name)
         if actor is not None:
             conditions.append(c.actor == actor)
         if action is not None:
@@ -357,6 +344,54 @@ class AuditStore:
         if len(rows) <= max_results:
             return events, None
         return events, encode_page_token(fingerprint, [events[-1].seq])
+
+    def tail(
+        self,
+        *,
+        after_seq: int,
+        model_id: int | None = None,
+        model_name: str | None = None,
+        events: tuple[str, ...] | None = None,
+        outcome: str | None = None,
+        max_results: int = 100,
+    ) -> tuple[builtins.list[AuditEvent], int]:
+        """Events after ``after_seq``, oldest first, and the cursor to pass next.
+
+        ``model_id`` and ``model_name`` as for ``list``; ``events``: a filter in the webhook
+        grammar (``clean_event_filter``: names and families, None for every event).
+
+        The chain's head is read first and only events up to it are read: an event's row
+        and the head's move commit together, and the head's lock makes appends commit in
+        ``seq`` order, so every event up to the head is there to be read (on PostgreSQL
+        each statement of a read sees the commits made before it began). When fewer than
+        ``max_results`` events match, the next cursor is the head: the events between
+        were not selected and are never read again.
+        """
+        if not 1 <= max_results <= MAX_LIST:
+            raise InvalidParameter(f"max_results must be between 1 and {MAX_LIST}")
+        head, _ = self.tip()
+        if head <= after_seq:
+            return [], after_seq
+        c = audit_events.c
+        conditions = [c.seq > after_seq, c.seq <= head, *_about(model_id, model_name)]
+        if events is not None:
+            names = [e for e in events if not e.endswith(".*")]
+            families = [e[:-1] for e in events if e.endswith(".*")]  # 'alias.*': 'alias.'
+            conditions.append(
+                or_(
+                    c.action.in_(names),
+                    *(c.action.startswith(f, autoescape=True) for f in families),
+                )
+            )
+        if outcome is not None:
+            conditions.append(c.outcome == outcome)
+        rows = self.s.execute(
+            select(audit_events).where(*conditions).order_by(c.seq.asc()).limit(max_results)
+        ).all()
+        found = [to_event(row) for row in rows]
+        if len(found) == max_results:
+            return found, found[-1].seq
+        return found, head
 
     # -- verifying ----------------------------------------------------------------------
 
@@ -476,3 +511,24 @@ class AuditStore:
                     "it was added outside Cairn",
                 )
         return AuditReport(ok=True, events=checked, head_seq=head_seq, head_hash=head_hash)
+
+
+def _about(model_id: int | None, model_name: str | None) -> list[ColumnElement[bool]]:
+    """The conditions of events about one model, by id, or by name (``list``)."""
+    c = audit_events.c
+    conditions: list[ColumnElement[bool]] = []
+    if model_id is not None:
+        conditions.append(c.model_id == model_id)
+    if model_name is not None:
+        named = select(registered_models.c.id).where(
+            registered_models.c.name_key == name_key(model_name)
+        )
+        conditions.append(
+            or_(
+                c.model_id.in_(named.scalar_subquery()),
+                # folded by the database on both sides: SQLite's lower() folds
+                # ASCII only, and a name folded by Python would not meet it there
+                and_(c.model_id.is_(None), func.lower(c.model) == func.lower(model_name)),
+            )
+        )
+    return conditions
