@@ -17,6 +17,8 @@ from cairn.domain.audit import (
     EventPage,
     audit_event_from_json,
     audit_report_from_json,
+    clean_after_seq,
+    clean_event_filter,
     clean_wait,
     event_page_from_json,
 )
@@ -170,10 +172,11 @@ class GovernanceCalls(HttpTransport):
         max_results: int | None = None,
     ) -> EventPage:
         seconds = clean_wait(wait)
+        selected = clean_event_filter(events)  # as the service checks it, in its words
         params = {
-            "after_seq": whole("after", after),
+            "after_seq": clean_after_seq(0 if after is None else after) or None,
             "model": model,
-            "event": [events] if isinstance(events, str) else events,
+            "event": None if selected is None else list(selected),
             "outcome": outcome,
             "wait": seconds or None,
             "max_results": whole("max_results", max_results),
