@@ -444,6 +444,20 @@ SCENARIOS: dict[str, Scenario] = {
     "list_audit bad token": lambda c: c.list_audit(page_token="zz"),
     "list_audit model": _then(_two, lambda c: len(c.list_audit(model="m").items)),
     "verify_audit": _then(_two, lambda c: c.verify_audit().ok),
+    "tail_events model": _then(
+        _two, lambda c: [(e.action, e.model) for e in c.tail_events(model="m").events]
+    ),
+    "tail_events filtered": _then(
+        _two, lambda c: [e.action for e in c.tail_events(events=["version.*"]).events]
+    ),
+    "tail_events bad after": lambda c: c.tail_events(after=-1),
+    "tail_events after str": lambda c: c.tail_events(after="3"),  # type: ignore[arg-type]
+    "tail_events bad event": lambda c: c.tail_events(events=["Alias.Set"]),
+    "tail_events events int": lambda c: c.tail_events(events=5),  # type: ignore[arg-type]
+    "tail_events bad wait": lambda c: c.tail_events(wait=61),
+    "tail_events bad outcome": lambda c: c.tail_events(outcome="nope"),
+    "tail_events max_results 0": lambda c: c.tail_events(max_results=0),
+    "tail_events no model": lambda c: c.tail_events(model="nope").events,
     # signatures and scans
     "list_signers": lambda c: c.list_signers(),
     "add_signer bad kind": lambda c: c.add_signer("s", kind="nope", material="x"),

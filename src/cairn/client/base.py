@@ -64,6 +64,7 @@ def field_map(kind: str, value: object) -> dict[Any, Any]:
 
 # ``follow_events``: the first wait after a transient failure (it doubles from there)
 FOLLOW_FIRST_BACKOFF_S = 0.5
+MAX_FOLLOW_BACKOFF_S = 3600.0
 
 
 class BaseClient(LineageMethods, abc.ABC):
@@ -343,8 +344,15 @@ class BaseClient(LineageMethods, abc.ABC):
         (the server unreachable or busy: ``Unavailable``) is retried from the last cursor
         after a back-off that doubles up to ``max_backoff`` seconds; any other error ends
         the iteration. To resume later, pass the ``seq`` of the last event handled."""
+        if isinstance(max_backoff, bool) or not isinstance(max_backoff, int | float):
+            raise InvalidParameter(f"max_backoff must be a number of seconds, not {max_backoff!r}")
+        if not 0 < max_backoff <= MAX_FOLLOW_BACKOFF_S:
+            raise InvalidParameter(
+                f"max_backoff must be more than 0 and at most {MAX_FOLLOW_BACKOFF_S:g} seconds"
+            )
         cursor = 0 if after is None else after
-        delay = FOLLOW_FIRST_BACKOFF_S
+        first = min(FOLLOW_FIRST_BACKOFF_S, max_backoff)
+        delay = first
         while True:
             try:
                 page = self.tail_events(
@@ -354,7 +362,7 @@ class BaseClient(LineageMethods, abc.ABC):
                 time.sleep(delay)
                 delay = min(delay * 2, max_backoff)
                 continue
-            delay = FOLLOW_FIRST_BACKOFF_S
+            delay = first
             for event in page.events:
                 cursor = event.seq  # a consumer that stops mid-page resumes after it
                 yield event
