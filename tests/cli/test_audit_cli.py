@@ -1,8 +1,13 @@
-"""``cairn audit list|verify`` end to end: against a live server and on a data directory."""
+"""``cairn audit list|tail|verify`` end to end: against a live server and on a data directory."""
 
 from __future__ import annotations
 
 import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
 
 import pytest
 from rich.console import Console
@@ -105,3 +110,97 @@ def test_verify_against_a_recorded_head_finds_a_cut_off_tail(uri: str, settings:
         runner.invoke(
             app, ["--uri", uri, "audit", "verify", "--anchor", digest], catch_exceptions=False
         )
+
+
+# -- cairn audit tail ------------------------------------------------------------------------
+
+
+def test_tail_prints_what_is_there_and_exits(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = json.loads(cairn(uri, "audit", "verify", "--json"))["head_seq"]  # a server's bootstrap
+    cairn(uri, "models", "create", "fraud")
+    cairn(uri, "versions", "create", "fraud")
+    cairn(uri, "alias", "set", "fraud", "production", "1")
+    cairn(uri, "models", "create", "churn")
+    monkeypatch.setattr(audit_cli, "MAX_PAGE", 2)  # so that the command pages
+    lines = cairn(uri, "audit", "tail", "--after", str(start), "--json").splitlines()
+    events = [json.loads(line) for line in lines]  # one JSON object per line
+    assert [(e["seq"], e["action"], e["model"]) for e in events] == [
+        (start + 1, "model.create", "fraud"),
+        (start + 2, "version.create", "fraud"),
+        (start + 3, "alias.set", "fraud"),
+        (start + 4, "model.create", "churn"),
+    ]
+    assert set(events[0]) == set(json.loads(cairn(uri, "audit", "list", "--json"))[0])
+    everything = cairn(uri, "audit", "tail", "--json").splitlines()
+    assert [json.loads(line)["seq"] for line in everything] == list(range(1, start + 5))
+    picked = cairn(
+        uri,
+        "audit",
+        "tail",
+        "--since-seq",
+        str(start),
+        "--event",
+        "alias.*",
+        "--event",
+        "version.create",
+        "--json",
+    ).splitlines()
+    assert [json.loads(line)["action"] for line in picked] == ["version.create", "alias.set"]
+    fraud = cairn(uri, "audit", "tail", "--model", "fraud", "--after", str(start + 1))
+    rows = [line.split("  ") for line in fraud.splitlines()]
+    assert [(r[0], r[3], r[4], r[5]) for r in rows] == [
+        (str(start + 2), "version.create", "fraud v1", "-"),
+        (str(start + 3), "alias.set", "fraud v1", "production"),
+    ]
+    assert rows[0][1][:4].isdigit() and rows[0][2]  # the time (UTC), the actor
+    assert cairn(uri, "audit", "tail", "--after", str(start + 4)) == ""
+    with pytest.raises(InvalidParameter, match="event filter"):
+        runner.invoke(
+            app, ["--uri", uri, "audit", "tail", "--event", "Alias"], catch_exceptions=False
+        )
+
+
+def _lines(proc: subprocess.Popen[str]) -> tuple[queue.Queue[str], threading.Thread]:
+    """The lines ``proc`` prints, as they come, and the thread reading them."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, reader
+
+
+def test_tail_follow_prints_events_as_they_land_until_ctrl_c(uri: str) -> None:
+    cairn(uri, "models", "create", "fraud")
+    start = json.loads(cairn(uri, "audit", "verify", "--json"))["head_seq"]
+    command = ["--uri", uri, "audit", "tail", "--follow", "--after", str(start - 1)]
+    with subprocess.Popen(
+        [sys.executable, "-m", "cairn.cli", *command, "--event", "model.*", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        lines, reader = _lines(proc)
+        try:
+            first = json.loads(lines.get(timeout=60))  # what was there: printed, flushed
+            assert (first["seq"], first["action"], first["model"]) == (
+                start,
+                "model.create",
+                "fraud",
+            )
+            cairn(uri, "versions", "create", "fraud")  # not a model.* event
+            cairn(uri, "models", "create", "churn")
+            second = json.loads(lines.get(timeout=60))
+            assert (second["seq"], second["model"]) == (start + 2, "churn")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 0  # Ctrl-C is the way out, not a failure
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=10)
+        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
