@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Message
 
+from cairn.api.offload import InFlight
 from cairn.app import create_app
 from cairn.settings import Settings
 
@@ -92,6 +93,28 @@ def test_a_waiting_tail_wakes_for_an_event_written_through_another_server(
     assert [(e["action"], e["model"]) for e in page["events"]] == [("model.create", "fraud")]
     assert page["next_after_seq"] == cursor + 1
     assert took < 25  # woken by the event, not by the end of its wait
+
+
+def test_a_waiting_tail_is_not_counted_as_a_request_being_served(api: TestClient) -> None:
+    """Asleep between its reads, a long poll leaves other requests' short calls on the
+    event loop (api/offload.py counts the requests a worker serves)."""
+    cursor = head(api)
+    counts: list[int] = []
+
+    def probe() -> None:
+        time.sleep(0.5)
+        for _ in range(10):  # a sample may fall on one of the tail's reads
+            counts.append(InFlight.count)
+            time.sleep(0.03)
+        assert api.post("/api/v1/models", json={"name": "fraud"}).status_code == 201
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    page = tail(api, after_seq=cursor, wait=30)
+    prober.join()
+    assert [e["model"] for e in page["events"]] == ["fraud"]
+    assert 0 in counts, counts
+    assert InFlight.count == 0  # and counted back before it ended
 
 
 def test_a_wait_with_no_event_ends_empty_past_what_it_may_not_see(api: TestClient) -> None:

@@ -41,8 +41,9 @@ nor loses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -72,6 +73,17 @@ class InFlight:
             await self.app(scope, receive, send)
         finally:
             InFlight.count -= 1
+
+
+@contextlib.contextmanager
+def waiting() -> Iterator[None]:
+    """While a request only waits (a long poll asleep between its reads), it is not one
+    the worker is serving: the calls of others may take the event loop meanwhile."""
+    InFlight.count -= 1
+    try:
+        yield
+    finally:
+        InFlight.count += 1
 
 
 async def brief(service: RegistryService, fn: Callable[[], T], *, bounded: bool = True) -> T:

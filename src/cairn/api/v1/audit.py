@@ -14,7 +14,7 @@ from starlette.types import Receive
 
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
-from cairn.api.offload import brief
+from cairn.api.offload import brief, waiting
 from cairn.domain.audit import (
     POLL_S,
     EventPage,
@@ -142,13 +142,16 @@ async def tail_events(
         return json(event_page_to_json(page))
     # Wait without holding a thread: sleep on the event loop, look again every POLL_S
     # (one read of the chain's head while nothing is appended), in the database only,
-    # so an event written through any server process ends the wait.
+    # so an event written through any server process ends the wait. Asleep, the request
+    # is not counted as one being served (``waiting``): with PostgreSQL, other requests'
+    # short calls keep the event loop (api/offload.py).
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     gone = asyncio.ensure_future(_disconnect(request.receive))
     try:
         while not page.events and (left := deadline - loop.time()) > 0:
-            await asyncio.wait((gone,), timeout=min(POLL_S, left))
+            with waiting():
+                await asyncio.wait((gone,), timeout=min(POLL_S, left))
             if gone.done():  # the client left: stop looking for it
                 return Response(status_code=CLIENT_CLOSED)
             page = await brief(service, functools.partial(read, page.next_after_seq), bounded=False)
