@@ -5,6 +5,7 @@ wait or by the client going away), the filters and who sees what."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
 from starlette.types import Message
 
 from cairn.api.offload import InFlight
@@ -172,6 +174,41 @@ def test_a_client_going_away_ends_the_wait(
     took = asyncio.run(request())
     assert took < 20
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
+
+
+def test_a_closed_connection_ends_the_wait_on_a_real_server(
+    live_server: str, admin_headers: dict[str, str]
+) -> None:
+    """uvicorn in this process: a client sends a 30 s tail and hangs up; the tail stops
+    reading the database for it within moments instead of sitting out its wait."""
+    reads = 0
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal reads
+        if "audit_head" in statement:
+            reads += 1
+
+    event.listen(Engine, "before_cursor_execute", count)  # the app's read engines among them
+    host, port = live_server.removeprefix("http://").split(":")
+    request = (
+        f"GET {TAIL}?after_seq=1000000&wait=30 HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: {admin_headers['Authorization']}\r\n\r\n"
+    )
+    try:
+        with socket.create_connection((host, int(port))) as conn:
+            conn.sendall(request.encode())
+            deadline = time.monotonic() + 20
+            while reads < 3:  # it is waiting: reading the head again and again
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        deadline = time.monotonic() + 10  # generous: a third of the wait
+        last = -1
+        while reads != last:  # until a whole second passes without a read
+            assert time.monotonic() < deadline, "the tail went on waiting for a client gone"
+            last = reads
+            time.sleep(1)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
 
 
 def test_who_sees_what(api: TestClient) -> None:
