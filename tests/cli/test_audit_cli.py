@@ -204,3 +204,28 @@ def test_tail_follow_prints_events_as_they_land_until_ctrl_c(uri: str) -> None:
                 proc.wait()
             reader.join(timeout=10)
         assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+
+
+def test_tail_follow_ends_quietly_when_its_reader_goes_away(uri: str) -> None:
+    """``cairn audit tail --follow | head -n 1``: the next event finds the pipe closed,
+    and the command ends with status 0 and no traceback."""
+    cairn(uri, "models", "create", "fraud")
+    command = ["--uri", uri, "audit", "tail", "--follow", "--event", "model.*"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "cairn.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert "model.create" in proc.stdout.readline()  # as head -n 1 reads it
+            proc.stdout.close()
+            cairn(uri, "models", "create", "churn")  # the next line has nowhere to go
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.stderr is not None
+        assert proc.stderr.read() == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -208,6 +209,10 @@ def tail(
                 return
             cursor = page.next_after_seq
     except KeyboardInterrupt:  # the way out of --follow: not a failure
+        raise typer.Exit(0) from None
+    except BrokenPipeError:  # the reader went away (| head -n 5): done, as for tail -f
+        # what is still buffered can go nowhere: let the exit's flush write it to nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
 
 
