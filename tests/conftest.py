@@ -35,6 +35,7 @@ from cairn.app import create_app
 from cairn.client.base import BaseClient
 from cairn.client.http import HttpClient
 from cairn.client.local import LocalClient
+from cairn.service.keyring import KEY_FILE, Keyring
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
 from cairn.store.blobs.local import LocalBlobStore
@@ -230,8 +231,9 @@ def blob_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def service(db: Database, blob_root: Path) -> RegistryService:
-    return RegistryService(db, LocalBlobStore(blob_root))
+def service(db: Database, blob_root: Path, tmp_path: Path) -> RegistryService:
+    keyring = Keyring(key_file=tmp_path / KEY_FILE)  # webhook secrets are sealed with it
+    return RegistryService(db, LocalBlobStore(blob_root), keyring=keyring)
 
 
 # -- the application, the SDK in both modes, and a live server --------------------------

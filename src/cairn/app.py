@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from cairn.api.v1 import (
     versions,
     webhooks,
 )
+from cairn.domain.access import SYSTEM
 from cairn.domain.tokens import ADMIN_TOKEN_FILE
 from cairn.errors import AlreadyExists, CairnError
 from cairn.service.factory import build_service
@@ -44,6 +46,8 @@ from cairn.service.webhook_delivery import Dispatcher
 from cairn.settings import Settings
 from cairn.ui import router as ui_router
 from cairn.ui.web import not_found_page, wants_page
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.auth_failures_per_minute, 60.0)
     ensure_admin(service, settings)
+    seal_secrets_in_the_clear(service)
     install_error_handlers(app)
 
     @app.exception_handler(404)
@@ -177,12 +182,24 @@ def ensure_admin(service: RegistryService, settings: Settings) -> Path | None:
     return path
 
 
+def seal_secrets_in_the_clear(service: RegistryService) -> int:
+    """Seal the webhook secrets a Cairn before sealing stored in the clear; how many (one
+    read when there are none, and no key loaded). Every worker runs it at start; the first
+    does the work. A failure (no usable key) leaves those secrets working as they are."""
+    try:
+        return service.seal_webhook_secrets_in_the_clear(SYSTEM)
+    except CairnError as exc:
+        log.warning("webhook secrets stored in the clear were not sealed: %s", exc.message)
+        return 0
+
+
 def webhook_dispatcher(service: RegistryService, settings: Settings) -> Dispatcher | None:
     """This process's webhook dispatcher, started (None when ``CAIRN_WEBHOOKS=false``)."""
     if not settings.webhooks:
         return None
     dispatcher = Dispatcher(
         service.db,
+        keyring=service.keyring,
         allow_private=settings.webhook_allow_private,
         max_attempts=settings.webhook_max_attempts,
         timeout_s=settings.webhook_timeout_s,

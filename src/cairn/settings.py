@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(
         5.0, gt=0, le=60, description="Seconds a webhook receiver has to answer one attempt."
     )
+    # -- secrets at rest (docs/security.md#secrets-at-rest); checked by the service's
+    # Keyring, whose messages never quote a key (pydantic's would) --
+    secret_keys: SecretStr | None = Field(
+        None,
+        description="Keys that seal webhook secrets in the database: base64url 32-byte keys, "
+        "comma-separated; the first seals, all open. Default: <data-dir>/secret.key, made on "
+        "first need. Servers sharing a database must share these keys.",
+    )
     # -- HTTP hardening (docs/security.md) --
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from cairn.cli.main import app
 from cairn.domain.webhooks import verify_signature
 from cairn.errors import InvalidParameter, NotFound
+from cairn.service.keyring import Keyring
 from cairn.service.webhook_delivery import Dispatcher
 from cairn.settings import Settings
 from cairn.store.metadata.clock import now_us
@@ -65,7 +66,8 @@ def test_webhooks_commands(uri: str, settings: Settings, receiver: Any) -> None:
     where = settings if uri.startswith("http") else Settings(data_dir=settings.data_dir)
     db = Database(where.resolved_backend_uri())
     later = now_us() + 60 * 10**6  # what the commands queued is due
-    dispatcher = Dispatcher(db, allow_private=True, clock=lambda: later)
+    keyring = Keyring.from_settings(where)  # the data directory's key file, as both use
+    dispatcher = Dispatcher(db, keyring=keyring, allow_private=True, clock=lambda: later)
     try:
         assert dispatcher.run_once() == 2
     finally:

@@ -15,6 +15,7 @@ from cairn.app import create_app
 from cairn.domain.access import SYSTEM, Actor, Grant, Role, Scope
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service.base import Limits
+from cairn.service.keyring import KEY_FILE, Keyring
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
 from cairn.store.blobs.local import LocalBlobStore
@@ -33,9 +34,12 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def svc(db: Database, blob_root: Path) -> RegistryService:
+def svc(db: Database, blob_root: Path, tmp_path: Path) -> RegistryService:
     service = RegistryService(
-        db, LocalBlobStore(blob_root), limits=Limits(webhook_allow_private=True)
+        db,
+        LocalBlobStore(blob_root),
+        limits=Limits(webhook_allow_private=True),
+        keyring=Keyring(key_file=tmp_path / KEY_FILE),
     )
     service.create_model(SYSTEM, "risk.fraud")
     service.create_model(SYSTEM, "ops.x")

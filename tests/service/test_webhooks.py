@@ -24,6 +24,7 @@ from cairn.domain.lineage import dataset_input
 from cairn.domain.webhooks import verify_signature
 from cairn.errors import InvalidParameter
 from cairn.service.base import Limits
+from cairn.service.keyring import KEY_FILE, Keyring
 from cairn.service.registry import RegistryService
 from cairn.service.webhook_delivery import Dispatcher, backoff_s
 from cairn.settings import Settings
@@ -55,8 +56,13 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def svc(db: Database, blob_root: Path) -> RegistryService:
-    return RegistryService(db, LocalBlobStore(blob_root), limits=Limits(webhook_allow_private=True))
+def svc(db: Database, blob_root: Path, tmp_path: Path) -> RegistryService:
+    return RegistryService(
+        db,
+        LocalBlobStore(blob_root),
+        limits=Limits(webhook_allow_private=True),
+        keyring=Keyring(key_file=tmp_path / KEY_FILE),
+    )
 
 
 @pytest.fixture
@@ -65,8 +71,10 @@ def clock(svc: RegistryService) -> Clock:
 
 
 @pytest.fixture
-def dispatcher(db: Database, clock: Clock) -> Iterator[Dispatcher]:
-    d = Dispatcher(db, allow_private=True, timeout_s=0.5, max_attempts=3, clock=clock)
+def dispatcher(db: Database, svc: RegistryService, clock: Clock) -> Iterator[Dispatcher]:
+    d = Dispatcher(
+        db, keyring=svc.keyring, allow_private=True, timeout_s=0.5, max_attempts=3, clock=clock
+    )
     yield d
     d.stop()
 
@@ -89,7 +97,8 @@ def test_a_change_through_the_api_arrives_signed(
     assert api.post("/api/v1/models/fraud/versions", json={}).status_code == 201
     assert api.put("/api/v1/models/fraud/aliases/prod", json={"version": 1}).status_code == 200
 
-    dispatcher = Dispatcher(app.state.service.db, allow_private=True, clock=clock)
+    service = app.state.service
+    dispatcher = Dispatcher(service.db, keyring=service.keyring, allow_private=True, clock=clock)
     try:
         assert dispatcher.run_once() == 3
         assert dispatcher.run_once() == 0  # each delivered once
@@ -330,7 +339,10 @@ def test_two_dispatchers_on_postgresql_never_take_the_same_row(
     with db.engine.begin() as c:
         c.execute(text("UPDATE webhook_deliveries SET claimed_until = NULL, attempts = 0"))
     later = Clock(svc)
-    dispatchers = [Dispatcher(db, allow_private=True, batch=2, clock=later) for _ in range(2)]
+    dispatchers = [
+        Dispatcher(db, keyring=svc.keyring, allow_private=True, batch=2, clock=later)
+        for _ in range(2)
+    ]
     start = threading.Barrier(2)
 
     def work(d: Dispatcher) -> None:
@@ -395,7 +407,9 @@ def test_dns_rebinding_is_caught_at_delivery(
     service.create_model(SYSTEM, "m")
     answers["hooks.example"] = ["127.0.0.1"]
     clock = Clock(service)
-    d = Dispatcher(db, clock=clock, resolver=lambda host, _port: answers[host])
+    d = Dispatcher(
+        db, keyring=service.keyring, clock=clock, resolver=lambda host, _port: answers[host]
+    )
     try:
         assert d.run_once() == 1
     finally:
@@ -415,7 +429,13 @@ def test_the_post_goes_to_the_address_that_was_checked(
     port = receiver.url.rsplit(":", 1)[1].split("/")[0]
     svc.create_webhook(SYSTEM, "hook", f"http://hooks.example:{port}/in?x=1")
     svc.ping_webhook(SYSTEM, "hook")
-    d = Dispatcher(db, allow_private=True, clock=clock, resolver=lambda h, _p: fake_dns[h])
+    d = Dispatcher(
+        db,
+        keyring=svc.keyring,
+        allow_private=True,
+        clock=clock,
+        resolver=lambda h, _p: fake_dns[h],
+    )
     try:
         assert d.run_once() == 1
     finally:
@@ -533,7 +553,12 @@ def test_https_goes_to_the_checked_address_and_checks_the_url_s_name(
     svc.ping_webhook(SYSTEM, "wrong")
     trust = ssl.create_default_context(cafile=ca)
     d = Dispatcher(
-        db, allow_private=True, clock=clock, resolver=lambda h, _p: fake_dns[h], verify=trust
+        db,
+        keyring=svc.keyring,
+        allow_private=True,
+        clock=clock,
+        resolver=lambda h, _p: fake_dns[h],
+        verify=trust,
     )
     try:
         assert d.run_once() == 2

@@ -241,13 +241,19 @@ def test_0017_queues_deliveries_from_the_audit_log_and_its_downgrade_drops_it(
 ) -> None:
     """Migration 0017's trigger queues a delivery for an audited change; down to 0016
     drops it with both tables (audited changes still work), and up again restores it."""
+    from pathlib import Path
+
     from alembic import command
     from sqlalchemy import inspect
 
     from cairn.service.base import Limits
+    from cairn.service.keyring import Keyring
 
     svc = RegistryService(
-        db, LocalBlobStore(f"{tmp_path}/blobs"), limits=Limits(webhook_allow_private=True)
+        db,
+        LocalBlobStore(f"{tmp_path}/blobs"),
+        limits=Limits(webhook_allow_private=True),
+        keyring=Keyring(key_file=Path(f"{tmp_path}/secret.key")),
     )
     svc.create_webhook(SYSTEM, "hook", "http://127.0.0.1:9/")
     svc.create_model(SYSTEM, "queued")

@@ -49,7 +49,7 @@ def server(
 ) -> None:
     """Run the Cairn server (API, docs at /docs)."""
     from cairn.api.middleware import HostRules
-    from cairn.app import SERVE_COMMAND, ensure_admin
+    from cairn.app import SERVE_COMMAND, ensure_admin, seal_secrets_in_the_clear
     from cairn.service.factory import build_service
     from cairn.settings import misspelt_variables
 
@@ -69,10 +69,21 @@ def server(
     HostRules(settings.resolved_allowed_hosts())
     service = build_service(settings)  # migrate once, before any worker starts
     token_file = ensure_admin(service, settings)
+    sealed = seal_secrets_in_the_clear(service)
     service.db.dispose()
     if token_file is not None:
         message(f"created user admin; its token is in {token_file} (mode 0600)")
-    for key, value in settings.model_dump(mode="json", exclude={"bootstrap_token"}).items():
+    if sealed:
+        message(f"sealed {sealed} webhook secret(s) stored in the clear ({service.keyring.source})")
+    if settings.secret_keys is None and not settings.resolved_backend_uri().startswith("sqlite"):
+        message(
+            f"webhook secrets are sealed with {service.keyring.source}: servers sharing this "
+            "database need the same key; set CAIRN_SECRET_KEYS on every one "
+            "(docs/security.md#secrets-at-rest)"
+        )
+    # secrets stay in the variables they came from: a dump would write "**********" over them
+    secret = {"bootstrap_token", "secret_keys"}
+    for key, value in settings.model_dump(mode="json", exclude=secret).items():
         if isinstance(value, list):  # the workers read them back comma-separated
             os.environ[f"CAIRN_{key.upper()}"] = ",".join(map(str, value))
         elif value is not None:

@@ -238,3 +238,22 @@ def redeliver(
 def ping(ctx: typer.Context, name: Name, as_json: Json = False) -> None:
     """Queue a ping event, to check the receiver and its signature check."""
     _show_delivery(client(ctx).ping_webhook(name), as_json, "queued")
+
+
+@app.command("reencrypt")
+def reencrypt(ctx: typer.Context, as_json: Json = False) -> None:
+    """Seal every webhook secret with the server's current key (instance admin).
+
+    Secrets still in the clear are sealed, and those sealed with an older key are sealed
+    again with the first of CAIRN_SECRET_KEYS: run it after adding a new first key, before
+    dropping the old one. Idempotent; all or nothing.
+    """
+    report = client(ctx).reencrypt_webhook_secrets()
+    if as_json:
+        print_json(report)
+        return
+    message(
+        f"{report['webhooks']} webhook secret(s) under key {report['key']}: "
+        f"{report['encrypted']} sealed from the clear, {report['reencrypted']} re-encrypted "
+        f"from an older key, {report['unchanged']} already current"
+    )

@@ -520,6 +520,11 @@ class BaseClient(LineageMethods, abc.ABC):
     @abc.abstractmethod
     def ping_webhook(self, name: str) -> dict[str, Any]: ...
 
+    @abc.abstractmethod
+    def reencrypt_webhook_secrets(self) -> dict[str, Any]:
+        """Seal every webhook secret with the server's current key (instance ADMIN): the
+        counts ``webhooks``, ``encrypted``, ``reencrypted``, ``unchanged``, and ``key``."""
+
     # -- deployments (where versions run) and monitoring feedback ------------------------
     @abc.abstractmethod
     def set_deployment(

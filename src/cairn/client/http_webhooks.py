@@ -85,3 +85,7 @@ class WebhookCalls(HttpTransport):
     def ping_webhook(self, name: str) -> dict[str, Any]:
         answer: dict[str, Any] = self._request("POST", f"/webhooks/{seg(name)}/ping")
         return answer
+
+    def reencrypt_webhook_secrets(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("POST", "/webhooks/reencrypt")
+        return answer

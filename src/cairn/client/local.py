@@ -51,7 +51,12 @@ from cairn.domain.progress import Progress
 from cairn.domain.promotion import AliasPolicy, Condition, PromotionRequest
 from cairn.domain.scans import ScanPolicy, ScanReport
 from cairn.domain.signatures import TrustedSigner, VersionSignature
-from cairn.domain.webhooks import Webhook, delivery_to_json, webhook_to_json
+from cairn.domain.webhooks import (
+    Webhook,
+    delivery_to_json,
+    secrets_report_to_json,
+    webhook_to_json,
+)
 from cairn.errors import PermissionDenied
 from cairn.service.factory import build_service
 from cairn.settings import Settings
@@ -600,6 +605,9 @@ class LocalClient(BaseClient):
 
     def ping_webhook(self, name: str) -> dict[str, Any]:
         return delivery_to_json(self._service.ping_webhook(self._actor, name))
+
+    def reencrypt_webhook_secrets(self) -> dict[str, Any]:
+        return secrets_report_to_json(self._service.reencrypt_webhook_secrets(self._actor))
 
     # -- identities ----------------------------------------------------------------------
     # -- deployments and monitoring feedback ------------------------------------------------

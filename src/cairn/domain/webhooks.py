@@ -71,6 +71,9 @@ MAX_FAMILY_DOTS = 2
 PING = "ping"  # the test event ``ping`` sends; never from the audit log
 STATUSES = ("pending", "succeeded", "failed")
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+# How a sealed secret starts in the database (``service/keyring.py``: ``v1:<key id>:...``);
+# a stored secret without it was written in the clear, before secrets were sealed.
+SEALED_PREFIX = "v1:"
 SIGNATURE_TOLERANCE_S = 300
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MAX_URL = 2048
@@ -107,6 +110,38 @@ class Delivery:
     created_at: datetime
     delivered_at: datetime | None
     redelivery_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsReport:
+    """What re-encrypting the webhooks' signing secrets did."""
+
+    webhooks: int  # every webhook's secret was opened (and so checked)
+    encrypted: int  # were in the clear (written before secrets were sealed): now sealed
+    reencrypted: int  # were sealed with another key: now sealed with the current one
+    unchanged: int  # already sealed with the current key
+    key: str  # the id of the current key (the first of CAIRN_SECRET_KEYS or the key file)
+
+
+def secret_context(webhook_id: int, name: str) -> str:
+    """The row a webhook's sealed secret is bound to (its associated data): a sealed value
+    copied to another webhook's row does not open there."""
+    return f"webhook:{webhook_id}:{name}"
+
+
+def secret_label(name: str) -> str:
+    """How messages name a webhook's secret."""
+    return f"the signing secret of webhook {name!r}"
+
+
+def secrets_report_to_json(r: SecretsReport) -> dict[str, Any]:
+    return {
+        "webhooks": r.webhooks,
+        "encrypted": r.encrypted,
+        "reencrypted": r.reencrypted,
+        "unchanged": r.unchanged,
+        "key": r.key,
+    }
 
 
 def validate_webhook_name(name: object) -> str:

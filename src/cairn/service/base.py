@@ -12,6 +12,7 @@ from cairn.domain.access import Actor, Role
 from cairn.domain.uris import parse_version_number
 from cairn.errors import NotFound, PermissionDenied
 from cairn.service.auth_cache import AuthCache
+from cairn.service.keyring import Keyring
 from cairn.store.blobs.base import BlobStore
 from cairn.store.metadata import one_trip
 from cairn.store.metadata.audit_store import AuditStore, new_event
@@ -51,11 +52,15 @@ class ServiceBase:
         *,
         clock: Callable[[], int] = now_us,
         limits: Limits | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.clock = clock
         self.limits = limits or Limits()
+        # what seals webhook secrets at rest (``keyring.py``); a service built without one
+        # refuses to store a secret rather than keep it under a key nobody has
+        self.keyring = keyring or Keyring()
         self._auth_cache = AuthCache(db)
 
     def read_together(self, fn: Callable[[], T]) -> T:

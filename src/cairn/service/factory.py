@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cairn.errors import InvalidParameter
 from cairn.service.base import Limits
+from cairn.service.keyring import Keyring
 from cairn.service.registry import RegistryService
 from cairn.settings import Settings
 from cairn.store.blobs.factory import open_blob_store
@@ -20,6 +21,7 @@ def build_service(settings: Settings) -> RegistryService:
             f"data directory {settings.data_dir} cannot be used: {exc.strerror}; give a "
             "directory this user can create, or one that exists and is writable"
         ) from exc
+    keyring = Keyring.from_settings(settings)  # a malformed CAIRN_SECRET_KEYS stops here
     db = Database(settings.resolved_backend_uri(), pool_size=settings.db_pool_size)
     if settings.migrate:
         migrate.upgrade(db)
@@ -41,4 +43,4 @@ def build_service(settings: Settings) -> RegistryService:
         keep_versions_days=settings.keep_versions_days,
         webhook_allow_private=settings.webhook_allow_private,
     )
-    return RegistryService(db, blobs, limits=limits)
+    return RegistryService(db, blobs, limits=limits, keyring=keyring)

@@ -9,6 +9,10 @@ A 2xx answer is delivered; anything else is retried after an exponential back-of
 jitter, until ``max_attempts``, then the delivery is ``failed``. A process that dies
 mid-attempt leaves its lease to expire, and another dispatcher tries again: a receiver
 may see a delivery twice and dedupes on ``Cairn-Delivery``.
+
+A webhook's secret comes out of the claim sealed, and is opened (``Keyring.reveal``) just
+before its POST is signed; one that does not open (its key is not among this server's
+keys) is a failed attempt whose error says so.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cairn.domain.webhooks import secret_context, secret_label
 from cairn.errors import CairnError
+from cairn.service.keyring import Keyring
 from cairn.service.webhook_net import Attempt, Resolver, destination, post, resolve
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
@@ -46,6 +52,7 @@ class Dispatcher:
         self,
         db: Database,
         *,
+        keyring: Keyring,
         allow_private: bool = False,
         max_attempts: int = 8,
         timeout_s: float = 5.0,
@@ -59,6 +66,7 @@ class Dispatcher:
         verify: ssl.SSLContext | bool = True,  # the system's CAs (tests give their own)
     ) -> None:
         self.db = db
+        self.keyring = keyring  # the service's: what sealed the secrets opens them
         self.allow_private = allow_private
         self.max_attempts = max_attempts
         self.batch = batch
@@ -97,12 +105,17 @@ class Dispatcher:
             return Attempt(False, None, "the audit event of this delivery is gone")
         try:
             dest = destination(row.url, allow_private=self.allow_private, resolver=self.resolver)
+            secret = self.keyring.reveal(
+                row.secret,
+                secret_context(int(row.webhook_id), row.webhook_name),
+                secret_label(row.webhook_name),
+            )
         except CairnError as exc:
             return Attempt(False, None, exc.message)
         return post(
             self._client(),
             dest,
-            secret=row.secret,
+            secret=secret,
             event=row.event,
             delivery_id=row.uid,
             body=row.payload.encode(),

@@ -1,10 +1,11 @@
 """Use cases on webhooks: create, list, read, change, pause, delete, rotate the secret,
-read the delivery log, redeliver, ping.
+read the delivery log, redeliver, ping; seal the secrets at rest and re-encrypt them.
 
 Managing a webhook needs MANAGE on every model its scope covers (``domain.webhooks.
 may_manage_scope``): the instance ADMIN for ``*``, a pattern grant covering a prefix, MANAGE
 on one model. A webhook the caller may not manage is not found. The signing secret is
-shown once, when it is made (created or rotated), and never again. Every change is audited.
+shown once, when it is made (created or rotated), and never again; the database holds it
+sealed with the server's key, bound to its row (``keyring.py``). Every change is audited.
 Deliveries of changes are written by the database (migration 0017), not here.
 """
 
@@ -17,8 +18,9 @@ from cairn.domain import webhooks as wh
 from cairn.domain.access import Actor
 from cairn.domain.models import Page
 from cairn.domain.validation import clean_page_size
-from cairn.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
+from cairn.errors import CairnError, Conflict, InvalidParameter, NotFound, PermissionDenied
 from cairn.service.base import ServiceBase
+from cairn.service.keyring import sealed_with
 from cairn.service.webhook_net import Resolver, destination, resolve
 from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
@@ -49,14 +51,17 @@ class WebhooksService(ServiceBase):
         secret = wh.new_secret() if secret is None else wh.clean_secret(secret)
         _check_flag("active", active)
 
+        self.keyring.current()  # the key file read (or made) before the transaction
+
         def run(s: Tx) -> wh.Webhook:
             self._require_scope(s, actor, scope, scope_key, exact, "webhook.create", name)
             now = self.clock()
-            made = WebhookStore(s).create(
+            store = WebhookStore(s)
+            made = store.create(
                 {
                     "name": name,
                     "url": clean_url,
-                    "secret": secret,
+                    "secret": "",  # sealed below, bound to the id the row is given
                     "events": chosen,
                     "scope": scope,
                     "scope_key": scope_key,
@@ -67,6 +72,7 @@ class WebhooksService(ServiceBase):
                     "updated_at": now,
                 }
             )
+            store.set_secret(made.id, self._sealed(secret, made.id, name))
             self._audit(s, actor, "webhook.create", target=name, after=_shown(made))
             return made
 
@@ -144,11 +150,13 @@ class WebhooksService(ServiceBase):
     ) -> tuple[wh.Webhook, str]:
         """A new signing secret (made here unless given), used from the next attempt on."""
         secret = wh.new_secret() if secret is None else wh.clean_secret(secret)
+        self.keyring.current()
 
         def run(s: Tx) -> wh.Webhook:
             row = self._webhook_row(s, actor, name, "webhook.rotate_secret", lock=True)
             store = WebhookStore(s)
-            store.update(int(row.id), {"secret": secret, "updated_at": self.clock()})
+            sealed = self._sealed(secret, int(row.id), name)
+            store.update(int(row.id), {"secret": sealed, "updated_at": self.clock()})
             self._audit(s, actor, "webhook.rotate_secret", target=name)
             return store.get(name)
 
@@ -214,6 +222,79 @@ class WebhooksService(ServiceBase):
             return store.delivery(row, uid)
 
         return self.db.write(run)
+
+    # -- the secrets at rest ------------------------------------------------------------
+
+    def reencrypt_webhook_secrets(self, actor: Actor) -> wh.SecretsReport:
+        """Open every webhook's secret and seal it with the current key (the first of
+        ``CAIRN_SECRET_KEYS``, or the key file's) where it is in the clear or sealed with
+        another key: after adding a new first key, before dropping the old one. All or
+        nothing: a secret that does not open (its key is not held, or it was altered)
+        changes nothing and names the webhooks. Instance ADMIN; idempotent."""
+        current = self.keyring.current()
+
+        def run(s: Tx) -> wh.SecretsReport:
+            if not actor.admin:
+                raise PermissionDenied(
+                    "the instance ADMIN role is required to re-encrypt webhook secrets",
+                    denial={"action": "webhook.reencrypt"},
+                )
+            store = WebhookStore(s)
+            rows = store.secret_rows(lock=True)
+            counts = {"encrypted": 0, "reencrypted": 0, "unchanged": 0}
+            refused: list[str] = []
+            for row in rows:
+                try:
+                    secret = self._revealed(row)
+                except CairnError as exc:
+                    refused.append(exc.message)
+                    continue
+                kid = sealed_with(row.secret)
+                if kid == current.id:
+                    counts["unchanged"] += 1
+                    continue
+                counts["encrypted" if kid is None else "reencrypted"] += 1
+                store.set_secret(int(row.id), self._sealed(secret, int(row.id), row.name))
+            if refused:
+                more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+                raise Conflict(
+                    f"nothing was re-encrypted: {refused[0]}{more}; or rotate those "
+                    "webhooks' secrets (cairn webhooks rotate-secret), which needs no old key"
+                )
+            report = wh.SecretsReport(webhooks=len(rows), key=current.id, **counts)
+            if report.encrypted or report.reencrypted:
+                self._audit(s, actor, "webhook.reencrypt", after=wh.secrets_report_to_json(report))
+            return report
+
+        return self.db.write(run)
+
+    def seal_webhook_secrets_in_the_clear(self, actor: Actor) -> int:
+        """Seal the secrets still stored in the clear (written before secrets were sealed),
+        as every server start does; how many. Idempotent, and cheap when there are none:
+        one read, no key loaded."""
+        if not self.db.read(lambda s: WebhookStore(s).any_secret_in_the_clear()):
+            return 0
+        current = self.keyring.current()
+
+        def run(s: Tx) -> int:
+            store = WebhookStore(s)
+            rows = store.secret_rows(clear_only=True, lock=True)
+            for row in rows:
+                store.set_secret(int(row.id), self._sealed(row.secret, int(row.id), row.name))
+            if rows:
+                after = {"encrypted": len(rows), "key": current.id}
+                self._audit(s, actor, "webhook.reencrypt", after=after)
+            return len(rows)
+
+        return self.db.write(run)
+
+    def _sealed(self, secret: str, webhook_id: int, name: str) -> str:
+        return self.keyring.seal(secret, wh.secret_context(webhook_id, name))
+
+    def _revealed(self, row: Any) -> str:
+        return self.keyring.reveal(
+            row.secret, wh.secret_context(int(row.id), row.name), wh.secret_label(row.name)
+        )
 
     # -- checks -------------------------------------------------------------------------
 

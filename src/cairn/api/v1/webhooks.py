@@ -11,7 +11,13 @@ from starlette.responses import JSONResponse, Response
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.v1.schemas import Strict
-from cairn.domain.webhooks import Delivery, Webhook, delivery_to_json, webhook_to_json
+from cairn.domain.webhooks import (
+    Delivery,
+    Webhook,
+    delivery_to_json,
+    secrets_report_to_json,
+    webhook_to_json,
+)
 
 router = lean_router(tags=["webhooks"])
 
@@ -75,6 +81,14 @@ class DeliveryOut(BaseModel):
     payload: Any = Field(description="The JSON body POSTed (docs/webhooks.md).")
 
 
+class SecretsReportOut(BaseModel):
+    webhooks: int = Field(description="Webhooks whose secret was opened (and so checked).")
+    encrypted: int = Field(description="Secrets that were in the clear, now sealed.")
+    reencrypted: int = Field(description="Secrets sealed with an older key, now the current.")
+    unchanged: int = Field(description="Secrets already sealed with the current key.")
+    key: str = Field(description="The current key's id (a fingerprint, not the key).")
+
+
 class DeliveryPage(BaseModel):
     deliveries: list[DeliveryOut]
     next_page_token: str | None
@@ -108,6 +122,13 @@ def create_webhook(body: WebhookCreate, service: Service, actor: Caller) -> JSON
 def list_webhooks(service: Service, actor: Caller) -> JSONResponse:
     """The webhooks the caller manages."""
     return json({"webhooks": [webhook_to_json(w) for w in service.list_webhooks(actor)]})
+
+
+@router.post("/webhooks/reencrypt", response_model=SecretsReportOut)
+def reencrypt_webhook_secrets(service: Service, actor: Caller) -> JSONResponse:
+    """Seal every webhook's signing secret with the server's current key (instance ADMIN):
+    after adding a new first key to CAIRN_SECRET_KEYS, before dropping the old one."""
+    return json(secrets_report_to_json(service.reencrypt_webhook_secrets(actor)))
 
 
 @router.get("/webhooks/{name}", response_model=WebhookOut)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 # The newest migration's revision: a new migration moves it (tests/store/test_migrate.py
 # checks that it is the head of the migrations folder).
-HEAD = "0018_deployments"
+HEAD = "0019_secrets"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How every Cairn revision is named (``0014_blob_tombstones``): an unknown revision named
 # so was written by a newer Cairn; any other (MLflow's ``dc11669786a5``) by another

@@ -551,13 +551,14 @@ lineage_inputs = Table(
 # Webhooks: where the audited changes to the models of a scope are POSTed (migration 0017).
 # ``events`` is ``,action,action,`` and ``scope_key`` a name-key prefix ('' for '*') or,
 # with ``scope_exact``, one name key: a trigger on ``audit_events`` matches them in SQL.
+# ``secret`` is sealed by the service (``v1:<key id>:...``, migration 0019 made it TEXT).
 webhooks = Table(
     "webhooks",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("name", String(128), nullable=False, unique=True),
     Column("url", String(2048), nullable=False),
-    Column("secret", String(256), nullable=False),
+    Column("secret", Text, nullable=False),
     Column("events", Text, nullable=False),
     Column("scope", String(1024), nullable=False),
     Column("scope_key", String(1024), nullable=False),

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.webhooks import (
+    SEALED_PREFIX,
     Delivery,
     Webhook,
     event_payload,
@@ -77,6 +78,25 @@ class WebhookStore:
 
     def delete(self, webhook_id: int) -> None:
         self.s.execute(delete(W).where(W.c.id == webhook_id))
+
+    # -- signing secrets: opaque text here (sealed by the service, ``v1:...``) ------------
+
+    def secret_rows(self, *, clear_only: bool = False, lock: bool = False) -> list[Row[Any]]:
+        """``(id, name, secret)`` of every webhook, or of those whose secret is still in
+        the clear (written before secrets were sealed); ``lock``: held until the end of
+        the transaction (PostgreSQL; SQLite's writer holds the whole database)."""
+        query = select(W.c.id, W.c.name, W.c.secret).order_by(W.c.id)
+        if clear_only:
+            query = query.where(_in_the_clear())
+        if lock and self.s.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return list(self.s.execute(query))
+
+    def any_secret_in_the_clear(self) -> bool:
+        return self.s.execute(select(W.c.id).where(_in_the_clear()).limit(1)).first() is not None
+
+    def set_secret(self, webhook_id: int, stored: str) -> None:
+        self.s.execute(update(W).where(W.c.id == webhook_id).values(secret=stored))
 
     # -- deliveries -------------------------------------------------------------------
 
@@ -235,6 +255,10 @@ class WebhookStore:
             .values(values)
         )
         return bool(done.rowcount)
+
+
+def _in_the_clear() -> Any:
+    return W.c.secret.not_like(f"{SEALED_PREFIX}%")
 
 
 def _due(now: int) -> Any:
