@@ -178,7 +178,7 @@ class Keyring:
             return "CAIRN_SECRET_KEYS"
         return f"the key file {self._key_file}" if self._key_file else "no key"
 
-    def keys(self) -> tuple[SecretKey, ...]:
+    def every_key(self) -> tuple[SecretKey, ...]:
         """Every key, the sealing one first (the key file read or made now, once)."""
         if self._keys is None:
             with self._lock:
@@ -187,7 +187,7 @@ class Keyring:
         return self._keys
 
     def current(self) -> SecretKey:
-        return self.keys()[0]
+        return self.every_key()[0]
 
     def _load(self) -> tuple[SecretKey, ...]:
         path = self._key_file
@@ -235,9 +235,9 @@ class Keyring:
         if match is None:
             return stored
         kid, body = match.groups()
-        key = next((k for k in self.keys() if k.id == kid), None)
+        key = next((k for k in self.every_key() if k.id == kid), None)
         if key is None:
-            held = ", ".join(k.id for k in self.keys())
+            held = ", ".join(k.id for k in self.every_key())
             raise Conflict(
                 f"{what} is sealed with secret key {kid}, which this server does not hold "
                 f"(its keys, from {self.source}: {held}); add that key to CAIRN_SECRET_KEYS "
