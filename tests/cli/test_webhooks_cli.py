@@ -111,3 +111,16 @@ def test_an_internal_url_is_refused_with_one_clear_line(
     assert "loopback" in str(result.exception) and "CAIRN_WEBHOOK_ALLOW_PRIVATE" in str(
         result.exception
     )
+
+
+def test_reencrypt_reports_counts(uri: str, settings: Settings) -> None:
+    """``cairn webhooks reencrypt``: over HTTP the server's key, in local mode the data
+    directory's (the same file here); idempotent."""
+    cairn(uri, "-q", "webhooks", "create", "a", "--url", "http://127.0.0.1:9/")
+    cairn(uri, "-q", "webhooks", "create", "b", "--url", "http://127.0.0.1:9/")
+    report = json.loads(cairn(uri, "webhooks", "reencrypt", "--json"))
+    key = Keyring.from_settings(settings).current().id
+    assert report == {"webhooks": 2, "encrypted": 0, "reencrypted": 0, "unchanged": 2, "key": key}
+    said = runner.invoke(app, ["--uri", uri, "webhooks", "reencrypt"], catch_exceptions=False)
+    assert said.exit_code == 0 and said.stdout == ""
+    assert f"2 webhook secret(s) under key {key}" in said.stderr
