@@ -227,7 +227,7 @@ def test_the_api_re_encrypts_and_refuses_clearly_without_the_key(
         api.post("/api/v1/webhooks", json={"name": "h", "url": "http://127.0.0.1:9/"}).status_code
         == 201
     )
-    done = api.post("/api/v1/webhooks/reencrypt")
+    done = api.post("/api/v1/webhook-secrets/reencrypt")
     assert done.status_code == 200, done.text
     assert done.json() | {"key": "-"} == {
         "webhooks": 1,
@@ -241,7 +241,7 @@ def test_the_api_re_encrypts_and_refuses_clearly_without_the_key(
     other = create_app(settings.model_copy(update={"secret_keys": SecretStr(B)}))
     try:
         with TestClient(other, raise_server_exceptions=False, headers=admin_headers) as client:
-            refused = client.post("/api/v1/webhooks/reencrypt")
+            refused = client.post("/api/v1/webhook-secrets/reencrypt")
             assert refused.status_code == 409, refused.text
             body = refused.json()
             assert body["error_code"] == "RESOURCE_CONFLICT"

@@ -87,5 +87,5 @@ class WebhookCalls(HttpTransport):
         return answer
 
     def reencrypt_webhook_secrets(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request("POST", "/webhooks/reencrypt")
+        answer: dict[str, Any] = self._request("POST", "/webhook-secrets/reencrypt")
         return answer

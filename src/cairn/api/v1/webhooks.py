@@ -124,7 +124,7 @@ def list_webhooks(service: Service, actor: Caller) -> JSONResponse:
     return json({"webhooks": [webhook_to_json(w) for w in service.list_webhooks(actor)]})
 
 
-@router.post("/webhooks/reencrypt", response_model=SecretsReportOut)
+@router.post("/webhook-secrets/reencrypt", response_model=SecretsReportOut)
 def reencrypt_webhook_secrets(service: Service, actor: Caller) -> JSONResponse:
     """Seal every webhook's signing secret with the server's current key (instance ADMIN):
     after adding a new first key to CAIRN_SECRET_KEYS, before dropping the old one."""
