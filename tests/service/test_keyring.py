@@ -29,7 +29,14 @@ from cairn.service.keyring import (
 from cairn.settings import Settings
 
 SECRET = "whsec_the-signing-secret-0123456789"
-A, B = new_key_text(), new_key_text()
+
+
+def _key(n: int) -> str:
+    """A fixed test key (parameters must be the same in every xdist worker)."""
+    return base64.urlsafe_b64encode(bytes([n]) * 32).decode().rstrip("=")
+
+
+A, B = _key(1), _key(2)
 
 
 def test_a_sealed_secret_opens_in_its_row_and_nowhere_else() -> None:
@@ -85,11 +92,12 @@ def test_rotation_the_first_key_seals_every_key_opens() -> None:
     [
         ("", "holds no key"),
         ("short", "key 1 of 1"),
-        (base64.urlsafe_b64encode(os.urandom(16)).decode(), "key 1 of 1"),
+        (base64.urlsafe_b64encode(bytes(range(16))).decode(), "key 1 of 1"),
         (base64.b64encode(b"\xfb" * 32).decode(), "key 1 of 1"),  # '+' and '/': not base64url
-        (f"{A},{new_key_text()[:-1]}", "key 2 of 2"),
+        (f"{A},{_key(3)[:-1]}", "key 2 of 2"),
         (f"{A},{A}", "repeats an earlier key"),
     ],
+    ids=["empty", "short", "16-bytes", "not-url-safe", "second-short", "repeated"],
 )
 def test_malformed_keys_are_refused_without_quoting_them(text: str, says: str) -> None:
     with pytest.raises(InvalidParameter, match=says) as refused:
@@ -106,13 +114,15 @@ def test_keys_are_taken_padded_or_not_and_separated_by_commas_or_lines() -> None
         k.id for k in parse_keys(f"{A},{B}", "x")
     ]
     assert "material" not in repr(parse_keys(A, "x"))
+    made = {new_key_text() for _ in range(3)}
+    assert len(made) == 3 and all(len(parse_keys(k, "x")) == 1 for k in made)
     assert A not in repr(Keyring(A)) and A not in repr(Keyring(A).every_key())
 
 
 def test_a_bad_cairn_secret_keys_stops_the_server_with_a_message_naming_no_key(
     tmp_path: Path,
 ) -> None:
-    half = new_key_text()[:20]
+    half = _key(4)[:20]
     settings = Settings(data_dir=tmp_path, secret_keys=f"{A},{half}")
     with pytest.raises(InvalidParameter, match="key 2 of 2 in CAIRN_SECRET_KEYS") as refused:
         build_service(settings)
