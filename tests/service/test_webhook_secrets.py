@@ -18,9 +18,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from cairn.app import create_app
-from cairn.domain.access import SYSTEM
+from cairn.domain.access import SYSTEM, Actor, Grant, Role
 from cairn.domain.webhooks import verify_signature
-from cairn.errors import Conflict
+from cairn.errors import Conflict, PermissionDenied
 from cairn.service.base import Limits
 from cairn.service.keyring import KEY_FILE, Keyring, new_key_text, sealed_with
 from cairn.service.registry import RegistryService
@@ -283,3 +283,11 @@ def test_cairn_server_seals_with_cairn_secret_keys(
     finally:
         db.dispose()
     assert not (data / KEY_FILE).exists()  # the variable's keys, no key file
+
+
+def test_only_the_instance_admin_re_encrypts(service: RegistryService, tmp_path: Path) -> None:
+    manager = Actor("mia", user_id=8, grants=(Grant(Role.MANAGE, pattern="*"),))
+    with pytest.raises(PermissionDenied, match="instance ADMIN"):
+        service.reencrypt_webhook_secrets(manager)
+    assert not (tmp_path / KEY_FILE).exists()  # refused before any key was needed
+    assert service.reencrypt_webhook_secrets(SYSTEM).webhooks == 0

@@ -231,14 +231,14 @@ class WebhooksService(ServiceBase):
         another key: after adding a new first key, before dropping the old one. All or
         nothing: a secret that does not open (its key is not held, or it was altered)
         changes nothing and names the webhooks. Instance ADMIN; idempotent."""
+        if not actor.admin:  # checked before a key is loaded (or its file made)
+            raise PermissionDenied(
+                "the instance ADMIN role is required to re-encrypt webhook secrets",
+                denial={"action": "webhook.reencrypt"},
+            )
         current = self.keyring.current()
 
         def run(s: Tx) -> wh.SecretsReport:
-            if not actor.admin:
-                raise PermissionDenied(
-                    "the instance ADMIN role is required to re-encrypt webhook secrets",
-                    denial={"action": "webhook.reencrypt"},
-                )
             store = WebhookStore(s)
             rows = store.secret_rows(lock=True)
             counts = {"encrypted": 0, "reencrypted": 0, "unchanged": 0}
@@ -258,8 +258,8 @@ class WebhooksService(ServiceBase):
             if refused:
                 more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
                 raise Conflict(
-                    f"nothing was re-encrypted: {refused[0]}{more}; or rotate those "
-                    "webhooks' secrets (cairn webhooks rotate-secret), which needs no old key"
+                    f"nothing was re-encrypted: {refused[0]}{more}. Rotating a webhook's "
+                    "secret (cairn webhooks rotate-secret) needs no old key"
                 )
             report = wh.SecretsReport(webhooks=len(rows), key=current.id, **counts)
             if report.encrypted or report.reencrypted:
