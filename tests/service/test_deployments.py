@@ -225,7 +225,7 @@ def test_a_summary_can_keep_to_one_deployment(service: RegistryService, clock: C
     assert [(s.key, s.count, s.mean, s.last) for s in prod] == [("auc", 2, 0.8, 0.7)]
     canary = service.feedback_summary(READER, "risk.fraud", 1, deployment="canary")
     assert [(s.count, s.mean) for s in canary] == [(1, 0.5)]
-    with pytest.raises(InvalidParameter, match="not a deployment of 'other.model'"):
+    with pytest.raises(InvalidParameter, match=r"not a deployment of .other\.model."):
         service.feedback_summary(SYSTEM, "other.model", 1, deployment="prod")
     with pytest.raises(NotFound):
         service.feedback_summary(READER, "risk.fraud", 1, deployment="elsewhere")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import SecretStr
 
 from cairn.cli.output import message, print_json
 
@@ -82,7 +83,7 @@ def server(
             "(docs/security.md#secrets-at-rest)"
         )
     # secrets stay in the variables they came from: a dump would write "**********" over them
-    secret = {"bootstrap_token", "secret_keys"}
+    secret = {key for key, value in settings if isinstance(value, SecretStr)}
     for key, value in settings.model_dump(mode="json", exclude=secret).items():
         if isinstance(value, list):  # the workers read them back comma-separated
             os.environ[f"CAIRN_{key.upper()}"] = ",".join(map(str, value))
