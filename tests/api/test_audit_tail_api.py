@@ -75,6 +75,8 @@ def test_pages_after_a_cursor(api: TestClient) -> None:
     aliases = tail(api, event=["alias.*", "model.create"])
     assert [e["action"] for e in aliases["events"]] == ["model.create", "alias.set"]
     assert tail(api, after_seq=start + 3, wait=0) == {"events": [], "next_after_seq": start + 3}
+    # -1: the log's end, whatever it is now (a tail -f starts there)
+    assert tail(api, after_seq=-1) == {"events": [], "next_after_seq": start + 3}
 
 
 def test_a_waiting_tail_wakes_for_an_event_written_through_another_server(
@@ -240,7 +242,7 @@ def test_who_sees_what(api: TestClient) -> None:
         ({"wait": 61}, "wait"),
         ({"wait": -1}, "wait"),
         ({"wait": "soon"}, "wait"),
-        ({"after_seq": -1}, "after_seq"),
+        ({"after_seq": -2}, "after_seq"),
         ({"after_seq": "x"}, "after_seq"),
         ({"event": "Alias.Set"}, "event"),
         ({"max_results": 0}, "max_results"),

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from rich.console import Console
@@ -206,11 +207,42 @@ def test_tail_follow_prints_events_as_they_land_until_ctrl_c(uri: str) -> None:
         assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
 
 
+def test_tail_follow_starts_at_the_end_unless_told(uri: str) -> None:
+    """``cairn audit tail --follow`` is ``tail -f``: what is already in the log is not
+    printed again (on a big log that would be all of it); only what comes next is."""
+    cairn(uri, "models", "create", "fraud")
+    command = ["--uri", uri, "audit", "tail", "--follow", "--event", "model.*", "--json"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "cairn.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        lines, reader = _lines(proc)
+        try:
+            # the tail has started once a model made now reaches it; keep making them
+            # until one does: each one is printed, and fraud (made before) never is
+            made = []
+            while lines.empty() and len(made) < 60:
+                made.append(f"new-{len(made)}")
+                cairn(uri, "models", "create", made[-1])
+                time.sleep(0.5)
+            first = json.loads(lines.get(timeout=60))
+            assert first["model"] in made and first["model"] != "fraud"
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=10)
+
+
 def test_tail_follow_ends_quietly_when_its_reader_goes_away(uri: str) -> None:
     """``cairn audit tail --follow | head -n 1``: the next event finds the pipe closed,
     and the command ends with status 0 and no traceback."""
     cairn(uri, "models", "create", "fraud")
-    command = ["--uri", uri, "audit", "tail", "--follow", "--event", "model.*"]
+    command = ["--uri", uri, "audit", "tail", "--follow", "--after", "0", "--event", "model.*"]
     with subprocess.Popen(
         [sys.executable, "-m", "cairn.cli", *command],
         stdout=subprocess.PIPE,

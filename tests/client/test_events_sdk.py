@@ -62,7 +62,7 @@ def test_tail_pages_and_waits(client: BaseClient, writer: LocalClient) -> None:
     empty = client.tail_events(after=page.next_after_seq, wait=0.6)
     assert time.monotonic() - began >= 0.5
     assert (empty.events, empty.next_after_seq) == ([], page.next_after_seq)
-    for bad in ({"wait": 61}, {"after": -1}, {"events": ["Bad"]}, {"max_results": 0}):
+    for bad in ({"wait": 61}, {"after": -2}, {"events": ["Bad"]}, {"max_results": 0}):
         with pytest.raises(InvalidParameter):
             client.tail_events(**bad)  # type: ignore[arg-type]
 

@@ -29,8 +29,8 @@ def test_a_wait_is_0_to_60_seconds(bad: Any) -> None:
 
 def test_good_waits_and_cursors() -> None:
     assert (clean_wait(0), clean_wait(0.5), clean_wait(60)) == (0.0, 0.5, 60.0)
-    assert (clean_after_seq(0), clean_after_seq(42)) == (0, 42)
-    for bad in (-1, "3", 1.5, True, None, 1 << 63):
+    assert (clean_after_seq(0), clean_after_seq(42), clean_after_seq(-1)) == (0, 42, -1)
+    for bad in (-2, "3", 1.5, True, None, 1 << 63):
         with pytest.raises(InvalidParameter, match="after_seq"):
             clean_after_seq(bad)
 

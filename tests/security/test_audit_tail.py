@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cairn.domain.access import Actor, Grant, Role
-from cairn.domain.audit import AuditEvent
+from cairn.domain.audit import FROM_END, AuditEvent
 from cairn.errors import InvalidParameter, NotFound, PermissionDenied
 from cairn.service.registry import RegistryService
 
@@ -67,6 +67,11 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(service: RegistryServic
     assert page.next_after_seq == 9
     # a cursor beyond the log (another registry's) waits there, it is not an error
     assert service.tail_events(ADMIN, after_seq=100).next_after_seq == 100
+    # FROM_END: none of what is there, and the cursor at the end (tail -f starts there)
+    end = service.tail_events(ADMIN, after_seq=FROM_END)
+    assert (end.events, end.next_after_seq) == ([], 9)
+    service.create_model(ALICE, "later")
+    assert [e.model for e in service.tail_events(ADMIN, after_seq=9).events] == ["later"]
 
 
 def test_a_filtered_tail_moves_its_cursor_past_what_it_did_not_select(
@@ -119,7 +124,7 @@ def test_bad_event_patterns_are_refused(service: RegistryService, bad: Any) -> N
 
 
 def test_bad_cursors_and_sizes_are_refused(service: RegistryService) -> None:
-    for cursor in (-1, "3", 1.5, True, None, 1 << 63):
+    for cursor in (-2, "3", 1.5, True, None, 1 << 63):
         with pytest.raises(InvalidParameter, match="after_seq"):
             service.tail_events(ADMIN, after_seq=cursor)
     for size in (0, 1001, "5"):

@@ -15,6 +15,7 @@ from rich.text import Text
 from cairn.cli.common import Json, client
 from cairn.cli.output import DataTable, err, out, print_json
 from cairn.domain.audit import (
+    FROM_END,
     AuditEvent,
     audit_event_to_json,
     audit_report_to_json,
@@ -159,15 +160,15 @@ def _emit(events: Iterable[AuditEvent], as_json: bool) -> None:
 def tail(
     ctx: typer.Context,
     after: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--after",
             "--since-seq",
             min=0,
-            help="Events after this seq (a cursor: the last seq seen); 0, the default, is "
-            "the log's start.",
+            help="Events after this seq (a cursor: the last seq seen; 0: the log's start). "
+            "Default: the log's start, or with --follow its end (only the events to come).",
         ),
-    ] = 0,
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Events of this model.")] = None,
     event: Annotated[
         list[str] | None,
@@ -194,12 +195,13 @@ def tail(
     sdk = client(ctx)
     try:
         if follow:
+            start = FROM_END if after is None else after  # as tail -f: what comes next
             _emit(
-                sdk.follow_events(after=after, model=model, events=event, outcome=outcome),
+                sdk.follow_events(after=start, model=model, events=event, outcome=outcome),
                 as_json,
             )
             return
-        cursor = after
+        cursor = after or 0
         while True:
             page = sdk.tail_events(
                 after=cursor, model=model, events=event, outcome=outcome, max_results=MAX_PAGE

@@ -322,12 +322,13 @@ class BaseClient(LineageMethods, abc.ABC):
         wait: float = 0.0,
         max_results: int | None = None,
     ) -> EventPage:
-        """The audit log's events after the cursor ``after`` (an event's ``seq``; None:
-        from the log's start), oldest first, and ``next_after_seq``, the cursor to pass
-        next. ``events``: names or families in the webhook grammar (``alias.*``); an
-        event's name is its audit action. ``wait`` (up to 60 s): when there is no event
-        yet, wait for one that long; the page may then be empty. Permissions as for
-        ``list_audit``: the instance ADMIN sees every event, MANAGE on a ``model`` its."""
+        """The audit log's events after the cursor ``after`` (an event's ``seq``; None or
+        0: from the log's start; -1, ``FROM_END``: from its end, the events to come),
+        oldest first, and ``next_after_seq``, the cursor to pass next. ``events``: names
+        or families in the webhook grammar (``alias.*``); an event's name is its audit
+        action. ``wait`` (up to 60 s): when there is no event yet, wait for one that
+        long; the page may then be empty. Permissions as for ``list_audit``: the instance
+        ADMIN sees every event, MANAGE on a ``model`` its."""
 
     def follow_events(
         self,

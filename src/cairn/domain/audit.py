@@ -81,11 +81,16 @@ class EventPage:
     next_after_seq: int
 
 
+# a tail's cursor that stands for the log's end as it is when read: only new events
+FROM_END = -1
+
+
 def clean_after_seq(value: object) -> int:
-    """A tail's cursor: 0 (the log's start) or an event's ``seq``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
+    """A tail's cursor: 0 (the log's start), an event's ``seq``, or ``FROM_END``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not FROM_END <= value < 1 << 63:
         raise InvalidParameter(
-            f"after_seq must be 0 or an event's seq (a whole number), not {value!r}"
+            f"after_seq must be 0 (the log's start), an event's seq or {FROM_END} (its end: "
+            f"only events to come), not {value!r}"
         )
     return value
 

@@ -119,7 +119,8 @@ async def tail_events(
     max_results: int | None = None,
     wait: float = 0.0,
 ) -> Response:
-    """Events after ``after_seq`` (0: the log's start), oldest first, with the cursor to
+    """Events after ``after_seq`` (0: the log's start; -1: its end, for only the events
+    to come), oldest first, with the cursor to
     pass next (``next_after_seq``). ``event`` (repeatable) selects events by name in the
     webhook grammar: ``*``, ``alias.*``, ``version.tag.*``, ``alias.set``; an event's
     name is its audit action. ``wait`` (0 to 60 seconds): when no event is there yet,

@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cairn.domain.access import Actor
-from cairn.domain.audit import AuditEvent, AuditReport
+from cairn.domain.audit import FROM_END, AuditEvent, AuditReport
 from cairn.domain.names import name_key
 from cairn.errors import InvalidParameter
 from cairn.store.metadata.clock import to_datetime
@@ -370,6 +370,8 @@ class AuditStore:
         if not 1 <= max_results <= MAX_LIST:
             raise InvalidParameter(f"max_results must be between 1 and {MAX_LIST}")
         head, _ = self.tip()
+        if after_seq == FROM_END:  # start at the end: the cursor is the head
+            return [], head
         if head <= after_seq:
             return [], after_seq
         c = audit_events.c
