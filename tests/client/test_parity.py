@@ -450,7 +450,7 @@ SCENARIOS: dict[str, Scenario] = {
     "tail_events filtered": _then(
         _two, lambda c: [e.action for e in c.tail_events(events=["version.*"]).events]
     ),
-    "tail_events bad after": lambda c: c.tail_events(after=-1),
+    "tail_events bad after": lambda c: c.tail_events(after=-2),
     "tail_events after str": lambda c: c.tail_events(after="3"),  # type: ignore[arg-type]
     "tail_events bad event": lambda c: c.tail_events(events=["Alias.Set"]),
     "tail_events events int": lambda c: c.tail_events(events=5),  # type: ignore[arg-type]
