@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,12 +22,15 @@ from cairn.client.base import BaseClient
 from cairn.domain.codec import format_time
 from cairn.domain.lineage import (
     DEFAULT_DEPTH,
+    DatasetImpact,
+    Direction,
     LineageGraph,
     LineageInput,
     Node,
     code_input,
     dataset_input,
     graph_to_json,
+    impact_to_json,
     input_to_json,
     parent_input,
     use_to_json,
@@ -187,16 +190,37 @@ def _label(node: Node, via: dict[str, Any] | None) -> Text:
 
 def render_tree(graph: LineageGraph) -> Tree:
     """The graph as a tree from its root: upstream, each node's inputs below it;
-    downstream, what came from it. A node met again is named, not repeated."""
+    downstream, what came from it; both, the two under the root, each under its heading.
+    A node met again is named, not repeated."""
     nodes = {n.id: n for n in graph.nodes}
-    below: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    up = graph.direction.value == "upstream"
+    inputs: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    outputs: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for e in graph.edges:
-        parent, child = (e.target, e.source) if up else (e.source, e.target)
-        below.setdefault(parent, []).append((child, dict(e.attrs)))
+        inputs.setdefault(e.target, []).append((e.source, dict(e.attrs)))
+        outputs.setdefault(e.source, []).append((e.target, dict(e.attrs)))
     tree = Tree(_label(nodes[graph.root], None))
     shown = {graph.root}
-    todo = [(tree, graph.root)]
+    if graph.direction is Direction.BOTH:
+        # no cycles: what the root came from and what came from it are apart
+        if inputs.get(graph.root):
+            _grow(tree.add(Text("came from", style="italic")), graph.root, inputs, nodes, shown)
+        if outputs.get(graph.root):
+            _grow(tree.add(Text("went into", style="italic")), graph.root, outputs, nodes, shown)
+    else:
+        below = inputs if graph.direction is Direction.UPSTREAM else outputs
+        _grow(tree, graph.root, below, nodes, shown)
+    return tree
+
+
+def _grow(
+    tree: Tree,
+    root: str,
+    below: Mapping[str, list[tuple[str, dict[str, Any]]]],
+    nodes: Mapping[str, Node],
+    shown: set[str],
+) -> None:
+    """Add what lies ``below`` ``root`` to ``tree``, breadth-first."""
+    todo = [(tree, root)]
     while todo:
         branch, node_id = todo.pop(0)
         for child, via in below.get(node_id, []):
@@ -205,7 +229,6 @@ def render_tree(graph: LineageGraph) -> Tree:
                 continue
             shown.add(child)
             todo.append((branch.add(_label(nodes[child], via)), child))
-    return tree
 
 
 @app.command("show")
@@ -220,6 +243,13 @@ def show(
             "came from (the default).",
         ),
     ] = False,
+    direction: Annotated[
+        str | None,
+        typer.Option(
+            help="upstream, downstream or both (what it came from and what came from it); "
+            "--downstream is --direction downstream."
+        ),
+    ] = None,
     depth: Annotated[
         int, typer.Option(min=1, max=10, help="Levels of versions to follow (1-10).")
     ] = DEFAULT_DEPTH,
@@ -227,9 +257,12 @@ def show(
     as_json: Json = False,
 ) -> None:
     """A version's lineage as a tree (models you cannot read are left out)."""
+    if direction is None:
+        direction = "downstream" if downstream else "upstream"
+    elif downstream and Direction.parse(direction) is not Direction.DOWNSTREAM:
+        raise InvalidParameter(f"--downstream and --direction {direction} disagree: give one")
     sdk = client(ctx)
     name, version = _version(sdk, model_uri)
-    direction = "downstream" if downstream else "upstream"
     graph = sdk.lineage_graph(name, version, direction=direction, depth=depth, max_nodes=max_nodes)
     if as_json:
         print_json(graph_to_json(graph))
@@ -243,13 +276,35 @@ def show(
 def used_by(
     ctx: typer.Context,
     uri: Annotated[str, typer.Argument(help="The dataset URI, exactly as recorded.")],
+    depth: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10,
+            help="Also the versions derived from its users, this many levels in all (1: the "
+            "users only), and what serves any of them now; without it, the users a page at "
+            "a time.",
+        ),
+    ] = None,
+    max_versions: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="With --depth: versions at most (200).")
+    ] = None,
     max_results: MaxResults = None,
     page_token: PageToken = None,
     all_pages: AllPages = False,
     as_json: Json = False,
 ) -> None:
-    """The versions that used a dataset (impact analysis), of models you can read."""
+    """The versions that used a dataset (impact analysis), of models you can read; with
+    --depth, transitively, and the aliases and deployments serving them."""
     sdk = client(ctx)
+    if depth is not None or max_versions is not None:
+        if max_results is not None or page_token is not None or all_pages:
+            raise InvalidParameter(
+                "--depth answers at most --max-versions versions at once: it takes no "
+                "--max-results, --page-token or --all"
+            )
+        _show_impact(sdk.dataset_impact(uri, depth=depth, max_versions=max_versions), as_json)
+        return
     page = every_page(
         lambda token: sdk.dataset_users(uri, max_results=max_results, page_token=token),
         page_token,
@@ -270,6 +325,34 @@ def used_by(
         out.print(table)
     if page.next_page_token:
         message(f"more results: --page-token {page.next_page_token}")
+
+
+def _show_impact(impact: DatasetImpact, as_json: bool) -> None:
+    if as_json:
+        print_json(impact_to_json(impact))
+    else:
+        table = DataTable("version", "distance", "how")
+        for v in impact.versions:
+            if v.distance == 1:
+                roles = sorted({i.role or "-" for i in v.inputs})
+                how = f"used it (role {', '.join(roles)})"
+            else:
+                steps = [v.path[0]] + [
+                    f"-{rel}-> {step}" for rel, step in zip(v.relations, v.path[1:], strict=True)
+                ]
+                how = " ".join(steps)
+            table.add_row(v.id + (" (deleted)" if v.deleted else ""), str(v.distance), how)
+        out.print(table)
+        serving = DataTable("serves", "by", "environment", "url")
+        for s in impact.serving:
+            by = f"@{s.name}" if s.kind == "alias" else s.name
+            serving.add_row(s.version, by, s.environment or "-", s.url or "-")
+        if impact.serving:
+            out.print(serving)
+        else:
+            message("nothing serves an affected version now")
+    if impact.truncated:
+        message("truncated: there are more versions beyond --depth or --max-versions")
 
 
 def _events(path: str) -> list[Any]:

@@ -8,11 +8,13 @@ from typing import Any
 from cairn.client.http_transport import HttpTransport, model_seg, seg, version_seg, whole
 from cairn.domain.codec import require_int
 from cairn.domain.lineage import (
+    DatasetImpact,
     DatasetUse,
     Direction,
     LineageGraph,
     LineageInput,
     graph_from_json,
+    impact_from_json,
     input_from_json,
     input_to_json,
     use_from_json,
@@ -69,6 +71,16 @@ class LineageCalls(HttpTransport):
         }
         body = self._request("GET", "/lineage/datasets", params=query)
         return Page([use_from_json(u) for u in body["versions"]], body.get("next_page_token"))
+
+    def dataset_impact(
+        self, uri: str, *, depth: int | None = None, max_versions: int | None = None
+    ) -> DatasetImpact:
+        query = {
+            "uri": validate_uri("dataset", uri),
+            "depth": whole("depth", depth),
+            "max_versions": whole("max_versions", max_versions),
+        }
+        return impact_from_json(self._request("GET", "/lineage/impact", params=query))
 
     def import_openlineage(self, event: Mapping[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = self._request("POST", "/lineage/openlineage", json=dict(event))

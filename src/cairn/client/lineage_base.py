@@ -10,7 +10,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cairn.domain.lineage import DatasetUse, LineageGraph, LineageInput
+from cairn.domain.lineage import DatasetImpact, DatasetUse, LineageGraph, LineageInput
 from cairn.domain.models import Page
 
 
@@ -39,14 +39,21 @@ class LineageMethods(abc.ABC):
         depth: int | None = None,
         max_nodes: int | None = None,
     ) -> LineageGraph:
-        """``upstream`` (datasets, code, run, parent versions) or ``downstream`` (derived
-        versions and their deployments), ``depth`` levels of versions away."""
+        """``upstream`` (datasets, code, run, parent versions), ``downstream`` (derived
+        versions and their deployments) or ``both``, ``depth`` levels of versions away."""
 
     @abc.abstractmethod
     def dataset_users(
         self, uri: str, *, max_results: int | None = None, page_token: str | None = None
     ) -> Page[DatasetUse]:
         """The versions that used the dataset ``uri``."""
+
+    @abc.abstractmethod
+    def dataset_impact(
+        self, uri: str, *, depth: int | None = None, max_versions: int | None = None
+    ) -> DatasetImpact:
+        """The versions affected by the dataset ``uri``: its users, the versions derived
+        from them ``depth`` levels down (1: the users only), and what serves any now."""
 
     @abc.abstractmethod
     def import_openlineage(self, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from cairn.domain.deployments import (
     FeedbackSummary,
 )
 from cairn.domain.diff import VersionDiff
-from cairn.domain.lineage import DatasetUse, LineageGraph, LineageInput
+from cairn.domain.lineage import DatasetImpact, DatasetUse, LineageGraph, LineageInput
 from cairn.domain.models import (
     Actor,
     AliasEvent,
@@ -508,6 +508,13 @@ class LocalClient(BaseClient):
     ) -> Page[DatasetUse]:
         return self._service.dataset_users(
             self._actor, uri, max_results=max_results, page_token=page_token
+        )
+
+    def dataset_impact(
+        self, uri: str, *, depth: int | None = None, max_versions: int | None = None
+    ) -> DatasetImpact:
+        return self._service.dataset_impact(
+            self._actor, uri, depth=depth, max_versions=max_versions
         )
 
     def import_openlineage(self, event: Mapping[str, Any]) -> dict[str, Any]:

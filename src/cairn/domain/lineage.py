@@ -238,6 +238,17 @@ def validate_bounds(depth: object, max_nodes: object) -> tuple[int, int]:
     return int(d), int(n)  # type: ignore[call-overload]
 
 
+def validate_impact_bounds(depth: object, max_versions: object) -> tuple[int, int]:
+    """An impact query's depth (1..10, default 1: the direct users only) and version limit
+    (1..1000, default 200)."""
+    d = 1 if depth is None else depth
+    n = DEFAULT_NODES if max_versions is None else max_versions
+    for kind, value, top in (("depth", d, MAX_DEPTH), ("max_versions", n, MAX_NODES)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise InvalidParameter(f"{kind} must be an integer from 1 to {top}; got {value!r}")
+    return int(d), int(n)  # type: ignore[call-overload]
+
+
 def has_cycle(edges: Mapping[int, set[int]], child: int, parent: int) -> bool:
     """Whether adding child → parent (the child derives from the parent) closes a cycle:
     ``edges`` maps a version to its parents; there is one when ``child`` is the parent or
@@ -260,6 +271,7 @@ def has_cycle(edges: Mapping[int, set[int]], child: int, parent: int) -> bool:
 class Direction(StrEnum):
     UPSTREAM = "upstream"
     DOWNSTREAM = "downstream"
+    BOTH = "both"  # upstream and downstream of the root at once
 
     @classmethod
     def parse(cls, value: object) -> Direction:
@@ -414,3 +426,107 @@ def use_to_json(u: DatasetUse) -> dict[str, Any]:
 
 def use_from_json(d: Mapping[str, Any]) -> DatasetUse:
     return DatasetUse(d["name"], int(d["version"]), bool(d["deleted"]), input_from_json(d["input"]))
+
+
+# -- impact: what a dataset went into, transitively ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactedVersion:
+    """A version affected by a dataset: ``distance`` 1 used it directly (``inputs``: the
+    dataset inputs naming it), ``distance`` n derives from such a version n - 1 parent →
+    child edges away. ``path`` is the versions from the direct user to this one (one of
+    the shortest ways) and ``relations`` the relation of each edge along it."""
+
+    name: str
+    version: int
+    status: str
+    deleted: bool
+    distance: int
+    path: tuple[str, ...]
+    relations: tuple[str, ...] = ()
+    inputs: tuple[LineageInput, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return version_node_id(self.name, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What serves an affected version now: an alias (``id`` ``models:/NAME@ALIAS``) or a
+    recorded deployment (``id`` ``deployment:NAME``, with its environment and url)."""
+
+    id: str
+    version: str  # the models:/NAME/VERSION it serves
+    kind: str  # alias or deployment
+    name: str  # the alias, or the deployment's name
+    environment: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetImpact:
+    uri: str
+    depth: int
+    versions: tuple[ImpactedVersion, ...]
+    serving: tuple[Serving, ...]
+    truncated: bool = False
+
+
+def impact_to_json(i: DatasetImpact) -> dict[str, Any]:
+    return {
+        "uri": i.uri,
+        "depth": i.depth,
+        "truncated": i.truncated,
+        "versions": [
+            {
+                "id": v.id,
+                "name": v.name,
+                "version": v.version,
+                "status": v.status,
+                "deleted": v.deleted,
+                "distance": v.distance,
+                "path": list(v.path),
+                "relations": list(v.relations),
+                "inputs": [input_to_json(x) for x in v.inputs],
+            }
+            for v in i.versions
+        ],
+        "serving": [
+            {
+                "id": s.id,
+                "version": s.version,
+                "kind": s.kind,
+                "name": s.name,
+                "environment": s.environment,
+                "url": s.url,
+            }
+            for s in i.serving
+        ],
+    }
+
+
+def impact_from_json(d: Mapping[str, Any]) -> DatasetImpact:
+    return DatasetImpact(
+        uri=d["uri"],
+        depth=int(d["depth"]),
+        versions=tuple(
+            ImpactedVersion(
+                v["name"],
+                int(v["version"]),
+                v["status"],
+                bool(v["deleted"]),
+                int(v["distance"]),
+                tuple(v["path"]),
+                tuple(v["relations"]),
+                tuple(input_from_json(x) for x in v["inputs"]),
+            )
+            for v in d["versions"]
+        ),
+        serving=tuple(
+            Serving(s["id"], s["version"], s["kind"], s["name"], s.get("environment"), s.get("url"))
+            for s in d["serving"]
+        ),
+        truncated=bool(d["truncated"]),
+    )

@@ -7,7 +7,9 @@ other outputs are not Cairn's and are reported as ignored. A dataset's URI is it
 namespace and name joined: ``s3://bucket`` + ``path/x`` is ``s3://bucket/path/x`` (a
 namespace with ``://``), ``file`` + ``/data/x`` is ``file:/data/x`` (one without), and
 back. A dataset's ``version`` facet (``datasetVersion``) is its digest, the job's
-``sourceCodeLocation`` facet (``repoUrl`` or ``url``, and ``version``) its code. What
+``sourceCodeLocation`` facet (``repoUrl`` or ``url``, and ``version``) its code; more code
+inputs than one travel as ``sourceCodeLocations``, a list of the same shape, in the job's
+``cairn`` facet. What
 OpenLineage has no field for (a dataset's role, a parent's relation) travels in an input
 facet named ``cairn``.
 """
@@ -140,13 +142,29 @@ def _input(d: Any) -> LineageInput:
     )
 
 
-def _code(job: Mapping[str, Any]) -> LineageInput | None:
+def _code(job: Mapping[str, Any]) -> list[LineageInput]:
+    """The job's code: its ``sourceCodeLocation`` facet, then those listed in its ``cairn``
+    facet's ``sourceCodeLocations`` (a job has one source code location; a version may
+    have been built from several repositories)."""
     facets = _obj("job facets", job.get("facets"), optional=True)
     code = _obj("sourceCodeLocation", facets.get("sourceCodeLocation"), optional=True)
-    uri = code.get("repoUrl") or code.get("url")
-    if not code or uri is None or code.get("version") is None:
-        return None
-    return validate_input(InputKind.CODE, uri, commit=code.get("version"))
+    more = _obj("job facets.cairn", facets.get("cairn"), optional=True)
+    found = []
+    for where, location in (
+        ("sourceCodeLocation", code),
+        *(
+            (f"cairn.sourceCodeLocations[{n}]", item)
+            for n, item in enumerate(
+                _list("cairn.sourceCodeLocations", more.get("sourceCodeLocations"), MAX_INPUTS)
+            )
+        ),
+    ):
+        location = _obj(where, location)
+        uri = location.get("repoUrl") or location.get("url")
+        if not location or uri is None or location.get("version") is None:
+            continue
+        found.append(validate_input(InputKind.CODE, uri, commit=location.get("version")))
+    return found
 
 
 def parse_run_event(event: object) -> RunEventPlan:
@@ -174,9 +192,7 @@ def parse_run_event(event: object) -> RunEventPlan:
     _text("job.namespace", job.get("namespace"))
     _text("job.name", job.get("name"))
     inputs = [_input(d) for d in _list("inputs", e.get("inputs"), MAX_INPUTS)]
-    code = _code(job)
-    if code is not None:
-        inputs.append(code)
+    inputs += _code(job)
     if len(inputs) > MAX_INPUTS:
         raise InvalidParameter(f"OpenLineage event: more than {MAX_INPUTS} inputs")
     targets: list[ModelRef] = []
@@ -250,12 +266,13 @@ def render_run_event(
                 }
             )
         elif i.kind is InputKind.CODE:
-            if "facets" not in job:  # a job has one source code location
-                job["facets"] = {
-                    "sourceCodeLocation": _facet(
-                        _CODE_FACET, type="git", url=i.uri, repoUrl=i.uri, version=i.commit
-                    )
-                }
+            location = {"type": "git", "url": i.uri, "repoUrl": i.uri, "version": i.commit}
+            facets = job.setdefault("facets", {})
+            if "sourceCodeLocation" not in facets:  # a job has one source code location
+                facets["sourceCodeLocation"] = _facet(_CODE_FACET, **location)
+            else:  # the others travel in Cairn's facet, in the same shape
+                facets.setdefault("cairn", _cairn(sourceCodeLocations=[]))
+                facets["cairn"]["sourceCodeLocations"].append(location)
         else:
             ns, dataset_name = dataset_address(i.uri)
             facets = (

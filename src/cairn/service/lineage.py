@@ -12,25 +12,29 @@ something was left out).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
 from cairn.domain.lineage import (
     MAX_VERSION_INPUTS,
+    DatasetImpact,
     DatasetUse,
     Direction,
     Edge,
+    ImpactedVersion,
     InputKind,
     LineageGraph,
     LineageInput,
     Node,
+    Serving,
     has_cycle,
     input_node,
     input_to_json,
     parent_ref,
     validate_bounds,
+    validate_impact_bounds,
     validate_inputs,
     validate_uri,
     version_node_id,
@@ -153,8 +157,9 @@ class LineageService(ServiceBase):
         max_nodes: int | None = None,
     ) -> LineageGraph:
         """The graph around a version: ``upstream`` (its datasets, code, run and parent
-        versions, theirs, …) or ``downstream`` (versions derived from it, theirs, …, and
-        the aliases that deploy each), ``depth`` levels of versions away."""
+        versions, theirs, …), ``downstream`` (versions derived from it, theirs, …, and
+        the aliases and deployments serving each) or ``both``, ``depth`` levels of
+        versions away."""
         names.validate_model_name(name)
         number = parse_version_number(version)
         way = Direction.parse(direction)
@@ -167,8 +172,10 @@ class LineageService(ServiceBase):
             root = walk.version(walk.store.versions([row.id])[int(row.id)])
             if way is Direction.UPSTREAM:
                 walk.upstream(int(row.id), levels)
-            else:
+            elif way is Direction.DOWNSTREAM:
                 walk.downstream(int(row.id), levels)
+            else:
+                walk.both(int(row.id), levels)
             return LineageGraph(
                 root, way, levels, tuple(walk.nodes.values()), tuple(walk.edges), walk.truncated
             )
@@ -194,6 +201,73 @@ class LineageService(ServiceBase):
                 for r in rows
             ]
             return Page(uses, token)
+
+        return self.db.read(run)
+
+    def dataset_impact(
+        self,
+        actor: Actor,
+        uri: str,
+        *,
+        depth: int | None = None,
+        max_versions: int | None = None,
+    ) -> DatasetImpact:
+        """The versions affected by the dataset ``uri``: those that used it (distance 1),
+        the versions derived from them (parent → child, ``depth`` levels in all), and the
+        aliases and deployments serving any of them now. Versions of models the caller may
+        not read are left out and not walked through; at most ``max_versions`` versions
+        (``truncated`` says more were left out). One query per level."""
+        validate_uri("dataset", uri)
+        levels, limit = validate_impact_bounds(depth, max_versions)
+
+        def run(s: Tx) -> DatasetImpact:
+            store = LineageStore(s)
+            found: dict[int, ImpactedVersion] = {}
+            served: dict[int, tuple[int, int, str]] = {}  # version id → model id, number, name
+            rows: dict[int, Any] = {}
+            uses: dict[int, list[LineageInput]] = {}
+            truncated = False
+            for r in store.direct_users(uri, actor.readable(), limit):
+                if int(r.vid) not in uses and len(uses) >= limit:
+                    truncated = True  # the (limit + 1)th version: there are more
+                    continue
+                uses.setdefault(int(r.vid), []).append(to_input(r))
+                rows[int(r.vid)] = r
+            for vid, used in uses.items():
+                r = rows[vid]
+                node = version_node_id(r.model, int(r.version))
+                found[vid] = _impacted(r, r.model, 1, (node,), (), tuple(used))
+                served[vid] = (int(r.model_id), int(r.version), r.model)
+            frontier = list(found)
+            for distance in range(2, levels + 2):
+                if not frontier:
+                    break
+                children = [
+                    c
+                    for c in store.children_of(frontier)
+                    if int(c.vid) not in found
+                    and _visible(actor, c.model_id, c.name_key, c.model_deleted_at)
+                ]
+                if distance > levels:  # the level beyond: only whether versions lie past it
+                    truncated |= bool(children)
+                    break
+                following = []
+                for c in children:
+                    vid = int(c.vid)
+                    if vid in found:  # two parents at the same level: the first path
+                        continue
+                    if len(found) >= limit:
+                        truncated = True
+                        break
+                    via = found[int(c.parent_version_id)]
+                    path = (*via.path, version_node_id(c.name, int(c.version)))
+                    relations = (*via.relations, c.qualifier)
+                    found[vid] = _impacted(c, c.name, distance, path, relations, ())
+                    served[vid] = (int(c.model_id), int(c.version), c.name)
+                    following.append(vid)
+                frontier = following
+            serving = _serving(store, [served[vid] for vid in found])
+            return DatasetImpact(uri, levels, tuple(found.values()), serving, truncated)
 
         return self.db.read(run)
 
@@ -343,6 +417,37 @@ def _number(s: Tx, model: Any, ref: ModelRef) -> int:
     return int(row.version)
 
 
+def _impacted(
+    r: Any,
+    name: str,
+    distance: int,
+    path: tuple[str, ...],
+    relations: tuple[str, ...],
+    inputs: tuple[LineageInput, ...],
+) -> ImpactedVersion:
+    deleted = r.deleted_at is not None
+    return ImpactedVersion(
+        name, int(r.version), str(r.status), deleted, distance, path, relations, inputs
+    )
+
+
+def _serving(store: LineageStore, versions: Sequence[tuple[int, int, str]]) -> tuple[Serving, ...]:
+    """The aliases pointing at these versions (model id, number, model name) now and the
+    deployments serving them: two queries, whatever their number; in the versions' order."""
+    pairs = [(model_id, number) for model_id, number, _ in versions]
+    aliased = store.aliases_of(pairs)
+    deployed = store.deployments_of(pairs)
+    out: list[Serving] = []
+    for model_id, number, name in versions:
+        pair, version = (model_id, number), version_node_id(name, number)
+        for alias in aliased.get(pair, ()):
+            out.append(Serving(f"models:/{name}@{alias}", version, "alias", alias))
+        for d in deployed.get(pair, ()):
+            node = f"deployment:{d.name}"
+            out.append(Serving(node, version, "deployment", d.name, d.environment, d.url))
+    return tuple(out)
+
+
 class _Walk:
     """A breadth-first walk, a level of versions at a time, that stops adding nodes at
     ``limit`` (and says so)."""
@@ -391,6 +496,24 @@ class _Walk:
                 self._link(run, version_id, "run")
 
     def upstream(self, root: int, depth: int) -> None:
+        for _ in self.upstream_levels(root, depth):
+            pass
+
+    def downstream(self, root: int, depth: int) -> None:
+        for _ in self.downstream_levels(root, depth):
+            pass
+
+    def both(self, root: int, depth: int) -> None:
+        """Upstream and downstream at once, a level of each in turn, so the node limit
+        leaves neither side out (the root is in both; no node is added twice)."""
+        walks = [self.upstream_levels(root, depth), self.downstream_levels(root, depth)]
+        while walks:
+            for walk in list(walks):
+                if next(walk, StopIteration) is StopIteration:
+                    walks.remove(walk)
+
+    def upstream_levels(self, root: int, depth: int) -> Iterator[int]:
+        """The upstream walk, yielding after each level."""
         info = self.store.versions([root])[root]
         ids = {root: version_node_id(info.name, int(info.version))}
         self._run(ids[root], info.run_id, info.run_link)
@@ -423,8 +546,10 @@ class _Walk:
             ids = following
             if not ids:
                 return
+            yield level
 
-    def downstream(self, root: int, depth: int) -> None:
+    def downstream_levels(self, root: int, depth: int) -> Iterator[int]:
+        """The downstream walk, yielding after each level."""
         rows = self.store.versions([root])
         ids = {root: version_node_id(rows[root].name, int(rows[root].version))}
         self._deployments({root: rows[root]}, ids)
@@ -453,6 +578,7 @@ class _Walk:
             ids = following
             if not ids:
                 return
+            yield level
 
     def _deployments(self, rows: Mapping[int, Any], ids: Mapping[int, str]) -> None:
         pairs = {(int(r.model_id), int(r.version)): vid for vid, r in rows.items()}

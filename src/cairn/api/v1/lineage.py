@@ -11,7 +11,13 @@ from starlette.responses import JSONResponse
 from cairn.api.deps import Caller, Service, json
 from cairn.api.lean import lean_router
 from cairn.api.v1.schemas import LineageInputIn, Strict
-from cairn.domain.lineage import graph_to_json, input_from_json, input_to_json, use_to_json
+from cairn.domain.lineage import (
+    graph_to_json,
+    impact_to_json,
+    input_from_json,
+    input_to_json,
+    use_to_json,
+)
 
 router = lean_router(tags=["lineage"])
 VERSION = "/lineage/models/{name}/versions/{version}"
@@ -60,6 +66,35 @@ class DatasetUseOut(BaseModel):
 class DatasetUsePage(BaseModel):
     versions: list[DatasetUseOut]
     next_page_token: str | None
+
+
+class ImpactedVersionOut(BaseModel):
+    id: str
+    name: str
+    version: int
+    status: str
+    deleted: bool
+    distance: int = Field(description="1: used the dataset; n: derives from such a version.")
+    path: list[str] = Field(description="The versions from the direct user to this one.")
+    relations: list[str] = Field(description="The relation of each edge along the path.")
+    inputs: list[InputOut] = Field(description="Distance 1: the inputs naming the dataset.")
+
+
+class ServingOut(BaseModel):
+    id: str
+    version: str = Field(description="The models:/NAME/VERSION it serves.")
+    kind: str = Field(description="alias or deployment.")
+    name: str
+    environment: str | None
+    url: str | None
+
+
+class DatasetImpactOut(BaseModel):
+    uri: str
+    depth: int
+    truncated: bool = Field(description="Versions were left out: max_versions or the depth.")
+    versions: list[ImpactedVersionOut]
+    serving: list[ServingOut]
 
 
 class IgnoredOut(BaseModel):
@@ -118,8 +153,9 @@ def lineage_graph(
     depth: int | None = None,
     max_nodes: int | None = None,
 ) -> JSONResponse:
-    """The graph ``upstream`` (what the version came from) or ``downstream`` (what came
-    from it, and its deployments), ``depth`` 1-10 (3), ``max_nodes`` 1-1000 (200)."""
+    """The graph ``upstream`` (what the version came from), ``downstream`` (what came
+    from it, and its deployments) or ``both``, ``depth`` 1-10 (3), ``max_nodes`` 1-1000
+    (200)."""
     graph = service.lineage_graph(
         actor, name, version, direction=direction, depth=depth, max_nodes=max_nodes
     )
@@ -148,6 +184,21 @@ def list_dataset_users(
             "next_page_token": page.next_page_token,
         }
     )
+
+
+@router.get("/lineage/impact", response_model=DatasetImpactOut)
+def dataset_impact(
+    uri: str,
+    service: Service,
+    actor: Caller,
+    depth: int | None = None,
+    max_versions: int | None = None,
+) -> JSONResponse:
+    """The versions affected by the dataset ``uri``, transitively: those that used it,
+    those derived from them (``depth`` 1-10, 1: the direct users only), and what serves
+    any of them now; of models the caller may read. ``max_versions`` 1-1000 (200)."""
+    impact = service.dataset_impact(actor, uri, depth=depth, max_versions=max_versions)
+    return json(impact_to_json(impact))
 
 
 @router.post("/lineage/openlineage", response_model=OpenLineageImported)

@@ -271,6 +271,49 @@ class LineageStore:
         page = list(rows[:max_results])
         return page, encode_page_token(fingerprint, [int(page[-1].id)])
 
+    def direct_users(self, uri: str, readable: ReadFilter | None, limit: int) -> list[Row[Any]]:
+        """The dataset inputs naming ``uri`` on the first ``limit`` versions (oldest first)
+        of live models the caller may read (``readable``; None: every model), each row with
+        its version (``VERSION_COLUMNS``, the model's name as ``model``: ``name`` is the
+        input's); one query. More than ``limit`` versions: the
+        rows of ``limit`` + 1 of them, so the caller can tell."""
+        conditions: list[Any] = [
+            L.c.uri_key == uri_key(uri),
+            L.c.uri == uri,
+            L.c.kind == InputKind.DATASET.value,
+            M.c.deleted_at.is_(None),
+        ]
+        if readable is not None:
+            conditions.append(readable_models(readable))
+        first = (
+            select(V.c.id)
+            .select_from(L)
+            .join(V, V.c.id == L.c.version_id)
+            .join(M, M.c.id == V.c.model_id)
+            .where(and_(*conditions))
+            .group_by(V.c.id)
+            .order_by(V.c.id)
+            .limit(limit + 1)
+        )
+        return list(
+            self.s.execute(
+                select(
+                    L,
+                    *(c for c in VERSION_COLUMNS if c.name != "name"),
+                    M.c.name.label("model"),
+                )
+                .join(V, V.c.id == L.c.version_id)
+                .join(M, M.c.id == V.c.model_id)
+                .where(
+                    L.c.uri_key == uri_key(uri),
+                    L.c.uri == uri,
+                    L.c.kind == InputKind.DATASET.value,
+                    V.c.id.in_(first.scalar_subquery()),
+                )
+                .order_by(V.c.id, L.c.id)
+            ).all()
+        )
+
 
 def to_input(row: Any, *, parent_uri: str | None = None, deleted: bool = False) -> LineageInput:
     """A stored input (``parent_uri``: a parent's ``models:/NAME/VERSION``)."""
