@@ -251,3 +251,115 @@ def test_failed_runs_and_aliases_are_ignored(world: TestClient) -> None:
     aliased = event(outputs=[{"namespace": "cairn", "name": "models:/fraud@prod"}])
     answer = ok(world.post("/api/v1/lineage/openlineage", json=aliased))
     assert answer["recorded"] == [] and "numbered version" in answer["ignored"][0]["reason"]
+
+
+def test_a_graph_both_ways(world: TestClient) -> None:
+    ok(world.post("/api/v1/models", json={"name": "fraud-int8"}), 201)
+    lineage = [{"kind": "model_version", "uri": "models:/fraud-small/1", "relation": "quantize"}]
+    ok(world.post("/api/v1/models/fraud-int8/versions", json={"lineage": lineage}), 201)
+    ok(world.put("/api/v1/models/fraud-int8/aliases/prod", json={"version": 1}))
+    path = f"{BASE}/fraud-small/versions/1/graph"
+    both = ok(world.get(path, params={"direction": "both"}))
+    assert both["direction"] == "both" and both["truncated"] is False
+    assert {n["id"] for n in both["nodes"]} == {
+        "models:/fraud-small/1",
+        "models:/fraud/1",
+        f"dataset:{TRAIN}@sha256:{'b' * 64}",
+        "models:/fraud-int8/1",
+        "models:/fraud-int8@prod",
+    }
+    assert ("models:/fraud-small/1", "models:/fraud-int8/1") in {
+        (e["source"], e["target"]) for e in both["edges"]
+    }
+    few = ok(world.get(path, params={"direction": "both", "max_nodes": 2}))
+    assert len(few["nodes"]) == 2 and few["truncated"] is True
+    error(
+        world.get(path, params={"direction": "both", "depth": 11}), 400, "INVALID_PARAMETER_VALUE"
+    )
+
+
+def test_dataset_impact(world: TestClient) -> None:
+    ok(world.post("/api/v1/models", json={"name": "fraud-int8"}), 201)
+    lineage = [{"kind": "model_version", "uri": "models:/fraud-small/1", "relation": "quantize"}]
+    ok(world.post("/api/v1/models/fraud-int8/versions", json={"lineage": lineage}), 201)
+    ok(
+        world.put(
+            "/api/v1/deployments/int8-api",
+            json={"model_uri": "models:/fraud-int8/1", "environment": "prod"},
+        )
+    )
+    direct = ok(world.get("/api/v1/lineage/impact", params={"uri": TRAIN}))
+    assert [(v["id"], v["distance"]) for v in direct["versions"]] == [("models:/fraud-small/1", 1)]
+    assert direct["versions"][0]["inputs"][0]["role"] == "train"
+    assert direct["truncated"] is True and direct["serving"] == []
+    deep = ok(world.get("/api/v1/lineage/impact", params={"uri": TRAIN, "depth": 3}))
+    assert deep["truncated"] is False and deep["depth"] == 3
+    int8 = deep["versions"][1]
+    assert int8 == {
+        "id": "models:/fraud-int8/1",
+        "name": "fraud-int8",
+        "version": 1,
+        "status": int8["status"],
+        "deleted": False,
+        "distance": 2,
+        "path": ["models:/fraud-small/1", "models:/fraud-int8/1"],
+        "relations": ["quantize"],
+        "inputs": [],
+    }
+    assert deep["serving"] == [
+        {
+            "id": "deployment:int8-api",
+            "version": "models:/fraud-int8/1",
+            "kind": "deployment",
+            "name": "int8-api",
+            "environment": "prod",
+            "url": None,
+        }
+    ]
+    for params in ({"depth": 0}, {"depth": 11}, {"max_versions": 0}, {"uri": "x"}):
+        error(
+            world.get("/api/v1/lineage/impact", params={"uri": TRAIN, **params}),
+            400,
+            "INVALID_PARAMETER_VALUE",
+        )
+
+
+def test_every_code_input_goes_out_and_comes_back(world: TestClient) -> None:
+    other = "fedcba9876543210fedcba9876543210fedcba98"
+    inputs = [
+        {"kind": "code", "uri": "https://git.example/fraud.git", "commit": COMMIT},
+        {"kind": "dataset", "uri": TRAIN, "role": "train"},
+        {"kind": "code", "uri": "https://git.example/features.git", "commit": other},
+        {"kind": "code", "uri": "https://git.example/fraud.git", "commit": other},
+    ]
+    ok(world.post(f"{BASE}/fraud/versions/1/inputs", json={"inputs": inputs}))
+    out = ok(world.get(f"{BASE}/fraud/versions/1/openlineage"))
+    facets = out["job"]["facets"]
+    assert facets["sourceCodeLocation"]["repoUrl"] == "https://git.example/fraud.git"
+    assert facets["sourceCodeLocation"]["version"] == COMMIT
+    assert [(c["repoUrl"], c["version"]) for c in facets["cairn"]["sourceCodeLocations"]] == [
+        ("https://git.example/features.git", other),
+        ("https://git.example/fraud.git", other),
+    ]
+    code = [(i.uri, i.commit) for i in parse_run_event(out).inputs if i.kind.value == "code"]
+    assert code == [(i["uri"], i["commit"]) for i in inputs if i["kind"] == "code"]
+    # imported onto another version, it gives back the same inputs, and exports the same
+    ok(world.post("/api/v1/models", json={"name": "copy"}), 201)
+    ok(world.post("/api/v1/models/copy/versions", json={}), 201)
+    moved = copy.deepcopy(out)
+    moved["outputs"] = [{"namespace": "cairn", "name": "models:/copy/1"}]
+    assert ok(world.post("/api/v1/lineage/openlineage", json=moved))["recorded"][0][
+        "inputs_added"
+    ] == len(inputs)
+
+    def facts(name: str) -> list[tuple[Any, ...]]:
+        got = ok(world.get(f"{BASE}/{name}/versions/1/inputs"))["inputs"]
+        return sorted((i["kind"], i["uri"], i.get("commit"), i.get("role")) for i in got)
+
+    assert facts("copy") == facts("fraud")
+    back = ok(world.get(f"{BASE}/copy/versions/1/openlineage"))
+    assert back["job"]["facets"] == out["job"]["facets"]
+    assert back["inputs"] == out["inputs"]
+    # one code input: the standard facet only, as before
+    single = ok(world.get(f"{BASE}/fraud-small/versions/1/openlineage"))
+    assert "facets" not in single["job"]

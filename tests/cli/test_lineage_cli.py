@@ -147,3 +147,50 @@ def test_openlineage_import_then_export(uri: str, tmp_path: Path) -> None:
             "ignored": [],
         }
     ]
+
+
+def test_show_both_ways_and_transitive_used_by(uri: str) -> None:
+    cairn(uri, "models", "create", "base")
+    cairn(uri, "versions", "create", "base", "--dataset", TRAIN)
+    cairn(uri, "models", "create", "tuned")
+    cairn(
+        uri, "versions", "create", "tuned", "--parent", "models:/base/1", "--relation", "fine-tune"
+    )
+    cairn(uri, "models", "create", "small")
+    cairn(uri, "versions", "create", "small", "--parent", "models:/tuned/1", "--relation", "distil")
+    cairn(uri, "deployments", "set", "small-api", "models:/small/1", "--env", "prod")
+    tree = cairn(uri, "lineage", "show", "models:/tuned/1", "--direction", "both")
+    assert "came from" in tree and "went into" in tree
+    assert tree.index("came from") < tree.index("models:/base/1") < tree.index("went into")
+    assert tree.index("went into") < tree.index("models:/small/1")
+    assert "served by small-api (prod)" in tree
+    graph = json.loads(
+        cairn(uri, "lineage", "show", "models:/tuned/1", "--direction", "both", "--json")
+    )
+    assert graph["direction"] == "both"
+    assert {n["id"] for n in graph["nodes"]} >= {"models:/base/1", "models:/small/1"}
+    down = json.loads(
+        cairn(uri, "lineage", "show", "models:/tuned/1", "--direction", "downstream", "--json")
+    )
+    assert "models:/base/1" not in {n["id"] for n in down["nodes"]}
+    said = refused(uri, "lineage", "show", "models:/tuned/1", "--downstream", "--direction", "both")
+    assert "disagree" in said
+    assert "direction" in refused(uri, "lineage", "show", "models:/tuned/1", "--direction", "up")
+    # without --depth: today's listing; with it, transitive, and what serves
+    users = json.loads(cairn(uri, "lineage", "used-by", TRAIN, "--json"))
+    assert [(u["name"], u["version"]) for u in users] == [("base", 1)]
+    impact = json.loads(cairn(uri, "lineage", "used-by", TRAIN, "--depth", "3", "--json"))
+    assert [(v["id"], v["distance"]) for v in impact["versions"]] == [
+        ("models:/base/1", 1),
+        ("models:/tuned/1", 2),
+        ("models:/small/1", 3),
+    ]
+    assert [s["id"] for s in impact["serving"]] == ["deployment:small-api"]
+    table = cairn(uri, "lineage", "used-by", TRAIN, "--depth", "3")
+    assert "models:/base/1 -fine-tune-> models:/tuned/1 -distil-> models:/small/1" in table
+    assert "small-api" in table
+    result = runner.invoke(app, ["--uri", uri, "lineage", "used-by", TRAIN, "--depth", "1"])
+    assert result.exit_code == 0 and "truncated" in result.stderr
+    assert "nothing serves" in result.stderr
+    said = refused(uri, "lineage", "used-by", TRAIN, "--depth", "2", "--all")
+    assert "--depth" in said

@@ -72,3 +72,41 @@ def test_openlineage_through_the_sdk(client: BaseClient) -> None:
     assert out["run"]["runId"] == str(uuid.UUID(int=5))
     assert out["inputs"][0]["namespace"] == "file" and out["inputs"][0]["name"] == "/data/x.csv"
     assert parse_run_event(out).inputs == parse_run_event(event).inputs
+
+
+def test_both_ways_and_impact_through_the_sdk(client: BaseClient) -> None:
+    client.create_model("base")
+    client.create_version("base", lineage=[dataset_input(TRAIN, role="train")])
+    client.create_model("tuned")
+    client.create_version("tuned", lineage=[parent_input("models:/base/1", "fine-tune")])
+    client.create_model("small")
+    client.create_version("small", lineage=[parent_input("models:/tuned/1", "distil")])
+    client.set_alias("small", "prod", 1)
+    graph = client.lineage_graph("tuned", 1, direction="both", depth=1)
+    assert graph.direction is Direction.BOTH and not graph.truncated
+    assert {n.id for n in graph.nodes} == {
+        "models:/tuned/1",
+        "models:/base/1",
+        "models:/small/1",
+        "models:/small@prod",
+    }
+    direct = client.dataset_impact(TRAIN)
+    assert [(v.id, v.distance) for v in direct.versions] == [("models:/base/1", 1)]
+    assert direct.truncated and direct.serving == ()
+    impact = client.dataset_impact(TRAIN, depth=3, max_versions=10)
+    assert [(v.id, v.distance, v.relations) for v in impact.versions] == [
+        ("models:/base/1", 1, ()),
+        ("models:/tuned/1", 2, ("fine-tune",)),
+        ("models:/small/1", 3, ("fine-tune", "distil")),
+    ]
+    assert impact.versions[0].inputs[0].role == "train"
+    assert [(s.id, s.version, s.kind) for s in impact.serving] == [
+        ("models:/small@prod", "models:/small/1", "alias")
+    ]
+    assert not impact.truncated
+    with pytest.raises(InvalidParameter, match="depth"):
+        client.dataset_impact(TRAIN, depth=11)
+    with pytest.raises(InvalidParameter, match="max_versions"):
+        client.dataset_impact(TRAIN, max_versions=0)
+    with pytest.raises(InvalidParameter, match="direction"):
+        client.lineage_graph("tuned", 1, direction="sideways")

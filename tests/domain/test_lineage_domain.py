@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from cairn.domain.lineage import (
+    DatasetImpact,
     Direction,
     Edge,
+    ImpactedVersion,
     LineageGraph,
     LineageInput,
     Node,
+    Serving,
+    code_input,
     dataset_input,
     graph_from_json,
     graph_to_json,
     has_cycle,
+    impact_from_json,
+    impact_to_json,
     input_from_json,
     input_to_json,
     parent_input,
 )
 from cairn.domain.models import FileEntry, VersionSpec
-from cairn.domain.openlineage import dataset_address, dataset_uri
+from cairn.domain.openlineage import (
+    dataset_address,
+    dataset_uri,
+    parse_run_event,
+    render_run_event,
+)
 from cairn.domain.validation import spec_fingerprint
 from cairn.errors import InvalidParameter
 
@@ -86,3 +99,61 @@ def test_an_input_object_must_name_its_kind_and_uri() -> None:
     with pytest.raises(InvalidParameter, match="kind and uri"):
         input_from_json({"uri": "s3://b/x"})
     assert isinstance(parent_input("models:/m@prod"), LineageInput)
+
+
+def test_an_impact_round_trips_through_json() -> None:
+    used = dataset_input("s3://b/x", role="train")
+    impact = DatasetImpact(
+        "s3://b/x",
+        2,
+        (
+            ImpactedVersion("m", 1, "READY", False, 1, ("models:/m/1",), (), (used,)),
+            ImpactedVersion(
+                "n", 3, "READY", True, 2, ("models:/m/1", "models:/n/3"), ("quantize",)
+            ),
+        ),
+        (
+            Serving("models:/n@prod", "models:/n/3", "alias", "prod"),
+            Serving("deployment:api", "models:/n/3", "deployment", "api", "prod", "https://a"),
+        ),
+        truncated=True,
+    )
+    assert impact_from_json(impact_to_json(impact)) == impact
+    assert impact_to_json(impact)["versions"][1]["id"] == "models:/n/3"
+
+
+def test_every_code_input_is_exported_and_read_back() -> None:
+    code = [
+        code_input("https://g.example/a", "a" * 40),
+        code_input("https://g.example/b", "b" * 7),
+        code_input("https://g.example/a", "c" * 40),
+    ]
+    inputs = [code[0], dataset_input("s3://b/x", role="train"), *code[1:]]
+    event = render_run_event(
+        "m",
+        1,
+        created_at=datetime(2026, 11, 30, tzinfo=UTC),
+        digest=None,
+        run_id=None,
+        run_link=None,
+        inputs=inputs,
+    )
+    facets = event["job"]["facets"]
+    assert facets["sourceCodeLocation"]["repoUrl"] == "https://g.example/a"
+    assert [c["version"] for c in facets["cairn"]["sourceCodeLocations"]] == ["b" * 7, "c" * 40]
+    back = parse_run_event(event).inputs
+    assert [i for i in back if i.kind.value == "code"] == code
+    assert sorted(map(repr, back)) == sorted(map(repr, inputs))
+    one = render_run_event(
+        "m",
+        1,
+        created_at=datetime(2026, 11, 30, tzinfo=UTC),
+        digest=None,
+        run_id=None,
+        run_link=None,
+        inputs=code[:1],
+    )
+    assert set(one["job"]["facets"]) == {"sourceCodeLocation"}
+    bad = {**event, "job": {**event["job"], "facets": {"cairn": {"sourceCodeLocations": "x"}}}}
+    with pytest.raises(InvalidParameter, match="sourceCodeLocations"):
+        parse_run_event(bad)

@@ -83,6 +83,7 @@ SELF_SERVICE = {
     "list_promotions",
     "list_webhooks",
     "list_dataset_users",
+    "dataset_impact",
     "list_deployments",
     "search_registered_models",
     "search_model_versions",
@@ -117,6 +118,7 @@ HUGE = {
 QUERY: dict[str, dict[str, str]] = {
     "resolve": {"uri": "models:/{model}/1"},
     "list_dataset_users": {"uri": "s3://lake/{model}"},
+    "dataset_impact": {"uri": "s3://lake/{model}", "depth": "3"},
     "diff_versions": {"old": "models:/{model}/1", "new": "models:/{model}@champion"},
     "list_grants": {"model": "{model}"},
     "revoke_grant": {"subject": "user:{user}", "model": "{model}"},

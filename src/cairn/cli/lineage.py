@@ -334,8 +334,8 @@ def _show_impact(impact: DatasetImpact, as_json: bool) -> None:
         table = DataTable("version", "distance", "how")
         for v in impact.versions:
             if v.distance == 1:
-                roles = sorted({i.role or "-" for i in v.inputs})
-                how = f"used it (role {', '.join(roles)})"
+                roles = sorted({i.role for i in v.inputs if i.role})
+                how = "used it" + (f" ({', '.join(roles)})" if roles else "")
             else:
                 steps = [v.path[0]] + [
                     f"-{rel}-> {step}" for rel, step in zip(v.relations, v.path[1:], strict=True)
