@@ -104,7 +104,6 @@ def test_an_input_object_must_name_its_kind_and_uri() -> None:
 def test_an_impact_round_trips_through_json() -> None:
     used = dataset_input("s3://b/x", role="train")
     impact = DatasetImpact(
-        "s3://b/x",
         2,
         (
             ImpactedVersion("m", 1, "READY", False, 1, ("models:/m/1",), (), (used,)),

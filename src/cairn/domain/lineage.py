@@ -467,7 +467,8 @@ class Serving:
 
 @dataclass(frozen=True, slots=True)
 class DatasetImpact:
-    uri: str
+    """The answer of an impact query (it does not repeat the URI asked about)."""
+
     depth: int
     versions: tuple[ImpactedVersion, ...]
     serving: tuple[Serving, ...]
@@ -476,7 +477,6 @@ class DatasetImpact:
 
 def impact_to_json(i: DatasetImpact) -> dict[str, Any]:
     return {
-        "uri": i.uri,
         "depth": i.depth,
         "truncated": i.truncated,
         "versions": [
@@ -509,7 +509,6 @@ def impact_to_json(i: DatasetImpact) -> dict[str, Any]:
 
 def impact_from_json(d: Mapping[str, Any]) -> DatasetImpact:
     return DatasetImpact(
-        uri=d["uri"],
         depth=int(d["depth"]),
         versions=tuple(
             ImpactedVersion(

@@ -267,7 +267,7 @@ class LineageService(ServiceBase):
                     following.append(vid)
                 frontier = following
             serving = _serving(store, [served[vid] for vid in found])
-            return DatasetImpact(uri, levels, tuple(found.values()), serving, truncated)
+            return DatasetImpact(levels, tuple(found.values()), serving, truncated)
 
         return self.db.read(run)
 

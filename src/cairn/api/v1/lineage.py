@@ -90,7 +90,6 @@ class ServingOut(BaseModel):
 
 
 class DatasetImpactOut(BaseModel):
-    uri: str
     depth: int
     truncated: bool = Field(description="Versions were left out: max_versions or the depth.")
     versions: list[ImpactedVersionOut]
