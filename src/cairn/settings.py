@@ -55,7 +55,8 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="gc prunes every model to its newest N versions (soft deletes; those an "
-        "alias, Staging/Production or an upload holds stay); a model's own policy replaces it.",
+        "alias, Staging/Production, a live deployment, a lineage child any of those holds or "
+        "an upload holds stay); a model's own policy replaces it.",
     )
     keep_versions_days: float | None = Field(
         None,

@@ -261,7 +261,8 @@ def test_prune_is_a_dry_run_until_yes(uri: str) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
         "would delete 3 version(s) of 'm': 1, 3-4",
-        "kept though older (an alias, a stage or an upload holds them): 2",
+        "kept though older (an alias, a stage, a deployment, a lineage child or an upload holds "
+        "them): 2",
         "0 bytes are held by those versions alone (gc may reclaim them once they are purged)",
         "run again with --yes to delete them",
     ]

@@ -233,7 +233,8 @@ def gc(
             min=1,
             help="Prune every model without a policy of its own (cairn versions retention) to "
             "its newest N versions first (soft deletes; default: CAIRN_KEEP_VERSIONS). "
-            "Versions an alias, a stage or an upload holds stay.",
+            "Versions an alias, a stage, a live deployment, a lineage child of those or an "
+            "upload holds stay.",
         ),
     ] = None,
     keep_days: Annotated[

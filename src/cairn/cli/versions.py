@@ -238,7 +238,8 @@ def delete(
     ] = False,
     yes: Yes = False,
 ) -> None:
-    """Soft-delete a version (its aliases are removed; restore brings it back)."""
+    """Soft-delete a version (its aliases are removed; restore brings it back). A version a
+    live deployment serves is refused: move or retire the deployment first."""
     ref = parse_model_uri(model_uri)
     if purge and ref.version is not None:
         name, number = ref.name, ref.version  # purge also reaches already-deleted versions
@@ -282,7 +283,8 @@ def prune(
 ) -> None:
     """Delete the versions of model NAME older than its newest --keep READY ones, and
     its FAILED ones wherever they are, except those an alias, the Staging or
-    Production stage or an upload in progress holds, and those younger than
+    Production stage, a live deployment or an upload in progress holds, the lineage
+    parents (but through retrain) of versions those hold, and those younger than
     --keep-days; with --filter, only among the versions it matches (bulk deletion:
     `--keep 1 --filter "tags.run = 'scratch'"`). Dry run unless --yes; soft
     (restorable) unless --purge."""
@@ -298,9 +300,9 @@ def prune(
     matching = "" if report.filter is None else f" matching {report.filter}"
     message(f"{done} {len(report.pruned)} version(s){matching} of {report.model!r}{listed}")
     if report.protected:
-        held = "an alias, a stage or an upload"
+        held = "an alias, a stage, a deployment, a lineage child or an upload"
         if keep_days is not None:
-            held = "an alias, a stage, an upload or --keep-days"
+            held = "an alias, a stage, a deployment, a lineage child, an upload or --keep-days"
         message(f"kept though older ({held} holds them): {_version_ranges(report.protected)}")
     if report.pruned:
         when = "now" if report.purge else "once they are purged"
@@ -336,8 +338,9 @@ def retention(
     A model's own policy replaces the instance's (CAIRN_KEEP_VERSIONS, or gc --keep): each
     `cairn gc --yes` keeps the newest --keep READY versions and those from the last
     --keep-days, and deletes the others (soft: restorable until purged) by the rule of `versions
-    prune`: a version an alias, the Staging or Production stage or an unfinished upload
-    holds always stays. Without options it shows the policy. Setting one needs MANAGE.
+    prune`: a version an alias, the Staging or Production stage, a live deployment, a
+    lineage child of those or an unfinished upload holds always stays. Without options it
+    shows the policy. Setting one needs MANAGE.
     """
     chosen = [keep is not None, keep_all, inherit]
     if sum(chosen) > 1:

@@ -73,9 +73,10 @@ class PruneReport:
     """What pruning a model's old versions did, or would do (``dry_run``).
 
     ``pruned``: the versions deleted (soft, or for good with ``purge``); ``protected``: the
-    older ones kept all the same (an alias, the ``Staging`` or ``Production`` stage, an
-    upload in progress, or created within ``keep_days``); ``bytes``: what the pruned
-    versions alone hold, which gc may reclaim once they are purged."""
+    older ones kept all the same (an alias, the ``Staging`` or ``Production`` stage, a live
+    deployment, a lineage child one of those holds through a relation other than
+    ``retrain``, an upload in progress, or created within ``keep_days``); ``bytes``: what
+    the pruned versions alone hold, which gc may reclaim once they are purged."""
 
     model: str
     keep: int

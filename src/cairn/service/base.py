@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from cairn.domain import names
 from cairn.domain.access import Actor, Role
 from cairn.domain.uris import parse_version_number
-from cairn.errors import NotFound, PermissionDenied
+from cairn.errors import Conflict, NotFound, PermissionDenied
 from cairn.service.auth_cache import AuthCache
 from cairn.service.keyring import Keyring
 from cairn.store.blobs.base import BlobStore
@@ -18,6 +18,7 @@ from cairn.store.metadata import one_trip
 from cairn.store.metadata.audit_store import AuditStore, new_event
 from cairn.store.metadata.clock import now_us
 from cairn.store.metadata.database import Database, Tx
+from cairn.store.metadata.deployments_store import DeploymentStore
 from cairn.store.metadata.models_store import ModelStore
 from cairn.store.metadata.versions_store import VersionStore
 
@@ -94,6 +95,22 @@ class ServiceBase:
         """The version row, if ``actor`` holds ``role`` on its live model (``_model``)."""
         model = self._model(s, actor, name, role, action)
         return VersionStore(s).get(model.id, name, number)
+
+    @staticmethod
+    def _refuse_if_served(s: Tx, model: Any, number: int, doing: str) -> None:
+        """Refuse (409) to ``doing`` a version a live deployment serves: the deployment would
+        name a version nobody can pull again (a restart, a new replica). Moving the
+        deployment to another version, or retiring it, lets go of it."""
+        live = DeploymentStore(s).serving_now(model.id, number)
+        if not live:
+            return
+        shown = ", ".join(f"{r.name!r} ({r.environment})" for r in live[:3])
+        more = f" and {len(live) - 3} more" if len(live) > 3 else ""
+        raise Conflict(
+            f"version {number} of {model.name!r} is served by deployment {shown}{more}; "
+            f"move the deployment to another version or retire it before you {doing} "
+            "this one; nothing was changed"
+        )
 
     @staticmethod
     def _require_create(actor: Actor, name: str, action: str) -> None:

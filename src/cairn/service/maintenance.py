@@ -8,6 +8,13 @@ place, then the bytes, then the tombstone (``_reclaim``). Tombstones a crash lef
 finished first (``_finish_tombstones``). Bytes a crash left in the store without a row
 are given one (``_strays``), so they are reclaimed the same way. Soft-deleted versions
 keep their bytes until purged (``purge_version``, or the configured retention).
+
+Nothing automatic takes a version something holds (``store/metadata/holds.py``): an
+alias, the ``Staging`` or ``Production`` stage, a live deployment, or a lineage child one
+of those holds (through any relation but ``retrain``). Pruning keeps such versions
+(``protected``), and the configured purge of soft-deleted versions passes over them. A
+version a live deployment serves cannot be deleted or purged by hand either
+(``_refuse_if_served``).
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ MAX_AGE_S = 100 * 365 * 86400  # a bound for ages given in seconds (a century)
 
 class MaintenanceService(ServiceBase):
     def purge_version(self, actor: Actor, name: str, version: int | str) -> None:
-        """Delete a version for good; its bytes become garbage once nothing else uses them."""
+        """Delete a version for good; its bytes become garbage once nothing else uses them.
+        A version a live deployment serves is refused (``Conflict``), as by ``delete_version``."""
         names.validate_model_name(name)
         number = parse_version_number(version)
 
@@ -54,6 +62,7 @@ class MaintenanceService(ServiceBase):
             row = VersionStore(s).find(model.id, number)
             if row is None:
                 raise NotFound(f"version {number} of model {name!r} does not exist")
+            self._refuse_if_served(s, model, number, "purge")
             aliases = AliasStore(s)
             removed = aliases.for_version(model.id, number)
             aliases.delete_for_version(model.id, number, actor.name, self.clock())
@@ -392,8 +401,9 @@ class MaintenanceService(ServiceBase):
         self.db.write(lambda s: BlobIndexStore(s).remove_upload(upload_id))
 
     def _purge_expired(self, actor: Actor, now: int) -> list[tuple[str, int]]:
-        """Purge the versions soft-deleted longer ago than the retention allows, each one
-        audited as ``version.purge`` in the transaction that purges it."""
+        """Purge the versions soft-deleted longer ago than the retention allows, but those
+        something still holds (``VersionStore.deleted_before``), each one audited as
+        ``version.purge`` in the transaction that purges it."""
         keep = self.limits.purge_deleted_after_s
         if keep is None:
             return []

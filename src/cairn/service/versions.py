@@ -290,13 +290,16 @@ class VersionsService(VersionReadsService, ScansService):
         return self.db.write(run)
 
     def delete_version(self, actor: Actor, name: str, version: int | str) -> None:
-        """Soft delete: hidden, its aliases removed (with history); the number is never reused."""
+        """Soft delete: hidden, its aliases removed (with history); the number is never reused.
+        A version a live deployment serves is refused (``Conflict``): move or retire the
+        deployment first."""
         names.validate_model_name(name)
         number = parse_version_number(version)
 
         def run(s: Tx) -> None:
             model = self._model(s, actor, name, Role.MANAGE, "delete_version", lock=True)
             row = VersionStore(s).get(model.id, name, number)
+            self._refuse_if_served(s, model, number, "delete")
             now = self.clock()
             aliases = AliasStore(s)
             removed = aliases.for_version(model.id, number)

@@ -195,6 +195,16 @@ class DeploymentStore:
         rows = self.s.execute(query.order_by(E.c.at.desc(), E.c.id.desc()).limit(limit))
         return [_event(r) for r in rows]
 
+    def serving_now(self, model_id: int, version: int) -> list[Row[Any]]:
+        """(name, environment) of the live deployments serving the version now, by name."""
+        return list(
+            self.s.execute(
+                select(D.c.name, D.c.environment)
+                .where(D.c.model_id == model_id, D.c.version == version)
+                .order_by(D.c.name_key)
+            )
+        )
+
     # -- feedback ---------------------------------------------------------------------------
 
     def add_points(

@@ -28,11 +28,11 @@ from cairn.domain.models import Stage, VersionSpec, VersionStatus
 from cairn.domain.semver import order_key
 from cairn.errors import NotFound
 from cairn.store.metadata import whole
+from cairn.store.metadata.holds import held
 from cairn.store.metadata.loaders import newest_ready
 from cairn.store.metadata.prepared import Prepared, Upsert
 from cairn.store.metadata.schema import (
     PENDING_ROWS,
-    aliases,
     model_versions,
     registered_models,
     version_files,
@@ -42,6 +42,7 @@ from cairn.store.metadata.schema import (
 )
 
 V = model_versions
+_R = model_versions.alias("candidate")  # where a lineage walk starts (``holds``)
 
 # built once, run on the driver: see models_store
 _INSERT = Prepared(
@@ -219,8 +220,12 @@ class VersionStore:
         self.s.execute(delete(V).where(V.c.id == version_id))
 
     def deleted_before(self, cut: int) -> list[Row[Any]]:
+        """Versions soft-deleted before ``cut`` that nothing holds (``holds.held``): a live
+        deployment still serving one, or a lineage child an alias, a stage or a deployment
+        holds, keeps it until that lets go."""
         # ``deleted_at < cut`` implies the partial index's condition for both planners
-        return list(self.s.execute(select(V).where(V.c.deleted_at < cut)))
+        roots = select(_R.c.id).where(_R.c.deleted_at < cut)
+        return list(self.s.execute(select(V).where(V.c.deleted_at < cut, ~held(V, roots))))
 
     def nth_newest_ready(self, model_id: int, n: int) -> int | None:
         """The number of the model's ``n``-th newest live READY version (None: it has
@@ -379,19 +384,13 @@ def prunable_ids(
 
 
 def prunable(model_id: int, created_before: int | None = None) -> ColumnElement[bool]:
-    """Whether a version of the model may be pruned when it is older than the ones kept: it
-    carries no alias, is in neither ``Staging`` nor ``Production``, no upload is still
-    making it (``PENDING``), and (with ``created_before``) it was created before then."""
-    aliased = (
-        select(aliases.c.version)
-        .where(aliases.c.model_id == model_id, aliases.c.version == V.c.version)
-        .exists()
-    )
-    rule = (
-        ~aliased
-        & V.c.stage.not_in([Stage.STAGING.value, Stage.PRODUCTION.value])
-        & (V.c.status != VersionStatus.PENDING.value)
-    )
+    """Whether a version of the model may be pruned when it is older than the ones kept:
+    nothing holds it (``holds.held``: an alias, the ``Staging`` or ``Production`` stage, a
+    live deployment, or a lineage child one of those holds, through relations other than
+    ``retrain``), no upload is still making it (``PENDING``), and (with
+    ``created_before``) it was created before then."""
+    roots = select(_R.c.id).where(_R.c.model_id == model_id, _R.c.deleted_at.is_(None))
+    rule = ~held(V, roots) & (V.c.status != VersionStatus.PENDING.value)
     return rule if created_before is None else rule & (V.c.created_at < created_before)
 
 
