@@ -64,6 +64,20 @@ class Settings(BaseSettings):
         le=36_500,
         description="With keep_versions: versions created within this many days stay too.",
     )
+    webhook_delivery_retention_days: float = Field(
+        30,
+        ge=0,
+        le=36_500,
+        description="gc deletes finished (succeeded or failed) webhook deliveries older than "
+        "this many days; pending ones always stay; 0 keeps them for ever.",
+    )
+    feedback_retention_days: float = Field(
+        0,
+        ge=0,
+        le=36_500,
+        description="gc deletes monitoring feedback points measured more than this many days "
+        "ago; 0 keeps them for ever.",
+    )
     # -- identities (docs/security.md) --
     bootstrap_token: SecretStr | None = Field(
         None,

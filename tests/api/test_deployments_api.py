@@ -195,3 +195,26 @@ def test_a_reader_reads_and_an_outsider_sees_nothing(api: TestClient) -> None:
     assert [(e["action"], e["actor"], e["model"]) for e in denied] == [
         ("deployment.set", "rita", "fraud")
     ]
+
+
+def test_a_served_version_cannot_be_deleted_or_purged_until_the_deployment_lets_go(
+    api: TestClient,
+) -> None:
+    """Native and MLflow deletes alike: 409, naming the deployment, and nothing changed."""
+    make_model(api)
+    body = {"model_uri": "models:/fraud/1", "environment": "prod"}
+    ok(api.put("/api/v1/deployments/fraud-api-prod", json=body))
+    for query in ("", "?purge=true"):
+        message = error(
+            api.delete(f"/api/v1/models/fraud/versions/1{query}"), 409, "RESOURCE_CONFLICT"
+        )
+        assert "served by deployment 'fraud-api-prod' (prod)" in message
+    mlflow = api.request(
+        "DELETE",
+        "/api/2.0/mlflow/model-versions/delete",
+        json={"name": "fraud", "version": "1"},
+    )
+    assert mlflow.status_code == 409 and mlflow.json()["error_code"] == "RESOURCE_CONFLICT"
+    ok(api.get("/api/v1/models/fraud/versions/1"))  # still there
+    ok(api.post("/api/v1/deployments/fraud-api-prod/retire"))
+    assert api.delete("/api/v1/models/fraud/versions/1").status_code == 204

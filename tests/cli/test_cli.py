@@ -302,6 +302,7 @@ def test_gc_prunes_with_keep_or_the_setting(tmp_path: Path) -> None:
         cairn(data, "versions", "create", "m")
     dry = json.loads(cairn(data, "gc", "--keep", "1", "--json"))
     assert dry["dry_run"] is True and dry["pruned_versions"] == [["m", 1], ["m", 2]]
+    assert (dry["webhook_deliveries"], dry["feedback_points"]) == (0, 0)
     result = runner.invoke(app, ["--uri", data, "gc", "--keep-days", "3"])
     assert result.exit_code == 2 and "--keep-days goes with --keep" in result.stderr
     result = runner.invoke(app, ["--uri", data, "gc", "--yes"], env={"CAIRN_KEEP_VERSIONS": "2"})

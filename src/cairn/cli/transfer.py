@@ -244,7 +244,11 @@ def gc(
     as_json: Json = False,
 ) -> None:
     """Apply the retention policies, then reclaim blobs no version uses. Dry run unless
-    --yes."""
+    --yes.
+
+    Also deletes finished webhook deliveries and monitoring feedback points older than
+    CAIRN_WEBHOOK_DELIVERY_RETENTION_DAYS (default 30) and CAIRN_FEEDBACK_RETENTION_DAYS
+    (default 0: kept for ever)."""
     from cairn.client.local import LocalClient
 
     sdk = client(ctx)
@@ -265,6 +269,8 @@ def gc(
                 "failed_versions": [list(v) for v in report.failed_versions],
                 "pruned_versions": [list(v) for v in report.pruned_versions],
                 "stale_uploads": report.stale_uploads,
+                "webhook_deliveries": report.webhook_deliveries,
+                "feedback_points": report.feedback_points,
             }
         )
         return
@@ -272,9 +278,16 @@ def gc(
         done = "would prune" if report.dry_run else "pruned (soft-deleted)"
         models = len({name for name, _ in report.pruned_versions})
         message(f"{done} {len(report.pruned_versions)} version(s) of {models} model(s)")
+    rows = report.webhook_deliveries or report.feedback_points
+    if rows:
+        done = "would delete" if report.dry_run else "deleted"
+        message(
+            f"{done} {report.webhook_deliveries} finished webhook delivery(ies) and "
+            f"{report.feedback_points} feedback point(s) past their retention"
+        )
     verb = "would reclaim" if report.dry_run else "reclaimed"
     message(f"{verb} {len(report.blobs)} blob(s), {report.bytes} bytes")
-    if report.dry_run and (report.blobs or report.pruned_versions):
+    if report.dry_run and (report.blobs or report.pruned_versions or rows):
         message("run again with --yes to delete them")
 
 

@@ -66,6 +66,8 @@ class GcReport:
     failed_versions: tuple[tuple[str, int], ...] = ()
     stale_uploads: int = 0
     pruned_versions: tuple[tuple[str, int], ...] = ()  # soft-deleted by keep_versions
+    webhook_deliveries: int = 0  # finished ones past CAIRN_WEBHOOK_DELIVERY_RETENTION_DAYS
+    feedback_points: int = 0  # measured before CAIRN_FEEDBACK_RETENTION_DAYS
 
 
 @dataclass(frozen=True, slots=True)

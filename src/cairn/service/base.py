@@ -40,6 +40,8 @@ class Limits:
     purge_deleted_after_s: int | None = None  # soft-deleted versions purged after this
     keep_versions: int | None = None  # gc prunes every model to its newest N (prune_versions)
     keep_versions_days: float | None = None  # ...keeping those younger than this too
+    webhook_delivery_retention_s: int | None = 30 * 86400  # finished deliveries older go
+    feedback_retention_s: int | None = None  # feedback points measured longer ago go
     creator_role: str | None = "MANAGE"  # what creating a model grants its creator
     scan_policy: str = "quarantine"  # a version whose scan is not clean: label|quarantine|reject
     webhook_allow_private: bool = False  # webhooks may target loopback/private addresses

@@ -41,6 +41,13 @@ def build_service(settings: Settings) -> RegistryService:
         creator_role=None if settings.creator_role == "NONE" else settings.creator_role,
         keep_versions=settings.keep_versions,
         keep_versions_days=settings.keep_versions_days,
+        webhook_delivery_retention_s=_seconds(settings.webhook_delivery_retention_days),
+        feedback_retention_s=_seconds(settings.feedback_retention_days),
         webhook_allow_private=settings.webhook_allow_private,
     )
     return RegistryService(db, blobs, limits=limits, keyring=keyring)
+
+
+def _seconds(days: float) -> int | None:
+    """A retention in days as seconds (at least one); 0 days: None, kept for ever."""
+    return None if days == 0 else max(1, int(days * 86400))

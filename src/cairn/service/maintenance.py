@@ -35,6 +35,7 @@ from cairn.domain.uris import parse_version_number
 from cairn.errors import InvalidParameter, NotFound
 from cairn.service.base import ServiceBase
 from cairn.service.retention import check_keep
+from cairn.service.row_retention import expire_deliveries, expire_feedback
 from cairn.store.blobs.base import BlobInfo
 from cairn.store.metadata.aliases_store import AliasStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
@@ -194,7 +195,8 @@ class MaintenanceService(ServiceBase):
         default: report, change nothing. Each model with a policy of its own
         (``set_retention``) is pruned by it (``prune_versions``); every other model by
         ``keep``/``keep_days`` if given, else by the instance's ``keep_versions``
-        settings."""
+        settings. Finished webhook deliveries and feedback points older than their
+        retention settings are deleted too (``row_retention``)."""
         self._require_admin(actor, "gc")
         grace = self.limits.gc_grace_s if grace_s is None else grace_s
         if grace < 0:
@@ -217,6 +219,11 @@ class MaintenanceService(ServiceBase):
         pruned = self._prune_all(actor, keep, keep_days, dry_run)
         purged = [] if dry_run else self._purge_expired(actor, now)
         stale = 0 if dry_run else self._drop_stale_uploads(now)
+        limits = self.limits
+        deliveries = expire_deliveries(
+            self.db, now, limits.webhook_delivery_retention_s, dry_run=dry_run
+        )
+        points = expire_feedback(self.db, now, limits.feedback_retention_s, dry_run=dry_run)
         cut = now - grace * US
         reclaimed = finished + self._strays(cut, dry_run=dry_run)
         candidates = self.db.read(lambda s: BlobIndexStore(s).unreferenced(cut))
@@ -232,6 +239,8 @@ class MaintenanceService(ServiceBase):
                 "failed_versions": [list(v) for v in failed[:1000]],
                 "pruned_versions": [list(v) for v in pruned[:1000]],
                 "stale_uploads": stale,
+                "webhook_deliveries": deliveries,
+                "feedback_points": points,
             }
             self.db.write(lambda s: self._audit(s, actor, "gc.run", after=summary))
         return GcReport(
@@ -242,6 +251,8 @@ class MaintenanceService(ServiceBase):
             failed_versions=tuple(failed),
             stale_uploads=stale,
             pruned_versions=tuple(pruned),
+            webhook_deliveries=deliveries,
+            feedback_points=points,
         )
 
     def _prune_all(

@@ -137,10 +137,11 @@ class Dispatcher:
     def _record(self, row: Any, lease_until: int, attempt: Attempt) -> None:
         now = self.clock()
         attempts = int(row.attempts)
+        # a finished delivery's next_attempt_at is when it finished: gc's retention ages it
         if attempt.ok:
-            status, retry_at = "succeeded", None
+            status, retry_at = "succeeded", now
         elif attempts >= self.max_attempts:
-            status, retry_at = "failed", None
+            status, retry_at = "failed", now
         else:
             wait = backoff_s(
                 attempts, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, rng=self._rng

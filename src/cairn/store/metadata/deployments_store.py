@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.access import ReadFilter
@@ -367,6 +367,38 @@ class DeploymentStore:
         if readable is not None:
             query = query.where(readable_models(readable))
         return [_event(r) for r in self.s.execute(query)]
+
+    # -- retention (gc) ---------------------------------------------------------------------
+
+    def with_points_before(self, cut: int) -> list[int]:
+        """Ids of the deployments that hold feedback points measured before ``cut`` (an
+        index probe each), in order."""
+        old = select(F.c.id).where(F.c.deployment_id == D.c.id, F.c.at < cut).exists()
+        return [
+            int(i) for i in self.s.execute(select(D.c.id).where(old).order_by(D.c.id)).scalars()
+        ]
+
+    def count_points_before(self, deployment_ids: Sequence[int], cut: int) -> int:
+        """How many points of these deployments were measured before ``cut``."""
+        query = select(func.count()).select_from(F).where(_points_before(deployment_ids, cut))
+        return int(self.s.execute(query).scalar_one())
+
+    def delete_points_before(self, deployment_id: int, cut: int, limit: int) -> int:
+        """Delete up to ``limit`` of the deployment's points measured before ``cut``, oldest
+        first; how many went. One deployment at a time, in the index's order, so that the
+        scan stops after ``limit`` rows however many more are due."""
+        batch = (
+            select(F.c.id)
+            .where(_points_before([deployment_id], cut))
+            .order_by(F.c.at, F.c.id)
+            .limit(limit)
+        )
+        return int(self.s.execute(delete(F).where(F.c.id.in_(batch))).rowcount)
+
+
+def _points_before(deployment_ids: Sequence[int], cut: int) -> Any:
+    """By the (deployment_id, at, id) index."""
+    return F.c.deployment_id.in_(list(deployment_ids)) & (F.c.at < cut)
 
 
 def _scope(kind: str, *parts: object) -> str:

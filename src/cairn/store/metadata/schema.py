@@ -572,6 +572,9 @@ webhooks = Table(
 
 # The outbox: one row per (webhook, event), written by that trigger in the transaction of
 # the change; the dispatchers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+# ``next_attempt_at`` of a pending row is when it is due; of a finished one (succeeded or
+# failed), when it finished: gc deletes those past their retention through the
+# (status, next_attempt_at) index.
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.webhooks import (
@@ -35,6 +35,7 @@ W = webhooks
 D = webhook_deliveries
 E = audit_events
 MAX_ERROR = 500
+FINISHED = ("succeeded", "failed")  # a delivery's final states; "pending" is the other
 
 
 class WebhookStore:
@@ -239,7 +240,9 @@ class WebhookStore:
         delivered_at: int | None,
     ) -> bool:
         """Record an attempt's outcome if the lease it was made under still holds (a
-        dispatcher that outlived its lease, whose row another took, changes nothing)."""
+        dispatcher that outlived its lease, whose row another took, changes nothing).
+        ``next_attempt_at``: when a pending delivery is due next; for a finished one, when
+        it finished (what its retention counts from)."""
         values: dict[str, Any] = {
             "status": status,
             "claimed_until": None,
@@ -255,6 +258,33 @@ class WebhookStore:
             .values(values)
         )
         return bool(done.rowcount)
+
+    # -- retention (gc) -------------------------------------------------------------------
+
+    def count_finished_before(self, cut: int) -> int:
+        """How many deliveries finished (succeeded or failed) before ``cut``."""
+        query = select(func.count()).select_from(D).where(_finished_before(cut))
+        return int(self.s.execute(query).scalar_one())
+
+    def delete_finished_before(self, status: str, cut: int, limit: int) -> int:
+        """Delete up to ``limit`` of the deliveries in ``status`` (one of ``FINISHED``:
+        never a pending one) that finished before ``cut``, oldest first; how many went. One
+        status at a time, in the (status, next_attempt_at) index's order, so that the scan
+        stops after ``limit`` rows however many more are due."""
+        assert status in FINISHED
+        batch = (
+            select(D.c.id)
+            .where(D.c.status == status, D.c.next_attempt_at < cut)
+            .order_by(D.c.next_attempt_at)
+            .limit(limit)
+        )
+        return int(self.s.execute(delete(D).where(D.c.id.in_(batch))).rowcount)
+
+
+def _finished_before(cut: int) -> Any:
+    """Succeeded or failed deliveries that finished before ``cut`` (a finished row's
+    next_attempt_at is when it finished)."""
+    return and_(D.c.status.in_(FINISHED), D.c.next_attempt_at < cut)
 
 
 def _in_the_clear() -> Any:
