@@ -234,7 +234,8 @@ class BaseClient(LineageMethods, abc.ABC):
 
     @abc.abstractmethod
     def purge_version(self, name: str, version: int | str) -> None:
-        """Delete a version for good (no restore); gc may then reclaim its bytes."""
+        """Delete a version for good (no restore); gc may then reclaim its bytes. A version
+        a live deployment serves is refused (``Conflict``)."""
 
     @abc.abstractmethod
     def prune_versions(
@@ -248,11 +249,12 @@ class BaseClient(LineageMethods, abc.ABC):
         filter: str | None = None,
     ) -> PruneReport:
         """Delete the model's versions older than its newest ``keep``, except those an
-        alias, the ``Staging`` or ``Production`` stage or an upload in progress holds, and
-        those created within ``keep_days``: soft (restorable) or, with ``purge``, for good.
-        A dry run unless ``dry_run`` is False: the report says what would go and how many
-        bytes only those versions hold. ``filter`` (the search grammar): only the versions
-        it matches may go, e.g. ``"tags.run = 'scratch'"``."""
+        alias, the ``Staging`` or ``Production`` stage, a live deployment or an upload in
+        progress holds, the lineage parents (but through ``retrain``) of versions those
+        hold, and those created within ``keep_days``: soft (restorable) or, with
+        ``purge``, for good. A dry run unless ``dry_run`` is False: the report says what
+        would go and how many bytes only those versions hold. ``filter`` (the search
+        grammar): only the versions it matches may go, e.g. ``"tags.run = 'scratch'"``."""
 
     @abc.abstractmethod
     def get_retention(self, name: str) -> RetentionPolicy:

@@ -95,8 +95,10 @@ class MaintenanceService(ServiceBase):
     ) -> PruneReport:
         """Delete the model's live versions older than its newest ``keep`` READY ones, and
         its FAILED ones wherever they are (an upload that never finished is never one of the
-        versions kept), except those an alias, the ``Staging`` or ``Production`` stage or an
-        upload in progress holds, and (``keep_days``) those created within that many days:
+        versions kept), except those something holds (``holds.held``: an alias, the
+        ``Staging`` or ``Production`` stage, a live deployment, or a lineage child one of
+        those holds through any relation but ``retrain``), those an upload in progress
+        holds, and (``keep_days``) those created within that many days:
         soft (restorable, bytes kept) or, with ``purge``, for good. ``filter`` (the search
         grammar): only the versions it matches are candidates (``tags.run = 'scratch'``).
         ``dry_run``: only say what."""

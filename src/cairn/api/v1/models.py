@@ -115,7 +115,8 @@ def restore_model(name: str, service: Service, actor: Caller) -> JSONResponse:
 @router.post("/{name}/prune", response_model=PruneOut)
 def prune_versions(name: str, body: PruneIn, service: Service, actor: Caller) -> JSONResponse:
     """Delete the versions older than the newest ``keep``, except those an alias, the
-    Staging or Production stage or an upload in progress holds, and those created within
+    Staging or Production stage, a live deployment or an upload in progress holds, the
+    lineage parents (but through retrain) of versions those hold, and those created within
     ``keep_days`` (MANAGE); with ``filter``, only among the versions it matches. A dry
     run unless ``dry_run`` is false; soft (restorable) unless ``purge``."""
     report = service.prune_versions(
