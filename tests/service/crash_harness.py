@@ -368,6 +368,25 @@ class Registry:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
+    def settle(self) -> None:
+        """Wait until PostgreSQL has ended the sessions of a killed child: until then the
+        advisory lock a crashed gc or prune took is still held, and the next run of the
+        use case (the caller trying again) would be refused as if another were running.
+        The server sees the socket close at once, but on a loaded machine its backend
+        can take seconds to be scheduled and exit."""
+        if self.dialect != "postgresql":
+            return
+        held = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        deadline = time.monotonic() + 60
+        with self._engine.connect() as conn:
+            while conn.exec_driver_sql(held).scalar_one():
+                assert time.monotonic() < deadline, "a killed child's lock outlived it"
+                time.sleep(0.05)
+                conn.rollback()  # a fresh snapshot of pg_locks each time
+
     def reset_sequences(self) -> None:
         """Put PostgreSQL's sequences back as saved (a rolled-back insert keeps the
         number it took)."""
@@ -697,6 +716,7 @@ def crash_everywhere(
     def crash(k: int | None) -> int:
         registry.restore()
         status = child(registry, op, k, journal, case=case)
+        registry.settle()
         if journal is not None:
             lose_power(registry, journal)
         return status
