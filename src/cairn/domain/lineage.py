@@ -249,22 +249,6 @@ def validate_impact_bounds(depth: object, max_versions: object) -> tuple[int, in
     return int(d), int(n)  # type: ignore[call-overload]
 
 
-def has_cycle(edges: Mapping[int, set[int]], child: int, parent: int) -> bool:
-    """Whether adding child → parent (the child derives from the parent) closes a cycle:
-    ``edges`` maps a version to its parents; there is one when ``child`` is the parent or
-    one of its ancestors."""
-    seen, todo = set(), [parent]
-    while todo:
-        node = todo.pop()
-        if node == child:
-            return True
-        if node in seen:
-            continue
-        seen.add(node)
-        todo.extend(edges.get(node, ()))
-    return False
-
-
 # -- graphs ---------------------------------------------------------------------------
 
 

@@ -29,7 +29,6 @@ from cairn.domain.lineage import (
     LineageInput,
     Node,
     Serving,
-    has_cycle,
     input_node,
     input_to_json,
     parent_ref,
@@ -56,8 +55,6 @@ from cairn.store.metadata.clock import to_datetime
 from cairn.store.metadata.database import Tx
 from cairn.store.metadata.lineage_store import LineageStore, input_key, to_input
 from cairn.store.metadata.versions_store import VersionStore
-
-MAX_ANCESTRY = 10_000  # versions a cycle check may visit
 
 
 class LineageService(ServiceBase):
@@ -360,7 +357,7 @@ def record_in(
                     f"not {i.relation!r}; remove that input first to change it"
                 )
             continue
-        if parent_id is not None and _closes_cycle(store, version_id, parent_id):
+        if parent_id is not None and store.descends_from(parent_id, version_id):
             raise InvalidParameter(
                 f"{i.uri} derives from this version already; recording it as a parent "
                 "would make a cycle"
@@ -381,17 +378,6 @@ def _parent(s: Tx, actor: Actor, uri: str) -> tuple[int, str]:
     number = _number(s, model, ref)
     row = VersionStore(s).get(model.id, model.name, number)
     return int(row.id), version_node_id(model.name, number)
-
-
-def _closes_cycle(store: LineageStore, child: int, parent: int) -> bool:
-    """Whether ``child`` is ``parent`` or one of its ancestors (walked a level at a time)."""
-    edges: dict[int, set[int]] = {}
-    frontier = {parent}
-    while frontier and len(edges) < MAX_ANCESTRY:
-        found = store.parents(frontier)
-        edges.update(found)
-        frontier = {p for ps in found.values() for p in ps} - set(edges)
-    return has_cycle(edges, child, parent)
 
 
 def _visible(actor: Actor, model_id: Any, name_key: Any, model_deleted_at: Any) -> bool:

@@ -187,19 +187,23 @@ class LineageStore:
             ).all()
         )
 
-    def parents(self, version_ids: Collection[int]) -> dict[int, set[int]]:
-        """version id → the ids of its parent versions."""
-        found: dict[int, set[int]] = {}
-        if not version_ids:
-            return found
-        rows = self.s.execute(
-            select(L.c.version_id, L.c.parent_version_id).where(
-                L.c.version_id.in_(list(version_ids)), L.c.parent_version_id.is_not(None)
-            )
-        ).all()
-        for child, parent in rows:
-            found.setdefault(int(child), set()).add(int(parent))
-        return found
+    def descends_from(self, version_id: int, ancestor_id: int) -> bool:
+        """Whether ``ancestor_id`` is a parent of ``version_id``, or a parent's parent, and
+        so on, however far: one recursive query (``UNION`` keeps each version once, so it
+        ends on any graph), where a walk a level at a time cost one query per generation
+        (a 3,000-version fine-tune chain took minutes to record)."""
+        walk = (
+            select(L.c.parent_version_id.label("id"))
+            .where(L.c.version_id == version_id, L.c.parent_version_id.is_not(None))
+            .cte("ancestry", recursive=True)
+        )
+        walk = walk.union(
+            select(L.c.parent_version_id)
+            .join(walk, L.c.version_id == walk.c.id)
+            .where(L.c.parent_version_id.is_not(None))
+        )
+        found = select(walk.c.id).where(walk.c.id == ancestor_id).limit(1)
+        return self.s.execute(found).first() is not None
 
     def aliases_of(self, pairs: Collection[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
         """(model id, version) → the aliases pointing at it now."""
