@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cairn.domain.codec import format_time, parse_time
-from cairn.domain.webhooks import MAX_FAMILY_DOTS, selects
+from cairn.domain.webhooks import MAX_FAMILY_DOTS, filter_items
 from cairn.errors import InvalidParameter
 
 OUTCOMES = ("ok", "denied")
@@ -117,29 +116,22 @@ def clean_event_filter(events: object) -> tuple[str, ...] | None:
     every event. Sorted, without what a family or ``*`` already selects."""
     if events is None:
         return None
-    given = [events] if isinstance(events, str) else events
-    if not isinstance(given, Iterable) or isinstance(given, Mapping):
-        raise InvalidParameter("events must be a list of event names such as 'alias.set'")
-    chosen: set[str] = set()
-    for item in given:
-        if not isinstance(item, str) or not item:
-            raise InvalidParameter("events must be a list of event names such as 'alias.set'")
-        name = item.removesuffix(".*")
-        family = name != item
-        if item != "*" and (
-            len(item) > 64
-            or not _ACTION_RE.fullmatch(name)
-            or (family and item.count(".") > MAX_FAMILY_DOTS)
-        ):
-            raise InvalidParameter(
-                f"event filter {item!r} is not valid; use '*', a family such as 'alias.*' "
-                "or 'version.tag.*', or an event name such as 'alias.set'"
-            )
-        chosen.add(item)
-    if not chosen or "*" in chosen:
-        return None
-    families = [f for f in chosen if f.endswith(".*")]
-    return tuple(sorted(e for e in chosen if e in families or not selects(families, e)))
+    chosen = filter_items(events, _well_formed)
+    return None if chosen in ((), ("*",)) else chosen
+
+
+def _well_formed(item: str) -> None:
+    """Refuse a filter item that is not a name or a family of the audit actions' shape."""
+    name = item.removesuffix(".*")
+    if (
+        len(item) > 64
+        or not _ACTION_RE.fullmatch(name)
+        or (name != item and item.count(".") > MAX_FAMILY_DOTS)
+    ):
+        raise InvalidParameter(
+            f"event filter {item!r} is not valid; use '*', a family such as 'alias.*' "
+            "or 'version.tag.*', or an event name such as 'alias.set'"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import hmac
 import ipaddress
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,6 +159,28 @@ def clean_events(events: object) -> tuple[str, ...]:
     whose name starts so, now and later) or event names. An event a family or ``*``
     already selects is dropped; each must select at least one event of ``EVENTS``. The
     trigger on ``audit_events`` (migration 0017) matches them in SQL."""
+    chosen = filter_items(events, _carried)
+    if not chosen:
+        raise InvalidParameter("events must name at least one event (or '*')")
+    return chosen
+
+
+def _carried(item: str) -> None:
+    """Refuse a filter item that selects no event a webhook carries."""
+    if item.endswith(".*"):
+        if item.count(".") > MAX_FAMILY_DOTS or not any(selects((item,), e) for e in EVENTS):
+            raise InvalidParameter(f"event family {item!r} matches no event; see EVENTS")
+    elif item not in EVENTS:
+        raise InvalidParameter(
+            f"event {item!r} is not one a webhook can carry; use '*', a family such as "
+            "'alias.*', or one of: " + ", ".join(EVENTS)
+        )
+
+
+def filter_items(events: object, check: Callable[[str], None]) -> tuple[str, ...]:
+    """The items of an event filter (one, or a list), each but ``*`` passed to ``check``
+    (which raises), sorted, without what a family already selects; ``("*",)`` when ``*``
+    is among them. The webhook filter's (``clean_events``) and the audit tail's."""
     given = [events] if isinstance(events, str) else events
     if not isinstance(given, Iterable) or isinstance(given, Mapping):
         raise InvalidParameter("events must be a list of event names such as 'alias.set'")
@@ -166,21 +188,9 @@ def clean_events(events: object) -> tuple[str, ...]:
     for item in given:
         if not isinstance(item, str) or not item:
             raise InvalidParameter("events must be a list of event names such as 'alias.set'")
-        if item == "*":
-            chosen.add(item)
-        elif item.endswith(".*"):
-            if item.count(".") > MAX_FAMILY_DOTS or not any(selects((item,), e) for e in EVENTS):
-                raise InvalidParameter(f"event family {item!r} matches no event; see EVENTS")
-            chosen.add(item)
-        elif item in EVENTS:
-            chosen.add(item)
-        else:
-            raise InvalidParameter(
-                f"event {item!r} is not one a webhook can carry; use '*', a family such as "
-                "'alias.*', or one of: " + ", ".join(EVENTS)
-            )
-    if not chosen:
-        raise InvalidParameter("events must name at least one event (or '*')")
+        if item != "*":
+            check(item)
+        chosen.add(item)
     if "*" in chosen:
         return ("*",)
     families = [f for f in chosen if f.endswith(".*")]
