@@ -159,8 +159,9 @@ class AuditService(ServiceBase):
         outcome: str | None = None,
         max_results: int | None = None,
     ) -> EventPage:
-        """The log's events after ``after_seq`` (0: from its start), oldest first, and
-        the cursor to pass next: a tail that neither skips nor repeats an event.
+        """The log's events after ``after_seq`` (0: from its start; ``FROM_END``: from its
+        end), oldest first, and the cursor to pass next: a tail that neither skips nor
+        repeats an event.
 
         Who sees what is ``list_audit``'s rule: the instance ADMIN every event (with
         ``model``, that name's, deleted namesakes and refused attempts included); MANAGE

@@ -249,14 +249,7 @@ class LineageStore:
         """The dataset inputs naming ``uri`` on versions of live models the caller may read
         (``readable``; None: every model), oldest first, a page at a time."""
         fingerprint = _sha("lineage.users_of", uri)[:32]
-        conditions: list[Any] = [
-            L.c.uri_key == uri_key(uri),
-            L.c.uri == uri,
-            L.c.kind == InputKind.DATASET.value,
-            M.c.deleted_at.is_(None),
-        ]
-        if readable is not None:
-            conditions.append(readable_models(readable))
+        conditions = _naming(uri, readable)
         if page_token:
             (after,) = decode_page_token(page_token, fingerprint, [int])
             conditions.append(L.c.id > after)
@@ -281,14 +274,7 @@ class LineageStore:
         its version (``VERSION_COLUMNS``, the model's name as ``model``: ``name`` is the
         input's); one query. More than ``limit`` versions: the
         rows of ``limit`` + 1 of them, so the caller can tell."""
-        conditions: list[Any] = [
-            L.c.uri_key == uri_key(uri),
-            L.c.uri == uri,
-            L.c.kind == InputKind.DATASET.value,
-            M.c.deleted_at.is_(None),
-        ]
-        if readable is not None:
-            conditions.append(readable_models(readable))
+        conditions = _naming(uri, readable)
         first = (
             select(V.c.id)
             .select_from(L)
@@ -317,6 +303,20 @@ class LineageStore:
                 .order_by(V.c.id, L.c.id)
             ).all()
         )
+
+
+def _naming(uri: str, readable: ReadFilter | None) -> list[Any]:
+    """Conditions on dataset inputs naming ``uri``, of live models the caller may read
+    (``readable``; None: every model)."""
+    conditions: list[Any] = [
+        L.c.uri_key == uri_key(uri),
+        L.c.uri == uri,
+        L.c.kind == InputKind.DATASET.value,
+        M.c.deleted_at.is_(None),
+    ]
+    if readable is not None:
+        conditions.append(readable_models(readable))
+    return conditions
 
 
 def to_input(row: Any, *, parent_uri: str | None = None, deleted: bool = False) -> LineageInput:
