@@ -250,7 +250,7 @@ def test_sign_in_is_rate_limited_like_the_api_login(
     ],
 )
 def test_sign_in_from_another_site_is_refused(
-    visitor: TestClient, world: World, headers: dict[str, str]
+    visitor: TestClient, world: World, api: TestClient, headers: dict[str, str]
 ) -> None:
     response = visitor.post(
         "/login",
@@ -261,6 +261,12 @@ def test_sign_in_from_another_site_is_refused(
     assert response.status_code == 403
     assert "another site" in response.text
     assert not cookies_set(response)
+    # on record, by anonymous, naming the other site's origin only (no path, no query)
+    events = api.get(f"{V1}/audit", params={"outcome": "denied"}).json()["events"]
+    (refused,) = [e for e in events if e["action"] == "authenticate"]
+    origin = headers.get("Origin") or "https://evil.example"
+    assert refused["actor"] == "anonymous"
+    assert refused["after"] == {"reason": "a form posted from another site", "origin": origin}
 
 
 def test_sign_in_without_origin_or_referer_is_accepted(visitor: TestClient, world: World) -> None:

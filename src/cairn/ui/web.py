@@ -156,8 +156,16 @@ def check_origin(request: Request) -> None:
     parts = urlsplit(source)
     host = request.headers.get("host", "").lower()
     if parts.scheme not in ("http", "https") or not host or parts.netloc.lower() != host:
+        # on record as a CSRF refusal is, by anonymous; of the other site only its origin
+        # (a Referer's path and query are that site's, and may hold anything)
+        where = f"{parts.scheme}://{parts.netloc}" if parts.scheme else source
         raise PermissionDenied(
-            "this form was posted from another site; open the page on this server and try again"
+            "this form was posted from another site; open the page on this server and try again",
+            denial={
+                "action": "authenticate",
+                "reason": "a form posted from another site",
+                "origin": where[:256],
+            },
         )
 
 
