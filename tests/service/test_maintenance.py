@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import delete, event, insert, select, update
 
 from cairn.domain.artifacts import Retention
 from cairn.domain.models import SYSTEM, FileEntry, VersionSpec, VersionStatus
@@ -28,7 +28,7 @@ from cairn.service.registry import RegistryService
 from cairn.store.blobs.base import BlobStore
 from cairn.store.metadata.blob_index_store import BlobIndexStore
 from cairn.store.metadata.named_lock import named_lock
-from cairn.store.metadata.schema import blobs, model_versions
+from cairn.store.metadata.schema import blobs, model_versions, version_scans
 
 US = 1_000_000
 DAY = 86400 * US
@@ -751,6 +751,33 @@ def test_prune_counts_only_ready_versions_among_the_newest_kept(
     assert (report.pruned, report.protected) == ((1,), ())
     assert _live(service) == [3, 2]
     assert service.resolve(SYSTEM, "models:/m/latest").version == 2
+
+
+def test_prune_does_not_count_a_quarantined_version_among_the_newest_kept(
+    service: RegistryService,
+) -> None:
+    """A version its scan quarantined is READY, but its files are refused: keeping the
+    newest one would then keep nothing anyone can pull. The newest usable one is kept, and
+    the quarantined one, newer, is not pruned either (nothing newer than the kept is)."""
+    service.create_model(SYSTEM, "m")
+    push(service, "m", {"a": b"one"})
+    push(service, "m", {"a": b"two"})
+    push(service, "m", {"a": b"three"})  # quarantined below
+    three = service.get_version(SYSTEM, "m", 3)
+
+    def quarantine(s: Any) -> None:
+        vid = s.execute(
+            select(model_versions.c.id).where(model_versions.c.version == 3)
+        ).scalar_one()
+        s.execute(delete(version_scans).where(version_scans.c.version_id == vid))
+        verdict = {"status": "flagged", "action": "quarantine", "quarantined": True}
+        s.execute(insert(version_scans).values(version_id=vid, scanned_at=0, **verdict))
+
+    service.db.write(quarantine)
+    assert three.status is VersionStatus.READY
+    report = service.prune_versions(SYSTEM, "m", keep=1, dry_run=False)
+    assert report.pruned == (1,)
+    assert _live(service) == [3, 2]
 
 
 def _failed_version(service: RegistryService, name: str) -> int:

@@ -38,6 +38,7 @@ from cairn.store.metadata.schema import (
     version_files,
     version_metrics,
     version_params,
+    version_scans,
     version_tags,
 )
 
@@ -228,15 +229,22 @@ class VersionStore:
         return list(self.s.execute(select(V).where(V.c.deleted_at < cut, ~held(V, roots))))
 
     def nth_newest_ready(self, model_id: int, n: int) -> int | None:
-        """The number of the model's ``n``-th newest live READY version (None: it has
-        fewer). An upload still going on (PENDING) or one that never finished (FAILED) is
-        not one of the newest a retention keeps: it would push out the newest usable one."""
+        """The number of the model's ``n``-th newest live READY version that is not
+        quarantined (None: it has fewer). An upload still going on (PENDING), one that never
+        finished (FAILED) or one its scan quarantined (its files are refused) is not one of
+        the newest a retention keeps: it would push out the newest usable one."""
+        quarantined = (
+            select(version_scans.c.version_id)
+            .where(version_scans.c.version_id == V.c.id, version_scans.c.quarantined.is_(True))
+            .exists()
+        )
         value = self.s.execute(
             select(V.c.version)
             .where(
                 V.c.model_id == model_id,
                 V.c.deleted_at.is_(None),
                 V.c.status == VersionStatus.READY.value,
+                ~quarantined,
             )
             .order_by(V.c.version.desc())
             .offset(n - 1)
