@@ -108,6 +108,30 @@ def test_self_edges_and_cycles_are_refused_and_change_nothing(svc: RegistryServi
     assert rows(svc, lineage_inputs) == before  # the dataset of the same call neither
 
 
+def test_a_wide_level_reads_no_more_children_than_the_graph_can_show(
+    svc: RegistryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thirty versions tuned from one: a downstream graph of at most five nodes reads six
+    of them (one more, to know there are more), and says it is truncated."""
+    svc.create_model(SYSTEM, "team.wide")
+    for n in range(1, 31):
+        svc.create_version(SYSTEM, "team.wide")
+        if n > 1:
+            svc.record_inputs(WRITER, "team.wide", n, [parent("models:/team.wide/1")])
+    read: list[int] = []
+    real = lineage_service.LineageStore.children_of
+
+    def spy(self: Any, version_ids: Any, limit: int) -> list[Any]:
+        rows = real(self, version_ids, limit)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(lineage_service.LineageStore, "children_of", spy)
+    graph = svc.lineage_graph(SYSTEM, "team.wide", 1, direction="downstream", max_nodes=5)
+    assert len(graph.nodes) == 5 and graph.truncated
+    assert max(read) == 6
+
+
 def test_the_cycle_check_is_one_query_however_long_the_ancestry(svc: RegistryService) -> None:
     """A chain of fine-tunes grows a version at a time: recording the next link costs the
     same statements at depth 3 as at depth 40 (the ancestry is walked in SQL, not one

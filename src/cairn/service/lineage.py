@@ -239,9 +239,11 @@ class LineageService(ServiceBase):
             for distance in range(2, levels + 2):
                 if not frontier:
                     break
+                derived = store.children_of(frontier, limit + 1)
+                truncated |= len(derived) > limit
                 children = [
                     c
-                    for c in store.children_of(frontier)
+                    for c in derived
                     if int(c.vid) not in found
                     and _visible(actor, c.model_id, c.name_key, c.model_deleted_at)
                 ]
@@ -540,7 +542,8 @@ class _Walk:
         ids = {root: version_node_id(rows[root].name, int(rows[root].version))}
         self._deployments({root: rows[root]}, ids)
         for level in range(depth + 1):
-            children = self.store.children_of(list(ids))
+            children = self.store.children_of(list(ids), self.limit + 1)
+            self.truncated |= len(children) > self.limit
             visible = [
                 c
                 for c in children

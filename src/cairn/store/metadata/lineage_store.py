@@ -171,9 +171,11 @@ class LineageStore:
             ).all()
         )
 
-    def children_of(self, version_ids: Collection[int]) -> list[Any]:
+    def children_of(self, version_ids: Collection[int], limit: int) -> list[Any]:
         """The versions derived from these (``VERSION_COLUMNS``, plus ``parent_version_id``
-        and the relation in ``qualifier``)."""
+        and the relation in ``qualifier``), at most ``limit`` of them: a version a hundred
+        thousand others were tuned from must not load them all for a graph that shows a
+        thousand nodes (the caller takes ``limit`` rows back as "there may be more")."""
         if not version_ids:
             return []
         return list(
@@ -184,6 +186,7 @@ class LineageStore:
                 .join(M, M.c.id == V.c.model_id)
                 .where(L.c.parent_version_id.in_(list(version_ids)))
                 .order_by(L.c.parent_version_id, V.c.id)
+                .limit(limit)
             ).all()
         )
 
