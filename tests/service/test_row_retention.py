@@ -17,6 +17,7 @@ from cairn.domain.access import SYSTEM
 from cairn.domain.deployments import FeedbackPoint
 from cairn.service import row_retention
 from cairn.service.base import Limits
+from cairn.service.keyring import KEY_FILE, Keyring
 from cairn.service.registry import RegistryService
 from cairn.service.webhook_delivery import Dispatcher
 from cairn.store.blobs.local import LocalBlobStore
@@ -48,14 +49,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def svc(db: Database, blob_root: Path, clock: Clock) -> RegistryService:
+def svc(db: Database, blob_root: Path, tmp_path: Path, clock: Clock) -> RegistryService:
     limits = Limits(webhook_allow_private=True)  # the receiver is on loopback
-    return RegistryService(db, LocalBlobStore(blob_root), clock=clock, limits=limits)
+    keyring = Keyring(key_file=tmp_path / KEY_FILE)  # webhook secrets are sealed with it
+    blobs = LocalBlobStore(blob_root)
+    return RegistryService(db, blobs, clock=clock, limits=limits, keyring=keyring)
 
 
 @pytest.fixture
-def dispatcher(db: Database, clock: Clock) -> Iterator[Dispatcher]:
-    d = Dispatcher(db, allow_private=True, timeout_s=2, max_attempts=1, clock=clock)
+def dispatcher(svc: RegistryService, clock: Clock) -> Iterator[Dispatcher]:
+    d = Dispatcher(
+        svc.db, keyring=svc.keyring, allow_private=True, timeout_s=2, max_attempts=1, clock=clock
+    )
     yield d
     d.stop()
 
