@@ -21,6 +21,7 @@ from cairn.cli import (
     portability,
     promotion,
     scans,
+    serve,
     server,
     signatures,
     tokens,
@@ -44,6 +45,7 @@ app.add_typer(versions.app, name="versions")
 app.add_typer(aliases.app, name="alias")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
+app.command("serve")(serve.serve)
 app.command("push")(transfer.push)
 app.command("pull")(transfer.pull)
 app.command("gc")(transfer.gc)
