@@ -11,12 +11,11 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
+from tests.serving.models import X, onnx_model, pickle_model, skops_model
 
 from cairn.errors import InvalidParameter
-from cairn.serving.loaders import find_model_file, load_model
+from cairn.serving.loaders import MissingExtra, find_model_file, load_model, need
 from cairn.serving.protocol import parse_invocation
-
-from .models import X, onnx_model, pickle_model, skops_model
 
 
 def test_skops_model_predicts(tmp_path: Path) -> None:
@@ -93,3 +92,8 @@ def test_scoring_protocol(body: object, columns: object, rows: object) -> None:
 def test_bad_bodies(body: object, message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         parse_invocation(body)
+
+
+def test_a_missing_package_names_the_extra() -> None:
+    with pytest.raises(MissingExtra, match=r"'onnxruntime'.*pip install 'cairn-registry\[serve\]'"):
+        need("cairn_no_such_module", "onnxruntime")
