@@ -66,4 +66,4 @@ def serve(
         serving.follow_in_background()
         uvicorn.run(create_serving_app(serving.holder), host=host, port=port, log_level="warning")
     finally:
-        serving.stop()
+        serving.stop(timeout=1.0)  # the follower may be in a long poll: not worth waiting

@@ -159,9 +159,11 @@ class Serving:
         if current is not None:
             shutil.rmtree(self.work / f"v{current.version}", ignore_errors=True)
 
-    def stop(self) -> None:
-        """Stop following (waits for the poll in flight) and remove the working folder."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop following and remove the working folder. Waits up to ``timeout`` seconds
+        (default: as long as a poll in flight can take) for the thread to end; a process
+        about to exit need not wait, the thread is a daemon."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.wait + RETRY_S + 5)
+            self._thread.join(self.wait + RETRY_S + 5 if timeout is None else timeout)
         shutil.rmtree(self.work, ignore_errors=True)
