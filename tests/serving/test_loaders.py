@@ -97,3 +97,16 @@ def test_bad_bodies(body: object, message: str) -> None:
 def test_a_missing_package_names_the_extra() -> None:
     with pytest.raises(MissingExtra, match=r"'onnxruntime'.*pip install 'cairn-registry\[serve\]'"):
         need("cairn_no_such_module", "onnxruntime")
+
+
+def test_a_model_fitted_on_a_frame_gets_its_columns_in_its_order(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["amount", "age"])
+    model = LogisticRegression(C=100.0).fit(frame, [int(row[1]) for row in X])
+    sio.dump(model, tmp_path / "model.skops")
+    predictor = load_model(tmp_path)
+    # no "X does not have valid feature names" warning (warnings are errors here)
+    assert predictor.predict(["age", "amount"], [[1, 0], [0, 1]]) == [1, 0]
+    assert predictor.predict(None, [[0, 1], [1, 0]]) == [1, 0]
+    with pytest.raises(InvalidParameter, match=r"columns \['age', 'size'\] do not match"):
+        predictor.predict(["age", "size"], [[1, 0]])

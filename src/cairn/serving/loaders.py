@@ -102,6 +102,12 @@ def load_skops(path: Path) -> Predictor:
         raise InvalidParameter(f"{path.name} holds a {type(model).__name__}, which cannot predict")
     names = getattr(model, "feature_names_in_", None)
     expected = None if names is None else [str(n) for n in names]
+    pandas = None
+    if expected is not None:  # a model fitted on a DataFrame warns on bare arrays
+        try:
+            pandas = importlib.import_module("pandas")
+        except ImportError:
+            pandas = None
 
     def predict(columns: list[str] | None, rows: Any) -> list[Any]:
         if not isinstance(rows, list):
@@ -112,6 +118,8 @@ def load_skops(path: Path) -> Predictor:
             order = [columns.index(c) for c in expected]
             rows = [[row[i] for i in order] for row in rows]
         x = _array(np, rows)
+        if expected is not None and pandas is not None:  # fitted on a frame: give it one
+            x = pandas.DataFrame(list(rows), columns=expected)
         try:
             return list(model.predict(x).tolist())
         except ValueError as exc:
