@@ -37,7 +37,7 @@ def serve(
 ) -> None:
     """Serve MODEL_URI with MLflow's scoring protocol (POST /invocations, GET /ping,
     GET /version). Only .skops and .onnx files are loaded, never a pickle; needs
-    cairn-registry[serve]."""
+    the serve extra of cairn-registry."""
     ref = parse_model_uri(model_uri)
     if env is not None and deployment is None:
         raise InvalidParameter("--env goes with --deployment NAME")
