@@ -3,6 +3,7 @@ PostgreSQL; a move of the alias swaps the model, a failed load or a deletion doe
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from tests.serving.models import onnx_model, pickle_model, skops_model
 
 from cairn.client.base import BaseClient
 from cairn.errors import InvalidParameter
-from cairn.serving.app import ModelHolder, Served, create_serving_app
+from cairn.serving.app import ModelHolder, Served, _finite, create_serving_app
 from cairn.serving.follow import Serving
 from cairn.serving.loaders import load_model
 
@@ -138,6 +139,10 @@ def test_bad_requests_are_400_and_big_ones_413(tmp_path: Path) -> None:
     chunks = iter([b'{"inputs": [', b"[1, 2], " * 20, b"[1, 2]]}"])
     answer = web.post("/invocations", content=chunks, headers=JSON)
     assert answer.status_code == 413 and "over 100" in answer.json()["message"]
+    answer = web.post("/invocations", content=b'{"inputs": [[NaN, 1]]}', headers=JSON)
+    assert answer.status_code == 400 and "NaN is not a JSON number" in answer.json()["message"]
+    # and predictions JSON cannot carry (NaN, infinities) go out as null
+    assert _finite([[math.nan, 1.0], [math.inf, 2]]) == [[None, 1.0], [None, 2]]
     assert web.post("/invocations", json={"inputs": [[1, 2]]}).json() == {
         "predictions": [[2.0, 4.0]]
     }

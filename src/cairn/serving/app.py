@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -76,6 +78,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(value: Any) -> Any:
+    """Predictions as JSON can carry them: NaN and infinities (which JSON lacks) as null."""
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def create_serving_app(holder: ModelHolder, *, max_body: int = MAX_BODY) -> FastAPI:
     app = FastAPI(title="cairn serve", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -106,12 +121,12 @@ def create_serving_app(holder: ModelHolder, *, max_body: int = MAX_BODY) -> Fast
             raise InvalidParameter(f"send application/json, not {kind!r}")
         raw = await _read_body(request, max_body)
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=_no_constant)
         except ValueError as exc:
             raise InvalidParameter(f"the body is not JSON: {exc}") from None
         columns, rows = parse_invocation(body)
         # the model's work runs in a worker thread, not on the event loop
         predictions = await asyncio.to_thread(served.predictor.predict, columns, rows)
-        return JSONResponse({"predictions": predictions})
+        return JSONResponse({"predictions": _finite(predictions)})
 
     return app
