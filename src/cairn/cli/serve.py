@@ -48,6 +48,7 @@ def serve(
     from cairn.serving.follow import Serving
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per poll of the event log
     serving = Serving(
         client(ctx),
         model_uri,
