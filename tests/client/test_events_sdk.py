@@ -87,6 +87,22 @@ def test_follow_yields_the_backlog_then_what_lands(client: BaseClient, writer: L
         next(client.follow_events(max_backoff=0))
 
 
+def test_follow_ends_when_its_stop_is_set_though_no_event_comes(client: BaseClient) -> None:
+    """A long-running consumer (``cairn serve``'s follower, say) can end its follow from
+    another thread: with no event at all, the iteration ends after the poll in progress."""
+    stop = threading.Event()
+    seen: list[AuditEvent] = []
+
+    def consume() -> None:
+        seen.extend(client.follow_events(after=-1, events=["model.*"], wait=1, stop=stop))
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    after_a_while(stop.set).join()
+    consumer.join(timeout=30)
+    assert not consumer.is_alive() and seen == []
+
+
 class FlakyTail(httpx.BaseTransport):
     """A real transport to the server, but the tail requests numbered in ``fail`` are
     answered 503 by a "proxy" that asks for longer than the client's retry budget."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 import functools
-import time
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -341,12 +341,15 @@ class BaseClient(LineageMethods, abc.ABC):
         outcome: str | None = None,
         wait: float = 30.0,
         max_backoff: float = 30.0,
+        stop: threading.Event | None = None,
     ) -> Iterator[AuditEvent]:
-        """Every event after ``after`` and then each new one as it lands, for ever
-        (``tail_events`` pages, each waiting up to ``wait`` seconds). A transient failure
-        (the server unreachable or busy: ``Unavailable``) is retried from the last cursor
-        after a back-off that doubles up to ``max_backoff`` seconds; any other error ends
-        the iteration. To resume later, pass the ``seq`` of the last event handled."""
+        """Every event after ``after`` and then each new one as it lands, for ever, or
+        until ``stop`` is set (``tail_events`` pages, each waiting up to ``wait`` seconds:
+        set from another thread, ``stop`` ends the iteration within ``wait`` seconds even
+        when no event comes, and at once during a back-off). A transient failure (the
+        server unreachable or busy: ``Unavailable``) is retried from the last cursor after
+        a back-off that doubles up to ``max_backoff`` seconds; any other error ends the
+        iteration. To resume later, pass the ``seq`` of the last event handled."""
         if isinstance(max_backoff, bool) or not isinstance(max_backoff, int | float):
             raise InvalidParameter(f"max_backoff must be a number of seconds, not {max_backoff!r}")
         if not 0 < max_backoff <= MAX_FOLLOW_BACKOFF_S:
@@ -356,13 +359,14 @@ class BaseClient(LineageMethods, abc.ABC):
         cursor = 0 if after is None else after
         first = min(FOLLOW_FIRST_BACKOFF_S, max_backoff)
         delay = first
-        while True:
+        stop = stop or threading.Event()  # never set: for ever
+        while not stop.is_set():
             try:
                 page = self.tail_events(
                     after=cursor, model=model, events=events, outcome=outcome, wait=wait
                 )
             except Unavailable:
-                time.sleep(delay)
+                stop.wait(delay)
                 delay = min(delay * 2, max_backoff)
                 continue
             delay = first
