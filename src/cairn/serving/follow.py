@@ -101,21 +101,23 @@ class Serving:
         self._thread.start()
 
     def _follow(self) -> None:
-        """``client.follow_events``' loop, written out so that ``stop`` ends it between
-        two polls (``follow_events`` only returns on an event)."""
+        """``client.follow_events`` until ``stop``; an error that ends it (the token
+        revoked, the server gone for good) is logged and the follow starts again from the
+        last event handled after ``RETRY_S``."""
         while not self._stop.is_set():
             try:
-                page = self.client.tail_events(
-                    after=self.cursor, model=self.ref.name, events=["alias.*"], wait=self.wait
-                )
-                for event in page.events:
+                for event in self.client.follow_events(
+                    after=self.cursor,
+                    model=self.ref.name,
+                    events=["alias.*"],
+                    wait=self.wait,
+                    stop=self._stop,
+                ):
                     if self._stop.is_set():
                         return
                     self.on_event(event)
                     self.cursor = event.seq
-                self.cursor = page.next_after_seq
-                continue
-            except Exception as exc:  # the server gone or busy, the token revoked…
+            except Exception as exc:
                 if self._stop.is_set():
                     return
                 detail = exc.message if isinstance(exc, CairnError) else repr(exc)
